@@ -1,0 +1,81 @@
+"""The peer transport: signed HTTP requests to another station (httpx).
+
+Station-to-station endpoints live under /_openline/v1/. Every request is signed
+(`openline.core.requestsig`); every failure to get a well-formed answer becomes
+`PeerUnreachable` (retry later) or `PeerRefused` (the peer answered with a problem).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from openline.core.keys import StationKeys
+from openline.core.requestsig import sign_request
+from openline.errors import Code, OpenLineError, PeerUnreachable
+
+HANDSHAKE_PATH = "/_openline/v1/handshake"
+SEND_PATH = "/_openline/v1/send/{batch_id}"
+
+
+class PeerRefused(OpenLineError):
+    status = 502
+    title = "Peer station refused"
+
+    def __init__(self, detail: str, *, peer_code: str, http_status: int) -> None:
+        super().__init__(detail, code=Code.PEER_REFUSED)
+        self.peer_code = peer_code
+        self.http_status = http_status
+
+
+class Transport(Protocol):
+    def post(self, peer: str, base_url: str, path: str, payload: dict[str, Any]) -> Any: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class HttpTransport:
+    """Signed JSON POSTs over HTTP(S) with one pooled client per station."""
+
+    keys: StationKeys
+    origin: str
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(self.timeout, connect=3.0),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            headers={"User-Agent": "openline"},
+            trust_env=False,
+        )
+
+    def post(self, peer: str, base_url: str, path: str, payload: dict[str, Any]) -> Any:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        auth = sign_request(self.keys, "POST", path, self.origin, peer, body)
+        try:
+            resp = self._client.post(
+                base_url + path,
+                content=body,
+                headers={"Authorization": auth, "Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise PeerUnreachable(f"{peer} at {base_url}: {type(exc).__name__}: {exc}") from None
+        try:
+            data = resp.json()
+        except ValueError:
+            raise PeerUnreachable(f"{peer} answered HTTP {resp.status_code} without JSON") from None
+        if resp.status_code >= 400:
+            code = data.get("code", "unknown") if isinstance(data, dict) else "unknown"
+            detail = data.get("detail", "") if isinstance(data, dict) else ""
+            raise PeerRefused(
+                f"{peer} refused ({resp.status_code} {code}): {detail}",
+                peer_code=str(code),
+                http_status=resp.status_code,
+            )
+        return data
+
+    def close(self) -> None:
+        self._client.close()

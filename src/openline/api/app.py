@@ -1,0 +1,63 @@
+"""The station's ASGI application: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from openline import __version__
+from openline.adapters.transport import Transport
+from openline.api import federation, local, problems
+from openline.runtime import Workers, default_transport
+from openline.services.station import Station
+
+
+def create_app(
+    station: Station,
+    *,
+    transport: Transport | None = None,
+    max_request_bytes: int = 8 * 1024 * 1024,
+    workers: bool = True,
+) -> FastAPI:
+    transport = transport or default_transport(station)
+    background = Workers(station, transport) if workers else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if background is not None:
+            background.start()
+        try:
+            yield
+        finally:
+            if background is not None:
+                background.stop()
+            station.db.dispose()
+
+    app = FastAPI(
+        title=f"OpenLine station {station.name}",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,  # their UIs load from a CDN; we publish /openapi.json
+    )
+    app.state.station = station
+    app.state.transport = transport
+    app.state.max_request_bytes = max_request_bytes
+    problems.install(app)
+    app.include_router(local.router)
+    app.include_router(federation.router)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "station": station.name, "version": __version__}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

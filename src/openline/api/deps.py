@@ -1,0 +1,37 @@
+"""Dependencies shared by routes: the station and the authenticated principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from openline.adapters.transport import Transport
+from openline.errors import Unauthorized
+from openline.services import accounts
+from openline.services.accounts import Principal
+from openline.services.station import Station
+
+
+def get_station(request: Request) -> Station:
+    station: Station = request.app.state.station
+    return station
+
+
+def get_principal(request: Request, station: Annotated[Station, Depends(get_station)]) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send the station's API token as 'Authorization: Bearer <token>'")
+    with station.db.read() as conn:
+        return accounts.authenticate(conn, token.strip())
+
+
+def get_transport(request: Request) -> Transport:
+    transport: Transport = request.app.state.transport
+    return transport
+
+
+StationDep = Annotated[Station, Depends(get_station)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+TransportDep = Annotated[Transport, Depends(get_transport)]

@@ -1,0 +1,138 @@
+"""The local API (/api/v1): what the CLI and, later, the console use. Bearer-token auth.
+
+Routes translate HTTP to service calls and nothing more."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from openline.api.deps import PrincipalDep, StationDep, TransportDep
+from openline.errors import OpenLineError
+from openline.services import calls, lines
+from openline.services.accounts import Role
+from openline.services.lines import initiate_handshake
+
+router = APIRouter(prefix="/api/v1")
+WATCH = (Role.ADMINISTRATOR, Role.WATCH_OFFICER)
+Priority = Literal["flash", "immediate", "priority", "routine"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlaceCall(Strict):
+    peer: str = Field(min_length=1, max_length=63)
+    subject: str = Field(min_length=1, max_length=calls.MAX_SUBJECT)
+    priority: Priority = "routine"
+
+
+class Say(Strict):
+    text: str = Field(min_length=1, max_length=calls.MAX_TEXT)
+    lang: str = Field(default="en", min_length=1, max_length=35)
+
+
+class Close(Strict):
+    summary: str | None = Field(default=None, min_length=1, max_length=calls.MAX_SUMMARY)
+
+
+class Decline(Strict):
+    reason: str | None = Field(default=None, min_length=1, max_length=calls.MAX_SUMMARY)
+
+
+class AddLine(Strict):
+    card: dict[str, Any]
+    answer_deadline_s: int | None = Field(default=None, ge=5, le=86_400)
+
+
+@router.get("/station")
+def station_info(station: StationDep, who: PrincipalDep) -> dict[str, Any]:
+    return {
+        "name": station.name,
+        "card": station.card.to_json(),
+        "fingerprint": station.card.fingerprint,
+        "user": who.name,
+        "role": who.role.value,
+    }
+
+
+@router.get("/lines")
+def get_lines(station: StationDep, who: PrincipalDep) -> list[dict[str, Any]]:
+    return lines.list_lines(station)
+
+
+@router.post("/lines", status_code=201)
+def add_line(station: StationDep, transport: TransportDep, who: PrincipalDep, req: AddLine) -> dict[str, Any]:
+    who.require(Role.ADMINISTRATOR)
+    peer = lines.add_line(station, req.card, answer_deadline_s=req.answer_deadline_s)
+    note = None
+    try:
+        initiate_handshake(station, transport, peer)
+    except OpenLineError as exc:
+        note = lines.handshake_error(exc)
+    line = next(x for x in lines.list_lines(station) if x["peer"] == peer)
+    return {**line, "handshake": note or "ok"}
+
+
+@router.get("/calls")
+def get_calls(
+    station: StationDep,
+    who: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    state: str | None = None,
+) -> list[dict[str, Any]]:
+    return calls.list_calls(station, limit=limit, state=state)
+
+
+@router.post("/calls", status_code=201)
+def place_call(station: StationDep, who: PrincipalDep, req: PlaceCall) -> dict[str, Any]:
+    who.require(*WATCH)
+    call_id = calls.place(station, who.name, req.peer, req.subject, req.priority)
+    return calls.show_call(station, call_id)
+
+
+@router.get("/calls/{call_id}")
+def get_call(station: StationDep, who: PrincipalDep, call_id: str) -> dict[str, Any]:
+    return calls.show_call(station, call_id)
+
+
+@router.post("/calls/{call_id}/pickup")
+def pickup(station: StationDep, who: PrincipalDep, call_id: str) -> dict[str, Any]:
+    who.require(*WATCH)
+    calls.pickup(station, who.name, call_id)
+    return calls.show_call(station, call_id)
+
+
+@router.post("/calls/{call_id}/messages", status_code=201)
+def say(station: StationDep, who: PrincipalDep, call_id: str, req: Say) -> dict[str, Any]:
+    who.require(*WATCH)
+    message_id = calls.say(station, who.name, call_id, req.text, req.lang)
+    return {"call": call_id, "id": message_id, "status": "queued"}
+
+
+@router.post("/calls/{call_id}/close")
+def close(
+    station: StationDep, who: PrincipalDep, call_id: str, req: Annotated[Close, Body()] = Close()
+) -> dict[str, Any]:
+    who.require(*WATCH)
+    calls.close(station, who.name, call_id, req.summary)
+    return calls.show_call(station, call_id)
+
+
+@router.post("/calls/{call_id}/decline")
+def decline(
+    station: StationDep, who: PrincipalDep, call_id: str, req: Annotated[Decline, Body()] = Decline()
+) -> dict[str, Any]:
+    who.require(*WATCH)
+    calls.decline(station, who.name, call_id, req.reason)
+    return calls.show_call(station, call_id)
+
+
+@router.post("/calls/{call_id}/cancel")
+def cancel(station: StationDep, who: PrincipalDep, call_id: str) -> dict[str, Any]:
+    who.require(*WATCH)
+    calls.cancel(station, who.name, call_id)
+    return calls.show_call(station, call_id)

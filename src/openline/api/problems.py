@@ -1,0 +1,51 @@
+"""One place that turns errors into RFC 9457 problem documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from openline.errors import Code, OpenLineError
+
+PROBLEM_TYPE = "https://openline.invalid/problems/"
+log = structlog.get_logger("openline.api")
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        {
+            "type": PROBLEM_TYPE + code,
+            "title": title,
+            "status": status,
+            "code": code,
+            "detail": detail,
+            **extra,
+        },
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(OpenLineError)
+    async def _openline_error(request: Request, exc: OpenLineError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("request failed", path=request.url.path, code=exc.code.value)
+        return problem(exc.status, exc.code.value, exc.title, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return problem(422, Code.INVALID_INPUT.value, "Invalid input", detail, errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", path=request.url.path)
+        return problem(
+            500, Code.INTERNAL.value, "Internal error", "the station hit an unexpected error; see its log"
+        )

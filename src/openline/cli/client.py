@@ -1,0 +1,63 @@
+"""The CLI's client for its own station's local API, authenticated by the home's token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from openline.adapters.home import read_token
+from openline.errors import Code, OpenLineError
+from openline.settings import load
+
+
+class ApiError(OpenLineError):
+    """The station answered with a problem document."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code_text = code
+
+
+class StationClient:
+    def __init__(self, home: Path, *, timeout: float = 30.0) -> None:
+        self.settings = load(home)
+        self.base = self.settings.url
+        self._client = httpx.Client(
+            base_url=self.base,
+            timeout=timeout,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {read_token(home)}"},
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._client.request(method, "/api/v1" + path, **kwargs)
+        except httpx.ConnectError:
+            raise OpenLineError(
+                f"station {self.settings.name!r} is not running at {self.base}; start it with "
+                f"`openline serve --home {self.settings.home}`",
+                code=Code.STATION_NOT_RUNNING,
+            ) from None
+        except httpx.HTTPError as exc:
+            raise OpenLineError(f"talking to {self.base}: {exc}", code=Code.STATION_NOT_RUNNING) from None
+        if resp.status_code >= 400:
+            try:
+                data = resp.json()
+            except ValueError:
+                data = {}
+            raise ApiError(
+                resp.status_code, str(data.get("code", "error")), str(data.get("detail", resp.text[:300]))
+            )
+        return resp.json()
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None) -> Any:
+        return self.request("POST", path, json=json if json is not None else {})
+
+    def close(self) -> None:
+        self._client.close()

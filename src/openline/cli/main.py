@@ -1,0 +1,358 @@
+"""`openline`: every command takes the station home from --home or OPENLINE_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from openline import __version__
+from openline.cli.client import ApiError, StationClient
+from openline.errors import OpenLineError
+
+app = typer.Typer(
+    help="OpenLine: a deconfliction hotline between stations that do not trust each other.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+line_app = typer.Typer(help="Manage lines to peer stations.", no_args_is_help=True)
+app.add_typer(line_app, name="line")
+out = Console()
+err = Console(stderr=True)
+
+HomeOpt = Annotated[
+    Path, typer.Option("--home", envvar="OPENLINE_HOME", help="Station home directory.", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) instead of a table.")]
+PRIORITIES = ["flash", "immediate", "priority", "routine"]
+PRIORITY_STYLE = {"flash": "bold red", "immediate": "red", "priority": "yellow", "routine": ""}
+
+
+def fail(message: str, code: str = "error") -> NoReturn:
+    err.print(f"[bold red]error[/] ({code}): {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def client(home: Path) -> Iterator[StationClient]:
+    try:
+        c = StationClient(home)
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+    try:
+        yield c
+    except ApiError as exc:
+        fail(exc.detail, exc.code_text)
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+    finally:
+        c.close()
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    else:
+        render(data)
+
+
+@app.command()
+def version() -> None:
+    """Print the OpenLine version."""
+    out.print(__version__)
+
+
+@app.command()
+def init(
+    home: HomeOpt,
+    name: Annotated[str, typer.Option(help="Station name: lowercase letters, digits, '-'.")],
+    url: Annotated[str, typer.Option(help="Public URL peers reach this station at.")],
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OPENLINE_DATABASE_URL", help="PostgreSQL URL instead of the home's SQLite file."
+        ),
+    ] = None,
+    language: Annotated[list[str] | None, typer.Option(help="Languages the watch floor reads.")] = None,
+) -> None:
+    """Create a station home: settings, keys, database, administrator and API token."""
+    from openline.services.setup import init_home
+
+    try:
+        result = init_home(home, name, url, database_url=database_url, languages=language)
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+    out.print(f"Station [bold]{name}[/] created in {result.home}")
+    out.print(f"  database: {result.database_url.split('@')[-1]}")
+    out.print(f"  API token: {result.home / 'api-token'} (mode 0600; the CLI uses it)")
+    out.print(
+        f"  administrator: [bold]{result.admin_name}[/]  one-time password: [bold]{result.admin_password}[/]"
+    )
+    out.print("  This password is shown once and must be changed at first login.")
+    out.print(f"Next: [bold]openline serve --home {result.home}[/]")
+
+
+@app.command()
+def serve(
+    home: HomeOpt,
+    listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT to listen on (default: from the URL).")
+    ] = None,
+) -> None:
+    """Run the station: HTTP API, station-to-station endpoints and background workers."""
+    from openline.serve import run
+
+    try:
+        run(home, listen)
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+
+
+@app.command()
+def card(home: HomeOpt) -> None:
+    """Print this station's self-signed card (JSON) to give to a peer."""
+    from openline.adapters.home import load_keys
+    from openline.core.card import make_card
+    from openline.settings import load
+
+    try:
+        settings = load(home)
+        c = make_card(load_keys(home), settings.name, [settings.url], settings.languages)
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+    sys.stdout.write(json.dumps(c.to_json(), indent=2) + "\n")
+
+
+@line_app.command("add")
+def line_add(
+    home: HomeOpt,
+    card_file: Annotated[Path, typer.Argument(help="The peer's card (JSON file, or - for stdin).")],
+    answer_deadline: Annotated[
+        int | None, typer.Option(help="Seconds a call may ring before it is missed.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a peer's card, pin it, and try the handshake that makes the line active."""
+    try:
+        text = sys.stdin.read() if str(card_file) == "-" else card_file.read_text()
+        card_json = json.loads(text)
+    except OSError as exc:
+        fail(f"cannot read {card_file}: {exc.strerror}", "invalid_input")
+    except ValueError as exc:
+        fail(f"{card_file} is not JSON: {exc}", "bad_card")
+    with client(home) as c:
+        line = c.post("/lines", {"card": card_json, "answer_deadline_s": answer_deadline})
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(f"Pinned [bold]{x['peer']}[/] — fingerprint [bold]{x['peer_fingerprint']}[/]")
+        out.print("Compare this fingerprint with the peer out of band (voice, paper).")
+        state = x["state"]
+        out.print(f"Line {x['id']}: [bold]{state}[/]" + ("" if state == "active" else f" ({x['handshake']})"))
+
+    emit(line, as_json, render)
+
+
+@app.command("lines")
+def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """List lines: peer, state, last contact, outbox depth, peer fingerprint."""
+    with client(home) as c:
+        rows = c.get("/lines")
+
+    def render(items: list[dict[str, Any]]) -> None:
+        t = Table("peer", "state", "last contact", "outbox", "fingerprint", "last error")
+        for x in items:
+            t.add_row(
+                x["peer"],
+                x["state"],
+                x["last_contact_at"] or "never",
+                str(x["outbox_depth"]),
+                x["peer_fingerprint"],
+                x["last_error"] or "",
+            )
+        out.print(t)
+
+    emit(rows, as_json, render)
+
+
+@app.command()
+def call(
+    home: HomeOpt,
+    peer: Annotated[str, typer.Argument(help="The peer station's name.")],
+    subject: Annotated[str, typer.Option(help="What the call is about.")],
+    priority: Annotated[str, typer.Option(help="flash, immediate, priority or routine.")] = "routine",
+    as_json: JsonOpt = False,
+) -> None:
+    """Place a call to a peer station; it rings on their watch floor."""
+    if priority not in PRIORITIES:
+        fail(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}", "invalid_input")
+    with client(home) as c:
+        result = c.post("/calls", {"peer": peer, "subject": subject, "priority": priority})
+    emit(result, as_json, lambda x: out.print(f"Call [bold]{x['id']}[/] to {x['peer']}: {x['state']}"))
+
+
+@app.command("calls")
+def calls_cmd(
+    home: HomeOpt,
+    state: Annotated[str | None, typer.Option(help="Only calls in this state.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """List calls, newest first, with the time of each state."""
+    params: dict[str, Any] = {"limit": limit}
+    if state:
+        params["state"] = state
+    with client(home) as c:
+        rows = c.get("/calls", params=params)
+
+    def render(items: list[dict[str, Any]]) -> None:
+        t = Table("id", "peer", "dir", "priority", "state", "subject", "placed", "last change")
+        for x in items:
+            changes = [
+                x[k]
+                for k in (
+                    "delivered_at",
+                    "ringing_at",
+                    "picked_up_at",
+                    "closed_at",
+                    "missed_at",
+                    "declined_at",
+                    "cancelled_at",
+                )
+                if x[k]
+            ]
+            t.add_row(
+                x["id"],
+                x["peer"],
+                x["direction"],
+                f"[{PRIORITY_STYLE[x['priority']]}]{x['priority']}[/]",
+                x["state"],
+                x["subject"],
+                x["placed_at"],
+                max(changes) if changes else "",
+            )
+        out.print(t)
+
+    emit(rows, as_json, render)
+
+
+def _call_action(home: Path, call_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
+    with client(home) as c:
+        result = c.post(f"/calls/{call_id}/{action}", body)
+    emit(result, as_json, lambda x: out.print(f"Call {call_id}: [bold]{x.get('state', x.get('status'))}[/]"))
+
+
+@app.command()
+def pickup(
+    home: HomeOpt, call_id: Annotated[str, typer.Argument(metavar="CALL")], as_json: JsonOpt = False
+) -> None:
+    """Pick up a ringing call."""
+    _call_action(home, call_id, "pickup", None, as_json)
+
+
+@app.command()
+def say(
+    home: HomeOpt,
+    call_id: Annotated[str, typer.Argument(metavar="CALL")],
+    text: Annotated[str, typer.Argument(help="The message.")],
+    lang: Annotated[str, typer.Option(help="Language of the message.")] = "en",
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a message in a picked-up call."""
+    _call_action(home, call_id, "messages", {"text": text, "lang": lang}, as_json)
+
+
+@app.command()
+def close(
+    home: HomeOpt,
+    call_id: Annotated[str, typer.Argument(metavar="CALL")],
+    summary: Annotated[str | None, typer.Option(help="A closing summary.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Close a picked-up call."""
+    _call_action(home, call_id, "close", {"summary": summary}, as_json)
+
+
+@app.command()
+def decline(
+    home: HomeOpt,
+    call_id: Annotated[str, typer.Argument(metavar="CALL")],
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decline a ringing inbound call."""
+    _call_action(home, call_id, "decline", {"reason": reason}, as_json)
+
+
+@app.command()
+def cancel(
+    home: HomeOpt, call_id: Annotated[str, typer.Argument(metavar="CALL")], as_json: JsonOpt = False
+) -> None:
+    """Cancel an outbound call that has not been picked up."""
+    _call_action(home, call_id, "cancel", None, as_json)
+
+
+@app.command()
+def show(
+    home: HomeOpt, call_id: Annotated[str, typer.Argument(metavar="CALL")], as_json: JsonOpt = False
+) -> None:
+    """Show a call: its states, messages with receipts, and event log."""
+    with client(home) as c:
+        data = c.get(f"/calls/{call_id}")
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(
+            f"[bold]{x['subject']}[/]  ({x['priority']}, {x['direction']} "
+            f"{'to' if x['direction'] == 'out' else 'from'} {x['peer']})"
+        )
+        out.print(f"id {x['id']}  state [bold]{x['state']}[/]")
+        for k in (
+            "placed_at",
+            "delivered_at",
+            "ringing_at",
+            "picked_up_at",
+            "closed_at",
+            "missed_at",
+            "declined_at",
+            "cancelled_at",
+        ):
+            if x[k]:
+                out.print(f"  {k[:-3]:<10} {x[k]}")
+        if x["messages"]:
+            out.print("[bold]Messages[/]")
+            for m in x["messages"]:
+                mark = "✓" if m["received_at"] else "…"
+                out.print(f"  {m['time']} {m['from']:>12} {mark} {m['text']}", highlight=False)
+        if x.get("summary"):
+            out.print(f"[bold]Summary[/] {x['summary']}")
+        t = Table("at", "event", "actor", title="Event log")
+        for e in x["events"]:
+            t.add_row(e["at"], e["event"], e["actor"])
+        out.print(t)
+
+    emit(data, as_json, render)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path | None, typer.Option(help="Keep the two station homes here.")] = None,
+) -> None:
+    """Start two stations, stuttgart and moscow, open the line and place a sample call."""
+    from openline.demo import run_demo
+
+    try:
+        run_demo(workdir)
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+
+
+def run() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

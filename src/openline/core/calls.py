@@ -1,0 +1,105 @@
+"""The call state machine, the same on both stations.
+
+    placed ──deliver──▶ delivered ──ring──▶ ringing ──pickup──▶ picked_up ──close──▶ closed
+       │                   │                  │ │ │                 │
+       └──────cancel───────┴──────cancel──────┘ │ └─decline▶ declined  └─say (stays)
+                                                └──miss──▶ missed
+
+The callee's station is the authority on ringing, pick-up, decline and missed (it owns
+the watch floor and the answer deadline); the caller alone may cancel; either side may
+speak and close once the call is picked up. Each event names the party that caused it,
+and an event from the wrong party is as illegal as one in the wrong state.
+
+Events can reach the caller out of order across directions: the callee's `ring` can
+arrive before the receipt that proves delivery. A `deliver` (or a repeated `ring`) for a
+call that has moved on is therefore accepted and changes nothing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from openline.errors import IllegalTransition
+
+
+class State(StrEnum):
+    PLACED = "placed"
+    DELIVERED = "delivered"
+    RINGING = "ringing"
+    PICKED_UP = "picked_up"
+    CLOSED = "closed"
+    MISSED = "missed"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+class Event(StrEnum):
+    DELIVER = "deliver"
+    RING = "ring"
+    PICKUP = "pickup"
+    SAY = "say"
+    CLOSE = "close"
+    MISS = "miss"
+    DECLINE = "decline"
+    CANCEL = "cancel"
+
+
+class Party(StrEnum):
+    CALLER = "caller"
+    CALLEE = "callee"
+
+
+TERMINAL = frozenset({State.CLOSED, State.MISSED, State.DECLINED, State.CANCELLED})
+PRIORITIES = ("flash", "immediate", "priority", "routine")
+
+# (state, event) -> next state, for the party allowed to cause it.
+_TRANSITIONS: dict[tuple[State, Event], State] = {
+    (State.PLACED, Event.DELIVER): State.DELIVERED,
+    (State.PLACED, Event.RING): State.RINGING,
+    (State.PLACED, Event.CANCEL): State.CANCELLED,
+    (State.DELIVERED, Event.RING): State.RINGING,
+    (State.DELIVERED, Event.CANCEL): State.CANCELLED,
+    (State.RINGING, Event.PICKUP): State.PICKED_UP,
+    (State.RINGING, Event.MISS): State.MISSED,
+    (State.RINGING, Event.DECLINE): State.DECLINED,
+    (State.RINGING, Event.CANCEL): State.CANCELLED,
+    (State.PICKED_UP, Event.SAY): State.PICKED_UP,
+    (State.PICKED_UP, Event.CLOSE): State.CLOSED,
+}
+_WHO: dict[Event, frozenset[Party]] = {
+    Event.DELIVER: frozenset({Party.CALLER}),
+    Event.RING: frozenset({Party.CALLEE}),
+    Event.PICKUP: frozenset({Party.CALLEE}),
+    Event.SAY: frozenset({Party.CALLER, Party.CALLEE}),
+    Event.CLOSE: frozenset({Party.CALLER, Party.CALLEE}),
+    Event.MISS: frozenset({Party.CALLEE}),
+    Event.DECLINE: frozenset({Party.CALLEE}),
+    Event.CANCEL: frozenset({Party.CALLER}),
+}
+
+
+def _is_stale(state: State, event: Event) -> bool:
+    if event is Event.DELIVER:
+        return state is not State.PLACED
+    if event is Event.RING:
+        return state not in (State.PLACED, State.DELIVERED)
+    return False
+
+
+def apply(state: State, event: Event, by: Party) -> State:
+    """The state after `event` caused by `by`, or `IllegalTransition` with the reason."""
+    if by not in _WHO[event]:
+        raise IllegalTransition(f"the {by.value} may not {event.value} a call")
+    nxt = _TRANSITIONS.get((state, event))
+    if nxt is not None:
+        return nxt
+    if _is_stale(state, event):
+        return state
+    if state in TERMINAL:
+        raise IllegalTransition(f"the call is already {state.value}; cannot {event.value} it")
+    raise IllegalTransition(f"cannot {event.value} a call that is {state.value}")
+
+
+def allowed(state: State, by: Party) -> list[Event]:
+    """Events `by` may cause in `state` that change something (for UIs and tests)."""
+    return [e for (s, e), _ in _TRANSITIONS.items() if s is state and by in _WHO[e]]

@@ -1,0 +1,160 @@
+"""Station cards: the self-signed public description of a station.
+
+A card is exchanged out of band, like a phone number with a safety number. Its
+signature is Ed25519 over the RFC 8785 canonical JSON of every field but `signature`.
+The fingerprint commits to both public keys; people compare it by voice or on paper.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from openline.core.encoding import canonical, sha256
+from openline.core.keys import StationKeys, encryption_public_key, signing_public_key, verify
+from openline.errors import Code, EnvelopeRefused
+
+CARD_VERSION = 1
+KEM_X25519 = "X25519"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_FIELDS = {
+    "v",
+    "name",
+    "urls",
+    "signing_key",
+    "encryption_key",
+    "kem",
+    "languages",
+    "fingerprint",
+    "signature",
+}
+
+
+def fingerprint(signing_key: str, encryption_key: str) -> str:
+    """32 hex digits in groups of four: SHA-256 over both public keys, truncated."""
+    h = (
+        sha256(b"openline card fingerprint v1\x00" + signing_key.encode() + b"\x00" + encryption_key.encode())
+        .hex()[:32]
+        .upper()
+    )
+    return " ".join(h[i : i + 4] for i in range(0, 32, 4))
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise EnvelopeRefused(
+            Code.BAD_CARD,
+            f"station name must be 1-63 lowercase letters, digits or '-', got {name!r}",
+        )
+    return name
+
+
+def validate_url(url: str) -> str:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EnvelopeRefused(Code.BAD_CARD, f"station URL must be http(s)://host[:port], got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise EnvelopeRefused(Code.BAD_CARD, f"station URL has a bad port: {url!r}") from exc
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    urls: tuple[str, ...]
+    signing_key: str
+    encryption_key: str
+    languages: tuple[str, ...]
+    signature: str
+    kem: str = KEM_X25519
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.signing_key, self.encryption_key)
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    def unsigned(self) -> dict[str, Any]:
+        return {
+            "v": CARD_VERSION,
+            "name": self.name,
+            "urls": list(self.urls),
+            "signing_key": self.signing_key,
+            "encryption_key": self.encryption_key,
+            "kem": self.kem,
+            "languages": list(self.languages),
+            "fingerprint": self.fingerprint,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.unsigned(), "signature": self.signature}
+
+
+def make_card(keys: StationKeys, name: str, urls: list[str], languages: list[str]) -> Card:
+    validate_name(name)
+    clean_urls = tuple(validate_url(u) for u in urls)
+    draft = Card(
+        name, clean_urls, keys.signing_public, keys.encryption_public, tuple(languages), signature=""
+    )
+    return Card(
+        draft.name,
+        draft.urls,
+        draft.signing_key,
+        draft.encryption_key,
+        draft.languages,
+        keys.sign(canonical(draft.unsigned())),
+    )
+
+
+def parse_card(data: Any) -> Card:
+    """Check a card's shape and self-signature; return it or raise `bad_card`."""
+    if not isinstance(data, dict):
+        raise EnvelopeRefused(Code.BAD_CARD, f"card: expected a JSON object, got {type(data).__name__}")
+    missing = sorted(_FIELDS - data.keys())
+    extra = sorted(data.keys() - _FIELDS)
+    if missing or extra:
+        raise EnvelopeRefused(Code.BAD_CARD, f"card: missing fields {missing}, unknown fields {extra}")
+    if data["v"] != CARD_VERSION:
+        raise EnvelopeRefused(Code.BAD_CARD, f"card: expected version {CARD_VERSION}, got {data['v']!r}")
+    if data["kem"] != KEM_X25519:
+        raise EnvelopeRefused(Code.BAD_CARD, f"card: unsupported KEM {data['kem']!r}")
+    urls, langs = data["urls"], data["languages"]
+    if not isinstance(urls, list) or not urls or len(urls) > 8:
+        raise EnvelopeRefused(Code.BAD_CARD, "card: urls must be a list of 1 to 8 URLs")
+    if not isinstance(langs, list) or not all(isinstance(x, str) and 0 < len(x) <= 35 for x in langs):
+        raise EnvelopeRefused(Code.BAD_CARD, "card: languages must be a list of language tags")
+    try:
+        signing = signing_public_key(data["signing_key"], what="card signing key")
+        encryption_public_key(data["encryption_key"], what="card encryption key")
+    except EnvelopeRefused as exc:
+        raise EnvelopeRefused(Code.BAD_CARD, f"card: {exc.detail}") from exc
+    card = Card(
+        validate_name(data["name"]),
+        tuple(validate_url(u) for u in urls),
+        data["signing_key"],
+        data["encryption_key"],
+        tuple(langs),
+        signature=data["signature"] if isinstance(data["signature"], str) else "",
+    )
+    if data["fingerprint"] != card.fingerprint:
+        raise EnvelopeRefused(
+            Code.BAD_CARD,
+            f"card: fingerprint does not match its keys: expected {card.fingerprint!r}, "
+            f"got {data['fingerprint']!r}",
+        )
+    try:
+        verify(
+            signing,
+            card.signature,
+            canonical({k: v for k, v in data.items() if k != "signature"}),
+            what="card",
+        )
+    except EnvelopeRefused as exc:
+        raise EnvelopeRefused(Code.BAD_CARD, f"card for {card.name!r}: {exc.detail}") from exc
+    return card

@@ -1,0 +1,64 @@
+"""Time: an injectable clock and RFC 3339 rendering.
+
+Times inside the station are integer microseconds since the Unix epoch (UTC), which
+SQLite and PostgreSQL store and compare identically. On the wire and in output they are
+RFC 3339 strings in UTC with microseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+MICROS = 1_000_000
+
+
+class Clock(Protocol):
+    def now(self) -> int:
+        """Microseconds since the epoch, UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> int:
+        return time.time_ns() // 1000
+
+
+class FakeClock:
+    """A clock that moves only when told: tests drive deadlines and backoff with it."""
+
+    def __init__(self, start: int = 1_767_225_600 * MICROS) -> None:  # 2026-01-01T00:00:00Z
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> int:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> int:
+        with self._lock:
+            self._now += round(seconds * MICROS)
+            return self._now
+
+    def set(self, micros: int) -> None:
+        with self._lock:
+            self._now = micros
+
+
+def rfc3339(micros: int | None) -> str | None:
+    if micros is None:
+        return None
+    dt = datetime.fromtimestamp(micros / MICROS, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(text: str) -> int:
+    """Parse an RFC 3339 time with an explicit offset into epoch microseconds."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"expected an RFC 3339 time, got {text!r}")
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError(f"RFC 3339 time needs an offset, got {text!r}")
+    return int(dt.timestamp()) * MICROS + dt.microsecond

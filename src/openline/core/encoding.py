@@ -1,0 +1,47 @@
+"""Byte encodings shared by cards, envelopes, receipts and request signatures.
+
+Canonical JSON is RFC 8785 (JCS) through the `rfc8785` package; we never canonicalise
+by hand. Binary values travel as unpadded base64url (RFC 4648 §5).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+import rfc8785
+
+from openline.errors import Code, EnvelopeRefused
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical bytes of a JSON value."""
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise EnvelopeRefused(Code.MALFORMED, f"value cannot be canonicalised: {exc}") from exc
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64d(text: str, *, what: str = "value") -> bytes:
+    """Decode unpadded base64url, refusing anything else with a clear error."""
+    if not isinstance(text, str):
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: expected base64url text, got {type(text).__name__}")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: not base64url ({exc})") from exc
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def digest(data: bytes) -> str:
+    """The `sha-256=<base64url>` digest string used in headers and receipts."""
+    return "sha-256=" + b64e(sha256(data))

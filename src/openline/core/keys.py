@@ -1,0 +1,85 @@
+"""A station's key pair set: Ed25519 for signatures (RFC 8032), X25519 for sealing.
+
+Keys are generated and used through pyca/cryptography only. Private keys are stored as
+unencrypted PKCS#8 PEM in files of mode 0600 in the station home.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from openline.core.encoding import b64d, b64e
+from openline.errors import Code, EnvelopeRefused
+
+_RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+
+
+@dataclass(frozen=True)
+class StationKeys:
+    signing: Ed25519PrivateKey
+    encryption: X25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> StationKeys:
+        return cls(Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+
+    @property
+    def signing_public(self) -> str:
+        return b64e(self.signing.public_key().public_bytes(*_RAW))
+
+    @property
+    def encryption_public(self) -> str:
+        return b64e(self.encryption.public_key().public_bytes(*_RAW))
+
+    def sign(self, data: bytes) -> str:
+        return b64e(self.signing.sign(data))
+
+
+def private_pem(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def load_signing_pem(data: bytes) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"expected an Ed25519 private key, got {type(key).__name__}")
+    return key
+
+
+def load_encryption_pem(data: bytes) -> X25519PrivateKey:
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, X25519PrivateKey):
+        raise ValueError(f"expected an X25519 private key, got {type(key).__name__}")
+    return key
+
+
+def signing_public_key(text: str, *, what: str = "signing key") -> Ed25519PublicKey:
+    raw = b64d(text, what=what)
+    if len(raw) != 32:
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: expected 32 bytes, got {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def encryption_public_key(text: str, *, what: str = "encryption key") -> X25519PublicKey:
+    raw = b64d(text, what=what)
+    if len(raw) != 32:
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: expected 32 bytes, got {len(raw)}")
+    return X25519PublicKey.from_public_bytes(raw)
+
+
+def verify(public: Ed25519PublicKey, signature: str, data: bytes, *, what: str) -> None:
+    """Verify an Ed25519 signature or raise `bad_signature` naming what failed."""
+    sig = b64d(signature, what=f"{what} signature")
+    try:
+        public.verify(sig, data)
+    except InvalidSignature:
+        raise EnvelopeRefused(Code.BAD_SIGNATURE, f"{what}: signature does not verify") from None

@@ -1,0 +1,124 @@
+"""OpenLine's errors, one tree for the whole station.
+
+    OpenLineError                 base: a code, an HTTP status and a human explanation
+    ├── InvalidInput              a request, setting or CLI argument is malformed (422)
+    ├── NotFound                  the named line, call, peer or user does not exist (404)
+    ├── Conflict                  the action does not fit the current state (409)
+    │   └── IllegalTransition     the call state machine refuses the event
+    ├── Unauthorized              no or bad credentials; a bad request signature (401)
+    ├── Forbidden                 credentials are good but the role may not do this (403)
+    ├── EnvelopeRefused           an inbound envelope failed a wire check (400)
+    ├── PeerUnreachable           the peer station did not answer (502)
+    └── HomeError                 the station home is missing, exists already, or is damaged
+
+Every error carries a `Code` (the wire error code, stable across versions) and a
+message that says what was expected and what was found. The HTTP layer turns any of
+them into an RFC 9457 problem document in one exception handler.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Wire error codes. Stable: clients and peers match on them."""
+
+    INVALID_INPUT = "invalid_input"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    # Envelope and station-to-station refusals.
+    MALFORMED = "malformed"
+    OVERSIZE = "oversize"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_DESTINATION = "wrong_destination"
+    UNKNOWN_STATION = "unknown_station"
+    REPLAY = "replay"
+    SEQUENCE_GAP = "sequence_gap"
+    LINE_NOT_ACTIVE = "line_not_active"
+    KEY_CHANGED = "key_changed"
+    BAD_CARD = "bad_card"
+    PEER_UNREACHABLE = "peer_unreachable"
+    PEER_REFUSED = "peer_refused"
+    # Station home.
+    HOME_EXISTS = "home_exists"
+    HOME_MISSING = "home_missing"
+    STATION_NOT_RUNNING = "station_not_running"
+    INTERNAL = "internal"
+
+
+class OpenLineError(Exception):
+    """Base of every error OpenLine raises on purpose."""
+
+    code: Code = Code.INTERNAL
+    status: int = 500
+    title: str = "Internal error"
+
+    def __init__(self, detail: str, *, code: Code | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class InvalidInput(OpenLineError):
+    code = Code.INVALID_INPUT
+    status = 422
+    title = "Invalid input"
+
+
+class NotFound(OpenLineError):
+    code = Code.NOT_FOUND
+    status = 404
+    title = "Not found"
+
+
+class Conflict(OpenLineError):
+    code = Code.CONFLICT
+    status = 409
+    title = "Conflict"
+
+
+class IllegalTransition(Conflict):
+    code = Code.ILLEGAL_TRANSITION
+    title = "Illegal call transition"
+
+
+class Unauthorized(OpenLineError):
+    code = Code.UNAUTHORIZED
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(OpenLineError):
+    code = Code.FORBIDDEN
+    status = 403
+    title = "Forbidden"
+
+
+class EnvelopeRefused(OpenLineError):
+    """An inbound envelope (or card) failed a check; the code says which."""
+
+    status = 400
+    title = "Envelope refused"
+
+    def __init__(self, code: Code, detail: str) -> None:
+        super().__init__(detail, code=code)
+
+
+class PeerUnreachable(OpenLineError):
+    code = Code.PEER_UNREACHABLE
+    status = 502
+    title = "Peer station unreachable"
+
+
+class HomeError(OpenLineError):
+    code = Code.HOME_MISSING
+    status = 500
+    title = "Station home problem"

@@ -1,0 +1,448 @@
+"""Calls: place, ring, pick up, talk, close; and the same events arriving from the peer.
+
+Every local action is one transaction: the call row, its event log entry and the
+outgoing envelope commit together. Every inbound envelope is applied inside the inbox's
+transaction, so the stored envelope, our receipt and the state change commit together.
+State times come from the signed header of the envelope that caused the change, so both
+stations show the same times.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from openline.adapters.schema import call_events, calls, envelopes, lines
+from openline.core import calls as sm
+from openline.core.calls import Event, Party, State
+from openline.core.clock import parse_rfc3339, rfc3339
+from openline.core.envelope import Envelope
+from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound
+from openline.services import outbox
+from openline.services.lines import require_active
+from openline.services.station import Station, Tx
+
+MAX_SUBJECT = 500
+MAX_TEXT = 8000
+MAX_SUMMARY = 4000
+
+# Which envelope kind carries which event, and back.
+KIND_OF = {
+    Event.RING: "call.ringing",
+    Event.PICKUP: "call.pickup",
+    Event.SAY: "call.say",
+    Event.CLOSE: "call.close",
+    Event.MISS: "call.missed",
+    Event.DECLINE: "call.decline",
+    Event.CANCEL: "call.cancel",
+}
+EVENT_OF = {kind: event for event, kind in KIND_OF.items()}
+_TIME_COLUMN = {
+    State.DELIVERED: "delivered_at",
+    State.RINGING: "ringing_at",
+    State.PICKED_UP: "picked_up_at",
+    State.CLOSED: "closed_at",
+    State.MISSED: "missed_at",
+    State.DECLINED: "declined_at",
+    State.CANCELLED: "cancelled_at",
+}
+
+
+def _text(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be non-empty text")
+    if len(value) > limit:
+        raise InvalidInput(f"{field} must be at most {limit} characters, got {len(value)}")
+    return value
+
+
+def _priority(value: Any) -> str:
+    if value not in sm.PRIORITIES:
+        raise InvalidInput(f"priority must be one of {', '.join(sm.PRIORITIES)}, got {value!r}")
+    return str(value)
+
+
+def _party(direction: str) -> Party:
+    """Our own party in a call: we are the caller of outbound calls."""
+    return Party.CALLER if direction == "out" else Party.CALLEE
+
+
+def _other(party: Party) -> Party:
+    return Party.CALLEE if party is Party.CALLER else Party.CALLER
+
+
+def _log(
+    conn: Connection,
+    call_id: str,
+    at: int,
+    event: str,
+    actor: str,
+    envelope_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        insert(call_events).values(
+            call_id=call_id,
+            at=at,
+            event=event,
+            actor=actor,
+            envelope_id=envelope_id,
+            detail=json.dumps(detail, sort_keys=True) if detail else None,
+        )
+    )
+
+
+def _get(conn: Connection, call_id: str, *, for_update: bool = False) -> Any:
+    query = select(calls).where(calls.c.id == call_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no call with id {call_id!r}")
+    return row
+
+
+def _transition(tx: Tx, call: Any, event: Event, by: Party, at: int) -> State:
+    current = State(call.state)
+    new = sm.apply(current, event, by)
+    if new is not current:
+        values: dict[str, Any] = {"state": new.value, "updated_at": tx.now}
+        values[_TIME_COLUMN[new]] = at
+        if new is not State.RINGING:
+            values["deadline_at"] = None
+        tx.conn.execute(update(calls).where(calls.c.id == call.id).values(**values))
+    return new
+
+
+# Local use cases ---------------------------------------------------------------------
+
+
+def place(station: Station, actor: str, peer: str, subject: Any, priority: Any = "routine") -> str:
+    subject = _text(subject, "subject", MAX_SUBJECT)
+    prio = _priority(priority)
+    with station.tx() as tx:
+        line = require_active(tx.conn, peer)
+        call_id = outbox.new_id()
+        env = outbox.enqueue(
+            station, tx, line.id, "call.place", call_id, {"subject": subject, "priority": prio}
+        )
+        tx.conn.execute(
+            insert(calls).values(
+                id=call_id,
+                line_id=line.id,
+                peer=peer,
+                direction="out",
+                priority=prio,
+                state=State.PLACED.value,
+                place_envelope_id=env.id,
+                placed_at=tx.now,
+                updated_at=tx.now,
+            )
+        )
+        _log(tx.conn, call_id, tx.now, "placed", actor, env.id, {"priority": prio})
+    return call_id
+
+
+def _local(
+    station: Station, actor: str, call_id: str, event: Event, body: dict[str, Any], **values: Any
+) -> str:
+    with station.tx() as tx:
+        call = _get(tx.conn, call_id, for_update=True)
+        me = _party(call.direction)
+        call = _expire_if_due(station, tx, call)
+        _transition(tx, call, event, me, tx.now)
+        if values:
+            tx.conn.execute(update(calls).where(calls.c.id == call.id).values(**values))
+        env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
+        _log(
+            tx.conn, call.id, tx.now, event.value if event is not Event.SAY else "message_sent", actor, env.id
+        )
+    return env.id
+
+
+def pickup(station: Station, actor: str, call_id: str) -> None:
+    _local(station, actor, call_id, Event.PICKUP, {"by": actor}, picked_up_by=actor)
+
+
+def say(station: Station, actor: str, call_id: str, text: Any, lang: str = "en") -> str:
+    return _local(station, actor, call_id, Event.SAY, {"text": _text(text, "text", MAX_TEXT), "lang": lang})
+
+
+def close(station: Station, actor: str, call_id: str, summary: Any = None) -> None:
+    _local(
+        station,
+        actor,
+        call_id,
+        Event.CLOSE,
+        {"summary": _text(summary, "summary", MAX_SUMMARY, optional=True)},
+    )
+
+
+def decline(station: Station, actor: str, call_id: str, reason: Any = None) -> None:
+    _local(
+        station,
+        actor,
+        call_id,
+        Event.DECLINE,
+        {"reason": _text(reason, "reason", MAX_SUMMARY, optional=True)},
+    )
+
+
+def cancel(station: Station, actor: str, call_id: str) -> None:
+    _local(station, actor, call_id, Event.CANCEL, {})
+
+
+# Deadlines ---------------------------------------------------------------------------
+
+
+def _expire_if_due(station: Station, tx: Tx, call: Any) -> Any:
+    """A ringing call whose deadline has passed is missed, whoever looks at it first."""
+    if call.state == State.RINGING and call.deadline_at is not None and call.deadline_at <= tx.now:
+        _miss(station, tx, call)
+        return _get(tx.conn, call.id)
+    return call
+
+
+def _miss(station: Station, tx: Tx, call: Any) -> None:
+    _transition(tx, call, Event.MISS, Party.CALLEE, call.deadline_at)
+    env = outbox.enqueue(
+        station,
+        tx,
+        call.line_id,
+        "call.missed",
+        call.id,
+        {"deadline_at": rfc3339(call.deadline_at)},
+        time=call.deadline_at,
+    )
+    _log(
+        tx.conn,
+        call.id,
+        call.deadline_at,
+        "missed",
+        "system",
+        env.id,
+        {"deadline_at": rfc3339(call.deadline_at)},
+    )
+
+
+def expire_due(station: Station) -> int:
+    """Turn every ringing inbound call past its deadline into `missed`. Returns how many."""
+    with station.tx() as tx:
+        due = tx.conn.execute(
+            select(calls).where(
+                calls.c.state == State.RINGING.value, calls.c.direction == "in", calls.c.deadline_at <= tx.now
+            )
+        ).all()
+        for call in due:
+            _miss(station, tx, call)
+    return len(due)
+
+
+def next_deadline(station: Station) -> int | None:
+    with station.db.read() as conn:
+        row = conn.execute(
+            select(calls.c.deadline_at)
+            .where(
+                calls.c.state == State.RINGING.value,
+                calls.c.direction == "in",
+                calls.c.deadline_at.is_not(None),
+            )
+            .order_by(calls.c.deadline_at)
+            .limit(1)
+        ).first()
+    return None if row is None else int(row.deadline_at)
+
+
+# Inbound ----------------------------------------------------------------------------
+
+
+def _body_field(body: dict[str, Any], field: str, limit: int, *, optional: bool = False) -> None:
+    try:
+        _text(body.get(field), field, limit, optional=optional)
+    except InvalidInput as exc:
+        raise EnvelopeRefused(Code.MALFORMED, f"envelope body: {exc.detail}") from None
+
+
+def validate_body(kind: str, body: dict[str, Any]) -> None:
+    """Refuse a body whose fields do not fit its kind, before anything is stored."""
+    if kind == "call.place":
+        _body_field(body, "subject", MAX_SUBJECT)
+        if body.get("priority") not in sm.PRIORITIES:
+            raise EnvelopeRefused(Code.MALFORMED, "envelope body: bad priority")
+    elif kind == "call.say":
+        _body_field(body, "text", MAX_TEXT)
+    elif kind == "call.close":
+        _body_field(body, "summary", MAX_SUMMARY, optional=True)
+    elif kind == "call.decline":
+        _body_field(body, "reason", MAX_SUMMARY, optional=True)
+
+
+def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict[str, Any]) -> None:
+    """Apply a verified, stored inbound envelope to the call it concerns."""
+    at = parse_rfc3339(env.header["time"])
+    actor = f"station:{env.sender}"
+    call_id = env.header["ref"]
+    if env.kind == "call.place":
+        if tx.conn.execute(select(calls.c.id).where(calls.c.id == call_id)).first():
+            raise EnvelopeRefused(Code.REPLAY, f"call {call_id} exists already")
+        deadline = tx.now + int(line.answer_deadline_s) * 1_000_000
+        tx.conn.execute(
+            insert(calls).values(
+                id=call_id,
+                line_id=line.id,
+                peer=env.sender,
+                direction="in",
+                priority=body["priority"],
+                state=State.RINGING.value,
+                place_envelope_id=env.id,
+                placed_at=at,
+                delivered_at=tx.now,
+                ringing_at=tx.now,
+                deadline_at=deadline,
+                updated_at=tx.now,
+            )
+        )
+        _log(tx.conn, call_id, at, "placed", actor, env.id, {"priority": body["priority"]})
+        _log(tx.conn, call_id, tx.now, "delivered", "system", env.id)
+        ring = outbox.enqueue(station, tx, line.id, "call.ringing", call_id, {})
+        _log(tx.conn, call_id, tx.now, "ringing", "system", ring.id, {"deadline_at": rfc3339(deadline)})
+        return
+    row = tx.conn.execute(select(calls).where(calls.c.id == call_id)).first()
+    if row is None or row.line_id != line.id:
+        raise EnvelopeRefused(Code.MALFORMED, f"{env.kind} refers to no call {call_id!r} on this line")
+    event = EVENT_OF[env.kind]
+    by = _other(_party(row.direction))
+    try:
+        _transition(tx, row, event, by, at)
+    except IllegalTransition as exc:
+        # A signed statement from the peer that crossed one of ours (cancel vs pick-up):
+        # keep it, receipt it, and record that it changed nothing.
+        _log(tx.conn, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail})
+        return
+    if event is Event.PICKUP:
+        tx.conn.execute(
+            update(calls)
+            .where(calls.c.id == call_id)
+            .values(picked_up_by=f"{env.sender}:{body.get('by', '')}"[:64])
+        )
+    name = {"call.say": "message_received", "call.missed": "missed"}.get(env.kind, event.value)
+    _log(tx.conn, call_id, at, name, actor, env.id)
+
+
+def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
+    """Our envelope has a valid receipt: a placed call is now delivered."""
+    if env_row.kind != "call.place" or env_row.call_id is None:
+        return
+    stored_at = parse_rfc3339(receipt["stored_at"])
+    call = tx.conn.execute(select(calls).where(calls.c.id == env_row.call_id)).first()
+    if call is None:
+        return
+    new = _transition(tx, call, Event.DELIVER, Party.CALLER, stored_at)
+    if new is State.DELIVERED or call.delivered_at is None:
+        tx.conn.execute(update(calls).where(calls.c.id == call.id).values(delivered_at=stored_at))
+    _log(tx.conn, call.id, stored_at, "delivered", f"station:{receipt['from']}", env_row.id)
+
+
+# Queries ----------------------------------------------------------------------------
+
+CALL_FIELDS = (
+    "id",
+    "peer",
+    "direction",
+    "subject",
+    "priority",
+    "state",
+    "placed_at",
+    "delivered_at",
+    "ringing_at",
+    "picked_up_at",
+    "closed_at",
+    "missed_at",
+    "declined_at",
+    "cancelled_at",
+    "deadline_at",
+    "picked_up_by",
+)
+
+
+def _envelope_row(conn: Connection, envelope_id: str) -> Any:
+    return conn.execute(select(envelopes).where(envelopes.c.id == envelope_id)).one()
+
+
+def _call_json(station: Station, conn: Connection, call: Any) -> dict[str, Any]:
+    place_body = outbox.open_body(station, _envelope_row(conn, call.place_envelope_id))
+    out: dict[str, Any] = {
+        "id": call.id,
+        "peer": call.peer,
+        "direction": call.direction,
+        "subject": place_body.get("subject"),
+        "priority": call.priority,
+        "state": call.state,
+        "picked_up_by": call.picked_up_by,
+    }
+    for col in CALL_FIELDS:
+        if col.endswith("_at"):
+            out[col] = rfc3339(getattr(call, col))
+    return out
+
+
+def list_calls(station: Station, *, limit: int = 100, state: str | None = None) -> list[dict[str, Any]]:
+    if not 1 <= limit <= 1000:
+        raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
+    if state is not None and state not in {s.value for s in State}:
+        raise InvalidInput(f"state must be one of {', '.join(s.value for s in State)}, got {state!r}")
+    query = select(calls).order_by(calls.c.placed_at.desc(), calls.c.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(calls.c.state == state)
+    with station.db.read() as conn:
+        return [_call_json(station, conn, c) for c in conn.execute(query).all()]
+
+
+def show_call(station: Station, call_id: str) -> dict[str, Any]:
+    with station.db.read() as conn:
+        call = _get(conn, call_id)
+        out = _call_json(station, conn, call)
+        rows = conn.execute(select(envelopes).where(envelopes.c.call_id == call_id)).all()
+        messages, summary = [], None
+        for row in rows:
+            header = json.loads(row.wire)["header"]
+            if row.kind == "call.say":
+                body = outbox.open_body(station, row)
+                receipt = json.loads(row.receipt) if row.receipt else None
+                messages.append(
+                    {
+                        "id": row.id,
+                        "from": header["from"],
+                        "seq": row.seq,
+                        "time": header["time"],
+                        "text": body["text"],
+                        "lang": body.get("lang"),
+                        "receipt": receipt,
+                        "received_at": receipt["stored_at"] if receipt else None,
+                    }
+                )
+            elif row.kind == "call.close":
+                summary = outbox.open_body(station, row).get("summary")
+        messages.sort(key=lambda m: (parse_rfc3339(m["time"]), m["from"], m["seq"]))
+        events = conn.execute(
+            select(call_events).where(call_events.c.call_id == call_id).order_by(call_events.c.id)
+        ).all()
+        line = conn.execute(select(lines.c.answer_deadline_s).where(lines.c.id == call.line_id)).one()
+    out["summary"] = summary
+    out["answer_deadline_s"] = line.answer_deadline_s
+    out["messages"] = messages
+    out["events"] = [
+        {
+            "at": rfc3339(e.at),
+            "event": e.event,
+            "actor": e.actor,
+            "envelope_id": e.envelope_id,
+            "detail": json.loads(e.detail) if e.detail else None,
+        }
+        for e in events
+    ]
+    return out

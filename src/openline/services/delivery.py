@@ -1,0 +1,238 @@
+"""The outbox deliverer: per line, one batch of at most 50 envelopes in flight.
+
+A batch keeps its id until every envelope in it has a valid receipt; retries resend the
+same id (the receiver is idempotent by envelope id, like Matrix transactions). Failures
+back off exponentially with jitter, capped (`openline.core.backoff`), and a peer that
+contacts us resets the backoff at once. A pending line retries its handshake the same way.
+
+`deliver_once` is the whole algorithm for one step and is driven directly by tests with
+an injected clock; `Deliverer` runs it in one thread per line inside `openline serve`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+
+from openline.adapters.schema import envelopes, lines, peers
+from openline.adapters.transport import SEND_PATH, Transport
+from openline.core import backoff
+from openline.core.clock import MICROS
+from openline.core.envelope import verify_receipt
+from openline.core.keys import signing_public_key
+from openline.errors import EnvelopeRefused, OpenLineError
+from openline.services import calls, outbox
+from openline.services.lines import ACTIVE, PENDING, handshake_error, initiate_handshake
+from openline.services.station import Station
+
+MAX_BATCH = 50
+IDLE_POLL_SECONDS = 30.0
+log = structlog.get_logger("openline.delivery")
+
+
+class Outcome(StrEnum):
+    IDLE = "idle"  # nothing to send
+    SENT = "sent"  # a batch went out and was fully receipted
+    WAITING = "waiting"  # backing off until retry_at
+    FAILED = "failed"  # this attempt failed; retry_at is set
+
+
+def _fail(station: Station, line_id: str, error: str) -> Outcome:
+    with station.tx() as tx:
+        line = tx.conn.execute(select(lines.c.retry_attempt).where(lines.c.id == line_id)).one()
+        attempt = int(line.retry_attempt) + 1
+        retry_at = tx.now + round(backoff.delay(attempt) * MICROS)
+        tx.conn.execute(
+            update(lines)
+            .where(lines.c.id == line_id)
+            .values(retry_attempt=attempt, retry_at=retry_at, last_error=error[:1000])
+        )
+    log.info("delivery failed", line=line_id, attempt=attempt, error=error[:200])
+    return Outcome.FAILED
+
+
+def _claim_batch(station: Station, line_id: str) -> tuple[str | None, list[Any]]:
+    """The line's batch in flight, or a new one of the oldest undelivered envelopes."""
+    with station.tx() as tx:
+        query = select(lines.c.batch_id).where(lines.c.id == line_id)
+        if tx.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        batch_id = tx.conn.execute(query).one().batch_id
+        pending = (
+            select(envelopes)
+            .where(
+                envelopes.c.line_id == line_id,
+                envelopes.c.direction == "out",
+                envelopes.c.delivered_at.is_(None),
+            )
+            .order_by(envelopes.c.seq)
+        )
+        if batch_id is not None:
+            rows = tx.conn.execute(pending.where(envelopes.c.batch_id == batch_id)).all()
+            if rows:
+                return batch_id, list(rows)
+        rows = tx.conn.execute(pending.limit(MAX_BATCH)).all()
+        if not rows:
+            tx.conn.execute(update(lines).where(lines.c.id == line_id).values(batch_id=None))
+            return None, []
+        batch_id = outbox.new_id()
+        tx.conn.execute(update(lines).where(lines.c.id == line_id).values(batch_id=batch_id))
+        tx.conn.execute(
+            update(envelopes).where(envelopes.c.id.in_([r.id for r in rows])).values(batch_id=batch_id)
+        )
+        return batch_id, list(rows)
+
+
+def deliver_once(station: Station, transport: Transport, line_id: str, *, force: bool = False) -> Outcome:
+    with station.db.read() as conn:
+        line = conn.execute(
+            select(lines, peers.c.url, peers.c.signing_key)
+            .join(peers, peers.c.name == lines.c.peer)
+            .where(lines.c.id == line_id)
+        ).one()
+    if not force and line.retry_at is not None and station.clock.now() < line.retry_at:
+        return Outcome.WAITING
+    if line.state == PENDING:
+        try:
+            initiate_handshake(station, transport, line.peer)
+        except OpenLineError as exc:
+            return _fail(station, line_id, handshake_error(exc))
+        return Outcome.SENT
+    if line.state != ACTIVE:
+        return Outcome.IDLE
+    batch_id, rows = _claim_batch(station, line_id)
+    if batch_id is None:
+        return Outcome.IDLE
+    wire = [json.loads(r.wire) for r in rows]
+    try:
+        answer = transport.post(line.peer, line.url, SEND_PATH.format(batch_id=batch_id), {"envelopes": wire})
+        results = _results(answer, len(rows))
+    except OpenLineError as exc:
+        return _fail(station, line_id, str(exc))
+    return _settle(station, line, rows, results)
+
+
+def _results(answer: Any, count: int) -> list[dict[str, Any]]:
+    if (
+        not isinstance(answer, dict)
+        or not isinstance(answer.get("results"), list)
+        or len(answer["results"]) != count
+        or not all(isinstance(r, dict) for r in answer["results"])
+    ):
+        raise OpenLineError(f"peer answered the batch without {count} results")
+    return list(answer["results"])
+
+
+def _settle(station: Station, line: Any, rows: list[Any], results: list[dict[str, Any]]) -> Outcome:
+    peer_key = signing_public_key(line.signing_key)
+    problems: list[str] = []
+    with station.tx() as tx:
+        for row, result in zip(rows, results, strict=True):
+            env = outbox.load_envelope(row)
+            if result.get("status") in ("stored", "duplicate"):
+                try:
+                    verify_receipt(result.get("receipt"), env, peer_key)
+                except EnvelopeRefused as exc:
+                    problems.append(f"seq {row.seq}: bad receipt: {exc.detail}")
+                    continue
+                tx.conn.execute(
+                    update(envelopes)
+                    .where(envelopes.c.id == row.id)
+                    .values(
+                        delivered_at=tx.now,
+                        receipt=json.dumps(result["receipt"], separators=(",", ":")),
+                        refused=None,
+                    )
+                )
+                calls.on_delivered(tx, row, result["receipt"])
+            else:
+                error = result.get("error") if isinstance(result.get("error"), dict) else {}
+                text = f"{error.get('code', 'unknown')}: {error.get('detail', '')}"[:1000]
+                tx.conn.execute(update(envelopes).where(envelopes.c.id == row.id).values(refused=text))
+                problems.append(f"seq {row.seq} refused: {text}")
+        values: dict[str, Any] = {"last_contact_at": tx.now}
+        if not problems:
+            values.update(batch_id=None, retry_attempt=0, retry_at=None, last_error=None)
+        tx.conn.execute(update(lines).where(lines.c.id == line.id).values(**values))
+    if problems:
+        return _fail(station, line.id, "; ".join(problems))
+    return Outcome.SENT
+
+
+def peer_contacted(station: Station, peer: str) -> str | None:
+    """The peer reached us, so it is up: drop any backoff and retry at once."""
+    with station.tx() as tx:
+        line = tx.conn.execute(select(lines.c.id, lines.c.retry_at).where(lines.c.peer == peer)).first()
+        if line is None:
+            return None
+        if line.retry_at is not None:
+            tx.conn.execute(update(lines).where(lines.c.id == line.id).values(retry_at=None, retry_attempt=0))
+        tx.wake_lines.add(line.id)
+    return str(line.id)
+
+
+@dataclass
+class Deliverer:
+    """One thread per line running `deliver_once` whenever there is work."""
+
+    station: Station
+    transport: Transport
+    _events: dict[str, threading.Event] = field(default_factory=dict)
+    _threads: dict[str, threading.Thread] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        with self.station.db.read() as conn:
+            ids = [r.id for r in conn.execute(select(lines.c.id)).all()]
+        self.wake(set(ids))
+
+    def wake(self, line_ids: set[str]) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            for line_id in line_ids:
+                if line_id not in self._threads:
+                    self._events[line_id] = threading.Event()
+                    thread = threading.Thread(
+                        target=self._run, args=(line_id,), name=f"deliver-{line_id[:8]}", daemon=True
+                    )
+                    self._threads[line_id] = thread
+                    thread.start()
+                self._events[line_id].set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        with self._lock:
+            self._stop.set()
+            for ev in self._events.values():
+                ev.set()
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
+
+    def _run(self, line_id: str) -> None:
+        event = self._events[line_id]
+        while not self._stop.is_set():
+            event.clear()
+            try:
+                outcome = deliver_once(self.station, self.transport, line_id)
+            except Exception:  # never let the line go silent: log, back off, go on
+                log.exception("deliverer step crashed", line=line_id)
+                outcome = Outcome.FAILED
+            if outcome is Outcome.SENT:
+                continue
+            event.wait(self._wait_seconds(line_id, outcome))
+
+    def _wait_seconds(self, line_id: str, outcome: Outcome) -> float:
+        if outcome is Outcome.IDLE:
+            return IDLE_POLL_SECONDS
+        with self.station.db.read() as conn:
+            retry_at = conn.execute(select(lines.c.retry_at).where(lines.c.id == line_id)).one()[0]
+        if retry_at is None:
+            return backoff.BASE_SECONDS
+        return max(0.0, min(IDLE_POLL_SECONDS, (retry_at - self.station.clock.now()) / MICROS))

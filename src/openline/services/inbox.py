@@ -1,0 +1,147 @@
+"""The inbox: envelopes from a peer, checked, stored and receipted exactly once.
+
+Checks, in order, each refusal carrying its wire code and changing nothing:
+shape (`malformed`, `oversize`), addressing (`unknown_station`, `wrong_destination`),
+the line (`line_not_active`), the signature and body digest (`bad_signature`), identity
+(`replay`: a known id with other content, or a used sequence number), order
+(`sequence_gap`), and finally the sealed body itself. A known id with the same content
+is a retry: it is answered with the receipt we gave the first time.
+
+The stored envelope, our receipt and its effect on the call commit in one transaction,
+so a crash at any point leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, update
+
+from openline.adapters.schema import envelopes, lines, peers
+from openline.core.clock import parse_rfc3339, rfc3339
+from openline.core.envelope import (
+    Envelope,
+    make_receipt,
+    open_sealed,
+    parse_envelope,
+    verify_envelope,
+)
+from openline.core.keys import signing_public_key
+from openline.errors import Code, EnvelopeRefused
+from openline.services import calls
+from openline.services.lines import ACTIVE
+from openline.services.station import Station, Tx
+
+MAX_BATCH = 50
+log = structlog.get_logger("openline.inbox")
+
+
+def _refusal(index: int, env_id: Any, exc: EnvelopeRefused) -> dict[str, Any]:
+    return {
+        "index": index,
+        "id": env_id if isinstance(env_id, str) else None,
+        "status": "refused",
+        "error": {"code": exc.code.value, "detail": exc.detail},
+    }
+
+
+def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) -> dict[str, Any]:
+    """Process one batch from `origin` (already authenticated by request signature)."""
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"envelopes"}
+        or not isinstance(payload["envelopes"], list)
+    ):
+        raise EnvelopeRefused(Code.MALFORMED, 'batch: expected {"envelopes": [...]}')
+    items = payload["envelopes"]
+    if len(items) > MAX_BATCH:
+        raise EnvelopeRefused(Code.OVERSIZE, f"batch: at most {MAX_BATCH} envelopes, got {len(items)}")
+    results: list[dict[str, Any]] = []
+    with station.tx() as tx:
+        line = tx.conn.execute(select(lines).where(lines.c.peer == origin)).first()
+        if line is None:
+            raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
+        peer = tx.conn.execute(select(peers).where(peers.c.name == origin)).one()
+        sender_key = signing_public_key(peer.signing_key)
+        for index, item in enumerate(items):
+            env_id = item.get("header", {}).get("id") if isinstance(item, dict) else None
+            try:
+                with tx.conn.begin_nested():
+                    results.append(_receive_one(station, tx, line, sender_key, item, index))
+                    line = tx.conn.execute(select(lines).where(lines.c.id == line.id)).one()
+            except EnvelopeRefused as exc:
+                log.warning(
+                    "envelope refused",
+                    peer=origin,
+                    batch=batch_id,
+                    envelope=env_id,
+                    code=exc.code.value,
+                    detail=exc.detail,
+                )
+                results.append(_refusal(index, env_id, exc))
+        tx.conn.execute(update(lines).where(lines.c.id == line.id).values(last_contact_at=tx.now))
+    return {"batch": batch_id, "results": results}
+
+
+def _receive_one(
+    station: Station, tx: Tx, line: Any, sender_key: Any, item: Any, index: int
+) -> dict[str, Any]:
+    env = parse_envelope(item)
+    h = env.header
+    if h["from"] != line.peer:
+        raise EnvelopeRefused(
+            Code.UNKNOWN_STATION, f"envelope from {h['from']!r} in a request from {line.peer!r}"
+        )
+    if h["to"] != station.name:
+        raise EnvelopeRefused(
+            Code.WRONG_DESTINATION, f"envelope addressed to {h['to']!r}; this station is {station.name!r}"
+        )
+    if h["line"] != line.id:
+        raise EnvelopeRefused(
+            Code.WRONG_DESTINATION, f"envelope for line {h['line']}; the line with {line.peer!r} is {line.id}"
+        )
+    if line.state != ACTIVE:
+        raise EnvelopeRefused(Code.LINE_NOT_ACTIVE, f"the line with {line.peer!r} is {line.state}")
+    sealed = verify_envelope(env, sender_key)
+    known = tx.conn.execute(
+        select(envelopes.c.wire, envelopes.c.receipt).where(envelopes.c.id == env.id)
+    ).first()
+    if known is not None:
+        if _same(known.wire, env):
+            return {"index": index, "id": env.id, "status": "duplicate", "receipt": json.loads(known.receipt)}
+        raise EnvelopeRefused(Code.REPLAY, f"envelope id {env.id} was already used for other content")
+    expected = int(line.next_in_seq)
+    if env.seq < expected:
+        raise EnvelopeRefused(
+            Code.REPLAY, f"sequence number {env.seq} was already used (next expected {expected})"
+        )
+    if env.seq > expected:
+        raise EnvelopeRefused(Code.SEQUENCE_GAP, f"expected sequence number {expected}, got {env.seq}")
+    body = open_sealed(sealed, station.keys.encryption, h)
+    calls.validate_body(env.kind, body)
+    receipt = make_receipt(station.keys, env, rfc3339(tx.now) or "")
+    tx.conn.execute(
+        insert(envelopes).values(
+            id=env.id,
+            line_id=line.id,
+            direction="in",
+            seq=env.seq,
+            kind=env.kind,
+            call_id=h["ref"],
+            time=parse_rfc3339(h["time"]),
+            wire=json.dumps(env.to_json(), separators=(",", ":")),
+            stored_at=tx.now,
+            delivered_at=tx.now,
+            receipt=json.dumps(receipt, separators=(",", ":")),
+        )
+    )
+    tx.conn.execute(update(lines).where(lines.c.id == line.id).values(next_in_seq=expected + 1))
+    calls.apply_inbound(station, tx, line, env, body)
+    return {"index": index, "id": env.id, "status": "stored", "receipt": receipt}
+
+
+def _same(stored_wire: str, env: Envelope) -> bool:
+    data = json.loads(stored_wire)
+    return bool(data == env.to_json())

@@ -1,0 +1,232 @@
+"""Lines: pinning a peer's card, the signed handshake, and the line's terms.
+
+A line is created when we pin a peer's card (state `pending`) and becomes `active` once
+a signed handshake has succeeded in either direction, which needs both sides to have
+pinned each other. The line id is derived from both signing keys, so both stations
+name the line identically without negotiating.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from openline.adapters.schema import envelopes, lines, peers
+from openline.adapters.transport import HANDSHAKE_PATH, PeerRefused, Transport
+from openline.core.card import Card, parse_card
+from openline.core.clock import rfc3339
+from openline.core.encoding import canonical, sha256
+from openline.core.keys import signing_public_key, verify
+from openline.errors import Code, Conflict, EnvelopeRefused, InvalidInput, NotFound, PeerUnreachable
+from openline.services.station import Station, Tx
+
+PENDING = "pending"
+ACTIVE = "active"
+
+
+def line_id_for(a_signing_key: str, b_signing_key: str) -> str:
+    first, second = sorted([a_signing_key, b_signing_key])
+    return sha256(f"openline line v1\x00{first}\x00{second}".encode()).hex()[:32]
+
+
+def add_line(station: Station, card_json: Any, *, answer_deadline_s: int | None = None) -> str:
+    """Verify and pin a peer's card, creating a pending line. Returns the peer name."""
+    card = parse_card(card_json)
+    if card.name == station.name or card.signing_key == station.keys.signing_public:
+        raise InvalidInput("that is this station's own card; add the peer station's card")
+    deadline = answer_deadline_s or station.answer_deadline_s
+    if not 5 <= deadline <= 86_400:
+        raise InvalidInput(f"answer deadline must be 5 to 86400 seconds, got {deadline}")
+    with station.tx() as tx:
+        existing = tx.conn.execute(select(peers).where(peers.c.name == card.name)).first()
+        if existing is not None:
+            if existing.signing_key != card.signing_key or existing.encryption_key != card.encryption_key:
+                raise EnvelopeRefused(
+                    Code.KEY_CHANGED,
+                    f"station {card.name!r} is pinned with fingerprint {existing.fingerprint}; "
+                    f"this card has {card.fingerprint}. Refusing a new key for a pinned name: "
+                    "verify the change with the peer out of band.",
+                )
+            raise Conflict(f"station {card.name!r} is pinned already (same keys); nothing changed")
+        tx.conn.execute(
+            insert(peers).values(
+                name=card.name,
+                card=json.dumps(card.to_json()),
+                signing_key=card.signing_key,
+                encryption_key=card.encryption_key,
+                fingerprint=card.fingerprint,
+                url=card.url,
+                pinned_at=tx.now,
+            )
+        )
+        line_id = line_id_for(station.keys.signing_public, card.signing_key)
+        tx.conn.execute(
+            insert(lines).values(
+                id=line_id,
+                peer=card.name,
+                state=PENDING,
+                answer_deadline_s=deadline,
+                created_at=tx.now,
+                next_out_seq=1,
+                next_in_seq=1,
+                retry_attempt=0,
+            )
+        )
+        tx.wake_lines.add(line_id)
+    return card.name
+
+
+def peer_card(conn: Connection, name: str) -> Card:
+    row = conn.execute(select(peers.c.card).where(peers.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no pinned station named {name!r}; add its card with `openline line add`")
+    return parse_card(json.loads(row.card))
+
+
+def line_for_peer(conn: Connection, peer: str) -> Any:
+    row = conn.execute(select(lines).where(lines.c.peer == peer)).first()
+    if row is None:
+        raise NotFound(f"no line to a station named {peer!r}; add its card with `openline line add`")
+    return row
+
+
+def require_active(conn: Connection, peer: str) -> Any:
+    line = line_for_peer(conn, peer)
+    if line.state != ACTIVE:
+        raise Conflict(
+            f"the line to {peer!r} is {line.state}: it becomes active once {peer!r} "
+            "has pinned our card too and the handshake succeeds",
+            code=Code.LINE_NOT_ACTIVE,
+        )
+    return line
+
+
+def _terms(line: Any) -> dict[str, Any]:
+    return {"answer_deadline_s": int(line.answer_deadline_s)}
+
+
+def _handshake_statement(
+    line_id: str, nonce: str, sender: str, receiver: str, terms: dict[str, Any]
+) -> bytes:
+    return canonical(
+        {"type": "handshake", "line": line_id, "nonce": nonce, "from": sender, "to": receiver, "terms": terms}
+    )
+
+
+def initiate_handshake(station: Station, transport: Transport, peer: str) -> None:
+    """Ask the peer to confirm the line. Marks it active on success; raises otherwise."""
+    with station.db.read() as conn:
+        line = line_for_peer(conn, peer)
+        card = peer_card(conn, peer)
+    nonce = secrets.token_urlsafe(16)
+    terms = _terms(line)
+    answer = transport.post(
+        peer,
+        card.url,
+        HANDSHAKE_PATH,
+        {"line": line.id, "nonce": nonce, "terms": terms, "card": station.card.to_json()},
+    )
+    if not isinstance(answer, dict) or not isinstance(answer.get("sig"), str):
+        raise PeerUnreachable(f"{peer} answered the handshake without a signature")
+    verify(
+        signing_public_key(card.signing_key),
+        answer["sig"],
+        _handshake_statement(line.id, nonce, peer, station.name, terms),
+        what=f"handshake answer from {peer!r}",
+    )
+    with station.tx() as tx:
+        _mark_active(tx, line.id)
+
+
+def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, Any]:
+    """The peer proved its key (signed request) and names our line: confirm it."""
+    if not isinstance(payload, dict) or set(payload) != {"line", "nonce", "terms", "card"}:
+        raise EnvelopeRefused(Code.MALFORMED, "handshake: expected line, nonce, terms, card")
+    card = parse_card(payload["card"])
+    nonce = payload["nonce"]
+    if not isinstance(nonce, str) or not 8 <= len(nonce) <= 64:
+        raise EnvelopeRefused(Code.MALFORMED, "handshake: nonce must be 8 to 64 characters")
+    with station.tx() as tx:
+        line = line_for_peer(tx.conn, origin)
+        pinned = tx.conn.execute(select(peers).where(peers.c.name == origin)).one()
+        if (
+            card.name != origin
+            or card.signing_key != pinned.signing_key
+            or card.encryption_key != pinned.encryption_key
+        ):
+            raise EnvelopeRefused(
+                Code.KEY_CHANGED,
+                f"handshake: the card {origin!r} sent does not match the pinned one ({pinned.fingerprint})",
+            )
+        if payload["line"] != line.id:
+            raise EnvelopeRefused(
+                Code.WRONG_DESTINATION, f"handshake: expected line {line.id}, got {payload['line']!r:.40}"
+            )
+        terms = _terms(line)
+        if payload["terms"] != terms:
+            raise Conflict(
+                f"handshake: line terms differ: ours {terms}, "
+                f"theirs {payload['terms']!r:.200}; agree on them out of band"
+            )
+        _mark_active(tx, line.id)
+    return {
+        "line": line.id,
+        "state": ACTIVE,
+        "sig": station.keys.sign(_handshake_statement(line.id, nonce, station.name, origin, terms)),
+    }
+
+
+def _mark_active(tx: Tx, line_id: str) -> None:
+    tx.conn.execute(
+        update(lines)
+        .where(lines.c.id == line_id, lines.c.state == PENDING)
+        .values(state=ACTIVE, activated_at=tx.now)
+    )
+    tx.conn.execute(
+        update(lines)
+        .where(lines.c.id == line_id)
+        .values(last_contact_at=tx.now, retry_attempt=0, retry_at=None)
+    )
+    tx.wake_lines.add(line_id)
+
+
+def handshake_error(exc: Exception) -> str:
+    if isinstance(exc, PeerRefused) and exc.peer_code == Code.UNKNOWN_STATION:
+        return "waiting for the peer to pin our card"
+    return str(exc)
+
+
+def list_lines(station: Station) -> list[dict[str, Any]]:
+    depth = (
+        select(envelopes.c.line_id, func.count().label("n"))
+        .where(envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
+        .group_by(envelopes.c.line_id)
+        .subquery()
+    )
+    with station.db.read() as conn:
+        rows = conn.execute(
+            select(lines, peers.c.fingerprint, peers.c.url, depth.c.n)
+            .join(peers, peers.c.name == lines.c.peer)
+            .outerjoin(depth, depth.c.line_id == lines.c.id)
+            .order_by(lines.c.peer)
+        ).all()
+    return [
+        {
+            "id": r.id,
+            "peer": r.peer,
+            "state": r.state,
+            "peer_url": r.url,
+            "peer_fingerprint": r.fingerprint,
+            "answer_deadline_s": r.answer_deadline_s,
+            "created_at": rfc3339(r.created_at),
+            "activated_at": rfc3339(r.activated_at),
+            "last_contact_at": rfc3339(r.last_contact_at),
+            "outbox_depth": int(r.n or 0),
+            "next_retry_at": rfc3339(r.retry_at),
+            "last_error": r.last_error,
+        }
+        for r in rows
+    ]

@@ -1,0 +1,87 @@
+"""The outbox: outgoing envelopes are written in the same transaction as the state change
+that caused them, with the next sequence number of their line. The deliverer
+(`openline.services.delivery`) sends them later; nothing is sent from inside a use case.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from uuid6 import uuid7
+
+from openline.adapters.schema import envelopes, lines, peers
+from openline.core.clock import rfc3339
+from openline.core.encoding import b64d
+from openline.core.envelope import Envelope, make_envelope, open_sealed
+from openline.core.keys import encryption_public_key
+from openline.services.station import Station, Tx
+
+
+def new_id() -> str:
+    return str(uuid7())
+
+
+def enqueue(
+    station: Station,
+    tx: Tx,
+    line_id: str,
+    kind: str,
+    ref: str | None,
+    body: dict[str, Any],
+    *,
+    time: int | None = None,
+    envelope_id: str | None = None,
+) -> Envelope:
+    seq_row = tx.conn.execute(
+        update(lines)
+        .where(lines.c.id == line_id)
+        .values(next_out_seq=lines.c.next_out_seq + 1)
+        .returning(lines.c.next_out_seq, lines.c.peer)
+    ).one()
+    seq = int(seq_row.next_out_seq) - 1
+    peer = tx.conn.execute(select(peers.c.encryption_key).where(peers.c.name == seq_row.peer)).one()
+    at = tx.now if time is None else time
+    env, self_copy = make_envelope(
+        station.keys,
+        recipient=encryption_public_key(peer.encryption_key),
+        envelope_id=envelope_id or new_id(),
+        line=line_id,
+        sender=station.name,
+        receiver=seq_row.peer,
+        seq=seq,
+        time=rfc3339(at) or "",
+        kind=kind,
+        ref=ref,
+        body=body,
+    )
+    tx.conn.execute(
+        insert(envelopes).values(
+            id=env.id,
+            line_id=line_id,
+            direction="out",
+            seq=seq,
+            kind=kind,
+            call_id=ref,
+            time=at,
+            wire=json.dumps(env.to_json(), separators=(",", ":")),
+            self_body=self_copy,
+            stored_at=tx.now,
+        )
+    )
+    tx.wake_lines.add(line_id)
+    return env
+
+
+def open_body(station: Station, row: Any) -> dict[str, Any]:
+    """Open a stored envelope's body: our own copy if we sent it, the wire body if not."""
+    env = json.loads(row.wire)
+    if row.direction == "out":
+        return open_sealed(row.self_body, station.keys.encryption, env["header"], to_self=True)
+    return open_sealed(b64d(env["body"]), station.keys.encryption, env["header"])
+
+
+def load_envelope(row: Any) -> Envelope:
+    data = json.loads(row.wire)
+    return Envelope(data["header"], data["body"], data["sig"])

@@ -1,0 +1,108 @@
+"""`openline init`: create a station home, all or nothing."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from openline.adapters import home as homefiles
+from openline.adapters.db import Database, normalise_url
+from openline.adapters.migrate import upgrade
+from openline.adapters.schema import users
+from openline.core.card import validate_name, validate_url
+from openline.core.clock import Clock, SystemClock
+from openline.core.keys import StationKeys
+from openline.errors import Code, EnvelopeRefused, HomeError, InvalidInput
+from openline.services import accounts
+from openline.settings import SETTINGS_FILE, render_toml
+
+ADMIN_NAME = "admin"
+
+
+@dataclass(frozen=True)
+class InitResult:
+    home: Path
+    admin_name: str
+    admin_password: str
+    token: str
+    database_url: str
+
+
+def init_home(
+    home: Path,
+    name: str,
+    url: str,
+    *,
+    database_url: str | None = None,
+    languages: list[str] | None = None,
+    clock: Clock | None = None,
+) -> InitResult:
+    try:
+        validate_name(name)
+        url = validate_url(url)
+    except EnvelopeRefused as exc:
+        raise InvalidInput(exc.detail) from None
+    if database_url:
+        database_url = normalise_url(database_url)
+    home = home.expanduser().absolute()
+    ours = [
+        home / f
+        for f in (
+            SETTINGS_FILE,
+            homefiles.SIGNING_KEY,
+            homefiles.ENCRYPTION_KEY,
+            homefiles.TOKEN_FILE,
+            "openline.db",
+        )
+    ]
+    if any(p.exists() for p in ours):
+        raise HomeError(
+            f"{home} already holds a station home; nothing was changed. To start over, stop the "
+            f"station and remove it (rm -r {home}), or pass another --home.",
+            code=Code.HOME_EXISTS,
+        )
+    created = not home.exists()
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return _create(home, name, url, database_url, languages or ["en"], clock or SystemClock())
+    except BaseException:
+        if created:
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            for p in [*ours, home / "openline.db-wal", home / "openline.db-shm"]:
+                p.unlink(missing_ok=True)
+        raise
+
+
+def _create(
+    home: Path, name: str, url: str, database_url: str | None, languages: list[str], clock: Clock
+) -> InitResult:
+    db_url = database_url or f"sqlite:///{home / 'openline.db'}"
+    db = Database(db_url, pool=False)
+    try:
+        upgrade(db)
+        with db.write() as conn:
+            if conn.execute(select(func.count()).select_from(users)).scalar_one():
+                raise HomeError(
+                    f"the database at {db_url} already holds a station; use an empty database",
+                    code=Code.HOME_EXISTS,
+                )
+            password = secrets.token_urlsafe(15)
+            now = clock.now()
+            admin_id = accounts.create_user(
+                conn, now, ADMIN_NAME, accounts.Role.ADMINISTRATOR, password, must_change_password=True
+            )
+            token = accounts.issue_token(conn, now, admin_id, "cli")
+    finally:
+        db.dispose()
+    homefiles.write_keys(home, StationKeys.generate())
+    homefiles.write_secret(home / homefiles.TOKEN_FILE, (token + "\n").encode())
+    settings = {"name": name, "url": url, "languages": languages}
+    if database_url:
+        settings["database_url"] = database_url
+    (home / SETTINGS_FILE).write_text(render_toml(settings))
+    return InitResult(home, ADMIN_NAME, password, token, db_url)

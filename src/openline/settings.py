@@ -1,0 +1,106 @@
+"""Station settings: one pydantic-settings class, read from the home's settings.toml.
+
+Environment variables (prefix OPENLINE_) override the file; `OPENLINE_DATABASE_URL`
+selects PostgreSQL instead of the home's SQLite file. Settings are validated once and
+passed into `create_app(settings)`; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from openline.core.card import validate_name, validate_url
+from openline.errors import EnvelopeRefused, HomeError, InvalidInput
+
+SETTINGS_FILE = "settings.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENLINE_", extra="forbid")
+
+    home: Path
+    name: str
+    url: str
+    database_url: str | None = None
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    answer_deadline_s: int = Field(default=60, ge=5, le=86_400)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    log_level: str = "info"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        try:
+            return validate_name(v)
+        except EnvelopeRefused as exc:
+            raise ValueError(exc.detail) from None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        try:
+            return validate_url(v)
+        except EnvelopeRefused as exc:
+            raise ValueError(exc.detail) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'openline.db'}"
+
+    @property
+    def listen(self) -> tuple[str, int]:
+        parts = urlsplit(self.url)
+        default = 443 if parts.scheme == "https" else 80
+        return parts.hostname or "127.0.0.1", parts.port or default
+
+
+def load(home: Path) -> Settings:
+    """Read `home/settings.toml` (environment overrides) or explain what is wrong."""
+    path = home / SETTINGS_FILE
+    if not path.is_file():
+        raise HomeError(
+            f"no station home at {home} (missing {SETTINGS_FILE}); "
+            "create one with `openline init --name NAME --url URL`"
+        )
+    try:
+        values: dict[str, Any] = TomlConfigSettingsSource(Settings, toml_file=path)()
+        values.pop("home", None)
+        return Settings(home=home, **values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"settings in {path} are not valid: {problems}") from None
+    except ValueError as exc:
+        raise InvalidInput(f"settings in {path} are not valid TOML: {exc}") from None
+
+
+def render_toml(values: dict[str, Any]) -> str:
+    """Settings as TOML. Values are strings, ints or lists of strings; JSON quoting is valid
+    TOML basic-string quoting for these."""
+    lines = ["# OpenLine station settings. Environment variables OPENLINE_<NAME> override."]
+    for key, value in values.items():
+        if value is None:
+            continue
+        lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
