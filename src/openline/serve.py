@@ -9,6 +9,7 @@ done whatever the moment of the signal.
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 
 import structlog
@@ -52,11 +53,13 @@ def run(home: Path, listen: str | None = None) -> None:
     upgrade(db)
     station = build_station(settings, db=db)
     app = create_app(station, max_request_bytes=settings.max_request_bytes)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=20,
-    )
+    stopped_by: list[int] = []
+    # uvicorn restores these after its graceful shutdown and re-raises the signal it caught;
+    # ours notes it, so a requested stop ends the process with status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False,
+                timeout_graceful_shutdown=20)
+    structlog.get_logger("openline.serve").info(
+        "station stopped cleanly", station=settings.name,
+        signal=signal.Signals(stopped_by[0]).name if stopped_by else None)

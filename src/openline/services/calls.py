@@ -39,6 +39,11 @@ KIND_OF = {
     Event.CANCEL: "call.cancel",
 }
 EVENT_OF = {kind: event for event, kind in KIND_OF.items()}
+# How each event is named in a call's event log.
+LOGGED_AS = {
+    Event.RING: "ringing", Event.PICKUP: "picked_up", Event.CLOSE: "closed", Event.MISS: "missed",
+    Event.DECLINE: "declined", Event.CANCEL: "cancelled",
+}
 _TIME_COLUMN = {
     State.DELIVERED: "delivered_at",
     State.RINGING: "ringing_at",
@@ -158,14 +163,12 @@ def _local(
         if values:
             tx.conn.execute(update(calls).where(calls.c.id == call.id).values(**values))
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
-        _log(
-            tx.conn, call.id, tx.now, event.value if event is not Event.SAY else "message_sent", actor, env.id
-        )
+        _log(tx.conn, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
     return env.id
 
 
 def pickup(station: Station, actor: str, call_id: str) -> None:
-    _local(station, actor, call_id, Event.PICKUP, {"by": actor}, picked_up_by=actor)
+    _local(station, actor, call_id, Event.PICKUP, {"by": actor}, picked_up_by=f"{station.name}:{actor}")
 
 
 def say(station: Station, actor: str, call_id: str, text: Any, lang: str = "en") -> str:
@@ -329,8 +332,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             .where(calls.c.id == call_id)
             .values(picked_up_by=f"{env.sender}:{body.get('by', '')}"[:64])
         )
-    name = {"call.say": "message_received", "call.missed": "missed"}.get(env.kind, event.value)
-    _log(tx.conn, call_id, at, name, actor, env.id)
+    _log(tx.conn, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id)
 
 
 def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:

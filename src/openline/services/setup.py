@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -82,6 +83,9 @@ def _create(
     home: Path, name: str, url: str, database_url: str | None, languages: list[str], clock: Clock
 ) -> InitResult:
     db_url = database_url or f"sqlite:///{home / 'openline.db'}"
+    if not database_url:
+        # Sealed bodies and password hashes: the database file is as private as the keys.
+        os.close(os.open(home / "openline.db", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     db = Database(db_url, pool=False)
     try:
         upgrade(db)

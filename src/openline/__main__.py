@@ -1,0 +1,3 @@
+from openline.cli.main import run
+
+run()

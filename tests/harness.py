@@ -1,0 +1,119 @@
+"""Real stations for end-to-end tests: `openline serve` processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from openline.adapters.home import read_token
+from openline.services.setup import init_home
+from tests.pg import free_port
+
+OPENLINE = [sys.executable, "-m", "openline"]
+
+
+@dataclass
+class StationProcess:
+    home: Path
+    name: str
+    port: int
+    database_url: str | None = None
+    log_path: Path = field(init=False)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.log_path = self.home.parent / f"{self.name}.log"
+
+    @classmethod
+    def create(cls, root: Path, name: str, database_url: str | None = None) -> StationProcess:
+        port = free_port()
+        home = root / name
+        init_home(home, name, f"http://127.0.0.1:{port}", database_url=database_url)
+        return cls(home, name, port, database_url)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
+        env["OPENLINE_HOME"] = str(self.home)
+        return env
+
+    def start(self, timeout: float = 30.0) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([*OPENLINE, "serve"], env=self.env(), stdout=log,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, as an operator or systemd would; returns the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc = None
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*OPENLINE, *args], env=self.env(), capture_output=True,
+                                text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"openline {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url + "/api/v1", timeout=30,
+                            headers={"Authorization": f"Bearer {read_token(self.home)}"})
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last={last!r}")
+
+
+def connect(a: StationProcess, b: StationProcess) -> None:
+    """Exchange cards through the CLI and wait until the line is active on both sides."""
+    a_card = a.home.parent / f"{a.name}.card"
+    b_card = b.home.parent / f"{b.name}.card"
+    a_card.write_text(a.cli("card").stdout)
+    b_card.write_text(b.cli("card").stdout)
+    a.cli("line", "add", str(b_card))
+    b.cli("line", "add", str(a_card))
+    for s, peer in ((a, b.name), (b, a.name)):
+        wait_for(lambda s=s, peer=peer: any(x["peer"] == peer and x["state"] == "active"
+                                           for x in s.cli_json("lines")), what=f"{s.name} active")
