@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from openline.core.clock import FakeClock
+from tests.inproc import Node, link, make_node
 from tests.pg import PostgresServer
 
 
@@ -45,3 +47,22 @@ def second_database_url(backend: str, request: pytest.FixtureRequest) -> Iterato
     name = "t_" + uuid.uuid4().hex[:16]
     yield server.create_database(name)
     server.drop_database(name)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, clock: FakeClock, database_url: str | None,
+          second_database_url: str | None) -> Iterator[tuple[Node, Node]]:
+    """stuttgart and moscow in process, line active, on one fake clock."""
+    a = make_node(tmp_path, "stuttgart", clock, database_url)
+    b = make_node(tmp_path, "moscow", clock, second_database_url)
+    link(a, b)
+    try:
+        yield a, b
+    finally:
+        for n in (a, b):
+            n.station.db.dispose()

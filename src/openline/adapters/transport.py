@@ -44,7 +44,12 @@ class HttpTransport:
     origin: str
     timeout: float = 10.0
 
+    client: httpx.Client | None = None
+
     def __post_init__(self) -> None:
+        if self.client is not None:
+            self._client = self.client
+            return
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.timeout, connect=3.0),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),

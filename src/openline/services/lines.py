@@ -188,7 +188,7 @@ def _mark_active(tx: Tx, line_id: str) -> None:
     tx.conn.execute(
         update(lines)
         .where(lines.c.id == line_id)
-        .values(last_contact_at=tx.now, retry_attempt=0, retry_at=None)
+        .values(last_contact_at=tx.now, retry_attempt=0, retry_at=None, last_error=None)
     )
     tx.wake_lines.add(line_id)
 

@@ -1,0 +1,131 @@
+"""Two stations in one process, on one injected clock, with no background threads.
+
+Each station has its real database (SQLite file or PostgreSQL) and its real FastAPI app;
+requests between them go through httpx to the peer's app in process (Starlette's
+TestClient), signed exactly as on the network. Tests drive the deliverer and the timers
+step by step (`deliver`, `expire`), so time only moves when the test says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from openline.adapters.home import read_token
+from openline.adapters.schema import lines, metadata
+from openline.adapters.transport import HttpTransport, Transport
+from openline.api.app import create_app
+from openline.core.clock import FakeClock
+from openline.errors import PeerUnreachable
+from openline.runtime import build_station
+from openline.services import calls, delivery
+from openline.services.setup import init_home
+from openline.services.station import Station
+from openline.settings import load
+
+
+@dataclass
+class Switchable:
+    """A transport that can be cut, as a peer that is down or a cable that is unplugged."""
+
+    inner: Transport
+    down: bool = False
+    attempts: int = 0
+
+    def post(self, peer: str, base_url: str, path: str, payload: dict[str, Any]) -> Any:
+        self.attempts += 1
+        if self.down:
+            raise PeerUnreachable(f"{peer} at {base_url}: connection refused (test: line down)")
+        return self.inner.post(peer, base_url, path, payload)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass
+class Node:
+    name: str
+    home: Path
+    station: Station
+    app: FastAPI
+    api: TestClient
+    transport: Switchable | None = None
+    peer_http: TestClient | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line_id(self) -> str:
+        with self.station.db.read() as conn:
+            return str(conn.execute(select(lines.c.id)).scalar_one())
+
+    def line(self) -> Any:
+        with self.station.db.read() as conn:
+            return conn.execute(select(lines)).one()
+
+    def deliver(self, *, force: bool = False) -> delivery.Outcome:
+        assert self.transport is not None
+        return delivery.deliver_once(self.station, self.transport, self.line_id(), force=force)
+
+    def drain(self, limit: int = 100) -> None:
+        for _ in range(limit):
+            if self.deliver() is delivery.Outcome.IDLE:
+                return
+        raise AssertionError(f"{self.name}: outbox did not drain in {limit} steps")
+
+    def expire(self) -> int:
+        return calls.expire_due(self.station)
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table: to show that a refusal changed nothing."""
+        with self.station.db.read() as conn:
+            return {t.name: sorted((tuple(r) for r in conn.execute(select(t)).all()), key=repr)
+                    for t in metadata.sorted_tables}
+
+
+def make_node(root: Path, name: str, clock: FakeClock, database_url: str | None) -> Node:
+    home = root / name
+    init_home(home, name, f"http://{name}.test:8000", database_url=database_url, clock=clock)
+    station = build_station(load(home), clock=clock)
+    app = create_app(station, workers=False)
+    api = TestClient(app, headers={"Authorization": f"Bearer {read_token(home)}"})
+    return Node(name, home, station, app, api)
+
+
+def link(a: Node, b: Node) -> None:
+    """Wire a's requests to b's app and back, pin both cards, run the handshake."""
+    a.peer_http, b.peer_http = TestClient(b.app), TestClient(a.app)
+    a.transport = Switchable(HttpTransport(a.station.keys, a.name, client=a.peer_http))
+    b.transport = Switchable(HttpTransport(b.station.keys, b.name, client=b.peer_http))
+    a.app.state.transport, b.app.state.transport = a.transport, b.transport
+    for x, y in ((a, b), (b, a)):
+        r = x.api.post("/api/v1/lines", json={"card": y.station.card.to_json()})
+        assert r.status_code == 201, r.text
+    assert a.line().state == "active" and b.line().state == "active"
+
+
+def place_and_ring(a: Node, b: Node, subject: str = "Test call", priority: str = "routine") -> str:
+    r = a.api.post("/api/v1/calls", json={"peer": b.name, "subject": subject, "priority": priority})
+    assert r.status_code == 201, r.text
+    call_id = str(r.json()["id"])
+    a.drain()
+    b.drain()
+    return call_id
+
+
+def show(node: Node, call_id: str) -> dict[str, Any]:
+    r = node.api.get(f"/api/v1/calls/{call_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def wire_of(node: Node, envelope_id: str) -> dict[str, Any]:
+    from openline.adapters.schema import envelopes
+
+    with node.station.db.read() as conn:
+        row = conn.execute(select(envelopes.c.wire).where(envelopes.c.id == envelope_id)).one()
+    return dict(json.loads(row.wire))

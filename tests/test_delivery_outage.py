@@ -1,0 +1,82 @@
+"""A peer that is down for an hour loses nothing; backoff is capped; contact resets it."""
+
+from __future__ import annotations
+
+from openline.core import backoff
+from openline.core.clock import MICROS, FakeClock
+from openline.services.delivery import Outcome
+from tests.inproc import Node, place_and_ring, show
+
+
+def test_peer_down_for_an_hour_then_back_gets_everything(
+        nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    assert a.transport is not None
+    a.transport.down = True
+
+    texts = [f"message {i:03d}" for i in range(120)]
+    start = clock.now()
+    sent = 0
+    waits: list[float] = []
+    # An hour of outage, messages trickling in; the deliverer keeps trying.
+    while clock.now() - start < 3600 * MICROS:
+        if sent < len(texts):
+            r = a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": texts[sent]})
+            assert r.status_code == 201
+            sent += 1
+        outcome = a.deliver()
+        assert outcome in (Outcome.FAILED, Outcome.WAITING)
+        line = a.line()
+        if outcome is Outcome.FAILED:
+            waits.append((line.retry_at - clock.now()) / MICROS)
+        assert line.last_error and "connection refused" in line.last_error
+        clock.advance(5)
+    assert sent == len(texts)
+    assert waits and max(waits) <= backoff.CAP_SECONDS
+    assert len(waits) >= 3600 / backoff.CAP_SECONDS  # it never stopped trying
+    assert a.api.get("/api/v1/lines").json()[0]["outbox_depth"] == len(texts)
+
+    a.transport.down = False
+    clock.advance(backoff.CAP_SECONDS)
+    a.drain()
+    shown = show(b, call_id)
+    assert [m["text"] for m in shown["messages"]] == texts
+    assert all(m["receipt"] for m in show(a, call_id)["messages"])
+    lines = a.api.get("/api/v1/lines").json()
+    assert lines[0]["outbox_depth"] == 0 and lines[0]["last_error"] is None
+
+
+def test_contact_from_the_peer_retries_at_once(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    a, b = nodes
+    first = place_and_ring(a, b)
+    assert a.transport is not None
+    a.transport.down = True
+    r = a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "second call"})
+    second = r.json()["id"]
+    for _ in range(8):  # back off well into the tens of seconds
+        a.deliver(force=True)
+    assert (a.line().retry_at - clock.now()) / MICROS > 10
+    assert a.deliver() is Outcome.WAITING
+    a.transport.down = False
+    assert b.api.post(f"/api/v1/calls/{first}/pickup").status_code == 200
+    b.drain()  # moscow reaches stuttgart: stuttgart drops its backoff at once
+    assert a.line().retry_at is None
+    assert a.deliver() is Outcome.SENT
+    assert show(b, second)["state"] == "ringing"
+
+
+def test_batches_hold_at_most_fifty_envelopes(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    for i in range(120):
+        a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": f"m{i}"})
+    assert a.transport is not None
+    before = a.transport.attempts
+    a.drain()
+    assert a.transport.attempts - before == 3  # 50 + 50 + 20
+    assert len(show(b, call_id)["messages"]) == 120

@@ -1,0 +1,234 @@
+"""Every kind of bad envelope or request is refused with its code and changes nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from openline.core.clock import rfc3339
+from openline.core.envelope import MAX_BODY_BYTES, make_envelope
+from openline.core.keys import StationKeys, encryption_public_key
+from openline.core.requestsig import sign_request
+from openline.services.outbox import new_id
+from tests.inproc import Node, place_and_ring, wire_of
+
+BATCH = "/_openline/v1/send/{}"
+
+
+def post_signed(sender: Node, receiver: Node, payload: Any, *, keys: StationKeys | None = None,
+                origin: str | None = None, destination: str | None = None,
+                raw: bytes | None = None) -> Any:
+    """POST a batch to `receiver` signed as `sender` would (or as told)."""
+    assert receiver.peer_http is not None
+    path = BATCH.format(new_id())
+    body = raw if raw is not None else json.dumps(payload).encode()
+    auth = sign_request(keys or sender.station.keys, "POST", path, origin or sender.name,
+                        destination or receiver.name, body)
+    client = sender.peer_http
+    assert client is not None
+    return client.post(path, content=body, headers={"Authorization": auth,
+                                                     "Content-Type": "application/json"})
+
+
+def pending_wire(node: Node) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from openline.adapters.schema import envelopes
+
+    with node.station.db.read() as conn:
+        rows = conn.execute(select(envelopes.c.wire).where(
+            envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
+            .order_by(envelopes.c.seq)).all()
+    return [json.loads(r.wire) for r in rows]
+
+
+@pytest.fixture
+def queued(nodes: tuple[Node, Node]) -> tuple[Node, Node, dict[str, Any]]:
+    """A call in progress and one message from stuttgart not yet delivered to moscow."""
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    r = a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": "secret text"})
+    assert r.status_code == 201
+    (env,) = pending_wire(a)
+    return a, b, env
+
+
+def refused_code(response: Any) -> str:
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert result["status"] == "refused", result
+    return str(result["error"]["code"])
+
+
+def resign(node: Node, header: dict[str, Any]) -> str:
+    from openline.core.encoding import canonical
+
+    return node.station.keys.sign(canonical(header))
+
+
+def test_valid_envelope_is_stored_once_and_retry_gets_the_same_receipt(queued: Any) -> None:
+    a, b, env = queued
+    first = post_signed(a, b, {"envelopes": [env]}).json()["results"][0]
+    assert first["status"] == "stored"
+    before = b.snapshot()
+    again = post_signed(a, b, {"envelopes": [env]}).json()["results"][0]
+    assert again["status"] == "duplicate"
+    assert again["receipt"] == first["receipt"]
+    assert b.snapshot() == before
+
+
+@pytest.mark.parametrize("field", ["sig", "body", "header.kind", "header.time", "header.ref"])
+def test_tampered_envelope_is_refused_as_bad_signature(queued: Any, field: str) -> None:
+    a, b, env = queued
+    bad = copy.deepcopy(env)
+    if field == "sig":
+        bad["sig"] = ("A" if bad["sig"][0] != "A" else "B") + bad["sig"][1:]
+    elif field == "body":
+        bad["body"] = ("A" if bad["body"][5] != "A" else "B").join([bad["body"][:5], bad["body"][6:]])
+    elif field == "header.kind":
+        bad["header"]["kind"] = "call.close"
+    elif field == "header.time":
+        bad["header"]["time"] = rfc3339(0)
+    else:
+        bad["header"]["ref"] = new_id()
+    before = b.snapshot()
+    assert refused_code(post_signed(a, b, {"envelopes": [bad]})) == "bad_signature"
+    assert b.snapshot() == before
+
+
+def test_replayed_sequence_number_is_refused(queued: Any) -> None:
+    a, b, env = queued
+    assert post_signed(a, b, {"envelopes": [env]}).json()["results"][0]["status"] == "stored"
+    # A validly signed envelope that reuses an old sequence number under a new id.
+    replay = copy.deepcopy(env)
+    replay["header"]["id"] = new_id()
+    replay["sig"] = resign(a, replay["header"])
+    before = b.snapshot()
+    assert refused_code(post_signed(a, b, {"envelopes": [replay]})) == "replay"
+    assert b.snapshot() == before
+
+
+def test_sequence_gap_is_refused(queued: Any) -> None:
+    a, b, env = queued
+    gap = copy.deepcopy(env)
+    gap["header"]["seq"] += 1
+    gap["sig"] = resign(a, gap["header"])
+    before = b.snapshot()
+    assert refused_code(post_signed(a, b, {"envelopes": [gap]})) == "sequence_gap"
+    assert b.snapshot() == before
+
+
+def test_wrong_destination_is_refused(queued: Any) -> None:
+    a, b, env = queued
+    wrong = copy.deepcopy(env)
+    wrong["header"]["to"] = "ankara"
+    wrong["sig"] = resign(a, wrong["header"])
+    before = b.snapshot()
+    assert refused_code(post_signed(a, b, {"envelopes": [wrong]})) == "wrong_destination"
+    # The request itself addressed to another station: 401 before anything is read.
+    r = post_signed(a, b, {"envelopes": [env]}, destination="ankara")
+    assert (r.status_code, r.json()["code"]) == (401, "wrong_destination")
+    assert b.snapshot() == before
+
+
+def test_unknown_station_is_refused(queued: Any) -> None:
+    a, b, env = queued
+    stranger = StationKeys.generate()
+    before = b.snapshot()
+    r = post_signed(a, b, {"envelopes": [env]}, keys=stranger, origin="ankara")
+    assert (r.status_code, r.json()["code"]) == (401, "unknown_station")
+    assert r.headers["content-type"] == "application/problem+json"
+    assert b.snapshot() == before
+
+
+def test_request_signed_with_another_key_is_refused(queued: Any) -> None:
+    a, b, env = queued
+    before = b.snapshot()
+    r = post_signed(a, b, {"envelopes": [env]}, keys=StationKeys.generate())
+    assert (r.status_code, r.json()["code"]) == (401, "bad_signature")
+    assert b.snapshot() == before
+
+
+def test_oversize_body_is_refused(queued: Any) -> None:
+    a, b, env = queued
+    bkey = encryption_public_key(b.station.keys.encryption_public)
+    big, _ = make_envelope(
+        a.station.keys, recipient=bkey, envelope_id=new_id(), line=env["header"]["line"],
+        sender=a.name, receiver=b.name, seq=env["header"]["seq"], time=env["header"]["time"],
+        kind="call.say", ref=env["header"]["ref"], body={"text": "x" * (MAX_BODY_BYTES + 10)})
+    before = b.snapshot()
+    assert refused_code(post_signed(a, b, {"envelopes": [big.to_json()]})) == "oversize"
+    assert b.snapshot() == before
+
+
+def test_oversize_request_is_refused(queued: Any) -> None:
+    a, b, _env = queued
+    before = b.snapshot()
+    r = post_signed(a, b, None, raw=b"{" + b" " * (9 * 1024 * 1024) + b"}")
+    assert (r.status_code, r.json()["code"]) == (400, "oversize")
+    assert b.snapshot() == before
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b'{"envelopes": 3}', b'{"envelopes": [], "x": 1}'])
+def test_malformed_batch_is_refused(queued: Any, raw: bytes) -> None:
+    a, b, _env = queued
+    before = b.snapshot()
+    r = post_signed(a, b, None, raw=raw)
+    assert (r.status_code, r.json()["code"]) == (400, "malformed")
+    assert b.snapshot() == before
+
+
+@pytest.mark.parametrize("mangle", ["drop-field", "extra-field", "seq-string", "not-object", "bad-kind"])
+def test_malformed_envelope_is_refused(queued: Any, mangle: str) -> None:
+    a, b, env = queued
+    bad: Any = copy.deepcopy(env)
+    if mangle == "drop-field":
+        del bad["header"]["seq"]
+    elif mangle == "extra-field":
+        bad["header"]["extra"] = 1
+    elif mangle == "seq-string":
+        bad["header"]["seq"] = "1"
+    elif mangle == "bad-kind":
+        bad["header"]["kind"] = "call.explode"
+    else:
+        bad = "envelope"
+    before = b.snapshot()
+    assert refused_code(post_signed(a, b, {"envelopes": [bad]})) == "malformed"
+    assert b.snapshot() == before
+
+
+def test_one_bad_envelope_does_not_fail_the_batch(queued: Any) -> None:
+    a, b, env = queued
+    bad = copy.deepcopy(env)
+    bad["sig"] = "A" + bad["sig"][1:] if bad["sig"][0] != "A" else "B" + bad["sig"][1:]
+    r = post_signed(a, b, {"envelopes": [bad, env]})
+    statuses = [x["status"] for x in r.json()["results"]]
+    assert statuses == ["refused", "stored"]
+
+
+def test_unsigned_request_is_refused(queued: Any) -> None:
+    a, b, env = queued
+    before = b.snapshot()
+    assert a.peer_http is not None
+    r = a.peer_http.post(BATCH.format(new_id()), json={"envelopes": [env]})
+    assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
+    assert b.snapshot() == before
+
+
+def test_message_text_never_reaches_the_log(queued: Any, capsys: pytest.CaptureFixture[str],
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    a, b, env = queued
+    bad = copy.deepcopy(env)
+    bad["header"]["seq"] += 5
+    bad["sig"] = resign(a, bad["header"])
+    post_signed(a, b, {"envelopes": [bad]})
+    a.drain()
+    captured = capsys.readouterr()
+    assert "secret text" not in captured.out + captured.err + caplog.text
+    msg = wire_of(a, env["header"]["id"])
+    assert "secret text" not in json.dumps(msg)
