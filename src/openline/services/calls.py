@@ -235,11 +235,13 @@ def _miss(station: Station, tx: Tx, call: Any) -> None:
 def expire_due(station: Station) -> int:
     """Turn every ringing inbound call past its deadline into `missed`. Returns how many."""
     with station.tx() as tx:
-        due = tx.conn.execute(
-            select(calls).where(
-                calls.c.state == State.RINGING.value, calls.c.direction == "in", calls.c.deadline_at <= tx.now
-            )
-        ).all()
+        query = select(calls).where(
+            calls.c.state == State.RINGING.value, calls.c.direction == "in", calls.c.deadline_at <= tx.now
+        )
+        if tx.conn.dialect.name == "postgresql":
+            # Several `serve` processes may share one database: each due call is claimed once.
+            query = query.with_for_update(skip_locked=True)
+        due = tx.conn.execute(query).all()
         for call in due:
             _miss(station, tx, call)
     return len(due)
