@@ -353,44 +353,32 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
 
 # Queries ----------------------------------------------------------------------------
 
-CALL_FIELDS = (
-    "id",
-    "peer",
-    "direction",
-    "subject",
-    "priority",
-    "state",
-    "placed_at",
-    "delivered_at",
-    "ringing_at",
-    "picked_up_at",
-    "closed_at",
-    "missed_at",
-    "declined_at",
-    "cancelled_at",
-    "deadline_at",
-    "picked_up_by",
+TIME_FIELDS = (
+    "placed_at", "delivered_at", "ringing_at", "picked_up_at", "closed_at", "missed_at",
+    "declined_at", "cancelled_at", "deadline_at",
 )
 
 
-def _envelope_row(conn: Connection, envelope_id: str) -> Any:
-    return conn.execute(select(envelopes).where(envelopes.c.id == envelope_id)).one()
+def _with_place_envelope() -> Any:
+    """Calls joined with the envelope that placed them, whose sealed body holds the subject."""
+    return select(calls, envelopes.c.wire, envelopes.c.self_body).join(
+        envelopes, envelopes.c.id == calls.c.place_envelope_id
+    )
 
 
-def _call_json(station: Station, conn: Connection, call: Any) -> dict[str, Any]:
-    place_body = outbox.open_body(station, _envelope_row(conn, call.place_envelope_id))
+def _call_json(station: Station, row: Any) -> dict[str, Any]:
+    """A call as the API shows it. `row` comes from `_with_place_envelope()`."""
+    place_body = outbox.open_body(station, row)
     out: dict[str, Any] = {
-        "id": call.id,
-        "peer": call.peer,
-        "direction": call.direction,
+        "id": row.id,
+        "peer": row.peer,
+        "direction": row.direction,
         "subject": place_body.get("subject"),
-        "priority": call.priority,
-        "state": call.state,
-        "picked_up_by": call.picked_up_by,
+        "priority": row.priority,
+        "state": row.state,
+        "picked_up_by": row.picked_up_by,
     }
-    for col in CALL_FIELDS:
-        if col.endswith("_at"):
-            out[col] = rfc3339(getattr(call, col))
+    out.update({field: rfc3339(getattr(row, field)) for field in TIME_FIELDS})
     return out
 
 
@@ -399,17 +387,19 @@ def list_calls(station: Station, *, limit: int = 100, state: str | None = None) 
         raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
     if state is not None and state not in {s.value for s in State}:
         raise InvalidInput(f"state must be one of {', '.join(s.value for s in State)}, got {state!r}")
-    query = select(calls).order_by(calls.c.placed_at.desc(), calls.c.id.desc()).limit(limit)
+    query = _with_place_envelope().order_by(calls.c.placed_at.desc(), calls.c.id.desc()).limit(limit)
     if state is not None:
         query = query.where(calls.c.state == state)
     with station.db.read() as conn:
-        return [_call_json(station, conn, c) for c in conn.execute(query).all()]
+        return [_call_json(station, row) for row in conn.execute(query).all()]
 
 
 def show_call(station: Station, call_id: str) -> dict[str, Any]:
     with station.db.read() as conn:
-        call = _get(conn, call_id)
-        out = _call_json(station, conn, call)
+        call = conn.execute(_with_place_envelope().where(calls.c.id == call_id)).first()
+        if call is None:
+            raise NotFound(f"no call with id {call_id!r}")
+        out = _call_json(station, call)
         rows = conn.execute(select(envelopes).where(envelopes.c.call_id == call_id)).all()
         messages, summary = [], None
         for row in rows:
