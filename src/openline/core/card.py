@@ -52,13 +52,18 @@ def validate_name(name: str) -> str:
 
 
 def validate_url(url: str) -> str:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EnvelopeRefused(Code.BAD_CARD, f"station URL must be http(s)://host[:port], got {url!r}")
+    """A station URL, without a trailing '/'."""
     try:
-        parts.port  # noqa: B018 - raises on a bad port
+        parts = urlsplit(url) if isinstance(url, str) else None
     except ValueError as exc:
-        raise EnvelopeRefused(Code.BAD_CARD, f"station URL has a bad port: {url!r}") from exc
+        raise EnvelopeRefused(Code.BAD_CARD, f"station URL cannot be parsed: {url!r:.200} ({exc})") from None
+    try:
+        if parts is not None:
+            parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise EnvelopeRefused(Code.BAD_CARD, f"station URL has a bad port: {url!r:.200} ({exc})") from None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EnvelopeRefused(Code.BAD_CARD, f"station URL must be http(s)://host[:port], got {url!r:.200}")
     return url.rstrip("/")
 
 
@@ -112,6 +117,15 @@ def make_card(keys: StationKeys, name: str, urls: list[str], languages: list[str
     )
 
 
+def _exact_url(url: Any) -> str:
+    """A card's URL must already be in the form we keep, or the signature would not
+    survive storing the card and reading it back."""
+    clean = validate_url(url)
+    if clean != url:
+        raise EnvelopeRefused(Code.BAD_CARD, f"card: URL {url!r:.200} must not end with '/'")
+    return clean
+
+
 def parse_card(data: Any) -> Card:
     """Check a card's shape and self-signature; return it or raise `bad_card`."""
     if not isinstance(data, dict):
@@ -120,7 +134,7 @@ def parse_card(data: Any) -> Card:
     extra = sorted(data.keys() - _FIELDS)
     if missing or extra:
         raise EnvelopeRefused(Code.BAD_CARD, f"card: missing fields {missing}, unknown fields {extra}")
-    if data["v"] != CARD_VERSION:
+    if type(data["v"]) is not int or data["v"] != CARD_VERSION:
         raise EnvelopeRefused(Code.BAD_CARD, f"card: expected version {CARD_VERSION}, got {data['v']!r}")
     if data["kem"] != KEM_X25519:
         raise EnvelopeRefused(Code.BAD_CARD, f"card: unsupported KEM {data['kem']!r}")
@@ -136,7 +150,7 @@ def parse_card(data: Any) -> Card:
         raise EnvelopeRefused(Code.BAD_CARD, f"card: {exc.detail}") from exc
     card = Card(
         validate_name(data["name"]),
-        tuple(validate_url(u) for u in urls),
+        tuple(_exact_url(u) for u in urls),
         data["signing_key"],
         data["encryption_key"],
         tuple(langs),

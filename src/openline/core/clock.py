@@ -7,12 +7,16 @@ RFC 3339 strings in UTC with microseconds.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 MICROS = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# RFC 3339 §5.6 date-time, with at most microsecond precision.
+_RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class Clock(Protocol):
@@ -56,9 +60,7 @@ def rfc3339(micros: int | None) -> str | None:
 
 def parse_rfc3339(text: str) -> int:
     """Parse an RFC 3339 time with an explicit offset into epoch microseconds."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"expected an RFC 3339 time, got {text!r}")
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        raise ValueError(f"RFC 3339 time needs an offset, got {text!r}")
-    return int(dt.timestamp()) * MICROS + dt.microsecond
+    if not isinstance(text, str) or not _RFC3339_RE.fullmatch(text):
+        raise ValueError(f"expected an RFC 3339 time such as 2026-11-26T05:02:35.123456Z, got {text!r:.80}")
+    dt = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    return (dt - _EPOCH) // timedelta(microseconds=1)

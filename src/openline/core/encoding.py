@@ -9,11 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from typing import Any
 
 import rfc8785
 
 from openline.errors import Code, EnvelopeRefused
+
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def canonical(value: Any) -> bytes:
@@ -29,13 +32,23 @@ def b64e(data: bytes) -> str:
 
 
 def b64d(text: str, *, what: str = "value") -> bytes:
-    """Decode unpadded base64url, refusing anything else with a clear error."""
+    """Decode unpadded base64url, refusing any other spelling of the same bytes.
+
+    Exactly one text per byte string: no padding, no '+' or '/', no stray characters,
+    no non-zero trailing bits. Otherwise an unsigned field (a body, a signature) could be
+    re-spelled without breaking a signature while changing every digest quoted over it.
+    """
     if not isinstance(text, str):
         raise EnvelopeRefused(Code.MALFORMED, f"{what}: expected base64url text, got {type(text).__name__}")
+    if not _B64URL_RE.fullmatch(text):
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: not base64url (unpadded, alphabet A-Z a-z 0-9 - _)")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise EnvelopeRefused(Code.MALFORMED, f"{what}: not base64url ({exc})") from exc
+    if b64e(raw) != text:
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: not the canonical base64url spelling")
+    return raw
 
 
 def sha256(data: bytes) -> bytes:

@@ -187,9 +187,9 @@ def _check_header(h: dict[str, Any]) -> None:
     for field in ("from", "to"):
         if not isinstance(h[field], str) or not 0 < len(h[field]) <= 63:
             raise bad(field, "a station name")
-    if type(h["seq"]) is not int or not 1 <= h["seq"] < 2**62:
+    if type(h["seq"]) is not int or not 1 <= h["seq"] < 2**53:  # RFC 8785: exact in IEEE 754
         raise bad("seq", "a positive integer")
-    if h["kind"] not in KINDS:
+    if not isinstance(h["kind"], str) or h["kind"] not in KINDS:
         raise bad("kind", f"one of {sorted(KINDS)}")
     if h["ref"] is not None and (not isinstance(h["ref"], str) or not _UUID_RE.fullmatch(h["ref"])):
         raise bad("ref", "null or a lowercase UUID")

@@ -62,18 +62,46 @@ def load_encryption_pem(data: bytes) -> X25519PrivateKey:
     return key
 
 
+# The y-coordinates of the Ed25519 points of small order (and their non-canonical
+# spellings), as in libsodium's ge25519_has_small_order. With such a public key one
+# signature verifies for every message, so a station could disown its own envelopes.
+_SMALL_ORDER_Y = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "00" * 32,
+        "01" + "00" * 31,
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ec" + "ff" * 30 + "7f",
+        "ed" + "ff" * 30 + "7f",
+        "ee" + "ff" * 30 + "7f",
+    )
+)
+
+
 def signing_public_key(text: str, *, what: str = "signing key") -> Ed25519PublicKey:
     raw = b64d(text, what=what)
     if len(raw) != 32:
         raise EnvelopeRefused(Code.MALFORMED, f"{what}: expected 32 bytes, got {len(raw)}")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    if raw[:31] + bytes([raw[31] & 0x7F]) in _SMALL_ORDER_Y:
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: a point of small order is not a usable key")
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: not a valid Ed25519 key ({exc})") from None
 
 
 def encryption_public_key(text: str, *, what: str = "encryption key") -> X25519PublicKey:
     raw = b64d(text, what=what)
     if len(raw) != 32:
         raise EnvelopeRefused(Code.MALFORMED, f"{what}: expected 32 bytes, got {len(raw)}")
-    return X25519PublicKey.from_public_bytes(raw)
+    key = X25519PublicKey.from_public_bytes(raw)
+    try:
+        # A low-order point yields an all-zero shared secret, which the library refuses.
+        X25519PrivateKey.generate().exchange(key)
+    except ValueError:
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: a point of small order is not a usable key") from None
+    return key
 
 
 def verify(public: Ed25519PublicKey, signature: str, data: bytes, *, what: str) -> None:
