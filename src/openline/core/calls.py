@@ -101,5 +101,5 @@ def apply(state: State, event: Event, by: Party) -> State:
 
 
 def allowed(state: State, by: Party) -> list[Event]:
-    """Events `by` may cause in `state` that change something (for UIs and tests)."""
+    """Events `by` may cause in `state` (for UIs: which buttons to show)."""
     return [e for (s, e), _ in _TRANSITIONS.items() if s is state and by in _WHO[e]]
