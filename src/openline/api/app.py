@@ -8,11 +8,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from openline import __version__
 from openline.adapters.transport import Transport
 from openline.api import federation, local, problems
+from openline.metrics import LineCollector
 from openline.runtime import Workers, default_transport
 from openline.services.station import Station
 
@@ -56,8 +57,12 @@ def create_app(
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "station": station.name, "version": __version__}
 
+    lines_registry = CollectorRegistry(auto_describe=True)
+    lines_registry.register(LineCollector(station))
+
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(REGISTRY) + generate_latest(lines_registry)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
