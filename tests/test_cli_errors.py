@@ -33,7 +33,7 @@ def test_init_creates_a_private_home(tmp_path: Path) -> None:
     r = run_cli("init", "--home", str(home), "--name", "stuttgart", "--url", "http://127.0.0.1:9")
     assert r.returncode == 0, r.stderr
     assert "one-time password" in r.stdout
-    for name in ("signing.key", "encryption.key", "api-token", "openline.db"):
+    for name in ("signing.key", "encryption.key", "api-token", "openline.db", "settings.toml"):
         assert (home / name).stat().st_mode & 0o777 == 0o600, name
     assert (home.stat().st_mode & 0o077) == 0
     settings = (home / "settings.toml").read_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
@@ -24,18 +25,36 @@ from openline.settings import load
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(message)s")
+    """One JSON object per line on stderr, from structlog and from the standard library
+    loggers of uvicorn, Alembic and httpx alike."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Per-request lines from the HTTP client and migration chatter are noise at INFO.
+    for name in ("httpx", "httpcore", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -58,8 +77,17 @@ def run(home: Path, listen: str | None = None) -> None:
     # ours notes it, so a requested stop ends the process with status 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False,
-                timeout_graceful_shutdown=20)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+    )
     structlog.get_logger("openline.serve").info(
-        "station stopped cleanly", station=settings.name,
-        signal=signal.Signals(stopped_by[0]).name if stopped_by else None)
+        "station stopped cleanly",
+        station=settings.name,
+        signal=signal.Signals(stopped_by[0]).name if stopped_by else None,
+    )

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -86,7 +87,8 @@ def load(home: Path) -> Settings:
         )
     try:
         values: dict[str, Any] = TomlConfigSettingsSource(Settings, toml_file=path)()
-        values.pop("home", None)
+        values.update(EnvSettingsSource(Settings)())  # OPENLINE_* variables win over the file
+        values.pop("home", None)  # the home is where we read from, never a setting
         return Settings(home=home, **values)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -8,8 +8,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from openline.adapters.db import Database
+from openline.errors import Code, OpenLineError
 
 _DIR = Path(__file__).parent / "migrations"
 
@@ -22,9 +25,16 @@ def _config() -> Config:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     cfg = _config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    try:
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except SQLAlchemyError as exc:
+        where = make_url(db.url).render_as_string(hide_password=True)
+        reason = getattr(exc, "orig", None) or exc
+        raise OpenLineError(
+            f"cannot open the database at {where}: {reason}", code=Code.DATABASE_UNAVAILABLE
+        ) from None
 
 
 def current(db: Database) -> str | None:

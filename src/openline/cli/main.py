@@ -31,6 +31,7 @@ err = Console(stderr=True)
 HomeOpt = Annotated[
     Path, typer.Option("--home", envvar="OPENLINE_HOME", help="Station home directory.", show_default=False)
 ]
+CallArg = typer.Argument(metavar="CALL", help="The call id (from `openline calls`).")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) instead of a table.")]
 PRIORITIES = ["flash", "immediate", "priority", "routine"]
 PRIORITY_STYLE = {"flash": "bold red", "immediate": "red", "priority": "yellow", "routine": ""}
@@ -134,9 +135,15 @@ def card(home: HomeOpt) -> None:
 @line_app.command("add")
 def line_add(
     home: HomeOpt,
-    card_file: Annotated[Path, typer.Argument(help="The peer's card (JSON file, or - for stdin).")],
+    card_file: Annotated[
+        Path, typer.Argument(metavar="CARD_FILE", help="The peer's card (JSON file, or - for stdin).")
+    ],
     answer_deadline: Annotated[
-        int | None, typer.Option(help="Seconds a call may ring before it is missed.")
+        int | None,
+        typer.Option(
+            help="Seconds a call may ring before it is missed. A line term: "
+            "both stations must set the same value."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -185,7 +192,7 @@ def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
 @app.command()
 def call(
     home: HomeOpt,
-    peer: Annotated[str, typer.Argument(help="The peer station's name.")],
+    peer: Annotated[str, typer.Argument(metavar="PEER", help="The peer station's name.")],
     subject: Annotated[str, typer.Option(help="What the call is about.")],
     priority: Annotated[str, typer.Option(help="flash, immediate, priority or routine.")] = "routine",
     as_json: JsonOpt = False,
@@ -213,7 +220,10 @@ def calls_cmd(
         rows = c.get("/calls", params=params)
 
     def render(items: list[dict[str, Any]]) -> None:
-        t = Table("id", "peer", "dir", "priority", "state", "subject", "placed", "last change")
+        t = Table()
+        t.add_column("id", no_wrap=True, min_width=36)  # the id is what pickup/say/show need
+        for column in ("peer", "dir", "priority", "state", "subject", "placed", "last change"):
+            t.add_column(column)
         for x in items:
             changes = [
                 x[k]
@@ -250,9 +260,7 @@ def _call_action(home: Path, call_id: str, action: str, body: dict[str, Any] | N
 
 
 @app.command()
-def pickup(
-    home: HomeOpt, call_id: Annotated[str, typer.Argument(metavar="CALL")], as_json: JsonOpt = False
-) -> None:
+def pickup(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = False) -> None:
     """Pick up a ringing call."""
     _call_action(home, call_id, "pickup", None, as_json)
 
@@ -260,7 +268,7 @@ def pickup(
 @app.command()
 def say(
     home: HomeOpt,
-    call_id: Annotated[str, typer.Argument(metavar="CALL")],
+    call_id: Annotated[str, CallArg],
     text: Annotated[str, typer.Argument(help="The message.")],
     lang: Annotated[str, typer.Option(help="Language of the message.")] = "en",
     as_json: JsonOpt = False,
@@ -272,7 +280,7 @@ def say(
 @app.command()
 def close(
     home: HomeOpt,
-    call_id: Annotated[str, typer.Argument(metavar="CALL")],
+    call_id: Annotated[str, CallArg],
     summary: Annotated[str | None, typer.Option(help="A closing summary.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -283,7 +291,7 @@ def close(
 @app.command()
 def decline(
     home: HomeOpt,
-    call_id: Annotated[str, typer.Argument(metavar="CALL")],
+    call_id: Annotated[str, CallArg],
     reason: Annotated[str | None, typer.Option(help="Why.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -292,17 +300,13 @@ def decline(
 
 
 @app.command()
-def cancel(
-    home: HomeOpt, call_id: Annotated[str, typer.Argument(metavar="CALL")], as_json: JsonOpt = False
-) -> None:
+def cancel(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = False) -> None:
     """Cancel an outbound call that has not been picked up."""
     _call_action(home, call_id, "cancel", None, as_json)
 
 
 @app.command()
-def show(
-    home: HomeOpt, call_id: Annotated[str, typer.Argument(metavar="CALL")], as_json: JsonOpt = False
-) -> None:
+def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = False) -> None:
     """Show a call: its states, messages with receipts, and event log."""
     with client(home) as c:
         data = c.get(f"/calls/{call_id}")

@@ -108,5 +108,6 @@ def _create(
     settings = {"name": name, "url": url, "languages": languages}
     if database_url:
         settings["database_url"] = database_url
-    (home / SETTINGS_FILE).write_text(render_toml(settings))
+    # 0600: a PostgreSQL URL may carry a password.
+    homefiles.write_secret(home / SETTINGS_FILE, render_toml(settings).encode())
     return InitResult(home, ADMIN_NAME, password, token, db_url)
