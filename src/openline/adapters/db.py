@@ -3,8 +3,11 @@
 Writes go through `Database.write()`, one transaction per use case. On SQLite every
 write transaction starts with BEGIN IMMEDIATE, so two writers queue on the database
 lock instead of deadlocking when a reader upgrades; inside one process a lock keeps
-writer threads from spinning on SQLITE_BUSY. synchronous=FULL: a receipt says "stored",
-and that must survive a power cut, not just a crash.
+writer threads from spinning on SQLITE_BUSY. `Database.read()` transactions start with a
+plain (deferred) BEGIN: in WAL mode a reader sees one snapshot and neither waits for a
+writer nor holds one up, whereas BEGIN IMMEDIATE would take the write lock and leave
+readers and writers sleeping in SQLite's busy handler. synchronous=FULL: a receipt says
+"stored", and that must survive a power cut, not just a crash.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from openline.errors import InvalidInput
+
+_READ_ONLY = "openline_read_only"  # execution option that marks `Database.read()` connections
 
 
 def normalise_url(url: str) -> str:
@@ -66,7 +71,9 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A read transaction (on SQLite a deferred BEGIN), rolled back when the block ends."""
         with self.engine.connect() as conn:
+            conn.execution_options(**{_READ_ONLY: True})
             yield conn
 
     def dispose(self) -> None:
@@ -87,4 +94,4 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")

@@ -41,8 +41,12 @@ KIND_OF = {
 EVENT_OF = {kind: event for event, kind in KIND_OF.items()}
 # How each event is named in a call's event log.
 LOGGED_AS = {
-    Event.RING: "ringing", Event.PICKUP: "picked_up", Event.CLOSE: "closed", Event.MISS: "missed",
-    Event.DECLINE: "declined", Event.CANCEL: "cancelled",
+    Event.RING: "ringing",
+    Event.PICKUP: "picked_up",
+    Event.CLOSE: "closed",
+    Event.MISS: "missed",
+    Event.DECLINE: "declined",
+    Event.CANCEL: "cancelled",
 }
 _TIME_COLUMN = {
     State.DELIVERED: "delivered_at",
@@ -354,8 +358,15 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
 # Queries ----------------------------------------------------------------------------
 
 TIME_FIELDS = (
-    "placed_at", "delivered_at", "ringing_at", "picked_up_at", "closed_at", "missed_at",
-    "declined_at", "cancelled_at", "deadline_at",
+    "placed_at",
+    "delivered_at",
+    "ringing_at",
+    "picked_up_at",
+    "closed_at",
+    "missed_at",
+    "declined_at",
+    "cancelled_at",
+    "deadline_at",
 )
 
 

@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from openline.adapters.schema import envelopes, lines, peers
 from openline.core.clock import parse_rfc3339, rfc3339
@@ -36,6 +36,18 @@ from openline.services.station import Station, Tx
 
 MAX_BATCH = 50
 log = structlog.get_logger("openline.inbox")
+
+# Built once: every inbound envelope runs these, and building a SQLAlchemy statement
+# costs several times more than executing it.
+_LINE_OF_PEER = select(lines).where(lines.c.peer == bindparam("b_peer"))
+_PEER_KEY = select(peers.c.signing_key).where(peers.c.name == bindparam("b_peer"))
+_KNOWN = select(envelopes.c.wire, envelopes.c.receipt).where(envelopes.c.id == bindparam("b_id"))
+_INSERT = insert(envelopes)
+_LINE_RECEIVED = (
+    update(lines)
+    .where(lines.c.id == bindparam("b_line"))
+    .values(next_in_seq=bindparam("b_next"), last_contact_at=bindparam("b_at"))
+)
 
 
 def _refusal(index: int, env_id: Any, exc: EnvelopeRefused) -> dict[str, Any]:
@@ -60,17 +72,23 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
         raise EnvelopeRefused(Code.OVERSIZE, f"batch: at most {MAX_BATCH} envelopes, got {len(items)}")
     results: list[dict[str, Any]] = []
     with station.tx() as tx:
-        line = tx.conn.execute(select(lines).where(lines.c.peer == origin)).first()
+        line = tx.conn.execute(_LINE_OF_PEER, {"b_peer": origin}).first()
         if line is None:
             raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
-        peer = tx.conn.execute(select(peers).where(peers.c.name == origin)).one()
+        peer = tx.conn.execute(_PEER_KEY, {"b_peer": origin}).one()
         sender_key = signing_public_key(peer.signing_key)
+        # Only this transaction moves the line's inbound sequence, so it is counted here
+        # and written once with the batch.
+        next_seq = int(line.next_in_seq)
         for index, item in enumerate(items):
-            env_id = item.get("header", {}).get("id") if isinstance(item, dict) else None
+            header = item.get("header") if isinstance(item, dict) else None
+            env_id = header.get("id") if isinstance(header, dict) else None
             try:
                 with tx.conn.begin_nested():
-                    results.append(_receive_one(station, tx, line, sender_key, item, index))
-                    line = tx.conn.execute(select(lines).where(lines.c.id == line.id)).one()
+                    result = _receive_one(station, tx, line, next_seq, sender_key, item, index)
+                results.append(result)
+                if result["status"] == "stored":
+                    next_seq += 1
             except EnvelopeRefused as exc:
                 log.warning(
                     "envelope refused",
@@ -81,12 +99,12 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
                     detail=exc.detail,
                 )
                 results.append(_refusal(index, env_id, exc))
-        tx.conn.execute(update(lines).where(lines.c.id == line.id).values(last_contact_at=tx.now))
+        tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
     return {"batch": batch_id, "results": results}
 
 
 def _receive_one(
-    station: Station, tx: Tx, line: Any, sender_key: Any, item: Any, index: int
+    station: Station, tx: Tx, line: Any, expected: int, sender_key: Any, item: Any, index: int
 ) -> dict[str, Any]:
     env = parse_envelope(item)
     h = env.header
@@ -105,14 +123,11 @@ def _receive_one(
     if line.state != ACTIVE:
         raise EnvelopeRefused(Code.LINE_NOT_ACTIVE, f"the line with {line.peer!r} is {line.state}")
     sealed = verify_envelope(env, sender_key)
-    known = tx.conn.execute(
-        select(envelopes.c.wire, envelopes.c.receipt).where(envelopes.c.id == env.id)
-    ).first()
+    known = tx.conn.execute(_KNOWN, {"b_id": env.id}).first()
     if known is not None:
         if _same(known.wire, env):
             return {"index": index, "id": env.id, "status": "duplicate", "receipt": json.loads(known.receipt)}
         raise EnvelopeRefused(Code.REPLAY, f"envelope id {env.id} was already used for other content")
-    expected = int(line.next_in_seq)
     if env.seq < expected:
         raise EnvelopeRefused(
             Code.REPLAY, f"sequence number {env.seq} was already used (next expected {expected})"
@@ -123,21 +138,21 @@ def _receive_one(
     calls.validate_body(env.kind, body)
     receipt = make_receipt(station.keys, env, rfc3339(tx.now) or "")
     tx.conn.execute(
-        insert(envelopes).values(
-            id=env.id,
-            line_id=line.id,
-            direction="in",
-            seq=env.seq,
-            kind=env.kind,
-            call_id=h["ref"],
-            time=parse_rfc3339(h["time"]),
-            wire=json.dumps(env.to_json(), separators=(",", ":")),
-            stored_at=tx.now,
-            delivered_at=tx.now,
-            receipt=json.dumps(receipt, separators=(",", ":")),
-        )
+        _INSERT,
+        {
+            "id": env.id,
+            "line_id": line.id,
+            "direction": "in",
+            "seq": env.seq,
+            "kind": env.kind,
+            "call_id": h["ref"],
+            "time": parse_rfc3339(h["time"]),
+            "wire": json.dumps(env.to_json(), separators=(",", ":")),
+            "stored_at": tx.now,
+            "delivered_at": tx.now,
+            "receipt": json.dumps(receipt, separators=(",", ":")),
+        },
     )
-    tx.conn.execute(update(lines).where(lines.c.id == line.id).values(next_in_seq=expected + 1))
     calls.apply_inbound(station, tx, line, env, body)
     return {"index": index, "id": env.id, "status": "stored", "receipt": receipt}
 
