@@ -55,8 +55,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def nodes(tmp_path: Path, clock: FakeClock, database_url: str | None,
-          second_database_url: str | None) -> Iterator[tuple[Node, Node]]:
+def nodes(
+    tmp_path: Path, clock: FakeClock, database_url: str | None, second_database_url: str | None
+) -> Iterator[tuple[Node, Node]]:
     """stuttgart and moscow in process, line active, on one fake clock."""
     a = make_node(tmp_path, "stuttgart", clock, database_url)
     b = make_node(tmp_path, "moscow", clock, second_database_url)

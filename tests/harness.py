@@ -51,8 +51,9 @@ class StationProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([*OPENLINE, "serve"], env=self.env(), stdout=log,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [*OPENLINE, "serve"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -80,19 +81,24 @@ class StationProcess:
         self.proc = None
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*OPENLINE, *args], env=self.env(), capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [*OPENLINE, *args], env=self.env(), capture_output=True, text=True, timeout=60
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"openline {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"openline {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url + "/api/v1", timeout=30,
-                            headers={"Authorization": f"Bearer {read_token(self.home)}"})
+        return httpx.Client(
+            base_url=self.url + "/api/v1",
+            timeout=30,
+            headers={"Authorization": f"Bearer {read_token(self.home)}"},
+        )
 
 
 def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
@@ -115,5 +121,9 @@ def connect(a: StationProcess, b: StationProcess) -> None:
     a.cli("line", "add", str(b_card))
     b.cli("line", "add", str(a_card))
     for s, peer in ((a, b.name), (b, a.name)):
-        wait_for(lambda s=s, peer=peer: any(x["peer"] == peer and x["state"] == "active"
-                                           for x in s.cli_json("lines")), what=f"{s.name} active")
+        wait_for(
+            lambda s=s, peer=peer: any(
+                x["peer"] == peer and x["state"] == "active" for x in s.cli_json("lines")
+            ),
+            what=f"{s.name} active",
+        )

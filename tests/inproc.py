@@ -83,8 +83,10 @@ class Node:
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table: to show that a refusal changed nothing."""
         with self.station.db.read() as conn:
-            return {t.name: sorted((tuple(r) for r in conn.execute(select(t)).all()), key=repr)
-                    for t in metadata.sorted_tables}
+            return {
+                t.name: sorted((tuple(r) for r in conn.execute(select(t)).all()), key=repr)
+                for t in metadata.sorted_tables
+            }
 
 
 def make_node(root: Path, name: str, clock: FakeClock, database_url: str | None) -> Node:
@@ -105,7 +107,8 @@ def link(a: Node, b: Node) -> None:
     for x, y in ((a, b), (b, a)):
         r = x.api.post("/api/v1/lines", json={"card": y.station.card.to_json()})
         assert r.status_code == 201, r.text
-    assert a.line().state == "active" and b.line().state == "active"
+    assert a.line().state == "active"
+    assert b.line().state == "active"
 
 
 def place_and_ring(a: Node, b: Node, subject: str = "Test call", priority: str = "routine") -> str:

@@ -24,8 +24,11 @@ def run_cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess
 
 
 def tree(path: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(path)): (p.stat().st_mode, p.read_bytes())
-            for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(path)): (p.stat().st_mode, p.read_bytes())
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_init_creates_a_private_home(tmp_path: Path) -> None:
@@ -37,25 +40,32 @@ def test_init_creates_a_private_home(tmp_path: Path) -> None:
         assert (home / name).stat().st_mode & 0o777 == 0o600, name
     assert (home.stat().st_mode & 0o077) == 0
     settings = (home / "settings.toml").read_text()
-    assert 'name = "stuttgart"' in settings and "password" not in settings
+    assert 'name = "stuttgart"' in settings
+    assert "password" not in settings
 
 
 def test_init_on_an_existing_home_refuses_and_changes_nothing(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert run_cli("init", "--home", str(home), "--name", "stuttgart",
-                   "--url", "http://127.0.0.1:9").returncode == 0
+    assert (
+        run_cli("init", "--home", str(home), "--name", "stuttgart", "--url", "http://127.0.0.1:9").returncode
+        == 0
+    )
     before = tree(home)
     r = run_cli("init", "--home", str(home), "--name", "other", "--url", "http://127.0.0.1:10")
     assert r.returncode == 1
-    assert "home_exists" in r.stderr and "rm -r" in r.stderr
+    assert "home_exists" in r.stderr
+    assert "rm -r" in r.stderr
     assert tree(home) == before
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--name", "Bad Name", "--url", "http://127.0.0.1:9"], "station name"),
-    (["--name", "ok", "--url", "ftp://127.0.0.1"], "http(s)"),
-    (["--name", "ok", "--url", "http://127.0.0.1:9", "--database-url", "mysql://x"], "sqlite"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "Bad Name", "--url", "http://127.0.0.1:9"], "station name"),
+        (["--name", "ok", "--url", "ftp://127.0.0.1"], "http(s)"),
+        (["--name", "ok", "--url", "http://127.0.0.1:9", "--database-url", "mysql://x"], "sqlite"),
+    ],
+)
 def test_init_with_bad_input_creates_nothing(tmp_path: Path, args: list[str], message: str) -> None:
     home = tmp_path / "home"
     r = run_cli("init", "--home", str(home), *args)
@@ -74,7 +84,8 @@ def test_cli_says_when_the_station_is_not_running(tmp_path: Path) -> None:
     s = StationProcess.create(tmp_path, "stuttgart")
     r = s.cli("lines", check=False)
     assert r.returncode == 1
-    assert "station_not_running" in r.stderr and "openline serve" in r.stderr
+    assert "station_not_running" in r.stderr
+    assert "openline serve" in r.stderr
 
 
 @pytest.fixture
@@ -97,9 +108,13 @@ def db_rows(s: StationProcess) -> dict[str, list[tuple[object, ...]]]:
     volatile = {"retry_attempt", "retry_at", "last_error", "last_contact_at"}
     engine = create_engine(f"sqlite:///{s.home / 'openline.db'}")
     with engine.connect() as conn:
-        rows = {t.name: sorted((tuple(r) for r in conn.execute(
-                    select(*[c for c in t.columns if c.name not in volatile]))), key=repr)
-                for t in metadata.sorted_tables}
+        rows = {
+            t.name: sorted(
+                (tuple(r) for r in conn.execute(select(*[c for c in t.columns if c.name not in volatile]))),
+                key=repr,
+            )
+            for t in metadata.sorted_tables
+        }
     engine.dispose()
     return rows
 
@@ -122,13 +137,16 @@ def test_bad_cards_are_refused_and_change_nothing(running: StationProcess, tmp_p
         assert "bad_card" in r.stderr, (label, r.stderr)
     (tmp_path / "garbage.card").write_text("{not json")
     r = s.cli("line", "add", str(tmp_path / "garbage.card"), check=False)
-    assert r.returncode == 1 and "not JSON" in r.stderr
+    assert r.returncode == 1
+    assert "not JSON" in r.stderr
     r = s.cli("line", "add", str(tmp_path / "missing.card"), check=False)
-    assert r.returncode == 1 and "cannot read" in r.stderr
+    assert r.returncode == 1
+    assert "cannot read" in r.stderr
     own = tmp_path / "own.card"
     own.write_text(s.cli("card").stdout)
     r = s.cli("line", "add", str(own), check=False)
-    assert r.returncode == 1 and "own card" in r.stderr
+    assert r.returncode == 1
+    assert "own card" in r.stderr
     assert db_rows(s) == before
 
 
@@ -142,7 +160,8 @@ def test_a_new_key_for_a_pinned_name_is_refused(running: StationProcess, tmp_pat
     before = db_rows(s)
     r = s.cli("line", "add", str(tmp_path / "impostor.card"), check=False)
     assert r.returncode == 1
-    assert "key_changed" in r.stderr and "out of band" in r.stderr
+    assert "key_changed" in r.stderr
+    assert "out of band" in r.stderr
     assert db_rows(s) == before
 
 
@@ -150,18 +169,25 @@ def test_bad_call_input_is_refused_and_changes_nothing(running: StationProcess) 
     s = running
     before = db_rows(s)
     r = s.cli("call", "ankara", "--subject", "hello", check=False)
-    assert r.returncode == 1 and "not_found" in r.stderr and "ankara" in r.stderr
+    assert r.returncode == 1
+    assert "not_found" in r.stderr
+    assert "ankara" in r.stderr
     r = s.cli("call", "ankara", "--subject", "hello", "--priority", "urgent", check=False)
-    assert r.returncode == 1 and "priority" in r.stderr
+    assert r.returncode == 1
+    assert "priority" in r.stderr
     r = s.cli("pickup", "01a21640-cfba-7a33-ad6d-919cd288df34", check=False)
-    assert r.returncode == 1 and "not_found" in r.stderr
+    assert r.returncode == 1
+    assert "not_found" in r.stderr
     r = s.cli("show", "no-such-call", check=False)
-    assert r.returncode == 1 and "not_found" in r.stderr
+    assert r.returncode == 1
+    assert "not_found" in r.stderr
     with s.api() as api:
-        for path, body in [("/calls", {"peer": "x", "subject": ""}),
-                           ("/calls", {"peer": "x", "subject": "s", "priority": "urgent"}),
-                           ("/calls", {"peer": "x", "subject": "s", "extra": 1}),
-                           ("/calls", {"peer": "x", "subject": "s" * 501})]:
+        for path, body in [
+            ("/calls", {"peer": "x", "subject": ""}),
+            ("/calls", {"peer": "x", "subject": "s", "priority": "urgent"}),
+            ("/calls", {"peer": "x", "subject": "s", "extra": 1}),
+            ("/calls", {"peer": "x", "subject": "s" * 501}),
+        ]:
             resp = api.post(path, json=body)
             assert resp.status_code == 422, body
             assert resp.json()["code"] == "invalid_input"
@@ -174,6 +200,8 @@ def test_bad_call_input_is_refused_and_changes_nothing(running: StationProcess) 
 
 
 def test_python_dash_m_openline_works() -> None:
-    r = subprocess.run([sys.executable, "-m", "openline", "--help"], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0 and "openline" in r.stdout.lower()
+    r = subprocess.run(
+        [sys.executable, "-m", "openline", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0
+    assert "openline" in r.stdout.lower()

@@ -35,7 +35,8 @@ def test_call_is_missed_exactly_at_the_deadline(nodes: tuple[Node, Node], clock:
 
 
 def test_pickup_after_the_deadline_is_refused_and_the_call_is_missed(
-        nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
     a, b = nodes
     call_id = place_and_ring(a, b)
     deadline = parse_rfc3339(show(b, call_id)["deadline_at"])

@@ -13,8 +13,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def pair(tmp_path: Path, database_url: str | None,
-         second_database_url: str | None) -> Iterator[tuple[StationProcess, StationProcess]]:
+def pair(
+    tmp_path: Path, database_url: str | None, second_database_url: str | None
+) -> Iterator[tuple[StationProcess, StationProcess]]:
     a = StationProcess.create(tmp_path, "stuttgart", database_url)
     b = StationProcess.create(tmp_path, "moscow", second_database_url)
     a.start()
@@ -43,7 +44,8 @@ def test_call_lifecycle_between_two_stations(pair: tuple[StationProcess, Station
     wait_for(lambda: _state(a, call_id) == "ringing", what="ringing at stuttgart")
     listed = b.cli_json("calls")
     assert [(c["id"], c["peer"], c["direction"], c["subject"], c["priority"]) for c in listed] == [
-        (call_id, "stuttgart", "in", "Convoy at checkpoint 4", "flash")]
+        (call_id, "stuttgart", "in", "Convoy at checkpoint 4", "flash")
+    ]
 
     b.cli("pickup", call_id)
     wait_for(lambda: _state(a, call_id) == "picked_up", what="picked up seen by caller")
@@ -59,11 +61,26 @@ def test_call_lifecycle_between_two_stations(pair: tuple[StationProcess, Station
 
     wait_for(lambda: settled(a) and settled(b), what="every message receipted")
     sa, sb = a.cli_json("show", call_id), b.cli_json("show", call_id)
-    same = ("id", "subject", "priority", "state", "placed_at", "delivered_at", "ringing_at",
-            "picked_up_at", "closed_at", "summary", "messages", "picked_up_by")
+    same = (
+        "id",
+        "subject",
+        "priority",
+        "state",
+        "placed_at",
+        "delivered_at",
+        "ringing_at",
+        "picked_up_at",
+        "closed_at",
+        "summary",
+        "messages",
+        "picked_up_by",
+    )
     assert {k: sa[k] for k in same} == {k: sb[k] for k in same}
     assert [m["text"] for m in sa["messages"]] == [
-        "Moscow here. Go ahead.", "Convoy of 12 trucks moving at 14:00Z.", "Understood."]
+        "Moscow here. Go ahead.",
+        "Convoy of 12 trucks moving at 14:00Z.",
+        "Understood.",
+    ]
     assert [m["from"] for m in sa["messages"]] == ["moscow", "stuttgart", "moscow"]
     assert (sa["direction"], sb["direction"]) == ("out", "in")
     assert sa["summary"] == "Convoy notified"
@@ -71,8 +88,10 @@ def test_call_lifecycle_between_two_stations(pair: tuple[StationProcess, Station
     assert events_a[:4] == ["placed", "delivered", "ringing", "picked_up"]
     assert events_a[-1] == "closed"
     # Both stations drained their outboxes.
-    wait_for(lambda: all(x["outbox_depth"] == 0 for s in (a, b) for x in s.cli_json("lines")),
-             what="outboxes empty")
+    wait_for(
+        lambda: all(x["outbox_depth"] == 0 for s in (a, b) for x in s.cli_json("lines")),
+        what="outboxes empty",
+    )
     # Clean shutdown on SIGTERM.
     assert a.stop() == 0
     assert b.stop() == 0

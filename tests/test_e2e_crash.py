@@ -16,8 +16,9 @@ BURST = 1000
 
 
 @pytest.fixture
-def talking(tmp_path: Path, database_url: str | None,
-            second_database_url: str | None) -> Iterator[tuple[StationProcess, StationProcess, str]]:
+def talking(
+    tmp_path: Path, database_url: str | None, second_database_url: str | None
+) -> Iterator[tuple[StationProcess, StationProcess, str]]:
     """Two stations with a picked-up call between them."""
     a = StationProcess.create(tmp_path, "stuttgart", database_url)
     b = StationProcess.create(tmp_path, "moscow", second_database_url)
@@ -43,8 +44,9 @@ def _messages(s: StationProcess, call_id: str) -> list[dict[str, object]]:
         return list(r.json()["messages"])
 
 
-def _assert_exactly_once_in_order(a: StationProcess, b: StationProcess, call_id: str,
-                                  expected: list[str]) -> None:
+def _assert_exactly_once_in_order(
+    a: StationProcess, b: StationProcess, call_id: str, expected: list[str]
+) -> None:
     def arrived() -> bool:
         return len(_messages(b, call_id)) >= len(expected)
 
@@ -53,8 +55,12 @@ def _assert_exactly_once_in_order(a: StationProcess, b: StationProcess, call_id:
     assert [m["text"] for m in received] == expected
     assert len({m["id"] for m in received}) == len(expected)
     assert [m["seq"] for m in received] == sorted(m["seq"] for m in received)
-    wait_for(lambda: all(m["receipt"] for m in _messages(a, call_id)), timeout=60,
-             interval=0.5, what="every receipt back at stuttgart")
+    wait_for(
+        lambda: all(m["receipt"] for m in _messages(a, call_id)),
+        timeout=60,
+        interval=0.5,
+        what="every receipt back at stuttgart",
+    )
     sent = _messages(a, call_id)
     assert [m["id"] for m in sent] == [m["id"] for m in received]
 

@@ -18,19 +18,28 @@ from tests.inproc import Node, place_and_ring, wire_of
 BATCH = "/_openline/v1/send/{}"
 
 
-def post_signed(sender: Node, receiver: Node, payload: Any, *, keys: StationKeys | None = None,
-                origin: str | None = None, destination: str | None = None,
-                raw: bytes | None = None) -> Any:
+def post_signed(
+    sender: Node,
+    receiver: Node,
+    payload: Any,
+    *,
+    keys: StationKeys | None = None,
+    origin: str | None = None,
+    destination: str | None = None,
+    raw: bytes | None = None,
+) -> Any:
     """POST a batch to `receiver` signed as `sender` would (or as told)."""
     assert receiver.peer_http is not None
     path = BATCH.format(new_id())
     body = raw if raw is not None else json.dumps(payload).encode()
-    auth = sign_request(keys or sender.station.keys, "POST", path, origin or sender.name,
-                        destination or receiver.name, body)
+    auth = sign_request(
+        keys or sender.station.keys, "POST", path, origin or sender.name, destination or receiver.name, body
+    )
     client = sender.peer_http
     assert client is not None
-    return client.post(path, content=body, headers={"Authorization": auth,
-                                                     "Content-Type": "application/json"})
+    return client.post(
+        path, content=body, headers={"Authorization": auth, "Content-Type": "application/json"}
+    )
 
 
 def pending_wire(node: Node) -> list[dict[str, Any]]:
@@ -39,9 +48,11 @@ def pending_wire(node: Node) -> list[dict[str, Any]]:
     from openline.adapters.schema import envelopes
 
     with node.station.db.read() as conn:
-        rows = conn.execute(select(envelopes.c.wire).where(
-            envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
-            .order_by(envelopes.c.seq)).all()
+        rows = conn.execute(
+            select(envelopes.c.wire)
+            .where(envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
+            .order_by(envelopes.c.seq)
+        ).all()
     return [json.loads(r.wire) for r in rows]
 
 
@@ -158,9 +169,18 @@ def test_oversize_body_is_refused(queued: Any) -> None:
     a, b, env = queued
     bkey = encryption_public_key(b.station.keys.encryption_public)
     big, _ = make_envelope(
-        a.station.keys, recipient=bkey, envelope_id=new_id(), line=env["header"]["line"],
-        sender=a.name, receiver=b.name, seq=env["header"]["seq"], time=env["header"]["time"],
-        kind="call.say", ref=env["header"]["ref"], body={"text": "x" * (MAX_BODY_BYTES + 10)})
+        a.station.keys,
+        recipient=bkey,
+        envelope_id=new_id(),
+        line=env["header"]["line"],
+        sender=a.name,
+        receiver=b.name,
+        seq=env["header"]["seq"],
+        time=env["header"]["time"],
+        kind="call.say",
+        ref=env["header"]["ref"],
+        body={"text": "x" * (MAX_BODY_BYTES + 10)},
+    )
     before = b.snapshot()
     assert refused_code(post_signed(a, b, {"envelopes": [big.to_json()]})) == "oversize"
     assert b.snapshot() == before
@@ -220,8 +240,9 @@ def test_unsigned_request_is_refused(queued: Any) -> None:
     assert b.snapshot() == before
 
 
-def test_message_text_never_reaches_the_log(queued: Any, capsys: pytest.CaptureFixture[str],
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_message_text_never_reaches_the_log(
+    queued: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     a, b, env = queued
     bad = copy.deepcopy(env)
     bad["header"]["seq"] += 5

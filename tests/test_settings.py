@@ -22,7 +22,11 @@ def test_settings_come_from_the_home(home: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch.delenv(var, raising=False)
     s = load(home)
     assert (s.name, s.url, s.listen, s.languages) == (
-        "stuttgart", "http://127.0.0.1:8001", ("127.0.0.1", 8001), ["en"])
+        "stuttgart",
+        "http://127.0.0.1:8001",
+        ("127.0.0.1", 8001),
+        ["en"],
+    )
     assert s.effective_database_url == f"sqlite:///{home / 'openline.db'}"
 
 
@@ -48,7 +52,7 @@ def test_bad_settings_name_the_key_and_value(home: Path, monkeypatch: pytest.Mon
     (home / SETTINGS_FILE).write_text("name = ")
     with pytest.raises(InvalidInput, match="not valid TOML"):
         load(home)
-    (home / SETTINGS_FILE).write_text(text + 'answer_deadline_s = 1\n')
+    (home / SETTINGS_FILE).write_text(text + "answer_deadline_s = 1\n")
     with pytest.raises(InvalidInput, match="answer_deadline_s"):
         load(home)
     (home / SETTINGS_FILE).write_text(text + 'colour = "red"\n')

@@ -17,7 +17,7 @@ def delay(attempt: int, *, rng: random.Random | None = None) -> float:
     """Seconds to wait before retry number `attempt` (1 for the first retry)."""
     if attempt < 1:
         raise ValueError(f"attempt counts from 1, got {attempt}")
-    ceiling = min(CAP_SECONDS, BASE_SECONDS * 2 ** min(attempt - 1, 32))
+    ceiling: float = min(CAP_SECONDS, BASE_SECONDS * 2.0 ** min(attempt - 1, 32))
     r: float = (rng or random).random()
     # Half fixed, half jitter: never zero, never above the cap.
     return ceiling / 2 + r * ceiling / 2
