@@ -246,7 +246,8 @@ def test_envelope_any_changed_header_character_is_refused(field: str, data: st.D
     c = data.draw(st.characters().filter(lambda ch: ch != text[i]), label="char")
     wire = _wire(ENV)
     wire["header"][field] = text[:i] + c + text[i + 1 :]
-    assert _outcome(wire) in (_PARSE_REFUSED, _SIG_REFUSED)
+    # A lone surrogate parses but cannot be canonicalised: refused as malformed at verify.
+    assert _outcome(wire) in (_PARSE_REFUSED, _SIG_REFUSED, ("verify", Code.MALFORMED))
 
 
 @given(st.sampled_from(_TEXT_FIELDS), st.text(max_size=3), st.booleans())
@@ -570,7 +571,7 @@ def test_open_sealed_refuses_non_object_json() -> None:
 
 def test_envelope_digest_covers_header_body_and_sig() -> None:
     base = ENV.digest()
-    assert base == digest(canonical(ENV.to_json()))
+    assert base == digest(canonical(ENV.header) + b"\x00" + ENV.body.encode() + b"\x00" + ENV.sig.encode())
     assert base.startswith("sha-256=")
     assert Envelope({**ENV.header, "seq": 8}, ENV.body, ENV.sig).digest() != base
     assert Envelope(ENV.header, ENV.body + "A", ENV.sig).digest() != base

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives import hpke
@@ -79,9 +80,16 @@ class Envelope:
     def to_json(self) -> dict[str, Any]:
         return {"header": self.header, "body": self.body, "sig": self.sig}
 
+    @cached_property
+    def signed_bytes(self) -> bytes:
+        """The RFC 8785 canonical header: what the signature covers."""
+        return canonical(self.header)
+
     def digest(self) -> str:
-        """Digest of the whole signed envelope, as quoted in its receipt."""
-        return digest(canonical(self.to_json()))
+        """Digest of the whole signed envelope, as quoted in its receipt: the canonical
+        header, the body text and the signature text, separated by NUL bytes. All three
+        are ASCII (base64url is checked strictly), so the join is unambiguous."""
+        return digest(b"\x00".join((self.signed_bytes, self.body.encode(), self.sig.encode())))
 
 
 def _info(header: dict[str, Any], recipient: str) -> bytes:
@@ -203,7 +211,7 @@ def _check_header(h: dict[str, Any]) -> None:
 
 def verify_envelope(env: Envelope, sender_key: Ed25519PublicKey) -> bytes:
     """Check the header signature and the body digest. Returns the sealed body bytes."""
-    verify(sender_key, env.sig, canonical(env.header), what=f"envelope {env.id}")
+    verify(sender_key, env.sig, env.signed_bytes, what=f"envelope {env.id}")
     sealed = b64d(env.body, what="envelope body")
     if len(sealed) > MAX_BODY_BYTES:
         raise EnvelopeRefused(
