@@ -21,7 +21,7 @@ from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound
 from openline.services import outbox
-from openline.services.lines import require_active
+from openline.services.lines import lock_line, require_active
 from openline.services.station import Station, Tx
 
 MAX_SUBJECT = 500
@@ -85,7 +85,7 @@ def _other(party: Party) -> Party:
 
 
 def _log(
-    conn: Connection,
+    tx: Tx,
     call_id: str,
     at: int,
     event: str,
@@ -93,15 +93,16 @@ def _log(
     envelope_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(
-        insert(call_events).values(
-            call_id=call_id,
-            at=at,
-            event=event,
-            actor=actor,
-            envelope_id=envelope_id,
-            detail=json.dumps(detail, sort_keys=True) if detail else None,
-        )
+    tx.insert_later(
+        call_events,
+        {
+            "call_id": call_id,
+            "at": at,
+            "event": event,
+            "actor": actor,
+            "envelope_id": envelope_id,
+            "detail": json.dumps(detail, sort_keys=True) if detail else None,
+        },
     )
 
 
@@ -152,7 +153,7 @@ def place(station: Station, actor: str, peer: str, subject: Any, priority: Any =
                 updated_at=tx.now,
             )
         )
-        _log(tx.conn, call_id, tx.now, "placed", actor, env.id, {"priority": prio})
+        _log(tx, call_id, tx.now, "placed", actor, env.id, {"priority": prio})
     return call_id
 
 
@@ -160,6 +161,7 @@ def _local(
     station: Station, actor: str, call_id: str, event: Event, body: dict[str, Any], **values: Any
 ) -> str:
     with station.tx() as tx:
+        lock_line(tx.conn, _get(tx.conn, call_id).line_id)
         call = _get(tx.conn, call_id, for_update=True)
         me = _party(call.direction)
         call = _expire_if_due(station, tx, call)
@@ -167,7 +169,7 @@ def _local(
         if values:
             tx.conn.execute(update(calls).where(calls.c.id == call.id).values(**values))
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
-        _log(tx.conn, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
+        _log(tx, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
     return env.id
 
 
@@ -226,7 +228,7 @@ def _miss(station: Station, tx: Tx, call: Any) -> None:
         time=call.deadline_at,
     )
     _log(
-        tx.conn,
+        tx,
         call.id,
         call.deadline_at,
         "missed",
@@ -238,17 +240,27 @@ def _miss(station: Station, tx: Tx, call: Any) -> None:
 
 def expire_due(station: Station) -> int:
     """Turn every ringing inbound call past its deadline into `missed`. Returns how many."""
+    due_at = next_deadline(station)
+    if due_at is None or due_at > station.clock.now():
+        return 0  # the common case, answered by a read: no write lock, no fsync
+    missed = 0
     with station.tx() as tx:
-        query = select(calls).where(
-            calls.c.state == State.RINGING.value, calls.c.direction == "in", calls.c.deadline_at <= tx.now
-        )
-        if tx.conn.dialect.name == "postgresql":
-            # Several `serve` processes may share one database: each due call is claimed once.
-            query = query.with_for_update(skip_locked=True)
-        due = tx.conn.execute(query).all()
-        for call in due:
-            _miss(station, tx, call)
-    return len(due)
+        due = tx.conn.execute(
+            select(calls.c.id, calls.c.line_id).where(
+                calls.c.state == State.RINGING.value, calls.c.direction == "in", calls.c.deadline_at <= tx.now
+            )
+        ).all()
+        for call_id, line_id in due:
+            lock_line(tx.conn, line_id)
+            query = select(calls).where(calls.c.id == call_id, calls.c.state == State.RINGING.value)
+            if tx.conn.dialect.name == "postgresql":
+                # Several `serve` processes may share one database: each call is missed once.
+                query = query.with_for_update(skip_locked=True)
+            call = tx.conn.execute(query).first()
+            if call is not None:
+                _miss(station, tx, call)
+                missed += 1
+    return missed
 
 
 def next_deadline(station: Station) -> int | None:
@@ -315,10 +327,10 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
                 updated_at=tx.now,
             )
         )
-        _log(tx.conn, call_id, at, "placed", actor, env.id, {"priority": body["priority"]})
-        _log(tx.conn, call_id, tx.now, "delivered", "system", env.id)
+        _log(tx, call_id, at, "placed", actor, env.id, {"priority": body["priority"]})
+        _log(tx, call_id, tx.now, "delivered", "system", env.id)
         ring = outbox.enqueue(station, tx, line.id, "call.ringing", call_id, {})
-        _log(tx.conn, call_id, tx.now, "ringing", "system", ring.id, {"deadline_at": rfc3339(deadline)})
+        _log(tx, call_id, tx.now, "ringing", "system", ring.id, {"deadline_at": rfc3339(deadline)})
         return
     row = tx.conn.execute(select(calls).where(calls.c.id == call_id)).first()
     if row is None or row.line_id != line.id:
@@ -330,7 +342,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
     except IllegalTransition as exc:
         # A signed statement from the peer that crossed one of ours (cancel vs pick-up):
         # keep it, receipt it, and record that it changed nothing.
-        _log(tx.conn, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail})
+        _log(tx, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail})
         return
     if event is Event.PICKUP:
         tx.conn.execute(
@@ -338,7 +350,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             .where(calls.c.id == call_id)
             .values(picked_up_by=f"{env.sender}:{body.get('by', '')}"[:64])
         )
-    _log(tx.conn, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id)
+    _log(tx, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id)
 
 
 def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
@@ -352,7 +364,7 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
     new = _transition(tx, call, Event.DELIVER, Party.CALLER, stored_at)
     if new is State.DELIVERED or call.delivered_at is None:
         tx.conn.execute(update(calls).where(calls.c.id == call.id).values(delivered_at=stored_at))
-    _log(tx.conn, call.id, stored_at, "delivered", f"station:{receipt['from']}", env_row.id)
+    _log(tx, call.id, stored_at, "delivered", f"station:{receipt['from']}", env_row.id)
 
 
 # Queries ----------------------------------------------------------------------------

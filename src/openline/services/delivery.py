@@ -28,7 +28,7 @@ from openline.core.envelope import Envelope, verify_receipt
 from openline.core.keys import signing_public_key
 from openline.errors import EnvelopeRefused, OpenLineError
 from openline.services import calls, outbox
-from openline.services.lines import ACTIVE, PENDING, handshake_error, initiate_handshake
+from openline.services.lines import ACTIVE, PENDING, handshake_error, initiate_handshake, lock_line
 from openline.services.station import Station
 
 MAX_BATCH = 50
@@ -169,6 +169,7 @@ def _settle(
             refused.append((row, text))
             problems.append(f"seq {row.seq} refused: {text}")
     with station.tx() as tx:
+        lock_line(tx.conn, line.id)
         if receipted:
             tx.conn.execute(
                 _MARK_DELIVERED,

@@ -17,12 +17,11 @@ import json
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 
 from openline.adapters.schema import envelopes, lines, peers
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.envelope import (
-    Envelope,
     make_receipt,
     open_sealed,
     parse_envelope,
@@ -40,9 +39,11 @@ log = structlog.get_logger("openline.inbox")
 # Built once: every inbound envelope runs these, and building a SQLAlchemy statement
 # costs several times more than executing it.
 _LINE_OF_PEER = select(lines).where(lines.c.peer == bindparam("b_peer"))
+_LINE_OF_PEER_LOCKED = _LINE_OF_PEER.with_for_update()
 _PEER_KEY = select(peers.c.signing_key).where(peers.c.name == bindparam("b_peer"))
-_KNOWN = select(envelopes.c.wire, envelopes.c.receipt).where(envelopes.c.id == bindparam("b_id"))
-_INSERT = insert(envelopes)
+_KNOWN = select(envelopes.c.id, envelopes.c.wire, envelopes.c.receipt).where(
+    envelopes.c.id.in_(bindparam("b_ids", expanding=True))
+)
 _LINE_RECEIVED = (
     update(lines)
     .where(lines.c.id == bindparam("b_line"))
@@ -72,7 +73,10 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
         raise EnvelopeRefused(Code.OVERSIZE, f"batch: at most {MAX_BATCH} envelopes, got {len(items)}")
     results: list[dict[str, Any]] = []
     with station.tx() as tx:
-        line = tx.conn.execute(_LINE_OF_PEER, {"b_peer": origin}).first()
+        # On PostgreSQL the line row is locked: batches from one peer are applied one at a
+        # time even when several `serve` processes share the database.
+        lock = tx.conn.dialect.name == "postgresql"
+        line = tx.conn.execute(_LINE_OF_PEER_LOCKED if lock else _LINE_OF_PEER, {"b_peer": origin}).first()
         if line is None:
             raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
         peer = tx.conn.execute(_PEER_KEY, {"b_peer": origin}).one()
@@ -80,12 +84,16 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
         # Only this transaction moves the line's inbound sequence, so it is counted here
         # and written once with the batch.
         next_seq = int(line.next_in_seq)
-        for index, item in enumerate(items):
-            header = item.get("header") if isinstance(item, dict) else None
-            env_id = header.get("id") if isinstance(header, dict) else None
+        ids = [_id_of(item) for item in items]
+        known = {
+            row.id: (json.loads(row.wire), json.loads(row.receipt))
+            for row in tx.conn.execute(_KNOWN, {"b_ids": [i for i in ids if i is not None]})
+        }
+        for index, (item, env_id) in enumerate(zip(items, ids, strict=True)):
             try:
-                with tx.conn.begin_nested():
-                    result = _receive_one(station, tx, line, next_seq, sender_key, item, index)
+                # Every check comes before the first write, so a refusal changes nothing
+                # without a savepoint per envelope.
+                result = _receive_one(station, tx, line, next_seq, sender_key, item, index, known)
                 results.append(result)
                 if result["status"] == "stored":
                     next_seq += 1
@@ -103,8 +111,21 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
     return {"batch": batch_id, "results": results}
 
 
+def _id_of(item: Any) -> str | None:
+    header = item.get("header") if isinstance(item, dict) else None
+    env_id = header.get("id") if isinstance(header, dict) else None
+    return env_id if isinstance(env_id, str) else None
+
+
 def _receive_one(
-    station: Station, tx: Tx, line: Any, expected: int, sender_key: Any, item: Any, index: int
+    station: Station,
+    tx: Tx,
+    line: Any,
+    expected: int,
+    sender_key: Any,
+    item: Any,
+    index: int,
+    known: dict[str, tuple[dict[str, Any], dict[str, Any]]],
 ) -> dict[str, Any]:
     env = parse_envelope(item)
     h = env.header
@@ -123,10 +144,10 @@ def _receive_one(
     if line.state != ACTIVE:
         raise EnvelopeRefused(Code.LINE_NOT_ACTIVE, f"the line with {line.peer!r} is {line.state}")
     sealed = verify_envelope(env, sender_key)
-    known = tx.conn.execute(_KNOWN, {"b_id": env.id}).first()
-    if known is not None:
-        if _same(known.wire, env):
-            return {"index": index, "id": env.id, "status": "duplicate", "receipt": json.loads(known.receipt)}
+    if env.id in known:
+        stored, receipt = known[env.id]
+        if stored == env.to_json():
+            return {"index": index, "id": env.id, "status": "duplicate", "receipt": receipt}
         raise EnvelopeRefused(Code.REPLAY, f"envelope id {env.id} was already used for other content")
     if env.seq < expected:
         raise EnvelopeRefused(
@@ -137,8 +158,10 @@ def _receive_one(
     body = open_sealed(sealed, station.keys.encryption, h)
     calls.validate_body(env.kind, body)
     receipt = make_receipt(station.keys, env, rfc3339(tx.now) or "")
-    tx.conn.execute(
-        _INSERT,
+    calls.apply_inbound(station, tx, line, env, body)  # checks first, then writes
+    known[env.id] = (env.to_json(), receipt)  # the same envelope twice in one batch
+    tx.insert_later(
+        envelopes,
         {
             "id": env.id,
             "line_id": line.id,
@@ -153,10 +176,4 @@ def _receive_one(
             "receipt": json.dumps(receipt, separators=(",", ":")),
         },
     )
-    calls.apply_inbound(station, tx, line, env, body)
     return {"index": index, "id": env.id, "status": "stored", "receipt": receipt}
-
-
-def _same(stored_wire: str, env: Envelope) -> bool:
-    data = json.loads(stored_wire)
-    return bool(data == env.to_json())

@@ -104,6 +104,17 @@ def require_active(conn: Connection, peer: str) -> Any:
     return line
 
 
+def lock_line(conn: Connection, line_id: str) -> None:
+    """Take the line's row lock first, before any call or envelope row.
+
+    Every write transaction that touches a line's rows does this, so on PostgreSQL they
+    all lock in one order and cannot deadlock. On SQLite BEGIN IMMEDIATE has already
+    locked the whole database.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(lines.c.id).where(lines.c.id == line_id).with_for_update())
+
+
 def _terms(line: Any) -> dict[str, Any]:
     return {"answer_deadline_s": int(line.answer_deadline_s)}
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, insert
 
 from openline.adapters.db import Database
 from openline.core.card import Card
@@ -21,6 +23,21 @@ class Tx:
     conn: Connection
     now: int
     wake_lines: set[str] = field(default_factory=set)
+    _later: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
+
+    def insert_later(self, table: Table, row: dict[str, Any]) -> None:
+        """Insert `row` when the use case ends, still inside this transaction.
+
+        For rows nothing reads back before the commit (envelopes received, event log
+        entries): they go to the database in one executemany per table and run of rows,
+        in the order they were added, instead of one statement each.
+        """
+        self._later.append((table, row))
+
+    def flush(self) -> None:
+        for table, group in groupby(self._later, key=lambda item: item[0]):
+            self.conn.execute(insert(table), [row for _, row in group])
+        self._later.clear()
 
 
 @dataclass
@@ -39,6 +56,7 @@ class Station:
         with self.db.write() as conn:
             tx = Tx(conn, self.clock.now())
             yield tx
+            tx.flush()
         if tx.wake_lines:
             for hook in self.on_commit:
                 hook(tx.wake_lines)
