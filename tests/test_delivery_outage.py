@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openline.core import backoff
 from openline.core.clock import MICROS, FakeClock
+from openline.services import delivery
 from openline.services.delivery import Outcome
 from tests.inproc import Node, place_and_ring, show
 
@@ -82,3 +83,33 @@ def test_batches_hold_at_most_fifty_envelopes(nodes: tuple[Node, Node]) -> None:
     a.drain()
     assert a.transport.attempts - before == 3  # 50 + 50 + 20
     assert len(show(b, call_id)["messages"]) == 120
+
+
+def test_a_station_that_comes_back_makes_its_peer_retry_at_once(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert a.transport is not None
+    assert b.transport is not None
+    a.transport.down = True  # moscow is down: stuttgart backs off
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    r = a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "while you were away"})
+    for _ in range(8):
+        a.deliver(force=True)
+    assert (a.line().retry_at - clock.now()) / MICROS > 10
+    a.transport.down = False
+    # moscow restarts; its deliverer announces itself before anything else.
+    assert delivery.announce(b.station, b.transport, b.line_id())
+    assert a.line().retry_at is None
+    assert a.deliver() is Outcome.SENT
+    assert show(b, r.json()["id"])["state"] == "ringing"
+
+
+def test_announce_reports_an_unreachable_peer_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
+    _a, b = nodes
+    assert b.transport is not None
+    b.transport.down = True
+    before = b.snapshot()
+    assert not delivery.announce(b.station, b.transport, b.line_id())
+    assert b.snapshot() == before

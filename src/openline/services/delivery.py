@@ -209,6 +209,25 @@ def peer_contacted(station: Station, peer: str) -> str | None:
     return str(line.id)
 
 
+def announce(station: Station, transport: Transport, line_id: str) -> bool:
+    """Tell the peer of an active line that we are (back) up, by a signed handshake.
+
+    A peer that backed off while we were down would otherwise wait up to the backoff
+    cap before retrying; the handshake counts as contact and makes it retry at once.
+    Returns whether the peer answered.
+    """
+    with station.db.read() as conn:
+        line = conn.execute(select(lines.c.peer, lines.c.state).where(lines.c.id == line_id)).one()
+    if line.state != ACTIVE:
+        return False
+    try:
+        initiate_handshake(station, transport, line.peer)
+    except OpenLineError as exc:
+        log.info("peer not reached at start", line=line_id, error=str(exc)[:200])
+        return False
+    return True
+
+
 @dataclass
 class Deliverer:
     """One thread per line running `deliver_once` whenever there is work."""
@@ -249,6 +268,7 @@ class Deliverer:
 
     def _run(self, line_id: str) -> None:
         event = self._events[line_id]
+        announce(self.station, self.transport, line_id)
         while not self._stop.is_set():
             event.clear()
             try:
