@@ -26,8 +26,7 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str | None]:
+def _fresh_database(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
     """None means the station home's own SQLite file; otherwise a fresh PostgreSQL database."""
     if backend == "sqlite":
         yield None
@@ -39,14 +38,14 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 
 @pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    yield from _fresh_database(backend, request)
+
+
+@pytest.fixture
 def second_database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if backend == "sqlite":
-        yield None
-        return
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    name = "t_" + uuid.uuid4().hex[:16]
-    yield server.create_database(name)
-    server.drop_database(name)
+    """A second station's database, on the same backend as the first."""
+    yield from _fresh_database(backend, request)
 
 
 @pytest.fixture
