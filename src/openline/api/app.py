@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from openline import __version__
 from openline.adapters.transport import Transport
 from openline.api import federation, local, problems
-from openline.metrics import LineCollector
+from openline.api.metrics import LineCollector
 from openline.runtime import Workers, default_transport
 from openline.services.station import Station
 

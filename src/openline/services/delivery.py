@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import structlog
 from sqlalchemy import bindparam, select, update
 
+from openline import metrics
 from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import SEND_PATH, Transport
 from openline.core import backoff
@@ -53,6 +55,7 @@ def _fail(station: Station, line_id: str, error: str) -> Outcome:
             .where(lines.c.id == line_id)
             .values(retry_attempt=attempt, retry_at=retry_at, last_error=error[:1000])
         )
+    metrics.DELIVERY_FAILURES.inc()
     log.info("delivery failed", line=line_id, attempt=attempt, error=error[:200])
     return Outcome.FAILED
 
@@ -125,13 +128,16 @@ def deliver_once(station: Station, transport: Transport, line_id: str, *, force:
     if batch_id is None:
         return Outcome.IDLE
     wire = [json.loads(r.wire) for r in rows]
+    started = time.perf_counter()
     try:
         answer = transport.post(line.peer, line.url, SEND_PATH.format(batch_id=batch_id), {"envelopes": wire})
         results = _results(answer, len(rows))
     except OpenLineError as exc:
         return _fail(station, line_id, str(exc))
     sent = [Envelope(w["header"], w["body"], w["sig"]) for w in wire]
-    return _settle(station, line, rows, sent, results)
+    outcome = _settle(station, line, rows, sent, results)
+    metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+    return outcome
 
 
 def _results(answer: Any, count: int) -> list[dict[str, Any]]:
@@ -186,6 +192,7 @@ def _settle(
         if not problems:
             values.update(batch_id=None, retry_attempt=0, retry_at=None, last_error=None)
         tx.conn.execute(update(lines).where(lines.c.id == line.id).values(**values))
+    metrics.ENVELOPES_DELIVERED.inc(len(receipted))
     if problems:
         return _fail(station, line.id, "; ".join(problems))
     return Outcome.SENT

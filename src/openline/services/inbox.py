@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy import bindparam, select, update
 
+from openline import metrics
 from openline.adapters.schema import envelopes, lines, peers
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.envelope import (
@@ -108,6 +109,10 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
                 )
                 results.append(_refusal(index, env_id, exc))
         tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
+    for result in results:  # counted once committed
+        metrics.ENVELOPES_RECEIVED.labels(result["status"]).inc()
+        if result["status"] == "refused":
+            metrics.ENVELOPES_REFUSED.labels(result["error"]["code"]).inc()
     return {"batch": batch_id, "results": results}
 
 

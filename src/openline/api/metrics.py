@@ -1,0 +1,38 @@
+"""Per-line gauges for /metrics, read from the database at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from openline.core.clock import MICROS, parse_rfc3339
+from openline.services import lines
+from openline.services.station import Station
+
+
+class LineCollector(Collector):
+    """Per-line gauges read from the database at scrape time."""
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "openline_outbox_depth", "Envelopes waiting for a receipt.", labels=["peer"]
+        )
+        active = GaugeMetricFamily("openline_line_active", "1 if the line is active.", labels=["peer"])
+        contact = GaugeMetricFamily(
+            "openline_line_seconds_since_contact", "Seconds since the peer was last reached.", labels=["peer"]
+        )
+        now = self.station.clock.now()
+        for line in lines.list_lines(self.station):
+            depth.add_metric([line["peer"]], line["outbox_depth"])
+            active.add_metric([line["peer"]], 1.0 if line["state"] == "active" else 0.0)
+            if line["last_contact_at"] is not None:
+                seconds = (now - parse_rfc3339(line["last_contact_at"])) / MICROS
+                contact.add_metric([line["peer"]], seconds)
+        yield depth
+        yield active
+        yield contact

@@ -1,0 +1,37 @@
+"""/metrics: Prometheus text with the station's traffic and each line's health."""
+
+from __future__ import annotations
+
+import re
+
+from tests.inproc import Node, place_and_ring
+
+
+def sample(node: Node, name: str) -> float:
+    text = node.api.get("/metrics").text
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_metrics_count_traffic_and_show_line_health(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    delivered = sample(a, "openline_envelopes_delivered_total")
+    stored = sample(b, 'openline_envelopes_received_total{outcome="stored"}')
+    failures = sample(a, "openline_delivery_failures_total")
+
+    call_id = place_and_ring(a, b)
+    # Counters are per process; here both stations share one, so each figure counts the
+    # call (stuttgart to moscow) and the ringing (moscow to stuttgart).
+    assert sample(a, "openline_envelopes_delivered_total") == delivered + 2
+    assert sample(b, 'openline_envelopes_received_total{outcome="stored"}') == stored + 2
+
+    assert a.transport is not None
+    a.transport.down = True
+    assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
+    a.deliver()
+    assert sample(a, "openline_delivery_failures_total") == failures + 1
+    assert sample(a, 'openline_outbox_depth{peer="moscow"}') == 1
+    assert sample(a, 'openline_line_active{peer="moscow"}') == 1
+    text = a.api.get("/metrics").text
+    assert "secret" not in text
+    assert "Test call" not in text
