@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 import uuid6
 from cryptography.hazmat.primitives import hpke
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,19 +35,8 @@ from openline.core.envelope import (
 )
 from openline.core.keys import StationKeys
 from openline.errors import Code, EnvelopeRefused
+from tests.fixed_keys import ALICE, BOB, MALLORY
 
-ALICE = StationKeys(
-    Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))),
-    X25519PrivateKey.from_private_bytes(bytes(range(33, 65))),
-)
-BOB = StationKeys(
-    Ed25519PrivateKey.from_private_bytes(bytes(range(65, 97))),
-    X25519PrivateKey.from_private_bytes(bytes(range(97, 129))),
-)
-MALLORY = StationKeys(
-    Ed25519PrivateKey.from_private_bytes(bytes(range(129, 161))),
-    X25519PrivateKey.from_private_bytes(bytes(range(161, 193))),
-)
 LINE = "0123456789abcdef0123456789abcdef"
 ENV_ID = "0190f1e2-7c3a-7b4d-8e5f-a0b1c2d3e4f5"
 REF_ID = "0190f1e2-7c3a-7b4d-8e5f-000000000001"

@@ -10,24 +10,14 @@ import re
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
 from openline.core.encoding import b64d, canonical, digest
-from openline.core.keys import StationKeys
 from openline.core.requestsig import SCHEME, RequestAuth, parse_authorization, sign_request, verify_request
 from openline.errors import Code, Unauthorized
+from tests.fixed_keys import ALICE, MALLORY
 
-ALICE = StationKeys(
-    Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))),
-    X25519PrivateKey.from_private_bytes(bytes(range(33, 65))),
-)
-MALLORY = StationKeys(
-    Ed25519PrivateKey.from_private_bytes(bytes(range(129, 161))),
-    X25519PrivateKey.from_private_bytes(bytes(range(161, 193))),
-)
 METHOD, URI, ORIGIN, DEST = "POST", "/openline/v1/inbox/0190f1e2", "stuttgart", "moscow"
 BODY = b'{"envelopes":[]}'
 HEADER = sign_request(ALICE, METHOD, URI, ORIGIN, DEST, BODY)

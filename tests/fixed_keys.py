@@ -1,0 +1,20 @@
+"""Deterministic station keys for tests that pin exact bytes (never for a real station)."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from openline.core.keys import StationKeys
+
+
+def fixed_keys(n: int) -> StationKeys:
+    """Key set number `n`: seeds are the byte runs 64n+1… (signing) and 64n+33… (sealing)."""
+    start = 64 * n + 1
+    return StationKeys(
+        Ed25519PrivateKey.from_private_bytes(bytes(range(start, start + 32))),
+        X25519PrivateKey.from_private_bytes(bytes(range(start + 32, start + 64))),
+    )
+
+
+ALICE, BOB, MALLORY = fixed_keys(0), fixed_keys(1), fixed_keys(2)
