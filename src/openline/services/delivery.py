@@ -29,7 +29,7 @@ from openline.core.clock import MICROS
 from openline.core.envelope import Envelope, verify_receipt
 from openline.core.keys import signing_public_key
 from openline.errors import EnvelopeRefused, OpenLineError
-from openline.services import calls, outbox
+from openline.services import calls, outbox, parallel
 from openline.services.lines import ACTIVE, PENDING, handshake_error, initiate_handshake, lock_line
 from openline.services.station import Station
 
@@ -158,14 +158,22 @@ def _settle(
     problems: list[str] = []
     receipted: list[tuple[Any, dict[str, Any]]] = []
     refused: list[tuple[Any, str]] = []
-    # Receipts are checked before the transaction, so the write lock is not held for the crypto.
-    for row, env, result in zip(rows, sent, results, strict=True):
+
+    # Receipts are checked before the transaction (the write lock is not held for the
+    # crypto), on every core.
+    def check_receipt(pair: tuple[Envelope, dict[str, Any]]) -> None:
+        env, result = pair
         if result.get("status") in ("stored", "duplicate"):
-            try:
-                verify_receipt(result.get("receipt"), env, peer_key)
-            except EnvelopeRefused as exc:
-                problems.append(f"seq {row.seq}: bad receipt: {exc.detail}")
+            verify_receipt(result.get("receipt"), env, peer_key)
+
+    checks = parallel.map_in_order(check_receipt, list(zip(sent, results, strict=True)))
+    for row, result, outcome in zip(rows, results, checks, strict=True):
+        if result.get("status") in ("stored", "duplicate"):
+            if isinstance(outcome, EnvelopeRefused):
+                problems.append(f"seq {row.seq}: bad receipt: {outcome.detail}")
                 continue
+            if isinstance(outcome, Exception):
+                raise outcome
             receipted.append((row, result["receipt"]))
         else:
             error = result.get("error")

@@ -23,6 +23,7 @@ from openline import metrics
 from openline.adapters.schema import envelopes, lines, peers
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.envelope import (
+    Envelope,
     make_receipt,
     open_sealed,
     parse_envelope,
@@ -30,7 +31,7 @@ from openline.core.envelope import (
 )
 from openline.core.keys import signing_public_key
 from openline.errors import Code, EnvelopeRefused
-from openline.services import calls
+from openline.services import calls, parallel
 from openline.services.lines import ACTIVE
 from openline.services.station import Station, Tx
 
@@ -72,6 +73,13 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
     items = payload["envelopes"]
     if len(items) > MAX_BATCH:
         raise EnvelopeRefused(Code.OVERSIZE, f"batch: at most {MAX_BATCH} envelopes, got {len(items)}")
+    with station.db.read() as conn:
+        peer = conn.execute(_PEER_KEY, {"b_peer": origin}).first()
+    if peer is None:
+        raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
+    sender_key = signing_public_key(peer.signing_key)  # pinned: it never changes
+    # Shapes and signatures are checked before the transaction and on every core.
+    checked = parallel.map_in_order(lambda item: _parse_and_verify(item, sender_key), items)
     results: list[dict[str, Any]] = []
     with station.tx() as tx:
         # On PostgreSQL the line row is locked: batches from one peer are applied one at a
@@ -80,8 +88,6 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
         line = tx.conn.execute(_LINE_OF_PEER_LOCKED if lock else _LINE_OF_PEER, {"b_peer": origin}).first()
         if line is None:
             raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
-        peer = tx.conn.execute(_PEER_KEY, {"b_peer": origin}).one()
-        sender_key = signing_public_key(peer.signing_key)
         # Only this transaction moves the line's inbound sequence, so it is counted here
         # and written once with the batch.
         next_seq = int(line.next_in_seq)
@@ -90,11 +96,11 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
             row.id: (json.loads(row.wire), json.loads(row.receipt))
             for row in tx.conn.execute(_KNOWN, {"b_ids": [i for i in ids if i is not None]})
         }
-        for index, (item, env_id) in enumerate(zip(items, ids, strict=True)):
+        for index, env_id in enumerate(ids):
             try:
                 # Every check comes before the first write, so a refusal changes nothing
                 # without a savepoint per envelope.
-                result = _receive_one(station, tx, line, next_seq, sender_key, item, index, known)
+                result = _receive_one(station, tx, line, next_seq, checked[index], index, known)
                 results.append(result)
                 if result["status"] == "stored":
                     next_seq += 1
@@ -122,17 +128,28 @@ def _id_of(item: Any) -> str | None:
     return env_id if isinstance(env_id, str) else None
 
 
+def _parse_and_verify(item: Any, sender_key: Any) -> tuple[Envelope, bytes | EnvelopeRefused]:
+    """The envelope (or its shape error, raised) and its sealed body (or the signature error,
+    returned so that addressing errors are still reported first)."""
+    env = parse_envelope(item)
+    try:
+        return env, verify_envelope(env, sender_key)
+    except EnvelopeRefused as exc:
+        return env, exc
+
+
 def _receive_one(
     station: Station,
     tx: Tx,
     line: Any,
     expected: int,
-    sender_key: Any,
-    item: Any,
+    checked: tuple[Envelope, bytes | EnvelopeRefused] | Exception,
     index: int,
     known: dict[str, tuple[dict[str, Any], dict[str, Any]]],
 ) -> dict[str, Any]:
-    env = parse_envelope(item)
+    if isinstance(checked, Exception):
+        raise checked
+    env, verified = checked
     h = env.header
     if h["from"] != line.peer:
         raise EnvelopeRefused(
@@ -148,7 +165,9 @@ def _receive_one(
         )
     if line.state != ACTIVE:
         raise EnvelopeRefused(Code.LINE_NOT_ACTIVE, f"the line with {line.peer!r} is {line.state}")
-    sealed = verify_envelope(env, sender_key)
+    if isinstance(verified, EnvelopeRefused):
+        raise verified
+    sealed = verified
     if env.id in known:
         stored, receipt = known[env.id]
         if stored == env.to_json():
