@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openline.adapters.db import Database
+from openline.adapters.db import Checkpointer, Database
 from openline.adapters.home import load_keys
 from openline.adapters.transport import HttpTransport, Transport
 from openline.core.card import make_card
@@ -37,6 +37,8 @@ class Workers:
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self.station, self.transport)
         self.timers = TimerLoop(self.station)
+        db = self.station.db
+        self.checkpointer = Checkpointer(db) if db.background_checkpoints else None
         self.station.on_commit.append(self._after_commit)
 
     def _after_commit(self, line_ids: set[str]) -> None:
@@ -46,10 +48,14 @@ class Workers:
     def start(self) -> None:
         self.deliverer.start()
         self.timers.start()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
 
     def stop(self) -> None:
         self.deliverer.stop()
         self.timers.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.transport.close()
 
 

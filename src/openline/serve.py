@@ -68,7 +68,7 @@ def run(home: Path, listen: str | None = None) -> None:
     settings = load(home)
     host, port = parse_listen(listen) if listen else settings.listen
     configure_logging(settings.log_level)
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, background_checkpoints=True)
     upgrade(db)
     station = build_station(settings, db=db)
     app = create_app(station, max_request_bytes=settings.max_request_bytes)
