@@ -161,7 +161,7 @@ def _local(
     station: Station, actor: str, call_id: str, event: Event, body: dict[str, Any], **values: Any
 ) -> str:
     with station.tx() as tx:
-        lock_line(tx.conn, _get(tx.conn, call_id).line_id)
+        lock_line(tx.conn, lambda: str(_get(tx.conn, call_id).line_id))
         call = _get(tx.conn, call_id, for_update=True)
         me = _party(call.direction)
         call = _expire_if_due(station, tx, call)

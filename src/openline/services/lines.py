@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -104,7 +105,7 @@ def require_active(conn: Connection, peer: str) -> Any:
     return line
 
 
-def lock_line(conn: Connection, line_id: str) -> None:
+def lock_line(conn: Connection, line_id: str | Callable[[], str]) -> None:
     """Take the line's row lock first, before any call or envelope row.
 
     Every write transaction that touches a line's rows does this, so on PostgreSQL they
@@ -112,7 +113,8 @@ def lock_line(conn: Connection, line_id: str) -> None:
     locked the whole database.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(select(lines.c.id).where(lines.c.id == line_id).with_for_update())
+        line = line_id() if callable(line_id) else line_id  # looked up only when needed
+        conn.execute(select(lines.c.id).where(lines.c.id == line).with_for_update())
 
 
 def _terms(line: Any) -> dict[str, Any]:
