@@ -5,10 +5,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from openline.core.clock import FakeClock
 from tests.inproc import Node, link, make_node
 from tests.pg import PostgresServer
+
+# Timing belongs in bench/: a slow CI machine must not fail a property for being slow.
+settings.register_profile("openline", deadline=None, print_blob=True)
+settings.load_profile("openline")
 
 
 @pytest.fixture(scope="session")
