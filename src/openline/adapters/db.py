@@ -19,7 +19,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Select, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -94,6 +94,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def for_update(conn: Connection, query: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
+    """`query` with a row lock (FOR UPDATE) on PostgreSQL. On SQLite it is returned as it is:
+    BEGIN IMMEDIATE has already locked the whole database for the write transaction."""
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=skip_locked)
+    return query
 
 
 def _configure_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:

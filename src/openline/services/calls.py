@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Select, insert, select, update
 
+from openline.adapters import db
 from openline.adapters.schema import call_events, calls, envelopes, lines
 from openline.core import calls as sm
 from openline.core.calls import Event, Party, State
@@ -106,11 +107,12 @@ def _log(
     )
 
 
-def _get(conn: Connection, call_id: str, *, for_update: bool = False) -> Any:
-    query = select(calls).where(calls.c.id == call_id)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+def _get(
+    conn: Connection, call_id: str, *, for_update: bool = False, query: Select[Any] | None = None
+) -> Any:
+    """The call's row (from `query`, by default the calls table), or `not_found`."""
+    by_id: Select[Any] = (select(calls) if query is None else query).where(calls.c.id == call_id)
+    row = conn.execute(db.for_update(conn, by_id) if for_update else by_id).first()
     if row is None:
         raise NotFound(f"no call with id {call_id!r}")
     return row
@@ -252,11 +254,9 @@ def expire_due(station: Station) -> int:
         ).all()
         for call_id, line_id in due:
             lock_line(tx.conn, line_id)
+            # Several `serve` processes may share one database: each call is missed once.
             query = select(calls).where(calls.c.id == call_id, calls.c.state == State.RINGING.value)
-            if tx.conn.dialect.name == "postgresql":
-                # Several `serve` processes may share one database: each call is missed once.
-                query = query.with_for_update(skip_locked=True)
-            call = tx.conn.execute(query).first()
+            call = tx.conn.execute(db.for_update(tx.conn, query, skip_locked=True)).first()
             if call is not None:
                 _miss(station, tx, call)
                 missed += 1
@@ -419,9 +419,7 @@ def list_calls(station: Station, *, limit: int = 100, state: str | None = None) 
 
 def show_call(station: Station, call_id: str) -> dict[str, Any]:
     with station.db.read() as conn:
-        call = conn.execute(_with_place_envelope().where(calls.c.id == call_id)).first()
-        if call is None:
-            raise NotFound(f"no call with id {call_id!r}")
+        call = _get(conn, call_id, query=_with_place_envelope())
         out = _call_json(station, call)
         rows = conn.execute(select(envelopes).where(envelopes.c.call_id == call_id)).all()
         messages, summary = [], None

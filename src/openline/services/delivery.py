@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import bindparam, select, update
 
 from openline import metrics
+from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import SEND_PATH, Transport
 from openline.core import backoff
@@ -88,10 +89,7 @@ _MARK_DELIVERED = (
 def _claim_batch(station: Station, line_id: str) -> tuple[str | None, list[Any]]:
     """The line's batch in flight, or a new one of the oldest undelivered envelopes."""
     with station.tx() as tx:
-        query = _BATCH_OF_LINE
-        if tx.conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        batch_id = tx.conn.execute(query, {"b_line": line_id}).one().batch_id
+        batch_id = tx.conn.execute(for_update(tx.conn, _BATCH_OF_LINE), {"b_line": line_id}).one().batch_id
         if batch_id is not None:
             rows = tx.conn.execute(
                 _PENDING.where(envelopes.c.batch_id == batch_id), {"b_line": line_id}

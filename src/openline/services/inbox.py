@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import bindparam, select, update
 
 from openline import metrics
+from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, lines, peers
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.envelope import (
@@ -41,7 +42,6 @@ log = structlog.get_logger("openline.inbox")
 # Built once: every inbound envelope runs these, and building a SQLAlchemy statement
 # costs several times more than executing it.
 _LINE_OF_PEER = select(lines).where(lines.c.peer == bindparam("b_peer"))
-_LINE_OF_PEER_LOCKED = _LINE_OF_PEER.with_for_update()
 _PEER_KEY = select(peers.c.signing_key).where(peers.c.name == bindparam("b_peer"))
 _KNOWN = select(envelopes.c.id, envelopes.c.wire, envelopes.c.receipt).where(
     envelopes.c.id.in_(bindparam("b_ids", expanding=True))
@@ -84,8 +84,7 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
     with station.tx() as tx:
         # On PostgreSQL the line row is locked: batches from one peer are applied one at a
         # time even when several `serve` processes share the database.
-        lock = tx.conn.dialect.name == "postgresql"
-        line = tx.conn.execute(_LINE_OF_PEER_LOCKED if lock else _LINE_OF_PEER, {"b_peer": origin}).first()
+        line = tx.conn.execute(for_update(tx.conn, _LINE_OF_PEER), {"b_peer": origin}).first()
         if line is None:
             raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
         # Only this transaction moves the line's inbound sequence, so it is counted here

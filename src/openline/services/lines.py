@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import HANDSHAKE_PATH, PeerRefused, Transport
 from openline.core.card import Card, parse_card
@@ -114,7 +115,7 @@ def lock_line(conn: Connection, line_id: str | Callable[[], str]) -> None:
     """
     if conn.dialect.name == "postgresql":
         line = line_id() if callable(line_id) else line_id  # looked up only when needed
-        conn.execute(select(lines.c.id).where(lines.c.id == line).with_for_update())
+        conn.execute(for_update(conn, select(lines.c.id).where(lines.c.id == line)))
 
 
 def _terms(line: Any) -> dict[str, Any]:

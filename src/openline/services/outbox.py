@@ -95,8 +95,3 @@ def open_body(station: Station, row: Any) -> dict[str, Any]:
     if row.direction == "out":
         return open_sealed(row.self_body, station.keys.encryption, env["header"], to_self=True)
     return open_sealed(b64d(env["body"]), station.keys.encryption, env["header"])
-
-
-def load_envelope(row: Any) -> Envelope:
-    data = json.loads(row.wire)
-    return Envelope(data["header"], data["body"], data["sig"])
