@@ -433,8 +433,15 @@ def measure(
     http_seq: list[float],
     crypto: CryptoCost,
 ) -> None:
-    n, threads = args.envelopes, args.threads
+    if args.phase in ("all", "latency"):
+        latency(pair, args, report, http_seq)
+    if args.phase in ("all", "end-to-end"):
+        end_to_end(pair, args, report, http_rate, crypto)
+    if args.phase in ("all", "drain"):
+        drain(pair, args, report, http_rate, crypto)
 
+
+def latency(pair: Pair, args: argparse.Namespace, report: Report, http_seq: list[float]) -> None:
     print(f"latency: {args.rate:.0f} messages/s for {args.seconds:.0f} s ...", flush=True)
     sent = paced(pair, args.rate, args.seconds, threads=4)
     pair.wait_drained(60)
@@ -463,6 +470,11 @@ def measure(
         f"{len(sent)} messages in {args.seconds:.0f} s",
     )
 
+
+def end_to_end(
+    pair: Pair, args: argparse.Namespace, report: Report, http_rate: float, crypto: CryptoCost
+) -> None:
+    n, threads = args.envelopes, args.threads
     print(f"end to end: {n} messages through the API, both stations up ...", flush=True)
     start = time.monotonic()
     done, _, _ = run_load(pair.client, pair.say, n, threads, timeout=120)
@@ -481,6 +493,9 @@ def measure(
         f"{e2e / crypto.one_core:.2f}",
     )
 
+
+def drain(pair: Pair, args: argparse.Namespace, report: Report, http_rate: float, crypto: CryptoCost) -> None:
+    n, threads = args.envelopes, args.threads
     print(f"backlog: {n} messages with the peer stopped, then the drain ...", flush=True)
     pair.b.stop()
     ids: list[str] = []
@@ -522,6 +537,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="client threads for the throughput phases")
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second, latency phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
+    parser.add_argument(
+        "--phase",
+        choices=("all", "latency", "end-to-end", "drain"),
+        default="all",
+        help="run one station phase only (the baselines always run)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the station homes and logs")
     parser.add_argument("--serve-empty", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -10,7 +10,7 @@ from openline.adapters.transport import HttpTransport, Transport
 from openline.core.card import make_card
 from openline.core.clock import Clock, SystemClock
 from openline.services.delivery import Deliverer
-from openline.services.station import Station
+from openline.services.station import Station, Tx
 from openline.services.timers import TimerLoop
 from openline.settings import Settings
 
@@ -41,9 +41,11 @@ class Workers:
         self.checkpointer = Checkpointer(db) if db.background_checkpoints else None
         self.station.on_commit.append(self._after_commit)
 
-    def _after_commit(self, line_ids: set[str]) -> None:
-        self.deliverer.wake(line_ids)
-        self.timers.wake()
+    def _after_commit(self, tx: Tx) -> None:
+        if tx.wake_lines:
+            self.deliverer.wake(tx.wake_lines)
+        if tx.new_deadline:  # otherwise the loop's own schedule already covers it
+            self.timers.wake()
 
     def start(self) -> None:
         self.deliverer.start()

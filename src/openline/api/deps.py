@@ -12,8 +12,11 @@ from openline.services import accounts
 from openline.services.accounts import Principal
 from openline.services.station import Station
 
+# Dependencies without I/O are `async def`: FastAPI runs a plain `def` dependency on a
+# worker thread, and every hand-off between threads costs more than these bodies do.
 
-def get_station(request: Request) -> Station:
+
+async def get_station(request: Request) -> Station:
     station: Station = request.app.state.station
     return station
 
@@ -27,7 +30,7 @@ def get_principal(request: Request, station: Annotated[Station, Depends(get_stat
         return accounts.authenticate(conn, token.strip())
 
 
-def get_transport(request: Request) -> Transport:
+async def get_transport(request: Request) -> Transport:
     transport: Transport = request.app.state.transport
     return transport
 

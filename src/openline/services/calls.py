@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Select, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
 from openline.adapters import db
 from openline.adapters.schema import call_events, calls, envelopes, lines
@@ -118,6 +118,22 @@ def _get(
     return row
 
 
+_CALL = select(calls).where(calls.c.id == bindparam("b_call"))
+
+
+def _call_in_tx(tx: Tx, call_id: str) -> Any:
+    """The call's row or None, read once per transaction (see `Tx.memo`)."""
+    key = ("call", call_id)
+    if key not in tx.memo:
+        tx.memo[key] = tx.conn.execute(_CALL, {"b_call": call_id}).first()
+    return tx.memo[key]
+
+
+def _update_call(tx: Tx, call_id: str, **values: Any) -> None:
+    tx.conn.execute(update(calls).where(calls.c.id == call_id).values(**values))
+    tx.memo.pop(("call", call_id), None)
+
+
 def _transition(tx: Tx, call: Any, event: Event, by: Party, at: int) -> State:
     current = State(call.state)
     new = sm.apply(current, event, by)
@@ -126,7 +142,7 @@ def _transition(tx: Tx, call: Any, event: Event, by: Party, at: int) -> State:
         values[_TIME_COLUMN[new]] = at
         if new is not State.RINGING:
             values["deadline_at"] = None
-        tx.conn.execute(update(calls).where(calls.c.id == call.id).values(**values))
+        _update_call(tx, call.id, **values)
     return new
 
 
@@ -169,7 +185,7 @@ def _local(
         call = _expire_if_due(station, tx, call)
         _transition(tx, call, event, me, tx.now)
         if values:
-            tx.conn.execute(update(calls).where(calls.c.id == call.id).values(**values))
+            _update_call(tx, call.id, **values)
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
         _log(tx, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
     return env.id
@@ -308,7 +324,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
     actor = f"station:{env.sender}"
     call_id = env.header["ref"]
     if env.kind == "call.place":
-        if tx.conn.execute(select(calls.c.id).where(calls.c.id == call_id)).first():
+        if _call_in_tx(tx, call_id) is not None:
             raise EnvelopeRefused(Code.REPLAY, f"call {call_id} exists already")
         deadline = tx.now + int(line.answer_deadline_s) * 1_000_000
         tx.conn.execute(
@@ -327,12 +343,14 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
                 updated_at=tx.now,
             )
         )
+        tx.memo.pop(("call", call_id), None)
         _log(tx, call_id, at, "placed", actor, env.id, {"priority": body["priority"]})
         _log(tx, call_id, tx.now, "delivered", "system", env.id)
         ring = outbox.enqueue(station, tx, line.id, "call.ringing", call_id, {})
         _log(tx, call_id, tx.now, "ringing", "system", ring.id, {"deadline_at": rfc3339(deadline)})
+        tx.new_deadline = True
         return
-    row = tx.conn.execute(select(calls).where(calls.c.id == call_id)).first()
+    row = _call_in_tx(tx, call_id)
     if row is None or row.line_id != line.id:
         raise EnvelopeRefused(Code.MALFORMED, f"{env.kind} refers to no call {call_id!r} on this line")
     event = EVENT_OF[env.kind]
@@ -345,11 +363,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
         _log(tx, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail})
         return
     if event is Event.PICKUP:
-        tx.conn.execute(
-            update(calls)
-            .where(calls.c.id == call_id)
-            .values(picked_up_by=f"{env.sender}:{body.get('by', '')}"[:64])
-        )
+        _update_call(tx, call_id, picked_up_by=f"{env.sender}:{body.get('by', '')}"[:64])
     _log(tx, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id)
 
 
@@ -358,12 +372,12 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
     if env_row.kind != "call.place" or env_row.call_id is None:
         return
     stored_at = parse_rfc3339(receipt["stored_at"])
-    call = tx.conn.execute(select(calls).where(calls.c.id == env_row.call_id)).first()
+    call = _call_in_tx(tx, env_row.call_id)
     if call is None:
         return
     new = _transition(tx, call, Event.DELIVER, Party.CALLER, stored_at)
     if new is State.DELIVERED or call.delivered_at is None:
-        tx.conn.execute(update(calls).where(calls.c.id == call.id).values(delivered_at=stored_at))
+        _update_call(tx, call.id, delivered_at=stored_at)
     _log(tx, call.id, stored_at, "delivered", f"station:{receipt['from']}", env_row.id)
 
 

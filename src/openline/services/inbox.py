@@ -90,6 +90,7 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
         # Only this transaction moves the line's inbound sequence, so it is counted here
         # and written once with the batch.
         next_seq = int(line.next_in_seq)
+        stored_at = rfc3339(tx.now) or ""  # the time in every receipt of this batch
         ids = [_id_of(item) for item in items]
         known = {
             row.id: (json.loads(row.wire), json.loads(row.receipt))
@@ -99,7 +100,7 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
             try:
                 # Every check comes before the first write, so a refusal changes nothing
                 # without a savepoint per envelope.
-                result = _receive_one(station, tx, line, next_seq, checked[index], index, known)
+                result = _receive_one(station, tx, line, next_seq, stored_at, checked[index], index, known)
                 results.append(result)
                 if result["status"] == "stored":
                     next_seq += 1
@@ -142,6 +143,7 @@ def _receive_one(
     tx: Tx,
     line: Any,
     expected: int,
+    stored_at: str,
     checked: tuple[Envelope, bytes | EnvelopeRefused] | Exception,
     index: int,
     known: dict[str, tuple[dict[str, Any], dict[str, Any]]],
@@ -180,7 +182,7 @@ def _receive_one(
         raise EnvelopeRefused(Code.SEQUENCE_GAP, f"expected sequence number {expected}, got {env.seq}")
     body = open_sealed(sealed, station.keys.encryption, h)
     calls.validate_body(env.kind, body)
-    receipt = make_receipt(station.keys, env, rfc3339(tx.now) or "")
+    receipt = make_receipt(station.keys, env, stored_at)
     calls.apply_inbound(station, tx, line, env, body)  # checks first, then writes
     known[env.id] = (env.to_json(), receipt)  # the same envelope twice in one batch
     tx.insert_later(

@@ -23,6 +23,10 @@ class Tx:
     conn: Connection
     now: int
     wake_lines: set[str] = field(default_factory=set)
+    new_deadline: bool = False  # a deadline was set: the timer loop must look again
+    # Rows read more than once in this transaction (a batch often holds many envelopes for
+    # one call); whoever writes such a row drops it from here.
+    memo: dict[Any, Any] = field(default_factory=dict)
     _later: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
 
     def insert_later(self, table: Table, row: dict[str, Any]) -> None:
@@ -48,15 +52,16 @@ class Station:
     db: Database
     clock: Clock
     answer_deadline_s: int = 60
-    on_commit: list[Callable[[set[str]], None]] = field(default_factory=list)
+    on_commit: list[Callable[[Tx], None]] = field(default_factory=list)
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
-        """Run a use case in one write transaction; wake deliverers after it commits."""
+        """Run a use case in one write transaction; once it has committed, tell the
+        background workers what it changed (`on_commit`)."""
         with self.db.write() as conn:
             tx = Tx(conn, self.clock.now())
             yield tx
             tx.flush()
-        if tx.wake_lines:
+        if tx.wake_lines or tx.new_deadline:
             for hook in self.on_commit:
-                hook(tx.wake_lines)
+                hook(tx)
