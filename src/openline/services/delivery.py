@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -79,6 +80,11 @@ _PENDING = (
     .order_by(envelopes.c.seq)
 )
 _SET_BATCH = update(lines).where(lines.c.id == bindparam("b_line")).values(batch_id=bindparam("b_batch"))
+_END_BATCH = (
+    update(lines)
+    .where(lines.c.id == bindparam("b_line"), lines.c.batch_id == bindparam("b_batch"))
+    .values(batch_id=None)
+)
 _MARK_DELIVERED = (
     update(envelopes)
     .where(envelopes.c.id == bindparam("b_id"))
@@ -86,20 +92,33 @@ _MARK_DELIVERED = (
 )
 
 
-def _claim_batch(station: Station, line_id: str) -> tuple[str | None, list[Any]]:
-    """The line's batch in flight, or a new one of the oldest undelivered envelopes."""
+@dataclass(frozen=True)
+class Settling:
+    """A batch that the peer has answered and whose settling may still be running."""
+
+    batch_id: str
+    last_seq: int  # its newest envelope: the next batch starts after it
+
+
+def _claim_batch(station: Station, line_id: str, settling: Settling | None) -> tuple[str | None, list[Any]]:
+    """The line's batch in flight, or a new one of the oldest undelivered envelopes.
+
+    While an answered batch is still being settled (`settling`), its envelopes are not yet
+    marked delivered; the new batch starts after them.
+    """
     with station.tx() as tx:
         batch_id = tx.conn.execute(for_update(tx.conn, _BATCH_OF_LINE), {"b_line": line_id}).one().batch_id
-        if batch_id is not None:
+        if batch_id is not None and (settling is None or batch_id != settling.batch_id):
             rows = tx.conn.execute(
                 _PENDING.where(envelopes.c.batch_id == batch_id), {"b_line": line_id}
             ).all()
             if rows:
                 return batch_id, list(rows)
-        rows = tx.conn.execute(_PENDING.limit(MAX_BATCH), {"b_line": line_id}).all()
+        pending = _PENDING if settling is None else _PENDING.where(envelopes.c.seq > settling.last_seq)
+        rows = tx.conn.execute(pending.limit(MAX_BATCH), {"b_line": line_id}).all()
         if not rows:
-            if batch_id is not None:  # an idle step writes nothing, so costs no fsync
-                tx.conn.execute(_SET_BATCH, {"b_line": line_id, "b_batch": None})
+            if batch_id is not None and settling is None:  # an idle step writes nothing, so
+                tx.conn.execute(_SET_BATCH, {"b_line": line_id, "b_batch": None})  # no fsync
             return None, []
         batch_id = outbox.new_id()
         tx.conn.execute(_SET_BATCH, {"b_line": line_id, "b_batch": batch_id})
@@ -109,7 +128,44 @@ def _claim_batch(station: Station, line_id: str) -> tuple[str | None, list[Any]]
         return batch_id, list(rows)
 
 
-def deliver_once(station: Station, transport: Transport, line_id: str, *, force: bool = False) -> Outcome:
+@dataclass
+class Answer:
+    """A batch the peer answered, with a result per envelope, not yet settled."""
+
+    line: Any
+    batch_id: str
+    rows: list[Any]
+    sent: list[Envelope]
+    results: list[dict[str, Any]]
+    started: float
+
+    @property
+    def all_stored(self) -> bool:
+        """Every envelope stored (or already stored) by the peer, by its word: the batch
+        can be settled while the next one is sent. Its receipts are checked when settled."""
+        return all(r.get("status") in ("stored", "duplicate") for r in self.results)
+
+    @property
+    def settling(self) -> Settling:
+        return Settling(self.batch_id, max(int(r.seq) for r in self.rows))
+
+
+@dataclass(frozen=True)
+class Unreached:
+    line_id: str
+    error: str
+
+
+def _send(
+    station: Station,
+    transport: Transport,
+    line_id: str,
+    *,
+    force: bool = False,
+    settling: Settling | None = None,
+) -> Outcome | Answer | Unreached:
+    """Claim the next batch and send it. Writes nothing but the claim, so it can run while
+    the previous batch is being settled."""
     with station.db.read() as conn:
         line = conn.execute(_LINE, {"b_line": line_id}).one()
     if not force and line.retry_at is not None and station.clock.now() < line.retry_at:
@@ -118,11 +174,11 @@ def deliver_once(station: Station, transport: Transport, line_id: str, *, force:
         try:
             initiate_handshake(station, transport, line.peer)
         except OpenLineError as exc:
-            return _fail(station, line_id, handshake_error(exc))
+            return Unreached(line_id, handshake_error(exc))
         return Outcome.SENT
     if line.state != ACTIVE:
         return Outcome.IDLE
-    batch_id, rows = _claim_batch(station, line_id)
+    batch_id, rows = _claim_batch(station, line_id, settling)
     if batch_id is None:
         return Outcome.IDLE
     wire = [json.loads(r.wire) for r in rows]
@@ -131,11 +187,22 @@ def deliver_once(station: Station, transport: Transport, line_id: str, *, force:
         answer = transport.post(line.peer, line.url, SEND_PATH.format(batch_id=batch_id), {"envelopes": wire})
         results = _results(answer, len(rows))
     except OpenLineError as exc:
-        return _fail(station, line_id, str(exc))
+        return Unreached(line_id, str(exc))
     sent = [Envelope(w["header"], w["body"], w["sig"]) for w in wire]
-    outcome = _settle(station, line, rows, sent, results)
-    metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-    return outcome
+    return Answer(line, batch_id, rows, sent, results, started)
+
+
+def _finish(station: Station, step: Outcome | Answer | Unreached) -> Outcome:
+    if isinstance(step, Unreached):
+        return _fail(station, step.line_id, step.error)
+    if isinstance(step, Answer):
+        return _settle(station, step)
+    return step
+
+
+def deliver_once(station: Station, transport: Transport, line_id: str, *, force: bool = False) -> Outcome:
+    """One whole step: claim, send, settle (or back off). Tests drive this directly."""
+    return _finish(station, _send(station, transport, line_id, force=force))
 
 
 def _results(answer: Any, count: int) -> list[dict[str, Any]]:
@@ -149,9 +216,8 @@ def _results(answer: Any, count: int) -> list[dict[str, Any]]:
     return list(answer["results"])
 
 
-def _settle(
-    station: Station, line: Any, rows: list[Any], sent: list[Envelope], results: list[dict[str, Any]]
-) -> Outcome:
+def _settle(station: Station, answer: Answer) -> Outcome:
+    line, rows = answer.line, answer.rows
     peer_key = signing_public_key(line.signing_key)
     problems: list[str] = []
     receipted: list[tuple[Any, dict[str, Any]]] = []
@@ -164,8 +230,8 @@ def _settle(
         if result.get("status") in ("stored", "duplicate"):
             verify_receipt(result.get("receipt"), env, peer_key)
 
-    checks = parallel.map_in_order(check_receipt, list(zip(sent, results, strict=True)))
-    for row, result, outcome in zip(rows, results, checks, strict=True):
+    checks = parallel.map_in_order(check_receipt, list(zip(answer.sent, answer.results, strict=True)))
+    for row, result, outcome in zip(rows, answer.results, checks, strict=True):
         if result.get("status") in ("stored", "duplicate"):
             if isinstance(outcome, EnvelopeRefused):
                 problems.append(f"seq {row.seq}: bad receipt: {outcome.detail}")
@@ -196,9 +262,13 @@ def _settle(
             tx.conn.execute(update(envelopes).where(envelopes.c.id == row.id).values(refused=text))
         values: dict[str, Any] = {"last_contact_at": tx.now}
         if not problems:
-            values.update(batch_id=None, retry_attempt=0, retry_at=None, last_error=None)
+            values.update(retry_attempt=0, retry_at=None, last_error=None)
+            # The next batch may have been claimed already (pipelining): only our own
+            # batch id is cleared.
+            tx.conn.execute(_END_BATCH, {"b_line": line.id, "b_batch": answer.batch_id})
         tx.conn.execute(update(lines).where(lines.c.id == line.id).values(**values))
     metrics.ENVELOPES_DELIVERED.inc(len(receipted))
+    metrics.BATCH_SECONDS.observe(time.perf_counter() - answer.started)
     if problems:
         return _fail(station, line.id, "; ".join(problems))
     return Outcome.SENT
@@ -251,6 +321,9 @@ class Deliverer:
     _threads: dict[str, threading.Thread] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _settlers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="settle")
+    )
 
     def start(self) -> None:
         with self.station.db.read() as conn:
@@ -278,20 +351,44 @@ class Deliverer:
                 ev.set()
         for thread in list(self._threads.values()):
             thread.join(timeout)
+        self._settlers.shutdown(wait=True)
 
     def _run(self, line_id: str) -> None:
         event = self._events[line_id]
         announce(self.station, self.transport, line_id)
+        # Pipelining: once the peer has answered a batch and stored every envelope, the
+        # batch is settled on another thread while the next one is claimed and sent. Still
+        # one request in flight per line; the previous settling always ends before this
+        # thread writes anything else for the line.
+        settling: tuple[Future[Outcome], Settling] | None = None
         while not self._stop.is_set():
             event.clear()
             try:
-                outcome = deliver_once(self.station, self.transport, line_id)
+                step = _send(self.station, self.transport, line_id, settling=settling and settling[1])
+                previous = self._join(settling, line_id)
+                settling = None
+                if isinstance(step, Answer) and step.all_stored and previous is not Outcome.FAILED:
+                    settling = (self._settlers.submit(_settle, self.station, step), step.settling)
+                    continue
+                outcome = _finish(self.station, step)
             except Exception:  # never let the line go silent: log, back off, go on
                 log.exception("deliverer step crashed", line=line_id)
-                outcome = Outcome.FAILED
+                self._join(settling, line_id)
+                settling, outcome = None, Outcome.FAILED
             if outcome is Outcome.SENT:
                 continue
             event.wait(self._wait_seconds(line_id, outcome))
+        self._join(settling, line_id)
+
+    @staticmethod
+    def _join(settling: tuple[Future[Outcome], Settling] | None, line_id: str) -> Outcome | None:
+        if settling is None:
+            return None
+        try:
+            return settling[0].result()
+        except Exception:
+            log.exception("settling a batch crashed", line=line_id)
+            return Outcome.FAILED
 
     def _wait_seconds(self, line_id: str, outcome: Outcome) -> float:
         if outcome is Outcome.IDLE:

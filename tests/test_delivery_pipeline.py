@@ -1,0 +1,129 @@
+"""Pipelined delivery: a batch the peer has answered is settled while the next one is sent.
+
+Still one request in flight per line; the next batch starts after the one being settled;
+settling never clears the id of a batch claimed after it; and a crash between the two
+loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from openline.adapters.schema import envelopes, lines
+from openline.services import calls, delivery
+from openline.services.delivery import Answer, Outcome
+from openline.services.lines import PENDING
+from tests.harness import wait_for
+from tests.inproc import Node, place_and_ring, show
+
+
+def _talking(a: Node, b: Node, count: int) -> tuple[str, list[str]]:
+    """A picked-up call with `count` messages from a waiting in its outbox."""
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    a.drain()
+    texts = [f"message {i:03d}" for i in range(count)]
+    for text in texts:
+        calls.say(a.station, "admin", call_id, text)
+    return call_id, texts
+
+
+def _send(a: Node, **kwargs: Any) -> Answer:
+    assert a.transport is not None
+    step = delivery._send(a.station, a.transport, a.line_id(), **kwargs)
+    assert isinstance(step, Answer), step
+    return step
+
+
+def _undelivered(a: Node) -> int:
+    with a.station.db.read() as conn:
+        query = select(func.count()).where(envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
+        return int(conn.execute(query).scalar_one())
+
+
+def test_the_next_batch_starts_after_the_one_being_settled(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id, texts = _talking(a, b, 120)
+    first = _send(a)
+    assert first.all_stored
+    assert len(first.rows) == delivery.MAX_BATCH
+    # The first batch is answered but not settled: its envelopes are still undelivered.
+    second = _send(a, settling=first.settling)
+    assert second.batch_id != first.batch_id
+    assert [r.seq for r in second.rows] == [
+        first.settling.last_seq + 1 + i for i in range(delivery.MAX_BATCH)
+    ]
+    assert a.line().batch_id == second.batch_id
+
+    # Settling the first batch after the second was claimed leaves the second's id alone.
+    assert delivery._settle(a.station, first) is Outcome.SENT
+    assert a.line().batch_id == second.batch_id
+    assert delivery._settle(a.station, second) is Outcome.SENT
+    assert a.line().batch_id is None
+    a.drain()
+    assert _undelivered(a) == 0
+    assert [m["text"] for m in show(b, call_id)["messages"]] == texts
+
+
+def test_a_crash_before_the_previous_batch_is_settled_loses_and_repeats_nothing(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    call_id, texts = _talking(a, b, 120)
+    first = _send(a)
+    _send(a, settling=first.settling)
+    # Crash: neither answer was settled. The restarted deliverer resends the batch in
+    # flight, then the first batch's envelopes, which the peer answers as duplicates.
+    assert _undelivered(a) == 120
+    a.drain()
+    assert _undelivered(a) == 0
+    assert [m["text"] for m in show(b, call_id)["messages"]] == texts
+    mine = show(a, call_id)["messages"]
+    assert [m["text"] for m in mine] == texts
+    assert all(m["receipt"] for m in mine)
+
+
+def test_a_refused_batch_is_not_pipelined(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    _talking(a, b, 10)
+    with b.station.tx() as tx:  # the peer answers, but refuses: its line is not active
+        tx.conn.execute(lines.update().values(state=PENDING))
+    step = _send(a)
+    assert not step.all_stored
+    assert delivery._settle(a.station, step) is Outcome.FAILED
+    assert a.line().batch_id == step.batch_id  # kept, to retry the same batch
+    assert "line_not_active" in (a.line().last_error or "")
+
+
+@pytest.mark.parametrize("count", [237])
+def test_the_deliverer_thread_pipelines_and_delivers_everything_once_in_order(
+    nodes: tuple[Node, Node], count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = nodes
+    call_id, texts = _talking(a, b, count)
+    pipelined = threading.Event()
+    real_send = delivery._send
+
+    def spying_send(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("settling") is not None:
+            pipelined.set()
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_send", spying_send)
+    assert a.transport is not None
+    worker = delivery.Deliverer(a.station, a.transport)
+    worker.wake({a.line_id()})
+    try:
+        wait_for(lambda: _undelivered(a) == 0, timeout=60, what="the outbox to drain")
+    finally:
+        worker.stop()
+    assert pipelined.is_set()
+    assert [m["text"] for m in show(b, call_id)["messages"]] == texts
+    assert all(m["receipt"] for m in show(a, call_id)["messages"])
+    assert a.line().batch_id is None
+    assert a.line().last_error is None
