@@ -11,12 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openline.api.deps import PrincipalDep, StationDep, TransportDep
 from openline.errors import OpenLineError
-from openline.services import calls, lines
-from openline.services.accounts import Role
+from openline.services import accounts, calls, lines
+from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 
 router = APIRouter(prefix="/api/v1")
-WATCH = (Role.ADMINISTRATOR, Role.WATCH_OFFICER)
 Priority = Literal["flash", "immediate", "priority", "routine"]
 
 
@@ -43,6 +42,23 @@ class Decline(Strict):
     reason: str | None = Field(default=None, min_length=1, max_length=calls.MAX_SUMMARY)
 
 
+class AddUser(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    role: Role
+    password: str | None = Field(
+        default=None,
+        min_length=accounts.MIN_PASSWORD,
+        max_length=accounts.MAX_PASSWORD,
+        description="Omit it for a one-time password, returned once, to be changed at first login.",
+    )
+
+
+class ResetPassword(Strict):
+    password: str | None = Field(
+        default=None, min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD
+    )
+
+
 class AddLine(Strict):
     card: dict[str, Any]
     answer_deadline_s: int | None = Field(default=None, ge=5, le=86_400)
@@ -61,13 +77,14 @@ def station_info(station: StationDep, who: PrincipalDep) -> dict[str, Any]:
 
 @router.get("/lines")
 def get_lines(station: StationDep, who: PrincipalDep) -> list[dict[str, Any]]:
+    who.require(Permission.VIEW)
     return lines.list_lines(station)
 
 
 @router.post("/lines", status_code=201)
 def add_line(station: StationDep, transport: TransportDep, who: PrincipalDep, req: AddLine) -> dict[str, Any]:
-    who.require(Role.ADMINISTRATOR)
-    peer = lines.add_line(station, req.card, answer_deadline_s=req.answer_deadline_s)
+    who.require(Permission.MANAGE_LINES)
+    peer = lines.add_line(station, req.card, answer_deadline_s=req.answer_deadline_s, actor=who.name)
     note = None
     try:
         initiate_handshake(station, transport, peer)
@@ -84,31 +101,33 @@ def get_calls(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     state: str | None = None,
 ) -> list[dict[str, Any]]:
-    return calls.list_calls(station, limit=limit, state=state)
+    who.require(Permission.VIEW)
+    return calls.list_calls(station, limit=limit, state=state, content=who.can(Permission.READ_CONTENT))
 
 
 @router.post("/calls", status_code=201)
 def place_call(station: StationDep, who: PrincipalDep, req: PlaceCall) -> dict[str, Any]:
-    who.require(*WATCH)
+    who.require(Permission.WORK_CALLS)
     call_id = calls.place(station, who.name, req.peer, req.subject, req.priority)
-    return calls.show_call(station, call_id)
+    return calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
 
 
 @router.get("/calls/{call_id}")
 def get_call(station: StationDep, who: PrincipalDep, call_id: str) -> dict[str, Any]:
-    return calls.show_call(station, call_id)
+    who.require(Permission.VIEW)
+    return calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
 
 
 @router.post("/calls/{call_id}/pickup")
 def pickup(station: StationDep, who: PrincipalDep, call_id: str) -> dict[str, Any]:
-    who.require(*WATCH)
+    who.require(Permission.WORK_CALLS)
     calls.pickup(station, who.name, call_id)
-    return calls.show_call(station, call_id)
+    return calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
 
 
 @router.post("/calls/{call_id}/messages", status_code=201)
 def say(station: StationDep, who: PrincipalDep, call_id: str, req: Say) -> dict[str, Any]:
-    who.require(*WATCH)
+    who.require(Permission.WORK_CALLS)
     message_id = calls.say(station, who.name, call_id, req.text, req.lang)
     return {"call": call_id, "id": message_id, "status": "queued"}
 
@@ -117,22 +136,85 @@ def say(station: StationDep, who: PrincipalDep, call_id: str, req: Say) -> dict[
 def close(
     station: StationDep, who: PrincipalDep, call_id: str, req: Annotated[Close, Body()] = Close()
 ) -> dict[str, Any]:
-    who.require(*WATCH)
+    who.require(Permission.WORK_CALLS)
     calls.close(station, who.name, call_id, req.summary)
-    return calls.show_call(station, call_id)
+    return calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
 
 
 @router.post("/calls/{call_id}/decline")
 def decline(
     station: StationDep, who: PrincipalDep, call_id: str, req: Annotated[Decline, Body()] = Decline()
 ) -> dict[str, Any]:
-    who.require(*WATCH)
+    who.require(Permission.WORK_CALLS)
     calls.decline(station, who.name, call_id, req.reason)
-    return calls.show_call(station, call_id)
+    return calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
 
 
 @router.post("/calls/{call_id}/cancel")
 def cancel(station: StationDep, who: PrincipalDep, call_id: str) -> dict[str, Any]:
-    who.require(*WATCH)
+    who.require(Permission.WORK_CALLS)
     calls.cancel(station, who.name, call_id)
-    return calls.show_call(station, call_id)
+    return calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
+
+
+# People and the audit trail -----------------------------------------------------------
+
+
+@router.get("/users")
+def get_users(station: StationDep, who: PrincipalDep) -> list[dict[str, Any]]:
+    who.require(Permission.MANAGE_USERS)
+    with station.db.read() as conn:
+        return accounts.list_users(conn)
+
+
+@router.post("/users", status_code=201)
+def add_user(station: StationDep, who: PrincipalDep, req: AddUser) -> dict[str, Any]:
+    who.require(Permission.MANAGE_USERS)
+    password = req.password or accounts.one_time_password()
+    with station.tx() as tx:
+        accounts.create_user(
+            tx.conn,
+            tx.now,
+            req.name,
+            req.role,
+            password,
+            must_change_password=req.password is None,
+            actor=who.name,
+        )
+        user = next(u for u in accounts.list_users(tx.conn) if u["name"] == req.name)
+    return {**user, "one_time_password": None if req.password else password}
+
+
+def _set_disabled(station: StationDep, who: PrincipalDep, name: str, disabled: bool) -> dict[str, Any]:
+    who.require(Permission.MANAGE_USERS)
+    with station.tx() as tx:
+        return accounts.set_disabled(tx.conn, tx.now, who.name, name, disabled)
+
+
+@router.post("/users/{name}/disable")
+def disable_user(station: StationDep, who: PrincipalDep, name: str) -> dict[str, Any]:
+    return _set_disabled(station, who, name, True)
+
+
+@router.post("/users/{name}/enable")
+def enable_user(station: StationDep, who: PrincipalDep, name: str) -> dict[str, Any]:
+    return _set_disabled(station, who, name, False)
+
+
+@router.post("/users/{name}/reset-password")
+def reset_password(
+    station: StationDep, who: PrincipalDep, name: str, req: Annotated[ResetPassword, Body()] = ResetPassword()
+) -> dict[str, Any]:
+    who.require(Permission.MANAGE_USERS)
+    with station.tx() as tx:
+        generated = accounts.reset_password(tx.conn, tx.now, who.name, name, req.password)
+    return {"name": name, "one_time_password": generated}
+
+
+@router.get("/audit")
+def get_audit(
+    station: StationDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    who.require(Permission.READ_AUDIT)
+    with station.db.read() as conn:
+        return accounts.list_audit(conn, limit)

@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 line_app = typer.Typer(help="Manage lines to peer stations.", no_args_is_help=True)
 app.add_typer(line_app, name="line")
+user_app = typer.Typer(help="Manage the people who use this station.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 out = Console()
 err = Console(stderr=True)
 
@@ -34,6 +36,8 @@ HomeOpt = Annotated[
 CallArg = typer.Argument(metavar="CALL", help="The call id (from `openline calls`).")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) instead of a table.")]
 PRIORITIES = ["flash", "immediate", "priority", "routine"]
+ROLES = ["administrator", "watch_officer", "senior_watch_officer", "commander", "auditor"]
+WITHHELD = "[dim](withheld)[/]"  # content an auditor does not see
 PRIORITY_STYLE = {"flash": "bold red", "immediate": "red", "priority": "yellow", "routine": ""}
 
 
@@ -244,7 +248,7 @@ def calls_cmd(
                 x["direction"],
                 f"[{PRIORITY_STYLE[x['priority']]}]{x['priority']}[/]",
                 x["state"],
-                x["subject"],
+                WITHHELD if x["content_withheld"] else x["subject"],
                 x["placed_at"],
                 max(changes) if changes else "",
             )
@@ -312,8 +316,9 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
         data = c.get(f"/calls/{call_id}")
 
     def render(x: dict[str, Any]) -> None:
+        subject = WITHHELD if x["content_withheld"] else f"[bold]{x['subject']}[/]"
         out.print(
-            f"[bold]{x['subject']}[/]  ({x['priority']}, {x['direction']} "
+            f"{subject}  ({x['priority']}, {x['direction']} "
             f"{'to' if x['direction'] == 'out' else 'from'} {x['peer']})"
         )
         out.print(f"id {x['id']}  state [bold]{x['state']}[/]")
@@ -333,7 +338,8 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
             out.print("[bold]Messages[/]")
             for m in x["messages"]:
                 mark = "✓" if m["received_at"] else "…"
-                out.print(f"  {m['time']} {m['from']:>12} {mark} {m['text']}", highlight=False)
+                text = WITHHELD if x["content_withheld"] else m["text"]
+                out.print(f"  {m['time']} {m['from']:>12} {mark} {text}", highlight=False)
         if x.get("summary"):
             out.print(f"[bold]Summary[/] {x['summary']}")
         t = Table("at", "event", "actor", title="Event log")
@@ -342,6 +348,137 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
         out.print(t)
 
     emit(data, as_json, render)
+
+
+def _password_from_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        fail("--password-stdin: no password on standard input", "invalid_input")
+    return password
+
+
+def _print_user(x: dict[str, Any]) -> None:
+    state = "disabled" if x["disabled"] else "enabled"
+    out.print(f"User [bold]{x['name']}[/] ({x['role']}): {state}")
+    _print_one_time_password(x)
+
+
+def _print_one_time_password(x: dict[str, Any]) -> None:
+    if x.get("one_time_password"):
+        out.print(
+            f"One-time password (shown once; changed at first login): [bold]{x['one_time_password']}[/]"
+        )
+
+
+@user_app.command("add")
+def user_add(
+    home: HomeOpt,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Lowercase letters, digits, '.', '_', '-'.")],
+    role: Annotated[str, typer.Option(help=", ".join(ROLES) + ".")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from the first line of standard input; "
+            "without it a one-time password is printed once.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a user with a role."""
+    if role not in ROLES:
+        fail(f"role must be one of {', '.join(ROLES)}, got {role!r}", "invalid_input")
+    body: dict[str, Any] = {"name": name, "role": role}
+    if password_stdin:
+        body["password"] = _password_from_stdin()
+    with client(home) as c:
+        user = c.post("/users", body)
+    emit(user, as_json, _print_user)
+
+
+@user_app.command("list")
+def user_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """List users: name, role, whether disabled, whether the password must be changed."""
+    with client(home) as c:
+        rows = c.get("/users")
+
+    def render(items: list[dict[str, Any]]) -> None:
+        t = Table("name", "role", "state", "password", "created")
+        for x in items:
+            t.add_row(
+                x["name"],
+                x["role"],
+                "disabled" if x["disabled"] else "enabled",
+                "one-time" if x["must_change_password"] else "set",
+                x["created_at"],
+            )
+        out.print(t)
+
+    emit(rows, as_json, render)
+
+
+@user_app.command("disable")
+def user_disable(
+    home: HomeOpt, name: Annotated[str, typer.Argument(metavar="NAME")], as_json: JsonOpt = False
+) -> None:
+    """Disable a user: their sessions and API tokens stop working at once."""
+    with client(home) as c:
+        user = c.post(f"/users/{name}/disable")
+    emit(user, as_json, _print_user)
+
+
+@user_app.command("enable")
+def user_enable(
+    home: HomeOpt, name: Annotated[str, typer.Argument(metavar="NAME")], as_json: JsonOpt = False
+) -> None:
+    """Enable a disabled user again."""
+    with client(home) as c:
+        user = c.post(f"/users/{name}/enable")
+    emit(user, as_json, _print_user)
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    home: HomeOpt,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the new password from standard input; without it a one-time password is printed once.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a new password for a user, or issue a one-time password."""
+    body = {"password": _password_from_stdin()} if password_stdin else {}
+    with client(home) as c:
+        result = c.post(f"/users/{name}/reset-password", body)
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(f"Password of [bold]{x['name']}[/] reset.")
+        _print_one_time_password(x)
+
+    emit(result, as_json, render)
+
+
+@app.command("audit")
+def audit_cmd(
+    home: HomeOpt,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """The audit trail of privileged actions: who did what, when (administrator, auditor)."""
+    with client(home) as c:
+        rows = c.get("/audit", params={"limit": limit})
+
+    def render(items: list[dict[str, Any]]) -> None:
+        t = Table("at", "actor", "action", "target")
+        for x in items:
+            t.add_row(x["at"], x["actor"], x["action"], x["target"] or "")
+        out.print(t)
+
+    emit(rows, as_json, render)
 
 
 @app.command()

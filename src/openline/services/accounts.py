@@ -9,22 +9,51 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from openline.adapters.schema import api_tokens, audit, users
-from openline.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from openline.core.clock import rfc3339
+from openline.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 
 _HASHER = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MIN_PASSWORD, MAX_PASSWORD = 12, 1024
 TOKEN_PREFIX = "olt_"  # noqa: S105 - a visible prefix, not a secret
 
 
 class Role(StrEnum):
     ADMINISTRATOR = "administrator"
     WATCH_OFFICER = "watch_officer"
+    SENIOR_WATCH_OFFICER = "senior_watch_officer"
+    COMMANDER = "commander"
+    AUDITOR = "auditor"
+
+
+class Permission(StrEnum):
+    VIEW = "view"  # the station, lines, calls and their event logs: metadata
+    READ_CONTENT = "read_content"  # subjects, message text, summaries, reasons
+    WORK_CALLS = "work_calls"  # place, pick up, say, close, decline, cancel
+    MANAGE_LINES = "manage_lines"
+    MANAGE_USERS = "manage_users"
+    READ_AUDIT = "read_audit"
+
+
+_WATCH = frozenset({Permission.VIEW, Permission.READ_CONTENT, Permission.WORK_CALLS})
+
+# The one table of who may do what; every route asks it through `Principal.require`.
+# The administrator keeps the station's keys on disk and so can read content anyway;
+# pretending otherwise would protect nothing. Auditors see what happened, not what was said.
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.ADMINISTRATOR: frozenset(Permission),
+    Role.WATCH_OFFICER: _WATCH,
+    Role.SENIOR_WATCH_OFFICER: _WATCH,
+    Role.COMMANDER: _WATCH,
+    Role.AUDITOR: frozenset({Permission.VIEW, Permission.READ_AUDIT}),
+}
 
 
 @dataclass(frozen=True)
@@ -33,23 +62,54 @@ class Principal:
     name: str
     role: Role
 
-    def require(self, *roles: Role) -> None:
-        if self.role not in roles:
-            allowed = ", ".join(r.value for r in roles)
-            raise Forbidden(f"{self.name} is {self.role.value}; this needs one of: {allowed}")
+    def can(self, permission: Permission) -> bool:
+        return permission in GRANTS[self.role]
+
+    def require(self, permission: Permission) -> None:
+        if not self.can(permission):
+            holders = ", ".join(r.value for r in Role if permission in GRANTS[r])
+            raise Forbidden(f"{self.name} is {self.role.value}; {permission.value} needs one of: {holders}")
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def record(conn: Connection, now: int, actor: str, action: str, target: str | None = None) -> None:
+    """One line of the audit trail: who did what to what, when. Same transaction as the act."""
+    conn.execute(insert(audit).values(at=now, actor=actor[:128], action=action, target=target))
+
+
+def parse_role(value: object) -> Role:
+    try:
+        return Role(str(value))
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"role must be one of {roles}, got {value!r}") from None
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+
+
+def one_time_password() -> str:
+    return secrets.token_urlsafe(15)
+
+
 def create_user(
-    conn: Connection, now: int, name: str, role: Role, password: str, *, must_change_password: bool = False
+    conn: Connection,
+    now: int,
+    name: str,
+    role: Role,
+    password: str,
+    *,
+    must_change_password: bool = False,
+    actor: str = "system",
 ) -> int:
-    if not USERNAME_RE.fullmatch(name):
+    if not isinstance(name, str) or not USERNAME_RE.fullmatch(name):
         raise InvalidInput(f"user name must be lowercase letters, digits, '.', '_' or '-', got {name!r}")
-    if len(password) < 12:
-        raise InvalidInput("password must have at least 12 characters")
+    _check_password(password)
     if conn.execute(select(users.c.id).where(users.c.name == name)).first():
         raise Conflict(f"a user named {name!r} exists already")
     result = conn.execute(
@@ -63,8 +123,69 @@ def create_user(
         )
     )
     user_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-    conn.execute(insert(audit).values(at=now, actor="system", action="user.create", target=name))
+    record(conn, now, actor, "user.create", f"{name} ({role.value})")
     return user_id
+
+
+def user_json(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "role": row.role,
+        "disabled": bool(row.disabled),
+        "must_change_password": bool(row.must_change_password),
+        "created_at": rfc3339(row.created_at),
+    }
+
+
+def list_users(conn: Connection) -> list[dict[str, Any]]:
+    return [user_json(r) for r in conn.execute(select(users).order_by(users.c.name))]
+
+
+def _user(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(users).where(users.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no user named {name!r}")
+    return row
+
+
+def set_disabled(conn: Connection, now: int, actor: str, name: str, disabled: bool) -> dict[str, Any]:
+    """Disable (or enable again) a user. A disabled user's API tokens stop working at once.
+    The last enabled administrator cannot be disabled: nobody could manage the station."""
+    row = _user(conn, name)
+    if disabled and row.role == Role.ADMINISTRATOR.value and not row.disabled:
+        others = conn.execute(
+            select(func.count()).where(
+                users.c.role == Role.ADMINISTRATOR.value, users.c.disabled.is_(False), users.c.id != row.id
+            )
+        ).scalar_one()
+        if not others:
+            raise Conflict(f"{name!r} is the last enabled administrator; add another one first")
+    if bool(row.disabled) != disabled:
+        conn.execute(update(users).where(users.c.id == row.id).values(disabled=disabled))
+        record(conn, now, actor, "user.disable" if disabled else "user.enable", name)
+    return user_json(_user(conn, name))
+
+
+def reset_password(conn: Connection, now: int, actor: str, name: str, password: str | None) -> str | None:
+    """Set a user's password; without one, a one-time password that must be changed at the
+    next login, returned once. Returns the one-time password or None."""
+    row = _user(conn, name)
+    generated = None
+    if password is None:
+        password = generated = one_time_password()
+    _check_password(password)
+    conn.execute(
+        update(users)
+        .where(users.c.id == row.id)
+        .values(password_hash=_HASHER.hash(password), must_change_password=generated is not None)
+    )
+    record(conn, now, actor, "user.reset_password", name)
+    return generated
+
+
+def list_audit(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit))
+    return [{"at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target} for r in rows]
 
 
 def check_password(conn: Connection, name: str, password: str) -> Principal:

@@ -403,9 +403,10 @@ def _with_place_envelope() -> Any:
     )
 
 
-def _call_json(station: Station, row: Any) -> dict[str, Any]:
-    """A call as the API shows it. `row` comes from `_with_place_envelope()`."""
-    place_body = outbox.open_body(station, row)
+def _call_json(station: Station, row: Any, content: bool) -> dict[str, Any]:
+    """A call as the API shows it. `row` comes from `_with_place_envelope()`. Without
+    `content` (the auditor's view) no sealed body is opened: what was said stays out."""
+    place_body = outbox.open_body(station, row) if content else {}
     out: dict[str, Any] = {
         "id": row.id,
         "peer": row.peer,
@@ -414,12 +415,15 @@ def _call_json(station: Station, row: Any) -> dict[str, Any]:
         "priority": row.priority,
         "state": row.state,
         "picked_up_by": row.picked_up_by,
+        "content_withheld": not content,
     }
     out.update({field: rfc3339(getattr(row, field)) for field in TIME_FIELDS})
     return out
 
 
-def list_calls(station: Station, *, limit: int = 100, state: str | None = None) -> list[dict[str, Any]]:
+def list_calls(
+    station: Station, *, limit: int = 100, state: str | None = None, content: bool = True
+) -> list[dict[str, Any]]:
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
     if state is not None and state not in {s.value for s in State}:
@@ -428,19 +432,19 @@ def list_calls(station: Station, *, limit: int = 100, state: str | None = None) 
     if state is not None:
         query = query.where(calls.c.state == state)
     with station.db.read() as conn:
-        return [_call_json(station, row) for row in conn.execute(query).all()]
+        return [_call_json(station, row, content) for row in conn.execute(query).all()]
 
 
-def show_call(station: Station, call_id: str) -> dict[str, Any]:
+def show_call(station: Station, call_id: str, *, content: bool = True) -> dict[str, Any]:
     with station.db.read() as conn:
         call = _get(conn, call_id, query=_with_place_envelope())
-        out = _call_json(station, call)
+        out = _call_json(station, call, content)
         rows = conn.execute(select(envelopes).where(envelopes.c.call_id == call_id)).all()
         messages, summary = [], None
         for row in rows:
             header = json.loads(row.wire)["header"]
             if row.kind == "call.say":
-                body = outbox.open_body(station, row)
+                body = outbox.open_body(station, row) if content else {"text": None}
                 receipt = json.loads(row.receipt) if row.receipt else None
                 messages.append(
                     {
@@ -454,7 +458,7 @@ def show_call(station: Station, call_id: str) -> dict[str, Any]:
                         "received_at": receipt["stored_at"] if receipt else None,
                     }
                 )
-            elif row.kind == "call.close":
+            elif row.kind == "call.close" and content:
                 summary = outbox.open_body(station, row).get("summary")
         messages.sort(key=lambda m: (parse_rfc3339(m["time"]), m["from"], m["seq"]))
         events = conn.execute(

@@ -23,6 +23,7 @@ from openline.core.clock import rfc3339
 from openline.core.encoding import canonical, sha256
 from openline.core.keys import signing_public_key, verify
 from openline.errors import Code, Conflict, EnvelopeRefused, InvalidInput, NotFound, PeerUnreachable
+from openline.services import accounts
 from openline.services.station import Station, Tx
 
 PENDING = "pending"
@@ -34,7 +35,9 @@ def line_id_for(a_signing_key: str, b_signing_key: str) -> str:
     return sha256(f"openline line v1\x00{first}\x00{second}".encode()).hex()[:32]
 
 
-def add_line(station: Station, card_json: Any, *, answer_deadline_s: int | None = None) -> str:
+def add_line(
+    station: Station, card_json: Any, *, answer_deadline_s: int | None = None, actor: str = "system"
+) -> str:
     """Verify and pin a peer's card, creating a pending line. Returns the peer name."""
     card = parse_card(card_json)
     if card.name == station.name or card.signing_key == station.keys.signing_public:
@@ -77,6 +80,7 @@ def add_line(station: Station, card_json: Any, *, answer_deadline_s: int | None 
                 retry_attempt=0,
             )
         )
+        accounts.record(tx.conn, tx.now, actor, "line.add", f"{card.name} ({card.fingerprint})")
         tx.wake_lines.add(line_id)
     return card.name
 

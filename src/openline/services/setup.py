@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +94,7 @@ def _create(
                     f"the database at {db_url} already holds a station; use an empty database",
                     code=Code.HOME_EXISTS,
                 )
-            password = secrets.token_urlsafe(15)
+            password = accounts.one_time_password()
             now = clock.now()
             admin_id = accounts.create_user(
                 conn, now, ADMIN_NAME, accounts.Role.ADMINISTRATOR, password, must_change_password=True
