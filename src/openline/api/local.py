@@ -181,7 +181,7 @@ def add_user(station: StationDep, who: PrincipalDep, req: AddUser) -> dict[str, 
             must_change_password=req.password is None,
             actor=who.name,
         )
-        user = next(u for u in accounts.list_users(tx.conn) if u["name"] == req.name)
+        user = accounts.get_user(tx.conn, req.name)
     return {**user, "one_time_password": None if req.password else password}
 
 

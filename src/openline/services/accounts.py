@@ -148,6 +148,10 @@ def _user(conn: Connection, name: str) -> Any:
     return row
 
 
+def get_user(conn: Connection, name: str) -> dict[str, Any]:
+    return user_json(_user(conn, name))
+
+
 def set_disabled(conn: Connection, now: int, actor: str, name: str, disabled: bool) -> dict[str, Any]:
     """Disable (or enable again) a user. A disabled user's API tokens stop working at once.
     The last enabled administrator cannot be disabled: nobody could manage the station."""
@@ -163,7 +167,7 @@ def set_disabled(conn: Connection, now: int, actor: str, name: str, disabled: bo
     if bool(row.disabled) != disabled:
         conn.execute(update(users).where(users.c.id == row.id).values(disabled=disabled))
         record(conn, now, actor, "user.disable" if disabled else "user.enable", name)
-    return user_json(_user(conn, name))
+    return get_user(conn, name)
 
 
 def reset_password(conn: Connection, now: int, actor: str, name: str, password: str | None) -> str | None:
