@@ -10,6 +10,7 @@ from hypothesis import settings
 from openline.core.clock import FakeClock
 from tests.inproc import Node, link, make_node
 from tests.pg import PostgresServer
+from tests.servers import receiver, relay  # noqa: F401 (fixtures for every test module)
 
 # Timing belongs in bench/: a slow CI machine must not fail a property for being slow.
 settings.register_profile("openline", deadline=None, print_blob=True)

@@ -29,6 +29,7 @@ class StationProcess:
     database_url: str | None = None
     log_path: Path = field(init=False)
     proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. OPENLINE_WEBHOOK_URLS
 
     def __post_init__(self) -> None:
         self.log_path = self.home.parent / f"{self.name}.log"
@@ -47,6 +48,7 @@ class StationProcess:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
         env["OPENLINE_HOME"] = str(self.home)
+        env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 30.0) -> None:

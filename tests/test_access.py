@@ -16,6 +16,7 @@ PASSWORD = "correct horse battery staple"
 ALL = frozenset(Role)
 WORKERS = frozenset({Role.ADMINISTRATOR, Role.WATCH_OFFICER, Role.SENIOR_WATCH_OFFICER, Role.COMMANDER})
 ADMIN = frozenset({Role.ADMINISTRATOR})
+ROSTER = frozenset({Role.ADMINISTRATOR, Role.SENIOR_WATCH_OFFICER})
 
 # Written out by hand, not derived from accounts.GRANTS: this is the specification the
 # grants table must meet. (method, path template) -> roles allowed.
@@ -37,6 +38,15 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/users/{name}/enable"): ADMIN,
     ("POST", "/api/v1/users/{name}/reset-password"): ADMIN,
     ("GET", "/api/v1/audit"): frozenset({Role.ADMINISTRATOR, Role.AUDITOR}),
+    ("GET", "/api/v1/lines/{peer}/policy"): ALL,
+    ("PUT", "/api/v1/lines/{peer}/policy"): ADMIN,
+    ("GET", "/api/v1/alerts"): ALL,
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): WORKERS,
+    ("GET", "/api/v1/roster"): ALL,
+    ("POST", "/api/v1/shifts"): ROSTER,
+    ("DELETE", "/api/v1/shifts/{shift_id}"): ROSTER,
+    ("POST", "/api/v1/overrides"): ROSTER,
+    ("DELETE", "/api/v1/overrides/{override_id}"): ROSTER,
 }
 
 
@@ -60,7 +70,7 @@ def test_the_matrix_covers_every_local_route(nodes: tuple[Node, Node]) -> None:
 
 
 def _request(client: TestClient, method: str, path: str, call_id: str, peer_card: dict[str, Any]) -> Any:
-    url = path.format(call_id=call_id, name="victim")
+    url = path.format(call_id=call_id, name="victim", peer="moscow", alert_id=1, shift_id=1, override_id=1)
     body: dict[str, Any] | None = None
     if path == "/api/v1/lines":
         body = {"card": peer_card}
@@ -70,6 +80,18 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         body = {"text": "matrix"}
     elif path == "/api/v1/users":
         body = {"name": "someone-new", "role": "auditor"}
+    elif path.endswith("/policy") and method == "PUT":
+        step = {"targets": ["on_duty"], "delay_s": 60}
+        body = {"steps": [step], "repeat": 0, "final": step}
+    elif path == "/api/v1/shifts":
+        body = {
+            "user": "victim",
+            "start_local": "2026-11-27T06:00",
+            "tz": "Europe/Berlin",
+            "duration_s": 28_800,
+        }
+    elif path == "/api/v1/overrides":
+        body = {"user": "victim", "start": "2026-11-27T06:00:00Z", "end": "2026-11-27T14:00:00Z"}
     return client.request(method, url, json=body)
 
 

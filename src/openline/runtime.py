@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from openline.adapters.db import Checkpointer, Database
 from openline.adapters.home import load_keys
+from openline.adapters.notify import Channel, SmtpChannel, WebhookChannel
 from openline.adapters.transport import HttpTransport, Transport
 from openline.core.card import make_card
 from openline.core.clock import Clock, SystemClock
 from openline.services.delivery import Deliverer
-from openline.services.station import Station, Tx
-from openline.services.timers import TimerLoop
+from openline.services.notifier import Notifier
+from openline.services.station import NotifyConfig, Station, Tx
+from openline.services.timers import Auditor, TimerLoop
 from openline.settings import Settings
 
 
@@ -24,6 +26,12 @@ def build_station(settings: Settings, *, clock: Clock | None = None, db: Databas
         db=db or Database(settings.effective_database_url),
         clock=clock or SystemClock(),
         answer_deadline_s=settings.answer_deadline_s,
+        notify=NotifyConfig(
+            webhook_urls=tuple(settings.webhook_urls),
+            email=settings.smtp_host is not None,
+            console_url=settings.console_url,
+        ),
+        time_zone=settings.time_zone,
     )
 
 
@@ -33,10 +41,13 @@ class Workers:
 
     station: Station
     transport: Transport
+    channels: tuple[Channel, ...] = ()
 
     def __post_init__(self) -> None:
+        self.notifiers = [Notifier(self.station, channel) for channel in self.channels]
         self.deliverer = Deliverer(self.station, self.transport)
         self.timers = TimerLoop(self.station)
+        self.auditor = Auditor(self.station)
         db = self.station.db
         self.checkpointer = Checkpointer(db) if db.background_checkpoints else None
         self.station.on_commit.append(self._after_commit)
@@ -46,16 +57,24 @@ class Workers:
             self.deliverer.wake(tx.wake_lines)
         if tx.new_deadline:  # otherwise the loop's own schedule already covers it
             self.timers.wake()
+            for notifier in self.notifiers:  # an escalation step may have queued some
+                notifier.wake()
 
     def start(self) -> None:
         self.deliverer.start()
         self.timers.start()
+        self.auditor.start()
+        for notifier in self.notifiers:
+            notifier.start()
         if self.checkpointer is not None:
             self.checkpointer.start()
 
     def stop(self) -> None:
         self.deliverer.stop()
         self.timers.stop()
+        self.auditor.stop()
+        for notifier in self.notifiers:
+            notifier.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.transport.close()
@@ -63,3 +82,22 @@ class Workers:
 
 def default_transport(station: Station) -> Transport:
     return HttpTransport(station.keys, station.name)
+
+
+def channels_from(settings: Settings) -> tuple[Channel, ...]:
+    """The notification channels the settings configure (the console needs none)."""
+    out: list[Channel] = []
+    if settings.webhook_urls and settings.webhook_secret:
+        out.append(WebhookChannel(settings.webhook_secret))
+    if settings.smtp_host and settings.smtp_from:
+        out.append(
+            SmtpChannel(
+                settings.smtp_host,
+                settings.smtp_port,
+                settings.smtp_from,
+                starttls=settings.smtp_starttls,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+            )
+        )
+    return tuple(out)

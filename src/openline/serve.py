@@ -20,7 +20,7 @@ from openline.adapters.db import Database
 from openline.adapters.migrate import upgrade
 from openline.api.app import create_app
 from openline.errors import InvalidInput
-from openline.runtime import build_station
+from openline.runtime import build_station, channels_from
 from openline.settings import load
 
 
@@ -71,7 +71,7 @@ def run(home: Path, listen: str | None = None) -> None:
     db = Database(settings.effective_database_url, background_checkpoints=True)
     upgrade(db)
     station = build_station(settings, db=db)
-    app = create_app(station, max_request_bytes=settings.max_request_bytes)
+    app = create_app(station, max_request_bytes=settings.max_request_bytes, channels=channels_from(settings))
     stopped_by: list[int] = []
     # uvicorn restores these after its graceful shutdown and re-raises the signal it caught;
     # ours notes it, so a requested stop ends the process with status 0.

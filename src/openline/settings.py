@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -38,6 +39,42 @@ class Settings(BaseSettings):
     answer_deadline_s: int = Field(default=60, ge=5, le=86_400)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     log_level: str = "info"
+    # Notifications besides the console (see docs/operations.md#notifications).
+    console_url: str | None = None  # links in notifications point here
+    time_zone: str = "UTC"  # local time shown beside UTC on the roster
+    webhook_urls: list[str] = Field(default_factory=list, max_length=10)
+    webhook_secret: str | None = None  # whsec_…, Standard Webhooks; prefer OPENLINE_WEBHOOK_SECRET
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65_535)
+    smtp_from: str | None = None
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None  # prefer OPENLINE_SMTP_PASSWORD
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Europe/Berlin") from None
+        return v
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhooks(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+                raise ValueError(f"webhook URL must be http(s)://host/…, got {url!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _channels_complete(self) -> Settings:
+        if self.webhook_urls and not self.webhook_secret:
+            raise ValueError("webhook_urls need webhook_secret (a whsec_… Standard Webhooks secret)")
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("smtp_host needs smtp_from (the sender address)")
+        return self
 
     @field_validator("name")
     @classmethod

@@ -40,6 +40,7 @@ users = Table(
     Column("must_change_password", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("email", String(254)),  # where e-mail notifications go, if any
 )
 
 api_tokens = Table(
@@ -80,6 +81,8 @@ lines = Table(
     Column("retry_attempt", Integer, nullable=False, default=0),
     Column("retry_at", BigInteger),
     Column("last_error", Text),
+    # A pick-up is a lease: with no action by the officer for this long, the call rings again.
+    Column("rering_timeout_s", Integer, nullable=False, server_default="300"),
 )
 
 envelopes = Table(
@@ -125,7 +128,15 @@ calls = Table(
     Column("deadline_at", BigInteger),  # callee side: when ringing turns missed
     Column("picked_up_by", String(64)),
     Column("updated_at", BigInteger, nullable=False),
+    # Escalation (callee side): the line's policy as it was when the call started ringing,
+    # where it has got to, and when the next step is due. Also the pick-up lease.
+    Column("escalation", Text),
+    Column("escalation_step", Integer),
+    Column("escalation_round", Integer),
+    Column("next_escalation_at", BigInteger),
+    Column("lease_until", BigInteger),
     Index("ix_calls_deadline", "state", "deadline_at"),
+    Index("ix_calls_escalation", "next_escalation_at"),
 )
 
 call_events = Table(
@@ -149,4 +160,72 @@ audit = Table(
     Column("actor", String(128), nullable=False),
     Column("action", String(64), nullable=False),
     Column("target", String(256)),
+)
+
+# The watch floor ------------------------------------------------------------------------
+
+escalation_policies = Table(
+    "escalation_policies",
+    metadata,
+    Column("line_id", String(32), ForeignKey("lines.id"), primary_key=True),
+    Column("policy", Text, nullable=False),  # JSON, see openline.core.escalation
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
+shifts = Table(
+    "shifts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("start_local", String(19), nullable=False),  # wall time in `tz`: 2026-11-27T06:00:00
+    Column("tz", String(64), nullable=False),  # IANA zone, e.g. Europe/Berlin
+    Column("duration_s", Integer, nullable=False),
+    Column("rrule", String(500)),  # RFC 5545 RRULE value, expanded in local time
+    Column("created_at", BigInteger, nullable=False),
+)
+
+roster_overrides = Table(
+    "roster_overrides",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),  # on duty instead
+    Column("replaces_user_id", Integer, ForeignKey("users.id")),  # whose duty it takes, if anyone's
+    Column("start_at", BigInteger, nullable=False),
+    Column("end_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("call_id", String(36), ForeignKey("calls.id")),
+    Column("kind", String(32), nullable=False),
+    Column("recipient", String(64), nullable=False),  # a user name, or "station" for webhooks
+    Column("channel", String(16), nullable=False),  # console, email, webhook
+    Column("address", String(500), nullable=False),
+    Column("title", String(200), nullable=False),  # metadata only
+    Column("text", Text, nullable=False),  # metadata only
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, sent, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger),
+    Column("sent_at", BigInteger),
+    Column("last_error", Text),
+    Index("ix_notifications_due", "channel", "status", "next_attempt_at"),
+    Index("ix_notifications_call", "call_id"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),  # roster_gap, escalation_stalled, missed_call, ...
+    Column("subject", String(64), nullable=False),  # what it is about: a call id, a time window
+    Column("detail", Text, nullable=False),  # metadata only
+    Column("raised_at", BigInteger, nullable=False),
+    Column("acknowledged_at", BigInteger),
+    Column("acknowledged_by", String(64)),
+    UniqueConstraint("kind", "subject", name="uq_alerts_kind_subject"),
 )

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from openline import __version__
+from openline.adapters.notify import Channel
 from openline.adapters.transport import Transport
 from openline.api import federation, local, problems
 from openline.api.metrics import LineCollector
@@ -24,9 +25,10 @@ def create_app(
     transport: Transport | None = None,
     max_request_bytes: int = 8 * 1024 * 1024,
     workers: bool = True,
+    channels: tuple[Channel, ...] = (),
 ) -> FastAPI:
     transport = transport or default_transport(station)
-    background = Workers(station, transport) if workers else None
+    background = Workers(station, transport, channels) if workers else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -10,13 +10,17 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from openline.api.deps import PrincipalDep, StationDep, TransportDep
-from openline.errors import OpenLineError
-from openline.services import accounts, calls, lines
+from openline.core.clock import parse_rfc3339
+from openline.errors import InvalidInput, OpenLineError
+from openline.services import accounts, calls, lines, watch
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 
 router = APIRouter(prefix="/api/v1")
 Priority = Literal["flash", "immediate", "priority", "routine"]
+
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class Strict(BaseModel):
@@ -51,12 +55,30 @@ class AddUser(Strict):
         max_length=accounts.MAX_PASSWORD,
         description="Omit it for a one-time password, returned once, to be changed at first login.",
     )
+    email: str | None = Field(
+        default=None, max_length=254, pattern=EMAIL, description="For e-mail notifications."
+    )
 
 
 class ResetPassword(Strict):
     password: str | None = Field(
         default=None, min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD
     )
+
+
+class AddShift(Strict):
+    user: str = Field(min_length=1, max_length=64)
+    start_local: str = Field(min_length=1, max_length=32, description="Wall time in tz: 2026-11-27T06:00")
+    tz: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. Europe/Berlin")
+    duration_s: int = Field(ge=60, le=7 * 86_400)
+    rrule: str | None = Field(default=None, min_length=1, max_length=500, description="RFC 5545 RRULE value")
+
+
+class AddOverride(Strict):
+    user: str = Field(min_length=1, max_length=64)
+    start: str = Field(min_length=1, max_length=40, description="RFC 3339")
+    end: str = Field(min_length=1, max_length=40, description="RFC 3339")
+    replaces: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class AddLine(Strict):
@@ -180,6 +202,7 @@ def add_user(station: StationDep, who: PrincipalDep, req: AddUser) -> dict[str, 
             password,
             must_change_password=req.password is None,
             actor=who.name,
+            email=req.email,
         )
         user = accounts.get_user(tx.conn, req.name)
     return {**user, "one_time_password": None if req.password else password}
@@ -218,3 +241,75 @@ def get_audit(
     who.require(Permission.READ_AUDIT)
     with station.db.read() as conn:
         return accounts.list_audit(conn, limit)
+
+
+# The watch floor: escalation policies, alerts, the roster --------------------------------
+
+
+@router.get("/lines/{peer}/policy")
+def get_policy(station: StationDep, who: PrincipalDep, peer: str) -> dict[str, Any]:
+    who.require(Permission.VIEW)
+    return watch.show_policy(station, peer)
+
+
+@router.put("/lines/{peer}/policy")
+def put_policy(
+    station: StationDep, who: PrincipalDep, peer: str, policy: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    who.require(Permission.MANAGE_LINES)
+    return watch.set_policy(station, who.name, peer, policy)
+
+
+@router.get("/alerts")
+def get_alerts(
+    station: StationDep,
+    who: PrincipalDep,
+    open_only: Annotated[bool, Query(alias="open")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    who.require(Permission.VIEW)
+    return watch.list_alerts(station, open_only=open_only, limit=limit)
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge_alert(station: StationDep, who: PrincipalDep, alert_id: int) -> dict[str, Any]:
+    who.require(Permission.WORK_CALLS)
+    return watch.acknowledge_alert(station, who.name, alert_id)
+
+
+@router.get("/roster")
+def get_roster(
+    station: StationDep, who: PrincipalDep, at: Annotated[str | None, Query(max_length=40)] = None
+) -> dict[str, Any]:
+    who.require(Permission.VIEW)
+    when = None
+    if at is not None:
+        try:
+            when = parse_rfc3339(at)
+        except (ValueError, TypeError):
+            raise InvalidInput(f"at: expected an RFC 3339 time, got {at!r}") from None
+    return watch.roster_view(station, when)
+
+
+@router.post("/shifts", status_code=201)
+def add_shift(station: StationDep, who: PrincipalDep, req: AddShift) -> dict[str, Any]:
+    who.require(Permission.MANAGE_ROSTER)
+    return watch.add_shift(station, who.name, req.user, req.start_local, req.tz, req.duration_s, req.rrule)
+
+
+@router.delete("/shifts/{shift_id}", status_code=204)
+def remove_shift(station: StationDep, who: PrincipalDep, shift_id: int) -> None:
+    who.require(Permission.MANAGE_ROSTER)
+    watch.remove_shift(station, who.name, shift_id)
+
+
+@router.post("/overrides", status_code=201)
+def add_override(station: StationDep, who: PrincipalDep, req: AddOverride) -> dict[str, Any]:
+    who.require(Permission.MANAGE_ROSTER)
+    return watch.add_override(station, who.name, req.user, req.start, req.end, req.replaces)
+
+
+@router.delete("/overrides/{override_id}", status_code=204)
+def remove_override(station: StationDep, who: PrincipalDep, override_id: int) -> None:
+    who.require(Permission.MANAGE_ROSTER)
+    watch.remove_override(station, who.name, override_id)

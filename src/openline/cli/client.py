@@ -51,13 +51,19 @@ class StationClient:
             raise ApiError(
                 resp.status_code, str(data.get("code", "error")), str(data.get("detail", resp.text[:300]))
             )
-        return resp.json()
+        return None if resp.status_code == 204 else resp.json()
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
 
     def post(self, path: str, json: Any = None) -> Any:
         return self.request("POST", path, json=json if json is not None else {})
+
+    def put(self, path: str, json: Any) -> Any:
+        return self.request("PUT", path, json=json)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
 
     def close(self) -> None:
         self._client.close()

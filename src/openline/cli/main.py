@@ -27,6 +27,14 @@ line_app = typer.Typer(help="Manage lines to peer stations.", no_args_is_help=Tr
 app.add_typer(line_app, name="line")
 user_app = typer.Typer(help="Manage the people who use this station.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+policy_app = typer.Typer(help="A line's escalation policy.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+alert_app = typer.Typer(help="Acknowledge alerts.", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
+shift_app = typer.Typer(help="Shifts on the duty roster.", no_args_is_help=True)
+app.add_typer(shift_app, name="shift")
+override_app = typer.Typer(help="Overrides and swaps on the duty roster.", no_args_is_help=True)
+app.add_typer(override_app, name="override")
 out = Console()
 err = Console(stderr=True)
 
@@ -383,12 +391,13 @@ def user_add(
             "without it a one-time password is printed once.",
         ),
     ] = False,
+    email: Annotated[str | None, typer.Option(help="Where e-mail notifications go.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a user with a role."""
     if role not in ROLES:
         fail(f"role must be one of {', '.join(ROLES)}, got {role!r}", "invalid_input")
-    body: dict[str, Any] = {"name": name, "role": role}
+    body: dict[str, Any] = {"name": name, "role": role, "email": email}
     if password_stdin:
         body["password"] = _password_from_stdin()
     with client(home) as c:
@@ -479,6 +488,189 @@ def audit_cmd(
         out.print(t)
 
     emit(rows, as_json, render)
+
+
+def _read_json_file(path: Path, what: str) -> Any:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}", "invalid_input")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        fail(f"{path} is not JSON ({what}): {exc}", "invalid_input")
+
+
+def _print_policy(x: dict[str, Any]) -> None:
+    p = x["policy"]
+    origin = "default" if x["default"] else f"set by {x['updated_by']} at {x['updated_at']}"
+    out.print(f"Escalation policy of the line with [bold]{x['peer']}[/] ({origin})")
+    for i, step in enumerate(p["steps"], 1):
+        out.print(f"  {i}. notify {', '.join(step['targets'])}; next step after {step['delay_s']} s")
+    out.print(
+        f"  then the steps {p['repeat']} more time(s); then, every {p['final']['delay_s']} s while ringing:"
+    )
+    out.print(f"  catch-all: notify {', '.join(p['final']['targets'])}")
+    out.print(f"Pick-up lease: rings again after {x['rering_timeout_s']} s with no action.")
+
+
+@policy_app.command("show")
+def policy_show(
+    home: HomeOpt, peer: Annotated[str, typer.Argument(metavar="PEER")], as_json: JsonOpt = False
+) -> None:
+    """Show the escalation policy of the line with PEER."""
+    with client(home) as c:
+        data = c.get(f"/lines/{peer}/policy")
+    emit(data, as_json, _print_policy)
+
+
+@policy_app.command("set")
+def policy_set(
+    home: HomeOpt,
+    peer: Annotated[str, typer.Argument(metavar="PEER")],
+    policy_file: Annotated[Path, typer.Argument(metavar="POLICY_FILE", help="JSON file, or - for stdin.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace the escalation policy of the line with PEER (calls already ringing keep theirs)."""
+    policy = _read_json_file(policy_file, "an escalation policy")
+    with client(home) as c:
+        data = c.put(f"/lines/{peer}/policy", policy)
+    emit(data, as_json, _print_policy)
+
+
+@app.command("alerts")
+def alerts_cmd(
+    home: HomeOpt,
+    open_only: Annotated[bool, typer.Option("--open", help="Only alerts nobody has acknowledged.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """List alerts: missed calls, escalations that reached nobody or stalled, roster gaps."""
+    with client(home) as c:
+        rows = c.get("/alerts", params={"open": open_only, "limit": limit})
+
+    def render(items: list[dict[str, Any]]) -> None:
+        t = Table("id", "raised", "kind", "subject", "acknowledged")
+        for x in items:
+            ack = (
+                f"{x['acknowledged_by']} {x['acknowledged_at']}"
+                if x["acknowledged_at"]
+                else "[bold red]open[/]"
+            )
+            t.add_row(str(x["id"]), x["raised_at"], x["kind"], x["subject"], ack)
+        out.print(t)
+
+    emit(rows, as_json, render)
+
+
+@alert_app.command("ack")
+def alert_ack(
+    home: HomeOpt, alert_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+) -> None:
+    """Acknowledge an alert."""
+    with client(home) as c:
+        data = c.post(f"/alerts/{alert_id}/acknowledge")
+    emit(
+        data,
+        as_json,
+        lambda x: out.print(f"Alert {x['id']} ({x['kind']}) acknowledged by {x['acknowledged_by']}."),
+    )
+
+
+@app.command("roster")
+def roster_cmd(
+    home: HomeOpt,
+    at: Annotated[str | None, typer.Option(help="An RFC 3339 time instead of now.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who is on duty, the next handover, gaps in the next 24 hours, shifts and overrides."""
+    with client(home) as c:
+        data = c.get("/roster", params={"at": at} if at else None)
+
+    def both(t: dict[str, str] | None) -> str:
+        return "—" if t is None else f"{t['utc']} ({t['local']})"
+
+    def render(x: dict[str, Any]) -> None:
+        on = ", ".join(x["on_duty"]) or "[bold red]nobody[/]"
+        out.print(f"On duty at {both(x['at'])}: [bold]{on}[/]")
+        after = ", ".join(x["on_duty_after_handover"] or []) or "nobody"
+        out.print(f"Next handover: {both(x['next_handover'])} → {after}")
+        for gap in x["gaps"]:
+            out.print(f"[bold red]Gap[/] from {both(gap['from'])} until {both(gap['until'])}")
+        t = Table("shift", "user", "starts (local)", "zone", "hours", "repeats", title="Shifts")
+        for sh in x["shifts"]:
+            t.add_row(
+                str(sh["id"]),
+                sh["user"],
+                sh["start_local"],
+                sh["tz"],
+                f"{sh['duration_s'] / 3600:g}",
+                sh["rrule"] or "",
+            )
+        out.print(t)
+        if x["overrides"]:
+            t = Table("override", "user", "replaces", "from", "until", title="Overrides")
+            for o in x["overrides"]:
+                t.add_row(str(o["id"]), o["user"], o["replaces"] or "", both(o["start"]), both(o["end"]))
+            out.print(t)
+
+    emit(data, as_json, render)
+
+
+@shift_app.command("add")
+def shift_add(
+    home: HomeOpt,
+    user: Annotated[str, typer.Argument(metavar="USER")],
+    start: Annotated[str, typer.Option(help="Local wall time of the first shift: 2026-11-27T06:00.")],
+    tz: Annotated[str, typer.Option(help="IANA time zone of that wall time, e.g. Europe/Berlin.")],
+    hours: Annotated[float, typer.Option(help="Length of each shift in hours.")],
+    rrule: Annotated[str | None, typer.Option(help="RFC 5545 recurrence, e.g. FREQ=DAILY.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put a user on the roster: one shift, or a recurring one."""
+    body = {"user": user, "start_local": start, "tz": tz, "duration_s": round(hours * 3600), "rrule": rrule}
+    with client(home) as c:
+        data = c.post("/shifts", body)
+    emit(
+        data, as_json, lambda x: out.print(f"Shift {x['id']}: {x['user']} from {x['start_local']} {x['tz']}")
+    )
+
+
+@shift_app.command("remove")
+def shift_remove(home: HomeOpt, shift_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Take a shift off the roster."""
+    with client(home) as c:
+        c.delete(f"/shifts/{shift_id}")
+    out.print(f"Shift {shift_id} removed.")
+
+
+@override_app.command("add")
+def override_add(
+    home: HomeOpt,
+    user: Annotated[str, typer.Argument(metavar="USER", help="Who is on duty.")],
+    start: Annotated[str, typer.Option(help="RFC 3339 start, e.g. 2026-11-27T06:00:00Z.")],
+    end: Annotated[str, typer.Option(help="RFC 3339 end.")],
+    replaces: Annotated[
+        str | None, typer.Option(help="Whose duty USER takes (a swap is two overrides).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put USER on duty for a while, instead of someone or in addition."""
+    with client(home) as c:
+        data = c.post("/overrides", {"user": user, "start": start, "end": end, "replaces": replaces})
+    emit(
+        data,
+        as_json,
+        lambda x: out.print(f"Override {x['id']}: {x['user']} from {x['start']} until {x['end']}"),
+    )
+
+
+@override_app.command("remove")
+def override_remove(home: HomeOpt, override_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Remove an override."""
+    with client(home) as c:
+        c.delete(f"/overrides/{override_id}")
+    out.print(f"Override {override_id} removed.")
 
 
 @app.command()

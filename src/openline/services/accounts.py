@@ -39,6 +39,7 @@ class Permission(StrEnum):
     WORK_CALLS = "work_calls"  # place, pick up, say, close, decline, cancel
     MANAGE_LINES = "manage_lines"
     MANAGE_USERS = "manage_users"
+    MANAGE_ROSTER = "manage_roster"  # shifts and overrides
     READ_AUDIT = "read_audit"
 
 
@@ -50,7 +51,7 @@ _WATCH = frozenset({Permission.VIEW, Permission.READ_CONTENT, Permission.WORK_CA
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMINISTRATOR: frozenset(Permission),
     Role.WATCH_OFFICER: _WATCH,
-    Role.SENIOR_WATCH_OFFICER: _WATCH,
+    Role.SENIOR_WATCH_OFFICER: _WATCH | {Permission.MANAGE_ROSTER},
     Role.COMMANDER: _WATCH,
     Role.AUDITOR: frozenset({Permission.VIEW, Permission.READ_AUDIT}),
 }
@@ -106,6 +107,7 @@ def create_user(
     *,
     must_change_password: bool = False,
     actor: str = "system",
+    email: str | None = None,
 ) -> int:
     if not isinstance(name, str) or not USERNAME_RE.fullmatch(name):
         raise InvalidInput(f"user name must be lowercase letters, digits, '.', '_' or '-', got {name!r}")
@@ -120,6 +122,7 @@ def create_user(
             must_change_password=must_change_password,
             disabled=False,
             created_at=now,
+            email=email,
         )
     )
     user_id = int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -133,6 +136,7 @@ def user_json(row: Any) -> dict[str, Any]:
         "role": row.role,
         "disabled": bool(row.disabled),
         "must_change_password": bool(row.must_change_password),
+        "email": row.email,
         "created_at": rfc3339(row.created_at),
     }
 

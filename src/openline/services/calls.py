@@ -21,7 +21,7 @@ from openline.core.calls import Event, Party, State
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound
-from openline.services import outbox
+from openline.services import outbox, watch
 from openline.services.lines import lock_line, require_active
 from openline.services.station import Station, Tx
 
@@ -142,6 +142,8 @@ def _transition(tx: Tx, call: Any, event: Event, by: Party, at: int) -> State:
         values[_TIME_COLUMN[new]] = at
         if new is not State.RINGING:
             values["deadline_at"] = None
+        if new not in (State.RINGING, State.PICKED_UP):  # nothing left to escalate
+            values.update(next_escalation_at=None, lease_until=None)
         _update_call(tx, call.id, **values)
     return new
 
@@ -183,7 +185,11 @@ def _local(
         call = _get(tx.conn, call_id, for_update=True)
         me = _party(call.direction)
         call = _expire_if_due(station, tx, call)
-        _transition(tx, call, event, me, tx.now)
+        new = _transition(tx, call, event, me, tx.now)
+        if call.direction == "in" and new is State.PICKED_UP and event in (Event.PICKUP, Event.SAY):
+            # Our officer is on the call: the lease starts (or starts again).
+            values = {**values, **watch.lease_columns(tx.conn, call.line_id, tx.now)}
+            tx.new_deadline = True
         if values:
             _update_call(tx, call.id, **values)
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
@@ -236,6 +242,7 @@ def _expire_if_due(station: Station, tx: Tx, call: Any) -> Any:
 
 def _miss(station: Station, tx: Tx, call: Any) -> None:
     _transition(tx, call, Event.MISS, Party.CALLEE, call.deadline_at)
+    watch.on_missed(station, tx, call)
     env = outbox.enqueue(
         station,
         tx,
@@ -341,6 +348,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
                 ringing_at=tx.now,
                 deadline_at=deadline,
                 updated_at=tx.now,
+                **watch.ringing_columns(tx.conn, line.id, tx.now),
             )
         )
         tx.memo.pop(("call", call_id), None)

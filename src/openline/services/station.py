@@ -44,6 +44,15 @@ class Tx:
         self._later.clear()
 
 
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Where notifications can go besides the console (from the station's settings)."""
+
+    webhook_urls: tuple[str, ...] = ()
+    email: bool = False  # an SMTP server is configured
+    console_url: str | None = None  # for links in notifications
+
+
 @dataclass
 class Station:
     name: str
@@ -52,6 +61,8 @@ class Station:
     db: Database
     clock: Clock
     answer_deadline_s: int = 60
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    time_zone: str = "UTC"  # local time shown beside UTC
     on_commit: list[Callable[[Tx], None]] = field(default_factory=list)
 
     @contextmanager

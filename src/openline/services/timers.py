@@ -1,26 +1,41 @@
-"""The timer loop: answer deadlines live in the database (`calls.deadline_at`), so a
-restart loses none; this loop only decides when to look next."""
+"""Background loops of `openline serve` that act on time.
+
+Answer deadlines (`calls.deadline_at`) and escalation steps (`calls.next_escalation_at`)
+live in the database, so a restart loses none; the timer loop only decides when to look
+next. The auditor is a separate thread on purpose: if the timer loop stalls, the
+auditor still notices ringing calls whose next escalation step is overdue, and it checks
+the roster for gaps in the next 24 hours.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import structlog
 
 from openline.core.clock import MICROS
-from openline.services import calls
+from openline.services import calls, watch
 from openline.services.station import Station
 
 MAX_SLEEP_SECONDS = 1.0
+AUDIT_EVERY_SECONDS = 5.0
+ROSTER_EVERY_SECONDS = 60.0
+MAX_ROUNDS = 100  # escalation batches fired in a row before the loop looks at the clock again
 log = structlog.get_logger("openline.timers")
 
 
-class TimerLoop:
+class Loop:
+    """A thread that runs `step` until stopped, sleeping what `step` returns (or until woken)."""
+
+    name = "loop"
+
     def __init__(self, station: Station) -> None:
         self.station = station
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="timers", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -37,12 +52,43 @@ class TimerLoop:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                calls.expire_due(self.station)
-                nxt = calls.next_deadline(self.station)
+                wait = self.step()
             except Exception:
-                log.exception("timer step crashed")
-                nxt = None
-            wait = MAX_SLEEP_SECONDS
-            if nxt is not None:
-                wait = min(wait, max(0.0, (nxt - self.station.clock.now()) / MICROS))
+                log.exception(f"{self.name} step crashed")
+                wait = MAX_SLEEP_SECONDS
             self._wake.wait(wait)
+
+    def step(self) -> float:
+        raise NotImplementedError
+
+
+class TimerLoop(Loop):
+    name = "timers"
+
+    def step(self) -> float:
+        calls.expire_due(self.station)
+        for _ in range(MAX_ROUNDS):
+            if watch.escalate_due(self.station) < watch.MAX_BATCH:
+                break
+        due = [t for t in (calls.next_deadline(self.station), watch.next_escalation(self.station)) if t]
+        wait = MAX_SLEEP_SECONDS
+        if due:
+            wait = min(wait, max(0.0, (min(due) - self.station.clock.now()) / MICROS))
+        return wait
+
+
+class Auditor(Loop):
+    name = "auditor"
+
+    def __init__(self, station: Station, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(station)
+        self._monotonic = clock
+        self._roster_checked: float | None = None
+
+    def step(self) -> float:
+        watch.audit_escalations(self.station)
+        now = self._monotonic()
+        if self._roster_checked is None or now - self._roster_checked >= ROSTER_EVERY_SECONDS:
+            watch.check_roster_gaps(self.station)
+            self._roster_checked = now
+        return AUDIT_EVERY_SECONDS

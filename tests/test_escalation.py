@@ -1,0 +1,383 @@
+"""Escalation end to end on an injected clock: nobody picks up, so the duty officer, the
+senior and the commander are rung in turn, the steps repeat, then the catch-all for ever;
+every step in the call's event log; a restart in the middle loses no step; a pick-up is a
+lease; a missed call and a step that reaches nobody raise alerts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from openline.adapters.schema import calls, notifications
+from openline.core.clock import MICROS, FakeClock, rfc3339
+from openline.runtime import build_station
+from openline.services import accounts, watch
+from openline.services.accounts import Role
+from openline.settings import load
+from tests.inproc import Node, link, make_node, place_and_ring, show
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def floor(
+    tmp_path: Path, clock: FakeClock, database_url: str | None, second_database_url: str | None
+) -> Iterator[tuple[Node, Node]]:
+    """stuttgart calls moscow; moscow has a duty officer on shift, a senior and a commander.
+    Calls may ring for an hour, so the escalation has time to run."""
+    a = make_node(tmp_path, "stuttgart", clock, database_url)
+    b = make_node(tmp_path, "moscow", clock, second_database_url)
+    for node in (a, b):
+        node.station.answer_deadline_s = 3600
+    link(a, b)
+    with b.station.tx() as tx:
+        for name, role in (
+            ("duty", Role.WATCH_OFFICER),
+            ("senior", Role.SENIOR_WATCH_OFFICER),
+            ("boss", Role.COMMANDER),
+        ):
+            accounts.create_user(tx.conn, tx.now, name, role, PASSWORD)
+    start = clock.now() - 3600 * MICROS
+    r = b.api.post(
+        "/api/v1/shifts",
+        json={"user": "duty", "start_local": _local(start), "tz": "UTC", "duration_s": 12 * 3600},
+    )
+    assert r.status_code == 201, r.text
+    try:
+        yield a, b
+    finally:
+        for n in (a, b):
+            n.station.db.dispose()
+
+
+def _local(micros: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(micros / MICROS, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def escalations(node: Node, call_id: str) -> list[dict[str, Any]]:
+    return [e for e in show(node, call_id)["events"] if e["event"] in ("escalated", "rering")]
+
+
+def run(node: Node, clock: FakeClock, seconds: int) -> None:
+    """Let `seconds` pass one second at a time, as the timer loop would see them."""
+    for _ in range(seconds):
+        clock.advance(1)
+        for _ in range(10):
+            if not watch.escalate_due(node.station):
+                break
+
+
+def test_nobody_picks_up_so_it_escalates_repeats_then_never_stops(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = floor
+    call_id = place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
+    assert watch.escalate_due(b.station) == 1  # the first step fires as it starts ringing
+    run(b, clock, 59)
+    assert [e["detail"]["recipients"] for e in escalations(b, call_id)] == [["duty"]]
+    run(b, clock, 1)
+    run(b, clock, 60)
+    run(b, clock, 60 * 4 + 300 * 2)  # to 960 s after it started ringing
+    steps = escalations(b, call_id)
+    assert [(e["detail"]["step"], e["detail"]["recipients"]) for e in steps] == [
+        ("round 1, step 1", ["duty"]),
+        ("round 1, step 2", ["senior"]),
+        ("round 1, step 3", ["boss"]),
+        ("round 2, step 1", ["duty"]),
+        ("round 2, step 2", ["senior"]),
+        ("round 2, step 3", ["boss"]),
+        ("final", ["admin", "boss", "duty", "senior"]),
+        ("final", ["admin", "boss", "duty", "senior"]),
+        ("final", ["admin", "boss", "duty", "senior"]),
+    ]
+    ringing_at = show(b, call_id)["ringing_at"]
+    offsets = [_seconds(e["at"]) - _seconds(ringing_at) for e in steps]
+    assert offsets == [0, 60, 120, 180, 240, 300, 360, 660, 960]
+    assert all(e["detail"]["late_ms"] == 0 for e in steps)
+    assert steps[0]["detail"]["on_duty"] == ["duty"]
+    with b.station.db.read() as conn:
+        sent = conn.execute(select(notifications.c.recipient, notifications.c.channel)).all()
+    assert sorted({r.recipient for r in sent}) == ["admin", "boss", "duty", "senior"]
+    assert {r.channel for r in sent} == {"console"}  # no webhook or SMTP configured here
+    assert show(a, call_id)["state"] == "ringing"  # the caller sees it ringing, not our escalation
+
+
+def _seconds(text: str) -> int:
+    from openline.core.clock import parse_rfc3339
+
+    return parse_rfc3339(text) // MICROS
+
+
+def test_a_restart_in_the_middle_loses_no_step(floor: tuple[Node, Node], clock: FakeClock) -> None:
+    a, b = floor
+    call_id = place_and_ring(a, b)
+    run(b, clock, 61)
+    assert len(escalations(b, call_id)) == 2
+    b.station.db.dispose()  # the station stops; 130 s pass; it starts again
+    clock.advance(130)
+    restarted = build_station(load(b.home), clock=clock)
+    try:
+        for _ in range(10):
+            watch.escalate_due(restarted)
+    finally:
+        restarted.db.dispose()
+    steps = escalations(b, call_id)
+    assert [e["detail"]["step"] for e in steps] == [
+        "round 1, step 1",
+        "round 1, step 2",
+        "round 1, step 3",
+        "round 2, step 1",
+    ]
+    # Late steps fire once each, in order, saying how late they were; the schedule holds.
+    assert [e["detail"]["late_ms"] for e in steps[2:]] == [71_000, 11_000]
+    assert [e["detail"]["due_at"] for e in steps[2:]] == [
+        _at(show(b, call_id)["ringing_at"], 120),
+        _at(show(b, call_id)["ringing_at"], 180),
+    ]
+
+
+def _at(base: str, plus: int) -> str:
+    from openline.core.clock import parse_rfc3339, rfc3339
+
+    return str(rfc3339(parse_rfc3339(base) + plus * MICROS))
+
+
+def test_the_policy_is_copied_onto_the_call_when_it_starts_ringing(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = floor
+    first = place_and_ring(a, b, "first")
+    policy = {
+        "steps": [{"targets": ["user:boss"], "delay_s": 30}],
+        "repeat": 0,
+        "final": {"targets": ["role:administrator"], "delay_s": 600},
+    }
+    r = b.api.put("/api/v1/lines/stuttgart/policy", json=policy)
+    assert r.status_code == 200, r.text
+    assert r.json()["default"] is False
+    second = place_and_ring(a, b, "second")
+    run(b, clock, 60)
+    assert [e["detail"]["recipients"] for e in escalations(b, first)] == [["duty"], ["senior"]]
+    assert [e["detail"]["recipients"] for e in escalations(b, second)] == [["boss"], ["admin"]]
+
+
+def test_a_pick_up_is_a_lease_the_call_rings_again_when_nobody_acts(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = floor
+    call_id = place_and_ring(a, b)
+    run(b, clock, 10)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    run(b, clock, 299)
+    assert [e["event"] for e in escalations(b, call_id)] == ["escalated"]
+    assert b.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": "go ahead"}).status_code == 201
+    run(b, clock, 299)  # the message renewed the lease
+    assert [e["event"] for e in escalations(b, call_id)] == ["escalated"]
+    run(b, clock, 1)
+    rering = escalations(b, call_id)[-1]
+    assert rering["event"] == "rering"
+    assert rering["detail"]["recipients"] == ["duty"]
+    run(b, clock, 60)
+    assert escalations(b, call_id)[-1]["detail"]["recipients"] == ["senior"]
+    assert b.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "done"}).status_code == 200
+    before = len(escalations(b, call_id))
+    run(b, clock, 3600)
+    assert len(escalations(b, call_id)) == before  # closed: nothing left to escalate
+    with b.station.db.read() as conn:
+        row = conn.execute(select(calls.c.next_escalation_at, calls.c.lease_until)).first()
+    assert tuple(row) == (None, None)
+
+
+def test_a_step_that_reaches_nobody_raises_an_alert(floor: tuple[Node, Node], clock: FakeClock) -> None:
+    a, b = floor
+    assert b.api.post("/api/v1/users/duty/disable").status_code == 200  # nobody on duty now
+    call_id = place_and_ring(a, b)
+    watch.escalate_due(b.station)
+    assert escalations(b, call_id)[0]["detail"]["recipients"] == []
+    alerts = b.api.get("/api/v1/alerts", params={"open": True}).json()
+    assert [(x["kind"], x["subject"]) for x in alerts] == [("escalation_unheard", call_id)]
+
+
+def test_a_missed_call_notifies_the_catch_all_and_raises_an_alert(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = floor
+    with b.station.tx() as tx:  # a short answer deadline on this line
+        from openline.adapters.schema import lines
+
+        tx.conn.execute(update(lines).values(answer_deadline_s=90))
+    call_id = place_and_ring(a, b)
+    run(b, clock, 90)
+    assert b.expire() == 1
+    assert show(b, call_id)["state"] == "missed"
+    alerts = b.api.get("/api/v1/alerts").json()
+    assert ("missed_call", call_id) in [(x["kind"], x["subject"]) for x in alerts]
+    with b.station.db.read() as conn:
+        kinds = {r.kind for r in conn.execute(select(notifications.c.kind))}
+    assert "call.missed" in kinds
+    before = len(escalations(b, call_id))
+    run(b, clock, 600)
+    assert len(escalations(b, call_id)) == before
+
+
+def test_the_auditor_raises_an_alarm_for_a_ringing_call_without_a_next_step(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = floor
+    call_id = place_and_ring(a, b)
+    assert watch.audit_escalations(b.station) == 0
+    with b.station.tx() as tx:  # a bug or a hand edit loses the timer
+        tx.conn.execute(update(calls).values(next_escalation_at=None))
+    assert watch.audit_escalations(b.station) == 1
+    assert watch.audit_escalations(b.station) == 0  # raised once, not on every check
+    alert = b.api.get("/api/v1/alerts").json()[0]
+    assert (alert["kind"], alert["subject"]) == ("escalation_stalled", call_id)
+    r = b.api.post(f"/api/v1/alerts/{alert['id']}/acknowledge")
+    assert r.status_code == 200
+    assert r.json()["acknowledged_by"] == "admin"
+    before = b.snapshot()
+    again = b.api.post(f"/api/v1/alerts/{alert['id']}/acknowledge")
+    assert again.status_code == 409
+    assert b.snapshot() == before
+
+
+def test_bad_policies_are_refused_and_change_nothing(floor: tuple[Node, Node]) -> None:
+    _, b = floor
+    before = b.snapshot()
+    for body, fragment in [
+        ({"steps": [], "repeat": 0, "final": {"targets": ["on_duty"], "delay_s": 5}}, "policy.steps"),
+        (
+            {
+                "steps": [{"targets": ["role:king"], "delay_s": 5}],
+                "repeat": 0,
+                "final": {"targets": ["on_duty"], "delay_s": 5},
+            },
+            "king",
+        ),
+    ]:
+        r = b.api.put("/api/v1/lines/stuttgart/policy", json=body)
+        assert r.status_code == 422, r.text
+        assert fragment in r.json()["detail"]
+    r = b.api.put("/api/v1/lines/nowhere/policy", json={})
+    assert r.status_code in (404, 422)
+    assert b.snapshot() == before
+
+
+def test_escalation_detail_is_metadata_only(floor: tuple[Node, Node], clock: FakeClock) -> None:
+    a, b = floor
+    call_id = place_and_ring(a, b, "Secret subject line")
+    run(b, clock, 60)
+    with b.station.db.read() as conn:
+        texts = [
+            json.dumps(tuple(r)) for r in conn.execute(select(notifications.c.title, notifications.c.text))
+        ]
+    assert texts
+    assert all("Secret subject line" not in t for t in texts)
+    assert all(call_id in t for t in texts)
+
+
+def test_a_roster_gap_in_the_next_24_hours_raises_one_alert(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    _, b = floor  # duty's shift started an hour ago and lasts 12 hours: a gap after it
+    assert watch.check_roster_gaps(b.station) == 1
+    for _ in range(3):  # checked every minute: the same gap is not raised again
+        clock.advance(60)
+        assert watch.check_roster_gaps(b.station) == 0
+    clock.advance(12 * 3600)  # now inside the gap: still the same one
+    assert watch.check_roster_gaps(b.station) == 0
+    (alert,) = b.api.get("/api/v1/alerts").json()
+    assert alert["kind"] == "roster_gap"
+    roster = b.api.get("/api/v1/roster").json()
+    assert roster["on_duty"] == []
+    shift_end = show_shift_end(roster)
+    assert alert["detail"]["from"] == shift_end
+
+
+def test_roster_input_is_checked_and_bad_input_changes_nothing(floor: tuple[Node, Node]) -> None:
+    _, b = floor
+    before = b.snapshot()
+    for body, fragment in [
+        (
+            {"user": "duty", "start_local": "2026-11-27T06:00", "tz": "Mars/Olympus", "duration_s": 3600},
+            "time zone",
+        ),
+        ({"user": "duty", "start_local": "tomorrow", "tz": "UTC", "duration_s": 3600}, "start"),
+        (
+            {"user": "duty", "start_local": "2026-11-27T06:00+01:00", "tz": "UTC", "duration_s": 3600},
+            "offset",
+        ),
+        (
+            {
+                "user": "duty",
+                "start_local": "2026-11-27T06:00",
+                "tz": "UTC",
+                "duration_s": 3600,
+                "rrule": "FREQ=HOURLY",
+            },
+            "HOURLY",
+        ),
+        ({"user": "nobody", "start_local": "2026-11-27T06:00", "tz": "UTC", "duration_s": 3600}, "nobody"),
+        ({"user": "duty", "start_local": "2026-11-27T06:00", "tz": "UTC", "duration_s": 10}, "duration_s"),
+    ]:
+        r = b.api.post("/api/v1/shifts", json=body)
+        assert r.status_code in (404, 422), (body, r.text)
+        assert fragment in r.json()["detail"], (fragment, r.json()["detail"])
+    for body, fragment in [
+        ({"user": "duty", "start": "2026-11-27T06:00:00Z", "end": "2026-11-27T05:00:00Z"}, "end"),
+        ({"user": "duty", "start": "yesterday", "end": "2026-11-27T05:00:00Z"}, "RFC 3339"),
+        (
+            {
+                "user": "duty",
+                "start": "2026-11-27T06:00:00Z",
+                "end": "2026-11-28T06:00:00Z",
+                "replaces": "duty",
+            },
+            "cannot replace themselves",
+        ),
+    ]:
+        r = b.api.post("/api/v1/overrides", json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert fragment in r.json()["detail"], (fragment, r.json()["detail"])
+    assert b.api.delete("/api/v1/shifts/999").status_code == 404
+    assert b.api.get("/api/v1/roster", params={"at": "noon"}).status_code == 422
+    assert b.snapshot() == before
+
+
+def test_overrides_swap_who_is_on_duty(floor: tuple[Node, Node], clock: FakeClock) -> None:
+    _, b = floor
+    now = clock.now()
+    r = b.api.post(
+        "/api/v1/overrides",
+        json={
+            "user": "senior",
+            "replaces": "duty",
+            "start": rfc3339(now),
+            "end": rfc3339(now + 3600 * MICROS),
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert b.api.get("/api/v1/roster").json()["on_duty"] == ["senior"]
+    later = rfc3339(now + 3601 * MICROS)
+    assert b.api.get("/api/v1/roster", params={"at": later}).json()["on_duty"] == ["duty"]
+    assert (
+        b.api.get("/api/v1/roster").json()["next_handover"]["utc"] == rfc3339(now + 3600 * MICROS)[:19] + "Z"
+    )
+    assert b.api.delete(f"/api/v1/overrides/{r.json()['id']}").status_code == 204
+    assert b.api.get("/api/v1/roster").json()["on_duty"] == ["duty"]
+
+
+def show_shift_end(roster: dict[str, Any]) -> str:
+    from datetime import datetime, timedelta
+
+    (shift,) = roster["shifts"]
+    start = datetime.fromisoformat(shift["start_local"] + "+00:00")
+    end = start + timedelta(seconds=shift["duration_s"])
+    return end.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

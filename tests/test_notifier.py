@@ -1,0 +1,208 @@
+"""Notifications from escalation steps reach real servers on loopback: e-mail through an
+SMTP server the test runs, webhooks through an HTTP server the test runs. A failing
+channel is retried and logged, gives up with an alert, and never holds up the others."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
+
+from openline.adapters.notify import Notification, SmtpChannel, WebhookChannel
+from openline.adapters.schema import escalation_policies, notifications
+from openline.core import escalation as esc
+from openline.core.clock import MICROS, FakeClock, rfc3339
+from openline.services import accounts, notifier, watch
+from openline.services.accounts import Role
+from openline.services.station import NotifyConfig
+from tests.inproc import Node, link, make_node, place_and_ring, show
+from tests.servers import SECRET, Receiver, Relay, parsed
+
+POLICY = esc.Policy((esc.Step(("on_duty", "webhook"), 60),), 0, esc.Step(("role:commander",), 300))
+
+
+@pytest.fixture
+def floor(
+    tmp_path: Path,
+    clock: FakeClock,
+    database_url: str | None,
+    second_database_url: str | None,
+    receiver: Receiver,
+) -> Iterator[tuple[Node, Node]]:
+    a = make_node(tmp_path, "stuttgart", clock, database_url)
+    b = make_node(tmp_path, "moscow", clock, second_database_url)
+    for node in (a, b):
+        node.station.answer_deadline_s = 3600
+    b.station.notify = NotifyConfig(
+        webhook_urls=(receiver.base + "/hook",), email=True, console_url="https://moscow.example/console"
+    )
+    link(a, b)
+    with b.station.tx() as tx:
+        accounts.create_user(
+            tx.conn, tx.now, "duty", Role.WATCH_OFFICER, "x" * 12, email="duty@moscow.example"
+        )
+        tx.conn.execute(
+            escalation_policies.insert().values(
+                line_id=b.line_id(), policy=POLICY.dumps(), updated_at=tx.now, updated_by="test"
+            )
+        )
+    now = clock.now()
+    r = b.api.post(
+        "/api/v1/overrides",
+        json={
+            "user": "duty",
+            "start": rfc3339(now - 3600 * MICROS),
+            "end": rfc3339(now + 20 * 86_400 * MICROS),
+        },
+    )
+    assert r.status_code == 201, r.text
+    try:
+        yield a, b
+    finally:
+        for n in (a, b):
+            n.station.db.dispose()
+
+
+def rows(node: Node, channel: str) -> list[Any]:
+    with node.station.db.read() as conn:
+        return list(conn.execute(select(notifications).where(notifications.c.channel == channel)).all())
+
+
+def events(node: Node, call_id: str, *names: str) -> list[dict[str, Any]]:
+    return [e for e in show(node, call_id)["events"] if e["event"] in names]
+
+
+def test_email_and_webhook_are_delivered_with_metadata_only(
+    floor: tuple[Node, Node], relay: Relay, receiver: Receiver
+) -> None:
+    a, b = floor
+    call_id = place_and_ring(a, b, "Strike package at grid 38T", "flash")
+    watch.escalate_due(b.station)
+    email = SmtpChannel("127.0.0.1", relay.port, "openline@moscow.example", timeout=5)
+    hook = WebhookChannel(SECRET, timeout=5)
+    try:
+        assert notifier.dispatch_due(b.station, email) == 1
+        assert notifier.dispatch_due(b.station, hook) == 1
+    finally:
+        hook.close()
+    (envelope,) = relay.recorder.envelopes
+    message = parsed(envelope)
+    assert envelope.rcpt_tos == ["duty@moscow.example"]
+    assert message["Subject"] == "[OpenLine moscow] FLASH call from stuttgart ringing for 0 s"
+    body = message.get_content()
+    assert call_id in body
+    assert f"https://moscow.example/console/calls/{call_id}" in body
+    (hit,) = receiver.hits
+    event = Webhook(SECRET).verify(hit.body, hit.headers)
+    assert event["data"]["call_id"] == call_id
+    for text in (body, hit.body.decode()):
+        assert "Strike package" not in text
+    assert {r.status for r in rows(b, "email") + rows(b, "webhook")} == {"sent"}
+    notified = events(b, call_id, "notified")
+    assert sorted((e["detail"]["channel"], e["detail"]["recipient"]) for e in notified) == [
+        ("email", "duty"),
+        ("webhook", "station"),
+    ]
+
+
+def test_a_failing_webhook_is_retried_with_backoff_then_gives_up_with_an_alert(
+    floor: tuple[Node, Node], receiver: Receiver, clock: FakeClock
+) -> None:
+    a, b = floor
+    b.station.notify = NotifyConfig(webhook_urls=(receiver.base + "/fail",))
+    call_id = place_and_ring(a, b)
+    watch.escalate_due(b.station)
+    hook = WebhookChannel(SECRET, timeout=5)
+    try:
+        assert notifier.dispatch_due(b.station, hook) == 1
+        (row,) = rows(b, "webhook")
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert "HTTP 500" in row.last_error
+        assert row.next_attempt_at > clock.now()
+        assert notifier.dispatch_due(b.station, hook) == 0  # not before its backoff
+        for attempt in range(2, notifier.MAX_ATTEMPTS + 1):
+            clock.advance(3600)
+            assert notifier.dispatch_due(b.station, hook) == 1, attempt
+    finally:
+        hook.close()
+    (row,) = rows(b, "webhook")
+    assert (row.status, row.attempts) == ("failed", notifier.MAX_ATTEMPTS)
+    assert len(receiver.hits) == notifier.MAX_ATTEMPTS
+    assert len(events(b, call_id, "notification_retry")) == notifier.MAX_ATTEMPTS - 1
+    (failed,) = events(b, call_id, "notification_failed")
+    assert "HTTP 500" in failed["detail"]["error"]
+    alerts = b.api.get("/api/v1/alerts").json()
+    assert ("notification_failed", row.id) in [(x["kind"], x["subject"]) for x in alerts]
+
+
+class Hung:
+    """A channel whose endpoint hangs (a test double for a dead gateway outside the
+    machine), until released."""
+
+    name = "webhook"
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, n: Notification, address: str) -> None:
+        self.entered.set()
+        self.release.wait(30)
+
+
+def test_a_hung_channel_does_not_hold_up_the_others(floor: tuple[Node, Node], relay: Relay) -> None:
+    a, b = floor
+    place_and_ring(a, b)
+    watch.escalate_due(b.station)
+    hung = Hung()
+    workers = [
+        notifier.Notifier(b.station, hung),
+        notifier.Notifier(
+            b.station, SmtpChannel("127.0.0.1", relay.port, "openline@moscow.example", timeout=5)
+        ),
+    ]
+    for w in workers:
+        w.start()
+    try:
+        assert hung.entered.wait(10)
+        for _ in range(200):
+            if relay.recorder.envelopes:
+                break
+            threading.Event().wait(0.05)
+        assert len(relay.recorder.envelopes) == 1  # delivered while the webhook hangs
+        assert rows(b, "webhook")[0].status == "pending"
+    finally:
+        hung.release.set()
+        for w in workers:
+            w.stop()
+
+
+def test_a_claimed_notification_is_retried_if_its_worker_died(
+    floor: tuple[Node, Node], clock: FakeClock, relay: Relay
+) -> None:
+    a, b = floor
+    place_and_ring(a, b)
+    watch.escalate_due(b.station)
+    claimed = notifier._claim(b.station, "email")  # a worker claims it, then dies
+    assert len(claimed) == 1
+    email = SmtpChannel("127.0.0.1", relay.port, "openline@moscow.example", timeout=5)
+    assert notifier.dispatch_due(b.station, email) == 0
+    clock.advance(notifier.CLAIM_SECONDS)
+    assert notifier.dispatch_due(b.station, email) == 1
+    assert len(relay.recorder.envelopes) == 1
+    (row,) = rows(b, "email")
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+def test_console_notifications_need_no_sending(floor: tuple[Node, Node]) -> None:
+    a, b = floor
+    place_and_ring(a, b)
+    watch.escalate_due(b.station)
+    (row,) = rows(b, "console")
+    assert (row.recipient, row.status, row.next_attempt_at) == ("duty", "sent", None)
+    assert row.sent_at is not None
