@@ -14,6 +14,7 @@ Pure: no I/O. The schedule itself (`Position`, `advance`) is tested exhaustively
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -133,5 +134,8 @@ def parse_policy(data: Any) -> Policy:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def loads(text: str) -> Policy:
+    """A policy from its stored text. Cached: every ringing call holds a copy, and most
+    copies are the same text (a Policy is immutable)."""
     return parse_policy(json.loads(text))

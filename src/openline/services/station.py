@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import groupby
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
@@ -33,14 +32,19 @@ class Tx:
         """Insert `row` when the use case ends, still inside this transaction.
 
         For rows nothing reads back before the commit (envelopes received, event log
-        entries): they go to the database in one executemany per table and run of rows,
+        entries): they go to the database in one executemany per table,
         in the order they were added, instead of one statement each.
         """
         self._later.append((table, row))
 
     def flush(self) -> None:
-        for table, group in groupby(self._later, key=lambda item: item[0]):
-            self.conn.execute(insert(table), [row for _, row in group])
+        """One executemany per table, tables in the order their first row was added (rows
+        added later never refer to rows of a table first used after theirs)."""
+        by_table: dict[Table, list[dict[str, Any]]] = {}
+        for table, row in self._later:
+            by_table.setdefault(table, []).append(row)
+        for table, rows in by_table.items():
+            self.conn.execute(insert(table), rows)
         self._later.clear()
 
 

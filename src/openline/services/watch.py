@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from openline.adapters import db
 from openline.adapters.schema import (
@@ -46,7 +46,7 @@ from openline.services import accounts, outbox
 from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.watch")
-MAX_BATCH = 200  # due escalations fired per transaction
+MAX_BATCH = 500  # due escalations fired per transaction
 OVERDUE_S = 30  # an escalation this late is reported by the auditor loop
 GAP_HORIZON = timedelta(hours=24)
 
@@ -311,8 +311,8 @@ def _notify(
     if webhook:
         for url in config.webhook_urls:
             add("station", "webhook", url)
-    if rows:
-        tx.conn.execute(insert(notifications), rows)
+    for row in rows:
+        tx.insert_later(notifications, row)
     return sum(1 for r in rows if r["channel"] == "webhook")
 
 
@@ -384,6 +384,9 @@ def escalate_due(station: Station) -> int:
         )
         for call in tx.conn.execute(db.for_update(tx.conn, query, skip_locked=True)).all():
             fired += _escalate(station, tx, call)
+        updates = tx.memo.pop("escalation_updates", [])
+        if updates:  # one statement for the batch
+            tx.conn.execute(_ADVANCE, updates)
         if fired:
             tx.new_deadline = True
     return fired
@@ -409,17 +412,27 @@ def _escalate(station: Station, tx: Tx, call: Any) -> int:
     # and fires them in order); the catch-all repeats from now, so an outage does not
     # turn into a burst of identical pages.
     base = tx.now if pos.step == esc.FINAL else due_at
-    tx.conn.execute(
-        update(calls)
-        .where(calls.c.id == call.id)
-        .values(
-            escalation_step=nxt.step,
-            escalation_round=nxt.round,
-            next_escalation_at=max(base + step.delay_s * MICROS, due_at + 1),
-            lease_until=None,
-        )
+    tx.memo.setdefault("escalation_updates", []).append(
+        {
+            "b_id": call.id,
+            "b_step": nxt.step,
+            "b_round": nxt.round,
+            "b_next": max(base + step.delay_s * MICROS, due_at + 1),
+        }
     )
     return 1
+
+
+_ADVANCE = (
+    update(calls)
+    .where(calls.c.id == bindparam("b_id"))
+    .values(
+        escalation_step=bindparam("b_step"),
+        escalation_round=bindparam("b_round"),
+        next_escalation_at=bindparam("b_next"),
+        lease_until=None,
+    )
+)
 
 
 def on_missed(station: Station, tx: Tx, call: Any) -> None:
