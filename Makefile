@@ -21,11 +21,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# PostgreSQL server binaries for the test suite (the suite starts its own throwaway server).
+# PostgreSQL server binaries for the test suite (the suite starts its own throwaway server),
+# and Chromium for the browser tests (Playwright drives Debian's build; nothing is downloaded).
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "Installing PostgreSQL from Debian's packages"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Installing Chromium from Debian's packages"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	fi
 
 demo: venv
@@ -45,6 +50,7 @@ format: venv
 
 bench: venv
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/escalation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts

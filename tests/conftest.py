@@ -8,9 +8,10 @@ import pytest
 from hypothesis import settings
 
 from openline.core.clock import FakeClock
+from tests.browser import browser  # noqa: F401 (fixtures for every test module)
 from tests.inproc import Node, link, make_node
 from tests.pg import PostgresServer
-from tests.servers import receiver, relay  # noqa: F401 (fixtures for every test module)
+from tests.servers import receiver, relay  # noqa: F401
 
 # Timing belongs in bench/: a slow CI machine must not fail a property for being slow.
 settings.register_profile("openline", deadline=None, print_blob=True)

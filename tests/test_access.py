@@ -38,6 +38,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/users/{name}/enable"): ADMIN,
     ("POST", "/api/v1/users/{name}/reset-password"): ADMIN,
     ("GET", "/api/v1/audit"): frozenset({Role.ADMINISTRATOR, Role.AUDITOR}),
+    ("POST", "/api/v1/users/{name}/totp"): ADMIN,
     ("GET", "/api/v1/lines/{peer}/policy"): ALL,
     ("PUT", "/api/v1/lines/{peer}/policy"): ADMIN,
     ("GET", "/api/v1/alerts"): ALL,

@@ -186,7 +186,12 @@ def _print_ready(root: Path, a: _Station, b: _Station, call_id: str) -> None:
     out.print(f"  Call {call_id} from {a.name} is ringing at {b.name}: [bold red]flash[/] {escape(SUBJECT)}")
     ol = {st.name: f"OPENLINE_HOME={shlex.quote(str(st.home))} {_openline()}" for st in (a, b)}
     sa, sb, c = ol[a.name], ol[b.name], call_id
-    out.print("\n[bold]Try, in another terminal:[/]")
+    out.print(
+        f"\n[bold]Open the console:[/] {b.url}/ and log in as {ADMIN_NAME} with the password shown "
+        f"above for {b.name} (you choose your own next): the call is ringing on the watch board. "
+        f"Log in to {a.url}/ the same way to see it from {a.name}'s side."
+    )
+    out.print("\n[bold]Or try, in another terminal:[/]")
     for line in (
         f"# {b.name}'s watch floor sees the call, picks it up and answers",
         f"{sb} calls", f"{sb} pickup {c}", f"{sb} say {c} 'Moscow here. Go ahead.'",

@@ -29,6 +29,8 @@ class Code(StrEnum):
     CONFLICT = "conflict"
     ILLEGAL_TRANSITION = "illegal_transition"
     UNAUTHORIZED = "unauthorized"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    CSRF = "csrf"
     FORBIDDEN = "forbidden"
     # Envelope and station-to-station refusals.
     MALFORMED = "malformed"
@@ -95,6 +97,26 @@ class Unauthorized(OpenLineError):
     code = Code.UNAUTHORIZED
     status = 401
     title = "Unauthorized"
+
+
+class TooManyAttempts(OpenLineError):
+    """Failed logins from this name or address: the next attempt must wait."""
+
+    code = Code.TOO_MANY_ATTEMPTS
+    status = 429
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class CsrfRefused(OpenLineError):
+    """A console form or request without this session's CSRF token."""
+
+    code = Code.CSRF
+    status = 403
+    title = "Cross-site request refused"
 
 
 class Forbidden(OpenLineError):

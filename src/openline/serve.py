@@ -77,7 +77,7 @@ def run(home: Path, listen: str | None = None) -> None:
     # ours notes it, so a requested stop ends the process with status 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -86,6 +86,9 @@ def run(home: Path, listen: str | None = None) -> None:
         log_config=None,
         timeout_graceful_shutdown=20,
     )
+    server = uvicorn.Server(config)
+    app.state.server = server  # live streams end when it starts shutting down
+    server.run()
     structlog.get_logger("openline.serve").info(
         "station stopped cleanly",
         station=settings.name,

@@ -41,6 +41,26 @@ users = Table(
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
     Column("email", String(254)),  # where e-mail notifications go, if any
+    Column("totp_secret", String(64)),  # base32; set when the user enrolled a second factor
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the cookie's token
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_sessions_user", "user_id"),
+)
+
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "user:<name>" or "ip:<address>"
+    Column("failures", Integer, nullable=False),
+    Column("next_allowed_at", BigInteger, nullable=False),
 )
 
 api_tokens = Table(

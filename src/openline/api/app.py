@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from openline import __version__
@@ -15,6 +16,8 @@ from openline.adapters.notify import Channel
 from openline.adapters.transport import Transport
 from openline.api import federation, local, problems
 from openline.api.metrics import LineCollector
+from openline.console import routes as console
+from openline.console.live import Hub
 from openline.runtime import Workers, default_transport
 from openline.services.station import Station
 
@@ -51,9 +54,20 @@ def create_app(
     app.state.station = station
     app.state.transport = transport
     app.state.max_request_bytes = max_request_bytes
+    app.state.hub = hub = Hub()
+    station.on_commit.append(hub.on_commit)
     problems.install(app)
     app.include_router(local.router)
     app.include_router(federation.router)
+    app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=str(console.STATIC_DIR)), name="static")
+
+    @app.exception_handler(console.LoginRequired)
+    async def _login_required(request: Request, exc: console.LoginRequired) -> Response:
+        target = "/password" if exc.args == ("password",) else "/login"
+        if request.headers.get("hx-request"):  # htmx follows this header, not a 303
+            return Response(status_code=200, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

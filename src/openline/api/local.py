@@ -6,18 +6,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from openline.api.deps import PrincipalDep, StationDep, TransportDep
 from openline.core.clock import parse_rfc3339
 from openline.errors import InvalidInput, OpenLineError
-from openline.services import accounts, calls, lines, watch
+from openline.services import accounts, calls, lines, sessions, watch
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 
 router = APIRouter(prefix="/api/v1")
 Priority = Literal["flash", "immediate", "priority", "routine"]
+# A row number in a path: a database integer, so bounded (the fuzz test sends 10^27).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -234,6 +236,12 @@ def reset_password(
     return {"name": name, "one_time_password": generated}
 
 
+@router.post("/users/{name}/totp")
+def enroll_totp(station: StationDep, who: PrincipalDep, name: str) -> dict[str, Any]:
+    who.require(Permission.MANAGE_USERS)
+    return {"name": name, "otpauth_uri": sessions.enroll_totp(station, who.name, name)}
+
+
 @router.get("/audit")
 def get_audit(
     station: StationDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
@@ -272,7 +280,7 @@ def get_alerts(
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
-def acknowledge_alert(station: StationDep, who: PrincipalDep, alert_id: int) -> dict[str, Any]:
+def acknowledge_alert(station: StationDep, who: PrincipalDep, alert_id: RowId) -> dict[str, Any]:
     who.require(Permission.WORK_CALLS)
     return watch.acknowledge_alert(station, who.name, alert_id)
 
@@ -298,7 +306,7 @@ def add_shift(station: StationDep, who: PrincipalDep, req: AddShift) -> dict[str
 
 
 @router.delete("/shifts/{shift_id}", status_code=204)
-def remove_shift(station: StationDep, who: PrincipalDep, shift_id: int) -> None:
+def remove_shift(station: StationDep, who: PrincipalDep, shift_id: RowId) -> None:
     who.require(Permission.MANAGE_ROSTER)
     watch.remove_shift(station, who.name, shift_id)
 
@@ -310,6 +318,6 @@ def add_override(station: StationDep, who: PrincipalDep, req: AddOverride) -> di
 
 
 @router.delete("/overrides/{override_id}", status_code=204)
-def remove_override(station: StationDep, who: PrincipalDep, override_id: int) -> None:
+def remove_override(station: StationDep, who: PrincipalDep, override_id: RowId) -> None:
     who.require(Permission.MANAGE_ROSTER)
     watch.remove_override(station, who.name, override_id)

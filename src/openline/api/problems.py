@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from openline.errors import Code, OpenLineError
+from openline.errors import Code, OpenLineError, TooManyAttempts
 
 PROBLEM_TYPE = "https://openline.invalid/problems/"
 log = structlog.get_logger("openline.api")
@@ -35,7 +35,10 @@ def install(app: FastAPI) -> None:
     async def _openline_error(request: Request, exc: OpenLineError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("request failed", path=request.url.path, code=exc.code.value)
-        return problem(exc.status, exc.code.value, exc.title, exc.detail)
+        response = problem(exc.status, exc.code.value, exc.title, exc.detail)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

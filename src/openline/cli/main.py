@@ -471,6 +471,23 @@ def user_reset_password(
     emit(result, as_json, render)
 
 
+@user_app.command("totp")
+def user_totp(
+    home: HomeOpt, name: Annotated[str, typer.Argument(metavar="NAME")], as_json: JsonOpt = False
+) -> None:
+    """Give a user a TOTP second factor for console logins (replacing any earlier one)."""
+    with client(home) as c:
+        result = c.post(f"/users/{name}/totp")
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(
+            f"Second factor for [bold]{x['name']}[/]. Add this to their authenticator app (shown once):"
+        )
+        out.print(x["otpauth_uri"], markup=False, soft_wrap=True)
+
+    emit(result, as_json, render)
+
+
 @app.command("audit")
 def audit_cmd(
     home: HomeOpt,

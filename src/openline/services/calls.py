@@ -94,6 +94,7 @@ def _log(
     envelope_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
+    tx.touched.add("calls")
     tx.insert_later(
         call_events,
         {
@@ -424,6 +425,7 @@ def _call_json(station: Station, row: Any, content: bool) -> dict[str, Any]:
         "state": row.state,
         "picked_up_by": row.picked_up_by,
         "content_withheld": not content,
+        "next_escalation_at": rfc3339(row.next_escalation_at),
     }
     out.update({field: rfc3339(getattr(row, field)) for field in TIME_FIELDS})
     return out

@@ -258,6 +258,8 @@ def _settle(station: Station, answer: Answer) -> Outcome:
             )
         for row, receipt in receipted:
             calls.on_delivered(tx, row, receipt)
+        if any(row.call_id for row, _ in receipted):
+            tx.touched.add("calls")  # receipts show on the console
         for row, text in refused:
             tx.conn.execute(update(envelopes).where(envelopes.c.id == row.id).values(refused=text))
         values: dict[str, Any] = {"last_contact_at": tx.now}

@@ -23,6 +23,7 @@ class Tx:
     now: int
     wake_lines: set[str] = field(default_factory=set)
     new_deadline: bool = False  # a deadline was set: the timer loop must look again
+    touched: set[str] = field(default_factory=set)  # what the console shows changed: calls, alerts
     # Rows read more than once in this transaction (a batch often holds many envelopes for
     # one call); whoever writes such a row drops it from here.
     memo: dict[Any, Any] = field(default_factory=dict)
@@ -77,6 +78,6 @@ class Station:
             tx = Tx(conn, self.clock.now())
             yield tx
             tx.flush()
-        if tx.wake_lines or tx.new_deadline:
+        if tx.wake_lines or tx.new_deadline or tx.touched:
             for hook in self.on_commit:
                 hook(tx)

@@ -152,6 +152,7 @@ def raise_alert(tx: Tx, kind: str, subject: str, detail: dict[str, Any]) -> bool
             kind=kind, subject=subject, detail=json.dumps(detail, sort_keys=True), raised_at=tx.now
         )
     )
+    tx.touched.add("alerts")
     log.warning("alert raised", kind=kind, subject=subject, **detail)
     return True
 
@@ -194,6 +195,7 @@ def acknowledge_alert(station: Station, actor: str, alert_id: int) -> dict[str, 
             .values(acknowledged_at=tx.now, acknowledged_by=actor)
         )
         accounts.record(tx.conn, tx.now, actor, "alert.acknowledge", f"{alert_id} {row.kind}")
+        tx.touched.add("alerts")
         row = tx.conn.execute(select(alerts).where(alerts.c.id == alert_id)).one()
     return alert_json(row)
 
@@ -342,6 +344,7 @@ def _fire(
     }
     if "on_duty" in step.targets:
         detail["on_duty"] = on_duty
+    tx.touched.add("calls")
     tx.insert_later(
         call_events,
         {

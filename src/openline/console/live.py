@@ -1,0 +1,79 @@
+"""Live updates for the console: every commit that changes calls or alerts is announced
+to each connected browser over Server-Sent Events, which then re-fetches what it shows.
+
+The hub runs in the one `serve` process (several processes sharing PostgreSQL would
+fan out with LISTEN/NOTIFY; not built yet). Commits happen on worker threads, so
+`publish` hands the event to the event loop thread-safely. A slow browser never holds
+anything up: each has a bounded queue, and a full queue just drops the event (the next
+one makes it re-fetch everything anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+
+from openline.services.station import Tx
+
+QUEUE_LIMIT = 100
+HEARTBEAT_SECONDS = 15.0
+POLL_SECONDS = 1.0  # how often a stream checks whether the server is shutting down
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[str]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self.published = 0
+
+    def on_commit(self, tx: Tx) -> None:
+        """`Station.on_commit` hook."""
+        if tx.touched:
+            self.publish(sorted(tx.touched))
+
+    def publish(self, what: list[str]) -> None:
+        with self._lock:
+            loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        self.published += 1
+        data = json.dumps({"changed": what, "n": self.published})
+        loop.call_soon_threadsafe(self._fanout, data)
+
+    def _fanout(self, data: str) -> None:
+        for queue in list(self._queues):
+            if queue.qsize() < QUEUE_LIMIT:
+                queue.put_nowait(data)
+
+    async def stream(self, stopping: Callable[[], bool]) -> AsyncIterator[str]:
+        """SSE text for one browser, until it goes away or the server stops."""
+        with self._lock:
+            self._loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queues.add(queue)
+        try:
+            yield "retry: 1000\n\n"  # reconnect after a second if the station restarts
+            # Whatever changed while this browser was loading or reconnecting is not lost:
+            # it re-fetches once as soon as it is listening.
+            yield 'event: change\ndata: {"changed": ["connected"]}\n\n'
+            idle = 0.0
+            while not stopping():
+                try:
+                    data = await asyncio.wait_for(queue.get(), POLL_SECONDS)
+                except TimeoutError:
+                    idle += POLL_SECONDS
+                    if idle >= HEARTBEAT_SECONDS:
+                        idle = 0.0
+                        yield ": still here\n\n"
+                    continue
+                idle = 0.0
+                yield f"event: change\ndata: {data}\n\n"
+        finally:
+            self._queues.discard(queue)
+
+    @property
+    def listeners(self) -> int:
+        return len(self._queues)

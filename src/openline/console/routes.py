@@ -1,0 +1,298 @@
+"""The web console: server-rendered pages (Jinja2), live updates by Server-Sent Events
+(htmx), every asset served from the package.
+
+Routes hold no business rules: they check the session and the CSRF token, call the same
+services as the API, and render. Forms are plain HTML forms (POST, then a redirect), so
+the console works without scripts; htmx only re-fetches the live parts when the station
+announces a change.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from openline.api.local import RowId
+from openline.console.live import Hub
+from openline.errors import CsrfRefused, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
+from openline.services import calls, lines, sessions, watch
+from openline.services.accounts import Permission
+from openline.services.sessions import Session
+from openline.services.station import Station
+
+COOKIE = "openline_session"
+MAX_FORM_BYTES = 64 * 1024
+STATIC_DIR = files("openline.console") / "static"
+_ENV = Environment(
+    loader=PackageLoader("openline.console", "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+# Nothing inline: scripts and styles come from /static, so the policy can forbid the rest.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    """No live session: the browser is sent to the login page."""
+
+
+def _station(request: Request) -> Station:
+    station: Station = request.app.state.station
+    return station
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _ENV.get_template(name).render(request=request, station=_station(request).name, **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InvalidInput(f"form: at most {MAX_FORM_BYTES} bytes")
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"form: {exc}") from None
+    return {k: v[0] for k, v in fields.items()}
+
+
+def _session(request: Request, *, allow_password_change: bool = False) -> Session:
+    try:
+        session = sessions.session_of(_station(request), request.cookies.get(COOKIE))
+    except Unauthorized:
+        raise LoginRequired from None
+    if session.must_change_password and not allow_password_change:
+        raise LoginRequired("password")
+    return session
+
+
+async def _posted(request: Request, *, allow_password_change: bool = False) -> tuple[Session, dict[str, str]]:
+    """The session and form of a POST, after checking its CSRF token."""
+    session = _session(request, allow_password_change=allow_password_change)
+    form = await _form(request)
+    token = form.get("csrf") or request.headers.get("x-csrf-token")
+    if token != session.csrf:
+        raise CsrfRefused("this form is stale or came from another site; reload the page and try again")
+    return session, form
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+# Logging in and out ------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html")
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    username = form.get("username", "")
+    try:
+        session = sessions.login(
+            _station(request), username, form.get("password", ""), form.get("totp") or None, _client(request)
+        )
+    except TooManyAttempts as exc:
+        refused = render(request, "login.html", status=429, error=exc.detail, username=username)
+        refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
+    except Unauthorized as exc:
+        return render(request, "login.html", status=401, error=exc.detail, username=username)
+    response = redirect("/password" if session.must_change_password else "/")
+    response.set_cookie(
+        COOKIE,
+        session.token,
+        max_age=sessions.SESSION_HOURS * 3600,
+        httponly=True,
+        secure=True,
+        samesite="strict",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    session, _ = await _posted(request, allow_password_change=True)
+    sessions.logout(_station(request), session.token)
+    response = redirect("/login")
+    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/password")
+def password_page(request: Request) -> HTMLResponse:
+    session = _session(request, allow_password_change=True)
+    return render(request, "password.html", session=session)
+
+
+@router.post("/password")
+async def change_password(request: Request) -> Response:
+    session, form = await _posted(request, allow_password_change=True)
+    new = form.get("new_password", "")
+    try:
+        if new != form.get("confirm_password", ""):
+            raise InvalidInput("the two new passwords differ")
+        sessions.change_password(_station(request), session, form.get("current_password", ""), new)
+    except OpenLineError as exc:
+        return render(request, "password.html", status=exc.status, session=session, error=exc.detail)
+    return redirect("/")
+
+
+# The watch board ---------------------------------------------------------------------
+
+
+def _board(request: Request, session: Session) -> dict[str, Any]:
+    station = _station(request)
+    who = session.principal
+    content = who.can(Permission.READ_CONTENT)
+    recent = calls.list_calls(station, limit=50, content=content)
+    ringing = [c for c in recent if c["state"] == "ringing" and c["direction"] == "in"]
+    roster = watch.roster_view(station)
+    return {
+        "session": session,
+        "can_work": who.can(Permission.WORK_CALLS),
+        "ringing": sorted(ringing, key=lambda c: (PRIORITY_ORDER[c["priority"]], c["ringing_at"])),
+        "recent": [c for c in recent if c not in ringing],
+        "lines": lines.list_lines(station),
+        "on_duty": roster["on_duty"],
+        "next_handover": roster["next_handover"],
+        "alerts": watch.list_alerts(station, open_only=True, limit=20),
+    }
+
+
+PRIORITY_ORDER = {"flash": 0, "immediate": 1, "priority": 2, "routine": 3}
+
+
+@router.get("/")
+def board_page(request: Request) -> HTMLResponse:
+    session = _session(request)
+    return render(request, "board.html", **_board(request, session))
+
+
+@router.get("/board")
+def board_part(request: Request) -> HTMLResponse:
+    session = _session(request)
+    return render(request, "_board.html", **_board(request, session))
+
+
+@router.post("/calls")
+async def place_call(request: Request) -> Response:
+    session, form = await _posted(request)
+    session.principal.require(Permission.WORK_CALLS)
+    station = _station(request)
+    try:
+        call_id = calls.place(
+            station,
+            session.principal.name,
+            form.get("peer", ""),
+            form.get("subject", ""),
+            form.get("priority", ""),
+        )
+    except OpenLineError as exc:
+        context = _board(request, session)
+        return render(request, "board.html", status=exc.status, error=exc.detail, **context)
+    return redirect(f"/calls/{call_id}")
+
+
+# One call ----------------------------------------------------------------------------
+
+
+def _call(request: Request, session: Session, call_id: str) -> dict[str, Any]:
+    who = session.principal
+    who.require(Permission.VIEW)
+    call = calls.show_call(_station(request), call_id, content=who.can(Permission.READ_CONTENT))
+    return {"session": session, "call": call, "can_work": who.can(Permission.WORK_CALLS)}
+
+
+@router.get("/calls/{call_id}")
+def call_page(request: Request, call_id: str) -> HTMLResponse:
+    session = _session(request)
+    return render(request, "call.html", **_call(request, session, call_id))
+
+
+@router.get("/calls/{call_id}/live")
+def call_part(request: Request, call_id: str) -> HTMLResponse:
+    session = _session(request)
+    return render(request, "_call.html", **_call(request, session, call_id))
+
+
+@router.post("/calls/{call_id}/{action}")
+async def call_action(request: Request, call_id: str, action: str) -> Response:
+    session, form = await _posted(request)
+    session.principal.require(Permission.WORK_CALLS)
+    station, actor = _station(request), session.principal.name
+    try:
+        if action == "pickup":
+            calls.pickup(station, actor, call_id)
+        elif action == "messages":
+            calls.say(station, actor, call_id, form.get("text", ""))
+        elif action == "close":
+            calls.close(station, actor, call_id, form.get("summary") or None)
+        elif action == "decline":
+            calls.decline(station, actor, call_id, form.get("reason") or None)
+        elif action == "cancel":
+            calls.cancel(station, actor, call_id)
+        else:
+            raise InvalidInput(f"no action {action!r}")
+    except OpenLineError as exc:
+        return render(
+            request, "call.html", status=exc.status, error=exc.detail, **_call(request, session, call_id)
+        )
+    return redirect(f"/calls/{call_id}")
+
+
+@router.post("/alerts/{alert_id}/ack")
+async def ack_alert(request: Request, alert_id: RowId) -> Response:
+    session, _ = await _posted(request)
+    session.principal.require(Permission.WORK_CALLS)
+    watch.acknowledge_alert(_station(request), session.principal.name, alert_id)
+    return redirect("/")
+
+
+# Live updates ------------------------------------------------------------------------
+
+
+@router.get("/events")
+def events(request: Request) -> StreamingResponse:
+    _session(request)
+    server = getattr(request.app.state, "server", None)
+
+    def stopping() -> bool:
+        return bool(server is not None and server.should_exit)
+
+    return StreamingResponse(
+        _hub(request).stream(stopping),
+        media_type="text/event-stream",
+        headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"},
+    )

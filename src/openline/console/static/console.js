@@ -1,0 +1,88 @@
+// OpenLine console: clocks, "ringing for" timers, the audible alarm, the pick-up shortcut.
+// No framework; htmx (vendored) re-fetches the live parts when the station says so.
+(function () {
+  "use strict";
+
+  var utc = function (d) { return d.toISOString().slice(11, 19) + "Z"; };
+  var local = function (d) { return d.toLocaleTimeString([], { hour12: false }); };
+  var span = function (seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    if (seconds < 60) return seconds + " s";
+    var m = Math.floor(seconds / 60), s = seconds % 60;
+    if (m < 60) return m + " min " + s + " s";
+    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  };
+
+  function tick() {
+    var now = new Date();
+    var clock = document.querySelector("[data-clock]");
+    if (clock) clock.textContent = utc(now) + " · local " + local(now);
+    document.querySelectorAll("[data-since]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("data-since"));
+      if (!isNaN(t)) el.textContent = "for " + span((now - t) / 1000);
+    });
+    document.querySelectorAll("[data-until]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("data-until"));
+      if (!isNaN(t)) el.textContent = t > now ? "in " + span((t - now) / 1000) : "due now";
+    });
+    document.querySelectorAll("time[data-time]").forEach(function (el) {
+      if (el.dataset.done) return;
+      var t = new Date(el.getAttribute("data-time"));
+      if (isNaN(t)) return;
+      el.textContent = el.getAttribute("data-time").slice(0, 10) + " " + utc(t) + " (" + local(t) + ")";
+      el.dataset.done = "1";
+    });
+  }
+
+  // The alarm: a two-tone beep every 1.5 s while any call rings, until someone acts.
+  // Browsers only allow sound after a click, so the "Sound" button switches it on.
+  var audio = null, soundOn = false;
+  function beep() {
+    if (!soundOn || !audio || !document.querySelector("[data-ringing]")) return;
+    [880, 660].forEach(function (freq, i) {
+      var osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = freq;
+      gain.gain.value = 0.2;
+      osc.connect(gain).connect(audio.destination);
+      osc.start(audio.currentTime + i * 0.25);
+      osc.stop(audio.currentTime + i * 0.25 + 0.2);
+    });
+  }
+  function alarmTitle() {
+    var n = document.querySelectorAll("[data-ringing][data-call]").length;
+    document.title = document.title.replace(/^\(\d+\) RINGING · /, "");
+    if (n) document.title = "(" + n + ") RINGING · " + document.title;
+    document.body.classList.toggle("alarm", n > 0);
+  }
+
+  document.addEventListener("click", function (ev) {
+    var button = ev.target.closest && ev.target.closest("[data-sound]");
+    if (!button) return;
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    soundOn = !soundOn;
+    button.textContent = soundOn ? "Sound on" : "Sound off";
+    button.setAttribute("aria-pressed", String(soundOn));
+  });
+
+  // "p" picks up the first ringing call (not while typing).
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "p" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    var tag = (ev.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "textarea" || tag === "select") return;
+    var button = document.querySelector("[data-pickup]");
+    if (button) { ev.preventDefault(); button.click(); }
+  });
+
+  // htmx sends the CSRF token with its own requests too.
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var token = document.body.getAttribute("data-csrf");
+    if (token) ev.detail.headers["X-CSRF-Token"] = token;
+  });
+  document.addEventListener("htmx:afterSwap", function () { tick(); alarmTitle(); });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tick(); alarmTitle();
+    setInterval(tick, 1000);
+    setInterval(beep, 1500);
+  });
+})();

@@ -1,0 +1,263 @@
+"""The console over HTTP: login with growing delays after failures, sessions in strict
+cookies, CSRF refusal, the one-time password, TOTP, what each role sees, live events."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+
+from openline.console.live import Hub
+from openline.core.clock import FakeClock
+from openline.services import accounts, sessions
+from openline.services.accounts import Role
+from openline.services.station import Tx
+from tests.inproc import Node, place_and_ring
+
+PASSWORD = "correct horse battery staple"
+
+
+def browser(node: Node) -> TestClient:
+    # https, so the client's cookie jar keeps and sends the Secure cookie
+    return TestClient(node.app, base_url="https://testserver", follow_redirects=False)
+
+
+def add_user(node: Node, name: str, role: Role, *, one_time: bool = False) -> None:
+    with node.station.tx() as tx:
+        accounts.create_user(tx.conn, tx.now, name, role, PASSWORD, must_change_password=one_time)
+
+
+def log_in(client: TestClient, name: str, password: str = PASSWORD, totp: str = "") -> object:
+    return client.post("/login", data={"username": name, "password": password, "totp": totp})
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def test_pages_need_a_login(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    c = browser(a)
+    for path in ("/", "/board", "/password", "/events"):
+        r = c.get(path)
+        assert r.status_code == 303, path
+        assert r.headers["location"] in ("/login", "/password"), path
+    r = c.get("/board", headers={"HX-Request": "true"})
+    assert r.headers["HX-Redirect"] == "/login"
+    page = c.get("/login")
+    assert page.status_code == 200
+    assert 'name="username"' in page.text
+    assert 'name="password"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_login_sets_a_strict_session_cookie_and_shows_the_board(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    call_id = place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
+    c = browser(b)
+    r = log_in(c, "duty")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/"
+    cookie = r.headers["set-cookie"]
+    for attribute in ("HttpOnly", "Secure", "SameSite=strict", "Path=/"):
+        assert attribute.lower() in cookie.lower(), attribute
+    board = c.get("/")
+    assert board.status_code == 200
+    assert "Convoy at checkpoint 4" in board.text
+    assert f'action="/calls/{call_id}/pickup"' in board.text
+    assert re.search(r"<button[^>]*>Pick up call from stuttgart</button>", board.text)
+    assert "(1) RINGING" in board.text
+
+
+def test_failed_logins_wait_longer_and_longer(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    waits = []
+    for _ in range(4):
+        r = log_in(c, "duty", "wrong password!!")
+        assert r.status_code == 401
+        assert "wrong password" in r.text
+        refused = log_in(c, "duty", PASSWORD)  # even the right password must wait
+        assert refused.status_code == 429
+        waits.append(int(refused.headers["retry-after"]))
+        clock.advance(waits[-1])
+    assert waits == [1, 2, 4, 8]
+    assert log_in(c, "duty").status_code == 303  # the wait is over and it was right
+    r = log_in(c, "duty", "wrong password!!")  # a success cleared the user's count ...
+    assert r.status_code == 401
+    assert log_in(c, "duty").status_code == 429  # ... so the next wait starts again small
+    clock.advance(1)
+    assert log_in(c, "duty").status_code == 303
+    trail = [e["action"] for e in a.api.get("/api/v1/audit").json()]
+    assert trail.count("login.failed") == 5
+
+
+def test_many_names_failing_from_one_address_are_slowed_down_too(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    for i in range(sessions.IP_FREE_FAILURES):
+        assert log_in(c, f"guess{i}", "wrong password!!").status_code == 401
+    assert log_in(c, "guess-last", "wrong password!!").status_code == 401  # the address's first delay
+    r = log_in(c, "duty")
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "1"
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    call_id = place_and_ring(a, b)
+    c = browser(b)
+    log_in(c, "duty")
+    before = b.snapshot()
+    for data in ({}, {"csrf": "forged"}):
+        r = c.post(f"/calls/{call_id}/pickup", data=data)
+        assert r.status_code == 403
+        assert r.json()["code"] == "csrf"
+    assert b.snapshot() == before
+    token = csrf_of(c.get("/").text)
+    r = c.post(f"/calls/{call_id}/pickup", data={"csrf": token})
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/calls/{call_id}"
+    page = c.get(f"/calls/{call_id}")
+    assert "picked_up" in page.text
+    assert "moscow:duty" in page.text
+
+
+def test_a_one_time_password_must_be_changed_first(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    a, _ = nodes
+    add_user(a, "fresh", Role.WATCH_OFFICER, one_time=True)
+    c = browser(a)
+    r = log_in(c, "fresh")
+    assert r.headers["location"] == "/password"
+    assert c.get("/").headers["location"] == "/password"
+    page = c.get("/password")
+    token = csrf_of(page.text)
+    bad = c.post(
+        "/password",
+        data={
+            "csrf": token,
+            "current_password": PASSWORD,
+            "new_password": "x" * 12,
+            "confirm_password": "y" * 12,
+        },
+    )
+    assert bad.status_code == 422
+    assert "differ" in bad.text
+    new = "a brand new passphrase"
+    r = c.post(
+        "/password",
+        data={"csrf": token, "current_password": PASSWORD, "new_password": new, "confirm_password": new},
+    )
+    assert r.status_code == 303
+    assert c.get("/").status_code == 200
+    other = browser(a)
+    assert log_in(other, "fresh", PASSWORD).status_code == 401
+    clock.advance(1)  # the wait after one failure
+    assert log_in(other, "fresh", new).status_code == 303
+
+
+def test_totp_is_required_once_enrolled(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    uri = sessions.enroll_totp(a.station, "admin", "duty")
+    assert uri.startswith("otpauth://totp/")
+    secret = pyotp.parse_uri(uri).secret
+    c = browser(a)
+    assert log_in(c, "duty").status_code == 401  # the password alone is not enough
+    clock.advance(1)
+    assert log_in(c, "duty", totp="000000").status_code == 401
+    clock.advance(2)
+    code = pyotp.TOTP(secret).at(clock.now() // 1_000_000)
+    assert log_in(c, "duty", "wrong password!!", totp=code).status_code == 401  # nor the code alone
+    clock.advance(4)
+    code = pyotp.TOTP(secret).at(clock.now() // 1_000_000)
+    assert log_in(c, "duty", totp=code).status_code == 303
+
+
+def test_an_auditor_sees_the_board_without_content_or_pick_up(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    add_user(b, "inspector", Role.AUDITOR)
+    call_id = place_and_ring(a, b, "Secret subject")
+    c = browser(b)
+    log_in(c, "inspector")
+    board = c.get("/")
+    assert board.status_code == 200
+    assert "Secret subject" not in board.text
+    assert "(withheld)" in board.text
+    assert "Pick up" not in board.text
+    token = csrf_of(board.text)  # the logout form's token
+    before = b.snapshot()
+    r = c.post(f"/calls/{call_id}/pickup", data={"csrf": token})
+    assert r.status_code == 403
+    assert r.json()["code"] == "forbidden"
+    assert b.snapshot() == before
+    assert "Secret subject" not in c.get(f"/calls/{call_id}").text
+
+
+def test_a_disabled_user_is_logged_out_at_once(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "duty")
+    assert c.get("/").status_code == 200
+    assert a.api.post("/api/v1/users/duty/disable").status_code == 200
+    assert c.get("/").headers["location"] == "/login"
+
+
+def test_logout_ends_the_session(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "duty")
+    cookie = c.cookies.get("openline_session")
+    token = csrf_of(c.get("/").text)
+    assert c.post("/logout", data={"csrf": token}).headers["location"] == "/login"
+    stale = browser(a)
+    stale.cookies.set("openline_session", cookie or "", domain="testserver")
+    assert stale.get("/").status_code == 303
+
+
+def test_the_hub_announces_commits_that_touch_calls_to_every_listener() -> None:
+    hub = Hub()
+    got: list[list[str]] = [[], []]
+
+    async def main() -> None:
+        stop = False
+        streams = [hub.stream(lambda: stop) for _ in range(2)]
+        for s in streams:
+            assert await anext(s) == "retry: 1000\n\n"
+            assert await anext(s) == 'event: change\ndata: {"changed": ["connected"]}\n\n'
+        waits = [asyncio.ensure_future(anext(s)) for s in streams]
+        await asyncio.sleep(0)
+        tx = Tx(conn=None, now=0)  # type: ignore[arg-type]
+        hub.on_commit(tx)  # touched nothing: no event
+        tx.touched.add("calls")
+        threading.Thread(target=hub.on_commit, args=(tx,)).start()  # commits happen on worker threads
+        for i, w in enumerate(await asyncio.gather(*waits)):
+            got[i].append(w)
+        stop = True
+        for s in streams:
+            await s.aclose()
+
+    asyncio.run(main())
+    for lines in got:
+        assert lines == ['event: change\ndata: {"changed": ["calls"], "n": 1}\n\n']
+    assert hub.listeners == 0
+
+
+@pytest.mark.parametrize("path", ["/static/console.js", "/static/console.css", "/static/vendor/htmx.min.js"])
+def test_assets_are_served_from_the_package(nodes: tuple[Node, Node], path: str) -> None:
+    a, _ = nodes
+    r = browser(a).get(path)
+    assert r.status_code == 200
+    assert len(r.content) > 1000
