@@ -51,6 +51,7 @@ format: venv
 bench: venv
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/escalation.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
