@@ -39,6 +39,9 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/users/{name}/reset-password"): ADMIN,
     ("GET", "/api/v1/audit"): frozenset({Role.ADMINISTRATOR, Role.AUDITOR}),
     ("POST", "/api/v1/users/{name}/totp"): ADMIN,
+    ("POST", "/api/v1/handovers"): WORKERS,
+    ("GET", "/api/v1/handovers"): ALL,
+    ("POST", "/api/v1/handovers/{handover_id}/acknowledge"): WORKERS,
     ("GET", "/api/v1/lines/{peer}/policy"): ALL,
     ("PUT", "/api/v1/lines/{peer}/policy"): ADMIN,
     ("GET", "/api/v1/alerts"): ALL,
@@ -71,7 +74,9 @@ def test_the_matrix_covers_every_local_route(nodes: tuple[Node, Node]) -> None:
 
 
 def _request(client: TestClient, method: str, path: str, call_id: str, peer_card: dict[str, Any]) -> Any:
-    url = path.format(call_id=call_id, name="victim", peer="moscow", alert_id=1, shift_id=1, override_id=1)
+    url = path.format(
+        call_id=call_id, name="victim", peer="moscow", alert_id=1, shift_id=1, override_id=1, handover_id=1
+    )
     body: dict[str, Any] | None = None
     if path == "/api/v1/lines":
         body = {"card": peer_card}
@@ -91,6 +96,8 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
             "tz": "Europe/Berlin",
             "duration_s": 28_800,
         }
+    elif path == "/api/v1/handovers" and method == "POST":
+        body = {"note": "matrix"}
     elif path == "/api/v1/overrides":
         body = {"user": "victim", "start": "2026-11-27T06:00:00Z", "end": "2026-11-27T14:00:00Z"}
     return client.request(method, url, json=body)

@@ -261,3 +261,31 @@ def test_assets_are_served_from_the_package(nodes: tuple[Node, Node], path: str)
     r = browser(a).get(path)
     assert r.status_code == 200
     assert len(r.content) > 1000
+
+
+def test_a_handover_in_the_console_lists_the_open_call_and_is_acknowledged(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    add_user(b, "night", Role.WATCH_OFFICER)
+    call_id = place_and_ring(a, b, "Convoy still waiting")
+    day = browser(b)
+    log_in(day, "duty")
+    r = day.post(
+        "/handovers", data={"csrf": csrf_of(day.get("/").text), "note": "Call stuttgart back first."}
+    )
+    assert r.status_code == 303
+    board = day.get("/").text
+    assert "Handover from duty" in board
+    assert "Acknowledge handover" not in board  # not by its writer
+    nxt = browser(b)
+    log_in(nxt, "night")
+    board = nxt.get("/").text
+    assert "Call stuttgart back first." in board
+    assert f'href="/calls/{call_id}"' in board
+    handover_id = b.api.get("/api/v1/handovers").json()[0]["id"]
+    r = nxt.post(f"/handovers/{handover_id}/ack", data={"csrf": csrf_of(board)})
+    assert r.status_code == 303
+    assert "Handover from duty" not in nxt.get("/").text
+    assert b.api.get("/api/v1/handovers").json()[0]["acknowledged_by"] == "night"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from openline.adapters.schema import calls, notifications
@@ -381,3 +382,65 @@ def show_shift_end(roster: dict[str, Any]) -> str:
     start = datetime.fromisoformat(shift["start_local"] + "+00:00")
     end = start + timedelta(seconds=shift["duration_s"])
     return end.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_handover_carries_the_open_calls_and_is_acknowledged_by_the_next_officer(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = floor
+    ringing = place_and_ring(a, b, "still ringing")
+    with b.station.tx() as tx:
+        accounts.create_user(tx.conn, tx.now, "night", Role.WATCH_OFFICER, PASSWORD)
+    duty = TestClient(b.app, headers={"Authorization": f"Bearer {token_for(b, 'duty')}"})
+    night = TestClient(b.app, headers={"Authorization": f"Bearer {token_for(b, 'night')}"})
+    before = b.snapshot()
+    for body in ({"note": ""}, {"note": "x" * 4001}, {}):
+        r = duty.post("/api/v1/handovers", json=body)
+        assert r.status_code == 422, body
+    assert b.snapshot() == before
+    r = duty.post("/api/v1/handovers", json={"note": "Stuttgart's convoy call is still ringing; call back."})
+    assert r.status_code == 201, r.text
+    handover = r.json()
+    assert [c["id"] for c in handover["open_items"]["calls"]] == [ringing]
+    assert handover["open_items"]["calls"][0]["state"] == "ringing"
+    assert handover["acknowledged_at"] is None
+    assert (
+        duty.post(f"/api/v1/handovers/{handover['id']}/acknowledge").status_code == 409
+    )  # not by its writer
+    r = night.post(f"/api/v1/handovers/{handover['id']}/acknowledge")
+    assert r.status_code == 200
+    assert r.json()["acknowledged_by"] == "night"
+    assert night.post(f"/api/v1/handovers/{handover['id']}/acknowledge").status_code == 409
+    assert b.api.get("/api/v1/handovers", params={"pending": True}).json() == []
+    actions = [e["action"] for e in b.api.get("/api/v1/audit").json()]
+    assert "handover.give" in actions
+    assert "handover.acknowledge" in actions
+
+
+def test_a_handover_nobody_acknowledges_raises_an_alert(floor: tuple[Node, Node], clock: FakeClock) -> None:
+    _, b = floor
+    r = b.api.post("/api/v1/handovers", json={"note": "quiet night"})
+    assert r.status_code == 201
+    assert watch.audit_handovers(b.station) == 0
+    clock.advance(watch.HANDOVER_ACK_S)
+    assert watch.audit_handovers(b.station) == 1
+    assert watch.audit_handovers(b.station) == 0
+    kinds = [x["kind"] for x in b.api.get("/api/v1/alerts", params={"open": True}).json()]
+    assert "handover_unacknowledged" in kinds
+
+
+def test_an_auditor_sees_handovers_without_their_note(floor: tuple[Node, Node]) -> None:
+    _, b = floor
+    assert b.api.post("/api/v1/handovers", json={"note": "private words"}).status_code == 201
+    with b.station.tx() as tx:
+        accounts.create_user(tx.conn, tx.now, "inspector", Role.AUDITOR, PASSWORD)
+    auditor = TestClient(b.app, headers={"Authorization": f"Bearer {token_for(b, 'inspector')}"})
+    (seen,) = auditor.get("/api/v1/handovers").json()
+    assert seen["note"] is None
+    assert seen["from"] == "admin"
+
+
+def token_for(node: Node, name: str) -> str:
+    with node.station.tx() as tx:
+        user_id = accounts.check_password(tx.conn, name, PASSWORD).user_id
+        return accounts.issue_token(tx.conn, tx.now, user_id, "test")

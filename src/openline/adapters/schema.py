@@ -249,3 +249,15 @@ alerts = Table(
     Column("acknowledged_by", String(64)),
     UniqueConstraint("kind", "subject", name="uq_alerts_kind_subject"),
 )
+
+handovers = Table(
+    "handovers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("from_user", String(64), nullable=False),
+    Column("note", Text, nullable=False),  # the outgoing officer's words: content, kept local
+    Column("open_items", Text, nullable=False),  # JSON: what was open when it was written
+    Column("created_at", BigInteger, nullable=False),
+    Column("acknowledged_by", String(64)),
+    Column("acknowledged_at", BigInteger),
+)

@@ -83,6 +83,10 @@ class AddOverride(Strict):
     replaces: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+class HandOver(Strict):
+    note: str = Field(min_length=1, max_length=watch.MAX_NOTE)
+
+
 class AddLine(Strict):
     card: dict[str, Any]
     answer_deadline_s: int | None = Field(default=None, ge=5, le=86_400)
@@ -321,3 +325,27 @@ def add_override(station: StationDep, who: PrincipalDep, req: AddOverride) -> di
 def remove_override(station: StationDep, who: PrincipalDep, override_id: RowId) -> None:
     who.require(Permission.MANAGE_ROSTER)
     watch.remove_override(station, who.name, override_id)
+
+
+@router.post("/handovers", status_code=201)
+def hand_over(station: StationDep, who: PrincipalDep, req: HandOver) -> dict[str, Any]:
+    who.require(Permission.WORK_CALLS)
+    return watch.hand_over(station, who.name, req.note)
+
+
+@router.get("/handovers")
+def get_handovers(
+    station: StationDep,
+    who: PrincipalDep,
+    pending: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> list[dict[str, Any]]:
+    who.require(Permission.VIEW)
+    content = who.can(Permission.READ_CONTENT)
+    return watch.list_handovers(station, content=content, pending_only=pending, limit=limit)
+
+
+@router.post("/handovers/{handover_id}/acknowledge")
+def acknowledge_handover(station: StationDep, who: PrincipalDep, handover_id: RowId) -> dict[str, Any]:
+    who.require(Permission.WORK_CALLS)
+    return watch.acknowledge_handover(station, who.name, handover_id)

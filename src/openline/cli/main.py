@@ -35,6 +35,8 @@ shift_app = typer.Typer(help="Shifts on the duty roster.", no_args_is_help=True)
 app.add_typer(shift_app, name="shift")
 override_app = typer.Typer(help="Overrides and swaps on the duty roster.", no_args_is_help=True)
 app.add_typer(override_app, name="override")
+handover_app = typer.Typer(help="Hand the watch over, and acknowledge a handover.", no_args_is_help=True)
+app.add_typer(handover_app, name="handover")
 out = Console()
 err = Console(stderr=True)
 
@@ -688,6 +690,64 @@ def override_remove(home: HomeOpt, override_id: Annotated[int, typer.Argument(me
     with client(home) as c:
         c.delete(f"/overrides/{override_id}")
     out.print(f"Override {override_id} removed.")
+
+
+def _print_handover(x: dict[str, Any]) -> None:
+    state = (
+        f"acknowledged by {x['acknowledged_by']} at {x['acknowledged_at']}"
+        if x["acknowledged_at"]
+        else "pending"
+    )
+    out.print(f"Handover {x['id']} from [bold]{x['from']}[/] at {x['created_at']}: {state}")
+    if x["note"] is not None:
+        out.print(f"  {x['note']}", markup=False)
+    items = x["open_items"]
+    for c in items["calls"]:
+        out.print(f"  open call {c['id']} {c['direction']} {c['peer']} {c['priority']} {c['state']}")
+    for a in items["alerts"]:
+        out.print(f"  open alert {a['id']} {a['kind']} {a['subject']}")
+
+
+@handover_app.command("give")
+def handover_give(
+    home: HomeOpt,
+    note: Annotated[str, typer.Option(help="What the next watch must know.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Hand the watch over: your note, and everything still open, for the next officer."""
+    with client(home) as c:
+        data = c.post("/handovers", {"note": note})
+    emit(data, as_json, _print_handover)
+
+
+@handover_app.command("ack")
+def handover_ack(
+    home: HomeOpt, handover_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+) -> None:
+    """Acknowledge a handover as the incoming officer."""
+    with client(home) as c:
+        data = c.post(f"/handovers/{handover_id}/acknowledge")
+    emit(data, as_json, _print_handover)
+
+
+@app.command("handovers")
+def handovers_cmd(
+    home: HomeOpt,
+    pending: Annotated[bool, typer.Option("--pending", help="Only handovers nobody acknowledged.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List handovers, newest first, with what was open and who acknowledged them."""
+    with client(home) as c:
+        rows = c.get("/handovers", params={"pending": pending, "limit": limit})
+
+    def render(items: list[dict[str, Any]]) -> None:
+        for x in items:
+            _print_handover(x)
+        if not items:
+            out.print("No handovers.")
+
+    emit(rows, as_json, render)
 
 
 @app.command()

@@ -188,6 +188,7 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
         "on_duty": roster["on_duty"],
         "next_handover": roster["next_handover"],
         "alerts": watch.list_alerts(station, open_only=True, limit=20),
+        "handovers": watch.list_handovers(station, content=content, pending_only=True, limit=5),
     }
 
 
@@ -277,6 +278,28 @@ async def ack_alert(request: Request, alert_id: RowId) -> Response:
     session, _ = await _posted(request)
     session.principal.require(Permission.WORK_CALLS)
     watch.acknowledge_alert(_station(request), session.principal.name, alert_id)
+    return redirect("/")
+
+
+@router.post("/handovers")
+async def hand_over(request: Request) -> Response:
+    session, form = await _posted(request)
+    session.principal.require(Permission.WORK_CALLS)
+    try:
+        watch.hand_over(_station(request), session.principal.name, form.get("note", ""))
+    except OpenLineError as exc:
+        return render(request, "board.html", status=exc.status, error=exc.detail, **_board(request, session))
+    return redirect("/")
+
+
+@router.post("/handovers/{handover_id}/ack")
+async def ack_handover(request: Request, handover_id: RowId) -> Response:
+    session, _ = await _posted(request)
+    session.principal.require(Permission.WORK_CALLS)
+    try:
+        watch.acknowledge_handover(_station(request), session.principal.name, handover_id)
+    except OpenLineError as exc:
+        return render(request, "board.html", status=exc.status, error=exc.detail, **_board(request, session))
     return redirect("/")
 
 

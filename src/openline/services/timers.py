@@ -87,6 +87,7 @@ class Auditor(Loop):
 
     def step(self) -> float:
         watch.audit_escalations(self.station)
+        watch.audit_handovers(self.station)
         now = self._monotonic()
         if self._roster_checked is None or now - self._roster_checked >= ROSTER_EVERY_SECONDS:
             watch.check_roster_gaps(self.station)
