@@ -289,3 +289,94 @@ def test_a_handover_in_the_console_lists_the_open_call_and_is_acknowledged(
     assert r.status_code == 303
     assert "Handover from duty" not in nxt.get("/").text
     assert b.api.get("/api/v1/handovers").json()[0]["acknowledged_by"] == "night"
+
+
+def test_history_filters_and_exports_csv_safely(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    add_user(b, "inspector", Role.AUDITOR)
+    flash = place_and_ring(a, b, '=HYPERLINK("http://evil")', "flash")
+    routine = place_and_ring(a, b, "Routine check", "routine")
+    c = browser(b)
+    log_in(c, "duty")
+    page = c.get("/history", params={"priority": "flash"})
+    assert page.status_code == 200
+    assert flash in page.text
+    assert routine not in page.text
+    assert c.get("/history", params={"since": "yesterday"}).status_code == 422
+    export = c.get("/history.csv", params={"priority": "flash"})
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    assert "attachment" in export.headers["content-disposition"]
+    header, row = export.text.strip().split("\r\n")
+    assert header.startswith("id,peer,direction,priority,state,subject")
+    assert row.startswith(f"{flash},stuttgart,in,flash,ringing,")
+    assert "\"'=HYPERLINK" in row  # a formula is exported as text
+    auditor = browser(b)
+    log_in(auditor, "inspector")
+    withheld = auditor.get("/history.csv").text
+    assert len(withheld.strip().split("\r\n")) == 3  # the header and both calls
+    assert "HYPERLINK" not in withheld
+    assert "Routine check" not in withheld
+
+
+def test_the_roster_page_shows_the_week(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    _, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    r = b.api.post(
+        "/api/v1/shifts",
+        json={
+            "user": "duty",
+            "start_local": "2020-01-01T06:00",
+            "tz": "UTC",
+            "duration_s": 8 * 3600,
+            "rrule": "FREQ=DAILY",
+        },
+    )
+    assert r.status_code == 201, r.text
+    c = browser(b)
+    log_in(c, "duty")
+    page = c.get("/roster")
+    assert page.status_code == 200
+    assert page.text.count("<strong>duty</strong> 06:00\u201314:00") == 7  # an en dash
+    assert "Nobody on duty from" in page.text  # 14:00 to 06:00 every day
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_against_every_console_page(nodes: tuple[Node, Node], role: Role) -> None:
+    a, b = nodes
+    name = "who-" + role.value.replace("_", "-")
+    add_user(b, name, role)
+    call_id = place_and_ring(a, b, "Matrix call")
+    c = browser(b)
+    log_in(c, name)
+    for path in (
+        "/",
+        "/board",
+        "/history",
+        "/history.csv",
+        "/roster",
+        f"/calls/{call_id}",
+        f"/calls/{call_id}/live",
+    ):
+        r = c.get(path)
+        assert r.status_code == 200, (role, path, r.status_code)
+        if path != "/roster":  # the roster shows no calls
+            assert ("Matrix call" in r.text) == (role is not Role.AUDITOR), (role, path)
+    token = csrf_of(c.get("/").text)
+    works = role is not Role.AUDITOR
+    before = b.snapshot()
+    for path, data in (
+        (f"/calls/{call_id}/pickup", {}),
+        ("/calls", {"peer": "stuttgart", "subject": "x", "priority": "routine"}),
+        ("/handovers", {"note": "n"}),
+        ("/alerts/1/ack", {}),
+    ):
+        r = c.post(path, data={"csrf": token, **data})
+        if works:
+            assert r.status_code != 403, (role, path)
+        else:
+            assert r.status_code == 403, (role, path)
+            assert r.json()["code"] == "forbidden"
+    if not works:
+        assert b.snapshot() == before

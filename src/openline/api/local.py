@@ -127,10 +127,25 @@ def get_calls(
     station: StationDep,
     who: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    state: str | None = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    peer: Annotated[str | None, Query(max_length=63)] = None,
+    direction: Annotated[str | None, Query(max_length=3)] = None,
+    priority: Annotated[str | None, Query(max_length=16)] = None,
+    since: Annotated[str | None, Query(max_length=40, description="RFC 3339: placed at or after")] = None,
+    until: Annotated[str | None, Query(max_length=40, description="RFC 3339: placed before")] = None,
 ) -> list[dict[str, Any]]:
     who.require(Permission.VIEW)
-    return calls.list_calls(station, limit=limit, state=state, content=who.can(Permission.READ_CONTENT))
+    where = calls.CallFilter(state, peer, direction, priority, _time(since, "since"), _time(until, "until"))
+    return calls.list_calls(station, limit=limit, content=who.can(Permission.READ_CONTENT), where=where)
+
+
+def _time(value: str | None, what: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"{what}: expected an RFC 3339 time, got {value!r}") from None
 
 
 @router.post("/calls", status_code=201)
@@ -294,13 +309,7 @@ def get_roster(
     station: StationDep, who: PrincipalDep, at: Annotated[str | None, Query(max_length=40)] = None
 ) -> dict[str, Any]:
     who.require(Permission.VIEW)
-    when = None
-    if at is not None:
-        try:
-            when = parse_rfc3339(at)
-        except (ValueError, TypeError):
-            raise InvalidInput(f"at: expected an RFC 3339 time, got {at!r}") from None
-    return watch.roster_view(station, when)
+    return watch.roster_view(station, _time(at, "at"))
 
 
 @router.post("/shifts", status_code=201)

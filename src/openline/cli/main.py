@@ -223,13 +223,20 @@ def call(
 def calls_cmd(
     home: HomeOpt,
     state: Annotated[str | None, typer.Option(help="Only calls in this state.")] = None,
+    peer: Annotated[str | None, typer.Option(help="Only calls on the line with this peer.")] = None,
+    direction: Annotated[str | None, typer.Option(help="Only inbound (in) or outbound (out) calls.")] = None,
+    priority: Annotated[str | None, typer.Option(help="Only calls of this priority.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only calls placed at or after this RFC 3339 time.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Only calls placed before this RFC 3339 time.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """List calls, newest first, with the time of each state."""
     params: dict[str, Any] = {"limit": limit}
-    if state:
-        params["state"] = state
+    filters = {"state": state, "peer": peer, "direction": direction, "priority": priority}
+    params.update({k: v for k, v in {**filters, "since": since, "until": until}.items() if v})
     with client(home) as c:
         rows = c.get("/calls", params=params)
 

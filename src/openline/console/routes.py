@@ -9,6 +9,8 @@ announces a change.
 
 from __future__ import annotations
 
+import csv
+import io
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,6 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from openline.api.local import RowId
 from openline.console.live import Hub
+from openline.core.clock import parse_rfc3339
 from openline.errors import CsrfRefused, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
 from openline.services import calls, lines, sessions, watch
 from openline.services.accounts import Permission
@@ -301,6 +304,91 @@ async def ack_handover(request: Request, handover_id: RowId) -> Response:
     except OpenLineError as exc:
         return render(request, "board.html", status=exc.status, error=exc.detail, **_board(request, session))
     return redirect("/")
+
+
+# History and the roster --------------------------------------------------------------
+
+HISTORY_LIMIT = 500
+CSV_LIMIT = 100_000
+CSV_FIELDS = (
+    "id", "peer", "direction", "priority", "state", "subject", "picked_up_by", *calls.TIME_FIELDS,
+)  # fmt: skip
+
+
+def _filter(request: Request) -> tuple[calls.CallFilter, dict[str, str]]:
+    q = request.query_params
+    chosen = {k: q[k] for k in ("state", "peer", "direction", "priority", "since", "until") if q.get(k)}
+
+    def at(key: str) -> int | None:
+        if key not in chosen:
+            return None
+        try:  # a date from the form means its midnight UTC
+            text = chosen[key] if "T" in chosen[key] else chosen[key] + "T00:00:00Z"
+            return parse_rfc3339(text)
+        except (ValueError, TypeError):
+            raise InvalidInput(f"{key}: expected a date (2026-11-26) or an RFC 3339 time") from None
+
+    f = calls.CallFilter(
+        chosen.get("state"),
+        chosen.get("peer"),
+        chosen.get("direction"),
+        chosen.get("priority"),
+        at("since"),
+        at("until"),
+    )
+    return f, chosen
+
+
+@router.get("/history")
+def history(request: Request) -> HTMLResponse:
+    session = _session(request)
+    who = session.principal
+    who.require(Permission.VIEW)
+    context: dict[str, Any] = {"session": session, "lines": lines.list_lines(_station(request))}
+    try:
+        where, chosen = _filter(request)
+        rows = calls.list_calls(
+            _station(request), limit=HISTORY_LIMIT, content=who.can(Permission.READ_CONTENT), where=where
+        )
+    except InvalidInput as exc:
+        return render(request, "history.html", status=422, error=exc.detail, calls=[], chosen={}, **context)
+    return render(request, "history.html", calls=rows, chosen=chosen, csv_query=request.url.query, **context)
+
+
+def _csv_cell(value: Any) -> str:
+    """Text for a spreadsheet: a cell that starts like a formula is quoted as text."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@router.get("/history.csv")
+def history_csv(request: Request) -> Response:
+    session = _session(request)
+    who = session.principal
+    who.require(Permission.VIEW)
+    where, _ = _filter(request)
+    rows = calls.list_calls(
+        _station(request), limit=CSV_LIMIT, content=who.can(Permission.READ_CONTENT), where=where
+    )
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_FIELDS)
+    for row in rows:
+        writer.writerow([_csv_cell(row[field]) for field in CSV_FIELDS])
+    name = f"openline-{_station(request).name}-calls.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/roster")
+def roster_page(request: Request) -> HTMLResponse:
+    session = _session(request)
+    session.principal.require(Permission.VIEW)
+    station = _station(request)
+    return render(request, "roster.html", session=session, **watch.roster_week(station))
 
 
 # Live updates ------------------------------------------------------------------------

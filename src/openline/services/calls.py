@@ -10,6 +10,7 @@ stations show the same times.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, insert, select, update
@@ -431,16 +432,55 @@ def _call_json(station: Station, row: Any, content: bool) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class CallFilter:
+    """Which calls to list; every field optional. Times are µs since the epoch."""
+
+    state: str | None = None
+    peer: str | None = None
+    direction: str | None = None
+    priority: str | None = None
+    since: int | None = None  # placed at or after
+    until: int | None = None  # placed before
+
+    def check(self) -> None:
+        if self.state is not None and self.state not in {s.value for s in State}:
+            raise InvalidInput(
+                f"state must be one of {', '.join(s.value for s in State)}, got {self.state!r}"
+            )
+        if self.direction is not None and self.direction not in ("in", "out"):
+            raise InvalidInput(f"direction must be in or out, got {self.direction!r}")
+        if self.priority is not None:
+            _priority(self.priority)
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise InvalidInput("until must be after since")
+
+
 def list_calls(
-    station: Station, *, limit: int = 100, state: str | None = None, content: bool = True
+    station: Station,
+    *,
+    limit: int = 100,
+    state: str | None = None,
+    content: bool = True,
+    where: CallFilter | None = None,
 ) -> list[dict[str, Any]]:
-    if not 1 <= limit <= 1000:
-        raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
-    if state is not None and state not in {s.value for s in State}:
-        raise InvalidInput(f"state must be one of {', '.join(s.value for s in State)}, got {state!r}")
+    if not 1 <= limit <= 100_000:
+        raise InvalidInput(f"limit must be 1 to 100000, got {limit}")
+    f = where or CallFilter(state=state)
+    f.check()
     query = _with_place_envelope().order_by(calls.c.placed_at.desc(), calls.c.id.desc()).limit(limit)
-    if state is not None:
-        query = query.where(calls.c.state == state)
+    for column, value in (
+        (calls.c.state, f.state),
+        (calls.c.peer, f.peer),
+        (calls.c.direction, f.direction),
+        (calls.c.priority, f.priority),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if f.since is not None:
+        query = query.where(calls.c.placed_at >= f.since)
+    if f.until is not None:
+        query = query.where(calls.c.placed_at < f.until)
     with station.db.read() as conn:
         return [_call_json(station, row, content) for row in conn.execute(query).all()]
 

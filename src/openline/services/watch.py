@@ -787,3 +787,48 @@ def audit_handovers(station: Station) -> int:
             )
             for h in late
         )
+
+
+def roster_week(station: Station, days: int = 7) -> dict[str, Any]:
+    """The roster as a calendar: each day of the next `days` in the station's time zone,
+    with the shifts and overrides that touch it; gaps; who is on duty now."""
+    zone = _zone(station.time_zone)
+    now = _utc(station.clock.now())
+    first = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = first + timedelta(days=days)
+    with station.db.read() as conn:
+        shift_list, override_list = load_roster(conn)
+
+    def both(t: datetime) -> dict[str, str]:
+        return {
+            "utc": t.astimezone(UTC).isoformat(timespec="minutes").replace("+00:00", "Z"),
+            "local": t.astimezone(zone).strftime("%H:%M"),
+        }
+
+    entries: list[tuple[datetime, datetime, dict[str, Any]]] = []
+    for shift in shift_list:
+        for start, stop in roster.occurrences(shift, first, end):
+            entries.append((start, stop, {"user": shift.user, "kind": "shift", "shift": shift.id}))
+    for o in override_list:
+        if o.start < end and o.end > first:
+            entries.append((o.start, o.end, {"user": o.user, "kind": "override", "replaces": o.replaces}))
+    calendar = []
+    for i in range(days):
+        day_start = first + timedelta(days=i)
+        day_end = day_start + timedelta(days=1)
+        items = [
+            {**info, "start": both(max(s, day_start)), "end": both(min(e, day_end))}
+            for s, e, info in sorted(entries, key=lambda x: (x[0], x[2]["user"]))
+            if s < day_end and e > day_start
+        ]
+        calendar.append(
+            {"date": day_start.date().isoformat(), "weekday": day_start.strftime("%A"), "entries": items}
+        )
+    return {
+        "time_zone": station.time_zone,
+        "on_duty": roster.on_duty(shift_list, override_list, now),
+        "days": calendar,
+        "gaps": [
+            {"from": both(a), "until": both(b)} for a, b in roster.gaps(shift_list, override_list, now, end)
+        ],
+    }
