@@ -4,6 +4,7 @@ cookies, CSRF refusal, the one-time password, TOTP, what each role sees, live ev
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 
@@ -380,3 +381,59 @@ def test_every_role_against_every_console_page(nodes: tuple[Node, Node], role: R
             assert r.json()["code"] == "forbidden"
     if not works:
         assert b.snapshot() == before
+
+
+def test_an_administrator_manages_users_lines_and_policies_in_the_console(nodes: tuple[Node, Node]) -> None:
+    _, b = nodes
+    add_user(b, "chief", Role.ADMINISTRATOR)
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    c = browser(b)
+    log_in(c, "chief")
+    page = c.get("/admin")
+    assert page.status_code == 200
+    token = csrf_of(page.text)
+    r = c.post("/admin/users", data={"csrf": token, "name": "night", "role": "senior_watch_officer"})
+    assert r.status_code == 200
+    match = re.search(r"One-time password \(shown once\): (\S+)</p>", r.text)
+    assert match
+    fresh = browser(b)
+    assert log_in(fresh, "night", match.group(1)).headers["location"] == "/password"
+    before = b.snapshot()
+    bad = c.post("/admin/users", data={"csrf": token, "name": "Bad Name", "role": "auditor"})
+    assert bad.status_code == 422
+    assert b.snapshot() == before
+    assert c.post("/admin/users/duty/disable", data={"csrf": token}).status_code == 200
+    users = {u["name"]: u for u in b.api.get("/api/v1/users").json()}
+    assert users["duty"]["disabled"] is True
+    policy = json.dumps(
+        {
+            "steps": [{"targets": ["role:commander"], "delay_s": 30}],
+            "repeat": 0,
+            "final": {"targets": ["on_duty"], "delay_s": 120},
+        }
+    )
+    r = c.post("/admin/lines/stuttgart/policy", data={"csrf": token, "policy": policy})
+    assert r.status_code == 200, r.text
+    assert b.api.get("/api/v1/lines/stuttgart/policy").json()["policy"]["steps"][0]["targets"] == [
+        "role:commander"
+    ]
+    before = b.snapshot()
+    r = c.post("/admin/lines/stuttgart/policy", data={"csrf": token, "policy": "{not json"})
+    assert r.status_code == 422
+    assert b.snapshot() == before
+    r = c.post("/admin/lines", data={"csrf": token, "card": "{}"})
+    assert r.status_code in (400, 422)
+    assert b.snapshot() == before
+
+
+def test_the_admin_page_is_for_administrators(nodes: tuple[Node, Node]) -> None:
+    _, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    c = browser(b)
+    log_in(c, "duty")
+    assert c.get("/admin").status_code == 403
+    token = csrf_of(c.get("/").text)
+    before = b.snapshot()
+    assert c.post("/admin/users", data={"csrf": token, "name": "x", "role": "auditor"}).status_code == 403
+    assert c.post("/admin/lines/stuttgart/policy", data={"csrf": token, "policy": "{}"}).status_code == 403
+    assert b.snapshot() == before

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,8 +25,9 @@ from openline.api.local import RowId
 from openline.console.live import Hub
 from openline.core.clock import parse_rfc3339
 from openline.errors import CsrfRefused, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
-from openline.services import calls, lines, sessions, watch
-from openline.services.accounts import Permission
+from openline.services import accounts, calls, lines, sessions, watch
+from openline.services.accounts import Permission, Role
+from openline.services.lines import initiate_handshake
 from openline.services.sessions import Session
 from openline.services.station import Station
 
@@ -389,6 +392,138 @@ def roster_page(request: Request) -> HTMLResponse:
     session.principal.require(Permission.VIEW)
     station = _station(request)
     return render(request, "roster.html", session=session, **watch.roster_week(station))
+
+
+# Administration ----------------------------------------------------------------------
+
+
+def _admin(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
+    who = session.principal
+    if not (who.can(Permission.MANAGE_USERS) or who.can(Permission.MANAGE_LINES)):
+        who.require(Permission.MANAGE_USERS)  # raises, naming the roles that may
+    station = _station(request)
+    with station.db.read() as conn:
+        people = accounts.list_users(conn) if who.can(Permission.MANAGE_USERS) else []
+    line_list = lines.list_lines(station)
+    policies = {
+        line["peer"]: json.dumps(watch.show_policy(station, line["peer"])["policy"], indent=2)
+        for line in line_list
+    }
+    return {
+        "session": session,
+        "users": people,
+        "lines": line_list,
+        "policies": policies,
+        "roles": [r.value for r in Role],
+        "can_users": who.can(Permission.MANAGE_USERS),
+        "can_lines": who.can(Permission.MANAGE_LINES),
+        "card": json.dumps(station.card.to_json(), indent=2),
+        **extra,
+    }
+
+
+@router.get("/admin")
+def admin_page(request: Request) -> HTMLResponse:
+    session = _session(request)
+    return render(request, "admin.html", **_admin(request, session))
+
+
+async def _admin_action(request: Request, permission: Permission) -> tuple[Session, dict[str, str]]:
+    session, form = await _posted(request)
+    session.principal.require(permission)
+    return session, form
+
+
+def _admin_result(request: Request, session: Session, done: Callable[[], str]) -> HTMLResponse:
+    try:
+        message = done()
+    except OpenLineError as exc:
+        return render(request, "admin.html", status=exc.status, error=exc.detail, **_admin(request, session))
+    return render(request, "admin.html", message=message, **_admin(request, session))
+
+
+@router.post("/admin/users")
+async def admin_add_user(request: Request) -> HTMLResponse:
+    session, form = await _admin_action(request, Permission.MANAGE_USERS)
+    station = _station(request)
+
+    def done() -> str:
+        password = accounts.one_time_password()
+        with station.tx() as tx:
+            accounts.create_user(
+                tx.conn,
+                tx.now,
+                form.get("name", ""),
+                accounts.parse_role(form.get("role", "")),
+                password,
+                must_change_password=True,
+                actor=session.principal.name,
+                email=form.get("email") or None,
+            )
+        return f"User {form.get('name')} added. One-time password (shown once): {password}"
+
+    return _admin_result(request, session, done)
+
+
+@router.post("/admin/users/{name}/{action}")
+async def admin_user_action(request: Request, name: str, action: str) -> HTMLResponse:
+    session, _ = await _admin_action(request, Permission.MANAGE_USERS)
+    station, actor = _station(request), session.principal.name
+
+    def done() -> str:
+        if action in ("disable", "enable"):
+            with station.tx() as tx:
+                accounts.set_disabled(tx.conn, tx.now, actor, name, action == "disable")
+            return f"User {name} {action}d."
+        if action == "reset-password":
+            with station.tx() as tx:
+                password = accounts.reset_password(tx.conn, tx.now, actor, name, None)
+            return f"New one-time password for {name} (shown once): {password}"
+        raise InvalidInput(f"no action {action!r}")
+
+    return _admin_result(request, session, done)
+
+
+@router.post("/admin/lines")
+async def admin_add_line(request: Request) -> HTMLResponse:
+    session, form = await _admin_action(request, Permission.MANAGE_LINES)
+    station = _station(request)
+
+    def done() -> str:
+        try:
+            card = json.loads(form.get("card", ""))
+        except ValueError as exc:
+            raise InvalidInput(f"card: not JSON: {exc}") from None
+        deadline = form.get("answer_deadline_s") or None
+        peer = lines.add_line(
+            station,
+            card,
+            answer_deadline_s=int(deadline) if deadline and deadline.isdigit() else None,
+            actor=session.principal.name,
+        )
+        try:
+            initiate_handshake(station, request.app.state.transport, peer)
+        except OpenLineError as exc:
+            return f"Pinned {peer}; the line is pending: {lines.handshake_error(exc)}"
+        return f"Pinned {peer}; compare its fingerprint with the peer out of band."
+
+    return _admin_result(request, session, done)
+
+
+@router.post("/admin/lines/{peer}/policy")
+async def admin_set_policy(request: Request, peer: str) -> HTMLResponse:
+    session, form = await _admin_action(request, Permission.MANAGE_LINES)
+    station = _station(request)
+
+    def done() -> str:
+        try:
+            policy = json.loads(form.get("policy", ""))
+        except ValueError as exc:
+            raise InvalidInput(f"policy: not JSON: {exc}") from None
+        watch.set_policy(station, session.principal.name, peer, policy)
+        return f"Escalation policy of the line with {peer} saved; calls already ringing keep theirs."
+
+    return _admin_result(request, session, done)
 
 
 # Live updates ------------------------------------------------------------------------
