@@ -30,6 +30,7 @@ class StationProcess:
     log_path: Path = field(init=False)
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. OPENLINE_WEBHOOK_URLS
+    listen: str | None = None  # serve on this HOST:PORT instead of the URL's (a second process)
 
     def __post_init__(self) -> None:
         self.log_path = self.home.parent / f"{self.name}.log"
@@ -43,7 +44,7 @@ class StationProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.listen}" if self.listen else f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
@@ -54,7 +55,10 @@ class StationProcess:
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*OPENLINE, "serve"], env=self.env(), stdout=log, stderr=subprocess.STDOUT
+                [*OPENLINE, "serve", *(["--listen", self.listen] if self.listen else [])],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

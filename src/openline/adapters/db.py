@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event
+from sqlalchemy import Connection, Engine, Select, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -94,6 +94,60 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+CHANGES_CHANNEL = "openline_changes"
+
+
+def announce(conn: Connection, payload: str) -> None:
+    """Tell every process sharing this PostgreSQL database that this transaction changed
+    something (delivered at commit, not at all on rollback). SQLite has one process."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANGES_CHANNEL, "payload": payload}
+        )
+
+
+class ChangeListener:
+    """A thread that LISTENs on PostgreSQL for `announce`d changes and hands each
+    payload to `on_change` (in this process: the console's live updates)."""
+
+    def __init__(self, db: Database, on_change: Callable[[str], None], poll_seconds: float = 1.0) -> None:
+        self.db = db
+        self.on_change = on_change
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+        self.listening = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception:  # the database went away: try again shortly
+                log.exception("listening for changes failed; retrying")
+                self.listening.clear()
+                self._stop.wait(self.poll_seconds)
+
+    def _listen(self) -> None:
+        raw = self.db.engine.raw_connection()
+        try:
+            conn = raw.driver_connection
+            conn.autocommit = True  # type: ignore[union-attr]
+            conn.execute(f"LISTEN {CHANGES_CHANNEL}")  # type: ignore[union-attr]
+            self.listening.set()
+            while not self._stop.is_set():
+                for note in conn.notifies(timeout=self.poll_seconds):  # type: ignore[union-attr]
+                    self.on_change(note.payload)
+        finally:
+            raw.invalidate()  # its session is LISTENing: never back into the pool
 
 
 def for_update(conn: Connection, query: Select[Any], *, skip_locked: bool = False) -> Select[Any]:

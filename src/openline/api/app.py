@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from openline import __version__
+from openline.adapters.db import ChangeListener
 from openline.adapters.notify import Channel
 from openline.adapters.transport import Transport
 from openline.api import federation, local, problems
@@ -33,8 +34,16 @@ def create_app(
     transport = transport or default_transport(station)
     background = Workers(station, transport, channels) if workers else None
 
+    hub = Hub()
+    listener = None
+    if station.db.engine.dialect.name == "postgresql":
+        hub.via_database = True
+        listener = ChangeListener(station.db, hub.on_announcement)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if listener is not None:
+            listener.start()
         if background is not None:
             background.start()
         try:
@@ -42,6 +51,8 @@ def create_app(
         finally:
             if background is not None:
                 background.stop()
+            if listener is not None:
+                listener.stop()
             station.db.dispose()
 
     app = FastAPI(
@@ -54,7 +65,7 @@ def create_app(
     app.state.station = station
     app.state.transport = transport
     app.state.max_request_bytes = max_request_bytes
-    app.state.hub = hub = Hub()
+    app.state.hub = hub
     station.on_commit.append(hub.on_commit)
     problems.install(app)
     app.include_router(local.router)

@@ -1,8 +1,10 @@
 """Live updates for the console: every commit that changes calls or alerts is announced
 to each connected browser over Server-Sent Events, which then re-fetches what it shows.
 
-The hub runs in the one `serve` process (several processes sharing PostgreSQL would
-fan out with LISTEN/NOTIFY; not built yet). Commits happen on worker threads, so
+With SQLite there is one `serve` process and its commits feed the hub directly; with
+PostgreSQL every commit also NOTIFYs, and each process's hub is fed by a LISTENing
+thread, so a browser connected to any process hears of changes made by all of them.
+Commits happen on worker threads, so
 `publish` hands the event to the event loop thread-safely. A slow browser never holds
 anything up: each has a bounded queue, and a full queue just drops the event (the next
 one makes it re-fetch everything anyway).
@@ -29,10 +31,23 @@ class Hub:
         self._lock = threading.Lock()
         self.published = 0
 
+    # With PostgreSQL every process hears every commit (its own included) through
+    # LISTEN/NOTIFY (`adapters.db.ChangeListener` calls `on_announcement`), so the local
+    # hook stays quiet; with SQLite there is one process and the hook is the source.
+    via_database = False
+
     def on_commit(self, tx: Tx) -> None:
         """`Station.on_commit` hook."""
-        if tx.touched:
+        if tx.touched and not self.via_database:
             self.publish(sorted(tx.touched))
+
+    def on_announcement(self, payload: str) -> None:
+        try:
+            what = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(what, list) and all(isinstance(w, str) for w in what):
+            self.publish(what)
 
     def publish(self, what: list[str]) -> None:
         with self._lock:

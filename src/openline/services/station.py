@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 
-from openline.adapters.db import Database
+from openline.adapters.db import Database, announce
 from openline.core.card import Card
 from openline.core.clock import Clock
 from openline.core.keys import StationKeys
@@ -78,6 +79,8 @@ class Station:
             tx = Tx(conn, self.clock.now())
             yield tx
             tx.flush()
+            if tx.touched:  # other processes sharing the database hear of it at commit
+                announce(conn, json.dumps(sorted(tx.touched)))
         if tx.wake_lines or tx.new_deadline or tx.touched:
             for hook in self.on_commit:
                 hook(tx)
