@@ -183,6 +183,11 @@ def test_totp_is_required_once_enrolled(nodes: tuple[Node, Node], clock: FakeClo
     clock.advance(4)
     code = pyotp.TOTP(secret).at(clock.now() // 1_000_000)
     assert log_in(c, "duty", totp=code).status_code == 303
+    again = browser(a)  # the same code a second time, even within its 30 s: refused
+    assert log_in(again, "duty", totp=code).status_code == 401
+    clock.advance(31)
+    code = pyotp.TOTP(secret).at(clock.now() // 1_000_000)
+    assert log_in(again, "duty", totp=code).status_code == 303
 
 
 def test_an_auditor_sees_the_board_without_content_or_pick_up(nodes: tuple[Node, Node]) -> None:

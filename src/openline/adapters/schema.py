@@ -42,6 +42,7 @@ users = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("email", String(254)),  # where e-mail notifications go, if any
     Column("totp_secret", String(64)),  # base32; set when the user enrolled a second factor
+    Column("totp_last_step", BigInteger),  # the last 30-s step whose code was accepted (no reuse)
 )
 
 sessions = Table(

@@ -17,6 +17,7 @@ refused attempt does not even check the password: it costs an attacker time, not
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -84,6 +85,21 @@ def _record_failure(conn: Connection, keys: list[str], now: int) -> None:
             )
 
 
+def _totp_step(secret: str, code: str | None, now: int, last_step: int | None) -> int | None:
+    """The 30-second step whose code `code` is, within one step of now (clock drift), and
+    later than the last one accepted: a code works once (RFC 6238, section 5.2)."""
+    if not code:
+        return None
+    totp = pyotp.TOTP(secret)
+    current = now // MICROS // totp.interval
+    for step in (current - 1, current, current + 1):
+        if last_step is not None and step <= last_step:
+            continue
+        if hmac.compare_digest(totp.at(step * totp.interval), code.strip()):
+            return step
+    return None
+
+
 def login(station: Station, username: str, password: str, totp_code: str | None, client: str) -> Session:
     """Check the credentials and open a session, or refuse: `unauthorized` (one message
     for every wrong part, so it tells an attacker nothing) or `too_many_attempts`."""
@@ -96,13 +112,11 @@ def login(station: Station, username: str, password: str, totp_code: str | None,
         try:
             principal = accounts.check_password(tx.conn, username, password)
             row = tx.conn.execute(select(users).where(users.c.id == principal.user_id)).one()
-            if row.totp_secret and not (
-                totp_code
-                and pyotp.TOTP(row.totp_secret).verify(
-                    totp_code.strip(), for_time=tx.now // MICROS, valid_window=1
-                )
-            ):
-                raise Unauthorized("unknown user, wrong password or wrong code")
+            if row.totp_secret:
+                step = _totp_step(row.totp_secret, totp_code, tx.now, row.totp_last_step)
+                if step is None:
+                    raise Unauthorized("unknown user, wrong password or wrong code")
+                tx.conn.execute(update(users).where(users.c.id == row.id).values(totp_last_step=step))
         except Unauthorized:
             _record_failure(tx.conn, keys, tx.now)
             accounts.record(tx.conn, tx.now, f"ip:{client[:64]}", "login.failed", username[:64])
