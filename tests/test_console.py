@@ -428,6 +428,10 @@ def test_an_administrator_manages_users_lines_and_policies_in_the_console(nodes:
     assert b.snapshot() == before
     r = c.post("/admin/lines", data={"csrf": token, "card": "{}"})
     assert r.status_code in (400, 422)
+    card = json.dumps(b.station.card.to_json())  # well-formed, but the deadline is not
+    r = c.post("/admin/lines", data={"csrf": token, "card": card, "answer_deadline_s": "soon"})
+    assert r.status_code == 422
+    assert "whole seconds" in r.text
     assert b.snapshot() == before
 
 

@@ -494,12 +494,11 @@ async def admin_add_line(request: Request) -> HTMLResponse:
             card = json.loads(form.get("card", ""))
         except ValueError as exc:
             raise InvalidInput(f"card: not JSON: {exc}") from None
-        deadline = form.get("answer_deadline_s") or None
+        deadline = form.get("answer_deadline_s", "").strip()
+        if deadline and not deadline.isdigit():
+            raise InvalidInput(f"answer deadline: whole seconds, got {deadline!r}")
         peer = lines.add_line(
-            station,
-            card,
-            answer_deadline_s=int(deadline) if deadline and deadline.isdigit() else None,
-            actor=session.principal.name,
+            station, card, answer_deadline_s=int(deadline) if deadline else None, actor=session.principal.name
         )
         try:
             initiate_handshake(station, request.app.state.transport, peer)

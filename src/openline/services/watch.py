@@ -523,7 +523,7 @@ def _parse_local(value: Any, what: str) -> datetime:
         ) from None
     if at.tzinfo is not None:
         raise InvalidInput(f"{what}: give the wall time without an offset; the zone is --tz")
-    return at.replace(second=0, microsecond=0) if at.second == 0 else at.replace(microsecond=0)
+    return at.replace(microsecond=0)
 
 
 def shift_json(row: Any, user: str) -> dict[str, Any]:
