@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from openline.adapters import db
 from openline.adapters.schema import (
@@ -572,11 +572,16 @@ def add_shift(
     return shift_json(row, user)
 
 
-def remove_shift(station: Station, actor: str, shift_id: int) -> None:
+def _remove(station: Station, actor: str, table: Table, row_id: int, what: str) -> None:
+    """Delete one roster row by id, or `not_found`; recorded in the audit trail."""
     with station.tx() as tx:
-        if tx.conn.execute(shifts.delete().where(shifts.c.id == shift_id)).rowcount != 1:
-            raise NotFound(f"no shift {shift_id}")
-        accounts.record(tx.conn, tx.now, actor, "shift.remove", str(shift_id))
+        if tx.conn.execute(table.delete().where(table.c.id == row_id)).rowcount != 1:
+            raise NotFound(f"no {what} {row_id}")
+        accounts.record(tx.conn, tx.now, actor, f"{what}.remove", str(row_id))
+
+
+def remove_shift(station: Station, actor: str, shift_id: int) -> None:
+    _remove(station, actor, shifts, shift_id, "shift")
 
 
 def add_override(
@@ -615,13 +620,7 @@ def add_override(
 
 
 def remove_override(station: Station, actor: str, override_id: int) -> None:
-    with station.tx() as tx:
-        if (
-            tx.conn.execute(roster_overrides.delete().where(roster_overrides.c.id == override_id)).rowcount
-            != 1
-        ):
-            raise NotFound(f"no override {override_id}")
-        accounts.record(tx.conn, tx.now, actor, "override.remove", str(override_id))
+    _remove(station, actor, roster_overrides, override_id, "override")
 
 
 def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
