@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from openline.adapters.schema import calls, notifications
 from openline.core.clock import MICROS, FakeClock, rfc3339
 from openline.runtime import build_station
-from openline.services import accounts, watch
+from openline.services import accounts, handover, rosters, watch
 from openline.services.accounts import Role
 from openline.settings import load
 from tests.inproc import Node, link, make_node, place_and_ring, show
@@ -288,12 +288,12 @@ def test_a_roster_gap_in_the_next_24_hours_raises_one_alert(
     floor: tuple[Node, Node], clock: FakeClock
 ) -> None:
     _, b = floor  # duty's shift started an hour ago and lasts 12 hours: a gap after it
-    assert watch.check_roster_gaps(b.station) == 1
+    assert rosters.check_roster_gaps(b.station) == 1
     for _ in range(3):  # checked every minute: the same gap is not raised again
         clock.advance(60)
-        assert watch.check_roster_gaps(b.station) == 0
+        assert rosters.check_roster_gaps(b.station) == 0
     clock.advance(12 * 3600)  # now inside the gap: still the same one
-    assert watch.check_roster_gaps(b.station) == 0
+    assert rosters.check_roster_gaps(b.station) == 0
     (alert,) = b.api.get("/api/v1/alerts").json()
     assert alert["kind"] == "roster_gap"
     roster = b.api.get("/api/v1/roster").json()
@@ -421,10 +421,10 @@ def test_a_handover_nobody_acknowledges_raises_an_alert(floor: tuple[Node, Node]
     _, b = floor
     r = b.api.post("/api/v1/handovers", json={"note": "quiet night"})
     assert r.status_code == 201
-    assert watch.audit_handovers(b.station) == 0
-    clock.advance(watch.HANDOVER_ACK_S)
-    assert watch.audit_handovers(b.station) == 1
-    assert watch.audit_handovers(b.station) == 0
+    assert handover.audit_handovers(b.station) == 0
+    clock.advance(handover.HANDOVER_ACK_S)
+    assert handover.audit_handovers(b.station) == 1
+    assert handover.audit_handovers(b.station) == 0
     kinds = [x["kind"] for x in b.api.get("/api/v1/alerts", params={"open": True}).json()]
     assert "handover_unacknowledged" in kinds
 

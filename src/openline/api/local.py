@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from openline.api.deps import PrincipalDep, StationDep, TransportDep
 from openline.core.clock import parse_rfc3339
 from openline.errors import InvalidInput, OpenLineError
-from openline.services import accounts, calls, lines, sessions, watch
+from openline.services import accounts, alerts, calls, handover, lines, rosters, sessions, watch
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 
@@ -84,7 +84,7 @@ class AddOverride(Strict):
 
 
 class HandOver(Strict):
-    note: str = Field(min_length=1, max_length=watch.MAX_NOTE)
+    note: str = Field(min_length=1, max_length=handover.MAX_NOTE)
 
 
 class AddLine(Strict):
@@ -295,13 +295,13 @@ def get_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     who.require(Permission.VIEW)
-    return watch.list_alerts(station, open_only=open_only, limit=limit)
+    return alerts.list_alerts(station, open_only=open_only, limit=limit)
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
 def acknowledge_alert(station: StationDep, who: PrincipalDep, alert_id: RowId) -> dict[str, Any]:
     who.require(Permission.WORK_CALLS)
-    return watch.acknowledge_alert(station, who.name, alert_id)
+    return alerts.acknowledge_alert(station, who.name, alert_id)
 
 
 @router.get("/roster")
@@ -309,37 +309,37 @@ def get_roster(
     station: StationDep, who: PrincipalDep, at: Annotated[str | None, Query(max_length=40)] = None
 ) -> dict[str, Any]:
     who.require(Permission.VIEW)
-    return watch.roster_view(station, _time(at, "at"))
+    return rosters.roster_view(station, _time(at, "at"))
 
 
 @router.post("/shifts", status_code=201)
 def add_shift(station: StationDep, who: PrincipalDep, req: AddShift) -> dict[str, Any]:
     who.require(Permission.MANAGE_ROSTER)
-    return watch.add_shift(station, who.name, req.user, req.start_local, req.tz, req.duration_s, req.rrule)
+    return rosters.add_shift(station, who.name, req.user, req.start_local, req.tz, req.duration_s, req.rrule)
 
 
 @router.delete("/shifts/{shift_id}", status_code=204)
 def remove_shift(station: StationDep, who: PrincipalDep, shift_id: RowId) -> None:
     who.require(Permission.MANAGE_ROSTER)
-    watch.remove_shift(station, who.name, shift_id)
+    rosters.remove_shift(station, who.name, shift_id)
 
 
 @router.post("/overrides", status_code=201)
 def add_override(station: StationDep, who: PrincipalDep, req: AddOverride) -> dict[str, Any]:
     who.require(Permission.MANAGE_ROSTER)
-    return watch.add_override(station, who.name, req.user, req.start, req.end, req.replaces)
+    return rosters.add_override(station, who.name, req.user, req.start, req.end, req.replaces)
 
 
 @router.delete("/overrides/{override_id}", status_code=204)
 def remove_override(station: StationDep, who: PrincipalDep, override_id: RowId) -> None:
     who.require(Permission.MANAGE_ROSTER)
-    watch.remove_override(station, who.name, override_id)
+    rosters.remove_override(station, who.name, override_id)
 
 
 @router.post("/handovers", status_code=201)
 def hand_over(station: StationDep, who: PrincipalDep, req: HandOver) -> dict[str, Any]:
     who.require(Permission.WORK_CALLS)
-    return watch.hand_over(station, who.name, req.note)
+    return handover.hand_over(station, who.name, req.note)
 
 
 @router.get("/handovers")
@@ -351,10 +351,10 @@ def get_handovers(
 ) -> list[dict[str, Any]]:
     who.require(Permission.VIEW)
     content = who.can(Permission.READ_CONTENT)
-    return watch.list_handovers(station, content=content, pending_only=pending, limit=limit)
+    return handover.list_handovers(station, content=content, pending_only=pending, limit=limit)
 
 
 @router.post("/handovers/{handover_id}/acknowledge")
 def acknowledge_handover(station: StationDep, who: PrincipalDep, handover_id: RowId) -> dict[str, Any]:
     who.require(Permission.WORK_CALLS)
-    return watch.acknowledge_handover(station, who.name, handover_id)
+    return handover.acknowledge_handover(station, who.name, handover_id)

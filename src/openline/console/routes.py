@@ -25,7 +25,7 @@ from openline.api.local import RowId
 from openline.console.live import Hub
 from openline.core.clock import parse_rfc3339
 from openline.errors import CsrfRefused, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
-from openline.services import accounts, calls, lines, sessions, watch
+from openline.services import accounts, alerts, calls, handover, lines, rosters, sessions, watch
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 from openline.services.sessions import Session
@@ -184,7 +184,7 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
     content = who.can(Permission.READ_CONTENT)
     recent = calls.list_calls(station, limit=50, content=content)
     ringing = [c for c in recent if c["state"] == "ringing" and c["direction"] == "in"]
-    roster = watch.roster_view(station)
+    roster = rosters.roster_view(station)
     return {
         "session": session,
         "can_work": who.can(Permission.WORK_CALLS),
@@ -193,8 +193,8 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
         "lines": lines.list_lines(station),
         "on_duty": roster["on_duty"],
         "next_handover": roster["next_handover"],
-        "alerts": watch.list_alerts(station, open_only=True, limit=20),
-        "handovers": watch.list_handovers(station, content=content, pending_only=True, limit=5),
+        "alerts": alerts.list_alerts(station, open_only=True, limit=20),
+        "handovers": handover.list_handovers(station, content=content, pending_only=True, limit=5),
     }
 
 
@@ -283,7 +283,7 @@ async def call_action(request: Request, call_id: str, action: str) -> Response:
 async def ack_alert(request: Request, alert_id: RowId) -> Response:
     session, _ = await _posted(request)
     session.principal.require(Permission.WORK_CALLS)
-    watch.acknowledge_alert(_station(request), session.principal.name, alert_id)
+    alerts.acknowledge_alert(_station(request), session.principal.name, alert_id)
     return redirect("/")
 
 
@@ -292,7 +292,7 @@ async def hand_over(request: Request) -> Response:
     session, form = await _posted(request)
     session.principal.require(Permission.WORK_CALLS)
     try:
-        watch.hand_over(_station(request), session.principal.name, form.get("note", ""))
+        handover.hand_over(_station(request), session.principal.name, form.get("note", ""))
     except OpenLineError as exc:
         return render(request, "board.html", status=exc.status, error=exc.detail, **_board(request, session))
     return redirect("/")
@@ -303,7 +303,7 @@ async def ack_handover(request: Request, handover_id: RowId) -> Response:
     session, _ = await _posted(request)
     session.principal.require(Permission.WORK_CALLS)
     try:
-        watch.acknowledge_handover(_station(request), session.principal.name, handover_id)
+        handover.acknowledge_handover(_station(request), session.principal.name, handover_id)
     except OpenLineError as exc:
         return render(request, "board.html", status=exc.status, error=exc.detail, **_board(request, session))
     return redirect("/")
@@ -391,7 +391,7 @@ def roster_page(request: Request) -> HTMLResponse:
     session = _session(request)
     session.principal.require(Permission.VIEW)
     station = _station(request)
-    return render(request, "roster.html", session=session, **watch.roster_week(station))
+    return render(request, "roster.html", session=session, **rosters.roster_week(station))
 
 
 # Administration ----------------------------------------------------------------------

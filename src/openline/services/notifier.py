@@ -24,7 +24,7 @@ from openline.adapters.notify import Channel, Notification, NotifyError
 from openline.adapters.schema import call_events, notifications
 from openline.core import backoff
 from openline.core.clock import MICROS
-from openline.services import watch
+from openline.services import alerts
 from openline.services.station import Station
 from openline.services.timers import Loop
 
@@ -102,7 +102,7 @@ def _record(station: Station, outcomes: list[Outcome]) -> None:
             elif attempt >= MAX_ATTEMPTS:
                 values = {"status": "failed", "next_attempt_at": None, "last_error": outcome.error[:1000]}
                 event = "notification_failed"
-                watch.raise_alert(
+                alerts.raise_alert(
                     tx,
                     "notification_failed",
                     row.id,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import structlog
 
 from openline.core.clock import MICROS
-from openline.services import calls, watch
+from openline.services import calls, handover, rosters, watch
 from openline.services.station import Station
 
 MAX_SLEEP_SECONDS = 1.0
@@ -87,9 +87,9 @@ class Auditor(Loop):
 
     def step(self) -> float:
         watch.audit_escalations(self.station)
-        watch.audit_handovers(self.station)
+        handover.audit_handovers(self.station)
         now = self._monotonic()
         if self._roster_checked is None or now - self._roster_checked >= ROSTER_EVERY_SECONDS:
-            watch.check_roster_gaps(self.station)
+            rosters.check_roster_gaps(self.station)
             self._roster_checked = now
         return AUDIT_EVERY_SECONDS

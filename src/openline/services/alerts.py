@@ -1,0 +1,81 @@
+"""Alerts: conditions someone on the watch floor must look at (a missed call, an
+escalation that reached nobody or stalled, a notification that gave up, a roster gap,
+an unacknowledged handover). One per kind and subject; open until acknowledged.
+Alerts carry metadata only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, update
+
+from openline.adapters.schema import alerts
+from openline.core.clock import rfc3339
+from openline.errors import Conflict, InvalidInput, NotFound
+from openline.services import accounts
+from openline.services.station import Station, Tx
+
+log = structlog.get_logger("openline.alerts")
+
+
+def raise_alert(tx: Tx, kind: str, subject: str, detail: dict[str, Any]) -> bool:
+    """Raise an alert unless one of this kind about this subject exists. Returns whether
+    it is new. Alerts carry metadata only."""
+    exists = tx.conn.execute(
+        select(alerts.c.id).where(alerts.c.kind == kind, alerts.c.subject == subject)
+    ).first()
+    if exists:
+        return False
+    tx.conn.execute(
+        insert(alerts).values(
+            kind=kind, subject=subject, detail=json.dumps(detail, sort_keys=True), raised_at=tx.now
+        )
+    )
+    tx.touched.add("alerts")
+    log.warning("alert raised", kind=kind, subject=subject, **detail)
+    return True
+
+
+def alert_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "subject": row.subject,
+        "detail": json.loads(row.detail),
+        "raised_at": rfc3339(row.raised_at),
+        "acknowledged_at": rfc3339(row.acknowledged_at),
+        "acknowledged_by": row.acknowledged_by,
+    }
+
+
+def list_alerts(station: Station, *, open_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+    if not 1 <= limit <= 1000:
+        raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
+    query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+    if open_only:
+        query = query.where(alerts.c.acknowledged_at.is_(None))
+    with station.db.read() as conn:
+        return [alert_json(r) for r in conn.execute(query)]
+
+
+def acknowledge_alert(station: Station, actor: str, alert_id: int) -> dict[str, Any]:
+    with station.tx() as tx:
+        row = tx.conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
+        if row.acknowledged_at is not None:
+            raise Conflict(
+                f"alert {alert_id} was acknowledged already, by {row.acknowledged_by} "
+                f"at {rfc3339(row.acknowledged_at)}"
+            )
+        tx.conn.execute(
+            update(alerts)
+            .where(alerts.c.id == alert_id)
+            .values(acknowledged_at=tx.now, acknowledged_by=actor)
+        )
+        accounts.record(tx.conn, tx.now, actor, "alert.acknowledge", f"{alert_id} {row.kind}")
+        tx.touched.add("alerts")
+        row = tx.conn.execute(select(alerts).where(alerts.c.id == alert_id)).one()
+    return alert_json(row)

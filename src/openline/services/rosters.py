@@ -1,0 +1,304 @@
+"""The duty roster: shifts (RRULE recurrence in local wall time, `core.roster`) and
+overrides, who is on duty, the next handover, gaps in the next 24 hours, and the week as
+a calendar. Every change is recorded in the audit trail."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Connection, Table, insert, select
+
+from openline.adapters.schema import roster_overrides, shifts, users
+from openline.core import roster
+from openline.core.clock import MICROS, parse_rfc3339, rfc3339
+from openline.errors import Conflict, InvalidInput, NotFound
+from openline.services import accounts, alerts
+from openline.services.station import Station
+
+GAP_HORIZON = timedelta(hours=24)
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin") from None
+
+
+def load_roster(conn: Connection) -> tuple[list[roster.Shift], list[roster.Override]]:
+    """Shifts and overrides of enabled users (a disabled user is on nobody's roster)."""
+    names = {
+        r.id: r.name
+        for r in conn.execute(select(users.c.id, users.c.name).where(users.c.disabled.is_(False)))
+    }
+    out_shifts = [
+        roster.Shift(
+            r.id,
+            names[r.user_id],
+            datetime.fromisoformat(r.start_local).replace(tzinfo=ZoneInfo(r.tz)),
+            timedelta(seconds=r.duration_s),
+            r.rrule,
+        )
+        for r in conn.execute(select(shifts).order_by(shifts.c.id))
+        if r.user_id in names
+    ]
+    out_overrides = [
+        roster.Override(
+            r.id,
+            names[r.user_id],
+            names.get(r.replaces_user_id) if r.replaces_user_id is not None else None,
+            utc(r.start_at),
+            utc(r.end_at),
+        )
+        for r in conn.execute(select(roster_overrides).order_by(roster_overrides.c.id))
+        if r.user_id in names
+    ]
+    return out_shifts, out_overrides
+
+
+def utc(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / MICROS, UTC)
+
+
+def micros(at: datetime) -> int:
+    return round(at.timestamp() * MICROS)
+
+
+def check_roster_gaps(station: Station) -> int:
+    """Raise an alert for each gap in the roster within the next 24 hours."""
+    now = utc(station.clock.now())
+    # Looking back from midnight a week ago finds where a gap that is going on now
+    # began, so its alert has the same subject on every check (a gap longer than that
+    # is reported again once a day).
+    since = (now - timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
+    with station.db.read() as conn:
+        shift_list, override_list = load_roster(conn)
+    holes = [h for h in roster.gaps(shift_list, override_list, since, now + GAP_HORIZON) if h[1] > now]
+    if not holes:
+        return 0
+    raised = 0
+    with station.tx() as tx:
+        for start, end in holes:
+            subject = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+            detail = {"from": rfc3339(micros(start)), "until": rfc3339(micros(end))}
+            raised += alerts.raise_alert(tx, "roster_gap", subject, detail)
+    return raised
+
+
+def _invalid(exc: roster.RosterError) -> InvalidInput:
+    """A roster error about a shift or override not stored yet (so numbered 0)."""
+    return InvalidInput(re.sub(r"^(shift|override) 0: ", "", str(exc)))
+
+
+def _user_id(conn: Connection, name: str) -> int:
+    row = conn.execute(select(users.c.id, users.c.disabled).where(users.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no user named {name!r}")
+    if row.disabled:
+        raise Conflict(f"user {name!r} is disabled; enable them first")
+    return int(row.id)
+
+
+def _parse_local(value: Any, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what}: expected a local date and time like 2026-11-27T06:00")
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{what}: expected a local date and time like 2026-11-27T06:00, got {value!r}"
+        ) from None
+    if at.tzinfo is not None:
+        raise InvalidInput(f"{what}: give the wall time without an offset; the zone is --tz")
+    return at.replace(microsecond=0)
+
+
+def shift_json(row: Any, user: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "user": user,
+        "start_local": row.start_local,
+        "tz": row.tz,
+        "duration_s": row.duration_s,
+        "rrule": row.rrule,
+    }
+
+
+def add_shift(
+    station: Station, actor: str, user: str, start_local: Any, tz: Any, duration_s: Any, rrule: Any = None
+) -> dict[str, Any]:
+    start = _parse_local(start_local, "start")
+    if not isinstance(tz, str):
+        raise InvalidInput("tz: expected an IANA time zone name such as Europe/Berlin")
+    tz_info = zone(tz)
+    if isinstance(duration_s, bool) or not isinstance(duration_s, int):
+        raise InvalidInput(f"duration: expected whole seconds, got {duration_s!r}")
+    if rrule is not None and not isinstance(rrule, str):
+        raise InvalidInput("rrule: expected RRULE text such as FREQ=DAILY")
+    shift = roster.Shift(0, user, start.replace(tzinfo=tz_info), timedelta(seconds=duration_s), rrule)
+    try:
+        roster.check_shift(shift)
+        normalised = roster.parse_rrule(rrule) if rrule else None
+    except roster.RosterError as exc:
+        raise _invalid(exc) from None
+    with station.tx() as tx:
+        user_id = _user_id(tx.conn, user)
+        result = tx.conn.execute(
+            insert(shifts).values(
+                user_id=user_id,
+                start_local=start.isoformat(timespec="seconds"),
+                tz=tz,
+                duration_s=duration_s,
+                rrule=normalised,
+                created_at=tx.now,
+            )
+        )
+        shift_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        accounts.record(tx.conn, tx.now, actor, "shift.add", f"{shift_id} {user}")
+        row = tx.conn.execute(select(shifts).where(shifts.c.id == shift_id)).one()
+    return shift_json(row, user)
+
+
+def _remove(station: Station, actor: str, table: Table, row_id: int, what: str) -> None:
+    """Delete one roster row by id, or `not_found`; recorded in the audit trail."""
+    with station.tx() as tx:
+        if tx.conn.execute(table.delete().where(table.c.id == row_id)).rowcount != 1:
+            raise NotFound(f"no {what} {row_id}")
+        accounts.record(tx.conn, tx.now, actor, f"{what}.remove", str(row_id))
+
+
+def remove_shift(station: Station, actor: str, shift_id: int) -> None:
+    _remove(station, actor, shifts, shift_id, "shift")
+
+
+def add_override(
+    station: Station, actor: str, user: str, start: Any, end: Any, replaces: str | None = None
+) -> dict[str, Any]:
+    try:
+        start_at, end_at = parse_rfc3339(start), parse_rfc3339(end)
+    except (ValueError, TypeError):
+        raise InvalidInput("start and end: expected RFC 3339 times such as 2026-11-27T06:00:00Z") from None
+    override = roster.Override(0, user, replaces, utc(start_at), utc(end_at))
+    try:
+        roster.check_override(override)
+    except roster.RosterError as exc:
+        raise _invalid(exc) from None
+    with station.tx() as tx:
+        user_id = _user_id(tx.conn, user)
+        replaces_id = _user_id(tx.conn, replaces) if replaces else None
+        result = tx.conn.execute(
+            insert(roster_overrides).values(
+                user_id=user_id,
+                replaces_user_id=replaces_id,
+                start_at=start_at,
+                end_at=end_at,
+                created_at=tx.now,
+            )
+        )
+        override_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        accounts.record(tx.conn, tx.now, actor, "override.add", f"{override_id} {user} for {replaces or '-'}")
+    return {
+        "id": override_id,
+        "user": user,
+        "replaces": replaces,
+        "start": rfc3339(start_at),
+        "end": rfc3339(end_at),
+    }
+
+
+def remove_override(station: Station, actor: str, override_id: int) -> None:
+    _remove(station, actor, roster_overrides, override_id, "override")
+
+
+def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
+    """Who is on duty at `at` (default now), the next handover, the gaps in the next 24
+    hours, and every shift and override; times in UTC and in the station's time zone."""
+    time_zone = station.time_zone
+    local = zone(time_zone)
+    when = utc(station.clock.now() if at is None else at)
+    with station.db.read() as conn:
+        shift_list, override_list = load_roster(conn)
+        rows = conn.execute(select(shifts).order_by(shifts.c.id)).all()
+        names = {r.id: r.name for r in conn.execute(select(users.c.id, users.c.name))}
+    handover = roster.next_handover(shift_list, override_list, when)
+
+    def both(t: datetime | None) -> dict[str, str] | None:
+        if t is None:
+            return None
+        return {
+            "utc": t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "local": t.astimezone(local).isoformat(timespec="seconds"),
+        }
+
+    return {
+        "at": both(when),
+        "time_zone": time_zone,
+        "on_duty": roster.on_duty(shift_list, override_list, when),
+        "next_handover": both(handover),
+        "on_duty_after_handover": (
+            roster.on_duty(shift_list, override_list, handover) if handover is not None else None
+        ),
+        "gaps": [
+            {"from": both(a), "until": both(b)}
+            for a, b in roster.gaps(shift_list, override_list, when, when + GAP_HORIZON)
+        ],
+        "shifts": [shift_json(r, names[r.user_id]) for r in rows],
+        "overrides": [
+            {
+                "id": o.id,
+                "user": o.user,
+                "replaces": o.replaces,
+                "start": both(o.start),
+                "end": both(o.end),
+            }
+            for o in override_list
+        ],
+    }
+
+
+def roster_week(station: Station, days: int = 7) -> dict[str, Any]:
+    """The roster as a calendar: each day of the next `days` in the station's time zone,
+    with the shifts and overrides that touch it; gaps; who is on duty now."""
+    local = zone(station.time_zone)
+    now = utc(station.clock.now())
+    first = now.astimezone(local).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = first + timedelta(days=days)
+    with station.db.read() as conn:
+        shift_list, override_list = load_roster(conn)
+
+    def both(t: datetime) -> dict[str, str]:
+        return {
+            "utc": t.astimezone(UTC).isoformat(timespec="minutes").replace("+00:00", "Z"),
+            "local": t.astimezone(local).strftime("%H:%M"),
+        }
+
+    entries: list[tuple[datetime, datetime, dict[str, Any]]] = []
+    for shift in shift_list:
+        for start, stop in roster.occurrences(shift, first, end):
+            entries.append((start, stop, {"user": shift.user, "kind": "shift", "shift": shift.id}))
+    for o in override_list:
+        if o.start < end and o.end > first:
+            entries.append((o.start, o.end, {"user": o.user, "kind": "override", "replaces": o.replaces}))
+    calendar = []
+    for i in range(days):
+        day_start = first + timedelta(days=i)
+        day_end = day_start + timedelta(days=1)
+        items = [
+            {**info, "start": both(max(s, day_start)), "end": both(min(e, day_end))}
+            for s, e, info in sorted(entries, key=lambda x: (x[0], x[2]["user"]))
+            if s < day_end and e > day_start
+        ]
+        calendar.append(
+            {"date": day_start.date().isoformat(), "weekday": day_start.strftime("%A"), "entries": items}
+        )
+    return {
+        "time_zone": station.time_zone,
+        "on_duty": roster.on_duty(shift_list, override_list, now),
+        "days": calendar,
+        "gaps": [
+            {"from": both(a), "until": both(b)} for a, b in roster.gaps(shift_list, override_list, now, end)
+        ],
+    }
