@@ -125,7 +125,7 @@ def test_the_board_reconnects_after_a_station_restart(
     browser: Browser,
 ) -> None:
     a, b = pair
-    ctx = browser.new_context()
+    ctx = browser.new_context(viewport={"width": 1920, "height": 1080})  # a wall display
     page = ctx.new_page()
     try:
         log_in(page, b, "boris")
@@ -134,5 +134,10 @@ def test_the_board_reconnects_after_a_station_restart(
         page.wait_for_timeout(2500)  # the event stream reconnects by itself (retry: 1 s)
         call_id = a.cli_json("call", "moscow", "--subject", "After the restart")["id"]
         expect(page.locator(f"[data-call='{call_id}']")).to_be_visible(timeout=5000)
+        pick_up = page.get_by_role("button", name="Pick up")
+        box = pick_up.bounding_box()
+        assert box is not None
+        assert box["height"] >= 48  # readable across the room, and an easy target
+        page.screenshot(path=artifact_path("console-wall-display.png"))
     finally:
         ctx.close()
