@@ -1,0 +1,169 @@
+"""Merkle tree hashing and proofs, as RFC 9162 section 2.1 defines them (the same as
+RFC 6962, which Certificate Transparency and the C2SP tlog specifications use).
+
+    leaf hash = SHA-256(0x00 || entry)
+    node hash = SHA-256(0x01 || left || right)
+
+`root`, `inclusion_proof` and `consistency_proof` follow the RFC's recursive
+definitions (MTH, PATH, PROOF) over a list of leaf hashes; `verify_inclusion` and
+`verify_consistency` follow its verification algorithms (sections 2.1.3.2 and 2.1.4.2)
+and need only the proof, the sizes and the roots. Pure: no I/O. Pinned to the
+transparency-dev/merkle test vectors (tests/vectors/tlog).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+HASH_SIZE = 32
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class ProofError(ValueError):
+    """A proof that does not verify, or arguments no proof could satisfy."""
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than n (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def root(leaves: Sequence[bytes]) -> bytes:
+    """MTH over leaf hashes."""
+    n = len(leaves)
+    if n == 0:
+        return EMPTY_ROOT
+    if n == 1:
+        return leaves[0]
+    k = _split(n)
+    return node_hash(root(leaves[:k]), root(leaves[k:]))
+
+
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(index, leaves): the audit path of one leaf."""
+    n = len(leaves)
+    if not 0 <= index < n:
+        raise ProofError(f"leaf index {index} is not in a tree of size {n}")
+    if n == 1:
+        return []
+    k = _split(n)
+    if index < k:
+        return [*inclusion_proof(index, leaves[:k]), root(leaves[k:])]
+    return [*inclusion_proof(index - k, leaves[k:]), root(leaves[:k])]
+
+
+def consistency_proof(size1: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(size1, leaves): that the first size1 leaves are a prefix of all of them."""
+    n = len(leaves)
+    if not 0 <= size1 <= n:
+        raise ProofError(f"size {size1} is not within a tree of size {n}")
+    if size1 in (0, n):
+        return []
+    return _subproof(size1, leaves, complete=True)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], *, complete: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if complete else [root(leaves)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, leaves[:k], complete=complete), root(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], complete=False), root(leaves[:k])]
+
+
+def _check(value: bytes, what: str) -> None:
+    if len(value) != HASH_SIZE:
+        raise ProofError(f"{what}: expected {HASH_SIZE} bytes, got {len(value)}")
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """The root that an inclusion proof leads to (RFC 9162, 2.1.3.2, steps 1 to 4)."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is not in a tree of size {size}")
+    _check(leaf, "leaf hash")
+    fn, sn, r = index, size - 1, leaf
+    for i, p in enumerate(proof):
+        _check(p, f"proof[{i}]")
+        if sn == 0:
+            raise ProofError(f"the proof is longer than a tree of size {size} needs")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError(f"the proof is shorter than a tree of size {size} needs")
+    return r
+
+
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], expected_root: bytes
+) -> None:
+    """Check that `leaf` is at `index` in the tree of `size` leaves with `expected_root`."""
+    _check(expected_root, "root")
+    if root_from_inclusion(index, size, leaf, proof) != expected_root:
+        raise ProofError(f"leaf {index} does not lead to the root of the tree of size {size}")
+
+
+def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof: Sequence[bytes]) -> None:
+    """Check that the tree of size1 leaves with root1 is a prefix of the tree of size2
+    leaves with root2 (RFC 9162, 2.1.4.2)."""
+    for i, p in enumerate(proof):
+        _check(p, f"proof[{i}]")
+    if not 0 <= size1 <= size2:
+        raise ProofError(f"sizes must satisfy 0 <= size1 <= size2, got {size1} and {size2}")
+    if size1 == 0:  # every tree extends the empty one: nothing to prove (as the reference has it)
+        raise ProofError("a consistency proof from the empty tree proves nothing")
+    if size1 == size2:
+        if proof:
+            raise ProofError("trees of the same size need an empty proof")
+        if root1 != root2:
+            raise ProofError(f"two different roots for the same size {size1}")
+        return
+    # Only now are the roots hashed with anything (as in the reference implementation,
+    # equal sizes compare the roots as given).
+    _check(root1, "first root")
+    _check(root2, "second root")
+    if not proof:
+        raise ProofError("the proof is empty")
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:  # an exact power of two: its root is a node of the proof
+        path.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError(f"the proof is longer than trees of sizes {size1} and {size2} need")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError(f"the proof is shorter than trees of sizes {size1} and {size2} need")
+    if fr != root1:
+        raise ProofError(f"the proof does not lead to the root of the tree of size {size1}")
+    if sr != root2:
+        raise ProofError(f"the proof does not lead to the root of the tree of size {size2}")

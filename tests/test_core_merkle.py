@@ -1,0 +1,120 @@
+"""RFC 9162 Merkle trees: roots of the reference tree, proofs generated as the reference
+implementation generates them, and every transparency-dev verification vector (valid and
+mutated) decided the same way."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from openline.core import merkle
+
+VECTORS = Path(__file__).parent / "vectors" / "tlog"
+LEAF_INPUTS = [
+    bytes.fromhex(h)
+    for h in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
+LEAVES = [merkle.leaf_hash(d) for d in LEAF_INPUTS]
+# Roots of the trees of the first n reference leaves (transparency-dev testonly.RootHashes).
+ROOTS = [
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+]
+
+
+def b64(value: Any) -> bytes:
+    return base64.b64decode(value or "")
+
+
+def cases(kind: str) -> list[Any]:
+    files = sorted((VECTORS / kind).rglob("*.json"))
+    assert len(files) >= 90, f"the {kind} vectors are missing"
+    return [pytest.param(json.loads(f.read_text()), id=str(f.relative_to(VECTORS / kind))) for f in files]
+
+
+@pytest.mark.parametrize("n", range(len(ROOTS)))
+def test_roots_of_the_reference_tree(n: int) -> None:
+    assert merkle.root(LEAVES[:n]).hex() == ROOTS[n]
+
+
+@pytest.mark.parametrize("case", cases("inclusion"))
+def test_inclusion_vectors(case: dict[str, Any]) -> None:
+    args = (case["leafIdx"], case["treeSize"], b64(case["leafHash"]), [b64(p) for p in case["proof"] or []])
+    if case["wantErr"]:
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(*args, b64(case["root"]))
+        return
+    merkle.verify_inclusion(*args, b64(case["root"]))
+    # And the proof we generate for that leaf is exactly the vector's.
+    assert merkle.inclusion_proof(case["leafIdx"], LEAVES[: case["treeSize"]]) == args[3]
+
+
+@pytest.mark.parametrize("case", cases("consistency"))
+def test_consistency_vectors(case: dict[str, Any]) -> None:
+    args = (
+        case["size1"],
+        case["size2"],
+        b64(case["root1"]),
+        b64(case["root2"]),
+        [b64(p) for p in case["proof"] or []],
+    )
+    if case["wantErr"]:
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_consistency(*args)
+        return
+    merkle.verify_consistency(*args)
+    assert merkle.consistency_proof(case["size1"], LEAVES[: case["size2"]]) == args[4]
+
+
+@given(st.lists(st.binary(max_size=8), min_size=1, max_size=70), st.data())
+def test_every_generated_proof_verifies_and_a_changed_one_does_not(entries: list[bytes], data: Any) -> None:
+    leaves = [merkle.leaf_hash(e) for e in entries]
+    n = len(leaves)
+    index = data.draw(st.integers(0, n - 1))
+    proof = merkle.inclusion_proof(index, leaves)
+    merkle.verify_inclusion(index, n, leaves[index], proof, merkle.root(leaves))
+    size1 = data.draw(st.integers(1, n))
+    cproof = merkle.consistency_proof(size1, leaves)
+    merkle.verify_consistency(size1, n, merkle.root(leaves[:size1]), merkle.root(leaves), cproof)
+    if proof:
+        i = data.draw(st.integers(0, len(proof) - 1))
+        bad = [*proof[:i], bytes(32), *proof[i + 1 :]]
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(index, n, leaves[index], bad, merkle.root(leaves))
+    if 0 < size1 < n:  # another prefix: a rewritten history
+        changed = [merkle.leaf_hash(b"rewritten"), *leaves[1:]]
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_consistency(size1, n, merkle.root(changed[:size1]), merkle.root(leaves), cproof)
+
+
+def test_bad_arguments_are_refused_clearly() -> None:
+    with pytest.raises(merkle.ProofError, match="leaf index 8 is not in a tree of size 8"):
+        merkle.inclusion_proof(8, LEAVES)
+    with pytest.raises(merkle.ProofError, match="size 9 is not within a tree of size 8"):
+        merkle.consistency_proof(9, LEAVES)
+    with pytest.raises(merkle.ProofError, match="leaf hash: expected 32 bytes"):
+        merkle.verify_inclusion(0, 1, b"short", [], LEAVES[0])
+    with pytest.raises(merkle.ProofError, match="0 <= size1 <= size2"):
+        merkle.verify_consistency(5, 4, LEAVES[0], LEAVES[1], [LEAVES[2]])
