@@ -118,3 +118,13 @@ def test_bad_arguments_are_refused_clearly() -> None:
         merkle.verify_inclusion(0, 1, b"short", [], LEAVES[0])
     with pytest.raises(merkle.ProofError, match="0 <= size1 <= size2"):
         merkle.verify_consistency(5, 4, LEAVES[0], LEAVES[1], [LEAVES[2]])
+
+
+def test_index_2_in_a_tree_of_size_3() -> None:
+    # The case that trips naive implementations: the last leaf of an odd tree is paired
+    # with the root of the two before it, not with a copy of itself.
+    proof = merkle.inclusion_proof(2, LEAVES[:3])
+    assert [p.hex() for p in proof] == [ROOTS[2]]
+    merkle.verify_inclusion(2, 3, LEAVES[2], proof, bytes.fromhex(ROOTS[3]))
+    with pytest.raises(merkle.ProofError):
+        merkle.verify_inclusion(2, 3, LEAVES[2], [LEAVES[2]], bytes.fromhex(ROOTS[3]))
