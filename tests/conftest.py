@@ -9,6 +9,7 @@ from hypothesis import settings
 
 from openline.core.clock import FakeClock
 from tests.browser import browser  # noqa: F401 (fixtures for every test module)
+from tests.harness import StationProcess
 from tests.inproc import Node, link, make_node
 from tests.pg import PostgresServer
 from tests.servers import receiver, relay  # noqa: F401
@@ -73,3 +74,14 @@ def nodes(
     finally:
         for n in (a, b):
             n.station.db.dispose()
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[StationProcess]:
+    """One real `openline serve` (stuttgart, SQLite) for CLI tests, stopped afterwards."""
+    s = StationProcess.create(tmp_path, "stuttgart")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,16 +85,6 @@ def test_cli_says_when_the_station_is_not_running(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "station_not_running" in r.stderr
     assert "openline serve" in r.stderr
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[StationProcess]:
-    s = StationProcess.create(tmp_path, "stuttgart")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def db_rows(s: StationProcess) -> dict[str, list[tuple[object, ...]]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,28 +12,18 @@ from tests.harness import OPENLINE, StationProcess
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def station(tmp_path: Path) -> Iterator[StationProcess]:
-    s = StationProcess.create(tmp_path, "stuttgart")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-def cli_with_input(station: StationProcess, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli_with_input(running: StationProcess, text: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*OPENLINE, *args], env=station.env(), input=text, capture_output=True, text=True, timeout=60
+        [*OPENLINE, *args], env=running.env(), input=text, capture_output=True, text=True, timeout=60
     )
 
 
-def test_user_commands_end_to_end(station: StationProcess) -> None:
-    r = station.cli("user", "add", "duty", "--role", "watch_officer")
+def test_user_commands_end_to_end(running: StationProcess) -> None:
+    r = running.cli("user", "add", "duty", "--role", "watch_officer")
     assert "One-time password" in r.stdout
     added = json.loads(
         cli_with_input(
-            station,
+            running,
             "a long passphrase here\n",
             "user",
             "add",
@@ -49,21 +37,21 @@ def test_user_commands_end_to_end(station: StationProcess) -> None:
     assert added["one_time_password"] is None
     assert added["role"] == "auditor"
 
-    users = {u["name"]: u for u in station.cli_json("user", "list")}
+    users = {u["name"]: u for u in running.cli_json("user", "list")}
     assert set(users) == {"admin", "duty", "audit"}
     assert users["duty"]["must_change_password"] is True
     assert users["audit"]["must_change_password"] is False
 
-    assert station.cli_json("user", "disable", "duty")["disabled"] is True
-    assert station.cli_json("user", "enable", "duty")["disabled"] is False
-    reset = station.cli_json("user", "reset-password", "duty")
+    assert running.cli_json("user", "disable", "duty")["disabled"] is True
+    assert running.cli_json("user", "enable", "duty")["disabled"] is False
+    reset = running.cli_json("user", "reset-password", "duty")
     assert reset["one_time_password"]
     r = cli_with_input(
-        station, "another long passphrase\n", "user", "reset-password", "duty", "--password-stdin"
+        running, "another long passphrase\n", "user", "reset-password", "duty", "--password-stdin"
     )
     assert r.returncode == 0, r.stderr
 
-    trail = station.cli_json("audit")
+    trail = running.cli_json("audit")
     assert [e["action"] for e in trail[:5]] == [
         "user.reset_password",
         "user.reset_password",
@@ -74,21 +62,21 @@ def test_user_commands_end_to_end(station: StationProcess) -> None:
     assert "another long passphrase" not in json.dumps(trail)
 
 
-def test_user_cli_errors_are_clear_and_change_nothing(station: StationProcess) -> None:
-    before = station.cli_json("user", "list")
+def test_user_cli_errors_are_clear_and_change_nothing(running: StationProcess) -> None:
+    before = running.cli_json("user", "list")
     for args, code in [
         (("user", "add", "x", "--role", "overlord"), "invalid_input"),
         (("user", "add", "admin", "--role", "auditor"), "conflict"),
         (("user", "disable", "nobody"), "not_found"),
         (("user", "disable", "admin"), "conflict"),
     ]:
-        r = station.cli(*args, check=False)
+        r = running.cli(*args, check=False)
         assert r.returncode == 1, args
         assert f"error ({code})" in r.stderr, (args, r.stderr)
-    r = cli_with_input(station, "short\n", "user", "add", "y", "--role", "auditor", "--password-stdin")
+    r = cli_with_input(running, "short\n", "user", "add", "y", "--role", "auditor", "--password-stdin")
     assert r.returncode == 1
     assert "error (invalid_input)" in r.stderr
-    r = cli_with_input(station, "", "user", "add", "y", "--role", "auditor", "--password-stdin")
+    r = cli_with_input(running, "", "user", "add", "y", "--role", "auditor", "--password-stdin")
     assert r.returncode == 1
     assert "no password on standard input" in r.stderr
-    assert station.cli_json("user", "list") == before
+    assert running.cli_json("user", "list") == before

@@ -422,6 +422,14 @@ def _admin(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _json_field(form: dict[str, str], name: str) -> Any:
+    """A form field that holds a JSON document (a card, a policy), or `invalid_input`."""
+    try:
+        return json.loads(form.get(name, ""))
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: not JSON: {exc}") from None
+
+
 @router.get("/admin")
 def admin_page(request: Request) -> HTMLResponse:
     session = _session(request)
@@ -490,10 +498,7 @@ async def admin_add_line(request: Request) -> HTMLResponse:
     station = _station(request)
 
     def done() -> str:
-        try:
-            card = json.loads(form.get("card", ""))
-        except ValueError as exc:
-            raise InvalidInput(f"card: not JSON: {exc}") from None
+        card = _json_field(form, "card")
         deadline = form.get("answer_deadline_s", "").strip()
         if deadline and not deadline.isdigit():
             raise InvalidInput(f"answer deadline: whole seconds, got {deadline!r}")
@@ -515,10 +520,7 @@ async def admin_set_policy(request: Request, peer: str) -> HTMLResponse:
     station = _station(request)
 
     def done() -> str:
-        try:
-            policy = json.loads(form.get("policy", ""))
-        except ValueError as exc:
-            raise InvalidInput(f"policy: not JSON: {exc}") from None
+        policy = _json_field(form, "policy")
         watch.set_policy(station, session.principal.name, peer, policy)
         return f"Escalation policy of the line with {peer} saved; calls already ringing keep theirs."
 
