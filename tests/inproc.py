@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from openline.adapters.home import read_token
 from openline.adapters.schema import lines, metadata
-from openline.adapters.transport import HttpTransport, Transport
+from openline.adapters.transport import HttpTransport, TextAnswer, Transport
 from openline.api.app import create_app
 from openline.core.clock import FakeClock
 from openline.errors import PeerUnreachable
@@ -43,6 +43,12 @@ class Switchable:
         if self.down:
             raise PeerUnreachable(f"{peer} at {base_url}: connection refused (test: line down)")
         return self.inner.post(peer, base_url, path, payload)
+
+    def post_text(self, peer: str, base_url: str, path: str, body: str) -> TextAnswer:
+        self.attempts += 1
+        if self.down:
+            raise PeerUnreachable(f"{peer} at {base_url}: connection refused (test: line down)")
+        return self.inner.post_text(peer, base_url, path, body)
 
     def close(self) -> None:
         self.inner.close()

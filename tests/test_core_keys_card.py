@@ -27,6 +27,7 @@ from openline.core.card import (
     validate_name,
     validate_url,
 )
+from openline.core import note
 from openline.core.encoding import b64e, canonical
 from openline.core.keys import (
     StationKeys,
@@ -210,11 +211,28 @@ def test_card_make_fields() -> None:
         "encryption_key",
         "kem",
         "languages",
+        "ledger_key",
+        "cosigner_key",
         "fingerprint",
         "signature",
     }
+    assert card.ledger_verifier().name == card.origin == "openline/ledger/stuttgart/e4dd205099c7989f"
+    assert card.cosigner_verifier().name == "openline/witness/stuttgart/e4dd205099c7989f"
     assert data["v"] == CARD_VERSION
     verify(signing_public_key(card.signing_key), data["signature"], canonical(card.unsigned()), what="card")
+
+
+def test_card_with_a_misnamed_ledger_key_is_refused() -> None:
+    keys = _RFC_KEYS
+    data = _card().to_json()
+    # A valid verifier key, validly signed into the card, but named for another origin.
+    data["ledger_key"] = note.verifier("someone/else", keys.ledger.public_key()).text()
+    with pytest.raises(EnvelopeRefused, match="ledger_key must be named"):
+        parse_card(_resigned(data, keys))
+    data = _card().to_json()
+    data["cosigner_key"] = "not a key"
+    with pytest.raises(EnvelopeRefused, match="cosigner_key"):
+        parse_card(_resigned(data, keys))
 
 
 def test_card_round_trip_through_json_text() -> None:

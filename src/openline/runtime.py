@@ -11,6 +11,7 @@ from openline.adapters.transport import HttpTransport, Transport
 from openline.core.card import make_card
 from openline.core.clock import Clock, SystemClock
 from openline.services.delivery import Deliverer
+from openline.services.ledger_worker import LedgerWorker
 from openline.services.notifier import Notifier
 from openline.services.station import NotifyConfig, Station, Tx
 from openline.services.timers import Auditor, TimerLoop
@@ -48,11 +49,14 @@ class Workers:
         self.deliverer = Deliverer(self.station, self.transport)
         self.timers = TimerLoop(self.station)
         self.auditor = Auditor(self.station)
+        self.ledger = LedgerWorker(self.station, self.transport)
         db = self.station.db
         self.checkpointer = Checkpointer(db) if db.background_checkpoints else None
         self.station.on_commit.append(self._after_commit)
 
     def _after_commit(self, tx: Tx) -> None:
+        if tx.ledger_grew:
+            self.ledger.wake()
         if tx.wake_lines:
             self.deliverer.wake(tx.wake_lines)
         if tx.new_deadline:  # otherwise the loop's own schedule already covers it
@@ -64,6 +68,7 @@ class Workers:
         self.deliverer.start()
         self.timers.start()
         self.auditor.start()
+        self.ledger.start()
         for notifier in self.notifiers:
             notifier.start()
         if self.checkpointer is not None:
@@ -73,6 +78,7 @@ class Workers:
         self.deliverer.stop()
         self.timers.stop()
         self.auditor.stop()
+        self.ledger.stop()
         for notifier in self.notifiers:
             notifier.stop()
         if self.checkpointer is not None:

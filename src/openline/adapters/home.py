@@ -3,14 +3,19 @@ default) the SQLite database. Secrets are written with mode 0600 from the start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openline.core.keys import StationKeys, load_encryption_pem, load_signing_pem, private_pem
 from openline.errors import HomeError
 
 SIGNING_KEY = "signing.key"
 ENCRYPTION_KEY = "encryption.key"
+LEDGER_KEY = "ledger.key"  # signs checkpoints
+COSIGN_KEY = "cosign.key"  # cosigns the peer's checkpoints, nothing else
 TOKEN_FILE = "api-token"  # noqa: S105 - a file name
 
 
@@ -23,17 +28,30 @@ def write_secret(path: Path, data: bytes) -> None:
 def write_keys(home: Path, keys: StationKeys) -> None:
     write_secret(home / SIGNING_KEY, private_pem(keys.signing))
     write_secret(home / ENCRYPTION_KEY, private_pem(keys.encryption))
+    write_secret(home / LEDGER_KEY, private_pem(keys.ledger))
+    write_secret(home / COSIGN_KEY, private_pem(keys.cosign))
+
+
+def _ledger_key(path: Path) -> Ed25519PrivateKey:
+    """A ledger or cosigning key; a home made before the ledger existed gets one now."""
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+            write_secret(path, private_pem(key))
+    return load_signing_pem(path.read_bytes())
 
 
 def load_keys(home: Path) -> StationKeys:
     try:
         signing = load_signing_pem((home / SIGNING_KEY).read_bytes())
         encryption = load_encryption_pem((home / ENCRYPTION_KEY).read_bytes())
+        ledger = _ledger_key(home / LEDGER_KEY)
+        cosign = _ledger_key(home / COSIGN_KEY)
     except FileNotFoundError as exc:
         raise HomeError(f"station home {home} lacks its key file {exc.filename}") from None
     except ValueError as exc:
         raise HomeError(f"station home {home}: a key file is damaged: {exc}") from None
-    return StationKeys(signing, encryption)
+    return StationKeys(signing, encryption, ledger, cosign)
 
 
 def read_token(home: Path) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -261,4 +262,82 @@ handovers = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("acknowledged_by", String(64)),
     Column("acknowledged_at", BigInteger),
+)
+
+# The evidence ledger (see docs/ledger.md) -----------------------------------------------
+
+_BIG_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("seq", _BIG_ID, primary_key=True, autoincrement=True),  # order of commit, roughly
+    Column("idx", BigInteger, unique=True),  # the leaf index, once the integrator gives it one
+    Column("type", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("call_id", String(36)),
+    Column("data", LargeBinary, nullable=False),  # the exact bytes hashed: canonical JSON
+    Index(
+        "ix_ledger_entries_pending",
+        "seq",
+        sqlite_where=text("idx IS NULL"),
+        postgresql_where=text("idx IS NULL"),
+    ),
+    Index("ix_ledger_entries_call", "call_id"),
+)
+
+ledger_tiles = Table(
+    "ledger_tiles",
+    metadata,
+    Column("level", Integer, primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("hashes", LargeBinary, nullable=False),  # up to 256 node hashes of 32 bytes; only ever grows
+)
+
+ledger_state = Table(
+    "ledger_state",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1: the row the integrator locks
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),  # our signed note, with each peer's cosignature added
+    Column("signed_at", BigInteger, nullable=False),
+    Column("cosigned_by", Text, nullable=False, server_default=""),  # peers, comma-separated
+)
+
+ledger_peers = Table(
+    "ledger_peers",
+    metadata,
+    Column("peer", String(63), ForeignKey("peers.name"), primary_key=True),
+    # Our log as this peer has witnessed it: the `old` size of our next add-checkpoint.
+    Column("cosigned_size", BigInteger, nullable=False, server_default="0"),
+    Column("cosigned_at", BigInteger),
+    Column("next_attempt_at", BigInteger),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    # Their log as we have witnessed it: the latest checkpoint of theirs that we cosigned.
+    Column("witnessed_size", BigInteger, nullable=False, server_default="0"),
+    Column("witnessed_root", LargeBinary),
+    Column("witnessed_note", Text),  # their signed note plus our cosignature
+    Column("witnessed_at", BigInteger),
+)
+
+ledger_evidence = Table(
+    "ledger_evidence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("peer", String(63), nullable=False),
+    Column("kind", String(16), nullable=False),  # fork, truncation, rewrite
+    Column("received_at", BigInteger, nullable=False),
+    Column("request", Text, nullable=False),  # the add-checkpoint body, its signature verified
+    Column("contradicts", Text),  # the note of theirs we had cosigned
+    Column("detail", Text, nullable=False),
 )

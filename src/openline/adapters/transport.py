@@ -19,6 +19,8 @@ from openline.errors import Code, OpenLineError, PeerUnreachable
 
 HANDSHAKE_PATH = "/_openline/v1/handshake"
 SEND_PATH = "/_openline/v1/send/{batch_id}"
+ADD_CHECKPOINT_PATH = "/_openline/v1/ledger/add-checkpoint"
+MAX_TEXT_ANSWER = 64 * 1024
 
 
 class PeerRefused(OpenLineError):
@@ -31,8 +33,18 @@ class PeerRefused(OpenLineError):
         self.http_status = http_status
 
 
+@dataclass(frozen=True)
+class TextAnswer:
+    """A peer's answer to a plain-text request (the C2SP witness protocol speaks text)."""
+
+    status: int
+    content_type: str
+    text: str
+
+
 class Transport(Protocol):
     def post(self, peer: str, base_url: str, path: str, payload: dict[str, Any]) -> Any: ...
+    def post_text(self, peer: str, base_url: str, path: str, body: str) -> TextAnswer: ...
     def close(self) -> None: ...
 
 
@@ -81,6 +93,20 @@ class HttpTransport:
                 http_status=resp.status_code,
             )
         return data
+
+    def post_text(self, peer: str, base_url: str, path: str, body: str) -> TextAnswer:
+        """A signed text POST; every HTTP status is an answer, only no answer raises."""
+        data = body.encode()
+        auth = sign_request(self.keys, "POST", path, self.origin, peer, data)
+        try:
+            resp = self._client.post(
+                base_url + path,
+                content=data,
+                headers={"Authorization": auth, "Content-Type": "text/plain; charset=utf-8"},
+            )
+        except httpx.HTTPError as exc:
+            raise PeerUnreachable(f"{peer} at {base_url}: {type(exc).__name__}: {exc}") from None
+        return TextAnswer(resp.status_code, resp.headers.get("content-type", ""), resp.text[:MAX_TEXT_ANSWER])
 
     def close(self) -> None:
         self._client.close()

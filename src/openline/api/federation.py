@@ -17,7 +17,7 @@ from openline.api.deps import StationDep
 from openline.core.keys import signing_public_key
 from openline.core.requestsig import parse_authorization, verify_request
 from openline.errors import Code, EnvelopeRefused, Unauthorized
-from openline.services import delivery, inbox, lines
+from openline.services import delivery, inbox, lines, witness
 from openline.services.station import Station
 
 router = APIRouter(prefix="/_openline/v1")
@@ -25,6 +25,15 @@ _BATCH_ID_RE = re.compile(r"^[0-9a-f-]{36}$")
 
 
 async def _authenticated_body(request: Request, station: Station) -> tuple[str, Any]:
+    origin, body = await _authenticated_bytes(request, station)
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise EnvelopeRefused(Code.MALFORMED, f"request body is not JSON: {exc}") from None
+    return origin, payload
+
+
+async def _authenticated_bytes(request: Request, station: Station) -> tuple[str, bytes]:
     limit: int = request.app.state.max_request_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -48,11 +57,7 @@ async def _authenticated_body(request: Request, station: Station) -> tuple[str, 
     if key is None:
         raise Unauthorized(f"station {auth.origin!r} is not pinned here", code=Code.UNKNOWN_STATION)
     verify_request(auth, signing_public_key(key), request.method, request.url.path, body)
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise EnvelopeRefused(Code.MALFORMED, f"request body is not JSON: {exc}") from None
-    return auth.origin, payload
+    return auth.origin, body
 
 
 @router.post("/handshake")
@@ -76,6 +81,18 @@ async def send(batch_id: str, request: Request, station: StationDep) -> Response
         return json.dumps(result, separators=(",", ":")).encode()
 
     return Response(await run_in_threadpool(receive), media_type="application/json")
+
+
+@router.post("/ledger/add-checkpoint")
+async def add_checkpoint(request: Request, station: StationDep) -> Response:
+    """C2SP tlog-witness: cosign the peer's checkpoint if it extends what we cosigned."""
+    origin, body = await _authenticated_bytes(request, station)
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return Response("request body is not UTF-8\n", 400, media_type="text/plain")
+    answer = await run_in_threadpool(witness.add_checkpoint, station, origin, text)
+    return Response(answer.text, answer.status, media_type=answer.content_type)
 
 
 @router.get("/card")

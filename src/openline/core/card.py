@@ -7,11 +7,13 @@ The fingerprint commits to both public keys; people compare it by voice or on pa
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from openline.core import note
 from openline.core.encoding import canonical, sha256
 from openline.core.keys import StationKeys, encryption_public_key, signing_public_key, verify
 from openline.errors import Code, EnvelopeRefused
@@ -27,6 +29,8 @@ _FIELDS = {
     "encryption_key",
     "kem",
     "languages",
+    "ledger_key",
+    "cosigner_key",
     "fingerprint",
     "signature",
 }
@@ -67,6 +71,17 @@ def validate_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def ledger_origin(name: str, fingerprint_text: str) -> str:
+    """The origin line of a station's ledger checkpoints (and the name of its checkpoint
+    key): unique per station, since it carries the key fingerprint."""
+    return f"openline/ledger/{name}/{fingerprint_text.replace(' ', '').lower()[:16]}"
+
+
+def cosigner_name(name: str, fingerprint_text: str) -> str:
+    """The name on a station's cosignatures of its peers' checkpoints."""
+    return f"openline/witness/{name}/{fingerprint_text.replace(' ', '').lower()[:16]}"
+
+
 @dataclass(frozen=True)
 class Card:
     name: str
@@ -76,6 +91,10 @@ class Card:
     languages: tuple[str, ...]
     signature: str
     kem: str = KEM_X25519
+    # Verifier keys in the `<name>+<hex key ID>+<base64>` form (C2SP signed-note): the one
+    # that signs this station's checkpoints, and the one that cosigns its peers'.
+    ledger_key: str = ""
+    cosigner_key: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -94,8 +113,20 @@ class Card:
             "encryption_key": self.encryption_key,
             "kem": self.kem,
             "languages": list(self.languages),
+            "ledger_key": self.ledger_key,
+            "cosigner_key": self.cosigner_key,
             "fingerprint": self.fingerprint,
         }
+
+    @property
+    def origin(self) -> str:
+        return ledger_origin(self.name, self.fingerprint)
+
+    def ledger_verifier(self) -> note.Verifier:
+        return note.parse_verifier_key(self.ledger_key)
+
+    def cosigner_verifier(self) -> note.Verifier:
+        return note.parse_verifier_key(self.cosigner_key)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.unsigned(), "signature": self.signature}
@@ -104,17 +135,20 @@ class Card:
 def make_card(keys: StationKeys, name: str, urls: list[str], languages: list[str]) -> Card:
     validate_name(name)
     clean_urls = tuple(validate_url(u) for u in urls)
+    fp = fingerprint(keys.signing_public, keys.encryption_public)
     draft = Card(
-        name, clean_urls, keys.signing_public, keys.encryption_public, tuple(languages), signature=""
+        name,
+        clean_urls,
+        keys.signing_public,
+        keys.encryption_public,
+        tuple(languages),
+        signature="",
+        ledger_key=note.verifier(ledger_origin(name, fp), keys.ledger.public_key()).text(),
+        cosigner_key=note.verifier(
+            cosigner_name(name, fp), keys.cosign.public_key(), note.COSIGNATURE_V1
+        ).text(),
     )
-    return Card(
-        draft.name,
-        draft.urls,
-        draft.signing_key,
-        draft.encryption_key,
-        draft.languages,
-        keys.sign(canonical(draft.unsigned())),
-    )
+    return dataclasses.replace(draft, signature=keys.sign(canonical(draft.unsigned())))
 
 
 def _exact_url(url: Any) -> str:
@@ -155,6 +189,8 @@ def parse_card(data: Any) -> Card:
         data["encryption_key"],
         tuple(langs),
         signature=data["signature"] if isinstance(data["signature"], str) else "",
+        ledger_key=data["ledger_key"] if isinstance(data["ledger_key"], str) else "",
+        cosigner_key=data["cosigner_key"] if isinstance(data["cosigner_key"], str) else "",
     )
     if data["fingerprint"] != card.fingerprint:
         raise EnvelopeRefused(
@@ -171,4 +207,23 @@ def parse_card(data: Any) -> Card:
         )
     except EnvelopeRefused as exc:
         raise EnvelopeRefused(Code.BAD_CARD, f"card for {card.name!r}: {exc.detail}") from exc
+    _check_ledger_keys(card)
     return card
+
+
+def _check_ledger_keys(card: Card) -> None:
+    """The card's checkpoint key must be named for its origin and its cosigning key for
+    its witness name, with the right algorithms, or its evidence could not be checked."""
+    want = (
+        ("ledger_key", card.ledger_key, card.origin, note.ED25519),
+        ("cosigner_key", card.cosigner_key, cosigner_name(card.name, card.fingerprint), note.COSIGNATURE_V1),
+    )
+    for field, text, name, algorithm in want:
+        try:
+            v = note.parse_verifier_key(text)
+        except note.NoteError as exc:
+            raise EnvelopeRefused(Code.BAD_CARD, f"card: {field}: {exc}") from None
+        if v.name != name or v.algorithm != algorithm:
+            raise EnvelopeRefused(
+                Code.BAD_CARD, f"card: {field} must be named {name!r} with algorithm {algorithm}"
+            )

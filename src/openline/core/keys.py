@@ -6,7 +6,7 @@ unencrypted PKCS#8 PEM in files of mode 0600 in the station home.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -21,8 +21,14 @@ _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
 @dataclass(frozen=True)
 class StationKeys:
+    """Each key has one use: `signing` signs envelopes, receipts, requests and the card;
+    `encryption` opens sealed bodies; `ledger` signs the ledger's checkpoints; `cosign`
+    only cosigns the peer's checkpoints (C2SP tlog-cosignature asks for a key of its own)."""
+
     signing: Ed25519PrivateKey
     encryption: X25519PrivateKey
+    ledger: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    cosign: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
 
     @classmethod
     def generate(cls) -> StationKeys:

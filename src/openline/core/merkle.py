@@ -14,7 +14,7 @@ transparency-dev/merkle test vectors (tests/vectors/tlog).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -48,37 +48,79 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return node_hash(root(leaves[:k]), root(leaves[k:]))
 
 
+# Proofs as ranges of leaves. Every hash in an RFC 9162 proof is MTH over a run of leaves
+# [lo, hi), and every such run starts at a multiple of its largest power-of-two part. So a
+# store that can give the hash of any complete subtree (`Nodes`) can answer any proof
+# without reading the leaves: the tiles in the station database are such a store.
+
+Nodes = Callable[[int, int], bytes]  # (height, index) -> hash of leaves [index·2^height, (index+1)·2^height)
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes make PATH(index, D[size]), in proof order."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is not in a tree of size {size}")
+    out: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            out.append((lo + k, hi))
+            hi = lo + k
+        else:
+            out.append((lo, lo + k))
+            lo += k
+    out.reverse()
+    return out
+
+
+def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes make PROOF(size1, D[size2]), in proof order."""
+    if not 0 <= size1 <= size2:
+        raise ProofError(f"size {size1} is not within a tree of size {size2}")
+    if size1 in (0, size2):
+        return []
+    out: list[tuple[int, int]] = []
+    lo, hi, m, complete = 0, size2, size1, True
+    while m != hi - lo:
+        k = _split(hi - lo)
+        if m <= k:
+            out.append((lo + k, hi))
+            hi = lo + k
+        else:
+            out.append((lo, lo + k))
+            lo, m, complete = lo + k, m - k, False
+    if not complete:
+        out.append((lo, hi))
+    out.reverse()
+    return out
+
+
+def range_root(lo: int, hi: int, nodes: Nodes) -> bytes:
+    """MTH over leaves [lo, hi) of a tree, from its complete subtrees."""
+    n = hi - lo
+    if n <= 0:
+        raise ProofError(f"empty leaf range [{lo}, {hi})")
+    if n & (n - 1) == 0 and lo % n == 0:
+        return nodes(n.bit_length() - 1, lo // n)
+    k = _split(n)
+    return node_hash(range_root(lo, lo + k, nodes), range_root(lo + k, hi, nodes))
+
+
+def _list_nodes(leaves: Sequence[bytes]) -> Nodes:
+    return lambda height, index: root(leaves[index << height : (index + 1) << height])
+
+
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """PATH(index, leaves): the audit path of one leaf."""
-    n = len(leaves)
-    if not 0 <= index < n:
-        raise ProofError(f"leaf index {index} is not in a tree of size {n}")
-    if n == 1:
-        return []
-    k = _split(n)
-    if index < k:
-        return [*inclusion_proof(index, leaves[:k]), root(leaves[k:])]
-    return [*inclusion_proof(index - k, leaves[k:]), root(leaves[:k])]
+    nodes = _list_nodes(leaves)
+    return [range_root(lo, hi, nodes) for lo, hi in inclusion_ranges(index, len(leaves))]
 
 
 def consistency_proof(size1: int, leaves: Sequence[bytes]) -> list[bytes]:
     """PROOF(size1, leaves): that the first size1 leaves are a prefix of all of them."""
-    n = len(leaves)
-    if not 0 <= size1 <= n:
-        raise ProofError(f"size {size1} is not within a tree of size {n}")
-    if size1 in (0, n):
-        return []
-    return _subproof(size1, leaves, complete=True)
-
-
-def _subproof(m: int, leaves: Sequence[bytes], *, complete: bool) -> list[bytes]:
-    n = len(leaves)
-    if m == n:
-        return [] if complete else [root(leaves)]
-    k = _split(n)
-    if m <= k:
-        return [*_subproof(m, leaves[:k], complete=complete), root(leaves[k:])]
-    return [*_subproof(m - k, leaves[k:], complete=False), root(leaves[:k])]
+    nodes = _list_nodes(leaves)
+    return [range_root(lo, hi, nodes) for lo, hi in consistency_ranges(size1, len(leaves))]
 
 
 def _check(value: bytes, what: str) -> None:

@@ -22,7 +22,7 @@ from openline.core.calls import Event, Party, State
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound
-from openline.services import outbox, watch
+from openline.services import events, outbox, watch
 from openline.services.lines import lock_line, require_active
 from openline.services.station import Station, Tx
 
@@ -84,29 +84,6 @@ def _party(direction: str) -> Party:
 
 def _other(party: Party) -> Party:
     return Party.CALLEE if party is Party.CALLER else Party.CALLER
-
-
-def _log(
-    tx: Tx,
-    call_id: str,
-    at: int,
-    event: str,
-    actor: str,
-    envelope_id: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    tx.touched.add("calls")
-    tx.insert_later(
-        call_events,
-        {
-            "call_id": call_id,
-            "at": at,
-            "event": event,
-            "actor": actor,
-            "envelope_id": envelope_id,
-            "detail": json.dumps(detail, sort_keys=True) if detail else None,
-        },
-    )
 
 
 def _get(
@@ -175,7 +152,16 @@ def place(station: Station, actor: str, peer: str, subject: Any, priority: Any =
                 updated_at=tx.now,
             )
         )
-        _log(tx, call_id, tx.now, "placed", actor, env.id, {"priority": prio})
+        events.record(
+            tx,
+            call_id,
+            tx.now,
+            "placed",
+            actor,
+            env.id,
+            {"priority": prio},
+            facts={"line": line.id, "peer": peer, "direction": "out"},
+        )
     return call_id
 
 
@@ -195,7 +181,7 @@ def _local(
         if values:
             _update_call(tx, call.id, **values)
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
-        _log(tx, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
+        events.record(tx, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
     return env.id
 
 
@@ -254,7 +240,7 @@ def _miss(station: Station, tx: Tx, call: Any) -> None:
         {"deadline_at": rfc3339(call.deadline_at)},
         time=call.deadline_at,
     )
-    _log(
+    events.record(
         tx,
         call.id,
         call.deadline_at,
@@ -354,10 +340,19 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             )
         )
         tx.memo.pop(("call", call_id), None)
-        _log(tx, call_id, at, "placed", actor, env.id, {"priority": body["priority"]})
-        _log(tx, call_id, tx.now, "delivered", "system", env.id)
+        events.record(
+            tx,
+            call_id,
+            at,
+            "placed",
+            actor,
+            env.id,
+            {"priority": body["priority"]},
+            facts={"line": line.id, "peer": env.sender, "direction": "in"},
+        )
+        events.record(tx, call_id, tx.now, "delivered", "system", env.id)
         ring = outbox.enqueue(station, tx, line.id, "call.ringing", call_id, {})
-        _log(tx, call_id, tx.now, "ringing", "system", ring.id, {"deadline_at": rfc3339(deadline)})
+        events.record(tx, call_id, tx.now, "ringing", "system", ring.id, {"deadline_at": rfc3339(deadline)})
         tx.new_deadline = True
         return
     row = _call_in_tx(tx, call_id)
@@ -370,11 +365,11 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
     except IllegalTransition as exc:
         # A signed statement from the peer that crossed one of ours (cancel vs pick-up):
         # keep it, receipt it, and record that it changed nothing.
-        _log(tx, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail})
+        events.record(tx, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail})
         return
     if event is Event.PICKUP:
         _update_call(tx, call_id, picked_up_by=f"{env.sender}:{body.get('by', '')}"[:64])
-    _log(tx, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id)
+    events.record(tx, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id)
 
 
 def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
@@ -388,7 +383,7 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
     new = _transition(tx, call, Event.DELIVER, Party.CALLER, stored_at)
     if new is State.DELIVERED or call.delivered_at is None:
         _update_call(tx, call.id, delivered_at=stored_at)
-    _log(tx, call.id, stored_at, "delivered", f"station:{receipt['from']}", env_row.id)
+    events.record(tx, call.id, stored_at, "delivered", f"station:{receipt['from']}", env_row.id)
 
 
 # Queries ----------------------------------------------------------------------------

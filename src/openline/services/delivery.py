@@ -27,11 +27,11 @@ from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import SEND_PATH, Transport
 from openline.core import backoff
-from openline.core.clock import MICROS
+from openline.core.clock import MICROS, parse_rfc3339
 from openline.core.envelope import Envelope, verify_receipt
 from openline.core.keys import signing_public_key
 from openline.errors import EnvelopeRefused, OpenLineError
-from openline.services import calls, outbox, parallel
+from openline.services import calls, ledger, outbox, parallel
 from openline.services.lines import ACTIVE, PENDING, handshake_error, initiate_handshake, lock_line
 from openline.services.station import Station
 
@@ -257,6 +257,19 @@ def _settle(station: Station, answer: Answer) -> Outcome:
                 ],
             )
         for row, receipt in receipted:
+            ledger.append(
+                tx,
+                "receipt.received",
+                parse_rfc3339(receipt["stored_at"]),
+                {
+                    "envelope": row.id,
+                    "line": line.id,
+                    "peer": line.peer,
+                    "receipt": ledger.digest(receipt),
+                    "stored_at": receipt["stored_at"],
+                },
+                call_id=row.call_id if row.kind.startswith("call.") else None,
+            )
             calls.on_delivered(tx, row, receipt)
         if any(row.call_id for row, _ in receipted):
             tx.touched.add("calls")  # receipts show on the console

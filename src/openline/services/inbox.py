@@ -31,8 +31,9 @@ from openline.core.envelope import (
     verify_envelope,
 )
 from openline.core.keys import signing_public_key
+from openline.core.ledger import EntryError
 from openline.errors import Code, EnvelopeRefused
-from openline.services import calls, parallel
+from openline.services import calls, ledger, parallel
 from openline.services.lines import ACTIVE
 from openline.services.station import Station, Tx
 
@@ -182,8 +183,26 @@ def _receive_one(
         raise EnvelopeRefused(Code.SEQUENCE_GAP, f"expected sequence number {expected}, got {env.seq}")
     body = open_sealed(sealed, station.keys.encryption, h)
     calls.validate_body(env.kind, body)
+    content = _commitment(body)
     receipt = make_receipt(station.keys, env, stored_at)
     calls.apply_inbound(station, tx, line, env, body)  # checks first, then writes
+    ledger.append(
+        tx,
+        "envelope.received",
+        parse_rfc3339(h["time"]),
+        {
+            "envelope": env.id,
+            "line": line.id,
+            "peer": line.peer,
+            "seq": env.seq,
+            "kind": env.kind,
+            "ref": h["ref"],
+            "header": env.digest(),
+            "receipt": ledger.digest(receipt),
+        },
+        content=content,
+        call_id=h["ref"] if env.kind.startswith("call.") else None,
+    )
     known[env.id] = (env.to_json(), receipt)  # the same envelope twice in one batch
     tx.insert_later(
         envelopes,
@@ -202,3 +221,13 @@ def _receive_one(
         },
     )
     return {"index": index, "id": env.id, "status": "stored", "receipt": receipt}
+
+
+def _commitment(body: dict[str, Any]) -> str:
+    """The ledger's commitment to the body's content, from the salt the sender put in it."""
+    try:
+        return ledger.body_commitment(body)
+    except (EnvelopeRefused, EntryError):
+        raise EnvelopeRefused(
+            Code.MALFORMED, "envelope body: needs a salt of 32 bytes (base64url) for the ledger"
+        ) from None

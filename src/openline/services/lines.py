@@ -23,7 +23,7 @@ from openline.core.clock import rfc3339
 from openline.core.encoding import canonical, sha256
 from openline.core.keys import signing_public_key, verify
 from openline.errors import Code, Conflict, EnvelopeRefused, InvalidInput, NotFound, PeerUnreachable
-from openline.services import accounts
+from openline.services import accounts, ledger
 from openline.services.station import Station, Tx
 
 PENDING = "pending"
@@ -81,6 +81,12 @@ def add_line(
             )
         )
         accounts.record(tx.conn, tx.now, actor, "line.add", f"{card.name} ({card.fingerprint})")
+        ledger.append(
+            tx,
+            "line.pinned",
+            tx.now,
+            {"line": line_id, "peer": card.name, "fingerprint": card.fingerprint, "actor": actor},
+        )
         tx.wake_lines.add(line_id)
     return card.name
 
@@ -156,7 +162,7 @@ def initiate_handshake(station: Station, transport: Transport, peer: str) -> Non
         what=f"handshake answer from {peer!r}",
     )
     with station.tx() as tx:
-        _mark_active(tx, line.id)
+        _mark_active(tx, line, "initiated")
 
 
 def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, Any]:
@@ -189,7 +195,7 @@ def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, A
                 f"handshake: line terms differ: ours {terms}, "
                 f"theirs {payload['terms']!r:.200}; agree on them out of band"
             )
-        _mark_active(tx, line.id)
+        _mark_active(tx, line, "answered")
     return {
         "line": line.id,
         "state": ACTIVE,
@@ -197,12 +203,18 @@ def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, A
     }
 
 
-def _mark_active(tx: Tx, line_id: str) -> None:
-    tx.conn.execute(
+def _mark_active(tx: Tx, line: Any, role: str) -> None:
+    """A handshake succeeded (`role`: we "initiated" it or "answered" it)."""
+    line_id = line.id
+    opened = tx.conn.execute(
         update(lines)
         .where(lines.c.id == line_id, lines.c.state == PENDING)
         .values(state=ACTIVE, activated_at=tx.now)
-    )
+    ).rowcount
+    facts = {"line": line_id, "peer": line.peer}
+    ledger.append(tx, "line.handshake", tx.now, {**facts, "role": role})
+    if opened:
+        ledger.append(tx, "line.active", tx.now, facts)
     tx.conn.execute(
         update(lines)
         .where(lines.c.id == line_id)

@@ -12,7 +12,6 @@ notification id is the receiver's idempotency key.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +20,10 @@ from sqlalchemy import select, update
 
 from openline.adapters import db
 from openline.adapters.notify import Channel, Notification, NotifyError
-from openline.adapters.schema import call_events, notifications
+from openline.adapters.schema import notifications
 from openline.core import backoff
 from openline.core.clock import MICROS
-from openline.services import alerts
+from openline.services import alerts, events
 from openline.services.station import Station
 from openline.services.timers import Loop
 
@@ -117,17 +116,7 @@ def _record(station: Station, outcomes: list[Outcome]) -> None:
                 detail = {"channel": row.channel, "recipient": row.recipient, "attempt": attempt}
                 if outcome.error is not None:
                     detail["error"] = outcome.error[:300]
-                tx.insert_later(
-                    call_events,
-                    {
-                        "call_id": row.call_id,
-                        "at": tx.now,
-                        "event": event,
-                        "actor": "system",
-                        "envelope_id": None,
-                        "detail": json.dumps(detail, sort_keys=True),
-                    },
-                )
+                events.record(tx, row.call_id, tx.now, event, "system", None, detail)
 
 
 def dispatch_due(station: Station, channel: Channel) -> int:

@@ -18,6 +18,7 @@ from openline.core.clock import rfc3339
 from openline.core.encoding import b64d
 from openline.core.envelope import Envelope, make_envelope, open_sealed
 from openline.core.keys import encryption_public_key
+from openline.services import ledger
 from openline.services.station import Station, Tx
 
 # Built once: every outgoing envelope runs these, and building a SQLAlchemy statement
@@ -57,6 +58,7 @@ def enqueue(
     seq = int(seq_row.next_out_seq) - 1
     peer = tx.conn.execute(_PEER_KEY, {"b_peer": seq_row.peer}).one()
     at = tx.now if time is None else time
+    body = ledger.with_salt(body)
     env, self_copy = make_envelope(
         station.keys,
         recipient=_sealing_key(peer.encryption_key),
@@ -86,6 +88,22 @@ def enqueue(
         },
     )
     tx.wake_lines.add(line_id)
+    ledger.append(
+        tx,
+        "envelope.sent",
+        at,
+        {
+            "envelope": env.id,
+            "line": line_id,
+            "peer": seq_row.peer,
+            "seq": seq,
+            "kind": kind,
+            "ref": ref,
+            "header": env.digest(),
+        },
+        content=ledger.body_commitment(body),
+        call_id=ref if kind.startswith("call.") else None,
+    )
     return env
 
 

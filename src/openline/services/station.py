@@ -25,6 +25,7 @@ class Tx:
     wake_lines: set[str] = field(default_factory=set)
     new_deadline: bool = False  # a deadline was set: the timer loop must look again
     touched: set[str] = field(default_factory=set)  # what the console shows changed: calls, alerts
+    ledger_grew: bool = False  # entries were appended: the integrator has work
     # Rows read more than once in this transaction (a batch often holds many envelopes for
     # one call); whoever writes such a row drops it from here.
     memo: dict[Any, Any] = field(default_factory=dict)
@@ -81,6 +82,6 @@ class Station:
             tx.flush()
             if tx.touched:  # other processes sharing the database hear of it at commit
                 announce(conn, json.dumps(sorted(tx.touched)))
-        if tx.wake_lines or tx.new_deadline or tx.touched:
+        if tx.wake_lines or tx.new_deadline or tx.touched or tx.ledger_grew:
             for hook in self.on_commit:
                 hook(tx)

@@ -16,7 +16,6 @@ that is not overdue, or an alert is raised.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +24,6 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from openline.adapters import db
 from openline.adapters.schema import (
-    call_events,
     calls,
     escalation_policies,
     lines,
@@ -37,7 +35,7 @@ from openline.core import roster
 from openline.core.calls import State
 from openline.core.clock import MICROS, rfc3339
 from openline.errors import NotFound
-from openline.services import accounts, alerts, outbox, rosters
+from openline.services import accounts, alerts, events, outbox, rosters
 from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.watch")
@@ -225,17 +223,8 @@ def _fire(
     }
     if "on_duty" in step.targets:
         detail["on_duty"] = on_duty
-    tx.touched.add("calls")
-    tx.insert_later(
-        call_events,
-        {
-            "call_id": call.id,
-            "at": tx.now,
-            "event": "escalated" if kind != "call.rering" else "rering",
-            "actor": "system",
-            "envelope_id": None,
-            "detail": json.dumps(detail, sort_keys=True),
-        },
+    events.record(
+        tx, call.id, tx.now, "escalated" if kind != "call.rering" else "rering", "system", None, detail
     )
     if not recipients and not webhooks:
         # Never silent: a step that reaches nobody is itself an alarm.

@@ -1,0 +1,47 @@
+"""The ledger worker of `openline serve`: sequence new entries, sign a checkpoint within
+a second or so of the log growing, and have each peer cosign it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from openline.adapters.transport import Transport
+from openline.services import ledger, witness
+from openline.services.station import Station
+from openline.services.timers import Loop
+
+MAX_SLEEP_SECONDS = 1.0
+MAX_ROUNDS = 50  # integration batches in a row before the worker signs and pushes
+
+
+class LedgerWorker(Loop):
+    name = "ledger"
+
+    def __init__(
+        self,
+        station: Station,
+        transport: Transport,
+        *,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(station)
+        self.transport = transport
+        self.interval = interval  # at most one checkpoint per interval under load
+        self._monotonic = clock
+        self._signed_at: float | None = None
+
+    def step(self) -> float:
+        for _ in range(MAX_ROUNDS):
+            if ledger.integrate(self.station) < ledger.BATCH:
+                break
+        wait = MAX_SLEEP_SECONDS
+        now = self._monotonic()
+        if self._signed_at is not None and now - self._signed_at < self.interval:
+            wait = self.interval - (now - self._signed_at)
+        elif ledger.sign_checkpoint(self.station) is not None:
+            self._signed_at = now
+        for peer in witness.due_peers(self.station):
+            witness.push(self.station, self.transport, peer)
+        return wait

@@ -1,0 +1,289 @@
+"""The evidence ledger in a station: every event goes in with its state change, the
+tiles answer proofs that verify, checkpoints are signed and cosigned over the line, and a
+peer that rewrites or truncates its log is caught.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from openline.adapters.schema import (
+    alerts,
+    ledger_checkpoints,
+    ledger_entries,
+    ledger_evidence,
+    ledger_peers,
+    ledger_state,
+    ledger_tiles,
+)
+from openline.core import merkle, note
+from openline.core.ledger import reveals
+from openline.services import calls, ledger, outbox, witness
+from openline.services.station import Station
+from tests.inproc import Node, place_and_ring
+
+
+def _settle(*nodes: Node) -> None:
+    """Integrate, sign and cosign on every node until nothing changes."""
+    for _ in range(3):
+        for n in nodes:
+            ledger.integrate(n.station)
+            ledger.sign_checkpoint(n.station)
+        for n in nodes:
+            assert n.transport is not None
+            for peer in witness.due_peers(n.station):
+                witness.push(n.station, n.transport, peer)
+
+
+def _all_entries(station: Station) -> list[dict[str, object]]:
+    with station.db.read() as conn:
+        size = ledger.head(conn).size
+        out = []
+        for start in range(0, size, ledger.MAX_RANGE):
+            out += [
+                json.loads(d) for _, d in ledger.entries(conn, start, min(size, start + ledger.MAX_RANGE))
+            ]
+    return out
+
+
+def _types(station: Station) -> list[str]:
+    return [str(e["type"]) for e in _all_entries(station)]
+
+
+def test_every_event_of_a_call_is_in_both_ledgers(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    calls.pickup(b.station, "officer", call_id)
+    b.drain()
+    calls.say(a.station, "admin", call_id, "Status of the corridor?")
+    a.drain()
+    calls.close(b.station, "officer", call_id, summary="agreed")
+    b.drain()
+    a.drain()
+    _settle(a, b)
+    ta, tb = _types(a.station), _types(b.station)
+    for t in (
+        "line.pinned",
+        "line.active",
+        "call.placed",
+        "envelope.sent",
+        "receipt.received",
+        "call.delivered",
+    ):
+        assert t in ta, t
+    for t in ("call.ringing", "call.picked_up", "call.message_sent", "call.closed"):
+        assert t in ta, t
+    for t in ("call.placed", "envelope.received", "call.ringing", "call.picked_up", "call.message_received"):
+        assert t in tb, t
+    # Nothing said is in either log: not the subject, the message or the summary.
+    for n in (a, b):
+        for e in _all_entries(n.station):
+            text = json.dumps(e)
+            for said in ("Status of the corridor", "agreed", "Test call"):
+                assert said not in text
+
+
+def test_content_commitments_match_on_both_sides_and_reveal_the_message(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    calls.pickup(b.station, "officer", call_id)
+    b.drain()
+    env_id = calls.say(a.station, "admin", call_id, "The convoy moves at 0600")
+    a.drain()
+    _settle(a, b)
+    sent = [
+        e for e in _all_entries(a.station) if e.get("envelope") == env_id and e["type"] == "envelope.sent"
+    ]
+    got = [
+        e for e in _all_entries(b.station) if e.get("envelope") == env_id and e["type"] == "envelope.received"
+    ]
+    assert len(sent) == len(got) == 1
+    assert sent[0]["content"] == got[0]["content"]
+    # Selective disclosure: the receiver opens the body and shows it; anyone checks it.
+    with b.station.db.read() as conn:
+        from openline.adapters.schema import envelopes
+
+        row = conn.execute(select(envelopes).where(envelopes.c.id == env_id)).one()
+    body = outbox.open_body(b.station, row)
+    from openline.core.encoding import b64d, canonical
+
+    salt = b64d(body["salt"])
+    content = canonical({k: v for k, v in body.items() if k != "salt"})
+    assert reveals(str(got[0]["content"]), content, salt)
+    assert not reveals(str(got[0]["content"]), content.replace(b"0600", b"0700"), salt)
+
+
+def test_tile_proofs_match_the_reference_and_verify(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    with a.station.tx() as tx:
+        for i in range(700):  # past two full tiles, so level 1 has hashes too
+            ledger.append(tx, "test.entry", tx.now, {"n": i})
+    while ledger.integrate(a.station, limit=97):  # odd batches: tiles filled across batches
+        pass
+    with a.station.db.read() as conn:
+        size = ledger.head(conn).size
+        data = [d for _, d in ledger.entries(conn, 0, min(size, 1000))]
+        leaves = [merkle.leaf_hash(d) for d in data]
+        assert ledger.head(conn).root == merkle.root(leaves)
+        assert conn.execute(select(func.count()).select_from(ledger_tiles)).scalar_one() >= 4
+        for index, at_size in [(0, 1), (2, 3), (255, 256), (256, 257), (300, size), (size - 1, size)]:
+            proof = ledger.inclusion_proof(conn, index, at_size)
+            assert proof == merkle.inclusion_proof(index, leaves[:at_size])
+            merkle.verify_inclusion(index, at_size, leaves[index], proof, merkle.root(leaves[:at_size]))
+        for m, n in [(1, 2), (3, 7), (256, 512), (255, 700), (100, size)]:
+            if n > size:
+                continue
+            proof = ledger.consistency_proof(conn, m, n)
+            assert proof == merkle.consistency_proof(m, leaves[:n])
+            merkle.verify_consistency(m, n, merkle.root(leaves[:m]), merkle.root(leaves[:n]), proof)
+
+
+@pytest.mark.parametrize(
+    ("index", "size", "message"),
+    [(-1, 5, "entry index"), (5, 5, "entry index"), (0, 0, "tree size"), (0, 10**9, "tree size")],
+)
+def test_bad_proof_requests_are_refused(
+    nodes: tuple[Node, Node], index: int, size: int, message: str
+) -> None:
+    a, b = nodes
+    place_and_ring(a, b)
+    _settle(a, b)
+    with a.station.db.read() as conn, pytest.raises(ledger.InvalidInput, match=message):
+        ledger.inclusion_proof(conn, index, size)
+
+
+def test_checkpoints_are_cosigned_by_the_peer(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    place_and_ring(a, b)
+    _settle(a, b)
+    for me, peer in ((a, b), (b, a)):
+        with me.station.db.read() as conn:
+            cp = ledger.latest_checkpoint(conn, cosigned=True)
+            assert cp is not None
+            assert cp.size == ledger.head(conn).size
+        signed = note.parse(cp.note)
+        checkpoint = note.parse_checkpoint(signed.text)
+        assert checkpoint.origin == me.station.card.origin
+        note.verify(signed, me.station.card.ledger_verifier())
+        cosig = note.verify(signed, peer.station.card.cosigner_verifier())
+        assert cosig.name.startswith(f"openline/witness/{peer.name}/")
+
+
+def test_a_station_that_rewrites_its_log_is_caught_by_its_peer(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    _settle(a, b)
+    # stuttgart rewrites an entry of its log (as if to deny the call), rebuilds its tiles
+    # and root from the altered entries, and signs a new, larger checkpoint.
+    with a.station.db.write() as conn:
+        row = conn.execute(select(ledger_entries).where(ledger_entries.c.idx == 3)).one()
+        conn.execute(
+            update(ledger_entries)
+            .where(ledger_entries.c.seq == row.seq)
+            .values(data=row.data.replace(b"1", b"2"))
+        )
+    _rebuild(a.station)
+    calls.cancel(a.station, "admin", call_id)
+    a.drain()
+    ledger.integrate(a.station)
+    with a.station.db.write() as conn:  # it also forgets it ever signed the old checkpoints
+        conn.execute(delete(ledger_checkpoints))
+    assert ledger.sign_checkpoint(a.station) is not None
+    assert a.transport is not None
+    assert not witness.push(a.station, a.transport, "moscow")
+    with b.station.db.read() as conn:
+        kinds = [r.kind for r in conn.execute(select(ledger_evidence))]
+        alarm = conn.execute(select(alerts).where(alerts.c.kind == "ledger_fork")).one()
+    assert kinds == ["rewrite"]
+    assert "stuttgart" in alarm.subject
+
+
+def test_a_station_that_truncates_its_log_is_caught_by_its_peer(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    place_and_ring(a, b)
+    _settle(a, b)
+    with a.station.db.read() as conn:
+        size = ledger.head(conn).size
+    # stuttgart is "restored from an old backup": its last 3 entries are gone.
+    with a.station.db.write() as conn:
+        conn.execute(delete(ledger_entries).where(ledger_entries.c.idx >= size - 3))
+        conn.execute(delete(ledger_checkpoints))
+    _rebuild(a.station)
+    assert ledger.sign_checkpoint(a.station) is not None
+    assert a.transport is not None
+    assert not witness.push(a.station, a.transport, "moscow")
+    with b.station.db.read() as conn:
+        kinds = [r.kind for r in conn.execute(select(ledger_evidence))]
+        assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_fork")).first() is not None
+    assert kinds == ["truncation"]
+    with a.station.db.read() as conn:  # stuttgart learns it too
+        assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_inconsistent")).first() is not None
+
+
+def test_a_station_never_signs_a_checkpoint_inconsistent_with_its_last(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    place_and_ring(a, b)
+    _settle(a, b)
+    with a.station.db.read() as conn:
+        before = ledger.latest_checkpoint(conn)
+    with a.station.db.write() as conn:
+        row = conn.execute(select(ledger_entries).where(ledger_entries.c.idx == 0)).one()
+        conn.execute(update(ledger_entries).where(ledger_entries.c.seq == row.seq).values(data=b'{"v":1}'))
+    _rebuild(a.station)
+    with a.station.tx() as tx:
+        ledger.append(tx, "test.entry", tx.now, {"n": 1})
+    ledger.integrate(a.station)
+    assert ledger.sign_checkpoint(a.station) is None
+    with a.station.db.read() as conn:
+        assert ledger.latest_checkpoint(conn) == before
+        assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_inconsistent")).first() is not None
+
+
+def test_witness_refuses_bad_requests_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    place_and_ring(a, b)
+    _settle(a, b)
+    with b.station.db.read() as conn:
+        before = conn.execute(select(ledger_peers)).all()
+    with a.station.db.read() as conn:
+        cp = ledger.latest_checkpoint(conn)
+    assert cp is not None
+    bare = note.parse(cp.note)
+    own_only = bare.text + "\n" + bare.signatures[0].line()
+    cases = [
+        ("nonsense", 400),
+        (f"old x\n\n{own_only}", 400),
+        (f"old {cp.size}\nnot-base64!\n\n{own_only}", 400),
+        (f"old {cp.size}\n\n{own_only.replace('openline/ledger', 'other/ledger')}", 404),
+        (f"old 1\n\n{own_only}", 409),
+        (f"old {cp.size + 1}\n\n{own_only}", 400),
+    ]
+    forged = note.sign(bare.text, a.station.card.origin, b.station.keys.ledger)  # wrong key
+    cases.append((f"old {cp.size}\n\n{forged}", 403))
+    for body, status in cases:
+        answer = witness.add_checkpoint(b.station, "stuttgart", body)
+        assert answer.status == status, (body[:40], answer)
+    with b.station.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(ledger_evidence)).scalar_one() == 0
+        assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_fork")).first() is None
+        assert conn.execute(select(ledger_peers)).all() == before
+
+
+def _rebuild(station: Station) -> None:
+    """Recompute tiles and root from the entries as they now are (what a station that
+    doctors its database would do so that its proofs still verify)."""
+    with station.db.write() as conn:
+        rows = conn.execute(
+            select(ledger_entries.c.seq)
+            .where(ledger_entries.c.idx.is_not(None))
+            .order_by(ledger_entries.c.idx)
+        ).all()
+        conn.execute(delete(ledger_tiles))
+        conn.execute(update(ledger_entries).values(idx=None))
+        conn.execute(update(ledger_state).values(size=0, root=merkle.EMPTY_ROOT))
+        del rows
+    while ledger.integrate(station):
+        pass
