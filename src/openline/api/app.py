@@ -16,6 +16,8 @@ from openline.adapters.db import ChangeListener
 from openline.adapters.notify import Channel
 from openline.adapters.transport import Transport
 from openline.api import federation, local, problems
+from openline.api import ledger as ledger_api
+from openline.api import report as report_api
 from openline.api.metrics import LineCollector
 from openline.console import routes as console
 from openline.console.live import Hub
@@ -69,6 +71,8 @@ def create_app(
     station.on_commit.append(hub.on_commit)
     problems.install(app)
     app.include_router(local.router)
+    app.include_router(ledger_api.router)
+    app.include_router(report_api.router)
     app.include_router(federation.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=str(console.STATIC_DIR)), name="static")

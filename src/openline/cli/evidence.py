@@ -1,0 +1,133 @@
+"""`openline ledger key|checkpoint|export` and `openline prove`.
+
+`ledger key` reads only the station home. `export` and `prove` read the station's
+database directly (the server may be stopped, and a bundle of millions of entries is no
+job for an HTTP API); `ledger checkpoint` asks the running station to sign one now.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from openline.cli.main import CallArg, HomeOpt, JsonOpt, app, client, emit, err, fail, out
+from openline.errors import OpenLineError
+from openline.services.station import Station
+
+ledger_app = typer.Typer(help="The evidence ledger: keys, checkpoints, export.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@contextmanager
+def _station(home: Path) -> Iterator[Station]:
+    """The station's keys, card and database, without serving it."""
+    from openline.runtime import build_station
+    from openline.settings import load
+
+    try:
+        station = build_station(load(home))
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+    try:
+        yield station
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+    finally:
+        station.db.dispose()
+
+
+@ledger_app.command("key")
+def ledger_key(
+    home: HomeOpt,
+    cosigner: Annotated[bool, typer.Option("--cosigner", help="The cosigning key instead.")] = False,
+) -> None:
+    """Print the verifier key of this station's checkpoints (sumdb/note form:
+    <name>+<hex key ID>+<base64>), or with --cosigner that of its cosignatures."""
+    from openline.adapters.home import load_keys
+    from openline.core.card import make_card
+    from openline.settings import load
+
+    try:
+        settings = load(home)
+        card = make_card(load_keys(home), settings.name, [settings.url], settings.languages)
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+    sys.stdout.write((card.cosigner_key if cosigner else card.ledger_key) + "\n")
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """Sign a checkpoint of the ledger now (the running station has its peers cosign it)."""
+    with client(home) as c:
+        cp = c.post("/ledger/checkpoint")
+
+    def render(x: dict[str, Any]) -> None:
+        by = ", ".join(x["cosigned_by"]) or "nobody yet"
+        out.print(f"Checkpoint of {x['size']} entries, signed {x['signed_at']}, cosigned by {by}.")
+        out.print(x["note"], highlight=False, markup=False, end="")
+
+    emit(cp, as_json, render)
+
+
+@contextmanager
+def _progress(what: str, enabled: bool) -> Iterator[Any]:
+    """A progress bar on stderr, or a no-op when it would only get in the way."""
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@ledger_app.command("export")
+def ledger_export(
+    home: HomeOpt,
+    out_dir: Annotated[Path, typer.Option("--out", help="A new directory for the bundle.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a self-contained evidence bundle (C2SP tlog-tiles layout) for `openline verify`."""
+    from openline.services import evidence
+
+    with _station(home) as station, _progress("Exporting", not as_json) as progress:
+        manifest = evidence.export_bundle(station, out_dir, progress)
+
+    def render(m: dict[str, Any]) -> None:
+        out.print(f"Wrote {m['size']} entries of {m['station']}'s ledger to {out_dir}")
+        out.print(f"Checkpoint root {m['root']}; cards: {', '.join(m['cards'])}.")
+        out.print(f"Check it anywhere with: openline verify {out_dir}")
+
+    emit(manifest, as_json, render)
+
+
+@app.command()
+def prove(
+    home: HomeOpt,
+    call_id: Annotated[str, CallArg],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the proof (JSON).")],
+) -> None:
+    """Write a compact proof of what happened to one call, for `openline verify`."""
+    from openline.services import evidence
+
+    if out_file.exists():
+        fail(f"{out_file} exists already: choose a new file", "invalid_input")
+    with _station(home) as station:
+        proof = evidence.prove_call(station, call_id)
+    out_file.write_text(json.dumps(proof, indent=2) + "\n")
+    out.print(f"Wrote the proof of call {call_id} ({len(proof['entries'])} entries) to {out_file}")
+    out.print(f"Check it anywhere with: openline verify {out_file}")

@@ -1,0 +1,1 @@
+"""`openline report` (being written)."""

@@ -1,0 +1,176 @@
+"""Evidence that leaves the station: the tlog-tiles bundle and the proof of one call.
+
+Both are built from the latest checkpoint a peer has cosigned, so whoever receives them
+needs only the two station cards to check them (`openline verify`). Formats:
+docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from openline.adapters.schema import calls, envelopes, ledger_entries, ledger_peers, ledger_tiles, peers
+from openline.core import tiles
+from openline.core.clock import rfc3339
+from openline.errors import Conflict, InvalidInput, NotFound
+from openline.services import ledger
+from openline.services.station import Station
+
+BUNDLE_FORMAT = "openline-evidence-bundle/v1"
+PROOF_FORMAT = "openline-call-proof/v1"
+Progress = Callable[[int, int], None]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _cosigned(conn: Connection) -> ledger.SignedCheckpoint:
+    cp = ledger.latest_checkpoint(conn, cosigned=True)
+    if cp is None:
+        raise Conflict(
+            "no checkpoint of this ledger has been cosigned by a peer yet: with the line up, "
+            "one is within seconds of the log growing (`openline ledger checkpoint` asks now)"
+        )
+    return cp
+
+
+def _cards(station: Station, conn: Connection) -> dict[str, dict[str, Any]]:
+    out = {station.name: station.card.to_json()}
+    for row in conn.execute(select(peers.c.name, peers.c.card).order_by(peers.c.name)):
+        out[row.name] = json.loads(row.card)
+    return out
+
+
+# The bundle -------------------------------------------------------------------------
+
+
+def export_bundle(station: Station, out: Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Write the bundle into `out` (which must not exist or be empty). It is written
+    beside it first and renamed into place, so a failed export leaves nothing behind."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InvalidInput(f"{out} exists and is not an empty directory: choose a new one")
+    work = out.with_name(out.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        with station.db.read() as conn:
+            manifest = _write_bundle(station, conn, work, progress)
+        if out.exists():
+            out.rmdir()
+        os.replace(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _write(root: Path, rel: str, data: bytes) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _write_bundle(
+    station: Station, conn: Connection, root: Path, progress: Progress | None
+) -> dict[str, Any]:
+    cp = _cosigned(conn)
+    root.mkdir(parents=True)
+    _write(root, "checkpoint", cp.note.encode())
+    cards = _cards(station, conn)
+    for name, card in cards.items():
+        _write(root, f"cards/{name}.json", json.dumps(card, indent=2).encode() + b"\n")
+    witnessed = {}
+    for row in conn.execute(select(ledger_peers).where(ledger_peers.c.witnessed_note.is_not(None))):
+        witnessed[row.peer] = f"peer-checkpoints/{row.peer}"
+        _write(root, witnessed[row.peer], str(row.witnessed_note).encode())
+    for level, index, width in tiles.tiles_for_size(cp.size):
+        row = conn.execute(
+            select(ledger_tiles.c.hashes).where(ledger_tiles.c.level == level, ledger_tiles.c.idx == index)
+        ).one()
+        _write(root, tiles.tile_path(level, index, width), bytes(row.hashes)[: width * ledger.HASH])
+    bundles = -(-cp.size // tiles.TILE_WIDTH)
+    for n in range(bundles):
+        first = n * tiles.TILE_WIDTH
+        last = min(cp.size, first + tiles.TILE_WIDTH)
+        rows = conn.execute(
+            select(ledger_entries.c.data)
+            .where(ledger_entries.c.idx >= first, ledger_entries.c.idx < last)
+            .order_by(ledger_entries.c.idx)
+        ).all()
+        _write(
+            root,
+            tiles.tile_path("entries", n, last - first),
+            tiles.encode_bundle([bytes(r.data) for r in rows]),
+        )
+        if progress is not None:
+            progress(last, cp.size)
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "station": station.name,
+        "origin": station.card.origin,
+        "size": cp.size,
+        "root": _b64(cp.root),
+        "exported_at": rfc3339(station.clock.now()),
+        "cards": {name: f"cards/{name}.json" for name in cards},
+        "peer_checkpoints": witnessed,
+    }
+    _write(root, "bundle.json", json.dumps(manifest, indent=2).encode() + b"\n")
+    return manifest
+
+
+# The proof of one call --------------------------------------------------------------
+
+
+def prove_call(station: Station, call_id: str) -> dict[str, Any]:
+    """The call's entries with inclusion proofs in the latest cosigned checkpoint, and
+    the peer's signed receipts for the envelopes we sent about it."""
+    with station.db.read() as conn:
+        found = ledger.call_entries(conn, call_id)
+        if not found:
+            raise NotFound(f"no call with id {call_id!r} in the ledger")
+        cp = _cosigned(conn)
+        late = [i for i, _ in found if i is None or i >= cp.size]
+        if late:
+            raise Conflict(
+                f"{len(late)} entries of call {call_id} are not yet in a cosigned checkpoint "
+                f"(the latest has {cp.size} entries); try again in a few seconds"
+            )
+        items = [
+            {
+                "index": index,
+                "entry": _b64(data),
+                "proof": [_b64(h) for h in ledger.inclusion_proof(conn, int(index), cp.size)],
+            }
+            for index, data in found
+            if index is not None
+        ]
+        receipts = [
+            json.loads(row.receipt)
+            for row in conn.execute(
+                select(envelopes.c.receipt)
+                .where(
+                    envelopes.c.call_id == call_id,
+                    envelopes.c.direction == "out",
+                    envelopes.c.receipt.is_not(None),
+                )
+                .order_by(envelopes.c.seq)
+            )
+        ]
+        peer = conn.execute(select(calls.c.peer).where(calls.c.id == call_id)).scalar_one()
+        cards = {name: card for name, card in _cards(station, conn).items() if name in (station.name, peer)}
+    return {
+        "format": PROOF_FORMAT,
+        "call": call_id,
+        "station": station.name,
+        "cards": cards,
+        "checkpoint": cp.note,
+        "entries": items,
+        "receipts": receipts,
+    }
