@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from openline.core import note
 from openline.core.card import (
     CARD_VERSION,
     KEM_X25519,
@@ -27,7 +28,6 @@ from openline.core.card import (
     validate_name,
     validate_url,
 )
-from openline.core import note
 from openline.core.encoding import b64e, canonical
 from openline.core.keys import (
     StationKeys,

@@ -5,6 +5,7 @@ mutated) decided the same way."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,15 @@ def test_index_2_in_a_tree_of_size_3() -> None:
     merkle.verify_inclusion(2, 3, LEAVES[2], proof, bytes.fromhex(ROOTS[3]))
     with pytest.raises(merkle.ProofError):
         merkle.verify_inclusion(2, 3, LEAVES[2], [LEAVES[2]], bytes.fromhex(ROOTS[3]))
+
+
+@given(st.integers(min_value=0, max_value=9), st.binary(min_size=1, max_size=8))
+def test_perfect_root_is_the_root_of_a_complete_subtree(power: int, seed: bytes) -> None:
+    leaves = [hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(1 << power)]
+    assert merkle.perfect_root(leaves) == merkle.root(leaves)
+
+
+@pytest.mark.parametrize("n", [0, 3, 6, 255])
+def test_perfect_root_refuses_an_incomplete_tree(n: int) -> None:
+    with pytest.raises(merkle.ProofError, match="power-of-two"):
+        merkle.perfect_root([bytes(32)] * n)

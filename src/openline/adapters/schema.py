@@ -19,7 +19,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    text,
 )
 
 metadata = MetaData(
@@ -268,22 +267,30 @@ handovers = Table(
 
 _BIG_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
 
-ledger_entries = Table(
-    "ledger_entries",
+ledger_pending = Table(
+    "ledger_pending",
     metadata,
-    Column("seq", _BIG_ID, primary_key=True, autoincrement=True),  # order of commit, roughly
-    Column("idx", BigInteger, unique=True),  # the leaf index, once the integrator gives it one
-    Column("type", String(64), nullable=False),
-    Column("at", BigInteger, nullable=False),
+    # Entries committed with their events, waiting for the integrator to sequence them.
+    Column("seq", _BIG_ID, primary_key=True, autoincrement=True),  # order of insertion
     Column("call_id", String(36)),
-    Column("data", LargeBinary, nullable=False),  # the exact bytes hashed: canonical JSON
-    Index(
-        "ix_ledger_entries_pending",
-        "seq",
-        sqlite_where=text("idx IS NULL"),
-        postgresql_where=text("idx IS NULL"),
-    ),
-    Index("ix_ledger_entries_call", "call_id"),
+    Column("data", LargeBinary, nullable=False),  # the exact bytes to hash: canonical JSON
+)
+
+ledger_bundles = Table(
+    "ledger_bundles",
+    metadata,
+    # Sequenced entries, 256 to a row, in the C2SP entry-bundle encoding (each entry a
+    # big-endian uint16 length and its bytes); the last bundle grows until full.
+    Column("idx", BigInteger, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+ledger_calls = Table(
+    "ledger_calls",
+    metadata,
+    # Which entries are about which call: what `openline prove` looks up.
+    Column("call_id", String(36), primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
 )
 
 ledger_tiles = Table(

@@ -770,6 +770,12 @@ def demo(
         fail(exc.detail, exc.code.value)
 
 
+# Commands kept in their own modules; importing them registers them on `app`.
+from openline.cli import evidence as _evidence  # noqa: E402,F401
+from openline.cli import report as _report  # noqa: E402,F401
+from openline.cli import verify as _verify  # noqa: E402,F401
+
+
 def run() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()

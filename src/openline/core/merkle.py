@@ -48,6 +48,32 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return node_hash(root(leaves[:k]), root(leaves[k:]))
 
 
+def perfect_root(hashes: Sequence[bytes]) -> bytes:
+    """MTH over a power-of-two number of hashes (a complete subtree), level by level:
+    the same value as `root`, without its recursion (tiles hash 256 at a time)."""
+    n = len(hashes)
+    if n == 0 or n & (n - 1):
+        raise ProofError(f"a complete subtree has a power-of-two number of leaves, not {n}")
+    level = list(hashes)
+    sha = hashlib.sha256
+    while len(level) > 1:
+        it = iter(level)
+        level = [sha(b"\x01" + left + right).digest() for left, right in zip(it, it, strict=True)]
+    return level[0]
+
+
+def perfect_root_of(data: bytes) -> bytes:
+    """`perfect_root` of hashes stored end to end (a run of a tile): the first level is
+    hashed straight from the bytes, two hashes at a time."""
+    if not data or len(data) % HASH_SIZE:
+        raise ProofError(f"a run of hashes is a non-empty multiple of {HASH_SIZE} bytes, not {len(data)}")
+    if len(data) == HASH_SIZE:
+        return data
+    pair = 2 * HASH_SIZE
+    sha = hashlib.sha256
+    return perfect_root([sha(b"\x01" + data[i : i + pair]).digest() for i in range(0, len(data), pair)])
+
+
 # Proofs as ranges of leaves. Every hash in an RFC 9162 proof is MTH over a run of leaves
 # [lo, hi), and every such run starts at a multiple of its largest power-of-two part. So a
 # store that can give the hash of any complete subtree (`Nodes`) can answer any proof

@@ -160,7 +160,7 @@ def place(station: Station, actor: str, peer: str, subject: Any, priority: Any =
             actor,
             env.id,
             {"priority": prio},
-            facts={"line": line.id, "peer": peer, "direction": "out"},
+            facts={"line": line.id, "peer": peer, "direction": "out", "priority": prio},
         )
     return call_id
 
@@ -348,7 +348,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             actor,
             env.id,
             {"priority": body["priority"]},
-            facts={"line": line.id, "peer": env.sender, "direction": "in"},
+            facts={"line": line.id, "peer": env.sender, "direction": "in", "priority": body["priority"]},
         )
         events.record(tx, call_id, tx.now, "delivered", "system", env.id)
         ring = outbox.enqueue(station, tx, line.id, "call.ringing", call_id, {})

@@ -43,6 +43,7 @@ def record(
     metadata: dict[str, Any] = {"call": call_id, "actor": actor, **(facts or {})}
     if envelope_id is not None:
         metadata["envelope"] = envelope_id
-    if detail:
-        metadata["detail"] = detail
+    rest = {k: v for k, v in (detail or {}).items() if k not in metadata}  # said once is enough
+    if rest:
+        metadata["detail"] = rest
     ledger.append(tx, f"call.{event}", at, metadata, call_id=call_id)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from openline.adapters.schema import calls, envelopes, ledger_entries, ledger_peers, ledger_tiles, peers
+from openline.adapters.schema import calls, envelopes, ledger_bundles, ledger_peers, ledger_tiles, peers
 from openline.core import tiles
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
@@ -97,20 +97,12 @@ def _write_bundle(
         _write(root, tiles.tile_path(level, index, width), bytes(row.hashes)[: width * ledger.HASH])
     bundles = -(-cp.size // tiles.TILE_WIDTH)
     for n in range(bundles):
-        first = n * tiles.TILE_WIDTH
-        last = min(cp.size, first + tiles.TILE_WIDTH)
-        rows = conn.execute(
-            select(ledger_entries.c.data)
-            .where(ledger_entries.c.idx >= first, ledger_entries.c.idx < last)
-            .order_by(ledger_entries.c.idx)
-        ).all()
-        _write(
-            root,
-            tiles.tile_path("entries", n, last - first),
-            tiles.encode_bundle([bytes(r.data) for r in rows]),
-        )
+        width = min(tiles.TILE_WIDTH, cp.size - n * tiles.TILE_WIDTH)
+        row = conn.execute(select(ledger_bundles.c.data).where(ledger_bundles.c.idx == n)).one()
+        kept = tiles.decode_bundle(bytes(row.data))[:width]  # the bundle may have grown since
+        _write(root, tiles.tile_path("entries", n, width), tiles.encode_bundle(kept))
         if progress is not None:
-            progress(last, cp.size)
+            progress(n * tiles.TILE_WIDTH + width, cp.size)
     manifest = {
         "format": BUNDLE_FORMAT,
         "station": station.name,

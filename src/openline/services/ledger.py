@@ -14,16 +14,26 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import struct
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from openline.adapters import db
-from openline.adapters.schema import ledger_checkpoints, ledger_entries, ledger_state, ledger_tiles
+from openline.adapters.schema import (
+    ledger_bundles,
+    ledger_calls,
+    ledger_checkpoints,
+    ledger_pending,
+    ledger_state,
+    ledger_tiles,
+)
 from openline.core import encoding, merkle, note
 from openline.core import ledger as entries_core
+from openline.core import tiles as tiles_core
 from openline.core.clock import rfc3339
 from openline.core.encoding import b64d, b64e, canonical
 from openline.core.tiles import MAX_ENTRY, TILE_HEIGHT, TILE_WIDTH
@@ -61,9 +71,7 @@ def append(
     data = entries_core.entry(event_type, rfc3339(at) or "", metadata, content)
     if len(data) > MAX_ENTRY:
         raise entries_core.EntryError(f"{event_type} entry: {len(data)} bytes, at most {MAX_ENTRY}")
-    tx.insert_later(
-        ledger_entries, {"type": event_type, "at": at, "call_id": call_id, "data": data, "idx": None}
-    )
+    tx.insert_later(ledger_pending, {"call_id": call_id, "data": data})
     tx.ledger_grew = True
 
 
@@ -108,61 +116,73 @@ class Tiles:
 
     def node(self, height: int, index: int) -> bytes:
         level, k = divmod(height, TILE_HEIGHT)
-        first = index << k
-        t, offset = divmod(first, TILE_WIDTH)
+        t, offset = divmod(index << k, TILE_WIDTH)
         data = self.tile(level, t)
-        end = (offset + (1 << k)) * HASH
+        begin, end = offset * HASH, (offset + (1 << k)) * HASH
         if len(data) < end:
             raise merkle.ProofError(f"node {height}/{index} is not in the log yet")
-        if k == 0:
-            return data[offset * HASH : end]
-        return merkle.root([data[i : i + HASH] for i in range(offset * HASH, end, HASH)])
+        return merkle.perfect_root_of(data[begin:end])
 
     def root(self, size: int) -> bytes:
         return merkle.EMPTY_ROOT if size == 0 else merkle.range_root(0, size, self.node)
 
     def extend(self, size: int, leaves: list[bytes]) -> None:
         """Add `leaves` after the first `size`, level by level: a tile that fills up adds
-        its root to the level above. Writes each touched tile once."""
-        level, before, new = 0, size, leaves
+        its root to the level above. Each touched tile is written once, all of them in
+        one statement per kind (insert, update)."""
+        full = TILE_WIDTH * HASH
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        level, before, new = 0, size, b"".join(leaves)
         while new:
             t, offset = divmod(before, TILE_WIDTH)
-            existed = bool(self.tile(level, t))
-            buf = bytearray(self.tile(level, t)[: offset * HASH])
-            done: list[bytes] = []
-            for h in new:
-                buf += h
-                if len(buf) == TILE_WIDTH * HASH:
-                    self._write(level, t, bytes(buf), existed)
-                    done.append(merkle.root([bytes(buf[i : i + HASH]) for i in range(0, len(buf), HASH)]))
-                    t, buf, existed = t + 1, bytearray(), False
-            if buf:
-                self._write(level, t, bytes(buf), existed)
-            level, before, new = level + 1, before // TILE_WIDTH, done
+            existed = offset > 0
+            run = self.tile(level, t)[: offset * HASH] + new if existed else new
+            done = []
+            for at in range(0, len(run), full):
+                data = run[at : at + full]
+                row = {"b_level": level, "b_idx": t, "b_hashes": data}
+                (updates if existed else inserts).append(row)
+                self._cache[(level, t)] = data
+                if len(data) == full:
+                    done.append(merkle.perfect_root_of(data))
+                t, existed = t + 1, False
+            level, before, new = level + 1, before // TILE_WIDTH, b"".join(done)
+        if inserts:
+            self.conn.execute(_TILE_INSERT, inserts)
+        if updates:
+            self.conn.execute(_TILE_UPDATE, updates)
 
-    def _write(self, level: int, index: int, data: bytes, existed: bool) -> None:
-        if existed:
-            self.conn.execute(
-                update(ledger_tiles)
-                .where(ledger_tiles.c.level == level, ledger_tiles.c.idx == index)
-                .values(hashes=data)
-            )
-        else:
-            self.conn.execute(insert(ledger_tiles).values(level=level, idx=index, hashes=data))
-        self._cache[(level, index)] = data
+
+_TILE_INSERT = insert(ledger_tiles).values(
+    level=bindparam("b_level"), idx=bindparam("b_idx"), hashes=bindparam("b_hashes")
+)
+_TILE_UPDATE = (
+    update(ledger_tiles)
+    .where(ledger_tiles.c.level == bindparam("b_level"), ledger_tiles.c.idx == bindparam("b_idx"))
+    .values(hashes=bindparam("b_hashes"))
+)
 
 
 # Integrating -----------------------------------------------------------------------
 
-_PENDING = (
-    select(ledger_entries.c.seq, ledger_entries.c.data)
-    .where(ledger_entries.c.idx.is_(None))
-    .order_by(ledger_entries.c.seq)
-    .limit(bindparam("b_limit"))
+_PENDING = select(ledger_pending.c.seq).order_by(ledger_pending.c.seq).limit(bindparam("b_limit"))
+_TAKE_SQL = (
+    "DELETE FROM ledger_pending WHERE seq IN (SELECT seq FROM ledger_pending ORDER BY seq LIMIT ?) "
+    "RETURNING seq, call_id, data"
 )
-_SET_INDEX = (
-    update(ledger_entries).where(ledger_entries.c.seq == bindparam("b_seq")).values(idx=bindparam("b_idx"))
-)
+
+
+def _take(conn: Connection, limit: int) -> list[tuple[int, str | None, bytes]]:
+    """Take the oldest waiting entries off the queue in one statement: exactly the rows it
+    returns are gone, even on PostgreSQL where an older row may commit after a newer one.
+    Straight to the driver: SQLAlchemy fetches RETURNING rows one at a time."""
+    sql = _TAKE_SQL.replace("?", "?" if conn.dialect.paramstyle == "qmark" else "%s")
+    result = conn.exec_driver_sql(sql, (limit,))
+    return [(int(seq), call, bytes(data)) for seq, call, data in result.fetchall()]
+
+
+_BUNDLE = select(ledger_bundles.c.data).where(ledger_bundles.c.idx == bindparam("b_idx"))
 
 
 @dataclass(frozen=True)
@@ -189,13 +209,19 @@ def integrate(station: Station, limit: int = BATCH) -> int:
             return 0
     with station.db.write() as conn:
         state = _locked_state(conn)
-        rows = conn.execute(_PENDING, {"b_limit": limit}).all()
+        rows = sorted(_take(conn, limit), key=itemgetter(0))
         if not rows:
             return 0
         size = state.size
-        conn.execute(_SET_INDEX, [{"b_seq": r.seq, "b_idx": size + i} for i, r in enumerate(rows)])
+        data = [bytes(d) for _, _, d in rows]
+        _extend_bundles(conn, size, data)
         tiles = Tiles(conn)
-        tiles.extend(size, [merkle.leaf_hash(bytes(r.data)) for r in rows])
+        tiles.extend(size, [merkle.leaf_hash(d) for d in data])
+        about = [(call, size + i) for i, (_, call, _) in enumerate(rows) if call]
+        if about:  # straight to the driver: one row per entry, and SQLAlchemy's per-row cost shows
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            sql = f"INSERT INTO ledger_calls (call_id, idx) VALUES ({mark}, {mark})"  # noqa: S608 - placeholders
+            conn.exec_driver_sql(sql, about)
         new = TreeHead(size + len(rows), tiles.root(size + len(rows)))
         conn.execute(
             update(ledger_state)
@@ -205,8 +231,37 @@ def integrate(station: Station, limit: int = BATCH) -> int:
     return len(rows)
 
 
+def _extend_bundles(conn: Connection, size: int, data: list[bytes]) -> None:
+    """Append entries to the entry bundles: each touched bundle written once, in one
+    statement per kind."""
+    n, offset = divmod(size, TILE_WIDTH)
+    row = conn.execute(_BUNDLE, {"b_idx": n}).first() if offset else None
+    if offset and row is None:
+        raise LedgerInconsistent(f"entry bundle {n} is missing, though the log has {size} entries")
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    at = 0
+    while at < len(data):
+        take = data[at : at + TILE_WIDTH - offset]
+        prefix = bytes(row.data) if offset and row is not None else b""
+        blob = prefix + b"".join(struct.pack(">H", len(d)) + d for d in take)
+        (updates if offset else inserts).append({"b_idx": n, "b_data": blob})
+        at += len(take)
+        n, offset = n + 1, 0
+    if inserts:
+        conn.execute(_BUNDLE_INSERT, inserts)
+    if updates:
+        conn.execute(_BUNDLE_UPDATE, updates)
+
+
+_BUNDLE_INSERT = insert(ledger_bundles).values(idx=bindparam("b_idx"), data=bindparam("b_data"))
+_BUNDLE_UPDATE = (
+    update(ledger_bundles).where(ledger_bundles.c.idx == bindparam("b_idx")).values(data=bindparam("b_data"))
+)
+
+
 def pending(conn: Connection) -> int:
-    return len(conn.execute(_PENDING, {"b_limit": BATCH}).all())
+    return int(conn.execute(select(func.count()).select_from(ledger_pending)).scalar_one())
 
 
 # Proofs and entries ----------------------------------------------------------------
@@ -247,22 +302,40 @@ def entries(conn: Connection, start: int, end: int) -> list[tuple[int, bytes]]:
         raise InvalidInput(f"entry range must satisfy 0 <= start < end <= {current.size}, got {start}, {end}")
     if end - start > MAX_RANGE:
         raise InvalidInput(f"at most {MAX_RANGE} entries per request, asked for {end - start}")
+    first, last = start // TILE_WIDTH, (end - 1) // TILE_WIDTH
     rows = conn.execute(
-        select(ledger_entries.c.idx, ledger_entries.c.data)
-        .where(ledger_entries.c.idx >= start, ledger_entries.c.idx < end)
-        .order_by(ledger_entries.c.idx)
+        select(ledger_bundles.c.idx, ledger_bundles.c.data)
+        .where(ledger_bundles.c.idx >= first, ledger_bundles.c.idx <= last)
+        .order_by(ledger_bundles.c.idx)
     ).all()
-    return [(int(r.idx), bytes(r.data)) for r in rows]
+    out = []
+    for row in rows:
+        base = int(row.idx) * TILE_WIDTH
+        for i, data in enumerate(tiles_core.decode_bundle(bytes(row.data))):
+            if start <= base + i < end:
+                out.append((base + i, data))
+    return out
+
+
+def entry_at(conn: Connection, index: int) -> bytes:
+    found = entries(conn, index, index + 1)
+    if not found:
+        raise NotFound(f"no entry {index}")
+    return found[0][1]
 
 
 def call_entries(conn: Connection, call_id: str) -> list[tuple[int | None, bytes]]:
-    """Every entry that names a call, in log order (None: not yet sequenced)."""
-    rows = conn.execute(
-        select(ledger_entries.c.idx, ledger_entries.c.data)
-        .where(ledger_entries.c.call_id == call_id)
-        .order_by(ledger_entries.c.seq)
-    ).all()
-    return [(None if r.idx is None else int(r.idx), bytes(r.data)) for r in rows]
+    """Every entry that names a call, in log order; None for those not yet sequenced."""
+    indexes = conn.execute(
+        select(ledger_calls.c.idx).where(ledger_calls.c.call_id == call_id).order_by(ledger_calls.c.idx)
+    ).scalars()
+    out: list[tuple[int | None, bytes]] = [(int(i), entry_at(conn, int(i))) for i in indexes]
+    waiting = conn.execute(
+        select(ledger_pending.c.data)
+        .where(ledger_pending.c.call_id == call_id)
+        .order_by(ledger_pending.c.seq)
+    ).scalars()
+    return out + [(None, bytes(d)) for d in waiting]
 
 
 # Checkpoints ----------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""The evidence ledger: entries, hash tiles, checkpoints, what each peer witnessed, evidence.
+"""The evidence ledger: pending entries, entry bundles, hash tiles, checkpoints, witnesses.
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-11-26 09:57:16.740819
+Create Date: 2026-11-26 10:09:47.585912
 """
 
 from __future__ import annotations
@@ -20,6 +20,18 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "ledger_bundles",
+        sa.Column("idx", sa.BigInteger(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("idx", name=op.f("pk_ledger_bundles")),
+    )
+    op.create_table(
+        "ledger_calls",
+        sa.Column("call_id", sa.String(length=36), nullable=False),
+        sa.Column("idx", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("call_id", "idx", name=op.f("pk_ledger_calls")),
+    )
+    op.create_table(
         "ledger_checkpoints",
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("root", sa.LargeBinary(), nullable=False),
@@ -28,29 +40,6 @@ def upgrade() -> None:
         sa.Column("cosigned_by", sa.Text(), server_default="", nullable=False),
         sa.PrimaryKeyConstraint("size", name=op.f("pk_ledger_checkpoints")),
     )
-    op.create_table(
-        "ledger_entries",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
-        sa.Column("idx", sa.BigInteger(), nullable=True),
-        sa.Column("type", sa.String(length=64), nullable=False),
-        sa.Column("at", sa.BigInteger(), nullable=False),
-        sa.Column("call_id", sa.String(length=36), nullable=True),
-        sa.Column("data", sa.LargeBinary(), nullable=False),
-        sa.PrimaryKeyConstraint("seq", name=op.f("pk_ledger_entries")),
-        sa.UniqueConstraint("idx", name=op.f("uq_ledger_entries_idx")),
-    )
-    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.create_index("ix_ledger_entries_call", ["call_id"], unique=False)
-        batch_op.create_index(
-            "ix_ledger_entries_pending",
-            ["seq"],
-            unique=False,
-            sqlite_where=sa.text("idx IS NULL"),
-            postgresql_where=sa.text("idx IS NULL"),
-        )
-
     op.create_table(
         "ledger_evidence",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -61,6 +50,15 @@ def upgrade() -> None:
         sa.Column("contradicts", sa.Text(), nullable=True),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_evidence")),
+    )
+    op.create_table(
+        "ledger_pending",
+        sa.Column(
+            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("call_id", sa.String(length=36), nullable=True),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_ledger_pending")),
     )
     op.create_table(
         "ledger_state",
@@ -105,14 +103,8 @@ def downgrade() -> None:
     op.drop_table("ledger_peers")
     op.drop_table("ledger_tiles")
     op.drop_table("ledger_state")
+    op.drop_table("ledger_pending")
     op.drop_table("ledger_evidence")
-    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_ledger_entries_pending",
-            sqlite_where=sa.text("idx IS NULL"),
-            postgresql_where=sa.text("idx IS NULL"),
-        )
-        batch_op.drop_index("ix_ledger_entries_call")
-
-    op.drop_table("ledger_entries")
     op.drop_table("ledger_checkpoints")
+    op.drop_table("ledger_calls")
+    op.drop_table("ledger_bundles")

@@ -1,0 +1,171 @@
+"""`openline verify PATH`: check an evidence bundle or a call proof offline.
+
+No station home, no database, no network: a mediator who was handed the evidence runs it
+on a machine of their own (docs/ledger.md, "Offline verification"). Exit 0 when
+everything verifies, 1 when something does not, 2 when PATH is not evidence at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from openline.cli.main import app, err, fail, out
+from openline.core.card import Card, parse_card
+from openline.core.evidence import NotEvidence, Result, Story, verify_bundle, verify_call_proof
+from openline.errors import OpenLineError
+
+BUNDLE_MANIFEST = "bundle.json"
+
+
+@app.command()
+def verify(
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="An evidence bundle directory, or a call-proof JSON file."),
+    ],
+    trust: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust",
+            metavar="CARD",
+            help="A card file you trust. Every card in the evidence must match the trusted card "
+            "of its name. Repeat for several.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Verify an evidence bundle or a call proof offline, and print each card's fingerprint."""
+    trusted = _trusted(trust or [], as_json)
+    try:
+        result = _run(path, trusted, show_progress=not as_json and err.is_terminal)
+    except NotEvidence as exc:
+        _unusable(f"{path}: {exc}", as_json)
+    except OSError as exc:
+        _unusable(f"cannot read {exc.filename or path}: {exc.strerror or exc}", as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        _render(result)
+    if result.first_failure is not None:
+        fail(escape(result.first_failure.message), "not_verified")
+
+
+def _run(path: Path, trusted: list[Card] | None, *, show_progress: bool) -> Result:
+    if path.is_dir() or path.name == BUNDLE_MANIFEST:
+        with _progress(show_progress) as progress:
+            return verify_bundle(
+                _reader(path if path.is_dir() else path.parent), trusted=trusted, progress=progress
+            )
+    if not path.exists():
+        raise NotEvidence("no such file or directory")
+    return verify_call_proof(path.read_bytes(), trusted=trusted)
+
+
+def _reader(root: Path) -> Callable[[str], bytes | None]:
+    """Bundle files by relative path; None for a file that is not there. The verifier asks
+    only for paths of the documented layout; a symlink out of the bundle is not followed."""
+    base = root.resolve()
+
+    def read(rel: str) -> bytes | None:
+        target = (base / rel).resolve()
+        if not target.is_relative_to(base):
+            return None
+        try:
+            return target.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    return read
+
+
+@contextmanager
+def _progress(shown: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on standard error, one step per entry bundle (256 entries)."""
+    with Progress(
+        TextColumn("verifying entry bundles"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not shown,
+    ) as bar:
+        task = bar.add_task("verify", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _trusted(paths: list[Path], as_json: bool) -> list[Card] | None:
+    if not paths:
+        return None
+    cards = []
+    for p in paths:
+        try:
+            cards.append(parse_card(json.loads(p.read_bytes())))
+        except OSError as exc:
+            _unusable(f"--trust {p}: cannot read it: {exc.strerror or exc}", as_json)
+        except ValueError:
+            _unusable(f"--trust {p}: not a JSON card", as_json)
+        except OpenLineError as exc:
+            _unusable(f"--trust {p}: {exc.detail}", as_json)
+    return cards
+
+
+def _unusable(message: str, as_json: bool) -> NoReturn:
+    """Exit 2: nothing could be checked (as with a usage mistake)."""
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": False, "error": message}, ensure_ascii=False) + "\n")
+    err.print(f"[bold red]error[/] (unreadable): {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _render(r: Result) -> None:
+    what = "Evidence bundle" if r.kind == "bundle" else "Call proof"
+    _say(f"[bold]{what}[/] of station [bold]{escape(r.station)}[/]")
+    if r.cards:
+        _say("Cards (compare each fingerprint with its station out of band):")
+        for card in r.cards:
+            mark = {True: " [green](trusted)[/]", False: " [red](NOT the trusted card)[/]", None: ""}[
+                card.trusted
+            ]
+            _say(f"  {escape(card.name):<20} {card.fingerprint}{mark}")
+    if r.checkpoint is not None:
+        cp = r.checkpoint
+        _say(f"Checkpoint: {escape(cp.origin)}, size {cp.size}, root {cp.root}")
+    for cosig in r.cosignatures:
+        _say(f"  {escape(cosig.note)}: cosigned by {escape(cosig.by)} at {cosig.at}")
+    for line in r.passed:
+        _say(f"  [green]ok[/]     {escape(line)}")
+    for note in r.notes:
+        _say(f"  [dim]note   {escape(note)}[/]")
+    for f in r.failures:
+        _say(f"  [bold red]FAILED[/] {escape(f.message)}")
+    if r.story is not None:
+        _render_story(r.story, r.ok)
+    if r.ok:
+        _say("[bold green]Verified.[/]")
+    else:
+        _say(f"[bold red]Not verified[/]: {len(r.failures)} check(s) failed.")
+
+
+def _render_story(s: Story, verified: bool) -> None:
+    towards = "to" if s.direction == "out" else "from"
+    told = "" if verified else " [dim](from the parts that verified)[/]"
+    _say(
+        f"Call [bold]{escape(s.call)}[/] ({s.direction}, {towards} {escape(s.peer)}, priority "
+        f"{escape(s.priority)}): [bold]{s.outcome.replace('_', ' ')}[/]{told}"
+    )
+    for e in s.events:
+        _say(f"  {e.at}  {escape(e.text)}")
+
+
+def _say(markup: str) -> None:
+    out.print(markup, highlight=False, soft_wrap=True)

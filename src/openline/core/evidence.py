@@ -1,0 +1,862 @@
+"""Offline verification of ledger evidence: an exported bundle, or the proof of one call.
+
+The formats are in docs/ledger.md ("Evidence bundle", "Call proof"). Nothing is taken on
+the word of the file that carries it: card self-signatures, the checkpoint's signature
+and its peers' cosignatures (C2SP signed-note and tlog-cosignature), every tile of the
+tree recomputed from the entries (RFC 9162 hashing in the C2SP tlog-tiles layout),
+inclusion proofs, and receipt signatures are all checked again from the bytes.
+
+Pure: a bundle is read through a `read(path) -> bytes | None` callable, one entry bundle
+at a time, keeping at most 256 hashes per tree level; so a bundle of millions of entries
+verifies in constant memory. Binary values in bundle.json and call proofs are standard
+base64 (as in checkpoints), accepted in their one canonical spelling only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from openline.core import merkle, note, tiles
+from openline.core.card import NAME_RE, Card, parse_card
+from openline.core.clock import MICROS, parse_rfc3339, rfc3339
+from openline.core.encoding import canonical, digest
+from openline.core.envelope import RECEIPT_FIELDS
+from openline.core.keys import signing_public_key, verify
+from openline.errors import OpenLineError
+
+BUNDLE_FORMAT = "openline-evidence-bundle/v1"
+PROOF_FORMAT = "openline-call-proof/v1"
+ENTRY_VERSION = 1
+_W = tiles.TILE_WIDTH
+_BUNDLE_FIELDS = frozenset({"format", "station", "origin", "size", "root", "exported_at", "cards"})
+_PROOF_FIELDS = frozenset({"format", "call", "station", "cards", "checkpoint", "entries", "receipts"})
+_CARD_KEYS = ("signing_key", "encryption_key", "ledger_key", "cosigner_key")
+_ENVELOPE_TYPES = frozenset({"envelope.sent", "envelope.received", "receipt.received"})
+
+Read = Callable[[str], bytes | None]
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+
+
+class NotEvidence(ValueError):
+    """The input is not an evidence bundle or a call proof at all: nothing could be checked."""
+
+
+class _Refused(Exception):
+    """The first failure of one group of checks; later checks of the group would only echo it."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    check: str  # bundle, card, trust, checkpoint, tree, peer-checkpoint, proof, entry, call, receipt
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class CardSummary:
+    name: str
+    fingerprint: str
+    trusted: bool | None  # None: no trusted cards were given
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    origin: str
+    size: int
+    root: str  # base64, as in the checkpoint
+
+
+@dataclass(frozen=True)
+class Cosignature:
+    note: str  # "checkpoint" or "peer-checkpoints/<peer>"
+    by: str  # the cosigning station
+    key: str  # the cosigner key's name
+    time: int  # seconds since the epoch, from the signed cosignature
+    at: str
+
+
+@dataclass(frozen=True)
+class StoryEvent:
+    at: str
+    event: str  # placed, stored, delivered, ringing, picked_up, missed, closed, ...
+    text: str
+
+
+@dataclass(frozen=True)
+class Story:
+    """What a call proof shows happened, from verified entries and receipts only."""
+
+    call: str
+    station: str
+    peer: str
+    direction: str
+    priority: str
+    outcome: str
+    events: tuple[StoryEvent, ...]
+
+
+@dataclass
+class Result:
+    kind: str  # "bundle" or "call-proof"
+    station: str
+    cards: list[CardSummary] = field(default_factory=list)
+    checkpoint: CheckpointSummary | None = None
+    cosignatures: list[Cosignature] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    story: Story | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def first_failure(self) -> Failure | None:
+        return self.failures[0] if self.failures else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, **asdict(self)}
+
+
+def _attempt(result: Result, check: str, step: Callable[[], T]) -> T | None:
+    """Run one group of checks; record its first failure and go on with the next group."""
+    try:
+        return step()
+    except _Refused as exc:
+        result.failures.append(Failure(check, str(exc)))
+        return None
+
+
+def _passes(result: Result, check: str, step: Callable[[], str]) -> bool:
+    """`_attempt` for a check whose success is a line in the report."""
+    line = _attempt(result, check, step)
+    if line is not None:
+        result.passed.append(line)
+    return line is not None
+
+
+def _b64(text: Any, what: str, size: int | None = None) -> bytes:
+    if not isinstance(text, str):
+        raise _Refused(f"{what}: expected base64 text, got {type(text).__name__}")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise _Refused(f"{what}: not base64") from None
+    if base64.b64encode(raw).decode() != text:  # one spelling per value, or bytes could be flipped unseen
+        raise _Refused(f"{what}: not the canonical base64 spelling")
+    if size is not None and len(raw) != size:
+        raise _Refused(f"{what}: expected {size} bytes, got {len(raw)}")
+    return raw
+
+
+def _b64text(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _json(raw: bytes, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:  # UnicodeDecodeError too
+        raise _Refused(f"{what}: not JSON") from None
+
+
+def _fields(data: Any, required: frozenset[str], what: str, optional: frozenset[str] = frozenset()) -> None:
+    if not isinstance(data, dict):
+        raise _Refused(f"{what}: expected a JSON object, got {type(data).__name__}")
+    missing, extra = sorted(required - data.keys()), sorted(data.keys() - required - optional)
+    if missing or extra:
+        raise _Refused(f"{what}: missing fields {missing}, unknown fields {extra}")
+
+
+# Cards ---------------------------------------------------------------------------------
+
+
+def _card(data: Any, name: str, where: str) -> Card:
+    try:
+        c = parse_card(data)
+    except OpenLineError as exc:
+        raise _Refused(f"{where}: {exc.detail}") from None
+    if c.name != name:
+        raise _Refused(f"{where}: the card is {c.name!r}'s, but it is listed as {name!r}")
+    return c
+
+
+def _card_file(read: Read, name: str, path: str) -> Card:
+    return _card(_json(_need(read, path), path), name, path)
+
+
+def _trust(c: Card, trusted: Sequence[Card]) -> str:
+    same_name = [t for t in trusted if t.name == c.name]
+    if not same_name:
+        raise _Refused(f"card {c.name}: no trusted card is named {c.name!r}")
+    for t in same_name:
+        if all(getattr(c, k) == getattr(t, k) for k in _CARD_KEYS):
+            return f"card {c.name}: matches the trusted card"
+    t = same_name[0]
+    differ = ", ".join(k for k in _CARD_KEYS if getattr(c, k) != getattr(t, k))
+    fingerprints = (
+        f"fingerprint here {c.fingerprint}, trusted {t.fingerprint}"
+        if c.fingerprint != t.fingerprint
+        else "the same fingerprint, which does not cover the checkpoint keys"
+    )
+    raise _Refused(
+        f"card {c.name}: does not match the trusted card of that name: its {differ} differ ({fingerprints})"
+    )
+
+
+def _accept_cards(
+    result: Result, loaded: Mapping[str, Callable[[], Card]], trusted: Sequence[Card] | None
+) -> dict[str, Card]:
+    """Every card that verifies, by name; a failure for each one that does not."""
+    cards: dict[str, Card] = {}
+    for name, load in loaded.items():
+        c = _attempt(result, "card", load)
+        if c is None:
+            continue
+        cards[name] = c
+        result.passed.append(f"card {name}: self-signed, fingerprint {c.fingerprint}")
+        ok = None if trusted is None else _passes(result, "trust", partial(_trust, c, trusted))
+        result.cards.append(CardSummary(name, c.fingerprint, ok))
+    return cards
+
+
+# Checkpoints ---------------------------------------------------------------------------
+
+
+def _parse_note(text: Any, where: str) -> tuple[note.Note, note.Checkpoint]:
+    if isinstance(text, bytes):
+        try:
+            text = text.decode()
+        except UnicodeDecodeError:
+            raise _Refused(f"{where}: not UTF-8 text") from None
+    if not isinstance(text, str):
+        raise _Refused(f"{where}: expected the note's text, got {type(text).__name__}")
+    try:
+        n = note.parse(text)
+        cp = note.parse_checkpoint(n.text)
+    except note.NoteError as exc:
+        raise _Refused(f"{where}: {exc}") from None
+    if n.render() != text:  # base64 with stray padding bits would verify, yet differ in bytes
+        raise _Refused(f"{where}: a signature line is not in canonical form")
+    return n, cp
+
+
+def _signatures(
+    n: note.Note, cp: note.Checkpoint, where: str, signer: Card, peers: Sequence[Card]
+) -> list[Cosignature]:
+    """The signer's signature with its card's ledger key, and at least one peer cosignature."""
+    if cp.origin != signer.origin:
+        raise _Refused(f"{where}: origin is {cp.origin!r}, but {signer.name}'s card says {signer.origin!r}")
+    key = signer.ledger_verifier()
+    if not _has(n, key):
+        raise _Refused(f"{where}: no signature by {signer.name}'s checkpoint key {key.name}")
+    try:
+        note.verify(n, key)
+    except note.NoteError:
+        raise _Refused(f"{where}: the signature by {signer.name} ({key.name}) does not verify") from None
+    cosigned = [c for c in (_cosignature(n, where, p) for p in peers) if c is not None]
+    if not cosigned:
+        names = " or ".join(p.name for p in peers) or "a peer (no peer card is given)"
+        raise _Refused(f"{where}: not cosigned by {names}, so it proves nothing to a third party")
+    return cosigned
+
+
+def _has(n: note.Note, key: note.Verifier) -> bool:
+    return any((s.name, s.key_id) == (key.name, key.key_id) for s in n.signatures)
+
+
+def _cosignature(n: note.Note, where: str, peer: Card) -> Cosignature | None:
+    """The peer's verified cosignature, None if it did not cosign; a bad one is a failure."""
+    key = peer.cosigner_verifier()
+    if not _has(n, key):
+        return None
+    try:
+        sig = note.verify(n, key)
+    except note.NoteError:
+        raise _Refused(f"{where}: the cosignature by {peer.name} ({key.name}) does not verify") from None
+    time = int.from_bytes(sig.blob[:8], "big")  # tlog-cosignature: the signed time comes first
+    return Cosignature(where, peer.name, key.name, time, _time_text(time))
+
+
+def _time_text(seconds: int) -> str:
+    try:
+        return rfc3339(seconds * MICROS) or ""
+    except (OverflowError, ValueError, OSError):
+        return f"{seconds} s after the epoch"
+
+
+def _checkpoint(
+    result: Result,
+    check: str,
+    where: str,
+    load: Callable[[], bytes | str],
+    signer: Card | None,
+    peers: Sequence[Card],
+) -> note.Checkpoint | None:
+    """Parse and verify one checkpoint note. Returns it parsed even when a signature fails,
+    so that the tree or the proofs can still be checked against it and reported."""
+    parsed = _attempt(result, check, lambda: _parse_note(load(), where))
+    if parsed is None:
+        return None
+    n, cp = parsed
+    if signer is None:
+        result.failures.append(Failure(check, f"{where}: not checked: the signer's card did not verify"))
+        return cp
+    cosigned = _attempt(result, check, lambda: _signatures(n, cp, where, signer, peers))
+    if cosigned is not None:
+        result.cosignatures += cosigned
+        by = ", ".join(f"{c.by} at {c.at}" for c in cosigned)
+        result.passed.append(f"{where}: size {cp.size}, signed by {signer.name}, cosigned by {by}")
+        result.notes += [
+            f"{where}: not cosigned by {p.name}" for p in peers if p.name not in {c.by for c in cosigned}
+        ]
+    return cp
+
+
+# Bundles -------------------------------------------------------------------------------
+
+
+def verify_bundle(
+    read: Read, *, trusted: Sequence[Card] | None = None, progress: Progress | None = None
+) -> Result:
+    """Verify an exported evidence bundle read through `read(relative path)`, which returns
+    None for a file that does not exist. Raises `NotEvidence` when there is no bundle."""
+    manifest = _load_manifest(read)
+    station = manifest["station"] if isinstance(manifest.get("station"), str) else "?"
+    result = Result("bundle", station)
+    if not _passes(result, "bundle", lambda: _check_manifest(manifest)):
+        return result
+    cards = _accept_cards(
+        result,
+        {name: partial(_card_file, read, name, path) for name, path in manifest["cards"].items()},
+        trusted,
+    )
+    peers = [c for name, c in cards.items() if name != station]
+    cp = _checkpoint(
+        result, "checkpoint", "checkpoint", partial(_need, read, "checkpoint"), cards.get(station), peers
+    )
+    if cp is not None:
+        result.checkpoint = CheckpointSummary(cp.origin, cp.size, _b64text(cp.root))
+        _passes(result, "bundle", lambda: _agrees(manifest, cp))
+    size = cp.size if cp is not None else manifest["size"]
+    root = cp.root if cp is not None else base64.b64decode(manifest["root"])
+    _passes(result, "tree", lambda: _Tree(read, size).verify(root, progress or (lambda done, total: None)))
+    ours = [cards[station]] if station in cards else []
+    for peer, path in manifest.get("peer_checkpoints", {}).items():
+        _checkpoint(result, "peer-checkpoint", path, partial(_need, read, path), cards.get(peer), ours)
+    result.notes.append(f"exported at {manifest['exported_at']} (the exporter's claim: nothing signs it)")
+    return result
+
+
+def _need(read: Read, path: str) -> bytes:
+    raw = read(path)
+    if raw is None:
+        raise _Refused(f"{path} is missing")
+    return raw
+
+
+def _load_manifest(read: Read) -> dict[str, Any]:
+    raw = read("bundle.json")
+    if raw is None:
+        raise NotEvidence("no bundle.json: this is not an evidence bundle")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise NotEvidence("bundle.json is not JSON") from None
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        got = data.get("format") if isinstance(data, dict) else None
+        raise NotEvidence(f"bundle.json: format {got!r} is not {BUNDLE_FORMAT!r}")
+    return data
+
+
+def _check_manifest(m: dict[str, Any]) -> str:
+    _fields(m, _BUNDLE_FIELDS, "bundle.json", frozenset({"peer_checkpoints"}))
+    if not isinstance(m["station"], str) or not NAME_RE.fullmatch(m["station"]):
+        raise _Refused(f"bundle.json: station {m['station']!r} is not a station name")
+    if type(m["size"]) is not int or m["size"] < 0:
+        raise _Refused(f"bundle.json: size must be a whole number, got {m['size']!r}")
+    _b64(m["root"], "bundle.json root", merkle.HASH_SIZE)
+    try:
+        parse_rfc3339(m["exported_at"])
+    except (ValueError, TypeError):
+        raise _Refused(f"bundle.json: exported_at {m['exported_at']!r:.60} is not an RFC 3339 time") from None
+    _layout(m["cards"], "cards", "cards/{}.json")
+    if m["station"] not in m["cards"]:
+        raise _Refused(f"bundle.json: no card for the station {m['station']!r}")
+    peers = m.get("peer_checkpoints", {})
+    _layout(peers, "peer_checkpoints", "peer-checkpoints/{}")
+    for peer in peers:
+        if peer == m["station"] or peer not in m["cards"]:
+            raise _Refused(f"bundle.json: peer checkpoint of {peer!r}, which is not a peer with a card here")
+    return f"bundle.json: {m['station']}'s ledger, size {m['size']}"
+
+
+def _layout(value: Any, what: str, pattern: str) -> None:
+    """Files are where docs/ledger.md puts them; a manifest cannot point elsewhere."""
+    if not isinstance(value, dict):
+        raise _Refused(f"bundle.json: {what} must be an object of names to paths")
+    for name, path in value.items():
+        if not NAME_RE.fullmatch(name) or path != pattern.format(name):
+            raise _Refused(
+                f"bundle.json: {what}: {name!r} must be at {pattern.format(name)!r}, got {path!r:.80}"
+            )
+
+
+def _agrees(m: dict[str, Any], cp: note.Checkpoint) -> str:
+    for what, here, there in (
+        ("origin", m["origin"], cp.origin),
+        ("size", m["size"], cp.size),
+        ("root", m["root"], _b64text(cp.root)),
+    ):
+        if here != there:
+            raise _Refused(f"bundle.json: {what} is {here!r}, but the checkpoint's is {there!r}")
+    return "bundle.json agrees with the checkpoint (origin, size and root)"
+
+
+class _Tree:
+    """Recompute a tree from its entries, one entry bundle at a time, checking each tile on
+    the way up: a level-L hash must be the Merkle root of the 256 level-(L-1) hashes below
+    it, which were themselves checked. Only the part of each level that is not yet a whole
+    tile is kept, and the partial tiles at the end of each level give the root."""
+
+    def __init__(self, read: Read, size: int) -> None:
+        self.read = read
+        self.size = size
+        self.pending: dict[int, list[bytes]] = {}  # roots of checked full tiles, not yet a tile above
+        self.edge: dict[int, list[bytes]] = {}  # each level's partial tile, checked
+
+    def verify(self, root: bytes, progress: Progress) -> str:
+        count = -(-self.size // _W)
+        for i in range(count):
+            width = min(_W, self.size - i * _W)
+            self._add(0, i, self._level0(i, width))
+            progress(i + 1, count)
+        self._finish()
+        got = self._root()
+        if got != root:
+            raise _Refused(
+                f"tree: the {self.size} entries lead to the root {_b64text(got)}, "
+                f"but the checkpoint's root is {_b64text(root)}"
+            )
+        return f"tree: {self.size} entries, every tile recomputed from them; the root is the checkpoint's"
+
+    def _file(self, path: str) -> bytes:
+        raw = self.read(path)
+        if raw is None:
+            raise _Refused(f"{path} is missing (a tree of size {self.size} needs it)")
+        return raw
+
+    def _hashes(self, level: int, index: int, width: int) -> list[bytes]:
+        path = tiles.tile_path(level, index, width)
+        raw = self._file(path)
+        if len(raw) != width * merkle.HASH_SIZE:
+            raise _Refused(
+                f"{path}: expected {width} hashes ({width * merkle.HASH_SIZE} bytes), found {len(raw)} bytes"
+            )
+        return [raw[k : k + merkle.HASH_SIZE] for k in range(0, len(raw), merkle.HASH_SIZE)]
+
+    def _level0(self, index: int, width: int) -> list[bytes]:
+        path = tiles.tile_path("entries", index, width)
+        try:
+            entries = tiles.decode_bundle(self._file(path))
+        except tiles.TileError as exc:
+            raise _Refused(f"{path}: {exc}") from None
+        first = index * _W
+        if len(entries) != width:
+            raise _Refused(
+                f"{path}: holds {len(entries)} entries, but entries {first} to {first + width - 1} "
+                f"({width}) belong in it"
+            )
+        leaves = [merkle.leaf_hash(e) for e in entries]
+        tile = tiles.tile_path(0, index, width)
+        for pos, (leaf, stored) in enumerate(zip(leaves, self._hashes(0, index, width), strict=True)):
+            if leaf != stored:
+                raise _Refused(
+                    f"entry {first + pos} ({path}): its leaf hash is not the one in {tile} at position {pos}"
+                )
+        for pos, e in enumerate(entries):
+            try:
+                _entry(e)
+            except _Refused as exc:
+                raise _Refused(f"entry {first + pos} ({path}): {exc}") from None
+        return leaves
+
+    def _add(self, level: int, index: int, hashes: list[bytes]) -> None:
+        """`hashes` are the checked tile `index` of `level`: a whole tile becomes one hash above."""
+        if len(hashes) < _W:
+            self.edge[level] = hashes
+            return
+        up = self.pending.setdefault(level + 1, [])
+        up.append(merkle.root(hashes))
+        if len(up) == _W:
+            self.pending[level + 1] = []
+            self._check(level + 1, index // _W, up)
+            self._add(level + 1, index // _W, up)
+
+    def _check(self, level: int, index: int, expected: list[bytes]) -> None:
+        path = tiles.tile_path(level, index, len(expected))
+        for pos, (got, want) in enumerate(
+            zip(self._hashes(level, index, len(expected)), expected, strict=True)
+        ):
+            if got != want:
+                below = tiles.tile_path(level - 1, index * _W + pos)
+                raise _Refused(f"{path} at position {pos}: the hash is not the Merkle root of {below}")
+
+    def _finish(self) -> None:
+        for level, hashes in sorted(self.pending.items()):
+            if hashes:
+                self._check(level, (self.size >> (tiles.TILE_HEIGHT * level)) // _W, hashes)
+                self.edge[level] = hashes
+
+    def _root(self) -> bytes:
+        """RFC 9162 2.1.1: the tree is its largest perfect subtrees, one per bit of the size,
+        hashed together right to left. A subtree of 2^(8L+j) leaves is the root of 2^j
+        hashes of level L, all in that level's partial tile."""
+        if self.size == 0:
+            return merkle.EMPTY_ROOT
+        subtrees, start = [], 0
+        for k in reversed(range(self.size.bit_length())):
+            if self.size >> k & 1:
+                level, height = divmod(k, tiles.TILE_HEIGHT)
+                first = (start >> (tiles.TILE_HEIGHT * level)) % _W
+                subtrees.append(merkle.root(self.edge[level][first : first + (1 << height)]))
+                start += 1 << k
+        r = subtrees.pop()
+        for h in reversed(subtrees):
+            r = merkle.node_hash(h, r)
+        return r
+
+
+def _entry(raw: bytes) -> dict[str, Any]:
+    """An entry is the RFC 8785 canonical JSON of an object with v == 1, a type and a time."""
+    obj = _json(raw, "the entry")
+    if not isinstance(obj, dict):
+        raise _Refused(f"not a JSON object but {type(obj).__name__}")
+    try:
+        canon = canonical(obj)
+    except OpenLineError:
+        canon = b""
+    if canon != raw:
+        raise _Refused("not RFC 8785 canonical JSON")
+    if type(obj.get("v")) is not int or obj["v"] != ENTRY_VERSION:
+        raise _Refused(f"version v is {obj.get('v')!r}, expected {ENTRY_VERSION}")
+    if not isinstance(obj.get("type"), str) or not isinstance(obj.get("at"), str):
+        raise _Refused("it lacks its type or time (at)")
+    return obj
+
+
+# Call proofs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Proven:
+    """An entry whose inclusion proof leads to the checkpoint's root."""
+
+    index: int
+    entry: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return str(self.entry["type"])
+
+
+def verify_call_proof(
+    data: bytes | str | Mapping[str, Any], *, trusted: Sequence[Card] | None = None
+) -> Result:
+    """Verify a call proof (`openline prove`), given as the file's bytes or its parsed JSON,
+    and tell the call's story from what verified. Raises `NotEvidence` when it is not one."""
+    doc = _load_proof(data)
+    result = Result("call-proof", doc["station"] if isinstance(doc.get("station"), str) else "?")
+    if not _passes(result, "proof", lambda: _check_proof(doc)):
+        return result
+    station, call = doc["station"], doc["call"]
+    cards = _accept_cards(
+        result,
+        {name: partial(_card, data, name, f"card {name}") for name, data in doc["cards"].items()},
+        trusted,
+    )
+    peers = [c for name, c in cards.items() if name != station]
+    cp = _checkpoint(result, "checkpoint", "checkpoint", lambda: doc["checkpoint"], cards.get(station), peers)
+    if cp is None:
+        return result
+    result.checkpoint = CheckpointSummary(cp.origin, cp.size, _b64text(cp.root))
+    proven = _proven(result, doc["entries"], cp)
+    envelopes = _about_call(result, call, proven)
+    receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
+    result.story = _story(call, station, peers, proven, receipts, envelopes)
+    return result
+
+
+def _load_proof(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            raise NotEvidence("not JSON, so not a call proof") from None
+    if not isinstance(data, Mapping) or data.get("format") != PROOF_FORMAT:
+        got = data.get("format") if isinstance(data, Mapping) else None
+        raise NotEvidence(f"format {got!r} is not {PROOF_FORMAT!r}")
+    return dict(data)
+
+
+def _check_proof(doc: dict[str, Any]) -> str:
+    _fields(doc, _PROOF_FIELDS, "call proof")
+    if not isinstance(doc["call"], str) or not doc["call"]:
+        raise _Refused(f"call proof: call must be the call's id, got {doc['call']!r:.60}")
+    if not isinstance(doc["station"], str) or not NAME_RE.fullmatch(doc["station"]):
+        raise _Refused(f"call proof: station {doc['station']!r:.60} is not a station name")
+    if not isinstance(doc["cards"], dict) or doc["station"] not in doc["cards"]:
+        raise _Refused(f"call proof: cards must be an object of cards by name, with {doc['station']!r}'s")
+    for what in ("entries", "receipts"):
+        if not isinstance(doc[what], list):
+            raise _Refused(f"call proof: {what} must be a list")
+    if not doc["entries"]:
+        raise _Refused("call proof: it holds no entries")
+    return (
+        f"call proof: call {doc['call']} in {doc['station']}'s ledger, "
+        f"entries: {len(doc['entries'])}, receipts: {len(doc['receipts'])}"
+    )
+
+
+def _proven(result: Result, items: list[Any], cp: note.Checkpoint) -> list[_Proven]:
+    proven: list[_Proven] = []
+    seen: set[int] = set()
+    for i, item in enumerate(items):
+        p = _attempt(result, "entry", partial(_prove, i, item, cp, seen))
+        if p is not None:
+            proven.append(p)
+    if len(proven) == len(items):
+        result.passed.append(f"entries: all {len(items)} are in the checkpoint's tree (inclusion proofs)")
+    return proven
+
+
+def _prove(i: int, item: Any, cp: note.Checkpoint, seen: set[int]) -> _Proven:
+    _fields(item, frozenset({"index", "entry", "proof"}), f"entries[{i}]")
+    index = item["index"]
+    if type(index) is not int or index < 0:
+        raise _Refused(f"entries[{i}]: index must be a whole number, got {index!r:.40}")
+    where = f"entry {index} (entries[{i}])"
+    if index in seen:
+        raise _Refused(f"{where}: listed twice")
+    seen.add(index)
+    raw = _b64(item["entry"], f"{where}: entry")
+    if not isinstance(item["proof"], list):
+        raise _Refused(f"{where}: proof must be a list of hashes")
+    path = [_b64(h, f"{where}: proof[{k}]", merkle.HASH_SIZE) for k, h in enumerate(item["proof"])]
+    try:
+        got = merkle.root_from_inclusion(index, cp.size, merkle.leaf_hash(raw), path)
+    except merkle.ProofError as exc:
+        raise _Refused(f"{where}: {exc}") from None
+    if got != cp.root:
+        raise _Refused(
+            f"{where}: its inclusion proof leads to {_b64text(got)}, not to the checkpoint's root "
+            f"{_b64text(cp.root)}"
+        )
+    try:
+        return _Proven(index, _entry(raw))
+    except _Refused as exc:
+        raise _Refused(f"{where}: {exc}") from None
+
+
+def _about_call(result: Result, call: str, proven: list[_Proven]) -> dict[str, str]:
+    """The call's envelopes, with their kinds where an entry gives them: those its call.*
+    entries name, and those whose envelope entries carry it as `ref`. Every other entry is a
+    failure, so that a proof cannot pass off other events as the call's."""
+    envelopes = {
+        p.entry["envelope"]: ""
+        for p in proven
+        if isinstance(p.entry.get("envelope"), str)
+        and (p.entry.get("call") if p.type.startswith("call.") else _ref(p)) == call
+    }
+    for p in proven:
+        if p.type.startswith("envelope.") and p.entry.get("envelope") in envelopes:
+            envelopes[p.entry["envelope"]] = str(p.entry.get("kind", ""))
+    off = [f"entry {p.index} ({p.type}): {why}" for p in proven if (why := _off_topic(p, call, envelopes))]
+    if not any(p.type == "call.placed" and p.entry.get("call") == call for p in proven):
+        off.append(f"no call.placed entry for call {call}: nothing shows that it was placed")
+    result.failures += [Failure("call", m) for m in off]
+    if not off:
+        result.passed.append(
+            f"entries: every one is about call {call} or one of its {len(envelopes)} envelopes"
+        )
+    return envelopes
+
+
+def _ref(p: _Proven) -> Any:
+    """The call an envelope entry is about: envelopes of a call carry its id as `ref`."""
+    return p.entry.get("ref") if p.type in ("envelope.sent", "envelope.received") else None
+
+
+def _off_topic(p: _Proven, call: str, envelopes: dict[str, str]) -> str | None:
+    if p.type.startswith("call."):
+        return (
+            None
+            if p.entry.get("call") == call
+            else f"it is about call {p.entry.get('call')!r:.60}, not {call}"
+        )
+    if p.type not in _ENVELOPE_TYPES:
+        return "it is not about a call"
+    if p.entry.get("envelope") not in envelopes:
+        return f"envelope {p.entry.get('envelope')!r:.60} is not one of call {call}'s envelopes"
+    return None
+
+
+def _receipts(
+    result: Result,
+    items: list[Any],
+    station: str,
+    cards: dict[str, Card],
+    proven: list[_Proven],
+    envelopes: dict[str, str],
+) -> list[dict[str, Any]]:
+    good: list[dict[str, Any]] = []
+    for i, r in enumerate(items):
+        ok = _attempt(result, "receipt", partial(_receipt, i, r, station, cards, proven, envelopes))
+        if ok is not None:
+            good.append(ok)
+            result.passed.append(
+                f"receipt for envelope {ok['envelope']}: signed by {ok['from']}, "
+                f"stored at {ok['stored_at']}, and in the ledger"
+            )
+    return good
+
+
+def _receipt(
+    i: int, r: Any, station: str, cards: dict[str, Card], proven: list[_Proven], envelopes: dict[str, str]
+) -> dict[str, Any]:
+    """A peer's receipt: signed with its card's key, for one of the call's envelopes exactly
+    as our ledger logged it, and itself logged (by digest) when it arrived."""
+    _fields(r, RECEIPT_FIELDS, f"receipts[{i}]")
+    where = f"receipt for envelope {r['envelope']!r:.60} (receipts[{i}])"
+    signer = cards.get(r["from"]) if isinstance(r["from"], str) else None
+    if signer is None or signer.name == station:
+        raise _Refused(f"{where}: it is from {r['from']!r:.60}, not from a peer whose card verified")
+    if r["to"] != station:
+        raise _Refused(f"{where}: it is addressed to {r['to']!r:.60}, not to {station}")
+    try:
+        verify(
+            signing_public_key(signer.signing_key),
+            r["sig"],
+            canonical({k: v for k, v in r.items() if k != "sig"}),
+            what=f"{where}, by {signer.name}'s signing key",
+        )
+        quoted = digest(canonical(r))
+        parse_rfc3339(r["stored_at"])
+    except OpenLineError as exc:
+        raise _Refused(exc.detail) from None
+    except (ValueError, TypeError):
+        raise _Refused(f"{where}: stored_at is not an RFC 3339 time") from None
+    if r["envelope"] not in envelopes:
+        raise _Refused(f"{where}: the envelope is not one of the call's")
+    sent = next(
+        (p for p in proven if p.type == "envelope.sent" and p.entry.get("envelope") == r["envelope"]), None
+    )
+    if sent is not None and sent.entry.get("header") != r["digest"]:
+        raise _Refused(
+            f"{where}: it is for an envelope of digest {r['digest']!r:.60}, "
+            f"not the one entry {sent.index} logged"
+        )
+    match = next(
+        (p for p in proven if p.type == "receipt.received" and p.entry.get("receipt") == quoted), None
+    )
+    if match is None:
+        raise _Refused(f"{where}: its digest {quoted} is in no receipt.received entry of the proof")
+    for key in ("envelope", "stored_at"):
+        if match.entry.get(key) != r[key]:
+            raise _Refused(
+                f"{where}: entry {match.index} has {key} {match.entry.get(key)!r:.60}, "
+                f"the receipt {r[key]!r:.60}"
+            )
+    return dict(r)
+
+
+# The story of a call -------------------------------------------------------------------
+
+_ENDS = ("missed", "declined", "cancelled", "closed")
+_STAGES = ("ringing", "delivered", "stored")
+
+
+def _story(
+    call: str,
+    station: str,
+    peers: list[Card],
+    proven: list[_Proven],
+    receipts: list[dict[str, Any]],
+    kinds: dict[str, str],
+) -> Story | None:
+    """The call's events in time order, told from verified entries and receipts only."""
+    own = sorted(
+        (p for p in proven if p.type.startswith("call.") and p.entry.get("call") == call),
+        key=lambda p: p.index,
+    )
+    placed = next((p.entry for p in own if p.type == "call.placed"), None)
+    if placed is None:
+        return None
+    direction = str(placed.get("direction", "?"))
+    peer = str(placed.get("peer") or (peers[0].name if peers else "?"))
+    caller, callee = (station, peer) if direction == "out" else (peer, station)
+    events = []
+    for r in receipts:  # first, so that at the same time the peer's storing comes before "delivered"
+        kind = kinds.get(r["envelope"]) or "an"
+        what = "the call" if r["envelope"] == placed.get("envelope") else f"our {kind} envelope"
+        events.append(StoryEvent(r["stored_at"], "stored", f"{r['from']} stored {what} (its signed receipt)"))
+    events += [_event(p.entry, caller, callee) for p in own]
+    events.sort(key=lambda e: _when(e.at))
+    return Story(call, station, peer, direction, _priority(placed), _outcome(events), tuple(events))
+
+
+def _priority(placed: dict[str, Any]) -> str:
+    """docs/ledger.md has `priority` beside the other fields; the station records it in
+    `detail`. Either is inside the hashed entry."""
+    detail = placed.get("detail")
+    return str(
+        placed.get("priority") or (detail.get("priority") if isinstance(detail, dict) else None) or "?"
+    )
+
+
+def _outcome(events: list[StoryEvent]) -> str:
+    """Whether anyone answered comes first: a call picked up and then closed was picked up."""
+    happened = [e.event for e in events]
+    if "picked_up" in happened:
+        return "picked_up"
+    ends = [e for e in happened if e in _ENDS]
+    if ends:
+        return ends[-1]
+    return next((s for s in _STAGES if s in happened), "placed")
+
+
+def _when(at: str) -> int:
+    try:
+        return parse_rfc3339(at)
+    except ValueError:
+        return 2**63  # an entry with a time we cannot read goes last, not nowhere
+
+
+def _event(entry: dict[str, Any], caller: str, callee: str) -> StoryEvent:
+    event = str(entry["type"]).removeprefix("call.")
+    actor = str(entry.get("actor", "?"))
+    detail = entry.get("detail") if isinstance(entry.get("detail"), dict) else {}
+    deadline = detail.get("deadline_at") if detail else None
+    texts = {
+        "placed": f"placed by {caller} ({actor}) to {callee}, priority {_priority(entry)}",
+        "delivered": f"delivered to {callee}",
+        "ringing": f"ringing at {callee}" + (f", answer deadline {deadline}" if deadline else ""),
+        "picked_up": f"picked up by {actor}",
+        "missed": f"missed: the answer deadline {deadline or entry['at']} passed with nobody picking up",
+        "declined": f"declined by {actor}",
+        "cancelled": f"cancelled by {actor}",
+        "closed": f"closed by {actor}",
+        "message_sent": f"message sent by {actor} (its content is committed to, not shown)",
+        "message_received": f"message received from {actor} (its content is committed to, not shown)",
+    }
+    return StoryEvent(str(entry["at"]), event, texts.get(event, f"{event.replace('_', ' ')} ({actor})"))
