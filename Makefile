@@ -52,6 +52,7 @@ bench: venv
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/escalation.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/ledger.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts

@@ -59,9 +59,9 @@ def _station(root: Path, name: str) -> Station:
 
 
 def _metadata(i: int) -> dict[str, object]:
-    """The shape of a typical call event: ids, an actor, an envelope."""
+    """The shape of a typical call event: ids, an actor, an envelope; ten events a call."""
     return {
-        "call": f"0193a7c2-{i:04x}-7000-8000-0123456789ab"[:36],
+        "call": f"0193a7c2-{i // 10:04x}-7000-8000-0123456789ab"[:36],
         "actor": "station:moscow",
         "envelope": f"0193a7c2-{i:04x}-7000-8000-ba9876543210"[:36],
         "detail": {"deadline_at": "2026-11-26T10:00:00.000000Z"},

@@ -51,6 +51,16 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("DELETE", "/api/v1/shifts/{shift_id}"): ROSTER,
     ("POST", "/api/v1/overrides"): ROSTER,
     ("DELETE", "/api/v1/overrides/{override_id}"): ROSTER,
+    # The ledger holds metadata and commitments only: every role may see it.
+    ("GET", "/api/v1/ledger/checkpoint"): ALL,
+    ("POST", "/api/v1/ledger/checkpoint"): ALL,
+    ("GET", "/api/v1/ledger/proof/inclusion"): ALL,
+    ("GET", "/api/v1/ledger/proof/consistency"): ALL,
+    ("GET", "/api/v1/ledger/entries"): ALL,
+    ("GET", "/api/v1/ledger/keys"): ALL,
+    ("GET", "/api/v1/ledger/calls/{call_id}/proof"): ALL,
+    ("GET", "/api/v1/ledger/status"): ALL,
+    ("GET", "/api/v1/report"): ALL,
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openline.core import merkle
@@ -141,3 +141,54 @@ def test_perfect_root_is_the_root_of_a_complete_subtree(power: int, seed: bytes)
 def test_perfect_root_refuses_an_incomplete_tree(n: int) -> None:
     with pytest.raises(merkle.ProofError, match="power-of-two"):
         merkle.perfect_root([bytes(32)] * n)
+
+
+# Proofs the way the station makes them (from complete subtrees, as its tiles hold them),
+# at random sizes up to 10^4; a change of any single byte anywhere is caught.
+_BIG = [f"entry {i}".encode() for i in range(10_000)]
+_BIG_LEAVES = [merkle.leaf_hash(e) for e in _BIG]
+
+
+def _nodes(height: int, index: int) -> bytes:
+    return merkle.perfect_root(_BIG_LEAVES[index << height : (index + 1) << height])
+
+
+def _flip(value: bytes, data: Any) -> bytes:
+    at = data.draw(st.integers(0, len(value) - 1))
+    bit = data.draw(st.integers(0, 7))
+    return value[:at] + bytes([value[at] ^ (1 << bit)]) + value[at + 1 :]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 10_000), st.data())
+def test_proofs_from_subtrees_verify_at_any_size_and_any_changed_byte_is_caught(n: int, data: Any) -> None:
+    root = merkle.range_root(0, n, _nodes)
+    index = data.draw(st.integers(0, n - 1))
+    proof = [merkle.range_root(lo, hi, _nodes) for lo, hi in merkle.inclusion_ranges(index, n)]
+    merkle.verify_inclusion(index, n, _BIG_LEAVES[index], proof, root)
+    # A changed byte in the entry, in one hash of the proof, or in the checkpoint's root.
+    with pytest.raises(merkle.ProofError):
+        merkle.verify_inclusion(index, n, merkle.leaf_hash(_flip(_BIG[index], data)), proof, root)
+    if proof:
+        i = data.draw(st.integers(0, len(proof) - 1))
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(
+                index, n, _BIG_LEAVES[index], [*proof[:i], _flip(proof[i], data), *proof[i + 1 :]], root
+            )
+    with pytest.raises(merkle.ProofError):
+        merkle.verify_inclusion(index, n, _BIG_LEAVES[index], proof, _flip(root, data))
+    m = data.draw(st.integers(1, n))
+    old = merkle.range_root(0, m, _nodes)
+    cproof = [merkle.range_root(lo, hi, _nodes) for lo, hi in merkle.consistency_ranges(m, n)]
+    merkle.verify_consistency(m, n, old, root, cproof)
+    if cproof:
+        i = data.draw(st.integers(0, len(cproof) - 1))
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_consistency(
+                m, n, old, root, [*cproof[:i], _flip(cproof[i], data), *cproof[i + 1 :]]
+            )
+    with pytest.raises(merkle.ProofError):
+        merkle.verify_consistency(m, n, _flip(old, data), root, cproof)
+    if m < n or cproof:
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_consistency(m, n, old, _flip(root, data), cproof)

@@ -200,6 +200,10 @@ def _print_ready(root: Path, a: _Station, b: _Station, call_id: str) -> None:
         f"{sa} close {c} --summary 'Convoy notified and acknowledged'",
         "# either side: the call with its messages, receipts and event log; the line",
         f"{sa} show {c}", f"{sb} lines",
+        "# the evidence: a proof of this call and a bundle of the whole ledger, checked offline",
+        f"{sa} prove {c} --out call-proof.json", f"{_openline()} verify call-proof.json",
+        f"{sa} ledger export --out stuttgart-evidence", f"{_openline()} verify stuttgart-evidence",
+        f"{sa} report",
         "# each station's HTTP API (OpenAPI 3.1)",
         f"curl -s {a.url}/openapi.json",
     ):  # fmt: skip

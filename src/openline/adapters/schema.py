@@ -291,6 +291,7 @@ ledger_calls = Table(
     # Which entries are about which call: what `openline prove` looks up.
     Column("call_id", String(36), primary_key=True),
     Column("idx", BigInteger, primary_key=True),
+    sqlite_with_rowid=False,  # one B-tree, not a table and an index: one insert per entry
 )
 
 ledger_tiles = Table(

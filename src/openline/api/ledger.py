@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from openline.api.deps import PrincipalDep, StationDep
 from openline.errors import NotFound
-from openline.services import evidence, ledger
+from openline.services import evidence, ledger, ledger_view
 from openline.services.accounts import Permission
 
 router = APIRouter(prefix="/api/v1/ledger")
@@ -24,6 +24,14 @@ Index = Annotated[int, Query(ge=0, le=2**62)]
 
 def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
+
+
+@router.get("/status")
+def get_status(station: StationDep, who: PrincipalDep) -> dict[str, Any]:
+    """The log's size, entries waiting, checkpoints, each peer's witness state, evidence."""
+    who.require(Permission.VIEW)
+    with station.db.read() as conn:
+        return ledger_view.status(conn)
 
 
 @router.get("/checkpoint")

@@ -62,6 +62,34 @@ def ledger_key(
     sys.stdout.write((card.cosigner_key if cosigner else card.ledger_key) + "\n")
 
 
+@ledger_app.command("status")
+def ledger_status(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """The ledger: size, entries waiting, the latest checkpoint and who cosigned it, each
+    peer's witness state, and any evidence of a peer contradicting itself."""
+    with client(home) as c:
+        status = c.get("/ledger/status")
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(f"Ledger of {x['size']} entries ({x['pending']} waiting); root {x['root']}")
+        cp = x["cosigned_checkpoint"]
+        if cp is None:
+            out.print("No checkpoint cosigned by a peer yet.")
+        else:
+            out.print(f"Latest cosigned checkpoint: {cp['size']} entries, by {', '.join(cp['cosigned_by'])}.")
+        for w in x["peers"]:
+            line = (
+                f"  {w['peer']}: has cosigned {w['cosigned_size']} of our entries; "
+                f"we have cosigned {w['witnessed_size']} of theirs"
+            )
+            out.print(line + (f"; last error: {w['last_error']}" if w["last_error"] else ""), markup=False)
+        if x["evidence_count"]:
+            out.print(f"[bold red]{x['evidence_count']} contradiction(s) kept as evidence:[/]")
+            for e in x["evidence"]:
+                out.print(f"  {e['received_at']} {e['peer']} {e['kind']}: {e['detail']}", markup=False)
+
+    emit(status, as_json, render)
+
+
 @ledger_app.command("checkpoint")
 def ledger_checkpoint(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """Sign a checkpoint of the ledger now (the running station has its peers cosign it)."""

@@ -22,10 +22,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from openline.api.local import RowId
+from openline.console import charts
 from openline.console.live import Hub
 from openline.core.clock import parse_rfc3339
-from openline.errors import CsrfRefused, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
-from openline.services import accounts, alerts, calls, handover, lines, rosters, sessions, watch
+from openline.errors import Conflict, CsrfRefused, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
+from openline.services import (
+    accounts,
+    alerts,
+    calls,
+    handover,
+    ledger_view,
+    lines,
+    report,
+    rosters,
+    sessions,
+    watch,
+)
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 from openline.services.sessions import Session
@@ -40,6 +52,8 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
 # Nothing inline: scripts and styles come from /static, so the policy can forbid the rest.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -392,6 +406,46 @@ def roster_page(request: Request) -> HTMLResponse:
     session.principal.require(Permission.VIEW)
     station = _station(request)
     return render(request, "roster.html", session=session, **rosters.roster_week(station))
+
+
+# The transparency report and the ledger: metadata only, for every role ----------------
+
+
+@router.get("/report")
+def report_page(request: Request) -> HTMLResponse:
+    session = _session(request)
+    session.principal.require(Permission.VIEW)
+    station = _station(request)
+    period = request.query_params.get("period") or report.current_period(station)
+    try:
+        data = report.transparency_report(station, period)
+    except OpenLineError as exc:
+        # No checkpoint yet is a state of the station, not a bad request: the page says so.
+        status = 200 if isinstance(exc, Conflict) else exc.status
+        return render(
+            request, "report.html", status=status, error=exc.detail, session=session, period=period[:32]
+        )
+    return render(
+        request, "report.html", session=session, period=period, report=data, charts=charts.report_charts(data)
+    )
+
+
+def _ledger(request: Request, session: Session) -> dict[str, Any]:
+    session.principal.require(Permission.VIEW)
+    with _station(request).db.read() as conn:
+        return {"session": session, "ledger": ledger_view.status(conn)}
+
+
+@router.get("/ledger")
+def ledger_page(request: Request) -> HTMLResponse:
+    session = _session(request)
+    return render(request, "ledger.html", **_ledger(request, session))
+
+
+@router.get("/ledger/live")
+def ledger_part(request: Request) -> HTMLResponse:
+    session = _session(request)
+    return render(request, "_ledger.html", **_ledger(request, session))
 
 
 # Administration ----------------------------------------------------------------------

@@ -352,7 +352,7 @@ class SignedCheckpoint:
     def to_json(self) -> dict[str, Any]:
         return {
             "size": self.size,
-            "root": b64e(self.root),
+            "root": base64.b64encode(self.root).decode(),  # standard base64, as in the note
             "note": self.note,
             "signed_at": rfc3339(self.signed_at),
             "cosigned_by": list(self.cosigned_by),
@@ -458,7 +458,7 @@ def status(conn: Connection) -> dict[str, Any]:
     cosigned = latest_checkpoint(conn, cosigned=True)
     return {
         "size": current.size,
-        "root": b64e(current.root),
+        "root": base64.b64encode(current.root).decode(),
         "pending": pending(conn),
         "checkpoint": None if last is None else last.to_json(),
         "cosigned_checkpoint": None if cosigned is None else cosigned.to_json(),

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from openline.adapters.db import for_update
-from openline.adapters.schema import envelopes, lines, peers
+from openline.adapters.schema import envelopes, ledger_peers, lines, peers
 from openline.adapters.transport import HANDSHAKE_PATH, PeerRefused, Transport
 from openline.core.card import Card, parse_card
 from openline.core.clock import rfc3339
@@ -81,6 +81,7 @@ def add_line(
             )
         )
         accounts.record(tx.conn, tx.now, actor, "line.add", f"{card.name} ({card.fingerprint})")
+        tx.conn.execute(insert(ledger_peers).values(peer=card.name))  # what each side witnessed
         ledger.append(
             tx,
             "line.pinned",

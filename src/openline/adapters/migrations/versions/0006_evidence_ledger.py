@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("call_id", sa.String(length=36), nullable=False),
         sa.Column("idx", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("call_id", "idx", name=op.f("pk_ledger_calls")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ledger_checkpoints",
@@ -97,6 +98,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["peer"], ["peers.name"], name=op.f("fk_ledger_peers_peer_peers")),
         sa.PrimaryKeyConstraint("peer", name=op.f("pk_ledger_peers")),
     )
+    op.execute("INSERT INTO ledger_peers (peer) SELECT name FROM peers")  # lines pinned before
 
 
 def downgrade() -> None:

@@ -1,0 +1,64 @@
+"""The transparency report of this station, against its latest checkpoint.
+
+The figures are computed by `openline.core.report` from the ledger's own entries up to
+the latest checkpoint a peer has cosigned (or, before any peer has, the latest this
+station signed), read in ranges as `openline.services.ledger.entries` hands them out. The
+report names that checkpoint, so anyone holding an evidence bundle of it can recompute
+every figure (docs/ledger.md, "Transparency report").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection
+
+from openline.core import report as core
+from openline.errors import Conflict, InvalidInput, OpenLineError
+from openline.services import ledger
+from openline.services.station import Station
+
+
+class NoCheckpoint(Conflict):
+    title = "No checkpoint yet"
+
+
+def parse_period(text: str) -> core.Period:
+    try:
+        return core.parse_period(text)
+    except core.ReportError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def current_period(station: Station) -> str:
+    """This month (UTC) on the station's clock."""
+    return core.period_of(station.clock.now())
+
+
+def _entries(conn: Connection, size: int) -> Iterator[dict[str, Any]]:
+    for start in range(0, size, ledger.MAX_RANGE):
+        for _, data in ledger.entries(conn, start, min(size, start + ledger.MAX_RANGE)):
+            yield json.loads(data)
+
+
+def transparency_report(station: Station, period: str) -> dict[str, Any]:
+    """The figures of `period` (YYYY-MM) and the checkpoint they were computed against."""
+    month = parse_period(period)
+    with station.db.read() as conn:
+        signed = ledger.latest_checkpoint(conn, cosigned=True) or ledger.latest_checkpoint(conn)
+        if signed is None:
+            raise NoCheckpoint(
+                "the ledger has no signed checkpoint yet, and the report is computed against one: "
+                "`openline serve` signs one within seconds of the first event on a line "
+                "(`openline ledger checkpoint` asks for one now); try again then"
+            )
+        checkpoint = core.Checkpoint(
+            station.card.origin, signed.size, signed.root, signed.note, signed.cosigned_by
+        )
+        try:
+            result = core.compute(_entries(conn, signed.size), month, checkpoint)
+        except core.ReportError as exc:  # our own log, so a damaged database: say where
+            raise OpenLineError(f"the ledger cannot be reported on: {exc}") from None
+    return {"station": station.name, **result.to_json()}
