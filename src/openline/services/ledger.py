@@ -37,7 +37,7 @@ from openline.core import tiles as tiles_core
 from openline.core.clock import rfc3339
 from openline.core.encoding import b64d, b64e, canonical
 from openline.core.tiles import MAX_ENTRY, TILE_HEIGHT, TILE_WIDTH
-from openline.errors import Code, InvalidInput, NotFound, OpenLineError
+from openline.errors import Code, InvalidInput, OpenLineError
 from openline.services import alerts
 from openline.services.station import Station, Tx
 
@@ -317,19 +317,17 @@ def entries(conn: Connection, start: int, end: int) -> list[tuple[int, bytes]]:
     return out
 
 
-def entry_at(conn: Connection, index: int) -> bytes:
-    found = entries(conn, index, index + 1)
-    if not found:
-        raise NotFound(f"no entry {index}")
-    return found[0][1]
-
-
 def call_entries(conn: Connection, call_id: str) -> list[tuple[int | None, bytes]]:
     """Every entry that names a call, in log order; None for those not yet sequenced."""
     indexes = conn.execute(
         select(ledger_calls.c.idx).where(ledger_calls.c.call_id == call_id).order_by(ledger_calls.c.idx)
     ).scalars()
-    out: list[tuple[int | None, bytes]] = [(int(i), entry_at(conn, int(i))) for i in indexes]
+    wanted = [int(i) for i in indexes]
+    bundles: dict[int, list[bytes]] = {}  # each bundle read and decoded once
+    for n in sorted({i // TILE_WIDTH for i in wanted}):
+        blob = conn.execute(_BUNDLE, {"b_idx": n}).scalar_one()
+        bundles[n] = tiles_core.decode_bundle(bytes(blob))
+    out: list[tuple[int | None, bytes]] = [(i, bundles[i // TILE_WIDTH][i % TILE_WIDTH]) for i in wanted]
     waiting = conn.execute(
         select(ledger_pending.c.data)
         .where(ledger_pending.c.call_id == call_id)
@@ -370,13 +368,6 @@ def latest_checkpoint(conn: Connection, *, cosigned: bool = False) -> SignedChec
         query = query.where(ledger_checkpoints.c.cosigned_by != "")
     row = conn.execute(query).first()
     return None if row is None else _checkpoint(row)
-
-
-def checkpoint_at(conn: Connection, size: int) -> SignedCheckpoint:
-    row = conn.execute(select(ledger_checkpoints).where(ledger_checkpoints.c.size == size)).first()
-    if row is None:
-        raise NotFound(f"this station signed no checkpoint of size {size}")
-    return _checkpoint(row)
 
 
 def sign_checkpoint(station: Station) -> SignedCheckpoint | None:
