@@ -196,6 +196,9 @@ def test_a_station_that_rewrites_its_log_is_caught_by_its_peer(nodes: tuple[Node
         alarm = conn.execute(select(alerts).where(alerts.c.kind == "ledger_fork")).one()
     assert kinds == ["rewrite"]
     assert "stuttgart" in alarm.subject
+    # The alarm is on moscow's watch floor, for someone to acknowledge.
+    shown = b.api.get("/api/v1/alerts").json()
+    assert [x["kind"] for x in shown if x["acknowledged_at"] is None] == ["ledger_fork"]
 
 
 def test_a_station_that_truncates_its_log_is_caught_by_its_peer(nodes: tuple[Node, Node]) -> None:
