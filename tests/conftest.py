@@ -24,6 +24,7 @@ def pg_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     server.start()
     try:
+        server.make_template()
         yield server
     finally:
         server.stop()
