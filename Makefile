@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all demo test lint format bench venv system-deps clean
+.PHONY: all demo test lint format bench bench-deps venv system-deps clean
 
 all: test
 
@@ -48,11 +48,21 @@ format: venv
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: venv
+# PostGIS for the PostgreSQL server above, as bench/conflicts.py's baseline only (OpenLine
+# itself never uses it); the package matching the server the tests start.
+bench-deps: system-deps
+	@major=$$(ls /usr/lib/postgresql | sort | tail -n 1); \
+	if [ ! -f /usr/share/postgresql/$$major/extension/postgis.control ]; then \
+		echo "Installing PostGIS from Debian's packages (benchmark baseline)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-$$major-postgis-3 >/dev/null; \
+	fi
+
+bench: venv bench-deps
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/escalation.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/conflicts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts

@@ -1,0 +1,650 @@
+"""Input formats for volumes: ASTM F3548-21 Volume4D, GeoJSON, a CSV of sites, notice files.
+
+Pure: every function takes text, bytes or decoded JSON that the caller has read, and
+returns `Volume`s (openline.core.volumes) or raises `FormatError`. The formats are those of
+docs/notices.md, "Input formats":
+
+- ASTM F3548-21 Volume4D with the InterUSS DSS field names, as `{"extents": [Volume4D, ...]}`,
+  a bare list `[Volume4D, ...]` or one Volume4D object;
+- GeoJSON (RFC 7946): a FeatureCollection (or one Feature) of Polygon, MultiPolygon, Point
+  (with `radius_m`) and LineString routes (with `corridor_m`);
+- a CSV of protected sites: `name,lat,lon,radius_m[,alt_lower_m,alt_upper_m,time_start,time_end]`;
+- a notice file: `{"category", "text", "extents", "routes"}`.
+
+Each volume is named `"<file> volume <n>"`, numbered from 1 in the order of the file, so
+that errors and conflicts say which one; the GeoJSON feature, notice route or site name
+follows in parentheses. Every volume passes `volumes.validate` before it is returned.
+
+A route is turned into a corridor geodesically: it is cut into pieces of equal length
+along the ellipsoid, at most `ROUTE_PIECE_M` each, and each piece, with points every
+kilometre along its geodesics, is buffered by half the corridor width in the azimuthal
+equidistant projection centred half-way along it (`volumes.projection`, then shapely).
+Distances from that centre are true; across, within 25 km of it, they are stretched by
+3 parts in a million at most (`volumes.stretch`). Round ends and bends are chords at most
+`_ARC_TOLERANCE_M` inside the true arcs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+import numpy as np
+import shapely
+
+from openline.core.clock import parse_rfc3339
+from openline.core.volumes import FEET, WGS84, Circle, Polygon, Volume, VolumeError, projection, validate
+
+CATEGORIES: Final = (
+    "air_operation",
+    "fire_area",
+    "maritime",
+    "ground_movement",
+    "protected_site",
+    "protected_movement",
+    "exercise",
+)
+# Only a protected site may stay protected until further notice (an open `time_end`).
+OPEN_ENDED_CATEGORY: Final = "protected_site"
+
+# A protected site given without an altitude band is protected from below any terrain
+# (the Dead Sea shore is at -430 m) to above any aircraft that could strike it.
+SITE_ALT_LOWER_M: Final = -500.0
+SITE_ALT_UPPER_M: Final = 20_000.0
+
+ROUTE_PIECE_M: Final = 50_000.0  # the longest stretch of a route in one volume
+_DENSIFY_M: Final = 1_000.0  # longest edge of a corridor outline, so any reading of an edge is true
+_ARC_TOLERANCE_M: Final = 0.1  # round ends and bends: chords at most this far inside the arc
+_MIN_QUAD_SEGS: Final = 16
+_MAX_QUAD_SEGS: Final = 256  # a bound reached by corridors over 42 km wide (0.24 m off at 100 km)
+_MAX_SPLITS: Final = 8  # halvings of a piece whose corridor would enclose a hole
+
+SITE_COLUMNS: Final = ("name", "lat", "lon", "radius_m")
+SITE_OPTIONAL_COLUMNS: Final = ("alt_lower_m", "alt_upper_m", "time_start", "time_end")
+
+
+class FormatError(ValueError):
+    """The input is not one of the formats, or describes an invalid volume. The message
+    names the file, the volume (or feature, or CSV line) and the field or vertex."""
+
+
+@dataclass(frozen=True)
+class ParsedNotice:
+    """What a file announces. `category` is None when the file does not say (ASTM and
+    GeoJSON files); a CSV of sites is `protected_site`. `kind` is the format it was in:
+    `notice`, `astm`, `geojson` or `sites`."""
+
+    category: str | None
+    text: str
+    volumes: tuple[Volume, ...]
+    kind: str
+
+
+@dataclass(frozen=True)
+class _Limits:
+    now: int
+    overrides: Mapping[str, Any]  # horizon_s / max_area_km2 when the caller set them
+
+
+# --- entry points ------------------------------------------------------------------------
+
+
+def load(
+    name: str,
+    data: bytes,
+    *,
+    now: int,
+    horizon_s: int | None = None,
+    max_area_km2: float | None = None,
+) -> list[Volume]:
+    """The validated volumes of a file of any of the formats, detected by content."""
+    return list(parse(name, data, now=now, horizon_s=horizon_s, max_area_km2=max_area_km2).volumes)
+
+
+def parse(
+    name: str,
+    data: bytes,
+    *,
+    now: int,
+    horizon_s: int | None = None,
+    max_area_km2: float | None = None,
+) -> ParsedNotice:
+    """Detect the format by content and parse: JSON with `category` is a notice file; JSON
+    with `extents`, a list, or an object with `volume` is ASTM Volume4D; JSON with a GeoJSON
+    `type` is GeoJSON; anything that is not JSON is read as a CSV of sites."""
+    limits = _limits(now, horizon_s, max_area_km2)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{name}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
+    if text.lstrip()[:1] not in ("{", "["):
+        return ParsedNotice(OPEN_ENDED_CATEGORY, "", tuple(_sites(name, text, limits)), "sites")
+    try:
+        obj = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        raise FormatError(f"{name}: not valid JSON: {exc}") from None
+    if isinstance(obj, dict) and "category" in obj:
+        return _notice(name, obj, limits)
+    if isinstance(obj, list) or (isinstance(obj, dict) and ("extents" in obj or "volume" in obj)):
+        return ParsedNotice(None, "", tuple(_astm(name, obj, limits)), "astm")
+    if isinstance(obj, dict) and obj.get("type") in ("FeatureCollection", "Feature"):
+        return ParsedNotice(None, "", tuple(_geojson(name, obj, limits)), "geojson")
+    if isinstance(obj, dict) and "type" in obj:
+        raise FormatError(
+            f"{name}: GeoJSON of type {obj['type']!r:.40}: expected a FeatureCollection or a Feature "
+            "(the altitude band and time window are properties of a feature)"
+        )
+    raise FormatError(
+        f"{name}: JSON, but not a notice (no 'category'), ASTM Volume4D (no 'extents') "
+        "or GeoJSON (no 'type': 'FeatureCollection')"
+    )
+
+
+def parse_notice(
+    name: str,
+    obj: Any,
+    *,
+    now: int,
+    horizon_s: int | None = None,
+    max_area_km2: float | None = None,
+) -> ParsedNotice:
+    """A notice file already decoded from JSON: `{"category", "text", "extents", "routes"}`."""
+    return _notice(name, obj, _limits(now, horizon_s, max_area_km2))
+
+
+def corridor(
+    route: Sequence[tuple[float, float]], corridor_m: float, *, piece_m: float = ROUTE_PIECE_M
+) -> list[Polygon]:
+    """The corridor of full width `corridor_m` along a route of (lat, lng) points, as
+    outlines of at most `piece_m` of route each. Consecutive pieces overlap (round ends), so
+    together they cover every point within `corridor_m / 2` of the route."""
+    pieces = _cut(list(route), piece_m)
+    return [outline for piece in pieces for outline in _buffer_piece(piece, corridor_m / 2, _MAX_SPLITS)]
+
+
+# --- ASTM F3548-21 Volume4D ----------------------------------------------------------------
+
+
+def _astm(name: str, obj: Any, limits: _Limits) -> list[Volume]:
+    if isinstance(obj, dict) and "extents" in obj:
+        items = _list(obj["extents"], name, "extents")
+    elif isinstance(obj, dict):
+        items = [obj]
+    else:
+        items = _list(obj, name, "")
+    if not items:
+        raise FormatError(f"{name}: extents: empty; expected at least one Volume4D")
+    return [
+        _volume4d(item, f"{name} volume {n}", limits, open_ended=False) for n, item in enumerate(items, 1)
+    ]
+
+
+def _volume4d(obj: Any, where: str, limits: _Limits, *, open_ended: bool) -> Volume:
+    v4 = _obj(obj, where, "")
+    v3 = _obj(_get(v4, "volume", where, ""), where, "volume")
+    has_polygon = v3.get("outline_polygon") is not None
+    has_circle = v3.get("outline_circle") is not None
+    if has_polygon == has_circle:
+        raise FormatError(
+            f"{where}: volume: expected exactly one of outline_polygon and outline_circle, got "
+            + ("both" if has_polygon else "neither")
+        )
+    outline: Polygon | Circle
+    if has_polygon:
+        polygon = _obj(v3["outline_polygon"], where, "volume.outline_polygon")
+        field = "volume.outline_polygon.vertices"
+        vertices = _list(_get(polygon, "vertices", where, "volume.outline_polygon"), where, field)
+        outline = Polygon(tuple(_lat_lng(v, where, _vertex(field, i)) for i, v in enumerate(vertices)))
+    else:
+        field = "volume.outline_circle"
+        circle = _obj(v3["outline_circle"], where, field)
+        lat, lng = _lat_lng(_get(circle, "center", where, field), where, f"{field}.center")
+        radius = _obj(_get(circle, "radius", where, field), where, f"{field}.radius")
+        units = _get(radius, "units", where, f"{field}.radius")
+        if units != "M":
+            raise FormatError(f"{where}: {field}.radius.units: expected 'M', got {_show(units)}")
+        outline = Circle(lat, lng, _number(_get(radius, "value", where, f"{field}.radius"), where, field))
+    lower = _altitude(_get(v3, "altitude_lower", where, "volume"), where, "volume.altitude_lower")
+    upper = _altitude(_get(v3, "altitude_upper", where, "volume"), where, "volume.altitude_upper")
+    start = _astm_time(_get(v4, "time_start", where, ""), where, "time_start")
+    end = None
+    if v4.get("time_end") is not None:
+        end = _astm_time(v4["time_end"], where, "time_end")
+    elif not open_ended:
+        raise FormatError(f"{where}: time_end: missing (only a protected site may be open-ended)")
+    return _validated(Volume(outline, lower, upper, start, end, where), limits, open_ended=open_ended)
+
+
+def _altitude(value: Any, where: str, field: str) -> float:
+    alt = _obj(value, where, field)
+    reference = _get(alt, "reference", where, field)
+    if reference != "W84":
+        raise FormatError(
+            f"{where}: {field}.reference: expected 'W84' (metres above the WGS84 ellipsoid), "
+            f"got {_show(reference)}"
+        )
+    units = _get(alt, "units", where, field)
+    if units not in ("M", "FT"):
+        raise FormatError(f"{where}: {field}.units: expected 'M' or 'FT', got {_show(units)}")
+    metres = _number(_get(alt, "value", where, field), where, f"{field}.value")
+    return metres * FEET if units == "FT" else metres
+
+
+def _astm_time(value: Any, where: str, field: str) -> int:
+    t = _obj(value, where, field)
+    fmt = t.get("format", "RFC3339")
+    if fmt != "RFC3339":
+        raise FormatError(f"{where}: {field}.format: expected 'RFC3339', got {_show(fmt)}")
+    return _time(_get(t, "value", where, field), where, f"{field}.value")
+
+
+# --- GeoJSON (RFC 7946) ----------------------------------------------------------------------
+
+
+def _geojson(name: str, obj: Any, limits: _Limits) -> list[Volume]:
+    root = _obj(obj, name, "")
+    if root.get("type") == "Feature":
+        features = [root]
+    elif root.get("type") == "FeatureCollection":
+        features = _list(_get(root, "features", name, ""), name, "features")
+    else:
+        raise FormatError(
+            f"{name}: type: expected 'FeatureCollection' or 'Feature', got {_show(root.get('type'))}"
+        )
+    if not features:
+        raise FormatError(f"{name}: features: empty; expected at least one feature")
+    volumes: list[Volume] = []
+    for k, feature in enumerate(features, 1):
+        volumes += _feature(name, k, len(volumes) + 1, feature, limits, open_ended=False)
+    return volumes
+
+
+def _feature(
+    name: str, k: int, n: int, obj: Any, limits: _Limits, *, open_ended: bool, label: str = "feature"
+) -> list[Volume]:
+    where = f"{name} volume {n} ({label} {k})"
+    feature = _obj(obj, where, "")
+    if feature.get("type") != "Feature":
+        raise FormatError(f"{where}: type: expected 'Feature', got {_show(feature.get('type'))}")
+    geometry = _obj(_get(feature, "geometry", where, ""), where, "geometry")
+    props = _obj(_get(feature, "properties", where, ""), where, "properties")
+    kind = geometry.get("type")
+    if label == "route" and kind != "LineString":
+        raise FormatError(f"{where}: geometry.type: a route is a 'LineString', got {_show(kind)}")
+    lower, upper = _band(props, where)
+    start = _time(_get(props, "time_start", where, "properties"), where, "properties.time_start")
+    end = None
+    if props.get("time_end") is not None:
+        end = _time(props["time_end"], where, "properties.time_end")
+    elif not open_ended:
+        raise FormatError(f"{where}: properties.time_end: missing (only a protected site may be open-ended)")
+    coordinates = _get(geometry, "coordinates", where, "geometry")
+
+    outlines: list[Polygon | Circle]
+    if kind == "Polygon":
+        outlines = [_ring_polygon(coordinates, where, "geometry.coordinates")]
+    elif kind == "MultiPolygon":
+        parts = _list(coordinates, where, "geometry.coordinates")
+        if not parts:
+            raise FormatError(f"{where}: geometry.coordinates: empty; expected at least one polygon")
+        outlines = [_ring_polygon(p, where, f"geometry.coordinates[{i}]") for i, p in enumerate(parts)]
+    elif kind == "Point":
+        lat, lng = _position(coordinates, where, "geometry.coordinates")
+        radius = _number(_get(props, "radius_m", where, "properties"), where, "properties.radius_m")
+        outlines = [Circle(lat, lng, radius)]
+    elif kind == "LineString":
+        outlines = list(_route(coordinates, props, where))
+    else:
+        raise FormatError(
+            f"{where}: geometry.type: expected Polygon, MultiPolygon, Point or LineString, got {_show(kind)}"
+        )
+    volumes = []
+    for i, outline in enumerate(outlines):
+        # Parts of one feature after the first are volumes of their own, named so.
+        this = where if i == 0 else f"{name} volume {n + i} ({label} {k})"
+        volume = Volume(outline, lower, upper, start, end, this)
+        volumes.append(_validated(volume, limits, open_ended=open_ended, geojson=True))
+    return volumes
+
+
+def _ring_polygon(value: Any, where: str, field: str) -> Polygon:
+    rings = _list(value, where, field)
+    if not rings:
+        raise FormatError(f"{where}: {field}: empty; expected the exterior ring")
+    if len(rings) > 1:
+        raise FormatError(
+            f"{where}: {field}: the polygon has {len(rings) - 1} hole(s); a volume's outline has "
+            "none (split the area into polygons without holes)"
+        )
+    ring = _list(rings[0], where, f"{field}[0]")
+    points = [_position(p, where, _vertex(f"{field}[0]", i)) for i, p in enumerate(ring)]
+    # RFC 7946 §3.1.6: a linear ring is closed; a Volume4D polygon is not.
+    if len(points) < 4 or points[0] != points[-1]:
+        raise FormatError(
+            f"{where}: {field}[0]: a GeoJSON linear ring has at least 4 positions and ends where "
+            f"it starts (RFC 7946 §3.1.6); got {len(points)} position(s)"
+            + ("" if len(points) < 4 else f" ending at {list(ring[-1])} instead of {list(ring[0])}")
+        )
+    return Polygon(tuple(points[:-1]))
+
+
+def _route(value: Any, props: Mapping[str, Any], where: str) -> list[Polygon]:
+    field = "geometry.coordinates"
+    points = [_position(p, where, _vertex(field, i)) for i, p in enumerate(_list(value, where, field))]
+    width = _number(_get(props, "corridor_m", where, "properties"), where, "properties.corridor_m")
+    if width <= 0:
+        raise FormatError(f"{where}: properties.corridor_m: expected a width above 0 metres, got {width:g}")
+    if len(points) < 2:
+        raise FormatError(f"{where}: {field}: a route needs at least 2 positions, got {len(points)}")
+    for i, (lat, lng) in enumerate(points):
+        if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+            what = (
+                f"latitude {lat:g} is outside [-90, 90]"
+                if abs(lat) > 90
+                else f"longitude {lng:g} is outside [-180, 180]"
+            )
+            raise FormatError(
+                f"{where}: {_vertex(field, i)}: {what} (GeoJSON positions are [longitude, latitude])"
+            )
+    if _length(points) == 0:
+        raise FormatError(f"{where}: {field}: the route has zero length (all its positions are equal)")
+    try:
+        return corridor(points, width)
+    except ValueError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+
+
+def _band(props: Mapping[str, Any], where: str) -> tuple[float, float]:
+    band = []
+    for bound in ("lower", "upper"):
+        metres, feet = f"alt_{bound}_m", f"alt_{bound}_ft"
+        if props.get(metres) is not None and props.get(feet) is not None:
+            raise FormatError(f"{where}: properties: both {metres} and {feet}; give one")
+        if props.get(metres) is not None:
+            band.append(_number(props[metres], where, f"properties.{metres}"))
+        elif props.get(feet) is not None:
+            band.append(_number(props[feet], where, f"properties.{feet}") * FEET)
+        else:
+            raise FormatError(f"{where}: properties.{metres} (or {feet}): missing")
+    return band[0], band[1]
+
+
+def _position(value: Any, where: str, field: str) -> tuple[float, float]:
+    """A GeoJSON position, [longitude, latitude] (RFC 7946 §3.1.1), as (lat, lng). A third
+    element (altitude) is ignored: the band comes from the feature's properties."""
+    position = _list(value, where, field)
+    if len(position) not in (2, 3):
+        raise FormatError(f"{where}: {field}: expected [longitude, latitude], got {_show(position)}")
+    lng = _number(position[0], where, f"{field} longitude")
+    lat = _number(position[1], where, f"{field} latitude")
+    return lat, lng
+
+
+# --- CSV of sites ----------------------------------------------------------------------------
+
+
+def _sites(name: str, text: str, limits: _Limits) -> list[Volume]:
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        rows = [(reader.line_num, row) for row in reader]  # the line a row ends on
+    except csv.Error as exc:
+        raise FormatError(f"{name}: not valid CSV: {exc}") from None
+    missing = [c for c in SITE_COLUMNS if c not in header]
+    if missing:
+        raise FormatError(
+            f"{name}: not JSON, so read as a CSV of sites, but its header "
+            f"{_show(','.join(header))} lacks {', '.join(missing)}; expected the columns "
+            f"{','.join(SITE_COLUMNS)} (and optionally {','.join(SITE_OPTIONAL_COLUMNS)})"
+        )
+    unknown = [h for h in header if h not in SITE_COLUMNS + SITE_OPTIONAL_COLUMNS]
+    if unknown or len(set(header)) != len(header):
+        what = f"unknown column(s) {', '.join(map(repr, unknown))}" if unknown else "a repeated column"
+        raise FormatError(
+            f"{name}: line 1: {what}; the columns are {','.join(SITE_COLUMNS)} "
+            f"and optionally {','.join(SITE_OPTIONAL_COLUMNS)}"
+        )
+    volumes: list[Volume] = []
+    for line, row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        n = len(volumes) + 1
+        if len(row) != len(header):
+            raise FormatError(
+                f"{name} volume {n} (line {line}): expected {len(header)} fields, got {len(row)}"
+            )
+        cells = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
+        site = cells["name"]
+        where = f"{name} volume {n} ({site})" if site else f"{name} volume {n}"
+        at = f"{name} volume {n} (line {line})"
+        if not site:
+            raise FormatError(f"{at}: name: empty; every site needs a name")
+        lat = _csv_number(cells["lat"], at, "lat")
+        lng = _csv_number(cells["lon"], at, "lon")
+        radius = _csv_number(cells["radius_m"], at, "radius_m")
+        lower = _csv_number(cells["alt_lower_m"], at, "alt_lower_m") if cells.get("alt_lower_m") else None
+        upper = _csv_number(cells["alt_upper_m"], at, "alt_upper_m") if cells.get("alt_upper_m") else None
+        start = _time(cells["time_start"], at, "time_start") if cells.get("time_start") else limits.now
+        end = _time(cells["time_end"], at, "time_end") if cells.get("time_end") else None
+        volume = Volume(
+            Circle(lat, lng, radius),
+            SITE_ALT_LOWER_M if lower is None else lower,
+            SITE_ALT_UPPER_M if upper is None else upper,
+            start,
+            end,
+            where,
+        )
+        volumes.append(_validated(volume, limits, open_ended=True))
+    if not volumes:
+        raise FormatError(f"{name}: a CSV of sites with no sites (only a header)")
+    return volumes
+
+
+def _csv_number(text: str, where: str, field: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise FormatError(f"{where}: {field}: expected a number, got {_show(text)}") from None
+    if not math.isfinite(value):
+        raise FormatError(f"{where}: {field}: expected a finite number, got {_show(text)}")
+    return value
+
+
+# --- notice files ----------------------------------------------------------------------------
+
+
+def _notice(name: str, obj: Any, limits: _Limits) -> ParsedNotice:
+    notice = _obj(obj, name, "")
+    category = _get(notice, "category", name, "")
+    if category not in CATEGORIES:
+        raise FormatError(f"{name}: category: expected one of {', '.join(CATEGORIES)}, got {_show(category)}")
+    text = _get(notice, "text", name, "")
+    if not isinstance(text, str):
+        raise FormatError(f"{name}: text: expected a string, got {_show(text)}")
+    open_ended = category == OPEN_ENDED_CATEGORY
+    extents = _list(notice.get("extents", []), name, "extents")
+    routes = _list(notice.get("routes", []), name, "routes")
+    if not extents and not routes:
+        raise FormatError(f"{name}: a notice needs at least one volume in extents or routes; both are empty")
+    volumes = [
+        _volume4d(item, f"{name} volume {n}", limits, open_ended=open_ended)
+        for n, item in enumerate(extents, 1)
+    ]
+    for k, route in enumerate(routes, 1):
+        volumes += _feature(name, k, len(volumes) + 1, route, limits, open_ended=open_ended, label="route")
+    return ParsedNotice(category, text, tuple(volumes), "notice")
+
+
+# --- route geometry (pyproj + shapely; no geometry of our own) -------------------------------
+
+
+def _length(points: Sequence[tuple[float, float]]) -> float:
+    lats, lngs = zip(*points, strict=True)
+    return float(WGS84.line_length(lngs, lats))
+
+
+def _at(a: tuple[float, float], b: tuple[float, float], metres: float) -> tuple[float, float]:
+    """The point `metres` from `a` along the geodesic to `b`."""
+    azimuth, _, _ = WGS84.inv(a[1], a[0], b[1], b[0])
+    lng, lat, _ = WGS84.fwd(a[1], a[0], azimuth, metres)
+    return float(lat), float(lng)
+
+
+def _cut(points: list[tuple[float, float]], piece_m: float) -> list[list[tuple[float, float]]]:
+    """The route in pieces of equal geodesic length, none longer than `piece_m`."""
+    return _cut_into(points, max(1, math.ceil(_length(points) / piece_m)))
+
+
+def _cut_into(points: list[tuple[float, float]], count: int) -> list[list[tuple[float, float]]]:
+    """The route in `count` pieces of equal geodesic length, each piece's last point the next
+    one's first."""
+    points = _distinct(points)
+    step = _length(points) / count
+    pieces: list[list[tuple[float, float]]] = []
+    current = [points[0]]
+    walked = 0.0  # along the route to current[-1]
+    for b in points[1:]:
+        a = current[-1]
+        _, _, segment = WGS84.inv(a[1], a[0], b[1], b[0])
+        while len(pieces) < count - 1 and walked + segment >= (len(pieces) + 1) * step:
+            a = _at(a, b, (len(pieces) + 1) * step - walked)
+            pieces.append([*current, a])
+            current = [a]
+            walked = len(pieces) * step
+            _, _, segment = WGS84.inv(a[1], a[0], b[1], b[0])
+        current.append(b)
+        walked += segment
+    pieces.append(current)
+    return [_distinct(piece) for piece in pieces]
+
+
+def _distinct(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
+
+
+def _buffer_piece(piece: list[tuple[float, float]], half_width_m: float, splits: int) -> list[Polygon]:
+    if len(piece) < 2:
+        return []
+    halves = _cut_into(piece, 2)
+    proj = projection(*halves[0][-1])  # centred half-way along the piece
+    lats, lngs = np.array(_densify(piece), dtype=np.float64).T
+    line = shapely.LineString(np.column_stack(proj.forward(lats, lngs)))
+    area = line.buffer(half_width_m, quad_segs=_quad_segs(half_width_m))
+    if not isinstance(area, shapely.Polygon) or area.interiors:
+        # The piece loops round on itself and its corridor encloses land that is not in it:
+        # halves of it do not.
+        if splits == 0:
+            raise ValueError("the route loops so tightly that its corridor cannot be cut into volumes")
+        return [outline for half in halves for outline in _buffer_piece(half, half_width_m, splits - 1)]
+    x, y = shapely.segmentize(area.exterior, _DENSIFY_M).xy
+    lats, lngs = proj.inverse(np.asarray(x), np.asarray(y))
+    vertices = [(float(lat), float(lng)) for lat, lng in zip(lats, lngs, strict=True)][:-1]
+    return [Polygon(tuple(_distinct(vertices)))]
+
+
+def _quad_segs(radius_m: float) -> int:
+    """Segments per quarter circle for the round ends and bends of a corridor, so that
+    each chord strays at most `_ARC_TOLERANCE_M` inside the true arc."""
+    if radius_m <= _ARC_TOLERANCE_M:
+        return _MIN_QUAD_SEGS
+    per_chord = 2 * math.acos(1 - _ARC_TOLERANCE_M / radius_m)
+    return min(_MAX_QUAD_SEGS, max(_MIN_QUAD_SEGS, math.ceil(math.pi / 2 / per_chord)))
+
+
+def _densify(piece: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The piece with points every `_DENSIFY_M` at most along each geodesic segment, so that
+    straight lines in the projection follow the geodesics."""
+    out = [piece[0]]
+    for a, b in itertools.pairwise(piece):
+        _, _, segment = WGS84.inv(a[1], a[0], b[1], b[0])
+        between = max(0, math.ceil(segment / _DENSIFY_M) - 1)
+        if between:
+            for lng, lat in WGS84.npts(a[1], a[0], b[1], b[0], between):
+                out.append((lat, lng))
+        out.append(b)
+    return out
+
+
+# --- small parsers ---------------------------------------------------------------------------
+
+
+def _limits(now: int, horizon_s: int | None, max_area_km2: float | None) -> _Limits:
+    kwargs: dict[str, Any] = {}
+    if horizon_s is not None:
+        kwargs["horizon_s"] = horizon_s
+    if max_area_km2 is not None:
+        kwargs["max_area_km2"] = max_area_km2
+    return _Limits(now, kwargs)
+
+
+def _validated(volume: Volume, limits: _Limits, *, open_ended: bool, geojson: bool = False) -> Volume:
+    try:
+        validate(volume, now=limits.now, open_ended=open_ended, **limits.overrides)
+    except VolumeError as exc:
+        message = str(exc)
+        if geojson and "latitude" in message:
+            message += " (GeoJSON positions are [longitude, latitude])"
+        raise FormatError(message) from None
+    return volume
+
+
+def _prefix(where: str, field: str) -> str:
+    return f"{where}: {field}" if field else where
+
+
+def _obj(value: Any, where: str, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise FormatError(f"{_prefix(where, field)}: expected an object, got {_show(value)}")
+    return value
+
+
+def _list(value: Any, where: str, field: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise FormatError(f"{_prefix(where, field)}: expected a list, got {_show(value)}")
+    return value
+
+
+def _get(obj: Mapping[str, Any], key: str, where: str, field: str) -> Any:
+    if obj.get(key) is None:
+        raise FormatError(f"{where}: {f'{field}.{key}' if field else key}: missing")
+    return obj[key]
+
+
+def _number(value: Any, where: str, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FormatError(f"{where}: {field}: expected a number, got {_show(value)}")
+    return float(value)
+
+
+def _lat_lng(value: Any, where: str, field: str) -> tuple[float, float]:
+    point = _obj(value, where, field)
+    lat = _number(_get(point, "lat", where, field), where, f"{field}.lat")
+    lng = _number(_get(point, "lng", where, field), where, f"{field}.lng")
+    return lat, lng
+
+
+def _time(value: Any, where: str, field: str) -> int:
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        reason = str(exc) if str(exc).startswith("expected") else f"{_show(value)} is not a time: {exc}"
+        raise FormatError(f"{where}: {field}: {reason}") from None
+
+
+def _vertex(field: str, index: int) -> str:
+    return f"{field}[{index}] (vertex {index + 1})"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")

@@ -1,0 +1,623 @@
+"""Input formats: ASTM Volume4D, GeoJSON, CSV of sites and notice files parsed right, and
+every invalid input refused with a message naming the file, the volume and the field."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from typing import Any
+
+import pytest
+from pyproj import Geod
+
+from openline.core import formats
+from openline.core.clock import FakeClock, parse_rfc3339
+from openline.core.conflicts import check
+from openline.core.formats import FormatError, load, parse, parse_notice
+from openline.core.volumes import Circle, Polygon, Volume
+
+NOW = FakeClock().now()  # 2026-01-01T00:00:00Z
+START, END = "2026-01-02T06:00:00Z", "2026-01-02T09:00:00Z"
+GEOD = Geod(ellps="WGS84")
+STUTTGART = [(48.77, 9.18), (48.79, 9.25), (48.74, 9.27)]
+
+
+def v4(
+    outline: dict[str, Any] | None = None,
+    *,
+    lower: Any = 0,
+    upper: Any = 3000,
+    units: str = "M",
+    start: str = START,
+    end: str | None = END,
+) -> dict[str, Any]:
+    outline = outline or {"outline_polygon": {"vertices": [{"lat": a, "lng": b} for a, b in STUTTGART]}}
+    obj: dict[str, Any] = {
+        "volume": {
+            **outline,
+            "altitude_lower": {"value": lower, "reference": "W84", "units": units},
+            "altitude_upper": {"value": upper, "reference": "W84", "units": units},
+        },
+        "time_start": {"value": start, "format": "RFC3339"},
+    }
+    if end is not None:
+        obj["time_end"] = {"value": end, "format": "RFC3339"}
+    return obj
+
+
+def feature(geometry: dict[str, Any], **props: Any) -> dict[str, Any]:
+    base = {"alt_lower_m": 0, "alt_upper_m": 1000, "time_start": START, "time_end": END}
+    return {"type": "Feature", "geometry": geometry, "properties": {**base, **props}}
+
+
+def collection(*features: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": list(features)}
+
+
+def ring(points: list[tuple[float, float]]) -> list[list[float]]:
+    """A closed GeoJSON ring of [lng, lat] from (lat, lng) points."""
+    return [[lng, lat] for lat, lng in [*points, points[0]]]
+
+
+def js(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def load_now(name: str, data: bytes, **kwargs: Any) -> list[Volume]:
+    return load(name, data, now=NOW, **kwargs)
+
+
+def point_volume(lat: float, lng: float) -> Volume:
+    return Volume(Circle(lat, lng, 0.001), 0, 1000, parse_rfc3339(START), parse_rfc3339(END), "probe")
+
+
+def distance_to(volumes: list[Volume], lat: float, lng: float) -> float:
+    """Geodesic distance from a point to the nearest of the volumes (0 inside one)."""
+    gap = min(check(point_volume(lat, lng), v).distance_m for v in volumes)
+    return gap + 0.001 if gap > 0 else 0.0
+
+
+def offset(lat: float, lng: float, azimuth: float, metres: float) -> tuple[float, float]:
+    lng2, lat2, _ = GEOD.fwd(lng, lat, azimuth, metres)
+    return lat2, lng2
+
+
+# --- ASTM Volume4D --------------------------------------------------------------------------------
+
+
+def test_formats_astm_polygon_keeps_lat_lng_and_converts_feet() -> None:
+    [v] = load_now("plan.json", js({"extents": [v4(lower=100, upper=3000, units="FT")]}))
+    assert v.name == "plan.json volume 1"
+    assert isinstance(v.outline, Polygon)
+    assert v.outline.vertices == tuple(STUTTGART)
+    assert v.alt_lower_m == pytest.approx(30.48)
+    assert v.alt_upper_m == pytest.approx(914.4)
+    assert (v.start, v.end) == (parse_rfc3339(START), parse_rfc3339(END))
+
+
+def test_formats_astm_circle() -> None:
+    circle = {"outline_circle": {"center": {"lat": 48.7, "lng": 9.1}, "radius": {"value": 500, "units": "M"}}}
+    [v] = load_now("c.json", js({"extents": [v4(circle)]}))
+    assert v.outline == Circle(48.7, 9.1, 500.0)
+    assert (v.alt_lower_m, v.alt_upper_m) == (0, 3000)
+
+
+def test_formats_astm_takes_a_bare_list_or_one_volume4d() -> None:
+    assert [v.name for v in load_now("l.json", js([v4(), v4()]))] == ["l.json volume 1", "l.json volume 2"]
+    [one] = load_now("o.json", js(v4()))
+    assert one.name == "o.json volume 1"
+    assert parse("o.json", js(v4()), now=NOW).kind == "astm"
+
+
+def test_formats_astm_time_format_may_be_left_out() -> None:
+    obj = v4()
+    del obj["time_start"]["format"]
+    assert load_now("t.json", js(obj))[0].start == parse_rfc3339(START)
+
+
+# --- GeoJSON ----------------------------------------------------------------------------------------
+
+
+def test_formats_geojson_polygon_swaps_lng_lat_and_drops_the_closing_position() -> None:
+    data = collection(feature({"type": "Polygon", "coordinates": [ring(STUTTGART)]}, alt_upper_ft=1000))
+    del data["features"][0]["properties"]["alt_upper_m"]
+    [v] = load_now("area.geojson", js(data))
+    assert isinstance(v.outline, Polygon)
+    assert v.outline.vertices == tuple(STUTTGART)
+    assert v.alt_upper_m == pytest.approx(304.8)
+    assert v.name == "area.geojson volume 1 (feature 1)"
+    assert parse("area.geojson", js(data), now=NOW).kind == "geojson"
+
+
+def test_formats_geojson_point_with_radius_is_a_circle() -> None:
+    [v] = load_now(
+        "p.geojson", js(collection(feature({"type": "Point", "coordinates": [9.1, 48.7]}, radius_m=250)))
+    )
+    assert v.outline == Circle(48.7, 9.1, 250.0)
+
+
+def test_formats_geojson_a_single_feature_is_read_too() -> None:
+    [v] = load_now("f.geojson", js(feature({"type": "Point", "coordinates": [9.1, 48.7]}, radius_m=250)))
+    assert v.outline == Circle(48.7, 9.1, 250.0)
+
+
+def test_formats_geojson_multipolygon_parts_are_volumes_numbered_on() -> None:
+    other = [(lat + 1, lng) for lat, lng in STUTTGART]
+    multi = {"type": "MultiPolygon", "coordinates": [[ring(STUTTGART)], [ring(other)]]}
+    point = feature({"type": "Point", "coordinates": [9.1, 48.7]}, radius_m=250)
+    volumes = load_now("m.geojson", js(collection(feature(multi), point)))
+    assert [v.name for v in volumes] == [
+        "m.geojson volume 1 (feature 1)",
+        "m.geojson volume 2 (feature 1)",
+        "m.geojson volume 3 (feature 2)",
+    ]
+    assert volumes[1].outline == Polygon(tuple(other))
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+def route_volumes(coordinates: list[list[float]], corridor_m: float) -> list[Volume]:
+    data = collection(feature({"type": "LineString", "coordinates": coordinates}, corridor_m=corridor_m))
+    return load_now("route.geojson", js(data))
+
+
+def test_formats_route_corridor_has_the_right_width_geodesically() -> None:
+    # Stuttgart to Munich, bending at Ulm: about 190 km, so four pieces of at most 50 km.
+    route = [[9.18, 48.78], [9.99, 48.40], [11.58, 48.14]]
+    volumes = route_volumes(route, 2000)
+    length = sum(GEOD.inv(a[0], a[1], b[0], b[1])[2] for a, b in itertools.pairwise(route))
+    assert len(volumes) == math.ceil(length / 50_000)
+    assert all(isinstance(v.outline, Polygon) for v in volumes)
+    # Across the route, at points along both legs (piece joints included): 1 km either side
+    # is the edge of the corridor.
+    for (lng1, lat1), (lng2, lat2) in itertools.pairwise(route):
+        azimuth, _, leg = GEOD.inv(lng1, lat1, lng2, lat2)
+        for fraction in (0.1, 0.25, 0.5, 0.75, 0.9):
+            lng, lat, back = GEOD.fwd(lng1, lat1, azimuth, leg * fraction)
+            along = back + 180  # the route's azimuth at this point
+            for side in (along - 90, along + 90):
+                assert distance_to(volumes, *offset(lat, lng, side, 990)) == 0
+                assert distance_to(volumes, *offset(lat, lng, side, 1010)) == pytest.approx(10, abs=0.05)
+            assert distance_to(volumes, lat, lng) == 0
+
+
+def test_formats_route_corridor_ends_are_round() -> None:
+    route = [[9.0, 48.0], [9.2, 48.0]]
+    volumes = route_volumes(route, 500)
+    azimuth, _, _ = GEOD.inv(9.0, 48.0, 9.2, 48.0)
+    beyond = offset(48.0, 9.0, azimuth + 180, 260)
+    assert distance_to(volumes, *beyond) == pytest.approx(10, abs=0.15)
+    diagonal = offset(48.0, 9.0, azimuth + 135, 260)
+    assert distance_to(volumes, *diagonal) == pytest.approx(10, abs=0.15)
+
+
+def test_formats_route_across_the_antimeridian() -> None:
+    volumes = route_volumes([[179.9, -16.5], [-179.9, -16.6]], 1000)
+    [v] = volumes
+    assert isinstance(v.outline, Polygon)
+    assert all(-180 <= lng <= 180 and -17 < lat < -16 for lat, lng in v.outline.vertices)
+    azimuth, _, leg = GEOD.inv(179.9, -16.5, -179.9, -16.6)
+    lng, lat, _ = GEOD.fwd(179.9, -16.5, azimuth, leg / 2)
+    assert distance_to(volumes, *offset(lat, lng, azimuth + 90, 520)) == pytest.approx(20, abs=0.05)
+
+
+def test_formats_route_that_loops_is_cut_until_no_corridor_has_a_hole() -> None:
+    # A 6 km square patrol: one 50 km piece would enclose the middle, which is not flown.
+    square = [(48.0, 9.0), (48.0, 9.08), (48.054, 9.08), (48.054, 9.0), (48.0, 9.0)]
+    volumes = route_volumes([[lng, lat] for lat, lng in square], 400)
+    assert len(volumes) > 1
+    assert distance_to(volumes, 48.027, 9.04) > 2000
+    assert distance_to(volumes, 48.0, 9.04) == 0
+
+
+def test_formats_corridor_helper_pieces() -> None:
+    pieces = formats.corridor([(0.0, 0.0), (0.0, 1.0)], 100, piece_m=20_000)
+    assert len(pieces) == math.ceil(111_319.5 / 20_000)
+
+
+# --- CSV of sites -----------------------------------------------------------------------------------
+
+
+def test_formats_sites_csv_defaults_and_open_end() -> None:
+    text = (
+        "name,lat,lon,radius_m,alt_lower_m,alt_upper_m,time_start,time_end\n"
+        "Al-Shifa hospital,31.5233,34.4447,300,,,,\n"
+        "Warehouse 4,31.40,34.38,150.5,0,2000,2026-01-03T00:00:00Z,2026-01-10T00:00:00Z\n"
+    )
+    notice = parse("sites.csv", text.encode(), now=NOW)
+    assert (notice.kind, notice.category) == ("sites", "protected_site")
+    hospital, warehouse = notice.volumes
+    assert hospital.name == "sites.csv volume 1 (Al-Shifa hospital)"
+    assert hospital.outline == Circle(31.5233, 34.4447, 300.0)
+    assert (hospital.alt_lower_m, hospital.alt_upper_m) == (
+        formats.SITE_ALT_LOWER_M,
+        formats.SITE_ALT_UPPER_M,
+    )
+    assert (hospital.start, hospital.end) == (NOW, None)
+    assert warehouse.outline == Circle(31.40, 34.38, 150.5)
+    assert (warehouse.alt_lower_m, warehouse.alt_upper_m) == (0, 2000)
+    assert warehouse.end == parse_rfc3339("2026-01-10T00:00:00Z")
+
+
+def test_formats_sites_csv_minimal_header_bom_and_blank_lines() -> None:
+    text = "\ufeffname,lat,lon,radius_m\r\nClinic,31.5,34.4,100\r\n\r\n"
+    [v] = load_now("s.csv", text.encode())
+    assert v.outline == Circle(31.5, 34.4, 100.0)
+
+
+# --- notice files -----------------------------------------------------------------------------------
+
+
+def test_formats_notice_file_with_extents_and_routes() -> None:
+    route = feature({"type": "LineString", "coordinates": [[9.0, 48.0], [9.3, 48.0]]}, corridor_m=1000)
+    obj = {"category": "air_operation", "text": "Transfer flight", "extents": [v4(), v4()], "routes": [route]}
+    notice = parse("op.json", js(obj), now=NOW)
+    assert (notice.kind, notice.category, notice.text) == ("notice", "air_operation", "Transfer flight")
+    assert [v.name for v in notice.volumes] == [
+        "op.json volume 1",
+        "op.json volume 2",
+        "op.json volume 3 (route 1)",
+    ]
+    assert parse_notice("op.json", obj, now=NOW) == notice
+
+
+def test_formats_notice_protected_site_may_be_open_ended() -> None:
+    obj = {"category": "protected_site", "text": "Hospital", "extents": [v4(end=None)]}
+    [v] = parse_notice("site.json", obj, now=NOW).volumes
+    assert v.end is None
+    obj["category"] = "fire_area"
+    with pytest.raises(FormatError, match=r"^site\.json volume 1: time_end: missing \(only a protected site"):
+        parse_notice("site.json", obj, now=NOW)
+
+
+def test_formats_limits_are_passed_to_validation() -> None:
+    with pytest.raises(FormatError, match=r"above the limit of 10\.0 km²"):
+        load_now("big.json", js(v4()), max_area_km2=10)
+    with pytest.raises(FormatError, match=r"planning horizon of 0\.5 days"):
+        load_now("far.json", js(v4()), horizon_s=43_200)
+
+
+# --- invalid input ----------------------------------------------------------------------------------
+
+
+def with_vertices(*points: tuple[Any, Any]) -> dict[str, Any]:
+    return v4({"outline_polygon": {"vertices": [{"lat": a, "lng": b} for a, b in points]}})
+
+
+def edit(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of obj with the dotted path set to value (or removed, for ...)."""
+    obj = json.loads(json.dumps(obj))
+    *parents, last = path.split(".")
+    target = obj
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    if value is ...:
+        del target[last]
+    elif isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return obj
+
+
+POINT = feature({"type": "Point", "coordinates": [9.1, 48.7]}, radius_m=250)
+ROUTE = feature({"type": "LineString", "coordinates": [[9.0, 48.0], [9.3, 48.0]]}, corridor_m=1000)
+CIRCLE = v4({"outline_circle": {"center": {"lat": 48.7, "lng": 9.1}, "radius": {"value": 500, "units": "M"}}})
+SITES = "name,lat,lon,radius_m\n"
+
+INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
+    # Not a format at all.
+    ("x.json", b"\xff\xfe{", r"x\.json: not UTF-8 text \(byte 0 is 0xff\)"),
+    ("x.json", b'{"extents": [}', r"x\.json: not valid JSON: Expecting value: line 1 column 14"),
+    ("x.json", {"hello": 1}, r"x\.json: JSON, but not a notice \(no 'category'\), ASTM Volume4D"),
+    ("x.json", {"type": "Polygon", "coordinates": []}, r"x\.json: GeoJSON of type 'Polygon': expected a"),
+    ("x.txt", b"hello world\n", r"x\.txt: not JSON, so read as a CSV of sites, but its header 'hello world'"),
+    ("x.json", {"extents": []}, r"x\.json: extents: empty; expected at least one Volume4D"),
+    ("x.json", {"extents": {}}, r"x\.json: extents: expected a list, got \{\}"),
+    # ASTM: missing fields, wrong types.
+    ("a.json", {"extents": [{"time_start": {}}]}, r"^a\.json volume 1: volume: missing$"),
+    ("a.json", [v4(), edit(v4(), "time_start", ...)], r"^a\.json volume 2: time_start: missing$"),
+    (
+        "a.json",
+        [edit(v4(), "time_end", ...)],
+        r"^a\.json volume 1: time_end: missing \(only a protected site",
+    ),
+    (
+        "a.json",
+        [edit(v4(), "volume.altitude_upper", ...)],
+        r"^a\.json volume 1: volume\.altitude_upper: missing",
+    ),
+    (
+        "a.json",
+        [edit(v4(), "volume.outline_circle", CIRCLE["volume"]["outline_circle"])],
+        "exactly one of outline_polygon and outline_circle, got both",
+    ),
+    (
+        "a.json",
+        [edit(v4(), "volume.outline_polygon", ...)],
+        "exactly one of outline_polygon and outline_circle, got neither",
+    ),
+    (
+        "a.json",
+        [with_vertices((48.7, 9.1), ("48.8", 9.2), (48.7, 9.3))],
+        r"volume\.outline_polygon\.vertices\[1\] \(vertex 2\)\.lat: expected a number, got '48\.8'",
+    ),
+    (
+        "a.json",
+        [with_vertices((48.7, 9.1), (48.8, True), (48.7, 9.3))],
+        r"vertices\[1\] \(vertex 2\)\.lng: expected a number, got true",
+    ),
+    (
+        "a.json",
+        [
+            edit(
+                with_vertices((48.7, 9.1), (48.8, 9.2), (48.7, 9.3)),
+                "volume.outline_polygon.vertices.2",
+                {"lat": 48.7},
+            )
+        ],
+        r"vertices\[2\] \(vertex 3\)\.lng: missing",
+    ),
+    (
+        "a.json",
+        b'[{"volume": {"outline_circle": {"center": {"lat": NaN, "lng": 0}}}}]',
+        "not valid JSON: NaN is not a JSON number",
+    ),
+    ("a.json", [edit(v4(), "volume", [])], r"^a\.json volume 1: volume: expected an object, got \[\]"),
+    ("a.json", ["oops"], r"^a\.json volume 1: expected an object, got 'oops'"),
+    # ASTM: units, references, formats, times.
+    (
+        "a.json",
+        [edit(v4(), "volume.altitude_lower.reference", "SFC")],
+        r"volume\.altitude_lower\.reference: expected 'W84' \(metres above the WGS84 ellipsoid\), got 'SFC'",
+    ),
+    ("a.json", [v4(units="KM")], r"volume\.altitude_lower\.units: expected 'M' or 'FT', got 'KM'"),
+    (
+        "a.json",
+        [edit(CIRCLE, "volume.outline_circle.radius.units", "FT")],
+        r"volume\.outline_circle\.radius\.units: expected 'M', got 'FT'",
+    ),
+    (
+        "a.json",
+        [edit(v4(), "time_start.format", "unix")],
+        r"time_start\.format: expected 'RFC3339', got 'unix'",
+    ),
+    (
+        "a.json",
+        [v4(start="tomorrow")],
+        r"time_start\.value: expected an RFC 3339 time such as .*, got 'tomorrow'",
+    ),
+    ("a.json", [v4(end="2026-01-02T09:00:00")], r"time_end\.value: expected an RFC 3339 time"),
+    (
+        "a.json",
+        [v4(end="2026-02-30T09:00:00Z")],
+        r"time_end\.value: '2026-02-30T09:00:00Z' is not a time: day is out of range for month",
+    ),
+    ("a.json", [v4(lower="0")], r"volume\.altitude_lower\.value: expected a number, got '0'"),
+    # What volumes.validate refuses, named by file, volume and vertex.
+    (
+        "a.json",
+        [v4(), with_vertices((48.7, 9.1), (48.8, 9.2))],
+        r"^a\.json volume 2: a polygon needs at least 3 vertices, got 2",
+    ),
+    (
+        "a.json",
+        [with_vertices((48.7, 9.1), (48.8, 9.2), (48.7, 9.3), (48.7, 9.1))],
+        r"^a\.json volume 1, vertex 4: repeats vertex 1",
+    ),
+    (
+        "a.json",
+        [with_vertices((48.7, 9.1), (48.8, 9.2), (48.8, 9.2), (48.7, 9.3))],
+        r"^a\.json volume 1, vertex 3: equals vertex 2",
+    ),
+    (
+        "a.json",
+        [with_vertices((48.0, 9.0), (48.1, 9.1), (48.0, 9.1), (48.1, 9.0))],
+        r"^a\.json volume 1, vertex 1: the polygon intersects itself: edge 1-2 crosses edge 3-4",
+    ),
+    (
+        "a.json",
+        [with_vertices((48.0, 9.0), (48.1, 9.0), (48.2, 9.0))],
+        r"^a\.json volume 1: degenerate polygon",
+    ),
+    (
+        "a.json",
+        [with_vertices((48.0, 9.0), (91.0, 9.0), (48.0, 9.1))],
+        r"^a\.json volume 1, vertex 2: latitude 91\.0 is outside \[-90, 90\]",
+    ),
+    (
+        "a.json",
+        [edit(CIRCLE, "volume.outline_circle.radius.value", 0)],
+        r"^a\.json volume 1: the radius must be a positive number",
+    ),
+    (
+        "a.json",
+        [v4(lower=500, upper=100)],
+        r"^a\.json volume 1: the lower altitude, 500\.0 m, is above the upper",
+    ),
+    (
+        "a.json",
+        [v4(start=END, end=START)],
+        r"^a\.json volume 1: the end, 2026-01-02T06:00:00Z, is before the start",
+    ),
+    (
+        "a.json",
+        [v4(start="2026-03-01T00:00:00Z", end="2026-03-02T00:00:00Z")],
+        r"^a\.json volume 1: the start, 2026-03-01T00:00:00Z, is beyond the planning horizon of 30 days",
+    ),
+    # GeoJSON.
+    ("g.geojson", collection(), r"^g\.geojson: features: empty"),
+    ("g.geojson", {"type": "FeatureCollection"}, r"^g\.geojson: features: missing"),
+    (
+        "g.geojson",
+        collection(POINT, {"type": "Point"}),
+        r"^g\.geojson volume 2 \(feature 2\): type: expected 'Feature', got 'Point'",
+    ),
+    (
+        "g.geojson",
+        collection(edit(POINT, "properties.radius_m", ...)),
+        r"^g\.geojson volume 1 \(feature 1\): properties\.radius_m: missing",
+    ),
+    (
+        "g.geojson",
+        collection(edit(POINT, "properties.alt_lower_m", ...)),
+        r"properties\.alt_lower_m \(or alt_lower_ft\): missing",
+    ),
+    (
+        "g.geojson",
+        collection(edit(POINT, "properties.alt_lower_ft", 10)),
+        r"properties: both alt_lower_m and alt_lower_ft; give one",
+    ),
+    (
+        "g.geojson",
+        collection(edit(POINT, "properties.time_end", ...)),
+        r"properties\.time_end: missing \(only a protected site",
+    ),
+    (
+        "g.geojson",
+        collection(edit(POINT, "properties.time_start", 1767225600)),
+        r"properties\.time_start: expected an RFC 3339 time",
+    ),
+    (
+        "g.geojson",
+        collection(edit(POINT, "geometry.coordinates", [9.1])),
+        r"geometry\.coordinates: expected \[longitude, latitude\], got \[9\.1\]",
+    ),
+    (
+        "g.geojson",
+        collection(feature({"type": "MultiLineString", "coordinates": []})),
+        r"geometry\.type: expected Polygon, MultiPolygon, Point or LineString, got 'MultiLineString'",
+    ),
+    (
+        "g.geojson",
+        collection(feature({"type": "Polygon", "coordinates": [ring(STUTTGART), ring(STUTTGART)]})),
+        r"geometry\.coordinates: the polygon has 1 hole\(s\); a volume's outline has none",
+    ),
+    (
+        "g.geojson",
+        collection(feature({"type": "Polygon", "coordinates": [ring(STUTTGART)[:-1]]})),
+        r"coordinates\[0\]: a GeoJSON linear ring has at least 4 positions and ends where it starts "
+        r"\(RFC 7946 §3\.1\.6\); got 3",
+    ),
+    (
+        "g.geojson",
+        collection(
+            feature(
+                {"type": "Polygon", "coordinates": [[[9.0, 48.0], [9.1, 48.0], [9.1, 48.1], [9.0, 48.1]]]}
+            )
+        ),
+        r"ending at \[9\.0, 48\.1\] instead of \[9\.0, 48\.0\]",
+    ),
+    (
+        "g.geojson",
+        collection(
+            feature({"type": "Polygon", "coordinates": [[[9.0, 48.0], [9.1, "x"], [9.1, 48.1], [9.0, 48.0]]]})
+        ),
+        r"geometry\.coordinates\[0\]\[1\] \(vertex 2\) latitude: expected a number, got 'x'",
+    ),
+    # Latitude where the longitude belongs: caught by validation, naming the vertex.
+    (
+        "g.geojson",
+        collection(
+            feature(
+                {"type": "Polygon", "coordinates": [[[48.0, 9.0], [48.1, 9.0], [48.1, 95.0], [48.0, 9.0]]]}
+            )
+        ),
+        r"^g\.geojson volume 1 \(feature 1\), vertex 3: latitude 95\.0 is outside \[-90, 90\] "
+        r"\(GeoJSON positions are \[longitude, latitude\]\)",
+    ),
+    ("g.geojson", collection(edit(ROUTE, "properties.corridor_m", ...)), r"properties\.corridor_m: missing"),
+    (
+        "g.geojson",
+        collection(edit(ROUTE, "properties.corridor_m", -5)),
+        r"properties\.corridor_m: expected a width above 0 metres, got -5",
+    ),
+    (
+        "g.geojson",
+        collection(edit(ROUTE, "geometry.coordinates", [[9.0, 48.0]])),
+        r"a route needs at least 2 positions, got 1",
+    ),
+    (
+        "g.geojson",
+        collection(edit(ROUTE, "geometry.coordinates", [[9.0, 48.0], [9.0, 48.0]])),
+        r"the route has zero length",
+    ),
+    (
+        "g.geojson",
+        collection(edit(ROUTE, "geometry.coordinates", [[9.0, 48.0], [48.0, 190.0]])),
+        r"geometry\.coordinates\[1\] \(vertex 2\): latitude 190 is outside \[-90, 90\] "
+        r"\(GeoJSON positions are \[longitude, latitude\]\)",
+    ),
+    # CSV of sites.
+    (
+        "s.csv",
+        "name,lat,lng,radius_m\nA,1,2,3\n",
+        r"^s\.csv: not JSON, so read as a CSV of sites, but its header 'name,lat,lng,radius_m' lacks lon",
+    ),
+    (
+        "s.csv",
+        "name,lat,lon,radius_m,alt_lower_ft\nA,1,2,3,4\n",
+        r"^s\.csv: line 1: unknown column\(s\) 'alt_lower_ft'",
+    ),
+    ("s.csv", SITES, r"^s\.csv: a CSV of sites with no sites"),
+    (
+        "s.csv",
+        SITES + "A,31.5,34.4,100\nB,north,34.4,100\n",
+        r"^s\.csv volume 2 \(line 3\): lat: expected a number, got 'north'",
+    ),
+    (
+        "s.csv",
+        SITES + "A,31.5,34.4,nan\n",
+        r"^s\.csv volume 1 \(line 2\): radius_m: expected a finite number, got 'nan'",
+    ),
+    ("s.csv", SITES + "A,31.5,34.4\n", r"^s\.csv volume 1 \(line 2\): expected 4 fields, got 3"),
+    ("s.csv", SITES + ",31.5,34.4,100\n", r"^s\.csv volume 1 \(line 2\): name: empty"),
+    ("s.csv", SITES + "A,31.5,34.4,-1\n", r"^s\.csv volume 1 \(A\): the radius must be a positive number"),
+    ("s.csv", SITES + "A,31.5,200,100\n", r"^s\.csv volume 1 \(A\): centre longitude 200\.0 is outside"),
+    (
+        "s.csv",
+        "name,lat,lon,radius_m,time_end\nA,31.5,34.4,100,soon\n",
+        r"^s\.csv volume 1 \(line 2\): time_end: expected an RFC 3339 time",
+    ),
+    # Notice files.
+    (
+        "n.json",
+        {"category": "party", "text": "", "extents": [v4()]},
+        r"^n\.json: category: expected one of air_operation, fire_area, .*, got 'party'",
+    ),
+    ("n.json", {"category": "exercise", "extents": [v4()]}, r"^n\.json: text: missing"),
+    (
+        "n.json",
+        {"category": "exercise", "text": 5, "extents": [v4()]},
+        r"^n\.json: text: expected a string, got 5",
+    ),
+    (
+        "n.json",
+        {"category": "exercise", "text": "", "extents": []},
+        r"^n\.json: a notice needs at least one volume in extents or routes",
+    ),
+    (
+        "n.json",
+        {"category": "exercise", "text": "", "extents": [v4()], "routes": [POINT]},
+        r"^n\.json volume 2 \(route 1\): geometry\.type: a route is a 'LineString', got 'Point'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"), INVALID, ids=[f"{i}-{m[:40]}" for i, (_, _, m) in enumerate(INVALID)]
+)
+def test_formats_refuse_invalid_input_naming_where(name: str, data: Any, message: str) -> None:
+    raw = data if isinstance(data, bytes) else data.encode() if isinstance(data, str) else js(data)
+    with pytest.raises(FormatError, match=message):
+        load_now(name, raw)
+
+
+def test_formats_route_over_the_pole() -> None:
+    volumes = route_volumes([[0.0, 89.6], [180.0, 89.6]], 1000)
+    assert len(volumes) == 2  # about 89 km over the top
+    assert distance_to(volumes, 90.0, 0.0) == 0
+    lng, lat, _ = GEOD.fwd(0.0, 90.0, 90.0, 510)  # 510 m from the pole, across the route
+    assert distance_to(volumes, lat, lng) == pytest.approx(10, abs=0.05)
