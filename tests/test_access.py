@@ -61,6 +61,12 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/ledger/calls/{call_id}/proof"): ALL,
     ("GET", "/api/v1/ledger/status"): ALL,
     ("GET", "/api/v1/report"): ALL,
+    ("POST", "/api/v1/notices"): WORKERS,
+    ("GET", "/api/v1/notices"): ALL,
+    ("GET", "/api/v1/notices/{notice_id}"): ALL,
+    ("POST", "/api/v1/notices/{notice_id}/acknowledge"): WORKERS,
+    ("POST", "/api/v1/notices/{notice_id}/reject"): WORKERS,
+    ("POST", "/api/v1/notices/{notice_id}/withdraw"): WORKERS,
 }
 
 
@@ -85,7 +91,14 @@ def test_the_matrix_covers_every_local_route(nodes: tuple[Node, Node]) -> None:
 
 def _request(client: TestClient, method: str, path: str, call_id: str, peer_card: dict[str, Any]) -> Any:
     url = path.format(
-        call_id=call_id, name="victim", peer="moscow", alert_id=1, shift_id=1, override_id=1, handover_id=1
+        call_id=call_id,
+        name="victim",
+        peer="moscow",
+        alert_id=1,
+        shift_id=1,
+        override_id=1,
+        handover_id=1,
+        notice_id="no-such-notice",
     )
     body: dict[str, Any] | None = None
     if path == "/api/v1/lines":
@@ -108,6 +121,10 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         }
     elif path == "/api/v1/handovers" and method == "POST":
         body = {"note": "matrix"}
+    elif path == "/api/v1/notices" and method == "POST":
+        body = {"peer": "moscow", "notice": {"category": "exercise", "text": "matrix", "extents": []}}
+    elif path.endswith("/reject"):
+        body = {"reason": "matrix"}
     elif path == "/api/v1/overrides":
         body = {"user": "victim", "start": "2026-11-27T06:00:00Z", "end": "2026-11-27T14:00:00Z"}
     return client.request(method, url, json=body)

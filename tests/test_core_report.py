@@ -254,14 +254,14 @@ def test_a_period_that_is_not_text_is_refused() -> None:
         report.parse_period(202611)  # type: ignore[arg-type]
 
 
-def test_link_tests_and_notices_are_reported_as_not_recorded_rather_than_zero() -> None:
+def test_link_tests_are_reported_as_not_recorded_rather_than_zero() -> None:
     r = run([placed("c", t(1))])
-    assert set(r["not_recorded"]) == {"link_tests", "notices_acknowledged"}
+    assert set(r["not_recorded"]) == {"link_tests"}
     assert "not recorded by this version" in r["not_recorded"]["link_tests"]
     for row in (r["lines"][0], r["totals"]):
         assert row["link_tests_sent"] is None
         assert row["link_tests_answered"] is None
-        assert row["notices_acknowledged"] is None
+        assert row["notices_acknowledged"] == 0  # notices are recorded: none is a real 0
 
 
 def test_link_tests_and_notices_in_the_log_are_counted_in_the_month_of_their_own_time() -> None:
@@ -277,11 +277,28 @@ def test_link_tests_and_notices_in_the_log_are_counted_in_the_month_of_their_own
             entry("link.test_sent", "2026-10-31T23:00:00.000000Z"),
         ]
     )
-    assert r["not_recorded"] == {"notices_acknowledged": report.NOT_RECORDED["notices_acknowledged"]}
+    assert r["not_recorded"] == {}
     [line] = r["lines"]
     assert (line["link_tests_sent"], line["link_tests_answered"]) == (2, 1)
-    assert line["notices_acknowledged"] is None
+    assert line["notices_acknowledged"] == 0
     assert r["totals"]["link_tests_sent"] == 2
+
+
+def test_acknowledged_notices_are_counted_per_line_in_their_month() -> None:
+    def ack(at: str) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "type": "notice.acknowledged",
+            "at": at,
+            "peer": "moscow",
+            "line": "L1",
+            "notice": "n",
+        }
+
+    r = run([placed("c", t(1)), ack(t(1, 5)), ack(t(1, 6)), ack("2026-10-31T23:00:00.000000Z")])
+    [line] = r["lines"]
+    assert line["notices_acknowledged"] == 2
+    assert r["totals"]["notices_acknowledged"] == 2
 
 
 def test_the_report_names_its_checkpoint() -> None:

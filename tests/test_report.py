@@ -380,7 +380,7 @@ def test_openline_report_prints_the_figures_and_the_checkpoint(
     assert data["checkpoint"]["cosigned_by"] == []
     assert data["lines"] == []
     assert set(data["totals"]) >= {"calls_placed", "calls_received", "picked_up", "missed", "pickup_seconds"}
-    assert set(data["not_recorded"]) == {"link_tests", "notices_acknowledged"}
+    assert set(data["not_recorded"]) == {"link_tests"}
     table = s.cli("report", "--period", "2026-11")
     assert "Transparency report of stuttgart, 2026-11" in table.stdout
     assert f"Computed against checkpoint {data['checkpoint']['size']}" in table.stdout

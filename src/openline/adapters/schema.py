@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -104,6 +105,8 @@ lines = Table(
     Column("last_error", Text),
     # A pick-up is a lease: with no action by the officer for this long, the call rings again.
     Column("rering_timeout_s", Integer, nullable=False, server_default="300"),
+    # A notice from the peer must be acknowledged (or rejected) within this long.
+    Column("notice_deadline_s", Integer, nullable=False, server_default="3600"),
 )
 
 envelopes = Table(
@@ -348,4 +351,64 @@ ledger_evidence = Table(
     Column("request", Text, nullable=False),  # the add-checkpoint body, its signature verified
     Column("contradicts", Text),  # the note of theirs we had cosigned
     Column("detail", Text, nullable=False),
+)
+
+# Deconfliction notices (see docs/notices.md) ---------------------------------------------
+
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", String(36), primary_key=True),  # this version's id, the same on both stations
+    Column("series", String(36), nullable=False),  # the first version's id
+    Column("version", Integer, nullable=False),
+    Column("supersedes", String(36)),  # the version this one amends
+    Column("line_id", String(32), ForeignKey("lines.id"), nullable=False),
+    Column("peer", String(63), nullable=False),
+    Column("direction", String(3), nullable=False),  # "out": we announced it; "in": they did
+    Column("category", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("envelope_id", String(36), nullable=False),  # the envelope that carried it: its text
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("starts_at", BigInteger, nullable=False),  # its first volume's start
+    Column("ends_at", BigInteger),  # its last volume's end; None: open-ended (a protected site)
+    Column("deadline_at", BigInteger),  # by when the receiving side must acknowledge it
+    Column("delivered_at", BigInteger),
+    Column("acknowledged_at", BigInteger),
+    Column("acknowledged_by", String(128)),
+    Column("rejected_at", BigInteger),
+    Column("withdrawn_at", BigInteger),
+    Column("amended_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_notices_state", "state", "ends_at"),
+    Index("ix_notices_series", "series", "version"),
+)
+
+notice_volumes = Table(
+    "notice_volumes",
+    metadata,
+    Column("notice_id", String(36), ForeignKey("notices.id"), primary_key=True),
+    Column("n", Integer, primary_key=True),  # 1-based, as errors and conflicts name it
+    Column("volume4d", Text, nullable=False),  # ASTM F3548 Volume4D JSON, as on the wire
+    Column("alt_lower_m", Float, nullable=False),
+    Column("alt_upper_m", Float, nullable=False),
+    Column("start_at", BigInteger, nullable=False),
+    Column("end_at", BigInteger),
+    Index("ix_notice_volumes_time", "start_at", "end_at"),
+)
+
+notice_conflicts = Table(
+    "notice_conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notice_a", String(36), nullable=False),  # the new (or amended) notice
+    Column("volume_a", Integer, nullable=False),
+    Column("notice_b", String(36), nullable=False),  # the active notice it conflicts with
+    Column("volume_b", Integer, nullable=False),
+    Column("time_start", BigInteger, nullable=False),
+    Column("time_end", BigInteger),
+    Column("alt_lower_m", Float, nullable=False),
+    Column("alt_upper_m", Float, nullable=False),
+    Column("detected_at", BigInteger, nullable=False),
+    UniqueConstraint("notice_a", "volume_a", "notice_b", "volume_b", name="uq_notice_conflicts_pair"),
 )

@@ -17,6 +17,7 @@ from openline.adapters.notify import Channel
 from openline.adapters.transport import Transport
 from openline.api import federation, local, problems
 from openline.api import ledger as ledger_api
+from openline.api import notices as notices_api
 from openline.api import report as report_api
 from openline.api.metrics import LineCollector
 from openline.console import routes as console
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(local.router)
     app.include_router(ledger_api.router)
     app.include_router(report_api.router)
+    app.include_router(notices_api.router)
     app.include_router(federation.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=str(console.STATIC_DIR)), name="static")

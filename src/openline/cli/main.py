@@ -771,7 +771,9 @@ def demo(
 
 
 # Commands kept in their own modules; importing them registers them on `app`.
+from openline.cli import conflicts as _conflicts  # noqa: E402,F401
 from openline.cli import evidence as _evidence  # noqa: E402,F401
+from openline.cli import notices as _notices  # noqa: E402,F401
 from openline.cli import report as _report  # noqa: E402,F401
 from openline.cli import verify as _verify  # noqa: E402,F401
 

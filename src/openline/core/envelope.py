@@ -46,6 +46,10 @@ KINDS = frozenset(
         "call.decline",
         "call.cancel",
         "call.missed",
+        "notice.send",
+        "notice.ack",
+        "notice.reject",
+        "notice.withdraw",
     }
 )
 HEADER_FIELDS = frozenset({"v", "id", "line", "from", "to", "seq", "time", "kind", "ref", "body"})

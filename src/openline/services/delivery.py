@@ -31,7 +31,7 @@ from openline.core.clock import MICROS, parse_rfc3339
 from openline.core.envelope import Envelope, verify_receipt
 from openline.core.keys import signing_public_key
 from openline.errors import EnvelopeRefused, OpenLineError
-from openline.services import calls, ledger, outbox, parallel
+from openline.services import calls, ledger, notices, outbox, parallel
 from openline.services.lines import ACTIVE, PENDING, handshake_error, initiate_handshake, lock_line
 from openline.services.station import Station
 
@@ -271,6 +271,7 @@ def _settle(station: Station, answer: Answer) -> Outcome:
                 call_id=row.call_id if row.kind.startswith("call.") else None,
             )
             calls.on_delivered(tx, row, receipt)
+            notices.on_delivered(tx, row, receipt)
         if any(row.call_id for row, _ in receipted):
             tx.touched.add("calls")  # receipts show on the console
         for row, text in refused:

@@ -33,7 +33,7 @@ from openline.core.envelope import (
 from openline.core.keys import signing_public_key
 from openline.core.ledger import EntryError
 from openline.errors import Code, EnvelopeRefused
-from openline.services import calls, ledger, parallel
+from openline.services import calls, ledger, notices, parallel
 from openline.services.lines import ACTIVE
 from openline.services.station import Station, Tx
 
@@ -182,10 +182,15 @@ def _receive_one(
     if env.seq > expected:
         raise EnvelopeRefused(Code.SEQUENCE_GAP, f"expected sequence number {expected}, got {env.seq}")
     body = open_sealed(sealed, station.keys.encryption, h)
-    calls.validate_body(env.kind, body)
+    notice = env.kind.startswith("notice.")
+    if notice:
+        notices.validate_body(env.kind, body, tx.now)
+    else:
+        calls.validate_body(env.kind, body)
     content = _commitment(body)
     receipt = make_receipt(station.keys, env, stored_at)
-    calls.apply_inbound(station, tx, line, env, body)  # checks first, then writes
+    # Each checks first, then writes.
+    (notices if notice else calls).apply_inbound(station, tx, line, env, body)
     ledger.append(
         tx,
         "envelope.received",

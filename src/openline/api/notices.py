@@ -1,0 +1,79 @@
+"""Deconfliction notices over HTTP (docs/notices.md). Routes translate, services decide."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from openline.api.deps import PrincipalDep, StationDep
+from openline.core import notices as nm
+from openline.services import notices
+from openline.services.accounts import Permission
+
+router = APIRouter(prefix="/api/v1/notices")
+NoticeId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SendNotice(Strict):
+    peer: str = Field(min_length=1, max_length=63)
+    notice: dict[str, Any] = Field(
+        description="A notice document: category, text, extents (ASTM F3548 Volume4D), routes (GeoJSON)."
+    )
+    amends: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class Reject(Strict):
+    reason: str = Field(min_length=1, max_length=nm.MAX_TEXT)
+
+
+def _show(station: Any, who: Any, notice_id: str) -> dict[str, Any]:
+    return notices.show_notice(station, notice_id, content=who.can(Permission.READ_CONTENT))
+
+
+@router.post("", status_code=201)
+def send(station: StationDep, who: PrincipalDep, req: SendNotice) -> dict[str, Any]:
+    """Send a notice (or, with `amends`, a new version of one of ours) to a peer."""
+    who.require(Permission.WORK_CALLS)
+    notice_id = notices.send(station, who.name, req.peer, req.notice, amends=req.amends)
+    return _show(station, who, notice_id)
+
+
+@router.get("")
+def list_notices(
+    station: StationDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    who.require(Permission.VIEW)
+    return notices.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=limit)
+
+
+@router.get("/{notice_id}")
+def get_notice(station: StationDep, who: PrincipalDep, notice_id: NoticeId) -> dict[str, Any]:
+    who.require(Permission.VIEW)
+    return _show(station, who, notice_id)
+
+
+@router.post("/{notice_id}/acknowledge")
+def acknowledge(station: StationDep, who: PrincipalDep, notice_id: NoticeId) -> dict[str, Any]:
+    who.require(Permission.WORK_CALLS)
+    notices.acknowledge(station, who.name, notice_id)
+    return _show(station, who, notice_id)
+
+
+@router.post("/{notice_id}/reject")
+def reject(station: StationDep, who: PrincipalDep, notice_id: NoticeId, req: Reject) -> dict[str, Any]:
+    who.require(Permission.WORK_CALLS)
+    notices.reject(station, who.name, notice_id, req.reason)
+    return _show(station, who, notice_id)
+
+
+@router.post("/{notice_id}/withdraw")
+def withdraw(station: StationDep, who: PrincipalDep, notice_id: NoticeId) -> dict[str, Any]:
+    who.require(Permission.WORK_CALLS)
+    notices.withdraw(station, who.name, notice_id)
+    return _show(station, who, notice_id)

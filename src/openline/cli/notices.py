@@ -1,0 +1,111 @@
+"""`openline notice send|ack|reject|withdraw|show` and `openline notices`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail, out
+
+notice_app = typer.Typer(
+    help="Deconfliction notices: send, acknowledge, reject, withdraw.", no_args_is_help=True
+)
+app.add_typer(notice_app, name="notice")
+NoticeArg = typer.Argument(metavar="NOTICE", help="The notice id (from `openline notices`).")
+
+
+def _print(x: dict[str, Any]) -> None:
+    text = WITHHELD if x["content_withheld"] else x.get("text", "")
+    way = "to" if x["direction"] == "out" else "from"
+    out.print(f"[bold]{x['category']}[/] {way} {x['peer']}, version {x['version']}: {text}")
+    out.print(f"id {x['id']}  state [bold]{x['state']}[/]")
+    for k in ("created_at", "starts_at", "ends_at", "deadline_at", "delivered_at", "acknowledged_at",
+              "rejected_at", "withdrawn_at", "amended_at"):  # fmt: skip
+        if x[k]:
+            out.print(f"  {k:<16} {x[k]}")
+    if x["acknowledged_by"]:
+        out.print(f"  acknowledged by {x['acknowledged_by']}")
+    out.print(f"  {len(x['extents'])} volume(s)")
+    for c in x["conflicts"]:
+        out.print(
+            f"  [bold red]conflict[/]: volume {c['volume']} with notice {c['other_notice']} volume "
+            f"{c['other_volume']}, {c['from']} to {c['until'] or 'open'}, "
+            f"{c['altitude_m'][0]} to {c['altitude_m'][1]} m"
+        )
+
+
+@notice_app.command("send")
+def notice_send(
+    home: HomeOpt,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A notice file (JSON, docs/notices.md).")],
+    to: Annotated[str, typer.Option("--to", help="The peer station to notify.")],
+    amends: Annotated[
+        str | None, typer.Option(help="Send it as a new version of this notice of ours.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a notice to a peer; it is checked for conflicts with every active notice."""
+    try:
+        document = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {file}: {exc}", "invalid_input")
+    with client(home) as c:
+        sent = c.post("/notices", {"peer": to, "notice": document, "amends": amends})
+    emit(sent, as_json, _print)
+
+
+@app.command("notices")
+def notices_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
+    """List notices, newest first: sent and received, their state and conflicts."""
+    with client(home) as c:
+        rows = c.get("/notices")
+
+    def render(items: list[dict[str, Any]]) -> None:
+        table = Table("id", "way", "peer", "category", "v", "state", "starts", "ends", "conflicts")
+        for x in items:
+            table.add_row(
+                x["id"], x["direction"], x["peer"], x["category"], str(x["version"]), x["state"],
+                x["starts_at"], x["ends_at"] or "open", str(len(x["conflicts"])) if x["conflicts"] else "",
+            )  # fmt: skip
+        out.print(table if items else "No notices.")
+
+    emit(rows, as_json, render)
+
+
+def _action(home: Path, notice_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
+    with client(home) as c:
+        emit(c.post(f"/notices/{notice_id}/{action}", body), as_json, _print)
+
+
+@notice_app.command("show")
+def notice_show(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json: JsonOpt = False) -> None:
+    """Show a notice: its states, volumes and conflicts."""
+    with client(home) as c:
+        emit(c.get(f"/notices/{notice_id}"), as_json, _print)
+
+
+@notice_app.command("ack")
+def notice_ack(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json: JsonOpt = False) -> None:
+    """Acknowledge a notice from the peer, in your name."""
+    _action(home, notice_id, "acknowledge", None, as_json)
+
+
+@notice_app.command("reject")
+def notice_reject(
+    home: HomeOpt,
+    notice_id: Annotated[str, NoticeArg],
+    reason: Annotated[str, typer.Option(help="Why: sent sealed to the peer.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a notice from the peer, with a reason."""
+    _action(home, notice_id, "reject", {"reason": reason}, as_json)
+
+
+@notice_app.command("withdraw")
+def notice_withdraw(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json: JsonOpt = False) -> None:
+    """Withdraw one of our notices."""
+    _action(home, notice_id, "withdraw", None, as_json)
