@@ -171,3 +171,23 @@ def test_an_auditor_sees_the_notice_but_not_its_text(nodes: tuple[Node, Node]) -
     assert "text" not in seen
     assert seen["extents"] == sent["extents"]
     assert auditor.post(f"/api/v1/notices/{sent['id']}/acknowledge").status_code == 403
+
+
+def test_a_conflict_across_the_antimeridian_is_found(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    doc = _notice(a, 10.0, 179.995)
+    ring = [(9.99, 179.99), (9.99, -179.99), (10.01, -179.99), (10.01, 179.99)]  # crosses 180°
+    doc["extents"][0]["volume"]["outline_polygon"]["vertices"] = [{"lat": y, "lng": x} for y, x in ring]
+    first = _send(a, "moscow", doc)
+    a.drain()
+    other = _notice(b, 10.0, -179.995)
+    volume = other["extents"][0]["volume"]
+    del volume["outline_polygon"]
+    volume["outline_circle"] = {
+        "center": {"lat": 10.0, "lng": -179.995},
+        "radius": {"value": 500, "units": "M"},
+    }
+    second = _send(b, "stuttgart", other)
+    assert [c["other_notice"] for c in second["conflicts"]] == [first["id"]]
+    far = _notice(b, 10.0, 170.0)  # the same latitude, 1,100 km west: clear
+    assert _send(b, "stuttgart", far)["conflicts"] == []

@@ -394,6 +394,10 @@ notice_volumes = Table(
     Column("alt_upper_m", Float, nullable=False),
     Column("start_at", BigInteger, nullable=False),
     Column("end_at", BigInteger),
+    # A box around the outline in n-vector space (the unit normal's x, y, z), never too
+    # small: the database narrows candidates by space too, with plain comparisons that
+    # have no seam at the antimeridian and no trouble at a pole.
+    *(Column(f"n{axis}_{end}", Float, nullable=False) for axis in "xyz" for end in ("min", "max")),
     Index("ix_notice_volumes_time", "start_at", "end_at"),
 )
 

@@ -27,13 +27,14 @@ from openline.core import notices as nm
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
 from openline.core.envelope import Envelope
 from openline.core.notices import Event, Party, State
-from openline.core.volumes import Volume
+from openline.core.volumes import Volume, nvector_boxes
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound
 from openline.services import alerts, ledger, outbox
 from openline.services.lines import lock_line, require_active
 from openline.services.station import Station, Tx
 
 MAX_BODY = 48 * 1024  # the sealed body of an envelope holds at most 64 KiB
+_BOX_PAD = 1e-9  # boxes compared as stored floats: pad for rounding, as the index does
 RECEIVE_HORIZON_S = 31 * 86_400  # the sender checked its 30 days; allow for clocks that differ
 KIND_OF = {Event.ACK: "notice.ack", Event.REJECT: "notice.reject", Event.WITHDRAW: "notice.withdraw"}
 EVENT_OF = {kind: event for event, kind in KIND_OF.items()}
@@ -76,8 +77,11 @@ def parse_document(document: Any, now: int, name: str = "notice") -> formats.Par
 
 
 def _volume_rows(notice_id: str, volumes: tuple[Volume, ...]) -> list[dict[str, Any]]:
+    mins, maxs = nvector_boxes([v.outline for v in volumes])
     return [
         {
+            **{f"n{axis}_min": float(mins[i][k]) for k, axis in enumerate("xyz")},
+            **{f"n{axis}_max": float(maxs[i][k]) for k, axis in enumerate("xyz")},
             "notice_id": notice_id,
             "n": n,
             "volume4d": json.dumps(nm.volume4d(v), separators=(",", ":")),
@@ -86,7 +90,7 @@ def _volume_rows(notice_id: str, volumes: tuple[Volume, ...]) -> list[dict[str, 
             "start_at": v.start,
             "end_at": v.end,
         }
-        for n, v in enumerate(volumes, start=1)
+        for i, (n, v) in enumerate(enumerate(volumes, start=1))
     ]
 
 
@@ -112,8 +116,19 @@ def _stored_volume(row: Any) -> Volume:
 
 
 def _candidates(conn: Connection, notice_id: str, series: str, v: Volume, now: int) -> list[Any]:
-    """Volumes of other active notices whose time window and altitude band overlap this
-    volume's (closed intervals): the database narrows, the exact test decides."""
+    """Volumes of other active notices whose time window, altitude band (closed
+    intervals) and n-vector box overlap this volume's: the database narrows, the exact
+    test decides. The boxes are conservative, so no conflict is missed."""
+    lo, hi = (b[0] for b in nvector_boxes([v.outline]))
+    c = notice_volumes.c
+    near = [
+        cond
+        for k, axis in enumerate("xyz")
+        for cond in (
+            c[f"n{axis}_max"] >= float(lo[k]) - _BOX_PAD,
+            c[f"n{axis}_min"] <= float(hi[k]) + _BOX_PAD,
+        )
+    ]
     query = (
         select(notice_volumes, notices.c.series)
         .join(notices, notices.c.id == notice_volumes.c.notice_id)
@@ -125,6 +140,7 @@ def _candidates(conn: Connection, notice_id: str, series: str, v: Volume, now: i
             notice_volumes.c.alt_lower_m <= v.alt_upper_m,
             notice_volumes.c.alt_upper_m >= v.alt_lower_m,
             or_(notice_volumes.c.end_at.is_(None), notice_volumes.c.end_at >= v.start),
+            *near,
         )
     )
     if v.end is not None:

@@ -72,6 +72,12 @@ def upgrade() -> None:
         sa.Column("alt_upper_m", sa.Float(), nullable=False),
         sa.Column("start_at", sa.BigInteger(), nullable=False),
         sa.Column("end_at", sa.BigInteger(), nullable=True),
+        sa.Column("nx_min", sa.Float(), nullable=False),
+        sa.Column("nx_max", sa.Float(), nullable=False),
+        sa.Column("ny_min", sa.Float(), nullable=False),
+        sa.Column("ny_max", sa.Float(), nullable=False),
+        sa.Column("nz_min", sa.Float(), nullable=False),
+        sa.Column("nz_max", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["notice_id"], ["notices.id"], name=op.f("fk_notice_volumes_notice_id_notices")
         ),
