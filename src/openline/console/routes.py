@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from openline.api.local import RowId
 from openline.console import charts
 from openline.console.live import Hub
-from openline.core.clock import parse_rfc3339
+from openline.core.clock import parse_rfc3339, rfc3339
 from openline.errors import Conflict, CsrfRefused, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
 from openline.services import (
     accounts,
@@ -33,6 +33,7 @@ from openline.services import (
     handover,
     ledger_view,
     lines,
+    notices,
     report,
     rosters,
     sessions,
@@ -446,6 +447,60 @@ def ledger_page(request: Request) -> HTMLResponse:
 def ledger_part(request: Request) -> HTMLResponse:
     session = _session(request)
     return render(request, "_ledger.html", **_ledger(request, session))
+
+
+# Notices: the map and the history ---------------------------------------------------
+
+NOTICE_LIMIT = 500
+MAP_DAYS = 7  # the time slider runs from now to now + MAP_DAYS
+
+
+def _notices(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
+    who = session.principal
+    who.require(Permission.VIEW)
+    station = _station(request)
+    rows = notices.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT)
+    return {
+        "session": session,
+        "notices": rows,
+        "can_work": who.can(Permission.WORK_CALLS),
+        "peers": [line["peer"] for line in lines.list_lines(station) if line["state"] == "active"],
+        # Read by static/notices.js from a non-executed JSON block: the CSP stays strict.
+        "map_data": {"now": rfc3339(station.clock.now()), "days": MAP_DAYS, "notices": rows},
+        **extra,
+    }
+
+
+@router.get("/notices")
+def notices_page(request: Request) -> HTMLResponse:
+    session = _session(request)
+    return render(request, "notices.html", **_notices(request, session))
+
+
+@router.post("/notices")
+async def send_notice(request: Request) -> Response:
+    session, form = await _posted(request)
+    session.principal.require(Permission.WORK_CALLS)
+    peer, pasted = form.get("peer", ""), form.get("notice", "")
+    try:
+        document = _json_field(form, "notice")
+        notices.send(_station(request), session.principal.name, peer, document)
+    except OpenLineError as exc:
+        context = _notices(request, session, pasted=pasted, chosen_peer=peer)
+        return render(request, "notices.html", status=exc.status, error=exc.detail, **context)
+    return redirect("/notices")
+
+
+@router.post("/notices/{notice_id}/ack")
+async def ack_notice(request: Request, notice_id: str) -> Response:
+    session, _ = await _posted(request)
+    session.principal.require(Permission.WORK_CALLS)
+    try:
+        notices.acknowledge(_station(request), session.principal.name, notice_id)
+    except OpenLineError as exc:
+        context = _notices(request, session)
+        return render(request, "notices.html", status=exc.status, error=exc.detail, **context)
+    return redirect("/notices")
 
 
 # Administration ----------------------------------------------------------------------
