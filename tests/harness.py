@@ -133,3 +133,16 @@ def connect(a: StationProcess, b: StationProcess) -> None:
             ),
             what=f"{s.name} active",
         )
+
+
+def add_user(station: StationProcess, name: str, role: str, password: str) -> None:
+    """`openline user add NAME --role ROLE --password-stdin`, as an administrator would."""
+    r = subprocess.run(
+        [*OPENLINE, "user", "add", name, "--role", role, "--password-stdin"],
+        env=station.env(),
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr

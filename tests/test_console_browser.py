@@ -6,7 +6,6 @@ Screenshots are kept in test-artifacts/."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import artifact_path
-from tests.harness import OPENLINE, StationProcess, connect
+from tests.harness import StationProcess, add_user, connect
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long passphrase here"
@@ -31,15 +30,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
     try:
         connect(a, b)
         for s, name in ((a, "anna"), (b, "boris")):
-            r = subprocess.run(
-                [*OPENLINE, "user", "add", name, "--role", "watch_officer", "--password-stdin"],
-                env=s.env(),
-                input=PASSWORD + "\n",
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert r.returncode == 0, r.stderr
+            add_user(s, name, "watch_officer", PASSWORD)
         yield a, b
     finally:
         for s in (a, b):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
 from openline.core.clock import rfc3339
 from openline.services.accounts import Role
 from tests.browser import artifact_path
-from tests.harness import OPENLINE, StationProcess, connect, wait_for
+from tests.harness import StationProcess, connect, wait_for
+from tests.harness import add_user as add_cli_user
 from tests.inproc import Node
 from tests.test_console import add_user, csrf_of, log_in
 from tests.test_console import browser as client
@@ -219,15 +219,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
     b.start()
     try:
         connect(a, b)
-        r = subprocess.run(
-            [*OPENLINE, "user", "add", "boris", "--role", "watch_officer", "--password-stdin"],
-            env=b.env(),
-            input=PASSWORD + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert r.returncode == 0, r.stderr
+        add_cli_user(b, "boris", "watch_officer", PASSWORD)
         yield a, b
     finally:
         for s in (a, b):
