@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from openline.core.clock import rfc3339
-from openline.services import accounts
+from openline.services import accounts, notices
 from openline.services.accounts import Role
 from tests.inproc import Node
 
@@ -191,3 +191,23 @@ def test_a_conflict_across_the_antimeridian_is_found(nodes: tuple[Node, Node]) -
     assert [c["other_notice"] for c in second["conflicts"]] == [first["id"]]
     far = _notice(b, 10.0, 170.0)  # the same latitude, 1,100 km west: clear
     assert _send(b, "stuttgart", far)["conflicts"] == []
+
+
+def test_a_notice_unanswered_past_its_deadline_alarms_both_sides(
+    nodes: tuple[Node, Node], clock: Any
+) -> None:
+    a, b = nodes
+    answered = _send(a, "moscow", _notice(a, 48.0, 9.0))
+    waiting = _send(a, "moscow", _notice(a, 50.0, 9.0))
+    a.drain()
+    b.api.post(f"/api/v1/notices/{answered['id']}/acknowledge").raise_for_status()
+    b.drain()
+    for node in (a, b):
+        assert notices.audit_deadlines(node.station) == 0  # nothing is due within the hour
+    clock.advance(3601)  # the line's notice deadline is an hour
+    for node in (a, b):
+        assert notices.audit_deadlines(node.station) == 1
+        assert notices.audit_deadlines(node.station) == 1  # still overdue, but alarmed once
+        found = _alerts(node, "notice_unacknowledged")
+        assert [x["detail"]["notice"] for x in found] == [waiting["id"]], node.name
+    assert "we must answer it" in _alerts(b, "notice_unacknowledged")[0]["detail"]["why"]

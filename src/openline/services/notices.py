@@ -220,7 +220,21 @@ def send(station: Station, actor: str, peer: str, document: Any, *, amends: str 
         if len(json.dumps(body)) > MAX_BODY:
             raise InvalidInput(f"the notice is too large to send ({len(json.dumps(body))} bytes): split it")
         env = outbox.enqueue(station, tx, line.id, "notice.send", notice_id, body)
-        _store(tx, notice_id, series, version, amends, line, peer, "out", str(parsed.category), env.id, actor)
+        deadline = tx.now + int(line.notice_deadline_s) * MICROS  # by when the peer should acknowledge
+        _store(
+            tx,
+            notice_id,
+            series,
+            version,
+            amends,
+            line,
+            peer,
+            "out",
+            str(parsed.category),
+            env.id,
+            actor,
+            deadline_at=deadline,
+        )
         tx.conn.execute(insert(notice_volumes), _volume_rows(notice_id, parsed.volumes))
         starts, ends = _span(parsed.volumes)
         tx.conn.execute(
@@ -465,6 +479,36 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
     row = tx.conn.execute(select(notices).where(notices.c.id == env_row.call_id)).first()
     if row is not None and row.state == State.SENT.value:
         _transition(tx, row, Event.DELIVER, Party.SENDER, parse_rfc3339(receipt["stored_at"]))
+
+
+# Deadlines ------------------------------------------------------------------------------
+
+
+def audit_deadlines(station: Station) -> int:
+    """Raise a `notice_unacknowledged` alert for every notice still unanswered (neither
+    acknowledged nor rejected) past its deadline: on the receiving side someone must
+    answer it, on the sending side someone must chase it. Returns how many are overdue."""
+    now = station.clock.now()
+    with station.db.read() as conn:  # the common case, answered without the write lock
+        overdue = conn.execute(
+            select(notices.c.id, notices.c.peer, notices.c.direction, notices.c.deadline_at).where(
+                notices.c.state.in_([State.SENT.value, State.DELIVERED.value]),
+                notices.c.deadline_at <= now,
+                or_(notices.c.ends_at.is_(None), notices.c.ends_at >= now),
+            )
+        ).all()
+    if overdue:
+        with station.tx() as tx:
+            for row in overdue:
+                side = "we must answer it" if row.direction == "in" else "the peer has not answered it"
+                detail = {
+                    "notice": row.id,
+                    "peer": row.peer,
+                    "deadline_at": rfc3339(row.deadline_at),
+                    "why": side,
+                }
+                alerts.raise_alert(tx, "notice_unacknowledged", f"notice {row.id}", detail)
+    return len(overdue)
 
 
 # Queries --------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Answer deadlines (`calls.deadline_at`) and escalation steps (`calls.next_escalation_at`)
 live in the database, so a restart loses none; the timer loop only decides when to look
 next. The auditor is a separate thread on purpose: if the timer loop stalls, the
-auditor still notices ringing calls whose next escalation step is overdue, and it checks
-the roster for gaps in the next 24 hours.
+auditor still notices ringing calls whose next escalation step is overdue and notices
+left unanswered past their deadline, and it checks the roster for gaps in the next 24 hours.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import structlog
 
 from openline.core.clock import MICROS
-from openline.services import calls, handover, rosters, watch
+from openline.services import calls, handover, notices, rosters, watch
 from openline.services.station import Station
 
 MAX_SLEEP_SECONDS = 1.0
@@ -88,6 +88,7 @@ class Auditor(Loop):
     def step(self) -> float:
         watch.audit_escalations(self.station)
         handover.audit_handovers(self.station)
+        notices.audit_deadlines(self.station)
         now = self._monotonic()
         if self._roster_checked is None or now - self._roster_checked >= ROSTER_EVERY_SECONDS:
             rosters.check_roster_gaps(self.station)
