@@ -24,7 +24,7 @@ from openline.api.app import create_app
 from openline.core.clock import FakeClock
 from openline.errors import PeerUnreachable
 from openline.runtime import build_station
-from openline.services import calls, delivery
+from openline.services import calls, delivery, ledger, witness
 from openline.services.setup import init_home
 from openline.services.station import Station
 from openline.settings import load
@@ -138,3 +138,16 @@ def wire_of(node: Node, envelope_id: str) -> dict[str, Any]:
     with node.station.db.read() as conn:
         row = conn.execute(select(envelopes.c.wire).where(envelopes.c.id == envelope_id)).one()
     return dict(json.loads(row.wire))
+
+
+def settle_ledgers(*nodes: Node) -> None:
+    """Integrate, sign and cosign on every node until nothing changes (what each
+    station's ledger worker does in `openline serve`)."""
+    for _ in range(3):
+        for n in nodes:
+            ledger.integrate(n.station)
+            ledger.sign_checkpoint(n.station)
+        for n in nodes:
+            assert n.transport is not None
+            for peer in witness.due_peers(n.station):
+                witness.push(n.station, n.transport, peer)

@@ -21,6 +21,7 @@ from tests.browser import artifact_path
 from tests.harness import StationProcess, connect, wait_for
 from tests.harness import add_user as add_cli_user
 from tests.inproc import Node
+from tests.notice_docs import square
 from tests.test_console import add_user, csrf_of, log_in
 from tests.test_console import browser as client
 
@@ -28,41 +29,12 @@ HOUR = 3_600_000_000
 TEXT = "Strike package over the valley"
 
 
-def _square(
-    lat: float, lng: float, start: str, end: str, *, category: str = "air_operation"
-) -> dict[str, Any]:
-    """A notice of a square about 2 km across around (lat, lng), 0 to 3,000 m."""
-    d = 0.01
-    return {
-        "category": category,
-        "text": TEXT,
-        "extents": [
-            {
-                "volume": {
-                    "outline_polygon": {
-                        "vertices": [
-                            {"lat": lat - d, "lng": lng - d},
-                            {"lat": lat - d, "lng": lng + d},
-                            {"lat": lat + d, "lng": lng + d},
-                            {"lat": lat + d, "lng": lng - d},
-                        ]
-                    },
-                    "altitude_lower": {"value": 0, "reference": "W84", "units": "M"},
-                    "altitude_upper": {"value": 3000, "reference": "W84", "units": "M"},
-                },
-                "time_start": {"value": start, "format": "RFC3339"},
-                "time_end": {"value": end, "format": "RFC3339"},
-            }
-        ],
-    }
-
-
 def _notice(node: Node, lat: float = 48.0, lng: float = 9.0) -> dict[str, Any]:
     now = node.station.clock.now()
     start, end = rfc3339(now + HOUR), rfc3339(now + 3 * HOUR)
     assert start is not None
     assert end is not None
-    return _square(lat, lng, start, end)
+    return square(lat, lng, start, end, text=TEXT)
 
 
 def _sent_to_moscow(a: Node) -> str:
@@ -253,9 +225,9 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         return (now + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
 
     # stuttgart's activity and moscow's own overlapping one: a conflict on both floors.
-    theirs = _send(a, "moscow", _square(48.0, 9.0, at(1), at(3)))
-    ours = _send(b, "stuttgart", _square(48.005, 9.005, at(2), at(4)))
-    _send(b, "stuttgart", _square(48.1, 9.2, at(-1), at(30), category="protected_site"))
+    theirs = _send(a, "moscow", square(48.0, 9.0, at(1), at(3), text=TEXT))
+    ours = _send(b, "stuttgart", square(48.005, 9.005, at(2), at(4), text=TEXT))
+    _send(b, "stuttgart", square(48.1, 9.2, at(-1), at(30), text=TEXT, category="protected_site"))
     with b.api() as api:
         wait_for(lambda: api.get(f"/notices/{theirs}").json()["conflicts"], what="the conflict on moscow")
         assert api.get(f"/notices/{ours}").json()["conflicts"]

@@ -27,19 +27,7 @@ from openline.core.ledger import reveals
 from openline.core.tiles import decode_bundle
 from openline.services import calls, ledger, outbox, witness
 from openline.services.station import Station
-from tests.inproc import Node, place_and_ring
-
-
-def _settle(*nodes: Node) -> None:
-    """Integrate, sign and cosign on every node until nothing changes."""
-    for _ in range(3):
-        for n in nodes:
-            ledger.integrate(n.station)
-            ledger.sign_checkpoint(n.station)
-        for n in nodes:
-            assert n.transport is not None
-            for peer in witness.due_peers(n.station):
-                witness.push(n.station, n.transport, peer)
+from tests.inproc import Node, place_and_ring, settle_ledgers
 
 
 def _all_entries(station: Station) -> list[dict[str, object]]:
@@ -67,7 +55,7 @@ def test_every_event_of_a_call_is_in_both_ledgers(nodes: tuple[Node, Node]) -> N
     calls.close(b.station, "officer", call_id, summary="agreed")
     b.drain()
     a.drain()
-    _settle(a, b)
+    settle_ledgers(a, b)
     ta, tb = _types(a.station), _types(b.station)
     for t in (
         "line.pinned",
@@ -97,7 +85,7 @@ def test_content_commitments_match_on_both_sides_and_reveal_the_message(nodes: t
     b.drain()
     env_id = calls.say(a.station, "admin", call_id, "The convoy moves at 0600")
     a.drain()
-    _settle(a, b)
+    settle_ledgers(a, b)
     sent = [
         e for e in _all_entries(a.station) if e.get("envelope") == env_id and e["type"] == "envelope.sent"
     ]
@@ -154,7 +142,7 @@ def test_bad_proof_requests_are_refused(
 ) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     with a.station.db.read() as conn, pytest.raises(ledger.InvalidInput, match=message):
         ledger.inclusion_proof(conn, index, size)
 
@@ -162,7 +150,7 @@ def test_bad_proof_requests_are_refused(
 def test_checkpoints_are_cosigned_by_the_peer(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     for me, peer in ((a, b), (b, a)):
         with me.station.db.read() as conn:
             cp = ledger.latest_checkpoint(conn, cosigned=True)
@@ -179,7 +167,7 @@ def test_checkpoints_are_cosigned_by_the_peer(nodes: tuple[Node, Node]) -> None:
 def test_a_station_that_rewrites_its_log_is_caught_by_its_peer(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     call_id = place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     # stuttgart rewrites an entry of its log (as if to deny the call), rebuilds its tiles
     # and root from the altered entries, and signs a new, larger checkpoint.
     _doctor(a.station, lambda data: [*data[:3], data[3].replace(b"1", b"2"), *data[4:]])
@@ -204,7 +192,7 @@ def test_a_station_that_rewrites_its_log_is_caught_by_its_peer(nodes: tuple[Node
 def test_a_station_that_truncates_its_log_is_caught_by_its_peer(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     # stuttgart is "restored from an old backup": its last 3 entries are gone, and so is
     # its memory of the checkpoints it signed.
     _doctor(a.station, lambda data: data[:-3])
@@ -224,7 +212,7 @@ def test_a_station_that_truncates_its_log_is_caught_by_its_peer(nodes: tuple[Nod
 def test_a_station_never_signs_a_checkpoint_inconsistent_with_its_last(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     with a.station.db.read() as conn:
         before = ledger.latest_checkpoint(conn)
     _doctor(a.station, lambda data: [b'{"v":1}', *data[1:]])
@@ -240,7 +228,7 @@ def test_a_station_never_signs_a_checkpoint_inconsistent_with_its_last(nodes: tu
 def test_witness_refuses_bad_requests_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     with b.station.db.read() as conn:
         before = conn.execute(select(ledger_peers)).all()
     with a.station.db.read() as conn:

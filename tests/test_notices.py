@@ -12,6 +12,7 @@ from openline.core.clock import rfc3339
 from openline.services import accounts, notices
 from openline.services.accounts import Role
 from tests.inproc import Node
+from tests.notice_docs import square
 
 HOUR = 3_600_000_000
 
@@ -21,29 +22,7 @@ def _notice(
 ) -> dict[str, Any]:
     """A square of about 2 km around (lat, lng), from now + 1 h to now + 3 h, 0 to 3,000 m."""
     now = node.station.clock.now()
-    d = 0.01
-    return {
-        "category": "air_operation",
-        "text": text,
-        "extents": [
-            {
-                "volume": {
-                    "outline_polygon": {
-                        "vertices": [
-                            {"lat": lat - d, "lng": lng - d},
-                            {"lat": lat - d, "lng": lng + d},
-                            {"lat": lat + d, "lng": lng + d},
-                            {"lat": lat + d, "lng": lng - d},
-                        ]
-                    },
-                    "altitude_lower": {"value": 0, "reference": "W84", "units": "M"},
-                    "altitude_upper": {"value": 3000, "reference": "W84", "units": "M"},
-                },
-                "time_start": {"value": rfc3339(now + HOUR), "format": "RFC3339"},
-                "time_end": {"value": rfc3339(now + 3 * HOUR), "format": "RFC3339"},
-            }
-        ],
-    }
+    return square(lat, lng, rfc3339(now + HOUR) or "", rfc3339(now + 3 * HOUR) or "", text=text)
 
 
 def _send(node: Node, peer: str, doc: dict[str, Any], **extra: Any) -> dict[str, Any]:

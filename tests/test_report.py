@@ -18,25 +18,13 @@ from openline.adapters.schema import ledger_evidence
 from openline.core import merkle, tiles
 from openline.core import report as core
 from openline.core.clock import FakeClock
-from openline.services import calls, evidence, ledger, witness
+from openline.services import calls, evidence, ledger
 from openline.services.accounts import Role
 from tests.harness import StationProcess, wait_for
-from tests.inproc import Node, place_and_ring
+from tests.inproc import Node, place_and_ring, settle_ledgers
 from tests.test_console import add_user, browser, log_in
 
 PERIOD = "2026-01"  # the fake clock starts on 2026-01-01
-
-
-def _settle(*nodes: Node) -> None:
-    """Integrate, sign and cosign on every node until nothing changes."""
-    for _ in range(3):
-        for n in nodes:
-            ledger.integrate(n.station)
-            ledger.sign_checkpoint(n.station)
-        for n in nodes:
-            assert n.transport is not None
-            for peer in witness.due_peers(n.station):
-                witness.push(n.station, n.transport, peer)
 
 
 def _calls(a: Node, b: Node, clock: FakeClock) -> None:
@@ -70,7 +58,7 @@ def test_the_report_counts_each_lines_calls_against_the_cosigned_checkpoint(
 ) -> None:
     a, b = nodes
     _calls(a, b, clock)
-    _settle(a, b)
+    settle_ledgers(a, b)
     r = _report(a)
     assert r["station"] == "stuttgart"
     assert r["period"] == PERIOD
@@ -110,7 +98,7 @@ def test_anyone_with_the_entries_recomputes_the_same_report(
 ) -> None:
     a, b = nodes
     _calls(a, b, clock)
-    _settle(a, b)
+    settle_ledgers(a, b)
     r = _report(a)
     size = r["checkpoint"]["size"]
     raw: list[bytes] = []
@@ -130,7 +118,7 @@ def test_a_bundle_recomputes_the_published_report_as_docs_ledger_md_says(
 ) -> None:
     a, b = nodes
     _calls(a, b, clock)
-    _settle(a, b)
+    settle_ledgers(a, b)
     published = _report(a)
     bundle = tmp_path / "bundle"
     evidence.export_bundle(a.station, bundle)
@@ -156,7 +144,7 @@ def test_the_report_uses_the_newest_cosigned_checkpoint_not_a_newer_uncosigned_o
 ) -> None:
     a, b = nodes
     _calls(a, b, clock)
-    _settle(a, b)
+    settle_ledgers(a, b)
     before = _report(a)
     place_and_ring(a, b)  # signed by stuttgart, but moscow has not cosigned it yet
     ledger.integrate(a.station)
@@ -187,7 +175,7 @@ def test_without_a_cosigned_checkpoint_the_report_uses_the_signed_one_and_says_s
 def test_the_report_defaults_to_this_month(nodes: tuple[Node, Node], clock: FakeClock) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     r = a.api.get("/api/v1/report")
     assert r.status_code == 200
     assert r.json()["period"] == PERIOD
@@ -198,7 +186,7 @@ def test_the_report_defaults_to_this_month(nodes: tuple[Node, Node], clock: Fake
 def test_a_bad_period_is_refused_and_changes_nothing(nodes: tuple[Node, Node], period: str) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     before = a.snapshot()
     r = a.api.get("/api/v1/report", params={"period": period})
     assert r.status_code == 422
@@ -211,7 +199,7 @@ def test_the_ledger_status_shows_both_witness_directions_and_the_evidence(
 ) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     r = a.api.get("/api/v1/ledger/status")
     assert r.status_code == 200, r.text
     s = r.json()
@@ -262,7 +250,7 @@ def test_every_role_sees_the_report_page_with_its_chart_and_checkpoint(
 ) -> None:
     a, b = nodes
     _calls(a, b, clock)
-    _settle(a, b)
+    settle_ledgers(a, b)
     name = "who-" + role.value.replace("_", "-")
     add_user(a, name, role)
     c = browser(a)
@@ -301,7 +289,7 @@ def test_the_report_page_defaults_to_this_month_and_refuses_a_bad_one(
     assert page.status_code == 200  # no checkpoint yet is a state, not an error: the page says so
     assert "no signed checkpoint" in page.text
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     page = c.get("/report")
     assert page.status_code == 200
     assert f'value="{PERIOD}"' in page.text
@@ -319,7 +307,7 @@ def test_the_ledger_page_shows_the_checkpoint_witnesses_and_evidence(
 ) -> None:
     a, b = nodes
     place_and_ring(a, b)
-    _settle(a, b)
+    settle_ledgers(a, b)
     add_user(a, "inspector", Role.AUDITOR)
     c = browser(a)
     log_in(c, "inspector")
