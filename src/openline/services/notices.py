@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, or_, select, update
 
 from openline.adapters import db
-from openline.adapters.schema import notice_conflicts, notice_volumes, notices
+from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
 from openline.core import conflicts as engine
 from openline.core import formats
 from openline.core import notices as nm
@@ -339,8 +339,7 @@ def _transition(
 
 def _local(station: Station, actor: str, notice_id: str, event: Event, body: dict[str, Any]) -> None:
     with station.tx() as tx:
-        row = _get(tx.conn, notice_id)
-        lock_line(tx.conn, str(row.line_id))
+        lock_line(tx.conn, lambda: str(_get(tx.conn, notice_id).line_id))  # read only where needed
         row = _get(tx.conn, notice_id, for_update=True)
         me = Party.SENDER if row.direction == "out" else Party.RECEIVER
         extra = {"acknowledged_by": f"{station.name}:{actor}"} if event is Event.ACK else {}
@@ -544,8 +543,6 @@ def notice_json(station: Station, conn: Connection, row: Any, *, content: bool) 
                    "rejected_at", "withdrawn_at", "amended_at"):  # fmt: skip
         out[column] = rfc3339(getattr(row, column))
     if content:
-        from openline.adapters.schema import envelopes
-
         env_row = conn.execute(select(envelopes).where(envelopes.c.id == row.envelope_id)).one()
         out["text"] = outbox.open_body(station, env_row).get("text")
     found = conn.execute(
