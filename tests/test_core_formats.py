@@ -272,6 +272,23 @@ def test_formats_notice_protected_site_may_be_open_ended() -> None:
         parse_notice("site.json", obj, now=NOW)
 
 
+def test_formats_read_volume4d_reads_a_stored_volume_back_without_validating_it() -> None:
+    from openline.core.notices import volume4d
+
+    stored = parse_notice(
+        "site.json", {"category": "protected_site", "text": "", "extents": [v4(end=None)]}, now=NOW
+    )
+    [site] = stored.volumes
+    back = formats.read_volume4d(json.loads(json.dumps(volume4d(site))), "notice n1 volume 1")
+    assert (back.outline, back.start, back.end) == (site.outline, site.start, None)
+    assert (back.alt_lower_m, back.alt_upper_m, back.name) == (0, 3000, "notice n1 volume 1")
+    # No horizon, no area limit: it was checked when it came in.
+    far = v4(start="2031-01-01T00:00:00Z", end="2031-01-02T00:00:00Z")
+    assert formats.read_volume4d(far, "n").start == parse_rfc3339("2031-01-01T00:00:00Z")
+    with pytest.raises(FormatError, match=r"^n: volume: expected exactly one of outline_polygon"):
+        formats.read_volume4d({"volume": {}, "time_start": far["time_start"]}, "n")
+
+
 def test_formats_limits_are_passed_to_validation() -> None:
     with pytest.raises(FormatError, match=r"above the limit of 10\.0 km²"):
         load_now("big.json", js(v4()), max_area_km2=10)

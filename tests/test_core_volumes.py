@@ -23,6 +23,8 @@ from openline.core.volumes import (
     Volume,
     VolumeError,
     bounding_cap,
+    bounding_caps,
+    cap_boxes,
     centre,
     chord_error,
     nvector_boxes,
@@ -261,6 +263,15 @@ def test_bounding_cap_holds_every_vertex() -> None:
     assert radius == pytest.approx(124_000, rel=0.01)
 
 
+def test_bounding_caps_of_many_outlines_are_each_ones_cap() -> None:
+    outlines = [Circle(10.0, 20.0, 500.0), Polygon(ACROSS_ANTIMERIDIAN), Polygon(AROUND_NORTH_POLE)]
+    caps = bounding_caps(outlines)
+    assert caps.shape == (3, 3)
+    assert tuple(caps[0]) == (10.0, 20.0, 500.0)
+    for row, outline in zip(caps, outlines, strict=True):
+        assert tuple(row) == pytest.approx(bounding_cap(outline), abs=1e-9)
+
+
 # --- the projection and its bounds, checked against PROJ ------------------------------------
 
 
@@ -358,6 +369,12 @@ def _assert_boxed(outline: Polygon | Circle, extra: tuple[tuple[float, float], .
     points = nvectors(lats, lngs)
     assert (points >= mins[0]).all()
     assert (points <= maxs[0]).all()
+    # The box round its bounding cap (an index query's window) holds it too.
+    cap = bounding_caps([outline])
+    assert tuple(cap[0]) == pytest.approx(bounding_cap(outline), abs=1e-9)
+    cap_mins, cap_maxs = cap_boxes(cap)
+    assert (points >= cap_mins[0]).all()
+    assert (points <= cap_maxs[0]).all()
 
 
 def test_nvector_box_of_a_polygon_around_the_pole_holds_the_pole() -> None:

@@ -185,7 +185,18 @@ def _astm(name: str, obj: Any, limits: _Limits) -> list[Volume]:
     ]
 
 
+def read_volume4d(obj: Any, name: str) -> Volume:
+    """One Volume4D as this station stored it after validating it (an open end allowed),
+    read back without validating it again: for the conflict check, which re-reads every
+    candidate. Raises FormatError on a malformed one, as `parse` does."""
+    return _read_volume4d(obj, name, open_ended=True)
+
+
 def _volume4d(obj: Any, where: str, limits: _Limits, *, open_ended: bool) -> Volume:
+    return _validated(_read_volume4d(obj, where, open_ended=open_ended), limits, open_ended=open_ended)
+
+
+def _read_volume4d(obj: Any, where: str, *, open_ended: bool) -> Volume:
     v4 = _obj(obj, where, "")
     v3 = _obj(_get(v4, "volume", where, ""), where, "volume")
     has_polygon = v3.get("outline_polygon") is not None
@@ -218,7 +229,7 @@ def _volume4d(obj: Any, where: str, limits: _Limits, *, open_ended: bool) -> Vol
         end = _astm_time(v4["time_end"], where, "time_end")
     elif not open_ended:
         raise FormatError(f"{where}: time_end: missing (only a protected site may be open-ended)")
-    return _validated(Volume(outline, lower, upper, start, end, where), limits, open_ended=open_ended)
+    return Volume(outline, lower, upper, start, end, where)
 
 
 def _altitude(value: Any, where: str, field: str) -> float:

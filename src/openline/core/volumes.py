@@ -273,10 +273,31 @@ def bounding_cap(outline: Outline) -> tuple[float, float, float]:
     Geodesic balls this small are convex, so a polygon's farthest point is a vertex."""
     if isinstance(outline, Circle):
         return outline.lat, outline.lng, outline.radius_m
-    lat, lng = centre(outline)
-    lats, lngs = vertex_arrays(outline)
-    _, _, dist = WGS84.inv(np.full_like(lats, lng), np.full_like(lats, lat), lngs, lats)
-    return lat, lng, float(np.max(dist))
+    lat, lng, radius = bounding_caps([outline])[0]
+    return float(lat), float(lng), float(radius)
+
+
+def bounding_caps(outlines: Sequence[Outline]) -> FloatArray:
+    """`bounding_cap` of many outlines at once, one (lat, lng, radius_m) row each: a
+    polygon's cap is centred on its `centre`, reaching its farthest vertex."""
+    caps = np.empty((len(outlines), 3))
+    polygons = [(i, o) for i, o in enumerate(outlines) if isinstance(o, Polygon)]
+    for i, o in enumerate(outlines):
+        if isinstance(o, Circle):
+            caps[i] = o.lat, o.lng, o.radius_m
+    if polygons:
+        counts = np.array([len(p.vertices) for _, p in polygons])
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        vertices = np.array([v for _, p in polygons for v in p.vertices], dtype=np.float64)
+        lats, lngs = vertices[:, 0], vertices[:, 1]
+        mean = np.add.reduceat(nvectors(lats, lngs), offsets, axis=0)
+        centre_lats = np.degrees(np.arctan2(mean[:, 2], np.hypot(mean[:, 0], mean[:, 1])))
+        centre_lngs = np.degrees(np.arctan2(mean[:, 1], mean[:, 0]))
+        owner = np.repeat(np.arange(len(polygons)), counts)
+        _, _, dist = WGS84.inv(centre_lngs[owner], centre_lats[owner], lngs, lats)
+        rows = [i for i, _ in polygons]
+        caps[rows] = np.column_stack([centre_lats, centre_lngs, np.maximum.reduceat(dist, offsets)])
+    return caps
 
 
 # --- local projections --------------------------------------------------------------------
@@ -292,19 +313,19 @@ class Projection:
 
     def __init__(self, lat: float, lng: float) -> None:
         self.lat, self.lng = lat, lng
-        # A bare pipeline: no datum lookup, no grids, nothing PROJ could want to download.
+        # A bare operation: no datum lookup, no grids, nothing PROJ could want to download.
+        # It takes and gives radians (half the set-up time of a pipeline converting units).
         self._transformer = Transformer.from_pipeline(
-            "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
-            f"+step +proj=aeqd +lat_0={lat!r} +lon_0={lng!r} +ellps=WGS84"
+            f"+proj=aeqd +lat_0={lat!r} +lon_0={lng!r} +ellps=WGS84"
         )
 
     def forward(self, lats: FloatArray, lngs: FloatArray) -> tuple[FloatArray, FloatArray]:
-        x, y = self._transformer.transform(lngs, lats)
+        x, y = self._transformer.transform(np.radians(lngs), np.radians(lats), radians=True)
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     def inverse(self, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
-        lngs, lats = self._transformer.transform(x, y, direction=TransformDirection.INVERSE)
-        return np.asarray(lats, dtype=np.float64), np.asarray(lngs, dtype=np.float64)
+        lngs, lats = self._transformer.transform(x, y, radians=True, direction=TransformDirection.INVERSE)
+        return np.degrees(lats), np.degrees(lngs)
 
 
 @lru_cache(maxsize=4096)
@@ -441,12 +462,17 @@ def _polygon_boxes(polygons: Sequence[Polygon]) -> tuple[FloatArray, FloatArray]
 
 
 def _circle_boxes(circles: Sequence[Circle]) -> tuple[FloatArray, FloatArray]:
-    """The exact box of the spherical cap of angle radius / R_MIN round the centre's
-    normal, which holds every normal of the circle: along each axis the cap reaches
-    cos(angle to the axis - cap angle), or the axis point itself when that is inside."""
-    lats = np.array([c.lat for c in circles], dtype=np.float64)
-    lngs = np.array([c.lng for c in circles], dtype=np.float64)
-    cap = np.minimum(np.array([c.radius_m for c in circles], dtype=np.float64) / R_MIN * 1.001, math.pi)
+    return cap_boxes(np.array([(c.lat, c.lng, c.radius_m) for c in circles], dtype=np.float64))
+
+
+def cap_boxes(caps: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Boxes in n-vector space round geodesic caps, given as (lat, lng, radius_m) rows (a
+    circle, or a `bounding_caps` row): the exact box of the spherical cap of angle
+    radius / R_MIN round the centre's normal, which holds every normal of the cap. Along
+    each axis the cap reaches cos(angle to the axis - cap angle), or the axis point
+    itself when that is inside."""
+    lats, lngs = caps[:, 0], caps[:, 1]
+    cap = np.minimum(caps[:, 2] / R_MIN * 1.001, math.pi)
     to_axis = np.arccos(np.clip(nvectors(lats, lngs), -1.0, 1.0))
     maxs = np.cos(np.maximum(to_axis - cap[:, None], 0.0))
     mins = -np.cos(np.maximum(math.pi - to_axis - cap[:, None], 0.0))
