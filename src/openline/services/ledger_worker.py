@@ -13,6 +13,11 @@ from openline.services.timers import Loop
 
 MAX_SLEEP_SECONDS = 1.0
 MAX_ROUNDS = 50  # integration batches in a row before the worker signs and pushes
+# Under load every commit appends entries and wakes the worker; integrating at once would
+# add a write transaction (and, on SQLite, an fsync holding the one write lock) per commit.
+# Entries gather for this long instead, so there is at most one integrating transaction
+# per gather under load, and an entry is still sequenced well within the second.
+GATHER_SECONDS = 0.25
 
 
 class LedgerWorker(Loop):
@@ -31,13 +36,17 @@ class LedgerWorker(Loop):
         self.interval = interval  # at most one checkpoint per interval under load
         self._monotonic = clock
         self._signed_at: float | None = None
+        self._integrated_at: float | None = None
 
     def step(self) -> float:
+        now = self._monotonic()
+        if self._integrated_at is not None and now - self._integrated_at < GATHER_SECONDS:
+            return GATHER_SECONDS - (now - self._integrated_at)  # woken by a commit: let entries gather
+        self._integrated_at = now
         for _ in range(MAX_ROUNDS):
             if ledger.integrate(self.station) < ledger.BATCH:
                 break
         wait = MAX_SLEEP_SECONDS
-        now = self._monotonic()
         if self._signed_at is not None and now - self._signed_at < self.interval:
             wait = self.interval - (now - self._signed_at)
         elif ledger.sign_checkpoint(self.station) is not None:
