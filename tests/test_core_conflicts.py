@@ -16,7 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openline.core.conflicts import TOLERANCE_M, ConflictIndex, Margins, PairResult, brute_force, check
+from openline.core.conflicts import (
+    TOLERANCE_M,
+    ConflictIndex,
+    Margins,
+    PairResult,
+    brute_force,
+    check,
+)
+from openline.core.conflicts import conflict as conflict_of
 from openline.core.volumes import WGS84, Circle, Polygon, Volume, outline_in, projection, validate
 
 T0 = 1_800_000_000_000_000
@@ -501,6 +509,20 @@ def test_check_is_symmetric(a: Volume, b: Volume) -> None:
     assert one.distance_m == pytest.approx(other.distance_m, abs=2e-3)
     if abs(one.distance_m) > 0.01:
         assert one.conflict is other.conflict
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=candidates, b=candidates, margin=margins)
+def test_conflict_answers_as_check_does_without_measuring_clear_pairs(
+    a: Volume, b: Volume, margin: Margins
+) -> None:
+    full = check(a, b, margin)
+    quick = conflict_of(a, b, margin)
+    if abs(full.distance_m - margin.horizontal_m) > 0.01 or full.distance_m == 0:
+        assert (quick is not None) is full.conflict
+    if quick is not None and full.conflict:
+        assert (quick.time, quick.altitude) == (full.time, full.altitude)
+        assert quick.distance_m == pytest.approx(full.distance_m, abs=2e-3)
 
 
 near_polygons = st.builds(

@@ -121,18 +121,23 @@ def check(a: Volume, b: Volume, margins: Margins = Margins()) -> PairResult:
     return PairResult(time is not None and altitude is not None and near, time, altitude, distance)
 
 
+def conflict(a: Volume, b: Volume, margins: Margins = Margins()) -> PairResult | None:
+    """How two volumes conflict, or None when they do not: `check` for the conflicting
+    pairs only, without measuring how far apart a clear pair is (the costly part)."""
+    time = _time_overlap(a, b, margins.minutes)
+    if time is None:
+        return None
+    altitude = _altitude_overlap(a, b, margins.vertical_m)
+    if altitude is None:
+        return None
+    distance = _confirmed_distance(a.outline, b.outline, margins.horizontal_m, None)
+    return None if distance is None else PairResult(True, time, altitude, distance)
+
+
 def brute_force(volumes: Mapping[K, Volume], candidate: Volume, margins: Margins = Margins()) -> list[K]:
     """The keys of every volume that conflicts with `candidate`, found without an index by
     testing each one exactly: the oracle `ConflictIndex.query` is held to."""
-    found = []
-    for key, volume in volumes.items():
-        if _time_overlap(candidate, volume, margins.minutes) is None:
-            continue
-        if _altitude_overlap(candidate, volume, margins.vertical_m) is None:
-            continue
-        if _horizontal(candidate.outline, volume.outline, margins.horizontal_m, exact_distance=False)[1]:
-            found.append(key)
-    return found
+    return [key for key, volume in volumes.items() if conflict(candidate, volume, margins) is not None]
 
 
 # --- time and altitude --------------------------------------------------------------------
