@@ -1,8 +1,24 @@
-"""Notice documents for tests: a square of about 2 km around a point, 0 to 3,000 m."""
+"""Notice documents for tests (a square of about 2 km around a point, 0 to 3,000 m; a
+circle; a protected site), and the calls the notice tests share."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+from fastapi.testclient import TestClient
+from pyproj import Geod
+from sqlalchemy import select
+
+from openline.adapters.home import read_token
+from openline.adapters.schema import ledger_pending
+from openline.core.clock import rfc3339
+from tests.inproc import Node
+
+HOUR = 3_600_000_000
+MINUTE = 60_000_000
+WGS84 = Geod(ellps="WGS84")
 
 
 def square(
@@ -38,3 +54,98 @@ def square(
             }
         ],
     }
+
+
+def circle(
+    lat: float,
+    lng: float,
+    radius_m: float,
+    start: int,
+    end: int | None,
+    *,
+    alt: tuple[float, float] = (0, 3000),
+    text: str = "Strike package over the valley",
+    category: str = "air_operation",
+) -> dict[str, Any]:
+    """A notice of one circle, from `start` to `end` (microseconds; None: open-ended)."""
+    extent: dict[str, Any] = {
+        "volume": {
+            "outline_circle": {
+                "center": {"lat": lat, "lng": lng},
+                "radius": {"value": radius_m, "units": "M"},
+            },
+            "altitude_lower": {"value": alt[0], "reference": "W84", "units": "M"},
+            "altitude_upper": {"value": alt[1], "reference": "W84", "units": "M"},
+        },
+        "time_start": {"value": rfc3339(start), "format": "RFC3339"},
+    }
+    if end is not None:
+        extent["time_end"] = {"value": rfc3339(end), "format": "RFC3339"}
+    return {"category": category, "text": text, "extents": [extent]}
+
+
+def east_of(lat: float, lng: float, metres: float) -> tuple[float, float]:
+    """The point `metres` due east of (lat, lng), along the geodesic."""
+    lng2, lat2, _ = WGS84.fwd(lng, lat, 90.0, metres)
+    return float(lat2), float(lng2)
+
+
+def soon(node: Node, lat: float, lng: float, **extra: Any) -> dict[str, Any]:
+    """A square around (lat, lng), from now + 1 h to now + 3 h, 0 to 3,000 m."""
+    now = node.station.clock.now()
+    return square(lat, lng, rfc3339(now + HOUR) or "", rfc3339(now + 3 * HOUR) or "", **extra)
+
+
+def site(node: Node, lat: float, lng: float, *, text: str = "Al-Shifa hospital") -> dict[str, Any]:
+    """A protected site: a circle of 200 m, from now on, open-ended."""
+    now = node.station.clock.now()
+    return circle(lat, lng, 200, now, None, alt=(-500, 20_000), text=text, category="protected_site")
+
+
+def send(node: Node, peer: str, doc: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    r = node.api.post("/api/v1/notices", json={"peer": peer, "notice": doc, **extra})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def show(node: Node, notice_id: str) -> dict[str, Any]:
+    r = node.api.get(f"/api/v1/notices/{notice_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def act(node: Node, notice_id: str, action: str, body: Any = None) -> dict[str, Any]:
+    r = node.api.post(f"/api/v1/notices/{notice_id}/{action}", json=body)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def alerts(node: Node, kind: str) -> list[dict[str, Any]]:
+    return [a for a in node.api.get("/api/v1/alerts").json() if a["kind"] == kind]
+
+
+def ledger_entries(node: Node, prefix: str = "notice.") -> list[dict[str, Any]]:
+    """The ledger entries of this station whose type starts with `prefix`, oldest first
+    (in process nothing integrates them unless a test says so: they are all pending)."""
+    with node.station.db.read() as conn:
+        rows = conn.execute(select(ledger_pending.c.data).order_by(ledger_pending.c.seq)).all()
+    entries = [json.loads(r.data) for r in rows]
+    return [e for e in entries if str(e["type"]).startswith(prefix)]
+
+
+def cli(node: Node, monkeypatch: Any, *args: str) -> Any:
+    """Run `openline ARGS --home <node's home>` in process: the real CLI, talking to the
+    node's real API through its in-process app instead of over the network."""
+    from typer.testing import CliRunner
+
+    from openline.cli import main
+    from openline.cli.client import StationClient
+
+    class InProcess(StationClient):
+        def __init__(self, home: Path, *, timeout: float = 30.0) -> None:
+            super().__init__(home, timeout=timeout)
+            self._client.close()
+            self._client = TestClient(node.app, headers={"Authorization": f"Bearer {read_token(home)}"})
+
+    monkeypatch.setattr(main, "StationClient", InProcess)
+    return CliRunner().invoke(main.app, [*args, "--home", str(node.home)])

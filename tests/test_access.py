@@ -67,6 +67,8 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/notices/{notice_id}/acknowledge"): WORKERS,
     ("POST", "/api/v1/notices/{notice_id}/reject"): WORKERS,
     ("POST", "/api/v1/notices/{notice_id}/withdraw"): WORKERS,
+    ("POST", "/api/v1/notices/{notice_id}/send"): WORKERS,
+    ("POST", "/api/v1/notices/{notice_id}/discard"): WORKERS,
 }
 
 

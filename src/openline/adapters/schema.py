@@ -107,6 +107,10 @@ lines = Table(
     Column("rering_timeout_s", Integer, nullable=False, server_default="300"),
     # A notice from the peer must be acknowledged (or rejected) within this long.
     Column("notice_deadline_s", Integer, nullable=False, server_default="3600"),
+    # Separation margins between two activities (openline.core.conflicts.Margins): line terms.
+    Column("margin_horizontal_m", Float, nullable=False, server_default="0"),
+    Column("margin_vertical_m", Float, nullable=False, server_default="0"),
+    Column("margin_minutes", Integer, nullable=False, server_default="0"),
 )
 
 envelopes = Table(
@@ -367,21 +371,29 @@ notices = Table(
     Column("direction", String(3), nullable=False),  # "out": we announced it; "in": they did
     Column("category", String(32), nullable=False),
     Column("state", String(16), nullable=False),
-    Column("envelope_id", String(36), nullable=False),  # the envelope that carried it: its text
+    Column("envelope_id", String(36)),  # the envelope that carried it: its text; None for a draft
+    Column("draft_body", LargeBinary),  # a draft's document, sealed to our own key, until sent
+    Column("removes", String(36)),  # a removal notice: the protected site notice it removes
+    Column("removed_by", String(36)),  # a removed site: the removal notice that was acknowledged
     Column("created_by", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("starts_at", BigInteger, nullable=False),  # its first volume's start
     Column("ends_at", BigInteger),  # its last volume's end; None: open-ended (a protected site)
     Column("deadline_at", BigInteger),  # by when the receiving side must acknowledge it
+    Column("sent_at", BigInteger),
     Column("delivered_at", BigInteger),
     Column("acknowledged_at", BigInteger),
     Column("acknowledged_by", String(128)),
     Column("rejected_at", BigInteger),
     Column("withdrawn_at", BigInteger),
     Column("amended_at", BigInteger),
+    Column("expired_at", BigInteger),
+    Column("removed_at", BigInteger),
+    Column("discarded_at", BigInteger),
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_notices_state", "state", "ends_at"),
     Index("ix_notices_series", "series", "version"),
+    Index("ix_notices_removes", "removes"),
 )
 
 notice_volumes = Table(

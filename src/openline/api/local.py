@@ -90,6 +90,15 @@ class HandOver(Strict):
 class AddLine(Strict):
     card: dict[str, Any]
     answer_deadline_s: int | None = Field(default=None, ge=5, le=86_400)
+    # Line terms too: both stations must choose the same values (docs/notices.md).
+    notice_deadline_s: int = Field(
+        default=lines.NOTICE_DEADLINE_S, ge=lines.NOTICE_DEADLINE_RANGE[0], le=lines.NOTICE_DEADLINE_RANGE[1]
+    )
+    margin_horizontal_m: float = Field(
+        default=0.0, ge=0, le=lines.MAX_MARGIN_HORIZONTAL_M, allow_inf_nan=False
+    )
+    margin_vertical_m: float = Field(default=0.0, ge=0, le=lines.MAX_MARGIN_VERTICAL_M, allow_inf_nan=False)
+    margin_minutes: int = Field(default=0, ge=0, le=lines.MAX_MARGIN_MINUTES)
 
 
 @router.get("/station")
@@ -112,7 +121,12 @@ def get_lines(station: StationDep, who: PrincipalDep) -> list[dict[str, Any]]:
 @router.post("/lines", status_code=201)
 def add_line(station: StationDep, transport: TransportDep, who: PrincipalDep, req: AddLine) -> dict[str, Any]:
     who.require(Permission.MANAGE_LINES)
-    peer = lines.add_line(station, req.card, answer_deadline_s=req.answer_deadline_s, actor=who.name)
+    terms = lines.Terms(
+        req.notice_deadline_s, req.margin_horizontal_m, req.margin_vertical_m, req.margin_minutes
+    )
+    peer = lines.add_line(
+        station, req.card, answer_deadline_s=req.answer_deadline_s, terms=terms, actor=who.name
+    )
     note = None
     try:
         initiate_handshake(station, transport, peer)

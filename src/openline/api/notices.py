@@ -23,9 +23,11 @@ class Strict(BaseModel):
 class SendNotice(Strict):
     peer: str = Field(min_length=1, max_length=63)
     notice: dict[str, Any] = Field(
-        description="A notice document: category, text, extents (ASTM F3548 Volume4D), routes (GeoJSON)."
+        description="A notice document: category, text, extents (ASTM F3548 Volume4D), routes (GeoJSON); "
+        "or a removal notice: category protected_site, text, removes (the site notice's id)."
     )
     amends: str | None = Field(default=None, min_length=1, max_length=64)
+    draft: bool = Field(default=False, description="Check it and keep it here as a draft; send nothing.")
 
 
 class Reject(Strict):
@@ -38,9 +40,10 @@ def _show(station: Any, who: Any, notice_id: str) -> dict[str, Any]:
 
 @router.post("", status_code=201)
 def send(station: StationDep, who: PrincipalDep, req: SendNotice) -> dict[str, Any]:
-    """Send a notice (or, with `amends`, a new version of one of ours) to a peer."""
+    """Send a notice (or, with `amends`, a new version of one of ours) to a peer; with
+    `draft`, keep it here as a draft (its `would_conflict` previews the conflicts)."""
     who.require(Permission.WORK_CALLS)
-    notice_id = notices.send(station, who.name, req.peer, req.notice, amends=req.amends)
+    notice_id = notices.send(station, who.name, req.peer, req.notice, amends=req.amends, draft=req.draft)
     return _show(station, who, notice_id)
 
 
@@ -76,4 +79,20 @@ def reject(station: StationDep, who: PrincipalDep, notice_id: NoticeId, req: Rej
 def withdraw(station: StationDep, who: PrincipalDep, notice_id: NoticeId) -> dict[str, Any]:
     who.require(Permission.WORK_CALLS)
     notices.withdraw(station, who.name, notice_id)
+    return _show(station, who, notice_id)
+
+
+@router.post("/{notice_id}/send")
+def send_draft(station: StationDep, who: PrincipalDep, notice_id: NoticeId) -> dict[str, Any]:
+    """Send one of our drafts, exactly as a new notice is sent."""
+    who.require(Permission.WORK_CALLS)
+    notices.send_draft(station, who.name, notice_id)
+    return _show(station, who, notice_id)
+
+
+@router.post("/{notice_id}/discard")
+def discard(station: StationDep, who: PrincipalDep, notice_id: NoticeId) -> dict[str, Any]:
+    """Discard one of our drafts: nothing is sent."""
+    who.require(Permission.WORK_CALLS)
+    notices.discard(station, who.name, notice_id)
     return _show(station, who, notice_id)

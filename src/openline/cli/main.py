@@ -159,6 +159,18 @@ def line_add(
             "both stations must set the same value."
         ),
     ] = None,
+    notice_deadline: Annotated[
+        int, typer.Option(help="Seconds a notice may wait for its acknowledgement (60-604800). A line term.")
+    ] = 3600,
+    margin_horizontal: Annotated[
+        float, typer.Option(help="Metres two activities must stay apart (0-100000). A line term.")
+    ] = 0.0,
+    margin_vertical: Annotated[
+        float, typer.Option(help="Metres above or below each other they must stay (0-10000). A line term.")
+    ] = 0.0,
+    margin_minutes: Annotated[
+        int, typer.Option(help="Minutes apart in time they must stay (0-1440). A line term.")
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a peer's card, pin it, and try the handshake that makes the line active."""
@@ -170,7 +182,17 @@ def line_add(
     except ValueError as exc:
         fail(f"{card_file} is not JSON: {exc}", "bad_card")
     with client(home) as c:
-        line = c.post("/lines", {"card": card_json, "answer_deadline_s": answer_deadline})
+        line = c.post(
+            "/lines",
+            {
+                "card": card_json,
+                "answer_deadline_s": answer_deadline,
+                "notice_deadline_s": notice_deadline,
+                "margin_horizontal_m": margin_horizontal,
+                "margin_vertical_m": margin_vertical,
+                "margin_minutes": margin_minutes,
+            },
+        )
 
     def render(x: dict[str, Any]) -> None:
         out.print(f"Pinned [bold]{x['peer']}[/] — fingerprint [bold]{x['peer_fingerprint']}[/]")

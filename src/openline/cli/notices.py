@@ -1,4 +1,4 @@
-"""`openline notice send|ack|reject|withdraw|show` and `openline notices`."""
+"""`openline notice send|send-draft|discard|ack|reject|withdraw|show` and `openline notices`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail, out
 
 notice_app = typer.Typer(
-    help="Deconfliction notices: send, acknowledge, reject, withdraw.", no_args_is_help=True
+    help="Deconfliction notices: draft, send, acknowledge, reject, withdraw.", no_args_is_help=True
 )
 app.add_typer(notice_app, name="notice")
 NoticeArg = typer.Argument(metavar="NOTICE", help="The notice id (from `openline notices`).")
@@ -23,19 +23,32 @@ def _print(x: dict[str, Any]) -> None:
     way = "to" if x["direction"] == "out" else "from"
     out.print(f"[bold]{x['category']}[/] {way} {x['peer']}, version {x['version']}: {text}")
     out.print(f"id {x['id']}  state [bold]{x['state']}[/]")
-    for k in ("created_at", "starts_at", "ends_at", "deadline_at", "delivered_at", "acknowledged_at",
-              "rejected_at", "withdrawn_at", "amended_at"):  # fmt: skip
+    for k in ("created_at", "starts_at", "ends_at", "deadline_at", "sent_at", "delivered_at",
+              "acknowledged_at", "rejected_at", "withdrawn_at", "amended_at", "expired_at", "removed_at",
+              "discarded_at"):  # fmt: skip
         if x[k]:
             out.print(f"  {k:<16} {x[k]}")
     if x["acknowledged_by"]:
         out.print(f"  acknowledged by {x['acknowledged_by']}")
-    out.print(f"  {len(x['extents'])} volume(s)")
+    if x["removes"]:
+        out.print(f"  removes the protected site {x['removes']}")
+    if x["removed_by"]:
+        out.print(f"  removed by notice {x['removed_by']}")
+    if not x["removes"]:
+        out.print(f"  {len(x['extents'])} volume(s)")
     for c in x["conflicts"]:
-        out.print(
-            f"  [bold red]conflict[/]: volume {c['volume']} with notice {c['other_notice']} volume "
-            f"{c['other_volume']}, {c['from']} to {c['until'] or 'open'}, "
-            f"{c['altitude_m'][0]} to {c['altitude_m'][1]} m"
-        )
+        out.print(f"  [bold red]conflict[/]: {_conflict(c)}")
+    for c in x["would_conflict"] or []:
+        out.print(f"  [bold yellow]would conflict[/] if sent now: {_conflict(c)}")
+    if x["state"] == "draft":
+        out.print(f"  a draft: send it with `openline notice send-draft {x['id']}`")
+
+
+def _conflict(c: dict[str, Any]) -> str:
+    return (
+        f"volume {c['volume']} with notice {c['other_notice']} volume {c['other_volume']}, "
+        f"{c['from']} to {c['until'] or 'open'}, {c['altitude_m'][0]} to {c['altitude_m'][1]} m"
+    )
 
 
 @notice_app.command("send")
@@ -46,6 +59,9 @@ def notice_send(
     amends: Annotated[
         str | None, typer.Option(help="Send it as a new version of this notice of ours.")
     ] = None,
+    draft: Annotated[
+        bool, typer.Option("--draft", help="Check it and keep it here as a draft; send nothing.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a notice to a peer; it is checked for conflicts with every active notice."""
@@ -54,8 +70,20 @@ def notice_send(
     except (OSError, ValueError) as exc:
         fail(f"cannot read {file}: {exc}", "invalid_input")
     with client(home) as c:
-        sent = c.post("/notices", {"peer": to, "notice": document, "amends": amends})
+        sent = c.post("/notices", {"peer": to, "notice": document, "amends": amends, "draft": draft})
     emit(sent, as_json, _print)
+
+
+@notice_app.command("send-draft")
+def notice_send_draft(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json: JsonOpt = False) -> None:
+    """Send one of our drafts to its peer, exactly as `notice send` sends a notice."""
+    _action(home, notice_id, "send", None, as_json)
+
+
+@notice_app.command("discard")
+def notice_discard(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json: JsonOpt = False) -> None:
+    """Discard one of our drafts; nothing is sent."""
+    _action(home, notice_id, "discard", None, as_json)
 
 
 @app.command("notices")

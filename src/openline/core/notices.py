@@ -1,10 +1,12 @@
 """Notices: what a notice is, how it moves through its life, and its form on the wire.
 
 A notice announces an activity (`category`, free text) in one or more 4D volumes; the
-other station must acknowledge it. States: `draft` → `sent` → `delivered` →
-`acknowledged` by a named officer of the receiving side, or `rejected` with a reason;
-the sender may `withdraw` it, or `amend` it (a new version; the old one is kept, in
-state `amended`); an active notice whose last volume has ended is `expired`.
+other station must acknowledge it. States: `draft` (kept on our station only; it may be
+`discarded`) → `sent` → `delivered` → `acknowledged` by a named officer of the receiving
+side, or `rejected` with a reason; the sender may `withdraw` it, or `amend` it (a new
+version; the old one is kept, in state `amended`); an active notice whose last volume has
+ended is `expired`. A protected site leaves protection as the UN No-Strike List has it:
+by a removal notice, which the other side acknowledges; the site is then `removed`.
 
 Pure: the state machine, and each volume's ASTM F3548 Volume4D form (InterUSS field
 names) as the notice body carries it.
@@ -29,6 +31,7 @@ CATEGORIES = (
     "exercise",
 )
 OPEN_ENDED = frozenset({"protected_site"})  # may have volumes without an end
+REMOVABLE = frozenset({"protected_site"})  # leaves protection by an acknowledged removal notice
 MAX_TEXT = 8000
 MAX_VOLUMES = 200
 
@@ -42,6 +45,8 @@ class State(StrEnum):
     AMENDED = "amended"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
+    DISCARDED = "discarded"  # a draft thrown away; it never left the station
+    REMOVED = "removed"  # a protected site whose removal notice was acknowledged
 
 
 class Event(StrEnum):
@@ -52,6 +57,8 @@ class Event(StrEnum):
     WITHDRAW = "withdraw"
     AMEND = "amend"
     EXPIRE = "expire"
+    DISCARD = "discard"
+    REMOVE = "remove"
 
 
 class Party(StrEnum):
@@ -68,12 +75,17 @@ _NEXT: dict[tuple[State, Event], State] = {
     (State.DELIVERED, Event.ACK): State.ACKNOWLEDGED,
     (State.SENT, Event.REJECT): State.REJECTED,
     (State.DELIVERED, Event.REJECT): State.REJECTED,
+    (State.DRAFT, Event.DISCARD): State.DISCARDED,
 }
 for _from in (State.SENT, State.DELIVERED, State.ACKNOWLEDGED, State.REJECTED):
     _NEXT[(_from, Event.AMEND)] = State.AMENDED
 for _from in (State.SENT, State.DELIVERED, State.ACKNOWLEDGED):
     _NEXT[(_from, Event.WITHDRAW)] = State.WITHDRAWN
     _NEXT[(_from, Event.EXPIRE)] = State.EXPIRED
+# A site that expired while its removal was pending is still removed, so that both
+# stations end in one state whichever of them the timer reached first.
+for _from in (State.SENT, State.DELIVERED, State.ACKNOWLEDGED, State.EXPIRED):
+    _NEXT[(_from, Event.REMOVE)] = State.REMOVED
 _BY = {
     Event.SEND: Party.SENDER,
     Event.DELIVER: Party.SENDER,  # the receiver's receipt, settled at the sender
@@ -81,6 +93,9 @@ _BY = {
     Event.REJECT: Party.RECEIVER,
     Event.WITHDRAW: Party.SENDER,
     Event.AMEND: Party.SENDER,
+    Event.DISCARD: Party.SENDER,
+    # A site is removed by the receiver's acknowledgement of its removal notice.
+    Event.REMOVE: Party.RECEIVER,
 }
 ACTIVE = frozenset({State.SENT, State.DELIVERED, State.ACKNOWLEDGED})  # checked for conflicts
 
@@ -93,6 +108,29 @@ def apply(state: State, event: Event, by: Party) -> State:
     if after is None:
         raise IllegalTransition(f"cannot {event.value} a notice that is {state.value}")
     return after
+
+
+def check_sender_change(event: Event, state: State, category: str, *, removal: bool) -> None:
+    """What the sender may not do to its own notice, beyond the state machine; raises
+    IllegalTransition saying what to do instead.
+
+    A removal notice is answered, never withdrawn or amended (a withdrawal crossing the
+    acknowledgement would leave the site removed on one station only). An acknowledged
+    protected site is not withdrawn: its protection ends only when the other side has
+    acknowledged a removal notice (UN No-Strike List practice). A site never acknowledged
+    may still be withdrawn.
+    """
+    if removal and event in (Event.WITHDRAW, Event.AMEND):
+        raise IllegalTransition(
+            f"a removal notice cannot be {'withdrawn' if event is Event.WITHDRAW else 'amended'}: "
+            "the peer acknowledges or rejects it"
+        )
+    if event is Event.WITHDRAW and category in REMOVABLE and state is State.ACKNOWLEDGED:
+        raise IllegalTransition(
+            "an acknowledged protected site cannot be withdrawn: send a removal notice "
+            '(a notice file {"category": "protected_site", "text": ..., "removes": "<its id>"}); '
+            "the site stays protected until the peer acknowledges it"
+        )
 
 
 # The wire form --------------------------------------------------------------------------
@@ -127,3 +165,25 @@ def volume4d(v: Volume) -> dict[str, Any]:
     if v.end is not None:
         out["time_end"] = _time(v.end)
     return out
+
+
+def parse_removal(name: str, document: dict[str, Any]) -> tuple[str, str]:
+    """A removal notice's `(text, removes)`: the document
+    `{"category": "protected_site", "text": ..., "removes": "<site notice id>"}`, with no
+    volumes (`extents` and `routes` absent or empty). Raises ValueError saying what is wrong."""
+    removes, text = document.get("removes"), document.get("text")
+    if not isinstance(removes, str) or not 1 <= len(removes) <= 64:
+        raise ValueError(f"{name}: removes: expected the id of a protected site notice, got {removes!r:.80}")
+    if document.get("category") not in REMOVABLE:
+        raise ValueError(
+            f"{name}: a removal notice has category {' or '.join(sorted(REMOVABLE))}, "
+            f"got {document.get('category')!r:.40}"
+        )
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: text: expected a string, got {text!r:.40}")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name}: text must be at most {MAX_TEXT} characters, got {len(text)}")
+    for field in ("extents", "routes"):
+        if document.get(field) not in (None, []):
+            raise ValueError(f"{name}: a removal notice carries no volumes: {field} must be empty or absent")
+    return text, removes

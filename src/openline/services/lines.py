@@ -9,8 +9,10 @@ name the line identically without negotiating.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -28,6 +30,37 @@ from openline.services.station import Station, Tx
 
 PENDING = "pending"
 ACTIVE = "active"
+NOTICE_DEADLINE_S = 3600  # a notice from the peer must be answered within this long, by default
+# The bounds of the line terms (the API checks them too, and the handshake compares them).
+NOTICE_DEADLINE_RANGE = (60, 7 * 86_400)
+MAX_MARGIN_HORIZONTAL_M = 100_000.0
+MAX_MARGIN_VERTICAL_M = 10_000.0
+MAX_MARGIN_MINUTES = 1440
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a line's two stations must agree on, beyond the answer deadline: how long a
+    notice may wait for its answer, and the separation margins between two activities."""
+
+    notice_deadline_s: int = NOTICE_DEADLINE_S
+    margin_horizontal_m: float = 0.0
+    margin_vertical_m: float = 0.0
+    margin_minutes: int = 0
+
+    def check(self) -> None:
+        low, high = NOTICE_DEADLINE_RANGE
+        if not low <= self.notice_deadline_s <= high:
+            raise InvalidInput(
+                f"notice deadline must be {low} to {high} seconds, got {self.notice_deadline_s}"
+            )
+        for name, value, top in (
+            ("horizontal", self.margin_horizontal_m, MAX_MARGIN_HORIZONTAL_M),
+            ("vertical", self.margin_vertical_m, MAX_MARGIN_VERTICAL_M),
+            ("minutes", self.margin_minutes, MAX_MARGIN_MINUTES),
+        ):
+            if not (math.isfinite(value) and 0 <= value <= top):
+                raise InvalidInput(f"margin {name} must be 0 to {top:g}, got {value}")
 
 
 def line_id_for(a_signing_key: str, b_signing_key: str) -> str:
@@ -36,7 +69,12 @@ def line_id_for(a_signing_key: str, b_signing_key: str) -> str:
 
 
 def add_line(
-    station: Station, card_json: Any, *, answer_deadline_s: int | None = None, actor: str = "system"
+    station: Station,
+    card_json: Any,
+    *,
+    answer_deadline_s: int | None = None,
+    terms: Terms | None = None,
+    actor: str = "system",
 ) -> str:
     """Verify and pin a peer's card, creating a pending line. Returns the peer name."""
     card = parse_card(card_json)
@@ -45,6 +83,8 @@ def add_line(
     deadline = answer_deadline_s or station.answer_deadline_s
     if not 5 <= deadline <= 86_400:
         raise InvalidInput(f"answer deadline must be 5 to 86400 seconds, got {deadline}")
+    terms = terms or Terms()
+    terms.check()
     with station.tx() as tx:
         existing = tx.conn.execute(select(peers).where(peers.c.name == card.name)).first()
         if existing is not None:
@@ -74,6 +114,10 @@ def add_line(
                 peer=card.name,
                 state=PENDING,
                 answer_deadline_s=deadline,
+                notice_deadline_s=terms.notice_deadline_s,
+                margin_horizontal_m=float(terms.margin_horizontal_m),
+                margin_vertical_m=float(terms.margin_vertical_m),
+                margin_minutes=terms.margin_minutes,
                 created_at=tx.now,
                 next_out_seq=1,
                 next_in_seq=1,
@@ -129,8 +173,21 @@ def lock_line(conn: Connection, line_id: str | Callable[[], str]) -> None:
         conn.execute(for_update(conn, select(lines.c.id).where(lines.c.id == line)))
 
 
+def margins_json(line: Any) -> dict[str, Any]:
+    """A line's separation margins (`openline.core.conflicts.Margins`) as JSON."""
+    return {
+        "horizontal_m": float(line.margin_horizontal_m),
+        "vertical_m": float(line.margin_vertical_m),
+        "minutes": int(line.margin_minutes),
+    }
+
+
 def _terms(line: Any) -> dict[str, Any]:
-    return {"answer_deadline_s": int(line.answer_deadline_s)}
+    return {
+        "answer_deadline_s": int(line.answer_deadline_s),
+        "notice_deadline_s": int(line.notice_deadline_s),
+        "margins": margins_json(line),
+    }
 
 
 def _handshake_statement(
@@ -252,6 +309,8 @@ def list_lines(station: Station) -> list[dict[str, Any]]:
             "peer_url": r.url,
             "peer_fingerprint": r.fingerprint,
             "answer_deadline_s": r.answer_deadline_s,
+            "notice_deadline_s": r.notice_deadline_s,
+            "margins": margins_json(r),
             "created_at": rfc3339(r.created_at),
             "activated_at": rfc3339(r.activated_at),
             "last_contact_at": rfc3339(r.last_contact_at),

@@ -1,4 +1,4 @@
-"""Notices between stations: send, acknowledge, reject, withdraw, amend; and conflicts.
+"""Notices between stations: drafts, send, acknowledge, reject, withdraw, amend.
 
 Every local action is one transaction: the notice row and its volumes, the outgoing
 envelope (its sealed body carries the text and the volumes as ASTM Volume4D JSON) and
@@ -6,9 +6,13 @@ the ledger entry commit together. An inbound notice envelope is applied inside t
 inbox's transaction. The volumes are kept in clear (the conflict check and the map need
 them); the free text and a rejection's reason stay in the sealed bodies.
 
-Every new or amended notice, ours or the peer's, is checked against every active notice
-(`openline.core.conflicts`, the exact test) on the station that stores it. Both stations
-hold both sides' notices, so a conflict raises an alert on both watch floors.
+A draft is a checked notice kept on our station only, its body sealed to our own key: no
+envelope, no ledger entry, no conflict recorded (its JSON previews the conflicts it
+would have). Sending it takes the one path every new notice takes (`_dispatch`);
+discarding it is local too.
+
+Conflicts: `notice_conflicts`; removing a protected site: `notice_sites`; expiry:
+`notice_expiry`.
 """
 
 from __future__ import annotations
@@ -17,52 +21,62 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, insert, or_, select
 
-from openline.adapters import db
-from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
-from openline.core import conflicts as engine
+from openline.adapters.schema import envelopes, lines, notice_conflicts, notice_volumes, notices
 from openline.core import formats
 from openline.core import notices as nm
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
-from openline.core.envelope import Envelope
+from openline.core.envelope import Envelope, open_sealed, seal
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Volume, nvector_boxes
-from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound
-from openline.services import alerts, ledger, outbox
-from openline.services.lines import lock_line, require_active
+from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
+from openline.services import alerts, notice_sites, outbox
+from openline.services import notice_conflicts as conflicts
+from openline.services.lines import line_for_peer, lock_line, margins_json, require_active
+from openline.services.notice_rows import get, log, transition
 from openline.services.station import Station, Tx
 
 MAX_BODY = 48 * 1024  # the sealed body of an envelope holds at most 64 KiB
-_BOX_PAD = 1e-9  # boxes compared as stored floats: pad for rounding, as the index does
 RECEIVE_HORIZON_S = 31 * 86_400  # the sender checked its 30 days; allow for clocks that differ
 KIND_OF = {Event.ACK: "notice.ack", Event.REJECT: "notice.reject", Event.WITHDRAW: "notice.withdraw"}
 EVENT_OF = {kind: event for event, kind in KIND_OF.items()}
-_TIME_COLUMN = {
-    State.DELIVERED: "delivered_at",
-    State.ACKNOWLEDGED: "acknowledged_at",
-    State.REJECTED: "rejected_at",
-    State.WITHDRAWN: "withdrawn_at",
-    State.AMENDED: "amended_at",
-}
+_PAST = {Event.ACK: "acknowledged", Event.REJECT: "rejected", Event.WITHDRAW: "withdrawn"}
 
 
 @dataclass(frozen=True)
-class Found:
-    """A conflict found for one volume of a new notice."""
+class Document:
+    """A checked notice document: an activity in volumes, or (with `removes`, and no
+    volumes) the removal of one of our protected sites."""
 
-    volume: int
-    other: str
-    other_volume: int
-    result: engine.PairResult
+    category: str
+    text: str
+    volumes: tuple[Volume, ...]
+    removes: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The document as bodies carry it: volumes as ASTM Volume4D."""
+        out = {
+            "category": self.category,
+            "text": self.text,
+            "extents": [nm.volume4d(v) for v in self.volumes],
+        }
+        return out if self.removes is None else {**out, "removes": self.removes}
 
 
 # Reading a notice document ----------------------------------------------------------------
 
 
-def parse_document(document: Any, now: int, name: str = "notice") -> formats.ParsedNotice:
-    """A notice file's JSON, checked as the offline check checks it; refused with a clear
-    error naming the volume and vertex, before anything is stored."""
+def parse_document(document: Any, now: int, name: str = "notice") -> Document:
+    """A notice file's JSON, checked as the offline check checks it (or, with `removes`,
+    as a removal notice); refused with a clear error naming the volume and vertex, before
+    anything is stored."""
+    if isinstance(document, dict) and document.get("removes") is not None:
+        try:
+            text, removes = nm.parse_removal(name, document)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        return Document(str(document["category"]), text, (), removes)
     try:
         parsed = formats.parse_notice(name, document, now=now)
     except ValueError as exc:  # FormatError and VolumeError
@@ -73,7 +87,7 @@ def parse_document(document: Any, now: int, name: str = "notice") -> formats.Par
         raise InvalidInput(f"{name}: text must be at most {nm.MAX_TEXT} characters, got {len(parsed.text)}")
     if not 1 <= len(parsed.volumes) <= nm.MAX_VOLUMES:
         raise InvalidInput(f"{name}: a notice has 1 to {nm.MAX_VOLUMES} volumes, got {len(parsed.volumes)}")
-    return parsed
+    return Document(str(parsed.category), parsed.text, parsed.volumes)
 
 
 def _volume_rows(notice_id: str, volumes: tuple[Volume, ...]) -> list[dict[str, Any]]:
@@ -94,261 +108,228 @@ def _volume_rows(notice_id: str, volumes: tuple[Volume, ...]) -> list[dict[str, 
     ]
 
 
-def _span(volumes: tuple[Volume, ...]) -> tuple[int, int | None]:
+def _span(volumes: tuple[Volume, ...], now: int) -> tuple[int, int | None]:
+    """First start and last end (None: open-ended). A removal, with no volumes, starts now."""
+    if not volumes:
+        return now, None
     ends = [v.end for v in volumes]
     return min(v.start for v in volumes), None if None in ends else max(e for e in ends if e is not None)
 
 
-# Conflicts ------------------------------------------------------------------------------
+def _body(notice_id: str, series: str, version: int, amends: str | None, doc: Document) -> dict[str, Any]:
+    body = {"notice": notice_id, "series": series, "version": version, "supersedes": amends, **doc.wire()}
+    size = len(json.dumps(body))
+    if size > MAX_BODY:
+        raise InvalidInput(f"the notice is too large to send ({size} bytes): split it")
+    return body
 
 
-def _stored_volume(row: Any) -> Volume:
-    parsed = formats.parse_notice(
-        f"notice {row.notice_id} volume {row.n}",
-        {"category": "exercise", "text": "", "extents": [json.loads(row.volume4d)]},
-        now=0,  # stored volumes were checked when they came in: no horizon now
-        horizon_s=2**40,
-    )
-    v = parsed.volumes[0]
-    return Volume(
-        v.outline, v.alt_lower_m, v.alt_upper_m, v.start, v.end, f"notice {row.notice_id} volume {row.n}"
-    )
+# Storing ----------------------------------------------------------------------------------
 
 
-def _candidates(conn: Connection, notice_id: str, series: str, v: Volume, now: int) -> list[Any]:
-    """Volumes of other active notices whose time window, altitude band (closed
-    intervals) and n-vector box overlap this volume's: the database narrows, the exact
-    test decides. The boxes are conservative, so no conflict is missed."""
-    lo, hi = (b[0] for b in nvector_boxes([v.outline]))
-    c = notice_volumes.c
-    near = [
-        cond
-        for k, axis in enumerate("xyz")
-        for cond in (
-            c[f"n{axis}_max"] >= float(lo[k]) - _BOX_PAD,
-            c[f"n{axis}_min"] <= float(hi[k]) + _BOX_PAD,
+@dataclass(frozen=True)
+class _Row:
+    """What a new notice row holds beyond its document."""
+
+    notice_id: str
+    series: str
+    version: int
+    supersedes: str | None
+    line_id: str
+    peer: str
+    direction: str
+    actor: str
+    state: State
+    envelope_id: str | None = None
+    deadline_at: int | None = None
+    draft_body: bytes | None = None
+
+
+def _store(tx: Tx, r: _Row, doc: Document) -> None:
+    starts, ends = _span(doc.volumes, tx.now)
+    tx.conn.execute(
+        insert(notices).values(
+            id=r.notice_id,
+            series=r.series,
+            version=r.version,
+            supersedes=r.supersedes,
+            line_id=r.line_id,
+            peer=r.peer,
+            direction=r.direction,
+            category=doc.category,
+            state=r.state.value,
+            envelope_id=r.envelope_id,
+            draft_body=r.draft_body,
+            removes=doc.removes,
+            created_by=r.actor,
+            created_at=tx.now,
+            starts_at=starts,
+            ends_at=ends,
+            deadline_at=r.deadline_at,
+            sent_at=tx.now if r.state is State.SENT else None,
+            delivered_at=tx.now if r.state is State.DELIVERED else None,
+            updated_at=tx.now,
         )
-    ]
-    query = (
-        select(notice_volumes, notices.c.series)
-        .join(notices, notices.c.id == notice_volumes.c.notice_id)
-        .where(
-            notices.c.state.in_([s.value for s in nm.ACTIVE]),
-            notices.c.series != series,
-            notices.c.id != notice_id,
-            or_(notices.c.ends_at.is_(None), notices.c.ends_at >= now),
-            notice_volumes.c.alt_lower_m <= v.alt_upper_m,
-            notice_volumes.c.alt_upper_m >= v.alt_lower_m,
-            or_(notice_volumes.c.end_at.is_(None), notice_volumes.c.end_at >= v.start),
-            *near,
-        )
     )
-    if v.end is not None:
-        query = query.where(notice_volumes.c.start_at <= v.end)
-    return list(conn.execute(query).all())
+    if doc.volumes:
+        tx.conn.execute(insert(notice_volumes), _volume_rows(r.notice_id, doc.volumes))
+        if ends is not None and r.state is not State.DRAFT:
+            tx.new_deadline = True  # the timer loop records its expiry
+    tx.touched.add("notices")
 
 
-def check_conflicts(tx: Tx, notice_id: str, series: str, volumes: tuple[Volume, ...]) -> list[Found]:
-    """Check a new notice against every active notice; record and alarm each conflict."""
-    found: list[Found] = []
-    for n, v in enumerate(volumes, start=1):
-        for row in _candidates(tx.conn, notice_id, series, v, tx.now):
-            result = engine.check(v, _stored_volume(row))
-            if result.conflict:
-                found.append(Found(n, str(row.notice_id), int(row.n), result))
-    for f in found:
-        assert f.result.time is not None
-        assert f.result.altitude is not None
-        inserted = tx.conn.execute(
-            insert(notice_conflicts).values(
-                notice_a=notice_id,
-                volume_a=f.volume,
-                notice_b=f.other,
-                volume_b=f.other_volume,
-                time_start=f.result.time[0],
-                time_end=f.result.time[1],
-                alt_lower_m=f.result.altitude[0],
-                alt_upper_m=f.result.altitude[1],
-                detected_at=tx.now,
-            )
-        ).inserted_primary_key
-        assert inserted is not None
-        conflict_id = inserted[0]
-        detail = {
-            "notice": notice_id,
-            "volume": f.volume,
-            "other_notice": f.other,
-            "other_volume": f.other_volume,
-            "from": rfc3339(f.result.time[0]),
-            "until": rfc3339(f.result.time[1]),
-            "altitude_m": [f.result.altitude[0], f.result.altitude[1]],
-        }
-        alerts.raise_alert(tx, "notice_conflict", f"conflict {conflict_id}", detail)
-        ledger.append(tx, "notice.conflict", tx.now, {k: v for k, v in detail.items() if k != "altitude_m"})
-    if found:
-        tx.touched.add("notices")
-    return found
+def _draft_header(station: Station, row_line: str, notice_id: str) -> dict[str, Any]:
+    # Sealed to our own key as an envelope's own copy is, bound to the notice's id.
+    return {"line": row_line, "from": station.name, "id": notice_id}
+
+
+def _seal_draft(station: Station, line_id: str, notice_id: str, doc: Document) -> bytes:
+    header = _draft_header(station, line_id, notice_id)
+    return seal(doc.wire(), station.keys.encryption.public_key(), header, to_self=True)
+
+
+def _open_draft(station: Station, row: Any) -> dict[str, Any]:
+    header = _draft_header(station, row.line_id, row.id)
+    return open_sealed(row.draft_body, station.keys.encryption, header, to_self=True)
 
 
 # Local use cases ------------------------------------------------------------------------
 
 
-def send(station: Station, actor: str, peer: str, document: Any, *, amends: str | None = None) -> str:
-    """Send a notice to `peer` (or a new version of one of ours). Returns its id."""
-    now = station.clock.now()
-    parsed = parse_document(document, now)
+def _amendable(conn: Connection, amends: str, peer: str, *, for_update: bool = False) -> Any:
+    """The notice of ours a new version may amend; raises saying why not."""
+    old = get(conn, amends, for_update=for_update)
+    if old.direction != "out" or old.peer != peer:
+        raise InvalidInput(f"notice {amends} is not one of ours to {peer}: only the sender amends")
+    notice_sites.check_sender_change(conn, old, Event.AMEND)
+    try:
+        nm.apply(State(old.state), Event.AMEND, Party.SENDER)
+    except IllegalTransition as exc:
+        raise IllegalTransition(f"notice {old.id}: {exc.detail}") from None
+    return old
+
+
+def send(
+    station: Station, actor: str, peer: str, document: Any, *, amends: str | None = None, draft: bool = False
+) -> str:
+    """Send a notice to `peer` (or a new version of one of ours); with `draft`, keep it
+    here as a draft instead. Returns its id."""
+    doc = parse_document(document, station.clock.now())
+    if doc.removes is not None and amends is not None:
+        raise InvalidInput("a removal notice amends nothing: send it without amends")
     notice_id = outbox.new_id()
     with station.tx() as tx:
-        line = require_active(tx.conn, peer)
-        lock_line(tx.conn, line.id)
-        series, version = notice_id, 1
-        if amends is not None:
-            old = _get(tx.conn, amends, for_update=True)
-            if old.direction != "out" or old.peer != peer:
-                raise InvalidInput(f"notice {amends} is not one of ours to {peer}: only the sender amends")
-            _transition(tx, old, Event.AMEND, Party.SENDER)
-            series, version = str(old.series), int(old.version) + 1
-        body = {
-            "notice": notice_id,
-            "series": series,
-            "version": version,
-            "supersedes": amends,
-            "category": parsed.category,
-            "text": parsed.text,
-            "extents": [nm.volume4d(v) for v in parsed.volumes],
-        }
-        if len(json.dumps(body)) > MAX_BODY:
-            raise InvalidInput(f"the notice is too large to send ({len(json.dumps(body))} bytes): split it")
-        env = outbox.enqueue(station, tx, line.id, "notice.send", notice_id, body)
-        deadline = tx.now + int(line.notice_deadline_s) * MICROS  # by when the peer should acknowledge
-        _store(
-            tx,
-            notice_id,
-            series,
-            version,
-            amends,
-            line,
-            peer,
-            "out",
-            str(parsed.category),
-            env.id,
-            actor,
-            deadline_at=deadline,
-        )
-        tx.conn.execute(insert(notice_volumes), _volume_rows(notice_id, parsed.volumes))
-        starts, ends = _span(parsed.volumes)
-        tx.conn.execute(
-            update(notices).where(notices.c.id == notice_id).values(starts_at=starts, ends_at=ends)
-        )
-        _log(
-            tx,
-            "notice.sent",
-            notice_id,
-            line.id,
-            peer,
-            actor,
-            env.id,
-            version=version,
-            volumes=len(parsed.volumes),
-        )
-        check_conflicts(tx, notice_id, series, parsed.volumes)
+        if draft:
+            _save_draft(station, tx, actor, peer, notice_id, doc, amends)
+        else:
+            _dispatch(station, tx, actor, peer, notice_id, doc, amends)
     return notice_id
 
 
-def _store(
-    tx: Tx,
-    notice_id: str,
-    series: str,
-    version: int,
-    supersedes: str | None,
-    line: Any,
-    peer: str,
-    direction: str,
-    category: str,
-    envelope_id: str,
-    actor: str,
-    *,
-    state: State = State.SENT,
-    deadline_at: int | None = None,
+def _save_draft(
+    station: Station, tx: Tx, actor: str, peer: str, notice_id: str, doc: Document, amends: str | None
 ) -> None:
-    tx.conn.execute(
-        insert(notices).values(
-            id=notice_id,
-            series=series,
-            version=version,
-            supersedes=supersedes,
-            line_id=line.id,
-            peer=peer,
-            direction=direction,
-            category=category,
-            state=state.value,
-            envelope_id=envelope_id,
-            created_by=actor,
-            created_at=tx.now,
-            starts_at=0,
-            ends_at=None,
-            deadline_at=deadline_at,
-            delivered_at=tx.now if state is State.DELIVERED else None,
-            updated_at=tx.now,
-        )
+    """Keep a checked notice as a draft: everything sending checks, nothing sent or logged."""
+    line = line_for_peer(tx.conn, peer)
+    series, version = notice_id, 1
+    if amends is not None:
+        old = _amendable(tx.conn, amends, peer)
+        series, version = str(old.series), int(old.version) + 1
+    if doc.removes is not None:
+        notice_sites.target_for_send(tx.conn, doc.removes, peer, tx.now)
+    _body(notice_id, series, version, amends, doc)  # refuses now what could never be sent
+    sealed = _seal_draft(station, line.id, notice_id, doc)
+    row = _Row(
+        notice_id, series, version, amends, line.id, peer, "out", actor, State.DRAFT, draft_body=sealed
     )
-    tx.touched.add("notices")
+    _store(tx, row, doc)
 
 
-def _log(
+def _dispatch(
+    station: Station,
     tx: Tx,
-    event_type: str,
-    notice_id: str,
-    line: str,
-    peer: str,
     actor: str,
-    envelope_id: str | None,
-    **facts: Any,
+    peer: str,
+    notice_id: str,
+    doc: Document,
+    amends: str | None,
+    draft: Any = None,
 ) -> None:
-    """The ledger entry of a notice event: metadata only (the text is in the sealed body,
-    committed to by the envelope's own entry)."""
-    metadata: dict[str, Any] = {"notice": notice_id, "line": line, "peer": peer, "actor": actor, **facts}
-    if envelope_id is not None:
-        metadata["envelope"] = envelope_id
-    ledger.append(tx, event_type, tx.now, metadata)
+    """Send a checked notice, new or a `draft` of ours: the envelope, its deadline, the
+    ledger entry, and the conflict check with its alerts, in one transaction."""
+    line = require_active(tx.conn, peer)
+    lock_line(tx.conn, line.id)
+    series, version = notice_id, 1
+    if amends is not None:
+        old = _amendable(tx.conn, amends, peer, for_update=True)
+        transition(tx, old, Event.AMEND, Party.SENDER)
+        series, version = str(old.series), int(old.version) + 1
+    if doc.removes is not None:
+        notice_sites.target_for_send(tx.conn, doc.removes, peer, tx.now)
+    body = _body(notice_id, series, version, amends, doc)
+    env = outbox.enqueue(station, tx, line.id, "notice.send", notice_id, body)
+    deadline = tx.now + int(line.notice_deadline_s) * MICROS  # by when the peer should acknowledge
+    if draft is None:
+        row = _Row(
+            notice_id, series, version, amends, line.id, peer, "out", actor, State.SENT, env.id, deadline
+        )
+        _store(tx, row, doc)
+    else:
+        sent = {"envelope_id": env.id, "series": series, "version": version, "deadline_at": deadline}
+        if not doc.volumes:
+            sent["starts_at"] = tx.now  # a removal starts when it is sent
+        transition(tx, draft, Event.SEND, Party.SENDER, values={**sent, "draft_body": None})
+        if draft.ends_at is not None:
+            tx.new_deadline = True  # the timer loop records its expiry
+    facts: dict[str, Any] = {"version": version, "volumes": len(doc.volumes)}
+    if doc.removes is not None:
+        facts["removes"] = doc.removes
+    log(tx, "notice.sent", notice_id, line.id, peer, actor, env.id, **facts)
+    if doc.volumes:
+        conflicts.check(tx, notice_id, series, line.id, doc.volumes)
 
 
-def _get(conn: Connection, notice_id: str, *, for_update: bool = False) -> Any:
-    query = select(notices).where(notices.c.id == notice_id)
-    row = conn.execute(db.for_update(conn, query) if for_update else query).first()
-    if row is None:
-        raise NotFound(f"no notice with id {notice_id!r}")
-    return row
+def send_draft(station: Station, actor: str, notice_id: str) -> None:
+    """Send one of our drafts, checked again as it is sent."""
+    with station.db.read() as conn:
+        row = get(conn, notice_id)
+        _is_draft(row)
+        document = _open_draft(station, row)
+    doc = parse_document(document, station.clock.now())
+    with station.tx() as tx:
+        lock_line(tx.conn, str(row.line_id))
+        row = get(tx.conn, notice_id, for_update=True)
+        _is_draft(row)  # another officer may have sent or discarded it meanwhile
+        _dispatch(station, tx, actor, str(row.peer), notice_id, doc, row.supersedes, row)
 
 
-def _transition(
-    tx: Tx, row: Any, event: Event, by: Party, at: int | None = None, values: dict[str, Any] | None = None
-) -> State:
-    try:
-        new = nm.apply(State(row.state), event, by)
-    except IllegalTransition as exc:
-        raise IllegalTransition(f"notice {row.id}: {exc.detail}") from None
-    column = _TIME_COLUMN.get(new)
-    changes: dict[str, Any] = {"state": new.value, "updated_at": tx.now, **(values or {})}
-    if column is not None:
-        changes[column] = tx.now if at is None else at
-    tx.conn.execute(update(notices).where(notices.c.id == row.id).values(**changes))
-    tx.touched.add("notices")
-    return new
+def _is_draft(row: Any) -> None:
+    if row.state != State.DRAFT.value:
+        raise IllegalTransition(f"notice {row.id} is {row.state}, not a draft: only a draft is sent this way")
+
+
+def discard(station: Station, actor: str, notice_id: str) -> None:
+    """Discard one of our drafts. Local: it never left the station, so nothing is sent or
+    logged."""
+    with station.tx() as tx:
+        row = get(tx.conn, notice_id, for_update=True)
+        me = Party.SENDER if row.direction == "out" else Party.RECEIVER
+        transition(tx, row, Event.DISCARD, me)
 
 
 def _local(station: Station, actor: str, notice_id: str, event: Event, body: dict[str, Any]) -> None:
     with station.tx() as tx:
-        lock_line(tx.conn, lambda: str(_get(tx.conn, notice_id).line_id))  # read only where needed
-        row = _get(tx.conn, notice_id, for_update=True)
+        lock_line(tx.conn, lambda: str(get(tx.conn, notice_id).line_id))  # read only where needed
+        row = get(tx.conn, notice_id, for_update=True)
         me = Party.SENDER if row.direction == "out" else Party.RECEIVER
+        if me is Party.SENDER:
+            notice_sites.check_sender_change(tx.conn, row, event)
         extra = {"acknowledged_by": f"{station.name}:{actor}"} if event is Event.ACK else {}
-        _transition(tx, row, event, me, values=extra)
+        transition(tx, row, event, me, values=extra)
         env = outbox.enqueue(station, tx, row.line_id, KIND_OF[event], notice_id, body)
-        _log(tx, f"notice.{_PAST[event]}", notice_id, row.line_id, row.peer, actor, env.id)
-
-
-_PAST = {Event.ACK: "acknowledged", Event.REJECT: "rejected", Event.WITHDRAW: "withdrawn"}
+        log(tx, f"notice.{_PAST[event]}", notice_id, row.line_id, row.peer, actor, env.id)
+        if event is Event.ACK and row.removes is not None:
+            notice_sites.on_acknowledged(tx, row, actor, env.id)
 
 
 def acknowledge(station: Station, actor: str, notice_id: str) -> None:
@@ -375,7 +356,12 @@ def validate_body(kind: str, body: dict[str, Any], now: int) -> None:
             if not isinstance(body.get(field), types):
                 raise EnvelopeRefused(Code.MALFORMED, f"notice body: {field} missing or of the wrong type")
         try:
-            formats.parse_notice("notice", _document(body), now=now, horizon_s=RECEIVE_HORIZON_S)
+            if body.get("removes") is not None:
+                nm.parse_removal("notice body", body)
+                if body.get("supersedes") is not None:
+                    raise ValueError("notice body: a removal notice amends nothing")
+            else:
+                formats.parse_notice("notice", _document(body), now=now, horizon_s=RECEIVE_HORIZON_S)
         except ValueError as exc:
             raise EnvelopeRefused(Code.MALFORMED, f"notice body: {exc}") from None
     elif kind == "notice.reject":
@@ -388,6 +374,15 @@ def _document(body: dict[str, Any]) -> dict[str, Any]:
     return {"category": body.get("category"), "text": body.get("text"), "extents": body.get("extents")}
 
 
+def _inbound_document(tx: Tx, line: Any, body: dict[str, Any]) -> Document:
+    removes = body.get("removes")
+    if removes is not None:
+        notice_sites.target_inbound(tx.conn, line.id, str(removes))
+        return Document(str(body["category"]), str(body["text"]), (), str(removes))
+    parsed = formats.parse_notice("notice", _document(body), now=tx.now, horizon_s=RECEIVE_HORIZON_S)
+    return Document(str(parsed.category), parsed.text, parsed.volumes)
+
+
 def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict[str, Any]) -> None:
     """Apply a verified, stored inbound notice envelope."""
     actor = f"station:{env.sender}"
@@ -397,7 +392,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             raise EnvelopeRefused(Code.MALFORMED, "notice body names another notice than its envelope")
         if tx.conn.execute(select(notices.c.id).where(notices.c.id == notice_id)).first() is not None:
             raise EnvelopeRefused(Code.REPLAY, f"notice {notice_id} exists already")
-        parsed = formats.parse_notice("notice", _document(body), now=tx.now, horizon_s=RECEIVE_HORIZON_S)
+        doc = _inbound_document(tx, line, body)
         supersedes = body.get("supersedes")
         if supersedes is not None:
             old = tx.conn.execute(
@@ -407,40 +402,18 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             ).first()
             if old is None:
                 raise EnvelopeRefused(Code.MALFORMED, f"notice amends {supersedes!r}, which it never sent us")
-            _transition(tx, old, Event.AMEND, Party.SENDER)
+            transition(tx, old, Event.AMEND, Party.SENDER)
         deadline = tx.now + int(line.notice_deadline_s) * MICROS
-        _store(
-            tx,
-            notice_id,
-            str(body["series"]),
-            int(body["version"]),
-            supersedes,
-            line,
-            env.sender,
-            "in",
-            str(parsed.category),
-            env.id,
-            actor,
-            state=State.DELIVERED,
-            deadline_at=deadline,
-        )
-        tx.conn.execute(insert(notice_volumes), _volume_rows(notice_id, parsed.volumes))
-        starts, ends = _span(parsed.volumes)
-        tx.conn.execute(
-            update(notices).where(notices.c.id == notice_id).values(starts_at=starts, ends_at=ends)
-        )
-        _log(
-            tx,
-            "notice.received",
-            notice_id,
-            line.id,
-            env.sender,
-            actor,
-            env.id,
-            version=int(body["version"]),
-            volumes=len(parsed.volumes),
-        )
-        check_conflicts(tx, notice_id, str(body["series"]), parsed.volumes)
+        series, version = str(body["series"]), int(body["version"])
+        new = _Row(notice_id, series, version, supersedes, line.id, env.sender, "in", actor, State.DELIVERED,
+                   env.id, deadline)  # fmt: skip
+        _store(tx, new, doc)
+        facts: dict[str, Any] = {"version": version, "volumes": len(doc.volumes)}
+        if doc.removes is not None:
+            facts["removes"] = doc.removes
+        log(tx, "notice.received", notice_id, line.id, env.sender, actor, env.id, **facts)
+        if doc.volumes:
+            conflicts.check(tx, notice_id, series, line.id, doc.volumes)
         return
     row = tx.conn.execute(
         select(notices).where(notices.c.id == notice_id, notices.c.line_id == line.id)
@@ -452,23 +425,18 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
     at = parse_rfc3339(env.header["time"])
     extra = {"acknowledged_by": f"{env.sender}:{body.get('by', '')}"[:128]} if event is Event.ACK else {}
     try:
-        _transition(tx, row, event, them, at, values=extra)
+        # The sender's own limits (`notice_sites.check_sender_change`) are not asked here: a
+        # withdrawal may have been legal when it was sent and crossed our acknowledgement.
+        transition(tx, row, event, them, at, values=extra)
     except IllegalTransition as exc:
         # A signed statement that crossed one of ours (a withdrawal and an acknowledgement):
         # keep it, receipt it, and record that it changed nothing.
-        _log(
-            tx,
-            "notice.ignored",
-            notice_id,
-            line.id,
-            env.sender,
-            actor,
-            env.id,
-            kind=env.kind,
-            why=exc.detail[:200],
-        )
+        log(tx, "notice.ignored", notice_id, line.id, env.sender, actor, env.id,
+            kind=env.kind, why=exc.detail[:200])  # fmt: skip
         return
-    _log(tx, f"notice.{_PAST[event]}", notice_id, line.id, env.sender, actor, env.id)
+    log(tx, f"notice.{_PAST[event]}", notice_id, line.id, env.sender, actor, env.id)
+    if event is Event.ACK and row.removes is not None:
+        notice_sites.on_acknowledged(tx, row, actor, env.id)
 
 
 def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
@@ -477,7 +445,7 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
         return
     row = tx.conn.execute(select(notices).where(notices.c.id == env_row.call_id)).first()
     if row is not None and row.state == State.SENT.value:
-        _transition(tx, row, Event.DELIVER, Party.SENDER, parse_rfc3339(receipt["stored_at"]))
+        transition(tx, row, Event.DELIVER, Party.SENDER, parse_rfc3339(receipt["stored_at"]))
 
 
 # Deadlines ------------------------------------------------------------------------------
@@ -512,39 +480,61 @@ def audit_deadlines(station: Station) -> int:
 
 # Queries --------------------------------------------------------------------------------
 
+_TIMES = ("created_at", "starts_at", "ends_at", "deadline_at", "sent_at", "delivered_at",
+          "acknowledged_at", "rejected_at", "withdrawn_at", "amended_at", "expired_at", "removed_at",
+          "discarded_at")  # fmt: skip
+
 
 def effective_state(row: Any, now: int) -> str:
-    """An active notice whose last volume has ended reads as `expired`."""
+    """An active notice whose last volume has ended reads as `expired` at once, before the
+    timer loop has recorded it (`notice_expiry`)."""
     if row.state in {s.value for s in nm.ACTIVE} and row.ends_at is not None and row.ends_at < now:
         return State.EXPIRED.value
     return str(row.state)
 
 
-def notice_json(station: Station, conn: Connection, row: Any, *, content: bool) -> dict[str, Any]:
+def _line_margins(conn: Connection) -> dict[str, dict[str, Any]]:
+    return {str(r.id): margins_json(r) for r in conn.execute(select(lines))}
+
+
+def _text(station: Station, conn: Connection, row: Any) -> Any:
+    if row.envelope_id is not None:
+        env_row = conn.execute(select(envelopes).where(envelopes.c.id == row.envelope_id)).one()
+        return outbox.open_body(station, env_row).get("text")
+    if row.draft_body is not None:
+        return _open_draft(station, row).get("text")
+    return None
+
+
+def notice_json(
+    station: Station, conn: Connection, row: Any, *, content: bool, margins: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A notice as the API shows it; without `content` (the auditor) its text stays sealed."""
     volumes = conn.execute(
         select(notice_volumes).where(notice_volumes.c.notice_id == row.id).order_by(notice_volumes.c.n)
     ).all()
+    margins = _line_margins(conn) if margins is None else margins
     out: dict[str, Any] = {
         "id": row.id,
         "series": row.series,
         "version": row.version,
         "supersedes": row.supersedes,
+        "removes": row.removes,
+        "removed_by": row.removed_by,
         "peer": row.peer,
         "direction": row.direction,
         "category": row.category,
         "state": effective_state(row, station.clock.now()),
         "created_by": row.created_by,
         "acknowledged_by": row.acknowledged_by,
+        "margins": margins.get(str(row.line_id)),
         "extents": [json.loads(v.volume4d) for v in volumes],
         "content_withheld": not content,
     }
-    for column in ("created_at", "starts_at", "ends_at", "deadline_at", "delivered_at", "acknowledged_at",
-                   "rejected_at", "withdrawn_at", "amended_at"):  # fmt: skip
+    for column in _TIMES:
         out[column] = rfc3339(getattr(row, column))
     if content:
-        env_row = conn.execute(select(envelopes).where(envelopes.c.id == row.envelope_id)).one()
-        out["text"] = outbox.open_body(station, env_row).get("text")
+        out["text"] = _text(station, conn, row)
     found = conn.execute(
         select(notice_conflicts).where(
             or_(notice_conflicts.c.notice_a == row.id, notice_conflicts.c.notice_b == row.id)
@@ -561,15 +551,21 @@ def notice_json(station: Station, conn: Connection, row: Any, *, content: bool) 
         }
         for c in found
     ]
+    out["would_conflict"] = None
+    if row.state == State.DRAFT.value and volumes:  # a preview: found now, recorded nowhere
+        mine = tuple(conflicts.stored_volume(v) for v in volumes)
+        preview = conflicts.find(conn, row.id, row.series, row.line_id, mine, station.clock.now())
+        out["would_conflict"] = conflicts.found_json(preview)
     return out
 
 
 def list_notices(station: Station, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
     with station.db.read() as conn:
         rows = conn.execute(select(notices).order_by(notices.c.created_at.desc()).limit(limit)).all()
-        return [notice_json(station, conn, r, content=content) for r in rows]
+        margins = _line_margins(conn)
+        return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
 
 
 def show_notice(station: Station, notice_id: str, *, content: bool) -> dict[str, Any]:
     with station.db.read() as conn:
-        return notice_json(station, conn, _get(conn, notice_id), content=content)
+        return notice_json(station, conn, get(conn, notice_id), content=content)

@@ -1,10 +1,11 @@
 """Background loops of `openline serve` that act on time.
 
-Answer deadlines (`calls.deadline_at`) and escalation steps (`calls.next_escalation_at`)
-live in the database, so a restart loses none; the timer loop only decides when to look
-next. The auditor is a separate thread on purpose: if the timer loop stalls, the
-auditor still notices ringing calls whose next escalation step is overdue and notices
-left unanswered past their deadline, and it checks the roster for gaps in the next 24 hours.
+Answer deadlines (`calls.deadline_at`), escalation steps (`calls.next_escalation_at`) and
+the ends of active notices (`notices.ends_at`, recorded as `expired`) live in the
+database, so a restart loses none; the timer loop only decides when to look next. The
+auditor is a separate thread on purpose: if the timer loop stalls, the auditor still
+notices ringing calls whose next escalation step is overdue and notices left unanswered
+past their deadline, and it checks the roster for gaps in the next 24 hours.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import structlog
 
 from openline.core.clock import MICROS
-from openline.services import calls, handover, notices, rosters, watch
+from openline.services import calls, handover, notice_expiry, notices, rosters, watch
 from openline.services.station import Station
 
 MAX_SLEEP_SECONDS = 1.0
@@ -67,10 +68,19 @@ class TimerLoop(Loop):
 
     def step(self) -> float:
         calls.expire_due(self.station)
+        notice_expiry.expire_due(self.station)
         for _ in range(MAX_ROUNDS):
             if watch.escalate_due(self.station) < watch.MAX_BATCH:
                 break
-        due = [t for t in (calls.next_deadline(self.station), watch.next_escalation(self.station)) if t]
+        due = [
+            t
+            for t in (
+                calls.next_deadline(self.station),
+                watch.next_escalation(self.station),
+                notice_expiry.next_expiry(self.station),
+            )
+            if t
+        ]
         wait = MAX_SLEEP_SECONDS
         if due:
             wait = min(wait, max(0.0, (min(due) - self.station.clock.now()) / MICROS))

@@ -1,0 +1,72 @@
+"""One stored notice: reading its row, moving it through the state machine
+(`openline.core.notices`), and its ledger entries. What every notice use case shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from openline.adapters import db
+from openline.adapters.schema import notices
+from openline.core import notices as nm
+from openline.core.notices import Event, Party, State
+from openline.errors import IllegalTransition, NotFound
+from openline.services import ledger
+from openline.services.station import Tx
+
+# The column that records when a notice entered each state.
+TIME_COLUMN = {
+    State.SENT: "sent_at",
+    State.DELIVERED: "delivered_at",
+    State.ACKNOWLEDGED: "acknowledged_at",
+    State.REJECTED: "rejected_at",
+    State.WITHDRAWN: "withdrawn_at",
+    State.AMENDED: "amended_at",
+    State.EXPIRED: "expired_at",
+    State.DISCARDED: "discarded_at",
+    State.REMOVED: "removed_at",
+}
+
+
+def get(conn: Connection, notice_id: str, *, for_update: bool = False) -> Any:
+    query = select(notices).where(notices.c.id == notice_id)
+    row = conn.execute(db.for_update(conn, query) if for_update else query).first()
+    if row is None:
+        raise NotFound(f"no notice with id {notice_id!r}")
+    return row
+
+
+def transition(
+    tx: Tx, row: Any, event: Event, by: Party, at: int | None = None, values: dict[str, Any] | None = None
+) -> State:
+    """Apply `event` to the stored notice `row`, recording when (`at`, or now)."""
+    try:
+        new = nm.apply(State(row.state), event, by)
+    except IllegalTransition as exc:
+        raise IllegalTransition(f"notice {row.id}: {exc.detail}") from None
+    column = TIME_COLUMN.get(new)
+    changes: dict[str, Any] = {"state": new.value, "updated_at": tx.now, **(values or {})}
+    if column is not None:
+        changes[column] = tx.now if at is None else at
+    tx.conn.execute(update(notices).where(notices.c.id == row.id).values(**changes))
+    tx.touched.add("notices")
+    return new
+
+
+def log(
+    tx: Tx,
+    event_type: str,
+    notice_id: str,
+    line: str,
+    peer: str,
+    actor: str,
+    envelope_id: str | None,
+    **facts: Any,
+) -> None:
+    """The ledger entry of a notice event: metadata only (the text is in the sealed body,
+    committed to by the envelope's own entry)."""
+    metadata: dict[str, Any] = {"notice": notice_id, "line": line, "peer": peer, "actor": actor, **facts}
+    if envelope_id is not None:
+        metadata["envelope"] = envelope_id
+    ledger.append(tx, event_type, tx.now, metadata)

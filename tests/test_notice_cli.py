@@ -1,0 +1,90 @@
+"""`openline notice send --draft`, `notice send-draft`, `notice discard` and the line
+terms of `openline line add`, through the real CLI in process: clear errors, nothing
+changed by bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from openline.core.clock import FakeClock
+from tests.inproc import Node, make_node
+from tests.notice_docs import cli, send, show, soon
+from tests.test_notice_terms import _wire
+
+
+def _json(node: Node, monkeypatch: Any, *args: str) -> Any:
+    result = cli(node, monkeypatch, *args, "--json")
+    assert result.exit_code == 0, result.output
+    # In process the station's own log lines share standard output: the JSON comes last.
+    lines = result.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if line[:1] in ("{", "["))
+    return json.loads("\n".join(lines[first:]))
+
+
+def test_a_draft_is_saved_sent_and_discarded_from_the_cli(
+    nodes: tuple[Node, Node], tmp_path: Path, monkeypatch: Any
+) -> None:
+    a, b = nodes
+    theirs = send(b, "stuttgart", soon(b, 48.0, 9.0))
+    b.drain()
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(soon(a, 48.005, 9.005, text="Convoy")))
+    draft = _json(a, monkeypatch, "notice", "send", str(plan), "--to", "moscow", "--draft")
+    assert draft["state"] == "draft"
+    assert [c["other_notice"] for c in draft["would_conflict"]] == [theirs["id"]]
+    shown = cli(a, monkeypatch, "notice", "show", draft["id"])
+    assert shown.exit_code == 0, shown.output
+    assert "would conflict" in shown.stdout
+    assert f"openline notice send-draft {draft['id']}" in shown.stdout.replace("\n", "")
+    sent = _json(a, monkeypatch, "notice", "send-draft", draft["id"])
+    assert (sent["id"], sent["state"]) == (draft["id"], "sent")
+    a.drain()
+    assert show(b, draft["id"])["text"] == "Convoy"
+
+    other = _json(a, monkeypatch, "notice", "send", str(plan), "--to", "moscow", "--draft")
+    assert _json(a, monkeypatch, "notice", "discard", other["id"])["state"] == "discarded"
+    before = a.snapshot()
+    again = cli(a, monkeypatch, "notice", "send-draft", other["id"])
+    assert again.exit_code == 1
+    assert "illegal_transition" in again.stderr
+    assert "not a draft" in again.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"category": "exercise", "text": "x", "extents": []}))
+    refused = cli(a, monkeypatch, "notice", "send", str(bad), "--to", "moscow", "--draft")
+    assert refused.exit_code == 1
+    assert "invalid_input" in refused.stderr
+    assert a.snapshot() == before
+
+
+def test_line_add_sets_the_terms(tmp_path: Path, clock: FakeClock, monkeypatch: Any) -> None:
+    a = make_node(tmp_path, "stuttgart", clock, None)
+    b = make_node(tmp_path, "moscow", clock, None)
+    try:
+        _wire(a, b)
+        options = ["--notice-deadline", "900", "--margin-horizontal", "250.5", "--margin-vertical", "30",
+                   "--margin-minutes", "10"]  # fmt: skip
+        for x, y in ((a, b), (b, a)):
+            card = tmp_path / f"{y.name}.card"
+            card.write_text(json.dumps(y.station.card.to_json()))
+            added = _json(x, monkeypatch, "line", "add", str(card), *options)
+        assert added["handshake"] == "ok"
+        for node in (a, b):
+            (line,) = _json(node, monkeypatch, "lines")
+            assert line["state"] == "active"
+            assert line["notice_deadline_s"] == 900
+            assert line["margins"] == {"horizontal_m": 250.5, "vertical_m": 30.0, "minutes": 10}
+        c = make_node(tmp_path, "ankara", clock, None)
+        card = tmp_path / "ankara.card"
+        card.write_text(json.dumps(c.station.card.to_json()))
+        before = a.snapshot()
+        refused = cli(a, monkeypatch, "line", "add", str(card), "--margin-minutes", "5000")
+        assert refused.exit_code == 1
+        assert "invalid_input" in refused.stderr
+        assert "margin_minutes" in refused.stderr
+        assert a.snapshot() == before
+        c.station.db.dispose()
+    finally:
+        for n in (a, b):
+            n.station.db.dispose()
