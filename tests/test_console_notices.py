@@ -1,7 +1,11 @@
 """The console's notices page: the map and the history for every role, the auditor's
 view without text or buttons, an officer's acknowledgement reaching the sender, a notice
-pasted into the form; and, in a real Chromium, the offline Leaflet map drawn with the
-country outlines, the volumes and a conflict, without a request leaving the machine."""
+pasted into the form; and, in a real Chromium against two real stations, the offline
+Leaflet map drawn with the country outlines, the volumes and a conflict, a notice drawn
+on the map (a polygon and a circle) and sent, arriving on the peer's open page live, and
+rejected, withdrawn and amended from the pages, without a request leaving the machine or
+anything failing to load (the favicon included). The buttons in process are in
+test_console_notices_actions.py."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from openline.core.clock import rfc3339
 from openline.services.accounts import Role
@@ -181,6 +185,8 @@ def test_a_pasted_notice_is_sent_and_a_bad_one_is_refused_on_the_page(nodes: tup
 # In a real browser -------------------------------------------------------------------
 
 PASSWORD = "a long passphrase here"
+DRAWN = "Convoy drawn on the map"
+LIVE_MS = 5000  # a change on one station shows on the other's open page within this, unreloaded
 
 
 @pytest.fixture
@@ -192,6 +198,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
     try:
         connect(a, b)
         add_cli_user(b, "boris", "watch_officer", PASSWORD)
+        add_cli_user(a, "anna", "watch_officer", PASSWORD)
         yield a, b
     finally:
         for s in (a, b):
@@ -206,12 +213,54 @@ def _send(station: StationProcess, peer: str, doc: dict[str, Any]) -> str:
         return str(r.json()["id"])
 
 
-def _log_in(page: Page, station: StationProcess) -> None:
+def _log_in(page: Page, station: StationProcess, name: str = "boris") -> None:
     page.goto(station.url + "/login")
-    page.fill("input[name=username]", "boris")
+    page.fill("input[name=username]", name)
     page.fill("input[name=password]", PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(station.url + "/")
+
+
+class Watched:
+    """A page with every request, console message and failed response it makes recorded."""
+
+    def __init__(self, page: Page, station: StationProcess) -> None:
+        self.page, self.station = page, station
+        self.requests: list[str] = []
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.problems.append(f"pageerror: {exc}"))
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on(
+            "response",
+            lambda r: self.problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
+        )
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.problems.append(f"{message.type}: {message.text} at {message.location.get('url')}")
+
+    def check(self) -> None:
+        outside = [url for url in self.requests if not url.startswith(self.station.url + "/")]
+        assert outside == [], outside
+        assert self.problems == [], self.problems
+        assert self.station.url + "/static/favicon.svg" in self.requests  # and it loaded: no 404 above
+
+
+def _click_at(page: Page, selector: str, *points: tuple[float, float]) -> None:
+    """Click points of an element, each given as a fraction of its width and height."""
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    for fx, fy in points:
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=4)
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def _newest(station: StationProcess, text: str) -> dict[str, Any]:
+    with station.api() as api:
+        found = [n for n in api.get("/notices").json() if n.get("text") == text]
+    assert found, f"no notice {text!r} on {station.name}"
+    return dict(max(found, key=lambda n: n["version"]))
 
 
 @pytest.mark.e2e
@@ -233,26 +282,16 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         assert api.get(f"/notices/{ours}").json()["conflicts"]
 
     ctx = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = ctx.new_page()
-    requests: list[str] = []
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        # The console has no favicon yet; the browser asks for one on every page.
-        if message.location.get("url", "").endswith("/favicon.ico"):
-            return
-        if message.type in ("error", "warning"):
-            problems.append(f"{message.type}: {message.text} at {message.location.get('url')}")
-
-    def on_request(request: Request) -> None:
-        requests.append(request.url)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
-    page.on("request", on_request)
-    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+    anna_ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    page, anna = ctx.new_page(), anna_ctx.new_page()
+    boris_log, anna_log = Watched(page, b), Watched(anna, a)
     try:
         _log_in(page, b)
+        # The board: stuttgart's notice waits for an answer, and the conflict is an alert.
+        expect(page.locator(f"[data-waiting-notice='{theirs}']")).to_contain_text(
+            "air_operation from stuttgart"
+        )
+        expect(page.get_by_role("region", name="Alerts")).to_contain_text("notice_conflict")
         page.get_by_role("link", name="Notices").click()
         expect(page).to_have_url(b.url + "/notices")
         the_map = page.locator("[data-notice-map]")
@@ -286,10 +325,99 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
                 lambda: api.get(f"/notices/{theirs}").json()["acknowledged_by"], what="the ack on stuttgart"
             )
             assert acked == "moscow:boris"
+
+        # anna watches stuttgart's notices at +2.5 h; the page is never reloaded below.
+        _log_in(anna, a, "anna")
+        anna.goto(a.url + "/notices")
+        anna_map = anna.locator("[data-notice-map]")
+        anna.locator("[data-notice-time]").fill(str(150))
+        expect(anna_map).to_have_attribute("data-visible", "3")
+        expect(anna_map).to_have_attribute("data-loads", "2")  # the live part re-fetched: stream connected
+        anna.evaluate("window.stillTheSamePage = true")
+
+        # boris draws a polygon (three clicks, then the first vertex again) and a circle.
+        page.select_option("#notice-peer", "stuttgart")
+        page.select_option("#notice-category", "ground_movement")
+        page.fill("#notice-text", DRAWN)
+        page.fill("#notice-alt-upper", "500")
+        page.locator("[title='Draw Polygons']").click()
+        _click_at(page, "[data-notice-map]", (0.25, 0.25), (0.4, 0.25), (0.33, 0.45), (0.25, 0.25))
+        page.locator("[title='Draw Circle']").click()
+        _click_at(page, "[data-notice-map]", (0.7, 0.6), (0.74, 0.6))
+        form = page.locator("[data-notice-form]")
+        expect(form).to_have_attribute("data-drafts", "2")
+        expect(page.locator("[data-draft-count]")).to_have_text("2 drawn")
+        drawn = json.loads(page.locator("#notice-json").input_value())
+        assert drawn["category"] == "ground_movement"
+        assert drawn["text"] == DRAWN
+        polygon, circle = (e["volume"] for e in drawn["extents"])
+        assert len(polygon["outline_polygon"]["vertices"]) == 3
+        assert circle["outline_circle"]["radius"]["units"] == "M"
+        assert circle["outline_circle"]["radius"]["value"] > 100
+        assert polygon["altitude_upper"] == {"value": 500, "reference": "W84", "units": "M"}
+        assert drawn["extents"][0]["time_start"]["value"].endswith(":00:00Z")
+        page.screenshot(path=artifact_path("console-notices-drawn.png"), full_page=True)
+        page.get_by_role("button", name="Send notice").click()
+        expect(page).to_have_url(b.url + "/notices")
+        sent = _newest(b, DRAWN)
+        assert [list(e["volume"]) for e in sent["extents"]] == [
+            ["altitude_lower", "altitude_upper", "outline_polygon"],
+            ["altitude_lower", "altitude_upper", "outline_circle"],
+        ]
+
+        # It reaches anna's open page, the map redrawn at the same slider position.
+        arrived = anna.locator(f"tr[data-notice='{sent['id']}']")
+        expect(arrived).to_contain_text(DRAWN, timeout=LIVE_MS)
+        expect(anna_map).to_have_attribute("data-visible", "5")
+        assert anna.locator("[data-notice-time]").input_value() == "150"
+        assert anna.evaluate("window.stillTheSamePage") is True
+
+        # anna starts rejecting it. Meanwhile boris withdraws his first square: her page
+        # holds the refresh while she types the reason, and shows both once she has sent it.
+        arrived.get_by_text("Reject…").click()
+        arrived.get_by_label("Reason").fill("The corridor crosses our exercise area")
+        page.locator(f"tr[data-notice='{ours}']").get_by_role("button", name="Withdraw").click()
+        expect(page.locator(f"tr[data-notice='{ours}'] [data-notice-state]")).to_have_text("withdrawn")
+        with a.api() as api:
+            wait_for(
+                lambda: api.get(f"/notices/{ours}").json()["state"] == "withdrawn", what="the withdrawal"
+            )
+        anna.wait_for_timeout(1000)  # announced by now; not shown while she types
+        expect(anna.locator(f"tr[data-notice='{ours}'] [data-notice-state]")).to_have_text("delivered")
+        expect(arrived.get_by_label("Reason")).to_have_value("The corridor crosses our exercise area")
+        arrived.get_by_role("button", name="Reject").click()
+        expect(anna).to_have_url(a.url + "/notices")
+        expect(anna.locator(f"tr[data-notice='{sent['id']}'] [data-notice-state]")).to_have_text("rejected")
+        expect(anna.locator(f"tr[data-notice='{ours}'] [data-notice-state]")).to_have_text("withdrawn")
+        anna.evaluate("window.stillTheSamePage = true")
+        mine = page.locator(f"tr[data-notice='{sent['id']}']")
+        expect(mine.locator("[data-notice-state]")).to_have_text("rejected", timeout=LIVE_MS)  # live
+        expect(mine.get_by_role("button", name="Withdraw")).to_have_count(0)
+
+        # boris amends it from the form: the shapes come back onto the map, the band changes.
+        mine.get_by_role("link", name="Amend").click()
+        expect(form).to_have_attribute("data-drafts", "2")
+        expect(page.locator("#notice-text")).to_have_value(DRAWN)
+        page.fill("#notice-alt-upper", "600")
+        page.get_by_role("button", name="Send the amended notice").click()
+        expect(page).to_have_url(b.url + "/notices")
+        amended = _newest(b, DRAWN)
+        assert amended["version"] == 2
+        assert amended["supersedes"] == sent["id"]
+        assert [e["volume"]["altitude_upper"]["value"] for e in amended["extents"]] == [600, 600]
+        assert [e["volume"].get("outline_circle") for e in amended["extents"]] == [
+            e["volume"].get("outline_circle") for e in sent["extents"]
+        ]
+        # The new version reaches anna's page, live.
+        expect(anna.locator(f"tr[data-notice='{amended['id']}']")).to_contain_text(DRAWN, timeout=LIVE_MS)
+        expect(anna.locator(f"tr[data-notice='{sent['id']}'] [data-notice-state]")).to_have_text("amended")
+        assert anna.evaluate("window.stillTheSamePage") is True
+        anna.screenshot(path=artifact_path("console-notices-live.png"), full_page=True)
     finally:
         ctx.close()
-    outside = [url for url in requests if not url.startswith(b.url + "/")]
-    assert outside == [], outside
-    assert any(url.endswith("/static/vendor/countries-110m.json") for url in requests)
-    assert problems == [], problems
+        anna_ctx.close()
+    boris_log.check()
+    anna_log.check()
+    assert any(url.endswith("/static/vendor/countries-110m.json") for url in boris_log.requests)
+    assert any(url.endswith("/static/vendor/leaflet-geoman.min.js") for url in boris_log.requests)
     assert artifact_path("console-notices-map.png").stat().st_size > 10_000

@@ -1,5 +1,6 @@
-"""Live updates for the console: every commit that changes calls or alerts is announced
-to each connected browser over Server-Sent Events, which then re-fetches what it shows.
+"""Live updates for the console: every commit that changes calls, alerts or notices is
+announced to each connected browser over Server-Sent Events (`event: change`, with what
+changed: `{"changed": ["notices"], "n": 12}`), which then re-fetches what it shows.
 
 With SQLite there is one `serve` process and its commits feed the hub directly; with
 PostgreSQL every commit also NOTIFYs, and each process's hub is fed by a LISTENing

@@ -13,19 +13,32 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from jinja2 import Environment, PackageLoader, select_autoescape
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from openline.api.local import RowId
 from openline.console import charts
-from openline.console.live import Hub
-from openline.core.clock import parse_rfc3339, rfc3339
-from openline.errors import Conflict, CsrfRefused, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
+from openline.console import notices as notice_pages
+from openline.console.pages import (
+    COOKIE,
+    SECURITY_HEADERS,
+    hub_of,
+    json_field,
+    posted,
+    read_form,
+    redirect,
+    render,
+    session_of,
+    station_of,
+)
+
+# Re-exported for the app: it sends LoginRequired to the login page and serves /static.
+from openline.console.pages import STATIC_DIR as STATIC_DIR
+from openline.console.pages import LoginRequired as LoginRequired
+from openline.core.clock import parse_rfc3339
+from openline.errors import Conflict, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
 from openline.services import (
     accounts,
     alerts,
@@ -33,7 +46,6 @@ from openline.services import (
     handover,
     ledger_view,
     lines,
-    notices,
     report,
     rosters,
     sessions,
@@ -42,89 +54,24 @@ from openline.services import (
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 from openline.services.sessions import Session
-from openline.services.station import Station
-
-COOKIE = "openline_session"
-MAX_FORM_BYTES = 64 * 1024
-STATIC_DIR = files("openline.console") / "static"
-_ENV = Environment(
-    loader=PackageLoader("openline.console", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-# Nothing inline: scripts and styles come from /static, so the policy can forbid the rest.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 router = APIRouter(include_in_schema=False)
-
-
-class LoginRequired(Exception):
-    """No live session: the browser is sent to the login page."""
-
-
-def _station(request: Request) -> Station:
-    station: Station = request.app.state.station
-    return station
-
-
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
-
-
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = _ENV.get_template(name).render(request=request, station=_station(request).name, **context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
-
-
-def redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise InvalidInput(f"form: at most {MAX_FORM_BYTES} bytes")
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20, strict_parsing=False)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput(f"form: {exc}") from None
-    return {k: v[0] for k, v in fields.items()}
-
-
-def _session(request: Request, *, allow_password_change: bool = False) -> Session:
-    try:
-        session = sessions.session_of(_station(request), request.cookies.get(COOKIE))
-    except Unauthorized:
-        raise LoginRequired from None
-    if session.must_change_password and not allow_password_change:
-        raise LoginRequired("password")
-    return session
-
-
-async def _posted(request: Request, *, allow_password_change: bool = False) -> tuple[Session, dict[str, str]]:
-    """The session and form of a POST, after checking its CSRF token."""
-    session = _session(request, allow_password_change=allow_password_change)
-    form = await _form(request)
-    token = form.get("csrf") or request.headers.get("x-csrf-token")
-    if token != session.csrf:
-        raise CsrfRefused("this form is stale or came from another site; reload the page and try again")
-    return session, form
+router.include_router(notice_pages.router)
+FAVICON = (STATIC_DIR / "favicon.svg").read_bytes()
 
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """For what has no <link rel="icon"> (a JSON error, a CSV): the same SVG, not a 404."""
+    return Response(
+        FAVICON,
+        media_type="image/svg+xml",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=86400"},
+    )
 
 
 # Logging in and out ------------------------------------------------------------------
@@ -137,11 +84,15 @@ def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     username = form.get("username", "")
     try:
         session = sessions.login(
-            _station(request), username, form.get("password", ""), form.get("totp") or None, _client(request)
+            station_of(request),
+            username,
+            form.get("password", ""),
+            form.get("totp") or None,
+            _client(request),
         )
     except TooManyAttempts as exc:
         refused = render(request, "login.html", status=429, error=exc.detail, username=username)
@@ -164,8 +115,8 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    session, _ = await _posted(request, allow_password_change=True)
-    sessions.logout(_station(request), session.token)
+    session, _ = await posted(request, allow_password_change=True)
+    sessions.logout(station_of(request), session.token)
     response = redirect("/login")
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
     return response
@@ -173,18 +124,18 @@ async def logout(request: Request) -> Response:
 
 @router.get("/password")
 def password_page(request: Request) -> HTMLResponse:
-    session = _session(request, allow_password_change=True)
+    session = session_of(request, allow_password_change=True)
     return render(request, "password.html", session=session)
 
 
 @router.post("/password")
 async def change_password(request: Request) -> Response:
-    session, form = await _posted(request, allow_password_change=True)
+    session, form = await posted(request, allow_password_change=True)
     new = form.get("new_password", "")
     try:
         if new != form.get("confirm_password", ""):
             raise InvalidInput("the two new passwords differ")
-        sessions.change_password(_station(request), session, form.get("current_password", ""), new)
+        sessions.change_password(station_of(request), session, form.get("current_password", ""), new)
     except OpenLineError as exc:
         return render(request, "password.html", status=exc.status, session=session, error=exc.detail)
     return redirect("/")
@@ -194,7 +145,7 @@ async def change_password(request: Request) -> Response:
 
 
 def _board(request: Request, session: Session) -> dict[str, Any]:
-    station = _station(request)
+    station = station_of(request)
     who = session.principal
     content = who.can(Permission.READ_CONTENT)
     recent = calls.list_calls(station, limit=50, content=content)
@@ -210,6 +161,7 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
         "next_handover": roster["next_handover"],
         "alerts": alerts.list_alerts(station, open_only=True, limit=20),
         "handovers": handover.list_handovers(station, content=content, pending_only=True, limit=5),
+        "notices": notice_pages.awaiting(station, content=content),
     }
 
 
@@ -218,21 +170,21 @@ PRIORITY_ORDER = {"flash": 0, "immediate": 1, "priority": 2, "routine": 3}
 
 @router.get("/")
 def board_page(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     return render(request, "board.html", **_board(request, session))
 
 
 @router.get("/board")
 def board_part(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     return render(request, "_board.html", **_board(request, session))
 
 
 @router.post("/calls")
 async def place_call(request: Request) -> Response:
-    session, form = await _posted(request)
+    session, form = await posted(request)
     session.principal.require(Permission.WORK_CALLS)
-    station = _station(request)
+    station = station_of(request)
     try:
         call_id = calls.place(
             station,
@@ -253,27 +205,27 @@ async def place_call(request: Request) -> Response:
 def _call(request: Request, session: Session, call_id: str) -> dict[str, Any]:
     who = session.principal
     who.require(Permission.VIEW)
-    call = calls.show_call(_station(request), call_id, content=who.can(Permission.READ_CONTENT))
+    call = calls.show_call(station_of(request), call_id, content=who.can(Permission.READ_CONTENT))
     return {"session": session, "call": call, "can_work": who.can(Permission.WORK_CALLS)}
 
 
 @router.get("/calls/{call_id}")
 def call_page(request: Request, call_id: str) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     return render(request, "call.html", **_call(request, session, call_id))
 
 
 @router.get("/calls/{call_id}/live")
 def call_part(request: Request, call_id: str) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     return render(request, "_call.html", **_call(request, session, call_id))
 
 
 @router.post("/calls/{call_id}/{action}")
 async def call_action(request: Request, call_id: str, action: str) -> Response:
-    session, form = await _posted(request)
+    session, form = await posted(request)
     session.principal.require(Permission.WORK_CALLS)
-    station, actor = _station(request), session.principal.name
+    station, actor = station_of(request), session.principal.name
     try:
         if action == "pickup":
             calls.pickup(station, actor, call_id)
@@ -296,18 +248,18 @@ async def call_action(request: Request, call_id: str, action: str) -> Response:
 
 @router.post("/alerts/{alert_id}/ack")
 async def ack_alert(request: Request, alert_id: RowId) -> Response:
-    session, _ = await _posted(request)
+    session, _ = await posted(request)
     session.principal.require(Permission.WORK_CALLS)
-    alerts.acknowledge_alert(_station(request), session.principal.name, alert_id)
+    alerts.acknowledge_alert(station_of(request), session.principal.name, alert_id)
     return redirect("/")
 
 
 @router.post("/handovers")
 async def hand_over(request: Request) -> Response:
-    session, form = await _posted(request)
+    session, form = await posted(request)
     session.principal.require(Permission.WORK_CALLS)
     try:
-        handover.hand_over(_station(request), session.principal.name, form.get("note", ""))
+        handover.hand_over(station_of(request), session.principal.name, form.get("note", ""))
     except OpenLineError as exc:
         return render(request, "board.html", status=exc.status, error=exc.detail, **_board(request, session))
     return redirect("/")
@@ -315,10 +267,10 @@ async def hand_over(request: Request) -> Response:
 
 @router.post("/handovers/{handover_id}/ack")
 async def ack_handover(request: Request, handover_id: RowId) -> Response:
-    session, _ = await _posted(request)
+    session, _ = await posted(request)
     session.principal.require(Permission.WORK_CALLS)
     try:
-        handover.acknowledge_handover(_station(request), session.principal.name, handover_id)
+        handover.acknowledge_handover(station_of(request), session.principal.name, handover_id)
     except OpenLineError as exc:
         return render(request, "board.html", status=exc.status, error=exc.detail, **_board(request, session))
     return redirect("/")
@@ -359,14 +311,14 @@ def _filter(request: Request) -> tuple[calls.CallFilter, dict[str, str]]:
 
 @router.get("/history")
 def history(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     who = session.principal
     who.require(Permission.VIEW)
-    context: dict[str, Any] = {"session": session, "lines": lines.list_lines(_station(request))}
+    context: dict[str, Any] = {"session": session, "lines": lines.list_lines(station_of(request))}
     try:
         where, chosen = _filter(request)
         rows = calls.list_calls(
-            _station(request), limit=HISTORY_LIMIT, content=who.can(Permission.READ_CONTENT), where=where
+            station_of(request), limit=HISTORY_LIMIT, content=who.can(Permission.READ_CONTENT), where=where
         )
     except InvalidInput as exc:
         return render(request, "history.html", status=422, error=exc.detail, calls=[], chosen={}, **context)
@@ -381,19 +333,19 @@ def _csv_cell(value: Any) -> str:
 
 @router.get("/history.csv")
 def history_csv(request: Request) -> Response:
-    session = _session(request)
+    session = session_of(request)
     who = session.principal
     who.require(Permission.VIEW)
     where, _ = _filter(request)
     rows = calls.list_calls(
-        _station(request), limit=CSV_LIMIT, content=who.can(Permission.READ_CONTENT), where=where
+        station_of(request), limit=CSV_LIMIT, content=who.can(Permission.READ_CONTENT), where=where
     )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)
     for row in rows:
         writer.writerow([_csv_cell(row[field]) for field in CSV_FIELDS])
-    name = f"openline-{_station(request).name}-calls.csv"
+    name = f"openline-{station_of(request).name}-calls.csv"
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
@@ -403,9 +355,9 @@ def history_csv(request: Request) -> Response:
 
 @router.get("/roster")
 def roster_page(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     session.principal.require(Permission.VIEW)
-    station = _station(request)
+    station = station_of(request)
     return render(request, "roster.html", session=session, **rosters.roster_week(station))
 
 
@@ -414,9 +366,9 @@ def roster_page(request: Request) -> HTMLResponse:
 
 @router.get("/report")
 def report_page(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     session.principal.require(Permission.VIEW)
-    station = _station(request)
+    station = station_of(request)
     period = request.query_params.get("period") or report.current_period(station)
     try:
         data = report.transparency_report(station, period)
@@ -433,74 +385,20 @@ def report_page(request: Request) -> HTMLResponse:
 
 def _ledger(request: Request, session: Session) -> dict[str, Any]:
     session.principal.require(Permission.VIEW)
-    with _station(request).db.read() as conn:
+    with station_of(request).db.read() as conn:
         return {"session": session, "ledger": ledger_view.status(conn)}
 
 
 @router.get("/ledger")
 def ledger_page(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     return render(request, "ledger.html", **_ledger(request, session))
 
 
 @router.get("/ledger/live")
 def ledger_part(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     return render(request, "_ledger.html", **_ledger(request, session))
-
-
-# Notices: the map and the history ---------------------------------------------------
-
-NOTICE_LIMIT = 500
-MAP_DAYS = 7  # the time slider runs from now to now + MAP_DAYS
-
-
-def _notices(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
-    who = session.principal
-    who.require(Permission.VIEW)
-    station = _station(request)
-    rows = notices.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT)
-    return {
-        "session": session,
-        "notices": rows,
-        "can_work": who.can(Permission.WORK_CALLS),
-        "peers": [line["peer"] for line in lines.list_lines(station) if line["state"] == "active"],
-        # Read by static/notices.js from a non-executed JSON block: the CSP stays strict.
-        "map_data": {"now": rfc3339(station.clock.now()), "days": MAP_DAYS, "notices": rows},
-        **extra,
-    }
-
-
-@router.get("/notices")
-def notices_page(request: Request) -> HTMLResponse:
-    session = _session(request)
-    return render(request, "notices.html", **_notices(request, session))
-
-
-@router.post("/notices")
-async def send_notice(request: Request) -> Response:
-    session, form = await _posted(request)
-    session.principal.require(Permission.WORK_CALLS)
-    peer, pasted = form.get("peer", ""), form.get("notice", "")
-    try:
-        document = _json_field(form, "notice")
-        notices.send(_station(request), session.principal.name, peer, document)
-    except OpenLineError as exc:
-        context = _notices(request, session, pasted=pasted, chosen_peer=peer)
-        return render(request, "notices.html", status=exc.status, error=exc.detail, **context)
-    return redirect("/notices")
-
-
-@router.post("/notices/{notice_id}/ack")
-async def ack_notice(request: Request, notice_id: str) -> Response:
-    session, _ = await _posted(request)
-    session.principal.require(Permission.WORK_CALLS)
-    try:
-        notices.acknowledge(_station(request), session.principal.name, notice_id)
-    except OpenLineError as exc:
-        context = _notices(request, session)
-        return render(request, "notices.html", status=exc.status, error=exc.detail, **context)
-    return redirect("/notices")
 
 
 # Administration ----------------------------------------------------------------------
@@ -510,7 +408,7 @@ def _admin(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
     who = session.principal
     if not (who.can(Permission.MANAGE_USERS) or who.can(Permission.MANAGE_LINES)):
         who.require(Permission.MANAGE_USERS)  # raises, naming the roles that may
-    station = _station(request)
+    station = station_of(request)
     with station.db.read() as conn:
         people = accounts.list_users(conn) if who.can(Permission.MANAGE_USERS) else []
     line_list = lines.list_lines(station)
@@ -531,22 +429,14 @@ def _admin(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _json_field(form: dict[str, str], name: str) -> Any:
-    """A form field that holds a JSON document (a card, a policy), or `invalid_input`."""
-    try:
-        return json.loads(form.get(name, ""))
-    except ValueError as exc:
-        raise InvalidInput(f"{name}: not JSON: {exc}") from None
-
-
 @router.get("/admin")
 def admin_page(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = session_of(request)
     return render(request, "admin.html", **_admin(request, session))
 
 
 async def _admin_action(request: Request, permission: Permission) -> tuple[Session, dict[str, str]]:
-    session, form = await _posted(request)
+    session, form = await posted(request)
     session.principal.require(permission)
     return session, form
 
@@ -562,7 +452,7 @@ def _admin_result(request: Request, session: Session, done: Callable[[], str]) -
 @router.post("/admin/users")
 async def admin_add_user(request: Request) -> HTMLResponse:
     session, form = await _admin_action(request, Permission.MANAGE_USERS)
-    station = _station(request)
+    station = station_of(request)
 
     def done() -> str:
         password = accounts.one_time_password()
@@ -585,7 +475,7 @@ async def admin_add_user(request: Request) -> HTMLResponse:
 @router.post("/admin/users/{name}/{action}")
 async def admin_user_action(request: Request, name: str, action: str) -> HTMLResponse:
     session, _ = await _admin_action(request, Permission.MANAGE_USERS)
-    station, actor = _station(request), session.principal.name
+    station, actor = station_of(request), session.principal.name
 
     def done() -> str:
         if action in ("disable", "enable"):
@@ -604,10 +494,10 @@ async def admin_user_action(request: Request, name: str, action: str) -> HTMLRes
 @router.post("/admin/lines")
 async def admin_add_line(request: Request) -> HTMLResponse:
     session, form = await _admin_action(request, Permission.MANAGE_LINES)
-    station = _station(request)
+    station = station_of(request)
 
     def done() -> str:
-        card = _json_field(form, "card")
+        card = json_field(form, "card")
         deadline = form.get("answer_deadline_s", "").strip()
         if deadline and not deadline.isdigit():
             raise InvalidInput(f"answer deadline: whole seconds, got {deadline!r}")
@@ -626,10 +516,10 @@ async def admin_add_line(request: Request) -> HTMLResponse:
 @router.post("/admin/lines/{peer}/policy")
 async def admin_set_policy(request: Request, peer: str) -> HTMLResponse:
     session, form = await _admin_action(request, Permission.MANAGE_LINES)
-    station = _station(request)
+    station = station_of(request)
 
     def done() -> str:
-        policy = _json_field(form, "policy")
+        policy = json_field(form, "policy")
         watch.set_policy(station, session.principal.name, peer, policy)
         return f"Escalation policy of the line with {peer} saved; calls already ringing keep theirs."
 
@@ -641,14 +531,14 @@ async def admin_set_policy(request: Request, peer: str) -> HTMLResponse:
 
 @router.get("/events")
 def events(request: Request) -> StreamingResponse:
-    _session(request)
+    session_of(request)
     server = getattr(request.app.state, "server", None)
 
     def stopping() -> bool:
         return bool(server is not None and server.should_exit)
 
     return StreamingResponse(
-        _hub(request).stream(stopping),
+        hub_of(request).stream(stopping),
         media_type="text/event-stream",
         headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"},
     )

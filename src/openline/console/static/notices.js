@@ -2,19 +2,21 @@
 // Earth country outlines shipped in the package, the volumes of the active notices, and a
 // time slider that shows the volumes active at the chosen time. Data comes from the page's
 // JSON block (#notice-data), which is never executed, so the CSP needs no exception.
+//
+// Live: the history (#notices-live, with the JSON block in it) is re-fetched by htmx when
+// the station says notices changed; the map then redraws from the new block, keeping the
+// slider, the view and anything drawn. For officers, Leaflet-Geoman (vendored) draws a
+// new notice's polygons and circles, which fill the form's notice JSON.
 (function () {
   "use strict";
 
   var ACTIVE = { sent: true, delivered: true, acknowledged: true };
   var PROTECTED = { protected_site: true, protected_movement: true };
   var FEET = 0.3048;
-  var COLOURS = { activity: "#64b5f6", protected: "#34c759", conflict: "#ff3b30" };
+  var COLOURS = { activity: "#64b5f6", protected: "#34c759", conflict: "#ff3b30", draft: "#ffd60a" };
 
   var el = document.querySelector("[data-notice-map]");
-  var source = document.getElementById("notice-data");
-  if (!el || !source || !window.L) return;
-  var data = JSON.parse(source.textContent);
-  var now = Date.parse(data.now);
+  if (!el || !window.L) return;
 
   var map = L.map(el, { worldCopyJump: true, minZoom: 1, maxZoom: 16 });
   map.attributionControl.addAttribution("Country outlines: Natural Earth");
@@ -29,6 +31,7 @@
       var countries = topojson.feature(topology, topology.objects.countries);
       L.geoJSON(countries, {
         interactive: false,
+        pmIgnore: true,  // not for the drawing tools to edit
         style: { className: "country", color: "#5b6b7c", weight: 1, fillColor: "#26313d", fillOpacity: 1 },
       }).addTo(map).bringToBack();
       el.setAttribute("data-countries", String(countries.features.length));
@@ -73,49 +76,66 @@
     return box;
   }
 
-  var active = {};
-  data.notices.forEach(function (notice) { if (ACTIVE[notice.state]) active[notice.id] = true; });
+  // A Leaflet layer for a Volume4D outline, and the bounds it covers.
+  function outline(volume, style) {
+    if (volume.outline_circle) {
+      var c = volume.outline_circle;
+      var radius = metres(c.radius);
+      var centre = L.latLng(c.center.lat, c.center.lng);
+      var options = L.extend({}, style, { radius: radius });
+      return { layer: L.circle(centre, options), bounds: centre.toBounds(2 * radius) };  // a circle's own bounds need a map
+    }
+    var layer = L.polygon(unwrap(volume.outline_polygon.vertices), style);
+    return { layer: layer, bounds: layer.getBounds() };
+  }
 
+  var now = Date.now();
   var volumes = [];
-  data.notices.forEach(function (notice) {
-    if (!active[notice.id]) return;
-    notice.extents.forEach(function (extent, i) {
-      var n = i + 1;
-      var conflict = notice.conflicts.some(function (c) {
-        return c.volume === n && active[c.other_notice];
-      });
-      var kind = conflict ? "conflict" : PROTECTED[notice.category] ? "protected" : "activity";
-      var style = {
-        className: "notice-volume notice-" + kind,
-        color: COLOURS[kind],
-        weight: conflict ? 3 : 2,
-        fillOpacity: 0.25,
-        dashArray: kind === "protected" ? "6 4" : null,
-      };
-      var v = extent.volume, layer, bounds;
-      if (v.outline_circle) {
-        style.radius = metres(v.outline_circle.radius);
-        var centre = L.latLng(v.outline_circle.center.lat, v.outline_circle.center.lng);
-        layer = L.circle(centre, style);
-        bounds = centre.toBounds(2 * style.radius);  // a circle's own bounds need a map
-      } else {
-        layer = L.polygon(unwrap(v.outline_polygon.vertices), style);
-        bounds = layer.getBounds();
-      }
-      layer.bindTooltip(describe(notice, n, extent, conflict), { sticky: true });
-      volumes.push({
-        layer: layer,
-        bounds: bounds,
-        start: Date.parse(extent.time_start.value),
-        end: extent.time_end ? Date.parse(extent.time_end.value) : Infinity,
-      });
-    });
-  });
-
+  var fitted = false;
+  var loaded = null;  // the JSON block's text last drawn
   var shown = L.featureGroup().addTo(map);
   var slider = document.querySelector("[data-notice-time]");
   var label = document.querySelector("[data-notice-time-label]");
   var anyTime = document.querySelector("[data-notice-any-time]");
+
+  function load(data) {
+    now = Date.parse(data.now);
+    var active = {};
+    data.notices.forEach(function (notice) { if (ACTIVE[notice.state]) active[notice.id] = true; });
+    volumes = [];
+    data.notices.forEach(function (notice) {
+      if (!active[notice.id]) return;
+      notice.extents.forEach(function (extent, i) {
+        var n = i + 1;
+        var conflict = notice.conflicts.some(function (c) {
+          return c.volume === n && active[c.other_notice];
+        });
+        var kind = conflict ? "conflict" : PROTECTED[notice.category] ? "protected" : "activity";
+        var drawn = outline(extent.volume, {
+          className: "notice-volume notice-" + kind,
+          color: COLOURS[kind],
+          weight: conflict ? 3 : 2,
+          fillOpacity: 0.25,
+          dashArray: kind === "protected" ? "6 4" : null,
+          pmIgnore: true,
+        });
+        drawn.layer.bindTooltip(describe(notice, n, extent, conflict), { sticky: true });
+        volumes.push({
+          layer: drawn.layer,
+          bounds: drawn.bounds,
+          start: Date.parse(extent.time_start.value),
+          end: extent.time_end ? Date.parse(extent.time_end.value) : Infinity,
+        });
+      });
+    });
+    update();
+    if (!fitted && volumes.length) {  // later refreshes keep the officer's view
+      var bounds = L.latLngBounds([]);
+      volumes.forEach(function (v) { bounds.extend(v.bounds); });
+      map.fitBounds(bounds, { padding: [30, 30], maxZoom: 9 });  // a country border or two stays in view
+      fitted = true;
+    }
+  }
 
   function update() {
     var at = now + Number(slider.value) * 60000;
@@ -133,13 +153,197 @@
     el.setAttribute("data-visible", String(count));
   }
 
+  function reload() {
+    var source = document.getElementById("notice-data");
+    if (!source || source.textContent === loaded) return;
+    loaded = source.textContent;
+    load(JSON.parse(loaded));
+    el.setAttribute("data-loads", String(Number(el.getAttribute("data-loads") || 0) + 1));
+  }
+
   slider.addEventListener("input", update);
   if (anyTime) anyTime.addEventListener("change", update);
-  update();
+  reload();
 
-  if (volumes.length) {
-    var bounds = L.latLngBounds([]);
-    volumes.forEach(function (v) { bounds.extend(v.bounds); });
-    map.fitBounds(bounds, { padding: [30, 30], maxZoom: 9 });  // a country border or two stays in view
+  // Live updates ------------------------------------------------------------------------
+
+  // The history is re-fetched only when notices changed (or the stream has just connected:
+  // whatever changed meanwhile), and not while an officer is typing a rejection's reason.
+  var pending = false;
+  function busy(live) {  // a rejection being written: its form is open, or has the focus
+    var focus = document.activeElement;
+    if (focus && live.contains(focus) && /^(INPUT|TEXTAREA|SELECT)$/.test(focus.tagName)) return true;
+    return live.querySelector("details[open]") !== null;
   }
+  document.addEventListener("htmx:confirm", function (ev) {
+    var live = ev.target;
+    if (!live || live.id !== "notices-live") return;
+    var trigger = ev.detail.triggeringEvent;
+    if (trigger && trigger.type === "sse:change") {
+      var changed = [];
+      try { changed = JSON.parse(trigger.detail.data).changed || []; } catch (e) { changed = []; }
+      if (changed.indexOf("notices") < 0 && changed.indexOf("connected") < 0) {
+        ev.preventDefault();
+        return;
+      }
+    }
+    if (busy(live)) {
+      ev.preventDefault();
+      pending = true;
+    }
+  });
+  setInterval(function () {
+    var live = document.getElementById("notices-live");
+    if (pending && live && !busy(live) && window.htmx) {
+      pending = false;
+      htmx.trigger(live, "refresh");
+    }
+  }, 1000);
+  document.addEventListener("htmx:afterSettle", reload);
+
+  // Drawing a notice ----------------------------------------------------------------------
+
+  var form = document.querySelector("[data-notice-form]");
+  if (!form || !map.pm) return;
+  var json = form.querySelector("[data-notice-json]");
+  var counter = form.querySelector("[data-draft-count]");
+  var field = function (name) { return form.querySelector("[data-field='" + name + "']"); };
+  var drafts = L.featureGroup().addTo(map);
+  var written = null;  // the JSON this script last wrote; anything else was pasted
+  var DRAFT = { className: "notice-draft", color: COLOURS.draft, weight: 2, fillOpacity: 0.2 };
+
+  map.pm.setGlobalOptions({
+    layerGroup: drafts,
+    allowSelfIntersection: false,  // the station refuses a self-intersecting polygon anyway
+    snappable: false,
+    pathOptions: DRAFT,
+    templineStyle: { color: COLOURS.draft },
+    hintlineStyle: { color: COLOURS.draft, dashArray: [5, 5] },
+  });
+  map.pm.addControls({
+    position: "topleft",
+    drawMarker: false,
+    drawCircleMarker: false,
+    drawPolyline: false,
+    drawText: false,
+    cutPolygon: false,
+    rotateMode: false,
+  });
+
+  function round(x, digits) {
+    var f = Math.pow(10, digits);
+    return Math.round(x * f) / f;
+  }
+  function point(latlng) {
+    var p = latlng.wrap();  // a shape drawn on a world copy is still on Earth
+    return { lat: round(p.lat, 7), lng: round(p.lng, 7) };  // 1 cm
+  }
+  function number(text) {  // anything else goes to the station as typed, which names it
+    var t = String(text).trim();
+    return t !== "" && isFinite(Number(t)) ? Number(t) : t;
+  }
+  // A time as typed: "2026-11-27 06:00" is read as UTC and written as RFC 3339
+  // ("2026-11-27T06:00:00Z"); anything else goes as typed, for the station to name.
+  var TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?\s*(Z|[+-]\d{2}:\d{2})?$/i;
+  function utc(text) {
+    var t = text.trim(), m = TIME.exec(t);
+    if (!m) return t;
+    return m[1] + "T" + m[2] + (m[3] || ":00") + (m[4] ? m[4].toUpperCase() : "Z");
+  }
+  function altitude(name) {
+    return { value: number(field(name).value), reference: "W84", units: field("alt_units").value === "ft" ? "FT" : "M" };
+  }
+
+  function extent(layer) {
+    var volume = {};
+    if (layer instanceof L.Circle) {
+      volume.outline_circle = {
+        center: point(layer.getLatLng()),
+        radius: { value: round(layer.getRadius(), 2), units: "M" },
+      };
+    } else {
+      volume.outline_polygon = { vertices: layer.getLatLngs()[0].map(point) };
+    }
+    volume.altitude_lower = altitude("alt_lower");
+    volume.altitude_upper = altitude("alt_upper");
+    var out = { volume: volume, time_start: { value: utc(field("time_start").value), format: "RFC3339" } };
+    var end = field("time_end").value.trim();
+    if (end) out.time_end = { value: utc(end), format: "RFC3339" };
+    return out;
+  }
+
+  function drawn() {  // what the drawing tools hold now, in the order drawn
+    return drafts.getLayers().filter(function (layer) { return map.hasLayer(layer); });
+  }
+
+  function count(shapes) {
+    counter.textContent = shapes.length ? shapes.length + " drawn" : "none drawn";
+    form.setAttribute("data-drafts", String(shapes.length));
+  }
+
+  function compose() {
+    var shapes = drawn();
+    count(shapes);
+    if (!shapes.length) {
+      if (json.value === written) json.value = "";
+      written = null;
+      return;
+    }
+    var doc = { category: field("category").value, text: field("text").value, extents: shapes.map(extent) };
+    json.value = written = JSON.stringify(doc, null, 2);
+  }
+
+  function watch(layer) {
+    layer.on("pm:edit pm:dragend", compose);
+  }
+
+  map.on("pm:create", function (ev) { watch(ev.layer); compose(); });
+  map.on("pm:remove", function (ev) { drafts.removeLayer(ev.layer); compose(); });
+  Array.prototype.forEach.call(form.querySelectorAll("[data-field]"), function (input) {
+    var changed = function () { if (drawn().length) compose(); };
+    input.addEventListener("input", changed);
+    input.addEventListener("change", changed);
+  });
+
+  // A notice already in the form (the station refused it, or it is being amended) comes
+  // back onto the map as shapes to edit, and its fields into the form, when the form could
+  // have written it: one band (in metres or feet) and one window for all its volumes.
+  // Otherwise it stays as JSON to edit by hand. Either way its text is kept as it is
+  // until the officer changes a shape or a field.
+  function adopt(text) {
+    var doc, layers, first;
+    try {
+      doc = JSON.parse(text);
+      first = doc.extents[0];
+      var key = function (e) {
+        return JSON.stringify([e.volume.altitude_lower, e.volume.altitude_upper, e.time_start, e.time_end || null]);
+      };
+      var units = first.volume.altitude_lower.units;
+      var categories = Array.prototype.map.call(field("category").options, function (o) { return o.value; });
+      if (doc.routes || categories.indexOf(doc.category) < 0 || typeof doc.text !== "string") return;
+      if ((units !== "M" && units !== "FT") || first.volume.altitude_upper.units !== units) return;
+      if (!doc.extents.every(function (e) { return key(e) === key(first); })) return;
+      layers = doc.extents.map(function (e) { return outline(e.volume, L.extend({ pmIgnore: false }, DRAFT)); });
+    } catch (e) {
+      return;  // not JSON, or not a notice the form could have written
+    }
+    field("category").value = doc.category;
+    field("text").value = doc.text;
+    field("alt_lower").value = first.volume.altitude_lower.value;
+    field("alt_upper").value = first.volume.altitude_upper.value;
+    field("alt_units").value = first.volume.altitude_lower.units === "FT" ? "ft" : "m";
+    field("time_start").value = first.time_start.value;
+    field("time_end").value = first.time_end ? first.time_end.value : "";
+    var bounds = L.latLngBounds([]);
+    layers.forEach(function (made) {
+      drafts.addLayer(made.layer);
+      watch(made.layer);
+      bounds.extend(made.bounds);
+    });
+    map.fitBounds(bounds, { padding: [30, 30], maxZoom: 9 });
+    fitted = true;
+    written = text;
+    count(drawn());
+  }
+  if (json.value.trim()) adopt(json.value);
 })();

@@ -1,0 +1,183 @@
+"""The console's notices: the map and the history (`/notices`, its live part
+`/notices/live`), the notice form (shapes drawn on the map or a pasted notice file), the
+buttons that acknowledge, reject, withdraw and amend, and the watch board's list of
+notices waiting for our acknowledgement.
+
+Every button is the same use case as `openline notice ...` (`services.notices`), shown
+only where the notice state machine (`core.notices.apply`) allows it; the station checks
+again, and a refusal is shown on the page.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from openline.console.pages import json_field, posted, redirect, render, session_of, station_of
+from openline.core import notices as nm
+from openline.core.clock import MICROS, rfc3339
+from openline.errors import IllegalTransition, InvalidInput, OpenLineError
+from openline.services import lines, notices
+from openline.services.accounts import Permission
+from openline.services.sessions import Session
+from openline.services.station import Station
+
+NOTICE_LIMIT = 500
+MAP_DAYS = 7  # the time slider runs from now to now + MAP_DAYS
+RFC3339_UTC = "%Y-%m-%dT%H:%M:%SZ"
+# A notice's body may hold 48 KiB (services.notices.MAX_BODY); form-encoding JSON can
+# triple it, so its form may be larger than others.
+NOTICE_FORM_BYTES = 256 * 1024
+WAITING = ("sent", "delivered")  # an inbound notice in these states awaits our answer
+# The notice form's own fields: they build the document in the browser and are kept,
+# as typed, when the station refuses the notice. The station reads only `notice`.
+BUILDER_FIELDS = ("category", "text", "alt_lower", "alt_upper", "alt_units", "time_start", "time_end")
+_BUTTONS = {
+    "ack": nm.Event.ACK,
+    "reject": nm.Event.REJECT,
+    "withdraw": nm.Event.WITHDRAW,
+    "amend": nm.Event.AMEND,
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def actions(notice: dict[str, Any]) -> frozenset[str]:
+    """The buttons a notice has for someone who works calls: those whose event the state
+    machine allows from this side (the receiver answers, the sender withdraws or amends)."""
+    by = nm.Party.SENDER if notice["direction"] == "out" else nm.Party.RECEIVER
+    try:
+        state = nm.State(notice["state"])
+    except ValueError:
+        return frozenset()
+    allowed = set()
+    for name, event in _BUTTONS.items():
+        try:
+            nm.apply(state, event, by)
+        except IllegalTransition:
+            continue
+        allowed.add(name)
+    return frozenset(allowed)
+
+
+def awaiting(station: Station, *, content: bool) -> list[dict[str, Any]]:
+    """Inbound notices still waiting for our acknowledgement, the nearest deadline first."""
+    recent = notices.list_notices(station, content=False, limit=NOTICE_LIMIT)
+    waiting = [n for n in recent if n["direction"] == "in" and n["state"] in WAITING]
+    if content:  # the text is sealed: open only the few the board shows
+        waiting = [notices.show_notice(station, n["id"], content=True) for n in waiting]
+    return sorted(waiting, key=lambda n: (n["deadline_at"] is None, n["deadline_at"] or ""))
+
+
+def _default_fields(station: Station) -> dict[str, str]:
+    """The form's starting values: 0 to 1,000 m, from the next full hour for three hours."""
+    now = datetime.fromtimestamp(station.clock.now() / MICROS, UTC)
+    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return {
+        "category": "air_operation",
+        "text": "",
+        "alt_lower": "0",
+        "alt_upper": "1000",
+        "alt_units": "m",
+        "time_start": start.strftime(RFC3339_UTC),
+        "time_end": (start + timedelta(hours=3)).strftime(RFC3339_UTC),
+    }
+
+
+def _context(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
+    who = session.principal
+    who.require(Permission.VIEW)
+    station = station_of(request)
+    rows = notices.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT)
+    return {
+        "session": session,
+        "notices": rows,
+        "can_work": who.can(Permission.WORK_CALLS),
+        "actions": actions,
+        "peers": [line["peer"] for line in lines.list_lines(station) if line["state"] == "active"],
+        "categories": nm.CATEGORIES,
+        "fields": _default_fields(station),
+        # Read by static/notices.js from a non-executed JSON block: the CSP stays strict.
+        "map_data": {"now": rfc3339(station.clock.now()), "days": MAP_DAYS, "notices": rows},
+        **extra,
+    }
+
+
+def _amendment(request: Request, session: Session, notice_id: str) -> dict[str, Any]:
+    """The form filled with one of our notices, to send a new version of it."""
+    session.principal.require(Permission.WORK_CALLS)
+    notice = notices.show_notice(
+        station_of(request), notice_id, content=session.principal.can(Permission.READ_CONTENT)
+    )
+    if "amend" not in actions(notice):
+        raise IllegalTransition(
+            f"notice {notice_id} cannot be amended: it is {notice['direction']}bound and {notice['state']}"
+        )
+    document = {
+        "category": notice["category"],
+        "text": notice.get("text") or "",
+        "extents": notice["extents"],
+    }
+    return {"amends": notice_id, "chosen_peer": notice["peer"], "pasted": json.dumps(document, indent=2)}
+
+
+@router.get("/notices")
+def notices_page(request: Request) -> HTMLResponse:
+    session = session_of(request)
+    amend = request.query_params.get("amend")
+    if not amend:
+        return render(request, "notices.html", **_context(request, session))
+    try:
+        form = _amendment(request, session, amend)
+    except OpenLineError as exc:
+        return render(
+            request, "notices.html", status=exc.status, error=exc.detail, **_context(request, session)
+        )
+    return render(request, "notices.html", **_context(request, session, **form))
+
+
+@router.get("/notices/live")
+def notices_part(request: Request) -> HTMLResponse:
+    session = session_of(request)
+    return render(request, "_notices.html", **_context(request, session))
+
+
+@router.post("/notices")
+async def send_notice(request: Request) -> Response:
+    session, form = await posted(request, max_bytes=NOTICE_FORM_BYTES)
+    session.principal.require(Permission.WORK_CALLS)
+    peer, amends = form.get("peer", ""), form.get("amends") or None
+    try:
+        document = json_field(form, "notice")
+        notices.send(station_of(request), session.principal.name, peer, document, amends=amends)
+    except OpenLineError as exc:
+        typed = {k: form[k] for k in BUILDER_FIELDS if k in form}
+        context = _context(request, session, pasted=form.get("notice", ""), chosen_peer=peer, amends=amends)
+        context["fields"] = {**context["fields"], **typed}
+        return render(request, "notices.html", status=exc.status, form_error=exc.detail, **context)
+    return redirect("/notices")
+
+
+@router.post("/notices/{notice_id}/{action}")
+async def notice_action(request: Request, notice_id: str, action: str) -> Response:
+    session, form = await posted(request)
+    session.principal.require(Permission.WORK_CALLS)
+    station, actor = station_of(request), session.principal.name
+    try:
+        if action == "ack":
+            notices.acknowledge(station, actor, notice_id)
+        elif action == "reject":
+            notices.reject(station, actor, notice_id, form.get("reason", ""))
+        elif action == "withdraw":
+            notices.withdraw(station, actor, notice_id)
+        else:
+            raise InvalidInput(f"no action {action!r}")
+    except OpenLineError as exc:
+        return render(
+            request, "notices.html", status=exc.status, error=exc.detail, **_context(request, session)
+        )
+    return redirect("/" if form.get("back") == "board" else "/notices")

@@ -1,0 +1,107 @@
+"""What every console route shares: the session and its CSRF check, reading a form,
+rendering a template with the security headers, and the redirect after a POST."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from openline.console.live import Hub
+from openline.errors import CsrfRefused, InvalidInput, Unauthorized
+from openline.services import sessions
+from openline.services.sessions import Session
+from openline.services.station import Station
+
+COOKIE = "openline_session"
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 20
+STATIC_DIR = files("openline.console") / "static"
+_ENV = Environment(
+    loader=PackageLoader("openline.console", "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+# Nothing inline: scripts and styles come from /static, so the policy can forbid the rest.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class LoginRequired(Exception):
+    """No live session: the browser is sent to the login page."""
+
+
+def station_of(request: Request) -> Station:
+    station: Station = request.app.state.station
+    return station
+
+
+def hub_of(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _ENV.get_template(name).render(request=request, station=station_of(request).name, **context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+
+
+async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise InvalidInput(f"form: at most {max_bytes} bytes")
+    try:
+        fields = parse_qs(
+            body.decode(), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, strict_parsing=False
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"form: {exc}") from None
+    return {k: v[0] for k, v in fields.items()}
+
+
+def session_of(request: Request, *, allow_password_change: bool = False) -> Session:
+    try:
+        session = sessions.session_of(station_of(request), request.cookies.get(COOKIE))
+    except Unauthorized:
+        raise LoginRequired from None
+    if session.must_change_password and not allow_password_change:
+        raise LoginRequired("password")
+    return session
+
+
+async def posted(
+    request: Request, *, allow_password_change: bool = False, max_bytes: int = MAX_FORM_BYTES
+) -> tuple[Session, dict[str, str]]:
+    """The session and form of a POST, after checking its CSRF token."""
+    session = session_of(request, allow_password_change=allow_password_change)
+    form = await read_form(request, max_bytes)
+    token = form.get("csrf") or request.headers.get("x-csrf-token")
+    if token != session.csrf:
+        raise CsrfRefused("this form is stale or came from another site; reload the page and try again")
+    return session, form
+
+
+def json_field(form: dict[str, str], name: str) -> Any:
+    """A form field that holds a JSON document (a card, a policy, a notice), or `invalid_input`."""
+    try:
+        return json.loads(form.get(name, ""))
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: not JSON: {exc}") from None
