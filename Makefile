@@ -63,6 +63,7 @@ bench: venv bench-deps
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/conflicts.py
+	$(BIN)/python bench/notice_station.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
