@@ -128,12 +128,7 @@ def run(
         station_ms, engine_ms, differ = [], [], 0
         with b.station.db.read() as conn:
             now = clock.now()
-            select_ = notice_conflicts.candidate_query(
-                conn.dialect.name, "new", "new", queries[0], now, notice_conflicts.engine.Margins()
-            )
-            explain = "EXPLAIN QUERY PLAN " if url_b is None else "EXPLAIN "
-            sql = str(select_.compile(conn, compile_kwargs={"literal_binds": True}))
-            plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + sql))
+            plan = "\n".join(notice_conflicts.candidate_plan(conn, queries[0]))
             print(f"\n{backend} plan of the candidate query:\n{plan}")
             for q in queries:
                 v = q

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Float,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     func,
     insert,
     literal_column,
@@ -95,7 +98,7 @@ _boxes = Table(
     Column("notice_id", String),
     Column("n", Integer),
 )
-_OPEN_END = 9.0e18  # as the R*Tree stores an open end
+_OPEN_END = 9 * 10**18  # as the R*Tree stores an open end; an int8 for PostgreSQL
 _CLOSED: Any = literal_column("'[]'")
 
 
@@ -110,36 +113,72 @@ def _candidates(
     intervals) and n-vector box come within `reach` of this volume's: the database
     narrows through its spatial index, the exact test decides. The boxes are
     conservative, so no conflict is missed."""
-    return list(conn.execute(candidate_query(conn.dialect.name, notice_id, series, v, now, reach)).all())
+    query = candidate_query(conn.dialect.name)
+    return list(conn.execute(query, candidate_params(notice_id, series, v, now, reach)).all())
 
 
-def candidate_query(
-    dialect: str, notice_id: str, series: str, v: Volume, now: int, reach: engine.Margins
-) -> Any:
-    """The SELECT `_candidates` runs (public so that the benchmark can EXPLAIN it)."""
+def candidate_params(
+    notice_id: str, series: str, v: Volume, now: int, reach: engine.Margins
+) -> dict[str, Any]:
+    """The parameters of `candidate_query` for one volume: its box, band and window, each
+    widened by `reach`."""
     lo, hi = (b[0] for b in nvector_boxes([v.outline]))
     # A point within h metres of another has a normal within h / R_MIN of it (chord <= angle).
     grow = reach.horizontal_m / R_MIN * (1 + 1e-9) + _BOX_PAD
-    x0, y0, z0 = (float(lo[k]) - grow for k in range(3))
-    x1, y1, z1 = (float(hi[k]) + grow for k in range(3))
     vertical = reach.vertical_m + _ALT_PAD_M
     minutes = reach.minutes * _MICROS_PER_MINUTE
-    alt0, alt1 = v.alt_lower_m - vertical, v.alt_upper_m + vertical
-    t0 = v.start - minutes
-    t1 = None if v.end is None else v.end + minutes
+    return {
+        **{f"{axis}0": float(lo[k]) - grow for k, axis in enumerate("xyz")},
+        **{f"{axis}1": float(hi[k]) + grow for k, axis in enumerate("xyz")},
+        "alt0": v.alt_lower_m - vertical,
+        "alt1": v.alt_upper_m + vertical,
+        "t0": v.start - minutes,
+        "t1": _OPEN_END if v.end is None else v.end + minutes,
+        "notice_id": notice_id,
+        "series": series,
+        "now": now,
+        "active": [s.value for s in nm.ACTIVE],
+    }
+
+
+def candidate_plan(conn: Connection, v: Volume) -> list[str]:
+    """How the database would find the candidates for `v` (EXPLAIN): to show that it uses
+    its spatial index (the benchmark prints it; a test checks it)."""
+    params = candidate_params("", "", v, 0, engine.Margins())
+    sql = (
+        candidate_query(conn.dialect.name)
+        .params(**params)
+        .compile(conn, compile_kwargs={"literal_binds": True})
+    )
+    explain = "EXPLAIN QUERY PLAN " if conn.dialect.name == "sqlite" else "EXPLAIN "
+    return [str(row[-1]) for row in conn.exec_driver_sql(explain + str(sql))]
+
+
+def _param(name: str, type_: Any) -> Any:
+    return bindparam(name, type_=type_)
+
+
+@cache
+def candidate_query(dialect: str) -> Any:
+    """The SELECT `_candidates` runs, with `candidate_params`: built once per dialect,
+    since building it costs more than running it."""
+    x0, x1, y0, y1, z0, z1, alt0, alt1 = (
+        _param(name, Float) for name in ("x0", "x1", "y0", "y1", "z0", "z1", "alt0", "alt1")
+    )
+    t0, t1 = _param("t0", BigInteger), _param("t1", BigInteger)
     c = notice_volumes.c
     exact = [  # the stored doubles, after the index's (possibly rounded-out) boxes
         c.alt_lower_m <= alt1,
         c.alt_upper_m >= alt0,
         or_(c.end_at.is_(None), c.end_at >= t0),
-        *(
-            cond
-            for k, axis in enumerate("xyz")
-            for cond in (c[f"n{axis}_max"] >= (x0, y0, z0)[k], c[f"n{axis}_min"] <= (x1, y1, z1)[k])
-        ),
+        c.start_at <= t1,
+        c.nx_max >= x0,
+        c.nx_min <= x1,
+        c.ny_max >= y0,
+        c.ny_min <= y1,
+        c.nz_max >= z0,
+        c.nz_min <= z1,
     ]
-    if t1 is not None:
-        exact.append(c.start_at <= t1)
     query = select(notice_volumes, notices.c.series, notices.c.line_id)
     if dialect == "sqlite":
         b = _boxes.c
@@ -157,7 +196,7 @@ def candidate_query(
             b.alt_max >= alt0,
             b.alt_min <= alt1,
             b.t_max >= t0,
-            b.t_min <= (_OPEN_END if t1 is None else t1),
+            b.t_min <= t1,
         )
     else:
         query = query.join(notices, notices.c.id == c.notice_id).where(
@@ -165,14 +204,13 @@ def candidate_query(
             _pg_box(c.nz_min, c.alt_lower_m, c.nz_max, c.alt_upper_m).op("&&")(_pg_box(z0, alt0, z1, alt1)),
             func.int8range(c.start_at, c.end_at, _CLOSED).op("&&")(func.int8range(t0, t1, _CLOSED)),
         )
-    query = query.where(
-        notices.c.state.in_([s.value for s in nm.ACTIVE]),
-        notices.c.series != series,
-        notices.c.id != notice_id,
-        or_(notices.c.ends_at.is_(None), notices.c.ends_at >= now),
+    return query.where(
+        notices.c.state.in_(bindparam("active", expanding=True)),
+        notices.c.series != _param("series", String),
+        notices.c.id != _param("notice_id", String),
+        or_(notices.c.ends_at.is_(None), notices.c.ends_at >= _param("now", BigInteger)),
         *exact,
     )
-    return query
 
 
 def find(
