@@ -9,9 +9,10 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.browser import artifact_path
 from tests.harness import StationProcess, add_user, connect
@@ -96,6 +97,7 @@ def test_two_officers_handle_a_call_in_the_console(
         expect(boris.get_by_text("Convoy passes at 14:00Z.")).to_be_visible(timeout=5000)
         expect(anna.get_by_text("✓ receipted")).to_have_count(2, timeout=5000)
         anna.screenshot(path=artifact_path("console-thread.png"), full_page=True)
+        _a_change_during_a_refresh_is_not_lost(anna, boris)
 
         boris.fill("input[name=summary]", "Convoy acknowledged")
         boris.get_by_role("button", name="Close call").click()
@@ -132,3 +134,35 @@ def test_the_board_reconnects_after_a_station_restart(
         page.screenshot(path=artifact_path("console-wall-display.png"))
     finally:
         ctx.close()
+
+
+def _a_change_during_a_refresh_is_not_lost(anna: Page, boris: Page) -> None:
+    """Anna's call view is refreshing (its response held back here) when a second message
+    arrives. htmx queues that change on the element the held response then replaces; the
+    console must fetch once more, or the second message would not show until some later
+    change."""
+    held: list[Any] = []
+
+    def hold_first(route: Route) -> None:
+        if held:
+            route.continue_()
+            return
+        held.append((route, route.fetch()))  # the state as of the first change
+
+    anna.route("**/calls/*/live", hold_first)
+    boris.fill("textarea[name=text]", "First of two.")
+    boris.get_by_role("button", name="Send").click()
+    for _ in range(100):
+        if held:
+            break
+        boris.wait_for_timeout(50)
+    assert held, "anna's view did not start refreshing"
+    boris.fill("textarea[name=text]", "Second of two.")
+    boris.get_by_role("button", name="Send").click()
+    # Receipted at boris: stored at anna's station, its change announced to anna's page.
+    expect(boris.get_by_text("✓ receipted")).to_have_count(4, timeout=5000)
+    route, response = held[0]
+    route.fulfill(response=response)
+    expect(anna.get_by_text("First of two.")).to_be_visible(timeout=5000)
+    expect(anna.get_by_text("Second of two.")).to_be_visible(timeout=5000)
+    anna.unroute("**/calls/*/live")

@@ -80,6 +80,27 @@
   });
   document.addEventListener("htmx:afterSwap", function () { tick(); alarmTitle(); });
 
+  // A live region (board, call, notices, ledger) re-fetches itself on every announced
+  // change. A change that arrives while its request is in flight is queued by htmx on
+  // the very element the response then replaces, and so lost: the region would show an
+  // old state until the next change. Count the changes each region hears, and fetch once
+  // more after a swap if more arrived than its request had seen.
+  var heard = {}, seen = {};
+  document.addEventListener("sse:change", function (ev) {
+    var id = ev.target && ev.target.id;
+    if (id) heard[id] = (heard[id] || 0) + 1;
+  });
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var id = ev.detail.elt && ev.detail.elt.id;
+    if (id && heard[id] !== undefined) seen[id] = heard[id];
+  });
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    var id = ev.target && ev.target.id;
+    if (!id || seen[id] === undefined || heard[id] <= seen[id]) return;
+    var region = document.getElementById(id);
+    if (region) htmx.trigger(region, "sse:change");
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     tick(); alarmTitle();
     setInterval(tick, 1000);
