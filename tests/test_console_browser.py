@@ -160,9 +160,14 @@ def _a_change_during_a_refresh_is_not_lost(anna: Page, boris: Page) -> None:
     boris.fill("textarea[name=text]", "Second of two.")
     boris.get_by_role("button", name="Send").click()
     # Receipted at boris: stored at anna's station, its change announced to anna's page.
-    expect(boris.get_by_text("✓ receipted")).to_have_count(4, timeout=5000)
+    expect(boris.get_by_text("✓ receipted")).to_have_count(4, timeout=10_000)
     route, response = held[0]
     route.fulfill(response=response)
     expect(anna.get_by_text("First of two.")).to_be_visible(timeout=5000)
     expect(anna.get_by_text("Second of two.")).to_be_visible(timeout=5000)
     anna.unroute("**/calls/*/live")
+    # And once shown, nothing keeps re-fetching: the extra fetch happens once.
+    fetches: list[str] = []
+    anna.on("request", lambda request: fetches.append(request.url) if request.url.endswith("/live") else None)
+    anna.wait_for_timeout(1500)
+    assert fetches == []

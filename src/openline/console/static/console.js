@@ -85,14 +85,23 @@
   // the very element the response then replaces, and so lost: the region would show an
   // old state until the next change. Count the changes each region hears, and fetch once
   // more after a swap if more arrived than its request had seen.
+  // Counted while the event is captured, before htmx's own handler on the region starts
+  // the request (whose start then records the count it has seen).
   var heard = {}, seen = {};
   document.addEventListener("sse:change", function (ev) {
     var id = ev.target && ev.target.id;
     if (id) heard[id] = (heard[id] || 0) + 1;
-  });
+  }, true);
   document.addEventListener("htmx:beforeRequest", function (ev) {
     var id = ev.detail.elt && ev.detail.elt.id;
     if (id && heard[id] !== undefined) seen[id] = heard[id];
+  });
+  // On (re)connecting, every region fetches once: a change committed between the page's
+  // render and the stream's start was announced to nobody.
+  document.addEventListener("htmx:sseOpen", function () {
+    document.querySelectorAll("[hx-trigger*='sse:change']").forEach(function (region) {
+      htmx.trigger(region, "sse:change");
+    });
   });
   document.addEventListener("htmx:afterSettle", function (ev) {
     var id = ev.target && ev.target.id;
