@@ -4,9 +4,11 @@ cookies, CSRF refusal, the one-time password, TOTP, what each role sees, live ev
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import threading
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -17,7 +19,7 @@ from openline.core.clock import FakeClock
 from openline.services import accounts, sessions
 from openline.services.accounts import Role
 from openline.services.station import Tx
-from tests.inproc import Node, place_and_ring
+from tests.inproc import Node, make_node, place_and_ring
 
 PASSWORD = "correct horse battery staple"
 
@@ -438,6 +440,75 @@ def test_an_administrator_manages_users_lines_and_policies_in_the_console(nodes:
     assert r.status_code == 422
     assert "whole seconds" in r.text
     assert b.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("notice_deadline_s", "an hour", "notice deadline: whole seconds, got 'an hour'"),
+        ("notice_deadline_s", "30", "notice deadline must be 60 to 604800 seconds, got 30"),
+        ("margin_horizontal_m", "2 km", "horizontal margin: metres, got '2 km'"),
+        ("margin_horizontal_m", "nan", "margin horizontal must be 0 to 100000, got nan"),
+        ("margin_vertical_m", "-1", "margin vertical must be 0 to 10000, got -1.0"),
+        ("margin_minutes", "1.5", "time margin: whole minutes, got '1.5'"),
+        ("margin_minutes", "2000", "margin minutes must be 0 to 1440, got 2000"),
+    ],
+)
+def test_a_line_with_bad_terms_is_refused_and_nothing_is_added(
+    nodes: tuple[Node, Node], tmp_path: Path, clock: FakeClock, field: str, value: str, message: str
+) -> None:
+    _, b = nodes
+    kyiv = make_node(tmp_path, "kyiv", clock, None)
+    try:
+        add_user(b, "chief", Role.ADMINISTRATOR)
+        c = browser(b)
+        log_in(c, "chief")
+        token = csrf_of(c.get("/admin").text)
+        before = b.snapshot()
+        card = json.dumps(kyiv.station.card.to_json())
+        r = c.post("/admin/lines", data={"csrf": token, "card": card, field: value})
+        assert r.status_code == 422
+        assert message in html.unescape(r.text)
+        assert 'role="alert"' in r.text
+        assert b.snapshot() == before
+    finally:
+        kyiv.station.db.dispose()
+
+
+def test_an_administrator_adds_a_line_with_its_terms(
+    nodes: tuple[Node, Node], tmp_path: Path, clock: FakeClock
+) -> None:
+    _, b = nodes
+    kyiv = make_node(tmp_path, "kyiv", clock, None)
+    try:
+        add_user(b, "chief", Role.ADMINISTRATOR)
+        c = browser(b)
+        log_in(c, "chief")
+        page = c.get("/admin").text
+        terms = re.compile(
+            r'data-line-terms="(\w+)">Terms: calls answered within (\d+) s;\s+notices acknowledged within '
+            r"(\d+) s; separation margins\s+(\S+) m horizontal, (\S+) m vertical,\s+(\d+) min\."
+        )
+        assert terms.findall(page) == [("stuttgart", "60", "3600", "0", "0", "0")]
+        for name in ("notice_deadline_s", "margin_horizontal_m", "margin_vertical_m", "margin_minutes"):
+            assert f'name="{name}"' in page, name
+        form = {
+            "csrf": csrf_of(page),
+            "card": json.dumps(kyiv.station.card.to_json()),
+            "notice_deadline_s": "600",
+            "margin_horizontal_m": "2500.5",
+            "margin_vertical_m": "300",
+            "margin_minutes": "15",
+        }
+        r = c.post("/admin/lines", data=form)
+        assert r.status_code == 200, r.text
+        assert "Pinned kyiv" in r.text
+        assert ("kyiv", "60", "600", "2500.5", "300", "15") in terms.findall(r.text)
+        (line,) = [x for x in b.api.get("/api/v1/lines").json() if x["peer"] == "kyiv"]
+        assert line["notice_deadline_s"] == 600
+        assert line["margins"] == {"horizontal_m": 2500.5, "vertical_m": 300.0, "minutes": 15}
+    finally:
+        kyiv.station.db.dispose()
 
 
 def test_the_admin_page_is_for_administrators(nodes: tuple[Node, Node]) -> None:

@@ -2,10 +2,11 @@
 view without text or buttons, an officer's acknowledgement reaching the sender, a notice
 pasted into the form; and, in a real Chromium against two real stations, the offline
 Leaflet map drawn with the country outlines, the volumes and a conflict, a notice drawn
-on the map (a polygon and a circle) and sent, arriving on the peer's open page live, and
-rejected, withdrawn and amended from the pages, without a request leaving the machine or
+on the map (a polygon and a circle) and sent, arriving on the peer's open page live,
+rejected, withdrawn and amended from the pages, a draft saved and sent, and a protected
+site's removal requested and acknowledged, without a request leaving the machine or
 anything failing to load (the favicon included). The buttons in process are in
-test_console_notices_actions.py."""
+test_console_notices_actions.py, _drafts.py and _sites.py."""
 
 from __future__ import annotations
 
@@ -186,6 +187,8 @@ def test_a_pasted_notice_is_sent_and_a_bad_one_is_refused_on_the_page(nodes: tup
 
 PASSWORD = "a long passphrase here"
 DRAWN = "Convoy drawn on the map"
+DRAFTED = "Drafted, checked, then sent"
+MOVED = "The clinic has moved"
 LIVE_MS = 5000  # a change on one station shows on the other's open page within this, unreloaded
 
 
@@ -243,7 +246,7 @@ class Watched:
     def check(self) -> None:
         outside = [url for url in self.requests if not url.startswith(self.station.url + "/")]
         assert outside == [], outside
-        assert self.problems == [], self.problems
+        assert self.problems == [], "\n".join(self.problems)
         assert self.station.url + "/static/favicon.svg" in self.requests  # and it loaded: no 404 above
 
 
@@ -276,7 +279,7 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
     # stuttgart's activity and moscow's own overlapping one: a conflict on both floors.
     theirs = _send(a, "moscow", square(48.0, 9.0, at(1), at(3), text=TEXT))
     ours = _send(b, "stuttgart", square(48.005, 9.005, at(2), at(4), text=TEXT))
-    _send(b, "stuttgart", square(48.1, 9.2, at(-1), at(30), text=TEXT, category="protected_site"))
+    site = _send(b, "stuttgart", square(48.1, 9.2, at(-1), at(30), text=TEXT, category="protected_site"))
     with b.api() as api:
         wait_for(lambda: api.get(f"/notices/{theirs}").json()["conflicts"], what="the conflict on moscow")
         assert api.get(f"/notices/{ours}").json()["conflicts"]
@@ -413,6 +416,39 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         expect(anna.locator(f"tr[data-notice='{sent['id']}'] [data-notice-state]")).to_have_text("amended")
         assert anna.evaluate("window.stillTheSamePage") is True
         anna.screenshot(path=artifact_path("console-notices-live.png"), full_page=True)
+
+        # boris pastes a notice over stuttgart's first square and saves it as a draft: it
+        # stays on moscow, showing the conflict it would have; then he sends it.
+        page.fill("#notice-json", json.dumps(square(48.0, 9.0, at(1), at(2), text=DRAFTED)))
+        page.get_by_role("button", name="Save as draft").click()
+        expect(page).to_have_url(re.compile(re.escape(b.url) + r"/notices#notice-[0-9a-f-]{36}$"))
+        draft_id = page.url.rsplit("#notice-", 1)[1]
+        draft = page.locator(f"tr[data-notice='{draft_id}']")
+        expect(draft.locator("[data-notice-state]")).to_have_text("draft")
+        expect(draft.locator(".would-conflict")).to_contain_text(theirs)
+        draft.get_by_role("button", name="Send").click()
+        expect(page.locator(f"tr[data-notice='{draft_id}'] [data-notice-state]")).to_have_text(
+            "delivered", timeout=LIVE_MS
+        )
+        expect(anna.locator(f"tr[data-notice='{draft_id}']")).to_contain_text(DRAFTED, timeout=LIVE_MS)
+
+        # boris asks for his protected site's removal; anna acknowledges it on her page,
+        # and the site is removed on both.
+        mine = page.locator(f"tr[data-notice='{site}']")
+        mine.get_by_text("Request removal…").click()
+        mine.get_by_label("Why").fill(MOVED)
+        mine.get_by_role("button", name="Send the removal notice").click()
+        expect(page.locator(f"tr[data-notice='{site}'] [data-removal-pending]")).to_have_text(
+            "removal pending"
+        )
+        removal = anna.locator("tr[data-notice]", has_text=MOVED)
+        expect(removal).to_contain_text("removal of", timeout=LIVE_MS)
+        removal.get_by_role("button", name="Acknowledge").click()
+        expect(anna.locator(f"tr[data-notice='{site}'] [data-notice-state]")).to_have_text("removed")
+        expect(page.locator(f"tr[data-notice='{site}'] [data-notice-state]")).to_have_text(
+            "removed", timeout=LIVE_MS
+        )
+        expect(page.locator(f"tr[data-notice='{site}']")).to_contain_text("removed by")
     finally:
         ctx.close()
         anna_ctx.close()

@@ -1,11 +1,13 @@
 """The console's notices: the map and the history (`/notices`, its live part
-`/notices/live`), the notice form (shapes drawn on the map or a pasted notice file), the
-buttons that acknowledge, reject, withdraw and amend, and the watch board's list of
+`/notices/live`), the notice form (shapes drawn on the map or a pasted notice file, sent
+or saved as a draft), the buttons that acknowledge, reject, withdraw, amend, send or
+discard a draft and request a protected site's removal, and the watch board's list of
 notices waiting for our acknowledgement.
 
 Every button is the same use case as `openline notice ...` (`services.notices`), shown
-only where the notice state machine (`core.notices.apply`) allows it; the station checks
-again, and a refusal is shown on the page.
+only where the station would accept it from this side (the notice's `actions`, found by
+the checks the use cases make); the station checks again, and a refusal is shown on the
+page.
 """
 
 from __future__ import annotations
@@ -36,32 +38,25 @@ WAITING = ("sent", "delivered")  # an inbound notice in these states awaits our 
 # The notice form's own fields: they build the document in the browser and are kept,
 # as typed, when the station refuses the notice. The station reads only `notice`.
 BUILDER_FIELDS = ("category", "text", "alt_lower", "alt_upper", "alt_units", "time_start", "time_end")
+# Each button and the notice's `actions` entry (services.notices) it stands for.
 _BUTTONS = {
-    "ack": nm.Event.ACK,
-    "reject": nm.Event.REJECT,
-    "withdraw": nm.Event.WITHDRAW,
-    "amend": nm.Event.AMEND,
+    "ack": "acknowledge",
+    "reject": "reject",
+    "withdraw": "withdraw",
+    "amend": "amend",
+    "send": "send",
+    "discard": "discard",
+    "remove": "remove",
 }
 
 router = APIRouter(include_in_schema=False)
 
 
 def actions(notice: dict[str, Any]) -> frozenset[str]:
-    """The buttons a notice has for someone who works calls: those whose event the state
-    machine allows from this side (the receiver answers, the sender withdraws or amends)."""
-    by = nm.Party.SENDER if notice["direction"] == "out" else nm.Party.RECEIVER
-    try:
-        state = nm.State(notice["state"])
-    except ValueError:
-        return frozenset()
-    allowed = set()
-    for name, event in _BUTTONS.items():
-        try:
-            nm.apply(state, event, by)
-        except IllegalTransition:
-            continue
-        allowed.add(name)
-    return frozenset(allowed)
+    """The buttons a notice has for someone who works calls: those whose action the
+    station would accept from this side now."""
+    allowed = set(notice.get("actions") or ())
+    return frozenset(name for name, action in _BUTTONS.items() if action in allowed)
 
 
 def awaiting(station: Station, *, content: bool) -> list[dict[str, Any]]:
@@ -114,9 +109,13 @@ def _amendment(request: Request, session: Session, notice_id: str) -> dict[str, 
         station_of(request), notice_id, content=session.principal.can(Permission.READ_CONTENT)
     )
     if "amend" not in actions(notice):
-        raise IllegalTransition(
-            f"notice {notice_id} cannot be amended: it is {notice['direction']}bound and {notice['state']}"
-        )
+        if notice["removes"] is not None:
+            why = "a removal notice is acknowledged or rejected by the peer"
+        elif notice["removal_pending"] is not None:
+            why = f"its removal (notice {notice['removal_pending']}) is waiting for the peer's answer"
+        else:
+            why = f"it is {notice['direction']}bound and {notice['state']}"
+        raise IllegalTransition(f"notice {notice_id} cannot be amended: {why}")
     document = {
         "category": notice["category"],
         "text": notice.get("text") or "",
@@ -151,15 +150,26 @@ async def send_notice(request: Request) -> Response:
     session, form = await posted(request, max_bytes=NOTICE_FORM_BYTES)
     session.principal.require(Permission.WORK_CALLS)
     peer, amends = form.get("peer", ""), form.get("amends") or None
+    draft = form.get("draft") == "1"  # the "Save as draft" button
     try:
         document = json_field(form, "notice")
-        notices.send(station_of(request), session.principal.name, peer, document, amends=amends)
+        notice_id = notices.send(
+            station_of(request), session.principal.name, peer, document, amends=amends, draft=draft
+        )
     except OpenLineError as exc:
         typed = {k: form[k] for k in BUILDER_FIELDS if k in form}
         context = _context(request, session, pasted=form.get("notice", ""), chosen_peer=peer, amends=amends)
         context["fields"] = {**context["fields"], **typed}
         return render(request, "notices.html", status=exc.status, form_error=exc.detail, **context)
-    return redirect("/notices")
+    return redirect(f"/notices#notice-{notice_id}" if draft else "/notices")
+
+
+def _request_removal(station: Station, actor: str, site_id: str, reason: str) -> None:
+    """Send the removal notice of one of our protected sites: `notice send` with the
+    document `{"category": "protected_site", "text": ..., "removes": <site>}`."""
+    site = notices.show_notice(station, site_id, content=False)
+    document = {"category": "protected_site", "text": reason, "removes": site_id}
+    notices.send(station, actor, site["peer"], document)
 
 
 @router.post("/notices/{notice_id}/{action}")
@@ -174,6 +184,12 @@ async def notice_action(request: Request, notice_id: str, action: str) -> Respon
             notices.reject(station, actor, notice_id, form.get("reason", ""))
         elif action == "withdraw":
             notices.withdraw(station, actor, notice_id)
+        elif action == "send":
+            notices.send_draft(station, actor, notice_id)
+        elif action == "discard":
+            notices.discard(station, actor, notice_id)
+        elif action == "remove":
+            _request_removal(station, actor, notice_id, form.get("text", ""))
         else:
             raise InvalidInput(f"no action {action!r}")
     except OpenLineError as exc:

@@ -491,6 +491,36 @@ async def admin_user_action(request: Request, name: str, action: str) -> HTMLRes
     return _admin_result(request, session, done)
 
 
+# The "add a line" form's fields for the line's terms (`lines.Terms` attributes): what each
+# is, and whether it is whole. An empty field is the default.
+_TERM_FIELDS = {
+    "notice_deadline_s": ("notice deadline: whole seconds", True),
+    "margin_horizontal_m": ("horizontal margin: metres", False),
+    "margin_vertical_m": ("vertical margin: metres", False),
+    "margin_minutes": ("time margin: whole minutes", True),
+}
+
+
+def _whole(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(f"{what}, got {text!r:.40}")
+    return int(text)
+
+
+def _line_terms(form: dict[str, str]) -> lines.Terms:
+    """The line terms typed into the form; `lines.add_line` checks their bounds."""
+    values: dict[str, Any] = {}
+    for field, (what, whole) in _TERM_FIELDS.items():
+        text = form.get(field, "").strip()
+        if not text:
+            continue
+        try:
+            values[field] = _whole(text, what) if whole else float(text)
+        except ValueError:
+            raise InvalidInput(f"{what}, got {text!r:.40}") from None
+    return lines.Terms(**values)
+
+
 @router.post("/admin/lines")
 async def admin_add_line(request: Request) -> HTMLResponse:
     session, form = await _admin_action(request, Permission.MANAGE_LINES)
@@ -499,10 +529,12 @@ async def admin_add_line(request: Request) -> HTMLResponse:
     def done() -> str:
         card = json_field(form, "card")
         deadline = form.get("answer_deadline_s", "").strip()
-        if deadline and not deadline.isdigit():
-            raise InvalidInput(f"answer deadline: whole seconds, got {deadline!r}")
         peer = lines.add_line(
-            station, card, answer_deadline_s=int(deadline) if deadline else None, actor=session.principal.name
+            station,
+            card,
+            answer_deadline_s=_whole(deadline, "answer deadline: whole seconds") if deadline else None,
+            terms=_line_terms(form),
+            actor=session.principal.name,
         )
         try:
             initiate_handshake(station, request.app.state.transport, peer)

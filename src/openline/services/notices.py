@@ -30,7 +30,7 @@ from openline.core.clock import MICROS, parse_rfc3339, rfc3339
 from openline.core.envelope import Envelope, open_sealed, seal
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Volume, nvector_boxes
-from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
+from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, OpenLineError
 from openline.services import alerts, notice_sites, outbox
 from openline.services import notice_conflicts as conflicts
 from openline.services.lines import line_for_peer, lock_line, margins_json, require_active
@@ -497,6 +497,50 @@ def _line_margins(conn: Connection) -> dict[str, dict[str, Any]]:
     return {str(r.id): margins_json(r) for r in conn.execute(select(lines))}
 
 
+def _rejection_reason(station: Station, conn: Connection, row: Any) -> Any:
+    """The reason a rejected notice was given: in the sealed body of the `notice.reject`
+    envelope, ours (our own copy) or the peer's."""
+    env_row = conn.execute(
+        select(envelopes)
+        .where(envelopes.c.call_id == row.id, envelopes.c.kind == KIND_OF[Event.REJECT])
+        .order_by(envelopes.c.time)
+        .limit(1)
+    ).first()
+    return None if env_row is None else outbox.open_body(station, env_row).get("reason")
+
+
+# What each side may do to a notice of its own accord (the console's buttons).
+_OWN_EVENTS = {
+    Party.RECEIVER: (Event.ACK, Event.REJECT),
+    Party.SENDER: (Event.WITHDRAW, Event.AMEND, Event.SEND, Event.DISCARD),
+}
+
+
+def _actions(conn: Connection, row: Any, state: str, now: int) -> list[str]:
+    """What this station would accept from its own side now, by the checks the use cases
+    make: the state machine, the sender's limits (`notice_sites.check_sender_change`), and
+    `remove`, sending a removal notice for one of our sites (`notice_sites.target_for_send`).
+    Who may act is the caller's question (`work_calls`)."""
+    me = Party.SENDER if row.direction == "out" else Party.RECEIVER
+    allowed = []
+    for event in _OWN_EVENTS[me]:
+        try:
+            nm.apply(State(state), event, me)
+            if event in (Event.WITHDRAW, Event.AMEND):
+                notice_sites.check_sender_change(conn, row, event)
+        except IllegalTransition:
+            continue
+        allowed.append(event.value)
+    if me is Party.SENDER and row.category in nm.REMOVABLE and row.removes is None:
+        try:
+            notice_sites.target_for_send(conn, row.id, row.peer, now)
+        except OpenLineError:
+            pass
+        else:
+            allowed.append("remove")
+    return allowed
+
+
 def _text(station: Station, conn: Connection, row: Any) -> Any:
     if row.envelope_id is not None:
         env_row = conn.execute(select(envelopes).where(envelopes.c.id == row.envelope_id)).one()
@@ -509,11 +553,17 @@ def _text(station: Station, conn: Connection, row: Any) -> Any:
 def notice_json(
     station: Station, conn: Connection, row: Any, *, content: bool, margins: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """A notice as the API shows it; without `content` (the auditor) its text stays sealed."""
+    """A notice as the API shows it; without `content` (the auditor) its text and a
+    rejection's reason stay sealed."""
     volumes = conn.execute(
         select(notice_volumes).where(notice_volumes.c.notice_id == row.id).order_by(notice_volumes.c.n)
     ).all()
     margins = _line_margins(conn) if margins is None else margins
+    now = station.clock.now()
+    state = effective_state(row, now)
+    pending = None
+    if row.category in nm.REMOVABLE and row.removes is None:
+        pending = notice_sites.pending_removal(conn, row.id)
     out: dict[str, Any] = {
         "id": row.id,
         "series": row.series,
@@ -521,10 +571,12 @@ def notice_json(
         "supersedes": row.supersedes,
         "removes": row.removes,
         "removed_by": row.removed_by,
+        "removal_pending": None if pending is None else pending.id,
         "peer": row.peer,
         "direction": row.direction,
         "category": row.category,
-        "state": effective_state(row, station.clock.now()),
+        "state": state,
+        "actions": _actions(conn, row, state, now),
         "created_by": row.created_by,
         "acknowledged_by": row.acknowledged_by,
         "margins": margins.get(str(row.line_id)),
@@ -535,6 +587,9 @@ def notice_json(
         out[column] = rfc3339(getattr(row, column))
     if content:
         out["text"] = _text(station, conn, row)
+        out["rejection_reason"] = None
+        if row.rejected_at is not None:
+            out["rejection_reason"] = _rejection_reason(station, conn, row)
     found = conn.execute(
         select(notice_conflicts).where(
             or_(notice_conflicts.c.notice_a == row.id, notice_conflicts.c.notice_b == row.id)
@@ -554,7 +609,7 @@ def notice_json(
     out["would_conflict"] = None
     if row.state == State.DRAFT.value and volumes:  # a preview: found now, recorded nowhere
         mine = tuple(conflicts.stored_volume(v) for v in volumes)
-        preview = conflicts.find(conn, row.id, row.series, row.line_id, mine, station.clock.now())
+        preview = conflicts.find(conn, row.id, row.series, row.line_id, mine, now)
         out["would_conflict"] = conflicts.found_json(preview)
     return out
 

@@ -67,6 +67,7 @@
       metres(extent.volume.altitude_lower) + " – " + metres(extent.volume.altitude_upper) + " m",
     ];
     if (conflict) lines.push("IN CONFLICT");
+    if (notice.removal_pending) lines.push("removal pending");
     if (notice.text) lines.push(notice.text);
     lines.forEach(function (text) {
       var p = document.createElement("div");
@@ -168,16 +169,19 @@
   // Live updates ------------------------------------------------------------------------
 
   // The history is re-fetched only when notices changed (or the stream has just connected:
-  // whatever changed meanwhile), and not while an officer is typing a rejection's reason.
+  // whatever changed meanwhile), and not while an officer is typing a reason. (A change
+  // announced while a re-fetch is on its way is fetched after it: console.js does that
+  // for every live region.)
   var pending = false;
-  function busy(live) {  // a rejection being written: its form is open, or has the focus
+  function isLive(elt) { return !!elt && elt.id === "notices-live"; }
+  function busy(live) {  // a reason being written: its form is open, or has the focus
     var focus = document.activeElement;
     if (focus && live.contains(focus) && /^(INPUT|TEXTAREA|SELECT)$/.test(focus.tagName)) return true;
     return live.querySelector("details[open]") !== null;
   }
   document.addEventListener("htmx:confirm", function (ev) {
     var live = ev.target;
-    if (!live || live.id !== "notices-live") return;
+    if (!isLive(live)) return;
     var trigger = ev.detail.triggeringEvent;
     if (trigger && trigger.type === "sse:change") {
       var changed = [];
@@ -189,6 +193,15 @@
     }
     if (busy(live)) {
       ev.preventDefault();
+      pending = true;
+    }
+  });
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var live = ev.detail.target;
+    if (!isLive(live)) return;
+    // A refresh already on its way when the officer opened a form is held back too.
+    if (ev.detail.shouldSwap && busy(live)) {
+      ev.detail.shouldSwap = false;
       pending = true;
     }
   });
