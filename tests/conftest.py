@@ -5,9 +5,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from hypothesis import settings
 
 from openline.core.clock import FakeClock
+from openline.services import accounts
 from tests.browser import browser  # noqa: F401 (fixtures for every test module)
 from tests.harness import StationProcess
 from tests.inproc import Node, link, make_node
@@ -17,6 +19,18 @@ from tests.servers import receiver, relay  # noqa: F401
 # Timing belongs in bench/: a slow CI machine must not fail a property for being slow.
 settings.register_profile("openline", deadline=None, print_blob=True)
 settings.load_profile("openline")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """In process, argon2id at the library's cheapest cost: the same algorithm and code
+    path, but a hash takes microseconds instead of the 0.12 s that every station set-up
+    and login paid, hundreds of times over. `serve` processes started by the end-to-end
+    tests keep the real cost, and tests/test_password_hashing.py checks what it is."""
+    real = accounts._HASHER
+    accounts._HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    yield
+    accounts._HASHER = real
 
 
 @pytest.fixture(scope="session")

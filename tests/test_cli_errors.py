@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,6 +98,7 @@ def db_rows(s: StationProcess) -> dict[str, list[tuple[object, ...]]]:
     # must stay exactly as it was.
     volatile = {"retry_attempt", "retry_at", "last_error", "last_contact_at"}
     engine = create_engine(f"sqlite:///{s.home / 'openline.db'}")
+    _ledger_settled(engine)
     with engine.connect() as conn:
         rows = {
             t.name: sorted(
@@ -106,6 +109,24 @@ def db_rows(s: StationProcess) -> dict[str, list[tuple[object, ...]]]:
         }
     engine.dispose()
     return rows
+
+
+def _ledger_settled(engine: Any, timeout: float = 10.0) -> None:
+    """Wait for the serving station's ledger worker to have sequenced every entry and
+    signed a checkpoint of the whole log: its own bookkeeping, on its own schedule, which
+    must not pass for a change made by a refused command."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            pending = conn.execute(text("SELECT count(*) FROM ledger_pending")).scalar_one()
+            size = conn.execute(text("SELECT coalesce(max(size), 0) FROM ledger_state")).scalar_one()
+            signed = conn.execute(text("SELECT coalesce(max(size), 0) FROM ledger_checkpoints")).scalar_one()
+        if pending == 0 and signed == size:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the ledger did not settle in {timeout} s")
 
 
 def test_bad_cards_are_refused_and_change_nothing(running: StationProcess, tmp_path: Path) -> None:
