@@ -8,6 +8,7 @@ name the line identically without negotiating.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import secrets
@@ -22,6 +23,7 @@ from openline.adapters.schema import envelopes, ledger_peers, lines, peers
 from openline.adapters.transport import HANDSHAKE_PATH, PeerRefused, Transport
 from openline.core.card import Card, parse_card
 from openline.core.clock import rfc3339
+from openline.core.conflicts import Margins
 from openline.core.encoding import canonical, sha256
 from openline.core.keys import signing_public_key, verify
 from openline.errors import Code, Conflict, EnvelopeRefused, InvalidInput, NotFound, PeerUnreachable
@@ -173,13 +175,19 @@ def lock_line(conn: Connection, line_id: str | Callable[[], str]) -> None:
         conn.execute(for_update(conn, select(lines.c.id).where(lines.c.id == line)))
 
 
+def margins_of(line: Any) -> Margins:
+    """A line's separation margins, from its row."""
+    return Margins(float(line.margin_horizontal_m), float(line.margin_vertical_m), int(line.margin_minutes))
+
+
+def margins_by_line(conn: Connection) -> dict[str, Margins]:
+    """Every line's separation margins, by line id."""
+    return {str(r.id): margins_of(r) for r in conn.execute(select(lines)).all()}
+
+
 def margins_json(line: Any) -> dict[str, Any]:
-    """A line's separation margins (`openline.core.conflicts.Margins`) as JSON."""
-    return {
-        "horizontal_m": float(line.margin_horizontal_m),
-        "vertical_m": float(line.margin_vertical_m),
-        "minutes": int(line.margin_minutes),
-    }
+    """A line's separation margins as JSON: `horizontal_m`, `vertical_m`, `minutes`."""
+    return dataclasses.asdict(margins_of(line))
 
 
 def _terms(line: Any) -> dict[str, Any]:

@@ -38,13 +38,14 @@ from sqlalchemy import (
     select,
 )
 
-from openline.adapters.schema import lines, notice_conflicts, notice_volumes, notices
+from openline.adapters.schema import notice_conflicts, notice_volumes, notices
 from openline.core import conflicts as engine
 from openline.core import formats
 from openline.core import notices as nm
 from openline.core.clock import rfc3339
 from openline.core.volumes import R_MIN, Volume, nvector_boxes
 from openline.services import alerts, ledger
+from openline.services.lines import margins_by_line
 from openline.services.station import Tx
 
 _BOX_PAD = 1e-9  # boxes compared as stored floats: pad for rounding, as the index does
@@ -62,13 +63,6 @@ class Found:
     result: engine.PairResult
 
 
-def margins_of(row: Any) -> engine.Margins:
-    """A line's separation margins, from its row."""
-    return engine.Margins(
-        float(row.margin_horizontal_m), float(row.margin_vertical_m), int(row.margin_minutes)
-    )
-
-
 def widest(*margins: engine.Margins) -> engine.Margins:
     """The componentwise maximum: what a pair of notices on two lines is held to."""
     return engine.Margins(
@@ -76,10 +70,6 @@ def widest(*margins: engine.Margins) -> engine.Margins:
         max((m.vertical_m for m in margins), default=0.0),
         max((m.minutes for m in margins), default=0),
     )
-
-
-def _line_margins(conn: Connection) -> dict[str, engine.Margins]:
-    return {str(r.id): margins_of(r) for r in conn.execute(select(lines)).all()}
 
 
 def stored_volume(row: Any) -> Volume:
@@ -218,7 +208,7 @@ def find(
 ) -> list[Found]:
     """The conflicts a notice on line `line_id` has (or, for a draft, would have) with
     every active notice; nothing is recorded."""
-    by_line = _line_margins(conn)
+    by_line = margins_by_line(conn)
     reach = widest(*by_line.values())
     ours = by_line.get(line_id, engine.Margins())
     found: list[Found] = []

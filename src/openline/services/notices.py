@@ -17,13 +17,14 @@ Conflicts: `notice_conflicts`; removing a protected site: `notice_sites`; expiry
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select
 
-from openline.adapters.schema import envelopes, lines, notice_conflicts, notice_volumes, notices
+from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
 from openline.core import formats
 from openline.core import notices as nm
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
@@ -33,7 +34,7 @@ from openline.core.volumes import Volume, nvector_boxes
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, OpenLineError
 from openline.services import alerts, notice_sites, outbox
 from openline.services import notice_conflicts as conflicts
-from openline.services.lines import line_for_peer, lock_line, margins_json, require_active
+from openline.services.lines import line_for_peer, lock_line, margins_by_line, require_active
 from openline.services.notice_rows import get, log, transition
 from openline.services.station import Station, Tx
 
@@ -494,7 +495,7 @@ def effective_state(row: Any, now: int) -> str:
 
 
 def _line_margins(conn: Connection) -> dict[str, dict[str, Any]]:
-    return {str(r.id): margins_json(r) for r in conn.execute(select(lines))}
+    return {line: dataclasses.asdict(m) for line, m in margins_by_line(conn).items()}
 
 
 def _rejection_reason(station: Station, conn: Connection, row: Any) -> Any:
