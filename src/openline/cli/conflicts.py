@@ -110,9 +110,9 @@ def _read_all(files: list[Path], now: int, as_json: bool) -> list[ParsedNotice]:
 
 def _checked(x: ParsedNotice, y: ParsedNotice) -> bool:
     """Whether the volumes of two files are checked against each other."""
-    from openline.core.formats import OPEN_ENDED_CATEGORY
+    from openline.core.notices import OPEN_ENDED
 
-    return not (x.category == OPEN_ENDED_CATEGORY and y.category == OPEN_ENDED_CATEGORY)
+    return not (x.category in OPEN_ENDED and y.category in OPEN_ENDED)
 
 
 def _pair_count(parsed: list[ParsedNotice]) -> int:

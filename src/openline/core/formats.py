@@ -39,19 +39,8 @@ import numpy as np
 import shapely
 
 from openline.core.clock import parse_rfc3339
+from openline.core.notices import CATEGORIES, OPEN_ENDED
 from openline.core.volumes import FEET, WGS84, Circle, Polygon, Volume, VolumeError, projection, validate
-
-CATEGORIES: Final = (
-    "air_operation",
-    "fire_area",
-    "maritime",
-    "ground_movement",
-    "protected_site",
-    "protected_movement",
-    "exercise",
-)
-# Only a protected site may stay protected until further notice (an open `time_end`).
-OPEN_ENDED_CATEGORY: Final = "protected_site"
 
 # A protected site given without an altitude band is protected from below any terrain
 # (the Dead Sea shore is at -430 m) to above any aircraft that could strike it.
@@ -124,7 +113,7 @@ def parse(
     except UnicodeDecodeError as exc:
         raise FormatError(f"{name}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
     if text.lstrip()[:1] not in ("{", "["):
-        return ParsedNotice(OPEN_ENDED_CATEGORY, "", tuple(_sites(name, text, limits)), "sites")
+        return ParsedNotice("protected_site", "", tuple(_sites(name, text, limits)), "sites")
     try:
         obj = json.loads(text, parse_constant=_refuse_constant)
     except ValueError as exc:
@@ -478,7 +467,7 @@ def _notice(name: str, obj: Any, limits: _Limits) -> ParsedNotice:
     text = _get(notice, "text", name, "")
     if not isinstance(text, str):
         raise FormatError(f"{name}: text: expected a string, got {_show(text)}")
-    open_ended = category == OPEN_ENDED_CATEGORY
+    open_ended = category in OPEN_ENDED
     extents = _list(notice.get("extents", []), name, "extents")
     routes = _list(notice.get("routes", []), name, "routes")
     if not extents and not routes:

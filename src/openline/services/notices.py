@@ -82,8 +82,6 @@ def parse_document(document: Any, now: int, name: str = "notice") -> Document:
         parsed = formats.parse_notice(name, document, now=now)
     except ValueError as exc:  # FormatError and VolumeError
         raise InvalidInput(str(exc)) from None
-    if parsed.category not in nm.CATEGORIES:
-        raise InvalidInput(f"{name}: category must be one of {', '.join(nm.CATEGORIES)}")
     if len(parsed.text) > nm.MAX_TEXT:
         raise InvalidInput(f"{name}: text must be at most {nm.MAX_TEXT} characters, got {len(parsed.text)}")
     if not 1 <= len(parsed.volumes) <= nm.MAX_VOLUMES:
