@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,3 +148,31 @@ def add_user(station: StationProcess, name: str, role: str, password: str) -> No
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
+
+
+@contextmanager
+def running_pair(
+    root: Path,
+    *,
+    officers: Mapping[str, str] | None = None,
+    password: str = "",
+    moscow_env: Mapping[str, str] | None = None,
+) -> Iterator[tuple[StationProcess, StationProcess]]:
+    """stuttgart and moscow as two real `openline serve` processes with the line between
+    them active, each with its watch officer from `officers` (station name -> user name,
+    all with `password`); both stopped afterwards, whatever happened."""
+    a = StationProcess.create(root, "stuttgart")
+    b = StationProcess.create(root, "moscow")
+    b.extra_env = dict(moscow_env or {})
+    a.start()
+    b.start()
+    try:
+        connect(a, b)
+        for s in (a, b):
+            if officers and s.name in officers:
+                add_user(s, officers[s.name], "watch_officer", password)
+        yield a, b
+    finally:
+        for s in (a, b):
+            if s.proc is not None:
+                s.stop()

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.browser import artifact_path
-from tests.harness import StationProcess, add_user, connect
+from tests.harness import StationProcess, running_pair
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long passphrase here"
@@ -24,19 +24,10 @@ LIVE_MS = 1000  # an inbound call must appear within a second, without a reload
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
-    a = StationProcess.create(tmp_path, "stuttgart")
-    b = StationProcess.create(tmp_path, "moscow")
-    a.start()
-    b.start()
-    try:
-        connect(a, b)
-        for s, name in ((a, "anna"), (b, "boris")):
-            add_user(s, name, "watch_officer", PASSWORD)
-        yield a, b
-    finally:
-        for s in (a, b):
-            if s.proc is not None:
-                s.stop()
+    with running_pair(
+        tmp_path, officers={"stuttgart": "anna", "moscow": "boris"}, password=PASSWORD
+    ) as stations:
+        yield stations
 
 
 def log_in(page: Page, station: StationProcess, name: str) -> None:

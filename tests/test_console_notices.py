@@ -23,8 +23,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 from openline.core.clock import rfc3339
 from openline.services.accounts import Role
 from tests.browser import artifact_path
-from tests.harness import StationProcess, connect, wait_for
-from tests.harness import add_user as add_cli_user
+from tests.harness import StationProcess, running_pair, wait_for
 from tests.inproc import Node
 from tests.notice_docs import square
 from tests.test_console import add_user, csrf_of, log_in
@@ -194,19 +193,10 @@ LIVE_MS = 5000  # a change on one station shows on the other's open page within 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
-    a = StationProcess.create(tmp_path, "stuttgart")
-    b = StationProcess.create(tmp_path, "moscow")
-    a.start()
-    b.start()
-    try:
-        connect(a, b)
-        add_cli_user(b, "boris", "watch_officer", PASSWORD)
-        add_cli_user(a, "anna", "watch_officer", PASSWORD)
-        yield a, b
-    finally:
-        for s in (a, b):
-            if s.proc is not None:
-                s.stop()
+    with running_pair(
+        tmp_path, officers={"stuttgart": "anna", "moscow": "boris"}, password=PASSWORD
+    ) as stations:
+        yield stations
 
 
 def _send(station: StationProcess, peer: str, doc: dict[str, Any]) -> str:

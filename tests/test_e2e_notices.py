@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from openline.core.clock import SystemClock, rfc3339
-from tests.harness import StationProcess, connect, wait_for
+from tests.harness import StationProcess, running_pair, wait_for
 
 pytestmark = pytest.mark.e2e
 HOUR = 3_600_000_000
@@ -19,17 +19,8 @@ HOUR = 3_600_000_000
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
-    a = StationProcess.create(tmp_path, "stuttgart")
-    b = StationProcess.create(tmp_path, "moscow")
-    a.start()
-    b.start()
-    try:
-        connect(a, b)
-        yield a, b
-    finally:
-        for s in (a, b):
-            if s.proc is not None:
-                s.stop()
+    with running_pair(tmp_path) as stations:
+        yield stations
 
 
 def _file(path: Path, lat: float, lng: float, text: str) -> Path:

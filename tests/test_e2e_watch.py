@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.harness import OPENLINE, StationProcess, connect, wait_for
+from tests.harness import OPENLINE, StationProcess, running_pair, wait_for
 from tests.servers import SECRET, Receiver
 
 pytestmark = pytest.mark.e2e
@@ -32,21 +32,9 @@ POLICY = {
 
 @pytest.fixture
 def pair(tmp_path: Path, receiver: Receiver) -> Iterator[tuple[StationProcess, StationProcess]]:
-    a = StationProcess.create(tmp_path, "stuttgart")
-    b = StationProcess.create(tmp_path, "moscow")
-    b.extra_env = {
-        "OPENLINE_WEBHOOK_URLS": json.dumps([receiver.base + "/pager"]),
-        "OPENLINE_WEBHOOK_SECRET": SECRET,
-    }
-    a.start()
-    b.start()
-    try:
-        connect(a, b)
-        yield a, b
-    finally:
-        for s in (a, b):
-            if s.proc is not None:
-                s.stop()
+    env = {"OPENLINE_WEBHOOK_URLS": json.dumps([receiver.base + "/pager"]), "OPENLINE_WEBHOOK_SECRET": SECRET}
+    with running_pair(tmp_path, moscow_env=env) as stations:
+        yield stations
 
 
 def with_input(s: StationProcess, text: str, *args: str) -> subprocess.CompletedProcess[str]:
