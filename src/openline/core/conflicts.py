@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -65,7 +65,7 @@ from openline.core.volumes import (
     Volume,
     bounding_cap,
     bounding_caps,
-    cap_boxes,
+    cap_box,
     centre,
     chord_error,
     nvector_boxes,
@@ -282,8 +282,9 @@ _Verdict = tuple[float, bool] | None
 
 @dataclass(frozen=True, slots=True)
 class _Coarse:
-    """Polygons projected by their vertices alone (one batch), with bounds on how far each
-    true image can be from that (its largest chord error) and from the centre."""
+    """Polygons projected by their vertices alone, and circles by their centres (one
+    batch), with bounds on how far each polygon's true image can be from that (its largest
+    chord error) and how far any of it, or a centre, is from the projection's centre."""
 
     shapes: NDArray[np.object_]
     x: FloatArray
@@ -293,111 +294,161 @@ class _Coarse:
     errors: FloatArray
     reaches: FloatArray
     valid: NDArray[np.bool_]
+    points: NDArray[np.object_]
+    point_reaches: FloatArray
+    radii: FloatArray
 
-    def vertices(self, i: int) -> NDArray[np.object_]:
-        start = self.offsets[i]
-        end = start + self.counts[i]
-        points: NDArray[np.object_] = shapely.points(self.x[start:end], self.y[start:end])
+    @property
+    def vertex_points(self) -> NDArray[np.object_]:
+        """Every polygon's vertices as points, polygon after polygon."""
+        points: NDArray[np.object_] = shapely.points(np.column_stack([self.x, self.y]))
         return points
 
 
-def _coarse(polygons: Sequence[Polygon], proj: Projection) -> _Coarse:
+_NO_POINTS: NDArray[np.object_] = np.empty(0, dtype=object)
+_NONE: FloatArray = np.empty(0)
+
+
+def _coarse(polygons: Sequence[Polygon], proj: Projection, circles: Sequence[Circle] = ()) -> _Coarse:
     counts = np.array([len(p.vertices) for p in polygons], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    vertices = np.array([v for p in polygons for v in p.vertices], dtype=np.float64)
-    x, y = proj.forward(vertices[:, 0], vertices[:, 1])
-    following = np.arange(len(x)) + 1
+    offsets = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    total = int(offsets[-1] + counts[-1])
+    where = [v for p in polygons for v in p.vertices]
+    where.extend((c.lat, c.lng) for c in circles)
+    coords = np.array(where, dtype=np.float64)
+    all_x, all_y = proj.forward(coords[:, 0], coords[:, 1])
+    xy = np.column_stack([all_x[:total], all_y[:total]])
+    following = np.arange(1, total + 1)
     following[offsets + counts - 1] = offsets
-    rho = np.hypot(x, y)
-    error = chord_error(np.hypot(x[following] - x, y[following] - y), np.maximum(rho, rho[following]))
-    owner = np.repeat(np.arange(len(polygons)), counts)
-    shapes = shapely.polygons(shapely.linearrings(np.column_stack([x, y]), indices=owner))
+    rho = np.hypot(xy[:, 0], xy[:, 1])
+    step = xy[following] - xy
+    error = chord_error(np.hypot(step[:, 0], step[:, 1]), np.maximum(rho, rho[following]))
+    shapes = shapely.polygons(shapely.linearrings(xy, indices=np.repeat(np.arange(len(polygons)), counts)))
     # A vertex-only ring can cross itself where the true edges do not: no verdict then.
     valid = shapely.is_valid(shapes)
-    errors = np.maximum.reduceat(error, offsets) + _ERR
-    return _Coarse(shapes, x, y, offsets, counts, errors, np.maximum.reduceat(rho, offsets), valid)
+    points, point_reaches = _NO_POINTS, _NONE
+    if circles:
+        centres = np.column_stack([all_x[total:], all_y[total:]])
+        points, point_reaches = shapely.points(centres), np.hypot(centres[:, 0], centres[:, 1])
+    return _Coarse(
+        shapes,
+        xy[:, 0],
+        xy[:, 1],
+        offsets,
+        counts,
+        np.maximum.reduceat(error, offsets) + _ERR,
+        np.maximum.reduceat(rho, offsets),
+        valid,
+        points,
+        point_reaches,
+        np.array([c.radius_m for c in circles], dtype=np.float64),
+    )
+
+
+# Probes project in one of a fixed set of projections, centred on whole degrees: made once
+# and reused by every query near them (making one costs as much as the rest of a probe).
+# The centre is then at most about 80 km from the query's, where `stretch` is 1 + 3e-5.
+_PROBE_GRID_DEG = 1.0
+
+
+def _probe_projection(lat: float, lng: float) -> Projection:
+    step = _PROBE_GRID_DEG
+    return projection(round(lat / step) * step, round(lng / step) * step)
 
 
 class _Probe:
-    """A query outline projected once, so that most candidates are settled in a batch
-    without the exact test: certainly farther apart than the margin (clear), or certainly
-    overlapping (a true vertex or centre lies deeper inside the other than the other's
-    chord error). Centred on a circle, planar distance from the origin is geodesic
-    distance; elsewhere planar distances overstate geodesic ones by at most `stretch`."""
+    """A query outline and its candidates projected together (one batch), so that most
+    candidates are settled without the exact test: certainly farther apart than the margin
+    (clear), or certainly overlapping (a true vertex or centre lies deeper inside the other
+    than the other's chord error). Planar distances there overstate geodesic ones by at
+    most `stretch`, and never understate them; a circle is its centre and radius."""
 
-    def __init__(self, outline: Outline, margin_m: float) -> None:
-        self.outline, self.margin = outline, margin_m
-
-    @cached_property
-    def proj(self) -> Projection:
-        # Made only when needed: two circles are settled without one.
-        return projection(*centre(self.outline))
-
-    @cached_property
-    def ours(self) -> _Coarse | None:
-        if not isinstance(self.outline, Polygon):
-            return None
-        ours = _coarse([self.outline], self.proj)
-        shapely.prepare(ours.shapes)
-        return ours
+    def __init__(self, outline: Outline, margin_m: float, at: tuple[float, float]) -> None:
+        self.outline, self.margin, self.at = outline, margin_m, at
 
     def settle(self, outlines: Sequence[Outline]) -> list[_Verdict]:
         """Per outline: (distance, within margin) when settled, else None. The distance
         of a clear verdict is only a lower bound."""
+        circles = [i for i, o in enumerate(outlines) if isinstance(o, Circle)]
+        polygons = [i for i, o in enumerate(outlines) if isinstance(o, Polygon)]
         verdicts: list[_Verdict] = [None] * len(outlines)
-        circles = [(i, o) for i, o in enumerate(outlines) if isinstance(o, Circle)]
-        polygons = [(i, o) for i, o in enumerate(outlines) if isinstance(o, Polygon)]
+        query = self.outline
+        if isinstance(query, Circle):
+            for i in circles:  # two circles need no projection
+                verdicts[i] = self._circle_pair(query, outlines[i])  # type: ignore[arg-type]
+            if polygons:
+                batch = _coarse([outlines[i] for i in polygons], _probe_projection(*self.at), [query])  # type: ignore[misc]
+                found = _polygons_circles(
+                    batch, np.arange(len(polygons)), np.zeros(len(polygons), np.int64), self.margin
+                )
+                for i, verdict in zip(polygons, found, strict=True):
+                    verdicts[i] = verdict
+            return verdicts
+        # Ours is polygon 0 of the batch, theirs 1, 2, ...; their circles are its points.
+        their_circles: list[Circle] = [outlines[i] for i in circles]  # type: ignore[misc]
+        batch = _coarse(
+            [query, *(outlines[i] for i in polygons)],
+            _probe_projection(*self.at),
+            their_circles,  # type: ignore[misc]
+        )
+        if not batch.valid[0]:
+            return verdicts
         if circles:
-            for (i, _), verdict in zip(circles, self._circles([c for _, c in circles]), strict=True):
+            found = _polygons_circles(
+                batch, np.zeros(len(circles), np.int64), np.arange(len(circles)), self.margin
+            )
+            for i, verdict in zip(circles, found, strict=True):
                 verdicts[i] = verdict
         if polygons:
-            for (i, _), verdict in zip(polygons, self._polygons([p for _, p in polygons]), strict=True):
+            for i, verdict in zip(polygons, _polygon_polygons(batch, self.margin), strict=True):
                 verdicts[i] = verdict
         return verdicts
 
-    def _circles(self, circles: Sequence[Circle]) -> list[_Verdict]:
-        lats = np.array([c.lat for c in circles])
-        lngs = np.array([c.lng for c in circles])
-        radii = np.array([c.radius_m for c in circles])
-        if isinstance(self.outline, Circle):
-            ours = self.outline
-            _, _, between = WGS84.inv(np.full_like(lats, ours.lng), np.full_like(lats, ours.lat), lngs, lats)
-            gaps = np.maximum(0.0, between - radii - ours.radius_m)
-            return [(float(gap), bool(gap <= self.margin)) for gap in gaps]
-        if self.ours is None or not self.ours.valid[0]:
-            return [None] * len(circles)
-        x, y = self.proj.forward(lats, lngs)
-        centres = shapely.points(x, y)
-        shape, error = self.ours.shapes[0], float(self.ours.errors[0])
-        planar = shapely.distance(shape, centres)
-        lower = np.maximum(0.0, planar - error) / stretch(np.maximum(self.ours.reaches[0], np.hypot(x, y)))
-        inside = shapely.contains(shape, centres) & (shapely.distance(shape.exterior, centres) > error)
-        overlap = (planar + error <= radii) | inside
-        return [
-            _verdict(lo - r, bool(hit), self.margin) for lo, r, hit in zip(lower, radii, overlap, strict=True)
-        ]
+    def _circle_pair(self, ours: Circle, theirs: Circle) -> _Verdict:
+        _, _, between = WGS84.inv(ours.lng, ours.lat, theirs.lng, theirs.lat)
+        gap = max(0.0, between - ours.radius_m - theirs.radius_m)
+        return gap, gap <= self.margin
 
-    def _polygons(self, polygons: Sequence[Polygon]) -> list[_Verdict]:
-        theirs = _coarse(polygons, self.proj)
-        if isinstance(self.outline, Circle):
-            radius = self.outline.radius_m
-            planar = shapely.distance(_ORIGIN, theirs.shapes)
-            lower, overlap = planar - theirs.errors - radius, planar + theirs.errors <= radius
-            return [
-                _verdict(float(lo), bool(hit), self.margin) if ok else None
-                for lo, hit, ok in zip(lower, overlap, theirs.valid, strict=True)
-            ]
-        ours = self.ours
-        if ours is None or not ours.valid[0]:
-            return [None] * len(polygons)
-        planar = shapely.distance(ours.shapes[0], theirs.shapes)
-        slack = ours.errors[0] + theirs.errors
-        lower = np.maximum(0.0, planar - slack) / stretch(np.maximum(ours.reaches[0], theirs.reaches))
-        verdicts: list[_Verdict] = []
-        for i in range(len(polygons)):
-            hit = planar[i] == 0 and _overlap(ours, theirs, i)
-            verdicts.append(_verdict(float(lower[i]), hit, self.margin) if theirs.valid[i] else None)
-        return verdicts
+
+def _polygons_circles(
+    batch: _Coarse, polygons: NDArray[np.int64], circles: NDArray[np.int64], margin_m: float
+) -> list[_Verdict]:
+    """Verdicts on pairs (polygon polygons[k], circle circles[k]) of the batch. The true
+    geodesic distance from the circle's centre to the polygon is at most the planar one
+    plus the polygon's chord error, and at least that less the error, over the stretch."""
+    shapes, errors = batch.shapes[polygons], batch.errors[polygons]
+    centres = batch.points[circles]
+    radii = batch.radii[circles]
+    planar = shapely.distance(shapes, centres)
+    reach = np.maximum(batch.reaches[polygons], batch.point_reaches[circles])
+    lower = np.maximum(0.0, planar - errors) / stretch(reach)
+    inside = shapely.contains(shapes, centres) & (
+        shapely.distance(shapely.get_exterior_ring(shapes), centres) > errors
+    )
+    overlap = (planar + errors <= radii) | inside
+    valid = batch.valid[polygons]
+    return [
+        _verdict(lo - r, hit, margin_m) if ok else None
+        for lo, r, hit, ok in zip(
+            lower.tolist(), radii.tolist(), overlap.tolist(), valid.tolist(), strict=True
+        )
+    ]
+
+
+def _polygon_polygons(batch: _Coarse, margin_m: float) -> list[_Verdict]:
+    """Verdicts on polygon 0 of the batch against each of the others."""
+    planar = shapely.distance(batch.shapes[0], batch.shapes[1:])
+    slack = batch.errors[0] + batch.errors[1:]
+    reach = np.maximum(batch.reaches[0], batch.reaches[1:])
+    lower = np.maximum(0.0, planar - slack) / stretch(reach)
+    valid = batch.valid[1:] & batch.valid[0]
+    touching = np.flatnonzero((planar == 0) & valid) + 1
+    hits = set(touching[_overlaps(batch, touching)].tolist()) if len(touching) else set()
+    return [
+        _verdict(bound, n in hits, margin_m) if ok else None
+        for n, (bound, ok) in enumerate(zip(lower.tolist(), valid.tolist(), strict=True), start=1)
+    ]
 
 
 def _verdict(lower: float, overlap: bool, margin_m: float) -> _Verdict:
@@ -406,18 +457,26 @@ def _verdict(lower: float, overlap: bool, margin_m: float) -> _Verdict:
     return (lower, False) if lower > margin_m else None
 
 
-def _overlap(ours: _Coarse, theirs: _Coarse, i: int) -> bool:
-    """Whether a true vertex of either lies inside the other beyond its chord error."""
-    return _deep(theirs.shapes[i], ours.vertices(0), float(theirs.errors[i])) or _deep(
-        ours.shapes[0], theirs.vertices(i), float(ours.errors[0])
+def _overlaps(batch: _Coarse, others: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """For each polygon n in `others`: whether a true vertex of polygon 0 lies inside n, or
+    one of n's inside polygon 0, deeper than the chord error of the polygon it is in (so
+    that the true outlines certainly overlap). All pairs in four vectorised calls."""
+    shapes, errors = batch.shapes[others], batch.errors[others]
+    points = batch.vertex_points
+    ours = points[: batch.counts[0]]
+    ours_in = shapely.contains(shapes[:, None], ours[None, :]) & (
+        shapely.distance(shapely.get_exterior_ring(shapes)[:, None], ours[None, :]) > errors[:, None]
     )
-
-
-def _deep(shape: shapely.Polygon, points: NDArray[np.object_], error: float) -> bool:
-    inside = shapely.contains(shape, points)
-    if not inside.any():
-        return False
-    return bool((inside & (shapely.distance(shape.exterior, points) > error)).any())
+    starts, counts = batch.offsets[others], batch.counts[others]
+    theirs = batch.vertex_points[
+        np.concatenate([np.arange(a, a + c) for a, c in zip(starts, counts, strict=True)])
+    ]
+    theirs_in = shapely.contains(batch.shapes[0], theirs) & (
+        shapely.distance(shapely.get_exterior_ring(batch.shapes[0]), theirs) > batch.errors[0]
+    )
+    ends = np.cumsum(counts)
+    result: NDArray[np.bool_] = ours_in.any(axis=1) | np.logical_or.reduceat(theirs_in, ends - counts)
+    return result
 
 
 # --- the index -----------------------------------------------------------------------------
@@ -432,14 +491,10 @@ _PAD = 1e-9
 _CHUNK = 65_536
 
 
-def _boxes(volumes: Sequence[Volume], caps: FloatArray | None = None) -> FloatArray:
+def _boxes(volumes: Sequence[Volume]) -> FloatArray:
     """Five-dimensional boxes (n-vector x, y, z; altitude; time), one row per volume, as
-    the R-tree takes them: the five minima, then the five maxima. With `caps` (their
-    `bounding_caps`), the boxes round the caps: looser, and quicker for one volume."""
-    if caps is None:
-        space_min, space_max = nvector_boxes([v.outline for v in volumes])
-    else:
-        space_min, space_max = cap_boxes(caps)
+    the R-tree takes them: the five minima, then the five maxima."""
+    space_min, space_max = nvector_boxes([v.outline for v in volumes])
     alt = np.array([(v.alt_lower_m, v.alt_upper_m) for v in volumes], dtype=np.float64) * _ALT_SCALE
     start = np.array([v.start for v in volumes], dtype=np.float64) * _TIME_SCALE
     end = np.array([_OPEN_END if v.end is None else v.end * _TIME_SCALE for v in volumes])
@@ -448,21 +503,38 @@ def _boxes(volumes: Sequence[Volume], caps: FloatArray | None = None) -> FloatAr
     )
 
 
-def _margin_growth(margins: Margins) -> FloatArray:
-    """How far the margins reach in each dimension of the boxes, rounded up. A point within
-    h metres of another has a normal within h / R_MIN of it (chord <= angle)."""
+def _window(volume: Volume, cap: tuple[float, float, float], margins: Margins) -> list[float]:
+    """The query's box in the layout of `_boxes`, round its bounding cap (looser than the
+    tight box, and far quicker to make for one volume), grown by the margins: scalar
+    arithmetic, since numpy's per-call cost dominates for a single row."""
+    space_min, space_max = cap_box(cap)
+    end = _OPEN_END if volume.end is None else volume.end * _TIME_SCALE
+    row = [
+        *space_min,
+        volume.alt_lower_m * _ALT_SCALE - _PAD,
+        volume.start * _TIME_SCALE - _PAD,
+        *space_max,
+        volume.alt_upper_m * _ALT_SCALE + _PAD,
+        end + _PAD,
+    ]
+    return [value + grow for value, grow in zip(row, _margin_growth(margins), strict=True)]
+
+
+@lru_cache(maxsize=64)
+def _margin_growth(margins: Margins) -> tuple[float, ...]:
+    """How far the margins reach in each dimension of the boxes, rounded up: what to add to
+    a box's five minima, then its five maxima. A point within h metres of another has a
+    normal within h / R_MIN of it (chord <= angle)."""
     space = margins.horizontal_m / R_MIN
-    reach = np.array(
-        [
-            space,
-            space,
-            space,
-            margins.vertical_m * _ALT_SCALE,
-            margins.minutes * _MICROS_PER_MINUTE * _TIME_SCALE,
-        ]
+    reach = (
+        space,
+        space,
+        space,
+        margins.vertical_m * _ALT_SCALE,
+        margins.minutes * _MICROS_PER_MINUTE * _TIME_SCALE,
     )
-    grow: FloatArray = reach * (1 + 1e-9) + _PAD
-    return np.concatenate([-grow, grow])
+    grow = [value * (1 + 1e-9) + _PAD for value in reach]
+    return tuple([-g for g in grow] + grow)
 
 
 def _properties() -> index.Property:
@@ -555,33 +627,34 @@ class ConflictIndex(Generic[K]):
     def query(self, volume: Volume, margins: Margins = Margins()) -> list[tuple[K, PairResult]]:
         """Every indexed volume that conflicts with `volume`, with how, in the order they
         were indexed. Each is confirmed by the exact test, never by its box alone."""
-        # The query's box is its bounding cap's, grown by the margins: cheaper to make for
-        # one volume than the tight box, and its extra candidates fall to the cap test.
-        cap = bounding_caps([volume.outline])
-        window = (_boxes([volume], cap)[0] + _margin_growth(margins))[self._order]
+        cap = bounding_cap(volume.outline)
+        window = _window(volume, cap, margins)
         candidates, ids = [], []
-        for entry_id in sorted(self._tree.intersection(window)):
+        for entry_id in sorted(self._tree.intersection([window[i] for i in self._order.tolist()])):
             key, other = self._entries[entry_id]
             time = _time_overlap(volume, other, margins.minutes)
             altitude = _altitude_overlap(volume, other, margins.vertical_m)
             if time is not None and altitude is not None:
                 candidates.append((key, other, time, altitude))
                 ids.append(entry_id)
-        if not candidates:
-            return []
         # Caps farther apart than the margin hold outlines that are too (with 0.5 mm to
-        # spare for rounding): clear without projecting anything.
-        theirs = self._caps[ids]
-        lat, lng, reach = cap[0]
-        n = len(ids)
-        _, _, between = WGS84.inv(np.full(n, lng), np.full(n, lat), theirs[:, 1], theirs[:, 0])
-        near = between - reach - theirs[:, 2] <= margins.horizontal_m + _ERR
-        candidates = [c for c, ok in zip(candidates, near, strict=True) if ok]
-        if not candidates:
+        # spare for rounding): clear without projecting anything. One scalar geodesic per
+        # candidate; there are a handful.
+        lat, lng, reach = cap
+        limit = margins.horizontal_m + _ERR
+        near = []
+        for candidate, (their_lat, their_lng, their_reach) in zip(
+            candidates, self._caps[ids].tolist(), strict=True
+        ):
+            _, _, between = WGS84.inv(lng, lat, their_lng, their_lat)
+            if between - reach - their_reach <= limit:
+                near.append(candidate)
+        if not near:
             return []
-        verdicts = _Probe(volume.outline, margins.horizontal_m).settle([c[1].outline for c in candidates])
+        probe = _Probe(volume.outline, margins.horizontal_m, (lat, lng))
+        verdicts = probe.settle([c[1].outline for c in near])
         found = []
-        for (key, other, time, altitude), verdict in zip(candidates, verdicts, strict=True):
+        for (key, other, time, altitude), verdict in zip(near, verdicts, strict=True):
             distance = _confirmed_distance(volume.outline, other.outline, margins.horizontal_m, verdict)
             if distance is not None:
                 found.append((key, PairResult(True, time, altitude, distance)))
