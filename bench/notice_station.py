@@ -3,8 +3,9 @@
 `bench/conflicts.py` measures the conflict engine alone (an in-memory R-tree). A station
 checks differently: every new or amended notice is checked against what its database
 holds (`services.notice_conflicts.find`): SQL narrows the candidates by time window,
-altitude band and n-vector box, and the exact test (`core.conflicts.conflict`) decides.
-This measures that path on the embedded default (SQLite, one station in process).
+altitude band and n-vector box, and the exact test decides (`core.conflicts.confirm`: the
+engine's quick verdicts for the candidates in one batch, then `conflict` for what they
+leave open). This measures that path on the embedded default (SQLite, one station in process).
 
 Data: the volumes of `bench/conflicts.py` (same generator, 0.1-50 km across, 1-12 h
 windows over three days, 2,000 km box), each stored as one acknowledged inbound notice,

@@ -23,6 +23,7 @@ from openline.core.conflicts import (
     PairResult,
     brute_force,
     check,
+    confirm,
 )
 from openline.core.conflicts import conflict as conflict_of
 from openline.core.volumes import WGS84, Circle, Polygon, Volume, outline_in, projection, validate
@@ -523,6 +524,46 @@ def test_conflict_answers_as_check_does_without_measuring_clear_pairs(
     if quick is not None and full.conflict:
         assert (quick.time, quick.altitude) == (full.time, full.altitude)
         assert quick.distance_m == pytest.approx(full.distance_m, abs=2e-3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    query=candidates,
+    others=st.lists(st.tuples(candidates, margins), min_size=1, max_size=6),
+    data=st.data(),
+)
+def test_confirming_a_batch_answers_as_conflict_does_for_each_pair(
+    population: dict[int, Volume], query: Volume, others: list[tuple[Volume, Margins]], data: st.DataObject
+) -> None:
+    # Neighbours from the population too, so that some pairs come close or overlap.
+    keys = data.draw(st.lists(st.integers(0, 9_999), max_size=4))
+    pairs = others + [(population[k], others[0][1]) for k in keys]
+    volumes, each = [v for v, _ in pairs], [m for _, m in pairs]
+    for result, (other, margin) in zip(confirm(query, volumes, each), pairs, strict=True):
+        alone = conflict_of(query, other, margin)
+        full = check(query, other, margin)
+        if abs(full.distance_m - margin.horizontal_m) > TOLERANCE_M or full.distance_m == 0:
+            assert (result is not None) is (alone is not None)
+        if result is not None and alone is not None:
+            assert (result.time, result.altitude) == (alone.time, alone.altitude)
+            assert result.distance_m == pytest.approx(alone.distance_m, abs=2e-3)
+
+
+def test_confirm_takes_one_margin_for_all_or_one_each() -> None:
+    west, east = facing_boxes(500.0)
+    assert confirm(west, []) == []
+    same, other = confirm(west, [west, east])
+    assert same is not None
+    assert same.distance_m == 0
+    assert other is None
+    # 500 m apart: a 600 m margin takes the pair in, a 400 m one does not.
+    wide, narrow, none = confirm(
+        west, [east, east, east], [Margins(horizontal_m=600.0), Margins(horizontal_m=400.0), Margins()]
+    )
+    assert wide is not None
+    assert wide.distance_m == pytest.approx(500.0, abs=0.01)
+    assert narrow is None
+    assert none is None
 
 
 near_polygons = st.builds(

@@ -634,36 +634,62 @@ class ConflictIndex(Generic[K]):
         were indexed. Each is confirmed by the exact test, never by its box alone."""
         cap = bounding_cap(volume.outline)
         window = _window(volume, cap, margins)
-        candidates, ids = [], []
-        for entry_id in sorted(self._tree.intersection([window[i] for i in self._order.tolist()])):
-            key, other = self._entries[entry_id]
-            time = _time_overlap(volume, other, margins.minutes)
-            altitude = _altitude_overlap(volume, other, margins.vertical_m)
-            if time is not None and altitude is not None:
-                candidates.append((key, other, time, altitude))
-                ids.append(entry_id)
-        # Caps farther apart than the margin hold outlines that are too (with 0.5 mm to
-        # spare for rounding): clear without projecting anything. One scalar geodesic per
-        # candidate; there are a handful.
-        lat, lng, reach = cap
-        limit = margins.horizontal_m + _ERR
-        near = []
-        for candidate, (their_lat, their_lng, their_reach) in zip(
-            candidates, self._caps[ids].tolist(), strict=True
-        ):
-            _, _, between = WGS84.inv(lng, lat, their_lng, their_lat)
-            if between - reach - their_reach <= limit:
-                near.append(candidate)
-        if not near:
+        ids = sorted(self._tree.intersection([window[i] for i in self._order.tolist()]))
+        if not ids:
             return []
-        probe = _Probe(volume.outline, margins.horizontal_m, (lat, lng))
-        verdicts = probe.settle([c[1].outline for c in near])
-        found = []
-        for (key, other, time, altitude), verdict in zip(near, verdicts, strict=True):
-            distance = _confirmed_distance(volume.outline, other.outline, margins.horizontal_m, verdict)
-            if distance is not None:
-                found.append((key, PairResult(True, time, altitude, distance)))
-        return found
+        entries = [self._entries[entry_id] for entry_id in ids]
+        results = confirm(volume, [other for _, other in entries], margins, self._caps[ids], cap)
+        return [
+            (key, result) for (key, _), result in zip(entries, results, strict=True) if result is not None
+        ]
+
+
+def confirm(
+    volume: Volume,
+    candidates: Sequence[Volume],
+    margins: Margins | Sequence[Margins] = Margins(),
+    caps: FloatArray | None = None,
+    cap: tuple[float, float, float] | None = None,
+) -> list[PairResult | None]:
+    """`conflict(volume, c, margins)` for each of a handful of candidates (those an index
+    found), at a fraction of the cost: time and altitude first; then candidates whose
+    bounding caps are farther apart than the margin are clear without projecting
+    anything; the rest are settled in one batch (`_Probe`), and only what that leaves
+    open goes to the exact test. `margins` is one for all or one per candidate; `caps`
+    are the candidates' `bounding_caps` when known, `cap` the volume's."""
+    each = [margins] * len(candidates) if isinstance(margins, Margins) else list(margins)
+    results: list[PairResult | None] = [None] * len(candidates)
+    timed = []
+    for i, (other, m) in enumerate(zip(candidates, each, strict=True)):
+        time = _time_overlap(volume, other, m.minutes)
+        altitude = _altitude_overlap(volume, other, m.vertical_m) if time is not None else None
+        if altitude is not None:
+            timed.append((i, time, altitude))
+    if not timed:
+        return results
+    # Caps farther apart than the margin hold outlines that are too (with 0.5 mm to spare
+    # for rounding). One scalar geodesic per candidate: there are a handful.
+    lat, lng, reach = cap or bounding_cap(volume.outline)
+    if caps is None:
+        theirs = bounding_caps([candidates[i].outline for i, _, _ in timed]).tolist()
+    else:
+        theirs = caps[[i for i, _, _ in timed]].tolist()
+    near = []
+    for (i, time, altitude), (their_lat, their_lng, their_reach) in zip(timed, theirs, strict=True):
+        _, _, between = WGS84.inv(lng, lat, their_lng, their_lat)
+        if between - reach - their_reach <= each[i].horizontal_m + _ERR:
+            near.append((i, time, altitude))
+    if not near:
+        return results
+    # One probe at the widest margin: an overlap holds at any margin, and a pair farther
+    # apart than the widest is farther than any; the rest go to the exact test.
+    widest = max(each[i].horizontal_m for i, _, _ in near)
+    verdicts = _Probe(volume.outline, widest, (lat, lng)).settle([candidates[i].outline for i, _, _ in near])
+    for (i, time, altitude), verdict in zip(near, verdicts, strict=True):
+        distance = _confirmed_distance(volume.outline, candidates[i].outline, each[i].horizontal_m, verdict)
+        if distance is not None:
+            results[i] = PairResult(True, time, altitude, distance)
+    return results
 
 
 def _confirmed_distance(a: Outline, b: Outline, margin_m: float, verdict: _Verdict) -> float | None:

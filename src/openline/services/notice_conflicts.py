@@ -213,9 +213,13 @@ def find(
     ours = by_line.get(line_id, engine.Margins())
     found: list[Found] = []
     for n, v in enumerate(volumes, start=1):
-        for row in _candidates(conn, notice_id, series, v, now, reach):
-            margins = widest(ours, by_line.get(str(row.line_id), engine.Margins()))
-            result = engine.conflict(v, stored_volume(row), margins)
+        rows = _candidates(conn, notice_id, series, v, now, reach)
+        if not rows:
+            continue
+        # The exact test decides, each pair held to the wider margins of its two lines.
+        each = [widest(ours, by_line.get(str(row.line_id), engine.Margins())) for row in rows]
+        results = engine.confirm(v, [stored_volume(row) for row in rows], each)
+        for row, result in zip(rows, results, strict=True):
             if result is not None:
                 found.append(Found(n, str(row.notice_id), int(row.n), result))
     return found
