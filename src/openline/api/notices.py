@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openline.api.deps import PrincipalDep, StationDep
 from openline.core import notices as nm
-from openline.services import notices
+from openline.services import notice_view, notices
 from openline.services.accounts import Permission
 
 router = APIRouter(prefix="/api/v1/notices")
@@ -35,7 +35,7 @@ class Reject(Strict):
 
 
 def _show(station: Any, who: Any, notice_id: str) -> dict[str, Any]:
-    return notices.show_notice(station, notice_id, content=who.can(Permission.READ_CONTENT))
+    return notice_view.show_notice(station, notice_id, content=who.can(Permission.READ_CONTENT))
 
 
 @router.post("", status_code=201)
@@ -52,7 +52,7 @@ def list_notices(
     station: StationDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:
     who.require(Permission.VIEW)
-    return notices.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=limit)
+    return notice_view.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=limit)
 
 
 @router.get("/{notice_id}")

@@ -23,7 +23,7 @@ from openline.console.pages import json_field, posted, redirect, render, session
 from openline.core import notices as nm
 from openline.core.clock import MICROS, rfc3339
 from openline.errors import IllegalTransition, InvalidInput, OpenLineError
-from openline.services import lines, notices
+from openline.services import lines, notice_view, notices
 from openline.services.accounts import Permission
 from openline.services.sessions import Session
 from openline.services.station import Station
@@ -61,10 +61,10 @@ def actions(notice: dict[str, Any]) -> frozenset[str]:
 
 def awaiting(station: Station, *, content: bool) -> list[dict[str, Any]]:
     """Inbound notices still waiting for our acknowledgement, the nearest deadline first."""
-    recent = notices.list_notices(station, content=False, limit=NOTICE_LIMIT)
+    recent = notice_view.list_notices(station, content=False, limit=NOTICE_LIMIT)
     waiting = [n for n in recent if n["direction"] == "in" and n["state"] in WAITING]
     if content:  # the text is sealed: open only the few the board shows
-        waiting = [notices.show_notice(station, n["id"], content=True) for n in waiting]
+        waiting = [notice_view.show_notice(station, n["id"], content=True) for n in waiting]
     return sorted(waiting, key=lambda n: (n["deadline_at"] is None, n["deadline_at"] or ""))
 
 
@@ -87,7 +87,7 @@ def _context(request: Request, session: Session, **extra: Any) -> dict[str, Any]
     who = session.principal
     who.require(Permission.VIEW)
     station = station_of(request)
-    rows = notices.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT)
+    rows = notice_view.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT)
     return {
         "session": session,
         "notices": rows,
@@ -105,7 +105,7 @@ def _context(request: Request, session: Session, **extra: Any) -> dict[str, Any]
 def _amendment(request: Request, session: Session, notice_id: str) -> dict[str, Any]:
     """The form filled with one of our notices, to send a new version of it."""
     session.principal.require(Permission.WORK_CALLS)
-    notice = notices.show_notice(
+    notice = notice_view.show_notice(
         station_of(request), notice_id, content=session.principal.can(Permission.READ_CONTENT)
     )
     if "amend" not in actions(notice):
@@ -167,7 +167,7 @@ async def send_notice(request: Request) -> Response:
 def _request_removal(station: Station, actor: str, site_id: str, reason: str) -> None:
     """Send the removal notice of one of our protected sites: `notice send` with the
     document `{"category": "protected_site", "text": ..., "removes": <site>}`."""
-    site = notices.show_notice(station, site_id, content=False)
+    site = notice_view.show_notice(station, site_id, content=False)
     document = {"category": "protected_site", "text": reason, "removes": site_id}
     notices.send(station, actor, site["peer"], document)
 

@@ -12,29 +12,28 @@ would have). Sending it takes the one path every new notice takes (`_dispatch`);
 discarding it is local too.
 
 Conflicts: `notice_conflicts`; removing a protected site: `notice_sites`; expiry:
-`notice_expiry`.
+`notice_expiry`; notices as they are shown: `notice_view`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select
 
-from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
+from openline.adapters.schema import notice_volumes, notices
 from openline.core import formats
 from openline.core import notices as nm
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
 from openline.core.envelope import Envelope, open_sealed, seal
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Volume, nvector_boxes
-from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, OpenLineError
+from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
 from openline.services import alerts, notice_sites, outbox
 from openline.services import notice_conflicts as conflicts
-from openline.services.lines import line_for_peer, lock_line, margins_by_line, require_active
+from openline.services.lines import line_for_peer, lock_line, require_active
 from openline.services.notice_rows import get, log, transition
 from openline.services.station import Station, Tx
 
@@ -187,7 +186,7 @@ def _seal_draft(station: Station, line_id: str, notice_id: str, doc: Document) -
     return seal(doc.wire(), station.keys.encryption.public_key(), header, to_self=True)
 
 
-def _open_draft(station: Station, row: Any) -> dict[str, Any]:
+def open_draft(station: Station, row: Any) -> dict[str, Any]:
     header = _draft_header(station, row.line_id, row.id)
     return open_sealed(row.draft_body, station.keys.encryption, header, to_self=True)
 
@@ -293,7 +292,7 @@ def send_draft(station: Station, actor: str, notice_id: str) -> None:
     with station.db.read() as conn:
         row = get(conn, notice_id)
         _is_draft(row)
-        document = _open_draft(station, row)
+        document = open_draft(station, row)
     doc = parse_document(document, station.clock.now())
     with station.tx() as tx:
         lock_line(tx.conn, str(row.line_id))
@@ -475,151 +474,3 @@ def audit_deadlines(station: Station) -> int:
                 }
                 alerts.raise_alert(tx, "notice_unacknowledged", f"notice {row.id}", detail)
     return len(overdue)
-
-
-# Queries --------------------------------------------------------------------------------
-
-_TIMES = ("created_at", "starts_at", "ends_at", "deadline_at", "sent_at", "delivered_at",
-          "acknowledged_at", "rejected_at", "withdrawn_at", "amended_at", "expired_at", "removed_at",
-          "discarded_at")  # fmt: skip
-
-
-def effective_state(row: Any, now: int) -> str:
-    """An active notice whose last volume has ended reads as `expired` at once, before the
-    timer loop has recorded it (`notice_expiry`)."""
-    if row.state in {s.value for s in nm.ACTIVE} and row.ends_at is not None and row.ends_at < now:
-        return State.EXPIRED.value
-    return str(row.state)
-
-
-def _line_margins(conn: Connection) -> dict[str, dict[str, Any]]:
-    return {line: dataclasses.asdict(m) for line, m in margins_by_line(conn).items()}
-
-
-def _rejection_reason(station: Station, conn: Connection, row: Any) -> Any:
-    """The reason a rejected notice was given: in the sealed body of the `notice.reject`
-    envelope, ours (our own copy) or the peer's."""
-    env_row = conn.execute(
-        select(envelopes)
-        .where(envelopes.c.call_id == row.id, envelopes.c.kind == KIND_OF[Event.REJECT])
-        .order_by(envelopes.c.time)
-        .limit(1)
-    ).first()
-    return None if env_row is None else outbox.open_body(station, env_row).get("reason")
-
-
-# What each side may do to a notice of its own accord (the console's buttons).
-_OWN_EVENTS = {
-    Party.RECEIVER: (Event.ACK, Event.REJECT),
-    Party.SENDER: (Event.WITHDRAW, Event.AMEND, Event.SEND, Event.DISCARD),
-}
-
-
-def _actions(conn: Connection, row: Any, state: str, now: int) -> list[str]:
-    """What this station would accept from its own side now, by the checks the use cases
-    make: the state machine, the sender's limits (`notice_sites.check_sender_change`), and
-    `remove`, sending a removal notice for one of our sites (`notice_sites.target_for_send`).
-    Who may act is the caller's question (`work_calls`)."""
-    me = Party.SENDER if row.direction == "out" else Party.RECEIVER
-    allowed = []
-    for event in _OWN_EVENTS[me]:
-        try:
-            nm.apply(State(state), event, me)
-            if event in (Event.WITHDRAW, Event.AMEND):
-                notice_sites.check_sender_change(conn, row, event)
-        except IllegalTransition:
-            continue
-        allowed.append(event.value)
-    if me is Party.SENDER and row.category in nm.REMOVABLE and row.removes is None:
-        try:
-            notice_sites.target_for_send(conn, row.id, row.peer, now)
-        except OpenLineError:
-            pass
-        else:
-            allowed.append("remove")
-    return allowed
-
-
-def _text(station: Station, conn: Connection, row: Any) -> Any:
-    if row.envelope_id is not None:
-        env_row = conn.execute(select(envelopes).where(envelopes.c.id == row.envelope_id)).one()
-        return outbox.open_body(station, env_row).get("text")
-    if row.draft_body is not None:
-        return _open_draft(station, row).get("text")
-    return None
-
-
-def notice_json(
-    station: Station, conn: Connection, row: Any, *, content: bool, margins: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A notice as the API shows it; without `content` (the auditor) its text and a
-    rejection's reason stay sealed."""
-    volumes = conn.execute(
-        select(notice_volumes).where(notice_volumes.c.notice_id == row.id).order_by(notice_volumes.c.n)
-    ).all()
-    margins = _line_margins(conn) if margins is None else margins
-    now = station.clock.now()
-    state = effective_state(row, now)
-    pending = None
-    if row.category in nm.REMOVABLE and row.removes is None:
-        pending = notice_sites.pending_removal(conn, row.id)
-    out: dict[str, Any] = {
-        "id": row.id,
-        "series": row.series,
-        "version": row.version,
-        "supersedes": row.supersedes,
-        "removes": row.removes,
-        "removed_by": row.removed_by,
-        "removal_pending": None if pending is None else pending.id,
-        "peer": row.peer,
-        "direction": row.direction,
-        "category": row.category,
-        "state": state,
-        "actions": _actions(conn, row, state, now),
-        "created_by": row.created_by,
-        "acknowledged_by": row.acknowledged_by,
-        "margins": margins.get(str(row.line_id)),
-        "extents": [json.loads(v.volume4d) for v in volumes],
-        "content_withheld": not content,
-    }
-    for column in _TIMES:
-        out[column] = rfc3339(getattr(row, column))
-    if content:
-        out["text"] = _text(station, conn, row)
-        out["rejection_reason"] = None
-        if row.rejected_at is not None:
-            out["rejection_reason"] = _rejection_reason(station, conn, row)
-    found = conn.execute(
-        select(notice_conflicts).where(
-            or_(notice_conflicts.c.notice_a == row.id, notice_conflicts.c.notice_b == row.id)
-        )
-    ).all()
-    out["conflicts"] = [
-        {
-            "volume": c.volume_a if c.notice_a == row.id else c.volume_b,
-            "other_notice": c.notice_b if c.notice_a == row.id else c.notice_a,
-            "other_volume": c.volume_b if c.notice_a == row.id else c.volume_a,
-            "from": rfc3339(c.time_start),
-            "until": rfc3339(c.time_end),
-            "altitude_m": [c.alt_lower_m, c.alt_upper_m],
-        }
-        for c in found
-    ]
-    out["would_conflict"] = None
-    if row.state == State.DRAFT.value and volumes:  # a preview: found now, recorded nowhere
-        mine = tuple(conflicts.stored_volume(v) for v in volumes)
-        preview = conflicts.find(conn, row.id, row.series, row.line_id, mine, now)
-        out["would_conflict"] = conflicts.found_json(preview)
-    return out
-
-
-def list_notices(station: Station, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
-    with station.db.read() as conn:
-        rows = conn.execute(select(notices).order_by(notices.c.created_at.desc()).limit(limit)).all()
-        margins = _line_margins(conn)
-        return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
-
-
-def show_notice(station: Station, notice_id: str, *, content: bool) -> dict[str, Any]:
-    with station.db.read() as conn:
-        return notice_json(station, conn, get(conn, notice_id), content=content)
