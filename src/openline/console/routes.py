@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from openline.api.local import RowId
+from openline.console import admin as admin_pages
 from openline.console import charts
 from openline.console import notices as notice_pages
 from openline.console.pages import (
     COOKIE,
     SECURITY_HEADERS,
     hub_of,
-    json_field,
     posted,
     read_form,
     redirect,
@@ -40,7 +38,6 @@ from openline.console.pages import LoginRequired as LoginRequired
 from openline.core.clock import parse_rfc3339
 from openline.errors import Conflict, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
 from openline.services import (
-    accounts,
     alerts,
     calls,
     handover,
@@ -49,14 +46,13 @@ from openline.services import (
     report,
     rosters,
     sessions,
-    watch,
 )
-from openline.services.accounts import Permission, Role
-from openline.services.lines import initiate_handshake
+from openline.services.accounts import Permission
 from openline.services.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 router.include_router(notice_pages.router)
+router.include_router(admin_pages.router)
 FAVICON = (STATIC_DIR / "favicon.svg").read_bytes()
 
 
@@ -399,163 +395,6 @@ def ledger_page(request: Request) -> HTMLResponse:
 def ledger_part(request: Request) -> HTMLResponse:
     session = session_of(request)
     return render(request, "_ledger.html", **_ledger(request, session))
-
-
-# Administration ----------------------------------------------------------------------
-
-
-def _admin(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
-    who = session.principal
-    if not (who.can(Permission.MANAGE_USERS) or who.can(Permission.MANAGE_LINES)):
-        who.require(Permission.MANAGE_USERS)  # raises, naming the roles that may
-    station = station_of(request)
-    with station.db.read() as conn:
-        people = accounts.list_users(conn) if who.can(Permission.MANAGE_USERS) else []
-    line_list = lines.list_lines(station)
-    policies = {
-        line["peer"]: json.dumps(watch.show_policy(station, line["peer"])["policy"], indent=2)
-        for line in line_list
-    }
-    return {
-        "session": session,
-        "users": people,
-        "lines": line_list,
-        "policies": policies,
-        "roles": [r.value for r in Role],
-        "can_users": who.can(Permission.MANAGE_USERS),
-        "can_lines": who.can(Permission.MANAGE_LINES),
-        "card": json.dumps(station.card.to_json(), indent=2),
-        **extra,
-    }
-
-
-@router.get("/admin")
-def admin_page(request: Request) -> HTMLResponse:
-    session = session_of(request)
-    return render(request, "admin.html", **_admin(request, session))
-
-
-async def _admin_action(request: Request, permission: Permission) -> tuple[Session, dict[str, str]]:
-    session, form = await posted(request)
-    session.principal.require(permission)
-    return session, form
-
-
-def _admin_result(request: Request, session: Session, done: Callable[[], str]) -> HTMLResponse:
-    try:
-        message = done()
-    except OpenLineError as exc:
-        return render(request, "admin.html", status=exc.status, error=exc.detail, **_admin(request, session))
-    return render(request, "admin.html", message=message, **_admin(request, session))
-
-
-@router.post("/admin/users")
-async def admin_add_user(request: Request) -> HTMLResponse:
-    session, form = await _admin_action(request, Permission.MANAGE_USERS)
-    station = station_of(request)
-
-    def done() -> str:
-        password = accounts.one_time_password()
-        with station.tx() as tx:
-            accounts.create_user(
-                tx.conn,
-                tx.now,
-                form.get("name", ""),
-                accounts.parse_role(form.get("role", "")),
-                password,
-                must_change_password=True,
-                actor=session.principal.name,
-                email=form.get("email") or None,
-            )
-        return f"User {form.get('name')} added. One-time password (shown once): {password}"
-
-    return _admin_result(request, session, done)
-
-
-@router.post("/admin/users/{name}/{action}")
-async def admin_user_action(request: Request, name: str, action: str) -> HTMLResponse:
-    session, _ = await _admin_action(request, Permission.MANAGE_USERS)
-    station, actor = station_of(request), session.principal.name
-
-    def done() -> str:
-        if action in ("disable", "enable"):
-            with station.tx() as tx:
-                accounts.set_disabled(tx.conn, tx.now, actor, name, action == "disable")
-            return f"User {name} {action}d."
-        if action == "reset-password":
-            with station.tx() as tx:
-                password = accounts.reset_password(tx.conn, tx.now, actor, name, None)
-            return f"New one-time password for {name} (shown once): {password}"
-        raise InvalidInput(f"no action {action!r}")
-
-    return _admin_result(request, session, done)
-
-
-# The "add a line" form's fields for the line's terms (`lines.Terms` attributes): what each
-# is, and whether it is whole. An empty field is the default.
-_TERM_FIELDS = {
-    "notice_deadline_s": ("notice deadline: whole seconds", True),
-    "margin_horizontal_m": ("horizontal margin: metres", False),
-    "margin_vertical_m": ("vertical margin: metres", False),
-    "margin_minutes": ("time margin: whole minutes", True),
-}
-
-
-def _whole(text: str, what: str) -> int:
-    if not text.isdigit():
-        raise InvalidInput(f"{what}, got {text!r:.40}")
-    return int(text)
-
-
-def _line_terms(form: dict[str, str]) -> lines.Terms:
-    """The line terms typed into the form; `lines.add_line` checks their bounds."""
-    values: dict[str, Any] = {}
-    for field, (what, whole) in _TERM_FIELDS.items():
-        text = form.get(field, "").strip()
-        if not text:
-            continue
-        try:
-            values[field] = _whole(text, what) if whole else float(text)
-        except ValueError:
-            raise InvalidInput(f"{what}, got {text!r:.40}") from None
-    return lines.Terms(**values)
-
-
-@router.post("/admin/lines")
-async def admin_add_line(request: Request) -> HTMLResponse:
-    session, form = await _admin_action(request, Permission.MANAGE_LINES)
-    station = station_of(request)
-
-    def done() -> str:
-        card = json_field(form, "card")
-        deadline = form.get("answer_deadline_s", "").strip()
-        peer = lines.add_line(
-            station,
-            card,
-            answer_deadline_s=_whole(deadline, "answer deadline: whole seconds") if deadline else None,
-            terms=_line_terms(form),
-            actor=session.principal.name,
-        )
-        try:
-            initiate_handshake(station, request.app.state.transport, peer)
-        except OpenLineError as exc:
-            return f"Pinned {peer}; the line is pending: {lines.handshake_error(exc)}"
-        return f"Pinned {peer}; compare its fingerprint with the peer out of band."
-
-    return _admin_result(request, session, done)
-
-
-@router.post("/admin/lines/{peer}/policy")
-async def admin_set_policy(request: Request, peer: str) -> HTMLResponse:
-    session, form = await _admin_action(request, Permission.MANAGE_LINES)
-    station = station_of(request)
-
-    def done() -> str:
-        policy = json_field(form, "policy")
-        watch.set_policy(station, session.principal.name, peer, policy)
-        return f"Escalation policy of the line with {peer} saved; calls already ringing keep theirs."
-
-    return _admin_result(request, session, done)
 
 
 # Live updates ------------------------------------------------------------------------
