@@ -370,38 +370,32 @@ class _Probe:
     def settle(self, outlines: Sequence[Outline]) -> list[_Verdict]:
         """Per outline: (distance, within margin) when settled, else None. The distance
         of a clear verdict is only a lower bound."""
-        circles = [i for i, o in enumerate(outlines) if isinstance(o, Circle)]
-        polygons = [i for i, o in enumerate(outlines) if isinstance(o, Polygon)]
+        circles = [(i, o) for i, o in enumerate(outlines) if isinstance(o, Circle)]
+        polygons = [(i, o) for i, o in enumerate(outlines) if isinstance(o, Polygon)]
         verdicts: list[_Verdict] = [None] * len(outlines)
         query = self.outline
         if isinstance(query, Circle):
-            for i in circles:  # two circles need no projection
-                verdicts[i] = self._circle_pair(query, outlines[i])  # type: ignore[arg-type]
+            for i, circle in circles:  # two circles need no projection
+                verdicts[i] = self._circle_pair(query, circle)
             if polygons:
-                batch = _coarse([outlines[i] for i in polygons], _probe_projection(*self.at), [query])  # type: ignore[misc]
-                found = _polygons_circles(
-                    batch, np.arange(len(polygons)), np.zeros(len(polygons), np.int64), self.margin
-                )
-                for i, verdict in zip(polygons, found, strict=True):
+                batch = _coarse([p for _, p in polygons], _probe_projection(*self.at), [query])
+                n = len(polygons)
+                found = _polygons_circles(batch, np.arange(n), np.zeros(n, np.int64), self.margin)
+                for (i, _), verdict in zip(polygons, found, strict=True):
                     verdicts[i] = verdict
             return verdicts
         # Ours is polygon 0 of the batch, theirs 1, 2, ...; their circles are its points.
-        their_circles: list[Circle] = [outlines[i] for i in circles]  # type: ignore[misc]
-        batch = _coarse(
-            [query, *(outlines[i] for i in polygons)],
-            _probe_projection(*self.at),
-            their_circles,  # type: ignore[misc]
-        )
+        proj = _probe_projection(*self.at)
+        batch = _coarse([query, *(p for _, p in polygons)], proj, [c for _, c in circles])
         if not batch.valid[0]:
             return verdicts
         if circles:
-            found = _polygons_circles(
-                batch, np.zeros(len(circles), np.int64), np.arange(len(circles)), self.margin
-            )
-            for i, verdict in zip(circles, found, strict=True):
+            n = len(circles)
+            found = _polygons_circles(batch, np.zeros(n, np.int64), np.arange(n), self.margin)
+            for (i, _), verdict in zip(circles, found, strict=True):
                 verdicts[i] = verdict
         if polygons:
-            for i, verdict in zip(polygons, _polygon_polygons(batch, self.margin), strict=True):
+            for (i, _), verdict in zip(polygons, _polygon_polygons(batch, self.margin), strict=True):
                 verdicts[i] = verdict
         return verdicts
 
