@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from openline.api.app import create_app
 from openline.errors import InvalidInput
 from openline.runtime import build_station, channels_from
 from openline.settings import load
+
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def configure_logging(level: str) -> None:
@@ -65,6 +68,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 def run(home: Path, listen: str | None = None) -> None:
+    # A thread waiting for the GIL gets it after at most this long, not Python's 5 ms: the
+    # request handlers, the deliverer and the settling of receipts take turns sooner. In
+    # bench/delivery.py on a busy machine, p99 at 100 messages/s went from about 134 ms to
+    # about 70 ms, the drain rate unchanged.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     settings = load(home)
     host, port = parse_listen(listen) if listen else settings.listen
     configure_logging(settings.log_level)
