@@ -627,8 +627,7 @@ class ConflictIndex(Generic[K]):
         """Every indexed volume that conflicts with `volume`, with how, in the order they
         were indexed. Each is confirmed by the exact test, never by its box alone."""
         cap = bounding_cap(volume.outline)
-        window = _window(volume, cap, margins)
-        ids = sorted(self._tree.intersection([window[i] for i in self._order.tolist()]))
+        ids = self._lookup(volume, cap, margins)
         if not ids:
             return []
         entries = [self._entries[entry_id] for entry_id in ids]
@@ -636,6 +635,16 @@ class ConflictIndex(Generic[K]):
         return [
             (key, result) for (key, _), result in zip(entries, results, strict=True) if result is not None
         ]
+
+    def candidates(self, volume: Volume, margins: Margins = Margins()) -> list[K]:
+        """The keys whose boxes meet `volume`'s window: what the R-tree alone finds, a
+        superset of `query`'s keys. For measuring the lookup; never an answer."""
+        ids = self._lookup(volume, bounding_cap(volume.outline), margins)
+        return [self._entries[entry_id][0] for entry_id in ids]
+
+    def _lookup(self, volume: Volume, cap: tuple[float, float, float], margins: Margins) -> list[int]:
+        window = _window(volume, cap, margins)
+        return sorted(self._tree.intersection([window[i] for i in self._order.tolist()]))
 
 
 def confirm(
