@@ -1,15 +1,21 @@
 from __future__ import annotations
 
-import uuid
+import gc
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher, profiles
+from fastapi.dependencies import models as fastapi_models
 from hypothesis import settings
+from sqlalchemy.engine import make_url
 
+from openline.adapters import migrate
+from openline.adapters.db import Database
 from openline.core.clock import FakeClock
-from openline.services import accounts
+from openline.services import accounts, setup
 from tests.browser import browser  # noqa: F401 (fixtures for every test module)
 from tests.harness import StationProcess
 from tests.inproc import Node, link, make_node
@@ -19,6 +25,14 @@ from tests.servers import receiver, relay  # noqa: F401
 # Timing belongs in bench/: a slow CI machine must not fail a property for being slow.
 settings.register_profile("openline", deadline=None, print_blob=True)
 settings.load_profile("openline")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every module is imported now: keep what exists out of the garbage collector's full
+    collections (gc.freeze), which otherwise walk all of FastAPI, SQLAlchemy, pydantic,
+    Playwright, ... again every few tests, for garbage that can only be newer."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -31,6 +45,57 @@ def _cheap_password_hashing() -> Iterator[None]:
     accounts._HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
     yield
     accounts._HASHER = real
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """In process, a new station home's SQLite database starts as a copy of one migrated
+    by the real migrations once per session, and a database already at the latest
+    revision (such a copy, or PostgreSQL's copy of its migrated template) is not
+    migrated again: `init_home` ran every migration for each station of every test.
+    `openline init` and `openline serve` processes still migrate for themselves
+    (tests/test_cli_errors.py, tests/test_demo.py), and tests/test_notice_index.py runs a
+    migration down and up."""
+    template = tmp_path_factory.mktemp("template") / "openline.db"
+    db = Database(f"sqlite:///{template}", pool=False)
+    try:
+        migrate.upgrade(db)
+    finally:
+        db.dispose()
+    with closing(sqlite3.connect(template)) as conn:  # everything in the file, no WAL beside it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    image = template.read_bytes()
+    head = migrate.head()
+    real = setup.upgrade
+
+    def upgrade(db: Database, revision: str = "head") -> None:
+        if db.is_sqlite and revision == "head":
+            path = Path(str(make_url(db.url).database))
+            if path.stat().st_size == 0:  # the empty file `init_home` has just created
+                with open(path, "r+b") as f:  # keeps the file's 0600
+                    f.write(image)
+        if revision == "head" and migrate.current(db) == head:
+            return
+        real(db, revision)
+
+    setup.upgrade = upgrade  # type: ignore[assignment]
+    yield
+    setup.upgrade = real
+
+
+# FastAPI memoises what kind of callable each endpoint and dependency is (functools caches
+# of 4,096 entries), and the memo holds the callable: `create_app`'s closures and, through
+# them, each test's app, station and database engine. Over the suite that kept more than a
+# gigabyte alive, and each full garbage collection walked all of it (pauses of a second and
+# more). They are caches only, so each test empties them when it ends.
+_FASTAPI_MEMOS = [f for f in vars(fastapi_models).values() if callable(getattr(f, "cache_clear", None))]
+
+
+@pytest.fixture(autouse=True)
+def _forget_apps() -> Iterator[None]:
+    yield
+    for memo in _FASTAPI_MEMOS:
+        memo.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +120,9 @@ def _fresh_database(backend: str, request: pytest.FixtureRequest) -> Iterator[st
         yield None
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
-    name = "t_" + uuid.uuid4().hex[:16]
-    yield server.create_database(name)
-    server.drop_database(name)
+    name, url = server.fresh_database()
+    yield url
+    server.discard_database(name)
 
 
 @pytest.fixture
