@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,11 @@ class StationProcess:
         return env
 
     def start(self, timeout: float = 30.0) -> None:
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start `openline serve` without waiting for it (see `start_all`)."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [*OPENLINE, "serve", *(["--listen", self.listen] if self.listen else [])],
@@ -62,16 +68,22 @@ class StationProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until /healthz answers; one client for every try (each new one loads the CA bundle,
+        CPU the starting server needs)."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
+        with httpx.Client(timeout=1) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
+                try:
+                    if client.get(self.url + "/healthz").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
         raise RuntimeError(f"{self.name} did not start: {self.log_path.read_text()[-3000:]}")
 
     def stop(self, timeout: float = 30.0) -> int:
@@ -109,6 +121,26 @@ class StationProcess:
         )
 
 
+def start_all(*stations: StationProcess, timeout: float = 30.0) -> None:
+    """Start several stations at once (each one's start-up is a second of mostly one CPU),
+    then wait until every one answers."""
+    for s in stations:
+        s.spawn()
+    for s in stations:
+        s.wait_ready(timeout)
+
+
+def stop_all(*stations: StationProcess, timeout: float = 30.0) -> None:
+    """SIGTERM every station that is running, then wait for each: their graceful
+    shutdowns overlap instead of queueing."""
+    procs = [(s, s.proc) for s in stations if s.proc is not None]
+    for _, proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for s, proc in procs:
+        proc.wait(timeout)
+        s.proc = None
+
+
 def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     last = None
@@ -124,8 +156,10 @@ def connect(a: StationProcess, b: StationProcess) -> None:
     """Exchange cards through the CLI and wait until the line is active on both sides."""
     a_card = a.home.parent / f"{a.name}.card"
     b_card = b.home.parent / f"{b.name}.card"
-    a_card.write_text(a.cli("card").stdout)
-    b_card.write_text(b.cli("card").stdout)
+    with ThreadPoolExecutor(2) as pool:  # two CLI processes at once
+        cards = pool.map(lambda s: s.cli("card").stdout, (a, b))
+        a_card.write_text(next(cards))
+        b_card.write_text(next(cards))
     a.cli("line", "add", str(b_card))
     b.cli("line", "add", str(a_card))
     for s, peer in ((a, b.name), (b, a.name)):
@@ -164,15 +198,16 @@ def running_pair(
     a = StationProcess.create(root, "stuttgart")
     b = StationProcess.create(root, "moscow")
     b.extra_env = dict(moscow_env or {})
-    a.start()
-    b.start()
     try:
+        start_all(a, b)
         connect(a, b)
-        for s in (a, b):
-            if officers and s.name in officers:
-                add_user(s, officers[s.name], "watch_officer", password)
+        with ThreadPoolExecutor(2) as pool:  # two CLI processes at once
+            for done in [
+                pool.submit(add_user, s, officers[s.name], "watch_officer", password)
+                for s in (a, b)
+                if officers and s.name in officers
+            ]:
+                done.result()
         yield a, b
     finally:
-        for s in (a, b):
-            if s.proc is not None:
-                s.stop()
+        stop_all(a, b)

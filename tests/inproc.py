@@ -23,7 +23,7 @@ from openline.adapters.transport import HttpTransport, TextAnswer, Transport
 from openline.api.app import create_app
 from openline.core.clock import FakeClock
 from openline.errors import PeerUnreachable
-from openline.runtime import build_station
+from openline.runtime import build_station, default_transport
 from openline.services import calls, delivery, ledger, witness
 from openline.services.setup import init_home
 from openline.services.station import Station
@@ -52,6 +52,30 @@ class Switchable:
 
     def close(self) -> None:
         self.inner.close()
+
+
+@dataclass
+class Deferred:
+    """A station's own `HttpTransport`, made on first use. `link` replaces it before any
+    request of most tests needs it, and making one costs a TLS context (~17 ms)."""
+
+    station: Station
+    _inner: Transport | None = None
+
+    def _transport(self) -> Transport:
+        if self._inner is None:
+            self._inner = default_transport(self.station)
+        return self._inner
+
+    def post(self, peer: str, base_url: str, path: str, payload: dict[str, Any]) -> Any:
+        return self._transport().post(peer, base_url, path, payload)
+
+    def post_text(self, peer: str, base_url: str, path: str, body: str) -> TextAnswer:
+        return self._transport().post_text(peer, base_url, path, body)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
 
 
 @dataclass
@@ -99,7 +123,7 @@ def make_node(root: Path, name: str, clock: FakeClock, database_url: str | None)
     home = root / name
     init_home(home, name, f"http://{name}.test:8000", database_url=database_url, clock=clock)
     station = build_station(load(home), clock=clock)
-    app = create_app(station, workers=False)
+    app = create_app(station, transport=Deferred(station), workers=False)
     api = TestClient(app, headers={"Authorization": f"Bearer {read_token(home)}"})
     return Node(name, home, station, app, api)
 

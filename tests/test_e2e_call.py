@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import StationProcess, connect, wait_for
+from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -18,14 +18,11 @@ def pair(
 ) -> Iterator[tuple[StationProcess, StationProcess]]:
     a = StationProcess.create(tmp_path, "stuttgart", database_url)
     b = StationProcess.create(tmp_path, "moscow", second_database_url)
-    a.start()
-    b.start()
     try:
+        start_all(a, b)
         yield a, b
     finally:
-        for s in (a, b):
-            if s.proc is not None:
-                s.stop()
+        stop_all(a, b)
 
 
 def _state(s: StationProcess, call_id: str) -> str:

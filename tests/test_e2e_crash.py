@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import StationProcess, connect, wait_for
+from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.e2e
 BURST = 1000
@@ -22,9 +22,8 @@ def talking(
     """Two stations with a picked-up call between them."""
     a = StationProcess.create(tmp_path, "stuttgart", database_url)
     b = StationProcess.create(tmp_path, "moscow", second_database_url)
-    a.start()
-    b.start()
     try:
+        start_all(a, b)
         connect(a, b)
         call_id = a.cli_json("call", "moscow", "--subject", "burst")["id"]
         wait_for(lambda: b.cli_json("show", call_id)["state"] == "ringing", what="ringing")
@@ -32,9 +31,7 @@ def talking(
         wait_for(lambda: a.cli_json("show", call_id)["state"] == "picked_up", what="picked up")
         yield a, b, call_id
     finally:
-        for s in (a, b):
-            if s.proc is not None:
-                s.stop()
+        stop_all(a, b)
 
 
 def _messages(s: StationProcess, call_id: str) -> list[dict[str, object]]:

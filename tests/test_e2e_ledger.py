@@ -8,12 +8,13 @@ import base64
 import json
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import OPENLINE, StationProcess, wait_for
+from tests.harness import OPENLINE, StationProcess, start_all, stop_all, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +25,14 @@ def pair(
 ) -> Iterator[tuple[StationProcess, StationProcess]]:
     a = StationProcess.create(tmp_path, "stuttgart", database_url)
     b = StationProcess.create(tmp_path, "moscow", second_database_url)
-    a.start()
-    b.start()
     try:
+        start_all(a, b)
         # A short answer deadline (a line term, the same on both sides) so a call can be missed.
+        with ThreadPoolExecutor(2) as pool:  # both cards at once
+            cards = dict(zip((a.name, b.name), pool.map(lambda s: s.cli("card").stdout, (a, b)), strict=True))
         for s, other in ((a, b), (b, a)):
             card = s.home.parent / f"{other.name}.card"
-            card.write_text(other.cli("card").stdout)
+            card.write_text(cards[other.name])
             s.cli("line", "add", str(card), "--answer-deadline", "5")
         for s, peer in ((a, b.name), (b, a.name)):
             wait_for(
@@ -41,9 +43,7 @@ def pair(
             )
         yield a, b
     finally:
-        for s in (a, b):
-            if s.proc is not None:
-                s.stop()
+        stop_all(a, b)
 
 
 def _verify(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import OPENLINE, StationProcess, connect, wait_for
+from tests.harness import OPENLINE, StationProcess, connect, start_all, stop_all, wait_for
 from tests.pg import PostgresServer, free_port
 
 pytestmark = pytest.mark.e2e
@@ -36,17 +36,12 @@ def shared(
     a = StationProcess.create(tmp_path, "stuttgart")
     b = StationProcess.create(tmp_path, "moscow", database_url=url)
     b2 = StationProcess(b.home, "moscow-2", b.port, url, listen=f"127.0.0.1:{free_port()}")
-    started: list[StationProcess] = []
     try:
-        for s in (a, b, b2):
-            s.start()
-            started.append(s)
+        start_all(a, b, b2)
         connect(a, b)
         yield a, b, b2
     finally:
-        for s in started:
-            if s.proc is not None:
-                s.stop()
+        stop_all(a, b, b2)
         pg_server.drop_database(name)
 
 
