@@ -12,14 +12,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from openline.cli.main import CallArg, HomeOpt, JsonOpt, app, client, emit, err, fail, out
 from openline.errors import OpenLineError
-from openline.services.station import Station
+
+if TYPE_CHECKING:  # the station's modules (SQLAlchemy and all) load only for the commands that need them
+    from openline.services.station import Station
 
 ledger_app = typer.Typer(help="The evidence ledger: keys, checkpoints, export.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
