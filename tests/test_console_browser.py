@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.browser import artifact_path
-from tests.harness import StationProcess, running_pair
+from tests.harness import StationProcess, running_pair, wait_for
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long passphrase here"
@@ -119,8 +119,9 @@ def test_the_board_reconnects_after_a_station_restart(
         call_id = a.cli_json("call", "moscow", "--subject", "After the restart")["id"]
         expect(page.locator(f"[data-call='{call_id}']")).to_be_visible(timeout=5000)
         pick_up = page.get_by_role("button", name="Pick up")
-        box = pick_up.bounding_box()
-        assert box is not None
+        # The card shows before the call rings, and the live board may swap the button for
+        # a new one between finding it and measuring it (no box then): measure until it holds.
+        box = wait_for(pick_up.bounding_box, timeout=5, what="the Pick up button on screen")
         assert box["height"] >= 48  # readable across the room, and an easy target
         page.screenshot(path=artifact_path("console-wall-display.png"))
     finally:
