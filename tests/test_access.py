@@ -69,6 +69,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/notices/{notice_id}/withdraw"): WORKERS,
     ("POST", "/api/v1/notices/{notice_id}/send"): WORKERS,
     ("POST", "/api/v1/notices/{notice_id}/discard"): WORKERS,
+    ("PUT", "/api/v1/notices/{notice_id}"): WORKERS,
 }
 
 
@@ -125,6 +126,8 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         body = {"note": "matrix"}
     elif path == "/api/v1/notices" and method == "POST":
         body = {"peer": "moscow", "notice": {"category": "exercise", "text": "matrix", "extents": []}}
+    elif path == "/api/v1/notices/{notice_id}" and method == "PUT":
+        body = {"notice": {"category": "exercise", "text": "matrix", "extents": []}}
     elif path.endswith("/reject"):
         body = {"reason": "matrix"}
     elif path == "/api/v1/overrides":

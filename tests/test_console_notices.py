@@ -3,7 +3,7 @@ view without text or buttons, an officer's acknowledgement reaching the sender, 
 pasted into the form; and, in a real Chromium against two real stations, the offline
 Leaflet map drawn with the country outlines, the volumes and a conflict, a notice drawn
 on the map (a polygon and a circle) and sent, arriving on the peer's open page live,
-rejected, withdrawn and amended from the pages, a draft saved and sent, and a protected
+rejected, withdrawn and amended from the pages, a draft saved, edited and sent, and a protected
 site's removal requested and acknowledged, without a request leaving the machine or
 anything failing to load (the favicon included). The buttons in process are in
 test_console_notices_actions.py, _drafts.py and _sites.py."""
@@ -409,13 +409,24 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
 
         # boris pastes a notice over stuttgart's first square and saves it as a draft: it
         # stays on moscow, showing the conflict it would have; then he sends it.
-        page.fill("#notice-json", json.dumps(square(48.0, 9.0, at(1), at(2), text=DRAFTED)))
+        page.fill("#notice-json", json.dumps(square(48.0, 9.0, at(1), at(2), text="A first wording")))
         page.get_by_role("button", name="Save as draft").click()
         expect(page).to_have_url(re.compile(re.escape(b.url) + r"/notices#notice-[0-9a-f-]{36}$"))
         draft_id = page.url.rsplit("#notice-", 1)[1]
         draft = page.locator(f"tr[data-notice='{draft_id}']")
         expect(draft.locator("[data-notice-state]")).to_have_text("draft")
         expect(draft.locator(".would-conflict")).to_contain_text(theirs)
+        # Before sending it he rewords it: Edit puts the draft back in the form, its square
+        # on the map; Save the draft changes it in place.
+        draft.get_by_role("link", name="Edit").click()
+        expect(page.locator("#send-notice h2")).to_contain_text(f"Edit draft {draft_id}")
+        expect(page.locator("[data-draft-count]")).to_have_text("1 drawn")
+        page.fill("#notice-text", DRAFTED)
+        page.get_by_role("button", name="Save the draft").click()
+        expect(page).to_have_url(b.url + f"/notices#notice-{draft_id}")
+        edited = _newest(b, DRAFTED)
+        assert (edited["id"], edited["state"]) == (draft_id, "draft")
+        assert edited["extents"][0]["volume"]["outline_polygon"] is not None
         draft.get_by_role("button", name="Send").click()
         expect(page.locator(f"tr[data-notice='{draft_id}'] [data-notice-state]")).to_have_text(
             "delivered", timeout=LIVE_MS

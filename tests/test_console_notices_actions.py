@@ -67,8 +67,9 @@ def _row(page: str, notice_id: str) -> str:
 
 def _buttons(row: str, notice_id: str) -> set[str]:
     found = set(re.findall(rf'action="/notices/{notice_id}/(ack|reject|withdraw|send|discard|remove)"', row))
-    if f'href="/notices?amend={notice_id}' in row:
-        found.add("amend")
+    for link in ("amend", "edit"):
+        if f'href="/notices?{link}={notice_id}' in row:
+            found.add(link)
     return found
 
 
@@ -86,8 +87,8 @@ def test_the_buttons_are_the_actions_the_station_would_accept() -> None:
     # own checks: test_console_notices_sites.py goes through the cases); the console only
     # names their buttons.
     assert actions({"actions": ["acknowledge", "reject"]}) == {"ack", "reject"}
-    everything = ["withdraw", "amend", "send", "discard", "remove"]
-    assert actions({"actions": everything}) == {"withdraw", "amend", "send", "discard", "remove"}
+    everything = ["withdraw", "amend", "send", "edit", "discard", "remove"]
+    assert actions({"actions": everything}) == {"withdraw", "amend", "send", "edit", "discard", "remove"}
     assert actions({"actions": []}) == set()
     assert actions({}) == set()
 

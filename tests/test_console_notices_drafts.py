@@ -13,7 +13,7 @@ import pytest
 from openline.services.accounts import Role
 from tests.inproc import Node
 from tests.notice_docs import act, send, show, soon
-from tests.test_console_notices_actions import WORKERS, _buttons, _doc, _officer, _row
+from tests.test_console_notices_actions import WORKERS, _buttons, _doc, _officer, _row, _textarea
 
 REASON = "Overlaps our corridor"
 
@@ -42,7 +42,7 @@ def test_save_as_draft_keeps_it_here_with_its_conflicts_then_send_sends_it(nodes
 
     row = _row(c.get("/notices").text, str(draft["id"]))
     assert "on this station only" in row
-    assert _buttons(row, str(draft["id"])) == {"send", "discard"}
+    assert _buttons(row, str(draft["id"])) == {"send", "edit", "discard"}
     preview = re.search(r'<div class="would-conflict" data-would-conflict="1">.*?</div>', row, re.S)
     assert preview, row
     assert f'volume 1 with <a href="#notice-{theirs}"><code class="nid">{theirs}</code></a> volume 1' in (
@@ -113,6 +113,52 @@ def test_a_refused_draft_is_shown_by_the_form_and_nothing_is_kept(nodes: tuple[N
     assert a.snapshot() == before
 
 
+def test_edit_fills_the_form_with_the_draft_and_saves_or_sends_it_in_place(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    draft = send(a, "moscow", _doc(a, text="First plan"), draft=True)
+    c, token = _officer(a)
+    page = c.get(f"/notices?edit={draft['id']}").text
+    assert f'Edit draft <code class="nid">{draft["id"]}</code>' in page
+    assert f'<input type="hidden" name="edits" value="{draft["id"]}">' in page
+    assert json.loads(_textarea(page, "notice")) == {
+        "category": draft["category"],
+        "text": "First plan",
+        "extents": draft["extents"],
+    }
+    assert re.findall(r'<option value="([^"]*)" selected>', page)[0] == "moscow"  # the draft keeps its peer
+    assert "Save and send" in page
+    assert "Save the draft" in page
+
+    # A refused edit shows the form again, still editing this draft, and keeps nothing.
+    bad = _doc(a, lat=49.0, text="Second plan")
+    bad["extents"][0]["volume"]["altitude_upper"]["units"] = "KM"
+    before = a.snapshot()
+    form = {"csrf": token, "peer": "moscow", "edits": draft["id"], "notice": json.dumps(bad), "draft": "1"}
+    r = c.post("/notices", data=form)
+    assert r.status_code == 422
+    assert 'role="alert" data-form-error' in r.text
+    assert f'<input type="hidden" name="edits" value="{draft["id"]}">' in r.text
+    assert a.snapshot() == before
+
+    r = c.post("/notices", data={**form, "notice": json.dumps(_doc(a, lat=49.0, text="Second plan"))})
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/notices#notice-{draft['id']}"
+    saved = show(a, draft["id"])
+    assert (saved["state"], saved["text"]) == ("draft", "Second plan")
+    assert [d["id"] for d in _drafts(a)] == [draft["id"]]  # changed in place, not a second draft
+
+    del form["draft"]  # the primary button: save and send
+    r = c.post("/notices", data={**form, "notice": json.dumps(_doc(a, lat=49.5, text="Third plan"))})
+    assert r.status_code == 303
+    a.drain()
+    assert (show(a, draft["id"])["state"], show(b, draft["id"])["text"]) == ("delivered", "Third plan")
+    before = a.snapshot()
+    r = c.get(f"/notices?edit={draft['id']}")
+    assert r.status_code == 409
+    assert "cannot be edited: it is delivered, not our draft" in r.text
+    assert a.snapshot() == before
+
+
 @pytest.mark.parametrize("role", list(Role))
 def test_only_roles_that_work_calls_send_or_discard_a_draft(nodes: tuple[Node, Node], role: Role) -> None:
     a, _ = nodes
@@ -120,7 +166,7 @@ def test_only_roles_that_work_calls_send_or_discard_a_draft(nodes: tuple[Node, N
     c, token = _officer(a, role, "someone")
     works = role in WORKERS
     page = c.get("/notices").text
-    assert _buttons(_row(page, draft["id"]), draft["id"]) == ({"send", "discard"} if works else set())
+    assert _buttons(_row(page, draft["id"]), draft["id"]) == ({"send", "edit", "discard"} if works else set())
     assert ("Save as draft" in page) is works
     if works:
         return
@@ -131,6 +177,8 @@ def test_only_roles_that_work_calls_send_or_discard_a_draft(nodes: tuple[Node, N
         assert r.json()["code"] == "forbidden"
     form = {"csrf": token, "peer": "moscow", "notice": json.dumps(_doc(a)), "draft": "1"}
     assert c.post("/notices", data=form).status_code == 403
+    assert c.post("/notices", data={**form, "edits": draft["id"]}).status_code == 403
+    assert c.get(f"/notices?edit={draft['id']}").status_code == 403
     assert a.snapshot() == before
 
 

@@ -1,4 +1,4 @@
-"""`openline notice send --draft`, `notice send-draft`, `notice discard` and the line
+"""`openline notice send --draft`, `notice edit`, `notice send-draft`, `notice discard` and the line
 terms of `openline line add`, through the real CLI in process: clear errors, nothing
 changed by bad input."""
 
@@ -38,10 +38,25 @@ def test_a_draft_is_saved_sent_and_discarded_from_the_cli(
     assert shown.exit_code == 0, shown.output
     assert "would conflict" in shown.stdout
     assert f"openline notice send-draft {draft['id']}" in shown.stdout.replace("\n", "")
+    assert f"openline notice edit {draft['id']} FILE" in shown.stdout.replace("\n", "")
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(soon(a, 49.0, 9.0, text="Convoy, rerouted")))
+    edited = _json(a, monkeypatch, "notice", "edit", draft["id"], str(moved))
+    assert (edited["id"], edited["state"], edited["text"]) == (draft["id"], "draft", "Convoy, rerouted")
+    assert edited["would_conflict"] == []  # moved away from moscow's notice
     sent = _json(a, monkeypatch, "notice", "send-draft", draft["id"])
     assert (sent["id"], sent["state"]) == (draft["id"], "sent")
     a.drain()
-    assert show(b, draft["id"])["text"] == "Convoy"
+    assert show(b, draft["id"])["text"] == "Convoy, rerouted"
+    before = a.snapshot()
+    late = cli(a, monkeypatch, "notice", "edit", draft["id"], str(plan))
+    assert late.exit_code == 1
+    assert "illegal_transition" in late.stderr
+    assert "cannot edit a notice that is delivered" in late.stderr
+    unreadable = cli(a, monkeypatch, "notice", "edit", draft["id"], str(tmp_path / "missing.json"))
+    assert unreadable.exit_code == 1
+    assert "cannot read" in unreadable.stderr
+    assert a.snapshot() == before
 
     other = _json(a, monkeypatch, "notice", "send", str(plan), "--to", "moscow", "--draft")
     assert _json(a, monkeypatch, "notice", "discard", other["id"])["state"] == "discarded"

@@ -30,6 +30,11 @@ class SendNotice(Strict):
     draft: bool = Field(default=False, description="Check it and keep it here as a draft; send nothing.")
 
 
+class EditDraft(Strict):
+    notice: dict[str, Any] = Field(description="The draft's new document, as `notice` in sending one.")
+    send: bool = Field(default=False, description="Send it too, in the same transaction.")
+
+
 class Reject(Strict):
     reason: str = Field(min_length=1, max_length=nm.MAX_TEXT)
 
@@ -87,6 +92,15 @@ def send_draft(station: StationDep, who: PrincipalDep, notice_id: NoticeId) -> d
     """Send one of our drafts, exactly as a new notice is sent."""
     who.require(Permission.WORK_CALLS)
     notices.send_draft(station, who.name, notice_id)
+    return _show(station, who, notice_id)
+
+
+@router.put("/{notice_id}")
+def edit_draft(station: StationDep, who: PrincipalDep, notice_id: NoticeId, req: EditDraft) -> dict[str, Any]:
+    """Replace one of our drafts' document in place, checked as saving a draft checks it
+    (its id, peer and the notice it amends stay); with `send`, send it as well."""
+    who.require(Permission.WORK_CALLS)
+    notices.edit_draft(station, who.name, notice_id, req.notice, send=req.send)
     return _show(station, who, notice_id)
 
 

@@ -1,4 +1,4 @@
-"""`openline notice send|send-draft|discard|ack|reject|withdraw|show` and `openline notices`."""
+"""`openline notice send|edit|send-draft|discard|ack|reject|withdraw|show` and `openline notices`."""
 
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ def _print(x: dict[str, Any]) -> None:
     for c in x["would_conflict"] or []:
         out.print(f"  [bold yellow]would conflict[/] if sent now: {_conflict(c)}")
     if x["state"] == "draft":
-        out.print(f"  a draft: send it with `openline notice send-draft {x['id']}`")
+        out.print(
+            f"  a draft: send it with `openline notice send-draft {x['id']}`, "
+            f"change it with `openline notice edit {x['id']} FILE`"
+        )
 
 
 def _conflict(c: dict[str, Any]) -> str:
@@ -65,13 +68,32 @@ def notice_send(
     as_json: JsonOpt = False,
 ) -> None:
     """Send a notice to a peer; it is checked for conflicts with every active notice."""
-    try:
-        document = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        fail(f"cannot read {file}: {exc}", "invalid_input")
+    document = _read(file)
     with client(home) as c:
         sent = c.post("/notices", {"peer": to, "notice": document, "amends": amends, "draft": draft})
     emit(sent, as_json, _print)
+
+
+def _read(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {file}: {exc}", "invalid_input")
+
+
+@notice_app.command("edit")
+def notice_edit(
+    home: HomeOpt,
+    notice_id: Annotated[str, NoticeArg],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The draft's new notice file (JSON).")],
+    send: Annotated[bool, typer.Option("--send", help="Send it too, once edited.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace one of our drafts with a new notice file, checked as `notice send --draft`
+    checks it; its id, peer and the notice it amends stay."""
+    document = _read(file)
+    with client(home) as c:
+        emit(c.put(f"/notices/{notice_id}", {"notice": document, "send": send}), as_json, _print)
 
 
 @notice_app.command("send-draft")

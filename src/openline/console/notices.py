@@ -1,6 +1,6 @@
 """The console's notices: the map and the history (`/notices`, its live part
 `/notices/live`), the notice form (shapes drawn on the map or a pasted notice file, sent
-or saved as a draft), the buttons that acknowledge, reject, withdraw, amend, send or
+or saved as a draft), the buttons that acknowledge, reject, withdraw, amend, send, edit or
 discard a draft and request a protected site's removal, and the watch board's list of
 notices waiting for our acknowledgement.
 
@@ -45,6 +45,7 @@ _BUTTONS = {
     "withdraw": "withdraw",
     "amend": "amend",
     "send": "send",
+    "edit": "edit",
     "discard": "discard",
     "remove": "remove",
 }
@@ -116,22 +117,43 @@ def _amendment(request: Request, session: Session, notice_id: str) -> dict[str, 
         else:
             why = f"it is {notice['direction']}bound and {notice['state']}"
         raise IllegalTransition(f"notice {notice_id} cannot be amended: {why}")
+    return {"amends": notice_id, "chosen_peer": notice["peer"], "pasted": _document(notice)}
+
+
+def _editing(request: Request, session: Session, notice_id: str) -> dict[str, Any]:
+    """The form filled with one of our drafts, to change it in place."""
+    session.principal.require(Permission.WORK_CALLS)
+    notice = notice_view.show_notice(
+        station_of(request), notice_id, content=session.principal.can(Permission.READ_CONTENT)
+    )
+    if "edit" not in actions(notice):
+        raise IllegalTransition(
+            f"notice {notice_id} cannot be edited: it is {notice['state']}, not our draft"
+        )
+    return {"edits": notice_id, "edits_amends": notice["supersedes"], "chosen_peer": notice["peer"],
+            "pasted": _document(notice)}  # fmt: skip
+
+
+def _document(notice: dict[str, Any]) -> str:
+    """A notice as the form's JSON: the document it was sent or saved with."""
     document = {
         "category": notice["category"],
         "text": notice.get("text") or "",
         "extents": notice["extents"],
     }
-    return {"amends": notice_id, "chosen_peer": notice["peer"], "pasted": json.dumps(document, indent=2)}
+    if notice["removes"] is not None:
+        document = {"category": notice["category"], "text": document["text"], "removes": notice["removes"]}
+    return json.dumps(document, indent=2)
 
 
 @router.get("/notices")
 def notices_page(request: Request) -> HTMLResponse:
     session = session_of(request)
-    amend = request.query_params.get("amend")
-    if not amend:
+    amend, edit = request.query_params.get("amend"), request.query_params.get("edit")
+    if not amend and not edit:
         return render(request, "notices.html", **_context(request, session))
     try:
-        form = _amendment(request, session, amend)
+        form = _amendment(request, session, amend) if amend else _editing(request, session, str(edit))
     except OpenLineError as exc:
         return render(
             request, "notices.html", status=exc.status, error=exc.detail, **_context(request, session)
@@ -149,16 +171,22 @@ def notices_part(request: Request) -> HTMLResponse:
 async def send_notice(request: Request) -> Response:
     session, form = await posted(request, max_bytes=NOTICE_FORM_BYTES)
     session.principal.require(Permission.WORK_CALLS)
-    peer, amends = form.get("peer", ""), form.get("amends") or None
+    peer, amends, edits = form.get("peer", ""), form.get("amends") or None, form.get("edits") or None
     draft = form.get("draft") == "1"  # the "Save as draft" button
+    station, actor = station_of(request), session.principal.name
     try:
         document = json_field(form, "notice")
-        notice_id = notices.send(
-            station_of(request), session.principal.name, peer, document, amends=amends, draft=draft
-        )
+        if edits is not None:  # one of our drafts, changed in place (and sent, unless saved)
+            notices.edit_draft(station, actor, edits, document, send=not draft)
+            notice_id = edits
+        else:
+            notice_id = notices.send(station, actor, peer, document, amends=amends, draft=draft)
     except OpenLineError as exc:
         typed = {k: form[k] for k in BUILDER_FIELDS if k in form}
-        context = _context(request, session, pasted=form.get("notice", ""), chosen_peer=peer, amends=amends)
+        kept = {"pasted": form.get("notice", ""), "chosen_peer": peer, "amends": amends, "edits": edits}
+        if edits is not None:
+            kept["edits_amends"] = form.get("edits_amends") or None
+        context = _context(request, session, **kept)
         context["fields"] = {**context["fields"], **typed}
         return render(request, "notices.html", status=exc.status, form_error=exc.detail, **context)
     return redirect(f"/notices#notice-{notice_id}" if draft else "/notices")

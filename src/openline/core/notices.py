@@ -2,7 +2,7 @@
 
 A notice announces an activity (`category`, free text) in one or more 4D volumes; the
 other station must acknowledge it. States: `draft` (kept on our station only; it may be
-`discarded`) → `sent` → `delivered` → `acknowledged` by a named officer of the receiving
+`edited` in place, or `discarded`) → `sent` → `delivered` → `acknowledged` by a named officer of the receiving
 side, or `rejected` with a reason; the sender may `withdraw` it, or `amend` it (a new
 version; the old one is kept, in state `amended`); an active notice whose last volume has
 ended is `expired`. A protected site leaves protection as the UN No-Strike List has it:
@@ -58,6 +58,7 @@ class Event(StrEnum):
     AMEND = "amend"
     EXPIRE = "expire"
     DISCARD = "discard"
+    EDIT = "edit"  # a draft's document replaced in place; it stays a draft
     REMOVE = "remove"
 
 
@@ -76,6 +77,7 @@ _NEXT: dict[tuple[State, Event], State] = {
     (State.SENT, Event.REJECT): State.REJECTED,
     (State.DELIVERED, Event.REJECT): State.REJECTED,
     (State.DRAFT, Event.DISCARD): State.DISCARDED,
+    (State.DRAFT, Event.EDIT): State.DRAFT,
 }
 for _from in (State.SENT, State.DELIVERED, State.ACKNOWLEDGED, State.REJECTED):
     _NEXT[(_from, Event.AMEND)] = State.AMENDED
@@ -94,6 +96,7 @@ _BY = {
     Event.WITHDRAW: Party.SENDER,
     Event.AMEND: Party.SENDER,
     Event.DISCARD: Party.SENDER,
+    Event.EDIT: Party.SENDER,
     # A site is removed by the receiver's acknowledgement of its removal notice.
     Event.REMOVE: Party.RECEIVER,
 }

@@ -59,7 +59,7 @@ def _rejection_reason(station: Station, conn: Connection, row: Any) -> Any:
 # What each side may do to a notice of its own accord (the console's buttons).
 _OWN_EVENTS = {
     Party.RECEIVER: (Event.ACK, Event.REJECT),
-    Party.SENDER: (Event.WITHDRAW, Event.AMEND, Event.SEND, Event.DISCARD),
+    Party.SENDER: (Event.WITHDRAW, Event.AMEND, Event.SEND, Event.EDIT, Event.DISCARD),
 }
 
 

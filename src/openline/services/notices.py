@@ -9,7 +9,7 @@ them); the free text and a rejection's reason stay in the sealed bodies.
 A draft is a checked notice kept on our station only, its body sealed to our own key: no
 envelope, no ledger entry, no conflict recorded (its JSON previews the conflicts it
 would have). Sending it takes the one path every new notice takes (`_dispatch`);
-discarding it is local too.
+editing it in place (checked as saving it was) and discarding it are local too.
 
 Conflicts: `notice_conflicts`; removing a protected site: `notice_sites`; expiry:
 `notice_expiry`; notices as they are shown: `notice_view`.
@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select
+from sqlalchemy import Connection, delete, insert, or_, select
 
 from openline.adapters.schema import notice_volumes, notices
 from openline.core import formats
@@ -213,8 +213,7 @@ def send(
     """Send a notice to `peer` (or a new version of one of ours); with `draft`, keep it
     here as a draft instead. Returns its id."""
     doc = parse_document(document, station.clock.now())
-    if doc.removes is not None and amends is not None:
-        raise InvalidInput("a removal notice amends nothing: send it without amends")
+    _amends_no_removal(doc, amends)
     notice_id = outbox.new_id()
     with station.tx() as tx:
         if draft:
@@ -224,10 +223,18 @@ def send(
     return notice_id
 
 
-def _save_draft(
-    station: Station, tx: Tx, actor: str, peer: str, notice_id: str, doc: Document, amends: str | None
-) -> None:
-    """Keep a checked notice as a draft: everything sending checks, nothing sent or logged."""
+def _amends_no_removal(doc: Document, amends: str | None) -> None:
+    if doc.removes is not None and amends is not None:
+        raise InvalidInput("a removal notice amends nothing: send it without amends")
+
+
+def _check_draft(
+    tx: Tx, peer: str, notice_id: str, doc: Document, amends: str | None
+) -> tuple[Any, str, int]:
+    """Everything sending checks that does not need an active line: the line, the notice
+    a new version amends, the site a removal removes, the body's size. Returns the line,
+    the series and the version."""
+    _amends_no_removal(doc, amends)
     line = line_for_peer(tx.conn, peer)
     series, version = notice_id, 1
     if amends is not None:
@@ -236,11 +243,50 @@ def _save_draft(
     if doc.removes is not None:
         notice_sites.target_for_send(tx.conn, doc.removes, peer, tx.now)
     _body(notice_id, series, version, amends, doc)  # refuses now what could never be sent
+    return line, series, version
+
+
+def _save_draft(
+    station: Station, tx: Tx, actor: str, peer: str, notice_id: str, doc: Document, amends: str | None
+) -> None:
+    """Keep a checked notice as a draft: everything sending checks, nothing sent or logged."""
+    line, series, version = _check_draft(tx, peer, notice_id, doc, amends)
     sealed = _seal_draft(station, line.id, notice_id, doc)
     row = _Row(
         notice_id, series, version, amends, line.id, peer, "out", actor, State.DRAFT, draft_body=sealed
     )
     _store(tx, row, doc)
+
+
+def edit_draft(station: Station, actor: str, notice_id: str, document: Any, *, send: bool = False) -> None:
+    """Replace one of our drafts' document in place (its id, peer and the notice it amends
+    stay), checked as saving a draft checks it; with `send`, send it in the same
+    transaction, so a refused send leaves the draft as it was."""
+    doc = parse_document(document, station.clock.now())
+    with station.db.read() as conn:
+        line_id = str(get(conn, notice_id).line_id)
+    with station.tx() as tx:
+        lock_line(tx.conn, line_id)
+        row = get(tx.conn, notice_id, for_update=True)
+        starts, ends = _span(doc.volumes, tx.now)
+        values = {
+            "category": doc.category,
+            "removes": doc.removes,
+            "starts_at": starts,
+            "ends_at": ends,
+            "draft_body": _seal_draft(station, line_id, notice_id, doc),
+        }
+        # Only our draft may be edited (it stays a draft); any refusal below rolls it back.
+        transition(
+            tx, row, Event.EDIT, Party.SENDER if row.direction == "out" else Party.RECEIVER, values=values
+        )
+        _check_draft(tx, str(row.peer), notice_id, doc, row.supersedes)
+        tx.conn.execute(delete(notice_volumes).where(notice_volumes.c.notice_id == notice_id))
+        if doc.volumes:
+            tx.conn.execute(insert(notice_volumes), _volume_rows(notice_id, doc.volumes))
+        if send:
+            row = get(tx.conn, notice_id, for_update=True)
+            _dispatch(station, tx, actor, str(row.peer), notice_id, doc, row.supersedes, row)
 
 
 def _dispatch(
