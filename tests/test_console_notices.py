@@ -3,10 +3,11 @@ view without text or buttons, an officer's acknowledgement reaching the sender, 
 pasted into the form; and, in a real Chromium against two real stations, the offline
 Leaflet map drawn with the country outlines, the volumes and a conflict, a notice drawn
 on the map (a polygon and a circle) and sent, arriving on the peer's open page live,
-rejected, withdrawn and amended from the pages, a draft saved, edited and sent, and a protected
-site's removal requested and acknowledged, without a request leaving the machine or
-anything failing to load (the favicon included). The buttons in process are in
-test_console_notices_actions.py, _drafts.py and _sites.py."""
+rejected, withdrawn and amended from the pages, a draft made from pasted coordinates,
+saved, edited and sent, and a protected site's removal requested and acknowledged,
+without a request leaving the machine or anything failing to load (the favicon
+included). The buttons in process are in test_console_notices_actions.py, _drafts.py
+and _sites.py."""
 
 from __future__ import annotations
 
@@ -407,9 +408,48 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         assert anna.evaluate("window.stillTheSamePage") is True
         anna.screenshot(path=artifact_path("console-notices-live.png"), full_page=True)
 
-        # boris pastes a notice over stuttgart's first square and saves it as a draft: it
-        # stays on moscow, showing the conflict it would have; then he sends it.
-        page.fill("#notice-json", json.dumps(square(48.0, 9.0, at(1), at(2), text="A first wording")))
+        # boris pastes the corners of a square over stuttgart's first one, as a spreadsheet
+        # gives them, and saves it as a draft: it stays on moscow, showing the conflict it
+        # would have; then he sends it. A latitude out of range adds nothing and says why.
+        page.fill("#notice-text", "A first wording")
+        page.fill("#notice-start", at(1))
+        page.fill("#notice-end", at(2))
+        page.get_by_text("Paste coordinates…").click()
+        coords = page.locator("[data-coords-text]")
+        coords.fill("47.99, 8.99\n91, 9.01\n48.01, 9.01")
+        page.get_by_role("button", name="Add the shape").click()
+        expect(page.locator("[data-coords-error]")).to_have_text("line 2: latitude 91 is outside -90 to 90")
+        expect(page.locator("[data-draft-count]")).to_have_text("none drawn")
+        for typed, radius, why in (
+            ("48 9\n49 10", "", "two points make no shape"),
+            ("-48N 9", "", "line 1: a sign or a hemisphere letter, not both"),
+            ("48 9", "", "one point makes a circle: give its radius in metres"),
+            ("48 9\n48 9.1\n48.1 9", "500", "a radius is for a circle"),
+            ("48; nine", "", "line 1: expected a latitude and a longitude"),
+        ):
+            coords.fill(typed)
+            page.fill("[data-coords-radius]", radius)
+            page.get_by_role("button", name="Add the shape").click()
+            expect(page.locator("[data-coords-error]")).to_contain_text(why)
+        expect(page.locator("[data-draft-count]")).to_have_text("none drawn")
+        coords.fill("47.99, 8.99\n47.99 9.01\n48.01N 9.01E\n48.01, 8.99\n47.99, 8.99")
+        page.fill("[data-coords-radius]", "")
+        page.get_by_role("button", name="Add the shape").click()
+        expect(page.locator("[data-coords-error]")).to_be_hidden()
+        coords.fill("48.5S 9.5W")  # and a circle: one point and its radius
+        page.fill("[data-coords-radius]", "750")
+        page.locator("[data-coords-radius]").press("Enter")  # adds the shape; does not send the notice
+        expect(page.locator("[data-draft-count]")).to_have_text("2 drawn")
+        page.screenshot(path=artifact_path("console-notices-coordinates.png"), full_page=True)
+        pasted = json.loads(page.locator("#notice-json").input_value())
+        corners = [(47.99, 8.99), (47.99, 9.01), (48.01, 9.01), (48.01, 8.99)]  # the closing repeat dropped
+        assert pasted["extents"][0]["volume"]["outline_polygon"]["vertices"] == [
+            {"lat": lat, "lng": lng} for lat, lng in corners
+        ]
+        assert pasted["extents"][1]["volume"]["outline_circle"] == {
+            "center": {"lat": -48.5, "lng": -9.5},
+            "radius": {"value": 750, "units": "M"},
+        }
         page.get_by_role("button", name="Save as draft").click()
         expect(page).to_have_url(re.compile(re.escape(b.url) + r"/notices#notice-[0-9a-f-]{36}$"))
         draft_id = page.url.rsplit("#notice-", 1)[1]
@@ -420,7 +460,7 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         # on the map; Save the draft changes it in place.
         draft.get_by_role("link", name="Edit").click()
         expect(page.locator("#send-notice h2")).to_contain_text(f"Edit draft {draft_id}")
-        expect(page.locator("[data-draft-count]")).to_have_text("1 drawn")
+        expect(page.locator("[data-draft-count]")).to_have_text("2 drawn")
         page.fill("#notice-text", DRAFTED)
         page.get_by_role("button", name="Save the draft").click()
         expect(page).to_have_url(b.url + f"/notices#notice-{draft_id}")

@@ -312,6 +312,67 @@
 
   map.on("pm:create", function (ev) { watch(ev.layer); compose(); });
   map.on("pm:remove", function (ev) { drafts.removeLayer(ev.layer); compose(); });
+
+  // Pasted coordinates: one point per line, "48.137, 11.575", "48.137 11.575" or
+  // "48.137N 11.575E". Read here into a shape like a drawn one (which the station checks
+  // as it checks any), or refused with the line that is wrong and nothing added.
+  var COORD = /^([+-]?\d+(?:\.\d+)?)\s*°?\s*([NS])?\s*[,;\s]\s*([+-]?\d+(?:\.\d+)?)\s*°?\s*([EW])?$/i;
+  function coordinate(raw, n) {
+    var m = COORD.exec(raw.trim());
+    var where = "line " + n + ": ";
+    if (!m) throw new Error(where + "expected a latitude and a longitude, got \u201c" + raw.trim() + "\u201d");
+    if ((m[2] && /^[+-]/.test(m[1])) || (m[4] && /^[+-]/.test(m[3]))) {
+      throw new Error(where + "a sign or a hemisphere letter, not both");
+    }
+    var lat = Number(m[1]) * (/s/i.test(m[2] || "") ? -1 : 1);
+    var lng = Number(m[3]) * (/w/i.test(m[4] || "") ? -1 : 1);
+    if (!(lat >= -90 && lat <= 90)) throw new Error(where + "latitude " + lat + " is outside -90 to 90");
+    if (!(lng >= -180 && lng <= 180)) throw new Error(where + "longitude " + lng + " is outside -180 to 180");
+    return { lat: lat, lng: lng };
+  }
+  function pasted(text, radiusText) {
+    var points = [];
+    text.split(/\r?\n/).forEach(function (raw, i) {
+      if (raw.trim()) points.push(coordinate(raw, i + 1));
+    });
+    var first = points[0], last = points[points.length - 1];
+    if (points.length > 3 && last.lat === first.lat && last.lng === first.lng) points.pop();
+    var style = L.extend({ pmIgnore: false }, DRAFT);
+    if (points.length === 1) {
+      var radius = Number(radiusText);
+      if (!radiusText || !(radius > 0)) throw new Error("one point makes a circle: give its radius in metres");
+      return outline({ outline_circle: { center: first, radius: { value: radius, units: "M" } } }, style);
+    }
+    if (radiusText) throw new Error("a radius is for a circle, around one point; these are " + points.length + " points");
+    if (points.length >= 3) return outline({ outline_polygon: { vertices: points } }, style);
+    throw new Error(points.length
+      ? "two points make no shape: three or more make a polygon, one and a radius a circle"
+      : "no coordinates: one point per line");
+  }
+  var coords = form.querySelector("[data-coords]");
+  function addPasted() {
+    var error = coords.querySelector("[data-coords-error]");
+    var made;
+    try {
+      made = pasted(coords.querySelector("[data-coords-text]").value, coords.querySelector("[data-coords-radius]").value.trim());
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+      return;
+    }
+    error.hidden = true;
+    drafts.addLayer(made.layer);
+    watch(made.layer);
+    compose();
+    map.fitBounds(made.bounds, { padding: [30, 30], maxZoom: 12 });
+    fitted = true;
+  }
+  if (coords) {
+    coords.querySelector("[data-coords-add]").addEventListener("click", addPasted);
+    coords.querySelector("[data-coords-radius]").addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") { ev.preventDefault(); addPasted(); }  // not the notice's submit
+    });
+  }
   Array.prototype.forEach.call(form.querySelectorAll("[data-field]"), function (input) {
     var changed = function () { if (drawn().length) compose(); };
     input.addEventListener("input", changed);
