@@ -486,6 +486,12 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         expect(removal).to_contain_text("removal of", timeout=LIVE_MS)
         removal.get_by_role("button", name="Acknowledge").click()
         expect(anna.locator(f"tr[data-notice='{site}'] [data-notice-state]")).to_have_text("removed")
+        # Once moscow has it (delivery may wait out a retry on a loaded machine), boris's
+        # open page shows it, live.
+        with b.api() as api:
+            wait_for(
+                lambda: api.get(f"/notices/{site}").json()["state"] == "removed", what="removed on moscow"
+            )
         expect(page.locator(f"tr[data-notice='{site}'] [data-notice-state]")).to_have_text(
             "removed", timeout=LIVE_MS
         )
