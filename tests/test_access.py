@@ -44,6 +44,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/handovers/{handover_id}/acknowledge"): WORKERS,
     ("GET", "/api/v1/lines/{peer}/policy"): ALL,
     ("PUT", "/api/v1/lines/{peer}/policy"): ADMIN,
+    ("PUT", "/api/v1/lines/{peer}/terms"): ADMIN,
     ("GET", "/api/v1/alerts"): ALL,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): WORKERS,
     ("GET", "/api/v1/roster"): ALL,
@@ -112,6 +113,8 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         body = {"text": "matrix"}
     elif path == "/api/v1/users":
         body = {"name": "someone-new", "role": "auditor"}
+    elif path.endswith("/terms") and method == "PUT":
+        body = {"margin_minutes": 5}
     elif path.endswith("/policy") and method == "PUT":
         step = {"targets": ["on_duty"], "delay_s": 60}
         body = {"steps": [step], "repeat": 0, "final": step}

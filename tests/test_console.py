@@ -521,4 +521,49 @@ def test_the_admin_page_is_for_administrators(nodes: tuple[Node, Node]) -> None:
     before = b.snapshot()
     assert c.post("/admin/users", data={"csrf": token, "name": "x", "role": "auditor"}).status_code == 403
     assert c.post("/admin/lines/stuttgart/policy", data={"csrf": token, "policy": "{}"}).status_code == 403
+    assert (
+        c.post("/admin/lines/stuttgart/terms", data={"csrf": token, "margin_minutes": "5"}).status_code == 403
+    )
     assert b.snapshot() == before
+
+
+def test_administrators_propose_new_terms_for_an_open_line_in_the_console(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    pages = []
+    for node in (a, b):
+        add_user(node, "chief", Role.ADMINISTRATOR)
+        c = browser(node)
+        log_in(c, "chief")
+        pages.append(c)
+    ca, cb = pages
+    page = ca.get("/admin").text
+    assert 'action="/admin/lines/moscow/terms"' in page
+    assert 'name="notice_deadline_s" inputmode="numeric" value="3600"' in page  # filled with its terms
+    token_a, token_b = csrf_of(page), csrf_of(cb.get("/admin").text)
+    terms = {"answer_deadline_s": "60", "notice_deadline_s": "900", "margin_horizontal_m": "250",
+             "margin_vertical_m": "0", "margin_minutes": "5"}  # fmt: skip
+
+    before = a.snapshot()
+    bad = ca.post("/admin/lines/moscow/terms", data={"csrf": token_a, **terms, "margin_minutes": "soon"})
+    assert bad.status_code == 422
+    assert "time margin: whole minutes, got &#39;soon&#39;" in bad.text
+    far = ca.post("/admin/lines/moscow/terms", data={"csrf": token_a, **terms, "margin_horizontal_m": "1e6"})
+    assert far.status_code == 422
+    assert "margin horizontal must be 0 to 100000" in far.text
+    assert a.snapshot() == before
+
+    r = ca.post("/admin/lines/moscow/terms", data={"csrf": token_a, **terms})
+    assert r.status_code == 200
+    assert "New terms proposed to moscow; not adopted yet" in r.text
+    assert 'data-line-proposal="moscow"' in r.text
+    assert 'name="margin_horizontal_m" inputmode="decimal" value="250"' in r.text  # the proposal, to amend
+    r = cb.post("/admin/lines/stuttgart/terms", data={"csrf": token_b, **terms})
+    assert r.status_code == 200
+    assert "New terms adopted by both stations of the line with stuttgart." in r.text
+    for c, peer in ((ca, "moscow"), (cb, "stuttgart")):
+        page = c.get("/admin").text
+        assert f'data-line-proposal="{peer}"' not in page
+        terms_text = re.search(rf'<p class="quiet" data-line-terms="{peer}">(.*?)</p>', page, re.S)
+        assert terms_text
+        assert "notices acknowledged within 900 s" in terms_text.group(1)
+        assert "250 m horizontal" in terms_text.group(1)

@@ -111,6 +111,10 @@ lines = Table(
     Column("margin_horizontal_m", Float, nullable=False, server_default="0"),
     Column("margin_vertical_m", Float, nullable=False, server_default="0"),
     Column("margin_minutes", Integer, nullable=False, server_default="0"),
+    # New terms our administrator proposed (JSON, as the handshake carries terms), adopted
+    # once a handshake finds the peer proposing the same (services.lines.propose_terms).
+    Column("proposed_terms", Text),
+    Column("proposed_at", BigInteger),
 )
 
 envelopes = Table(

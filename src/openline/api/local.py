@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from openline.api.deps import PrincipalDep, StationDep, TransportDep
 from openline.core.clock import parse_rfc3339
 from openline.errors import InvalidInput, OpenLineError
-from openline.services import accounts, alerts, calls, handover, lines, rosters, sessions, watch
+from openline.services import accounts, alerts, calls, handover, line_terms, lines, rosters, sessions, watch
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 
@@ -89,7 +89,9 @@ class HandOver(Strict):
 
 class AddLine(Strict):
     card: dict[str, Any]
-    answer_deadline_s: int | None = Field(default=None, ge=5, le=86_400)
+    answer_deadline_s: int | None = Field(
+        default=None, ge=lines.ANSWER_DEADLINE_RANGE[0], le=lines.ANSWER_DEADLINE_RANGE[1]
+    )
     # Line terms too: both stations must choose the same values (docs/notices.md).
     notice_deadline_s: int = Field(
         default=lines.NOTICE_DEADLINE_S, ge=lines.NOTICE_DEADLINE_RANGE[0], le=lines.NOTICE_DEADLINE_RANGE[1]
@@ -285,6 +287,37 @@ def get_audit(
 
 
 # The watch floor: escalation policies, alerts, the roster --------------------------------
+
+
+class ProposeTerms(Strict):
+    """New terms for an open line; a term left out keeps its value (docs/notices.md)."""
+
+    answer_deadline_s: int | None = Field(
+        default=None, ge=lines.ANSWER_DEADLINE_RANGE[0], le=lines.ANSWER_DEADLINE_RANGE[1]
+    )
+    notice_deadline_s: int | None = Field(
+        default=None, ge=lines.NOTICE_DEADLINE_RANGE[0], le=lines.NOTICE_DEADLINE_RANGE[1]
+    )
+    margin_horizontal_m: float | None = Field(
+        default=None, ge=0, le=lines.MAX_MARGIN_HORIZONTAL_M, allow_inf_nan=False
+    )
+    margin_vertical_m: float | None = Field(
+        default=None, ge=0, le=lines.MAX_MARGIN_VERTICAL_M, allow_inf_nan=False
+    )
+    margin_minutes: int | None = Field(default=None, ge=0, le=lines.MAX_MARGIN_MINUTES)
+
+
+@router.put("/lines/{peer}/terms")
+def propose_terms(
+    station: StationDep, transport: TransportDep, who: PrincipalDep, peer: str, req: ProposeTerms
+) -> dict[str, Any]:
+    """Propose new terms for the line; both stations adopt them in the handshake that finds
+    the peer proposing the same. `proposal`: `adopted`, `withdrawn` (the line's own terms
+    proposed) or `waiting`; `handshake`: "ok", or why not adopted yet."""
+    who.require(Permission.MANAGE_LINES)
+    done = line_terms.propose(station, transport, peer, req.model_dump(exclude_none=True), actor=who.name)
+    line = next(x for x in lines.list_lines(station) if x["peer"] == peer)
+    return {**line, "proposal": done.outcome, "handshake": done.why or "ok"}
 
 
 @router.get("/lines/{peer}/policy")

@@ -203,6 +203,58 @@ def line_add(
     emit(line, as_json, render)
 
 
+@line_app.command("terms")
+def line_terms(
+    home: HomeOpt,
+    peer: Annotated[str, typer.Argument(metavar="PEER", help="The peer station's name.")],
+    answer_deadline: Annotated[int | None, typer.Option(help="Seconds a call may ring (5-86400).")] = None,
+    notice_deadline: Annotated[
+        int | None, typer.Option(help="Seconds a notice may wait for its acknowledgement (60-604800).")
+    ] = None,
+    margin_horizontal: Annotated[
+        float | None, typer.Option(help="Metres two activities must stay apart (0-100000).")
+    ] = None,
+    margin_vertical: Annotated[
+        float | None, typer.Option(help="Metres above or below each other they must stay (0-10000).")
+    ] = None,
+    margin_minutes: Annotated[
+        int | None, typer.Option(help="Minutes apart in time they must stay (0-1440).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose new terms for an open line (a term left out keeps its value). Both stations
+    adopt them once the peer's administrator has proposed the same; until then the line
+    keeps its terms. Proposing the terms it has withdraws a proposal."""
+    changes = {
+        "answer_deadline_s": answer_deadline,
+        "notice_deadline_s": notice_deadline,
+        "margin_horizontal_m": margin_horizontal,
+        "margin_vertical_m": margin_vertical,
+        "margin_minutes": margin_minutes,
+    }
+    with client(home) as c:
+        line = c.put(f"/lines/{peer}/terms", {k: v for k, v in changes.items() if v is not None})
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(f"Line with [bold]{x['peer']}[/]: {_terms_text(x)}")
+        if x["proposed_terms"] is None:
+            out.print("No proposal pending: both stations hold these terms.")
+        else:
+            out.print(f"Proposed: {_terms_text(x['proposed_terms'])}")
+            out.print(f"Not adopted yet: {x['handshake']}")
+
+    emit(line, as_json, render)
+
+
+def _terms_text(terms: dict[str, Any]) -> str:
+    m = terms["margins"]
+    return (
+        f"calls answered within {terms['answer_deadline_s']} s, "
+        f"notices within {terms['notice_deadline_s']} s, "
+        f"margins {m['horizontal_m']:g} m horizontal, {m['vertical_m']:g} m vertical, {m['minutes']} min"
+    )
+
+
 @app.command("lines")
 def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """List lines: peer, state, last contact, outbox depth, peer fingerprint."""
@@ -221,6 +273,11 @@ def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
                 x["last_error"] or "",
             )
         out.print(t)
+        for x in items:
+            if x["proposed_terms"] is not None:
+                out.print(
+                    f"New terms proposed to {x['peer']}, not adopted yet: {_terms_text(x['proposed_terms'])}"
+                )
 
     emit(rows, as_json, render)
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from openline.console.pages import json_field, posted, render, session_of, station_of
 from openline.errors import InvalidInput, OpenLineError
-from openline.services import accounts, lines, watch
+from openline.services import accounts, line_terms, lines, watch
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 from openline.services.sessions import Session
@@ -127,10 +127,11 @@ def _whole(text: str, what: str) -> int:
     return int(text)
 
 
-def _line_terms(form: dict[str, str]) -> lines.Terms:
-    """The line terms typed into the form; `lines.add_line` checks their bounds."""
+def _typed_terms(form: dict[str, str], fields: dict[str, tuple[str, bool]]) -> dict[str, Any]:
+    """The line terms typed into a form, by name (an empty field is left out); the use
+    case checks their bounds."""
     values: dict[str, Any] = {}
-    for field, (what, whole) in _TERM_FIELDS.items():
+    for field, (what, whole) in fields.items():
         text = form.get(field, "").strip()
         if not text:
             continue
@@ -138,7 +139,11 @@ def _line_terms(form: dict[str, str]) -> lines.Terms:
             values[field] = _whole(text, what) if whole else float(text)
         except ValueError:
             raise InvalidInput(f"{what}, got {text!r:.40}") from None
-    return lines.Terms(**values)
+    return values
+
+
+def _line_terms(form: dict[str, str]) -> lines.Terms:
+    return lines.Terms(**_typed_terms(form, _TERM_FIELDS))
 
 
 @router.post("/admin/lines")
@@ -161,6 +166,25 @@ async def admin_add_line(request: Request) -> HTMLResponse:
         except OpenLineError as exc:
             return f"Pinned {peer}; the line is pending: {lines.handshake_error(exc)}"
         return f"Pinned {peer}; compare its fingerprint with the peer out of band."
+
+    return _admin_result(request, session, done)
+
+
+@router.post("/admin/lines/{peer}/terms")
+async def admin_propose_terms(request: Request, peer: str) -> HTMLResponse:
+    session, form = await _admin_action(request, Permission.MANAGE_LINES)
+    station = station_of(request)
+
+    def done() -> str:
+        fields = {"answer_deadline_s": ("answer deadline: whole seconds", True), **_TERM_FIELDS}
+        changes = _typed_terms(form, fields)
+        transport = request.app.state.transport
+        proposed = line_terms.propose(station, transport, peer, changes, actor=session.principal.name)
+        if proposed.outcome == "adopted":
+            return f"New terms adopted by both stations of the line with {peer}."
+        if proposed.outcome == "withdrawn":
+            return f"Proposal to {peer} withdrawn; the line keeps its terms."
+        return f"New terms proposed to {peer}; not adopted yet: {proposed.why}"
 
     return _admin_result(request, session, done)
 

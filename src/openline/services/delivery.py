@@ -25,12 +25,12 @@ from sqlalchemy import bindparam, select, update
 from openline import metrics
 from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, lines, peers
-from openline.adapters.transport import SEND_PATH, Transport
+from openline.adapters.transport import SEND_PATH, PeerRefused, Transport
 from openline.core import backoff
 from openline.core.clock import MICROS, parse_rfc3339
 from openline.core.envelope import Envelope, verify_receipt
 from openline.core.keys import signing_public_key
-from openline.errors import EnvelopeRefused, OpenLineError
+from openline.errors import Code, EnvelopeRefused, OpenLineError
 from openline.services import calls, ledger, notices, outbox, parallel
 from openline.services.lines import ACTIVE, PENDING, handshake_error, initiate_handshake, lock_line
 from openline.services.station import Station
@@ -320,7 +320,13 @@ def announce(station: Station, transport: Transport, line_id: str) -> bool:
     if line.state != ACTIVE:
         return False
     try:
-        initiate_handshake(station, transport, line.peer)
+        try:
+            # With new terms we proposed, if any: the peer may have proposed them meanwhile.
+            initiate_handshake(station, transport, line.peer)
+        except PeerRefused as exc:
+            if exc.peer_code != Code.CONFLICT.value:
+                raise
+            initiate_handshake(station, transport, line.peer, propose=False)  # not yet: the terms we hold
     except OpenLineError as exc:
         log.info("peer not reached at start", line=line_id, error=str(exc)[:200])
         return False

@@ -4,6 +4,10 @@ A line is created when we pin a peer's card (state `pending`) and becomes `activ
 a signed handshake has succeeded in either direction, which needs both sides to have
 pinned each other. The line id is derived from both signing keys, so both stations
 name the line identically without negotiating.
+
+The handshake carries the line's terms, which both stations must hold alike. New terms
+are proposed on each side (`line_terms.propose`) and adopted by both in the handshake
+that finds them proposed alike: until then the line keeps its terms.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ ACTIVE = "active"
 NOTICE_DEADLINE_S = 3600  # a notice from the peer must be answered within this long, by default
 # The bounds of the line terms (the API checks them too, and the handshake compares them).
 NOTICE_DEADLINE_RANGE = (60, 7 * 86_400)
+ANSWER_DEADLINE_RANGE = (5, 86_400)
 MAX_MARGIN_HORIZONTAL_M = 100_000.0
 MAX_MARGIN_VERTICAL_M = 10_000.0
 MAX_MARGIN_MINUTES = 1440
@@ -65,6 +70,12 @@ class Terms:
                 raise InvalidInput(f"margin {name} must be 0 to {top:g}, got {value}")
 
 
+def check_answer_deadline(seconds: int) -> None:
+    low, high = ANSWER_DEADLINE_RANGE
+    if not low <= seconds <= high:
+        raise InvalidInput(f"answer deadline must be {low} to {high} seconds, got {seconds}")
+
+
 def line_id_for(a_signing_key: str, b_signing_key: str) -> str:
     first, second = sorted([a_signing_key, b_signing_key])
     return sha256(f"openline line v1\x00{first}\x00{second}".encode()).hex()[:32]
@@ -83,8 +94,7 @@ def add_line(
     if card.name == station.name or card.signing_key == station.keys.signing_public:
         raise InvalidInput("that is this station's own card; add the peer station's card")
     deadline = answer_deadline_s or station.answer_deadline_s
-    if not 5 <= deadline <= 86_400:
-        raise InvalidInput(f"answer deadline must be 5 to 86400 seconds, got {deadline}")
+    check_answer_deadline(deadline)
     terms = terms or Terms()
     terms.check()
     with station.tx() as tx:
@@ -190,12 +200,40 @@ def margins_json(line: Any) -> dict[str, Any]:
     return dataclasses.asdict(margins_of(line))
 
 
-def _terms(line: Any) -> dict[str, Any]:
+def terms_of(line: Any) -> dict[str, Any]:
+    """A line's terms as the handshake carries them."""
     return {
         "answer_deadline_s": int(line.answer_deadline_s),
         "notice_deadline_s": int(line.notice_deadline_s),
         "margins": margins_json(line),
     }
+
+
+def proposal_of(line: Any) -> dict[str, Any] | None:
+    """The terms our administrator proposed for the line and the peer has not yet agreed
+    to (`line_terms.propose`), or None."""
+    return None if line.proposed_terms is None else dict(json.loads(line.proposed_terms))
+
+
+def _adopt(tx: Tx, line: Any, terms: dict[str, Any], role: str) -> None:
+    """Both stations agreed on new terms in a handshake (`role`: we "initiated" or
+    "answered" it): they apply from now, here, and the proposal is done."""
+    margins = terms["margins"]
+    tx.conn.execute(
+        update(lines)
+        .where(lines.c.id == line.id)
+        .values(
+            answer_deadline_s=int(terms["answer_deadline_s"]),
+            notice_deadline_s=int(terms["notice_deadline_s"]),
+            margin_horizontal_m=float(margins["horizontal_m"]),
+            margin_vertical_m=float(margins["vertical_m"]),
+            margin_minutes=int(margins["minutes"]),
+            proposed_terms=None,
+            proposed_at=None,
+        )
+    )
+    facts = {"line": line.id, "peer": line.peer, "terms": terms, "previous": terms_of(line), "role": role}
+    ledger.append(tx, "line.terms", tx.now, facts)
 
 
 def _handshake_statement(
@@ -206,13 +244,16 @@ def _handshake_statement(
     )
 
 
-def initiate_handshake(station: Station, transport: Transport, peer: str) -> None:
-    """Ask the peer to confirm the line. Marks it active on success; raises otherwise."""
+def initiate_handshake(station: Station, transport: Transport, peer: str, *, propose: bool = True) -> None:
+    """Ask the peer to confirm the line, with the terms our administrator proposed if there
+    are any (unless not `propose`), else its terms. Marks it active on success, adopting
+    the proposed terms if those were confirmed; raises otherwise."""
     with station.db.read() as conn:
         line = line_for_peer(conn, peer)
         card = peer_card(conn, peer)
     nonce = secrets.token_urlsafe(16)
-    terms = _terms(line)
+    proposed = proposal_of(line) if propose else None
+    terms = proposed or terms_of(line)
     answer = transport.post(
         peer,
         card.url,
@@ -228,6 +269,15 @@ def initiate_handshake(station: Station, transport: Transport, peer: str) -> Non
         what=f"handshake answer from {peer!r}",
     )
     with station.tx() as tx:
+        if proposed is not None:  # the peer signed our proposal: it has adopted it
+            now = tx.conn.execute(select(lines).where(lines.c.id == line.id)).one()
+            _adopt(tx, now, terms, "initiated")
+            if proposal_of(now) not in (None, terms):  # proposed anew meanwhile: kept
+                tx.conn.execute(
+                    update(lines)
+                    .where(lines.c.id == line.id)
+                    .values(proposed_terms=now.proposed_terms, proposed_at=now.proposed_at)
+                )
         _mark_active(tx, line, "initiated")
 
 
@@ -255,12 +305,16 @@ def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, A
             raise EnvelopeRefused(
                 Code.WRONG_DESTINATION, f"handshake: expected line {line.id}, got {payload['line']!r:.40}"
             )
-        terms = _terms(line)
+        terms, proposed = terms_of(line), proposal_of(line)
         if payload["terms"] != terms:
-            raise Conflict(
-                f"handshake: line terms differ: ours {terms}, "
-                f"theirs {payload['terms']!r:.200}; agree on them out of band"
-            )
+            if proposed is None or payload["terms"] != proposed:
+                ours = f"ours {terms}" + (f" (proposed: {proposed})" if proposed else "")
+                raise Conflict(
+                    f"handshake: line terms differ: {ours}, theirs {payload['terms']!r:.200}; agree on "
+                    "them out of band (new terms for an open line: `openline line terms` on both sides)"
+                )
+            _adopt(tx, line, proposed, "answered")  # the peer proposes what we proposed
+            terms = proposed
         _mark_active(tx, line, "answered")
     return {
         "line": line.id,
@@ -319,6 +373,8 @@ def list_lines(station: Station) -> list[dict[str, Any]]:
             "answer_deadline_s": r.answer_deadline_s,
             "notice_deadline_s": r.notice_deadline_s,
             "margins": margins_json(r),
+            "proposed_terms": proposal_of(r),
+            "proposed_at": rfc3339(r.proposed_at),
             "created_at": rfc3339(r.created_at),
             "activated_at": rfc3339(r.activated_at),
             "last_contact_at": rfc3339(r.last_contact_at),
