@@ -271,7 +271,8 @@ def initiate_handshake(station: Station, transport: Transport, peer: str, *, pro
     with station.tx() as tx:
         if proposed is not None:  # the peer signed our proposal: it has adopted it
             now = tx.conn.execute(select(lines).where(lines.c.id == line.id)).one()
-            _adopt(tx, now, terms, "initiated")
+            if terms_of(now) != terms:  # not adopted here meanwhile, answering the peer's
+                _adopt(tx, now, terms, "initiated")
             if proposal_of(now) not in (None, terms):  # proposed anew meanwhile: kept
                 tx.conn.execute(
                     update(lines)
