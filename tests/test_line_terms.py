@@ -23,6 +23,10 @@ def _line(node: Node) -> dict[str, Any]:
     return dict(line)
 
 
+def _alerts(node: Node, kind: str) -> list[dict[str, Any]]:
+    return [x for x in node.api.get("/api/v1/alerts").json() if x["kind"] == kind]
+
+
 def _propose(node: Node, peer: str, **changes: Any) -> dict[str, Any]:
     r = node.api.put(f"/api/v1/lines/{peer}/terms", json=changes)
     assert r.status_code == 200, r.text
@@ -60,10 +64,19 @@ def test_terms_proposed_on_both_sides_are_adopted_by_both(nodes: tuple[Node, Nod
     assert show_call(b, call_id) == "ringing"
     assert [e["type"] for e in ledger_entries(a, "line.terms")] == ["line.terms_proposed"]
 
-    # moscow proposes a different set: refused, both keep theirs.
+    # moscow's watch floor was told of stuttgart's proposal, once, with both sets of terms.
+    (told,) = _alerts(b, "line_terms_differ")
+    assert told["subject"].startswith("stuttgart ")
+    assert (told["detail"]["theirs"], told["detail"]["ours"]) == (first["proposed_terms"], old)
+    assert _propose(a, "moscow", **WIDER)["proposal"] == "waiting"  # the same again: no second alert
+    assert len(_alerts(b, "line_terms_differ")) == 1
+
+    # moscow proposes a different set: refused, both keep theirs, and stuttgart is told.
     other = _propose(b, "stuttgart", margin_horizontal_m=400, notice_deadline_s=900)
     assert "line terms differ" in other["handshake"]
     assert (_line(a)["margins"], _line(b)["margins"]) == (old["margins"], old["margins"])
+    (told,) = _alerts(a, "line_terms_differ")
+    assert told["detail"]["proposed"] == first["proposed_terms"]
 
     # Then the same set: both adopt it at once.
     agreed = _propose(b, "stuttgart", **WIDER)

@@ -1,6 +1,6 @@
 """Alerts: conditions someone on the watch floor must look at (a missed call, an
 escalation that reached nobody or stalled, a notification that gave up, a roster gap,
-an unacknowledged handover). One per kind and subject; open until acknowledged.
+an unacknowledged handover, a peer holding other line terms). One per kind and subject; open until acknowledged.
 Alerts carry metadata only."""
 
 from __future__ import annotations

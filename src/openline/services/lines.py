@@ -31,7 +31,7 @@ from openline.core.conflicts import Margins
 from openline.core.encoding import canonical, sha256
 from openline.core.keys import signing_public_key, verify
 from openline.errors import Code, Conflict, EnvelopeRefused, InvalidInput, NotFound, PeerUnreachable
-from openline.services import accounts, ledger
+from openline.services import accounts, alerts, ledger
 from openline.services.station import Station, Tx
 
 PENDING = "pending"
@@ -290,6 +290,27 @@ def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, A
     nonce = payload["nonce"]
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 64:
         raise EnvelopeRefused(Code.MALFORMED, "handshake: nonce must be 8 to 64 characters")
+    differ: dict[str, Any] = {}  # the terms the peer holds, when they are not ours
+    try:
+        return _answer_handshake(station, origin, payload, card, nonce, differ)
+    except Conflict:
+        if differ:  # someone on the watch floor must know (once per set of terms)
+            _terms_differ_alert(station, origin, differ)
+        raise
+
+
+def _terms_differ_alert(station: Station, peer: str, differ: dict[str, Any]) -> None:
+    try:
+        key = sha256(canonical(differ["theirs"])).hex()[:12]
+    except EnvelopeRefused:
+        return  # not JSON we could name: the refusal says enough
+    with station.tx() as tx:
+        alerts.raise_alert(tx, "line_terms_differ", f"{peer} {key}", {"peer": peer, **differ})
+
+
+def _answer_handshake(
+    station: Station, origin: str, payload: dict[str, Any], card: Card, nonce: str, differ: dict[str, Any]
+) -> dict[str, Any]:
     with station.tx() as tx:
         line = line_for_peer(tx.conn, origin)
         pinned = tx.conn.execute(select(peers).where(peers.c.name == origin)).one()
@@ -309,6 +330,7 @@ def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, A
         terms, proposed = terms_of(line), proposal_of(line)
         if payload["terms"] != terms:
             if proposed is None or payload["terms"] != proposed:
+                differ.update(theirs=payload["terms"], ours=terms, proposed=proposed)
                 ours = f"ours {terms}" + (f" (proposed: {proposed})" if proposed else "")
                 raise Conflict(
                     f"handshake: line terms differ: {ours}, theirs {payload['terms']!r:.200}; agree on "
