@@ -20,6 +20,9 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 RINGING_RE = re.compile(r"Call ([0-9a-f-]{36}) from stuttgart is ringing at moscow")
+NOTICES_RE = re.compile(
+    r"Notice ([0-9a-f-]{36}): moscow protects a site.*notice ([0-9a-f-]{36}): stuttgart's"
+)
 STATION_RE = re.compile(r"^\s+(stuttgart|moscow)\s+(http://127\.0\.0\.1:\d+)\s+\(pid (\d+)\)\s+home (.+)$")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
@@ -137,6 +140,27 @@ def _ring_and_stop(workdir: Path) -> tuple[str, Demo]:
             ("stuttgart", "in", "flash", "ringing")
         ]
         assert "checkpoint 4" in mine[0]["subject"]
+        # And the notices: moscow's protected site, and stuttgart's exercise over it, which
+        # moscow holds with the conflict and must acknowledge.
+        said = demo.read_until(NOTICES_RE, START_TIMEOUT)
+        assert said, f"the demo never named its notices:\n{demo.text()}"
+        shown = subprocess.run(
+            [sys.executable, "-m", "openline", "notice", "show", said[2], "--json"],
+            env=_env(OPENLINE_HOME=str(stations["moscow"][2])),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        exercise = json.loads(shown.stdout)
+        assert (exercise["direction"], exercise["category"], exercise["state"]) == (
+            "in",
+            "exercise",
+            "delivered",
+        )
+        assert [c["other_notice"] for c in exercise["conflicts"]] == [said[1]]
+        assert "acknowledge" in exercise["actions"]
 
         demo.proc.send_signal(signal.SIGINT)
         assert demo.proc.wait(STOP_TIMEOUT) == 0, demo.text()
@@ -153,9 +177,10 @@ def test_demo_rings_a_call_at_moscow_and_stops_both_stations_on_ctrl_c(tmp_path:
     _, demo = _ring_and_stop(tmp_path)
     text = demo.text()
     assert text.count("one-time password") == 2
-    for command in ("calls", "pickup", "say", "close", "show", "lines"):
+    for command in ("calls", "pickup", "say", "close", "show", "lines", "notices", "notice ack"):
         assert re.search(rf"OPENLINE_HOME=\S+ \S*openline {command}\b", text), command
     assert "/openapi.json" in text
+    assert re.search(r"The map: http://127\.0\.0\.1:\d+/notices", text)
     assert (tmp_path / "stuttgart.log").read_text().count("station stopped cleanly") == 1
 
 

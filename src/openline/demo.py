@@ -1,4 +1,5 @@
-"""`openline demo`: two real stations on loopback, a line between them, a call ringing.
+"""`openline demo`: two real stations on loopback, a line between them, a call ringing,
+and two notices in conflict.
 
 Everything goes through the same doors an operator uses: `init_home`, `openline serve`
 subprocesses, and the local HTTP API with each home's token. Nothing is faked.
@@ -17,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -33,6 +35,11 @@ from openline.settings import SETTINGS_FILE, load
 
 CALLER, CALLEE = "stuttgart", "moscow"
 SUBJECT = "Convoy of 12 trucks at checkpoint 4, 14:00Z"
+# The demo's notices: moscow's protected site, and stuttgart's exercise area over it.
+SITE_TEXT = "Field hospital (demo)"
+SITE_CENTRE = {"lat": 48.70, "lng": 9.00}
+EXERCISE_TEXT = "Live-fire exercise area BRAVO (demo)"
+ACTIVE_NOTICE = ("sent", "delivered", "acknowledged")
 ANSWER_DEADLINE_S = 900  # long enough to try the commands; then the call is missed
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -162,6 +169,54 @@ def _connect_and_call(a: _Station, b: _Station) -> str:
     return call_id
 
 
+def _volume(outline: dict[str, Any], start: datetime, end: datetime | None, top_m: int) -> dict[str, Any]:
+    """One ASTM F3548 Volume4D: `outline` from 0 to `top_m` metres, from `start` to `end`."""
+
+    def when(t: datetime) -> dict[str, str]:
+        return {"value": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "format": "RFC3339"}
+
+    volume = {
+        **outline,
+        "altitude_lower": {"value": 0, "reference": "W84", "units": "M"},
+        "altitude_upper": {"value": top_m, "reference": "W84", "units": "M"},
+    }
+    return {"volume": volume, "time_start": when(start), **({"time_end": when(end)} if end else {})}
+
+
+def _earlier(st: _Station, text: str) -> str | None:
+    """The notice an earlier demo in this workdir sent, if it is still active."""
+    for n in st.request("GET", "/notices"):
+        if n["direction"] == "out" and n.get("text") == text and n["state"] in ACTIVE_NOTICE:
+            return str(n["id"])
+    return None
+
+
+def _announce(a: _Station, b: _Station) -> tuple[str, str]:
+    """`b` notifies a protected site; `a` announces an exercise over it, which conflicts.
+    Returns their notice ids once `b` has the exercise, with the conflict."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    hospital = {"outline_circle": {"center": SITE_CENTRE, "radius": {"value": 300, "units": "M"}}}
+    site = {"category": "protected_site", "text": SITE_TEXT, "extents": [_volume(hospital, now, None, 2000)]}
+    lat, lng = SITE_CENTRE["lat"], SITE_CENTRE["lng"]
+    square = [(lat - 0.01, lng), (lat - 0.01, lng + 0.02), (lat + 0.01, lng + 0.02), (lat + 0.01, lng)]
+    area = {"outline_polygon": {"vertices": [{"lat": y, "lng": x} for y, x in square]}}
+    window = (now + timedelta(hours=1), now + timedelta(hours=4))
+    exercise = {"category": "exercise", "text": EXERCISE_TEXT, "extents": [_volume(area, *window, 3000)]}
+    site_id = _earlier(b, SITE_TEXT) or str(
+        b.request("POST", "/notices", json={"peer": a.name, "notice": site})["id"]
+    )
+    exercise_id = _earlier(a, EXERCISE_TEXT) or str(
+        a.request("POST", "/notices", json={"peer": b.name, "notice": exercise})["id"]
+    )
+
+    def conflict_pending() -> str | None:
+        seen = [n for n in b.request("GET", "/notices") if n["id"] == exercise_id]
+        return None if seen and seen[0]["conflicts"] else "not delivered with its conflict yet"
+
+    _wait(conflict_pending, f"the exercise notice to reach {b.name}")
+    return site_id, exercise_id
+
+
 def _openline() -> str:
     """How to run this same `openline` from the user's shell."""
     beside = Path(sys.executable).parent / "openline"
@@ -172,7 +227,7 @@ def _openline() -> str:
     return f"{shlex.quote(sys.executable)} -m openline"
 
 
-def _print_ready(root: Path, a: _Station, b: _Station, call_id: str) -> None:
+def _print_ready(root: Path, a: _Station, b: _Station, call_id: str, notices: tuple[str, str]) -> None:
     out.print(f"\n[bold green]OpenLine demo running[/] in {escape(str(root))}\n")
     for st in (a, b):
         assert st.proc is not None
@@ -184,6 +239,12 @@ def _print_ready(root: Path, a: _Station, b: _Station, call_id: str) -> None:
     ring = f"a call rings {ANSWER_DEADLINE_S // 60} minutes, then it is missed"
     out.print(f"\n  Line {a.name} ⇄ {b.name}: [bold]active[/] ({ring})")
     out.print(f"  Call {call_id} from {a.name} is ringing at {b.name}: [bold red]flash[/] {escape(SUBJECT)}")
+    site_id, exercise_id = notices
+    out.print(
+        f"  Notice {site_id}: {b.name} protects a site, {escape(SITE_TEXT)}; notice {exercise_id}: "
+        f"{a.name}'s {escape(EXERCISE_TEXT)} overlaps it: [bold red]a conflict[/], alerted on both watch "
+        f"floors, and {b.name} must acknowledge the exercise. The map: {b.url}/notices"
+    )
     ol = {st.name: f"OPENLINE_HOME={shlex.quote(str(st.home))} {_openline()}" for st in (a, b)}
     sa, sb, c = ol[a.name], ol[b.name], call_id
     out.print(
@@ -198,6 +259,8 @@ def _print_ready(root: Path, a: _Station, b: _Station, call_id: str) -> None:
         f"# {a.name} talks, then closes the call",
         f"{sa} say {c} 'Twelve trucks, route north, 14:00Z.'",
         f"{sa} close {c} --summary 'Convoy notified and acknowledged'",
+        f"# the notices: {b.name} acknowledges {a.name}'s exercise, whose conflict both see",
+        f"{sb} notices", f"{sb} notice ack {exercise_id}",
         "# either side: the call with its messages, receipts and event log; the line",
         f"{sa} show {c}", f"{sb} lines",
         "# the evidence: a proof of this call and a bundle of the whole ledger, checked offline",
@@ -243,7 +306,8 @@ def run_demo(workdir: Path | None) -> None:
     try:
         for st in stations:
             _start(st)
-        _print_ready(root, stations[0], stations[1], _connect_and_call(stations[0], stations[1]))
+        call_id = _connect_and_call(stations[0], stations[1])
+        _print_ready(root, stations[0], stations[1], call_id, _announce(stations[0], stations[1]))
         while True:
             for st in stations:
                 if st.proc is not None and (code := st.proc.poll()) is not None:
