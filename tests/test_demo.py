@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -109,6 +110,20 @@ class Demo:
         self.proc.stdout.close()
 
 
+def _cli_json(home: Path, *args: str) -> Any:
+    """`openline ARGS --json` for the station at `home`, as a user runs it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "openline", *args, "--json"],
+        env=_env(OPENLINE_HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def _ring_and_stop(workdir: Path) -> tuple[str, Demo]:
     """Run the demo until the call rings at moscow, check it there, then Ctrl-C it."""
     demo = Demo(workdir)
@@ -126,16 +141,8 @@ def _ring_and_stop(workdir: Path) -> tuple[str, Demo]:
             health = httpx.get(url + "/healthz", timeout=10, trust_env=False).json()
             assert health["station"] == name
 
-        listed = subprocess.run(
-            [sys.executable, "-m", "openline", "calls", "--json", "--state", "ringing"],
-            env=_env(OPENLINE_HOME=str(stations["moscow"][2])),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert listed.returncode == 0, listed.stderr
-        mine = [c for c in json.loads(listed.stdout) if c["id"] == call_id]
+        moscow = stations["moscow"][2]
+        mine = [c for c in _cli_json(moscow, "calls", "--state", "ringing") if c["id"] == call_id]
         assert [(c["peer"], c["direction"], c["priority"], c["state"]) for c in mine] == [
             ("stuttgart", "in", "flash", "ringing")
         ]
@@ -144,16 +151,7 @@ def _ring_and_stop(workdir: Path) -> tuple[str, Demo]:
         # moscow holds with the conflict and must acknowledge.
         said = demo.read_until(NOTICES_RE, START_TIMEOUT)
         assert said, f"the demo never named its notices:\n{demo.text()}"
-        shown = subprocess.run(
-            [sys.executable, "-m", "openline", "notice", "show", said[2], "--json"],
-            env=_env(OPENLINE_HOME=str(stations["moscow"][2])),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert shown.returncode == 0, shown.stderr
-        exercise = json.loads(shown.stdout)
+        exercise = _cli_json(moscow, "notice", "show", said[2])
         assert (exercise["direction"], exercise["category"], exercise["state"]) == (
             "in",
             "exercise",
