@@ -13,9 +13,9 @@ from sqlalchemy import select
 from openline.adapters import db
 from openline.adapters.schema import notices
 from openline.core import notices as nm
-from openline.core.notices import Event, Party
+from openline.core.notices import Event
 from openline.services.lines import lock_line
-from openline.services.notice_rows import log, transition
+from openline.services.notice_rows import log, party_of, transition
 from openline.services.station import Station
 
 _ACTIVE = [s.value for s in nm.ACTIVE]
@@ -52,7 +52,7 @@ def expire_due(station: Station) -> int:
             row = tx.conn.execute(db.for_update(tx.conn, query, skip_locked=True)).first()
             if row is None:
                 continue
-            me = Party.SENDER if row.direction == "out" else Party.RECEIVER
+            me = party_of(row)
             transition(tx, row, Event.EXPIRE, me, at=int(row.ends_at))
             log(tx, "notice.expired", row.id, row.line_id, row.peer, "system", None)
             expired += 1

@@ -29,6 +29,12 @@ TIME_COLUMN = {
 }
 
 
+def party_of(row: Any) -> Party:
+    """Which side of the notice this station is: the sender of our own, the receiver of
+    the peer's."""
+    return Party.SENDER if row.direction == "out" else Party.RECEIVER
+
+
 def get(conn: Connection, notice_id: str, *, for_update: bool = False) -> Any:
     query = select(notices).where(notices.c.id == notice_id)
     row = conn.execute(db.for_update(conn, query) if for_update else query).first()

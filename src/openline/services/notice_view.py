@@ -23,7 +23,7 @@ from openline.errors import IllegalTransition, OpenLineError
 from openline.services import notice_conflicts as conflicts
 from openline.services import notice_sites, outbox
 from openline.services.lines import margins_by_line
-from openline.services.notice_rows import get
+from openline.services.notice_rows import get, party_of
 from openline.services.notices import KIND_OF, open_draft
 from openline.services.station import Station
 
@@ -68,7 +68,7 @@ def _actions(conn: Connection, row: Any, state: str, now: int) -> list[str]:
     make: the state machine, the sender's limits (`notice_sites.check_sender_change`), and
     `remove`, sending a removal notice for one of our sites (`notice_sites.target_for_send`).
     Who may act is the caller's question (`work_calls`)."""
-    me = Party.SENDER if row.direction == "out" else Party.RECEIVER
+    me = party_of(row)
     allowed = []
     for event in _OWN_EVENTS[me]:
         try:
