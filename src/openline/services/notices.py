@@ -34,7 +34,7 @@ from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInp
 from openline.services import alerts, notice_sites, outbox
 from openline.services import notice_conflicts as conflicts
 from openline.services.lines import line_for_peer, lock_line, require_active
-from openline.services.notice_rows import get, log, transition
+from openline.services.notice_rows import get, log, party_of, transition
 from openline.services.station import Station, Tx
 
 MAX_BODY = 48 * 1024  # the sealed body of an envelope holds at most 64 KiB
@@ -232,9 +232,9 @@ def _check_draft(
     tx: Tx, peer: str, notice_id: str, doc: Document, amends: str | None
 ) -> tuple[Any, str, int]:
     """Everything sending checks that does not need an active line: the line, the notice
-    a new version amends, the site a removal removes, the body's size. Returns the line,
-    the series and the version."""
-    _amends_no_removal(doc, amends)
+    a new version amends, the site a removal removes, the body's size (a removal that
+    amends is refused before: `_amends_no_removal`). Returns the line, the series and the
+    version."""
     line = line_for_peer(tx.conn, peer)
     series, version = notice_id, 1
     if amends is not None:
@@ -264,7 +264,9 @@ def edit_draft(station: Station, actor: str, notice_id: str, document: Any, *, s
     transaction, so a refused send leaves the draft as it was."""
     doc = parse_document(document, station.clock.now())
     with station.db.read() as conn:
-        line_id = str(get(conn, notice_id).line_id)
+        draft = get(conn, notice_id)
+    _amends_no_removal(doc, draft.supersedes)  # what a draft amends never changes
+    line_id = str(draft.line_id)
     with station.tx() as tx:
         lock_line(tx.conn, line_id)
         row = get(tx.conn, notice_id, for_update=True)
@@ -277,9 +279,7 @@ def edit_draft(station: Station, actor: str, notice_id: str, document: Any, *, s
             "draft_body": _seal_draft(station, line_id, notice_id, doc),
         }
         # Only our draft may be edited (it stays a draft); any refusal below rolls it back.
-        transition(
-            tx, row, Event.EDIT, Party.SENDER if row.direction == "out" else Party.RECEIVER, values=values
-        )
+        transition(tx, row, Event.EDIT, party_of(row), values=values)
         _check_draft(tx, str(row.peer), notice_id, doc, row.supersedes)
         tx.conn.execute(delete(notice_volumes).where(notice_volumes.c.notice_id == notice_id))
         if doc.volumes:
@@ -357,7 +357,7 @@ def discard(station: Station, actor: str, notice_id: str) -> None:
     logged."""
     with station.tx() as tx:
         row = get(tx.conn, notice_id, for_update=True)
-        me = Party.SENDER if row.direction == "out" else Party.RECEIVER
+        me = party_of(row)
         transition(tx, row, Event.DISCARD, me)
 
 
@@ -365,7 +365,7 @@ def _local(station: Station, actor: str, notice_id: str, event: Event, body: dic
     with station.tx() as tx:
         lock_line(tx.conn, lambda: str(get(tx.conn, notice_id).line_id))  # read only where needed
         row = get(tx.conn, notice_id, for_update=True)
-        me = Party.SENDER if row.direction == "out" else Party.RECEIVER
+        me = party_of(row)
         if me is Party.SENDER:
             notice_sites.check_sender_change(tx.conn, row, event)
         extra = {"acknowledged_by": f"{station.name}:{actor}"} if event is Event.ACK else {}
