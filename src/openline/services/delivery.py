@@ -316,7 +316,9 @@ def announce(station: Station, transport: Transport, line_id: str) -> bool:
     Returns whether the peer answered.
     """
     with station.db.read() as conn:
-        line = conn.execute(select(lines.c.peer, lines.c.state).where(lines.c.id == line_id)).one()
+        line = conn.execute(
+            select(lines.c.peer, lines.c.state, lines.c.proposed_terms).where(lines.c.id == line_id)
+        ).one()
     if line.state != ACTIVE:
         return False
     try:
@@ -324,7 +326,7 @@ def announce(station: Station, transport: Transport, line_id: str) -> bool:
             # With new terms we proposed, if any: the peer may have proposed them meanwhile.
             initiate_handshake(station, transport, line.peer)
         except PeerRefused as exc:
-            if exc.peer_code != Code.CONFLICT.value:
+            if exc.peer_code != Code.CONFLICT.value or line.proposed_terms is None:
                 raise
             initiate_handshake(station, transport, line.peer, propose=False)  # not yet: the terms we hold
     except OpenLineError as exc:
