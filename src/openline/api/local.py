@@ -87,20 +87,22 @@ class HandOver(Strict):
     note: str = Field(min_length=1, max_length=handover.MAX_NOTE)
 
 
+# The line terms' bounds, for adding a line and for proposing new terms.
+AnswerDeadline = Annotated[int, Field(ge=lines.ANSWER_DEADLINE_RANGE[0], le=lines.ANSWER_DEADLINE_RANGE[1])]
+NoticeDeadline = Annotated[int, Field(ge=lines.NOTICE_DEADLINE_RANGE[0], le=lines.NOTICE_DEADLINE_RANGE[1])]
+MarginHorizontal = Annotated[float, Field(ge=0, le=lines.MAX_MARGIN_HORIZONTAL_M, allow_inf_nan=False)]
+MarginVertical = Annotated[float, Field(ge=0, le=lines.MAX_MARGIN_VERTICAL_M, allow_inf_nan=False)]
+MarginMinutes = Annotated[int, Field(ge=0, le=lines.MAX_MARGIN_MINUTES)]
+
+
 class AddLine(Strict):
     card: dict[str, Any]
-    answer_deadline_s: int | None = Field(
-        default=None, ge=lines.ANSWER_DEADLINE_RANGE[0], le=lines.ANSWER_DEADLINE_RANGE[1]
-    )
+    answer_deadline_s: AnswerDeadline | None = None
     # Line terms too: both stations must choose the same values (docs/notices.md).
-    notice_deadline_s: int = Field(
-        default=lines.NOTICE_DEADLINE_S, ge=lines.NOTICE_DEADLINE_RANGE[0], le=lines.NOTICE_DEADLINE_RANGE[1]
-    )
-    margin_horizontal_m: float = Field(
-        default=0.0, ge=0, le=lines.MAX_MARGIN_HORIZONTAL_M, allow_inf_nan=False
-    )
-    margin_vertical_m: float = Field(default=0.0, ge=0, le=lines.MAX_MARGIN_VERTICAL_M, allow_inf_nan=False)
-    margin_minutes: int = Field(default=0, ge=0, le=lines.MAX_MARGIN_MINUTES)
+    notice_deadline_s: NoticeDeadline = lines.NOTICE_DEADLINE_S
+    margin_horizontal_m: MarginHorizontal = 0.0
+    margin_vertical_m: MarginVertical = 0.0
+    margin_minutes: MarginMinutes = 0
 
 
 @router.get("/station")
@@ -292,19 +294,11 @@ def get_audit(
 class ProposeTerms(Strict):
     """New terms for an open line; a term left out keeps its value (docs/notices.md)."""
 
-    answer_deadline_s: int | None = Field(
-        default=None, ge=lines.ANSWER_DEADLINE_RANGE[0], le=lines.ANSWER_DEADLINE_RANGE[1]
-    )
-    notice_deadline_s: int | None = Field(
-        default=None, ge=lines.NOTICE_DEADLINE_RANGE[0], le=lines.NOTICE_DEADLINE_RANGE[1]
-    )
-    margin_horizontal_m: float | None = Field(
-        default=None, ge=0, le=lines.MAX_MARGIN_HORIZONTAL_M, allow_inf_nan=False
-    )
-    margin_vertical_m: float | None = Field(
-        default=None, ge=0, le=lines.MAX_MARGIN_VERTICAL_M, allow_inf_nan=False
-    )
-    margin_minutes: int | None = Field(default=None, ge=0, le=lines.MAX_MARGIN_MINUTES)
+    answer_deadline_s: AnswerDeadline | None = None
+    notice_deadline_s: NoticeDeadline | None = None
+    margin_horizontal_m: MarginHorizontal | None = None
+    margin_vertical_m: MarginVertical | None = None
+    margin_minutes: MarginMinutes | None = None
 
 
 @router.put("/lines/{peer}/terms")

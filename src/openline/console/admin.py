@@ -121,6 +121,10 @@ _TERM_FIELDS = {
 }
 
 
+# The "propose new terms" form's fields: every line term, the answer deadline too.
+_PROPOSED_FIELDS = {"answer_deadline_s": ("answer deadline: whole seconds", True), **_TERM_FIELDS}
+
+
 def _whole(text: str, what: str) -> int:
     if not text.isdigit():
         raise InvalidInput(f"{what}, got {text!r:.40}")
@@ -176,8 +180,7 @@ async def admin_propose_terms(request: Request, peer: str) -> HTMLResponse:
     station = station_of(request)
 
     def done() -> str:
-        fields = {"answer_deadline_s": ("answer deadline: whole seconds", True), **_TERM_FIELDS}
-        changes = _typed_terms(form, fields)
+        changes = _typed_terms(form, _PROPOSED_FIELDS)
         transport = request.app.state.transport
         proposed = line_terms.propose(station, transport, peer, changes, actor=session.principal.name)
         if proposed.outcome == "adopted":
