@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 
 from openline.services import accounts, delivery
 from openline.services.accounts import Role
-from tests.inproc import Node, place_and_ring
-from tests.notice_docs import HOUR, circle, east_of, ledger_entries, send, show
+from tests.inproc import Node, make_node, place_and_ring
+from tests.inproc import show as show_call
+from tests.notice_docs import HOUR, circle, cli, east_of, ledger_entries, send, show
+from tests.test_notice_terms import _add, _wire
 
 WIDER = {"margin_horizontal_m": 500, "notice_deadline_s": 900}
 
@@ -61,7 +63,7 @@ def test_terms_proposed_on_both_sides_are_adopted_by_both(nodes: tuple[Node, Nod
     assert send(b, "stuttgart", near[1])["conflicts"] == []  # the old margins (none) still hold
     b.drain()
     call_id = place_and_ring(a, b)  # calls too
-    assert show_call(b, call_id) == "ringing"
+    assert show_call(b, call_id)["state"] == "ringing"
     assert [e["type"] for e in ledger_entries(a, "line.terms")] == ["line.terms_proposed"]
 
     # moscow's watch floor was told of stuttgart's proposal, once, with both sets of terms.
@@ -124,12 +126,6 @@ def test_proposals_made_while_the_peer_was_down_are_adopted_when_it_announces_it
     assert _line(b)["margins"]["minutes"] == 10
 
 
-def show_call(node: Node, call_id: str) -> str:
-    r = node.api.get(f"/api/v1/calls/{call_id}")
-    assert r.status_code == 200, r.text
-    return str(r.json()["state"])
-
-
 def test_a_proposal_is_withdrawn_by_proposing_the_terms_the_line_has(nodes: tuple[Node, Node]) -> None:
     a, _ = nodes
     current = _line(a)
@@ -150,9 +146,6 @@ def test_a_proposal_is_withdrawn_by_proposing_the_terms_the_line_has(nodes: tupl
 def test_a_pending_line_whose_terms_differ_is_opened_by_proposing_the_peers(
     tmp_path: Any, clock: Any, database_url: str | None, second_database_url: str | None
 ) -> None:
-    from tests.inproc import make_node
-    from tests.test_notice_terms import _add, _wire
-
     a = make_node(tmp_path, "stuttgart", clock, database_url)
     b = make_node(tmp_path, "moscow", clock, second_database_url)
     try:
@@ -213,8 +206,6 @@ def test_only_who_manages_lines_proposes_terms_and_only_for_a_line_there_is(node
 
 
 def test_line_terms_from_the_cli(nodes: tuple[Node, Node], monkeypatch: Any) -> None:
-    from tests.notice_docs import cli
-
     a, b = nodes
     first = cli(
         a, monkeypatch, "line", "terms", "moscow", "--margin-minutes", "10", "--notice-deadline", "900"

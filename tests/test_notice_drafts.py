@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from openline.adapters.schema import notices
+from openline.adapters.schema import lines, notice_volumes, notices
 from openline.core.clock import parse_rfc3339
 from openline.services import accounts, delivery
 from openline.services.accounts import Role
@@ -177,8 +177,6 @@ def test_a_draft_is_sent_only_when_the_line_is_active_and_only_by_who_works_call
         assert r.json()["code"] == "forbidden"
     assert a.snapshot() == before
 
-    from openline.adapters.schema import lines
-
     with a.station.tx() as tx:  # as if the line had never completed its handshake
         tx.conn.execute(lines.update().values(state="pending"))
     before = a.snapshot()
@@ -196,8 +194,6 @@ def _edit(node: Node, notice_id: str, doc: Any, **extra: Any) -> Any:
 
 
 def _volumes(node: Node, notice_id: str) -> list[tuple[Any, ...]]:
-    from openline.adapters.schema import notice_volumes
-
     with node.station.db.read() as conn:
         rows = conn.execute(select(notice_volumes).where(notice_volumes.c.notice_id == notice_id))
         return [tuple(r) for r in rows]
@@ -319,8 +315,6 @@ def test_bad_edits_are_refused_and_change_nothing(nodes: tuple[Node, Node]) -> N
 def test_an_edit_that_cannot_be_sent_leaves_the_draft_as_it_was(nodes: tuple[Node, Node]) -> None:
     a, _ = nodes
     draft = send(a, "moscow", soon(a, 48.0, 9.0, text="As drafted"), draft=True)
-    from openline.adapters.schema import lines
-
     with a.station.tx() as tx:  # as if the line had never completed its handshake
         tx.conn.execute(lines.update().values(state="pending"))
     before = a.snapshot()

@@ -112,7 +112,7 @@ lines = Table(
     Column("margin_vertical_m", Float, nullable=False, server_default="0"),
     Column("margin_minutes", Integer, nullable=False, server_default="0"),
     # New terms our administrator proposed (JSON, as the handshake carries terms), adopted
-    # once a handshake finds the peer proposing the same (services.lines.propose_terms).
+    # once a handshake finds the peer proposing the same (services.line_terms.propose).
     Column("proposed_terms", Text),
     Column("proposed_at", BigInteger),
 )

@@ -136,13 +136,11 @@ def _editing(request: Request, session: Session, notice_id: str) -> dict[str, An
 
 def _document(notice: dict[str, Any]) -> str:
     """A notice as the form's JSON: the document it was sent or saved with."""
-    document = {
-        "category": notice["category"],
-        "text": notice.get("text") or "",
-        "extents": notice["extents"],
-    }
-    if notice["removes"] is not None:
-        document = {"category": notice["category"], "text": document["text"], "removes": notice["removes"]}
+    document = {"category": notice["category"], "text": notice.get("text") or ""}
+    if notice["removes"] is not None:  # a removal: no volumes
+        document["removes"] = notice["removes"]
+    else:
+        document["extents"] = notice["extents"]
     return json.dumps(document, indent=2)
 
 

@@ -2,8 +2,8 @@
 
 A notice announces an activity (`category`, free text) in one or more 4D volumes; the
 other station must acknowledge it. States: `draft` (kept on our station only; it may be
-`edited` in place, or `discarded`) → `sent` → `delivered` → `acknowledged` by a named officer of the receiving
-side, or `rejected` with a reason; the sender may `withdraw` it, or `amend` it (a new
+`edited` in place, or `discarded`) → `sent` → `delivered` → `acknowledged` by a named
+officer of the receiving side, or `rejected` with a reason; the sender may `withdraw` it, or `amend` it (a new
 version; the old one is kept, in state `amended`); an active notice whose last volume has
 ended is `expired`. A protected site leaves protection as the UN No-Strike List has it:
 by a removal notice, which the other side acknowledges; the site is then `removed`.
