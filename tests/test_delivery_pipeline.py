@@ -7,7 +7,6 @@ loses and repeats nothing.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from sqlalchemy import func, select
 
 from openline.adapters.schema import envelopes, lines
 from openline.services import calls, delivery
-from openline.services.delivery import Answer, Outcome
+from openline.services.delivery import Answer, Claimed, Outcome
 from openline.services.lines import PENDING
 from tests.harness import wait_for
 from tests.inproc import Node, place_and_ring, show
@@ -35,7 +34,9 @@ def _talking(a: Node, b: Node, count: int) -> tuple[str, list[str]]:
 
 def _send(a: Node, **kwargs: Any) -> Answer:
     assert a.transport is not None
-    step = delivery._send(a.station, a.transport, a.line_id(), **kwargs)
+    claimed = delivery._claim(a.station, a.transport, a.line_id(), **kwargs)
+    assert isinstance(claimed, Claimed), claimed
+    step = delivery._post(a.transport, claimed)
     assert isinstance(step, Answer), step
     return step
 
@@ -106,23 +107,38 @@ def test_the_deliverer_thread_pipelines_and_delivers_everything_once_in_order(
 ) -> None:
     a, b = nodes
     call_id, texts = _talking(a, b, count)
-    pipelined = threading.Event()
-    real_send = delivery._send
+    # ("claim after", batch): the next batch claimed while `batch` is answered but unsettled;
+    # ("settle", batch): its settling handed to another thread. Both on the deliverer thread.
+    order: list[tuple[str, str]] = []
+    real_claim = delivery._claim
 
-    def spying_send(*args: Any, **kwargs: Any) -> Any:
+    def spying_claim(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("settling") is not None:
-            pipelined.set()
-        return real_send(*args, **kwargs)
+            order.append(("claim after", kwargs["settling"].batch_id))
+        return real_claim(*args, **kwargs)
 
-    monkeypatch.setattr(delivery, "_send", spying_send)
+    monkeypatch.setattr(delivery, "_claim", spying_claim)
     assert a.transport is not None
     worker = delivery.Deliverer(a.station, a.transport)
+    real_submit = worker._settlers.submit
+
+    def spying_submit(fn: Any, station: Any, answer: Answer) -> Any:
+        order.append(("settle", answer.batch_id))
+        return real_submit(fn, station, answer)
+
+    monkeypatch.setattr(worker._settlers, "submit", spying_submit)
     worker.wake({a.line_id()})
     try:
         wait_for(lambda: _undelivered(a) == 0, timeout=60, what="the outbox to drain")
     finally:
         worker.stop()
-    assert pipelined.is_set()
+    # Pipelined, and each next batch claimed before its predecessor's settling was handed
+    # over (the claim would otherwise wait behind the settling transaction).
+    settled = [batch for what, batch in order if what == "settle"]
+    ahead = [batch for what, batch in order if what == "claim after"]
+    assert len(settled) >= count // delivery.MAX_BATCH
+    assert ahead
+    assert all(order.index(("claim after", b)) < order.index(("settle", b)) for b in ahead)
     assert [m["text"] for m in show(b, call_id)["messages"]] == texts
     assert all(m["receipt"] for m in show(a, call_id)["messages"])
     assert a.line().batch_id is None

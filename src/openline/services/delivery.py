@@ -156,16 +156,25 @@ class Unreached:
     error: str
 
 
-def _send(
+@dataclass(frozen=True)
+class Claimed:
+    """A batch claimed for its line and not yet sent."""
+
+    line: Any
+    batch_id: str
+    rows: list[Any]
+
+
+def _claim(
     station: Station,
     transport: Transport,
     line_id: str,
     *,
     force: bool = False,
     settling: Settling | None = None,
-) -> Outcome | Answer | Unreached:
-    """Claim the next batch and send it. Writes nothing but the claim, so it can run while
-    the previous batch is being settled."""
+) -> Outcome | Claimed | Unreached:
+    """Claim the next batch. Writes nothing but the claim, so it can run while the
+    previous batch is being settled."""
     with station.db.read() as conn:
         line = conn.execute(_LINE, {"b_line": line_id}).one()
     if not force and line.retry_at is not None and station.clock.now() < line.retry_at:
@@ -181,15 +190,23 @@ def _send(
     batch_id, rows = _claim_batch(station, line_id, settling)
     if batch_id is None:
         return Outcome.IDLE
+    return Claimed(line, batch_id, rows)
+
+
+def _post(transport: Transport, claimed: Claimed) -> Answer | Unreached:
+    """Send a claimed batch and wait for the peer's answer. Writes nothing."""
+    line, rows = claimed.line, claimed.rows
     wire = [json.loads(r.wire) for r in rows]
     started = time.perf_counter()
     try:
-        answer = transport.post(line.peer, line.url, SEND_PATH.format(batch_id=batch_id), {"envelopes": wire})
+        answer = transport.post(
+            line.peer, line.url, SEND_PATH.format(batch_id=claimed.batch_id), {"envelopes": wire}
+        )
         results = _results(answer, len(rows))
     except OpenLineError as exc:
-        return Unreached(line_id, str(exc))
+        return Unreached(line.id, str(exc))
     sent = [Envelope(w["header"], w["body"], w["sig"]) for w in wire]
-    return Answer(line, batch_id, rows, sent, results, started)
+    return Answer(line, claimed.batch_id, rows, sent, results, started)
 
 
 def _finish(station: Station, step: Outcome | Answer | Unreached) -> Outcome:
@@ -202,7 +219,8 @@ def _finish(station: Station, step: Outcome | Answer | Unreached) -> Outcome:
 
 def deliver_once(station: Station, transport: Transport, line_id: str, *, force: bool = False) -> Outcome:
     """One whole step: claim, send, settle (or back off). Tests drive this directly."""
-    return _finish(station, _send(station, transport, line_id, force=force))
+    step = _claim(station, transport, line_id, force=force)
+    return _finish(station, _post(transport, step) if isinstance(step, Claimed) else step)
 
 
 def _results(answer: Any, count: int) -> list[dict[str, Any]]:
@@ -381,24 +399,35 @@ class Deliverer:
         event = self._events[line_id]
         announce(self.station, self.transport, line_id)
         # Pipelining: once the peer has answered a batch and stored every envelope, the
-        # batch is settled on another thread while the next one is claimed and sent. Still
-        # one request in flight per line; the previous settling always ends before this
-        # thread writes anything else for the line.
+        # next batch is claimed, then the answered one is settled on another thread while
+        # the next one is sent. Still one request in flight per line; the previous
+        # settling always ends before this thread writes anything else for the line. The
+        # claim comes first because it is a short write that would otherwise wait behind
+        # the settling transaction's commit.
         settling: tuple[Future[Outcome], Settling] | None = None
+        ahead: Claimed | None = None
         while not self._stop.is_set():
             event.clear()
             try:
-                step = _send(self.station, self.transport, line_id, settling=settling and settling[1])
+                claimed = ahead or _claim(
+                    self.station, self.transport, line_id, settling=settling and settling[1]
+                )
+                ahead = None
+                step = _post(self.transport, claimed) if isinstance(claimed, Claimed) else claimed
                 previous = self._join(settling, line_id)
                 settling = None
                 if isinstance(step, Answer) and step.all_stored and previous is not Outcome.FAILED:
+                    following = _claim(self.station, self.transport, line_id, settling=step.settling)
                     settling = (self._settlers.submit(_settle, self.station, step), step.settling)
+                    # Anything but a claimed batch is looked at again once the event is
+                    # cleared, so that no wake-up between the two is lost.
+                    ahead = following if isinstance(following, Claimed) else None
                     continue
                 outcome = _finish(self.station, step)
             except Exception:  # never let the line go silent: log, back off, go on
                 log.exception("deliverer step crashed", line=line_id)
                 self._join(settling, line_id)
-                settling, outcome = None, Outcome.FAILED
+                settling, ahead, outcome = None, None, Outcome.FAILED
             if outcome is Outcome.SENT:
                 continue
             event.wait(self._wait_seconds(line_id, outcome))
