@@ -398,12 +398,12 @@ class Deliverer:
     def _run(self, line_id: str) -> None:
         event = self._events[line_id]
         announce(self.station, self.transport, line_id)
-        # Pipelining: once the peer has answered a batch and stored every envelope, the
-        # next batch is claimed, then the answered one is settled on another thread while
-        # the next one is sent. Still one request in flight per line; the previous
-        # settling always ends before this thread writes anything else for the line. The
-        # claim comes first because it is a short write that would otherwise wait behind
-        # the settling transaction's commit.
+        # Pipelining: once the peer has answered a batch and stored every envelope, it is
+        # settled on another thread while the next one is claimed and sent. Still one
+        # request in flight per line; the previous settling always ends before this thread
+        # writes anything else for the line. Behind a full batch (a backlog), the next one
+        # is claimed before the settling starts: the claim is a short write that would
+        # otherwise wait behind the settling transaction's commit.
         settling: tuple[Future[Outcome], Settling] | None = None
         ahead: Claimed | None = None
         while not self._stop.is_set():
@@ -417,7 +417,14 @@ class Deliverer:
                 previous = self._join(settling, line_id)
                 settling = None
                 if isinstance(step, Answer) and step.all_stored and previous is not Outcome.FAILED:
-                    following = _claim(self.station, self.transport, line_id, settling=step.settling)
+                    # Only a full batch means a backlog. Claiming at once after a partial
+                    # one would send smaller batches, and more write transactions, at a
+                    # steady rate (p50 at 100/s from 17 to 35 ms when it did).
+                    following = (
+                        _claim(self.station, self.transport, line_id, settling=step.settling)
+                        if len(step.rows) == MAX_BATCH
+                        else None
+                    )
                     settling = (self._settlers.submit(_settle, self.station, step), step.settling)
                     # Anything but a claimed batch is looked at again once the event is
                     # cleared, so that no wake-up between the two is lost.
