@@ -211,6 +211,40 @@ def serve_empty(port: int) -> None:
     )
 
 
+def gc_pause(home: str) -> None:
+    """Print the pause of a full cyclic collection over a station's heap as `openline
+    serve` builds it, before and after serve freezes that heap (median of three each), in
+    a process of its own so that only the station's objects are counted."""
+    import gc
+
+    from openline import serve
+    from openline.settings import load
+
+    app = serve.build(load(Path(home)))
+
+    def full() -> float:
+        started = time.perf_counter()
+        gc.collect()
+        return time.perf_counter() - started
+
+    tracked = len(gc.get_objects())
+    before = sorted(full() for _ in range(3))[1]
+    serve.freeze_heap()
+    after = sorted(full() for _ in range(3))[1]
+    print(json.dumps({"before": before, "after": after, "objects": tracked}))
+    app.state.station.db.dispose()
+
+
+def gc_pauses(home: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--gc-pause", str(home)], capture_output=True, text=True, timeout=120
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"measuring the collector's pause failed: {out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def run_load(
     make_client: Callable[[], httpx.Client],
     request: Callable[[httpx.Client, int], Any],
@@ -547,9 +581,13 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the station homes and logs")
     parser.add_argument("--serve-empty", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--gc-pause", metavar="HOME", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_empty:
         serve_empty(args.serve_empty)
+        return
+    if args.gc_pause:
+        gc_pause(args.gc_pause)
         return
     args.envelopes = max(200, min(args.envelopes, 50_000))
     args.threads = max(1, min(args.threads, 32))
@@ -581,6 +619,13 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="openline-bench-"))
     pair = Pair(StationProcess.create(root, "stuttgart"), StationProcess.create(root, "moscow"))
     try:
+        print("the collector's pause ...", flush=True)
+        pauses = gc_pauses(pair.a.home)
+        report.add(
+            f"full collection over a station's heap ({pauses['objects']:,.0f} objects), frozen as serve does",
+            ms(pauses["after"]),
+            f"not frozen: {ms(pauses['before'])}",
+        )
         print("two stations ...", flush=True)
         pair.start()
         measure(pair, args, report, http_rate, http_seq, crypto)
