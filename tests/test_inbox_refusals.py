@@ -27,10 +27,12 @@ def post_signed(
     origin: str | None = None,
     destination: str | None = None,
     raw: bytes | None = None,
+    path: str | None = None,
 ) -> Any:
-    """POST a batch to `receiver` signed as `sender` would (or as told)."""
+    """POST a batch (or to another station endpoint, `path`) to `receiver`, signed as
+    `sender` would (or as told)."""
     assert receiver.peer_http is not None
-    path = BATCH.format(new_id())
+    path = path or BATCH.format(new_id())
     body = raw if raw is not None else json.dumps(payload).encode()
     auth = sign_request(
         keys or sender.station.keys, "POST", path, origin or sender.name, destination or receiver.name, body
@@ -237,6 +239,56 @@ def test_unsigned_request_is_refused(queued: Any) -> None:
     assert a.peer_http is not None
     r = a.peer_http.post(BATCH.format(new_id()), json={"envelopes": [env]})
     assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
+    assert b.snapshot() == before
+
+
+STATION_ENDPOINTS = ["/_openline/v1/handshake", BATCH, "/_openline/v1/ledger/add-checkpoint"]
+
+
+@pytest.mark.parametrize("endpoint", STATION_ENDPOINTS)
+@pytest.mark.parametrize(
+    ("signer", "code"),
+    [
+        ({"keys": "stranger", "origin": "ankara"}, "unknown_station"),
+        ({"destination": "paris"}, "wrong_destination"),
+        ({"keys": "stranger"}, "bad_signature"),
+    ],
+)
+def test_every_station_endpoint_checks_the_request_signature(
+    queued: Any, endpoint: str, signer: dict[str, str], code: str
+) -> None:
+    a, b, _env = queued
+    keys = StationKeys.generate() if signer.get("keys") == "stranger" else None
+    before = b.snapshot()
+    r = post_signed(
+        a,
+        b,
+        {},
+        keys=keys,
+        origin=signer.get("origin"),
+        destination=signer.get("destination"),
+        path=endpoint.format(new_id()),
+    )
+    assert (r.status_code, r.json()["code"]) == (401, code)
+    assert r.headers["content-type"] == "application/problem+json"
+    assert b.snapshot() == before
+
+
+@pytest.mark.parametrize("endpoint", STATION_ENDPOINTS)
+def test_every_station_endpoint_refuses_an_unsigned_request(queued: Any, endpoint: str) -> None:
+    a, b, _env = queued
+    before = b.snapshot()
+    assert a.peer_http is not None
+    r = a.peer_http.post(endpoint.format(new_id()), content=b"{}")
+    assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
+    assert b.snapshot() == before
+
+
+def test_a_checkpoint_that_is_not_utf8_is_refused_after_its_signature(queued: Any) -> None:
+    a, b, _env = queued
+    before = b.snapshot()
+    r = post_signed(a, b, None, raw=b"\xff\xfe", path="/_openline/v1/ledger/add-checkpoint")
+    assert (r.status_code, r.text) == (400, "request body is not UTF-8\n")
     assert b.snapshot() == before
 
 

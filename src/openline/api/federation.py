@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from openline.adapters.schema import peers
 from openline.api.deps import StationDep
@@ -22,18 +23,21 @@ from openline.services.station import Station
 
 router = APIRouter(prefix="/_openline/v1")
 _BATCH_ID_RE = re.compile(r"^[0-9a-f-]{36}$")
+_PINNED_KEY = select(peers.c.signing_key).where(peers.c.name == bindparam("b_peer"))
 
 
-async def _authenticated_body(request: Request, station: Station) -> tuple[str, Any]:
-    origin, body = await _authenticated_bytes(request, station)
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise EnvelopeRefused(Code.MALFORMED, f"request body is not JSON: {exc}") from None
-    return origin, payload
+@dataclass(frozen=True)
+class _Signed:
+    """A station request as received: what its signature must cover."""
+
+    authorization: str | None
+    method: str
+    path: str
+    body: bytes
 
 
-async def _authenticated_bytes(request: Request, station: Station) -> tuple[str, bytes]:
+async def _read(request: Request) -> _Signed:
+    """The request's body, refused before it is read if it declares itself too large."""
     limit: int = request.app.state.max_request_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -41,41 +45,60 @@ async def _authenticated_bytes(request: Request, station: Station) -> tuple[str,
     body = await request.body()
     if len(body) > limit:
         raise EnvelopeRefused(Code.OVERSIZE, f"request body: at most {limit} bytes, got {len(body)}")
-    auth = parse_authorization(request.headers.get("authorization"))
+    return _Signed(request.headers.get("authorization"), request.method, request.url.path, body)
+
+
+def _origin(station: Station, signed: _Signed) -> str:
+    """The station that signed the request, checked against its pinned card (blocking: a
+    database read, so it runs on the same worker thread as the rest of the request)."""
+    auth = parse_authorization(signed.authorization)
     if auth.destination != station.name:
         raise Unauthorized(
             f"request addressed to {auth.destination!r}; this station is {station.name!r}",
             code=Code.WRONG_DESTINATION,
         )
-
-    def pinned_key() -> str | None:
-        with station.db.read() as conn:
-            row = conn.execute(select(peers.c.signing_key).where(peers.c.name == auth.origin)).first()
-        return None if row is None else str(row.signing_key)
-
-    key = await run_in_threadpool(pinned_key)
-    if key is None:
+    with station.db.read() as conn:
+        row = conn.execute(_PINNED_KEY, {"b_peer": auth.origin}).first()
+    if row is None:
         raise Unauthorized(f"station {auth.origin!r} is not pinned here", code=Code.UNKNOWN_STATION)
-    verify_request(auth, signing_public_key(key), request.method, request.url.path, body)
-    return auth.origin, body
+    verify_request(auth, signing_public_key(str(row.signing_key)), signed.method, signed.path, signed.body)
+    return auth.origin
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise EnvelopeRefused(Code.MALFORMED, f"request body is not JSON: {exc}") from None
+
+
+# Each endpoint hands the whole request to one worker thread: authenticating it needs a
+# database read, and every hop between the event loop and a worker thread is a wait for
+# the GIL on a busy station.
 
 
 @router.post("/handshake")
 async def handshake(request: Request, station: StationDep) -> dict[str, Any]:
-    origin, payload = await _authenticated_body(request, station)
-    answer = await run_in_threadpool(lines.answer_handshake, station, origin, payload)
-    await run_in_threadpool(delivery.peer_contacted, station, origin)
-    return answer
+    signed = await _read(request)
+
+    def answer() -> dict[str, Any]:
+        origin = _origin(station, signed)
+        result = lines.answer_handshake(station, origin, _json(signed.body))
+        delivery.peer_contacted(station, origin)
+        return result
+
+    return await run_in_threadpool(answer)
 
 
 @router.post("/send/{batch_id}")
 async def send(batch_id: str, request: Request, station: StationDep) -> Response:
     if not _BATCH_ID_RE.fullmatch(batch_id):
         raise EnvelopeRefused(Code.MALFORMED, "batch id must be a UUID")
-    origin, payload = await _authenticated_body(request, station)
+    signed = await _read(request)
 
     def receive() -> bytes:
-        result = inbox.receive_batch(station, origin, batch_id, payload)
+        origin = _origin(station, signed)
+        result = inbox.receive_batch(station, origin, batch_id, _json(signed.body))
         delivery.peer_contacted(station, origin)
         # Plain JSON of plain values: skip FastAPI's generic encoder on the event loop.
         return json.dumps(result, separators=(",", ":")).encode()
@@ -86,13 +109,18 @@ async def send(batch_id: str, request: Request, station: StationDep) -> Response
 @router.post("/ledger/add-checkpoint")
 async def add_checkpoint(request: Request, station: StationDep) -> Response:
     """C2SP tlog-witness: cosign the peer's checkpoint if it extends what we cosigned."""
-    origin, body = await _authenticated_bytes(request, station)
-    try:
-        text = body.decode()
-    except UnicodeDecodeError:
-        return Response("request body is not UTF-8\n", 400, media_type="text/plain")
-    answer = await run_in_threadpool(witness.add_checkpoint, station, origin, text)
-    return Response(answer.text, answer.status, media_type=answer.content_type)
+    signed = await _read(request)
+
+    def cosign() -> Response:
+        origin = _origin(station, signed)
+        try:
+            text = signed.body.decode()
+        except UnicodeDecodeError:
+            return Response("request body is not UTF-8\n", 400, media_type="text/plain")
+        answer = witness.add_checkpoint(station, origin, text)
+        return Response(answer.text, answer.status, media_type=answer.content_type)
+
+    return await run_in_threadpool(cosign)
 
 
 @router.get("/card")
