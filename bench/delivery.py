@@ -288,8 +288,22 @@ def run_load(
     return len(durations), elapsed, durations
 
 
-def bare_http(count: int, threads: int) -> tuple[float, list[float]]:
-    """Round trips per second with `threads` clients, and sequential round-trip times."""
+@dataclass
+class BareHttp:
+    rate: float  # round trips per second, several client threads
+    sequential: list[float]  # back to back, seconds each
+    paced: list[float]  # one every PACED_GAP seconds, as a steady rate leaves both sides idle
+
+
+PACED_GAP = 0.01  # the gap between messages at 100/s
+PACED_COUNT = 300
+
+
+def bare_http(count: int, threads: int) -> BareHttp:
+    """Round trips per second with `threads` clients; sequential round-trip times back to
+    back, and with a pause before each. On a virtual machine whose idle vCPUs halt, the
+    paced figure shows what waking them costs: every hand-off between threads or
+    processes in a station's message path can pay it."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve-empty", str(port)],
@@ -310,7 +324,14 @@ def bare_http(count: int, threads: int) -> tuple[float, list[float]]:
         run_load(make_client, request, 200, threads, timeout=30)  # warm up
         done, elapsed, _ = run_load(make_client, request, count, threads, timeout=60)
         _, _, sequential = run_load(make_client, request, min(2000, count), 1, timeout=30)
-        return done / elapsed, sequential
+        paced: list[float] = []
+        with make_client() as client:
+            for _ in range(PACED_COUNT):  # bounded: 300 requests, about 3 s
+                time.sleep(PACED_GAP)
+                start = time.perf_counter()
+                request(client, 0)
+                paced.append(time.perf_counter() - start)
+        return BareHttp(done / elapsed, sequential, paced)
     finally:
         proc.terminate()
         try:
@@ -608,13 +629,20 @@ def main() -> None:
     report.add("crypto ceiling, drain", rate(crypto.drain), "receive ‖ settle, one batch in flight")
 
     print("bare HTTP ...", flush=True)
-    http_rate, http_seq = bare_http(min(args.envelopes, 10_000), args.threads)
+    bare = bare_http(min(args.envelopes, 10_000), args.threads)
+    http_rate, http_seq = bare.rate, bare.sequential
     report.add(
         f"bare HTTP round trips, {args.threads} client threads",
         rate(http_rate),
         "uvicorn + httpx, empty ASGI app",
     )
     report.add("bare HTTP round trip, sequential, p50 / p99", spread(http_seq))
+    report.add(
+        f"bare HTTP round trip, one every {PACED_GAP * 1e3:.0f} ms, p50 / p99",
+        spread(bare.paced),
+        "waking idle vCPUs",
+        f"{percentile(bare.paced, 50) / percentile(http_seq, 50):.1f}x",
+    )
 
     root = Path(tempfile.mkdtemp(prefix="openline-bench-"))
     pair = Pair(StationProcess.create(root, "stuttgart"), StationProcess.create(root, "moscow"))
