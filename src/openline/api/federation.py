@@ -11,9 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import bindparam, select
 
-from openline.adapters.schema import peers
 from openline.api.deps import StationDep
 from openline.core.keys import signing_public_key
 from openline.core.requestsig import parse_authorization, verify_request
@@ -23,7 +21,6 @@ from openline.services.station import Station
 
 router = APIRouter(prefix="/_openline/v1")
 _BATCH_ID_RE = re.compile(r"^[0-9a-f-]{36}$")
-_PINNED_KEY = select(peers.c.signing_key).where(peers.c.name == bindparam("b_peer"))
 
 
 @dataclass(frozen=True)
@@ -58,10 +55,10 @@ def _origin(station: Station, signed: _Signed) -> str:
             code=Code.WRONG_DESTINATION,
         )
     with station.db.read() as conn:
-        row = conn.execute(_PINNED_KEY, {"b_peer": auth.origin}).first()
-    if row is None:
+        key = lines.pinned_signing_key(conn, auth.origin)
+    if key is None:
         raise Unauthorized(f"station {auth.origin!r} is not pinned here", code=Code.UNKNOWN_STATION)
-    verify_request(auth, signing_public_key(str(row.signing_key)), signed.method, signed.path, signed.body)
+    verify_request(auth, signing_public_key(key), signed.method, signed.path, signed.body)
     return auth.origin
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, select, update
 
 from openline import metrics
 from openline.adapters.db import for_update
-from openline.adapters.schema import envelopes, lines, peers
+from openline.adapters.schema import envelopes, lines
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.envelope import (
     Envelope,
@@ -34,7 +34,7 @@ from openline.core.keys import signing_public_key
 from openline.core.ledger import EntryError
 from openline.errors import Code, EnvelopeRefused
 from openline.services import calls, ledger, notices, parallel
-from openline.services.lines import ACTIVE
+from openline.services.lines import ACTIVE, pinned_signing_key
 from openline.services.station import Station, Tx
 
 MAX_BATCH = 50
@@ -43,7 +43,6 @@ log = structlog.get_logger("openline.inbox")
 # Built once: every inbound envelope runs these, and building a SQLAlchemy statement
 # costs several times more than executing it.
 _LINE_OF_PEER = select(lines).where(lines.c.peer == bindparam("b_peer"))
-_PEER_KEY = select(peers.c.signing_key).where(peers.c.name == bindparam("b_peer"))
 _KNOWN = select(envelopes.c.id, envelopes.c.wire, envelopes.c.receipt).where(
     envelopes.c.id.in_(bindparam("b_ids", expanding=True))
 )
@@ -75,10 +74,10 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
     if len(items) > MAX_BATCH:
         raise EnvelopeRefused(Code.OVERSIZE, f"batch: at most {MAX_BATCH} envelopes, got {len(items)}")
     with station.db.read() as conn:
-        peer = conn.execute(_PEER_KEY, {"b_peer": origin}).first()
-    if peer is None:
+        pinned = pinned_signing_key(conn, origin)
+    if pinned is None:
         raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
-    sender_key = signing_public_key(peer.signing_key)  # pinned: it never changes
+    sender_key = signing_public_key(pinned)  # pinned: it never changes
     # Shapes and signatures are checked before the transaction and on every core.
     checked = parallel.map_in_order(lambda item: _parse_and_verify(item, sender_key), items)
     results: list[dict[str, Any]] = []

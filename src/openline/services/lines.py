@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, ledger_peers, lines, peers
@@ -43,6 +43,15 @@ ANSWER_DEADLINE_RANGE = (5, 86_400)
 MAX_MARGIN_HORIZONTAL_M = 100_000.0
 MAX_MARGIN_VERTICAL_M = 10_000.0
 MAX_MARGIN_MINUTES = 1440
+
+# Built once: every request and batch from a peer looks its key up.
+_PINNED_KEY = select(peers.c.signing_key).where(peers.c.name == bindparam("b_peer"))
+
+
+def pinned_signing_key(conn: Connection, peer: str) -> str | None:
+    """The signing key of `peer`'s pinned card, or None if no card of that name is pinned."""
+    row = conn.execute(_PINNED_KEY, {"b_peer": peer}).first()
+    return None if row is None else str(row.signing_key)
 
 
 @dataclass(frozen=True)
