@@ -106,6 +106,28 @@ def test_a_station_that_comes_back_makes_its_peer_retry_at_once(
     assert show(b, r.json()["id"])["state"] == "ringing"
 
 
+def test_a_batch_from_the_peer_makes_us_retry_at_once(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    """Not only the handshake: any batch the peer sends us proves it is up (the inbox drops
+    our backoff in the transaction that stores the batch)."""
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert a.transport is not None
+    a.transport.down = True  # stuttgart cannot reach moscow: it backs off
+    r = a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "while you were away"})
+    for _ in range(8):
+        a.deliver(force=True)
+    assert (a.line().retry_at - clock.now()) / MICROS > 10
+    assert a.line().retry_attempt == 8
+    a.transport.down = False
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()  # moscow's batch reaches stuttgart
+    assert show(a, call_id)["state"] == "picked_up"
+    assert a.line().retry_at is None
+    assert a.line().retry_attempt == 0
+    assert a.deliver() is Outcome.SENT
+    assert show(b, r.json()["id"])["state"] == "ringing"
+
+
 def test_announce_reports_an_unreachable_peer_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
     _a, b = nodes
     assert b.transport is not None

@@ -45,9 +45,10 @@ async def _read(request: Request) -> _Signed:
     return _Signed(request.headers.get("authorization"), request.method, request.url.path, body)
 
 
-def _origin(station: Station, signed: _Signed) -> str:
-    """The station that signed the request, checked against its pinned card (blocking: a
-    database read, so it runs on the same worker thread as the rest of the request)."""
+def _origin(station: Station, signed: _Signed) -> tuple[str, str]:
+    """The station that signed the request, checked against its pinned card, and that
+    card's signing key (blocking: a database read, so it runs on the same worker thread as
+    the rest of the request)."""
     auth = parse_authorization(signed.authorization)
     if auth.destination != station.name:
         raise Unauthorized(
@@ -59,7 +60,7 @@ def _origin(station: Station, signed: _Signed) -> str:
     if key is None:
         raise Unauthorized(f"station {auth.origin!r} is not pinned here", code=Code.UNKNOWN_STATION)
     verify_request(auth, signing_public_key(key), signed.method, signed.path, signed.body)
-    return auth.origin
+    return auth.origin, key
 
 
 def _json(body: bytes) -> Any:
@@ -79,7 +80,7 @@ async def handshake(request: Request, station: StationDep) -> dict[str, Any]:
     signed = await _read(request)
 
     def answer() -> dict[str, Any]:
-        origin = _origin(station, signed)
+        origin, _ = _origin(station, signed)
         result = lines.answer_handshake(station, origin, _json(signed.body))
         delivery.peer_contacted(station, origin)
         return result
@@ -94,9 +95,9 @@ async def send(batch_id: str, request: Request, station: StationDep) -> Response
     signed = await _read(request)
 
     def receive() -> bytes:
-        origin = _origin(station, signed)
-        result = inbox.receive_batch(station, origin, batch_id, _json(signed.body))
-        delivery.peer_contacted(station, origin)
+        origin, key = _origin(station, signed)
+        # The inbox also drops our backoff towards the peer, in its own transaction.
+        result = inbox.receive_batch(station, origin, batch_id, _json(signed.body), pinned=key)
         # Plain JSON of plain values: skip FastAPI's generic encoder on the event loop.
         return json.dumps(result, separators=(",", ":")).encode()
 
@@ -109,7 +110,7 @@ async def add_checkpoint(request: Request, station: StationDep) -> Response:
     signed = await _read(request)
 
     def cosign() -> Response:
-        origin = _origin(station, signed)
+        origin, _ = _origin(station, signed)
         try:
             text = signed.body.decode()
         except UnicodeDecodeError:

@@ -51,6 +51,9 @@ _LINE_RECEIVED = (
     .where(lines.c.id == bindparam("b_line"))
     .values(next_in_seq=bindparam("b_next"), last_contact_at=bindparam("b_at"))
 )
+_BACKOFF_DROPPED = (
+    update(lines).where(lines.c.id == bindparam("b_line")).values(retry_at=None, retry_attempt=0)
+)
 
 
 def _refusal(index: int, env_id: Any, exc: EnvelopeRefused) -> dict[str, Any]:
@@ -62,8 +65,15 @@ def _refusal(index: int, env_id: Any, exc: EnvelopeRefused) -> dict[str, Any]:
     }
 
 
-def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) -> dict[str, Any]:
-    """Process one batch from `origin` (already authenticated by request signature)."""
+def receive_batch(
+    station: Station, origin: str, batch_id: str, payload: Any, *, pinned: str | None = None
+) -> dict[str, Any]:
+    """Process one batch from `origin` (already authenticated by request signature, whose
+    check read the peer's pinned signing key: `pinned`, else it is read here).
+
+    The peer has reached us, so it is up: any backoff of ours towards it is dropped in the
+    same transaction, and our deliverer wakes (RFC 1123 5.3.1.1; what
+    `delivery.peer_contacted` does for the other requests)."""
     if (
         not isinstance(payload, dict)
         or set(payload) != {"envelopes"}
@@ -73,8 +83,9 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
     items = payload["envelopes"]
     if len(items) > MAX_BATCH:
         raise EnvelopeRefused(Code.OVERSIZE, f"batch: at most {MAX_BATCH} envelopes, got {len(items)}")
-    with station.db.read() as conn:
-        pinned = pinned_signing_key(conn, origin)
+    if pinned is None:
+        with station.db.read() as conn:
+            pinned = pinned_signing_key(conn, origin)
     if pinned is None:
         raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
     sender_key = signing_public_key(pinned)  # pinned: it never changes
@@ -115,6 +126,9 @@ def receive_batch(station: Station, origin: str, batch_id: str, payload: Any) ->
                 )
                 results.append(_refusal(index, env_id, exc))
         tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
+        if line.retry_at is not None:
+            tx.conn.execute(_BACKOFF_DROPPED, {"b_line": line.id})
+            tx.wake_lines.add(line.id)
     for result in results:  # counted once committed
         metrics.ENVELOPES_RECEIVED.labels(result["status"]).inc()
         if result["status"] == "refused":
