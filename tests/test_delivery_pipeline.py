@@ -144,3 +144,66 @@ def test_the_deliverer_thread_pipelines_and_delivers_everything_once_in_order(
     assert all(m["receipt"] for m in show(a, call_id)["messages"])
     assert a.line().batch_id is None
     assert a.line().last_error is None
+
+
+def test_after_a_partial_batch_the_deliverer_sleeps_until_woken(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every enqueue wakes the deliverer, so behind a batch that took everything there was,
+    claiming again could only come back empty: it is not tried (at a steady rate that
+    empty claim was a write transaction per batch). A later message is still sent at once."""
+    a, b = nodes
+    call_id, texts = _talking(a, b, 3)
+    claims: list[object] = []
+    real_claim = delivery._claim
+
+    def counting_claim(*args: Any, **kwargs: Any) -> Any:
+        step = real_claim(*args, **kwargs)
+        claims.append(step)
+        return step
+
+    monkeypatch.setattr(delivery, "_claim", counting_claim)
+    assert a.transport is not None
+    worker = delivery.Deliverer(a.station, a.transport)
+    worker.wake({a.line_id()})
+    try:
+        wait_for(lambda: _undelivered(a) == 0, timeout=30, what="the three messages to be receipted")
+        assert len(claims) == 1
+        assert isinstance(claims[0], Claimed)
+        assert len(claims[0].rows) == 3
+        calls.say(a.station, "admin", call_id, "one more")
+        worker.wake({a.line_id()})  # what the station does after every enqueue commits
+        wait_for(lambda: _undelivered(a) == 0, timeout=30, what="the fourth message to be receipted")
+    finally:
+        worker.stop()
+    assert [type(step) for step in claims] == [Claimed, Claimed]
+    assert [m["text"] for m in show(b, call_id)["messages"]] == [*texts, "one more"]
+
+
+def test_behind_a_batch_resent_after_an_outage_the_backlog_goes_at_once(
+    nodes: tuple[Node, Node],
+) -> None:
+    """The batch in flight when the peer went down is resent as it was (one message); the
+    messages enqueued during the outage wait behind it, so the deliverer goes on to them
+    without waiting for a wake-up that came before it resent."""
+    a, b = nodes
+    call_id, texts = _talking(a, b, 1)
+    assert a.transport is not None
+    a.transport.down = True
+    assert delivery.deliver_once(a.station, a.transport, a.line_id(), force=True) is Outcome.FAILED
+    in_flight = a.line().batch_id
+    assert in_flight is not None
+    later = [f"during the outage {i:02d}" for i in range(60)]
+    for text in later:
+        calls.say(a.station, "admin", call_id, text)
+    a.transport.down = False
+    delivery.peer_contacted(a.station, "moscow")  # the peer is back: no backoff
+    worker = delivery.Deliverer(a.station, a.transport)
+    worker.wake({a.line_id()})
+    try:
+        # Well within the idle poll (30 s): a deliverer that slept behind the resent batch
+        # would not get there in time.
+        wait_for(lambda: _undelivered(a) == 0, timeout=10, what="the backlog behind the resent batch")
+    finally:
+        worker.stop()
+    assert [m["text"] for m in show(b, call_id)["messages"]] == [*texts, *later]

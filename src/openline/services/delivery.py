@@ -79,12 +79,22 @@ _PENDING = (
     )
     .order_by(envelopes.c.seq)
 )
+_PENDING_IN_BATCH = _PENDING.where(envelopes.c.batch_id == bindparam("b_batch"))
+_PENDING_FIRST = _PENDING.limit(MAX_BATCH)
+_PENDING_AFTER = _PENDING.where(envelopes.c.seq > bindparam("b_after")).limit(MAX_BATCH)
+_CLAIM = (
+    update(envelopes)
+    .where(envelopes.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(batch_id=bindparam("b_batch"))
+)
 _SET_BATCH = update(lines).where(lines.c.id == bindparam("b_line")).values(batch_id=bindparam("b_batch"))
 _END_BATCH = (
     update(lines)
     .where(lines.c.id == bindparam("b_line"), lines.c.batch_id == bindparam("b_batch"))
     .values(batch_id=None)
 )
+_CONTACTED = update(lines).where(lines.c.id == bindparam("b_line")).values(last_contact_at=bindparam("b_at"))
+_DELIVERED_TO = _CONTACTED.values(retry_attempt=0, retry_at=None, last_error=None)
 _MARK_DELIVERED = (
     update(envelopes)
     .where(envelopes.c.id == bindparam("b_id"))
@@ -100,8 +110,11 @@ class Settling:
     last_seq: int  # its newest envelope: the next batch starts after it
 
 
-def _claim_batch(station: Station, line_id: str, settling: Settling | None) -> tuple[str | None, list[Any]]:
-    """The line's batch in flight, or a new one of the oldest undelivered envelopes.
+def _claim_batch(
+    station: Station, line_id: str, settling: Settling | None
+) -> tuple[str | None, list[Any], bool]:
+    """The line's batch in flight (resent: True), or a new one of the oldest undelivered
+    envelopes (False), which takes every one of them up to `MAX_BATCH`.
 
     While an answered batch is still being settled (`settling`), its envelopes are not yet
     marked delivered; the new batch starts after them.
@@ -109,23 +122,21 @@ def _claim_batch(station: Station, line_id: str, settling: Settling | None) -> t
     with station.tx() as tx:
         batch_id = tx.conn.execute(for_update(tx.conn, _BATCH_OF_LINE), {"b_line": line_id}).one().batch_id
         if batch_id is not None and (settling is None or batch_id != settling.batch_id):
-            rows = tx.conn.execute(
-                _PENDING.where(envelopes.c.batch_id == batch_id), {"b_line": line_id}
-            ).all()
+            rows = tx.conn.execute(_PENDING_IN_BATCH, {"b_line": line_id, "b_batch": batch_id}).all()
             if rows:
-                return batch_id, list(rows)
-        pending = _PENDING if settling is None else _PENDING.where(envelopes.c.seq > settling.last_seq)
-        rows = tx.conn.execute(pending.limit(MAX_BATCH), {"b_line": line_id}).all()
+                return batch_id, list(rows), True
+        if settling is None:
+            rows = tx.conn.execute(_PENDING_FIRST, {"b_line": line_id}).all()
+        else:
+            rows = tx.conn.execute(_PENDING_AFTER, {"b_line": line_id, "b_after": settling.last_seq}).all()
         if not rows:
             if batch_id is not None and settling is None:  # an idle step writes nothing, so
                 tx.conn.execute(_SET_BATCH, {"b_line": line_id, "b_batch": None})  # no fsync
-            return None, []
+            return None, [], False
         batch_id = outbox.new_id()
         tx.conn.execute(_SET_BATCH, {"b_line": line_id, "b_batch": batch_id})
-        tx.conn.execute(
-            update(envelopes).where(envelopes.c.id.in_([r.id for r in rows])).values(batch_id=batch_id)
-        )
-        return batch_id, list(rows)
+        tx.conn.execute(_CLAIM, {"b_ids": [r.id for r in rows], "b_batch": batch_id})
+        return batch_id, list(rows), False
 
 
 @dataclass
@@ -163,6 +174,7 @@ class Claimed:
     line: Any
     batch_id: str
     rows: list[Any]
+    resent: bool = False  # the batch already in flight, not a claim of what is pending
 
 
 def _claim(
@@ -187,10 +199,10 @@ def _claim(
         return Outcome.SENT
     if line.state != ACTIVE:
         return Outcome.IDLE
-    batch_id, rows = _claim_batch(station, line_id, settling)
+    batch_id, rows, resent = _claim_batch(station, line_id, settling)
     if batch_id is None:
         return Outcome.IDLE
-    return Claimed(line, batch_id, rows)
+    return Claimed(line, batch_id, rows, resent)
 
 
 def _post(transport: Transport, claimed: Claimed) -> Answer | Unreached:
@@ -294,13 +306,13 @@ def _settle(station: Station, answer: Answer) -> Outcome:
             tx.touched.add("calls")  # receipts show on the console
         for row, text in refused:
             tx.conn.execute(update(envelopes).where(envelopes.c.id == row.id).values(refused=text))
-        values: dict[str, Any] = {"last_contact_at": tx.now}
-        if not problems:
-            values.update(retry_attempt=0, retry_at=None, last_error=None)
+        if problems:
+            tx.conn.execute(_CONTACTED, {"b_line": line.id, "b_at": tx.now})
+        else:
             # The next batch may have been claimed already (pipelining): only our own
             # batch id is cleared.
             tx.conn.execute(_END_BATCH, {"b_line": line.id, "b_batch": answer.batch_id})
-        tx.conn.execute(update(lines).where(lines.c.id == line.id).values(**values))
+            tx.conn.execute(_DELIVERED_TO, {"b_line": line.id, "b_at": tx.now})
     metrics.ENVELOPES_DELIVERED.inc(len(receipted))
     metrics.BATCH_SECONDS.observe(time.perf_counter() - answer.started)
     if problems:
@@ -429,6 +441,25 @@ class Deliverer:
                     # Anything but a claimed batch is looked at again once the event is
                     # cleared, so that no wake-up between the two is lost.
                     ahead = following if isinstance(following, Claimed) else None
+                    took_all = following is Outcome.IDLE or (
+                        following is None and isinstance(claimed, Claimed) and not claimed.resent
+                    )
+                    if ahead is None and took_all and not event.is_set():
+                        # The last claim took everything pending (a fresh claim of fewer
+                        # than MAX_BATCH, or an empty one behind a full batch; not a batch
+                        # resent after an outage, with a backlog behind it), and nothing
+                        # was enqueued since (every enqueue sets the event): claiming again
+                        # would find nothing. At a steady rate that empty claim was a write
+                        # transaction per batch, taking the write lock from the API.
+                        # Settle, then sleep until woken.
+                        previous = self._join(settling, line_id)
+                        settling = None
+                        if not event.is_set():
+                            event.wait(
+                                self._wait_seconds(line_id, Outcome.FAILED)
+                                if previous is Outcome.FAILED
+                                else IDLE_POLL_SECONDS
+                            )
                     continue
                 outcome = _finish(self.station, step)
             except Exception:  # never let the line go silent: log, back off, go on
