@@ -32,7 +32,14 @@ from openline.core.envelope import Envelope, verify_receipt
 from openline.core.keys import signing_public_key
 from openline.errors import Code, EnvelopeRefused, OpenLineError
 from openline.services import calls, ledger, notices, outbox, parallel
-from openline.services.lines import ACTIVE, PENDING, handshake_error, initiate_handshake, lock_line
+from openline.services.lines import (
+    ACTIVE,
+    PENDING,
+    drop_backoff,
+    handshake_error,
+    initiate_handshake,
+    lock_line,
+)
 from openline.services.station import Station
 
 MAX_BATCH = 50
@@ -333,7 +340,7 @@ def peer_contacted(station: Station, peer: str) -> str | None:
         if line is None:
             return None
         if line.retry_at is not None:
-            tx.conn.execute(update(lines).where(lines.c.id == line.id).values(retry_at=None, retry_attempt=0))
+            drop_backoff(tx.conn, line.id)
         tx.wake_lines.add(line.id)
     return str(line.id)
 
@@ -444,24 +451,20 @@ class Deliverer:
                     took_all = following is Outcome.IDLE or (
                         following is None and isinstance(claimed, Claimed) and not claimed.resent
                     )
-                    if ahead is None and took_all and not event.is_set():
-                        # The last claim took everything pending (a fresh claim of fewer
-                        # than MAX_BATCH, or an empty one behind a full batch; not a batch
-                        # resent after an outage, with a backlog behind it), and nothing
-                        # was enqueued since (every enqueue sets the event): claiming again
-                        # would find nothing. At a steady rate that empty claim was a write
-                        # transaction per batch, taking the write lock from the API.
-                        # Settle, then sleep until woken.
-                        previous = self._join(settling, line_id)
-                        settling = None
-                        if not event.is_set():
-                            event.wait(
-                                self._wait_seconds(line_id, Outcome.FAILED)
-                                if previous is Outcome.FAILED
-                                else IDLE_POLL_SECONDS
-                            )
-                    continue
-                outcome = _finish(self.station, step)
+                    if ahead is not None or not took_all or event.is_set():
+                        continue
+                    # The last claim took everything pending (a fresh claim of fewer than
+                    # MAX_BATCH, or an empty one behind a full batch; not a batch resent
+                    # after an outage, with a backlog behind it), and nothing was enqueued
+                    # since (every enqueue sets the event): claiming again would find
+                    # nothing. At a steady rate that empty claim was a write transaction
+                    # per batch, taking the write lock from the API. Settle, then sleep
+                    # until woken, as when idle.
+                    settled = self._join(settling, line_id)
+                    settling = None
+                    outcome = Outcome.FAILED if settled is Outcome.FAILED else Outcome.IDLE
+                else:
+                    outcome = _finish(self.station, step)
             except Exception:  # never let the line go silent: log, back off, go on
                 log.exception("deliverer step crashed", line=line_id)
                 self._join(settling, line_id)

@@ -34,7 +34,7 @@ from openline.core.keys import signing_public_key
 from openline.core.ledger import EntryError
 from openline.errors import Code, EnvelopeRefused
 from openline.services import calls, ledger, notices, parallel
-from openline.services.lines import ACTIVE, pinned_signing_key
+from openline.services.lines import ACTIVE, drop_backoff, pinned_signing_key
 from openline.services.station import Station, Tx
 
 MAX_BATCH = 50
@@ -50,9 +50,6 @@ _LINE_RECEIVED = (
     update(lines)
     .where(lines.c.id == bindparam("b_line"))
     .values(next_in_seq=bindparam("b_next"), last_contact_at=bindparam("b_at"))
-)
-_BACKOFF_DROPPED = (
-    update(lines).where(lines.c.id == bindparam("b_line")).values(retry_at=None, retry_attempt=0)
 )
 
 
@@ -127,7 +124,7 @@ def receive_batch(
                 results.append(_refusal(index, env_id, exc))
         tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
         if line.retry_at is not None:
-            tx.conn.execute(_BACKOFF_DROPPED, {"b_line": line.id})
+            drop_backoff(tx.conn, line.id)
             tx.wake_lines.add(line.id)
     for result in results:  # counted once committed
         metrics.ENVELOPES_RECEIVED.labels(result["status"]).inc()

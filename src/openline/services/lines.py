@@ -182,6 +182,15 @@ def require_active(conn: Connection, peer: str) -> Any:
     return line
 
 
+_DROP_BACKOFF = update(lines).where(lines.c.id == bindparam("b_line")).values(retry_at=None, retry_attempt=0)
+
+
+def drop_backoff(conn: Connection, line_id: str) -> None:
+    """The peer has reached us, so it is up: our next delivery attempt need not wait (RFC
+    1123 5.3.1.1). The caller wakes the line's deliverer (`Tx.wake_lines`)."""
+    conn.execute(_DROP_BACKOFF, {"b_line": line_id})
+
+
 def lock_line(conn: Connection, line_id: str | Callable[[], str]) -> None:
     """Take the line's row lock first, before any call or envelope row.
 
