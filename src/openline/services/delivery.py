@@ -333,14 +333,14 @@ def peer_contacted(station: Station, peer: str) -> str | None:
         line = conn.execute(select(lines.c.id, lines.c.retry_at).where(lines.c.peer == peer)).first()
     if line is None or line.retry_at is None:
         # No backoff to drop: the deliverer is idle with an empty outbox or already sending,
-        # and every enqueue wakes it. Checking first spares each received batch a write.
+        # and every enqueue wakes it. Checking first spares each handshake a write.
         return None if line is None else str(line.id)
     with station.tx() as tx:
         line = tx.conn.execute(select(lines.c.id, lines.c.retry_at).where(lines.c.peer == peer)).first()
         if line is None:
             return None
         if line.retry_at is not None:
-            drop_backoff(tx.conn, line.id)
+            drop_backoff(tx, line.id)
         tx.wake_lines.add(line.id)
     return str(line.id)
 

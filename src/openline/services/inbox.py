@@ -124,8 +124,7 @@ def receive_batch(
                 results.append(_refusal(index, env_id, exc))
         tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
         if line.retry_at is not None:
-            drop_backoff(tx.conn, line.id)
-            tx.wake_lines.add(line.id)
+            drop_backoff(tx, line.id)
     for result in results:  # counted once committed
         metrics.ENVELOPES_RECEIVED.labels(result["status"]).inc()
         if result["status"] == "refused":

@@ -185,10 +185,11 @@ def require_active(conn: Connection, peer: str) -> Any:
 _DROP_BACKOFF = update(lines).where(lines.c.id == bindparam("b_line")).values(retry_at=None, retry_attempt=0)
 
 
-def drop_backoff(conn: Connection, line_id: str) -> None:
-    """The peer has reached us, so it is up: our next delivery attempt need not wait (RFC
-    1123 5.3.1.1). The caller wakes the line's deliverer (`Tx.wake_lines`)."""
-    conn.execute(_DROP_BACKOFF, {"b_line": line_id})
+def drop_backoff(tx: Tx, line_id: str) -> None:
+    """The peer has reached us, so it is up: our next delivery attempt need not wait, and
+    the line's deliverer wakes once this transaction commits (RFC 1123 5.3.1.1)."""
+    tx.conn.execute(_DROP_BACKOFF, {"b_line": line_id})
+    tx.wake_lines.add(line_id)
 
 
 def lock_line(conn: Connection, line_id: str | Callable[[], str]) -> None:
