@@ -504,3 +504,65 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
     assert any(url.endswith("/static/vendor/countries-110m.json") for url in boris_log.requests)
     assert any(url.endswith("/static/vendor/leaflet-geoman.min.js") for url in boris_log.requests)
     assert artifact_path("console-notices-map.png").stat().st_size > 10_000
+
+
+@pytest.mark.e2e
+def test_a_notice_announced_while_the_page_refreshes_still_shows(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """anna's notices page is re-fetching (its response held back here) when a second
+    notice arrives. htmx queues that change on the element the held response replaces;
+    console.js then triggers the region once more, and the notices page must not skip
+    that trigger for carrying no list of what changed, or the second notice would stay
+    off the page until some later change (the intermittent 'removed' failure above)."""
+    a, b = pair
+    now = datetime.now(UTC)
+
+    def at(hours: float) -> str:
+        return (now + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    anna = ctx.new_page()
+    log = Watched(anna, a)
+    try:
+        _log_in(anna, a, "anna")
+        anna.goto(a.url + "/notices")
+        expect(anna.locator("[data-notice-map]")).to_have_attribute("data-loads", "2")  # stream connected
+        anna.evaluate(
+            "window.noticeChanges = 0; document.addEventListener('sse:change', function (ev) {"
+            " if (ev.detail && String(ev.detail.data).indexOf('notices') >= 0) window.noticeChanges += 1;"
+            "}, true)"
+        )
+        held: list[Any] = []
+
+        def hold_first(route: Any) -> None:
+            if held:
+                route.continue_()
+                return
+            held.append((route, route.fetch()))  # the page as of the first notice
+
+        anna.route("**/notices/live", hold_first)
+        first = _send(b, "stuttgart", square(47.0, 8.0, at(20), at(21), text="The first of two"))
+        for _ in range(200):  # the route handler runs only while Playwright is called
+            if held:
+                break
+            anna.wait_for_timeout(50)
+        assert held, "anna's page did not start re-fetching"
+        heard = anna.evaluate("window.noticeChanges")
+        second = _send(b, "stuttgart", square(46.0, 8.0, at(20), at(21), text="The second of two"))
+        with a.api() as api:
+            wait_for(lambda: api.get(f"/notices/{second}").status_code == 200, what="the second on stuttgart")
+        # Its change reaches the page while the re-fetch is still held.
+        anna.wait_for_function(f"window.noticeChanges > {heard}", timeout=10_000)
+        anna.wait_for_timeout(300)  # and any straggler of the first
+        assert anna.locator(f"tr[data-notice='{second}']").count() == 0
+        route, response = held[0]
+        route.fulfill(response=response)
+        expect(anna.locator(f"tr[data-notice='{first}']")).to_be_visible(timeout=LIVE_MS)
+        expect(anna.locator(f"tr[data-notice='{second}']")).to_contain_text(
+            "The second of two", timeout=LIVE_MS
+        )
+        anna.unroute("**/notices/live")
+    finally:
+        ctx.close()
+    log.check()

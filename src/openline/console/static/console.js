@@ -96,13 +96,10 @@
     var id = ev.detail.elt && ev.detail.elt.id;
     if (id && heard[id] !== undefined) seen[id] = heard[id];
   });
-  // On (re)connecting, every region fetches once: a change committed between the page's
-  // render and the stream's start was announced to nobody.
-  document.addEventListener("htmx:sseOpen", function () {
-    document.querySelectorAll("[hx-trigger*='sse:change']").forEach(function (region) {
-      htmx.trigger(region, "sse:change");
-    });
-  });
+  // On (re)connecting, every region fetches once, for a change committed between the
+  // page's render and the stream's start: the station's first event on every stream is
+  // a change, `{"changed": ["connected"]}` (console/live.py). Triggering the regions here
+  // as well fetched each of them twice.
   document.addEventListener("htmx:afterSettle", function (ev) {
     var id = ev.target && ev.target.id;
     if (!id || seen[id] === undefined || heard[id] <= seen[id]) return;

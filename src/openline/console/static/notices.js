@@ -169,9 +169,10 @@
   // Live updates ------------------------------------------------------------------------
 
   // The history is re-fetched only when notices changed (or the stream has just connected:
-  // whatever changed meanwhile), and not while an officer is typing a reason. (A change
-  // announced while a re-fetch is on its way is fetched after it: console.js does that
-  // for every live region.)
+  // whatever changed meanwhile), and not while an officer is typing a reason. A change
+  // announced while a re-fetch is on its way is fetched after it: console.js then triggers
+  // the region itself, with no list of what changed, and that trigger always fetches
+  // (skipping it left the page showing the state before the last change).
   var pending = false;
   function isLive(elt) { return !!elt && elt.id === "notices-live"; }
   function busy(live) {  // a reason being written: its form is open, or has the focus
@@ -183,10 +184,11 @@
     var live = ev.target;
     if (!isLive(live)) return;
     var trigger = ev.detail.triggeringEvent;
-    if (trigger && trigger.type === "sse:change") {
-      var changed = [];
-      try { changed = JSON.parse(trigger.detail.data).changed || []; } catch (e) { changed = []; }
-      if (changed.indexOf("notices") < 0 && changed.indexOf("connected") < 0) {
+    var data = trigger && trigger.type === "sse:change" && trigger.detail && trigger.detail.data;
+    if (data) {  // announced by the station: skip it unless notices are among what changed
+      var changed = null;
+      try { changed = JSON.parse(data).changed; } catch (e) { changed = null; }
+      if (Array.isArray(changed) && changed.indexOf("notices") < 0 && changed.indexOf("connected") < 0) {
         ev.preventDefault();
         return;
       }
