@@ -207,3 +207,36 @@ def test_behind_a_batch_resent_after_an_outage_the_backlog_goes_at_once(
     finally:
         worker.stop()
     assert [m["text"] for m in show(b, call_id)["messages"]] == [*texts, *later]
+
+
+def test_a_message_enqueued_behind_a_batch_claimed_ahead_goes_at_once(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a full batch the next one is claimed ahead. A message enqueued just after that
+    claim is not in it, and its wake-up came before the deliverer went round again: it must
+    not be lost, or the message would wait for the idle poll (30 s) behind the last partial
+    batch."""
+    a, b = nodes
+    call_id, texts = _talking(a, b, delivery.MAX_BATCH + 20)
+    assert a.transport is not None
+    worker = delivery.Deliverer(a.station, a.transport)
+    real_claim = delivery._claim
+    claims: list[object] = []
+
+    def claim_then_enqueue(*args: Any, **kwargs: Any) -> Any:
+        step = real_claim(*args, **kwargs)
+        claims.append(step)
+        if len(claims) == 2:  # the batch claimed ahead, behind the full one
+            calls.say(a.station, "admin", call_id, "just after the claim ahead")
+            worker.wake({a.line_id()})  # what the station does after every enqueue commits
+        return step
+
+    monkeypatch.setattr(delivery, "_claim", claim_then_enqueue)
+    worker.wake({a.line_id()})
+    try:
+        # Well within the idle poll: a lost wake-up would leave the last message there.
+        wait_for(lambda: len(claims) >= 2 and _undelivered(a) == 0, timeout=10, what="every message")
+    finally:
+        worker.stop()
+    assert [len(step.rows) for step in claims[:2] if isinstance(step, Claimed)] == [delivery.MAX_BATCH, 20]
+    assert [m["text"] for m in show(b, call_id)["messages"]] == [*texts, "just after the claim ahead"]

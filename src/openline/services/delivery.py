@@ -426,7 +426,11 @@ class Deliverer:
         settling: tuple[Future[Outcome], Settling] | None = None
         ahead: Claimed | None = None
         while not self._stop.is_set():
-            event.clear()
+            # Cleared before a claim reads the outbox, so that a wake-up for anything it
+            # misses is still set afterwards. A batch claimed ahead read it before this
+            # point: a wake-up since then stays set, and sends what came after it.
+            if ahead is None:
+                event.clear()
             try:
                 claimed = ahead or _claim(
                     self.station, self.transport, line_id, settling=settling and settling[1]
