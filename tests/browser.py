@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -29,6 +30,37 @@ def artifact_path(name: str) -> Path:
     path = ARTIFACTS / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class HeldResponse:
+    """The first response to a request of `page` matching `pattern`, fetched from the station
+    as the request is made (the state as of then) and held back until `release()`, while
+    the page goes on; later requests pass."""
+
+    def __init__(self, page: Page, pattern: str) -> None:
+        self.page, self.pattern = page, pattern
+        self._held: list[tuple[Route, Any]] = []
+        page.route(pattern, self._hold_first)
+
+    def _hold_first(self, route: Route) -> None:
+        if self._held:
+            route.continue_()
+            return
+        self._held.append((route, route.fetch()))
+
+    def wait(self, what: str, timeout_s: float = 10.0) -> None:
+        """Until the request is held. Playwright runs route handlers only while it is called,
+        so this waits through it."""
+        for _ in range(int(timeout_s / 0.05)):
+            if self._held:
+                return
+            self.page.wait_for_timeout(50)
+        raise AssertionError(f"{what} did not start")
+
+    def release(self) -> None:
+        route, response = self._held[0]
+        route.fulfill(response=response)
+        self.page.unroute(self.pattern)
 
 
 @pytest.fixture(scope="module")

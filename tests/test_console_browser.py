@@ -9,12 +9,11 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import artifact_path
+from tests.browser import HeldResponse, artifact_path
 from tests.harness import StationProcess, running_pair, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -163,31 +162,17 @@ def _a_change_during_a_refresh_is_not_lost(anna: Page, boris: Page) -> None:
     arrives. htmx queues that change on the element the held response then replaces; the
     console must fetch once more, or the second message would not show until some later
     change."""
-    held: list[Any] = []
-
-    def hold_first(route: Route) -> None:
-        if held:
-            route.continue_()
-            return
-        held.append((route, route.fetch()))  # the state as of the first change
-
-    anna.route("**/calls/*/live", hold_first)
+    held = HeldResponse(anna, "**/calls/*/live")  # the state as of the first change
     boris.fill("textarea[name=text]", "First of two.")
     boris.get_by_role("button", name="Send").click()
-    for _ in range(100):
-        if held:
-            break
-        boris.wait_for_timeout(50)
-    assert held, "anna's view did not start refreshing"
+    held.wait("anna's view refreshing")
     boris.fill("textarea[name=text]", "Second of two.")
     boris.get_by_role("button", name="Send").click()
     # Receipted at boris: stored at anna's station, its change announced to anna's page.
     expect(boris.get_by_text("✓ receipted")).to_have_count(4, timeout=10_000)
-    route, response = held[0]
-    route.fulfill(response=response)
+    held.release()
     expect(anna.get_by_text("First of two.")).to_be_visible(timeout=5000)
     expect(anna.get_by_text("Second of two.")).to_be_visible(timeout=5000)
-    anna.unroute("**/calls/*/live")
     # And once shown, nothing keeps re-fetching: the extra fetch happens once.
     fetches: list[str] = []
     anna.on("request", lambda request: fetches.append(request.url) if request.url.endswith("/live") else None)

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from openline.core.clock import rfc3339
 from openline.services.accounts import Role
-from tests.browser import artifact_path
+from tests.browser import HeldResponse, artifact_path
 from tests.harness import StationProcess, running_pair, wait_for
 from tests.inproc import Node
 from tests.notice_docs import square
@@ -533,21 +533,9 @@ def test_a_notice_announced_while_the_page_refreshes_still_shows(
             " if (ev.detail && String(ev.detail.data).indexOf('notices') >= 0) window.noticeChanges += 1;"
             "}, true)"
         )
-        held: list[Any] = []
-
-        def hold_first(route: Any) -> None:
-            if held:
-                route.continue_()
-                return
-            held.append((route, route.fetch()))  # the page as of the first notice
-
-        anna.route("**/notices/live", hold_first)
+        held = HeldResponse(anna, "**/notices/live")  # the page as of the first notice
         first = _send(b, "stuttgart", square(47.0, 8.0, at(20), at(21), text="The first of two"))
-        for _ in range(200):  # the route handler runs only while Playwright is called
-            if held:
-                break
-            anna.wait_for_timeout(50)
-        assert held, "anna's page did not start re-fetching"
+        held.wait("anna's page re-fetching")
         heard = anna.evaluate("window.noticeChanges")
         second = _send(b, "stuttgart", square(46.0, 8.0, at(20), at(21), text="The second of two"))
         with a.api() as api:
@@ -556,13 +544,11 @@ def test_a_notice_announced_while_the_page_refreshes_still_shows(
         anna.wait_for_function(f"window.noticeChanges > {heard}", timeout=10_000)
         anna.wait_for_timeout(300)  # and any straggler of the first
         assert anna.locator(f"tr[data-notice='{second}']").count() == 0
-        route, response = held[0]
-        route.fulfill(response=response)
+        held.release()
         expect(anna.locator(f"tr[data-notice='{first}']")).to_be_visible(timeout=LIVE_MS)
         expect(anna.locator(f"tr[data-notice='{second}']")).to_contain_text(
             "The second of two", timeout=LIVE_MS
         )
-        anna.unroute("**/notices/live")
     finally:
         ctx.close()
     log.check()
