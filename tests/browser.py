@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import APIResponse, Browser, Page, Route, sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -39,7 +38,7 @@ class HeldResponse:
 
     def __init__(self, page: Page, pattern: str) -> None:
         self.page, self.pattern = page, pattern
-        self._held: list[tuple[Route, Any]] = []
+        self._held: list[tuple[Route, APIResponse]] = []
         page.route(pattern, self._hold_first)
 
     def _hold_first(self, route: Route) -> None:
