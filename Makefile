@@ -36,8 +36,13 @@ system-deps:
 demo: venv
 	$(BIN)/openline demo
 
+# One pytest worker per core (at most four), each with its own PostgreSQL server and
+# Chromium; a worker that finishes early takes tests queued for the other.
+# `make test TEST_WORKERS=0` runs the suite in one process.
+TEST_WORKERS ?= auto
+
 test: venv system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal
 
 lint: venv
 	$(BIN)/ruff check src tests bench
