@@ -61,7 +61,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 from tests.harness import StationProcess, connect, wait_for  # noqa: E402
-from tests.pg import free_port  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 from openline.core.clock import parse_rfc3339, rfc3339  # noqa: E402
 from openline.core.envelope import (  # noqa: E402

@@ -19,7 +19,7 @@ import httpx
 
 from openline.adapters.home import read_token
 from openline.services.setup import init_home
-from tests.pg import free_port
+from tests.ports import free_port
 
 OPENLINE = [sys.executable, "-m", "openline"]
 

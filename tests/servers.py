@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 
-from tests.pg import free_port
+from tests.ports import free_port
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 HOLD = 30.0  # the slow endpoint's longest hold; the fixture releases it sooner

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.harness import OPENLINE, StationProcess, connect, start_all, stop_all, wait_for
-from tests.pg import PostgresServer, free_port
+from tests.pg import PostgresServer
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long passphrase here"

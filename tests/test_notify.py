@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from openline.adapters.notify import Notification as N
 from openline.adapters.notify import NotifyError, SmtpChannel, WebhookChannel
 from openline.core.clock import MICROS
-from tests.pg import free_port
+from tests.ports import free_port
 from tests.servers import HOLD, SECRET, Receiver, Recorder, Relay, parsed, running
 
 OTHER_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
