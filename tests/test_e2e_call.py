@@ -49,6 +49,10 @@ def test_call_lifecycle_between_two_stations(pair: tuple[StationProcess, Station
     b.cli("say", call_id, "Moscow here. Go ahead.")
     a.cli("say", call_id, "Convoy of 12 trucks moving at 14:00Z.")
     b.cli("say", call_id, "Understood.")
+    # stuttgart closes once the reply is in. Closed before it arrives, the reply would
+    # still join both threads, with an "ignored" event after the close at stuttgart
+    # (tests/test_call_crossings.py); a slow moment on the machine made that happen here.
+    wait_for(lambda: len(a.cli_json("show", call_id)["messages"]) == 3, what="the reply at stuttgart")
     a.cli("close", call_id, "--summary", "Convoy notified")
     wait_for(lambda: _state(b, call_id) == "closed", what="closed at moscow")
 
