@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -19,8 +21,19 @@ from openline.services import accounts, setup
 from tests.browser import browser  # noqa: F401 (fixtures for every test module)
 from tests.harness import StationProcess
 from tests.inproc import Node, link, make_node
-from tests.pg import PostgresServer
+from tests.pg import PostgresServer, ram_disk
 from tests.servers import receiver, relay  # noqa: F401
+
+# The run's temporary files (station homes and their SQLite files, browser profiles) live
+# in RAM when there is room, as the PostgreSQL cluster's do. On a virtual disk, one xdist
+# worker's bursts of fsynced commits (the crash tests commit a thousand times) stalled the
+# other worker's stations for seconds at a time. Nothing here needs a disk: the crash tests
+# kill processes, which a RAM disk survives as a disk does, and no test asserts timing.
+# Set before pytest picks its base directory; TMPDIR carries it to every process started.
+_RAM = ram_disk(least=2 * 1024**3)
+if _RAM is not None:
+    tempfile.tempdir = _RAM
+    os.environ["TMPDIR"] = _RAM
 
 # Timing belongs in bench/: a slow CI machine must not fail a property for being slow.
 settings.register_profile("openline", deadline=None, print_blob=True)

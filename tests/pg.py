@@ -31,10 +31,12 @@ def _bindir() -> Path:
 TEMPLATE = "openline_template"
 
 
-def _in_memory(root: str = "/dev/shm", least: int = 1024**3) -> str | None:
-    """A RAM-backed tmpfs with room to spare, for the cluster's files; None if there is none.
-    The server runs with fsync off, so the disk only ever cost it the bulk writes of
-    CREATE DATABASE: a copy of the template took 0.3 s on a virtual disk, 0.02 s here."""
+def ram_disk(root: str = "/dev/shm", least: int = 1024**3) -> str | None:
+    """A RAM-backed tmpfs with `least` bytes to spare; None if there is none (a container's
+    /dev/shm is often 64 MB). The cluster keeps its files there: the server runs with fsync
+    off, so the disk only ever cost it the bulk writes of CREATE DATABASE (a copy of the
+    template took 0.3 s on a virtual disk, 0.02 s here). tests/conftest.py puts the rest
+    of the run's temporary files there too."""
     try:
         with open("/proc/mounts") as mounts:
             tmpfs = any(line.split()[1:3] == [root, "tmpfs"] for line in mounts)
@@ -49,7 +51,7 @@ class PostgresServer:
     def __init__(self) -> None:
         self.bindir = _bindir()
         self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="openline-pg-", dir=_in_memory()))
+        self.root = Path(tempfile.mkdtemp(prefix="openline-pg-", dir=ram_disk()))
         self.data = self.root / "data"
         self.as_root = os.geteuid() == 0
         self.templated = False
