@@ -4,7 +4,33 @@ event log records what changed nothing."""
 
 from __future__ import annotations
 
+from openline.services import delivery
+from openline.services.delivery import Answer, Claimed, Outcome
 from tests.inproc import Node, place_and_ring, show
+
+
+def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
+    nodes: tuple[Node, Node],
+) -> None:
+    """The receipt for call.place comes back in the answer to stuttgart's request, and
+    moscow's call.ringing in a request of its own: either may be taken first."""
+    a, b = nodes
+    assert a.transport is not None
+    r = a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "Convoy", "priority": "flash"})
+    call_id = r.json()["id"]
+    claimed = delivery._claim(a.station, a.transport, a.line_id())
+    assert isinstance(claimed, Claimed)
+    answer = delivery._post(a.transport, claimed)  # moscow stores it and rings
+    assert isinstance(answer, Answer)
+    b.drain()  # its call.ringing reaches stuttgart before stuttgart settles the receipt
+    assert show(a, call_id)["state"] == "ringing"
+    assert delivery._settle(a.station, answer) is Outcome.SENT
+
+    sa, sb = show(a, call_id), show(b, call_id)
+    assert sa["state"] == sb["state"] == "ringing"  # the late receipt does not step it back
+    assert [e["event"] for e in sa["events"]] == ["placed", "ringing", "delivered"]
+    for key in ("delivered_at", "ringing_at"):
+        assert sa[key] == sb[key] is not None
 
 
 def test_a_reply_that_crosses_the_close_is_in_both_threads(nodes: tuple[Node, Node]) -> None:

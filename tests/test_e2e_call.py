@@ -86,7 +86,13 @@ def test_call_lifecycle_between_two_stations(pair: tuple[StationProcess, Station
     assert (sa["direction"], sb["direction"]) == ("out", "in")
     assert sa["summary"] == "Convoy notified"
     events_a = [e["event"] for e in sa["events"]]
-    assert events_a[:4] == ["placed", "delivered", "ringing", "picked_up"]
+    # The receipt for call.place and moscow's call.ringing travel separately and are
+    # taken in whichever order they come (docs/protocol.md); a loaded machine shows both.
+    assert (events_a[0], sorted(events_a[1:3]), events_a[3]) == (
+        "placed",
+        ["delivered", "ringing"],
+        "picked_up",
+    )
     assert events_a[-1] == "closed"
     # Both stations drained their outboxes.
     wait_for(
