@@ -25,11 +25,13 @@ from tests.pg import PostgresServer, ram_disk
 from tests.servers import receiver, relay  # noqa: F401
 
 # The run's temporary files (station homes and their SQLite files, browser profiles) live
-# in RAM when there is room, as the PostgreSQL cluster's do. On a virtual disk, one xdist
-# worker's bursts of fsynced commits (the crash tests commit a thousand times) stalled the
-# other worker's stations for seconds at a time. Nothing here needs a disk: the crash tests
-# kill processes, which a RAM disk survives as a disk does, and no test asserts timing.
-# Set before pytest picks its base directory; TMPDIR carries it to every process started.
+# in RAM when there is room, as the PostgreSQL cluster's do, so that two xdist workers
+# share no disk: in one run, both stations of a test held their deliveries for seconds
+# and resumed in the same millisecond, most likely behind the other worker's fsynced
+# bursts (the crash tests commit a thousand times). Nothing here needs a disk: the crash
+# tests kill processes, which a RAM disk survives as a disk does, and no test asserts
+# timing. Set before pytest picks its base directory; TMPDIR carries it to every process
+# the tests start.
 _RAM = ram_disk(least=2 * 1024**3)
 if _RAM is not None:
     tempfile.tempdir = _RAM

@@ -59,20 +59,20 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _kernel_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def free_port() -> int:
     """A loopback port nothing listens on, outside the ephemeral range, that this process
     has not handed out before."""
     ports = _slice(*_ephemeral_range(), _worker())
     for _ in range(1_000):
-        if ports is None:  # the ephemeral range covers nearly everything: the kernel chooses
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = int(s.getsockname()[1])
-        else:
-            port = random.choice(ports)
-            if port in _given or not _bindable(port):
-                continue
-        if port not in _given:
+        # When the ephemeral range covers nearly everything, the kernel chooses.
+        port = _kernel_port() if ports is None else random.choice(ports)
+        if port not in _given and (ports is None or _bindable(port)):
             _given.add(port)
             return port
     raise RuntimeError(f"no free loopback port in {ports or 'the ephemeral range'}")
