@@ -17,6 +17,7 @@ def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
     a, b = nodes
     assert a.transport is not None
     r = a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "Convoy", "priority": "flash"})
+    assert r.status_code == 201, r.text
     call_id = r.json()["id"]
     claimed = delivery._claim(a.station, a.transport, a.line_id())
     assert isinstance(claimed, Claimed)
