@@ -150,6 +150,18 @@ def place_and_ring(a: Node, b: Node, subject: str = "Test call", priority: str =
     return call_id
 
 
+def send_unsettled(node: Node, **kwargs: Any) -> delivery.Answer:
+    """Claim the node's next batch and send it, leaving the peer's answer unsettled (what
+    the deliverer's pipelining does while it claims the next one). `kwargs` go to the
+    claim (`settling=`)."""
+    assert node.transport is not None
+    claimed = delivery._claim(node.station, node.transport, node.line_id(), **kwargs)
+    assert isinstance(claimed, delivery.Claimed), claimed
+    step = delivery._post(node.transport, claimed)
+    assert isinstance(step, delivery.Answer), step
+    return step
+
+
 def show(node: Node, call_id: str) -> dict[str, Any]:
     r = node.api.get(f"/api/v1/calls/{call_id}")
     assert r.status_code == 200, r.text

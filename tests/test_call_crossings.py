@@ -5,8 +5,8 @@ event log records what changed nothing."""
 from __future__ import annotations
 
 from openline.services import delivery
-from openline.services.delivery import Answer, Claimed, Outcome
-from tests.inproc import Node, place_and_ring, show
+from openline.services.delivery import Outcome
+from tests.inproc import Node, place_and_ring, send_unsettled, show
 
 
 def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
@@ -15,14 +15,10 @@ def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
     """The receipt for call.place comes back in the answer to stuttgart's request, and
     moscow's call.ringing in a request of its own: either may be taken first."""
     a, b = nodes
-    assert a.transport is not None
     r = a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "Convoy", "priority": "flash"})
     assert r.status_code == 201, r.text
     call_id = r.json()["id"]
-    claimed = delivery._claim(a.station, a.transport, a.line_id())
-    assert isinstance(claimed, Claimed)
-    answer = delivery._post(a.transport, claimed)  # moscow stores it and rings
-    assert isinstance(answer, Answer)
+    answer = send_unsettled(a)  # moscow stores it and rings
     b.drain()  # its call.ringing reaches stuttgart before stuttgart settles the receipt
     assert show(a, call_id)["state"] == "ringing"
     assert delivery._settle(a.station, answer) is Outcome.SENT

@@ -17,7 +17,7 @@ from openline.services import calls, delivery
 from openline.services.delivery import Answer, Claimed, Outcome
 from openline.services.lines import PENDING
 from tests.harness import wait_for
-from tests.inproc import Node, place_and_ring, show
+from tests.inproc import Node, place_and_ring, send_unsettled, show
 
 
 def _talking(a: Node, b: Node, count: int) -> tuple[str, list[str]]:
@@ -32,15 +32,6 @@ def _talking(a: Node, b: Node, count: int) -> tuple[str, list[str]]:
     return call_id, texts
 
 
-def _send(a: Node, **kwargs: Any) -> Answer:
-    assert a.transport is not None
-    claimed = delivery._claim(a.station, a.transport, a.line_id(), **kwargs)
-    assert isinstance(claimed, Claimed), claimed
-    step = delivery._post(a.transport, claimed)
-    assert isinstance(step, Answer), step
-    return step
-
-
 def _undelivered(a: Node) -> int:
     with a.station.db.read() as conn:
         query = select(func.count()).where(envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
@@ -50,11 +41,11 @@ def _undelivered(a: Node) -> int:
 def test_the_next_batch_starts_after_the_one_being_settled(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     call_id, texts = _talking(a, b, 120)
-    first = _send(a)
+    first = send_unsettled(a)
     assert first.all_stored
     assert len(first.rows) == delivery.MAX_BATCH
     # The first batch is answered but not settled: its envelopes are still undelivered.
-    second = _send(a, settling=first.settling)
+    second = send_unsettled(a, settling=first.settling)
     assert second.batch_id != first.batch_id
     assert [r.seq for r in second.rows] == [
         first.settling.last_seq + 1 + i for i in range(delivery.MAX_BATCH)
@@ -76,8 +67,8 @@ def test_a_crash_before_the_previous_batch_is_settled_loses_and_repeats_nothing(
 ) -> None:
     a, b = nodes
     call_id, texts = _talking(a, b, 120)
-    first = _send(a)
-    _send(a, settling=first.settling)
+    first = send_unsettled(a)
+    send_unsettled(a, settling=first.settling)
     # Crash: neither answer was settled. The restarted deliverer resends the batch in
     # flight, then the first batch's envelopes, which the peer answers as duplicates.
     assert _undelivered(a) == 120
@@ -94,7 +85,7 @@ def test_a_refused_batch_is_not_pipelined(nodes: tuple[Node, Node]) -> None:
     _talking(a, b, 10)
     with b.station.tx() as tx:  # the peer answers, but refuses: its line is not active
         tx.conn.execute(lines.update().values(state=PENDING))
-    step = _send(a)
+    step = send_unsettled(a)
     assert not step.all_stored
     assert delivery._settle(a.station, step) is Outcome.FAILED
     assert a.line().batch_id == step.batch_id  # kept, to retry the same batch
