@@ -205,9 +205,18 @@ async def _empty_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def serve_empty(port: int) -> None:
     import uvicorn
 
-    # As `openline serve` runs uvicorn (uvloop and httptools when installed).
+    from openline import serve
+
+    # The event loop and HTTP parser `openline serve` runs uvicorn with.
     uvicorn.run(
-        _empty_app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+        _empty_app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop=serve.EVENT_LOOP,
+        http=serve.HTTP_PARSER,
     )
 
 

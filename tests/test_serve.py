@@ -17,7 +17,7 @@ from openline import serve
 from openline.cli import main
 
 
-def test_serve_hands_uvicorn_a_frozen_heap_and_a_short_gil_switch(
+def test_serve_hands_uvicorn_a_frozen_heap_a_short_gil_switch_and_compiled_http(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
@@ -29,6 +29,7 @@ def test_serve_hands_uvicorn_a_frozen_heap_and_a_short_gil_switch(
 
     def fake_run(server: uvicorn.Server) -> None:
         seen["frozen"] = gc.get_freeze_count()
+        seen["loop"], seen["http"] = server.config.loop, server.config.http
         app = server.config.app
         assert isinstance(app, FastAPI)
         seen["station"] = app.state.station.name
@@ -49,3 +50,6 @@ def test_serve_hands_uvicorn_a_frozen_heap_and_a_short_gil_switch(
     # collection of a station's heap paused every thread for about 75 ms before.
     assert seen["frozen"] > 50_000
     assert intervals == [serve.GIL_SWITCH_SECONDS]
+    # uvicorn's compiled loop and parser, not its pure-Python fallbacks ("auto" falls back
+    # silently when they are missing).
+    assert (seen["loop"], seen["http"]) == ("uvloop", "httptools")

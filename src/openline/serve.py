@@ -27,6 +27,8 @@ from openline.runtime import build_station, channels_from
 from openline.settings import Settings, load
 
 GIL_SWITCH_SECONDS = 0.0005
+EVENT_LOOP = "uvloop"
+HTTP_PARSER = "httptools"
 
 
 def configure_logging(level: str) -> None:
@@ -106,6 +108,11 @@ def run(home: Path, listen: str | None = None) -> None:
         app,
         host=host,
         port=port,
+        # uvicorn's compiled event loop and HTTP parser, not asyncio's and h11's: in
+        # bench/delivery.py, latency at 100 messages/s was lower in four of five alternating
+        # pairs and the drain about 7% faster in two.
+        loop=EVENT_LOOP,
+        http=HTTP_PARSER,
         log_level=settings.log_level,
         access_log=False,
         log_config=None,
