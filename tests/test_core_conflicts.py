@@ -21,6 +21,7 @@ from openline.core.conflicts import (
     ConflictIndex,
     Margins,
     PairResult,
+    _cell_projection,
     brute_force,
     check,
     confirm,
@@ -335,6 +336,34 @@ def test_the_index_finds_a_circle_at_the_pole_inside_a_ring_around_it() -> None:
     index = ConflictIndex.bulk([("pole", AROUND_POLE), ("equator", ACROSS)])
     assert [key for key, _ in index.query(vol(Circle(89.95, 120.0, 10.0)))] == ["pole"]
     assert [key for key, _ in index.query(vol(Circle(90.0, 0.0, 10.0)))] == ["pole"]
+
+
+def test_an_index_prepares_the_probe_projections_its_checks_need() -> None:
+    """Making a projection costs as much as the rest of a probe: a built index has made
+    those of the cells round its volumes, at the pole and the antimeridian too, so that
+    no check is the first in its cell."""
+    _cell_projection.cache_clear()
+    stuttgart = vol(local_polygon([(0, 0), (20_000, 0), (20_000, 20_000), (0, 20_000)]), name="stuttgart")
+    index = ConflictIndex.bulk([("stuttgart", stuttgart), ("pole", AROUND_POLE), ("across", ACROSS)])
+    # Round Stuttgart nine cells; round the pole four: the pole itself, whatever the
+    # longitude, and three at 89 degrees (PROJ refuses a centre beyond 90, and the bulk
+    # load would have raised); round the antimeridian nine, three of them on longitude 180
+    # and made under both signs.
+    made = _cell_projection.cache_info()
+    assert made.currsize == 9 + 4 + 12
+    queries = [
+        vol(local_polygon([(15_000, 15_000), (40_000, 15_000), (40_000, 40_000)])),
+        vol(Circle(89.95, -120.0, 10.0)),
+        vol(Polygon(((0.5, 179.8), (0.6, 179.8), (0.6, 179.9)))),
+        vol(Polygon(((0.5, -179.8), (0.6, -179.8), (0.6, -179.9)))),
+    ]
+    for query, key in zip(queries, ["stuttgart", "pole", "across", "across"], strict=True):
+        assert [found for found, _ in index.query(query)] == [key]
+    after = _cell_projection.cache_info()
+    assert after.misses == made.misses  # every probe found its projection made
+    assert after.hits > made.hits
+    index.add("later", vol(Circle(-33.9, 18.4, 1000.0)))  # Cape Town: its cells, added
+    assert _cell_projection.cache_info().currsize == made.currsize + 9
 
 
 # --- the index API --------------------------------------------------------------------------

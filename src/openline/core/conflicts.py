@@ -349,12 +349,55 @@ def _coarse(polygons: Sequence[Polygon], proj: Projection, circles: Sequence[Cir
 # Probes project in one of a fixed set of projections, centred on whole degrees: made once
 # and reused by every query near them (making one costs as much as the rest of a probe).
 # The centre is then at most about 80 km from the query's, where `stretch` is 1 + 3e-5.
+# They have a cache of their own, so that the one-off projections of exact tests never
+# evict them (about 7 kB each), and an index makes those its volumes' checks will need
+# when it is built (`_prepare_cells`).
 _PROBE_GRID_DEG = 1.0
+_PROBE_CELLS = 4096
+
+
+def _cell(lat: float, lng: float) -> tuple[float, float]:
+    """The centre of the probe projection for a query centred at (lat, lng): whole degrees,
+    and at a pole the pole itself, whatever the longitude says."""
+    step = _PROBE_GRID_DEG
+    cell_lat = round(lat / step) * step
+    return cell_lat, 0.0 if abs(cell_lat) >= 90 else round(lng / step) * step
 
 
 def _probe_projection(lat: float, lng: float) -> Projection:
+    return _cell_projection(*_cell(lat, lng))
+
+
+@lru_cache(maxsize=_PROBE_CELLS)
+def _cell_projection(lat: float, lng: float) -> Projection:
+    return Projection(lat, lng)
+
+
+def _prepare_cells(caps: FloatArray) -> None:
+    """Make the probe projections of the cells that hold the caps' centres and of the cells
+    round them, where a query that meets one of these caps is centred (a station's checks
+    are then never the first in their cell): the most crowded cells first, and no more
+    than the cache holds. Longitudes 180 and -180 are one meridian, and a query rounds to
+    either."""
+    if not len(caps):
+        return
     step = _PROBE_GRID_DEG
-    return projection(round(lat / step) * step, round(lng / step) * step)
+    cells, counts = np.unique(np.round(caps[:, :2] / step).astype(np.int64), axis=0, return_counts=True)
+    half = round(180 / step)
+    wanted: dict[tuple[float, float], None] = {}
+    for lat, lng in cells[np.argsort(-counts, kind="stable")].tolist():
+        if len(wanted) >= _PROBE_CELLS:
+            break
+        for near_lat in (lat - 1, lat, lat + 1):
+            if abs(near_lat * step) > 90:
+                continue
+            for near_lng in (lng - 1, lng, lng + 1):
+                wrapped = (near_lng + half) % (2 * half) - half
+                wanted[_cell(near_lat * step, wrapped * step)] = None
+                if wrapped == -half:
+                    wanted[_cell(near_lat * step, half * step)] = None
+    for lat, lng in list(wanted)[:_PROBE_CELLS]:
+        _cell_projection(lat, lng)
 
 
 class _Probe:
@@ -593,6 +636,7 @@ class ConflictIndex(Generic[K]):
             )
             ids = np.arange(len(volumes), dtype=np.int64)
             made._tree = index.Index((ids, made._rows[:, :5], made._rows[:, 5:]), properties=_properties())
+            _prepare_cells(made._caps)
         return made
 
     def __len__(self) -> int:
@@ -613,6 +657,7 @@ class ConflictIndex(Generic[K]):
         box = _boxes([volume])[0][self._order]
         self._rows[entry_id] = box
         self._caps[entry_id] = bounding_caps([volume.outline])[0]
+        _prepare_cells(self._caps[entry_id : entry_id + 1])
         self._tree.insert(entry_id, box)
         self._ids[key] = entry_id
         self._entries[entry_id] = (key, volume)
