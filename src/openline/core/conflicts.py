@@ -284,11 +284,12 @@ _Verdict = tuple[float, bool] | None
 class _Coarse:
     """Polygons projected by their vertices alone, and circles by their centres (one
     batch), with bounds on how far each polygon's true image can be from that (its largest
-    chord error) and how far any of it, or a centre, is from the projection's centre."""
+    chord error) and how far any of it, or a centre, is from the projection's centre.
+    Polygon n's vertices are rows offsets[n] to offsets[n] + counts[n] - 1 of xy, and the
+    row after them closes its ring (its first vertex again)."""
 
     shapes: NDArray[np.object_]
-    x: FloatArray
-    y: FloatArray
+    xy: FloatArray
     offsets: NDArray[np.int64]
     counts: NDArray[np.int64]
     errors: FloatArray
@@ -298,43 +299,43 @@ class _Coarse:
     point_reaches: FloatArray
     radii: FloatArray
 
-    @property
-    def vertex_points(self) -> NDArray[np.object_]:
-        """Every polygon's vertices as points, polygon after polygon."""
-        points: NDArray[np.object_] = shapely.points(np.column_stack([self.x, self.y]))
-        return points
-
 
 _NO_POINTS: NDArray[np.object_] = np.empty(0, dtype=object)
 _NONE: FloatArray = np.empty(0)
 
 
 def _coarse(polygons: Sequence[Polygon], proj: Projection, circles: Sequence[Circle] = ()) -> _Coarse:
-    counts = np.array([len(p.vertices) for p in polygons], dtype=np.int64)
-    offsets = np.zeros(len(counts), dtype=np.int64)
-    np.cumsum(counts[:-1], out=offsets[1:])
-    total = int(offsets[-1] + counts[-1])
-    where = [v for p in polygons for v in p.vertices]
+    counts = np.fromiter((len(p.vertices) for p in polygons), dtype=np.int64, count=len(polygons))
+    # Each ring closed by its first vertex again (one more point to project), so that the
+    # polygons are made from the projected rows in one call.
+    where = [v for p in polygons for v in (*p.vertices, p.vertices[0])]
     where.extend((c.lat, c.lng) for c in circles)
     coords = np.array(where, dtype=np.float64)
     all_x, all_y = proj.forward(coords[:, 0], coords[:, 1])
-    xy = np.column_stack([all_x[:total], all_y[:total]])
-    following = np.arange(1, total + 1)
-    following[offsets + counts - 1] = offsets
-    rho = np.hypot(xy[:, 0], xy[:, 1])
-    step = xy[following] - xy
-    error = chord_error(np.hypot(step[:, 0], step[:, 1]), np.maximum(rho, rho[following]))
-    shapes = shapely.polygons(shapely.linearrings(xy, indices=np.repeat(np.arange(len(polygons)), counts)))
+    xy = np.column_stack([all_x, all_y])
+    rows = len(xy) - len(circles)
+    rings = xy[:rows]
+    ring_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts + 1, out=ring_offsets[1:])
+    offsets = ring_offsets[:-1]
+    rho = np.hypot(rings[:, 0], rings[:, 1])
+    step = np.diff(rings, axis=0)
+    # Row i's edge runs to row i + 1; a ring's last row has none (the next ring follows).
+    error = np.zeros(rows)
+    error[:-1] = chord_error(np.hypot(step[:, 0], step[:, 1]), np.maximum(rho[:-1], rho[1:]))
+    error[offsets + counts] = 0.0
+    shapes = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON, rings, (ring_offsets, np.arange(len(counts) + 1))
+    )
     # A vertex-only ring can cross itself where the true edges do not: no verdict then.
     valid = shapely.is_valid(shapes)
     points, point_reaches = _NO_POINTS, _NONE
     if circles:
-        centres = np.column_stack([all_x[total:], all_y[total:]])
+        centres = xy[rows:]
         points, point_reaches = shapely.points(centres), np.hypot(centres[:, 0], centres[:, 1])
     return _Coarse(
         shapes,
-        xy[:, 0],
-        xy[:, 1],
+        rings,
         offsets,
         counts,
         np.maximum.reduceat(error, offsets) + _ERR,
@@ -344,6 +345,19 @@ def _coarse(polygons: Sequence[Polygon], proj: Projection, circles: Sequence[Cir
         point_reaches,
         np.array([c.radius_m for c in circles], dtype=np.float64),
     )
+
+
+def _starts(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Where each run of `counts` starts in their concatenation."""
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return starts
+
+
+def _runs(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The rows start, start + 1, ... for each (start, count), run after run."""
+    rows: NDArray[np.int64] = np.arange(int(counts.sum())) + np.repeat(starts - _starts(counts), counts)
+    return rows
 
 
 # Probes project in one of a fixed set of projections, centred on whole degrees: made once
@@ -497,22 +511,20 @@ def _verdict(lower: float, overlap: bool, margin_m: float) -> _Verdict:
 def _overlaps(batch: _Coarse, others: NDArray[np.int64]) -> NDArray[np.bool_]:
     """For each polygon n in `others`: whether a true vertex of polygon 0 lies inside n, or
     one of n's inside polygon 0, deeper than the chord error of the polygon it is in (so
-    that the true outlines certainly overlap). All pairs in four vectorised calls."""
+    that the true outlines certainly overlap). All pairs in a few vectorised calls, with
+    points made of only the vertices they test."""
     shapes, errors = batch.shapes[others], batch.errors[others]
-    points = batch.vertex_points
-    ours = points[: batch.counts[0]]
+    ours_count = int(batch.counts[0])
+    starts, counts = batch.offsets[others], batch.counts[others]
+    points = shapely.points(batch.xy[np.concatenate([np.arange(ours_count), _runs(starts, counts)])])
+    ours, theirs = points[:ours_count], points[ours_count:]
     ours_in = shapely.contains(shapes[:, None], ours[None, :]) & (
         shapely.distance(shapely.get_exterior_ring(shapes)[:, None], ours[None, :]) > errors[:, None]
     )
-    starts, counts = batch.offsets[others], batch.counts[others]
-    theirs = batch.vertex_points[
-        np.concatenate([np.arange(a, a + c) for a, c in zip(starts, counts, strict=True)])
-    ]
     theirs_in = shapely.contains(batch.shapes[0], theirs) & (
         shapely.distance(shapely.get_exterior_ring(batch.shapes[0]), theirs) > batch.errors[0]
     )
-    ends = np.cumsum(counts)
-    result: NDArray[np.bool_] = ours_in.any(axis=1) | np.logical_or.reduceat(theirs_in, ends - counts)
+    result: NDArray[np.bool_] = ours_in.any(axis=1) | np.logical_or.reduceat(theirs_in, _starts(counts))
     return result
 
 

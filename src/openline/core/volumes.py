@@ -281,9 +281,10 @@ def bounding_cap(outline: Outline) -> tuple[float, float, float]:
     if isinstance(outline, Circle):
         return outline.lat, outline.lng, outline.radius_m
     lat, lng = centre(outline)
-    lats, lngs = vertex_arrays(outline)
-    _, _, dist = WGS84.inv(np.full_like(lngs, lng), np.full_like(lats, lat), lngs, lats)
-    return lat, lng, float(np.max(dist))
+    # One scalar geodesic per vertex: for the few vertices of one outline, several times
+    # quicker than pyproj's array call (about 10 microseconds before its first point).
+    reach = max(WGS84.inv(lng, lat, v_lng, v_lat)[2] for v_lat, v_lng in outline.vertices)
+    return lat, lng, float(reach)
 
 
 def bounding_caps(outlines: Sequence[Outline]) -> FloatArray:
