@@ -329,7 +329,7 @@ def test_chord_error_and_stretch_bound_what_proj_does(
     bound = chord_error(np.array(planar_length), np.array(rho_ends.max()))
     assert deviation <= bound + 1e-7  # PROJ and GeographicLib round at about 15 nm
     rho_max = float(np.hypot(x, y).max())
-    assert length - 1e-6 <= planar_length <= length * float(stretch(rho_max)) + 1e-6
+    assert length - 1e-6 <= planar_length <= length * stretch(rho_max) + 1e-6
 
 
 @settings(max_examples=40)

@@ -243,7 +243,7 @@ def _polygons(a: Polygon, b: Polygon, margin_m: float, exact_distance: bool) -> 
     lats, lngs = proj.inverse(np.array([x1, x2]), np.array([y1, y2]))
     _, _, upper_m = WGS84.inv(lngs[0], lats[0], lngs[1], lats[1])
     upper = float(upper_m)
-    k = float(stretch(_reach(shape_a, shape_b)))
+    k = stretch(_reach(shape_a, shape_b))
     lower = max(0.0, math.hypot(x2 - x1, y2 - y1) - 2 * _ERR) / k
     settled = upper <= margin_m or lower > margin_m
     if upper - lower <= 2 * _ERR or (settled and not exact_distance):
@@ -284,7 +284,8 @@ _Verdict = tuple[float, bool] | None
 class _Coarse:
     """Polygons projected by their vertices alone, and circles by their centres (one
     batch), with bounds on how far each polygon's true image can be from that (its largest
-    chord error) and how far any of it, or a centre, is from the projection's centre.
+    chord error) and on how much the projection lengthens anything in the batch (the
+    `stretch` at its farthest point from the projection's centre).
     Polygon n's vertices are rows offsets[n] to offsets[n] + counts[n] - 1 of xy, and the
     row after them closes its ring (its first vertex again)."""
 
@@ -293,15 +294,13 @@ class _Coarse:
     offsets: NDArray[np.int64]
     counts: NDArray[np.int64]
     errors: FloatArray
-    reaches: FloatArray
+    stretch: float
     valid: NDArray[np.bool_]
     points: NDArray[np.object_]
-    point_reaches: FloatArray
     radii: FloatArray
 
 
 _NO_POINTS: NDArray[np.object_] = np.empty(0, dtype=object)
-_NONE: FloatArray = np.empty(0)
 
 
 def _coarse(polygons: Sequence[Polygon], proj: Projection, circles: Sequence[Circle] = ()) -> _Coarse:
@@ -318,7 +317,8 @@ def _coarse(polygons: Sequence[Polygon], proj: Projection, circles: Sequence[Cir
     ring_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts + 1, out=ring_offsets[1:])
     offsets = ring_offsets[:-1]
-    rho = np.hypot(rings[:, 0], rings[:, 1])
+    every_rho = np.hypot(all_x, all_y)
+    rho = every_rho[:rows]
     step = np.diff(rings, axis=0)
     # Row i's edge runs to row i + 1; a ring's last row has none (the next ring follows).
     error = np.zeros(rows)
@@ -329,20 +329,15 @@ def _coarse(polygons: Sequence[Polygon], proj: Projection, circles: Sequence[Cir
     )
     # A vertex-only ring can cross itself where the true edges do not: no verdict then.
     valid = shapely.is_valid(shapes)
-    points, point_reaches = _NO_POINTS, _NONE
-    if circles:
-        centres = xy[rows:]
-        points, point_reaches = shapely.points(centres), np.hypot(centres[:, 0], centres[:, 1])
     return _Coarse(
         shapes,
         rings,
         offsets,
         counts,
         np.maximum.reduceat(error, offsets) + _ERR,
-        np.maximum.reduceat(rho, offsets),
+        stretch(float(every_rho.max())),
         valid,
-        points,
-        point_reaches,
+        shapely.points(xy[rows:]) if circles else _NO_POINTS,
         np.array([c.radius_m for c in circles], dtype=np.float64),
     )
 
@@ -436,9 +431,7 @@ class _Probe:
                 verdicts[i] = self._circle_pair(query, circle)
             if polygons:
                 batch = _coarse([p for _, p in polygons], _probe_projection(*self.at), [query])
-                n = len(polygons)
-                found = _polygons_circles(batch, np.arange(n), np.zeros(n, np.int64), self.margin)
-                for (i, _), verdict in zip(polygons, found, strict=True):
+                for (i, _), verdict in zip(polygons, _around_circle(batch, self.margin), strict=True):
                     verdicts[i] = verdict
             return verdicts
         # Ours is polygon 0 of the batch, theirs 1, 2, ...; their circles are its points.
@@ -446,14 +439,8 @@ class _Probe:
         batch = _coarse([query, *(p for _, p in polygons)], proj, [c for _, c in circles])
         if not batch.valid[0]:
             return verdicts
-        if circles:
-            n = len(circles)
-            found = _polygons_circles(batch, np.zeros(n, np.int64), np.arange(n), self.margin)
-            for (i, _), verdict in zip(circles, found, strict=True):
-                verdicts[i] = verdict
-        if polygons:
-            for (i, _), verdict in zip(polygons, _polygon_polygons(batch, self.margin), strict=True):
-                verdicts[i] = verdict
+        for (i, _), verdict in zip([*polygons, *circles], _around_polygon(batch, self.margin), strict=True):
+            verdicts[i] = verdict
         return verdicts
 
     def _circle_pair(self, ours: Circle, theirs: Circle) -> _Verdict:
@@ -462,43 +449,65 @@ class _Probe:
         return gap, gap <= self.margin
 
 
-def _polygons_circles(
-    batch: _Coarse, polygons: NDArray[np.int64], circles: NDArray[np.int64], margin_m: float
-) -> list[_Verdict]:
-    """Verdicts on pairs (polygon polygons[k], circle circles[k]) of the batch. The true
-    geodesic distance from the circle's centre to the polygon is at most the planar one
-    plus the polygon's chord error, and at least that less the error, over the stretch."""
-    shapes, errors = batch.shapes[polygons], batch.errors[polygons]
-    centres = batch.points[circles]
-    radii = batch.radii[circles]
-    planar = shapely.distance(shapes, centres)
-    reach = np.maximum(batch.reaches[polygons], batch.point_reaches[circles])
-    lower = np.maximum(0.0, planar - errors) / stretch(reach)
-    inside = shapely.contains(shapes, centres) & (
-        shapely.distance(shapely.get_exterior_ring(shapes), centres) > errors
+def _around_circle(batch: _Coarse, margin_m: float) -> list[_Verdict]:
+    """Verdicts on each polygon of the batch against its one circle (the query). The true
+    geodesic distance from the circle's centre to a polygon is at most the planar one plus
+    the polygon's chord error, and at least that less the error, over the stretch."""
+    centre, radius, errors = batch.points[0], float(batch.radii[0]), batch.errors
+    planar = shapely.distance(batch.shapes, centre)
+    lower = np.maximum(0.0, planar - errors) / batch.stretch - radius
+    inside = shapely.contains(batch.shapes, centre) & (
+        shapely.distance(shapely.get_exterior_ring(batch.shapes), centre) > errors
     )
-    overlap = (planar + errors <= radii) | inside
-    valid = batch.valid[polygons]
+    overlap = (planar + errors <= radius) | inside
     return [
-        _verdict(lo - r, hit, margin_m) if ok else None
-        for lo, r, hit, ok in zip(
-            lower.tolist(), radii.tolist(), overlap.tolist(), valid.tolist(), strict=True
-        )
+        _verdict(bound, hit, margin_m) if ok else None
+        for bound, hit, ok in zip(lower.tolist(), overlap.tolist(), batch.valid.tolist(), strict=True)
     ]
 
 
-def _polygon_polygons(batch: _Coarse, margin_m: float) -> list[_Verdict]:
-    """Verdicts on polygon 0 of the batch against each of the others."""
-    planar = shapely.distance(batch.shapes[0], batch.shapes[1:])
-    slack = batch.errors[0] + batch.errors[1:]
-    reach = np.maximum(batch.reaches[0], batch.reaches[1:])
-    lower = np.maximum(0.0, planar - slack) / stretch(reach)
-    valid = batch.valid[1:] & batch.valid[0]
-    touching = np.flatnonzero((planar == 0) & valid) + 1
-    hits = set(touching[_overlaps(batch, touching)].tolist()) if len(touching) else set()
+def _around_polygon(batch: _Coarse, margin_m: float) -> list[_Verdict]:
+    """Verdicts on each other polygon of the batch, then each circle, against polygon 0
+    (the query, valid), in shared calls. Bounds as in `_around_circle`, with both
+    polygons' chord errors between two polygons. Certain overlaps: a circle's centre
+    within its radius of the query, less the query's chord error; a circle's centre, or a
+    true vertex of a polygon touching the query, inside the query deeper than the query's
+    chord error; a true vertex of the query inside a touching polygon deeper than that
+    polygon's chord error."""
+    count = len(batch.shapes) - 1
+    query, error = batch.shapes[0], float(batch.errors[0])
+    planar = shapely.distance(query, np.concatenate([batch.shapes[1:], batch.points]))
+    slack = np.concatenate([batch.errors[1:] + error, np.full(len(batch.points), error)])
+    lower = np.maximum(0.0, planar - slack) / batch.stretch
+    lower[count:] -= batch.radii
+    overlap = np.zeros(len(planar), dtype=bool)
+    overlap[count:] = planar[count:] + error <= batch.radii
+    valid = batch.valid[1:]
+    touching = np.flatnonzero((planar[:count] == 0) & valid) + 1
+    circles = len(batch.points)
+    tested = batch.points  # points deep inside the query settle circles and polygons alike
+    if len(touching):
+        starts, counts = batch.offsets[touching], batch.counts[touching]
+        ours = int(batch.counts[0])
+        vertices = shapely.points(batch.xy[np.concatenate([np.arange(ours), _runs(starts, counts)])])
+        tested = np.concatenate([tested, vertices[ours:]])
+        shapes, errors = batch.shapes[touching], batch.errors[touching]
+        ours_in = shapely.contains(shapes[:, None], vertices[None, :ours]) & (
+            shapely.distance(shapely.get_exterior_ring(shapes)[:, None], vertices[None, :ours])
+            > errors[:, None]
+        )
+        overlap[touching - 1] = ours_in.any(axis=1)
+    if len(tested):
+        deep = shapely.contains(query, tested) & (
+            shapely.distance(shapely.get_exterior_ring(query), tested) > error
+        )
+        overlap[count:] |= deep[:circles]
+        if len(touching):
+            overlap[touching - 1] |= np.logical_or.reduceat(deep[circles:], _starts(counts))
+    flags = np.concatenate([valid, np.ones(len(batch.points), dtype=bool)])
     return [
-        _verdict(bound, n in hits, margin_m) if ok else None
-        for n, (bound, ok) in enumerate(zip(lower.tolist(), valid.tolist(), strict=True), start=1)
+        _verdict(bound, hit, margin_m) if ok else None
+        for bound, hit, ok in zip(lower.tolist(), overlap.tolist(), flags.tolist(), strict=True)
     ]
 
 
@@ -506,26 +515,6 @@ def _verdict(lower: float, overlap: bool, margin_m: float) -> _Verdict:
     if overlap:
         return 0.0, True
     return (lower, False) if lower > margin_m else None
-
-
-def _overlaps(batch: _Coarse, others: NDArray[np.int64]) -> NDArray[np.bool_]:
-    """For each polygon n in `others`: whether a true vertex of polygon 0 lies inside n, or
-    one of n's inside polygon 0, deeper than the chord error of the polygon it is in (so
-    that the true outlines certainly overlap). All pairs in a few vectorised calls, with
-    points made of only the vertices they test."""
-    shapes, errors = batch.shapes[others], batch.errors[others]
-    ours_count = int(batch.counts[0])
-    starts, counts = batch.offsets[others], batch.counts[others]
-    points = shapely.points(batch.xy[np.concatenate([np.arange(ours_count), _runs(starts, counts)])])
-    ours, theirs = points[:ours_count], points[ours_count:]
-    ours_in = shapely.contains(shapes[:, None], ours[None, :]) & (
-        shapely.distance(shapely.get_exterior_ring(shapes)[:, None], ours[None, :]) > errors[:, None]
-    )
-    theirs_in = shapely.contains(batch.shapes[0], theirs) & (
-        shapely.distance(shapely.get_exterior_ring(batch.shapes[0]), theirs) > batch.errors[0]
-    )
-    result: NDArray[np.bool_] = ours_in.any(axis=1) | np.logical_or.reduceat(theirs_in, _starts(counts))
-    return result
 
 
 # --- the index -----------------------------------------------------------------------------

@@ -345,11 +345,11 @@ def projection(lat: float, lng: float) -> Projection:
     return Projection(lat, lng)
 
 
-def stretch(rho_m: FloatArray | float) -> FloatArray:
-    """The most the projection can lengthen anything within rho_m of its centre (>= 1)."""
-    t = np.minimum(np.maximum(np.asarray(rho_m, dtype=np.float64) / R_MIN, 1e-8), 3.0)
-    result: FloatArray = t / np.sin(t)
-    return result
+def stretch(rho_m: float) -> float:
+    """The most the projection can lengthen anything within rho_m of its centre (>= 1).
+    Scalar arithmetic: callers bound a whole batch by its farthest point."""
+    t = min(max(float(rho_m) / R_MIN, 1e-8), 3.0)
+    return t / math.sin(t)
 
 
 def chord_error(length_m: FloatArray, rho_m: FloatArray) -> FloatArray:
@@ -407,7 +407,7 @@ def _circle_sides(radius_m: float, max_error_m: float) -> int:
 
 def _sampled_circle(circle: Circle, proj: Projection, max_error_m: float) -> shapely.Polygon:
     _, _, rho = WGS84.inv(proj.lng, proj.lat, circle.lng, circle.lat)
-    sides = _circle_sides(circle.radius_m * float(stretch(rho + circle.radius_m)), max_error_m)
+    sides = _circle_sides(circle.radius_m * stretch(rho + circle.radius_m), max_error_m)
     azimuths = np.linspace(0.0, 360.0, sides, endpoint=False)
     lngs, lats, _ = WGS84.fwd(
         np.full(sides, circle.lng), np.full(sides, circle.lat), azimuths, np.full(sides, circle.radius_m)
