@@ -428,7 +428,8 @@ class _Probe:
         query = self.outline
         if isinstance(query, Circle):
             for i, circle in circles:  # two circles need no projection
-                verdicts[i] = self._circle_pair(query, circle)
+                gap = _circle_distance(query, circle)
+                verdicts[i] = gap, gap <= self.margin
             if polygons:
                 batch = _coarse([p for _, p in polygons], _probe_projection(*self.at), [query])
                 for (i, _), verdict in zip(polygons, _around_circle(batch, self.margin), strict=True):
@@ -442,11 +443,6 @@ class _Probe:
         for (i, _), verdict in zip([*polygons, *circles], _around_polygon(batch, self.margin), strict=True):
             verdicts[i] = verdict
         return verdicts
-
-    def _circle_pair(self, ours: Circle, theirs: Circle) -> _Verdict:
-        _, _, between = WGS84.inv(ours.lng, ours.lat, theirs.lng, theirs.lat)
-        gap = max(0.0, between - ours.radius_m - theirs.radius_m)
-        return gap, gap <= self.margin
 
 
 def _around_circle(batch: _Coarse, margin_m: float) -> list[_Verdict]:
@@ -474,17 +470,16 @@ def _around_polygon(batch: _Coarse, margin_m: float) -> list[_Verdict]:
     true vertex of a polygon touching the query, inside the query deeper than the query's
     chord error; a true vertex of the query inside a touching polygon deeper than that
     polygon's chord error."""
-    count = len(batch.shapes) - 1
+    count, circles = len(batch.shapes) - 1, len(batch.points)
     query, error = batch.shapes[0], float(batch.errors[0])
     planar = shapely.distance(query, np.concatenate([batch.shapes[1:], batch.points]))
-    slack = np.concatenate([batch.errors[1:] + error, np.full(len(batch.points), error)])
+    slack = np.concatenate([batch.errors[1:] + error, np.full(circles, error)])
     lower = np.maximum(0.0, planar - slack) / batch.stretch
     lower[count:] -= batch.radii
     overlap = np.zeros(len(planar), dtype=bool)
     overlap[count:] = planar[count:] + error <= batch.radii
     valid = batch.valid[1:]
     touching = np.flatnonzero((planar[:count] == 0) & valid) + 1
-    circles = len(batch.points)
     tested = batch.points  # points deep inside the query settle circles and polygons alike
     if len(touching):
         starts, counts = batch.offsets[touching], batch.counts[touching]
@@ -504,7 +499,7 @@ def _around_polygon(batch: _Coarse, margin_m: float) -> list[_Verdict]:
         overlap[count:] |= deep[:circles]
         if len(touching):
             overlap[touching - 1] |= np.logical_or.reduceat(deep[circles:], _starts(counts))
-    flags = np.concatenate([valid, np.ones(len(batch.points), dtype=bool)])
+    flags = np.concatenate([valid, np.ones(circles, dtype=bool)])
     return [
         _verdict(bound, hit, margin_m) if ok else None
         for bound, hit, ok in zip(lower.tolist(), overlap.tolist(), flags.tolist(), strict=True)
