@@ -23,6 +23,10 @@ Station figures:
   `delivered_at`, when it recorded the peer's verified receipt (read from its database:
   the API shows receipts, not when the sender got them; the stamp is taken as the
   settling transaction starts, one commit before it is visible).
+* CPU per message at that rate: user + system CPU of the sender, the receiver and the
+  load client (all threads, from /proc), over the latency phase until the outbox is
+  empty, divided by the messages. Steadier than p99 on a noisy machine, and what p99
+  follows: a station whose threads keep one core busy queues every message behind them.
 * end to end: N messages POSTed through the API as fast as the client threads go, both
   stations up; from the first POST until the sender's outbox is empty.
 * API ingest and deliverer drain: N messages POSTed while the peer is stopped (each POST
@@ -507,10 +511,26 @@ def measure(
         drain(pair, args, report, http_rate, crypto)
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds a process has used (this one when pid is None), all threads."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def latency(pair: Pair, args: argparse.Namespace, report: Report, http_seq: list[float]) -> None:
     print(f"latency: {args.rate:.0f} messages/s for {args.seconds:.0f} s ...", flush=True)
+    assert pair.a.proc is not None
+    assert pair.b.proc is not None
+    pids = {"sender": pair.a.proc.pid, "receiver": pair.b.proc.pid, "load client": None}
+    before = {who: cpu_seconds(pid) for who, pid in pids.items()}
     sent = paced(pair, args.rate, args.seconds, threads=4)
     pair.wait_drained(60)
+    # Counted until the outbox is empty: the sender's settling of the last batches belongs
+    # to the messages (the idle polling of wait_drained adds a little to every figure).
+    used = {who: (cpu_seconds(pid) - before[who]) / len(sent) for who, pid in pids.items()}
     marks = pair.stamps([s[0] for s in sent])
     settled = [marks[i][1] - at for i, at, _ in sent]
     stored = [marks[i][0] - at for i, at, _ in sent]
@@ -534,6 +554,11 @@ def latency(pair: Pair, args: argparse.Namespace, report: Report, http_seq: list
         f"latency {at}: the POST itself, p50 / p99",
         spread([d for _, _, d in sent]),
         f"{len(sent)} messages in {args.seconds:.0f} s",
+    )
+    report.add(
+        f"CPU per message {at}: sender / receiver / load client",
+        " / ".join(ms(used[who]) for who in pids),
+        "user + system, all threads",
     )
 
 
