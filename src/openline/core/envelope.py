@@ -109,10 +109,16 @@ def _info(header: dict[str, Any], recipient: str) -> bytes:
 
 
 def seal(
-    body: dict[str, Any], recipient: X25519PublicKey, header: dict[str, Any], *, to_self: bool = False
+    body: dict[str, Any] | bytes,
+    recipient: X25519PublicKey,
+    header: dict[str, Any],
+    *,
+    to_self: bool = False,
 ) -> bytes:
+    """Seal a body (a JSON object, or its canonical bytes when already made) to `recipient`."""
     recipient_name = _SELF_LABEL if to_self else header["to"]
-    return _SUITE.encrypt(canonical(body), recipient, info=_info(header, recipient_name))
+    plain = body if isinstance(body, bytes) else canonical(body)
+    return _SUITE.encrypt(plain, recipient, info=_info(header, recipient_name))
 
 
 def open_sealed(
@@ -158,8 +164,9 @@ def make_envelope(
         "kind": kind,
         "ref": ref,
     }
-    sealed = seal(body, recipient, header)
-    self_copy = seal(body, keys.encryption.public_key(), header, to_self=True)
+    plain = canonical(body)  # one canonical form for both copies
+    sealed = seal(plain, recipient, header)
+    self_copy = seal(plain, keys.encryption.public_key(), header, to_self=True)
     header["body"] = digest(sealed)
     return Envelope(header, b64e(sealed), keys.sign(canonical(header))), self_copy
 

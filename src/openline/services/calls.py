@@ -90,14 +90,19 @@ def _get(
     conn: Connection, call_id: str, *, for_update: bool = False, query: Select[Any] | None = None
 ) -> Any:
     """The call's row (from `query`, by default the calls table), or `not_found`."""
-    by_id: Select[Any] = (select(calls) if query is None else query).where(calls.c.id == call_id)
-    row = conn.execute(db.for_update(conn, by_id) if for_update else by_id).first()
+    if query is None:  # the statement built once (`_CALL`): building one costs more than running it
+        row = conn.execute(db.for_update(conn, _CALL) if for_update else _CALL, {"b_call": call_id}).first()
+    else:
+        by_id = query.where(calls.c.id == call_id)
+        row = conn.execute(db.for_update(conn, by_id) if for_update else by_id).first()
     if row is None:
         raise NotFound(f"no call with id {call_id!r}")
     return row
 
 
 _CALL = select(calls).where(calls.c.id == bindparam("b_call"))
+# Its SET clause is whichever columns the parameters name besides b_id.
+_UPDATE_CALL = update(calls).where(calls.c.id == bindparam("b_id"))
 
 
 def _call_in_tx(tx: Tx, call_id: str) -> Any:
@@ -109,7 +114,7 @@ def _call_in_tx(tx: Tx, call_id: str) -> Any:
 
 
 def _update_call(tx: Tx, call_id: str, **values: Any) -> None:
-    tx.conn.execute(update(calls).where(calls.c.id == call_id).values(**values))
+    tx.conn.execute(_UPDATE_CALL, {"b_id": call_id, **values})
     tx.memo.pop(("call", call_id), None)
 
 

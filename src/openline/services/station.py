@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Insert, Table, insert
 
 from openline.adapters.db import Database, announce
 from openline.core.card import Card
@@ -47,8 +48,14 @@ class Tx:
         for table, row in self._later:
             by_table.setdefault(table, []).append(row)
         for table, rows in by_table.items():
-            self.conn.execute(insert(table), rows)
+            self.conn.execute(_insert(table), rows)
         self._later.clear()
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    """The table's INSERT, built once (building a statement costs more than running it)."""
+    return insert(table)
 
 
 @dataclass(frozen=True)
