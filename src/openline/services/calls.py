@@ -90,11 +90,9 @@ def _get(
     conn: Connection, call_id: str, *, for_update: bool = False, query: Select[Any] | None = None
 ) -> Any:
     """The call's row (from `query`, by default the calls table), or `not_found`."""
-    if query is None:  # the statement built once (`_CALL`): building one costs more than running it
-        row = conn.execute(db.for_update(conn, _CALL) if for_update else _CALL, {"b_call": call_id}).first()
-    else:
-        by_id = query.where(calls.c.id == call_id)
-        row = conn.execute(db.for_update(conn, by_id) if for_update else by_id).first()
+    # By default the statement built once (`_CALL`): building one costs more than running it.
+    by_id = _CALL if query is None else query.where(calls.c.id == bindparam("b_call"))
+    row = conn.execute(db.for_update(conn, by_id) if for_update else by_id, {"b_call": call_id}).first()
     if row is None:
         raise NotFound(f"no call with id {call_id!r}")
     return row
