@@ -1,10 +1,15 @@
-"""The SQLite adapter: WAL, durable commits, checkpoints off the commit path."""
+"""The SQLite adapter: WAL, durable commits, checkpoints off the commit path, and what
+kind of transaction `read()` and `write()` begin."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
 from openline.adapters.db import Checkpointer, Database
 
@@ -38,4 +43,76 @@ def test_background_checkpoints_move_the_wal_into_the_database(tmp_path: Path) -
     assert db_file.stat().st_size > 200 * 2000  # ... and now in the database file
     with db.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 200
+    db.dispose()
+
+
+def _table(db: Database) -> None:
+    with db.write() as conn:
+        conn.execute(text("CREATE TABLE t (v TEXT)"))
+
+
+def _other(tmp_path: Path) -> sqlite3.Connection:
+    """A second connection to the same file, as another process would have (the CLI)."""
+    return sqlite3.connect(tmp_path / "x.db", timeout=0, isolation_level=None)
+
+
+def test_a_write_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    _table(db)
+    other = _other(tmp_path)
+    with db.write():
+        # Not a statement run yet, and already no other writer can begin (BEGIN IMMEDIATE).
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")  # released at the commit
+    other.execute("ROLLBACK")
+    other.close()
+    db.dispose()
+
+
+def test_a_write_that_raises_leaves_nothing(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    _table(db)
+    with pytest.raises(RuntimeError), db.write() as conn:
+        conn.execute(text("INSERT INTO t VALUES ('a')"))
+        conn.execute(text("INSERT INTO t VALUES ('b')"))
+        raise RuntimeError("the use case failed half way")
+    with db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    db.dispose()
+
+
+def test_a_read_sees_one_snapshot_and_takes_no_write_lock(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    _table(db)
+    other = _other(tmp_path)
+    with db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+        other.execute("BEGIN IMMEDIATE")  # a writer is not held up by the reader ...
+        other.execute("INSERT INTO t VALUES ('a')")
+        other.execute("COMMIT")
+        # ... and the reader goes on seeing the snapshot it started with.
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    with db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    other.close()
+    db.dispose()
+
+
+def test_a_write_that_cannot_begin_raises_a_database_error(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}", pool=False)
+    _table(db)
+
+    @event.listens_for(db.engine, "connect")
+    def _impatient(dbapi_conn: Any, _record: Any) -> None:  # after the station's 30 s
+        dbapi_conn.execute("PRAGMA busy_timeout=50")
+
+    other = _other(tmp_path)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(DBAPIError, match="locked"), db.write():
+        pass
+    other.execute("ROLLBACK")
+    with db.write() as conn:  # free again
+        conn.execute(text("INSERT INTO t VALUES ('a')"))
+    other.close()
     db.dispose()

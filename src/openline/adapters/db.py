@@ -13,6 +13,7 @@ readers and writers sleeping in SQLite's busy handler. synchronous=FULL: a recei
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,15 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from openline.errors import InvalidInput
 
 log = logging.getLogger("openline.db")
-
-_READ_ONLY = "openline_read_only"  # execution option that marks `Database.read()` connections
-
 
 def normalise_url(url: str) -> str:
     """Accept the usual spellings and pick our drivers (pysqlite, psycopg 3)."""
@@ -73,14 +72,17 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed if the block returns, rolled back if it raises."""
-        with self._write_lock or nullcontext(), self.engine.begin() as conn:
+        with self._write_lock or nullcontext(), self.engine.connect() as conn, conn.begin():
+            if self.is_sqlite:
+                _sqlite_begin(conn, "BEGIN IMMEDIATE")
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (on SQLite a deferred BEGIN), rolled back when the block ends."""
-        with self.engine.connect() as conn:
-            conn.execution_options(**{_READ_ONLY: True})
+        with self.engine.connect() as conn:  # closing it rolls back
+            if self.is_sqlite:
+                _sqlite_begin(conn, "BEGIN")
             yield conn
 
     def checkpoint(self) -> None:
@@ -172,12 +174,20 @@ def _configure_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
             cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Straight to the driver: nothing listens for this statement, and SQLAlchemy's
-        # execution path would cost several times what SQLite takes to run it.
-        begin = "BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE"
-        conn.connection.dbapi_connection.execute(begin)  # type: ignore[union-attr]
+
+def _sqlite_begin(conn: Connection, statement: str) -> None:
+    """Start the transaction on SQLite, where pysqlite leaves it to us (isolation_level None)
+    and SQLAlchemy's own begin sends nothing.
+
+    Only `Database.read()` and `write()` begin transactions, and they say which kind, so no
+    engine "begin" event is needed: with any engine event registered, SQLAlchemy dispatches
+    events around every statement, a third of the Python calls a small read makes. Sent
+    straight to the driver for the same reason; an error is wrapped as SQLAlchemy wraps one."""
+    dbapi = conn.connection.dbapi_connection
+    try:
+        dbapi.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, sqlite3.Error, dialect=conn.dialect) from exc
 
 
 class Checkpointer:

@@ -26,7 +26,7 @@ def _config() -> Config:
 def upgrade(db: Database, revision: str = "head") -> None:
     cfg = _config()
     try:
-        with db.engine.begin() as conn:
+        with db.write() as conn:  # one transaction: a failed migration leaves nothing
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as exc:
