@@ -7,12 +7,15 @@ loses and repeats nothing.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from openline.adapters.schema import envelopes, lines
+from openline.core.clock import MICROS
+from openline.runtime import Workers
 from openline.services import calls, delivery
 from openline.services.delivery import Answer, Claimed, Outcome
 from openline.services.lines import PENDING
@@ -231,3 +234,50 @@ def test_a_message_enqueued_behind_a_batch_claimed_ahead_goes_at_once(
         worker.stop()
     assert [len(step.rows) for step in claims[:2] if isinstance(step, Claimed)] == [delivery.MAX_BATCH, 20]
     assert [m["text"] for m in show(b, call_id)["messages"]] == [*texts, "just after the claim ahead"]
+
+
+def test_messages_queued_while_the_peer_is_down_leave_the_deliverer_asleep(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every message posted while the peer was down woke the line's deliverer, which read
+    the line, found it still backing off and read it again to go back to sleep. Queued
+    envelopes do not make a peer reachable: only what drops the backoff wakes it (here the
+    peer contacting us), and then everything goes at once. Through the station's own
+    workers, so the commit hook's routing of wake-ups is what is tested."""
+    a, b = nodes
+    call_id, texts = _talking(a, b, 1)
+    assert a.transport is not None
+    a.transport.down = True
+    assert delivery.deliver_once(a.station, a.transport, a.line_id(), force=True) is Outcome.FAILED
+    with a.station.db.write() as conn:  # an outage an hour old: the next retry is far off
+        conn.execute(
+            update(lines)
+            .where(lines.c.id == a.line_id())
+            .values(retry_attempt=12, retry_at=a.station.clock.now() + 60 * MICROS)
+        )
+    claims: list[object] = []
+    real_claim = delivery._claim
+
+    def counting_claim(*args: Any, **kwargs: Any) -> Any:
+        step = real_claim(*args, **kwargs)
+        claims.append(step)
+        return step
+
+    monkeypatch.setattr(delivery, "_claim", counting_claim)
+    workers = Workers(a.station, a.transport)
+    workers.start()
+    try:
+        wait_for(lambda: claims == [Outcome.WAITING], what="the deliverer to find the line backing off")
+        time.sleep(0.1)  # into its sleep
+        later = [f"while the peer is down {i:02d}" for i in range(20)]
+        for text in later:
+            calls.say(a.station, "admin", call_id, text)
+        time.sleep(0.5)
+        assert claims == [Outcome.WAITING]  # not woken by any of the twenty
+        a.transport.down = False
+        delivery.peer_contacted(a.station, "moscow")
+        # Well within the deliverer's sleep (30 s): the contact woke it.
+        wait_for(lambda: _undelivered(a) == 0, timeout=10, what="everything, once the peer is back")
+    finally:
+        workers.stop()
+    assert [m["text"] for m in show(b, call_id)["messages"]] == [*texts, *later]

@@ -1,11 +1,18 @@
-"""The ledger worker lets entries gather under load instead of integrating on every commit."""
+"""The ledger worker lets entries gather under load instead of integrating on every commit,
+and a commit wakes it only when it would otherwise sleep past the gather."""
 
 from __future__ import annotations
+
+import math
+import time
 
 import pytest
 
 from openline.services import ledger
 from openline.services.ledger_worker import GATHER_SECONDS, LedgerWorker
+from openline.services.station import Station
+from openline.services.timers import Loop
+from tests.harness import wait_for
 from tests.inproc import Node, place_and_ring
 
 
@@ -41,3 +48,43 @@ def test_ledger_worker_integrates_at_most_once_per_gather(nodes: tuple[Node, Nod
     monotonic.now += GATHER_SECONDS
     worker.step()
     assert _pending(a) == 0
+
+
+class Stepping(Loop):
+    """A loop that counts its steps and sleeps what it is told to."""
+
+    def __init__(self, station: Station, sleeps: list[float]) -> None:
+        super().__init__(station)
+        self.sleeps = sleeps
+        self.steps = 0
+
+    def step(self) -> float:
+        self.steps += 1
+        return self.sleeps.pop(0) if self.sleeps else 60.0
+
+    def asleep_after(self, steps: int) -> bool:
+        return self.steps == steps and self._sleeps_until != math.inf
+
+
+def test_a_commit_wakes_the_worker_only_if_it_would_sleep_past_the_gather(
+    nodes: tuple[Node, Node],
+) -> None:
+    """Every commit that appends entries asks for the worker within GATHER_SECONDS. Waking it
+    when it is already due that soon changed nothing and cost two thread switches and the
+    GIL, on every commit under load."""
+    a, _ = nodes
+    loop = Stepping(a.station, [60.0, 5.0])
+    loop.start()
+    try:
+        wait_for(lambda: loop.asleep_after(1), what="the first step")  # asleep for a minute
+        loop.wake_within(GATHER_SECONDS)
+        wait_for(lambda: loop.asleep_after(2), what="the step a commit asked for")  # now for 5 s
+        loop.wake_within(10.0)  # due sooner than that anyway: left asleep
+        time.sleep(0.3)
+        assert loop.steps == 2
+        loop.wake_within(1.0)
+        wait_for(lambda: loop.asleep_after(3), what="the step asked for within a second")
+        loop.wake()  # a plain wake-up always steps
+        wait_for(lambda: loop.asleep_after(4), what="the step woken at once")
+    finally:
+        loop.stop()

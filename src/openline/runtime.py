@@ -11,7 +11,7 @@ from openline.adapters.transport import HttpTransport, Transport
 from openline.core.card import make_card
 from openline.core.clock import Clock, SystemClock
 from openline.services.delivery import Deliverer
-from openline.services.ledger_worker import LedgerWorker
+from openline.services.ledger_worker import GATHER_SECONDS, LedgerWorker
 from openline.services.notifier import Notifier
 from openline.services.station import NotifyConfig, Station, Tx
 from openline.services.timers import Auditor, TimerLoop
@@ -55,10 +55,12 @@ class Workers:
         self.station.on_commit.append(self._after_commit)
 
     def _after_commit(self, tx: Tx) -> None:
-        if tx.ledger_grew:
-            self.ledger.wake()
+        if tx.ledger_grew:  # entries gather for a moment before they are sequenced
+            self.ledger.wake_within(GATHER_SECONDS)
         if tx.wake_lines:
             self.deliverer.wake(tx.wake_lines)
+        if tx.queued_lines - tx.wake_lines:
+            self.deliverer.wake(tx.queued_lines - tx.wake_lines, queued=True)
         if tx.new_deadline:  # otherwise the loop's own schedule already covers it
             self.timers.wake()
             for notifier in self.notifiers:  # an escalation step may have queued some

@@ -382,6 +382,8 @@ class Deliverer:
     _threads: dict[str, threading.Thread] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Lines whose thread sleeps out a backoff, and until when (monotonic seconds).
+    _backing_off: dict[str, float] = field(default_factory=dict)
     _settlers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="settle")
     )
@@ -391,11 +393,20 @@ class Deliverer:
             ids = [r.id for r in conn.execute(select(lines.c.id)).all()]
         self.wake(set(ids))
 
-    def wake(self, line_ids: set[str]) -> None:
+    def wake(self, line_ids: set[str], *, queued: bool = False) -> None:
+        """Have each line's thread look at its line now.
+
+        `queued`: only because envelopes were queued. A line sleeping out a backoff is left
+        asleep then: new envelopes do not make an unreachable peer reachable, and waking
+        it cost two reads for every message posted while the peer was down. Whatever drops
+        a backoff (the peer contacting us, a handshake) wakes it without `queued`."""
         with self._lock:
             if self._stop.is_set():
                 return
+            now = time.monotonic()
             for line_id in line_ids:
+                if queued and self._backing_off.get(line_id, 0.0) > now:
+                    continue
                 if line_id not in self._threads:
                     self._events[line_id] = threading.Event()
                     thread = threading.Thread(
@@ -475,7 +486,11 @@ class Deliverer:
                 settling, ahead, outcome = None, None, Outcome.FAILED
             if outcome is Outcome.SENT:
                 continue
-            event.wait(self._wait_seconds(line_id, outcome))
+            wait = self._wait_seconds(line_id, outcome)
+            if outcome in (Outcome.WAITING, Outcome.FAILED):
+                self._backing_off[line_id] = time.monotonic() + wait
+            event.wait(wait)
+            self._backing_off.pop(line_id, None)
         self._join(settling, line_id)
 
     @staticmethod

@@ -87,7 +87,7 @@ def enqueue(
             "stored_at": tx.now,
         },
     )
-    tx.wake_lines.add(line_id)
+    tx.queued_lines.add(line_id)
     ledger.append(
         tx,
         "envelope.sent",

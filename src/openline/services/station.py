@@ -23,7 +23,8 @@ class Tx:
 
     conn: Connection
     now: int
-    wake_lines: set[str] = field(default_factory=set)
+    wake_lines: set[str] = field(default_factory=set)  # their deliverers look again now
+    queued_lines: set[str] = field(default_factory=set)  # envelopes queued: wake unless backing off
     new_deadline: bool = False  # a deadline was set: the timer loop must look again
     touched: set[str] = field(default_factory=set)  # what the console shows changed: calls, alerts
     ledger_grew: bool = False  # entries were appended: the integrator has work
@@ -89,6 +90,6 @@ class Station:
             tx.flush()
             if tx.touched:  # other processes sharing the database hear of it at commit
                 announce(conn, json.dumps(sorted(tx.touched)))
-        if tx.wake_lines or tx.new_deadline or tx.touched or tx.ledger_grew:
+        if tx.wake_lines or tx.queued_lines or tx.new_deadline or tx.touched or tx.ledger_grew:
             for hook in self.on_commit:
                 hook(tx)

@@ -10,6 +10,7 @@ past their deadline, and it checks the roster for gaps in the next 24 hours.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -37,12 +38,19 @@ class Loop:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._sleeps_until = math.inf  # monotonic end of the current sleep; inf while stepping
 
     def start(self) -> None:
         self._thread.start()
 
     def wake(self) -> None:
         self._wake.set()
+
+    def wake_within(self, seconds: float) -> None:
+        """See that `step` runs within `seconds`: wake the loop only if it would sleep longer.
+        A wake-up that changes nothing still costs two thread switches and the GIL."""
+        if self._sleeps_until > time.monotonic() + seconds:
+            self._wake.set()
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stop.set()
@@ -52,11 +60,13 @@ class Loop:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            self._sleeps_until = math.inf  # a wake-up while stepping makes it step again
             try:
                 wait = self.step()
             except Exception:
                 log.exception(f"{self.name} step crashed")
                 wait = MAX_SLEEP_SECONDS
+            self._sleeps_until = time.monotonic() + wait
             self._wake.wait(wait)
 
     def step(self) -> float:
