@@ -60,10 +60,9 @@ def test_a_write_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     _table(db)
     other = _other(tmp_path)
-    with db.write():
-        # Not a statement run yet, and already no other writer can begin (BEGIN IMMEDIATE).
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            other.execute("BEGIN IMMEDIATE")
+    # Not a statement run yet, and already no other writer can begin (BEGIN IMMEDIATE).
+    with db.write(), pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("BEGIN IMMEDIATE")
     other.execute("BEGIN IMMEDIATE")  # released at the commit
     other.execute("ROLLBACK")
     other.close()
@@ -73,10 +72,15 @@ def test_a_write_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
 def test_a_write_that_raises_leaves_nothing(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     _table(db)
-    with pytest.raises(RuntimeError), db.write() as conn:
-        conn.execute(text("INSERT INTO t VALUES ('a')"))
-        conn.execute(text("INSERT INTO t VALUES ('b')"))
-        raise RuntimeError("the use case failed half way")
+
+    def use_case() -> None:
+        with db.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES ('a')"))
+            conn.execute(text("INSERT INTO t VALUES ('b')"))
+            raise RuntimeError("the use case failed half way")
+
+    with pytest.raises(RuntimeError, match="half way"):
+        use_case()
     with db.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
     db.dispose()

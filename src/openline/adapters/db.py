@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from openline.errors import InvalidInput
 
 log = logging.getLogger("openline.db")
+
 
 def normalise_url(url: str) -> str:
     """Accept the usual spellings and pick our drivers (pysqlite, psycopg 3)."""
