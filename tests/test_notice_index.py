@@ -29,7 +29,7 @@ def _volumes(node: Node) -> list[Any]:
 
 def _migrate(node: Node, revision: str, *, down: bool = False) -> None:
     cfg = _config()
-    with node.station.db.engine.begin() as conn:
+    with node.station.db.write() as conn:  # one transaction, as `openline` migrates
         cfg.attributes["connection"] = conn
         (command.downgrade if down else command.upgrade)(cfg, revision)
 
