@@ -59,8 +59,8 @@ class Workers:
             self.ledger.wake_within(GATHER_SECONDS)
         if tx.wake_lines:
             self.deliverer.wake(tx.wake_lines)
-        if tx.queued_lines - tx.wake_lines:
-            self.deliverer.wake(tx.queued_lines - tx.wake_lines, queued=True)
+        if tx.queued_lines:  # a line also in wake_lines has been woken just above
+            self.deliverer.wake(tx.queued_lines, queued=True)
         if tx.new_deadline:  # otherwise the loop's own schedule already covers it
             self.timers.wake()
             for notifier in self.notifiers:  # an escalation step may have queued some
