@@ -41,6 +41,20 @@ def _undelivered(a: Node) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def _recorded_claims(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What every claim the deliverer makes from now on returns, in order."""
+    claims: list[object] = []
+    real_claim = delivery._claim
+
+    def recording_claim(*args: Any, **kwargs: Any) -> Any:
+        step = real_claim(*args, **kwargs)
+        claims.append(step)
+        return step
+
+    monkeypatch.setattr(delivery, "_claim", recording_claim)
+    return claims
+
+
 def test_the_next_batch_starts_after_the_one_being_settled(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     call_id, texts = _talking(a, b, 120)
@@ -148,15 +162,7 @@ def test_after_a_partial_batch_the_deliverer_sleeps_until_woken(
     empty claim was a write transaction per batch). A later message is still sent at once."""
     a, b = nodes
     call_id, texts = _talking(a, b, 3)
-    claims: list[object] = []
-    real_claim = delivery._claim
-
-    def counting_claim(*args: Any, **kwargs: Any) -> Any:
-        step = real_claim(*args, **kwargs)
-        claims.append(step)
-        return step
-
-    monkeypatch.setattr(delivery, "_claim", counting_claim)
+    claims = _recorded_claims(monkeypatch)
     assert a.transport is not None
     worker = delivery.Deliverer(a.station, a.transport)
     worker.wake({a.line_id()})
@@ -255,15 +261,7 @@ def test_messages_queued_while_the_peer_is_down_leave_the_deliverer_asleep(
             .where(lines.c.id == a.line_id())
             .values(retry_attempt=12, retry_at=a.station.clock.now() + 60 * MICROS)
         )
-    claims: list[object] = []
-    real_claim = delivery._claim
-
-    def counting_claim(*args: Any, **kwargs: Any) -> Any:
-        step = real_claim(*args, **kwargs)
-        claims.append(step)
-        return step
-
-    monkeypatch.setattr(delivery, "_claim", counting_claim)
+    claims = _recorded_claims(monkeypatch)
     workers = Workers(a.station, a.transport)
     workers.start()
     try:
