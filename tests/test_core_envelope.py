@@ -111,6 +111,14 @@ def test_envelope_signature_is_over_canonical_header() -> None:
     ALICE.signing.public_key().verify(b64d(ENV.sig), canonical(ENV.header))
 
 
+def test_made_envelope_digest_is_that_of_its_wire_form() -> None:
+    # make_envelope hands over the canonical header it signed rather than have it made
+    # again: the digest quoted in ledger entries and receipts must not depend on that.
+    parsed = parse_envelope(_wire(ENV))
+    assert ENV.signed_bytes == canonical(ENV.header) == parsed.signed_bytes
+    assert ENV.digest() == parsed.digest()
+
+
 def test_envelope_body_is_sealed_not_plain() -> None:
     sealed = b64d(ENV.body)
     assert len(canonical(BODY)) == 82

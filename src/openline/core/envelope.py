@@ -168,7 +168,10 @@ def make_envelope(
     sealed = seal(plain, recipient, header)
     self_copy = seal(plain, keys.encryption.public_key(), header, to_self=True)
     header["body"] = digest(sealed)
-    return Envelope(header, b64e(sealed), keys.sign(canonical(header))), self_copy
+    signed = canonical(header)
+    env = Envelope(header, b64e(sealed), keys.sign(signed))
+    env.__dict__["signed_bytes"] = signed  # what `signed_bytes` would compute again
+    return env, self_copy
 
 
 def parse_envelope(data: Any) -> Envelope:
