@@ -157,6 +157,28 @@ def test_every_role_against_every_route(nodes: tuple[Node, Node], role: Role) ->
             assert a.snapshot() == before, (method, path)
 
 
+def test_a_message_without_a_valid_token_is_refused_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
+    # The message endpoint authenticates on its own worker thread (api.deps.principal_of),
+    # not through the shared dependency: the same refusals, nothing stored.
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    b.api.post(f"/api/v1/calls/{call_id}/pickup")
+    a.drain()
+    b.drain()
+    anonymous = TestClient(a.app)
+    url = f"/api/v1/calls/{call_id}/messages"
+    before = a.snapshot()
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic bm9wZQ=="}):
+        r = anonymous.post(url, json={"text": "let me in"}, headers=headers)
+        assert r.status_code == 401, (headers, r.text)
+        assert r.json()["code"] == "unauthorized"
+    # Its body is validated first, so a malformed one is refused as such, token or not.
+    r = anonymous.post(url, json={"text": ""}, headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 422
+    assert a.snapshot() == before
+    assert a.api.post(url, json={"text": "with the token"}).status_code == 201
+
+
 def test_an_auditor_sees_what_happened_but_not_what_was_said(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     subject = "Convoy crossing at grid 38T LN 1234"
