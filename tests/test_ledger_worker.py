@@ -1,5 +1,6 @@
 """The ledger worker lets entries gather under load instead of integrating on every commit,
-and a commit wakes it only when it would otherwise sleep past the gather."""
+a commit wakes it only when it would otherwise sleep past the gather, and a growing log is
+signed at once, then at most once per checkpoint interval."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from openline.services import ledger
-from openline.services.ledger_worker import GATHER_SECONDS, LedgerWorker
+from openline.services.ledger_worker import CHECKPOINT_EVERY_SECONDS, GATHER_SECONDS, LedgerWorker
 from openline.services.station import Station
 from openline.services.timers import Loop
 from tests.harness import wait_for
@@ -48,6 +49,33 @@ def test_ledger_worker_integrates_at_most_once_per_gather(nodes: tuple[Node, Nod
     monotonic.now += GATHER_SECONDS
     worker.step()
     assert _pending(a) == 0
+
+
+def _signed_size(node: Node) -> int:
+    with node.station.db.read() as conn:
+        checkpoint = ledger.latest_checkpoint(conn)
+    return 0 if checkpoint is None else checkpoint.size
+
+
+def test_a_growing_log_is_signed_at_once_then_once_per_interval(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    monotonic = Monotonic()
+    worker = LedgerWorker(a.station, a.transport, clock=monotonic)
+    place_and_ring(a, b)
+    worker.step()
+    first = _signed_size(a)
+    assert first > 0  # the first growth is signed at once
+
+    place_and_ring(a, b, subject="Second call")
+    monotonic.now += 1.0  # past the gather, within the interval
+    wait = worker.step()
+    assert _pending(a) == 0  # sequenced ...
+    assert _signed_size(a) == first  # ... and not signed yet
+    assert wait == pytest.approx(CHECKPOINT_EVERY_SECONDS - 1.0)  # until the interval ends
+
+    monotonic.now += wait
+    worker.step()
+    assert _signed_size(a) > first
 
 
 class Stepping(Loop):
