@@ -225,6 +225,73 @@ def test_a_station_never_signs_a_checkpoint_inconsistent_with_its_last(nodes: tu
         assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_inconsistent")).first() is not None
 
 
+def _grow(node: Node, n: int) -> None:
+    with node.station.tx() as tx:
+        for i in range(n):
+            ledger.append(tx, "test.entry", tx.now, {"n": i})
+    ledger.integrate(node.station)
+
+
+def _checkpoint_sizes(station: Station) -> list[int]:
+    with station.db.read() as conn:
+        query = select(ledger_checkpoints.c.size).order_by(ledger_checkpoints.c.size)
+        return list(conn.execute(query).scalars())
+
+
+def test_a_checkpoint_proven_before_the_log_grew_again_is_made_again(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sign_checkpoint proves and signs in a read transaction; an integration committed
+    before its write transaction must not get a checkpoint of the older tree in."""
+    a, b = nodes
+    place_and_ring(a, b)
+    settle_ledgers(a, b)
+    _grow(a, 3)
+    real = ledger._signed_note
+    grown: list[int] = []
+
+    def meanwhile(station: Station, state: ledger.TreeHead) -> str:
+        if not grown:  # another thread integrates between the read and the write
+            _grow(a, 2)
+            grown.append(state.size)
+        return real(station, state)
+
+    monkeypatch.setattr(ledger, "_signed_note", meanwhile)
+    before = _checkpoint_sizes(a.station)
+    made = ledger.sign_checkpoint(a.station)
+    with a.station.db.read() as conn:
+        now = ledger.head(conn)
+    assert made is not None
+    assert grown
+    assert made.size == now.size == grown[0] + 2  # of the tree as it was at the write
+    assert made.root == now.root
+    assert note.parse_checkpoint(note.parse(made.note).text).root == now.root
+    assert _checkpoint_sizes(a.station) == [*before, now.size]
+
+
+def test_a_checkpoint_signed_meanwhile_is_not_signed_twice(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = nodes
+    place_and_ring(a, b)
+    settle_ledgers(a, b)
+    _grow(a, 3)
+    real = ledger._signed_note
+    others: list[ledger.SignedCheckpoint | None] = []
+
+    def meanwhile(station: Station, state: ledger.TreeHead) -> str:
+        if not others:  # another process signs the same tree between the read and the write
+            monkeypatch.setattr(ledger, "_signed_note", real)
+            others.append(ledger.sign_checkpoint(a.station))
+        return real(station, state)
+
+    monkeypatch.setattr(ledger, "_signed_note", meanwhile)
+    before = _checkpoint_sizes(a.station)
+    assert ledger.sign_checkpoint(a.station) is None
+    assert others[0] is not None
+    assert _checkpoint_sizes(a.station) == [*before, others[0].size]
+
+
 def test_witness_refuses_bad_requests_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     place_and_ring(a, b)

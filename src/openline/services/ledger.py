@@ -377,36 +377,55 @@ def sign_checkpoint(station: Station) -> SignedCheckpoint | None:
     one, which its own tiles must prove. If they cannot (a database restored from an old
     backup, rows edited by hand), it signs nothing and raises a `ledger_inconsistent`
     alert. Returns the new checkpoint, or None when there was nothing new to sign."""
-    with station.db.read() as conn:  # the common case, answered without the write lock
+    # The proof and the signature are made in a read transaction: under load the write
+    # lock is what every message waits for, and holding it for them showed as latency
+    # spikes. The write transaction then signs only what it finds unchanged.
+    with station.db.read() as conn:
         current, signed = head(conn), latest_checkpoint(conn)
-        if current.size == 0 or (
-            signed is not None and (signed.size, signed.root) == (current.size, current.root)
-        ):
-            return None
+        if _nothing_new(current, signed):
+            return None  # the common case, answered without the write lock
+        ready = None
+        if signed is None or _inconsistency(conn, signed, current) is None:
+            ready = _signed_note(station, current)
     with station.tx() as tx:
         state = _locked_state(tx.conn)
         last = latest_checkpoint(tx.conn)
-        if state.size == 0 or (last is not None and last.size == state.size and last.root == state.root):
-            return None
-        if last is not None:
-            problem = _inconsistency(tx.conn, last, state)
-            if problem:
-                alerts.raise_alert(
-                    tx,
-                    "ledger_inconsistent",
-                    f"own:{last.size}",
-                    {"signed_size": last.size, "log_size": state.size, "problem": problem},
-                )
-                log.error("ledger inconsistent: no checkpoint signed", problem=problem)
+        if ready is None or state != current or _key(last) != _key(signed):
+            # Something moved since the read (an integration, a checkpoint signed by another
+            # process), or the read found a problem: decide again, holding the lock.
+            if _nothing_new(state, last):
                 return None
-        origin = station.card.origin
-        text = note.sign(note.Checkpoint(origin, state.size, state.root).body(), origin, station.keys.ledger)
+            if last is not None:
+                problem = _inconsistency(tx.conn, last, state)
+                if problem:
+                    alerts.raise_alert(
+                        tx,
+                        "ledger_inconsistent",
+                        f"own:{last.size}",
+                        {"signed_size": last.size, "log_size": state.size, "problem": problem},
+                    )
+                    log.error("ledger inconsistent: no checkpoint signed", problem=problem)
+                    return None
+            ready = _signed_note(station, state)
         tx.conn.execute(
             insert(ledger_checkpoints).values(
-                size=state.size, root=state.root, note=text, signed_at=tx.now, cosigned_by=""
+                size=state.size, root=state.root, note=ready, signed_at=tx.now, cosigned_by=""
             )
         )
-        return SignedCheckpoint(state.size, state.root, text, tx.now, ())
+        return SignedCheckpoint(state.size, state.root, ready, tx.now, ())
+
+
+def _nothing_new(state: TreeHead, last: SignedCheckpoint | None) -> bool:
+    return state.size == 0 or _key(last) == (state.size, state.root)
+
+
+def _key(checkpoint: SignedCheckpoint | None) -> tuple[int, bytes] | None:
+    return None if checkpoint is None else (checkpoint.size, checkpoint.root)
+
+
+def _signed_note(station: Station, state: TreeHead) -> str:
+    origin = station.card.origin
+    return note.sign(note.Checkpoint(origin, state.size, state.root).body(), origin, station.keys.ledger)
 
 
 def _inconsistency(conn: Connection, last: SignedCheckpoint, state: TreeHead) -> str | None:
@@ -426,20 +445,18 @@ def _inconsistency(conn: Connection, last: SignedCheckpoint, state: TreeHead) ->
     return None
 
 
-def add_cosignature(station: Station, size: int, peer: str, signature: note.Signature) -> None:
-    """Add a peer's verified cosignature to our checkpoint of `size`."""
-    with station.db.write() as conn:
-        row = conn.execute(
-            db.for_update(conn, select(ledger_checkpoints).where(ledger_checkpoints.c.size == size))
-        ).one()
-        cp = _checkpoint(row)
-        text = note.parse(cp.note).with_signature(signature).render()
-        by = ",".join(sorted({*cp.cosigned_by, peer}))
-        conn.execute(
-            update(ledger_checkpoints)
-            .where(ledger_checkpoints.c.size == size)
-            .values(note=text, cosigned_by=by)
-        )
+def add_cosignature(conn: Connection, size: int, peer: str, signature: note.Signature) -> None:
+    """Add a peer's verified cosignature to our checkpoint of `size` (in the caller's write
+    transaction)."""
+    row = conn.execute(
+        db.for_update(conn, select(ledger_checkpoints).where(ledger_checkpoints.c.size == size))
+    ).one()
+    cp = _checkpoint(row)
+    text = note.parse(cp.note).with_signature(signature).render()
+    by = ",".join(sorted({*cp.cosigned_by, peer}))
+    conn.execute(
+        update(ledger_checkpoints).where(ledger_checkpoints.c.size == size).values(note=text, cosigned_by=by)
+    )
 
 
 def status(conn: Connection) -> dict[str, Any]:

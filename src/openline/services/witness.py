@@ -122,14 +122,17 @@ def add_checkpoint(station: Station, peer: str, body: str) -> Answer:
         cp = note.parse_checkpoint(signed.text)
     except (BadRequest, note.NoteError) as exc:
         return Answer(400, f"{exc}\n")
+    # The card and the signature are checked before the write transaction: they need no
+    # lock, and a station under load queues every message behind that lock.
+    with station.db.read() as conn:
+        card = peer_card(conn, peer)
+    if cp.origin != card.origin:
+        return Answer(404, f"unknown origin {cp.origin!r}: {peer}'s ledger is {card.origin!r}\n")
+    try:
+        note.verify(signed, card.ledger_verifier())
+    except note.NoteError as exc:
+        return Answer(403, f"{exc}\n")
     with station.tx() as tx:
-        card = peer_card(tx.conn, peer)
-        if cp.origin != card.origin:
-            return Answer(404, f"unknown origin {cp.origin!r}: {peer}'s ledger is {card.origin!r}\n")
-        try:
-            note.verify(signed, card.ledger_verifier())
-        except note.NoteError as exc:
-            return Answer(403, f"{exc}\n")
         row = _peer_row(tx, peer)
         seen, seen_root = int(row.witnessed_size), row.witnessed_root
         if req.old > cp.size:
@@ -202,8 +205,8 @@ def push(station: Station, transport: Transport, peer: str) -> bool:
     except OpenLineError as exc:
         _failed(station, peer, str(exc.detail))
         return False
-    ledger.add_cosignature(station, cp.size, peer, sig)
-    with station.tx() as tx:
+    with station.tx() as tx:  # the cosignature and the peer's progress, in one transaction
+        ledger.add_cosignature(tx.conn, cp.size, peer, sig)
         _peer_row(tx, peer)
         tx.conn.execute(
             update(ledger_peers)
