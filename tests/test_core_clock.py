@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -87,6 +88,13 @@ def test_parse_rfc3339_refuses_non_text(value: object) -> None:
 @given(st.integers(min_value=0, max_value=4_102_444_800 * MICROS))  # 1970 .. 2100
 def test_rfc3339_round_trip(micros: int) -> None:
     assert parse_rfc3339(rfc3339(micros) or "") == micros
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_800 * MICROS))
+def test_rfc3339_is_strftime_of_the_utc_time(micros: int) -> None:
+    """What the signed headers and receipts have always carried, to the microsecond."""
+    expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    assert rfc3339(micros) == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # Regression (fixed; src/openline/core/clock.py, parse_rfc3339: `int(dt.timestamp()) * MICROS +

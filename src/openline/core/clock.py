@@ -15,6 +15,7 @@ from typing import Protocol
 
 MICROS = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # UTC by construction; only rfc3339 uses it
 # RFC 3339 §5.6 date-time, with at most microsecond precision.
 _RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -54,8 +55,9 @@ class FakeClock:
 def rfc3339(micros: int | None) -> str | None:
     if micros is None:
         return None
-    dt = datetime.fromtimestamp(micros / MICROS, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Exact integer arithmetic and the C isoformat: about 1.6 µs against 2.9 µs for
+    # fromtimestamp and strftime, and a received envelope formats about ten times.
+    return (_EPOCH_NAIVE + timedelta(microseconds=micros)).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_rfc3339(text: str) -> int:
