@@ -209,6 +209,13 @@ def test_a_station_that_truncates_its_log_is_caught_by_its_peer(nodes: tuple[Nod
         assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_inconsistent")).first() is not None
 
 
+def _grow(node: Node, n: int) -> None:
+    with node.station.tx() as tx:
+        for i in range(n):
+            ledger.append(tx, "test.entry", tx.now, {"n": i})
+    ledger.integrate(node.station)
+
+
 def test_a_station_never_signs_a_checkpoint_inconsistent_with_its_last(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     place_and_ring(a, b)
@@ -216,20 +223,11 @@ def test_a_station_never_signs_a_checkpoint_inconsistent_with_its_last(nodes: tu
     with a.station.db.read() as conn:
         before = ledger.latest_checkpoint(conn)
     _doctor(a.station, lambda data: [b'{"v":1}', *data[1:]])
-    with a.station.tx() as tx:
-        ledger.append(tx, "test.entry", tx.now, {"n": 1})
-    ledger.integrate(a.station)
+    _grow(a, 1)
     assert ledger.sign_checkpoint(a.station) is None
     with a.station.db.read() as conn:
         assert ledger.latest_checkpoint(conn) == before
         assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_inconsistent")).first() is not None
-
-
-def _grow(node: Node, n: int) -> None:
-    with node.station.tx() as tx:
-        for i in range(n):
-            ledger.append(tx, "test.entry", tx.now, {"n": i})
-    ledger.integrate(node.station)
 
 
 def _checkpoint_sizes(station: Station) -> list[int]:
