@@ -64,6 +64,19 @@ def test_docs_cli_documents_every_command_and_its_parameters(name: str) -> None:
     assert not missing, f"docs/cli.md, section `openline {name}`, does not mention {', '.join(missing)}"
 
 
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_cli_help_lists_each_command_on_unbroken_lines(name: str) -> None:
+    # `openline --help` lists a command by its short help, else its docstring's first
+    # paragraph, keeping that paragraph's line breaks (Typer's rich mode): a docstring
+    # wrapped in the source showed as a summary broken in mid-sentence.
+    command = COMMANDS[name]
+    listed = command.short_help or (command.help or "").split("\n\n")[0]
+    assert listed.strip(), f"`openline {name}` has no help"
+    assert "\n" not in listed.strip(), (
+        f"`openline {name}` is listed with a line break; give it a one-line short_help"
+    )
+
+
 def test_docs_cli_documents_no_command_that_does_not_exist() -> None:
     assert set(CLI_SECTIONS) <= set(COMMANDS), set(CLI_SECTIONS) - set(COMMANDS)
 

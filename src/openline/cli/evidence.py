@@ -45,7 +45,9 @@ def _station(home: Path) -> Iterator[Station]:
         station.db.dispose()
 
 
-@ledger_app.command("key")
+@ledger_app.command(
+    "key", short_help="Print the verifier key of checkpoints, or with --cosigner of cosignatures."
+)
 def ledger_key(
     home: HomeOpt,
     cosigner: Annotated[bool, typer.Option("--cosigner", help="The cosigning key instead.")] = False,
@@ -64,7 +66,7 @@ def ledger_key(
     sys.stdout.write((card.cosigner_key if cosigner else card.ledger_key) + "\n")
 
 
-@ledger_app.command("status")
+@ledger_app.command("status", short_help="The ledger: size, checkpoints, cosigners, peers' witness state.")
 def ledger_status(home: HomeOpt, as_json: JsonOpt = False) -> None:
     """The ledger: size, entries waiting, the latest checkpoint and who cosigned it, each
     peer's witness state, and any evidence of a peer contradicting itself."""

@@ -203,7 +203,9 @@ def line_add(
     emit(line, as_json, render)
 
 
-@line_app.command("terms")
+@line_app.command(
+    "terms", short_help="Propose new terms for an open line; both stations adopt them once both agree."
+)
 def line_terms(
     home: HomeOpt,
     peer: Annotated[str, typer.Argument(metavar="PEER", help="The peer station's name.")],

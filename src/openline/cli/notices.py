@@ -81,7 +81,9 @@ def _read(file: Path) -> Any:
         fail(f"cannot read {file}: {exc}", "invalid_input")
 
 
-@notice_app.command("edit")
+@notice_app.command(
+    "edit", short_help="Replace one of our drafts with a new notice file, checked as it is sent."
+)
 def notice_edit(
     home: HomeOpt,
     notice_id: Annotated[str, NoticeArg],

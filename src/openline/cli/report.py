@@ -60,7 +60,7 @@ def _render(r: dict[str, Any]) -> None:
     out.print(f"  root {cp['root']}, cosigned by {cosigned}", highlight=False)
 
 
-@app.command()
+@app.command(short_help="The transparency report for one month: calls, pick-ups, misses, time to pick up.")
 def report(
     home: HomeOpt,
     period: Annotated[
