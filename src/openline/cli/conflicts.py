@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from openline.cli.main import app, err, out
+from openline.cli.main import app
+from openline.cli.render import err, out
 from openline.core.clock import SystemClock, rfc3339
 
 # The geometry libraries (shapely, pyproj, rtree) are imported when this command runs,

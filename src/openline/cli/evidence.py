@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from openline.cli.main import CallArg, HomeOpt, JsonOpt, app, client, emit, err, fail, out
+from openline.cli.main import CallArg, HomeOpt, JsonOpt, app, client, emit, fail
+from openline.cli.render import err, out
 from openline.errors import OpenLineError
 
 if TYPE_CHECKING:  # the station's modules (SQLAlchemy and all) load only for the commands that need them

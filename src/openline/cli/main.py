@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from openline import __version__
 from openline.cli.client import ApiError, StationClient
+from openline.cli.render import err, listing, out, when
 from openline.errors import OpenLineError
 
 app = typer.Typer(
@@ -37,8 +37,6 @@ override_app = typer.Typer(help="Overrides and swaps on the duty roster.", no_ar
 app.add_typer(override_app, name="override")
 handover_app = typer.Typer(help="Hand the watch over, and acknowledge a handover.", no_args_is_help=True)
 app.add_typer(handover_app, name="handover")
-out = Console()
-err = Console(stderr=True)
 
 HomeOpt = Annotated[
     Path, typer.Option("--home", envvar="OPENLINE_HOME", help="Station home directory.", show_default=False)
@@ -264,17 +262,19 @@ def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
         rows = c.get("/lines")
 
     def render(items: list[dict[str, Any]]) -> None:
-        t = Table("peer", "state", "last contact", "outbox", "fingerprint", "last error")
-        for x in items:
-            t.add_row(
+        columns = ("peer", "state", "last contact", "outbox", "fingerprint", "last error")
+        rows = [
+            (
                 x["peer"],
                 x["state"],
-                x["last_contact_at"] or "never",
+                when(x["last_contact_at"], "never"),
                 str(x["outbox_depth"]),
                 x["peer_fingerprint"],
                 x["last_error"] or "",
             )
-        out.print(t)
+            for x in items
+        ]
+        listing(columns, rows, wrap=("last contact", "fingerprint", "last error"))
         for x in items:
             if x["proposed_terms"] is not None:
                 out.print(
@@ -322,10 +322,7 @@ def calls_cmd(
         rows = c.get("/calls", params=params)
 
     def render(items: list[dict[str, Any]]) -> None:
-        t = Table()
-        t.add_column("id", no_wrap=True, min_width=36)  # the id is what pickup/say/show need
-        for column in ("peer", "dir", "priority", "state", "subject", "placed", "last change"):
-            t.add_column(column)
+        rows = []
         for x in items:
             changes = [
                 x[k]
@@ -340,17 +337,20 @@ def calls_cmd(
                 )
                 if x[k]
             ]
-            t.add_row(
-                x["id"],
-                x["peer"],
-                x["direction"],
-                f"[{PRIORITY_STYLE[x['priority']]}]{x['priority']}[/]",
-                x["state"],
-                WITHHELD if x["content_withheld"] else x["subject"],
-                x["placed_at"],
-                max(changes) if changes else "",
+            rows.append(
+                (
+                    x["id"],  # what pickup, say and show take: listing never shortens it
+                    x["peer"],
+                    x["direction"],
+                    f"[{PRIORITY_STYLE[x['priority']]}]{x['priority']}[/]",
+                    x["state"],
+                    WITHHELD if x["content_withheld"] else x["subject"],
+                    when(x["placed_at"]),
+                    when(max(changes) if changes else None),
+                )
             )
-        out.print(t)
+        columns = ("id", "peer", "dir", "priority", "state", "subject", "placed", "last change")
+        listing(columns, rows, wrap=("subject", "placed", "last change"))
 
     emit(rows, as_json, render)
 
@@ -440,10 +440,8 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
                 out.print(f"  {m['time']} {m['from']:>12} {mark} {text}", highlight=False)
         if x.get("summary"):
             out.print(f"[bold]Summary[/] {x['summary']}")
-        t = Table("at", "event", "actor", title="Event log")
-        for e in x["events"]:
-            t.add_row(e["at"], e["event"], e["actor"])
-        out.print(t)
+        events = [(e["at"], e["event"], e["actor"]) for e in x["events"]]
+        listing(("at", "event", "actor"), events, title="Event log")
 
     emit(data, as_json, render)
 
@@ -502,16 +500,17 @@ def user_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
         rows = c.get("/users")
 
     def render(items: list[dict[str, Any]]) -> None:
-        t = Table("name", "role", "state", "password", "created")
-        for x in items:
-            t.add_row(
+        rows = [
+            (
                 x["name"],
                 x["role"],
                 "disabled" if x["disabled"] else "enabled",
                 "one-time" if x["must_change_password"] else "set",
-                x["created_at"],
+                when(x["created_at"]),
             )
-        out.print(t)
+            for x in items
+        ]
+        listing(("name", "role", "state", "password", "created"), rows, wrap=("created",))
 
     emit(rows, as_json, render)
 
@@ -589,10 +588,8 @@ def audit_cmd(
         rows = c.get("/audit", params={"limit": limit})
 
     def render(items: list[dict[str, Any]]) -> None:
-        t = Table("at", "actor", "action", "target")
-        for x in items:
-            t.add_row(x["at"], x["actor"], x["action"], x["target"] or "")
-        out.print(t)
+        rows = [(when(x["at"]), x["actor"], x["action"], x["target"] or "") for x in items]
+        listing(("at", "actor", "action", "target"), rows, wrap=("at", "target"))
 
     emit(rows, as_json, render)
 
@@ -657,15 +654,23 @@ def alerts_cmd(
         rows = c.get("/alerts", params={"open": open_only, "limit": limit})
 
     def render(items: list[dict[str, Any]]) -> None:
-        t = Table("id", "raised", "kind", "subject", "acknowledged")
-        for x in items:
-            ack = (
-                f"{x['acknowledged_by']} {x['acknowledged_at']}"
+        rows = [
+            (
+                str(x["id"]),
+                when(x["raised_at"]),
+                x["kind"],
+                x["subject"],
+                f"{x['acknowledged_by']} {when(x['acknowledged_at'])}"
                 if x["acknowledged_at"]
-                else "[bold red]open[/]"
+                else "[bold red]open[/]",
             )
-            t.add_row(str(x["id"]), x["raised_at"], x["kind"], x["subject"], ack)
-        out.print(t)
+            for x in items
+        ]
+        listing(
+            ("id", "raised", "kind", "subject", "acknowledged"),
+            rows,
+            wrap=("raised", "subject", "acknowledged"),
+        )
 
     emit(rows, as_json, render)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail, out
+from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
+from openline.cli.render import listing, out, when
 
 notice_app = typer.Typer(
     help="Deconfliction notices: draft, send, acknowledge, reject, withdraw.", no_args_is_help=True
@@ -117,13 +117,18 @@ def notices_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
         rows = c.get("/notices")
 
     def render(items: list[dict[str, Any]]) -> None:
-        table = Table("id", "way", "peer", "category", "v", "state", "starts", "ends", "conflicts")
-        for x in items:
-            table.add_row(
+        rows = [
+            (
                 x["id"], x["direction"], x["peer"], x["category"], str(x["version"]), x["state"],
-                x["starts_at"], x["ends_at"] or "open", str(len(x["conflicts"])) if x["conflicts"] else "",
-            )  # fmt: skip
-        out.print(table if items else "No notices.")
+                when(x["starts_at"]), when(x["ends_at"], "open"), str(len(x["conflicts"]) or ""),
+            )
+            for x in items
+        ]  # fmt: skip
+        columns = ("id", "way", "peer", "category", "v", "state", "starts", "ends", "conflicts")
+        if rows:
+            listing(columns, rows, wrap=("starts", "ends"))
+        else:
+            out.print("No notices.")
 
     emit(rows, as_json, render)
 

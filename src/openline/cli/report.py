@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from openline.cli.main import HomeOpt, JsonOpt, app, client, emit, fail, out
+from openline.cli.main import HomeOpt, JsonOpt, app, client, emit, fail
+from openline.cli.render import out
 from openline.core import report as core
 
 NOT_RECORDED = "[dim]n/r[/]"  # a figure this version does not record

@@ -18,7 +18,8 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from openline.cli.main import app, err, fail, out
+from openline.cli.main import app, fail
+from openline.cli.render import err, out
 from openline.core.card import Card, parse_card
 from openline.core.evidence import NotEvidence, Result, Story, verify_bundle, verify_call_proof
 from openline.errors import OpenLineError

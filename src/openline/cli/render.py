@@ -1,0 +1,107 @@
+"""How the CLI prints for people: its consoles, times to the second, and listings that
+stay readable in an 80-column terminal. --json output does not come through here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from openline.core.clock import parse_rfc3339
+
+out = Console()
+err = Console(stderr=True)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def when(text: str | None, absent: str = "") -> str:
+    """A time as a listing shows it: UTC to the second, "2026-11-27 16:06:14Z", so that a
+    table of calls or notices fits a terminal. `show` and --json keep the microseconds."""
+    if not text:
+        return absent
+    try:
+        at = _EPOCH + timedelta(microseconds=parse_rfc3339(text))
+    except ValueError:
+        return text
+    return at.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def listing(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    wrap: Sequence[str] = (),
+    title: str | None = None,
+) -> None:
+    """Print rows (rich markup allowed) as a table whose first column, an id or a name, is
+    never shortened. Only the `wrap` columns (free text) may wrap; when even so the table
+    is wider than the terminal, each row is printed as a block instead: its first value,
+    then the others as `column value`, packed onto indented lines, so that nothing is cut
+    to an ellipsis."""
+    widths = _column_widths(columns, rows, wrap, out.width)
+    if widths is not None:
+        table = Table(title=title)
+        for name, width in zip(columns, widths, strict=True):
+            free = name in wrap
+            table.add_column(name, width=width, no_wrap=not free, overflow="fold" if free else "ellipsis")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    if title:
+        out.print(f"[bold]{title}[/]")
+    room = max(out.width - 2, 20)
+    for i, row in enumerate(rows):
+        if i:
+            out.print()
+        out.print(f"[dim]{columns[0]}[/] [bold]{row[0]}[/]", highlight=False)
+        lines: list[str] = []
+        length = 0
+        for name, value in zip(columns[1:], row[1:], strict=True):
+            if not value:
+                continue
+            piece = f"[dim]{name}[/] {value}"
+            size = Text.from_markup(piece).cell_len
+            if lines and length + 2 + size <= room:
+                lines[-1] += "  " + piece
+                length += 2 + size
+            else:
+                lines.append(piece)
+                length = size
+        for line in lines:
+            out.print("  " + line, highlight=False)
+
+
+_WRAPPED_MIN = 12  # the narrowest a free-text column is worth keeping in a table
+
+
+def _column_widths(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], wrap: Sequence[str], room: int
+) -> list[int] | None:
+    """Each column's width in a table `room` cells wide with nothing shortened, or None
+    when there is no such table. A column is as wide as its widest value; a free-text
+    column may be as narrow as its longest word (at least _WRAPPED_MIN, if any value is
+    that long), and they share what room is left in proportion to what they lack."""
+    widest, narrowest = [], []
+    for i, name in enumerate(columns):
+        texts = [Text.from_markup(name), *(Text.from_markup(row[i]) for row in rows)]
+        most = max(text.cell_len for text in texts)
+        widest.append(most)
+        if name in wrap:
+            longest_word = max((cell_len(w) for text in texts for w in text.plain.split()), default=0)
+            narrowest.append(max(longest_word, min(_WRAPPED_MIN, most)))
+        else:
+            narrowest.append(most)
+    room -= 3 * len(columns) + 1  # a space either side of each value, rules between and around
+    if sum(widest) <= room:
+        return widest
+    spare = room - sum(narrowest)
+    if spare < 0:
+        return None
+    lack = [most - least for most, least in zip(widest, narrowest, strict=True)]
+    return [least + spare * short // sum(lack) for least, short in zip(narrowest, lack, strict=True)]

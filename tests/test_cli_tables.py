@@ -1,0 +1,136 @@
+"""The readable listings of the real CLI, in process: every id whole (it is what `pickup`,
+`show` and `notice ack` take) and no value cut to an ellipsis, in an 80-column terminal
+as in a wide one; times in UTC to the second. --json keeps the microseconds."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from openline.cli import main, notices, render
+from openline.cli.render import listing, when
+from tests.inproc import Node, place_and_ring
+from tests.notice_docs import cli, send, soon
+
+# A table's time: "2026-11-27 16:06:14Z", never the RFC 3339 form with microseconds.
+SHORT_TIME = re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ")
+LONG_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def _table(node: Node, monkeypatch: Any, *args: str, columns: int = 80) -> str:
+    # A terminal this wide (rich reads COLUMNS once, when a console is made).
+    console = Console(width=columns)
+    for module in (render, main, notices):
+        monkeypatch.setattr(module, "out", console)
+    result = cli(node, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    return str(result.stdout)
+
+
+def _json(node: Node, monkeypatch: Any, *args: str) -> Any:
+    result = cli(node, monkeypatch, *args, "--json")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()  # the station's own log lines may come first
+    first = next(i for i, line in enumerate(lines) if line[:1] in ("{", "["))
+    return json.loads("\n".join(lines[first:]))
+
+
+def _assert_shown(short_time: str, text: str) -> None:
+    """The time to the second is in the table (a narrow column may wrap it at its space)
+    and no time is shown with microseconds."""
+    assert SHORT_TIME.fullmatch(short_time), short_time
+    day, clock = short_time.split(" ")
+    assert day in text, text
+    assert clock in text, text
+    assert not LONG_TIME.search(text), text
+
+
+def test_calls_listing_keeps_whole_ids_and_shows_times_to_the_second(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b, subject="Convoy of 12 trucks at checkpoint 4, 14:00Z", priority="flash")
+    placed = when(_json(b, monkeypatch, "calls")[0]["placed_at"])
+    narrow = _table(b, monkeypatch, "calls")
+    assert all(len(line) <= 80 for line in narrow.splitlines()), narrow
+    assert f"id {call_id}" in narrow  # too narrow for the table: one block per call
+    assert "subject Convoy of 12 trucks at checkpoint 4, 14:00Z" in narrow
+    assert f"placed {placed}" in narrow
+    assert "…" not in narrow
+    wide = _table(b, monkeypatch, "calls", columns=200)
+    assert f"│ {call_id} │ stuttgart │ in  │ flash    │ ringing │ Convoy of 12 trucks" in wide
+    _assert_shown(placed, wide)
+
+
+def test_notices_listing_keeps_whole_ids_and_shows_times_to_the_second(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    a, b = nodes
+    sent = send(a, "moscow", soon(a, 48.0, 9.0, text="Convoy"))
+    a.drain()
+    starts = when(_json(b, monkeypatch, "notices")[0]["starts_at"])
+    for width in (80, 200):
+        text = _table(b, monkeypatch, "notices", columns=width)
+        assert all(len(line) <= width for line in text.splitlines()), text
+        assert sent["id"] in text
+        assert "…" not in text
+        _assert_shown(starts, text)
+    shown = cli(b, monkeypatch, "notice", "show", sent["id"])
+    assert LONG_TIME.search(shown.stdout), "notice show keeps the microseconds"
+
+
+_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-:", min_size=1, max_size=30)
+_VALUE = st.lists(_WORD, min_size=0, max_size=6).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    width=st.integers(min_value=40, max_value=200),
+    rows=st.lists(st.tuples(_WORD, _VALUE, _VALUE, _VALUE), min_size=1, max_size=4),
+    wrapped=st.sets(st.sampled_from(["kind", "subject", "at"])),
+)
+def test_listing_never_cuts_a_value_nor_overflows_the_terminal(
+    width: int, rows: list[tuple[str, str, str, str]], wrapped: set[str]
+) -> None:
+    console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    original = render.out
+    render.out = console
+    try:
+        listing(("id", "kind", "subject", "at"), rows, wrap=sorted(wrapped))
+    finally:
+        render.out = original
+        console.file.close()
+    text = console.export_text()
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines), text
+    assert "…" not in text
+    for row in rows:
+        # A table column is never narrower than its longest word and a block's line never
+        # narrower than 38 cells, so values wrap between words only: every word is whole.
+        for word in " ".join(row).split():
+            assert word in text, (word, text)
+
+
+@pytest.mark.parametrize(
+    ("api", "table"),
+    [
+        ("2026-11-27T16:06:14.674836Z", "2026-11-27 16:06:14Z"),
+        ("2026-11-27T23:59:59.999999Z", "2026-11-27 23:59:59Z"),  # cut, never rounded up
+        ("1970-01-01T00:00:00.000000Z", "1970-01-01 00:00:00Z"),
+        ("2026-11-27T18:06:14.000000+02:00", "2026-11-27 16:06:14Z"),
+    ],
+)
+def test_when_shows_an_api_time_in_utc_to_the_second(api: str, table: str) -> None:
+    assert when(api) == table
+
+
+def test_when_shows_absent_and_unparsable_times_as_they_are() -> None:
+    assert when(None) == ""
+    assert when(None, "never") == "never"
+    assert when("not a time") == "not a time"
