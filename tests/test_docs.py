@@ -77,6 +77,16 @@ def test_cli_help_lists_each_command_on_unbroken_lines(name: str) -> None:
     )
 
 
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_cli_usage_names_each_argument_in_capitals(name: str) -> None:
+    # `Usage: openline say [OPTIONS] CALL TEXT`, as docs/cli.md writes it: click would
+    # print an argument without a metavar as {text}.
+    for param in COMMANDS[name].params:
+        if param.param_type_name == "argument":
+            assert param.metavar, f"`openline {name}`: argument {param.name} has no metavar"
+            assert param.metavar.isupper(), f"`openline {name}`: metavar {param.metavar!r}"
+
+
 def test_docs_cli_documents_no_command_that_does_not_exist() -> None:
     assert set(CLI_SECTIONS) <= set(COMMANDS), set(CLI_SECTIONS) - set(COMMANDS)
 

@@ -371,7 +371,7 @@ def pickup(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = F
 def say(
     home: HomeOpt,
     call_id: Annotated[str, CallArg],
-    text: Annotated[str, typer.Argument(help="The message.")],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="The message.")],
     lang: Annotated[str, typer.Option(help="Language of the message.")] = "en",
     as_json: JsonOpt = False,
 ) -> None:
