@@ -1,6 +1,6 @@
-"""The readable listings of the real CLI, in process: every id whole (it is what `pickup`,
-`show` and `notice ack` take) and no value cut to an ellipsis, in an 80-column terminal
-as in a wide one; times in UTC to the second. --json keeps the microseconds."""
+"""The readable output of the real CLI, in process. Listings: every id whole (it is what
+`pickup`, `show` and `notice ack` take) and no value cut to an ellipsis, in an 80-column
+terminal as in a wide one; times in UTC to the second. --json keeps the microseconds."""
 
 from __future__ import annotations
 
@@ -134,3 +134,13 @@ def test_when_shows_absent_and_unparsable_times_as_they_are() -> None:
     assert when(None) == ""
     assert when(None, "never") == "never"
     assert when("not a time") == "not a time"
+
+
+def test_say_reports_the_message_queued_not_the_call(nodes: tuple[Node, Node], monkeypatch: Any) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    text = _table(b, monkeypatch, "say", call_id, "Moscow here. Go ahead.")
+    (message,) = _json(b, monkeypatch, "show", call_id)["messages"]
+    assert f"Message {message['id']}: queued" in text
+    assert f"Call {call_id}" not in text  # "queued" is the message's status, not the call's state

@@ -376,7 +376,17 @@ def say(
     as_json: JsonOpt = False,
 ) -> None:
     """Send a message in a picked-up call."""
-    _call_action(home, call_id, "messages", {"text": text, "lang": lang}, as_json)
+    with client(home) as c:
+        result = c.post(f"/calls/{call_id}/messages", {"text": text, "lang": lang})
+    emit(
+        result,
+        as_json,
+        lambda x: out.print(
+            f"Message {x['id']}: [bold]{x['status']}[/]\n"
+            "  `openline show CALL` marks it ✓ once the peer's signed receipt is back",
+            highlight=False,
+        ),
+    )
 
 
 @app.command()
