@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.harness import OPENLINE, StationProcess
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +89,25 @@ def test_cli_says_when_the_station_is_not_running(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "station_not_running" in r.stderr
     assert "openline serve" in r.stderr
+
+
+def test_serve_on_a_port_another_process_holds_refuses_before_anything_starts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    made = run_cli("init", "--home", str(home), "--name", "stuttgart", "--url", f"http://127.0.0.1:{port}")
+    assert made.returncode == 0, made.stderr
+    before = tree(home)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        r = run_cli("serve", home=home)
+    assert r.returncode == 1, r.stderr
+    assert f"error (cannot_listen): cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "--listen HOST:PORT" in r.stderr
+    # Refused before the database was opened: no migration, no worker, no alert raised.
+    assert tree(home) == before
+    assert "Application startup" not in r.stderr + r.stdout
 
 
 def db_rows(s: StationProcess) -> dict[str, list[tuple[object, ...]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,19 +16,25 @@ from typer.testing import CliRunner
 
 from openline import serve
 from openline.cli import main
+from tests.ports import free_port
 
 
 def test_serve_hands_uvicorn_a_frozen_heap_a_short_gil_switch_and_compiled_http(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
+    port = free_port()
     made = CliRunner().invoke(
-        main.app, ["init", "--home", str(home), "--name", "stuttgart", "--url", "http://127.0.0.1:9"]
+        main.app, ["init", "--home", str(home), "--name", "stuttgart", "--url", f"http://127.0.0.1:{port}"]
     )
     assert made.exit_code == 0, made.output
     seen: dict[str, Any] = {}
 
-    def fake_run(server: uvicorn.Server) -> None:
+    def fake_run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        # The port is taken before the app is built, and handed to uvicorn bound.
+        seen["bound"] = [s.getsockname() for s in sockets]
+        for s in sockets:
+            s.close()
         seen["frozen"] = gc.get_freeze_count()
         seen["loop"], seen["http"] = server.config.loop, server.config.http
         app = server.config.app
@@ -46,6 +53,7 @@ def test_serve_hands_uvicorn_a_frozen_heap_a_short_gil_switch_and_compiled_http(
     finally:
         gc.freeze()
     assert seen["station"] == "stuttgart"
+    assert seen["bound"] == [("127.0.0.1", port)]
     # The modules, the app and the station are out of the collector's sight: a full
     # collection of a station's heap paused every thread for about 75 ms before.
     assert seen["frozen"] > 50_000

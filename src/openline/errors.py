@@ -49,6 +49,7 @@ class Code(StrEnum):
     HOME_EXISTS = "home_exists"
     HOME_MISSING = "home_missing"
     STATION_NOT_RUNNING = "station_not_running"
+    CANNOT_LISTEN = "cannot_listen"
     DATABASE_UNAVAILABLE = "database_unavailable"
     INTERNAL = "internal"
 

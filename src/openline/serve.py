@@ -1,4 +1,6 @@
-"""`openline serve`: migrate the database, then run the app under uvicorn.
+"""`openline serve`: take the listening port, migrate the database, then run the app under
+uvicorn. The port comes first: a port another process holds is a clear error before
+anything has started (no migration, no worker, no alert raised).
 
 uvicorn handles SIGTERM and Ctrl-C: it stops accepting connections, lets requests in
 flight finish, then runs the app's shutdown, which stops the deliverers and the timer
@@ -8,9 +10,11 @@ done whatever the moment of the signal.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,7 @@ from fastapi import FastAPI
 from openline.adapters.db import Database
 from openline.adapters.migrate import upgrade
 from openline.api.app import create_app
-from openline.errors import InvalidInput
+from openline.errors import Code, InvalidInput, OpenLineError
 from openline.runtime import build_station, channels_from
 from openline.settings import Settings, load
 
@@ -71,6 +75,36 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def bind(host: str, port: int) -> list[socket.socket]:
+    """The station's listening sockets, bound (uvicorn listens on them): one per address
+    the host names, as asyncio's own server binds "localhost" to both 127.0.0.1 and ::1."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OpenLineError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", code=Code.CANNOT_LISTEN
+        ) from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # ::1 beside 127.0.0.1, not over it
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            detail = "another process is listening there; stop it, or serve elsewhere with --listen HOST:PORT"
+        else:
+            detail = str(exc.strerror or exc)
+        raise OpenLineError(f"cannot listen on {host}:{port}: {detail}", code=Code.CANNOT_LISTEN) from None
+    return sockets
+
+
 def build(settings: Settings) -> FastAPI:
     """The station's app over its migrated database, as `run` serves it."""
     db = Database(settings.effective_database_url, background_checkpoints=True)
@@ -97,7 +131,13 @@ def run(home: Path, listen: str | None = None) -> None:
     settings = load(home)
     host, port = parse_listen(listen) if listen else settings.listen
     configure_logging(settings.log_level)
-    app = build(settings)
+    sockets = bind(host, port)
+    try:
+        app = build(settings)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     freeze_heap()
     stopped_by: list[int] = []
     # uvicorn restores these after its graceful shutdown and re-raises the signal it caught;
@@ -120,7 +160,7 @@ def run(home: Path, listen: str | None = None) -> None:
     )
     server = uvicorn.Server(config)
     app.state.server = server  # live streams end when it starts shutting down
-    server.run()
+    server.run(sockets=sockets)
     structlog.get_logger("openline.serve").info(
         "station stopped cleanly",
         station=settings.name,
