@@ -26,7 +26,7 @@ from openline.services.accounts import Role
 from tests.browser import HeldResponse, artifact_path
 from tests.harness import StationProcess, running_pair, wait_for
 from tests.inproc import Node
-from tests.notice_docs import square
+from tests.notice_docs import circle, square
 from tests.test_console import add_user, csrf_of, log_in
 from tests.test_console import browser as client
 
@@ -504,6 +504,42 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
     assert any(url.endswith("/static/vendor/countries-110m.json") for url in boris_log.requests)
     assert any(url.endswith("/static/vendor/leaflet-geoman.min.js") for url in boris_log.requests)
     assert artifact_path("console-notices-map.png").stat().st_size > 10_000
+
+
+@pytest.mark.e2e
+def test_a_small_site_gets_a_pin_on_the_map_until_zoomed_in(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """A 300 m field hospital is 3 px across at the zoom the map opens at (country borders
+    in view): it also gets a pin of fixed size, which says what it is, until the officer
+    zooms in far enough to see the circle itself."""
+    _, b = pair
+    hour = 3_600_000_000
+    now = int(datetime.now(UTC).timestamp() * 1_000_000)
+    hospital = circle(48.1, 9.2, 300, now - hour, None, text="Field hospital", category="protected_site")
+    _send(b, "stuttgart", hospital)
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = ctx.new_page()
+    watched = Watched(page, b)
+    try:
+        _log_in(page, b)
+        page.goto(b.url + "/notices")
+        the_map = page.locator("[data-notice-map]")
+        expect(the_map).to_have_attribute("data-visible", "1")
+        expect(the_map).to_have_attribute("data-pins", "1")
+        pin = page.locator("path.notice-pin.notice-pin-protected")
+        expect(pin).to_have_count(1)
+        pin.hover()
+        expect(page.locator(".leaflet-tooltip")).to_contain_text("Field hospital")
+        for _ in range(4):  # zoom 9 to 13: the circle is about 50 px across
+            page.locator(".leaflet-control-zoom-in").click()
+            page.wait_for_timeout(400)  # each zoom's animation
+        expect(the_map).to_have_attribute("data-pins", "0")
+        expect(page.locator("path.notice-pin")).to_have_count(0)
+        expect(page.locator("path.leaflet-interactive.notice-protected")).to_have_count(1)
+        watched.check()
+    finally:
+        ctx.close()
 
 
 @pytest.mark.e2e

@@ -14,6 +14,9 @@
   var PROTECTED = { protected_site: true, protected_movement: true };
   var FEET = 0.3048;
   var COLOURS = { activity: "#64b5f6", protected: "#34c759", conflict: "#ff3b30", draft: "#ffd60a" };
+  // A volume drawn narrower than this (a 300 m hospital is 3 px across where a country
+  // border stays in view) also gets a pin of fixed size at its centre, until zoomed in.
+  var PIN_BELOW_PX = 10;
 
   var el = document.querySelector("[data-notice-map]");
   if (!el || !window.L) return;
@@ -121,8 +124,18 @@
           pmIgnore: true,
         });
         drawn.layer.bindTooltip(describe(notice, n, extent, conflict), { sticky: true });
+        var pin = L.circleMarker(drawn.bounds.getCenter(), {
+          className: "notice-pin notice-pin-" + kind,
+          color: COLOURS[kind],
+          radius: 6,
+          weight: 2,
+          fillOpacity: 0.8,
+          pmIgnore: true,
+        });
+        pin.bindTooltip(describe(notice, n, extent, conflict), { sticky: true });
         volumes.push({
           layer: drawn.layer,
+          pin: pin,
           bounds: drawn.bounds,
           start: Date.parse(extent.time_start.value),
           end: extent.time_end ? Date.parse(extent.time_end.value) : Infinity,
@@ -144,14 +157,25 @@
     slider.disabled = all;
     label.textContent = all ? "all times" : new Date(at).toISOString().slice(0, 16).replace("T", " ") + "Z";
     shown.clearLayers();
-    var count = 0;
+    var count = 0, pins = 0;
     volumes.forEach(function (v) {
       if (all || (v.start <= at && at <= v.end)) {
         shown.addLayer(v.layer);
         count += 1;
+        if (tiny(v.bounds)) {
+          shown.addLayer(v.pin);
+          pins += 1;
+        }
       }
     });
     el.setAttribute("data-visible", String(count));
+    el.setAttribute("data-pins", String(pins));
+  }
+
+  function tiny(bounds) {
+    var a = map.latLngToLayerPoint(bounds.getNorthWest());
+    var b = map.latLngToLayerPoint(bounds.getSouthEast());
+    return Math.max(Math.abs(b.x - a.x), Math.abs(b.y - a.y)) < PIN_BELOW_PX;
   }
 
   function reload() {
@@ -163,6 +187,7 @@
   }
 
   slider.addEventListener("input", update);
+  map.on("zoomend", update);  // pins come and go with the zoom
   if (anyTime) anyTime.addEventListener("change", update);
   reload();
 
