@@ -247,6 +247,14 @@ def test_formats_sites_csv_minimal_header_bom_and_blank_lines() -> None:
     assert v.outline == Circle(31.5, 34.4, 100.0)
 
 
+def test_formats_sites_csv_as_a_spreadsheet_heads_it() -> None:
+    # The issue's own columns (name, lat, lon, radius), capitalised as spreadsheets do.
+    text = "\ufeffName,Lat,Lon,Radius\r\nAl-Shifa hospital,31.5236,34.4440,250\r\n"
+    [v] = load_now("s.csv", text.encode())
+    assert v.outline == Circle(31.5236, 34.444, 250.0)
+    assert v.name == "s.csv volume 1 (Al-Shifa hospital)"
+
+
 # --- notice files -----------------------------------------------------------------------------------
 
 
@@ -572,6 +580,11 @@ INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
         "s.csv",
         "name,lat,lng,radius_m\nA,1,2,3\n",
         r"^s\.csv: not JSON, so read as a CSV of sites, but its header 'name,lat,lng,radius_m' lacks lon",
+    ),
+    (
+        "s.csv",
+        "name,lat,lon,radius,radius_m\nA,1,2,3,4\n",
+        r"^s\.csv: line 1: a repeated column",
     ),
     (
         "s.csv",

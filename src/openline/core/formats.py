@@ -8,7 +8,8 @@ docs/notices.md, "Input formats":
   a bare list `[Volume4D, ...]` or one Volume4D object;
 - GeoJSON (RFC 7946): a FeatureCollection (or one Feature) of Polygon, MultiPolygon, Point
   (with `radius_m`) and LineString routes (with `corridor_m`);
-- a CSV of protected sites: `name,lat,lon,radius_m[,alt_lower_m,alt_upper_m,time_start,time_end]`;
+- a CSV of protected sites: `name,lat,lon,radius_m[,alt_lower_m,alt_upper_m,time_start,time_end]`
+  (headers in any case; `radius` for `radius_m`);
 - a notice file: `{"category", "text", "extents", "routes"}`.
 
 Each volume is named `"<file> volume <n>"`, numbered from 1 in the order of the file, so
@@ -56,6 +57,9 @@ _MAX_SPLITS: Final = 8  # halvings of a piece whose corridor would enclose a hol
 
 SITE_COLUMNS: Final = ("name", "lat", "lon", "radius_m")
 SITE_OPTIONAL_COLUMNS: Final = ("alt_lower_m", "alt_upper_m", "time_start", "time_end")
+# Other spellings of a column, as spreadsheets head them: `radius` is in metres, as the
+# issue's list of sites has it (name, lat, lon, radius).
+SITE_COLUMN_ALIASES: Final = {"radius": "radius_m"}
 
 
 class FormatError(ValueError):
@@ -392,7 +396,8 @@ def _position(value: Any, where: str, field: str) -> tuple[float, float]:
 def _sites(name: str, text: str, limits: _Limits) -> list[Volume]:
     reader = csv.reader(io.StringIO(text))
     try:
-        header = [h.strip() for h in next(reader, [])]
+        header = [h.strip().lower() for h in next(reader, [])]
+        header = [SITE_COLUMN_ALIASES.get(h, h) for h in header]
         rows = [(reader.line_num, row) for row in reader]  # the line a row ends on
     except csv.Error as exc:
         raise FormatError(f"{name}: not valid CSV: {exc}") from None
