@@ -225,6 +225,15 @@ def test_bad_call_input_is_refused_and_changes_nothing(running: StationProcess) 
             assert resp.headers["content-type"] == "application/problem+json"
         resp = api.get("/calls", params={"state": "dancing"})
         assert resp.status_code == 422
+        # Each filter's refusal says what it takes, not a length limit it happens to break.
+        for name, value, says in [
+            ("state", "dancing", "state must be one of placed,"),
+            ("direction", "sideways", "direction must be in or out, got 'sideways'"),
+            ("priority", "whenever", "priority must be one of flash,"),
+        ]:
+            resp = api.get("/calls", params={name: value})
+            assert resp.status_code == 422, name
+            assert says in resp.json()["detail"], resp.json()
         bad_token = api.get("/lines", headers={"Authorization": "Bearer nope"})
         assert bad_token.status_code == 401
     assert db_rows(s) == before

@@ -148,7 +148,7 @@ def get_calls(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     state: Annotated[str | None, Query(max_length=16)] = None,
     peer: Annotated[str | None, Query(max_length=63)] = None,
-    direction: Annotated[str | None, Query(max_length=3)] = None,
+    direction: Annotated[str | None, Query(max_length=16)] = None,
     priority: Annotated[str | None, Query(max_length=16)] = None,
     since: Annotated[str | None, Query(max_length=40, description="RFC 3339: placed at or after")] = None,
     until: Annotated[str | None, Query(max_length=40, description="RFC 3339: placed before")] = None,
