@@ -25,7 +25,7 @@ LONG_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 def _table(node: Node, monkeypatch: Any, *args: str, columns: int = 80) -> str:
     # A terminal this wide (rich reads COLUMNS once, when a console is made).
-    console = Console(width=columns)
+    console = Console(width=columns, markup=False)  # as render.out is
     for module in (render, main, notices):
         monkeypatch.setattr(module, "out", console)
     result = cli(node, monkeypatch, *args)
@@ -98,7 +98,7 @@ _VALUE = st.lists(_WORD, min_size=0, max_size=6).map(" ".join)
 def test_listing_never_cuts_a_value_nor_overflows_the_terminal(
     width: int, rows: list[tuple[str, str, str, str]], wrapped: set[str]
 ) -> None:
-    console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=width, markup=False, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     original = render.out
     render.out = console
     try:
@@ -144,3 +144,31 @@ def test_say_reports_the_message_queued_not_the_call(nodes: tuple[Node, Node], m
     (message,) = _json(b, monkeypatch, "show", call_id)["messages"]
     assert f"Message {message['id']}: queued" in text
     assert f"Call {call_id}" not in text  # "queued" is the message's status, not the call's state
+
+
+# What a peer or a planner may type that rich would read as markup: a closing tag with
+# nothing to close (a crash), a style (restyled), an unknown tag (swallowed), a link.
+MARKUP = "Convoy [/] at [bold]gate[/bold] [north] [link=http://e.vil]here[/link]"
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_peer_text_that_looks_like_markup_is_shown_as_it_is(
+    nodes: tuple[Node, Node], monkeypatch: Any, width: int
+) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b, subject=MARKUP)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": MARKUP}).status_code == 201
+    assert a.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": MARKUP}).status_code == 200
+    a.drain()
+    sent = send(a, "moscow", soon(a, 48.0, 9.0, text=MARKUP))
+    a.drain()
+    for args in (("calls",), ("show", call_id), ("notices",), ("notice", "show", sent["id"]), ("alerts",)):
+        text = _table(b, monkeypatch, *args, columns=width)  # exit status 0, or it fails here
+        if args[0] in ("calls", "show") or args[:2] == ("notice", "show"):
+            assert MARKUP in " ".join(text.split()), (args, text)  # wrapped lines joined again
+    shown = _table(b, monkeypatch, "show", call_id, columns=width)
+    flat = " ".join(shown.split())
+    assert f"Summary {MARKUP}" in flat
+    assert flat.count(MARKUP) == 3, shown  # the subject, the message and the summary

@@ -232,9 +232,11 @@ def _band(altitude: dict[str, Any]) -> str:
 def _invalid(message: str, as_json: bool) -> NoReturn:
     if as_json:
         sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
-    err.print(f"[bold red]error[/] (invalid_input): {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(
+        f"[bold red]error[/] (invalid_input): {escape(message)}", markup=True, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(2)
 
 
 def _say(markup: str) -> None:
-    out.print(markup, highlight=False, soft_wrap=True)
+    out.print(markup, markup=True, highlight=False, soft_wrap=True)

@@ -88,7 +88,7 @@ def ledger_status(home: HomeOpt, as_json: JsonOpt = False) -> None:
             )
             out.print(line + (f"; last error: {w['last_error']}" if w["last_error"] else ""), markup=False)
         if x["evidence_count"]:
-            out.print(f"[bold red]{x['evidence_count']} contradiction(s) kept as evidence:[/]")
+            out.print(f"[bold red]{x['evidence_count']} contradiction(s) kept as evidence:[/]", markup=True)
             for e in x["evidence"]:
                 out.print(f"  {e['received_at']} {e['peer']} {e['kind']}: {e['detail']}", markup=False)
 

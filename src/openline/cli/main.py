@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from openline import __version__
 from openline.cli.client import ApiError, StationClient
@@ -50,7 +52,12 @@ PRIORITY_STYLE = {"flash": "bold red", "immediate": "red", "priority": "yellow",
 
 
 def fail(message: str, code: str = "error") -> NoReturn:
-    err.print(f"[bold red]error[/] ({code}): {message}", highlight=False, soft_wrap=True)
+    err.print(
+        f"[bold red]error[/] ({escape(code)}): {escape(message)}",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
+    )
     raise typer.Exit(1)
 
 
@@ -103,14 +110,16 @@ def init(
         result = init_home(home, name, url, database_url=database_url, languages=language)
     except OpenLineError as exc:
         fail(exc.detail, exc.code.value)
-    out.print(f"Station [bold]{name}[/] created in {result.home}")
+    out.print(f"Station [bold]{escape(name)}[/] created in {escape(str(result.home))}", markup=True)
     out.print(f"  database: {result.database_url.split('@')[-1]}")
     out.print(f"  API token: {result.home / 'api-token'} (mode 0600; the CLI uses it)")
     out.print(
-        f"  administrator: [bold]{result.admin_name}[/]  one-time password: [bold]{result.admin_password}[/]"
+        f"  administrator: [bold]{escape(result.admin_name)}[/]  "
+        f"one-time password: [bold]{escape(result.admin_password)}[/]",
+        markup=True,
     )
     out.print("  This password is shown once and must be changed at first login.")
-    out.print(f"Next: [bold]openline serve --home {result.home}[/]")
+    out.print(f"Next: [bold]openline serve --home {escape(str(result.home))}[/]", markup=True)
 
 
 @app.command()
@@ -193,10 +202,14 @@ def line_add(
         )
 
     def render(x: dict[str, Any]) -> None:
-        out.print(f"Pinned [bold]{x['peer']}[/] — fingerprint [bold]{x['peer_fingerprint']}[/]")
+        out.print(
+            f"Pinned [bold]{escape(x['peer'])}[/] — fingerprint [bold]{escape(x['peer_fingerprint'])}[/]",
+            markup=True,
+        )
         out.print("Compare this fingerprint with the peer out of band (voice, paper).")
         state = x["state"]
-        out.print(f"Line {x['id']}: [bold]{state}[/]" + ("" if state == "active" else f" ({x['handshake']})"))
+        note = "" if state == "active" else f" ({escape(str(x['handshake']))})"
+        out.print(f"Line {escape(x['id'])}: [bold]{escape(state)}[/]{note}", markup=True)
 
     emit(line, as_json, render)
 
@@ -236,7 +249,7 @@ def line_terms(
         line = c.put(f"/lines/{peer}/terms", {k: v for k, v in changes.items() if v is not None})
 
     def render(x: dict[str, Any]) -> None:
-        out.print(f"Line with [bold]{x['peer']}[/]: {_terms_text(x)}")
+        out.print(f"Line with [bold]{escape(x['peer'])}[/]: {escape(_terms_text(x))}", markup=True)
         if x["proposed_terms"] is None:
             out.print("No proposal pending: both stations hold these terms.")
         else:
@@ -297,7 +310,13 @@ def call(
         fail(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}", "invalid_input")
     with client(home) as c:
         result = c.post("/calls", {"peer": peer, "subject": subject, "priority": priority})
-    emit(result, as_json, lambda x: out.print(f"Call [bold]{x['id']}[/] to {x['peer']}: {x['state']}"))
+    emit(
+        result,
+        as_json,
+        lambda x: out.print(
+            f"Call [bold]{escape(x['id'])}[/] to {escape(x['peer'])}: {escape(x['state'])}", markup=True
+        ),
+    )
 
 
 @app.command("calls")
@@ -342,9 +361,9 @@ def calls_cmd(
                     x["id"],  # what pickup, say and show take: listing never shortens it
                     x["peer"],
                     x["direction"],
-                    f"[{PRIORITY_STYLE[x['priority']]}]{x['priority']}[/]",
+                    Text(x["priority"], style=PRIORITY_STYLE.get(x["priority"], "")),
                     x["state"],
-                    WITHHELD if x["content_withheld"] else x["subject"],
+                    Text.from_markup(WITHHELD) if x["content_withheld"] else x["subject"],
                     when(x["placed_at"]),
                     when(max(changes) if changes else None),
                 )
@@ -358,7 +377,13 @@ def calls_cmd(
 def _call_action(home: Path, call_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
     with client(home) as c:
         result = c.post(f"/calls/{call_id}/{action}", body)
-    emit(result, as_json, lambda x: out.print(f"Call {call_id}: [bold]{x.get('state', x.get('status'))}[/]"))
+    emit(
+        result,
+        as_json,
+        lambda x: out.print(
+            f"Call {escape(call_id)}: [bold]{escape(str(x.get('state', x.get('status'))))}[/]", markup=True
+        ),
+    )
 
 
 @app.command()
@@ -382,8 +407,9 @@ def say(
         result,
         as_json,
         lambda x: out.print(
-            f"Message {x['id']}: [bold]{x['status']}[/]\n"
+            f"Message {escape(x['id'])}: [bold]{escape(x['status'])}[/]\n"
             "  `openline show CALL` marks it ✓ once the peer's signed receipt is back",
+            markup=True,
             highlight=False,
         ),
     )
@@ -424,12 +450,13 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
         data = c.get(f"/calls/{call_id}")
 
     def render(x: dict[str, Any]) -> None:
-        subject = WITHHELD if x["content_withheld"] else f"[bold]{x['subject']}[/]"
+        subject = WITHHELD if x["content_withheld"] else f"[bold]{escape(x['subject'])}[/]"
         out.print(
-            f"{subject}  ({x['priority']}, {x['direction']} "
-            f"{'to' if x['direction'] == 'out' else 'from'} {x['peer']})"
+            f"{subject}  ({escape(x['priority'])}, {escape(x['direction'])} "
+            f"{'to' if x['direction'] == 'out' else 'from'} {escape(x['peer'])})",
+            markup=True,
         )
-        out.print(f"id {x['id']}  state [bold]{x['state']}[/]")
+        out.print(f"id {escape(x['id'])}  state [bold]{escape(x['state'])}[/]", markup=True)
         for k in (
             "placed_at",
             "delivered_at",
@@ -443,13 +470,15 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
             if x[k]:
                 out.print(f"  {k[:-3]:<10} {x[k]}")
         if x["messages"]:
-            out.print("[bold]Messages[/]")
+            out.print("[bold]Messages[/]", markup=True)
             for m in x["messages"]:
                 mark = "✓" if m["received_at"] else "…"
-                text = WITHHELD if x["content_withheld"] else m["text"]
-                out.print(f"  {m['time']} {m['from']:>12} {mark} {text}", highlight=False)
+                text = WITHHELD if x["content_withheld"] else escape(m["text"])
+                out.print(
+                    f"  {m['time']} {escape(m['from']):>12} {mark} {text}", markup=True, highlight=False
+                )
         if x.get("summary"):
-            out.print(f"[bold]Summary[/] {x['summary']}")
+            out.print(f"[bold]Summary[/] {escape(x['summary'])}", markup=True)
         events = [(e["at"], e["event"], e["actor"]) for e in x["events"]]
         listing(("at", "event", "actor"), events, title="Event log")
 
@@ -465,14 +494,16 @@ def _password_from_stdin() -> str:
 
 def _print_user(x: dict[str, Any]) -> None:
     state = "disabled" if x["disabled"] else "enabled"
-    out.print(f"User [bold]{x['name']}[/] ({x['role']}): {state}")
+    out.print(f"User [bold]{escape(x['name'])}[/] ({escape(x['role'])}): {state}", markup=True)
     _print_one_time_password(x)
 
 
 def _print_one_time_password(x: dict[str, Any]) -> None:
     if x.get("one_time_password"):
         out.print(
-            f"One-time password (shown once; changed at first login): [bold]{x['one_time_password']}[/]"
+            "One-time password (shown once; changed at first login): "
+            f"[bold]{escape(x['one_time_password'])}[/]",
+            markup=True,
         )
 
 
@@ -564,7 +595,7 @@ def user_reset_password(
         result = c.post(f"/users/{name}/reset-password", body)
 
     def render(x: dict[str, Any]) -> None:
-        out.print(f"Password of [bold]{x['name']}[/] reset.")
+        out.print(f"Password of [bold]{escape(x['name'])}[/] reset.", markup=True)
         _print_one_time_password(x)
 
     emit(result, as_json, render)
@@ -580,7 +611,9 @@ def user_totp(
 
     def render(x: dict[str, Any]) -> None:
         out.print(
-            f"Second factor for [bold]{x['name']}[/]. Add this to their authenticator app (shown once):"
+            f"Second factor for [bold]{escape(x['name'])}[/]. "
+            "Add this to their authenticator app (shown once):",
+            markup=True,
         )
         out.print(x["otpauth_uri"], markup=False, soft_wrap=True)
 
@@ -618,7 +651,9 @@ def _read_json_file(path: Path, what: str) -> Any:
 def _print_policy(x: dict[str, Any]) -> None:
     p = x["policy"]
     origin = "default" if x["default"] else f"set by {x['updated_by']} at {x['updated_at']}"
-    out.print(f"Escalation policy of the line with [bold]{x['peer']}[/] ({origin})")
+    out.print(
+        f"Escalation policy of the line with [bold]{escape(x['peer'])}[/] ({escape(origin)})", markup=True
+    )
     for i, step in enumerate(p["steps"], 1):
         out.print(f"  {i}. notify {', '.join(step['targets'])}; next step after {step['delay_s']} s")
     out.print(
@@ -672,7 +707,7 @@ def alerts_cmd(
                 x["subject"],
                 f"{x['acknowledged_by']} {when(x['acknowledged_at'])}"
                 if x["acknowledged_at"]
-                else "[bold red]open[/]",
+                else Text("open", style="bold red"),
             )
             for x in items
         ]
@@ -713,12 +748,15 @@ def roster_cmd(
         return "—" if t is None else f"{t['utc']} ({t['local']})"
 
     def render(x: dict[str, Any]) -> None:
-        on = ", ".join(x["on_duty"]) or "[bold red]nobody[/]"
-        out.print(f"On duty at {both(x['at'])}: [bold]{on}[/]")
+        on = escape(", ".join(x["on_duty"])) or "[red]nobody[/]"
+        out.print(f"On duty at {escape(both(x['at']))}: [bold]{on}[/]", markup=True)
         after = ", ".join(x["on_duty_after_handover"] or []) or "nobody"
         out.print(f"Next handover: {both(x['next_handover'])} → {after}")
         for gap in x["gaps"]:
-            out.print(f"[bold red]Gap[/] from {both(gap['from'])} until {both(gap['until'])}")
+            out.print(
+                f"[bold red]Gap[/] from {escape(both(gap['from']))} until {escape(both(gap['until']))}",
+                markup=True,
+            )
         t = Table("shift", "user", "starts (local)", "zone", "hours", "repeats", title="Shifts")
         for sh in x["shifts"]:
             t.add_row(
@@ -801,7 +839,10 @@ def _print_handover(x: dict[str, Any]) -> None:
         if x["acknowledged_at"]
         else "pending"
     )
-    out.print(f"Handover {x['id']} from [bold]{x['from']}[/] at {x['created_at']}: {state}")
+    out.print(
+        f"Handover {x['id']} from [bold]{escape(x['from'])}[/] at {escape(x['created_at'])}: {escape(state)}",
+        markup=True,
+    )
     if x["note"] is not None:
         out.print(f"  {x['note']}", markup=False)
     items = x["open_items"]

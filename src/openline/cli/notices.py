@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
 from openline.cli.render import listing, out, when
@@ -19,10 +20,13 @@ NoticeArg = typer.Argument(metavar="NOTICE", help="The notice id (from `openline
 
 
 def _print(x: dict[str, Any]) -> None:
-    text = WITHHELD if x["content_withheld"] else x.get("text", "")
+    text = WITHHELD if x["content_withheld"] else escape(x.get("text", ""))
     way = "to" if x["direction"] == "out" else "from"
-    out.print(f"[bold]{x['category']}[/] {way} {x['peer']}, version {x['version']}: {text}")
-    out.print(f"id {x['id']}  state [bold]{x['state']}[/]")
+    out.print(
+        f"[bold]{escape(x['category'])}[/] {way} {escape(x['peer'])}, version {x['version']}: {text}",
+        markup=True,
+    )
+    out.print(f"id {escape(x['id'])}  state [bold]{escape(x['state'])}[/]", markup=True)
     for k in ("created_at", "starts_at", "ends_at", "deadline_at", "sent_at", "delivered_at",
               "acknowledged_at", "rejected_at", "withdrawn_at", "amended_at", "expired_at", "removed_at",
               "discarded_at"):  # fmt: skip
@@ -37,9 +41,9 @@ def _print(x: dict[str, Any]) -> None:
     if not x["removes"]:
         out.print(f"  {len(x['extents'])} volume(s)")
     for c in x["conflicts"]:
-        out.print(f"  [bold red]conflict[/]: {_conflict(c)}")
+        out.print(f"  [bold red]conflict[/]: {escape(_conflict(c))}", markup=True)
     for c in x["would_conflict"] or []:
-        out.print(f"  [bold yellow]would conflict[/] if sent now: {_conflict(c)}")
+        out.print(f"  [bold yellow]would conflict[/] if sent now: {escape(_conflict(c))}", markup=True)
     if x["state"] == "draft":
         out.print(
             f"  a draft: send it with `openline notice send-draft {x['id']}`, "

@@ -1,5 +1,10 @@
 """How the CLI prints for people: its consoles, times to the second, and listings that
-stay readable in an 80-column terminal. --json output does not come through here."""
+stay readable in an 80-column terminal. --json output does not come through here.
+
+The consoles print text as it is (`markup=False`): a call's subject, a message or a site's
+name comes from people and peers, and rich markup in it ("[/]", "[link=...]") must neither
+crash the CLI nor restyle or hide anything. A print of our own markup says `markup=True`
+and passes every value it interpolates through `escape`."""
 
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ from rich.text import Text
 
 from openline.core.clock import parse_rfc3339
 
-out = Console()
-err = Console(stderr=True)
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,15 +36,18 @@ def when(text: str | None, absent: str = "") -> str:
     return at.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+Cell = str | Text  # a str is shown as it is; a Text carries our own styling
+
+
 def listing(
     columns: Sequence[str],
-    rows: Sequence[Sequence[str]],
+    rows: Sequence[Sequence[Cell]],
     *,
     wrap: Sequence[str] = (),
     title: str | None = None,
 ) -> None:
-    """Print rows (rich markup allowed) as a table whose first column, an id or a name, is
-    never shortened. Only the `wrap` columns (free text) may wrap; when even so the table
+    """Print rows (text as it is, or styled Text) as a table whose first column, an id or a
+    name, is never shortened. Only the `wrap` columns (free text) may wrap; when even so the table
     is wider than the terminal, each row is printed as a block instead: its first value,
     then the others as `column value`, packed onto indented lines, so that nothing is cut
     to an ellipsis."""
@@ -50,38 +58,40 @@ def listing(
             free = name in wrap
             table.add_column(name, width=width, no_wrap=not free, overflow="fold" if free else "ellipsis")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(_text(cell) for cell in row))
         out.print(table)
         return
     if title:
-        out.print(f"[bold]{title}[/]")
+        out.print(Text(title, style="bold"))
     room = max(out.width - 2, 20)
     for i, row in enumerate(rows):
         if i:
             out.print()
-        out.print(f"[dim]{columns[0]}[/] [bold]{row[0]}[/]", highlight=False)
-        lines: list[str] = []
-        length = 0
+        key = _text(row[0]).copy()
+        key.stylize("bold")
+        out.print(Text.assemble((columns[0], "dim"), " ", key), highlight=False)
+        lines: list[Text] = []
         for name, value in zip(columns[1:], row[1:], strict=True):
             if not value:
                 continue
-            piece = f"[dim]{name}[/] {value}"
-            size = Text.from_markup(piece).cell_len
-            if lines and length + 2 + size <= room:
-                lines[-1] += "  " + piece
-                length += 2 + size
+            piece = Text.assemble((name, "dim"), " ", _text(value))
+            if lines and lines[-1].cell_len + 2 + piece.cell_len <= room:
+                lines[-1].append("  ").append_text(piece)
             else:
                 lines.append(piece)
-                length = size
         for line in lines:
-            out.print("  " + line, highlight=False)
+            out.print(Text("  ").append_text(line), highlight=False)
 
 
 _WRAPPED_MIN = 12  # the narrowest a free-text column is worth keeping in a table
 
 
+def _text(cell: Cell) -> Text:
+    return cell if isinstance(cell, Text) else Text(cell)
+
+
 def _column_widths(
-    columns: Sequence[str], rows: Sequence[Sequence[str]], wrap: Sequence[str], room: int
+    columns: Sequence[str], rows: Sequence[Sequence[Cell]], wrap: Sequence[str], room: int
 ) -> list[int] | None:
     """Each column's width in a table `room` cells wide with nothing shortened, or None
     when there is no such table. A column is as wide as its widest value; a free-text
@@ -89,7 +99,7 @@ def _column_widths(
     that long), and they share what room is left in proportion to what they lack."""
     widest, narrowest = [], []
     for i, name in enumerate(columns):
-        texts = [Text.from_markup(name), *(Text.from_markup(row[i]) for row in rows)]
+        texts = [Text(name), *(_text(row[i]) for row in rows)]
         most = max(text.cell_len for text in texts)
         widest.append(most)
         if name in wrap:

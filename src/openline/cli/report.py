@@ -6,25 +6,27 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from openline.cli.main import HomeOpt, JsonOpt, app, client, emit, fail
 from openline.cli.render import out
 from openline.core import report as core
 
-NOT_RECORDED = "[dim]n/r[/]"  # a figure this version does not record
+NOT_RECORDED = "n/r"  # a figure this version does not record
 
 
 def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f} s"
 
 
-def _optional(value: int | None) -> str:
-    return NOT_RECORDED if value is None else str(value)
+def _optional(value: int | None) -> str | Text:
+    return Text(NOT_RECORDED, style="dim") if value is None else str(value)
 
 
 # One row per figure and a column per line: a station has few lines, so it fits a terminal.
-FIGURES: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+FIGURES: list[tuple[str, Callable[[dict[str, Any]], str | Text]]] = [
     ("calls placed", lambda x: str(x["calls_placed"])),
     ("calls received", lambda x: str(x["calls_received"])),
     ("picked up", lambda x: str(x["picked_up"])),
@@ -41,7 +43,11 @@ FIGURES: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
 
 
 def _render(r: dict[str, Any]) -> None:
-    out.print(f"[bold]Transparency report of {r['station']}, {r['period']}[/] (UTC)", highlight=False)
+    out.print(
+        f"[bold]Transparency report of {escape(r['station'])}, {escape(r['period'])}[/] (UTC)",
+        markup=True,
+        highlight=False,
+    )
     t = Table()
     t.add_column("")
     columns = [*r["lines"], r["totals"]]
@@ -54,11 +60,15 @@ def _render(r: dict[str, Any]) -> None:
     if not r["lines"]:
         out.print(f"No calls in {r['period']}.")
     for what, why in r["not_recorded"].items():
-        out.print(f"{NOT_RECORDED} {what.replace('_', ' ')}: {why}")
+        out.print(f"[dim]{NOT_RECORDED}[/] {escape(what.replace('_', ' '))}: {escape(why)}", markup=True)
     cp = r["checkpoint"]
-    cosigned = ", ".join(cp["cosigned_by"]) or "[yellow]no peer yet[/]"
-    out.print(f"Computed against checkpoint [bold]{cp['size']}[/] of {cp['origin']}", highlight=False)
-    out.print(f"  root {cp['root']}, cosigned by {cosigned}", highlight=False)
+    cosigned = escape(", ".join(cp["cosigned_by"])) or "[yellow]no peer yet[/]"
+    out.print(
+        f"Computed against checkpoint [bold]{cp['size']}[/] of {escape(cp['origin'])}",
+        markup=True,
+        highlight=False,
+    )
+    out.print(f"  root {escape(cp['root'])}, cosigned by {cosigned}", markup=True, highlight=False)
 
 
 @app.command(short_help="The transparency report for one month: calls, pick-ups, misses, time to pick up.")

@@ -124,7 +124,9 @@ def _unusable(message: str, as_json: bool) -> NoReturn:
     """Exit 2: nothing could be checked (as with a usage mistake)."""
     if as_json:
         sys.stdout.write(json.dumps({"ok": False, "error": message}, ensure_ascii=False) + "\n")
-    err.print(f"[bold red]error[/] (unreadable): {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(
+        f"[bold red]error[/] (unreadable): {escape(message)}", markup=True, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(2)
 
 
@@ -169,4 +171,4 @@ def _render_story(s: Story, verified: bool) -> None:
 
 
 def _say(markup: str) -> None:
-    out.print(markup, highlight=False, soft_wrap=True)
+    out.print(markup, markup=True, highlight=False, soft_wrap=True)
