@@ -15,6 +15,7 @@ from rich.console import Console
 
 from openline.cli import main, notices, render
 from openline.cli.render import listing, when
+from openline.core.clock import FakeClock
 from tests.inproc import Node, place_and_ring
 from tests.notice_docs import cli, send, soon
 
@@ -69,7 +70,7 @@ def test_calls_listing_keeps_whole_ids_and_shows_times_to_the_second(
 
 
 def test_notices_listing_keeps_whole_ids_and_shows_times_to_the_second(
-    nodes: tuple[Node, Node], monkeypatch: Any
+    nodes: tuple[Node, Node], monkeypatch: Any, clock: FakeClock
 ) -> None:
     a, b = nodes
     sent = send(a, "moscow", soon(a, 48.0, 9.0, text="Convoy"))
@@ -83,6 +84,13 @@ def test_notices_listing_keeps_whole_ids_and_shows_times_to_the_second(
         _assert_shown(starts, text)
     shown = cli(b, monkeypatch, "notice", "show", sent["id"])
     assert LONG_TIME.search(shown.stdout), "notice show keeps the microseconds"
+    clock.advance(1)
+    newer = send(a, "moscow", soon(a, 49.0, 9.0, text="Second convoy"))
+    a.drain()
+    assert [n["id"] for n in _json(b, monkeypatch, "notices", "--limit", "1")] == [newer["id"]]
+    refused = cli(b, monkeypatch, "notices", "--limit", "0")
+    assert refused.exit_code == 1
+    assert "invalid_input" in refused.stderr
 
 
 _WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-:", min_size=1, max_size=30)
@@ -172,3 +180,15 @@ def test_peer_text_that_looks_like_markup_is_shown_as_it_is(
     flat = " ".join(shown.split())
     assert f"Summary {MARKUP}" in flat
     assert flat.count(MARKUP) == 3, shown  # the subject, the message and the summary
+
+
+def test_notices_received_in_one_batch_are_listed_newest_first(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    a, b = nodes
+    first = send(a, "moscow", soon(a, 48.0, 9.0, text="First"))
+    second = send(a, "moscow", soon(a, 49.0, 9.0, text="Second"))
+    a.drain()  # one batch: moscow stores both in one transaction, at one time
+    listed = _json(b, monkeypatch, "notices")
+    assert listed[0]["created_at"] == listed[1]["created_at"]
+    assert [n["id"] for n in listed] == [second["id"], first["id"]]

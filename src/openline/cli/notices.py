@@ -115,10 +115,14 @@ def notice_discard(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json:
 
 
 @app.command("notices")
-def notices_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
+def notices_list(
+    home: HomeOpt,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
     """List notices, newest first: sent and received, their state and conflicts."""
     with client(home) as c:
-        rows = c.get("/notices")
+        rows = c.get("/notices", params={"limit": limit})
 
     def render(items: list[dict[str, Any]]) -> None:
         rows = [

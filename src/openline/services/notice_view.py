@@ -163,7 +163,10 @@ def notice_json(
 
 def list_notices(station: Station, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
     with station.db.read() as conn:
-        rows = conn.execute(select(notices).order_by(notices.c.created_at.desc()).limit(limit)).all()
+        # Newest first; notices made in one transaction (one batch from a peer) tie on
+        # created_at and are ordered by id (UUIDv7: time-ordered), as calls are.
+        newest = select(notices).order_by(notices.c.created_at.desc(), notices.c.id.desc())
+        rows = conn.execute(newest.limit(limit)).all()
         margins = _line_margins(conn)
         return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
 
