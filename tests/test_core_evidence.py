@@ -546,6 +546,7 @@ def test_a_wrong_proof_hash_is_refused() -> None:
         (lambda item: item.update(index=10_000), "leaf index 10000 is not in a tree of size"),
         (lambda item: item.update(proof=["AAAA"]), "proof[0]: expected 32 bytes, got 3"),
         (lambda item: item.update(entry="not base64!"), "entry: not base64"),
+        (lambda item: item.update(entry="AAAA\u2014AAA"), "entry: not base64"),  # non-ASCII
         (lambda item: item.pop("proof"), "missing fields ['proof']"),
     ],
 )

@@ -83,6 +83,10 @@ def test_opening_verifies_known_signers_and_leaves_the_others() -> None:
         TEXT + "\n" + "— \n",
         TEXT + "\n" + PETER_SIG[:-1],
         TEXT + "\n- PeterNeumann AAAA\n",
+        # A newline flipped to \x0b joins two signature lines: non-ASCII in the base64,
+        # which the base64 module refuses with ValueError, not binascii.Error.
+        TEXT + "\n— PeterNeumann AAAAAAA=\x0b— EnochRoot AAAAAAA=\n",
+        TEXT + "\n— PeterNeumann AAAA\u00e9AAA\n",
     ],
 )
 def test_malformed_notes_are_refused(message: str) -> None:

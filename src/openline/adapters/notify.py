@@ -23,7 +23,6 @@ place and the reason, never a secret.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import json
 import re
@@ -226,7 +225,7 @@ def _check_secret(secret: str) -> None:
         raise ValueError(f"a webhook secret starts with {_WHSEC_PREFIX!r}")
     try:
         key = base64.b64decode(secret[len(_WHSEC_PREFIX) :], validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or characters outside ASCII
         raise ValueError(f"a webhook secret is {_WHSEC_PREFIX!r} followed by base64") from None
     if len(key) < _MIN_SECRET_BYTES:
         raise ValueError(f"a webhook secret needs at least {_MIN_SECRET_BYTES} bytes, got {len(key)}")

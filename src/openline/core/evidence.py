@@ -15,7 +15,6 @@ base64 (as in checkpoints), accepted in their one canonical spelling only.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -150,7 +149,7 @@ def _b64(text: Any, what: str, size: int | None = None) -> bytes:
         raise _Refused(f"{what}: expected base64 text, got {type(text).__name__}")
     try:
         raw = base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or characters outside ASCII
         raise _Refused(f"{what}: not base64") from None
     if base64.b64encode(raw).decode() != text:  # one spelling per value, or bytes could be flipped unseen
         raise _Refused(f"{what}: not the canonical base64 spelling")

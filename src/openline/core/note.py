@@ -16,7 +16,6 @@ the sumdb/note test vectors.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -143,7 +142,7 @@ def parse(message: str) -> Note:
         _check_name(name)
         try:
             raw = base64.b64decode(b64, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or characters outside ASCII
             raise NoteError(f"signature line of {name}: bad base64") from None
         if not space or len(raw) < 5:
             raise NoteError(f"signature line of {name}: too short")
@@ -197,7 +196,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
         raise NoteError("checkpoint: bad origin or size")
     try:
         raw = base64.b64decode(root, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or characters outside ASCII
         raise NoteError("checkpoint: root hash is not base64") from None
     if len(raw) != 32:
         raise NoteError(f"checkpoint: root hash must be 32 bytes, got {len(raw)}")

@@ -12,7 +12,6 @@ refused, kept as evidence, and raises a `ledger_fork` alarm on the watch floor.
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +67,7 @@ def parse_request(body: str) -> Request:
     for i, line in enumerate(proof_lines):
         try:
             h = base64.b64decode(line, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or characters outside ASCII
             raise BadRequest(f"proof line {i + 1} is not base64") from None
         if len(h) != merkle.HASH_SIZE:
             raise BadRequest(f"proof line {i + 1}: expected a 32-byte hash")
