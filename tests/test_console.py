@@ -446,6 +446,10 @@ def test_an_administrator_manages_users_lines_and_policies_in_the_console(nodes:
     ("field", "value", "message"),
     [
         ("notice_deadline_s", "an hour", "notice deadline: whole seconds, got 'an hour'"),
+        # str.isdigit() passes a superscript two, which int() refuses: a 500 before.
+        ("notice_deadline_s", "3600\u00b2", "notice deadline: whole seconds, got '3600\u00b2'"),
+        # Arabic-Indic 15: int() reads it, but it is no number on a form of ours.
+        ("margin_minutes", "\u0661\u0665", "time margin: whole minutes, got '\u0661\u0665'"),
         ("notice_deadline_s", "30", "notice deadline must be 60 to 604800 seconds, got 30"),
         ("margin_horizontal_m", "2 km", "horizontal margin: metres, got '2 km'"),
         ("margin_horizontal_m", "nan", "margin horizontal must be 0 to 100000, got nan"),

@@ -117,7 +117,15 @@ def test_a_checkpoint_cosigned_by_the_peer() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", ["o\n01\nAAAA\n", "o\n5\nnot base64!\n", "o\n5\n" + "A" * 8 + "\n", "\n5\nAAAA\n"]
+    "body",
+    [
+        "o\n01\nAAAA\n",
+        "o\n5\nnot base64!\n",
+        "o\n5\n" + "A" * 8 + "\n",
+        "\n5\nAAAA\n",
+        "o\n\u00b2\n" + "A" * 43 + "=\n",  # isdigit() but not int(): a ValueError before
+        "o\n\u0665\n" + "A" * 43 + "=\n",  # an Arabic-Indic 5: another spelling of a signed size
+    ],
 )
 def test_bad_checkpoints_are_refused(body: str) -> None:
     with pytest.raises(note.NoteError):

@@ -61,3 +61,12 @@ def test_serve_hands_uvicorn_a_frozen_heap_a_short_gil_switch_and_compiled_http(
     # uvicorn's compiled loop and parser, not its pure-Python fallbacks ("auto" falls back
     # silently when they are missing).
     assert (seen["loop"], seen["http"]) == ("uvloop", "httptools")
+
+
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1", "127.0.0.1:http", "127.0.0.1:0", "127.0.0.1:70000", "h:\uff18\uff10"]
+)
+def test_a_bad_listen_address_is_a_clear_error(listen: str) -> None:
+    # Fullwidth digits pass str.isdigit(); int() would read them as 80.
+    with pytest.raises(serve.InvalidInput, match="--listen must be HOST:PORT"):
+        serve.parse_listen(listen)

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from openline.adapters.db import Database
 from openline.adapters.migrate import upgrade
 from openline.api.app import create_app
+from openline.core.encoding import digits
 from openline.errors import Code, InvalidInput, OpenLineError
 from openline.runtime import build_station, channels_from
 from openline.settings import Settings, load
@@ -70,7 +71,7 @@ def configure_logging(level: str) -> None:
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not digits(port) or not 0 < int(port) < 65536:
         raise InvalidInput(f"--listen must be HOST:PORT, got {listen!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 

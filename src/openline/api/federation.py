@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from openline.api.deps import StationDep
+from openline.core.encoding import digits
 from openline.core.keys import signing_public_key
 from openline.core.requestsig import parse_authorization, verify_request
 from openline.errors import Code, EnvelopeRefused, Unauthorized
@@ -37,7 +38,7 @@ async def _read(request: Request) -> _Signed:
     """The request's body, refused before it is read if it declares itself too large."""
     limit: int = request.app.state.max_request_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and digits(declared) and int(declared) > limit:
         raise EnvelopeRefused(Code.OVERSIZE, f"request body: at most {limit} bytes, got {declared}")
     body = await request.body()
     if len(body) > limit:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from openline.console.pages import json_field, posted, render, session_of, station_of
+from openline.core.encoding import digits
 from openline.errors import InvalidInput, OpenLineError
 from openline.services import accounts, line_terms, lines, watch
 from openline.services.accounts import Permission, Role
@@ -126,7 +127,7 @@ _PROPOSED_FIELDS = {"answer_deadline_s": ("answer deadline: whole seconds", True
 
 
 def _whole(text: str, what: str) -> int:
-    if not text.isdigit():
+    if not digits(text):
         raise InvalidInput(f"{what}, got {text!r:.40}")
     return int(text)
 

@@ -51,6 +51,12 @@ def b64d(text: str, *, what: str = "value") -> bytes:
     return raw
 
 
+def digits(text: str) -> bool:
+    """Whether `text` is one or more ASCII digits. str.isdigit() also passes '²' (which int()
+    refuses) and '١٢' (which int() reads as 12): neither is a number on the wire."""
+    return text.isascii() and text.isdigit()
+
+
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 

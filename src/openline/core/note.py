@@ -24,6 +24,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from openline.core.encoding import digits
+
 ED25519 = 0x01
 COSIGNATURE_V1 = 0x04
 _DASH = "\u2014 "  # an em dash and a space begin each signature line
@@ -192,7 +194,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if len(lines) < 4 or lines[-1] != "":
         raise NoteError("checkpoint: expected origin, size and root hash lines")
     origin, size, root = lines[0], lines[1], lines[2]
-    if not origin or not size.isdigit() or (size != "0" and size.startswith("0")):
+    if not origin or not digits(size) or (size != "0" and size.startswith("0")):
         raise NoteError("checkpoint: bad origin or size")
     try:
         raw = base64.b64decode(root, validate=True)

@@ -24,6 +24,7 @@ from openline.adapters.transport import ADD_CHECKPOINT_PATH, Transport
 from openline.core import backoff, merkle, note
 from openline.core.card import cosigner_name
 from openline.core.clock import MICROS
+from openline.core.encoding import digits
 from openline.errors import OpenLineError
 from openline.services import alerts, ledger
 from openline.services.lines import ACTIVE, peer_card
@@ -59,7 +60,7 @@ def parse_request(body: str) -> Request:
         raise BadRequest("expected an old size line, proof lines, a blank line and a checkpoint")
     first, *proof_lines = head.split("\n")
     size = first.removeprefix("old ")
-    if size == first or not size.isdigit() or (size != "0" and size.startswith("0")):
+    if size == first or not digits(size) or (size != "0" and size.startswith("0")):
         raise BadRequest(f"bad old size line {first[:40]!r}")
     if len(proof_lines) > MAX_PROOF_LINES:
         raise BadRequest(f"at most {MAX_PROOF_LINES} proof lines, got {len(proof_lines)}")
@@ -187,7 +188,7 @@ def push(station: Station, transport: Transport, peer: str) -> bool:
             if (
                 answer.status == 409
                 and answer.content_type.startswith(SIZE_TYPE)
-                and answer.text.strip().isdigit()
+                and digits(answer.text.strip())
             ):
                 old = int(answer.text.strip())
                 _remember_size(station, peer, old)
