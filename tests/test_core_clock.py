@@ -73,7 +73,18 @@ def test_parse_rfc3339_offsets(text: str, micros: int) -> None:
     assert parse_rfc3339(text) == micros
 
 
-@pytest.mark.parametrize("text", ["", "2026-01-01", "2026-01-01T00:00:00", "noon", "2026-02-30T00:00:00Z"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "2026-01-01",
+        "2026-01-01T00:00:00",
+        "noon",
+        "2026-02-30T00:00:00Z",
+        "\u0662\u0660\u0662\u0666-01-01T00:00:00Z",  # Arabic-Indic digits: \\d alone matched them
+        "2026-01-01T00:00:00.\u0665Z",
+    ],
+)
 def test_parse_rfc3339_refuses(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message comes from datetime or from us
         parse_rfc3339(text)
