@@ -376,6 +376,11 @@ INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
     ),
     (
         "a.json",
+        [with_vertices((48.7, 9.1), (10**400, 9.2), (48.7, 9.3))],  # float() would overflow
+        r"vertices\[1\] \(vertex 2\)\.lat: 1000000000.*\.\.\. is too large a number",
+    ),
+    (
+        "a.json",
         [
             edit(
                 with_vertices((48.7, 9.1), (48.8, 9.2), (48.7, 9.3)),

@@ -624,7 +624,10 @@ def _get(obj: Mapping[str, Any], key: str, where: str, field: str) -> Any:
 def _number(value: Any, where: str, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FormatError(f"{where}: {field}: expected a number, got {_show(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        raise FormatError(f"{where}: {field}: {_show(value)} is too large a number") from None
 
 
 def _lat_lng(value: Any, where: str, field: str) -> tuple[float, float]:
