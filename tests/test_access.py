@@ -304,3 +304,23 @@ def test_a_second_administrator_lets_the_first_be_disabled(nodes: tuple[Node, No
     r = a.api.post("/api/v1/users/admin/disable")
     assert r.status_code == 200
     assert a.api.get("/api/v1/users").status_code == 401  # the CLI's token belonged to admin
+
+
+def test_what_the_framework_refuses_is_a_problem_document_too(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    before = a.snapshot()
+    missing = a.api.get("/api/v1/no-such-thing")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["code"] == "not_found"
+    wrong = a.api.delete("/api/v1/calls")
+    assert wrong.status_code == 405
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert wrong.json()["code"] == "method_not_allowed"
+    assert wrong.headers["allow"]  # the methods of the route the path matched first
+    deep = "[" * 50_000 + "]" * 50_000  # FastAPI cannot parse it: RecursionError, a bare 400
+    unparsed = a.api.post("/api/v1/calls", content=deep, headers={"content-type": "application/json"})
+    assert unparsed.status_code == 400
+    assert unparsed.headers["content-type"] == "application/problem+json"
+    assert unparsed.json()["code"] == "invalid_input"
+    assert a.snapshot() == before

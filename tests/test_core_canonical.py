@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openline.core.encoding import b64d, b64e, canonical, digest, sha256
+from openline.core.encoding import b64d, b64e, canonical, digest, parse_json, sha256
 from openline.errors import Code, EnvelopeRefused
 
 # RFC 8785 §3.2.2: the input, as JSON text (escapes resolved by the parser).
@@ -123,6 +123,22 @@ def test_canonical_refuses_nan_and_infinity(bits: str) -> None:
         canonical({"n": _double(bits)})
     assert info.value.code is Code.MALFORMED
     assert "cannot be canonicalised" in info.value.detail
+
+
+def test_canonical_refuses_nesting_too_deep_to_recurse() -> None:
+    deep: Any = "x"
+    for _ in range(5_000):
+        deep = [deep]
+    with pytest.raises(EnvelopeRefused) as info:
+        canonical(deep)
+    assert info.value.code is Code.MALFORMED
+    assert "nested too deeply" in info.value.detail
+
+
+def test_parse_json_makes_nesting_too_deep_a_value_error() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_json("[" * 100_000 + "]" * 100_000)
+    assert parse_json('{"a": [1]}') == {"a": [1]}
 
 
 @pytest.mark.parametrize(

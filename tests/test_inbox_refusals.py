@@ -196,7 +196,20 @@ def test_oversize_request_is_refused(queued: Any) -> None:
     assert b.snapshot() == before
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[]", b'{"envelopes": 3}', b'{"envelopes": [], "x": 1}'])
+DEEP = b"[" * 100_000 + b"]" * 100_000  # the JSON decoder's RecursionError is no ValueError
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"[]",
+        b'{"envelopes": 3}',
+        b'{"envelopes": [], "x": 1}',
+        DEEP,
+        b'{"envelopes": ' + DEEP + b"}",
+    ],
+)
 def test_malformed_batch_is_refused(queued: Any, raw: bytes) -> None:
     a, b, _env = queued
     before = b.snapshot()

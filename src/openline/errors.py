@@ -26,6 +26,7 @@ class Code(StrEnum):
 
     INVALID_INPUT = "invalid_input"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
     ILLEGAL_TRANSITION = "illegal_transition"
     UNAUTHORIZED = "unauthorized"

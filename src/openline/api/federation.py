@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from openline.api.deps import StationDep
-from openline.core.encoding import digits
+from openline.core.encoding import digits, parse_json
 from openline.core.keys import signing_public_key
 from openline.core.requestsig import parse_authorization, verify_request
 from openline.errors import Code, EnvelopeRefused, Unauthorized
@@ -66,7 +66,7 @@ def _origin(station: Station, signed: _Signed) -> tuple[str, str]:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return parse_json(body)
     except ValueError as exc:
         raise EnvelopeRefused(Code.MALFORMED, f"request body is not JSON: {exc}") from None
 

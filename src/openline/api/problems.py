@@ -8,10 +8,17 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from openline.errors import Code, OpenLineError, TooManyAttempts
 
 PROBLEM_TYPE = "https://openline.invalid/problems/"
+# What the framework itself refuses before a route runs (no such path, a method the path
+# does not take, a body it cannot parse), in our codes; anything else is invalid input.
+_HTTP_CODES = {
+    404: (Code.NOT_FOUND, "Not found"),
+    405: (Code.METHOD_NOT_ALLOWED, "Method not allowed"),
+}
 log = structlog.get_logger("openline.api")
 
 
@@ -45,6 +52,13 @@ def install(app: FastAPI) -> None:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         return problem(422, Code.INVALID_INPUT.value, "Invalid input", detail, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code, title = _HTTP_CODES.get(exc.status_code, (Code.INVALID_INPUT, "Invalid input"))
+        response = problem(exc.status_code, code.value, title, str(exc.detail))
+        response.headers.update(exc.headers or {})  # a 405's Allow
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

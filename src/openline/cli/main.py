@@ -18,6 +18,7 @@ from rich.text import Text
 from openline import __version__
 from openline.cli.client import ApiError, StationClient
 from openline.cli.render import err, listing, out, when
+from openline.core.encoding import parse_json
 from openline.errors import OpenLineError
 
 app = typer.Typer(
@@ -183,7 +184,7 @@ def line_add(
     """Verify a peer's card, pin it, and try the handshake that makes the line active."""
     try:
         text = sys.stdin.read() if str(card_file) == "-" else card_file.read_text()
-        card_json = json.loads(text)
+        card_json = parse_json(text)
     except OSError as exc:
         fail(f"cannot read {card_file}: {exc.strerror}", "invalid_input")
     except ValueError as exc:
@@ -643,7 +644,7 @@ def _read_json_file(path: Path, what: str) -> Any:
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}", "invalid_input")
     try:
-        return json.loads(text)
+        return parse_json(text)
     except ValueError as exc:
         fail(f"{path} is not JSON ({what}): {exc}", "invalid_input")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from rich.markup import escape
 
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
 from openline.cli.render import listing, out, when
+from openline.core.encoding import parse_json
 
 notice_app = typer.Typer(
     help="Deconfliction notices: draft, send, acknowledge, reject, withdraw.", no_args_is_help=True
@@ -80,7 +80,7 @@ def notice_send(
 
 def _read(file: Path) -> Any:
     try:
-        return json.loads(file.read_text())
+        return parse_json(file.read_text())
     except (OSError, ValueError) as exc:
         fail(f"cannot read {file}: {exc}", "invalid_input")
 

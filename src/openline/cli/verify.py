@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from openline.cli.main import app, fail
 from openline.cli.render import err, out
 from openline.core.card import Card, parse_card
+from openline.core.encoding import parse_json
 from openline.core.evidence import NotEvidence, Result, Story, verify_bundle, verify_call_proof
 from openline.errors import OpenLineError
 
@@ -110,7 +111,7 @@ def _trusted(paths: list[Path], as_json: bool) -> list[Card] | None:
     cards = []
     for p in paths:
         try:
-            cards.append(parse_card(json.loads(p.read_bytes())))
+            cards.append(parse_card(parse_json(p.read_bytes())))
         except OSError as exc:
             _unusable(f"--trust {p}: cannot read it: {exc.strerror or exc}", as_json)
         except ValueError:

@@ -3,7 +3,6 @@ rendering a template with the security headers, and the redirect after a POST.""
 
 from __future__ import annotations
 
-import json
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs
@@ -13,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from openline.console.live import Hub
+from openline.core.encoding import parse_json
 from openline.errors import CsrfRefused, InvalidInput, Unauthorized
 from openline.services import sessions
 from openline.services.sessions import Session
@@ -102,6 +102,6 @@ async def posted(
 def json_field(form: dict[str, str], name: str) -> Any:
     """A form field that holds a JSON document (a card, a policy, a notice), or `invalid_input`."""
     try:
-        return json.loads(form.get(name, ""))
+        return parse_json(form.get(name, ""))
     except ValueError as exc:
         raise InvalidInput(f"{name}: not JSON: {exc}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -25,6 +26,8 @@ def canonical(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise EnvelopeRefused(Code.MALFORMED, f"value cannot be canonicalised: {exc}") from exc
+    except RecursionError:  # rfc8785 recurses once per level of nesting
+        raise EnvelopeRefused(Code.MALFORMED, "value cannot be canonicalised: nested too deeply") from None
 
 
 def b64e(data: bytes) -> str:
@@ -49,6 +52,16 @@ def b64d(text: str, *, what: str = "value") -> bytes:
     if b64e(raw) != text:
         raise EnvelopeRefused(Code.MALFORMED, f"{what}: not the canonical base64url spelling")
     return raw
+
+
+def parse_json(text: str | bytes, **options: Any) -> Any:
+    """json.loads for input from outside, with nesting too deep for the decoder a ValueError
+    like any other malformed JSON: the C decoder raises RecursionError, which no `except
+    ValueError` catches (a bundle or a peer's request of "[[[[..." was a crash)."""
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def digits(text: str) -> bool:

@@ -17,7 +17,6 @@ A receipt is the receiver's signed statement that it stored an envelope, and whe
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from openline import PROTOCOL
 from openline.core.clock import parse_rfc3339
-from openline.core.encoding import b64d, b64e, canonical, digest
+from openline.core.encoding import b64d, b64e, canonical, digest, parse_json
 from openline.core.keys import StationKeys, verify
 from openline.errors import Code, EnvelopeRefused
 
@@ -130,7 +129,7 @@ def open_sealed(
     except Exception as exc:  # InvalidTag and friends: all mean "not for us or altered"
         raise EnvelopeRefused(Code.BAD_SIGNATURE, "envelope body does not open") from exc
     try:
-        value = json.loads(plain)
+        value = parse_json(plain)
     except ValueError as exc:
         raise EnvelopeRefused(Code.MALFORMED, "envelope body: not JSON") from exc
     if not isinstance(value, dict):

@@ -15,7 +15,6 @@ base64 (as in checkpoints), accepted in their one canonical spelling only.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 from openline.core import merkle, note, tiles
 from openline.core.card import NAME_RE, Card, parse_card
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
-from openline.core.encoding import canonical, digest
+from openline.core.encoding import canonical, digest, parse_json
 from openline.core.envelope import RECEIPT_FIELDS
 from openline.core.keys import signing_public_key, verify
 from openline.errors import OpenLineError
@@ -164,7 +163,7 @@ def _b64text(raw: bytes) -> str:
 
 def _json(raw: bytes, what: str) -> Any:
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except ValueError:  # UnicodeDecodeError too
         raise _Refused(f"{what}: not JSON") from None
 
@@ -369,7 +368,7 @@ def _load_manifest(read: Read) -> dict[str, Any]:
     if raw is None:
         raise NotEvidence("no bundle.json: this is not an evidence bundle")
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except ValueError:
         raise NotEvidence("bundle.json is not JSON") from None
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
@@ -599,7 +598,7 @@ def verify_call_proof(
 def _load_proof(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(data, bytes | str):
         try:
-            data = json.loads(data)
+            data = parse_json(data)
         except ValueError:
             raise NotEvidence("not JSON, so not a call proof") from None
     if not isinstance(data, Mapping) or data.get("format") != PROOF_FORMAT:

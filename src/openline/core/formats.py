@@ -40,6 +40,7 @@ import numpy as np
 import shapely
 
 from openline.core.clock import parse_rfc3339
+from openline.core.encoding import parse_json
 from openline.core.notices import CATEGORIES, OPEN_ENDED
 from openline.core.volumes import FEET, WGS84, Circle, Polygon, Volume, VolumeError, projection, validate
 
@@ -119,7 +120,7 @@ def parse(
     if text.lstrip()[:1] not in ("{", "["):
         return ParsedNotice("protected_site", "", tuple(_sites(name, text, limits)), "sites")
     try:
-        obj = json.loads(text, parse_constant=_refuse_constant)
+        obj = parse_json(text, parse_constant=_refuse_constant)
     except ValueError as exc:
         raise FormatError(f"{name}: not valid JSON: {exc}") from None
     if isinstance(obj, dict) and "category" in obj:
