@@ -448,6 +448,8 @@ def test_an_administrator_manages_users_lines_and_policies_in_the_console(nodes:
         ("notice_deadline_s", "an hour", "notice deadline: whole seconds, got 'an hour'"),
         # str.isdigit() passes a superscript two, which int() refuses: a 500 before.
         ("notice_deadline_s", "3600\u00b2", "notice deadline: whole seconds, got '3600\u00b2'"),
+        # int() refuses over 4,300 digits with a ValueError of its own: a 500 before.
+        ("answer_deadline_s", "9" * 5000, "answer deadline: whole seconds, got '" + "9" * 39),
         # Arabic-Indic 15: int() reads it, but it is no number on a form of ours.
         ("margin_minutes", "\u0661\u0665", "time margin: whole minutes, got '\u0661\u0665'"),
         ("notice_deadline_s", "30", "notice deadline must be 60 to 604800 seconds, got 30"),

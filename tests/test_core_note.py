@@ -125,6 +125,7 @@ def test_a_checkpoint_cosigned_by_the_peer() -> None:
         "\n5\nAAAA\n",
         "o\n\u00b2\n" + "A" * 43 + "=\n",  # isdigit() but not int(): a ValueError before
         "o\n\u0665\n" + "A" * 43 + "=\n",  # an Arabic-Indic 5: another spelling of a signed size
+        "o\n" + "9" * 5000 + "\n" + "A" * 43 + "=\n",  # more digits than int() reads
     ],
 )
 def test_bad_checkpoints_are_refused(body: str) -> None:

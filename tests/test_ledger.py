@@ -306,6 +306,7 @@ def test_witness_refuses_bad_requests_and_changes_nothing(nodes: tuple[Node, Nod
         (f"old x\n\n{own_only}", 400),
         (f"old {cp.size}\nnot-base64!\n\n{own_only}", 400),
         (f"old \u00b2\n\n{own_only}", 400),  # isdigit() but not int(): a 500 before
+        (f"old {'9' * 5000}\n\n{own_only}", 400),  # more digits than int() reads
         (f"old {cp.size}\n{'A' * 43}\u00e9\n\n{own_only}", 400),  # non-ASCII: ValueError, not binascii.Error
         (f"old {cp.size}\n\n{own_only[:-30]}\u2014{own_only[-29:]}", 400),  # in the signature line
         (f"old {cp.size}\n\n{own_only.replace('openline/ledger', 'other/ledger')}", 404),

@@ -64,7 +64,8 @@ def test_serve_hands_uvicorn_a_frozen_heap_a_short_gil_switch_and_compiled_http(
 
 
 @pytest.mark.parametrize(
-    "listen", ["127.0.0.1", "127.0.0.1:http", "127.0.0.1:0", "127.0.0.1:70000", "h:\uff18\uff10"]
+    "listen",
+    ["127.0.0.1", "127.0.0.1:http", "127.0.0.1:0", "127.0.0.1:70000", "h:\uff18\uff10", "h:" + "9" * 5000],
 )
 def test_a_bad_listen_address_is_a_clear_error(listen: str) -> None:
     # Fullwidth digits pass str.isdigit(); int() would read them as 80.

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from openline.core.encoding import control_character
 from openline.errors import Code, OpenLineError, TooManyAttempts
 
 PROBLEM_TYPE = "https://openline.invalid/problems/"
@@ -37,7 +40,28 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     )
 
 
+class RefuseControlCharacters:
+    """A path or query string with a control character in it (NUL, ESC, ...) is refused
+    before any route runs: no id, name or filter of ours has one, and PostgreSQL refuses
+    NUL in text, so a lookup of such an id was a server error there."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = unquote(scope.get("query_string", b"").decode("latin-1"), errors="replace")
+            where = control_character(scope["path"]) or control_character(query)
+            if where is not None:
+                detail = f"the path or query contains a control character ({where})"
+                await problem(400, Code.INVALID_INPUT.value, "Invalid input", detail)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RefuseControlCharacters)
+
     @app.exception_handler(OpenLineError)
     async def _openline_error(request: Request, exc: OpenLineError) -> JSONResponse:
         if exc.status >= 500:

@@ -3,13 +3,15 @@ stay readable in an 80-column terminal. --json output does not come through here
 
 The consoles print text as it is (`markup=False`): a call's subject, a message or a site's
 name comes from people and peers, and rich markup in it ("[/]", "[link=...]") must neither
-crash the CLI nor restyle or hide anything. A print of our own markup says `markup=True`
+crash the CLI nor restyle or hide anything; nor may a control character in it act on the
+terminal (it is shown as \\x1b). A print of our own markup says `markup=True`
 and passes every value it interpolates through `escape`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -17,9 +19,20 @@ from rich.table import Table
 from rich.text import Text
 
 from openline.core.clock import parse_rfc3339
+from openline.core.encoding import visible
 
-out = Console(markup=False)
-err = Console(stderr=True, markup=False)
+
+class _Console(Console):
+    """Prints each string with its control characters spelled out (\\x1b), never obeyed:
+    text from people and peers may carry an ESC sequence or a carriage return that would
+    clear the screen or rewrite a line on the officer's terminal."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        super().print(*(visible(o) if isinstance(o, str) else o for o in objects), **options)
+
+
+out = _Console(markup=False)
+err = _Console(stderr=True, markup=False)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -87,7 +100,7 @@ _WRAPPED_MIN = 12  # the narrowest a free-text column is worth keeping in a tabl
 
 
 def _text(cell: Cell) -> Text:
-    return cell if isinstance(cell, Text) else Text(cell)
+    return cell if isinstance(cell, Text) else Text(visible(cell))
 
 
 def _column_widths(

@@ -18,6 +18,10 @@ import rfc8785
 from openline.errors import Code, EnvelopeRefused
 
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
+_MAX_DIGITS = 18  # 10^18 - 1 < 2^63
+# C0 and C1 control characters and DEL, except tab, line feed and carriage return.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SHOWN_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # and carriage return, which rewrites a line
 
 
 def canonical(value: Any) -> bytes:
@@ -64,10 +68,29 @@ def parse_json(text: str | bytes, **options: Any) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
+def control_character(text: str) -> str | None:
+    """The first control character in `text` other than tab, line feed and carriage return,
+    spelled so it can be shown (\\x1b, at position 4), or None. Text people write is read on
+    watch floors and in terminals, where an ESC sequence can clear the screen or rewrite a
+    line; and PostgreSQL refuses NUL in text."""
+    found = _CONTROL_RE.search(text)
+    if found is None:
+        return None
+    return f"\\x{ord(found.group()):02x} at position {found.start() + 1}"
+
+
+def visible(text: str) -> str:
+    """`text` with each control character but tab and line feed spelled out as \\x.., for
+    showing text that came from outside on a terminal, where a carriage return or an ESC
+    sequence would rewrite what is shown."""
+    return _SHOWN_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def digits(text: str) -> bool:
-    """Whether `text` is one or more ASCII digits. str.isdigit() also passes '²' (which int()
-    refuses) and '١٢' (which int() reads as 12): neither is a number on the wire."""
-    return text.isascii() and text.isdigit()
+    """Whether `text` is 1 to 18 ASCII digits: a whole number that fits a 64-bit column,
+    which int() reads. str.isdigit() also passes '²' (which int() refuses) and '١٢' (which
+    int() reads as 12), and int() refuses more than 4,300 digits."""
+    return 0 < len(text) <= _MAX_DIGITS and text.isascii() and text.isdigit()
 
 
 def sha256(data: bytes) -> bytes:

@@ -10,6 +10,7 @@ stations show the same times.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from openline.adapters.schema import call_events, calls, envelopes, lines
 from openline.core import calls as sm
 from openline.core.calls import Event, Party, State
 from openline.core.clock import parse_rfc3339, rfc3339
+from openline.core.encoding import control_character
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound
 from openline.services import events, outbox, watch
@@ -28,6 +30,8 @@ from openline.services.station import Station, Tx
 
 MAX_SUBJECT = 500
 MAX_TEXT = 8000
+# A message's language: a BCP 47 tag's shape (en, uk, pt-BR, sr-Latn-RS), 35 characters at most.
+_LANG_RE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,4}", re.ASCII)
 MAX_SUMMARY = 4000
 
 # Which envelope kind carries which event, and back.
@@ -68,6 +72,9 @@ def _text(value: Any, field: str, limit: int, *, optional: bool = False) -> str 
         raise InvalidInput(f"{field} must be non-empty text")
     if len(value) > limit:
         raise InvalidInput(f"{field} must be at most {limit} characters, got {len(value)}")
+    control = control_character(value)
+    if control is not None:
+        raise InvalidInput(f"{field} must not contain control characters, got {control}")
     return value
 
 
@@ -193,6 +200,8 @@ def pickup(station: Station, actor: str, call_id: str) -> None:
 
 
 def say(station: Station, actor: str, call_id: str, text: Any, lang: str = "en") -> str:
+    if not isinstance(lang, str) or len(lang) > 35 or not _LANG_RE.fullmatch(lang):
+        raise InvalidInput(f"lang must be a language tag such as en or pt-BR, got {lang!r:.40}")
     return _local(station, actor, call_id, Event.SAY, {"text": _text(text, "text", MAX_TEXT), "lang": lang})
 
 
@@ -310,6 +319,9 @@ def validate_body(kind: str, body: dict[str, Any]) -> None:
             raise EnvelopeRefused(Code.MALFORMED, "envelope body: bad priority")
     elif kind == "call.say":
         _body_field(body, "text", MAX_TEXT)
+        lang = body.get("lang", "en")
+        if not isinstance(lang, str) or len(lang) > 35 or not _LANG_RE.fullmatch(lang):
+            raise EnvelopeRefused(Code.MALFORMED, "envelope body: lang is not a language tag")
     elif kind == "call.close":
         _body_field(body, "summary", MAX_SUMMARY, optional=True)
     elif kind == "call.decline":

@@ -12,6 +12,7 @@ from openline.adapters.schema import alerts as alerts_table
 from openline.adapters.schema import calls, handovers
 from openline.core.calls import State
 from openline.core.clock import MICROS, rfc3339
+from openline.core.encoding import control_character
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import accounts, alerts
 from openline.services.station import Station
@@ -66,6 +67,8 @@ def hand_over(station: Station, actor: str, note: Any) -> dict[str, Any]:
         raise InvalidInput("note: say what the next watch must know")
     if len(note) > MAX_NOTE:
         raise InvalidInput(f"note: at most {MAX_NOTE} characters, got {len(note)}")
+    if (control := control_character(note)) is not None:
+        raise InvalidInput(f"note: must not contain control characters, got {control}")
     with station.tx() as tx:
         items = open_items(tx.conn)
         result = tx.conn.execute(

@@ -27,6 +27,7 @@ from openline.adapters.schema import notice_volumes, notices
 from openline.core import formats
 from openline.core import notices as nm
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
+from openline.core.encoding import control_character
 from openline.core.envelope import Envelope, open_sealed, seal
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Volume, nvector_boxes
@@ -83,6 +84,8 @@ def parse_document(document: Any, now: int, name: str = "notice") -> Document:
         raise InvalidInput(str(exc)) from None
     if len(parsed.text) > nm.MAX_TEXT:
         raise InvalidInput(f"{name}: text must be at most {nm.MAX_TEXT} characters, got {len(parsed.text)}")
+    if (control := control_character(parsed.text)) is not None:
+        raise InvalidInput(f"{name}: text must not contain control characters, got {control}")
     if not 1 <= len(parsed.volumes) <= nm.MAX_VOLUMES:
         raise InvalidInput(f"{name}: a notice has 1 to {nm.MAX_VOLUMES} volumes, got {len(parsed.volumes)}")
     return Document(str(parsed.category), parsed.text, parsed.volumes)
@@ -383,6 +386,8 @@ def acknowledge(station: Station, actor: str, notice_id: str) -> None:
 def reject(station: Station, actor: str, notice_id: str, reason: Any) -> None:
     if not isinstance(reason, str) or not reason.strip() or len(reason) > nm.MAX_TEXT:
         raise InvalidInput(f"a rejection needs a reason: non-empty text of at most {nm.MAX_TEXT} characters")
+    if (control := control_character(reason)) is not None:
+        raise InvalidInput(f"a rejection's reason must not contain control characters, got {control}")
     _local(station, actor, notice_id, Event.REJECT, {"by": actor, "reason": reason})
 
 
@@ -408,10 +413,15 @@ def validate_body(kind: str, body: dict[str, Any], now: int) -> None:
                 formats.parse_notice("notice", _document(body), now=now, horizon_s=RECEIVE_HORIZON_S)
         except ValueError as exc:
             raise EnvelopeRefused(Code.MALFORMED, f"notice body: {exc}") from None
+        text = body.get("text")
+        if isinstance(text, str) and (control := control_character(text)) is not None:
+            raise EnvelopeRefused(Code.MALFORMED, f"notice body: control character in the text, {control}")
     elif kind == "notice.reject":
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > nm.MAX_TEXT:
             raise EnvelopeRefused(Code.MALFORMED, "notice body: a rejection needs a reason")
+        if (control := control_character(reason)) is not None:
+            raise EnvelopeRefused(Code.MALFORMED, f"notice body: control character in the reason, {control}")
 
 
 def _document(body: dict[str, Any]) -> dict[str, Any]:
