@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from openline.api.bodies import Strict
 from openline.api.deps import PrincipalDep, StationDep, TransportDep, principal_of
 from openline.core.clock import parse_rfc3339
 from openline.errors import InvalidInput, OpenLineError
@@ -24,10 +25,6 @@ RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PlaceCall(Strict):

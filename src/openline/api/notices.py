@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from openline.api.bodies import Strict
 from openline.api.deps import PrincipalDep, StationDep
 from openline.core import notices as nm
 from openline.services import notice_view, notices
@@ -14,10 +15,6 @@ from openline.services.accounts import Permission
 
 router = APIRouter(prefix="/api/v1/notices")
 NoticeId = Annotated[str, Path(min_length=1, max_length=64)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SendNotice(Strict):
