@@ -245,3 +245,18 @@ def test_python_dash_m_openline_works() -> None:
     )
     assert r.returncode == 0
     assert "openline" in r.stdout.lower()
+
+
+@pytest.mark.parametrize("damage", [b"\x00\xff\xfe", b"olt_abc\x1bdef", b"", b"olt abc"])
+def test_a_damaged_api_token_file_is_a_clear_error(tmp_path: Path, damage: bytes) -> None:
+    home = tmp_path / "home"
+    made = run_cli("init", "--home", str(home), "--name", "stuttgart", "--url", "http://127.0.0.1:9")
+    assert made.returncode == 0, made.stderr
+    (home / "api-token").write_bytes(damage)
+    before = tree(home)
+    r = run_cli("lines", home=home)
+    assert r.returncode == 1, r.stderr
+    assert "error (home_missing): station home" in r.stderr
+    assert "api-token file is damaged" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert tree(home) == before

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openline.core.keys import StationKeys, load_encryption_pem, load_signing_pem, private_pem
 from openline.errors import HomeError
+
+_TOKEN_RE = re.compile(rb"[A-Za-z0-9_-]{1,200}")
 
 SIGNING_KEY = "signing.key"
 ENCRYPTION_KEY = "encryption.key"
@@ -56,6 +59,14 @@ def load_keys(home: Path) -> StationKeys:
 
 def read_token(home: Path) -> str:
     try:
-        return (home / TOKEN_FILE).read_text().strip()
+        token = (home / TOKEN_FILE).read_bytes().strip()
     except FileNotFoundError:
         raise HomeError(f"station home {home} has no {TOKEN_FILE} file") from None
+    # A token is URL-safe text (olt_ and base64url); anything else is a damaged file, not a
+    # header to send (a control character in it would be refused by the HTTP client).
+    if not token or not _TOKEN_RE.fullmatch(token):
+        raise HomeError(
+            f"station home {home}: its {TOKEN_FILE} file is damaged (not an API token); "
+            "restore it from the backup of the home (docs/operations.md)"
+        )
+    return token.decode("ascii")
