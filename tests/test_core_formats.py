@@ -337,6 +337,11 @@ INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
     ("x.json", b"\xff\xfe{", r"x\.json: not UTF-8 text \(byte 0 is 0xff\)"),
     ("x.json", b'{"extents": [}', r"x\.json: not valid JSON: Expecting value: line 1 column 14"),
     ("x.json", b"[" * 100_000 + b"]" * 100_000, r"x\.json: not valid JSON: JSON nested too deeply"),
+    (
+        "x.csv",
+        b" \n\r\n",
+        r"x\.csv: an empty file: expected a notice, ASTM or GeoJSON file, or a CSV of sites",
+    ),
     ("x.json", {"hello": 1}, r"x\.json: JSON, but not a notice \(no 'category'\), ASTM Volume4D"),
     ("x.json", {"type": "Polygon", "coordinates": []}, r"x\.json: GeoJSON of type 'Polygon': expected a"),
     ("x.txt", b"hello world\n", r"x\.txt: not JSON, so read as a CSV of sites, but its header 'hello world'"),

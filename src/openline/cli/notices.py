@@ -81,8 +81,10 @@ def notice_send(
 def _read(file: Path) -> Any:
     try:
         return parse_json(file.read_text())
-    except (OSError, ValueError) as exc:
-        fail(f"cannot read {file}: {exc}", "invalid_input")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}", "invalid_input")
+    except ValueError as exc:  # not UTF-8, or not JSON
+        fail(f"{file} is not a notice file (JSON): {exc}", "invalid_input")
 
 
 @notice_app.command(

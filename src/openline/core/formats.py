@@ -117,6 +117,10 @@ def parse(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FormatError(f"{name}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
+    if not text.strip():
+        raise FormatError(
+            f"{name}: an empty file: expected a notice, ASTM or GeoJSON file, or a CSV of sites"
+        )
     if text.lstrip()[:1] not in ("{", "["):
         return ParsedNotice("protected_site", "", tuple(_sites(name, text, limits)), "sites")
     try:
