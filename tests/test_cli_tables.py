@@ -192,3 +192,14 @@ def test_notices_received_in_one_batch_are_listed_newest_first(
     listed = _json(b, monkeypatch, "notices")
     assert listed[0]["created_at"] == listed[1]["created_at"]
     assert [n["id"] for n in listed] == [second["id"], first["id"]]
+
+
+def test_a_notice_conflict_alert_names_both_notices(nodes: tuple[Node, Node], monkeypatch: Any) -> None:
+    a, b = nodes
+    theirs = send(a, "moscow", soon(a, 48.0, 9.0, text="Convoy"))
+    a.drain()
+    ours = send(b, "stuttgart", soon(b, 48.001, 9.001, text="Patrol"))  # overlaps theirs
+    (alert,) = [x for x in _json(b, monkeypatch, "alerts") if x["kind"] == "notice_conflict"]
+    assert alert["subject"].startswith("conflict ")  # the stored subject: a row number
+    text = " ".join(_table(b, monkeypatch, "alerts", columns=200).split())
+    assert f"notice {ours['id']} volume 1 with notice {theirs['id']} volume 1" in text

@@ -705,7 +705,7 @@ def alerts_cmd(
                 str(x["id"]),
                 when(x["raised_at"]),
                 x["kind"],
-                x["subject"],
+                _alert_subject(x),
                 f"{x['acknowledged_by']} {when(x['acknowledged_at'])}"
                 if x["acknowledged_at"]
                 else Text("open", style="bold red"),
@@ -719,6 +719,19 @@ def alerts_cmd(
         )
 
     emit(rows, as_json, render)
+
+
+def _alert_subject(x: dict[str, Any]) -> str:
+    """What an alert is about, as an officer acts on it: a notice conflict names both
+    notices (for `openline notice show`), not the conflict's row number."""
+    d = x.get("detail")
+    if x["kind"] == "notice_conflict" and isinstance(d, dict) and {"notice", "other_notice"} <= set(d):
+        ours, theirs = (
+            f"{d['notice']} volume {d.get('volume')}",
+            f"{d['other_notice']} volume {d.get('other_volume')}",
+        )
+        return f"notice {ours} with notice {theirs}"
+    return str(x["subject"])
 
 
 @alert_app.command("ack")
