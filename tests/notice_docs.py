@@ -149,3 +149,13 @@ def cli(node: Node, monkeypatch: Any, *args: str) -> Any:
 
     monkeypatch.setattr(main, "StationClient", InProcess)
     return CliRunner().invoke(main.app, [*args, "--home", str(node.home)])
+
+
+def cli_json(node: Node, monkeypatch: Any, *args: str) -> Any:
+    """`cli(... ARGS --json)`, its JSON document. In process the station's own log lines
+    share standard output: the JSON comes last."""
+    result = cli(node, monkeypatch, *args, "--json")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if line[:1] in ("{", "["))
+    return json.loads("\n".join(lines[first:]))

@@ -4,7 +4,6 @@ terminal as in a wide one; times in UTC to the second. --json keeps the microsec
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,7 +16,7 @@ from openline.cli import main, notices, render
 from openline.cli.render import listing, when
 from openline.core.clock import FakeClock
 from tests.inproc import Node, place_and_ring
-from tests.notice_docs import cli, send, soon
+from tests.notice_docs import cli, cli_json, send, soon
 
 # A table's time: "2026-11-27 16:06:14Z", never the RFC 3339 form with microseconds.
 SHORT_TIME = re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ")
@@ -32,14 +31,6 @@ def _table(node: Node, monkeypatch: Any, *args: str, columns: int = 80) -> str:
     result = cli(node, monkeypatch, *args)
     assert result.exit_code == 0, result.output
     return str(result.stdout)
-
-
-def _json(node: Node, monkeypatch: Any, *args: str) -> Any:
-    result = cli(node, monkeypatch, *args, "--json")
-    assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()  # the station's own log lines may come first
-    first = next(i for i, line in enumerate(lines) if line[:1] in ("{", "["))
-    return json.loads("\n".join(lines[first:]))
 
 
 def _assert_shown(short_time: str, text: str) -> None:
@@ -57,7 +48,7 @@ def test_calls_listing_keeps_whole_ids_and_shows_times_to_the_second(
 ) -> None:
     a, b = nodes
     call_id = place_and_ring(a, b, subject="Convoy of 12 trucks at checkpoint 4, 14:00Z", priority="flash")
-    placed = when(_json(b, monkeypatch, "calls")[0]["placed_at"])
+    placed = when(cli_json(b, monkeypatch, "calls")[0]["placed_at"])
     narrow = _table(b, monkeypatch, "calls")
     assert all(len(line) <= 80 for line in narrow.splitlines()), narrow
     assert f"id {call_id}" in narrow  # too narrow for the table: one block per call
@@ -75,7 +66,7 @@ def test_notices_listing_keeps_whole_ids_and_shows_times_to_the_second(
     a, b = nodes
     sent = send(a, "moscow", soon(a, 48.0, 9.0, text="Convoy"))
     a.drain()
-    starts = when(_json(b, monkeypatch, "notices")[0]["starts_at"])
+    starts = when(cli_json(b, monkeypatch, "notices")[0]["starts_at"])
     for width in (80, 200):
         text = _table(b, monkeypatch, "notices", columns=width)
         assert all(len(line) <= width for line in text.splitlines()), text
@@ -87,7 +78,7 @@ def test_notices_listing_keeps_whole_ids_and_shows_times_to_the_second(
     clock.advance(1)
     newer = send(a, "moscow", soon(a, 49.0, 9.0, text="Second convoy"))
     a.drain()
-    assert [n["id"] for n in _json(b, monkeypatch, "notices", "--limit", "1")] == [newer["id"]]
+    assert [n["id"] for n in cli_json(b, monkeypatch, "notices", "--limit", "1")] == [newer["id"]]
     refused = cli(b, monkeypatch, "notices", "--limit", "0")
     assert refused.exit_code == 1
     assert "invalid_input" in refused.stderr
@@ -106,7 +97,7 @@ _VALUE = st.lists(_WORD, min_size=0, max_size=6).map(" ".join)
 def test_listing_never_cuts_a_value_nor_overflows_the_terminal(
     width: int, rows: list[tuple[str, str, str, str]], wrapped: set[str]
 ) -> None:
-    console = Console(width=width, markup=False, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = render._Console(width=width, markup=False, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     original = render.out
     render.out = console
     try:
@@ -149,7 +140,7 @@ def test_say_reports_the_message_queued_not_the_call(nodes: tuple[Node, Node], m
     call_id = place_and_ring(a, b)
     assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
     text = _table(b, monkeypatch, "say", call_id, "Moscow here. Go ahead.")
-    (message,) = _json(b, monkeypatch, "show", call_id)["messages"]
+    (message,) = cli_json(b, monkeypatch, "show", call_id)["messages"]
     assert f"Message {message['id']}: queued" in text
     assert f"Call {call_id}" not in text  # "queued" is the message's status, not the call's state
 
@@ -189,7 +180,7 @@ def test_notices_received_in_one_batch_are_listed_newest_first(
     first = send(a, "moscow", soon(a, 48.0, 9.0, text="First"))
     second = send(a, "moscow", soon(a, 49.0, 9.0, text="Second"))
     a.drain()  # one batch: moscow stores both in one transaction, at one time
-    listed = _json(b, monkeypatch, "notices")
+    listed = cli_json(b, monkeypatch, "notices")
     assert listed[0]["created_at"] == listed[1]["created_at"]
     assert [n["id"] for n in listed] == [second["id"], first["id"]]
 
@@ -199,7 +190,7 @@ def test_a_notice_conflict_alert_names_both_notices(nodes: tuple[Node, Node], mo
     theirs = send(a, "moscow", soon(a, 48.0, 9.0, text="Convoy"))
     a.drain()
     ours = send(b, "stuttgart", soon(b, 48.001, 9.001, text="Patrol"))  # overlaps theirs
-    (alert,) = [x for x in _json(b, monkeypatch, "alerts") if x["kind"] == "notice_conflict"]
+    (alert,) = [x for x in cli_json(b, monkeypatch, "alerts") if x["kind"] == "notice_conflict"]
     assert alert["subject"].startswith("conflict ")  # the stored subject: a row number
     text = " ".join(_table(b, monkeypatch, "alerts", columns=200).split())
     assert f"notice {ours['id']} volume 1 with notice {theirs['id']} volume 1" in text

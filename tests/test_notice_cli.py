@@ -10,17 +10,8 @@ from typing import Any
 
 from openline.core.clock import FakeClock
 from tests.inproc import Node, make_node
-from tests.notice_docs import cli, send, show, soon
+from tests.notice_docs import cli, cli_json, send, show, soon
 from tests.test_notice_terms import _wire
-
-
-def _json(node: Node, monkeypatch: Any, *args: str) -> Any:
-    result = cli(node, monkeypatch, *args, "--json")
-    assert result.exit_code == 0, result.output
-    # In process the station's own log lines share standard output: the JSON comes last.
-    lines = result.stdout.splitlines()
-    first = next(i for i, line in enumerate(lines) if line[:1] in ("{", "["))
-    return json.loads("\n".join(lines[first:]))
 
 
 def test_a_draft_is_saved_sent_and_discarded_from_the_cli(
@@ -31,7 +22,7 @@ def test_a_draft_is_saved_sent_and_discarded_from_the_cli(
     b.drain()
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(soon(a, 48.005, 9.005, text="Convoy")))
-    draft = _json(a, monkeypatch, "notice", "send", str(plan), "--to", "moscow", "--draft")
+    draft = cli_json(a, monkeypatch, "notice", "send", str(plan), "--to", "moscow", "--draft")
     assert draft["state"] == "draft"
     assert [c["other_notice"] for c in draft["would_conflict"]] == [theirs["id"]]
     shown = cli(a, monkeypatch, "notice", "show", draft["id"])
@@ -41,10 +32,10 @@ def test_a_draft_is_saved_sent_and_discarded_from_the_cli(
     assert f"openline notice edit {draft['id']} FILE" in shown.stdout.replace("\n", "")
     moved = tmp_path / "moved.json"
     moved.write_text(json.dumps(soon(a, 49.0, 9.0, text="Convoy, rerouted")))
-    edited = _json(a, monkeypatch, "notice", "edit", draft["id"], str(moved))
+    edited = cli_json(a, monkeypatch, "notice", "edit", draft["id"], str(moved))
     assert (edited["id"], edited["state"], edited["text"]) == (draft["id"], "draft", "Convoy, rerouted")
     assert edited["would_conflict"] == []  # moved away from moscow's notice
-    sent = _json(a, monkeypatch, "notice", "send-draft", draft["id"])
+    sent = cli_json(a, monkeypatch, "notice", "send-draft", draft["id"])
     assert (sent["id"], sent["state"]) == (draft["id"], "sent")
     a.drain()
     assert show(b, draft["id"])["text"] == "Convoy, rerouted"
@@ -58,8 +49,8 @@ def test_a_draft_is_saved_sent_and_discarded_from_the_cli(
     assert "cannot read" in unreadable.stderr
     assert a.snapshot() == before
 
-    other = _json(a, monkeypatch, "notice", "send", str(plan), "--to", "moscow", "--draft")
-    assert _json(a, monkeypatch, "notice", "discard", other["id"])["state"] == "discarded"
+    other = cli_json(a, monkeypatch, "notice", "send", str(plan), "--to", "moscow", "--draft")
+    assert cli_json(a, monkeypatch, "notice", "discard", other["id"])["state"] == "discarded"
     before = a.snapshot()
     again = cli(a, monkeypatch, "notice", "send-draft", other["id"])
     assert again.exit_code == 1
@@ -83,10 +74,10 @@ def test_line_add_sets_the_terms(tmp_path: Path, clock: FakeClock, monkeypatch: 
         for x, y in ((a, b), (b, a)):
             card = tmp_path / f"{y.name}.card"
             card.write_text(json.dumps(y.station.card.to_json()))
-            added = _json(x, monkeypatch, "line", "add", str(card), *options)
+            added = cli_json(x, monkeypatch, "line", "add", str(card), *options)
         assert added["handshake"] == "ok"
         for node in (a, b):
-            (line,) = _json(node, monkeypatch, "lines")
+            (line,) = cli_json(node, monkeypatch, "lines")
             assert line["state"] == "active"
             assert line["notice_deadline_s"] == 900
             assert line["margins"] == {"horizontal_m": 250.5, "vertical_m": 30.0, "minutes": 10}
