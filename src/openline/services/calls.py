@@ -78,6 +78,10 @@ def _text(value: Any, field: str, limit: int, *, optional: bool = False) -> str 
     return value
 
 
+def _is_language_tag(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 35 and _LANG_RE.fullmatch(value) is not None
+
+
 def _priority(value: Any) -> str:
     if value not in sm.PRIORITIES:
         raise InvalidInput(f"priority must be one of {', '.join(sm.PRIORITIES)}, got {value!r}")
@@ -200,7 +204,7 @@ def pickup(station: Station, actor: str, call_id: str) -> None:
 
 
 def say(station: Station, actor: str, call_id: str, text: Any, lang: str = "en") -> str:
-    if not isinstance(lang, str) or len(lang) > 35 or not _LANG_RE.fullmatch(lang):
+    if not _is_language_tag(lang):
         raise InvalidInput(f"lang must be a language tag such as en or pt-BR, got {lang!r:.40}")
     return _local(station, actor, call_id, Event.SAY, {"text": _text(text, "text", MAX_TEXT), "lang": lang})
 
@@ -319,8 +323,7 @@ def validate_body(kind: str, body: dict[str, Any]) -> None:
             raise EnvelopeRefused(Code.MALFORMED, "envelope body: bad priority")
     elif kind == "call.say":
         _body_field(body, "text", MAX_TEXT)
-        lang = body.get("lang", "en")
-        if not isinstance(lang, str) or len(lang) > 35 or not _LANG_RE.fullmatch(lang):
+        if not _is_language_tag(body.get("lang", "en")):
             raise EnvelopeRefused(Code.MALFORMED, "envelope body: lang is not a language tag")
     elif kind == "call.close":
         _body_field(body, "summary", MAX_SUMMARY, optional=True)

@@ -384,11 +384,18 @@ def acknowledge(station: Station, actor: str, notice_id: str) -> None:
 
 
 def reject(station: Station, actor: str, notice_id: str, reason: Any) -> None:
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > nm.MAX_TEXT:
-        raise InvalidInput(f"a rejection needs a reason: non-empty text of at most {nm.MAX_TEXT} characters")
-    if (control := control_character(reason)) is not None:
-        raise InvalidInput(f"a rejection's reason must not contain control characters, got {control}")
+    if (fault := _reason_fault(reason)) is not None:
+        raise InvalidInput(fault)
     _local(station, actor, notice_id, Event.REJECT, {"by": actor, "reason": reason})
+
+
+def _reason_fault(reason: Any) -> str | None:
+    """What is wrong with a rejection's reason, ours or the peer's, or None."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > nm.MAX_TEXT:
+        return f"a rejection needs a reason: non-empty text of at most {nm.MAX_TEXT} characters"
+    if (control := control_character(reason)) is not None:
+        return f"a rejection's reason must not contain control characters, got {control}"
+    return None
 
 
 def withdraw(station: Station, actor: str, notice_id: str) -> None:
@@ -416,12 +423,8 @@ def validate_body(kind: str, body: dict[str, Any], now: int) -> None:
         text = body.get("text")
         if isinstance(text, str) and (control := control_character(text)) is not None:
             raise EnvelopeRefused(Code.MALFORMED, f"notice body: control character in the text, {control}")
-    elif kind == "notice.reject":
-        reason = body.get("reason")
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > nm.MAX_TEXT:
-            raise EnvelopeRefused(Code.MALFORMED, "notice body: a rejection needs a reason")
-        if (control := control_character(reason)) is not None:
-            raise EnvelopeRefused(Code.MALFORMED, f"notice body: control character in the reason, {control}")
+    elif kind == "notice.reject" and (fault := _reason_fault(body.get("reason"))) is not None:
+        raise EnvelopeRefused(Code.MALFORMED, f"notice body: {fault}")
 
 
 def _document(body: dict[str, Any]) -> dict[str, Any]:
