@@ -140,6 +140,23 @@ def test_validate_refuses_an_edge_that_folds_back_over_the_previous_one() -> Non
     )
 
 
+def _ellipse(n: int) -> list[tuple[float, float]]:
+    turns = [2 * math.pi * i / n for i in range(n)]
+    return [(48.0 + 0.3 * math.sin(t), 9.0 + 0.45 * math.cos(t)) for t in turns]
+
+
+def test_validate_checks_a_ring_of_many_vertices_edge_by_edge() -> None:
+    ring = _ellipse(20_000)
+    validate(volume(tuple(ring)), now=NOW)
+    folded = [*ring[:15_001], ring[14_999], *ring[15_001:]]  # back to vertex 15,000, then on
+    refused(
+        volume(tuple(folded)),
+        f"{NAME}, vertex 14999: the polygon intersects itself: edge 14999-15000 crosses edge 15001-15002",
+    )
+    again = [*ring[:19_998], ring[19_997], *ring[19_998:]]
+    refused(volume(tuple(again)), f"{NAME}, vertex 19999: equals vertex 19998 before it")
+
+
 def test_validate_refuses_collinear_vertices_as_degenerate() -> None:
     refused(
         volume(((0.0, 0.0), (0.0, 1.0), (0.0, 2.0))),
