@@ -255,6 +255,13 @@ def test_formats_sites_csv_as_a_spreadsheet_heads_it() -> None:
     assert v.name == "s.csv volume 1 (Al-Shifa hospital)"
 
 
+def test_formats_sites_csv_reads_signs_points_and_exponents() -> None:
+    text = "name,lat,lon,radius_m\nA,-31.5,+34.4,1.5e2\nB, .5 ,5.,2E+1\n"
+    a, b = load_now("s.csv", text.encode())
+    assert a.outline == Circle(-31.5, 34.4, 150.0)
+    assert b.outline == Circle(0.5, 5.0, 20.0)
+
+
 # --- notice files -----------------------------------------------------------------------------------
 
 
@@ -612,6 +619,21 @@ INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
         "s.csv",
         SITES + "A,31.5,34.4,nan\n",
         r"^s\.csv volume 1 \(line 2\): radius_m: expected a finite number, got 'nan'",
+    ),
+    (
+        "s.csv",
+        SITES + "A,31.5,34.4,1_000\n",
+        r"^s\.csv volume 1 \(line 2\): radius_m: expected a number in plain digits .*, got '1_000'",
+    ),
+    (
+        "s.csv",
+        SITES + "A,\u0663\u0661.5,34.4,100\n",
+        r"^s\.csv volume 1 \(line 2\): lat: expected a number in plain digits .*, got '\u0663\u0661\.5'",
+    ),
+    (
+        "s.csv",
+        SITES + "A,31.5,\uff13\uff14,100\n",
+        r"^s\.csv volume 1 \(line 2\): lon: expected a number in plain digits .*, got '\uff13\uff14'",
     ),
     ("s.csv", SITES + "A,31.5,34.4\n", r"^s\.csv volume 1 \(line 2\): expected 4 fields, got 3"),
     ("s.csv", SITES + ",31.5,34.4,100\n", r"^s\.csv volume 1 \(line 2\): name: empty"),

@@ -4,10 +4,13 @@ bad input is refused and changes nothing."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import pytest
 
+from openline.core import formats
 from openline.core.clock import rfc3339
 from openline.services import accounts, notices
 from openline.services.accounts import Role
@@ -131,6 +134,47 @@ def test_bad_notices_are_refused_and_change_nothing(
     assert r.status_code == 422, r.text
     assert message in r.json()["detail"]
     assert a.snapshot() == before
+
+
+def _ring(n: int, lat: float = 48.0, lng: float = 9.0) -> list[dict[str, float]]:
+    """n vertices round an ellipse of about 30 km, counter-clockwise."""
+    return [
+        {"lat": lat + 0.3 * math.sin(2 * math.pi * i / n), "lng": lng + 0.45 * math.cos(2 * math.pi * i / n)}
+        for i in range(n)
+    ]
+
+
+def test_a_notice_too_large_for_one_envelope_is_refused_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    doc = _notice(a, 48.0, 9.0)
+    # About 2,000 vertices: a valid ring whose wire form is over 48 KiB, under four times that.
+    doc["extents"][0]["volume"]["outline_polygon"]["vertices"] = _ring(2_000)
+    size = len(json.dumps(doc))
+    assert notices.MAX_BODY < size < notices.MAX_DOCUMENT
+    before = a.snapshot()
+    r = a.api.post("/api/v1/notices", json={"peer": "moscow", "notice": doc})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("the notice is too large to send (")
+    assert r.json()["detail"].endswith(f"one notice travels in at most {notices.MAX_BODY:,}): split it")
+    assert a.snapshot() == before
+
+
+def test_a_notice_far_too_large_is_refused_before_its_geometry_is_checked(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    doc = _notice(a, 48.0, 9.0)
+    ring = _ring(20_000)
+    ring[-2], ring[-3] = ring[-3], ring[-2]  # a crossing near the end: checking would find it
+    doc["extents"][0]["volume"]["outline_polygon"]["vertices"] = ring
+    size = len(json.dumps(doc))
+    before = a.snapshot()
+    r = a.api.post("/api/v1/notices", json={"peer": "moscow", "notice": doc})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(f"the notice is too large to send ({size:,} bytes as JSON;")
+    assert a.snapshot() == before
+    # Read, the ring would have been refused for its crossing instead.
+    crossing = "vertex 19997: the polygon intersects itself: edge 19997-19998 crosses edge 19999-20000"
+    with pytest.raises(ValueError, match=crossing):
+        formats.parse_notice("notice", doc, now=a.station.clock.now())
 
 
 def test_an_auditor_sees_the_notice_but_not_its_text(nodes: tuple[Node, Node]) -> None:

@@ -32,6 +32,7 @@ import io
 import itertools
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -456,6 +457,11 @@ def _sites(name: str, text: str, limits: _Limits) -> list[Volume]:
     return volumes
 
 
+# A number as a spreadsheet writes one: ASCII digits, a point, an exponent. Python's
+# float() also reads '1_000', Arabic-Indic digits and full-width ones.
+_CSV_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _csv_number(text: str, where: str, field: str) -> float:
     try:
         value = float(text)
@@ -463,6 +469,11 @@ def _csv_number(text: str, where: str, field: str) -> float:
         raise FormatError(f"{where}: {field}: expected a number, got {_show(text)}") from None
     if not math.isfinite(value):
         raise FormatError(f"{where}: {field}: expected a finite number, got {_show(text)}")
+    if not _CSV_NUMBER.fullmatch(text):
+        raise FormatError(
+            f"{where}: {field}: expected a number in plain digits (0-9, a point, an exponent), "
+            f"got {_show(text)}"
+        )
     return value
 
 

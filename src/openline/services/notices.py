@@ -39,6 +39,10 @@ from openline.services.notice_rows import get, log, party_of, transition
 from openline.services.station import Station, Tx
 
 MAX_BODY = 48 * 1024  # the sealed body of an envelope holds at most 64 KiB
+# A document's JSON is about the size of the body it becomes (a route's corridor makes it
+# larger): one this many times MAX_BODY could never be sent, and is refused before its
+# geometry is checked, which takes seconds for a ring of 10^5 vertices.
+MAX_DOCUMENT = 4 * MAX_BODY
 RECEIVE_HORIZON_S = 31 * 86_400  # the sender checked its 30 days; allow for clocks that differ
 KIND_OF = {Event.ACK: "notice.ack", Event.REJECT: "notice.reject", Event.WITHDRAW: "notice.withdraw"}
 EVENT_OF = {kind: event for event, kind in KIND_OF.items()}
@@ -71,7 +75,10 @@ class Document:
 def parse_document(document: Any, now: int, name: str = "notice") -> Document:
     """A notice file's JSON, checked as the offline check checks it (or, with `removes`,
     as a removal notice); refused with a clear error naming the volume and vertex, before
-    anything is stored."""
+    anything is stored. One far too large to send is refused before it is read."""
+    size = len(json.dumps(document))
+    if size > MAX_DOCUMENT:
+        raise _too_large(size)
     if isinstance(document, dict) and document.get("removes") is not None:
         try:
             text, removes = nm.parse_removal(name, document)
@@ -121,8 +128,15 @@ def _body(notice_id: str, series: str, version: int, amends: str | None, doc: Do
     body = {"notice": notice_id, "series": series, "version": version, "supersedes": amends, **doc.wire()}
     size = len(json.dumps(body))
     if size > MAX_BODY:
-        raise InvalidInput(f"the notice is too large to send ({size} bytes): split it")
+        raise _too_large(size)
     return body
+
+
+def _too_large(size: int) -> InvalidInput:
+    return InvalidInput(
+        f"the notice is too large to send ({size:,} bytes as JSON; one notice travels in at most "
+        f"{MAX_BODY:,}): split it"
+    )
 
 
 # Storing ----------------------------------------------------------------------------------
