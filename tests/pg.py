@@ -55,6 +55,7 @@ class PostgresServer:
         self.data = self.root / "data"
         self.as_root = os.geteuid() == 0
         self.templated = False
+        self.running = False
         self._copies: _Copies | None = None
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
@@ -68,6 +69,16 @@ class PostgresServer:
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self.resume()
+
+    def pause(self) -> None:
+        """Stop the server as an operator's restart does (fast: sessions are ended, every
+        client loses its connection), keeping its data for `resume`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self.running = False
+
+    def resume(self) -> None:
+        """Start the server on its data directory and port, and wait until it answers."""
         opts = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
@@ -90,6 +101,7 @@ class PostgresServer:
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                self.running = True
                 return
             except OSError:
                 time.sleep(0.1)
@@ -148,7 +160,8 @@ class PostgresServer:
         if self._copies is not None:
             self._copies.stop()
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+            if self.running:
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -12,6 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from openline.adapters.db import Checkpointer, Database
+from openline.errors import DatabaseUnavailable
 
 
 def pragma(db: Database, name: str) -> object:
@@ -103,7 +104,7 @@ def test_a_read_sees_one_snapshot_and_takes_no_write_lock(tmp_path: Path) -> Non
     db.dispose()
 
 
-def test_a_write_that_cannot_begin_raises_a_database_error(tmp_path: Path) -> None:
+def test_a_write_that_cannot_begin_says_the_database_is_unavailable(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}", pool=False)
     _table(db)
 
@@ -113,10 +114,28 @@ def test_a_write_that_cannot_begin_raises_a_database_error(tmp_path: Path) -> No
 
     other = _other(tmp_path)
     other.execute("BEGIN IMMEDIATE")
-    with pytest.raises(DBAPIError, match="locked"), db.write():
+    locked = r"cannot reach its database \(database is locked\)"
+    with pytest.raises(DatabaseUnavailable, match=locked) as exc, db.write():
         pass
+    assert exc.value.status == 503
+    assert isinstance(exc.value.__cause__, DBAPIError)
     other.execute("ROLLBACK")
     with db.write() as conn:  # free again
         conn.execute(text("INSERT INTO t VALUES ('a')"))
     other.close()
+    db.dispose()
+
+
+def test_a_database_file_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'gone' / 'x.db'}")  # its directory does not exist
+    with pytest.raises(DatabaseUnavailable, match=r"\(unable to open database file\)"), db.read():
+        pass
+    db.dispose()
+
+
+def test_a_statement_the_database_refuses_is_not_called_unavailable(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(DBAPIError, match="no such table") as exc, db.read() as conn:
+        conn.execute(text("SELECT * FROM nowhere"))
+    assert not isinstance(exc.value, DatabaseUnavailable)
     db.dispose()

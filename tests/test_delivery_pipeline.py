@@ -7,10 +7,12 @@ loses and repeats nothing.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
+import structlog.testing
 from sqlalchemy import func, select, update
 
 from openline.adapters.schema import envelopes, lines
@@ -279,3 +281,28 @@ def test_messages_queued_while_the_peer_is_down_leave_the_deliverer_asleep(
     finally:
         workers.stop()
     assert [m["text"] for m in show(b, call_id)["messages"]] == [*texts, *later]
+
+
+def test_a_line_whose_deliverer_thread_ended_gets_a_new_one(nodes: tuple[Node, Node]) -> None:
+    """Nothing but stop() should end a line's thread; a PostgreSQL restart once did (the
+    read of when to retry, outside the step's guard, raised), and the line fell silent for
+    good. Should one end anyway, the next wake-up starts another, and says so."""
+    a, b = nodes
+    call_id, texts = _talking(a, b, 1)
+    assert a.transport is not None
+    worker = delivery.Deliverer(a.station, a.transport)
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    worker._threads[a.line_id()] = ended  # as a thread that died would be left
+    worker._events[a.line_id()] = threading.Event()
+    with structlog.testing.capture_logs() as logged:
+        worker.wake({a.line_id()})
+    try:
+        wait_for(lambda: _undelivered(a) == 0, timeout=10, what="the message, by a new thread")
+    finally:
+        worker.stop()
+    assert [m["text"] for m in show(b, call_id)["messages"]] == texts
+    assert [e["event"] for e in logged if e["log_level"] == "error"] == [
+        "deliverer thread had ended; starting it again"
+    ]

@@ -9,6 +9,7 @@
     ├── Forbidden                 credentials are good but the role may not do this (403)
     ├── EnvelopeRefused           an inbound envelope failed a wire check (400)
     ├── PeerUnreachable           the peer station did not answer (502)
+    ├── DatabaseUnavailable       the station's own database is out of reach (503)
     └── HomeError                 the station home is missing, exists already, or is damaged
 
 Every error carries a `Code` (the wire error code, stable across versions) and a
@@ -141,6 +142,23 @@ class PeerUnreachable(OpenLineError):
     code = Code.PEER_UNREACHABLE
     status = 502
     title = "Peer station unreachable"
+
+
+class DatabaseUnavailable(OpenLineError):
+    """The station's database cannot be reached or cannot take the write (a PostgreSQL
+    server down or restarting, an SQLite file locked too long or its disk full): the
+    station itself is fine and tries again; `reason` is the driver's own words."""
+
+    code = Code.DATABASE_UNAVAILABLE
+    status = 503
+    title = "Database unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"the station cannot reach its database ({reason}); it keeps trying, so try again "
+            "shortly (if it failed during this request, check whether the change was made first)"
+        )
+        self.reason = reason
 
 
 class HomeError(OpenLineError):

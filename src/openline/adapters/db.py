@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -25,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from openline.errors import InvalidInput
+from openline.errors import DatabaseUnavailable, InvalidInput
 
 log = logging.getLogger("openline.db")
 
@@ -72,8 +74,9 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction: committed if the block returns, rolled back if it raises."""
-        with self._write_lock or nullcontext(), self.engine.connect() as conn, conn.begin():
+        """One write transaction: committed if the block returns, rolled back if it raises.
+        A database out of reach raises `DatabaseUnavailable` (see `reachable`)."""
+        with reachable(), self._write_lock or nullcontext(), self.engine.connect() as conn, conn.begin():
             if self.is_sqlite:
                 _sqlite_begin(conn, "BEGIN IMMEDIATE")
             yield conn
@@ -81,7 +84,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (on SQLite a deferred BEGIN), rolled back when the block ends."""
-        with self.engine.connect() as conn:  # closing it rolls back
+        with reachable(), self.engine.connect() as conn:  # closing it rolls back
             if self.is_sqlite:
                 _sqlite_begin(conn, "BEGIN")
             yield conn
@@ -97,6 +100,74 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# SQLite's primary result codes that mean the file, not the statement, is the trouble.
+_SQLITE_UNAVAILABLE = {
+    5: "SQLITE_BUSY",
+    6: "SQLITE_LOCKED",
+    10: "SQLITE_IOERR",
+    13: "SQLITE_FULL",
+    14: "SQLITE_CANTOPEN",
+}
+# PostgreSQL's: the server shutting down or starting (57P0x), too many connections.
+_POSTGRES_UNAVAILABLE = {"57P01", "57P02", "57P03", "53300"}
+
+
+def _out_of_reach(error: BaseException | None) -> bool:
+    """Whether a driver's exception says the database is out of reach (a server down,
+    restarting or refusing connections; a connection lost; an SQLite file locked too
+    long, unreadable or on a full disk), as opposed to a statement it refused."""
+    if isinstance(error, sqlite3.Error):
+        return (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_UNAVAILABLE
+    psycopg = sys.modules.get("psycopg")  # loaded if the error is its own
+    if psycopg is not None and isinstance(error, psycopg.OperationalError):
+        state = error.sqlstate
+        # No SQLSTATE: the client's own failure to connect or to read the server's answer.
+        return state is None or state.startswith("08") or state in _POSTGRES_UNAVAILABLE
+    return False
+
+
+def _words(error: BaseException | None) -> str:
+    words = str(error).strip()
+    return words.splitlines()[0][:200] if words else type(error).__name__
+
+
+@contextmanager
+def reachable() -> Iterator[None]:
+    """Turn a database out of reach into `DatabaseUnavailable` (503 to a client; a
+    worker logs it once and tries again), leaving every other database error as it is."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if not (exc.connection_invalidated or _out_of_reach(exc.orig)):
+            raise
+        raise DatabaseUnavailable(_words(exc.orig)) from exc
+    except Exception as exc:  # from a driver's connection used as it is (LISTEN)
+        if not _out_of_reach(exc):
+            raise
+        raise DatabaseUnavailable(_words(exc)) from exc
+
+
+class Outage:
+    """What one background worker saw of a database outage, logged when it began and when
+    it ended rather than at every retry: each worker retries about once a second, and a
+    traceback a second from each buried everything else in the log."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.since: float | None = None
+
+    def failed(self, exc: DatabaseUnavailable) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.error(f"database unavailable; the {self.worker} retries until it is back: {exc.reason}")
+
+    def ended(self) -> None:
+        if self.since is not None:
+            down = time.monotonic() - self.since
+            self.since = None
+            log.warning(f"database reachable again; the {self.worker} resumed after {down:.0f} s")
 
 
 CHANGES_CHANNEL = "openline_changes"
@@ -131,21 +202,28 @@ class ChangeListener:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        outage = Outage("change listener")
         while not self._stop.is_set():
             try:
-                self._listen()
-            except Exception:  # the database went away: try again shortly
+                with reachable():
+                    self._listen(outage)
+            except DatabaseUnavailable as exc:  # the database went away: try again shortly
+                outage.failed(exc)
+                self.listening.clear()
+                self._stop.wait(self.poll_seconds)
+            except Exception:
                 log.exception("listening for changes failed; retrying")
                 self.listening.clear()
                 self._stop.wait(self.poll_seconds)
 
-    def _listen(self) -> None:
+    def _listen(self, outage: Outage) -> None:
         raw = self.db.engine.raw_connection()
         try:
             conn = raw.driver_connection
             conn.autocommit = True  # type: ignore[union-attr]
             conn.execute(f"LISTEN {CHANGES_CHANNEL}")  # type: ignore[union-attr]
             self.listening.set()
+            outage.ended()
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=self.poll_seconds):  # type: ignore[union-attr]
                     self.on_change(note.payload)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from openline.adapters.db import Database
-from openline.errors import Code, OpenLineError
+from openline.errors import Code, DatabaseUnavailable, OpenLineError
 
 _DIR = Path(__file__).parent / "migrations"
 
@@ -29,9 +29,9 @@ def upgrade(db: Database, revision: str = "head") -> None:
         with db.write() as conn:  # one transaction: a failed migration leaves nothing
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, DatabaseUnavailable) as exc:
         where = make_url(db.url).render_as_string(hide_password=True)
-        reason = getattr(exc, "orig", None) or exc
+        reason = exc.reason if isinstance(exc, DatabaseUnavailable) else getattr(exc, "orig", None) or exc
         raise OpenLineError(
             f"cannot open the database at {where}: {reason}", code=Code.DATABASE_UNAVAILABLE
         ) from None

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openline.core.encoding import control_character
-from openline.errors import Code, OpenLineError, TooManyAttempts
+from openline.errors import Code, DatabaseUnavailable, OpenLineError, TooManyAttempts
 
 PROBLEM_TYPE = "https://openline.invalid/problems/"
 # What the framework itself refuses before a route runs (no such path, a method the path
@@ -22,6 +22,9 @@ _HTTP_CODES = {
     404: (Code.NOT_FOUND, "Not found"),
     405: (Code.METHOD_NOT_ALLOWED, "Method not allowed"),
 }
+# A client told the database is out of reach tries again after this long; the station's
+# own workers retry every second or so.
+DATABASE_RETRY_AFTER_S = 5
 log = structlog.get_logger("openline.api")
 
 
@@ -69,6 +72,8 @@ def install(app: FastAPI) -> None:
         response = problem(exc.status, exc.code.value, exc.title, exc.detail)
         if isinstance(exc, TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after)
+        elif isinstance(exc, DatabaseUnavailable):
+            response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
         return response
 
     @app.exception_handler(RequestValidationError)

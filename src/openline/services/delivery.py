@@ -23,14 +23,14 @@ import structlog
 from sqlalchemy import bindparam, select, update
 
 from openline import metrics
-from openline.adapters.db import for_update
+from openline.adapters.db import Outage, for_update
 from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import SEND_PATH, PeerRefused, Transport
 from openline.core import backoff
 from openline.core.clock import MICROS, parse_rfc3339
 from openline.core.envelope import Envelope, verify_receipt
 from openline.core.keys import signing_public_key
-from openline.errors import Code, EnvelopeRefused, OpenLineError
+from openline.errors import Code, DatabaseUnavailable, EnvelopeRefused, OpenLineError
 from openline.services import calls, ledger, notices, outbox, parallel
 from openline.services.lines import (
     ACTIVE,
@@ -407,6 +407,11 @@ class Deliverer:
             for line_id in line_ids:
                 if queued and self._backing_off.get(line_id, 0.0) > now:
                     continue
+                if line_id in self._threads and not self._threads[line_id].is_alive():
+                    # Nothing should end a line's thread but stop(); if something did, the
+                    # line would fall silent for good, so say so and start another.
+                    log.error("deliverer thread had ended; starting it again", line=line_id)
+                    del self._threads[line_id]
                 if line_id not in self._threads:
                     self._events[line_id] = threading.Event()
                     thread = threading.Thread(
@@ -427,7 +432,13 @@ class Deliverer:
 
     def _run(self, line_id: str) -> None:
         event = self._events[line_id]
-        announce(self.station, self.transport, line_id)
+        outage = Outage(f"deliverer of line {line_id}")
+        try:
+            announce(self.station, self.transport, line_id)
+        except DatabaseUnavailable as exc:  # the loop finds it back, and delivers then
+            outage.failed(exc)
+        except Exception:  # the loop delivers all the same
+            log.exception("announcing ourselves to the peer crashed", line=line_id)
         # Pipelining: once the peer has answered a batch and stored every envelope, it is
         # settled on another thread while the next one is claimed and sent. Still one
         # request in flight per line; the previous settling always ends before this thread
@@ -480,13 +491,24 @@ class Deliverer:
                     outcome = Outcome.FAILED if settled is Outcome.FAILED else Outcome.IDLE
                 else:
                     outcome = _finish(self.station, step)
-            except Exception:  # never let the line go silent: log, back off, go on
-                log.exception("deliverer step crashed", line=line_id)
+                outage.ended()
+            except Exception as exc:  # never let the line go silent: log, back off, go on
+                if isinstance(exc, DatabaseUnavailable):
+                    outage.failed(exc)
+                else:
+                    log.exception("deliverer step crashed", line=line_id)
                 self._join(settling, line_id)
                 settling, ahead, outcome = None, None, Outcome.FAILED
             if outcome is Outcome.SENT:
                 continue
-            wait = self._wait_seconds(line_id, outcome)
+            try:
+                wait = self._wait_seconds(line_id, outcome)
+            except DatabaseUnavailable as exc:
+                outage.failed(exc)
+                wait = backoff.BASE_SECONDS
+            except Exception:
+                log.exception("reading when to retry crashed", line=line_id)
+                wait = backoff.BASE_SECONDS
             if outcome in (Outcome.WAITING, Outcome.FAILED):
                 self._backing_off[line_id] = time.monotonic() + wait
             event.wait(wait)
@@ -499,6 +521,9 @@ class Deliverer:
             return None
         try:
             return settling[0].result()
+        except DatabaseUnavailable as exc:  # the batch is resent, and the peer keeps it once
+            log.warning("settling a batch failed: database unavailable", line=line_id, reason=exc.reason)
+            return Outcome.FAILED
         except Exception:
             log.exception("settling a batch crashed", line=line_id)
             return Outcome.FAILED

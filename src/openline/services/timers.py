@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 import structlog
 
+from openline.adapters.db import Outage
 from openline.core.clock import MICROS
+from openline.errors import DatabaseUnavailable
 from openline.services import calls, handover, notice_expiry, notices, rosters, watch
 from openline.services.station import Station
 
@@ -58,11 +60,16 @@ class Loop:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        outage = Outage(f"{self.name} loop")
         while not self._stop.is_set():
             self._wake.clear()
             self._sleeps_until = math.inf  # a wake-up while stepping makes it step again
             try:
                 wait = self.step()
+                outage.ended()
+            except DatabaseUnavailable as exc:
+                outage.failed(exc)
+                wait = MAX_SLEEP_SECONDS
             except Exception:
                 log.exception(f"{self.name} step crashed")
                 wait = MAX_SLEEP_SECONDS
