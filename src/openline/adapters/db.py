@@ -182,9 +182,15 @@ def announce(conn: Connection, payload: str) -> None:
         )
 
 
+# Handed to `on_change` whenever listening (re)starts: changes announced while nobody
+# listened are lost, so whatever shows them must look again at everything.
+RESYNC = '["connected"]'
+
+
 class ChangeListener:
     """A thread that LISTENs on PostgreSQL for `announce`d changes and hands each
-    payload to `on_change` (in this process: the console's live updates)."""
+    payload to `on_change` (in this process: the console's live updates). Each time it
+    starts listening, after a lost connection too, it hands over `RESYNC` first."""
 
     def __init__(self, db: Database, on_change: Callable[[str], None], poll_seconds: float = 1.0) -> None:
         self.db = db
@@ -224,6 +230,7 @@ class ChangeListener:
             conn.execute(f"LISTEN {CHANGES_CHANNEL}")  # type: ignore[union-attr]
             self.listening.set()
             outage.ended()
+            self.on_change(RESYNC)
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=self.poll_seconds):  # type: ignore[union-attr]
                     self.on_change(note.payload)

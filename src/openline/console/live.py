@@ -5,6 +5,9 @@ changed: `{"changed": ["notices"], "n": 12}`), which then re-fetches what it sho
 With SQLite there is one `serve` process and its commits feed the hub directly; with
 PostgreSQL every commit also NOTIFYs, and each process's hub is fed by a LISTENing
 thread, so a browser connected to any process hears of changes made by all of them.
+When that thread listens again after losing its connection (PostgreSQL restarted), it
+announces `["connected"]`, as a new stream does: every browser re-fetches everything,
+since whatever was committed while nobody listened went unannounced.
 Commits happen on worker threads, so
 `publish` hands the event to the event loop thread-safely. A slow browser never holds
 anything up: each has a bounded queue, and a full queue just drops the event (the next
