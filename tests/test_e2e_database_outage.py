@@ -8,10 +8,12 @@ The server is this test's own: stopping the run's shared one would fail other te
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
@@ -72,6 +74,10 @@ def test_a_database_outage_loses_nothing_and_the_workers_resume(
         assert r.status_code == 503
         assert r.json()["code"] == "database_unavailable"
         assert r.headers["retry-after"] == "5"
+        scraped = httpx.get(a.url + "/metrics", timeout=30)  # monitoring sees it, and the rest
+        assert scraped.status_code == 200
+        assert re.search(r"^openline_database_up 0\.0$", scraped.text, re.MULTILINE)
+        assert "process_cpu_seconds_total" in scraped.text
         time.sleep(4)  # the timers loop steps every second, the deliverer on its backoff
 
         own_server.resume()

@@ -32,6 +32,7 @@ def test_metrics_count_traffic_and_show_line_health(nodes: tuple[Node, Node]) ->
     assert sample(a, "openline_delivery_failures_total") == failures + 1
     assert sample(a, 'openline_outbox_depth{peer="moscow"}') == 1
     assert sample(a, 'openline_line_active{peer="moscow"}') == 1
+    assert sample(a, "openline_database_up") == 1
     text = a.api.get("/metrics").text
     assert "secret" not in text
     assert "Test call" not in text

@@ -1,4 +1,5 @@
-"""Per-line gauges for /metrics, read from the database at scrape time."""
+"""Per-line gauges for /metrics, read from the database at scrape time, and whether it
+could be read."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from openline.core.clock import MICROS, parse_rfc3339
+from openline.errors import DatabaseUnavailable
 from openline.services import lines
 from openline.services.station import Station
 
@@ -26,8 +28,19 @@ class LineCollector(Collector):
         contact = GaugeMetricFamily(
             "openline_line_seconds_since_contact", "Seconds since the peer was last reached.", labels=["peer"]
         )
+        up = GaugeMetricFamily(
+            "openline_database_up", "1 if the station reached its database at this scrape, else 0."
+        )
         now = self.station.clock.now()
-        for line in lines.list_lines(self.station):
+        try:
+            listed = lines.list_lines(self.station)
+        except DatabaseUnavailable:  # the process metrics are still worth scraping
+            listed = []
+            up.add_metric([], 0.0)
+        else:
+            up.add_metric([], 1.0)
+        yield up
+        for line in listed:
             depth.add_metric([line["peer"]], line["outbox_depth"])
             active.add_metric([line["peer"]], 1.0 if line["state"] == "active" else 0.0)
             if line["last_contact_at"] is not None:
