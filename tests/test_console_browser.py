@@ -14,7 +14,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import HeldResponse, artifact_path
-from tests.harness import StationProcess, running_pair, wait_for
+from tests.harness import StationProcess, add_user, connect, running_pair, start_all, stop_all, wait_for
+from tests.pg import PostgresServer
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long passphrase here"
@@ -126,6 +127,48 @@ def test_the_board_reconnects_after_a_station_restart(
         page.screenshot(path=artifact_path("console-wall-display.png"))
     finally:
         ctx.close()
+
+
+def test_the_console_says_when_what_it_shows_may_be_out_of_date(
+    tmp_path: Path, own_pg_server: PostgresServer, browser: Browser
+) -> None:
+    """A board that stops updating looks calm: the officer must be told. The station's
+    database goes away (PostgreSQL stopped), then the station itself; each time the
+    console says so at the top of the page, and says nothing once it is back."""
+    a = StationProcess.create(tmp_path, "stuttgart", own_pg_server.fresh_database()[1])
+    b = StationProcess.create(tmp_path, "moscow", own_pg_server.fresh_database()[1])
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = ctx.new_page()
+    try:
+        start_all(a, b)
+        connect(a, b)
+        add_user(b, "boris", "watch_officer", PASSWORD)
+        log_in(page, b, "boris")
+        banner = page.locator("[data-trouble]")
+        expect(banner).to_be_hidden()
+
+        own_pg_server.pause()
+        expect(banner).to_contain_text(
+            re.compile(
+                r"^The station cannot reach its database \(.+\) "
+                r"\(since \d\d:\d\d:\d\dZ\); it keeps trying\."
+            ),
+            timeout=10_000,
+        )
+        expect(banner).to_contain_text("What this page shows may be out of date.")
+        page.screenshot(path=artifact_path("console-database-unavailable.png"))
+        own_pg_server.resume()
+        expect(banner).to_be_hidden(timeout=10_000)
+        call_id = a.cli_json("call", "moscow", "--subject", "After the outage")["id"]
+        expect(page.locator(f"[data-call='{call_id}']")).to_be_visible(timeout=10_000)
+
+        b.stop()
+        expect(banner).to_contain_text("Not connected to the station (since ", timeout=10_000)
+        b.start()
+        expect(banner).to_be_hidden(timeout=15_000)
+    finally:
+        ctx.close()
+        stop_all(a, b)
 
 
 def _a_change_just_after_a_refresh_is_heard(page: Page) -> None:

@@ -139,3 +139,19 @@ def test_a_statement_the_database_refuses_is_not_called_unavailable(tmp_path: Pa
         conn.execute(text("SELECT * FROM nowhere"))
     assert not isinstance(exc.value, DatabaseUnavailable)
     db.dispose()
+
+
+def test_reachability_hooks_hear_each_change_once(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'later' / 'x.db'}")
+    heard: list[bool] = []
+    db.on_reachability.append(heard.append)
+    for _ in range(2):
+        with pytest.raises(DatabaseUnavailable), db.read():
+            pass
+    assert (heard, db.up) == ([False], False)
+    (tmp_path / "later").mkdir()
+    for _ in range(2):
+        with db.read() as conn:
+            conn.execute(text("SELECT 1"))
+    assert (heard, db.up) == ([False, True], True)
+    db.dispose()

@@ -1,8 +1,6 @@
 """The station's own database goes away and comes back under two running stations (a
 PostgreSQL server restarted by an operator or an upgrade): requests meanwhile get a clear
 503, every background worker logs the outage once and resumes, and nothing queued is lost.
-
-The server is this test's own: stopping the run's shared one would fail other tests.
 """
 
 from __future__ import annotations
@@ -10,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,17 +17,6 @@ from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
 from tests.pg import PostgresServer
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def own_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    try:
-        server.make_template()
-        yield server
-    finally:
-        server.stop()
 
 
 def _log_events(station: StationProcess) -> list[str]:
@@ -50,10 +36,10 @@ def _state(station: StationProcess, call_id: str) -> str | None:
 
 
 def test_a_database_outage_loses_nothing_and_the_workers_resume(
-    tmp_path: Path, own_server: PostgresServer
+    tmp_path: Path, own_pg_server: PostgresServer
 ) -> None:
-    a = StationProcess.create(tmp_path, "stuttgart", own_server.fresh_database()[1])
-    b = StationProcess.create(tmp_path, "moscow", own_server.fresh_database()[1])
+    a = StationProcess.create(tmp_path, "stuttgart", own_pg_server.fresh_database()[1])
+    b = StationProcess.create(tmp_path, "moscow", own_pg_server.fresh_database()[1])
     try:
         start_all(a, b)
         connect(a, b)
@@ -62,7 +48,7 @@ def test_a_database_outage_loses_nothing_and_the_workers_resume(
         # retries with backoff: it steps during the outage below.
         b.stop()
         queued = a.cli_json("call", "moscow", "--subject", "Queued before the outage")["id"]
-        own_server.pause()
+        own_pg_server.pause()
 
         refused = a.cli("call", "moscow", "--subject", "Placed during the outage", check=False)
         assert refused.returncode == 1
@@ -73,6 +59,7 @@ def test_a_database_outage_loses_nothing_and_the_workers_resume(
             r = api.get("/calls")
         assert r.status_code == 503
         assert r.json()["code"] == "database_unavailable"
+        assert r.json()["reason"]  # the driver's words: "connection failed: ..." or the like
         assert r.headers["retry-after"] == "5"
         scraped = httpx.get(a.url + "/metrics", timeout=30)  # monitoring sees it, and the rest
         assert scraped.status_code == 200
@@ -80,7 +67,7 @@ def test_a_database_outage_loses_nothing_and_the_workers_resume(
         assert "process_cpu_seconds_total" in scraped.text
         time.sleep(4)  # the timers loop steps every second, the deliverer on its backoff
 
-        own_server.resume()
+        own_pg_server.resume()
         b.start()
         wait_for(lambda: _state(b, queued) == "ringing", timeout=30, what="queued call rings")
         after = a.cli_json("call", "moscow", "--subject", "Placed after the outage")["id"]

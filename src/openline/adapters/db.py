@@ -69,6 +69,11 @@ class Database:
             kwargs["poolclass"] = NullPool
         self.engine: Engine = create_engine(self.url, **kwargs)
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        # Called with False when a transaction finds the database out of reach, and with
+        # True when one succeeds again: once per change, whoever's transaction it was.
+        self.on_reachability: list[Callable[[bool], None]] = []
+        self.up = True
+        self._up_lock = threading.Lock()
         if self.is_sqlite:
             _configure_sqlite(self.engine, autocheckpoint=not self.background_checkpoints)
 
@@ -76,7 +81,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed if the block returns, rolled back if it raises.
         A database out of reach raises `DatabaseUnavailable` (see `reachable`)."""
-        with reachable(), self._write_lock or nullcontext(), self.engine.connect() as conn, conn.begin():
+        with self._watched(), self._write_lock or nullcontext(), self.engine.connect() as conn, conn.begin():
             if self.is_sqlite:
                 _sqlite_begin(conn, "BEGIN IMMEDIATE")
             yield conn
@@ -84,10 +89,39 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (on SQLite a deferred BEGIN), rolled back when the block ends."""
-        with reachable(), self.engine.connect() as conn:  # closing it rolls back
+        with self._watched(), self.engine.connect() as conn:  # closing it rolls back
             if self.is_sqlite:
                 _sqlite_begin(conn, "BEGIN")
             yield conn
+
+    @contextmanager
+    def _watched(self) -> Iterator[None]:
+        """`reachable`, and tell `on_reachability` when that changes."""
+        try:
+            with reachable():
+                yield
+        except DatabaseUnavailable:
+            if self.up:
+                self._turned(False)
+            raise
+        except BaseException:
+            # A statement refused, or the caller's own error: the database answered.
+            if not self.up:
+                self._turned(True)
+            raise
+        if not self.up:
+            self._turned(True)
+
+    def _turned(self, up: bool) -> None:
+        with self._up_lock:
+            if self.up == up:
+                return
+            self.up = up
+        for hook in self.on_reachability:
+            try:
+                hook(up)
+            except Exception:
+                log.exception("a reachability hook failed")
 
     def checkpoint(self) -> None:
         """Copy committed WAL frames into the database file (SQLite; PASSIVE: never waits

@@ -70,6 +70,7 @@ def create_app(
     app.state.max_request_bytes = max_request_bytes
     app.state.hub = hub
     station.on_commit.append(hub.on_commit)
+    station.db.on_reachability.append(hub.on_reachability)
     problems.install(app)
     # Routes are matched in order, each tested in turn (about 3 µs each with this FastAPI):
     # the peer's batches first, then the local API, the console's many pages last.

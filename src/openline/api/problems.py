@@ -69,7 +69,8 @@ def install(app: FastAPI) -> None:
     async def _openline_error(request: Request, exc: OpenLineError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("request failed", path=request.url.path, code=exc.code.value)
-        response = problem(exc.status, exc.code.value, exc.title, exc.detail)
+        extra = {"reason": exc.reason} if isinstance(exc, DatabaseUnavailable) else {}
+        response = problem(exc.status, exc.code.value, exc.title, exc.detail, **extra)
         if isinstance(exc, TooManyAttempts):
             response.headers["Retry-After"] = str(exc.retry_after)
         elif isinstance(exc, DatabaseUnavailable):

@@ -45,6 +45,12 @@ class Hub:
         if tx.touched and not self.via_database:
             self.publish(sorted(tx.touched))
 
+    def on_reachability(self, up: bool) -> None:
+        """`Database.on_reachability` hook: the database went out of reach, or came back.
+        Either way every browser re-fetches: its refresh then fails, and the console says
+        why (the station cannot reach its database), or succeeds, and the notice goes."""
+        self.publish(["connected"] if up else ["database_unavailable"])
+
     def on_announcement(self, payload: str) -> None:
         try:
             what = json.loads(payload)

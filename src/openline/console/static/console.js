@@ -107,6 +107,48 @@
     if (region) htmx.trigger(region, "sse:change");
   });
 
+  // What this page shows may be out of date: the event stream to the station is lost,
+  // or a live region's refresh failed (the station down, or unable to reach its
+  // database). Say so at the top of the page, with when and why, until it is back: a
+  // board that looks calm because it stopped updating is how a call goes unanswered.
+  var trouble = {};
+  function live(elt) {
+    return !!(elt && elt.getAttribute && /sse:change/.test(elt.getAttribute("hx-trigger") || ""));
+  }
+  function showTrouble() {
+    var banner = document.querySelector("[data-trouble]");
+    if (!banner) return;
+    var why = trouble.stream || trouble.refresh;
+    banner.hidden = !why;
+    banner.textContent = why ? why + " What this page shows may be out of date." : "";
+  }
+  function since() { return " (since " + utc(new Date()) + ")"; }
+  document.addEventListener("htmx:sseError", function () {
+    if (!trouble.stream) trouble.stream = "Not connected to the station" + since() + "; reconnecting.";
+    showTrouble();
+  });
+  document.addEventListener("htmx:sseOpen", function () { delete trouble.stream; showTrouble(); });
+  document.addEventListener("htmx:responseError", function (ev) {
+    if (!live(ev.detail.elt)) return;
+    var xhr = ev.detail.xhr, problem = {};
+    try { problem = JSON.parse(xhr.responseText) || {}; } catch (e) { problem = {}; }
+    if (!trouble.refresh) {
+      trouble.refresh = problem.code === "database_unavailable"
+        ? "The station cannot reach its database (" + problem.reason + ")" + since() + "; it keeps trying."
+        : "The station answered HTTP " + xhr.status + (problem.detail ? ": " + problem.detail : "") + since() + ".";
+    }
+    showTrouble();
+  });
+  document.addEventListener("htmx:sendError", function (ev) {
+    if (!live(ev.detail.elt)) return;
+    if (!trouble.refresh) trouble.refresh = "The station did not answer" + since() + ".";
+    showTrouble();
+  });
+  // A refreshed region replaces itself (outerHTML): the new one, in the page, says so.
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    if (live(ev.target)) { delete trouble.refresh; showTrouble(); }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     tick(); alarmTitle();
     setInterval(tick, 1000);
