@@ -8,8 +8,10 @@ import queue
 
 from sqlalchemy import text
 
-from openline.adapters.db import RESYNC, ChangeListener, Database, announce
+from openline.adapters.db import ChangeListener, Database, announce
 from tests.pg import PostgresServer
+
+LISTENING = "(listening)"
 
 
 def test_the_listener_hears_changes_and_resyncs_after_losing_its_connection(
@@ -18,10 +20,10 @@ def test_the_listener_hears_changes_and_resyncs_after_losing_its_connection(
     name, url = pg_server.fresh_database()
     db = Database(url)
     heard: queue.Queue[str] = queue.Queue()
-    listener = ChangeListener(db, heard.put, poll_seconds=0.1)
+    listener = ChangeListener(db, heard.put, lambda: heard.put(LISTENING), poll_seconds=0.1)
     listener.start()
     try:
-        assert heard.get(timeout=10) == RESYNC
+        assert heard.get(timeout=10) == LISTENING
         with db.write() as conn:
             announce(conn, '["calls"]')
         assert heard.get(timeout=10) == '["calls"]'
@@ -34,7 +36,7 @@ def test_the_listener_hears_changes_and_resyncs_after_losing_its_connection(
                 )
             ).scalar_one()
         assert ended == 1
-        assert heard.get(timeout=10) == RESYNC
+        assert heard.get(timeout=10) == LISTENING
         with db.write() as conn:
             announce(conn, '["alerts"]')
         assert heard.get(timeout=10) == '["alerts"]'

@@ -216,19 +216,23 @@ def announce(conn: Connection, payload: str) -> None:
         )
 
 
-# Handed to `on_change` whenever listening (re)starts: changes announced while nobody
-# listened are lost, so whatever shows them must look again at everything.
-RESYNC = '["connected"]'
-
-
 class ChangeListener:
     """A thread that LISTENs on PostgreSQL for `announce`d changes and hands each
     payload to `on_change` (in this process: the console's live updates). Each time it
-    starts listening, after a lost connection too, it hands over `RESYNC` first."""
+    starts listening, after a lost connection too, it calls `on_listening` first:
+    changes announced while nobody listened are lost, so whatever shows them must look
+    again at everything."""
 
-    def __init__(self, db: Database, on_change: Callable[[str], None], poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        on_change: Callable[[str], None],
+        on_listening: Callable[[], None] = lambda: None,
+        poll_seconds: float = 1.0,
+    ) -> None:
         self.db = db
         self.on_change = on_change
+        self.on_listening = on_listening
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
@@ -247,12 +251,11 @@ class ChangeListener:
             try:
                 with reachable():
                     self._listen(outage)
-            except DatabaseUnavailable as exc:  # the database went away: try again shortly
-                outage.failed(exc)
-                self.listening.clear()
-                self._stop.wait(self.poll_seconds)
-            except Exception:
-                log.exception("listening for changes failed; retrying")
+            except Exception as exc:  # the database went away: try again shortly
+                if isinstance(exc, DatabaseUnavailable):
+                    outage.failed(exc)
+                else:
+                    log.exception("listening for changes failed; retrying")
                 self.listening.clear()
                 self._stop.wait(self.poll_seconds)
 
@@ -264,7 +267,7 @@ class ChangeListener:
             conn.execute(f"LISTEN {CHANGES_CHANNEL}")  # type: ignore[union-attr]
             self.listening.set()
             outage.ended()
-            self.on_change(RESYNC)
+            self.on_listening()
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=self.poll_seconds):  # type: ignore[union-attr]
                     self.on_change(note.payload)

@@ -41,7 +41,7 @@ def create_app(
     listener = None
     if station.db.engine.dialect.name == "postgresql":
         hub.via_database = True
-        listener = ChangeListener(station.db, hub.on_announcement)
+        listener = ChangeListener(station.db, hub.on_announcement, hub.resync)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

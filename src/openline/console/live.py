@@ -5,10 +5,11 @@ changed: `{"changed": ["notices"], "n": 12}`), which then re-fetches what it sho
 With SQLite there is one `serve` process and its commits feed the hub directly; with
 PostgreSQL every commit also NOTIFYs, and each process's hub is fed by a LISTENing
 thread, so a browser connected to any process hears of changes made by all of them.
-When that thread listens again after losing its connection (PostgreSQL restarted), it
-announces `["connected"]`, as a new stream does: every browser re-fetches everything,
-since whatever was committed while nobody listened went unannounced.
-Commits happen on worker threads, so
+When that thread listens again after losing its connection (PostgreSQL restarted), the
+hub announces `["connected"]` (`resync`), as a new stream does: every browser re-fetches
+everything, since whatever was committed while nobody listened went unannounced. So it
+does when the database goes out of reach (`["database_unavailable"]`: the refresh fails,
+and the page says why) and when it is back. Commits happen on worker threads, so
 `publish` hands the event to the event loop thread-safely. A slow browser never holds
 anything up: each has a bounded queue, and a full queue just drops the event (the next
 one makes it re-fetch everything anyway).
@@ -50,6 +51,11 @@ class Hub:
         Either way every browser re-fetches: its refresh then fails, and the console says
         why (the station cannot reach its database), or succeeds, and the notice goes."""
         self.publish(["connected"] if up else ["database_unavailable"])
+
+    def resync(self) -> None:
+        """`ChangeListener.on_listening` hook: what was committed while nobody listened
+        went unannounced, so every browser re-fetches everything, as a new stream does."""
+        self.publish(["connected"])
 
     def on_announcement(self, payload: str) -> None:
         try:
