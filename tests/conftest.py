@@ -113,8 +113,7 @@ def _forget_apps() -> Iterator[None]:
         memo.cache_clear()
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
+def _templated_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     server.start()
     try:
@@ -122,19 +121,18 @@ def pg_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    yield from _templated_server()
 
 
 @pytest.fixture
 def own_pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for one test alone, which may stop it (`pause`) and start it
     again (`resume`): stopping the run's shared one would fail other tests."""
-    server = PostgresServer()
-    server.start()
-    try:
-        server.make_template()
-        yield server
-    finally:
-        server.stop()
+    yield from _templated_server()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
