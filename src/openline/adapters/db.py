@@ -204,6 +204,30 @@ class Outage:
             log.warning(f"database reachable again; the {self.worker} resumed after {down:.0f} s")
 
 
+def sqlite_backup(source: Path, target: Path) -> int:
+    """Copy the SQLite database at `source` into `target` (an empty file) with SQLite's
+    online backup API in one step: one read transaction, so a consistent snapshot however
+    busy the station writing it is. The copy must pass `PRAGMA integrity_check`; its size
+    is returned. `DatabaseUnavailable` when either file cannot be used."""
+    try:
+        src = sqlite3.connect(source, timeout=30)
+        try:
+            dst = sqlite3.connect(target)
+            try:
+                src.backup(dst)  # pages=-1: every page in one step
+                verdict = dst.execute("PRAGMA integrity_check").fetchone()[0]
+                dst.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.Error as exc:
+        raise DatabaseUnavailable(_words(exc)) from exc
+    if verdict != "ok":
+        raise DatabaseUnavailable(f"the copy failed its integrity check: {verdict}")
+    return target.stat().st_size
+
+
 CHANGES_CHANNEL = "openline_changes"
 
 

@@ -124,6 +124,44 @@ def init(
 
 
 @app.command()
+def backup(
+    home: HomeOpt,
+    destination: Annotated[Path, typer.Argument(metavar="DEST", help="A new or empty directory.")],
+) -> None:
+    """Copy the station home to DEST, safely while the station runs."""
+    from openline.services.backup import backup as take_backup
+
+    try:
+        result = take_backup(home, destination)
+    except OpenLineError as exc:
+        fail(exc.detail, exc.code.value)
+    out.print(
+        f"Station [bold]{escape(result.station)}[/] backed up to {escape(str(result.destination))}",
+        markup=True,
+        soft_wrap=True,
+    )
+    out.print(f"  files: {', '.join(result.files)} (mode 0600, directory 0700)", soft_wrap=True)
+    if result.database_bytes is not None:
+        out.print(
+            f"  database: a consistent copy ({result.database_bytes:,} bytes) taken with SQLite's online "
+            "backup; integrity check ok",
+            soft_wrap=True,
+        )
+    else:
+        out.print(
+            f"  database: PostgreSQL ({escape(result.database_url or '')}) is not in the home: "
+            "back it up with pg_dump",
+            soft_wrap=True,
+        )
+    out.print(
+        "  The copy holds the station's private keys: keep it as private as the home. To restore, "
+        f"stop the station and run [bold]openline serve --home {escape(str(result.destination))}[/]",
+        markup=True,
+        soft_wrap=True,
+    )
+
+
+@app.command()
 def serve(
     home: HomeOpt,
     listen: Annotated[
