@@ -192,10 +192,15 @@ class Outage:
         self.worker = worker
         self.since: float | None = None
 
-    def failed(self, exc: DatabaseUnavailable) -> None:
+    def absorbs(self, exc: BaseException) -> bool:
+        """Whether `exc` is the database out of reach: if so it is this outage's, logged
+        when the outage begins; anything else is the caller's to log."""
+        if not isinstance(exc, DatabaseUnavailable):
+            return False
         if self.since is None:
             self.since = time.monotonic()
             log.error(f"database unavailable; the {self.worker} retries until it is back: {exc.reason}")
+        return True
 
     def ended(self) -> None:
         if self.since is not None:
@@ -276,9 +281,7 @@ class ChangeListener:
                 with reachable():
                     self._listen(outage)
             except Exception as exc:  # the database went away: try again shortly
-                if isinstance(exc, DatabaseUnavailable):
-                    outage.failed(exc)
-                else:
+                if not outage.absorbs(exc):
                     log.exception("listening for changes failed; retrying")
                 self.listening.clear()
                 self._stop.wait(self.poll_seconds)

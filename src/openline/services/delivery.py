@@ -435,10 +435,9 @@ class Deliverer:
         outage = Outage(f"deliverer of line {line_id}")
         try:
             announce(self.station, self.transport, line_id)
-        except DatabaseUnavailable as exc:  # the loop finds it back, and delivers then
-            outage.failed(exc)
-        except Exception:  # the loop delivers all the same
-            log.exception("announcing ourselves to the peer crashed", line=line_id)
+        except Exception as exc:  # the loop below delivers all the same
+            if not outage.absorbs(exc):
+                log.exception("announcing ourselves to the peer crashed", line=line_id)
         # Pipelining: once the peer has answered a batch and stored every envelope, it is
         # settled on another thread while the next one is claimed and sent. Still one
         # request in flight per line; the previous settling always ends before this thread
@@ -493,9 +492,7 @@ class Deliverer:
                     outcome = _finish(self.station, step)
                 outage.ended()
             except Exception as exc:  # never let the line go silent: log, back off, go on
-                if isinstance(exc, DatabaseUnavailable):
-                    outage.failed(exc)
-                else:
+                if not outage.absorbs(exc):
                     log.exception("deliverer step crashed", line=line_id)
                 self._join(settling, line_id)
                 settling, ahead, outcome = None, None, Outcome.FAILED
@@ -503,11 +500,9 @@ class Deliverer:
                 continue
             try:
                 wait = self._wait_seconds(line_id, outcome)
-            except DatabaseUnavailable as exc:
-                outage.failed(exc)
-                wait = backoff.BASE_SECONDS
-            except Exception:
-                log.exception("reading when to retry crashed", line=line_id)
+            except Exception as exc:
+                if not outage.absorbs(exc):
+                    log.exception("reading when to retry crashed", line=line_id)
                 wait = backoff.BASE_SECONDS
             if outcome in (Outcome.WAITING, Outcome.FAILED):
                 self._backing_off[line_id] = time.monotonic() + wait

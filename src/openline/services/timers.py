@@ -19,7 +19,6 @@ import structlog
 
 from openline.adapters.db import Outage
 from openline.core.clock import MICROS
-from openline.errors import DatabaseUnavailable
 from openline.services import calls, handover, notice_expiry, notices, rosters, watch
 from openline.services.station import Station
 
@@ -67,11 +66,9 @@ class Loop:
             try:
                 wait = self.step()
                 outage.ended()
-            except DatabaseUnavailable as exc:
-                outage.failed(exc)
-                wait = MAX_SLEEP_SECONDS
-            except Exception:
-                log.exception(f"{self.name} step crashed")
+            except Exception as exc:
+                if not outage.absorbs(exc):
+                    log.exception(f"{self.name} step crashed")
                 wait = MAX_SLEEP_SECONDS
             self._sleeps_until = time.monotonic() + wait
             self._wake.wait(wait)
