@@ -268,7 +268,10 @@ def test_messages_queued_while_the_peer_is_down_leave_the_deliverer_asleep(
     workers.start()
     try:
         wait_for(lambda: claims == [Outcome.WAITING], what="the deliverer to find the line backing off")
-        time.sleep(0.1)  # into its sleep
+        # Into its sleep: it records the backoff just before it waits (a fixed 0.1 s here
+        # was not always enough on a loaded machine).
+        line_id = a.line_id()
+        wait_for(lambda: line_id in workers.deliverer._backing_off, what="the deliverer asleep")
         later = [f"while the peer is down {i:02d}" for i in range(20)]
         for text in later:
             calls.say(a.station, "admin", call_id, text)
