@@ -19,6 +19,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from openline.adapters import home as homefiles
 from openline.adapters.db import sqlite_backup
 from openline.errors import Code, DatabaseUnavailable, HomeError, InvalidInput
@@ -96,6 +98,4 @@ def backup(home: Path, destination: Path) -> BackupResult:
 
 
 def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
