@@ -157,8 +157,18 @@ def test_the_console_says_when_what_it_shows_may_be_out_of_date(
         )
         expect(banner).to_contain_text("What this page shows may be out of date.")
         page.screenshot(path=artifact_path("console-database-unavailable.png"))
+        # An officer who reloads meanwhile gets a page that says so, and reloads itself.
+        reloaded = ctx.new_page()
+        answered = reloaded.goto(b.url + "/")
+        assert answered is not None
+        assert answered.status == 503
+        expect(reloaded.get_by_role("heading", name="The station cannot reach its database")).to_be_visible()
+        expect(reloaded.get_by_text("nothing can ring here")).to_be_visible()
+        reloaded.screenshot(path=artifact_path("console-database-unavailable-page.png"))
         own_pg_server.resume()
         expect(banner).to_be_hidden(timeout=10_000)
+        expect(reloaded.get_by_role("region", name="Ringing calls")).to_be_visible(timeout=15_000)
+        reloaded.close()
         call_id = a.cli_json("call", "moscow", "--subject", "After the outage")["id"]
         expect(page.locator(f"[data-call='{call_id}']")).to_be_visible(timeout=10_000)
 

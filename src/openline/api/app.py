@@ -20,8 +20,10 @@ from openline.api import ledger as ledger_api
 from openline.api import notices as notices_api
 from openline.api import report as report_api
 from openline.api.metrics import LineCollector
+from openline.console import pages as console_pages
 from openline.console import routes as console
 from openline.console.live import Hub
+from openline.errors import DatabaseUnavailable
 from openline.runtime import Workers, default_transport
 from openline.services.station import Station
 
@@ -88,6 +90,12 @@ def create_app(
         if request.headers.get("hx-request"):  # htmx follows this header, not a 303
             return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database_unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+        if console_pages.wants_page(request):  # an officer reloading the board gets a page
+            return console_pages.unavailable(request, exc, problems.DATABASE_RETRY_AFTER_S)
+        return problems.error_response(request, exc)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -43,6 +43,19 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     )
 
 
+def error_response(request: Request, exc: OpenLineError) -> JSONResponse:
+    """The problem document of one of our errors (what the exception handler answers)."""
+    if exc.status >= 500:
+        log.warning("request failed", path=request.url.path, code=exc.code.value)
+    extra = {"reason": exc.reason} if isinstance(exc, DatabaseUnavailable) else {}
+    response = problem(exc.status, exc.code.value, exc.title, exc.detail, **extra)
+    if isinstance(exc, TooManyAttempts):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, DatabaseUnavailable):
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
 class RefuseControlCharacters:
     """A path or query string with a control character in it (NUL, ESC, ...) is refused
     before any route runs: no id, name or filter of ours has one, and PostgreSQL refuses
@@ -67,15 +80,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OpenLineError)
     async def _openline_error(request: Request, exc: OpenLineError) -> JSONResponse:
-        if exc.status >= 500:
-            log.warning("request failed", path=request.url.path, code=exc.code.value)
-        extra = {"reason": exc.reason} if isinstance(exc, DatabaseUnavailable) else {}
-        response = problem(exc.status, exc.code.value, exc.title, exc.detail, **extra)
-        if isinstance(exc, TooManyAttempts):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        elif isinstance(exc, DatabaseUnavailable):
-            response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
-        return response
+        return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

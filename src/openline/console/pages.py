@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from openline.console.live import Hub
 from openline.core.encoding import parse_json
-from openline.errors import CsrfRefused, InvalidInput, Unauthorized
+from openline.errors import CsrfRefused, DatabaseUnavailable, InvalidInput, Unauthorized
 from openline.services import sessions
 from openline.services.sessions import Session
 from openline.services.station import Station
@@ -58,6 +58,29 @@ def hub_of(request: Request) -> Hub:
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     html = _ENV.get_template(name).render(request=request, station=station_of(request).name, **context)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+# Paths that are not the console's pages: the APIs, the station-to-station endpoints, the
+# event stream, static files, and the operators' endpoints.
+_NOT_PAGES = ("/api/", "/_openline/", "/events", "/static/", "/metrics", "/healthz", "/openapi.json")
+
+
+def wants_page(request: Request) -> bool:
+    """Whether a browser navigated here and expects a page, not a document or a fragment."""
+    return (
+        request.method == "GET"
+        and not request.headers.get("hx-request")
+        and "text/html" in request.headers.get("accept", "")
+        and not request.url.path.startswith(_NOT_PAGES)
+    )
+
+
+def unavailable(request: Request, exc: DatabaseUnavailable, retry_s: int) -> HTMLResponse:
+    """The page a browser gets while the station cannot reach its database: what is wrong,
+    what it means for the line, and a reload every `retry_s` seconds until it is back."""
+    response = render(request, "unavailable.html", status=503, reason=exc.reason, retry=retry_s)
+    response.headers["Retry-After"] = str(retry_s)
+    return response
 
 
 def redirect(url: str) -> RedirectResponse:
