@@ -7,11 +7,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import psycopg.errors
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
-from openline.adapters.db import Checkpointer, Database
+from openline.adapters.db import Checkpointer, Database, reachable
 from openline.errors import DatabaseUnavailable
 
 
@@ -155,3 +157,25 @@ def test_reachability_hooks_hear_each_change_once(tmp_path: Path) -> None:
             conn.execute(text("SELECT 1"))
     assert (heard, db.up) == ([False, True], True)
     db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("error", "out_of_reach"),
+    [
+        (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),
+        (psycopg.errors.DiskFull("could not extend file: No space left on device"), True),
+        (psycopg.errors.TooManyConnections("sorry, too many clients already"), True),
+        (psycopg.OperationalError("connection failed: Connection refused"), True),  # no SQLSTATE
+        (psycopg.errors.QueryCanceled("canceling statement due to user request"), False),
+        (psycopg.errors.UniqueViolation("duplicate key value"), False),
+    ],
+)
+def test_which_postgresql_errors_mean_the_database_is_out_of_reach(
+    error: Exception, out_of_reach: bool
+) -> None:
+    wrapped = DBAPIError("SELECT 1", {}, error)
+    with pytest.raises(DatabaseUnavailable if out_of_reach else DBAPIError) as raised, reachable():
+        raise wrapped
+    assert isinstance(raised.value, DatabaseUnavailable) is out_of_reach
+    if out_of_reach:
+        assert str(error).splitlines()[0] in str(raised.value)

@@ -145,9 +145,10 @@ class PeerUnreachable(OpenLineError):
 
 
 class DatabaseUnavailable(OpenLineError):
-    """The station's database cannot be reached or cannot take the write (a PostgreSQL
-    server down or restarting, an SQLite file locked too long or its disk full): the
-    station itself is fine and tries again; `reason` is the driver's own words."""
+    """The station's database cannot be reached or cannot take the work (a PostgreSQL
+    server down, restarting, or out of disk, memory or connections; an SQLite file locked
+    too long, unreadable or on a full disk): the station itself is fine and tries
+    again; `reason` is the driver's own words."""
 
     code = Code.DATABASE_UNAVAILABLE
     status = 503

@@ -144,8 +144,9 @@ _SQLITE_UNAVAILABLE = {
     13: "SQLITE_FULL",
     14: "SQLITE_CANTOPEN",
 }
-# PostgreSQL's: the server shutting down or starting (57P0x), too many connections.
-_POSTGRES_UNAVAILABLE = {"57P01", "57P02", "57P03", "53300"}
+# PostgreSQL's: the server shutting down or starting (57P0x); too many connections, its
+# disk full, out of memory (53xxx: it cannot take the work, whatever the work).
+_POSTGRES_UNAVAILABLE = {"57P01", "57P02", "57P03", "53100", "53200", "53300"}
 
 
 def _out_of_reach(error: BaseException | None) -> bool:
