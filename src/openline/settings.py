@@ -26,6 +26,7 @@ from openline.core.card import validate_name, validate_url
 from openline.errors import EnvelopeRefused, HomeError, InvalidInput
 
 SETTINGS_FILE = "settings.toml"
+DATABASE_FILE = "openline.db"  # the SQLite database, when no database_url is set
 
 
 class Settings(BaseSettings):
@@ -105,7 +106,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'openline.db'}"
+        return self.database_url or f"sqlite:///{self.home / DATABASE_FILE}"
 
     @property
     def listen(self) -> tuple[str, int]:

@@ -14,7 +14,6 @@ and the database is left to PostgreSQL's own tools (pg_dump).
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,8 @@ from sqlalchemy.engine import make_url
 from openline.adapters import home as homefiles
 from openline.adapters.db import sqlite_backup
 from openline.errors import Code, DatabaseUnavailable, HomeError, InvalidInput
-from openline.settings import SETTINGS_FILE, load
+from openline.settings import DATABASE_FILE, SETTINGS_FILE, load
 
-DATABASE_FILE = "openline.db"
 # What a home holds besides its database; the ledger and cosigning keys of a home made
 # before they existed are made on first use, so a home may lack them.
 REQUIRED = (SETTINGS_FILE, homefiles.SIGNING_KEY, homefiles.ENCRYPTION_KEY, homefiles.TOKEN_FILE)
@@ -74,8 +72,7 @@ def backup(home: Path, destination: Path) -> BackupResult:
         source = home / DATABASE_FILE
         if not source.is_file():
             raise HomeError(f"no database at {source}: nothing to back up")
-        # As private as the original from its first byte.
-        os.close(os.open(destination / DATABASE_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        homefiles.write_secret(destination / DATABASE_FILE, b"")  # private from its first byte
         try:
             size = sqlite_backup(source, destination / DATABASE_FILE)
         except DatabaseUnavailable as exc:

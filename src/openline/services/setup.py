@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from openline.core.clock import Clock, SystemClock
 from openline.core.keys import StationKeys
 from openline.errors import Code, EnvelopeRefused, HomeError, InvalidInput
 from openline.services import accounts
-from openline.settings import SETTINGS_FILE, render_toml
+from openline.settings import DATABASE_FILE, SETTINGS_FILE, render_toml
 
 ADMIN_NAME = "admin"
 
@@ -56,7 +55,7 @@ def init_home(
             homefiles.SIGNING_KEY,
             homefiles.ENCRYPTION_KEY,
             homefiles.TOKEN_FILE,
-            "openline.db",
+            DATABASE_FILE,
         )
     ]
     if any(p.exists() for p in ours):
@@ -73,7 +72,7 @@ def init_home(
         if created:
             shutil.rmtree(home, ignore_errors=True)
         else:
-            for p in [*ours, home / "openline.db-wal", home / "openline.db-shm"]:
+            for p in [*ours, home / f"{DATABASE_FILE}-wal", home / f"{DATABASE_FILE}-shm"]:
                 p.unlink(missing_ok=True)
         raise
 
@@ -81,10 +80,10 @@ def init_home(
 def _create(
     home: Path, name: str, url: str, database_url: str | None, languages: list[str], clock: Clock
 ) -> InitResult:
-    db_url = database_url or f"sqlite:///{home / 'openline.db'}"
+    db_url = database_url or f"sqlite:///{home / DATABASE_FILE}"
     if not database_url:
         # Sealed bodies and password hashes: the database file is as private as the keys.
-        os.close(os.open(home / "openline.db", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        homefiles.write_secret(home / DATABASE_FILE, b"")
     db = Database(db_url, pool=False)
     try:
         upgrade(db)
