@@ -34,6 +34,7 @@ from openline.settings import Settings, load
 GIL_SWITCH_SECONDS = 0.0005
 EVENT_LOOP = "uvloop"
 HTTP_PARSER = "httptools"
+LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
 def configure_logging(level: str) -> None:
@@ -77,7 +78,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 def bind(host: str, port: int) -> list[socket.socket]:
-    """The station's listening sockets, bound (uvicorn listens on them): one per address
+    """The station's listening sockets, bound and listening: one per address
     the host names, as asyncio's own server binds "localhost" to both 127.0.0.1 and ::1."""
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -94,6 +95,11 @@ def bind(host: str, port: int) -> list[socket.socket]:
             if family == socket.AF_INET6:  # ::1 beside 127.0.0.1, not over it
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
+            # Listening from here on, before the app has started: a peer that connects
+            # meanwhile waits in the backlog instead of being refused. A station that
+            # moved is checked by a handshake to its new address while it announces
+            # itself at start (services/moves.py), which must not race uvicorn.
+            sock.listen(LISTEN_BACKLOG)
             sock.set_inheritable(True)
     except OSError as exc:
         for sock in sockets:

@@ -12,12 +12,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from openline.api.deps import StationDep
+from openline.api.deps import StationDep, TransportDep
 from openline.core.encoding import digits, parse_json
 from openline.core.keys import signing_public_key
 from openline.core.requestsig import parse_authorization, verify_request
 from openline.errors import Code, EnvelopeRefused, Unauthorized
-from openline.services import delivery, inbox, lines, witness
+from openline.services import delivery, inbox, lines, moves, witness
 from openline.services.station import Station
 
 router = APIRouter(prefix="/_openline/v1")
@@ -77,14 +77,17 @@ def _json(body: bytes) -> Any:
 
 
 @router.post("/handshake")
-async def handshake(request: Request, station: StationDep) -> dict[str, Any]:
+async def handshake(request: Request, station: StationDep, transport: TransportDep) -> dict[str, Any]:
     signed = await _read(request)
 
     def answer() -> dict[str, Any]:
         origin, _ = _origin(station, signed)
-        result = lines.answer_handshake(station, origin, _json(signed.body))
+        payload = _json(signed.body)
+        result = lines.answer_handshake(station, origin, payload)
         delivery.peer_contacted(station, origin)
-        return result
+        # A station that moved: its new address is confirmed by a handshake of ours there
+        # before it is pinned, so this answer waits for that one (services/moves.py).
+        return {**result, "card": moves.follow(station, transport, origin, payload["card"])}
 
     return await run_in_threadpool(answer)
 

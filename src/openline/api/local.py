@@ -318,6 +318,21 @@ def propose_terms(
     return {**line, "proposal": done.outcome, "handshake": done.why or "ok"}
 
 
+class NewCard(Strict):
+    card: dict[str, Any]
+
+
+@router.put("/lines/{peer}/card")
+def update_card(station: StationDep, who: PrincipalDep, peer: str, req: NewCard) -> dict[str, Any]:
+    """Pin the peer's new card, signed by the keys pinned already: a station that moved to
+    another address. Its line is retried there at once."""
+    who.require(Permission.MANAGE_LINES)
+    if req.card.get("name") != peer:
+        raise InvalidInput(f"the card is {req.card.get('name')!r:.70}'s, not {peer!r}'s")
+    lines.update_card(station, req.card, actor=who.name)
+    return next(x for x in lines.list_lines(station) if x["peer"] == peer)
+
+
 @router.get("/lines/{peer}/policy")
 def get_policy(station: StationDep, who: PrincipalDep, peer: str) -> dict[str, Any]:
     who.require(Permission.VIEW)

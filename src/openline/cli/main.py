@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
@@ -220,13 +221,7 @@ def line_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a peer's card, pin it, and try the handshake that makes the line active."""
-    try:
-        text = sys.stdin.read() if str(card_file) == "-" else card_file.read_text()
-        card_json = parse_json(text)
-    except OSError as exc:
-        fail(f"cannot read {card_file}: {exc.strerror}", "invalid_input")
-    except ValueError as exc:
-        fail(f"{card_file} is not JSON: {exc}", "bad_card")
+    card_json = _read_card(card_file)
     with client(home) as c:
         line = c.post(
             "/lines",
@@ -249,6 +244,47 @@ def line_add(
         state = x["state"]
         note = "" if state == "active" else f" ({escape(str(x['handshake']))})"
         out.print(f"Line {escape(x['id'])}: [bold]{escape(state)}[/]{note}", markup=True)
+
+    emit(line, as_json, render)
+
+
+def _read_card(card_file: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(card_file) == "-" else card_file.read_text()
+        return parse_json(text)
+    except OSError as exc:
+        fail(f"cannot read {card_file}: {exc.strerror}", "invalid_input")
+    except ValueError as exc:
+        fail(f"{card_file} is not JSON: {exc}", "bad_card")
+
+
+@line_app.command(
+    "update", short_help="Pin a peer's new card (the same keys, a new address): for a station that moved."
+)
+def line_update(
+    home: HomeOpt,
+    card_file: Annotated[
+        Path, typer.Argument(metavar="CARD_FILE", help="The peer's new card (JSON file, or - for stdin).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Pin a peer's new card in place of the one pinned, when it is signed by the same keys:
+    a station that moved to another address. The line is retried there at once."""
+    card_json = _read_card(card_file)
+    name = card_json.get("name") if isinstance(card_json, dict) else None
+    if not isinstance(name, str) or not name:
+        fail(f"{card_file} is not a station card: it has no name", "bad_card")
+    with client(home) as c:
+        line = c.put(f"/lines/{quote(name, safe='')}/card", {"card": card_json})
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(
+            f"[bold]{escape(x['peer'])}[/] is now reached at [bold]{escape(x['peer_url'])}[/] "
+            f"(fingerprint {escape(x['peer_fingerprint'])}, unchanged).",
+            markup=True,
+        )
+        if x["outbox_depth"]:
+            out.print(f"{x['outbox_depth']} envelope(s) waiting for it are being sent there now.")
 
     emit(line, as_json, render)
 

@@ -1,8 +1,8 @@
 """The console's administration page (`/admin`): people (add, disable, enable, reset a
-password) for administrators; lines (pin a peer's card with the line's terms, an
-escalation policy per line) for whoever may manage lines. The same use cases as
-`openline user ...`, `openline line add` and `openline policy set`; a refusal is shown
-on the page.
+password) for administrators; lines (pin a peer's card with the line's terms, a moved
+peer's new card, an escalation policy per line) for whoever may manage lines. The same
+use cases as `openline user ...`, `openline line add|update` and `openline policy set`; a
+refusal is shown on the page.
 """
 
 from __future__ import annotations
@@ -171,6 +171,22 @@ async def admin_add_line(request: Request) -> HTMLResponse:
         except OpenLineError as exc:
             return f"Pinned {peer}; the line is pending: {lines.handshake_error(exc)}"
         return f"Pinned {peer}; compare its fingerprint with the peer out of band."
+
+    return _admin_result(request, session, done)
+
+
+@router.post("/admin/lines/{peer}/card")
+async def admin_update_card(request: Request, peer: str) -> HTMLResponse:
+    session, form = await _admin_action(request, Permission.MANAGE_LINES)
+    station = station_of(request)
+
+    def done() -> str:
+        card = json_field(form, "card")
+        if not isinstance(card, dict) or card.get("name") != peer:
+            raise InvalidInput(f"that is not a card of {peer}: its name is missing or another")
+        lines.update_card(station, card, actor=session.principal.name)
+        line = next(x for x in lines.list_lines(station) if x["peer"] == peer)
+        return f"{peer} is now reached at {line['peer_url']}; its fingerprint is unchanged."
 
     return _admin_result(request, session, done)
 

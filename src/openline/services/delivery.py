@@ -345,31 +345,63 @@ def peer_contacted(station: Station, peer: str) -> str | None:
     return str(line.id)
 
 
-def announce(station: Station, transport: Transport, line_id: str) -> bool:
+def announce(station: Station, transport: Transport, line_id: str, *, quiet: bool = False) -> bool:
     """Tell the peer of an active line that we are (back) up, by a signed handshake.
 
     A peer that backed off while we were down would otherwise wait up to the backoff
-    cap before retrying; the handshake counts as contact and makes it retry at once.
-    Returns whether the peer answered.
+    cap before retrying; the handshake counts as contact and makes it retry at once. It
+    carries our card too, so a peer learns our new address if we moved (services/moves.py).
+    Returns whether that is done: the peer answered and holds our card (or the line is not
+    active: its handshake, when it comes, carries our card). `quiet`: a retry, not logged.
     """
     with station.db.read() as conn:
         line = conn.execute(
             select(lines.c.peer, lines.c.state, lines.c.proposed_terms).where(lines.c.id == line_id)
         ).one()
     if line.state != ACTIVE:
-        return False
+        return True
     try:
         try:
             # With new terms we proposed, if any: the peer may have proposed them meanwhile.
-            initiate_handshake(station, transport, line.peer)
+            kept = initiate_handshake(station, transport, line.peer)
         except PeerRefused as exc:
             if exc.peer_code != Code.CONFLICT.value or line.proposed_terms is None:
                 raise
-            initiate_handshake(station, transport, line.peer, propose=False)  # not yet: the terms we hold
+            # not yet: the terms we hold
+            kept = initiate_handshake(station, transport, line.peer, propose=False)
     except OpenLineError as exc:
-        log.info("peer not reached at start", line=line_id, error=str(exc)[:200])
+        if not quiet:
+            log.info("peer not reached at start; retrying", line=line_id, error=str(exc)[:200])
         return False
-    return True
+    return kept is None
+
+
+@dataclass
+class _Announcing:
+    """A line's `announce`, retried by its thread, backing off, until it is done once.
+
+    Retried when the thread wakes for its own work (a wake-up, a delivery retry, or the
+    idle poll, at least every `IDLE_POLL_SECONDS`) and the backoff allows: a thread asleep
+    through an outage is not woken for it."""
+
+    station: Station
+    transport: Transport
+    line_id: str
+    done: bool = False
+    attempts: int = 0
+    due: float = 0.0  # monotonic seconds
+
+    def attempt(self, outage: Outage) -> None:
+        if self.done or time.monotonic() < self.due:
+            return
+        try:
+            self.done = announce(self.station, self.transport, self.line_id, quiet=self.attempts > 0)
+        except Exception as exc:  # the line delivers all the same
+            if not outage.absorbs(exc):
+                log.exception("announcing ourselves to the peer crashed", line=self.line_id)
+        if not self.done:
+            self.attempts += 1
+            self.due = time.monotonic() + backoff.delay(self.attempts)
 
 
 @dataclass
@@ -433,11 +465,10 @@ class Deliverer:
     def _run(self, line_id: str) -> None:
         event = self._events[line_id]
         outage = Outage(f"deliverer of line {line_id}")
-        try:
-            announce(self.station, self.transport, line_id)
-        except Exception as exc:  # the loop below delivers all the same
-            if not outage.absorbs(exc):
-                log.exception("announcing ourselves to the peer crashed", line=line_id)
+        # Announcing ourselves is retried until the peer holds our card: if we moved, a peer
+        # that was down when we started knows only our old address, and whatever it has
+        # for us waits until it learns the new one from us.
+        announcing = _Announcing(self.station, self.transport, line_id)
         # Pipelining: once the peer has answered a batch and stored every envelope, it is
         # settled on another thread while the next one is claimed and sent. Still one
         # request in flight per line; the previous settling always ends before this thread
@@ -447,6 +478,7 @@ class Deliverer:
         settling: tuple[Future[Outcome], Settling] | None = None
         ahead: Claimed | None = None
         while not self._stop.is_set():
+            announcing.attempt(outage)
             # Cleared before a claim reads the outbox, so that a wake-up for anything it
             # misses is still set afterwards. A batch claimed ahead read it before this
             # point: a wake-up since then stays set, and sends what came after it.

@@ -8,6 +8,10 @@ name the line identically without negotiating.
 The handshake carries the line's terms, which both stations must hold alike. New terms
 are proposed on each side (`line_terms.propose`) and adopted by both in the handshake
 that finds them proposed alike: until then the line keeps its terms.
+
+It carries the sender's card too. A pinned card may be replaced by one with the same keys
+(a station that moved): by hand (`update_card`), or after a handshake once the new
+address has answered one of ours (services/moves.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from openline.adapters.db import for_update
@@ -36,6 +41,9 @@ from openline.services.station import Station, Tx
 
 PENDING = "pending"
 ACTIVE = "active"
+log = structlog.get_logger("openline.lines")
+# A handshake answer's `card`: we hold the card the peer sent (else why we keep another).
+CARD_PINNED = "pinned"
 NOTICE_DEADLINE_S = 3600  # a notice from the peer must be answered within this long, by default
 # The bounds of the line terms (the API checks them too, and the handshake compares them).
 NOTICE_DEADLINE_RANGE = (60, 7 * 86_400)
@@ -109,12 +117,13 @@ def add_line(
     with station.tx() as tx:
         existing = tx.conn.execute(select(peers).where(peers.c.name == card.name)).first()
         if existing is not None:
-            if existing.signing_key != card.signing_key or existing.encryption_key != card.encryption_key:
-                raise EnvelopeRefused(
-                    Code.KEY_CHANGED,
-                    f"station {card.name!r} is pinned with fingerprint {existing.fingerprint}; "
-                    f"this card has {card.fingerprint}. Refusing a new key for a pinned name: "
-                    "verify the change with the peer out of band.",
+            pinned = json.loads(existing.card)
+            _require_same_identity(existing, pinned, card)
+            if card.to_json() != pinned:
+                raise Conflict(
+                    f"station {card.name!r} is pinned already with these keys; this card gives it "
+                    f"another address ({', '.join(card.urls)}; pinned: {existing.url}) or other "
+                    "languages: take it with `openline line update CARD_FILE`; nothing changed"
                 )
             raise Conflict(f"station {card.name!r} is pinned already (same keys); nothing changed")
         tx.conn.execute(
@@ -155,6 +164,54 @@ def add_line(
         )
         tx.wake_lines.add(line_id)
     return card.name
+
+
+# What a station's card may change while its keys stay pinned: where it is reached and the
+# languages it speaks. Anything else that differs is another identity (`key_changed`).
+_REPLACEABLE = {"urls", "languages", "signature"}
+
+
+def update_card(station: Station, card_json: Any, *, actor: str) -> str:
+    """Replace a pinned card with the peer's new one, signed by the same keys: a station
+    that moved to another address. Its line is retried there at once. Returns the peer."""
+    card = parse_card(card_json)
+    with station.tx() as tx:
+        pinned = tx.conn.execute(select(peers).where(peers.c.name == card.name)).first()
+        if pinned is None:
+            raise NotFound(f"no pinned station named {card.name!r}; add its card with `openline line add`")
+        old = json.loads(pinned.card)
+        _require_same_identity(pinned, old, card)
+        if card.to_json() == old:
+            raise Conflict(f"station {card.name!r} is pinned with this very card; nothing changed")
+        repin(tx, card, old, actor=actor, via="card")
+    return card.name
+
+
+def _require_same_identity(pinned: Any, old: dict[str, Any], card: Card) -> None:
+    new = card.to_json()
+    if any(new[k] != old.get(k) for k in new.keys() - _REPLACEABLE):
+        raise EnvelopeRefused(
+            Code.KEY_CHANGED,
+            f"station {card.name!r} is pinned with fingerprint {pinned.fingerprint}; this card "
+            f"has {card.fingerprint} or other keys. Refusing a new key for a pinned name: "
+            "verify the change with the peer out of band.",
+        )
+
+
+def repin(tx: Tx, card: Card, old: dict[str, Any], *, actor: str, via: str) -> None:
+    """Pin `card` in place of `old` (the same keys, checked by the caller), in the audit
+    trail and the ledger, and retry the line at its new address now."""
+    tx.conn.execute(
+        update(peers).where(peers.c.name == card.name).values(card=json.dumps(card.to_json()), url=card.url)
+    )
+    line = line_for_peer(tx.conn, card.name)
+    moved = f"{card.name}: {', '.join(old['urls'])} -> {', '.join(card.urls)}"
+    accounts.record(tx.conn, tx.now, actor, "line.card", moved)
+    facts = {"line": line.id, "peer": card.name, "fingerprint": card.fingerprint, "actor": actor}
+    ledger.append(
+        tx, "line.card", tx.now, {**facts, "urls": list(card.urls), "previous": old["urls"], "via": via}
+    )
+    drop_backoff(tx, line.id)
 
 
 def peer_card(conn: Connection, name: str) -> Card:
@@ -263,10 +320,16 @@ def _handshake_statement(
     )
 
 
-def initiate_handshake(station: Station, transport: Transport, peer: str, *, propose: bool = True) -> None:
+def initiate_handshake(
+    station: Station, transport: Transport, peer: str, *, propose: bool = True, url: str | None = None
+) -> str | None:
     """Ask the peer to confirm the line, with the terms our administrator proposed if there
     are any (unless not `propose`), else its terms. Marks it active on success, adopting
-    the proposed terms if those were confirmed; raises otherwise."""
+    the proposed terms if those were confirmed; raises otherwise. `url`: ask the peer
+    there instead of at its pinned address (`moves.follow`).
+
+    Returns None, or why the peer keeps a card of ours other than the one we sent (we
+    moved, and it could not confirm our new address yet)."""
     with station.db.read() as conn:
         line = line_for_peer(conn, peer)
         card = peer_card(conn, peer)
@@ -275,7 +338,7 @@ def initiate_handshake(station: Station, transport: Transport, peer: str, *, pro
     terms = proposed or terms_of(line)
     answer = transport.post(
         peer,
-        card.url,
+        url or card.url,
         HANDSHAKE_PATH,
         {"line": line.id, "nonce": nonce, "terms": terms, "card": station.card.to_json()},
     )
@@ -287,6 +350,11 @@ def initiate_handshake(station: Station, transport: Transport, peer: str, *, pro
         _handshake_statement(line.id, nonce, peer, station.name, terms),
         what=f"handshake answer from {peer!r}",
     )
+    kept = answer.get("card")
+    if isinstance(kept, str) and kept != CARD_PINNED:  # it still sends to our old address
+        log.warning("the peer keeps our previous card", peer=peer, why=kept[:300])
+    else:
+        kept = None
     with station.tx() as tx:
         if proposed is not None:  # the peer signed our proposal: it has adopted it
             now = tx.conn.execute(select(lines).where(lines.c.id == line.id)).one()
@@ -299,6 +367,7 @@ def initiate_handshake(station: Station, transport: Transport, peer: str, *, pro
                     .values(proposed_terms=now.proposed_terms, proposed_at=now.proposed_at)
                 )
         _mark_active(tx, line, "initiated")
+    return kept
 
 
 def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, Any]:
@@ -333,15 +402,9 @@ def _answer_handshake(
     with station.tx() as tx:
         line = line_for_peer(tx.conn, origin)
         pinned = tx.conn.execute(select(peers).where(peers.c.name == origin)).one()
-        if (
-            card.name != origin
-            or card.signing_key != pinned.signing_key
-            or card.encryption_key != pinned.encryption_key
-        ):
-            raise EnvelopeRefused(
-                Code.KEY_CHANGED,
-                f"handshake: the card {origin!r} sent does not match the pinned one ({pinned.fingerprint})",
-            )
+        if card.name != origin:
+            raise EnvelopeRefused(Code.KEY_CHANGED, f"handshake: {origin!r} sent the card of {card.name!r}")
+        _require_same_identity(pinned, json.loads(pinned.card), card)  # its address may differ
         if payload["line"] != line.id:
             raise EnvelopeRefused(
                 Code.WRONG_DESTINATION, f"handshake: expected line {line.id}, got {payload['line']!r:.40}"
