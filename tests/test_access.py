@@ -45,6 +45,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/lines/{peer}/policy"): ALL,
     ("PUT", "/api/v1/lines/{peer}/policy"): ADMIN,
     ("PUT", "/api/v1/lines/{peer}/terms"): ADMIN,
+    ("PUT", "/api/v1/lines/{peer}/card"): ADMIN,
     ("GET", "/api/v1/alerts"): ALL,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): WORKERS,
     ("GET", "/api/v1/roster"): ALL,
@@ -105,7 +106,7 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         notice_id="no-such-notice",
     )
     body: dict[str, Any] | None = None
-    if path == "/api/v1/lines":
+    if path in ("/api/v1/lines", "/api/v1/lines/{peer}/card"):
         body = {"card": peer_card}
     elif path == "/api/v1/calls":
         body = {"peer": "moscow", "subject": "matrix"}

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     languages: list[str] = Field(default_factory=lambda: ["en"])
     answer_deadline_s: int = Field(default=60, ge=5, le=86_400)
+    # An envelope waiting this long for the peer's receipt raises `line_down` (line_health).
+    line_down_after_s: int = Field(default=30, ge=5, le=86_400)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     log_level: str = "info"
     # Notifications besides the console (see docs/operations.md#notifications).

@@ -356,7 +356,7 @@ def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
                 x["peer"],
                 x["state"],
                 when(x["last_contact_at"], "never"),
-                str(x["outbox_depth"]),
+                str(x["outbox_depth"]) + (f" since {when(x['waiting_since'])}" if x["waiting_since"] else ""),
                 x["peer_fingerprint"],
                 x["last_error"] or "",
             )
@@ -805,6 +805,11 @@ def _alert_subject(x: dict[str, Any]) -> str:
             f"{d['other_notice']} volume {d.get('other_volume')}",
         )
         return f"notice {ours} with notice {theirs}"
+    if x["kind"] == "line_down" and isinstance(d, dict) and isinstance(d.get("calls"), list):
+        # Which calls have not got through (for `openline show`), not just the line.
+        calls = [c for c in d["calls"] if isinstance(c, dict)]
+        waiting = ", ".join(f"{c.get('call')} ({c.get('priority')})" for c in calls)
+        return f"{x['subject']}: {d.get('waiting')} waiting" + (f"; calls {waiting}" if waiting else "")
     return str(x["subject"])
 
 

@@ -1,6 +1,7 @@
 """Alerts: conditions someone on the watch floor must look at (a missed call, an
 escalation that reached nobody or stalled, a notification that gave up, a roster gap,
-an unacknowledged handover, a peer holding other line terms). One per kind and subject;
+an unacknowledged handover, a peer holding other line terms, a line whose envelopes wait
+too long for the peer's receipts). One per kind and subject;
 open until acknowledged. Alerts carry metadata only."""
 
 from __future__ import annotations

@@ -456,14 +456,14 @@ def handshake_error(exc: Exception) -> str:
 
 def list_lines(station: Station) -> list[dict[str, Any]]:
     depth = (
-        select(envelopes.c.line_id, func.count().label("n"))
+        select(envelopes.c.line_id, func.count().label("n"), func.min(envelopes.c.time).label("oldest"))
         .where(envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
         .group_by(envelopes.c.line_id)
         .subquery()
     )
     with station.db.read() as conn:
         rows = conn.execute(
-            select(lines, peers.c.fingerprint, peers.c.url, depth.c.n)
+            select(lines, peers.c.fingerprint, peers.c.url, depth.c.n, depth.c.oldest)
             .join(peers, peers.c.name == lines.c.peer)
             .outerjoin(depth, depth.c.line_id == lines.c.id)
             .order_by(lines.c.peer)
@@ -484,6 +484,7 @@ def list_lines(station: Station) -> list[dict[str, Any]]:
             "activated_at": rfc3339(r.activated_at),
             "last_contact_at": rfc3339(r.last_contact_at),
             "outbox_depth": int(r.n or 0),
+            "waiting_since": rfc3339(r.oldest),  # the oldest envelope not yet receipted
             "next_retry_at": rfc3339(r.retry_at),
             "last_error": r.last_error,
         }

@@ -76,6 +76,7 @@ class Station:
     db: Database
     clock: Clock
     answer_deadline_s: int = 60
+    line_down_after_s: int = 30  # services/line_health.py
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     time_zone: str = "UTC"  # local time shown beside UTC
     on_commit: list[Callable[[Tx], None]] = field(default_factory=list)

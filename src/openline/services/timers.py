@@ -5,7 +5,8 @@ the ends of active notices (`notices.ends_at`, recorded as `expired`) live in th
 database, so a restart loses none; the timer loop only decides when to look next. The
 auditor is a separate thread on purpose: if the timer loop stalls, the auditor still
 notices ringing calls whose next escalation step is overdue and notices left unanswered
-past their deadline, and it checks the roster for gaps in the next 24 hours.
+past their deadline; it also raises `line_down` for lines that stopped delivering
+(`line_health`), and checks the roster for gaps in the next 24 hours.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import structlog
 
 from openline.adapters.db import Outage
 from openline.core.clock import MICROS
-from openline.services import calls, handover, notice_expiry, notices, rosters, watch
+from openline.services import calls, handover, line_health, notice_expiry, notices, rosters, watch
 from openline.services.station import Station
 
 MAX_SLEEP_SECONDS = 1.0
@@ -113,6 +114,7 @@ class Auditor(Loop):
         watch.audit_escalations(self.station)
         handover.audit_handovers(self.station)
         notices.audit_deadlines(self.station)
+        line_health.audit_lines(self.station)
         now = self._monotonic()
         if self._roster_checked is None or now - self._roster_checked >= ROSTER_EVERY_SECONDS:
             rosters.check_roster_gaps(self.station)

@@ -1,0 +1,95 @@
+"""Lines that stopped delivering: a `line_down` alert when something we sent has waited
+longer than the station's `line_down_after_s` for the peer's receipt.
+
+A call placed while the peer's station is unreachable (down, cut off, moved, refusing our
+envelopes) would otherwise stay `placed` with nobody told: it neither rings there nor is
+missed. The watch floor must know within seconds that its call has not got through, and
+use the fallback procedure. The check runs in the auditor loop (`timers.Auditor`, every
+few seconds), not in the deliverer, so that a deliverer stuck in a request, or gone, is
+noticed too. Nothing is written unless an alert is new: one per stall, named by the peer
+and the time the oldest waiting envelope was queued.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, func, select
+
+from openline.adapters.schema import alerts, calls, envelopes, lines
+from openline.core.clock import MICROS, rfc3339
+from openline.services import alerts as alerting
+from openline.services.station import Station
+
+KIND = "line_down"
+MAX_CALLS = 10  # the waiting calls an alert names, oldest first
+
+# Built once: the auditor runs these every few seconds.
+_OLDEST = (
+    select(envelopes.c.time)
+    .where(
+        envelopes.c.line_id == bindparam("b_line"),
+        envelopes.c.direction == "out",
+        envelopes.c.delivered_at.is_(None),
+    )
+    .order_by(envelopes.c.seq)
+    .limit(1)
+)
+_RAISED = select(alerts.c.id).where(alerts.c.kind == KIND, alerts.c.subject == bindparam("b_subject"))
+
+
+def subject(peer: str, since: int) -> str:
+    return f"{peer} since {rfc3339(since)}"
+
+
+def audit_lines(station: Station) -> int:
+    """Raise `line_down` for each line whose oldest undelivered envelope has waited past
+    `station.line_down_after_s`. Returns how many alerts were raised now."""
+    cutoff = station.clock.now() - station.line_down_after_s * MICROS
+    stalled: list[tuple[Any, int]] = []
+    with station.db.read() as conn:
+        for line in conn.execute(
+            select(lines.c.id, lines.c.peer, lines.c.last_error, lines.c.last_contact_at)
+        ):
+            since = conn.execute(_OLDEST, {"b_line": line.id}).scalar()
+            if since is None or since > cutoff:
+                continue
+            if conn.execute(_RAISED, {"b_subject": subject(line.peer, since)}).first() is None:
+                stalled.append((line, int(since)))
+    if not stalled:
+        return 0
+    raised = 0
+    with station.tx() as tx:
+        for line, since in stalled:
+            waiting = tx.conn.execute(
+                select(calls.c.id, calls.c.priority)
+                .where(
+                    calls.c.id.in_(
+                        select(envelopes.c.call_id).where(
+                            envelopes.c.line_id == line.id,
+                            envelopes.c.direction == "out",
+                            envelopes.c.delivered_at.is_(None),
+                        )
+                    )
+                )
+                .order_by(calls.c.placed_at)
+                .limit(MAX_CALLS)
+            ).all()
+            count = tx.conn.execute(
+                select(func.count()).where(
+                    envelopes.c.line_id == line.id,
+                    envelopes.c.direction == "out",
+                    envelopes.c.delivered_at.is_(None),
+                )
+            ).scalar_one()
+            detail = {
+                "peer": line.peer,
+                "waiting": int(count),
+                "line": line.id,
+                "since": rfc3339(since),
+                "last_contact_at": rfc3339(line.last_contact_at),
+                "last_error": (line.last_error or "")[:300],
+                "calls": [{"call": c.id, "priority": c.priority} for c in waiting],
+            }
+            raised += alerting.raise_alert(tx, KIND, subject(line.peer, since), detail)
+    return raised

@@ -1,0 +1,50 @@
+"""A call placed while the peer's station is down raises `line_down` on the caller's watch
+floor within the station's `line_down_after_s`, between real `openline serve` processes;
+the call rings once the peer is back, and the alert waits for someone to acknowledge it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def line_down(station: StationProcess) -> list[dict[str, Any]]:
+    return [x for x in station.cli_json("alerts") if x["kind"] == "line_down"]
+
+
+def test_a_call_that_cannot_reach_the_peer_raises_line_down(tmp_path: Path) -> None:
+    a = StationProcess.create(tmp_path, "stuttgart")
+    b = StationProcess.create(tmp_path, "moscow")
+    a.extra_env = {"OPENLINE_LINE_DOWN_AFTER_S": "5"}
+    try:
+        start_all(a, b)
+        connect(a, b)
+        b.stop()
+        call_id = a.cli_json("call", "moscow", "--subject", "Flash: corridor", "--priority", "flash")["id"]
+        [alert] = wait_for(lambda: line_down(a), timeout=30, what="line_down at stuttgart")
+        assert alert["subject"].startswith("moscow since ")
+        assert alert["detail"]["calls"] == [{"call": call_id, "priority": "flash"}]
+        assert alert["detail"]["waiting"] == 1
+        table = a.cli("alerts").stdout
+        assert "line_down" in table
+        assert call_id[:8] in table
+        [line] = a.cli_json("lines")
+        assert line["outbox_depth"] == 1
+        assert line["waiting_since"] is not None
+        b.start()
+        wait_for(
+            lambda: any(c["id"] == call_id and c["state"] == "ringing" for c in b.cli_json("calls")),
+            timeout=60,
+            what="the call to ring at moscow once it is back",
+        )
+        a.cli("alert", "ack", str(alert["id"]))
+        assert line_down(a)[0]["acknowledged_by"] == "admin"
+        assert len(line_down(a)) == 1
+    finally:
+        stop_all(a, b)

@@ -1,0 +1,121 @@
+"""A line that stops delivering raises `line_down` on the watch floor of the station whose
+envelopes wait (services/line_health.py): a call placed while the peer is unreachable must
+not sit `placed` with nobody told. In process on both backends, with an injected clock;
+tests/test_e2e_line_down.py does it between real stations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openline.core.clock import FakeClock
+from openline.services import line_health
+from openline.services.accounts import Role
+from openline.services.timers import Auditor
+from tests.inproc import Node, show
+from tests.test_console import add_user, browser, log_in
+
+
+def _alerts(node: Node) -> list[dict[str, Any]]:
+    r = node.api.get("/api/v1/alerts")
+    assert r.status_code == 200, r.text
+    return [a for a in r.json() if a["kind"] == "line_down"]
+
+
+def _call(node: Node, subject: str, priority: str = "flash") -> str:
+    r = node.api.post("/api/v1/calls", json={"peer": "moscow", "subject": subject, "priority": priority})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def test_a_call_that_cannot_get_through_raises_line_down_once(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = nodes
+    assert a.transport is not None
+    a.transport.down = True
+    placed_at = clock.now()
+    first = _call(a, "Flash: corridor closing")
+    a.deliver()
+    clock.advance(10)
+    second = _call(a, "Routine follow-up", "routine")
+    a.deliver(force=True)
+    clock.advance(19.9)
+    assert line_health.audit_lines(a.station) == 0  # 29.9 s: not yet
+    assert _alerts(a) == []
+    clock.advance(0.2)
+    before = a.snapshot()
+    assert line_health.audit_lines(a.station) == 1
+    [alert] = _alerts(a)
+    assert alert["subject"] == "moscow since 2026-01-01T00:00:00.000000Z"
+    detail = alert["detail"]
+    assert detail["peer"] == "moscow"
+    assert detail["waiting"] == 2
+    assert detail["calls"] == [{"call": first, "priority": "flash"}, {"call": second, "priority": "routine"}]
+    assert "connection refused" in detail["last_error"]
+    assert detail["since"] == "2026-01-01T00:00:00.000000Z"
+    assert line_health.subject("moscow", placed_at) == alert["subject"]
+    # Looked at again, while still down: nothing new, and nothing written.
+    after = a.snapshot()
+    clock.advance(60)
+    assert line_health.audit_lines(a.station) == 0
+    assert a.snapshot() == after != before
+    assert show(a, first)["state"] == "placed"
+    # The peer's side knows nothing of it: nothing reached it.
+    assert _alerts(b) == []
+
+    # Back up: everything goes, and the alert stays for someone to acknowledge.
+    a.transport.down = False
+    a.drain()
+    b.drain()
+    assert show(b, first)["state"] == "ringing"
+    assert line_health.audit_lines(a.station) == 0
+    assert len(_alerts(a)) == 1
+
+    # A new stall is a new alert.
+    a.transport.down = True
+    clock.advance(1)
+    third = _call(a, "Again")
+    a.deliver()
+    clock.advance(31)
+    assert line_health.audit_lines(a.station) == 1
+    newest = _alerts(a)[0]
+    assert newest["detail"]["calls"] == [{"call": third, "priority": "flash"}]
+    assert newest["subject"] != alert["subject"]
+
+
+def test_an_idle_line_and_a_delivering_line_raise_nothing(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    a, _ = nodes
+    clock.advance(3600)
+    assert line_health.audit_lines(a.station) == 0
+    _call(a, "Delivered at once")
+    a.drain()
+    clock.advance(3600)
+    assert line_health.audit_lines(a.station) == 0
+    assert _alerts(a) == []
+
+
+def test_the_auditor_loop_raises_it_and_the_board_shows_it(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Through the auditor's step, as `openline serve` runs it every few seconds; the
+    station's `line_down_after_s` setting decides when."""
+    a, _ = nodes
+    assert a.transport is not None
+    a.transport.down = True
+    a.station.line_down_after_s = 120
+    _call(a, "Flash")
+    a.deliver()
+    clock.advance(100)
+    Auditor(a.station).step()
+    assert _alerts(a) == []
+    [line] = a.api.get("/api/v1/lines").json()
+    assert (line["outbox_depth"], line["waiting_since"]) == (1, "2026-01-01T00:00:00.000000Z")
+    clock.advance(21)
+    Auditor(a.station).step()
+    assert len(_alerts(a)) == 1
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "duty")
+    board = c.get("/").text
+    assert "line_down · moscow since 2026-01-01T00:00:00.000000Z" in board
+    assert "(waiting since <time" in board
