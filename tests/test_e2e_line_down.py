@@ -48,3 +48,24 @@ def test_a_call_that_cannot_reach_the_peer_raises_line_down(tmp_path: Path) -> N
         assert len(line_down(a)) == 1
     finally:
         stop_all(a, b)
+
+
+def test_an_idle_line_whose_peer_is_gone_raises_line_down(tmp_path: Path) -> None:
+    """Nothing to send: the line's own check (a handshake after `line_check_s` of silence)
+    finds the peer gone, before anyone needs the line."""
+    a = StationProcess.create(tmp_path, "stuttgart")
+    b = StationProcess.create(tmp_path, "moscow")
+    a.extra_env = {"OPENLINE_LINE_CHECK_S": "10", "OPENLINE_LINE_DOWN_AFTER_S": "5"}
+    try:
+        start_all(a, b)
+        connect(a, b)
+        b.stop()
+        [alert] = wait_for(
+            lambda: line_down(a), timeout=60, what="line_down at stuttgart for the silent line"
+        )
+        assert alert["subject"].startswith("moscow silent since ")
+        assert alert["detail"]["calls"] == []
+        [line] = a.cli_json("lines")
+        assert line["last_error"].startswith("line check: moscow at http://127.0.0.1:")
+    finally:
+        stop_all(a, b)

@@ -5,12 +5,14 @@ tests/test_e2e_line_down.py does it between real stations."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from openline.core.clock import FakeClock
-from openline.services import line_health
+from openline.services import delivery, line_health
 from openline.services.accounts import Role
 from openline.services.timers import Auditor
+from tests.harness import wait_for
 from tests.inproc import Node, show
 from tests.test_console import add_user, browser, log_in
 
@@ -119,3 +121,74 @@ def test_the_auditor_loop_raises_it_and_the_board_shows_it(
     board = c.get("/").text
     assert "line_down · moscow since 2026-01-01T00:00:00.000000Z" in board
     assert "(waiting since <time" in board
+
+
+def test_a_silent_line_is_checked_and_a_dead_one_raises_line_down(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Nothing to send, so nothing would ever wait: the line's own check (a handshake after
+    `line_check_s` without contact) finds a dead line before a call needs it."""
+    a, b = nodes
+    assert a.transport is not None
+    line_id = a.line_id()
+    contact = a.line().last_contact_at
+    clock.advance(299)
+    attempts = a.transport.attempts
+    assert delivery.check_line(a.station, a.transport, line_id) == (delivery.Outcome.IDLE, 1.0)
+    assert a.transport.attempts == attempts  # not due: nothing sent
+    clock.advance(2)
+    assert delivery.check_line(a.station, a.transport, line_id) == (delivery.Outcome.IDLE, 30.0)
+    assert a.transport.attempts == attempts + 1
+    assert a.line().last_contact_at == clock.now() > contact
+    assert b.line().last_contact_at == clock.now()  # the peer heard from us too
+
+    a.transport.down = True
+    last = clock.now()
+    clock.advance(301)
+    outcome, wait = delivery.check_line(a.station, a.transport, line_id)
+    assert (outcome, wait) == (delivery.Outcome.FAILED, None)
+    assert a.line().last_error.startswith("line check: moscow at http://moscow.test:8000: connection refused")
+    clock.advance(28)  # 329 s of silence: not yet
+    assert line_health.audit_lines(a.station) == 0
+    clock.advance(2)
+    assert line_health.audit_lines(a.station) == 1
+    [alert] = _alerts(a)
+    assert alert["subject"] == line_health.subject("moscow", last, silent=True)
+    assert alert["subject"].startswith("moscow silent since ")
+    assert (alert["detail"]["waiting"], alert["detail"]["calls"]) == (0, [])
+    assert line_health.audit_lines(a.station) == 0
+
+    # A call placed now is named in an alert of its own.
+    call_id = _call(a, "Flash, on a dead line")
+    a.deliver(force=True)
+    clock.advance(31)
+    assert line_health.audit_lines(a.station) == 1
+    assert _alerts(a)[0]["detail"]["calls"] == [{"call": call_id, "priority": "flash"}]
+
+    # Back up: the check succeeds and clears the error.
+    a.transport.down = False
+    a.drain()
+    clock.advance(301)
+    assert delivery.check_line(a.station, a.transport, line_id)[0] is delivery.Outcome.IDLE
+    assert a.line().last_error is None
+    assert line_health.audit_lines(a.station) == 0
+
+
+def test_the_deliverer_checks_its_idle_line(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    """Through the line's deliverer thread, as `openline serve` runs it."""
+    a, _ = nodes
+    assert a.transport is not None
+    worker = delivery.Deliverer(a.station, a.transport)
+    before = a.transport.attempts
+    worker.start()
+    try:
+        wait_for(lambda: a.transport.attempts > before, what="the start-up handshake")
+        attempts = a.transport.attempts
+        time.sleep(0.2)
+        assert a.transport.attempts == attempts  # idle, and not due
+        clock.advance(a.station.line_check_s + 1)
+        worker.wake({a.line_id()})
+        wait_for(lambda: a.line().last_contact_at == clock.now(), what="the line's check")
+        assert a.transport.attempts == attempts + 1
+    finally:
+        worker.stop()

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     answer_deadline_s: int = Field(default=60, ge=5, le=86_400)
     # An envelope waiting this long for the peer's receipt raises `line_down` (line_health).
     line_down_after_s: int = Field(default=30, ge=5, le=86_400)
+    # A line silent this long is tested with a handshake (delivery.check_line).
+    line_check_s: int = Field(default=300, ge=10, le=86_400)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     log_level: str = "info"
     # Notifications besides the console (see docs/operations.md#notifications).

@@ -100,6 +100,7 @@ _END_BATCH = (
     .where(lines.c.id == bindparam("b_line"), lines.c.batch_id == bindparam("b_batch"))
     .values(batch_id=None)
 )
+_CHECK = select(lines.c.peer, lines.c.state, lines.c.last_contact_at).where(lines.c.id == bindparam("b_line"))
 _CONTACTED = update(lines).where(lines.c.id == bindparam("b_line")).values(last_contact_at=bindparam("b_at"))
 _DELIVERED_TO = _CONTACTED.values(retry_attempt=0, retry_at=None, last_error=None)
 _MARK_DELIVERED = (
@@ -376,6 +377,29 @@ def announce(station: Station, transport: Transport, line_id: str, *, quiet: boo
     return kept is None
 
 
+def check_line(station: Station, transport: Transport, line_id: str) -> tuple[Outcome, float | None]:
+    """The line's own test, like the hourly test of a teletype hotline: an active line we
+    have not heard from for `station.line_check_s` gets a handshake. A failure is a
+    delivery failure (`last_error`, backoff), which the auditor turns into `line_down`
+    (services/line_health.py): a dead line is found before a call needs it.
+
+    Returns the outcome and, when idle, the seconds until the next check is due (at most
+    `IDLE_POLL_SECONDS`); after a failure, None (the backoff decides)."""
+    with station.db.read() as conn:
+        line = conn.execute(_CHECK, {"b_line": line_id}).one()
+    now = station.clock.now()
+    if line.state != ACTIVE or line.last_contact_at is None:
+        return Outcome.IDLE, IDLE_POLL_SECONDS
+    due = int(line.last_contact_at) + station.line_check_s * MICROS
+    if due > now:
+        return Outcome.IDLE, max(0.01, min(IDLE_POLL_SECONDS, (due - now) / MICROS))
+    try:
+        initiate_handshake(station, transport, line.peer, propose=False)
+    except OpenLineError as exc:
+        return _fail(station, line_id, f"line check: {handshake_error(exc)}"), None
+    return Outcome.IDLE, min(IDLE_POLL_SECONDS, float(station.line_check_s))
+
+
 @dataclass
 class _Announcing:
     """A line's `announce`, retried by its thread, backing off, until it is done once.
@@ -522,16 +546,19 @@ class Deliverer:
                     outcome = Outcome.FAILED if settled is Outcome.FAILED else Outcome.IDLE
                 else:
                     outcome = _finish(self.station, step)
+                idle_wait: float | None = None
+                if outcome is Outcome.IDLE:  # nothing to send: is the line still there?
+                    outcome, idle_wait = check_line(self.station, self.transport, line_id)
                 outage.ended()
             except Exception as exc:  # never let the line go silent: log, back off, go on
                 if not outage.absorbs(exc):
                     log.exception("deliverer step crashed", line=line_id)
                 self._join(settling, line_id)
-                settling, ahead, outcome = None, None, Outcome.FAILED
+                settling, ahead, outcome, idle_wait = None, None, Outcome.FAILED, None
             if outcome is Outcome.SENT:
                 continue
             try:
-                wait = self._wait_seconds(line_id, outcome)
+                wait = idle_wait if idle_wait is not None else self._wait_seconds(line_id, outcome)
             except Exception as exc:
                 if not outage.absorbs(exc):
                     log.exception("reading when to retry crashed", line=line_id)

@@ -1,5 +1,7 @@
 """Lines that stopped delivering: a `line_down` alert when something we sent has waited
-longer than the station's `line_down_after_s` for the peer's receipt.
+longer than the station's `line_down_after_s` for the peer's receipt, or when an idle
+line's own check (`delivery.check_line`, a handshake after `line_check_s` of silence)
+has failed for as long.
 
 A call placed while the peer's station is unreachable (down, cut off, moved, refusing our
 envelopes) would otherwise stay `placed` with nobody told: it neither rings there nor is
@@ -7,7 +9,8 @@ missed. The watch floor must know within seconds that its call has not got throu
 use the fallback procedure. The check runs in the auditor loop (`timers.Auditor`, every
 few seconds), not in the deliverer, so that a deliverer stuck in a request, or gone, is
 noticed too. Nothing is written unless an alert is new: one per stall, named by the peer
-and the time the oldest waiting envelope was queued.
+and the time the oldest waiting envelope was queued (or, for a silent line, the last
+contact).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy import bindparam, func, select
 from openline.adapters.schema import alerts, calls, envelopes, lines
 from openline.core.clock import MICROS, rfc3339
 from openline.services import alerts as alerting
+from openline.services.lines import ACTIVE
 from openline.services.station import Station
 
 KIND = "line_down"
@@ -35,32 +39,49 @@ _OLDEST = (
     .order_by(envelopes.c.seq)
     .limit(1)
 )
+_LINES = select(
+    lines.c.id,
+    lines.c.peer,
+    lines.c.state,
+    lines.c.retry_attempt,
+    lines.c.last_error,
+    lines.c.last_contact_at,
+)
 _RAISED = select(alerts.c.id).where(alerts.c.kind == KIND, alerts.c.subject == bindparam("b_subject"))
 
 
-def subject(peer: str, since: int) -> str:
-    return f"{peer} since {rfc3339(since)}"
+def subject(peer: str, since: int, *, silent: bool = False) -> str:
+    return f"{peer} {'silent ' if silent else ''}since {rfc3339(since)}"
 
 
 def audit_lines(station: Station) -> int:
     """Raise `line_down` for each line whose oldest undelivered envelope has waited past
-    `station.line_down_after_s`. Returns how many alerts were raised now."""
-    cutoff = station.clock.now() - station.line_down_after_s * MICROS
-    stalled: list[tuple[Any, int]] = []
+    `station.line_down_after_s`, or, with nothing waiting, whose check has failed and
+    that has been silent for `line_check_s` and `line_down_after_s` more. Returns how
+    many alerts were raised now."""
+    now = station.clock.now()
+    cutoff = now - station.line_down_after_s * MICROS
+    silence = cutoff - station.line_check_s * MICROS
+    stalled: list[tuple[Any, str, int]] = []
     with station.db.read() as conn:
-        for line in conn.execute(
-            select(lines.c.id, lines.c.peer, lines.c.last_error, lines.c.last_contact_at)
-        ):
+        for line in conn.execute(_LINES):
             since = conn.execute(_OLDEST, {"b_line": line.id}).scalar()
-            if since is None or since > cutoff:
+            if since is not None:
+                if since > cutoff:
+                    continue
+                name = subject(line.peer, since)
+            elif line.state == ACTIVE and line.retry_attempt and (line.last_contact_at or 0) <= silence:
+                since = line.last_contact_at or 0
+                name = subject(line.peer, since, silent=True)
+            else:
                 continue
-            if conn.execute(_RAISED, {"b_subject": subject(line.peer, since)}).first() is None:
-                stalled.append((line, int(since)))
+            if conn.execute(_RAISED, {"b_subject": name}).first() is None:
+                stalled.append((line, name, int(since)))
     if not stalled:
         return 0
     raised = 0
     with station.tx() as tx:
-        for line, since in stalled:
+        for line, name, since in stalled:
             waiting = tx.conn.execute(
                 select(calls.c.id, calls.c.priority)
                 .where(
@@ -91,5 +112,5 @@ def audit_lines(station: Station) -> int:
                 "last_error": (line.last_error or "")[:300],
                 "calls": [{"call": c.id, "priority": c.priority} for c in waiting],
             }
-            raised += alerting.raise_alert(tx, KIND, subject(line.peer, since), detail)
+            raised += alerting.raise_alert(tx, KIND, name, detail)
     return raised

@@ -77,6 +77,7 @@ class Station:
     clock: Clock
     answer_deadline_s: int = 60
     line_down_after_s: int = 30  # services/line_health.py
+    line_check_s: int = 300  # delivery.check_line
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     time_zone: str = "UTC"  # local time shown beside UTC
     on_commit: list[Callable[[Tx], None]] = field(default_factory=list)
