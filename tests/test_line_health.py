@@ -141,6 +141,16 @@ def test_a_silent_line_is_checked_and_a_dead_one_raises_line_down(
     assert a.transport.attempts == attempts + 1
     assert a.line().last_contact_at == clock.now() > contact
     assert b.line().last_contact_at == clock.now()  # the peer heard from us too
+    # The deliverer passes when it last had an answer: a check not due by it sends nothing.
+    clock.advance(301)
+    heard = clock.now() - 290 * 1_000_000
+    assert delivery.check_line(a.station, a.transport, line_id, heard_at=heard) == (
+        delivery.Outcome.IDLE,
+        10.0,
+    )
+    assert a.transport.attempts == attempts + 1
+    assert delivery.check_line(a.station, a.transport, line_id)[0] is delivery.Outcome.IDLE
+    assert a.transport.attempts == attempts + 2
 
     a.transport.down = True
     last = clock.now()

@@ -377,27 +377,37 @@ def announce(station: Station, transport: Transport, line_id: str, *, quiet: boo
     return kept is None
 
 
-def check_line(station: Station, transport: Transport, line_id: str) -> tuple[Outcome, float | None]:
+def check_line(
+    station: Station, transport: Transport, line_id: str, *, heard_at: int | None = None
+) -> tuple[Outcome, float | None]:
     """The line's own test, like the hourly test of a teletype hotline: an active line we
     have not heard from for `station.line_check_s` gets a handshake. A failure is a
     delivery failure (`last_error`, backoff), which the auditor turns into `line_down`
     (services/line_health.py): a dead line is found before a call needs it.
 
     Returns the outcome and, when idle, the seconds until the next check is due (at most
-    `IDLE_POLL_SECONDS`); after a failure, None (the backoff decides)."""
+    `IDLE_POLL_SECONDS`); after a failure, None (the backoff decides). `heard_at`: when
+    the caller last had an answer from the peer; a check not due by it reads nothing
+    (at a steady rate the line goes idle after every batch)."""
+    now = station.clock.now()
+    if heard_at is not None and heard_at + station.line_check_s * MICROS > now:
+        return Outcome.IDLE, _until(heard_at + station.line_check_s * MICROS, now)
     with station.db.read() as conn:
         line = conn.execute(_CHECK, {"b_line": line_id}).one()
-    now = station.clock.now()
     if line.state != ACTIVE or line.last_contact_at is None:
         return Outcome.IDLE, IDLE_POLL_SECONDS
     due = int(line.last_contact_at) + station.line_check_s * MICROS
     if due > now:
-        return Outcome.IDLE, max(0.01, min(IDLE_POLL_SECONDS, (due - now) / MICROS))
+        return Outcome.IDLE, _until(due, now)
     try:
         initiate_handshake(station, transport, line.peer, propose=False)
     except OpenLineError as exc:
         return _fail(station, line_id, f"line check: {handshake_error(exc)}"), None
     return Outcome.IDLE, min(IDLE_POLL_SECONDS, float(station.line_check_s))
+
+
+def _until(due: int, now: int) -> float:
+    return max(0.01, min(IDLE_POLL_SECONDS, (due - now) / MICROS))
 
 
 @dataclass
@@ -501,6 +511,7 @@ class Deliverer:
         # otherwise wait behind the settling transaction's commit.
         settling: tuple[Future[Outcome], Settling] | None = None
         ahead: Claimed | None = None
+        heard_at: int | None = None  # the peer's last answer to a batch (station clock)
         while not self._stop.is_set():
             announcing.attempt(outage)
             # Cleared before a claim reads the outbox, so that a wake-up for anything it
@@ -514,6 +525,8 @@ class Deliverer:
                 )
                 ahead = None
                 step = _post(self.transport, claimed) if isinstance(claimed, Claimed) else claimed
+                if isinstance(step, Answer):
+                    heard_at = self.station.clock.now()
                 previous = self._join(settling, line_id)
                 settling = None
                 if isinstance(step, Answer) and step.all_stored and previous is not Outcome.FAILED:
@@ -548,7 +561,7 @@ class Deliverer:
                     outcome = _finish(self.station, step)
                 idle_wait: float | None = None
                 if outcome is Outcome.IDLE:  # nothing to send: is the line still there?
-                    outcome, idle_wait = check_line(self.station, self.transport, line_id)
+                    outcome, idle_wait = check_line(self.station, self.transport, line_id, heard_at=heard_at)
                 outage.ended()
             except Exception as exc:  # never let the line go silent: log, back off, go on
                 if not outage.absorbs(exc):
