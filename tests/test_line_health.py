@@ -12,6 +12,7 @@ from openline.core.clock import FakeClock
 from openline.services import delivery, line_health
 from openline.services.accounts import Role
 from openline.services.timers import Auditor
+from tests import notice_docs
 from tests.harness import wait_for
 from tests.inproc import Node, show
 from tests.test_console import add_user, browser, log_in
@@ -40,6 +41,7 @@ def test_a_call_that_cannot_get_through_raises_line_down_once(
     a.deliver()
     clock.advance(10)
     second = _call(a, "Routine follow-up", "routine")
+    hospital = notice_docs.send(a, "moscow", notice_docs.site(a, 31.52, 34.44))["id"]
     a.deliver(force=True)
     clock.advance(19.9)
     assert line_health.audit_lines(a.station) == 0  # 29.9 s: not yet
@@ -51,8 +53,9 @@ def test_a_call_that_cannot_get_through_raises_line_down_once(
     assert alert["subject"] == "moscow since 2026-01-01T00:00:00.000000Z"
     detail = alert["detail"]
     assert detail["peer"] == "moscow"
-    assert detail["waiting"] == 2
+    assert detail["waiting"] == 3
     assert detail["calls"] == [{"call": first, "priority": "flash"}, {"call": second, "priority": "routine"}]
+    assert detail["notices"] == [{"notice": hospital, "category": "protected_site"}]
     assert "connection refused" in detail["last_error"]
     assert detail["since"] == "2026-01-01T00:00:00.000000Z"
     assert line_health.subject("moscow", placed_at) == alert["subject"]

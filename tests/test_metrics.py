@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from openline.core.clock import FakeClock
 from tests.inproc import Node, place_and_ring
 
 
@@ -13,7 +14,7 @@ def sample(node: Node, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def test_metrics_count_traffic_and_show_line_health(nodes: tuple[Node, Node]) -> None:
+def test_metrics_count_traffic_and_show_line_health(nodes: tuple[Node, Node], clock: FakeClock) -> None:
     a, b = nodes
     delivered = sample(a, "openline_envelopes_delivered_total")
     stored = sample(b, 'openline_envelopes_received_total{outcome="stored"}')
@@ -27,10 +28,13 @@ def test_metrics_count_traffic_and_show_line_health(nodes: tuple[Node, Node]) ->
 
     assert a.transport is not None
     a.transport.down = True
+    assert sample(a, 'openline_outbox_oldest_seconds{peer="moscow"}') == 0
     assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
     a.deliver()
+    clock.advance(42)
     assert sample(a, "openline_delivery_failures_total") == failures + 1
     assert sample(a, 'openline_outbox_depth{peer="moscow"}') == 1
+    assert sample(a, 'openline_outbox_oldest_seconds{peer="moscow"}') == 42
     assert sample(a, 'openline_line_active{peer="moscow"}') == 1
     assert sample(a, "openline_database_up") == 1
     text = a.api.get("/metrics").text

@@ -24,6 +24,11 @@ class LineCollector(Collector):
         depth = GaugeMetricFamily(
             "openline_outbox_depth", "Envelopes waiting for a receipt.", labels=["peer"]
         )
+        oldest = GaugeMetricFamily(
+            "openline_outbox_oldest_seconds",
+            "Seconds the oldest envelope has waited for a receipt (0 when none waits).",
+            labels=["peer"],
+        )
         active = GaugeMetricFamily("openline_line_active", "1 if the line is active.", labels=["peer"])
         contact = GaugeMetricFamily(
             "openline_line_seconds_since_contact", "Seconds since the peer was last reached.", labels=["peer"]
@@ -42,10 +47,13 @@ class LineCollector(Collector):
         yield up
         for line in listed:
             depth.add_metric([line["peer"]], line["outbox_depth"])
+            since = line["waiting_since"]
+            oldest.add_metric([line["peer"]], (now - parse_rfc3339(since)) / MICROS if since else 0.0)
             active.add_metric([line["peer"]], 1.0 if line["state"] == "active" else 0.0)
             if line["last_contact_at"] is not None:
                 seconds = (now - parse_rfc3339(line["last_contact_at"])) / MICROS
                 contact.add_metric([line["peer"]], seconds)
         yield depth
+        yield oldest
         yield active
         yield contact

@@ -805,11 +805,14 @@ def _alert_subject(x: dict[str, Any]) -> str:
             f"{d['other_notice']} volume {d.get('other_volume')}",
         )
         return f"notice {ours} with notice {theirs}"
-    if x["kind"] == "line_down" and isinstance(d, dict) and isinstance(d.get("calls"), list):
-        # Which calls have not got through (for `openline show`), not just the line.
-        calls = [c for c in d["calls"] if isinstance(c, dict)]
-        waiting = ", ".join(f"{c.get('call')} ({c.get('priority')})" for c in calls)
-        return f"{x['subject']}: {d.get('waiting')} waiting" + (f"; calls {waiting}" if waiting else "")
+    if x["kind"] == "line_down" and isinstance(d, dict):
+        # What has not got through (for `openline show`, `notice show`), not just the line.
+        parts = [f"{x['subject']}: {d.get('waiting')} waiting"]
+        for what, how in (("call", "priority"), ("notice", "category")):
+            items = [c for c in d.get(f"{what}s") or [] if isinstance(c, dict)]
+            if items:
+                parts.append(f"{what}s " + ", ".join(f"{c.get(what)} ({c.get(how)})" for c in items))
+        return "; ".join(parts)
     return str(x["subject"])
 
 

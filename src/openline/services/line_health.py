@@ -19,14 +19,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
-from openline.adapters.schema import alerts, calls, envelopes, lines
+from openline.adapters.schema import alerts, calls, envelopes, lines, notices
 from openline.core.clock import MICROS, rfc3339
 from openline.services import alerts as alerting
 from openline.services.lines import ACTIVE
 from openline.services.station import Station
 
 KIND = "line_down"
-MAX_CALLS = 10  # the waiting calls an alert names, oldest first
+MAX_NAMED = 10  # the waiting calls (and notices) an alert names, oldest first
 
 # Built once: the auditor runs these every few seconds.
 _OLDEST = (
@@ -82,19 +82,22 @@ def audit_lines(station: Station) -> int:
     raised = 0
     with station.tx() as tx:
         for line, name, since in stalled:
+            refs = select(envelopes.c.call_id).where(  # a call's or a notice's id
+                envelopes.c.line_id == line.id,
+                envelopes.c.direction == "out",
+                envelopes.c.delivered_at.is_(None),
+            )
             waiting = tx.conn.execute(
                 select(calls.c.id, calls.c.priority)
-                .where(
-                    calls.c.id.in_(
-                        select(envelopes.c.call_id).where(
-                            envelopes.c.line_id == line.id,
-                            envelopes.c.direction == "out",
-                            envelopes.c.delivered_at.is_(None),
-                        )
-                    )
-                )
+                .where(calls.c.id.in_(refs))
                 .order_by(calls.c.placed_at)
-                .limit(MAX_CALLS)
+                .limit(MAX_NAMED)
+            ).all()
+            notices_waiting = tx.conn.execute(
+                select(notices.c.id, notices.c.category)
+                .where(notices.c.id.in_(refs))
+                .order_by(notices.c.created_at)
+                .limit(MAX_NAMED)
             ).all()
             count = tx.conn.execute(
                 select(func.count()).where(
@@ -111,6 +114,7 @@ def audit_lines(station: Station) -> int:
                 "last_contact_at": rfc3339(line.last_contact_at),
                 "last_error": (line.last_error or "")[:300],
                 "calls": [{"call": c.id, "priority": c.priority} for c in waiting],
+                "notices": [{"notice": n.id, "category": n.category} for n in notices_waiting],
             }
             raised += alerting.raise_alert(tx, KIND, name, detail)
     return raised
