@@ -205,3 +205,36 @@ def test_the_deliverer_checks_its_idle_line(nodes: tuple[Node, Node], clock: Fak
         assert a.transport.attempts == attempts + 1
     finally:
         worker.stop()
+
+
+def test_the_call_page_says_when_a_call_has_not_got_through(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """The officer who placed the call is looking at it: that page says it has not reached
+    the peer, why, and to use the fallback procedure, once that is worth saying."""
+    a, b = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "duty")
+    delivered = _call(a, "Delivered at once")
+    a.drain()
+    assert "data-undelivered" not in c.get(f"/calls/{delivered}").text
+    assert a.transport is not None
+    a.transport.down = True
+    stuck = _call(a, "Flash: corridor closing")
+    assert "data-undelivered" not in c.get(f"/calls/{stuck}").text  # just placed: not yet worth saying
+    a.deliver()
+    page = c.get(f"/calls/{stuck}").text
+    assert "Not delivered to moscow yet" in page
+    assert "(last attempt: moscow at http://moscow.test:8000: connection refused" in page
+    assert "use your fallback procedure to reach moscow" in page
+    a.transport.down = False
+    a.deliver(force=True)
+    a.drain()
+    b.drain()
+    assert "data-undelivered" not in c.get(f"/calls/{stuck}").text  # delivered, and ringing there
+    # Waiting past line_down_after_s is worth saying even before any attempt has failed.
+    a.transport.down = True
+    late = _call(a, "Third")
+    clock.advance(a.station.line_down_after_s)
+    assert "Not delivered to moscow yet: it cannot ring there" in c.get(f"/calls/{late}").text

@@ -35,7 +35,7 @@ from openline.console.pages import (
 # Re-exported for the app: it sends LoginRequired to the login page and serves /static.
 from openline.console.pages import STATIC_DIR as STATIC_DIR
 from openline.console.pages import LoginRequired as LoginRequired
-from openline.core.clock import parse_rfc3339
+from openline.core.clock import MICROS, parse_rfc3339
 from openline.errors import Conflict, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
 from openline.services import (
     alerts,
@@ -49,6 +49,7 @@ from openline.services import (
 )
 from openline.services.accounts import Permission
 from openline.services.sessions import Session
+from openline.services.station import Station
 
 router = APIRouter(include_in_schema=False)
 router.include_router(notice_pages.router)
@@ -201,8 +202,27 @@ async def place_call(request: Request) -> Response:
 def _call(request: Request, session: Session, call_id: str) -> dict[str, Any]:
     who = session.principal
     who.require(Permission.VIEW)
-    call = calls.show_call(station_of(request), call_id, content=who.can(Permission.READ_CONTENT))
-    return {"session": session, "call": call, "can_work": who.can(Permission.WORK_CALLS)}
+    station = station_of(request)
+    call = calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
+    return {
+        "session": session,
+        "call": call,
+        "can_work": who.can(Permission.WORK_CALLS),
+        "undelivered": _undelivered(station, call),
+    }
+
+
+def _undelivered(station: Station, call: dict[str, Any]) -> dict[str, Any] | None:
+    """The line of one of our calls that has not reached the peer yet, once that is worth
+    saying (the peer refused or did not answer, or `line_down_after_s` has passed): the
+    officer who placed it must know to use the fallback procedure."""
+    if call["direction"] != "out" or call["state"] != "placed":
+        return None
+    line = next((x for x in lines.list_lines(station) if x["peer"] == call["peer"]), None)
+    waited = station.clock.now() - parse_rfc3339(call["placed_at"])
+    if line is None or not (line["last_error"] or waited >= station.line_down_after_s * MICROS):
+        return None
+    return line
 
 
 @router.get("/calls/{call_id}")
