@@ -7,8 +7,13 @@ at once. The handshake request is signed but not fresh: a recording of an old on
 be replayed to send us back to an address the station has left. So the new address is
 taken only once the station answers a handshake of ours *there*, signing our fresh nonce
 with the pinned key: whoever holds that key is reachable at that address now. Until then
-the pinned card stays, and the answer says why (`lines.initiate_handshake` logs it on the
+the pinned card stays, and the answer says so (`lines.initiate_handshake` logs it on the
 moved station); an operator can always pin the new card by hand (`openline line update`).
+
+The peer chooses the URL we send that handshake to, and the peer is a party we do not
+trust: it could name addresses inside our network. So the answer does not say why the
+handshake failed there (refused, timed out, some other server: that is logged here), and
+after a failure we send none for that peer for `RETRY_AFTER_S`, whatever URL it names.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from sqlalchemy import select
 from openline.adapters.schema import peers
 from openline.adapters.transport import Transport
 from openline.core.card import parse_card
+from openline.core.clock import MICROS
 from openline.errors import OpenLineError
 from openline.services import lines
 from openline.services.station import Station
 
 log = structlog.get_logger("openline.moves")
+RETRY_AFTER_S = 60  # kept in memory (`Station.probe_failed_at`): a restart allows one more
 
 
 def _pinned(conn: Any, peer: str) -> dict[str, Any]:
@@ -42,11 +49,17 @@ def follow(station: Station, transport: Transport, peer: str, card_json: Any) ->
         old = _pinned(conn, peer)
     if card.to_json() == old:
         return lines.CARD_PINNED
+    kept = f"kept {', '.join(old['urls'])}: no handshake answered by {peer} at {card.url}"[:1000]
+    at, failed = station.clock.now(), station.probe_failed_at.get(peer)
+    if failed is not None and at < failed + RETRY_AFTER_S * MICROS:
+        return f"{kept} (not tried again within {RETRY_AFTER_S} s of the last failure)"[:1000]
     try:
         lines.initiate_handshake(station, transport, peer, propose=False, url=card.url)
     except OpenLineError as exc:
+        station.probe_failed_at[peer] = at
         log.warning("a peer's new address did not answer", peer=peer, url=card.url, error=str(exc)[:300])
-        return f"kept {', '.join(old['urls'])}: no handshake answered by {peer} at {card.url} ({exc})"[:1000]
+        return kept
+    station.probe_failed_at.pop(peer, None)
     with station.tx() as tx:
         now = _pinned(tx.conn, peer)
         if now != card.to_json():  # not pinned meanwhile by another handshake or by hand

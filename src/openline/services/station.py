@@ -81,6 +81,8 @@ class Station:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     time_zone: str = "UTC"  # local time shown beside UTC
     on_commit: list[Callable[[Tx], None]] = field(default_factory=list)
+    # services/moves.py: peer -> when a handshake at an address it named last failed.
+    probe_failed_at: dict[str, int] = field(default_factory=dict)
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
