@@ -27,6 +27,12 @@ from openline.services.station import Station
 
 KIND = "line_down"
 MAX_NAMED = 10  # the waiting calls (and notices) an alert names, oldest first
+# What an alert names of what waits: the calls with their priority, the notices with their
+# category (an envelope's `call_id` holds either's id).
+_NAMED = (
+    ("call", calls.c.id, calls.c.priority, calls.c.placed_at),
+    ("notice", notices.c.id, notices.c.category, notices.c.created_at),
+)
 
 # Built once: the auditor runs these every few seconds.
 _OLDEST = (
@@ -82,30 +88,22 @@ def audit_lines(station: Station) -> int:
     raised = 0
     with station.tx() as tx:
         for line, name, since in stalled:
-            refs = select(envelopes.c.call_id).where(  # a call's or a notice's id
+            pending = (
                 envelopes.c.line_id == line.id,
                 envelopes.c.direction == "out",
                 envelopes.c.delivered_at.is_(None),
             )
-            waiting = tx.conn.execute(
-                select(calls.c.id, calls.c.priority)
-                .where(calls.c.id.in_(refs))
-                .order_by(calls.c.placed_at)
-                .limit(MAX_NAMED)
-            ).all()
-            notices_waiting = tx.conn.execute(
-                select(notices.c.id, notices.c.category)
-                .where(notices.c.id.in_(refs))
-                .order_by(notices.c.created_at)
-                .limit(MAX_NAMED)
-            ).all()
-            count = tx.conn.execute(
-                select(func.count()).where(
-                    envelopes.c.line_id == line.id,
-                    envelopes.c.direction == "out",
-                    envelopes.c.delivered_at.is_(None),
-                )
-            ).scalar_one()
+            refs = select(envelopes.c.call_id).where(*pending)  # a call's or a notice's id
+            named = {
+                f"{what}s": [
+                    {what: row[0], about.name: row[1]}
+                    for row in tx.conn.execute(
+                        select(ident, about).where(ident.in_(refs)).order_by(order).limit(MAX_NAMED)
+                    )
+                ]
+                for what, ident, about, order in _NAMED
+            }
+            count = tx.conn.execute(select(func.count()).where(*pending)).scalar_one()
             detail = {
                 "peer": line.peer,
                 "waiting": int(count),
@@ -113,8 +111,7 @@ def audit_lines(station: Station) -> int:
                 "since": rfc3339(since),
                 "last_contact_at": rfc3339(line.last_contact_at),
                 "last_error": (line.last_error or "")[:300],
-                "calls": [{"call": c.id, "priority": c.priority} for c in waiting],
-                "notices": [{"notice": n.id, "category": n.category} for n in notices_waiting],
+                **named,
             }
             raised += alerting.raise_alert(tx, KIND, name, detail)
     return raised
