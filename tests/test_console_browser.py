@@ -231,3 +231,51 @@ def _a_change_during_a_refresh_is_not_lost(anna: Page, boris: Page) -> None:
     anna.on("request", lambda request: fetches.append(request.url) if request.url.endswith("/live") else None)
     anna.wait_for_timeout(1500)
     assert fetches == []
+
+
+def test_a_call_that_cannot_get_through_is_said_on_its_page_and_the_board(
+    tmp_path: Path, browser: Browser
+) -> None:
+    """The officer who placed a call while the peer's station is down reads, on the call's
+    page, that it has not got through; the board marks the line and its tab's title says
+    LINE DOWN until someone acknowledges the alert; the call rings once the peer is back."""
+    a = StationProcess.create(tmp_path, "stuttgart")
+    b = StationProcess.create(tmp_path, "moscow")
+    a.extra_env = {"OPENLINE_LINE_DOWN_AFTER_S": "5"}
+    try:
+        start_all(a, b)
+        connect(a, b)
+        add_user(a, "anna", "watch_officer", PASSWORD)
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        anna = ctx.new_page()
+        log_in(anna, a, "anna")
+        b.stop()
+        anna.select_option("select[name=peer]", "moscow")
+        anna.fill("input[name=subject]", "Convoy of 12 trucks at checkpoint 4")
+        anna.select_option("select[name=priority]", "flash")
+        anna.get_by_role("button", name="Call", exact=True).click()
+        expect(anna).to_have_url(re.compile(r"/calls/[0-9a-f-]{36}$"))
+        call_id = anna.url.rsplit("/", 1)[1]
+        # Said once an attempt has failed (at once here: nothing listens at moscow's port).
+        warning = anna.locator("[data-undelivered]")
+        expect(warning).to_contain_text("Not delivered to moscow yet", timeout=20_000)
+        expect(warning).to_contain_text("use your fallback procedure to reach moscow")
+        anna.screenshot(path=artifact_path("console-call-not-delivered.png"), full_page=True)
+
+        anna.goto(a.url + "/")  # the alert is raised within 5 s + the 5 s audit: live
+        expect(anna).to_have_title(re.compile(r"^LINE DOWN · Watch board"), timeout=20_000)
+        expect(anna.locator("[data-line-down]")).to_contain_text("DOWN: not getting through")
+        b.start()
+        wait_for(
+            lambda: any(c["id"] == call_id and c["state"] == "ringing" for c in b.cli_json("calls")),
+            timeout=60,
+            what="the call to ring at moscow",
+        )
+        # Seen and acknowledged: the mark and the title go, live.
+        alerts = anna.get_by_role("region", name="Alerts")
+        alerts.get_by_role("button", name="Acknowledge").first.click()
+        expect(anna.locator("[data-line-down]")).to_have_count(0, timeout=5000)
+        expect(anna).to_have_title(re.compile(r"^Watch board"), timeout=5000)
+        ctx.close()
+    finally:
+        stop_all(a, b)

@@ -5,6 +5,7 @@ tests/test_e2e_line_down.py does it between real stations."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from openline.services.timers import Auditor
 from tests import notice_docs
 from tests.harness import wait_for
 from tests.inproc import Node, show
-from tests.test_console import add_user, browser, log_in
+from tests.test_console import add_user, browser, csrf_of, log_in
 
 
 def _alerts(node: Node) -> list[dict[str, Any]]:
@@ -124,6 +125,14 @@ def test_the_auditor_loop_raises_it_and_the_board_shows_it(
     board = c.get("/").text
     assert "line_down · moscow since 2026-01-01T00:00:00.000000Z" in board
     assert "(waiting since <time" in board
+    assert "<title>LINE DOWN · Watch board" in board  # console.js keeps it as the board refreshes
+    assert re.search(r"<li [^>]*data-line-down><strong>moscow</strong> active · <strong>DOWN</strong>", board)
+    # Acknowledged, the line is no longer marked: someone has seen it.
+    [alert] = _alerts(a)
+    assert c.post(f"/alerts/{alert['id']}/ack", data={"csrf": csrf_of(board)}).status_code in (200, 303)
+    board = c.get("/").text
+    assert "data-line-down" not in board
+    assert "LINE DOWN" not in board
 
 
 def test_a_silent_line_is_checked_and_a_dead_one_raises_line_down(

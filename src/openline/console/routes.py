@@ -42,6 +42,7 @@ from openline.services import (
     calls,
     handover,
     ledger_view,
+    line_health,
     lines,
     report,
     rosters,
@@ -148,6 +149,7 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
     recent = calls.list_calls(station, limit=50, content=content)
     ringing = [c for c in recent if c["state"] == "ringing" and c["direction"] == "in"]
     roster = rosters.roster_view(station)
+    open_alerts = alerts.list_alerts(station, open_only=True, limit=20)
     return {
         "session": session,
         "can_work": who.can(Permission.WORK_CALLS),
@@ -156,7 +158,9 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
         "lines": lines.list_lines(station),
         "on_duty": roster["on_duty"],
         "next_handover": roster["next_handover"],
-        "alerts": alerts.list_alerts(station, open_only=True, limit=20),
+        "alerts": open_alerts,
+        # Lines with an open line_down alert: marked on the board and in the page title.
+        "down": {a["detail"].get("peer") for a in open_alerts if a["kind"] == line_health.KIND},
         "handovers": handover.list_handovers(station, content=content, pending_only=True, limit=5),
         "notices": notice_pages.awaiting(station, content=content),
     }

@@ -50,7 +50,9 @@
   }
   function alarmTitle() {
     var n = document.querySelectorAll("[data-ringing][data-call]").length;
-    document.title = document.title.replace(/^\(\d+\) RINGING · /, "");
+    var down = document.querySelectorAll("[data-line-down]").length;
+    document.title = document.title.replace(/^\(\d+\) RINGING · /, "").replace(/^LINE DOWN · /, "");
+    if (down) document.title = "LINE DOWN · " + document.title;
     if (n) document.title = "(" + n + ") RINGING · " + document.title;
     document.body.classList.toggle("alarm", n > 0);
   }
