@@ -190,6 +190,7 @@ def running_pair(
     *,
     officers: Mapping[str, str] | None = None,
     password: str = "",
+    stuttgart_env: Mapping[str, str] | None = None,
     moscow_env: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[StationProcess, StationProcess]]:
     """stuttgart and moscow as two real `openline serve` processes with the line between
@@ -197,6 +198,7 @@ def running_pair(
     all with `password`); both stopped afterwards, whatever happened."""
     a = StationProcess.create(root, "stuttgart")
     b = StationProcess.create(root, "moscow")
+    a.extra_env = dict(stuttgart_env or {})
     b.extra_env = dict(moscow_env or {})
     try:
         start_all(a, b)

@@ -239,13 +239,12 @@ def test_a_call_that_cannot_get_through_is_said_on_its_page_and_the_board(
     """The officer who placed a call while the peer's station is down reads, on the call's
     page, that it has not got through; the board marks the line and its tab's title says
     LINE DOWN until someone acknowledges the alert; the call rings once the peer is back."""
-    a = StationProcess.create(tmp_path, "stuttgart")
-    b = StationProcess.create(tmp_path, "moscow")
-    a.extra_env = {"OPENLINE_LINE_DOWN_AFTER_S": "5"}
-    try:
-        start_all(a, b)
-        connect(a, b)
-        add_user(a, "anna", "watch_officer", PASSWORD)
+    with running_pair(
+        tmp_path,
+        officers={"stuttgart": "anna"},
+        password=PASSWORD,
+        stuttgart_env={"OPENLINE_LINE_DOWN_AFTER_S": "5"},
+    ) as (a, b):
         ctx = browser.new_context(viewport={"width": 1366, "height": 768})
         anna = ctx.new_page()
         log_in(anna, a, "anna")
@@ -277,5 +276,3 @@ def test_a_call_that_cannot_get_through_is_said_on_its_page_and_the_board(
         expect(anna.locator("[data-line-down]")).to_have_count(0, timeout=5000)
         expect(anna).to_have_title(re.compile(r"^Watch board"), timeout=5000)
         ctx.close()
-    finally:
-        stop_all(a, b)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
+from tests.harness import StationProcess, running_pair, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -19,12 +19,7 @@ def line_down(station: StationProcess) -> list[dict[str, Any]]:
 
 
 def test_a_call_that_cannot_reach_the_peer_raises_line_down(tmp_path: Path) -> None:
-    a = StationProcess.create(tmp_path, "stuttgart")
-    b = StationProcess.create(tmp_path, "moscow")
-    a.extra_env = {"OPENLINE_LINE_DOWN_AFTER_S": "5"}
-    try:
-        start_all(a, b)
-        connect(a, b)
+    with running_pair(tmp_path, stuttgart_env={"OPENLINE_LINE_DOWN_AFTER_S": "5"}) as (a, b):
         b.stop()
         call_id = a.cli_json("call", "moscow", "--subject", "Flash: corridor", "--priority", "flash")["id"]
         [alert] = wait_for(lambda: line_down(a), timeout=30, what="line_down at stuttgart")
@@ -46,19 +41,13 @@ def test_a_call_that_cannot_reach_the_peer_raises_line_down(tmp_path: Path) -> N
         a.cli("alert", "ack", str(alert["id"]))
         assert line_down(a)[0]["acknowledged_by"] == "admin"
         assert len(line_down(a)) == 1
-    finally:
-        stop_all(a, b)
 
 
 def test_an_idle_line_whose_peer_is_gone_raises_line_down(tmp_path: Path) -> None:
     """Nothing to send: the line's own check (a handshake after `line_check_s` of silence)
     finds the peer gone, before anyone needs the line."""
-    a = StationProcess.create(tmp_path, "stuttgart")
-    b = StationProcess.create(tmp_path, "moscow")
-    a.extra_env = {"OPENLINE_LINE_CHECK_S": "10", "OPENLINE_LINE_DOWN_AFTER_S": "5"}
-    try:
-        start_all(a, b)
-        connect(a, b)
+    env = {"OPENLINE_LINE_CHECK_S": "10", "OPENLINE_LINE_DOWN_AFTER_S": "5"}
+    with running_pair(tmp_path, stuttgart_env=env) as (a, b):
         b.stop()
         [alert] = wait_for(
             lambda: line_down(a), timeout=60, what="line_down at stuttgart for the silent line"
@@ -67,5 +56,3 @@ def test_an_idle_line_whose_peer_is_gone_raises_line_down(tmp_path: Path) -> Non
         assert alert["detail"]["calls"] == []
         [line] = a.cli_json("lines")
         assert line["last_error"].startswith("line check: moscow at http://127.0.0.1:")
-    finally:
-        stop_all(a, b)
