@@ -241,7 +241,7 @@ def test_a_card_that_cannot_replace_the_pinned_one_is_refused_and_changes_nothin
             ("kyiv", stranger.station.card.to_json(), 404, "not_found", "no pinned station named 'kyiv'"),
             ("moscow", tampered, 400, "bad_card", "signature"),
             ("moscow", other_ledger_key, 400, "key_changed", "Refusing a new key"),
-            ("stuttgart", moved, 422, "invalid_input", "the card is 'moscow''s, not 'stuttgart''s"),
+            ("stuttgart", moved, 422, "invalid_input", "not a card of 'stuttgart': it names 'moscow'"),
             ("moscow", {"name": "moscow"}, 400, "bad_card", "missing fields"),
         ]
         officer = client_for(a, "duty", Role.WATCH_OFFICER)
@@ -295,7 +295,7 @@ def test_an_administrator_pins_a_moved_station_s_card_in_the_console(nodes: tupl
     before = a.snapshot()
     r = c.post("/admin/lines/moscow/card", data={"csrf": token, "card": json.dumps(a.station.card.to_json())})
     assert r.status_code == 422
-    assert "that is not a card of moscow" in r.text
+    assert "that is not a card of &#39;moscow&#39;: it names &#39;stuttgart&#39;" in r.text
     r = c.post("/admin/lines/moscow/card", data={"csrf": token, "card": "{not json"})
     assert r.status_code == 422
     assert a.snapshot() == before

@@ -171,9 +171,12 @@ def add_line(
 _REPLACEABLE = {"urls", "languages", "signature"}
 
 
-def update_card(station: Station, card_json: Any, *, actor: str) -> str:
-    """Replace a pinned card with the peer's new one, signed by the same keys: a station
-    that moved to another address. Its line is retried there at once. Returns the peer."""
+def update_card(station: Station, peer: str, card_json: Any, *, actor: str) -> None:
+    """Replace `peer`'s pinned card with its new one, signed by the same keys: a station
+    that moved to another address. Its line is retried there at once."""
+    named = card_json.get("name") if isinstance(card_json, dict) else None
+    if named != peer:
+        raise InvalidInput(f"that is not a card of {peer!r}: it names {named!r:.70}")
     card = parse_card(card_json)
     with station.tx() as tx:
         pinned = tx.conn.execute(select(peers).where(peers.c.name == card.name)).first()
@@ -184,7 +187,6 @@ def update_card(station: Station, card_json: Any, *, actor: str) -> str:
         if card.to_json() == old:
             raise Conflict(f"station {card.name!r} is pinned with this very card; nothing changed")
         repin(tx, card, old, actor=actor, via="card")
-    return card.name
 
 
 def _require_same_identity(pinned: Any, old: dict[str, Any], card: Card) -> None:
