@@ -35,16 +35,14 @@ _NAMED = (
 )
 
 # Built once: the auditor runs these every few seconds.
-_OLDEST = (
-    select(envelopes.c.time)
-    .where(
-        envelopes.c.line_id == bindparam("b_line"),
-        envelopes.c.direction == "out",
-        envelopes.c.delivered_at.is_(None),
-    )
-    .order_by(envelopes.c.seq)
-    .limit(1)
+_PENDING = (  # a line's envelopes without a receipt yet
+    envelopes.c.line_id == bindparam("b_line"),
+    envelopes.c.direction == "out",
+    envelopes.c.delivered_at.is_(None),
 )
+_OLDEST = select(envelopes.c.time).where(*_PENDING).order_by(envelopes.c.seq).limit(1)
+_COUNT = select(func.count()).where(*_PENDING)
+_REFS = select(envelopes.c.call_id).where(*_PENDING)  # a call's or a notice's id
 _LINES = select(
     lines.c.id,
     lines.c.peer,
@@ -88,22 +86,17 @@ def audit_lines(station: Station) -> int:
     raised = 0
     with station.tx() as tx:
         for line, name, since in stalled:
-            pending = (
-                envelopes.c.line_id == line.id,
-                envelopes.c.direction == "out",
-                envelopes.c.delivered_at.is_(None),
-            )
-            refs = select(envelopes.c.call_id).where(*pending)  # a call's or a notice's id
+            bound = {"b_line": line.id}
             named = {
                 f"{what}s": [
                     {what: row[0], about.name: row[1]}
                     for row in tx.conn.execute(
-                        select(ident, about).where(ident.in_(refs)).order_by(order).limit(MAX_NAMED)
+                        select(ident, about).where(ident.in_(_REFS)).order_by(order).limit(MAX_NAMED), bound
                     )
                 ]
                 for what, ident, about, order in _NAMED
             }
-            count = tx.conn.execute(select(func.count()).where(*pending)).scalar_one()
+            count = tx.conn.execute(_COUNT, bound).scalar_one()
             detail = {
                 "peer": line.peer,
                 "waiting": int(count),
