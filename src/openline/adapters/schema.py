@@ -233,6 +233,7 @@ notifications = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("call_id", String(36), ForeignKey("calls.id")),
+    Column("alert_id", Integer),  # the alert that paged, for an alert's notifications
     Column("kind", String(32), nullable=False),
     Column("recipient", String(64), nullable=False),  # a user name, or "station" for webhooks
     Column("channel", String(16), nullable=False),  # console, email, webhook
@@ -247,6 +248,7 @@ notifications = Table(
     Column("last_error", Text),
     Index("ix_notifications_due", "channel", "status", "next_attempt_at"),
     Index("ix_notifications_call", "call_id"),
+    Index("ix_notifications_alert", "alert_id"),
 )
 
 alerts = Table(
@@ -259,7 +261,14 @@ alerts = Table(
     Column("raised_at", BigInteger, nullable=False),
     Column("acknowledged_at", BigInteger),
     Column("acknowledged_by", String(64)),
+    # Paging until acknowledged: a copy of the escalation policy (made when it first
+    # pages), the step due next and when; NULL when it does not page or pages no more.
+    Column("escalation", Text),
+    Column("escalation_step", Integer),
+    Column("escalation_round", Integer),
+    Column("next_escalation_at", BigInteger),
     UniqueConstraint("kind", "subject", name="uq_alerts_kind_subject"),
+    Index("ix_alerts_next_escalation", "next_escalation_at"),
 )
 
 handovers = Table(

@@ -782,7 +782,7 @@ def alerts_cmd(
                 _alert_subject(x),
                 f"{x['acknowledged_by']} {when(x['acknowledged_at'])}"
                 if x["acknowledged_at"]
-                else Text("open", style="bold red"),
+                else Text(_open_alert(x), style="bold red"),
             )
             for x in items
         ]
@@ -793,6 +793,14 @@ def alerts_cmd(
         )
 
     emit(rows, as_json, render)
+
+
+def _open_alert(x: dict[str, Any]) -> str:
+    """`open`, and while it pages, which step is next and when."""
+    paging = x.get("paging")
+    if not isinstance(paging, dict):
+        return "open"
+    return f"open, paging: next {paging.get('step')} {when(paging.get('next_at'))}"
 
 
 def _alert_subject(x: dict[str, Any]) -> str:

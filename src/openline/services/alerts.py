@@ -2,7 +2,12 @@
 escalation that reached nobody or stalled, a notification that gave up, a roster gap,
 an unacknowledged handover, a peer holding other line terms, a line whose envelopes wait
 too long for the peer's receipts). One per kind and subject;
-open until acknowledged. Alerts carry metadata only."""
+open until acknowledged. Alerts carry metadata only.
+
+An open alert pages people until somebody acknowledges it, as a ringing call does
+(`services.alert_paging` fires the steps). `notification_failed` does not page: it is
+about the channels that paging would use, and a channel that is down would otherwise
+feed it for ever."""
 
 from __future__ import annotations
 
@@ -13,25 +18,48 @@ import structlog
 from sqlalchemy import insert, select, update
 
 from openline.adapters.schema import alerts
+from openline.core import escalation as esc
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import accounts
 from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.alerts")
+UNPAGED = frozenset({"notification_failed"})
 
 
-def raise_alert(tx: Tx, kind: str, subject: str, detail: dict[str, Any]) -> bool:
+def raise_alert(
+    tx: Tx,
+    kind: str,
+    subject: str,
+    detail: dict[str, Any],
+    *,
+    policy: esc.Policy | None = None,
+    start: esc.Position = esc.START,
+    first_page_at: int | None = None,
+) -> bool:
     """Raise an alert unless one of this kind about this subject exists. Returns whether
-    it is new. Alerts carry metadata only."""
+    it is new. Alerts carry metadata only.
+
+    A new alert pages from `start` at `first_page_at` (at once by default) along
+    `policy`; without one, it follows the escalation policy of the line to the peer its
+    detail names, or the built-in one, copied when it first pages."""
     exists = tx.conn.execute(
         select(alerts.c.id).where(alerts.c.kind == kind, alerts.c.subject == subject)
     ).first()
     if exists:
         return False
+    paged = kind not in UNPAGED
     tx.conn.execute(
         insert(alerts).values(
-            kind=kind, subject=subject, detail=json.dumps(detail, sort_keys=True), raised_at=tx.now
+            kind=kind,
+            subject=subject,
+            detail=json.dumps(detail, sort_keys=True),
+            raised_at=tx.now,
+            escalation=policy.dumps() if paged and policy is not None else None,
+            escalation_step=start.step if paged else None,
+            escalation_round=start.round if paged else None,
+            next_escalation_at=(tx.now if first_page_at is None else first_page_at) if paged else None,
         )
     )
     tx.touched.add("alerts")
@@ -40,6 +68,10 @@ def raise_alert(tx: Tx, kind: str, subject: str, detail: dict[str, Any]) -> bool
 
 
 def alert_json(row: Any) -> dict[str, Any]:
+    paging = None
+    if row.next_escalation_at is not None:
+        position = esc.Position(int(row.escalation_round), int(row.escalation_step))
+        paging = {"step": position.describe(), "next_at": rfc3339(row.next_escalation_at)}
     return {
         "id": row.id,
         "kind": row.kind,
@@ -48,6 +80,7 @@ def alert_json(row: Any) -> dict[str, Any]:
         "raised_at": rfc3339(row.raised_at),
         "acknowledged_at": rfc3339(row.acknowledged_at),
         "acknowledged_by": row.acknowledged_by,
+        "paging": paging,
     }
 
 
@@ -74,7 +107,7 @@ def acknowledge_alert(station: Station, actor: str, alert_id: int) -> dict[str, 
         tx.conn.execute(
             update(alerts)
             .where(alerts.c.id == alert_id)
-            .values(acknowledged_at=tx.now, acknowledged_by=actor)
+            .values(acknowledged_at=tx.now, acknowledged_by=actor, next_escalation_at=None)
         )
         accounts.record(tx.conn, tx.now, actor, "alert.acknowledge", f"{alert_id} {row.kind}")
         tx.touched.add("alerts")

@@ -105,7 +105,12 @@ def _record(station: Station, outcomes: list[Outcome]) -> None:
                     tx,
                     "notification_failed",
                     row.id,
-                    {"channel": row.channel, "recipient": row.recipient, "call": row.call_id},
+                    {
+                        "channel": row.channel,
+                        "recipient": row.recipient,
+                        "call": row.call_id,
+                        "alert": row.alert_id,
+                    },
                 )
             else:
                 retry_at = tx.now + round(backoff.delay(attempt) * MICROS)

@@ -20,7 +20,16 @@ import structlog
 
 from openline.adapters.db import Outage
 from openline.core.clock import MICROS
-from openline.services import calls, handover, line_health, notice_expiry, notices, rosters, watch
+from openline.services import (
+    alert_paging,
+    calls,
+    handover,
+    line_health,
+    notice_expiry,
+    notices,
+    rosters,
+    watch,
+)
 from openline.services.station import Station
 
 MAX_SLEEP_SECONDS = 1.0
@@ -119,4 +128,8 @@ class Auditor(Loop):
         if self._roster_checked is None or now - self._roster_checked >= ROSTER_EVERY_SECONDS:
             rosters.check_roster_gaps(self.station)
             self._roster_checked = now
+        # Last, so that an alert the checks above raised pages in this same round.
+        for _ in range(MAX_ROUNDS):
+            if alert_paging.page_due(self.station) < alert_paging.MAX_BATCH:
+                break
         return AUDIT_EVERY_SECONDS

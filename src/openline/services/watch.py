@@ -23,19 +23,12 @@ import structlog
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from openline.adapters import db
-from openline.adapters.schema import (
-    calls,
-    escalation_policies,
-    lines,
-    notifications,
-    users,
-)
+from openline.adapters.schema import calls, escalation_policies, lines
 from openline.core import escalation as esc
-from openline.core import roster
 from openline.core.calls import State
 from openline.core.clock import MICROS, rfc3339
 from openline.errors import NotFound
-from openline.services import accounts, alerts, events, outbox, rosters
+from openline.services import accounts, alerts, events, paging
 from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.watch")
@@ -55,13 +48,6 @@ class Fired:
 
 
 # Policies ---------------------------------------------------------------------------
-
-
-def policy_of_line(conn: Connection, line_id: str) -> esc.Policy:
-    row = conn.execute(
-        select(escalation_policies.c.policy).where(escalation_policies.c.line_id == line_id)
-    ).first()
-    return esc.DEFAULT_POLICY if row is None else esc.loads(row.policy)
 
 
 def _line_of_peer(conn: Connection, peer: str) -> Any:
@@ -107,7 +93,7 @@ def ringing_columns(conn: Connection, line_id: str, now: int) -> dict[str, Any]:
     """The escalation columns of a call that starts ringing now: its own copy of the
     policy, and the first step due at once."""
     return {
-        "escalation": policy_of_line(conn, line_id).dumps(),
+        "escalation": paging.policy_of_line(conn, line_id).dumps(),
         "escalation_step": esc.START.step,
         "escalation_round": esc.START.round,
         "next_escalation_at": now,
@@ -131,26 +117,7 @@ def lease_columns(conn: Connection, line_id: str, now: int) -> dict[str, Any]:
 # Escalation -------------------------------------------------------------------------
 
 
-def _resolve(tx: Tx, targets: tuple[str, ...]) -> tuple[list[Any], bool, list[str]]:
-    """Users to notify (rows with name, email, role), whether the station's webhooks are
-    included, and who is on duty. The users and the roster are read once per transaction
-    (`Tx.memo`): a batch of due steps shares them."""
-    if "users" not in tx.memo:
-        query = select(users.c.name, users.c.email, users.c.role).where(users.c.disabled.is_(False))
-        tx.memo["users"] = tx.conn.execute(query.order_by(users.c.name)).all()
-    on_duty: list[str] = []
-    if "on_duty" in targets:
-        if "on_duty" not in tx.memo:
-            shift_list, override_list = rosters.load_roster(tx.conn)
-            tx.memo["on_duty"] = roster.on_duty(shift_list, override_list, rosters.utc(tx.now))
-        on_duty = tx.memo["on_duty"]
-    wanted = {t[5:] for t in targets if t.startswith("user:")} | set(on_duty)
-    roles = {t[5:] for t in targets if t.startswith("role:")}
-    rows = [r for r in tx.memo["users"] if r.name in wanted or r.role in roles]
-    return rows, "webhook" in targets, on_duty
-
-
-def _notify(
+def _notify_call(
     station: Station,
     tx: Tx,
     call: Any,
@@ -160,41 +127,17 @@ def _notify(
     recipients: list[Any],
     webhook: bool,
 ) -> int:
-    config = station.notify
-    link = f"{config.console_url.rstrip('/')}/calls/{call.id}" if config.console_url else None
-    body = text + (f"\n{link}" if link else "")
-    rows: list[dict[str, Any]] = []
-
-    def add(recipient: str, channel: str, address: str) -> None:
-        console = channel == "console"  # shown by the console itself: nothing to send
-        rows.append(
-            {
-                "id": outbox.new_id(),
-                "call_id": call.id,
-                "kind": kind,
-                "recipient": recipient,
-                "channel": channel,
-                "address": address,
-                "title": title,
-                "text": body,
-                "created_at": tx.now,
-                "status": "sent" if console else "pending",
-                "attempts": 0,
-                "next_attempt_at": None if console else tx.now,
-                "sent_at": tx.now if console else None,
-            }
-        )
-
-    for user in recipients:
-        add(user.name, "console", user.name)
-        if config.email and user.email:
-            add(user.name, "email", user.email)
-    if webhook:
-        for url in config.webhook_urls:
-            add("station", "webhook", url)
-    for row in rows:
-        tx.insert_later(notifications, row)
-    return sum(1 for r in rows if r["channel"] == "webhook")
+    return paging.notify(
+        station,
+        tx,
+        kind=kind,
+        title=title,
+        text=text,
+        path=f"/calls/{call.id}",
+        recipients=recipients,
+        webhook=webhook,
+        call_id=call.id,
+    )
 
 
 def _title(call: Any, kind: str, now: int) -> str:
@@ -208,10 +151,10 @@ def _title(call: Any, kind: str, now: int) -> str:
 def _fire(
     station: Station, tx: Tx, call: Any, kind: str, step: esc.Step, pos: esc.Position, due_at: int
 ) -> Fired:
-    recipients, webhook, on_duty = _resolve(tx, step.targets)
+    recipients, webhook, on_duty = paging.resolve(tx, step.targets)
     title = _title(call, kind, tx.now)
     text = f"Call {call.id} on the line with {call.peer}; escalation {pos.describe()}."
-    webhooks = _notify(station, tx, call, kind, title, text, recipients, webhook)
+    webhooks = _notify_call(station, tx, call, kind, title, text, recipients, webhook)
     fired = Fired(kind, pos, step.targets, [r.name for r in recipients], webhooks)
     detail = {
         "step": pos.describe(),
@@ -313,12 +256,20 @@ def on_missed(station: Station, tx: Tx, call: Any) -> None:
     if call.escalation is None:
         return
     policy = esc.loads(call.escalation)
-    recipients, webhook, _ = _resolve(tx, policy.final.targets)
+    recipients, webhook, _ = paging.resolve(tx, policy.final.targets)
     title = _title(call, "call.missed", tx.now)
     text = f"Call {call.id} on the line with {call.peer} rang until its deadline with nobody picking up."
-    _notify(station, tx, call, "call.missed", title, text, recipients, webhook)
+    _notify_call(station, tx, call, "call.missed", title, text, recipients, webhook)
+    # The catch-all has just been told: the alert pages them again, a catch-all interval
+    # from now, until somebody acknowledges it.
     alerts.raise_alert(
-        tx, "missed_call", call.id, {"call": call.id, "peer": call.peer, "priority": call.priority}
+        tx,
+        "missed_call",
+        call.id,
+        {"call": call.id, "peer": call.peer, "priority": call.priority},
+        policy=policy,
+        start=esc.Position(0, esc.FINAL),
+        first_page_at=tx.now + policy.final.delay_s * MICROS,
     )
 
 

@@ -1,0 +1,284 @@
+"""An open alert pages people until somebody acknowledges it, as a ringing call does: the
+officer on duty, then up the chain, then the catch-all for ever; a line's alert follows
+that line's escalation policy and reaches its webhooks; acknowledging stops it; a failed
+notification does not page; a missed call's alert does not page twice at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from standardwebhooks.webhooks import Webhook
+
+from openline.adapters.notify import WebhookChannel
+from openline.adapters.schema import alerts, lines, notifications
+from openline.core import escalation as esc
+from openline.core.clock import MICROS, FakeClock, rfc3339
+from openline.services import accounts, alert_paging, notifier, timers, watch
+from openline.services.accounts import Role
+from openline.services.alerts import raise_alert
+from openline.services.station import NotifyConfig
+from tests.inproc import Node, link, make_node, place_and_ring, show
+from tests.servers import SECRET, Receiver
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def floor(
+    tmp_path: Path,
+    clock: FakeClock,
+    database_url: str | None,
+    second_database_url: str | None,
+    receiver: Receiver,
+) -> Iterator[tuple[Node, Node]]:
+    """moscow has a duty officer on duty, a senior and a commander, and one webhook."""
+    a = make_node(tmp_path, "stuttgart", clock, database_url)
+    b = make_node(tmp_path, "moscow", clock, second_database_url)
+    b.station.notify = NotifyConfig(
+        webhook_urls=(receiver.base + "/hook",), email=False, console_url="https://moscow.example/console"
+    )
+    link(a, b)
+    with b.station.tx() as tx:
+        for name, role in (
+            ("duty", Role.WATCH_OFFICER),
+            ("senior", Role.SENIOR_WATCH_OFFICER),
+            ("boss", Role.COMMANDER),
+        ):
+            accounts.create_user(tx.conn, tx.now, name, role, PASSWORD)
+    now = clock.now()
+    r = b.api.post(
+        "/api/v1/overrides",
+        json={
+            "user": "duty",
+            "start": rfc3339(now - 3600 * MICROS),
+            "end": rfc3339(now + 2 * 86_400 * MICROS),
+        },
+    )
+    assert r.status_code == 201, r.text
+    try:
+        yield a, b
+    finally:
+        for n in (a, b):
+            n.station.db.dispose()
+
+
+def raise_one(node: Node, kind: str, subject: str, detail: dict[str, Any]) -> int:
+    with node.station.tx() as tx:
+        assert raise_alert(tx, kind, subject, detail)
+        return int(tx.conn.execute(select(alerts.c.id).where(alerts.c.subject == subject)).scalar_one())
+
+
+def pages(node: Node, alert_id: int) -> list[tuple[str, str]]:
+    """(recipient, channel) of each notification the alert made, in order."""
+    with node.station.db.read() as conn:
+        rows = conn.execute(
+            select(notifications.c.recipient, notifications.c.channel)
+            .where(notifications.c.alert_id == alert_id)
+            .order_by(notifications.c.created_at, notifications.c.recipient)
+        ).all()
+    return [(r.recipient, r.channel) for r in rows]
+
+
+def recipients(node: Node, alert_id: int) -> list[str]:
+    return [who for who, channel in pages(node, alert_id) if channel == "console"]
+
+
+def run(node: Node, clock: FakeClock, seconds: int, every: int = 5) -> None:
+    """Let `seconds` pass as the auditor loop sees them, one round every `every` s."""
+    for _ in range(seconds // every):
+        clock.advance(every)
+        alert_paging.page_due(node.station)
+
+
+def alert(node: Node, alert_id: int) -> dict[str, Any]:
+    [row] = [x for x in node.api.get("/api/v1/alerts").json() if x["id"] == alert_id]
+    return row
+
+
+def test_an_alert_pages_up_the_chain_then_for_ever_until_acknowledged(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    _, b = floor
+    alert_id = raise_one(b, "escalation_stalled", "call-1", {"call": "call-1"})
+    assert alert(b, alert_id)["paging"] == {"step": "round 1, step 1", "next_at": rfc3339(clock.now())}
+    assert alert_paging.page_due(b.station) == 1
+    assert recipients(b, alert_id) == ["duty"]
+    assert alert(b, alert_id)["paging"]["step"] == "round 1, step 2"
+    assert alert_paging.page_due(b.station) == 0  # the next step is a minute away
+    run(b, clock, 60)
+    assert recipients(b, alert_id) == ["duty", "senior"]
+    run(b, clock, 120)
+    assert recipients(b, alert_id) == ["duty", "senior", "boss", "duty"]  # round 2 begins
+    run(b, clock, 120)
+    assert recipients(b, alert_id) == ["duty", "senior", "boss", "duty", "senior", "boss"]
+    run(b, clock, 60)  # the catch-all: on duty, senior, commander, administrators, webhooks
+    final = ["admin", "boss", "duty", "senior"]
+    assert recipients(b, alert_id)[6:] == final
+    assert ("station", "webhook") in pages(b, alert_id)
+    assert alert(b, alert_id)["paging"]["step"] == "final"
+    run(b, clock, 295)
+    assert len(recipients(b, alert_id)) == 10
+    run(b, clock, 5)  # and again every 5 minutes
+    assert recipients(b, alert_id)[10:] == final
+
+    with b.station.db.read() as conn:
+        [row] = conn.execute(
+            select(notifications).where(
+                notifications.c.alert_id == alert_id, notifications.c.recipient == "duty"
+            )
+        ).all()[:1]
+    assert row.kind == "alert.escalation_stalled"
+    assert row.title == "ESCALATION STALLED: call-1"
+    assert f"openline alert ack {alert_id}" in row.text
+    assert row.text.endswith("https://moscow.example/console/")
+    assert row.call_id is None
+
+    r = b.api.post(f"/api/v1/alerts/{alert_id}/acknowledge")
+    assert r.status_code == 200, r.text
+    assert r.json()["paging"] is None
+    count = len(pages(b, alert_id))
+    run(b, clock, 3600)
+    assert len(pages(b, alert_id)) == count
+
+
+def test_a_line_alert_follows_the_lines_policy_and_its_webhook_is_signed(
+    floor: tuple[Node, Node], clock: FakeClock, receiver: Receiver
+) -> None:
+    _, b = floor
+    policy = {
+        "steps": [{"targets": ["webhook", "user:senior"], "delay_s": 120}],
+        "repeat": 0,
+        "final": {"targets": ["role:commander"], "delay_s": 600},
+    }
+    r = b.api.put("/api/v1/lines/stuttgart/policy", json=policy)
+    assert r.status_code == 200, r.text
+    subject = "stuttgart since 2026-11-27T03:12:40.000000Z"
+    alert_id = raise_one(b, "line_down", subject, {"peer": "stuttgart", "waiting": 1})
+    # What the timer loop cannot do when it is the thing that stalled: the auditor pages.
+    timers.Auditor(b.station).step()
+    assert pages(b, alert_id) == [("senior", "console"), ("station", "webhook")]
+
+    # The policy was copied when the alert first paged: a new one does not change it.
+    other = {"steps": [{"targets": ["user:duty"], "delay_s": 60}], "repeat": 0, "final": policy["final"]}
+    assert b.api.put("/api/v1/lines/stuttgart/policy", json=other).status_code == 200
+    run(b, clock, 120)
+    assert recipients(b, alert_id) == ["senior", "boss"]
+
+    channel = WebhookChannel(SECRET)
+    try:
+        assert notifier.dispatch_due(b.station, channel) == 1
+    finally:
+        channel.close()
+    [hit] = receiver.hits
+    event = Webhook(SECRET).verify(hit.body, hit.headers)
+    assert event["type"] == "alert.line_down"
+    assert event["data"]["title"] == f"LINE DOWN: {subject}"
+    assert event["data"]["call_id"] is None
+    with b.station.db.read() as conn:
+        statuses = {
+            r.status for r in conn.execute(select(notifications).where(notifications.c.alert_id == alert_id))
+        }
+    assert statuses == {"sent"}
+
+
+def test_a_page_that_reaches_nobody_goes_on_to_the_next_step(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    _, b = floor
+    assert b.api.post("/api/v1/users/duty/disable").status_code == 200  # nobody on duty now
+    alert_id = raise_one(b, "roster_gap", "2026-11-28T00:00:00Z", {})
+    assert alert_paging.page_due(b.station) == 1
+    assert pages(b, alert_id) == []
+    run(b, clock, 60)
+    assert recipients(b, alert_id) == ["senior"]
+    # Nothing else was raised about it: the board shows the alert itself.
+    assert [x["kind"] for x in b.api.get("/api/v1/alerts").json()] == ["roster_gap"]
+
+
+def test_a_failed_notification_does_not_page(floor: tuple[Node, Node], clock: FakeClock) -> None:
+    _, b = floor
+    alert_id = raise_one(b, "notification_failed", "n-1", {"channel": "webhook"})
+    assert alert(b, alert_id)["paging"] is None
+    run(b, clock, 600)
+    assert pages(b, alert_id) == []
+
+
+def test_a_missed_call_pages_the_catch_all_again_until_acknowledged(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = floor
+    with b.station.tx() as tx:
+        tx.conn.execute(update(lines).values(answer_deadline_s=60))
+    call_id = place_and_ring(a, b)
+    for _ in range(60):
+        clock.advance(1)
+        watch.escalate_due(b.station)
+    assert b.expire() == 1
+    assert show(b, call_id)["state"] == "missed"
+    [missed] = [x for x in b.api.get("/api/v1/alerts").json() if x["kind"] == "missed_call"]
+    # The call's own catch-all has just told everyone; the alert waits one interval.
+    assert missed["paging"]["step"] == "final"
+    assert alert_paging.page_due(b.station) == 0
+    run(b, clock, 295)
+    assert pages(b, missed["id"]) == []
+    run(b, clock, 5)
+    assert recipients(b, missed["id"]) == ["admin", "boss", "duty", "senior"]
+    assert b.api.post(f"/api/v1/alerts/{missed['id']}/acknowledge").status_code == 200
+    run(b, clock, 900)
+    assert len(recipients(b, missed["id"])) == 4
+
+
+def test_several_processes_share_the_paging_and_none_pages_twice(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Two stations on one database (two `serve` processes) each run the auditor: one
+    step is one page, whichever fires it."""
+    from openline.runtime import build_station
+    from openline.settings import load
+
+    _, b = floor
+    twin = build_station(load(b.home), clock=clock)
+    twin.notify = b.station.notify
+    try:
+        alert_id = raise_one(b, "escalation_stalled", "call-2", {"call": "call-2"})
+        assert alert_paging.page_due(b.station) + alert_paging.page_due(twin) == 1
+        clock.advance(60)
+        assert alert_paging.page_due(twin) + alert_paging.page_due(b.station) == 1
+        assert recipients(b, alert_id) == ["duty", "senior"]
+    finally:
+        twin.db.dispose()
+
+
+def test_the_policy_each_alert_follows_is_the_one_named(floor: tuple[Node, Node]) -> None:
+    """An alert about no line, or about a peer with no line, follows the built-in policy."""
+    _, b = floor
+    first = esc.DEFAULT_POLICY.steps[0].targets
+    for subject, detail in (("x-1", {}), ("x-2", {"peer": "nowhere"}), ("x-3", {"peer": 7})):
+        alert_id = raise_one(b, "escalation_unheard", subject, detail)
+        alert_paging.page_due(b.station)
+        with b.station.db.read() as conn:
+            copied = conn.execute(select(alerts.c.escalation).where(alerts.c.id == alert_id)).scalar_one()
+        assert esc.loads(copied) == esc.DEFAULT_POLICY, subject
+        assert first == ("on_duty",)
+        assert recipients(b, alert_id) == ["duty"]
+
+
+def test_the_board_and_the_alerts_table_say_an_alert_is_paging(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    from tests.test_console import browser, log_in
+
+    _, b = floor
+    alert_id = raise_one(b, "escalation_stalled", "call-3", {"call": "call-3"})
+    alert_paging.page_due(b.station)
+    c = browser(b)
+    log_in(c, "duty")
+    board = c.get("/board", headers={"HX-Request": "true"}).text
+    next_at = alert(b, alert_id)["paging"]["next_at"]
+    assert f"paging until acknowledged: next round 1, step 2 at {next_at[11:19]}Z" in board
+    assert b.api.post(f"/api/v1/alerts/{alert_id}/acknowledge").status_code == 200
+    assert "paging until acknowledged" not in c.get("/board", headers={"HX-Request": "true"}).text
