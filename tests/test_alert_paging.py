@@ -5,6 +5,7 @@ notification does not page; a missed call's alert does not page twice at once.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,28 @@ def test_the_board_and_the_alerts_table_say_an_alert_is_paging(
     assert f"paging until acknowledged: next round 1, step 2 at {next_at[11:19]}Z" in board
     assert b.api.post(f"/api/v1/alerts/{alert_id}/acknowledge").status_code == 200
     assert "paging until acknowledged" not in c.get("/board", headers={"HX-Request": "true"}).text
+
+
+def test_a_call_the_peer_left_unanswered_raises_an_alert_on_the_callers_floor(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """The founding story: the other side stops picking up. The caller's watch floor is
+    told, and paged, not left to notice a state in a list."""
+    a, b = floor
+    with b.station.tx() as tx:
+        tx.conn.execute(update(lines).values(answer_deadline_s=60))
+    answered = place_and_ring(a, b, subject="Answered", priority="flash")
+    assert b.api.post(f"/api/v1/calls/{answered}/pickup").status_code == 200
+    call_id = place_and_ring(a, b, subject="Corridor 7", priority="flash")
+    clock.advance(61)
+    assert b.expire() == 1  # the picked-up call is not missed
+    b.drain()
+    a.drain()
+    assert show(a, call_id)["state"] == "missed"
+    [unanswered] = [x for x in a.api.get("/api/v1/alerts").json() if x["kind"] == "unanswered_call"]
+    assert unanswered["subject"] == call_id
+    assert unanswered["detail"] == {"call": call_id, "peer": "moscow", "priority": "flash"}
+    assert unanswered["paging"]["step"] == "round 1, step 1"
+    assert "Corridor" not in json.dumps(unanswered)
+    # moscow's own floor has its missed_call; only the caller has unanswered_call.
+    assert [x["kind"] for x in b.api.get("/api/v1/alerts").json()] == ["missed_call"]

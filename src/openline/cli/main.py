@@ -769,7 +769,8 @@ def alerts_cmd(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
-    """List alerts: missed calls, escalations that reached nobody or stalled, roster gaps."""
+    """List alerts: missed and unanswered calls, lines down, escalations that reached
+    nobody or stalled, roster gaps; each pages people until acknowledged."""
     with client(home) as c:
         rows = c.get("/alerts", params={"open": open_only, "limit": limit})
 

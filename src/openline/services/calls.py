@@ -388,6 +388,8 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
     if event is Event.PICKUP:
         _update_call(tx, call_id, picked_up_by=f"{env.sender}:{body.get('by', '')}"[:64])
     events.record(tx, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id)
+    if event is Event.MISS:
+        watch.on_unanswered(tx, row)
 
 
 def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:

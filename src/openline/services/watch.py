@@ -273,6 +273,14 @@ def on_missed(station: Station, tx: Tx, call: Any) -> None:
     )
 
 
+def on_unanswered(tx: Tx, call: Any) -> None:
+    """A call we placed rang out at the peer with nobody picking up: our own watch floor
+    must know, to try again or use the fallback procedure. The alert pages whom the
+    line's policy names until somebody acknowledges it."""
+    detail = {"call": call.id, "peer": call.peer, "priority": call.priority}
+    alerts.raise_alert(tx, "unanswered_call", call.id, detail)
+
+
 def audit_escalations(station: Station) -> int:
     """The independent check: every ringing inbound call must have a next escalation step
     that is not overdue. Returns how many alerts it raised."""
