@@ -797,11 +797,8 @@ def alerts_cmd(
 
 
 def _open_alert(x: dict[str, Any]) -> str:
-    """`open`, and while it pages, which step is next and when."""
-    paging = x.get("paging")
-    if not isinstance(paging, dict):
-        return "open"
-    return f"open, paging: next {paging.get('step')} {when(paging.get('next_at'))}"
+    """`open`, and whether it still pages people (`--json` says which step is next, and when)."""
+    return "open, paging" if x.get("paging") else "open"
 
 
 def _alert_subject(x: dict[str, Any]) -> str:
