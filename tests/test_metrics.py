@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from openline.core.clock import FakeClock
+from openline.services import line_health
 from tests.inproc import Node, place_and_ring
 
 
@@ -37,6 +38,9 @@ def test_metrics_count_traffic_and_show_line_health(nodes: tuple[Node, Node], cl
     assert sample(a, 'openline_outbox_oldest_seconds{peer="moscow"}') == 42
     assert sample(a, 'openline_line_active{peer="moscow"}') == 1
     assert sample(a, "openline_database_up") == 1
+    assert sample(a, 'openline_alerts_open{kind="line_down"}') == 0
+    assert line_health.audit_lines(a.station) == 1  # 42 s waiting, past line_down_after_s
+    assert sample(a, 'openline_alerts_open{kind="line_down"}') == 1
     text = a.api.get("/metrics").text
     assert "secret" not in text
     assert "Test call" not in text

@@ -1,5 +1,5 @@
-"""Per-line gauges for /metrics, read from the database at scrape time, and whether it
-could be read."""
+"""Gauges for /metrics read from the database at scrape time: each line's health, the
+open alerts, and whether the database could be read."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from prometheus_client.registry import Collector
 
 from openline.core.clock import MICROS, parse_rfc3339
 from openline.errors import DatabaseUnavailable
-from openline.services import lines
+from openline.services import alerts, lines
 from openline.services.station import Station
 
 
 class LineCollector(Collector):
-    """Per-line gauges read from the database at scrape time."""
+    """Per-line gauges and open alerts, read from the database at scrape time."""
 
     def __init__(self, station: Station) -> None:
         self.station = station
@@ -36,11 +36,17 @@ class LineCollector(Collector):
         up = GaugeMetricFamily(
             "openline_database_up", "1 if the station reached its database at this scrape, else 0."
         )
+        open_alerts = GaugeMetricFamily(
+            "openline_alerts_open",
+            "Alerts nobody has acknowledged yet, by kind (kinds with none are not listed).",
+            labels=["kind"],
+        )
         now = self.station.clock.now()
         try:
             listed = lines.list_lines(self.station)
+            counts = alerts.open_counts(self.station)
         except DatabaseUnavailable:  # the process metrics are still worth scraping
-            listed = []
+            listed, counts = [], {}
             up.add_metric([], 0.0)
         else:
             up.add_metric([], 1.0)
@@ -53,7 +59,10 @@ class LineCollector(Collector):
             if line["last_contact_at"] is not None:
                 seconds = (now - parse_rfc3339(line["last_contact_at"])) / MICROS
                 contact.add_metric([line["peer"]], seconds)
+        for kind, count in counts.items():
+            open_alerts.add_metric([kind], count)
         yield depth
         yield oldest
         yield active
         yield contact
+        yield open_alerts

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from openline.adapters.schema import alerts
 from openline.core import escalation as esc
@@ -92,6 +92,18 @@ def list_alerts(station: Station, *, open_only: bool = False, limit: int = 100) 
         query = query.where(alerts.c.acknowledged_at.is_(None))
     with station.db.read() as conn:
         return [alert_json(r) for r in conn.execute(query)]
+
+
+def open_counts(station: Station) -> dict[str, int]:
+    """How many alerts of each kind nobody has acknowledged yet."""
+    query = (
+        select(alerts.c.kind, func.count())
+        .where(alerts.c.acknowledged_at.is_(None))
+        .group_by(alerts.c.kind)
+        .order_by(alerts.c.kind)
+    )
+    with station.db.read() as conn:
+        return {kind: int(n) for kind, n in conn.execute(query)}
 
 
 def acknowledge_alert(station: Station, actor: str, alert_id: int) -> dict[str, Any]:
