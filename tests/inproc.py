@@ -187,3 +187,34 @@ def settle_ledgers(*nodes: Node) -> None:
             assert n.transport is not None
             for peer in witness.due_peers(n.station):
                 witness.push(n.station, n.transport, peer)
+
+
+def add_staff(node: Node, password: str) -> None:
+    """A watch floor to escalate to: `duty` (a watch officer), `senior` (a senior watch
+    officer) and `boss` (a commander), besides the administrator `admin`."""
+    from openline.services import accounts
+    from openline.services.accounts import Role
+
+    with node.station.tx() as tx:
+        for name, role in (
+            ("duty", Role.WATCH_OFFICER),
+            ("senior", Role.SENIOR_WATCH_OFFICER),
+            ("boss", Role.COMMANDER),
+        ):
+            accounts.create_user(tx.conn, tx.now, name, role, password)
+
+
+def put_on_duty(node: Node, user: str, clock: FakeClock, *, days: int = 2) -> None:
+    """An override that puts `user` on duty from an hour ago for `days` days."""
+    from openline.core.clock import MICROS, rfc3339
+
+    now = clock.now()
+    r = node.api.post(
+        "/api/v1/overrides",
+        json={
+            "user": user,
+            "start": rfc3339(now - 3600 * MICROS),
+            "end": rfc3339(now + days * 86_400 * MICROS),
+        },
+    )
+    assert r.status_code == 201, r.text

@@ -17,12 +17,11 @@ from standardwebhooks.webhooks import Webhook
 from openline.adapters.notify import WebhookChannel
 from openline.adapters.schema import alerts, lines, notifications
 from openline.core import escalation as esc
-from openline.core.clock import MICROS, FakeClock, rfc3339
-from openline.services import accounts, alert_paging, notifier, timers, watch
-from openline.services.accounts import Role
+from openline.core.clock import FakeClock, rfc3339
+from openline.services import alert_paging, notifier, timers, watch
 from openline.services.alerts import raise_alert
 from openline.services.station import NotifyConfig
-from tests.inproc import Node, link, make_node, place_and_ring, show
+from tests.inproc import Node, add_staff, link, make_node, place_and_ring, put_on_duty, show
 from tests.servers import SECRET, Receiver
 
 PASSWORD = "correct horse battery staple"
@@ -43,23 +42,8 @@ def floor(
         webhook_urls=(receiver.base + "/hook",), email=False, console_url="https://moscow.example/console"
     )
     link(a, b)
-    with b.station.tx() as tx:
-        for name, role in (
-            ("duty", Role.WATCH_OFFICER),
-            ("senior", Role.SENIOR_WATCH_OFFICER),
-            ("boss", Role.COMMANDER),
-        ):
-            accounts.create_user(tx.conn, tx.now, name, role, PASSWORD)
-    now = clock.now()
-    r = b.api.post(
-        "/api/v1/overrides",
-        json={
-            "user": "duty",
-            "start": rfc3339(now - 3600 * MICROS),
-            "end": rfc3339(now + 2 * 86_400 * MICROS),
-        },
-    )
-    assert r.status_code == 201, r.text
+    add_staff(b, PASSWORD)
+    put_on_duty(b, "duty", clock)
     try:
         yield a, b
     finally:

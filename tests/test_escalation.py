@@ -20,7 +20,7 @@ from openline.runtime import build_station
 from openline.services import accounts, handover, rosters, watch
 from openline.services.accounts import Role
 from openline.settings import load
-from tests.inproc import Node, link, make_node, place_and_ring, show
+from tests.inproc import Node, add_staff, link, make_node, place_and_ring, show
 
 PASSWORD = "correct horse battery staple"
 
@@ -36,13 +36,7 @@ def floor(
     for node in (a, b):
         node.station.answer_deadline_s = 3600
     link(a, b)
-    with b.station.tx() as tx:
-        for name, role in (
-            ("duty", Role.WATCH_OFFICER),
-            ("senior", Role.SENIOR_WATCH_OFFICER),
-            ("boss", Role.COMMANDER),
-        ):
-            accounts.create_user(tx.conn, tx.now, name, role, PASSWORD)
+    add_staff(b, PASSWORD)
     start = clock.now() - 3600 * MICROS
     r = b.api.post(
         "/api/v1/shifts",

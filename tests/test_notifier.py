@@ -16,11 +16,11 @@ from standardwebhooks.webhooks import Webhook
 from openline.adapters.notify import Notification, SmtpChannel, WebhookChannel
 from openline.adapters.schema import escalation_policies, notifications
 from openline.core import escalation as esc
-from openline.core.clock import MICROS, FakeClock, rfc3339
+from openline.core.clock import FakeClock
 from openline.services import accounts, notifier, watch
 from openline.services.accounts import Role
 from openline.services.station import NotifyConfig
-from tests.inproc import Node, link, make_node, place_and_ring, show
+from tests.inproc import Node, link, make_node, place_and_ring, put_on_duty, show
 from tests.servers import SECRET, Receiver, Relay, parsed
 
 POLICY = esc.Policy((esc.Step(("on_duty", "webhook"), 60),), 0, esc.Step(("role:commander",), 300))
@@ -51,16 +51,7 @@ def floor(
                 line_id=b.line_id(), policy=POLICY.dumps(), updated_at=tx.now, updated_by="test"
             )
         )
-    now = clock.now()
-    r = b.api.post(
-        "/api/v1/overrides",
-        json={
-            "user": "duty",
-            "start": rfc3339(now - 3600 * MICROS),
-            "end": rfc3339(now + 20 * 86_400 * MICROS),
-        },
-    )
-    assert r.status_code == 201, r.text
+    put_on_duty(b, "duty", clock, days=20)
     try:
         yield a, b
     finally:

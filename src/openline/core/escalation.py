@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from openline.core.clock import MICROS
 from openline.errors import InvalidInput
 
 ROLES = ("administrator", "watch_officer", "senior_watch_officer", "commander", "auditor")
@@ -83,6 +84,15 @@ START = Position(0, 0)
 
 def step_at(policy: Policy, pos: Position) -> Step:
     return policy.final if pos.step == FINAL else policy.steps[pos.step]
+
+
+def after(policy: Policy, pos: Position, due_at: int, now: int) -> tuple[Position, int]:
+    """The position after firing `pos` (due at `due_at`, fired at `now`, µs) and when it
+    is due. Steps keep their schedule even when fired late (a restart in the middle loses
+    none and fires them in order); the catch-all repeats from `now`, so an outage does
+    not turn into a burst of identical pages."""
+    base = now if pos.step == FINAL else due_at
+    return advance(policy, pos), max(base + step_at(policy, pos).delay_s * MICROS, due_at + 1)
 
 
 def advance(policy: Policy, pos: Position) -> Position:

@@ -21,12 +21,11 @@ import json
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, update
 
-from openline.adapters import db
 from openline.adapters.schema import alerts
 from openline.core import escalation as esc
-from openline.core.clock import MICROS, rfc3339
+from openline.core.clock import rfc3339
 from openline.services import paging
 from openline.services.station import Station, Tx
 
@@ -37,21 +36,12 @@ _TEXT_DETAIL_MAX = 600  # characters of the alert's detail quoted in a page
 
 def page_due(station: Station) -> int:
     """Fire every alert paging step that is due. Returns how many fired."""
-    with station.db.read() as conn:
-        due_at = conn.execute(select(func.min(alerts.c.next_escalation_at))).scalar_one()
+    due_at = paging.earliest(station, alerts)
     if due_at is None or due_at > station.clock.now():
         return 0  # the common case, answered by a read
-    updates: list[dict[str, Any]] = []
     with station.tx() as tx:
-        query = (
-            select(alerts)
-            .where(alerts.c.next_escalation_at <= tx.now)
-            .order_by(alerts.c.next_escalation_at)
-            .limit(MAX_BATCH)
-        )
-        for row in tx.conn.execute(db.for_update(tx.conn, query, skip_locked=True)).all():
-            updates.append(_page(station, tx, row))
-        if updates:
+        updates = [_page(station, tx, row) for row in paging.claim_due(tx, alerts, MAX_BATCH)]
+        if updates:  # one statement for the batch
             tx.conn.execute(_ADVANCE, updates)
             tx.touched.add("alerts")
     return len(updates)
@@ -99,16 +89,13 @@ def _page(station: Station, tx: Tx, row: Any) -> dict[str, Any]:
             targets=list(step.targets),
             on_duty=on_duty,
         )
-    nxt = esc.advance(policy, pos)
-    # As for calls: steps keep their schedule when fired late, the catch-all repeats
-    # from now, so an outage does not turn into a burst of pages.
-    base = tx.now if pos.step == esc.FINAL else due_at
+    nxt, next_at = esc.after(policy, pos, due_at, tx.now)
     return {
         "b_id": row.id,
         "b_policy": policy.dumps(),
         "b_step": nxt.step,
         "b_round": nxt.round,
-        "b_next": max(base + step.delay_s * MICROS, due_at + 1),
+        "b_next": next_at,
     }
 
 

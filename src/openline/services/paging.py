@@ -10,13 +10,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, func, select
 
+from openline.adapters import db
 from openline.adapters.schema import escalation_policies, lines, notifications, users
 from openline.core import escalation as esc
 from openline.core import roster
 from openline.services import outbox, rosters
 from openline.services.station import Station, Tx
+
+
+def earliest(station: Station, table: Table) -> int | None:
+    """When the first step of `table`'s rows (calls or alerts) is due, if any is: read
+    first, so that the common case, nothing due, takes no write lock."""
+    with station.db.read() as conn:
+        due: int | None = conn.execute(select(func.min(table.c.next_escalation_at))).scalar_one()
+    return due
+
+
+def claim_due(tx: Tx, table: Table, limit: int) -> list[Any]:
+    """The rows of `table` whose step is due, oldest first, at most `limit`, locked for
+    this transaction. Several `serve` processes may share the work: on PostgreSQL each
+    skips the rows another holds; on SQLite the write transaction holds them all."""
+    query = (
+        select(table)
+        .where(table.c.next_escalation_at <= tx.now)
+        .order_by(table.c.next_escalation_at)
+        .limit(limit)
+    )
+    return list(tx.conn.execute(db.for_update(tx.conn, query, skip_locked=True)).all())
 
 
 def policy_of_line(conn: Connection, line_id: str) -> esc.Policy:

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
-from openline.adapters import db
 from openline.adapters.schema import calls, escalation_policies, lines
 from openline.core import escalation as esc
 from openline.core.calls import State
@@ -181,8 +180,7 @@ def _fire(
 
 
 def next_escalation(station: Station) -> int | None:
-    with station.db.read() as conn:
-        return conn.execute(select(func.min(calls.c.next_escalation_at))).scalar_one()  # type: ignore[no-any-return]
+    return paging.earliest(station, calls)
 
 
 def escalate_due(station: Station) -> int:
@@ -192,13 +190,7 @@ def escalate_due(station: Station) -> int:
         return 0  # the common case, answered by a read
     fired = 0
     with station.tx() as tx:
-        query = (
-            select(calls)
-            .where(calls.c.next_escalation_at <= tx.now)
-            .order_by(calls.c.next_escalation_at)
-            .limit(MAX_BATCH)
-        )
-        for call in tx.conn.execute(db.for_update(tx.conn, query, skip_locked=True)).all():
+        for call in paging.claim_due(tx, calls, MAX_BATCH):
             fired += _escalate(station, tx, call)
         updates = tx.memo.pop("escalation_updates", [])
         if updates:  # one statement for the batch
@@ -223,18 +215,9 @@ def _escalate(station: Station, tx: Tx, call: Any) -> int:
         pos = esc.START  # the lease ran out: ring again from the first step
     step = esc.step_at(policy, pos)
     _fire(station, tx, call, kind, step, pos, due_at)
-    nxt = esc.advance(policy, pos)
-    # Steps keep their schedule even when fired late (a restart in the middle loses none
-    # and fires them in order); the catch-all repeats from now, so an outage does not
-    # turn into a burst of identical pages.
-    base = tx.now if pos.step == esc.FINAL else due_at
+    nxt, next_at = esc.after(policy, pos, due_at, tx.now)
     tx.memo.setdefault("escalation_updates", []).append(
-        {
-            "b_id": call.id,
-            "b_step": nxt.step,
-            "b_round": nxt.round,
-            "b_next": max(base + step.delay_s * MICROS, due_at + 1),
-        }
+        {"b_id": call.id, "b_step": nxt.step, "b_round": nxt.round, "b_next": next_at}
     )
     return 1
 
