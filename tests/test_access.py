@@ -48,6 +48,8 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("PUT", "/api/v1/lines/{peer}/card"): ADMIN,
     ("GET", "/api/v1/alerts"): ALL,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): WORKERS,
+    ("GET", "/api/v1/notifications"): ALL,
+    ("POST", "/api/v1/notifications/test"): ADMIN,
     ("GET", "/api/v1/roster"): ALL,
     ("POST", "/api/v1/shifts"): ROSTER,
     ("DELETE", "/api/v1/shifts/{shift_id}"): ROSTER,
@@ -134,6 +136,8 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         body = {"notice": {"category": "exercise", "text": "matrix", "extents": []}}
     elif path.endswith("/reject"):
         body = {"reason": "matrix"}
+    elif path == "/api/v1/notifications/test":
+        body = {"targets": ["user:victim"]}
     elif path == "/api/v1/overrides":
         body = {"user": "victim", "start": "2026-11-27T06:00:00Z", "end": "2026-11-27T14:00:00Z"}
     return client.request(method, url, json=body)

@@ -257,6 +257,17 @@ def _webhook_url(address: str) -> httpx.URL:
     return url
 
 
+def shown_address(channel: str, address: str) -> str:
+    """A notification's address as a listing may show it: a webhook's scheme, host and
+    port only (its path may hold a token), other addresses as they are."""
+    if channel != "webhook":
+        return address
+    try:
+        return _redacted(_webhook_url(address))
+    except NotifyError:
+        return "(not an http(s) URL)"
+
+
 def _redacted(url: httpx.URL) -> str:
     """Scheme, host and port only: chat webhooks (Slack, Teams) carry their token in the path."""
     origin = f"{url.scheme}://{url.netloc.decode('ascii')}"

@@ -14,7 +14,18 @@ from openline.api.bodies import Strict
 from openline.api.deps import PrincipalDep, StationDep, TransportDep, principal_of
 from openline.core.clock import parse_rfc3339
 from openline.errors import InvalidInput, OpenLineError
-from openline.services import accounts, alerts, calls, handover, line_terms, lines, rosters, sessions, watch
+from openline.services import (
+    accounts,
+    alerts,
+    calls,
+    handover,
+    line_terms,
+    lines,
+    paging,
+    rosters,
+    sessions,
+    watch,
+)
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 
@@ -360,6 +371,36 @@ def get_alerts(
 def acknowledge_alert(station: StationDep, who: PrincipalDep, alert_id: RowId) -> dict[str, Any]:
     who.require(Permission.WORK_CALLS)
     return alerts.acknowledge_alert(station, who.name, alert_id)
+
+
+@router.get("/notifications")
+def get_notifications(
+    station: StationDep,
+    who: PrincipalDep,
+    call: Annotated[str | None, Query(max_length=36, description="Only those of this call.")] = None,
+    alert: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Only this alert's pages.")] = None,
+    status: Annotated[str | None, Query(max_length=16, description="pending, sent or failed")] = None,
+    channel: Annotated[str | None, Query(max_length=16, description="console, email or webhook")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Notifications newest first: who was paged, on which channel, about which call or
+    alert, and whether it went. Metadata only; a webhook's address shows only its host."""
+    who.require(Permission.VIEW)
+    return paging.list_notifications(station, paging.NotificationFilter(call, alert, status, channel, limit))
+
+
+class TestPage(Strict):
+    targets: list[Any] = Field(
+        description="As an escalation step names them: on_duty, webhook, role:R, user:U."
+    )
+
+
+@router.post("/notifications/test", status_code=201)
+def send_test_page(station: StationDep, who: PrincipalDep, req: TestPage) -> list[dict[str, Any]]:
+    """Send a test page to `targets` the way a real one goes, and answer with the
+    notifications written (`pending` until each channel's worker has sent it)."""
+    who.require(Permission.MANAGE_USERS)
+    return paging.send_test(station, who.name, req.targets)
 
 
 @router.get("/roster")

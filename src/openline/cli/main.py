@@ -1013,6 +1013,7 @@ def demo(
 from openline.cli import conflicts as _conflicts  # noqa: E402,F401
 from openline.cli import evidence as _evidence  # noqa: E402,F401
 from openline.cli import notices as _notices  # noqa: E402,F401
+from openline.cli import notifications as _notifications  # noqa: E402,F401
 from openline.cli import report as _report  # noqa: E402,F401
 from openline.cli import verify as _verify  # noqa: E402,F401
 

@@ -107,24 +107,30 @@ def advance(policy: Policy, pos: Position) -> Position:
     return Position(pos.round, FINAL)
 
 
-def _step(data: Any, where: str) -> Step:
-    if not isinstance(data, dict) or set(data) != {"targets", "delay_s"}:
-        raise InvalidInput(f"{where}: expected an object with exactly 'targets' and 'delay_s'")
-    targets, delay = data["targets"], data["delay_s"]
+def parse_targets(targets: Any, where: str) -> tuple[str, ...]:
+    """A step's targets: 1 to 10 of `on_duty`, `webhook`, `role:<role>`, `user:<name>`,
+    none twice. `where` names them in an error."""
     if not isinstance(targets, list) or not 1 <= len(targets) <= 10:
-        raise InvalidInput(f"{where}.targets: expected a list of 1 to 10 targets")
+        raise InvalidInput(f"{where}: expected a list of 1 to 10 targets")
     for i, target in enumerate(targets):
         if not isinstance(target, str) or not _TARGET_RE.fullmatch(target):
             raise InvalidInput(
-                f"{where}.targets[{i}]: expected on_duty, webhook, role:<role> or user:<name>, got {target!r}"
+                f"{where}[{i}]: expected on_duty, webhook, role:<role> or user:<name>, got {target!r}"
             )
         if target.startswith("role:") and target[5:] not in ROLES:
-            raise InvalidInput(f"{where}.targets[{i}]: no role {target[5:]!r}; roles: {', '.join(ROLES)}")
+            raise InvalidInput(f"{where}[{i}]: no role {target[5:]!r}; roles: {', '.join(ROLES)}")
     if len(set(targets)) != len(targets):
-        raise InvalidInput(f"{where}.targets: a target is listed twice")
+        raise InvalidInput(f"{where}: a target is listed twice")
+    return tuple(targets)
+
+
+def _step(data: Any, where: str) -> Step:
+    if not isinstance(data, dict) or set(data) != {"targets", "delay_s"}:
+        raise InvalidInput(f"{where}: expected an object with exactly 'targets' and 'delay_s'")
+    targets, delay = parse_targets(data["targets"], f"{where}.targets"), data["delay_s"]
     if isinstance(delay, bool) or not isinstance(delay, int) or not 1 <= delay <= MAX_DELAY_S:
         raise InvalidInput(f"{where}.delay_s: expected whole seconds from 1 to {MAX_DELAY_S}, got {delay!r}")
-    return Step(tuple(targets), delay)
+    return Step(targets, delay)
 
 
 def parse_policy(data: Any) -> Policy:

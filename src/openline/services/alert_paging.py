@@ -56,7 +56,7 @@ def _page(station: Station, tx: Tx, row: Any) -> dict[str, Any]:
     step = esc.step_at(policy, pos)
     due_at = int(row.next_escalation_at)
     recipients, webhook, on_duty = paging.resolve(tx, step.targets)
-    webhooks = paging.notify(
+    rows = paging.notify(
         station,
         tx,
         kind=f"alert.{row.kind}",
@@ -67,6 +67,7 @@ def _page(station: Station, tx: Tx, row: Any) -> dict[str, Any]:
         webhook=webhook,
         alert_id=row.id,
     )
+    webhooks = paging.webhooks(rows)
     late_ms = max(0, (tx.now - due_at) // 1000)
     who = [r.name for r in recipients]
     if who or webhooks:

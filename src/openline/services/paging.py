@@ -3,20 +3,25 @@
 Shared by the two things that escalate until somebody acts: a ringing call
 (`services.watch`) and an open alert (`services.alerts`). Both follow an escalation
 policy (`core.escalation`): a line's own, or the built-in one. Notifications are written
-as rows in the caller's transaction; the notifier's workers send them.
+as rows in the caller's transaction; the notifier's workers send them. Also here: the
+listing of what was sent, and a test page an administrator sends by hand.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, select
 
 from openline.adapters import db
+from openline.adapters.notify import shown_address
 from openline.adapters.schema import escalation_policies, lines, notifications, users
 from openline.core import escalation as esc
 from openline.core import roster
-from openline.services import outbox, rosters
+from openline.core.clock import rfc3339
+from openline.errors import InvalidInput
+from openline.services import accounts, outbox, rosters
 from openline.services.station import Station, Tx
 
 
@@ -88,11 +93,10 @@ def notify(
     webhook: bool,
     call_id: str | None = None,
     alert_id: int | None = None,
-) -> int:
+) -> list[dict[str, Any]]:
     """Write the notifications of one step: each recipient on the console and, where the
     station has an SMTP server and the user an address, by e-mail; the station's webhooks
-    if `webhook`. `path` is the console page the text links to. Returns how many webhook
-    notifications were written."""
+    if `webhook`. `path` is the console page the text links to. Returns the rows."""
     config = station.notify
     link = f"{config.console_url.rstrip('/')}{path}" if config.console_url else None
     body = text + (f"\n{link}" if link else "")
@@ -128,4 +132,106 @@ def notify(
             add("station", "webhook", url)
     for row in rows:
         tx.insert_later(notifications, row)
+    return rows
+
+
+def webhooks(rows: list[dict[str, Any]]) -> int:
+    """How many of the notifications `notify` wrote go to webhooks."""
     return sum(1 for r in rows if r["channel"] == "webhook")
+
+
+# What was sent, and a test page ------------------------------------------------------
+
+STATUSES = ("pending", "sent", "failed")
+
+
+@dataclass(frozen=True)
+class NotificationFilter:
+    """Which notifications to list; every field optional."""
+
+    call: str | None = None
+    alert: int | None = None
+    status: str | None = None
+    channel: str | None = None
+    limit: int = 100
+
+    def check(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}, got {self.channel!r}")
+        if not 1 <= self.limit <= 1000:
+            raise InvalidInput(f"limit must be 1 to 1000, got {self.limit}")
+
+
+CHANNELS = ("console", "email", "webhook")
+
+
+def notification_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "channel": row.channel,
+        "recipient": row.recipient,
+        "address": shown_address(row.channel, row.address),
+        "title": row.title,
+        "call": row.call_id,
+        "alert": row.alert_id,
+        "created_at": rfc3339(row.created_at),
+        "status": row.status,
+        "attempts": row.attempts,
+        "sent_at": rfc3339(row.sent_at),
+        "next_attempt_at": rfc3339(row.next_attempt_at) if row.status == "pending" else None,
+        "last_error": row.last_error,
+    }
+
+
+def list_notifications(station: Station, f: NotificationFilter) -> list[dict[str, Any]]:
+    """Notifications newest first: who was told what, on which channel, and whether it
+    went (metadata only; a webhook's address shows its host, not a token in its path)."""
+    f.check()
+    query = select(notifications).order_by(notifications.c.created_at.desc(), notifications.c.id.desc())
+    for column, value in (
+        (notifications.c.call_id, f.call),
+        (notifications.c.alert_id, f.alert),
+        (notifications.c.status, f.status),
+        (notifications.c.channel, f.channel),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    with station.db.read() as conn:
+        return [notification_json(r) for r in conn.execute(query.limit(f.limit))]
+
+
+def send_test(station: Station, actor: str, targets: Any) -> list[dict[str, Any]]:
+    """A test page to `targets` (as an escalation step names them), sent the way a real
+    page is: to see that e-mail and webhooks reach people before a 3 a.m. call needs
+    them. Refused, with nothing written, if the targets reach nobody."""
+    wanted = esc.parse_targets(targets, "targets")
+    with station.tx() as tx:
+        recipients, webhook, on_duty = resolve(tx, wanted)
+        if not recipients and not (webhook and station.notify.webhook_urls):
+            why = ["no enabled user matches"]
+            if "on_duty" in wanted and not on_duty:
+                why.append("nobody is on duty")
+            if webhook:
+                why.append("the station has no webhook_urls")
+            raise InvalidInput(f"targets {', '.join(wanted)} reach nobody: {'; '.join(why)}")
+        rows = notify(
+            station,
+            tx,
+            kind="test",
+            title=f"Test page from {station.name}",
+            text=f"A test page sent by {actor} to {', '.join(wanted)}; nothing needs doing.",
+            path="/",
+            recipients=recipients,
+            webhook=webhook,
+        )
+        accounts.record(tx.conn, tx.now, actor, "notification.test", ", ".join(wanted)[:200])
+    with station.db.read() as conn:
+        written = conn.execute(
+            select(notifications)
+            .where(notifications.c.id.in_([r["id"] for r in rows]))
+            .order_by(notifications.c.recipient, notifications.c.channel)
+        ).all()
+    return [notification_json(r) for r in written]

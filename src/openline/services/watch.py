@@ -126,7 +126,7 @@ def _notify_call(
     recipients: list[Any],
     webhook: bool,
 ) -> int:
-    return paging.notify(
+    rows = paging.notify(
         station,
         tx,
         kind=kind,
@@ -137,6 +137,7 @@ def _notify_call(
         webhook=webhook,
         call_id=call.id,
     )
+    return paging.webhooks(rows)
 
 
 def _title(call: Any, kind: str, now: int) -> str:
