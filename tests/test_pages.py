@@ -179,3 +179,35 @@ def test_only_an_administrator_sends_a_test_page(floor: tuple[Node, Node]) -> No
     assert "manage_users" in r.json()["detail"]
     assert b.snapshot() == before
     assert officer.get("/api/v1/notifications").status_code == 200
+
+
+def test_the_admin_page_sends_a_test_page_and_shows_the_latest(floor: tuple[Node, Node]) -> None:
+    from tests.test_console import add_user, browser, csrf_of, log_in
+
+    _, b = floor
+    add_user(b, "chief", Role.ADMINISTRATOR)
+    c = browser(b)
+    log_in(c, "chief", PASSWORD)
+    page = c.get("/admin")
+    assert "Nobody has been paged yet." in page.text
+    token = csrf_of(page.text)
+
+    before = b.snapshot()
+    r = c.post("/admin/test-page", data={"csrf": token, "targets": "everyone"})
+    assert r.status_code == 422
+    assert "targets[0]: expected on_duty, webhook" in r.text
+    assert b.snapshot() == before
+
+    r = c.post("/admin/test-page", data={"csrf": token, "targets": "on_duty webhook"})
+    assert r.status_code == 200, r.text
+    assert "Test page sent to duty (console), station (webhook)." in r.text
+    table = r.text[r.text.index("data-pages") :]
+    assert table.count("<td>test</td>") == 2
+    assert "t0ken" not in r.text
+
+    add_user(b, "officer", Role.WATCH_OFFICER)
+    o = browser(b)
+    log_in(o, "officer", PASSWORD)
+    r = o.post("/admin/test-page", data={"csrf": csrf_of(o.get("/").text), "targets": "on_duty"})
+    assert r.status_code == 403
+    assert len(listed(b)) == 2  # the officer sent nothing

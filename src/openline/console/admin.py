@@ -1,7 +1,9 @@
 """The console's administration page (`/admin`): people (add, disable, enable, reset a
-password) for administrators; lines (pin a peer's card with the line's terms, a moved
+password) and pages (a test page, the latest pages and their outcome) for
+administrators; lines (pin a peer's card with the line's terms, a moved
 peer's new card, an escalation policy per line) for whoever may manage lines. The same
-use cases as `openline user ...`, `openline line add|update` and `openline policy set`; a
+use cases as `openline user ...`, `openline notify test`, `openline line add|update`
+and `openline policy set`; a
 refusal is shown on the page.
 """
 
@@ -17,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from openline.console.pages import json_field, posted, render, session_of, station_of
 from openline.core.encoding import digits
 from openline.errors import InvalidInput, OpenLineError
-from openline.services import accounts, line_terms, lines, watch
+from openline.services import accounts, line_terms, lines, paging, watch
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 from openline.services.sessions import Session
@@ -30,8 +32,12 @@ def _admin(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
     if not (who.can(Permission.MANAGE_USERS) or who.can(Permission.MANAGE_LINES)):
         who.require(Permission.MANAGE_USERS)  # raises, naming the roles that may
     station = station_of(request)
-    with station.db.read() as conn:
-        people = accounts.list_users(conn) if who.can(Permission.MANAGE_USERS) else []
+    people: list[Any] = []
+    pages: list[dict[str, Any]] = []
+    if who.can(Permission.MANAGE_USERS):
+        with station.db.read() as conn:
+            people = accounts.list_users(conn)
+        pages = paging.list_notifications(station, paging.NotificationFilter(limit=20))
     line_list = lines.list_lines(station)
     policies = {
         line["peer"]: json.dumps(watch.show_policy(station, line["peer"])["policy"], indent=2)
@@ -40,6 +46,7 @@ def _admin(request: Request, session: Session, **extra: Any) -> dict[str, Any]:
     return {
         "session": session,
         "users": people,
+        "pages": pages,
         "lines": line_list,
         "policies": policies,
         "roles": [r.value for r in Role],
@@ -108,6 +115,19 @@ async def admin_user_action(request: Request, name: str, action: str) -> HTMLRes
                 password = accounts.reset_password(tx.conn, tx.now, actor, name, None)
             return f"New one-time password for {name} (shown once): {password}"
         raise InvalidInput(f"no action {action!r}")
+
+    return _admin_result(request, session, done)
+
+
+@router.post("/admin/test-page")
+async def admin_test_page(request: Request) -> HTMLResponse:
+    session, form = await _admin_action(request, Permission.MANAGE_USERS)
+    station = station_of(request)
+
+    def done() -> str:
+        rows = paging.send_test(station, session.principal.name, form.get("targets", "").split())
+        to = ", ".join(f"{r['recipient']} ({r['channel']})" for r in rows)
+        return f"Test page sent to {to}. Its outcome shows under Latest pages: reload in a few seconds."
 
     return _admin_result(request, session, done)
 
