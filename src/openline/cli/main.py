@@ -769,8 +769,9 @@ def alerts_cmd(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
-    """List alerts: missed and unanswered calls, lines down, escalations that reached
-    nobody or stalled, roster gaps; each pages people until acknowledged."""
+    """List alerts: missed and unanswered calls, lines down, stalled escalations, roster gaps.
+
+    Each pages people until somebody acknowledges it (`openline alert ack`)."""
     with client(home) as c:
         rows = c.get("/alerts", params={"open": open_only, "limit": limit})
 

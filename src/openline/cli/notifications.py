@@ -80,9 +80,10 @@ def notify_test(
     ] = 30.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send a test page the way a real one goes, and wait for each e-mail's and webhook's
-    first attempt. Exits 1 if any failed (it is retried as a real page would be) or was
-    not tried within --wait."""
+    """Send a test page the way a real one goes, and wait for the outcome.
+
+    Waits for each e-mail's and webhook's first attempt. Exits 1 if any failed (it is
+    retried as a real page would be) or was not tried within --wait."""
     if not 0 <= wait <= 600:
         fail(f"--wait must be 0 to 600 seconds, got {wait:g}", "invalid_input")
     with client(home) as c:
