@@ -72,7 +72,7 @@ def notify_test(
     targets: Annotated[
         list[str],
         typer.Argument(
-            metavar="TARGET...", help="As an escalation step names them: on_duty, webhook, role:R, user:U."
+            metavar="TARGET", help="As an escalation step names them: on_duty, webhook, role:R, user:U."
         ),
     ],
     wait: Annotated[
