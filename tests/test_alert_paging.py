@@ -292,3 +292,37 @@ def test_a_call_the_peer_left_unanswered_raises_an_alert_on_the_callers_floor(
     assert "Corridor" not in json.dumps(unanswered)
     # moscow's own floor has its missed_call; only the caller has unanswered_call.
     assert [x["kind"] for x in b.api.get("/api/v1/alerts").json()] == ["missed_call"]
+
+
+def test_a_call_the_peer_says_nothing_of_past_its_deadline_raises_the_alert_all_the_same(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """The peer's station rang the call, then stopped keeping its deadlines (its timer
+    loop is dead): it never sends call.missed. The caller's own auditor notices."""
+    a, b = floor
+    with a.station.tx() as tx:
+        tx.conn.execute(update(lines).values(answer_deadline_s=60))
+    call_id = place_and_ring(a, b, priority="immediate")
+    ringing_at = show(a, call_id)["ringing_at"]
+    clock.advance(60 + watch.UNANSWERED_GRACE_S)
+    assert watch.audit_unanswered(a.station) == 0  # not yet: the grace is not over
+    clock.advance(1)
+    before = a.snapshot()
+    assert watch.audit_unanswered(a.station) == 1
+    [alert] = [x for x in a.api.get("/api/v1/alerts").json() if x["kind"] == "unanswered_call"]
+    assert alert["subject"] == call_id
+    assert alert["detail"] == {
+        "call": call_id,
+        "peer": "moscow",
+        "priority": "immediate",
+        "ringing_since": ringing_at,
+    }
+    after = a.snapshot()
+    assert watch.audit_unanswered(a.station) == 0  # raised once; the next rounds only read
+    assert a.snapshot() == after != before
+    # The peer's word comes late: still one alert for the call.
+    assert b.expire() == 1
+    b.drain()
+    a.drain()
+    assert show(a, call_id)["state"] == "missed"
+    assert len([x for x in a.api.get("/api/v1/alerts").json() if x["kind"] == "unanswered_call"]) == 1

@@ -121,6 +121,7 @@ class Auditor(Loop):
 
     def step(self) -> float:
         watch.audit_escalations(self.station)
+        watch.audit_unanswered(self.station)
         handover.audit_handovers(self.station)
         notices.audit_deadlines(self.station)
         line_health.audit_lines(self.station)

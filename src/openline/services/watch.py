@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from openline.adapters.schema import alerts as alerts_table
 from openline.adapters.schema import calls, escalation_policies, lines
 from openline.core import escalation as esc
 from openline.core.calls import State
@@ -33,6 +34,8 @@ from openline.services.station import Station, Tx
 log = structlog.get_logger("openline.watch")
 MAX_BATCH = 500  # due escalations fired per transaction
 OVERDUE_S = 30  # an escalation this late is reported by the auditor loop
+UNANSWERED = "unanswered_call"
+UNANSWERED_GRACE_S = 60  # past the answer deadline, a call the peer has said nothing of
 
 
 @dataclass
@@ -262,7 +265,44 @@ def on_unanswered(tx: Tx, call: Any) -> None:
     must know, to try again or use the fallback procedure. The alert pages whom the
     line's policy names until somebody acknowledges it."""
     detail = {"call": call.id, "peer": call.peer, "priority": call.priority}
-    alerts.raise_alert(tx, "unanswered_call", call.id, detail)
+    alerts.raise_alert(tx, UNANSWERED, call.id, detail)
+
+
+def audit_unanswered(station: Station) -> int:
+    """The caller's own check: a call we placed that still rings at the peer more than
+    `UNANSWERED_GRACE_S` after the line's answer deadline, with neither a pick-up nor the
+    peer's signed `call.missed`, raises `unanswered_call` all the same. A peer whose
+    station stopped keeping its deadlines must not leave our call ringing in silence.
+    Returns how many alerts it raised."""
+    now = station.clock.now()
+    overdue = calls.c.ringing_at + (lines.c.answer_deadline_s + UNANSWERED_GRACE_S) * MICROS < now
+    alerted = select(alerts_table.c.id).where(
+        alerts_table.c.kind == UNANSWERED, alerts_table.c.subject == calls.c.id
+    )
+    with station.db.read() as conn:
+        found = conn.execute(
+            select(calls.c.id, calls.c.peer, calls.c.priority, calls.c.ringing_at)
+            .join(lines, lines.c.id == calls.c.line_id)
+            .where(
+                calls.c.state == State.RINGING.value,
+                calls.c.direction == "out",
+                overdue,
+                ~alerted.exists(),
+            )
+        ).all()
+    if not found:
+        return 0  # the common case, answered by a read
+    raised = 0
+    with station.tx() as tx:
+        for call_id, peer, priority, ringing_at in found:
+            detail = {
+                "call": call_id,
+                "peer": peer,
+                "priority": priority,
+                "ringing_since": rfc3339(ringing_at),
+            }
+            raised += alerts.raise_alert(tx, UNANSWERED, call_id, detail)
+    return raised
 
 
 def audit_escalations(station: Station) -> int:
