@@ -1,7 +1,7 @@
 """Paging: whom an escalation step reaches, and the notifications that reach them.
 
 Shared by the two things that escalate until somebody acts: a ringing call
-(`services.watch`) and an open alert (`services.alerts`). Both follow an escalation
+(`services.watch`) and an open alert (`services.alert_paging`). Both follow an escalation
 policy (`core.escalation`): a line's own, or the built-in one. Notifications are written
 as rows in the caller's transaction; the notifier's workers send them. Also here: the
 listing of what was sent, and a test page an administrator sends by hand.
