@@ -79,6 +79,9 @@ def test_call_proofs_and_bundles_verify_offline(
     wait_for(lambda: a.cli_json("show", answered)["state"] == "picked_up", what="picked up seen by caller")
     unanswered = a.cli_json("call", "moscow", "--subject", "Are you there?")["id"]
     wait_for(lambda: a.cli_json("show", unanswered)["state"] == "missed", timeout=30, what="missed")
+    # The caller's floor is told, not left to notice a state in a list.
+    told = [x for x in a.cli_json("alerts", "--open") if x["kind"] == "unanswered_call"]
+    assert [(x["subject"], x["detail"]["peer"]) for x in told] == [(unanswered, "moscow")]
 
     # The caller proves the call was picked up, and that the other one was missed.
     picked = _proof_when_cosigned(a, answered, tmp_path / "picked.json")
