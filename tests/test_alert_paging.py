@@ -326,3 +326,34 @@ def test_a_call_the_peer_says_nothing_of_past_its_deadline_raises_the_alert_all_
     a.drain()
     assert show(a, call_id)["state"] == "missed"
     assert len([x for x in a.api.get("/api/v1/alerts").json() if x["kind"] == "unanswered_call"]) == 1
+
+
+def test_a_flood_of_alerts_is_folded_into_one_page_per_address(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Ten conflicts raised at once: the webhook gets three pages one by one and one
+    that lists the other seven; each alert's console record is kept, and each pages on."""
+    from openline.services import paging
+
+    _, b = floor
+    policy = {
+        "steps": [{"targets": ["webhook", "user:senior"], "delay_s": 60}],
+        "repeat": 0,
+        "final": {"targets": ["webhook"], "delay_s": 300},
+    }
+    assert b.api.put("/api/v1/lines/stuttgart/policy", json=policy).status_code == 200
+    ids = [raise_one(b, "notice_conflict", f"conflict {n}", {"peer": "stuttgart"}) for n in range(10)]
+    assert alert_paging.page_due(b.station) == 10
+    with b.station.db.read() as conn:
+        sent = conn.execute(
+            select(notifications).where(notifications.c.channel == "webhook").order_by(notifications.c.title)
+        ).all()
+    one_by_one = [r for r in sent if r.kind == "alert.notice_conflict"]
+    [folded] = [r for r in sent if r.kind == "alert.more"]
+    assert len(one_by_one) == paging.FOLD_AFTER == 3
+    assert folded.title == "7 MORE ALERTS at moscow"
+    assert folded.alert_id is None
+    named = {i for i in ids if f"(alert {i})" in folded.text}
+    assert named == set(ids) - {r.alert_id for r in one_by_one}
+    assert all(recipients(b, i) == ["senior"] for i in ids)
+    assert all(alert(b, i)["paging"]["step"] == "final" for i in ids)

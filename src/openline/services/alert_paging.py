@@ -39,15 +39,19 @@ def page_due(station: Station) -> int:
     due_at = paging.earliest(station, alerts)
     if due_at is None or due_at > station.clock.now():
         return 0  # the common case, answered by a read
+    pages: list[dict[str, Any]] = []
     with station.tx() as tx:
-        updates = [_page(station, tx, row) for row in paging.claim_due(tx, alerts, MAX_BATCH)]
+        updates = [_page(station, tx, row, pages) for row in paging.claim_due(tx, alerts, MAX_BATCH)]
         if updates:  # one statement for the batch
+            paging.write_rows(tx, paging.fold(station, tx, pages))
             tx.conn.execute(_ADVANCE, updates)
             tx.touched.add("alerts")
     return len(updates)
 
 
-def _page(station: Station, tx: Tx, row: Any) -> dict[str, Any]:
+def _page(station: Station, tx: Tx, row: Any, pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fire `row`'s due step: its pages go into `pages` (written once the round is
+    folded); returns the row's update."""
     if row.escalation is None:
         policy = paging.policy_of_peer(tx.conn, json.loads(row.detail).get("peer"))
     else:
@@ -66,7 +70,9 @@ def _page(station: Station, tx: Tx, row: Any) -> dict[str, Any]:
         recipients=recipients,
         webhook=webhook,
         alert_id=row.id,
+        write=False,
     )
+    pages.extend(rows)
     webhooks = paging.webhooks(rows)
     late_ms = max(0, (tx.now - due_at) // 1000)
     who = [r.name for r in recipients]

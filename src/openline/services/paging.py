@@ -93,34 +93,18 @@ def notify(
     webhook: bool,
     call_id: str | None = None,
     alert_id: int | None = None,
+    write: bool = True,
 ) -> list[dict[str, Any]]:
-    """Write the notifications of one step: each recipient on the console and, where the
+    """The notifications of one step: each recipient on the console and, where the
     station has an SMTP server and the user an address, by e-mail; the station's webhooks
-    if `webhook`. `path` is the console page the text links to. Returns the rows."""
+    if `webhook`. `path` is the console page the text links to. Returns the rows, written
+    unless `write` is false (the caller then passes them to `write_rows`)."""
     config = station.notify
-    link = f"{config.console_url.rstrip('/')}{path}" if config.console_url else None
-    body = text + (f"\n{link}" if link else "")
     rows: list[dict[str, Any]] = []
 
     def add(recipient: str, channel: str, address: str) -> None:
-        console = channel == "console"  # shown by the console itself: nothing to send
         rows.append(
-            {
-                "id": outbox.new_id(),
-                "call_id": call_id,
-                "alert_id": alert_id,
-                "kind": kind,
-                "recipient": recipient,
-                "channel": channel,
-                "address": address,
-                "title": title,
-                "text": body,
-                "created_at": tx.now,
-                "status": "sent" if console else "pending",
-                "attempts": 0,
-                "next_attempt_at": None if console else tx.now,
-                "sent_at": tx.now if console else None,
-            }
+            _row(station, tx, kind, recipient, channel, address, title, text, path, call_id, alert_id)
         )
 
     for user in recipients:
@@ -130,9 +114,85 @@ def notify(
     if webhook:
         for url in config.webhook_urls:
             add("station", "webhook", url)
+    if write:
+        write_rows(tx, rows)
+    return rows
+
+
+def write_rows(tx: Tx, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         tx.insert_later(notifications, row)
-    return rows
+
+
+def _row(
+    station: Station,
+    tx: Tx,
+    kind: str,
+    recipient: str,
+    channel: str,
+    address: str,
+    title: str,
+    text: str,
+    path: str,
+    call_id: str | None,
+    alert_id: int | None,
+) -> dict[str, Any]:
+    console_url = station.notify.console_url
+    link = f"{console_url.rstrip('/')}{path}" if console_url else None
+    console = channel == "console"  # shown by the console itself: nothing to send
+    return {
+        "id": outbox.new_id(),
+        "call_id": call_id,
+        "alert_id": alert_id,
+        "kind": kind,
+        "recipient": recipient,
+        "channel": channel,
+        "address": address,
+        "title": title,
+        "text": text + (f"\n{link}" if link else ""),
+        "created_at": tx.now,
+        "status": "sent" if console else "pending",
+        "attempts": 0,
+        "next_attempt_at": None if console else tx.now,
+        "sent_at": tx.now if console else None,
+    }
+
+
+FOLD_AFTER = 3  # pages one person or webhook gets one by one in a round; the rest in one
+_FOLDED_LISTED = 20  # titles a folded page lists
+
+
+def fold(station: Station, tx: Tx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pages of one round, with a flood folded: past `FOLD_AFTER` e-mails (or webhook
+    posts) to one address, the rest go as one page, `alert.more`, that lists them. Forty
+    notice conflicts raised at once must not be forty e-mails to the officer on duty,
+    and again to the senior a minute later. Console rows (nothing sent) are all kept."""
+    kept: list[dict[str, Any]] = []
+    over: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    counts: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        key = (row["recipient"], row["channel"], row["address"])
+        counts[key] = counts.get(key, 0) + 1
+        if row["channel"] == "console" or counts[key] <= FOLD_AFTER:
+            kept.append(row)
+        else:
+            over.setdefault(key, []).append(row)
+    for (recipient, channel, address), folded in over.items():
+        listed = [f"{r['title']} (alert {r['alert_id']})" for r in folded[:_FOLDED_LISTED]]
+        if len(folded) > _FOLDED_LISTED:
+            listed.append(f"and {len(folded) - _FOLDED_LISTED} more")
+        text = "\n".join(
+            [
+                f"{len(folded)} more alerts page you, besides the {FOLD_AFTER} sent one by one:",
+                *listed,
+                "Acknowledge them on the console's board or with `openline alert ack ID`.",
+            ]
+        )
+        title = f"{len(folded)} MORE ALERTS at {station.name}"
+        kept.append(
+            _row(station, tx, "alert.more", recipient, channel, address, title, text, "/", None, None)
+        )
+    return kept
 
 
 def webhooks(rows: list[dict[str, Any]]) -> int:
