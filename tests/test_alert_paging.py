@@ -163,6 +163,7 @@ def test_a_line_alert_follows_the_lines_policy_and_its_webhook_is_signed(
     assert event["type"] == "alert.line_down"
     assert event["data"]["title"] == f"LINE DOWN: {subject}"
     assert event["data"]["call_id"] is None
+    assert event["data"]["alert_id"] == alert_id
     with b.station.db.read() as conn:
         statuses = {
             r.status for r in conn.execute(select(notifications).where(notifications.c.alert_id == alert_id))

@@ -61,6 +61,7 @@ class Notification:
     text: str
     at: int
     call_id: str | None = None
+    alert_id: int | None = None
     link: str | None = None
     recipient: str = ""
 
@@ -214,6 +215,7 @@ def _event(n: Notification) -> dict[str, Any]:
             "title": n.title,
             "text": n.text,
             "call_id": n.call_id,
+            "alert_id": n.alert_id,
             "link": n.link,
             "recipient": n.recipient,
         },

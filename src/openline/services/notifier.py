@@ -87,6 +87,7 @@ def _message(station: Station, row: Any) -> Notification:
         text=row.text,
         at=row.created_at,
         call_id=row.call_id,
+        alert_id=row.alert_id,
         recipient=row.recipient,
     )
 
