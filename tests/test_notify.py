@@ -66,6 +66,7 @@ def test_webhook_posts_the_event_signed_by_standard_webhooks(
             "title": "FLASH call from moscow ringing for 60 s",
             "text": "Line: moscow\nPriority: FLASH\nRinging since 00:00:00Z",
             "call_id": NOTE.call_id,
+            "alert_id": None,
             "link": NOTE.link,
             "recipient": "alice",
         },
