@@ -18,11 +18,12 @@ from openline.adapters import migrate
 from openline.adapters.db import Database
 from openline.core.clock import FakeClock
 from openline.services import accounts, setup
+from openline.services.station import NotifyConfig
 from tests.browser import browser  # noqa: F401 (fixtures for every test module)
 from tests.harness import StationProcess
-from tests.inproc import Node, link, make_node
+from tests.inproc import STAFF_PASSWORD, Node, add_staff, link, make_node, put_on_duty
 from tests.pg import PostgresServer, ram_disk
-from tests.servers import receiver, relay  # noqa: F401
+from tests.servers import Receiver, receiver, relay  # noqa: F401
 
 # The run's temporary files (station homes and their SQLite files, browser profiles) live
 # in RAM when there is room, as the PostgreSQL cluster's do, so that two xdist workers
@@ -180,6 +181,22 @@ def nodes(
     finally:
         for n in (a, b):
             n.station.db.dispose()
+
+
+@pytest.fixture
+def staffed(nodes: tuple[Node, Node], clock: FakeClock, receiver: Receiver) -> tuple[Node, Node]:  # noqa: F811
+    """`nodes`, with moscow's watch floor staffed (`duty` on duty, `senior`, `boss`; all
+    with the password `STAFF_PASSWORD`) and paging to one webhook, whose path holds a
+    token, with links to its console."""
+    a, b = nodes
+    b.station.notify = NotifyConfig(
+        webhook_urls=(receiver.base + "/hook/t0ken",),
+        email=False,
+        console_url="https://moscow.example/console",
+    )
+    add_staff(b, STAFF_PASSWORD)
+    put_on_duty(b, "duty", clock)
+    return a, b
 
 
 @pytest.fixture

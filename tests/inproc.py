@@ -189,7 +189,10 @@ def settle_ledgers(*nodes: Node) -> None:
                 witness.push(n.station, n.transport, peer)
 
 
-def add_staff(node: Node, password: str) -> None:
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def add_staff(node: Node, password: str = STAFF_PASSWORD) -> None:
     """A watch floor to escalate to: `duty` (a watch officer), `senior` (a senior watch
     officer) and `boss` (a commander), besides the administrator `admin`."""
     from openline.services import accounts

@@ -6,8 +6,6 @@ notification does not page; a missed call's alert does not page twice at once.""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,35 +18,16 @@ from openline.core import escalation as esc
 from openline.core.clock import FakeClock, rfc3339
 from openline.services import alert_paging, notifier, timers, watch
 from openline.services.alerts import raise_alert
-from openline.services.station import NotifyConfig
-from tests.inproc import Node, add_staff, link, make_node, place_and_ring, put_on_duty, show
+from tests.inproc import Node, place_and_ring, show
 from tests.servers import SECRET, Receiver
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def floor(
-    tmp_path: Path,
-    clock: FakeClock,
-    database_url: str | None,
-    second_database_url: str | None,
-    receiver: Receiver,
-) -> Iterator[tuple[Node, Node]]:
+def floor(staffed: tuple[Node, Node]) -> tuple[Node, Node]:
     """moscow has a duty officer on duty, a senior and a commander, and one webhook."""
-    a = make_node(tmp_path, "stuttgart", clock, database_url)
-    b = make_node(tmp_path, "moscow", clock, second_database_url)
-    b.station.notify = NotifyConfig(
-        webhook_urls=(receiver.base + "/hook",), email=False, console_url="https://moscow.example/console"
-    )
-    link(a, b)
-    add_staff(b, PASSWORD)
-    put_on_duty(b, "duty", clock)
-    try:
-        yield a, b
-    finally:
-        for n in (a, b):
-            n.station.db.dispose()
+    return staffed
 
 
 def raise_one(node: Node, kind: str, subject: str, detail: dict[str, Any]) -> int:

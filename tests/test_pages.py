@@ -5,8 +5,6 @@ can see e-mail and webhooks work before a call needs them. Bad requests change n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ from openline.services import alert_paging, notifier
 from openline.services.accounts import Role
 from openline.services.alerts import raise_alert
 from openline.services.station import NotifyConfig
-from tests.inproc import Node, add_staff, link, make_node, place_and_ring, put_on_duty
+from tests.inproc import Node, place_and_ring
 from tests.servers import SECRET, Receiver
 from tests.test_access import client_for
 
@@ -26,26 +24,9 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def floor(
-    tmp_path: Path,
-    clock: FakeClock,
-    database_url: str | None,
-    second_database_url: str | None,
-    receiver: Receiver,
-) -> Iterator[tuple[Node, Node]]:
-    a = make_node(tmp_path, "stuttgart", clock, database_url)
-    b = make_node(tmp_path, "moscow", clock, second_database_url)
-    b.station.notify = NotifyConfig(
-        webhook_urls=(receiver.base + "/hook/t0ken",), email=False, console_url=None
-    )
-    link(a, b)
-    add_staff(b, PASSWORD)
-    put_on_duty(b, "duty", clock)
-    try:
-        yield a, b
-    finally:
-        for n in (a, b):
-            n.station.db.dispose()
+def floor(staffed: tuple[Node, Node]) -> tuple[Node, Node]:
+    """moscow has a duty officer on duty, a senior and a commander, and one webhook."""
+    return staffed
 
 
 def send_webhooks(node: Node) -> int:

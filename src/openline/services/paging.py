@@ -203,6 +203,7 @@ def webhooks(rows: list[dict[str, Any]]) -> int:
 # What was sent, and a test page ------------------------------------------------------
 
 STATUSES = ("pending", "sent", "failed")
+CHANNELS = ("console", "email", "webhook")
 
 
 @dataclass(frozen=True)
@@ -222,9 +223,6 @@ class NotificationFilter:
             raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}, got {self.channel!r}")
         if not 1 <= self.limit <= 1000:
             raise InvalidInput(f"limit must be 1 to 1000, got {self.limit}")
-
-
-CHANNELS = ("console", "email", "webhook")
 
 
 def notification_json(row: Any) -> dict[str, Any]:
