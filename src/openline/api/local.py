@@ -10,10 +10,9 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
-from openline.api.bodies import Strict
+from openline.api.bodies import Strict, time_param
 from openline.api.deps import PrincipalDep, StationDep, TransportDep, principal_of
-from openline.core.clock import parse_rfc3339
-from openline.errors import InvalidInput, OpenLineError
+from openline.errors import OpenLineError
 from openline.services import (
     accounts,
     alerts,
@@ -162,17 +161,10 @@ def get_calls(
     until: Annotated[str | None, Query(max_length=40, description="RFC 3339: placed before")] = None,
 ) -> list[dict[str, Any]]:
     who.require(Permission.VIEW)
-    where = calls.CallFilter(state, peer, direction, priority, _time(since, "since"), _time(until, "until"))
+    where = calls.CallFilter(
+        state, peer, direction, priority, time_param(since, "since"), time_param(until, "until")
+    )
     return calls.list_calls(station, limit=limit, content=who.can(Permission.READ_CONTENT), where=where)
-
-
-def _time(value: str | None, what: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_rfc3339(value)
-    except (ValueError, TypeError):
-        raise InvalidInput(f"{what}: expected an RFC 3339 time, got {value!r}") from None
 
 
 @router.post("/calls", status_code=201)
@@ -408,7 +400,7 @@ def get_roster(
     station: StationDep, who: PrincipalDep, at: Annotated[str | None, Query(max_length=40)] = None
 ) -> dict[str, Any]:
     who.require(Permission.VIEW)
-    return rosters.roster_view(station, _time(at, "at"))
+    return rosters.roster_view(station, time_param(at, "at"))
 
 
 @router.post("/shifts", status_code=201)

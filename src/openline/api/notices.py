@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
-from openline.api.bodies import Strict
+from openline.api.bodies import Strict, time_param
 from openline.api.deps import PrincipalDep, StationDep
 from openline.core import notices as nm
+from openline.errors import InvalidInput
 from openline.services import notice_view, notices
 from openline.services.accounts import Permission
 
@@ -51,10 +52,32 @@ def send(station: StationDep, who: PrincipalDep, req: SendNotice) -> dict[str, A
 
 @router.get("")
 def list_notices(
-    station: StationDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    station: StationDep,
+    who: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    at: Annotated[
+        str | None,
+        Query(
+            max_length=60, description="LAT,LNG: only notices, in any state but draft, that cover this place."
+        ),
+    ] = None,
+    radius_m: Annotated[float, Query(description="With `at`: the place is a circle this wide.")] = 1.0,
+    when: Annotated[str | None, Query(max_length=40, description="With `at`: RFC 3339, only then.")] = None,
+    altitude_m: Annotated[
+        float | None, Query(description="With `at`: only at this altitude (WGS84).")
+    ] = None,
 ) -> list[dict[str, Any]]:
+    """Notices newest first; with `at`, those that ever covered that place (and time, and
+    altitude), each with `covers`: an investigator's question."""
     who.require(Permission.VIEW)
-    return notice_view.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=limit)
+    content = who.can(Permission.READ_CONTENT)
+    if at is None:
+        if when is not None or altitude_m is not None or radius_m != 1.0:
+            raise InvalidInput("radius_m, when and altitude_m narrow a place: give it with at=LAT,LNG")
+        return notice_view.list_notices(station, content=content, limit=limit)
+    instant = time_param(when, "when")
+    place = notice_view.place_of(at, radius_m, instant, altitude_m)
+    return notice_view.notices_at(station, place, content=content, limit=limit)
 
 
 @router.get("/{notice_id}")

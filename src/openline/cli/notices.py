@@ -120,25 +120,61 @@ def notice_discard(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json:
 def notices_list(
     home: HomeOpt,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LAT,LNG", help="Only notices, in any state but draft, that covered this place."
+        ),
+    ] = None,
+    radius: Annotated[
+        float | None, typer.Option(help="With --at: the place is a circle this many metres wide.")
+    ] = None,
+    at_time: Annotated[
+        str | None, typer.Option("--when", help="With --at: only those covering it then (RFC 3339).")
+    ] = None,
+    altitude: Annotated[
+        float | None, typer.Option(help="With --at: only at this altitude (m, WGS84).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List notices, newest first: sent and received, their state and conflicts."""
+    params: dict[str, Any] = {"limit": limit}
+    for name, value in (("at", at), ("radius_m", radius), ("when", at_time), ("altitude_m", altitude)):
+        if value is not None:
+            params[name] = value
     with client(home) as c:
-        rows = c.get("/notices", params={"limit": limit})
+        rows = c.get("/notices", params=params)
 
     def render(items: list[dict[str, Any]]) -> None:
-        rows = [
+        rows: list[tuple[str, ...]] = [
             (
                 x["id"], x["direction"], x["peer"], x["category"], str(x["version"]), x["state"],
                 when(x["starts_at"]), when(x["ends_at"], "open"), str(len(x["conflicts"]) or ""),
             )
             for x in items
         ]  # fmt: skip
-        columns = ("id", "way", "peer", "category", "v", "state", "starts", "ends", "conflicts")
+        columns: tuple[str, ...] = (
+            "id",
+            "way",
+            "peer",
+            "category",
+            "v",
+            "state",
+            "starts",
+            "ends",
+            "conflicts",
+        )
+        if at is not None:  # an investigator's question: was it delivered, and acknowledged, when?
+            columns += ("delivered", "acknowledged")
+            rows = [
+                (*row, when(x["delivered_at"]), f"{x['acknowledged_by']} {when(x['acknowledged_at'])}".strip()
+                 if x["acknowledged_at"] else "")
+                for row, x in zip(rows, items, strict=True)
+            ]  # fmt: skip
         if rows:
-            listing(columns, rows, wrap=("starts", "ends"))
+            listing(columns, rows, wrap=("starts", "ends", "delivered", "acknowledged"))
         else:
-            out.print("No notices.")
+            out.print("No notices." if at is None else f"No notice covered {at}.")
 
     emit(rows, as_json, render)
 

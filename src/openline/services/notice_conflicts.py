@@ -225,6 +225,27 @@ def find(
     return found
 
 
+# Every notice announced, either way, whatever became of it since: what an investigator
+# asks about a place ("was this site notified, and acknowledged before the strike?").
+ANNOUNCED = tuple(s.value for s in nm.State if s not in (nm.State.DRAFT, nm.State.DISCARDED))
+
+
+def covering(conn: Connection, place: Volume) -> list[Found]:
+    """The volumes of every notice this station ever sent or received (not drafts) that
+    overlap `place`, exactly and with no margins, found through the same spatial index
+    and exact test as conflicts; `volume` is 1, `other` the notice."""
+    params = {**candidate_params("", "", place, 0, engine.Margins()), "active": list(ANNOUNCED)}
+    rows = conn.execute(candidate_query(conn.dialect.name), params).all()
+    if not rows:
+        return []
+    results = engine.confirm(place, [stored_volume(row) for row in rows])
+    return [
+        Found(1, str(row.notice_id), int(row.n), result)
+        for row, result in zip(rows, results, strict=True)
+        if result is not None and result.conflict
+    ]
+
+
 def found_json(found: list[Found]) -> list[dict[str, Any]]:
     """Conflicts as the notice JSON shows them (a draft's preview)."""
     return [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 from sqlalchemy import Connection, or_, select
@@ -19,7 +20,8 @@ from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes
 from openline.core import notices as nm
 from openline.core.clock import rfc3339
 from openline.core.notices import Event, Party, State
-from openline.errors import IllegalTransition, OpenLineError
+from openline.core.volumes import Circle, Volume
+from openline.errors import IllegalTransition, InvalidInput, OpenLineError
 from openline.services import notice_conflicts as conflicts
 from openline.services import notice_sites, outbox
 from openline.services.lines import margins_by_line
@@ -169,6 +171,68 @@ def list_notices(station: Station, *, content: bool, limit: int = 100) -> list[d
         rows = conn.execute(newest.limit(limit)).all()
         margins = _line_margins(conn)
         return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
+
+
+# A place an investigator asks about: a circle round a point, at one time or at any, at
+# one altitude or at any.
+MAX_RADIUS_M = 100_000.0
+_ANY_ALTITUDE = (-1.0e5, 1.0e7)  # metres: below the deepest notice, above the highest
+
+
+def place_of(
+    at: str, radius_m: float = 1.0, when: int | None = None, altitude_m: float | None = None
+) -> Volume:
+    """The place `at` ("LAT,LNG", WGS84 degrees) names: a circle of `radius_m`, at the
+    instant `when` (µs) or at any time, at `altitude_m` or at any altitude."""
+    try:
+        lat, lng = (float(part) for part in at.split(","))
+    except ValueError:
+        raise InvalidInput(f"at: expected LAT,LNG in degrees, got {at!r:.60}") from None
+    if not (math.isfinite(lat) and -90 <= lat <= 90 and math.isfinite(lng) and -180 <= lng <= 180):
+        raise InvalidInput(f"at: latitude must be in [-90, 90] and longitude in [-180, 180], got {at!r:.60}")
+    if not (math.isfinite(radius_m) and 0 < radius_m <= MAX_RADIUS_M):
+        raise InvalidInput(
+            f"radius_m: expected more than 0 and at most {MAX_RADIUS_M:,.0f} m, got {radius_m}"
+        )
+    if altitude_m is not None and not math.isfinite(altitude_m):
+        raise InvalidInput(f"altitude_m: expected a number of metres, got {altitude_m}")
+    low, high = _ANY_ALTITUDE if altitude_m is None else (altitude_m, altitude_m)
+    start, end = (0, None) if when is None else (when, when)
+    return Volume(Circle(lat, lng, radius_m), low, high, start, end, name="the place")
+
+
+def notices_at(station: Station, place: Volume, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
+    """Every notice sent or received here (not drafts), whatever its state now, with a
+    volume that overlaps `place`: newest first, each with `covers`, its volumes there
+    and when and at what altitudes they overlap it."""
+    with station.db.read() as conn:
+        found = conflicts.covering(conn, place)
+        by_notice: dict[str, list[conflicts.Found]] = {}
+        for f in found:
+            by_notice.setdefault(f.other, []).append(f)
+        if not by_notice:
+            return []
+        rows = conn.execute(
+            select(notices)
+            .where(notices.c.id.in_(list(by_notice)))
+            .order_by(notices.c.created_at.desc(), notices.c.id.desc())
+            .limit(limit)
+        ).all()
+        margins = _line_margins(conn)
+        out = []
+        for row in rows:
+            shown = notice_json(station, conn, row, content=content, margins=margins)
+            shown["covers"] = [
+                {
+                    "volume": f.other_volume,
+                    "from": rfc3339(f.result.time[0]) if f.result.time else None,
+                    "until": rfc3339(f.result.time[1]) if f.result.time else None,
+                    "altitude_m": list(f.result.altitude) if f.result.altitude else None,
+                }
+                for f in sorted(by_notice[row.id], key=lambda f: f.other_volume)
+            ]
+            out.append(shown)
+        return out
 
 
 def show_notice(station: Station, notice_id: str, *, content: bool) -> dict[str, Any]:
