@@ -73,6 +73,14 @@ def test_a_notice_is_acknowledged_and_a_conflict_alarms_both_sides(
         )
     listed = a.cli_json("notices")
     assert {x["id"] for x in listed} == {sent["id"], other["id"]}
+    # A year on, on either side: which notices covered this point, and who acknowledged.
+    for s in (a, b):
+        covered = s.cli_json("notices", "--at", "48.0,9.0")
+        assert [(x["id"], x["acknowledged_by"]) for x in covered] == [
+            (other["id"], None),  # the convoy overlaps the strike: it covers the point too
+            (sent["id"], "moscow:admin"),
+        ]
+    assert a.cli_json("notices", "--at", "48.3,9.0") == []  # 33 km north of both
     # Bad input: refused, nothing sent.
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"category": "exercise", "text": "x", "extents": []}))
