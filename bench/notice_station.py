@@ -14,7 +14,11 @@ service (its row is the template). Queries: new volumes from the same distributi
 random, half placed against a stored volume.
 
 Baseline, same run, same data and queries: the engine's `ConflictIndex` (built in memory).
-Answers are compared pair for pair; any difference is printed. Prints figures, asserts
+Answers are compared pair for pair; any difference is printed.
+
+Also the investigator's question, `notices --at` (`notice_conflicts.covering`): which
+stored notices covered a point (each query's centre, 1 m round it) at an instant (the
+middle of its window), against the same engine index asked the same. Prints figures, asserts
 nothing. Run from the repository root: `.venv/bin/python bench/notice_station.py
 [--volumes N]` (default 10^4; `make bench`).
 """
@@ -43,8 +47,8 @@ import conflicts as data  # noqa: E402
 from openline.adapters.schema import notice_volumes, notices  # noqa: E402
 from openline.core.clock import FakeClock, rfc3339  # noqa: E402
 from openline.core.conflicts import ConflictIndex  # noqa: E402
-from openline.core.volumes import Volume  # noqa: E402
-from openline.services import notice_conflicts  # noqa: E402
+from openline.core.volumes import Volume, centre  # noqa: E402
+from openline.services import notice_conflicts, notice_view  # noqa: E402
 from openline.services import notices as notice_service  # noqa: E402
 
 CHUNK = 5_000
@@ -146,6 +150,20 @@ def run(
                         f"  differs: {q.name}: station {sorted(ours)}, "
                         f"engine {sorted(k for k, _ in expected)}"
                     )
+            places = [_place(q) for q in queries]
+            place_ms, place_engine_ms, place_differ, place_hits = [], [], 0, 0
+            for v in places:
+                t0 = time.perf_counter()
+                covered = notice_conflicts.covering(conn, v)
+                place_ms.append((time.perf_counter() - t0) * 1e3)
+                t0 = time.perf_counter()
+                expected = index.query(v)
+                place_engine_ms.append((time.perf_counter() - t0) * 1e3)
+                ours = {(f.other, f.other_volume) for f in covered if f.other.startswith("bench-")}
+                place_hits += len(ours)
+                if ours != {key for key, _ in expected}:
+                    place_differ += 1
+                    print(f"  place differs: station {sorted(ours)}, engine {sorted(k for k, _ in expected)}")
         for node in (a, b):
             node.station.db.dispose()
 
@@ -159,6 +177,23 @@ def run(
     print(f"  ratio station / engine at p50: {p(station_ms, 50) / max(p(engine_ms, 50), 1e-9):.1f}")
     print(f"  answers that differ: {differ} of {len(queries)}")
     print("  (the ratio is the cost of the database round trip and of reading candidates back)")
+    print(
+        f"which notices covered a point at an instant (notices --at), "
+        f"{len(places)} places, {place_hits} found"
+    )
+    print(f"  station p50 / p99: {p(place_ms, 50):.2f} / {p(place_ms, 99):.2f} ms")
+    print(
+        f"  engine index (baseline, same data) p50 / p99: {p(place_engine_ms, 50):.3f} / "
+        f"{p(place_engine_ms, 99):.3f} ms"
+    )
+    print(f"  answers that differ: {place_differ} of {len(places)}")
+
+
+def _place(q: Volume) -> Volume:
+    """The point at the centre of `q`, at the middle of its window, as `notices --at` asks."""
+    lat, lng = centre(q.outline)
+    middle = q.start if q.end is None else (q.start + q.end) // 2
+    return notice_view.place_of(f"{lat},{lng}", 1.0, middle, None)
 
 
 if __name__ == "__main__":
