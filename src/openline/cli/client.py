@@ -53,8 +53,10 @@ class StationClient:
             )
         return None if resp.status_code == 204 else resp.json()
 
-    def get(self, path: str, **kwargs: Any) -> Any:
-        return self.request("GET", path, **kwargs)
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET `path`; query parameters whose value is None are left out (an option not given)."""
+        given = {k: v for k, v in (params or {}).items() if v is not None}
+        return self.request("GET", path, params=given)
 
     def post(self, path: str, json: Any = None) -> Any:
         return self.request("POST", path, json=json if json is not None else {})

@@ -138,10 +138,7 @@ def notices_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List notices, newest first: sent and received, their state and conflicts."""
-    params: dict[str, Any] = {"limit": limit}
-    for name, value in (("at", at), ("radius_m", radius), ("when", at_time), ("altitude_m", altitude)):
-        if value is not None:
-            params[name] = value
+    params = {"limit": limit, "at": at, "radius_m": radius, "when": at_time, "altitude_m": altitude}
     with client(home) as c:
         rows = c.get("/notices", params=params)
 

@@ -57,10 +57,7 @@ def notifications_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Who was paged, on which channel, about which call or alert, and whether it went."""
-    params: dict[str, Any] = {"limit": limit}
-    for name, value in (("call", call), ("alert", alert), ("status", status), ("channel", channel)):
-        if value is not None:
-            params[name] = value
+    params = {"limit": limit, "call": call, "alert": alert, "status": status, "channel": channel}
     with client(home) as c:
         rows = c.get("/notifications", params=params)
     emit(rows, as_json, _table)

@@ -87,5 +87,5 @@ def report(
         except core.ReportError as exc:
             fail(str(exc), "invalid_input")
     with client(home) as c:
-        data = c.get("/report", params={} if period is None else {"period": period})
+        data = c.get("/report", params={"period": period})
     emit(data, as_json, _render)
