@@ -478,14 +478,18 @@ class Deliverer:
                     # line would fall silent for good, so say so and start another.
                     log.error("deliverer thread had ended; starting it again", line=line_id)
                     del self._threads[line_id]
-                if line_id not in self._threads:
-                    self._events[line_id] = threading.Event()
-                    thread = threading.Thread(
-                        target=self._run, args=(line_id,), name=f"deliver-{line_id[:8]}", daemon=True
-                    )
-                    self._threads[line_id] = thread
-                    thread.start()
-                self._events[line_id].set()
+                if line_id in self._threads:
+                    self._events[line_id].set()
+                    continue
+                # A new thread looks at its line first thing, and clears its event before
+                # it does: set it here, after the thread had started, and that first look
+                # could be followed at once by a second one for nothing.
+                self._events[line_id] = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(line_id,), name=f"deliver-{line_id[:8]}", daemon=True
+                )
+                self._threads[line_id] = thread
+                thread.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         with self._lock:
