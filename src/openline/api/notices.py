@@ -61,7 +61,9 @@ def list_notices(
             max_length=60, description="LAT,LNG: only notices, in any state but draft, that cover this place."
         ),
     ] = None,
-    radius_m: Annotated[float, Query(description="With `at`: the place is a circle this wide.")] = 1.0,
+    radius_m: Annotated[
+        float | None, Query(description="With `at`: the place is a circle this wide (default 1 m).")
+    ] = None,
     when: Annotated[str | None, Query(max_length=40, description="With `at`: RFC 3339, only then.")] = None,
     altitude_m: Annotated[
         float | None, Query(description="With `at`: only at this altitude (WGS84).")
@@ -72,11 +74,11 @@ def list_notices(
     who.require(Permission.VIEW)
     content = who.can(Permission.READ_CONTENT)
     if at is None:
-        if when is not None or altitude_m is not None or radius_m != 1.0:
+        if radius_m is not None or when is not None or altitude_m is not None:
             raise InvalidInput("radius_m, when and altitude_m narrow a place: give it with at=LAT,LNG")
         return notice_view.list_notices(station, content=content, limit=limit)
     instant = time_param(when, "when")
-    place = notice_view.place_of(at, radius_m, instant, altitude_m)
+    place = notice_view.place_of(at, 1.0 if radius_m is None else radius_m, instant, altitude_m)
     return notice_view.notices_at(station, place, content=content, limit=limit)
 
 

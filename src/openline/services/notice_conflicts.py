@@ -242,7 +242,7 @@ def covering(conn: Connection, place: Volume) -> list[Found]:
     return [
         Found(1, str(row.notice_id), int(row.n), result)
         for row, result in zip(rows, results, strict=True)
-        if result is not None and result.conflict
+        if result is not None
     ]
 
 
