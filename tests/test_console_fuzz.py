@@ -78,6 +78,13 @@ def test_console_forms_answer_nasty_input_without_a_server_error(nodes: tuple[No
         r = client.get("/history?" + query)
         if r.status_code >= 500:
             failures.append(f"{r.status_code} GET /history?{query[:40]}")
+    typed = [v for v in NASTY if len(v) < 10_000] + ["0,0", "91,0", "0,0,0", "2026-11-27T00:00:00Z"]
+    for _ in range(40):  # which notices covered a place: four typed fields (a URL's length)
+        fields = ("at", "radius_m", "when", "altitude_m")
+        params = {f: rnd.choice(typed) for f in fields}
+        r = client.get("/notices/place", params={k: v for k, v in params.items() if rnd.random() < 0.8})
+        if r.status_code >= 500:
+            failures.append(f"{r.status_code} GET /notices/place { ({k: v[:24] for k, v in params.items()}) }")
     for path in ("/report?period=2026-13", "/report?period=%C2%B2", "/roster?at=noon", "/calls/%00"):
         r = client.get(path)
         if r.status_code >= 500:

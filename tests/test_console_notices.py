@@ -543,6 +543,59 @@ def test_a_small_site_gets_a_pin_on_the_map_until_zoomed_in(
 
 
 @pytest.mark.e2e
+def test_a_click_on_the_map_asks_which_notices_covered_that_place(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """An investigator clicks the field hospital on moscow's map: the place goes into the
+    form below the map, and the page it asks for lists the hospital's notice and that it
+    had been acknowledged by stuttgart by the time asked."""
+    a, b = pair
+    hour = 3_600_000_000
+    now = int(datetime.now(UTC).timestamp() * 1_000_000)
+    hospital = circle(48.1, 9.2, 300, now - hour, None, text="Field hospital", category="protected_site")
+    site = _send(b, "stuttgart", hospital)
+    with a.api() as api:
+        wait_for(lambda: api.get(f"/notices/{site}").status_code == 200, what="the site on stuttgart")
+        assert api.post(f"/notices/{site}/acknowledge").status_code == 200
+    with b.api() as api:
+        wait_for(lambda: api.get(f"/notices/{site}").json()["acknowledged_by"], what="the ack on moscow")
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = ctx.new_page()
+    watched = Watched(page, b)
+    try:
+        _log_in(page, b)
+        page.goto(b.url + "/notices")
+        the_map = page.locator("[data-notice-map]")
+        expect(the_map).to_have_attribute("data-visible", "1")
+        for _ in range(4):  # zoomed in until the 300 m circle is about 50 px across
+            page.locator(".leaflet-control-zoom-in").click()
+            page.wait_for_timeout(400)
+        circle_box = page.locator("path.leaflet-interactive.notice-protected").bounding_box()
+        assert circle_box is not None
+        page.mouse.click(
+            circle_box["x"] + circle_box["width"] / 2, circle_box["y"] + circle_box["height"] / 2
+        )
+        expect(the_map).to_have_attribute("data-place-picked", re.compile(r"^\d+\.\d{6},\d+\.\d{6}$"))
+        lat, lng = (float(x) for x in page.locator("#place-at").input_value().split(","))
+        assert abs(lat - 48.1) < 0.002  # within the 300 m circle
+        assert abs(lng - 9.2) < 0.003
+        expect(page.locator("path.place-mark")).to_have_count(1)
+        page.fill("#place-when", rfc3339(now + hour) or "")
+        page.get_by_role("button", name="Find notices").click()
+        expect(page).to_have_url(re.compile(re.escape(b.url) + r"/notices/place\?at=4[78]\."))
+        found = page.get_by_role("region", name="Notices that covered the place")
+        expect(found).to_have_attribute("data-place-found", "1")
+        row = found.locator(f"tr[data-notice='{site}']")
+        expect(row).to_contain_text("Field hospital")
+        expect(row.locator("[data-standing]")).to_have_attribute("data-standing", "acknowledged")
+        expect(row.locator("[data-standing]")).to_contain_text("stuttgart:admin")
+        page.screenshot(path=artifact_path("console-notices-place.png"), full_page=True)
+        watched.check()
+    finally:
+        ctx.close()
+
+
+@pytest.mark.e2e
 def test_a_notice_announced_while_the_page_refreshes_still_shows(
     pair: tuple[StationProcess, StationProcess], browser: Browser
 ) -> None:

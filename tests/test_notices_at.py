@@ -2,17 +2,23 @@
 before the strike?" `GET /api/v1/notices?at=LAT,LNG` (and `openline notices --at`) lists
 every notice sent or received here that covered the place, whatever became of it since,
 found through the same index and exact test as conflicts; `when` and `altitude_m` narrow
-it; drafts were never announced and are left out; bad input is refused."""
+it; drafts were never announced and are left out; bad input is refused. With `when`,
+each says what had become of it by then; the console asks the same on a page."""
 
 from __future__ import annotations
 
+import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from openline.core.clock import FakeClock, rfc3339
+from openline.services import notice_view
+from openline.services.accounts import Role
 from tests.inproc import Node
-from tests.notice_docs import HOUR, act, circle, cli, cli_json, east_of, send, site, soon
+from tests.notice_docs import HOUR, act, circle, cli, cli_json, east_of, send, show, site, soon
+from tests.test_console import add_user, browser, log_in
 
 HOSPITAL = (31.5234, 34.4453)
 
@@ -116,4 +122,143 @@ def test_a_bad_place_is_refused(nodes: tuple[Node, Node], params: dict[str, Any]
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "invalid_input"
     assert words in r.json()["detail"]
+    assert a.snapshot() == before
+
+
+def test_what_had_become_of_a_notice_by_the_time_asked(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    """With `when`, each notice found says what had become of it by then: the strike at
+    12:05 met a site delivered at 12:00 but acknowledged only at 12:10."""
+    a, b = nodes
+    lat, lng = HOSPITAL
+    protected = send(b, "stuttgart", site(b, lat, lng))
+    b.drain()
+    delivered = show(a, protected["id"])["delivered_at"]
+    assert delivered is not None
+    clock.advance(600)
+    strike = rfc3339(clock.now() - 300 * 1_000_000)
+    act(a, protected["id"], "acknowledge")
+    a.drain()
+    acknowledged = rfc3339(clock.now())
+    place = f"{lat},{lng}"
+
+    (then,) = at(a, at=place, when=strike)
+    assert then["state"] == "acknowledged"  # now
+    assert then["standing"] == {"state": "delivered", "since": delivered, "by": None}
+    (later,) = at(a, at=place, when=rfc3339(clock.now() + HOUR))
+    assert later["standing"] == {"state": "acknowledged", "since": acknowledged, "by": "stuttgart:admin"}
+    # moscow, the sender, reads the same of its own notice.
+    (theirs,) = at(b, at=place, when=strike)
+    assert theirs["standing"]["state"] in {"sent", "delivered"}
+    assert at(b, at=place, when=rfc3339(clock.now() + HOUR))[0]["standing"]["state"] == "acknowledged"
+    # Without a time there is no instant to read it at.
+    assert at(a, at=place)[0]["standing"] is None
+
+
+def test_the_cli_says_what_had_become_of_each_notice_by_then(
+    nodes: tuple[Node, Node], clock: FakeClock, monkeypatch: Any
+) -> None:
+    a, b = nodes
+    lat, lng = HOSPITAL
+    send(b, "stuttgart", site(b, lat, lng))
+    b.drain()
+    clock.advance(600)
+    strike = rfc3339(clock.now() - 300 * 1_000_000)
+    assert strike is not None
+    protected = at(a, at=f"{lat},{lng}")[0]
+    act(a, protected["id"], "acknowledge")
+    a.drain()
+    table = cli(a, monkeypatch, "notices", "--at", f"{lat},{lng}", "--when", strike)
+    assert table.exit_code == 0, table.output
+    assert "by then" in table.stdout
+    assert "delivered" in table.stdout.split("by then", 1)[1]
+    later = cli(
+        a, monkeypatch, "notices", "--at", f"{lat},{lng}", "--when", rfc3339(clock.now() + HOUR) or ""
+    )
+    assert "acknowledged by stuttgart:admin" in " ".join(later.stdout.split())
+
+
+def test_standing_reads_the_last_state_reached_by_then() -> None:
+    def row(**times: int) -> Any:
+        names = (
+            "sent",
+            "delivered",
+            "acknowledged",
+            "rejected",
+            "amended",
+            "withdrawn",
+            "removed",
+            "expired",
+        )
+        return SimpleNamespace(**{f"{n}_at": times.get(n) for n in names}, acknowledged_by="moscow:boris")
+
+    assert notice_view.standing_at(row(sent=10, delivered=20), 5) == {
+        "state": None,
+        "since": None,
+        "by": None,
+    }
+    assert notice_view.standing_at(row(sent=10, delivered=20), 10)["state"] == "sent"
+    assert notice_view.standing_at(row(sent=10, delivered=20, acknowledged=30), 25)["state"] == "delivered"
+    acked = notice_view.standing_at(row(sent=10, delivered=20, acknowledged=30), 30)
+    assert acked == {"state": "acknowledged", "since": rfc3339(30), "by": "moscow:boris"}
+    # Delivered and acknowledged in the same microsecond: the later state in the lifecycle.
+    assert notice_view.standing_at(row(sent=10, delivered=20, acknowledged=20), 20)["state"] == "acknowledged"
+    assert notice_view.standing_at(row(sent=10, delivered=20, withdrawn=40), 50)["state"] == "withdrawn"
+
+
+def test_the_console_asks_which_notices_covered_a_place(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    """The console's place page (`/notices/place`) answers the same question for every
+    role, the auditor without the text; a bad place is refused on the page."""
+    a, b = nodes
+    lat, lng = HOSPITAL
+    protected = send(b, "stuttgart", site(b, lat, lng, text="Al-Shifa hospital"))
+    b.drain()
+    elsewhere = send(a, "moscow", soon(a, lat + 1, lng))
+    a.drain()
+    add_user(a, "ivan", Role.AUDITOR)
+    c = browser(a)
+    log_in(c, "ivan")
+
+    notices_page = c.get("/notices")
+    assert notices_page.status_code == 200, notices_page.text
+    assert 'action="/notices/place"' in notices_page.text  # the form below the map
+    assert "Click the\n    map to fill in the place." in notices_page.text
+    empty = c.get("/notices/place")
+    assert empty.status_code == 200
+    assert "data-place-form" in empty.text
+    assert "data-place-found" not in empty.text
+
+    r = c.get("/notices/place", params={"at": f"{lat},{lng}", "when": rfc3339(clock.now() + HOUR)})
+    assert r.status_code == 200, r.text
+    assert 'data-place-found="1"' in r.text
+    assert f'data-notice="{protected["id"]}"' in r.text
+    assert f'data-notice="{elsewhere["id"]}"' not in r.text
+    assert 'data-standing="delivered"' in r.text
+    assert "Al-Shifa hospital" not in r.text  # an auditor reads no text
+    assert "withheld" in r.text
+    assert f'value="{lat},{lng}"' in r.text  # the form keeps what was asked
+
+    act(a, protected["id"], "acknowledge")
+    a.drain()
+    r = c.get("/notices/place", params={"at": f"{lat},{lng}", "when": rfc3339(clock.now() + HOUR)})
+    assert 'data-standing="acknowledged"' in r.text
+    assert "stuttgart:admin" in r.text
+    anytime = c.get("/notices/place", params={"at": f"{lat},{lng}"})
+    assert re.search(r"volume 1: <time[^>]*>[^<]+</time>\s+to open", anytime.text)  # the site's window
+    assert "data-standing" not in anytime.text  # no time asked, nothing to read it at
+    nothing = c.get("/notices/place", params={"at": "0,0"})
+    assert 'data-place-found="0"' in nothing.text
+    assert "No notice sent or received here covered it." in nothing.text
+
+    before = a.snapshot()
+    for params, words in [
+        ({"at": "91,0"}, "latitude must be in [-90, 90]"),
+        ({"at": "0,0", "radius_m": "wide"}, "radius_m: expected a number, got &#39;wide&#39;"),
+        ({"at": "0,0", "when": "noon"}, "when: expected an RFC 3339 time"),
+        ({"when": "2026-11-28T00:00:00Z"}, "give it with at=LAT,LNG"),
+        ({"at": "0," + "0" * 80}, "at: at most 60 characters"),
+    ]:
+        bad = c.get("/notices/place", params=params)
+        assert bad.status_code == 422, (params, bad.status_code)
+        assert words in bad.text, params
+        assert "data-place-found" not in bad.text
     assert a.snapshot() == before

@@ -1,4 +1,4 @@
-"""What every request body of the local API shares, and its parameters' parsing."""
+"""What every request body of the local API shares."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from openline.core.clock import parse_rfc3339
 from openline.core.encoding import control_character
-from openline.errors import InvalidInput
 
 
 class Strict(BaseModel):
@@ -41,13 +39,3 @@ def _first_control_character(value: Any) -> str | None:
         elif isinstance(item, list):
             pending.extend(item)
     return None
-
-
-def time_param(value: str | None, what: str) -> int | None:
-    """A query parameter's RFC 3339 time, in µs; `what` names it in the error."""
-    if value is None:
-        return None
-    try:
-        return parse_rfc3339(value)
-    except (ValueError, TypeError):
-        raise InvalidInput(f"{what}: expected an RFC 3339 time, got {value!r}") from None

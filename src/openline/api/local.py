@@ -10,8 +10,9 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
-from openline.api.bodies import Strict, time_param
+from openline.api.bodies import Strict
 from openline.api.deps import PrincipalDep, StationDep, TransportDep, principal_of
+from openline.core.clock import time_param
 from openline.errors import OpenLineError
 from openline.services import (
     accounts,

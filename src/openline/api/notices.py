@@ -7,10 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
-from openline.api.bodies import Strict, time_param
+from openline.api.bodies import Strict
 from openline.api.deps import PrincipalDep, StationDep
 from openline.core import notices as nm
-from openline.errors import InvalidInput
 from openline.services import notice_view, notices
 from openline.services.accounts import Permission
 
@@ -64,7 +63,13 @@ def list_notices(
     radius_m: Annotated[
         float | None, Query(description="With `at`: the place is a circle this wide (default 1 m).")
     ] = None,
-    when: Annotated[str | None, Query(max_length=40, description="With `at`: RFC 3339, only then.")] = None,
+    when: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="With `at`: RFC 3339, only then; each says what had become of it by then.",
+        ),
+    ] = None,
     altitude_m: Annotated[
         float | None, Query(description="With `at`: only at this altitude (WGS84).")
     ] = None,
@@ -73,12 +78,9 @@ def list_notices(
     altitude), each with `covers`: an investigator's question."""
     who.require(Permission.VIEW)
     content = who.can(Permission.READ_CONTENT)
-    if at is None:
-        if radius_m is not None or when is not None or altitude_m is not None:
-            raise InvalidInput("radius_m, when and altitude_m narrow a place: give it with at=LAT,LNG")
+    place = notice_view.place_asked(at, radius_m, when, altitude_m)
+    if place is None:
         return notice_view.list_notices(station, content=content, limit=limit)
-    instant = time_param(when, "when")
-    place = notice_view.place_of(at, 1.0 if radius_m is None else radius_m, instant, altitude_m)
     return notice_view.notices_at(station, place, content=content, limit=limit)
 
 

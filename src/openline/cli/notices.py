@@ -168,12 +168,23 @@ def notices_list(
                  if x["acknowledged_at"] else "")
                 for row, x in zip(rows, items, strict=True)
             ]  # fmt: skip
+            if at_time is not None:  # and what had become of each by then
+                columns += ("by then",)
+                rows = [(*row, _standing(x["standing"])) for row, x in zip(rows, items, strict=True)]
         if rows:
-            listing(columns, rows, wrap=("starts", "ends", "delivered", "acknowledged"))
+            listing(columns, rows, wrap=("starts", "ends", "delivered", "acknowledged", "by then"))
         else:
             out.print("No notices." if at is None else f"No notice covered {at}.")
 
     emit(rows, as_json, render)
+
+
+def _standing(standing: dict[str, Any]) -> str:
+    """`acknowledged by stuttgart:anna 2026-11-28 03:12:40Z`, or `not sent yet`."""
+    if standing["state"] is None:
+        return "not sent yet"
+    by = f" by {standing['by']}" if standing["by"] else ""
+    return f"{standing['state']}{by} {when(standing['since'])}"
 
 
 def _action(home: Path, notice_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:

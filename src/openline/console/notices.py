@@ -1,8 +1,9 @@
 """The console's notices: the map and the history (`/notices`, its live part
-`/notices/live`), the notice form (shapes drawn on the map or a pasted notice file, sent
-or saved as a draft), the buttons that acknowledge, reject, withdraw, amend, send, edit or
-discard a draft and request a protected site's removal, and the watch board's list of
-notices waiting for our acknowledgement.
+`/notices/live`), which notices covered a place (`/notices/place`), the notice form
+(shapes drawn on the map or a pasted notice file, sent or saved as a draft), the buttons
+that acknowledge, reject, withdraw, amend, send, edit or discard a draft and request a
+protected site's removal, and the watch board's list of notices waiting for our
+acknowledgement.
 
 Every button is the same use case as `openline notice ...` (`services.notices`), shown
 only where the station would accept it from this side (the notice's `actions`, found by
@@ -38,6 +39,9 @@ WAITING = ("sent", "delivered")  # an inbound notice in these states awaits our 
 # The notice form's own fields: they build the document in the browser and are kept,
 # as typed, when the station refuses the notice. The station reads only `notice`.
 BUILDER_FIELDS = ("category", "text", "alt_lower", "alt_upper", "alt_units", "time_start", "time_end")
+# The place page's fields: those of `GET /api/v1/notices?at=...`.
+PLACE_FIELDS = ("at", "radius_m", "when", "altitude_m")
+PLACE_FIELD_MAX = 60
 # Each button and the notice's `actions` entry (services.notices) it stands for.
 _BUTTONS = {
     "ack": "acknowledge",
@@ -157,6 +161,46 @@ def notices_page(request: Request) -> HTMLResponse:
             request, "notices.html", status=exc.status, error=exc.detail, **_context(request, session)
         )
     return render(request, "notices.html", **_context(request, session, **form))
+
+
+def _number(text: str, what: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(f"{what}: expected a number, got {text!r}") from None
+
+
+@router.get("/notices/place")
+def place_page(request: Request) -> HTMLResponse:
+    """Which notices covered a place, and what had become of them by a time: the
+    investigator's `openline notices --at`, on a page of its own so that it can be linked."""
+    session = session_of(request)
+    who = session.principal
+    who.require(Permission.VIEW)
+    asked = {name: request.query_params.get(name, "").strip() for name in PLACE_FIELDS}
+    context: dict[str, Any] = {"session": session, "asked": asked, "found": None}
+    if not any(asked.values()):
+        return render(request, "place.html", **context)
+    try:
+        for name, value in asked.items():
+            if len(value) > PLACE_FIELD_MAX:
+                raise InvalidInput(f"{name}: at most {PLACE_FIELD_MAX} characters")
+        place = notice_view.place_asked(
+            asked["at"] or None,
+            _number(asked["radius_m"], "radius_m"),
+            asked["when"] or None,
+            _number(asked["altitude_m"], "altitude_m"),
+        )
+        if place is None:  # not reached: narrowing without a place is refused above
+            raise InvalidInput("at: give the place as LAT,LNG")
+        context["found"] = notice_view.notices_at(
+            station_of(request), place, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT
+        )
+    except OpenLineError as exc:
+        return render(request, "place.html", status=exc.status, error=exc.detail, **context)
+    return render(request, "place.html", **context)
 
 
 @router.get("/notices/live")

@@ -13,6 +13,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from openline.errors import InvalidInput
+
 MICROS = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)  # UTC by construction; only rfc3339 uses it
@@ -68,3 +70,14 @@ def parse_rfc3339(text: str) -> int:
         raise ValueError(f"expected an RFC 3339 time such as 2026-11-26T05:02:35.123456Z, got {text!r:.80}")
     dt = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     return (dt - _EPOCH) // timedelta(microseconds=1)
+
+
+def time_param(value: str | None, what: str) -> int | None:
+    """A parameter's RFC 3339 time in µs (None when not given); `what` names the
+    parameter in the error."""
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"{what}: expected an RFC 3339 time, got {value!r:.80}") from None

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, or_, select
 
 from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
 from openline.core import notices as nm
-from openline.core.clock import rfc3339
+from openline.core.clock import rfc3339, time_param
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Circle, Volume
 from openline.errors import IllegalTransition, InvalidInput, OpenLineError
@@ -201,10 +201,45 @@ def place_of(
     return Volume(Circle(lat, lng, radius_m), low, high, start, end, name="the place")
 
 
+def place_asked(
+    at: str | None, radius_m: float | None = None, when: str | None = None, altitude_m: float | None = None
+) -> Volume | None:
+    """The place an investigator asks about (`notices --at`, `GET /notices?at=`, the
+    console's place page), or None when none is asked: `place_of` with `when` as RFC 3339
+    text and a 1 m circle unless `radius_m`. Narrowing without a place is refused."""
+    if at is None:
+        if radius_m is not None or when is not None or altitude_m is not None:
+            raise InvalidInput("radius_m, when and altitude_m narrow a place: give it with at=LAT,LNG")
+        return None
+    return place_of(at, 1.0 if radius_m is None else radius_m, time_param(when, "when"), altitude_m)
+
+
+# A notice's recorded states, in the order a tie between two of their times is read.
+_STANDINGS = ("sent", "delivered", "acknowledged", "rejected", "amended", "withdrawn", "removed", "expired")
+
+
+def standing_at(row: Any, when: int) -> dict[str, Any]:
+    """What had become of a notice by the instant `when`: the last of its recorded
+    states reached by then, since when and, if acknowledged, by whom (all None: not sent
+    by then). The question an investigator asks of a strike: was the site notified, and
+    acknowledged, before it?"""
+    reached = [
+        (t, i, name)
+        for i, name in enumerate(_STANDINGS)
+        if (t := getattr(row, f"{name}_at")) is not None and t <= when
+    ]
+    if not reached:
+        return {"state": None, "since": None, "by": None}
+    t, _, name = max(reached)
+    return {"state": name, "since": rfc3339(t), "by": row.acknowledged_by if name == "acknowledged" else None}
+
+
 def notices_at(station: Station, place: Volume, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
     """Every notice sent or received here (not drafts), whatever its state now, with a
     volume that overlaps `place`: newest first, each with `covers`, its volumes there
-    and when and at what altitudes they overlap it."""
+    and when and at what altitudes they overlap it; and, when `place` is one instant,
+    `standing`, what had become of the notice by then (`standing_at`)."""
+    instant = place.start if place.end == place.start else None
     with station.db.read() as conn:
         found = conflicts.covering(conn, place)
         by_notice: dict[str, list[conflicts.Found]] = {}
@@ -231,6 +266,7 @@ def notices_at(station: Station, place: Volume, *, content: bool, limit: int = 1
                 }
                 for f in sorted(by_notice[row.id], key=lambda f: f.other_volume)
             ]
+            shown["standing"] = None if instant is None else standing_at(row, instant)
             out.append(shown)
         return out
 

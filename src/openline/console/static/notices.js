@@ -6,7 +6,8 @@
 // Live: the history (#notices-live, with the JSON block in it) is re-fetched by htmx when
 // the station says notices changed; the map then redraws from the new block, keeping the
 // slider, the view and anything drawn. For officers, Leaflet-Geoman (vendored) draws a
-// new notice's polygons and circles, which fill the form's notice JSON.
+// new notice's polygons and circles, which fill the form's notice JSON. A click on the
+// map fills the place in the form "Which notices covered a place?".
 (function () {
   "use strict";
 
@@ -240,6 +241,25 @@
     }
   }, 1000);
   document.addEventListener("htmx:afterSettle", reload);
+
+  // Which notices covered a place: a click on the map, unless a drawing tool is on, puts
+  // the place into the form below the map and marks it.
+  var placeForm = document.querySelector("[data-place-form]");
+  var placeMark = null;
+  if (placeForm) {
+    map.on("click", function (ev) {
+      if (map.pm && (map.pm.globalDrawModeEnabled() || map.pm.globalEditModeEnabled()
+                     || map.pm.globalRemovalModeEnabled())) return;
+      var at = ev.latlng.wrap();
+      placeForm.querySelector("[name=at]").value = at.lat.toFixed(6) + "," + at.lng.toFixed(6);
+      if (placeMark) placeMark.remove();
+      placeMark = L.circleMarker(at, {
+        className: "place-mark", radius: 6, color: "#ffffff", weight: 2, fillColor: "#ff9f0a", fillOpacity: 1,
+        pmIgnore: true, interactive: false,
+      }).addTo(map);
+      el.setAttribute("data-place-picked", placeForm.querySelector("[name=at]").value);
+    });
+  }
 
   // Drawing a notice ----------------------------------------------------------------------
 
