@@ -84,7 +84,8 @@ def test_console_forms_answer_nasty_input_without_a_server_error(nodes: tuple[No
         params = {f: rnd.choice(typed) for f in fields}
         r = client.get("/notices/place", params={k: v for k, v in params.items() if rnd.random() < 0.8})
         if r.status_code >= 500:
-            failures.append(f"{r.status_code} GET /notices/place { ({k: v[:24] for k, v in params.items()}) }")
+            shown = {k: v[:24] for k, v in params.items()}
+            failures.append(f"{r.status_code} GET /notices/place {shown}")
     for path in ("/report?period=2026-13", "/report?period=%C2%B2", "/roster?at=noon", "/calls/%00"):
         r = client.get(path)
         if r.status_code >= 500:
