@@ -328,12 +328,16 @@ def test_a_flood_of_alerts_is_folded_into_one_page_per_address(
         sent = conn.execute(
             select(notifications).where(notifications.c.channel == "webhook").order_by(notifications.c.title)
         ).all()
-    one_by_one = [r for r in sent if r.kind == "alert.notice_conflict"]
+    one_by_one = [r for r in sent if r.kind == "alert.notice_conflict" and r.status == "pending"]
     [folded] = [r for r in sent if r.kind == "alert.more"]
     assert len(one_by_one) == paging.FOLD_AFTER == 3
     assert folded.title == "7 MORE ALERTS at moscow"
     assert folded.alert_id is None
     named = {i for i in ids if f"(alert {i})" in folded.text}
     assert named == set(ids) - {r.alert_id for r in one_by_one}
+    # The pages folded in stay on each alert's record, never sent.
+    kept = {r.alert_id for r in sent if r.status == "folded"}
+    assert kept == named
+    assert all(r.next_attempt_at is None for r in sent if r.status == "folded")
     assert all(recipients(b, i) == ["senior"] for i in ids)
     assert all(alert(b, i)["paging"]["step"] == "final" for i in ids)

@@ -101,6 +101,48 @@ def test_email_and_webhook_are_delivered_with_metadata_only(
     ]
 
 
+def test_a_flood_of_calls_is_folded_into_one_page_per_address(
+    floor: tuple[Node, Node], relay: Relay, receiver: Receiver
+) -> None:
+    """A peer places six calls at once (a hostile one might place sixty): the officer on
+    duty gets three e-mails one by one, the flash call among them though it came last,
+    and one that lists the other three; so does the webhook. Each call's own pages are
+    still on record, the folded ones `folded`, and each call pages on."""
+    a, b = floor
+    ids = [place_and_ring(a, b, f"Routine {n}") for n in range(5)]
+    flash = place_and_ring(a, b, "Flash", "flash")
+    assert watch.escalate_due(b.station) == 6
+    email = SmtpChannel("127.0.0.1", relay.port, "openline@moscow.example", timeout=5)
+    hook = WebhookChannel(SECRET, timeout=5)
+    try:
+        assert notifier.dispatch_due(b.station, email) == 4
+        assert notifier.dispatch_due(b.station, hook) == 4
+    finally:
+        hook.close()
+    subjects = [parsed(e)["Subject"] for e in relay.recorder.envelopes]
+    assert subjects[0] == "[OpenLine moscow] FLASH call from stuttgart ringing for 0 s"
+    assert subjects[3] == "[OpenLine moscow] 3 MORE CALLS at moscow"
+    one_by_one = {r.call_id for r in rows(b, "email") if r.status == "sent" and r.kind == "call.ringing"}
+    assert flash in one_by_one
+    assert len(one_by_one) == 3
+    folded = {r.call_id for r in rows(b, "email") if r.status == "folded"}
+    assert folded == set(ids) - one_by_one
+    (more,) = [r for r in rows(b, "email") if r.kind == "call.more"]
+    assert {i for i in ids if f"(call {i})" in more.text} == folded
+    assert "openline pickup ID" in more.text
+    kinds = [Webhook(SECRET).verify(h.body, h.headers)["type"] for h in receiver.hits]
+    assert sorted(kinds) == ["call.more", "call.ringing", "call.ringing", "call.ringing"]
+    # The folded pages answer for their calls: listed per call, never sent.
+    (page,) = b.api.get(
+        "/api/v1/notifications", params={"call": sorted(folded)[0], "channel": "email"}
+    ).json()
+    assert (page["status"], page["sent_at"], page["next_attempt_at"]) == ("folded", None, None)
+    assert len(b.api.get("/api/v1/notifications", params={"status": "folded"}).json()) == 6
+    for call_id in [*ids, flash]:
+        (escalated,) = events(b, call_id, "escalated")
+        assert escalated["detail"]["recipients"] == ["duty"]
+
+
 def test_a_failing_webhook_is_retried_with_backoff_then_gives_up_with_an_alert(
     floor: tuple[Node, Node], receiver: Receiver, clock: FakeClock
 ) -> None:

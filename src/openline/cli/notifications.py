@@ -14,7 +14,7 @@ from openline.cli.render import listing, out, when
 
 notify_app = typer.Typer(help="Test that pages reach people.", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")
-STATUS_STYLE = {"pending": "yellow", "sent": "", "failed": "bold red"}
+STATUS_STYLE = {"pending": "yellow", "sent": "", "failed": "bold red", "folded": "dim"}
 WAIT_POLL_S = 0.5
 
 
@@ -51,7 +51,7 @@ def notifications_cmd(
     home: HomeOpt,
     call: Annotated[str | None, typer.Option(help="Only those about this call.")] = None,
     alert: Annotated[int | None, typer.Option(help="Only this alert's pages.")] = None,
-    status: Annotated[str | None, typer.Option(help="pending, sent or failed.")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, sent, failed or folded.")] = None,
     channel: Annotated[str | None, typer.Option(help="console, email or webhook.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     as_json: JsonOpt = False,

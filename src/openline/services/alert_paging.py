@@ -43,7 +43,7 @@ def page_due(station: Station) -> int:
     with station.tx() as tx:
         updates = [_page(station, tx, row, pages) for row in paging.claim_due(tx, alerts, MAX_BATCH)]
         if updates:  # one statement for the batch
-            paging.write_rows(tx, paging.fold(station, tx, pages))
+            paging.write_rows(tx, paging.fold(station, tx, pages, "alert"))
             tx.conn.execute(_ADVANCE, updates)
             tx.touched.add("alerts")
     return len(updates)

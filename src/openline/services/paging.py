@@ -160,37 +160,43 @@ def _row(
 
 FOLD_AFTER = 3  # pages one person or webhook gets one by one in a round; the rest in one
 _FOLDED_LISTED = 20  # titles a folded page lists
+# What a folded page says of what it lists: its noun, and how to answer them.
+_FOLDS = {
+    "alert": ("ALERTS", "alerts", "Acknowledge them on the console's board or with `openline alert ack ID`."),
+    "call": ("CALLS", "calls", "Answer them on the console's board or with `openline pickup ID`."),
+}
+FOLDED = "folded"  # the status of a page sent as part of a folded one
 
 
-def fold(station: Station, tx: Tx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Pages of one round, with a flood folded: past `FOLD_AFTER` e-mails (or webhook
-    posts) to one address, the rest go as one page, `alert.more`, that lists them. Forty
-    notice conflicts raised at once must not be forty e-mails to the officer on duty,
-    and again to the senior a minute later. Console rows (nothing sent) are all kept."""
+def fold(station: Station, tx: Tx, rows: list[dict[str, Any]], about: str) -> list[dict[str, Any]]:
+    """Pages of one round about alerts or calls (`about`), with a flood folded: past
+    `FOLD_AFTER` e-mails (or webhook posts) to one address, the rest go as one page,
+    `alert.more` or `call.more`, that lists them. Forty notice conflicts raised at once,
+    or forty calls a hostile peer places at once, must not be forty e-mails to the
+    officer on duty, and again to the senior a minute later. The pages folded in are kept,
+    `folded` and never sent, so that each call's and alert's own record still says whom
+    it paged; console rows (nothing sent) are all kept as they are. Put the rows in the
+    order they matter: the first `FOLD_AFTER` go one by one."""
+    upper, noun, answer = _FOLDS[about]
     kept: list[dict[str, Any]] = []
     over: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     counts: dict[tuple[str, str, str], int] = {}
     for row in rows:
         key = (row["recipient"], row["channel"], row["address"])
         counts[key] = counts.get(key, 0) + 1
-        if row["channel"] == "console" or counts[key] <= FOLD_AFTER:
-            kept.append(row)
-        else:
+        if row["channel"] != "console" and counts[key] > FOLD_AFTER:
+            row = {**row, "status": FOLDED, "next_attempt_at": None}
             over.setdefault(key, []).append(row)
+        kept.append(row)
     for (recipient, channel, address), folded in over.items():
-        listed = [f"{r['title']} (alert {r['alert_id']})" for r in folded[:_FOLDED_LISTED]]
+        listed = [f"{r['title']} ({about} {r[f'{about}_id']})" for r in folded[:_FOLDED_LISTED]]
         if len(folded) > _FOLDED_LISTED:
             listed.append(f"and {len(folded) - _FOLDED_LISTED} more")
-        text = "\n".join(
-            [
-                f"{len(folded)} more alerts page you, besides the {FOLD_AFTER} sent one by one:",
-                *listed,
-                "Acknowledge them on the console's board or with `openline alert ack ID`.",
-            ]
-        )
-        title = f"{len(folded)} MORE ALERTS at {station.name}"
+        head = f"{len(folded)} more {noun} page you, besides the {FOLD_AFTER} sent one by one:"
+        text = "\n".join([head, *listed, answer])
+        title = f"{len(folded)} MORE {upper} at {station.name}"
         kept.append(
-            _row(station, tx, "alert.more", recipient, channel, address, title, text, "/", None, None)
+            _row(station, tx, f"{about}.more", recipient, channel, address, title, text, "/", None, None)
         )
     return kept
 
@@ -202,7 +208,7 @@ def webhooks(rows: list[dict[str, Any]]) -> int:
 
 # What was sent, and a test page ------------------------------------------------------
 
-STATUSES = ("pending", "sent", "failed")
+STATUSES = ("pending", "sent", "failed", FOLDED)
 CHANNELS = ("console", "email", "webhook")
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from openline.adapters.schema import alerts as alerts_table
 from openline.adapters.schema import calls, escalation_policies, lines
 from openline.core import escalation as esc
-from openline.core.calls import State
+from openline.core.calls import PRIORITIES, State
 from openline.core.clock import MICROS, rfc3339
 from openline.errors import NotFound
 from openline.services import accounts, alerts, events, paging
@@ -128,7 +128,10 @@ def _notify_call(
     text: str,
     recipients: list[Any],
     webhook: bool,
+    pages: list[dict[str, Any]] | None = None,
 ) -> int:
+    """Page about `call`; the pages go into `pages` if given (written once the round is
+    folded), else are written now. Returns how many go to webhooks."""
     rows = paging.notify(
         station,
         tx,
@@ -139,7 +142,10 @@ def _notify_call(
         recipients=recipients,
         webhook=webhook,
         call_id=call.id,
+        write=pages is None,
     )
+    if pages is not None:
+        pages.extend(rows)
     return paging.webhooks(rows)
 
 
@@ -152,12 +158,19 @@ def _title(call: Any, kind: str, now: int) -> str:
 
 
 def _fire(
-    station: Station, tx: Tx, call: Any, kind: str, step: esc.Step, pos: esc.Position, due_at: int
+    station: Station,
+    tx: Tx,
+    call: Any,
+    kind: str,
+    step: esc.Step,
+    pos: esc.Position,
+    due_at: int,
+    pages: list[dict[str, Any]],
 ) -> Fired:
     recipients, webhook, on_duty = paging.resolve(tx, step.targets)
     title = _title(call, kind, tx.now)
     text = f"Call {call.id} on the line with {call.peer}; escalation {pos.describe()}."
-    webhooks = _notify_call(station, tx, call, kind, title, text, recipients, webhook)
+    webhooks = _notify_call(station, tx, call, kind, title, text, recipients, webhook, pages)
     fired = Fired(kind, pos, step.targets, [r.name for r in recipients], webhooks)
     detail = {
         "step": pos.describe(),
@@ -193,9 +206,12 @@ def escalate_due(station: Station) -> int:
     if due_at is None or due_at > station.clock.now():
         return 0  # the common case, answered by a read
     fired = 0
+    pages: list[dict[str, Any]] = []
     with station.tx() as tx:
-        for call in paging.claim_due(tx, calls, MAX_BATCH):
-            fired += _escalate(station, tx, call)
+        # The most urgent first: a flood's first pages to each address go one by one.
+        for call in sorted(paging.claim_due(tx, calls, MAX_BATCH), key=_urgency):
+            fired += _escalate(station, tx, call, pages)
+        paging.write_rows(tx, paging.fold(station, tx, pages, "call"))
         updates = tx.memo.pop("escalation_updates", [])
         if updates:  # one statement for the batch
             tx.conn.execute(_ADVANCE, updates)
@@ -204,7 +220,11 @@ def escalate_due(station: Station) -> int:
     return fired
 
 
-def _escalate(station: Station, tx: Tx, call: Any) -> int:
+def _urgency(call: Any) -> int:
+    return PRIORITIES.index(call.priority) if call.priority in PRIORITIES else len(PRIORITIES)
+
+
+def _escalate(station: Station, tx: Tx, call: Any, pages: list[dict[str, Any]]) -> int:
     state = State(call.state)
     if call.escalation is None or state not in (State.RINGING, State.PICKED_UP):
         tx.conn.execute(
@@ -218,7 +238,7 @@ def _escalate(station: Station, tx: Tx, call: Any) -> int:
     if state is State.PICKED_UP and call.lease_until is not None:
         pos = esc.START  # the lease ran out: ring again from the first step
     step = esc.step_at(policy, pos)
-    _fire(station, tx, call, kind, step, pos, due_at)
+    _fire(station, tx, call, kind, step, pos, due_at, pages)
     nxt, next_at = esc.after(policy, pos, due_at, tx.now)
     tx.memo.setdefault("escalation_updates", []).append(
         {"b_id": call.id, "b_step": nxt.step, "b_round": nxt.round, "b_next": next_at}
