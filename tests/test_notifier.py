@@ -143,6 +143,28 @@ def test_a_flood_of_calls_is_folded_into_one_page_per_address(
         assert escalated["detail"]["recipients"] == ["duty"]
 
 
+def test_calls_missed_at_once_are_folded_too(floor: tuple[Node, Node], clock: FakeClock) -> None:
+    """Six calls ring out at the same deadline: the catch-all (the commander here) gets
+    three `call.missed` e-mails, the flash call's among them, and one that lists the rest."""
+    a, b = floor
+    with b.station.tx() as tx:
+        accounts.create_user(tx.conn, tx.now, "chief", Role.COMMANDER, "x" * 12, email="chief@moscow.example")
+    ids = [place_and_ring(a, b, f"Routine {n}") for n in range(5)]
+    flash = place_and_ring(a, b, "Flash", "flash")
+    clock.advance(3601)
+    assert b.expire() == 6
+    mail = [r for r in rows(b, "email") if r.recipient == "chief"]
+    one_by_one = [r.call_id for r in mail if r.kind == "call.missed" and r.status == "pending"]
+    folded = {r.call_id for r in mail if r.kind == "call.missed" and r.status == "folded"}
+    (more,) = [r for r in mail if r.kind == "call.more"]
+    assert flash in one_by_one
+    assert len(one_by_one) == 3
+    assert folded == set(ids) - set(one_by_one)
+    assert {i for i in ids if f"(call {i})" in more.text} == folded
+    assert more.title == "3 MORE CALLS at moscow"
+    assert all(show(b, i)["state"] == "missed" for i in [*ids, flash])
+
+
 def test_a_failing_webhook_is_retried_with_backoff_then_gives_up_with_an_alert(
     floor: tuple[Node, Node], receiver: Receiver, clock: FakeClock
 ) -> None:

@@ -244,9 +244,11 @@ def _expire_if_due(station: Station, tx: Tx, call: Any) -> Any:
     return call
 
 
-def _miss(station: Station, tx: Tx, call: Any) -> None:
+def _miss(station: Station, tx: Tx, call: Any, pages: list[dict[str, Any]] | None = None) -> None:
+    """`call` rang out: missed, the catch-all paged (into `pages` if given, to be folded),
+    and the peer told."""
     _transition(tx, call, Event.MISS, Party.CALLEE, call.deadline_at)
-    watch.on_missed(station, tx, call)
+    watch.on_missed(station, tx, call, pages)
     env = outbox.enqueue(
         station,
         tx,
@@ -273,20 +275,23 @@ def expire_due(station: Station) -> int:
     if due_at is None or due_at > station.clock.now():
         return 0  # the common case, answered by a read: no write lock, no fsync
     missed = 0
+    pages: list[dict[str, Any]] = []
     with station.tx() as tx:
         due = tx.conn.execute(
-            select(calls.c.id, calls.c.line_id).where(
+            select(calls.c.id, calls.c.line_id, calls.c.priority).where(
                 calls.c.state == State.RINGING.value, calls.c.direction == "in", calls.c.deadline_at <= tx.now
             )
         ).all()
-        for call_id, line_id in due:
+        # The most urgent first: a flood's first pages to each address go one by one.
+        for call_id, line_id, _ in sorted(due, key=watch.urgency):
             lock_line(tx.conn, line_id)
             # Several `serve` processes may share one database: each call is missed once.
             query = select(calls).where(calls.c.id == call_id, calls.c.state == State.RINGING.value)
             call = tx.conn.execute(db.for_update(tx.conn, query, skip_locked=True)).first()
             if call is not None:
-                _miss(station, tx, call)
+                _miss(station, tx, call, pages)
                 missed += 1
+        watch.write_pages(station, tx, pages)
     return missed
 
 

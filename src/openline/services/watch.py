@@ -209,9 +209,9 @@ def escalate_due(station: Station) -> int:
     pages: list[dict[str, Any]] = []
     with station.tx() as tx:
         # The most urgent first: a flood's first pages to each address go one by one.
-        for call in sorted(paging.claim_due(tx, calls, MAX_BATCH), key=_urgency):
+        for call in sorted(paging.claim_due(tx, calls, MAX_BATCH), key=urgency):
             fired += _escalate(station, tx, call, pages)
-        paging.write_rows(tx, paging.fold(station, tx, pages, "call"))
+        write_pages(station, tx, pages)
         updates = tx.memo.pop("escalation_updates", [])
         if updates:  # one statement for the batch
             tx.conn.execute(_ADVANCE, updates)
@@ -220,7 +220,13 @@ def escalate_due(station: Station) -> int:
     return fired
 
 
-def _urgency(call: Any) -> int:
+def write_pages(station: Station, tx: Tx, pages: list[dict[str, Any]]) -> None:
+    """Write a round's pages about calls, a flood folded (`paging.fold`)."""
+    paging.write_rows(tx, paging.fold(station, tx, pages, "call"))
+
+
+def urgency(call: Any) -> int:
+    """Sorts calls (anything with a `priority`) the most urgent first."""
     return PRIORITIES.index(call.priority) if call.priority in PRIORITIES else len(PRIORITIES)
 
 
@@ -258,15 +264,16 @@ _ADVANCE = (
 )
 
 
-def on_missed(station: Station, tx: Tx, call: Any) -> None:
-    """A call rang out unanswered: tell the catch-all targets and raise an alert."""
+def on_missed(station: Station, tx: Tx, call: Any, pages: list[dict[str, Any]] | None = None) -> None:
+    """A call rang out unanswered: tell the catch-all targets (the pages go into `pages`
+    if given, to be folded with the round's others) and raise an alert."""
     if call.escalation is None:
         return
     policy = esc.loads(call.escalation)
     recipients, webhook, _ = paging.resolve(tx, policy.final.targets)
     title = _title(call, "call.missed", tx.now)
     text = f"Call {call.id} on the line with {call.peer} rang until its deadline with nobody picking up."
-    _notify_call(station, tx, call, "call.missed", title, text, recipients, webhook)
+    _notify_call(station, tx, call, "call.missed", title, text, recipients, webhook, pages)
     # The catch-all has just been told: the alert pages them again, a catch-all interval
     # from now, until somebody acknowledges it.
     alerts.raise_alert(
