@@ -157,7 +157,7 @@ def send_unsettled(node: Node, **kwargs: Any) -> delivery.Answer:
     assert node.transport is not None
     claimed = delivery._claim(node.station, node.transport, node.line_id(), **kwargs)
     assert isinstance(claimed, delivery.Claimed), claimed
-    step = delivery._post(node.transport, claimed)
+    step = delivery._post(node.transport, claimed, node.station.clock)
     assert isinstance(step, delivery.Answer), step
     return step
 

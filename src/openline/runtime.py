@@ -29,6 +29,7 @@ def build_station(settings: Settings, *, clock: Clock | None = None, db: Databas
         answer_deadline_s=settings.answer_deadline_s,
         line_down_after_s=settings.line_down_after_s,
         line_check_s=settings.line_check_s,
+        clock_skew_alert_s=settings.clock_skew_alert_s,
         notify=NotifyConfig(
             webhook_urls=tuple(settings.webhook_urls),
             email=settings.smtp_host is not None,

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     line_down_after_s: int = Field(default=30, ge=5, le=86_400)
     # A line silent this long is tested with a handshake (delivery.check_line).
     line_check_s: int = Field(default=300, ge=10, le=86_400)
+    # A peer whose clock is proved off ours by more than this raises `clock_skew`.
+    clock_skew_alert_s: float = Field(default=5.0, ge=0.1, le=86_400)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     log_level: str = "info"
     # Notifications besides the console (see docs/operations.md#notifications).

@@ -115,6 +115,13 @@ lines = Table(
     # once a handshake finds the peer proposing the same (services.line_terms.propose).
     Column("proposed_terms", Text),
     Column("proposed_at", BigInteger),
+    # The peer's clock against ours (services.peer_clock): the bounds of its offset (µs,
+    # theirs minus ours) the last round trip proved, when, and since when it has been off
+    # by more than the station allows.
+    Column("peer_clock_low", BigInteger),
+    Column("peer_clock_high", BigInteger),
+    Column("peer_clock_at", BigInteger),
+    Column("peer_clock_off_since", BigInteger),
 )
 
 envelopes = Table(

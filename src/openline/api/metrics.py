@@ -41,6 +41,12 @@ class LineCollector(Collector):
             "Alerts nobody has acknowledged yet, by kind (kinds with none are not listed).",
             labels=["kind"],
         )
+        skew = GaugeMetricFamily(
+            "openline_peer_clock_offset_seconds",
+            "The peer station's clock minus ours, as the last round trip measured it (the middle of "
+            "its bounds; see openline lines --json for their width).",
+            labels=["peer"],
+        )
         now = self.station.clock.now()
         try:
             listed = lines.list_lines(self.station)
@@ -59,6 +65,8 @@ class LineCollector(Collector):
             if line["last_contact_at"] is not None:
                 seconds = (now - parse_rfc3339(line["last_contact_at"])) / MICROS
                 contact.add_metric([line["peer"]], seconds)
+            if line["peer_clock"] is not None:
+                skew.add_metric([line["peer"]], line["peer_clock"]["offset_ms"] / 1000)
         for kind, count in counts.items():
             open_alerts.add_metric([kind], count)
         yield depth
@@ -66,3 +74,4 @@ class LineCollector(Collector):
         yield active
         yield contact
         yield open_alerts
+        yield skew

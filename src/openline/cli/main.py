@@ -350,19 +350,20 @@ def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
         rows = c.get("/lines")
 
     def render(items: list[dict[str, Any]]) -> None:
-        columns = ("peer", "state", "last contact", "outbox", "fingerprint", "last error")
+        columns = ("peer", "state", "last contact", "outbox", "peer clock", "fingerprint", "last error")
         rows = [
             (
                 x["peer"],
                 x["state"],
                 when(x["last_contact_at"], "never"),
                 str(x["outbox_depth"]) + (f" since {when(x['waiting_since'])}" if x["waiting_since"] else ""),
+                _clock_text(x["peer_clock"]),
                 x["peer_fingerprint"],
                 x["last_error"] or "",
             )
             for x in items
         ]
-        listing(columns, rows, wrap=("last contact", "fingerprint", "last error"))
+        listing(columns, rows, wrap=("last contact", "peer clock", "fingerprint", "last error"))
         for x in items:
             if x["proposed_terms"] is not None:
                 out.print(
@@ -370,6 +371,18 @@ def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
                 )
 
     emit(rows, as_json, render)
+
+
+def _clock_text(clock: dict[str, Any] | None) -> str:
+    """`+12 ms ±3 ms`, `-312.4 s ±3 ms, OFF since …`: the peer's clock minus ours."""
+    if clock is None:
+        return "not measured yet"
+    offset, within = clock["offset_ms"], clock["within_ms"]
+    text = f"{offset:+.0f} ms" if abs(offset) < 1000 else f"{offset / 1000:+.1f} s"
+    text += f" ±{within:.0f} ms"
+    if clock["off_since"]:
+        text += f", OFF since {when(clock['off_since'])}"
+    return text
 
 
 @app.command()

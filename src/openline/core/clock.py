@@ -1,4 +1,5 @@
-"""Time: an injectable clock and RFC 3339 rendering.
+"""Time: an injectable clock, RFC 3339 rendering, and what a round trip proves of another
+station's clock.
 
 Times inside the station are integer microseconds since the Unix epoch (UTC), which
 SQLite and PostgreSQL store and compare identically. On the wire and in output they are
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -28,6 +30,47 @@ class Clock(Protocol):
     def now(self) -> int:
         """Microseconds since the epoch, UTC."""
         ...
+
+
+@dataclass(frozen=True)
+class Offset:
+    """What exchanges with another station prove of its clock against ours: its reading
+    minus ours at the same instant lies in [low, high] (µs); `high` is None when only a
+    lower bound is known (a time it stamped before we received it). Nothing is assumed of
+    the network: a slow round trip widens the bounds instead of shifting them."""
+
+    low: int
+    high: int | None
+
+    def beyond(self, limit: int) -> int:
+        """How far the other clock is proved to be off ours beyond `limit` µs either way:
+        the bound nearest zero, signed; 0 when it is not proved off."""
+        if self.low > limit:
+            return self.low
+        if self.high is not None and self.high < -limit:
+            return self.high
+        return 0
+
+    def within(self, limit: int) -> bool:
+        """Whether the other clock is proved to be within `limit` µs of ours."""
+        return self.high is not None and -limit <= self.low and self.high <= limit
+
+
+def round_trip(stamped: int, sent: int, answered: int) -> Offset:
+    """A time the other station stamped on its clock after we sent (`sent`, our clock)
+    and before its answer reached us (`answered`)."""
+    return Offset(stamped - answered, stamped - sent)
+
+
+def stamped_before(stamped: int, received: int) -> Offset:
+    """A time the other station stamped before what carries it reached us (`received`)."""
+    return Offset(stamped - received, None)
+
+
+def intersect(offsets: list[Offset]) -> Offset:
+    """What several measurements prove together (none empty)."""
+    highs = [o.high for o in offsets if o.high is not None]
+    return Offset(max(o.low for o in offsets), min(highs) if highs else None)
 
 
 class SystemClock:

@@ -27,11 +27,11 @@ from openline.adapters.db import Outage, for_update
 from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import SEND_PATH, PeerRefused, Transport
 from openline.core import backoff
-from openline.core.clock import MICROS, parse_rfc3339
+from openline.core.clock import MICROS, Clock, parse_rfc3339, round_trip
 from openline.core.envelope import Envelope, verify_receipt
 from openline.core.keys import signing_public_key
 from openline.errors import Code, DatabaseUnavailable, EnvelopeRefused, OpenLineError
-from openline.services import calls, ledger, notices, outbox, parallel
+from openline.services import calls, ledger, notices, outbox, parallel, peer_clock
 from openline.services.lines import (
     ACTIVE,
     PENDING,
@@ -103,6 +103,11 @@ _END_BATCH = (
 _CHECK = select(lines.c.peer, lines.c.state, lines.c.last_contact_at).where(lines.c.id == bindparam("b_line"))
 _CONTACTED = update(lines).where(lines.c.id == bindparam("b_line")).values(last_contact_at=bindparam("b_at"))
 _DELIVERED_TO = _CONTACTED.values(retry_attempt=0, retry_at=None, last_error=None)
+# The same with what the batch's receipts proved of the peer's clock (peer_clock).
+_MEASURED = {"peer_clock_low", "peer_clock_high", "peer_clock_at"}
+_DELIVERED_MEASURED = _DELIVERED_TO.values(
+    peer_clock_low=bindparam("b_low"), peer_clock_high=bindparam("b_high"), peer_clock_at=bindparam("b_at")
+)
 _MARK_DELIVERED = (
     update(envelopes)
     .where(envelopes.c.id == bindparam("b_id"))
@@ -157,6 +162,8 @@ class Answer:
     sent: list[Envelope]
     results: list[dict[str, Any]]
     started: float
+    sent_at: int  # our clock when the request left and when the answer came (peer_clock)
+    answered_at: int
 
     @property
     def all_stored(self) -> bool:
@@ -213,20 +220,21 @@ def _claim(
     return Claimed(line, batch_id, rows, resent)
 
 
-def _post(transport: Transport, claimed: Claimed) -> Answer | Unreached:
+def _post(transport: Transport, claimed: Claimed, clock: Clock) -> Answer | Unreached:
     """Send a claimed batch and wait for the peer's answer. Writes nothing."""
     line, rows = claimed.line, claimed.rows
     wire = [json.loads(r.wire) for r in rows]
-    started = time.perf_counter()
+    started, sent_at = time.perf_counter(), clock.now()
     try:
         answer = transport.post(
             line.peer, line.url, SEND_PATH.format(batch_id=claimed.batch_id), {"envelopes": wire}
         )
+        answered_at = clock.now()
         results = _results(answer, len(rows))
     except OpenLineError as exc:
         return Unreached(line.id, str(exc))
     sent = [Envelope(w["header"], w["body"], w["sig"]) for w in wire]
-    return Answer(line, claimed.batch_id, rows, sent, results, started)
+    return Answer(line, claimed.batch_id, rows, sent, results, started, sent_at, answered_at)
 
 
 def _finish(station: Station, step: Outcome | Answer | Unreached) -> Outcome:
@@ -240,7 +248,7 @@ def _finish(station: Station, step: Outcome | Answer | Unreached) -> Outcome:
 def deliver_once(station: Station, transport: Transport, line_id: str, *, force: bool = False) -> Outcome:
     """One whole step: claim, send, settle (or back off). Tests drive this directly."""
     step = _claim(station, transport, line_id, force=force)
-    return _finish(station, _post(transport, step) if isinstance(step, Claimed) else step)
+    return _finish(station, _post(transport, step, station.clock) if isinstance(step, Claimed) else step)
 
 
 def _results(answer: Any, count: int) -> list[dict[str, Any]]:
@@ -260,6 +268,7 @@ def _settle(station: Station, answer: Answer) -> Outcome:
     problems: list[str] = []
     receipted: list[tuple[Any, dict[str, Any]]] = []
     refused: list[tuple[Any, str]] = []
+    stamped: list[int] = []  # when the peer stored what it stored now, by its clock
 
     # Receipts are checked before the transaction (the write lock is not held for the
     # crypto), on every core.
@@ -277,6 +286,8 @@ def _settle(station: Station, answer: Answer) -> Outcome:
             if isinstance(outcome, Exception):
                 raise outcome
             receipted.append((row, result["receipt"]))
+            if result["status"] == "stored":  # a duplicate's receipt is from an earlier try
+                stamped.append(parse_rfc3339(result["receipt"]["stored_at"]))
         else:
             error = result.get("error")
             if not isinstance(error, dict):
@@ -314,13 +325,27 @@ def _settle(station: Station, answer: Answer) -> Outcome:
             tx.touched.add("calls")  # receipts show on the console
         for row, text in refused:
             tx.conn.execute(update(envelopes).where(envelopes.c.id == row.id).values(refused=text))
+        clock: dict[str, Any] = {}  # the peer's clock, from one stamp: it stamps a batch at once
+        if stamped:
+            offset = round_trip(max(stamped), answer.sent_at, answer.answered_at)
+            clock = peer_clock.observe(station, tx, line, offset, "receipts", write=False)
         if problems:
             tx.conn.execute(_CONTACTED, {"b_line": line.id, "b_at": tx.now})
         else:
             # The next batch may have been claimed already (pipelining): only our own
             # batch id is cleared.
             tx.conn.execute(_END_BATCH, {"b_line": line.id, "b_batch": answer.batch_id})
-            tx.conn.execute(_DELIVERED_TO, {"b_line": line.id, "b_at": tx.now})
+            if set(clock) == _MEASURED:  # the usual case: one statement for the line
+                tx.conn.execute(
+                    _DELIVERED_MEASURED,
+                    {"b_line": line.id, "b_at": tx.now, "b_low": clock["peer_clock_low"],
+                     "b_high": clock["peer_clock_high"]},
+                )  # fmt: skip
+                clock = {}
+            else:
+                tx.conn.execute(_DELIVERED_TO, {"b_line": line.id, "b_at": tx.now})
+        if clock:
+            tx.conn.execute(update(lines).where(lines.c.id == line.id).values(**clock))
     metrics.ENVELOPES_DELIVERED.inc(len(receipted))
     metrics.BATCH_SECONDS.observe(time.perf_counter() - answer.started)
     if problems:
@@ -528,7 +553,11 @@ class Deliverer:
                     self.station, self.transport, line_id, settling=settling and settling[1]
                 )
                 ahead = None
-                step = _post(self.transport, claimed) if isinstance(claimed, Claimed) else claimed
+                step = (
+                    _post(self.transport, claimed, self.station.clock)
+                    if isinstance(claimed, Claimed)
+                    else claimed
+                )
                 if isinstance(step, Answer):
                     heard_at = self.station.clock.now()
                 previous = self._join(settling, line_id)

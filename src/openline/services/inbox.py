@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, select, update
 from openline import metrics
 from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, lines
-from openline.core.clock import parse_rfc3339, rfc3339
+from openline.core.clock import parse_rfc3339, rfc3339, stamped_before
 from openline.core.envelope import (
     Envelope,
     make_receipt,
@@ -33,7 +33,7 @@ from openline.core.envelope import (
 from openline.core.keys import signing_public_key
 from openline.core.ledger import EntryError
 from openline.errors import Code, EnvelopeRefused
-from openline.services import calls, ledger, notices, parallel
+from openline.services import calls, ledger, notices, parallel, peer_clock
 from openline.services.lines import ACTIVE, drop_backoff, pinned_signing_key
 from openline.services.station import Station, Tx
 
@@ -123,6 +123,7 @@ def receive_batch(
                 )
                 results.append(_refusal(index, env_id, exc))
         tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
+        _check_peer_clock(station, tx, line, checked, results)
         if line.retry_at is not None:
             drop_backoff(tx, line.id)
     for result in results:  # counted once committed
@@ -130,6 +131,18 @@ def receive_batch(
         if result["status"] == "refused":
             metrics.ENVELOPES_REFUSED.labels(result["error"]["code"]).inc()
     return {"batch": batch_id, "results": results}
+
+
+def _check_peer_clock(
+    station: Station, tx: Tx, line: Any, checked: list[Any], results: list[dict[str, Any]]
+) -> None:
+    """An envelope stamped later than it reached us proves the peer's clock ahead of ours
+    by at least that much (`peer_clock`). Written to only when it is too far ahead."""
+    stamped = [
+        parse_rfc3339(checked[r["index"]][0].header["time"]) for r in results if r["status"] == "stored"
+    ]
+    if stamped and max(stamped) - tx.now > peer_clock.limit_of(station):
+        peer_clock.observe(station, tx, line, stamped_before(max(stamped), tx.now), "envelope times")
 
 
 def _id_of(item: Any) -> str | None:

@@ -31,12 +31,12 @@ from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, ledger_peers, lines, peers
 from openline.adapters.transport import HANDSHAKE_PATH, PeerRefused, Transport
 from openline.core.card import Card, parse_card
-from openline.core.clock import rfc3339
+from openline.core.clock import parse_rfc3339, rfc3339, round_trip
 from openline.core.conflicts import Margins
 from openline.core.encoding import canonical, sha256
 from openline.core.keys import signing_public_key, verify
 from openline.errors import Code, Conflict, EnvelopeRefused, InvalidInput, NotFound, PeerUnreachable
-from openline.services import accounts, alerts, ledger
+from openline.services import accounts, alerts, ledger, peer_clock
 from openline.services.station import Station, Tx
 
 PENDING = "pending"
@@ -338,12 +338,14 @@ def initiate_handshake(
     nonce = secrets.token_urlsafe(16)
     proposed = proposal_of(line) if propose else None
     terms = proposed or terms_of(line)
+    sent_at = station.clock.now()
     answer = transport.post(
         peer,
         url or card.url,
         HANDSHAKE_PATH,
         {"line": line.id, "nonce": nonce, "terms": terms, "card": station.card.to_json()},
     )
+    answered_at = station.clock.now()
     if not isinstance(answer, dict) or not isinstance(answer.get("sig"), str):
         raise PeerUnreachable(f"{peer} answered the handshake without a signature")
     verify(
@@ -369,7 +371,36 @@ def initiate_handshake(
                     .values(proposed_terms=now.proposed_terms, proposed_at=now.proposed_at)
                 )
         _mark_active(tx, line, "initiated")
+        stamped = _peer_time(answer.get("clock"), card, line.id, nonce, peer, station.name)
+        if stamped is not None:
+            peer_clock.observe(station, tx, line, round_trip(stamped, sent_at, answered_at), "line check")
     return kept
+
+
+def _clock_statement(line_id: str, nonce: str, sender: str, receiver: str, at: str) -> bytes:
+    return canonical(
+        {"type": "clock", "line": line_id, "nonce": nonce, "from": sender, "to": receiver, "at": at}
+    )
+
+
+def _peer_time(clock: Any, card: Card, line_id: str, nonce: str, peer: str, us: str) -> int | None:
+    """The time a handshake's answer says the peer stamped, signed apart from the answer
+    (a station that does not send it still answers), or None."""
+    if clock is None:
+        return None
+    try:
+        if (
+            not isinstance(clock, dict)
+            or not isinstance(clock.get("at"), str)
+            or not isinstance(clock.get("sig"), str)
+        ):
+            raise EnvelopeRefused(Code.MALFORMED, "expected {at, sig}")
+        statement = _clock_statement(line_id, nonce, peer, us, clock["at"])
+        verify(signing_public_key(card.signing_key), clock["sig"], statement, what="its clock")
+        return parse_rfc3339(clock["at"])
+    except (EnvelopeRefused, ValueError) as exc:
+        log.warning("the peer's handshake answer has a bad clock", peer=peer, why=str(exc)[:200])
+        return None
 
 
 def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, Any]:
@@ -423,10 +454,15 @@ def _answer_handshake(
             _adopt(tx, line, proposed, "answered")  # the peer proposes what we proposed
             terms = proposed
         _mark_active(tx, line, "answered")
+    at = rfc3339(station.clock.now()) or ""  # for the peer to measure our clock (peer_clock)
     return {
         "line": line.id,
         "state": ACTIVE,
         "sig": station.keys.sign(_handshake_statement(line.id, nonce, station.name, origin, terms)),
+        "clock": {
+            "at": at,
+            "sig": station.keys.sign(_clock_statement(line.id, nonce, station.name, origin, at)),
+        },
     }
 
 
@@ -489,6 +525,7 @@ def list_lines(station: Station) -> list[dict[str, Any]]:
             "waiting_since": rfc3339(r.oldest),  # the oldest envelope not yet receipted
             "next_retry_at": rfc3339(r.retry_at),
             "last_error": r.last_error,
+            "peer_clock": peer_clock.peer_clock_json(r),
         }
         for r in rows
     ]

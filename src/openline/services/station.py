@@ -78,6 +78,7 @@ class Station:
     answer_deadline_s: int = 60
     line_down_after_s: int = 30  # services/line_health.py
     line_check_s: int = 300  # delivery.check_line
+    clock_skew_alert_s: float = 5.0  # services/peer_clock.py
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     time_zone: str = "UTC"  # local time shown beside UTC
     on_commit: list[Callable[[Tx], None]] = field(default_factory=list)
