@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -506,6 +507,36 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
     assert artifact_path("console-notices-map.png").stat().st_size > 10_000
 
 
+def _field_hospital(station: StationProcess) -> str:
+    """A 300 m field hospital protected since an hour ago, announced to stuttgart."""
+    now = int(datetime.now(UTC).timestamp() * 1_000_000)
+    hospital = circle(
+        48.1, 9.2, 300, now - 3_600_000_000, None, text="Field hospital", category="protected_site"
+    )
+    return _send(station, "stuttgart", hospital)
+
+
+@contextmanager
+def _notices_map(browser: Browser, station: StationProcess) -> Iterator[tuple[Page, Watched]]:
+    """boris's notices page on `station`, its map drawn with the one active volume."""
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = ctx.new_page()
+    watched = Watched(page, station)
+    try:
+        _log_in(page, station)
+        page.goto(station.url + "/notices")
+        expect(page.locator("[data-notice-map]")).to_have_attribute("data-visible", "1")
+        yield page, watched
+    finally:
+        ctx.close()
+
+
+def _zoom_in_on_the_hospital(page: Page) -> None:
+    for _ in range(4):  # zoom 9 to 13: the 300 m circle is about 50 px across
+        page.locator(".leaflet-control-zoom-in").click()
+        page.wait_for_timeout(400)  # each zoom's animation
+
+
 @pytest.mark.e2e
 def test_a_small_site_gets_a_pin_on_the_map_until_zoomed_in(
     pair: tuple[StationProcess, StationProcess], browser: Browser
@@ -514,32 +545,19 @@ def test_a_small_site_gets_a_pin_on_the_map_until_zoomed_in(
     in view): it also gets a pin of fixed size, which says what it is, until the officer
     zooms in far enough to see the circle itself."""
     _, b = pair
-    hour = 3_600_000_000
-    now = int(datetime.now(UTC).timestamp() * 1_000_000)
-    hospital = circle(48.1, 9.2, 300, now - hour, None, text="Field hospital", category="protected_site")
-    _send(b, "stuttgart", hospital)
-    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = ctx.new_page()
-    watched = Watched(page, b)
-    try:
-        _log_in(page, b)
-        page.goto(b.url + "/notices")
+    _field_hospital(b)
+    with _notices_map(browser, b) as (page, watched):
         the_map = page.locator("[data-notice-map]")
-        expect(the_map).to_have_attribute("data-visible", "1")
         expect(the_map).to_have_attribute("data-pins", "1")
         pin = page.locator("path.notice-pin.notice-pin-protected")
         expect(pin).to_have_count(1)
         pin.hover()
         expect(page.locator(".leaflet-tooltip")).to_contain_text("Field hospital")
-        for _ in range(4):  # zoom 9 to 13: the circle is about 50 px across
-            page.locator(".leaflet-control-zoom-in").click()
-            page.wait_for_timeout(400)  # each zoom's animation
+        _zoom_in_on_the_hospital(page)
         expect(the_map).to_have_attribute("data-pins", "0")
         expect(page.locator("path.notice-pin")).to_have_count(0)
         expect(page.locator("path.leaflet-interactive.notice-protected")).to_have_count(1)
         watched.check()
-    finally:
-        ctx.close()
 
 
 @pytest.mark.e2e
@@ -550,26 +568,15 @@ def test_a_click_on_the_map_asks_which_notices_covered_that_place(
     form below the map, and the page it asks for lists the hospital's notice and that it
     had been acknowledged by stuttgart by the time asked."""
     a, b = pair
-    hour = 3_600_000_000
-    now = int(datetime.now(UTC).timestamp() * 1_000_000)
-    hospital = circle(48.1, 9.2, 300, now - hour, None, text="Field hospital", category="protected_site")
-    site = _send(b, "stuttgart", hospital)
+    site = _field_hospital(b)
     with a.api() as api:
         wait_for(lambda: api.get(f"/notices/{site}").status_code == 200, what="the site on stuttgart")
         assert api.post(f"/notices/{site}/acknowledge").status_code == 200
     with b.api() as api:
         wait_for(lambda: api.get(f"/notices/{site}").json()["acknowledged_by"], what="the ack on moscow")
-    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = ctx.new_page()
-    watched = Watched(page, b)
-    try:
-        _log_in(page, b)
-        page.goto(b.url + "/notices")
+    with _notices_map(browser, b) as (page, watched):
         the_map = page.locator("[data-notice-map]")
-        expect(the_map).to_have_attribute("data-visible", "1")
-        for _ in range(4):  # zoomed in until the 300 m circle is about 50 px across
-            page.locator(".leaflet-control-zoom-in").click()
-            page.wait_for_timeout(400)
+        _zoom_in_on_the_hospital(page)
         circle_box = page.locator("path.leaflet-interactive.notice-protected").bounding_box()
         assert circle_box is not None
         page.mouse.click(
@@ -580,7 +587,7 @@ def test_a_click_on_the_map_asks_which_notices_covered_that_place(
         assert abs(lat - 48.1) < 0.002  # within the 300 m circle
         assert abs(lng - 9.2) < 0.003
         expect(page.locator("path.place-mark")).to_have_count(1)
-        page.fill("#place-when", rfc3339(now + hour) or "")
+        page.fill("#place-when", (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z"))
         page.get_by_role("button", name="Find notices").click()
         expect(page).to_have_url(re.compile(re.escape(b.url) + r"/notices/place\?at=4[78]\."))
         found = page.get_by_role("region", name="Notices that covered the place")
@@ -591,8 +598,6 @@ def test_a_click_on_the_map_asks_which_notices_covered_that_place(
         expect(row.locator("[data-standing]")).to_contain_text("stuttgart:admin")
         page.screenshot(path=artifact_path("console-notices-place.png"), full_page=True)
         watched.check()
-    finally:
-        ctx.close()
 
 
 @pytest.mark.e2e

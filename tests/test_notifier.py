@@ -64,6 +64,16 @@ def rows(node: Node, channel: str) -> list[Any]:
         return list(conn.execute(select(notifications).where(notifications.c.channel == channel)).all())
 
 
+def send_both(node: Node, relay: Relay) -> tuple[int, int]:
+    """Send what is due by e-mail (through `relay`) and to the webhook: how many of each."""
+    email = SmtpChannel("127.0.0.1", relay.port, "openline@moscow.example", timeout=5)
+    hook = WebhookChannel(SECRET, timeout=5)
+    try:
+        return notifier.dispatch_due(node.station, email), notifier.dispatch_due(node.station, hook)
+    finally:
+        hook.close()
+
+
 def events(node: Node, call_id: str, *names: str) -> list[dict[str, Any]]:
     return [e for e in show(node, call_id)["events"] if e["event"] in names]
 
@@ -74,13 +84,7 @@ def test_email_and_webhook_are_delivered_with_metadata_only(
     a, b = floor
     call_id = place_and_ring(a, b, "Strike package at grid 38T", "flash")
     watch.escalate_due(b.station)
-    email = SmtpChannel("127.0.0.1", relay.port, "openline@moscow.example", timeout=5)
-    hook = WebhookChannel(SECRET, timeout=5)
-    try:
-        assert notifier.dispatch_due(b.station, email) == 1
-        assert notifier.dispatch_due(b.station, hook) == 1
-    finally:
-        hook.close()
+    assert send_both(b, relay) == (1, 1)
     (envelope,) = relay.recorder.envelopes
     message = parsed(envelope)
     assert envelope.rcpt_tos == ["duty@moscow.example"]
@@ -112,13 +116,7 @@ def test_a_flood_of_calls_is_folded_into_one_page_per_address(
     ids = [place_and_ring(a, b, f"Routine {n}") for n in range(5)]
     flash = place_and_ring(a, b, "Flash", "flash")
     assert watch.escalate_due(b.station) == 6
-    email = SmtpChannel("127.0.0.1", relay.port, "openline@moscow.example", timeout=5)
-    hook = WebhookChannel(SECRET, timeout=5)
-    try:
-        assert notifier.dispatch_due(b.station, email) == 4
-        assert notifier.dispatch_due(b.station, hook) == 4
-    finally:
-        hook.close()
+    assert send_both(b, relay) == (4, 4)
     subjects = [parsed(e)["Subject"] for e in relay.recorder.envelopes]
     assert subjects[0] == "[OpenLine moscow] FLASH call from stuttgart ringing for 0 s"
     assert subjects[3] == "[OpenLine moscow] 3 MORE CALLS at moscow"
