@@ -1,4 +1,5 @@
-"""`openline verify PATH`: check an evidence bundle or a call proof offline.
+"""`openline verify PATH`: check an evidence bundle or a call proof offline; with
+`--about ID`, list what a verified bundle says of one call or notice.
 
 No station home, no database, no network: a mediator who was handed the evidence runs it
 on a machine of their own (docs/ledger.md, "Offline verification"). Exit 0 when
@@ -8,11 +9,12 @@ everything verifies, 1 when something does not, 2 when PATH is not evidence at a
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -26,6 +28,7 @@ from openline.core.evidence import NotEvidence, Result, Story, verify_bundle, ve
 from openline.errors import OpenLineError
 
 BUNDLE_MANIFEST = "bundle.json"
+_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,63}")  # a call's or a notice's id (UUIDs)
 
 
 @app.command()
@@ -43,12 +46,25 @@ def verify(
             "of its name. Repeat for several.",
         ),
     ] = None,
+    about: Annotated[
+        str | None,
+        typer.Option(
+            "--about",
+            metavar="ID",
+            help="With a bundle: also list every entry about this call or notice (and the "
+            "receipts for its envelopes), from the log as verified.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Verify an evidence bundle or a call proof offline, and print each card's fingerprint."""
     trusted = _trusted(trust or [], as_json)
+    if about is not None and not _ID.fullmatch(about):
+        _unusable(f"--about: expected a call's or a notice's id, got {about!r:.60}", as_json)
     try:
-        result = _run(path, trusted, show_progress=not as_json and err.is_terminal)
+        if about is not None and not (path.is_dir() or path.name == BUNDLE_MANIFEST):
+            raise NotEvidence("--about reads an evidence bundle (a call proof is about its call already)")
+        result = _run(path, trusted, show_progress=not as_json and err.is_terminal, about=about)
     except NotEvidence as exc:
         _unusable(f"{path}: {exc}", as_json)
     except OSError as exc:
@@ -61,11 +77,14 @@ def verify(
         fail(escape(result.first_failure.message), "not_verified")
 
 
-def _run(path: Path, trusted: list[Card] | None, *, show_progress: bool) -> Result:
+def _run(path: Path, trusted: list[Card] | None, *, show_progress: bool, about: str | None = None) -> Result:
     if path.is_dir() or path.name == BUNDLE_MANIFEST:
         with _progress(show_progress) as progress:
             return verify_bundle(
-                _reader(path if path.is_dir() else path.parent), trusted=trusted, progress=progress
+                _reader(path if path.is_dir() else path.parent),
+                trusted=trusted,
+                progress=progress,
+                about=about,
             )
     if not path.exists():
         raise NotEvidence("no such file or directory")
@@ -154,6 +173,8 @@ def _render(r: Result) -> None:
         _say(f"  [bold red]FAILED[/] {escape(f.message)}")
     if r.story is not None:
         _render_story(r.story, r.ok)
+    if r.about:
+        _render_about(r.about, r.ok)
     if r.ok:
         _say("[bold green]Verified.[/]")
     else:
@@ -169,6 +190,22 @@ def _render_story(s: Story, verified: bool) -> None:
     )
     for e in s.events:
         _say(f"  {e.at}  {escape(e.text)}")
+
+
+def _render_about(found: list[dict[str, Any]], verified: bool) -> None:
+    """Each entry as its time, number and type, then its fields (a content commitment only
+    as "content committed": it proves what was said without showing it)."""
+    told = "" if verified else " [dim](from a log that did not verify)[/]"
+    _say(f"Entries about it ({len(found)}), in log order{told}:")
+    for item in found:
+        entry = item["entry"]
+        rest = ", ".join(
+            f"{k}={v}" if k != "content" else "content committed"
+            for k, v in entry.items()
+            if k not in ("v", "type", "at")
+        )
+        at, kind = escape(str(entry["at"])), escape(str(entry["type"]))
+        _say(f"  {at}  #{item['index']} [bold]{kind}[/]  {escape(rest)}")
 
 
 def _say(markup: str) -> None:

@@ -113,6 +113,8 @@ class Result:
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     story: Story | None = None
+    # A bundle verified `about` one id: the entries that name it (`About`), in log order.
+    about: list[dict[str, Any]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -325,10 +327,17 @@ def _checkpoint(
 
 
 def verify_bundle(
-    read: Read, *, trusted: Sequence[Card] | None = None, progress: Progress | None = None
+    read: Read,
+    *,
+    trusted: Sequence[Card] | None = None,
+    progress: Progress | None = None,
+    about: str | None = None,
 ) -> Result:
     """Verify an exported evidence bundle read through `read(relative path)`, which returns
-    None for a file that does not exist. Raises `NotEvidence` when there is no bundle."""
+    None for a file that does not exist. Raises `NotEvidence` when there is no bundle.
+
+    With `about` (a call's or a notice's id), also pick out every entry that names it, as
+    the tree is verified: `Result.about`."""
     manifest = _load_manifest(read)
     station = manifest["station"] if isinstance(manifest.get("station"), str) else "?"
     result = Result("bundle", station)
@@ -348,7 +357,13 @@ def verify_bundle(
         _passes(result, "bundle", lambda: _agrees(manifest, cp))
     size = cp.size if cp is not None else manifest["size"]
     root = cp.root if cp is not None else base64.b64decode(manifest["root"])
-    _passes(result, "tree", lambda: _Tree(read, size).verify(root, progress or (lambda done, total: None)))
+    picked = About(about) if about is not None else None
+    tree = _Tree(read, size, picked)
+    _passes(result, "tree", lambda: tree.verify(root, progress or (lambda done, total: None)))
+    if picked is not None:
+        result.about = picked.entries
+        if not picked.entries:
+            result.notes.append(f"no entry names {about}")
     ours = [cards[station]] if station in cards else []
     for peer, path in manifest.get("peer_checkpoints", {}).items():
         _checkpoint(result, "peer-checkpoint", path, partial(_need, read, path), cards.get(peer), ours)
@@ -427,9 +442,10 @@ class _Tree:
     it, which were themselves checked. Only the part of each level that is not yet a whole
     tile is kept, and the partial tiles at the end of each level give the root."""
 
-    def __init__(self, read: Read, size: int) -> None:
+    def __init__(self, read: Read, size: int, about: About | None = None) -> None:
         self.read = read
         self.size = size
+        self.about = about
         self.pending: dict[int, list[bytes]] = {}  # roots of checked full tiles, not yet a tile above
         self.edge: dict[int, list[bytes]] = {}  # each level's partial tile, checked
 
@@ -484,9 +500,11 @@ class _Tree:
                 )
         for pos, e in enumerate(entries):
             try:
-                _entry(e)
+                obj = _entry(e)
             except _Refused as exc:
                 raise _Refused(f"entry {first + pos} ({path}): {exc}") from None
+            if self.about is not None:
+                self.about.offer(first + pos, obj)
         return leaves
 
     def _add(self, level: int, index: int, hashes: list[bytes]) -> None:
@@ -533,6 +551,30 @@ class _Tree:
         for h in reversed(subtrees):
             r = merkle.node_hash(h, r)
         return r
+
+
+class About:
+    """The entries of a log that are about one call or notice, offered in log order: those
+    that name its id (`call`, `notice`, a conflict's `other_notice`, a removal's
+    `removal` or `removes`, an envelope's `ref`), then the receipts for the envelopes those
+    entries name. An entry is in the log before the receipt for its envelope, so one pass
+    finds them all."""
+
+    _NAMING = ("call", "notice", "other_notice", "removal", "removes", "ref")
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.entries: list[dict[str, Any]] = []
+        self._envelopes: set[str] = set()
+
+    def offer(self, index: int, entry: dict[str, Any]) -> None:
+        envelope = entry.get("envelope")
+        if any(entry.get(key) == self.subject for key in self._NAMING):
+            if isinstance(envelope, str) and entry["type"] != "receipt.received":
+                self._envelopes.add(envelope)
+        elif not (entry["type"] == "receipt.received" and envelope in self._envelopes):
+            return
+        self.entries.append({"index": index, "entry": entry})
 
 
 def _entry(raw: bytes) -> dict[str, Any]:
