@@ -341,3 +341,27 @@ def test_a_flood_of_alerts_is_folded_into_one_page_per_address(
     assert all(r.next_attempt_at is None for r in sent if r.status == "folded")
     assert all(recipients(b, i) == ["senior"] for i in ids)
     assert all(alert(b, i)["paging"]["step"] == "final" for i in ids)
+
+
+def test_in_a_flood_the_most_urgent_alert_still_pages_on_its_own(floor: tuple[Node, Node]) -> None:
+    """Ten conflicts, then the line goes down, all due in one round: the line_down page
+    goes one by one, ahead of the conflicts, and is not folded into their digest."""
+    _, b = floor
+    policy = {
+        "steps": [{"targets": ["webhook"], "delay_s": 60}],
+        "repeat": 0,
+        "final": {"targets": ["webhook"], "delay_s": 300},
+    }
+    assert b.api.put("/api/v1/lines/stuttgart/policy", json=policy).status_code == 200
+    for n in range(10):
+        raise_one(b, "notice_conflict", f"conflict {n}", {"peer": "stuttgart"})
+    down = raise_one(b, "line_down", "stuttgart since now", {"peer": "stuttgart"})
+    assert alert_paging.page_due(b.station) == 11
+    with b.station.db.read() as conn:
+        sent = conn.execute(
+            select(notifications.c.kind, notifications.c.alert_id, notifications.c.status).where(
+                notifications.c.channel == "webhook"
+            )
+        ).all()
+    assert ("alert.line_down", down, "pending") in [tuple(r) for r in sent]
+    assert len([r for r in sent if r.status == "pending" and r.kind != "alert.more"]) == 3

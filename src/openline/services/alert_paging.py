@@ -27,6 +27,7 @@ from openline.adapters.schema import alerts
 from openline.core import escalation as esc
 from openline.core.clock import rfc3339
 from openline.services import paging
+from openline.services.alerts import urgency
 from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.alerts")
@@ -41,7 +42,9 @@ def page_due(station: Station) -> int:
         return 0  # the common case, answered by a read
     pages: list[dict[str, Any]] = []
     with station.tx() as tx:
-        updates = [_page(station, tx, row, pages) for row in paging.claim_due(tx, alerts, MAX_BATCH)]
+        # The most urgent first: a flood's first pages to each address go one by one.
+        due = sorted(paging.claim_due(tx, alerts, MAX_BATCH), key=lambda row: urgency(row.kind))
+        updates = [_page(station, tx, row, pages) for row in due]
         if updates:  # one statement for the batch
             paging.write_rows(tx, paging.fold(station, tx, pages, "alert"))
             tx.conn.execute(_ADVANCE, updates)

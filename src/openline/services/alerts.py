@@ -26,6 +26,28 @@ from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.alerts")
 UNPAGED = frozenset({"notification_failed"})
+# Which alerts of one round page one by one first, before a flood is folded (paging.fold):
+# a line that does not get calls through, and calls nobody answered, before the rest.
+URGENCY = (
+    "line_down",
+    "unanswered_call",
+    "missed_call",
+    "escalation_unheard",
+    "escalation_stalled",
+    "ledger_fork",
+    "ledger_inconsistent",
+    "clock_skew",
+    "notice_unacknowledged",
+    "notice_conflict",
+    "handover_unacknowledged",
+    "roster_gap",
+    "line_terms_differ",
+)
+
+
+def urgency(kind: str) -> int:
+    """Sorts alert kinds the most urgent first (`URGENCY`; any other kind last)."""
+    return URGENCY.index(kind) if kind in URGENCY else len(URGENCY)
 
 
 def raise_alert(
