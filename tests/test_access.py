@@ -63,6 +63,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/ledger/entries"): ALL,
     ("GET", "/api/v1/ledger/keys"): ALL,
     ("GET", "/api/v1/ledger/calls/{call_id}/proof"): ALL,
+    ("GET", "/api/v1/ledger/notices/{notice_id}/proof"): ALL,
     ("GET", "/api/v1/ledger/status"): ALL,
     ("GET", "/api/v1/report"): ALL,
     ("POST", "/api/v1/notices"): WORKERS,

@@ -109,8 +109,14 @@ def test_verify_with_a_trusted_card_of_other_keys_exits_1(bundle_dir: Path, tmp_
     [
         (lambda p: p / "nowhere", "no such file or directory"),
         (lambda p: p, "no bundle.json: this is not an evidence bundle"),
-        (lambda p: (p / "x.txt").write_text("hello") and p / "x.txt", "not JSON, so not a call proof"),
-        (lambda p: write_json(p / "x.json", {"format": "x"}), "format 'x' is not 'openline-call-proof/v1'"),
+        (
+            lambda p: (p / "x.txt").write_text("hello") and p / "x.txt",
+            "not JSON, so not a call or notice proof",
+        ),
+        (
+            lambda p: write_json(p / "x.json", {"format": "x"}),
+            "format 'x' is not 'openline-call-proof/v1' or 'openline-notice-proof/v1'",
+        ),
     ],
     ids=["missing", "empty-dir", "not-json", "other-json"],
 )

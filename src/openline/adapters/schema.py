@@ -315,7 +315,8 @@ ledger_bundles = Table(
 ledger_calls = Table(
     "ledger_calls",
     metadata,
-    # Which entries are about which call: what `openline prove` looks up.
+    # Which entries are about which call or notice (`call_id` holds either's id): what
+    # `openline prove` looks up.
     Column("call_id", String(36), primary_key=True),
     Column("idx", BigInteger, primary_key=True),
     sqlite_with_rowid=False,  # one B-tree, not a table and an index: one insert per entry

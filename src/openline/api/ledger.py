@@ -121,3 +121,13 @@ def get_call_proof(
     """A compact, offline-verifiable proof of what happened to one call."""
     who.require(Permission.VIEW)
     return evidence.prove_call(station, call_id)
+
+
+@router.get("/notices/{notice_id}/proof")
+def get_notice_proof(
+    station: StationDep, who: PrincipalDep, notice_id: Annotated[str, Path(min_length=1, max_length=64)]
+) -> dict[str, Any]:
+    """A compact, offline-verifiable proof of what happened to one notice: sent, received
+    by the peer (its signed receipt), acknowledged or rejected, withdrawn, removed."""
+    who.require(Permission.VIEW)
+    return evidence.prove_notice(station, notice_id)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from openline.cli.main import CallArg, HomeOpt, JsonOpt, app, client, emit, fail
+from openline.cli.main import HomeOpt, JsonOpt, app, client, emit, fail
 from openline.cli.render import err, out
 from openline.errors import OpenLineError
 
@@ -151,16 +151,22 @@ def ledger_export(
 @app.command()
 def prove(
     home: HomeOpt,
-    call_id: Annotated[str, CallArg],
+    subject_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="A call's id (from `openline calls`) or a notice's (from `openline notices`)."
+        ),
+    ],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the proof (JSON).")],
 ) -> None:
-    """Write a compact proof of what happened to one call, for `openline verify`."""
+    """Write a compact proof of what happened to one call or notice, for `openline verify`."""
     from openline.services import evidence
 
     if out_file.exists():
         fail(f"{out_file} exists already: choose a new file", "invalid_input")
     with _station(home) as station:
-        proof = evidence.prove_call(station, call_id)
+        proof = evidence.prove(station, subject_id)
+    what = "notice" if "notice" in proof else "call"
     out_file.write_text(json.dumps(proof, indent=2) + "\n")
-    out.print(f"Wrote the proof of call {call_id} ({len(proof['entries'])} entries) to {out_file}")
+    out.print(f"Wrote the proof of {what} {subject_id} ({len(proof['entries'])} entries) to {out_file}")
     out.print(f"Check it anywhere with: openline verify {out_file}")

@@ -1,4 +1,4 @@
-"""`openline verify PATH`: check an evidence bundle or a call proof offline; with
+"""`openline verify PATH`: check an evidence bundle, a call proof or a notice proof offline; with
 `--about ID`, list what a verified bundle says of one call or notice.
 
 No station home, no database, no network: a mediator who was handed the evidence runs it
@@ -24,7 +24,7 @@ from openline.cli.main import app, fail
 from openline.cli.render import err, out
 from openline.core.card import Card, parse_card
 from openline.core.encoding import parse_json
-from openline.core.evidence import NotEvidence, Result, Story, verify_bundle, verify_call_proof
+from openline.core.evidence import NotEvidence, Result, Story, verify_bundle, verify_proof
 from openline.errors import OpenLineError
 
 BUNDLE_MANIFEST = "bundle.json"
@@ -35,7 +35,9 @@ _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,63}")  # a call's or a notice's 
 def verify(
     path: Annotated[
         Path,
-        typer.Argument(metavar="PATH", help="An evidence bundle directory, or a call-proof JSON file."),
+        typer.Argument(
+            metavar="PATH", help="An evidence bundle directory, or a call or notice proof (JSON)."
+        ),
     ],
     trust: Annotated[
         list[Path] | None,
@@ -57,13 +59,15 @@ def verify(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Verify an evidence bundle or a call proof offline, and print each card's fingerprint."""
+    """Verify an evidence bundle or a call or notice proof offline, and print each card's fingerprint."""
     trusted = _trusted(trust or [], as_json)
     if about is not None and not _ID.fullmatch(about):
         _unusable(f"--about: expected a call's or a notice's id, got {about!r:.60}", as_json)
     try:
         if about is not None and not (path.is_dir() or path.name == BUNDLE_MANIFEST):
-            raise NotEvidence("--about reads an evidence bundle (a call proof is about its call already)")
+            raise NotEvidence(
+                "--about reads an evidence bundle (a proof is about its call or notice already)"
+            )
         result = _run(path, trusted, show_progress=not as_json and err.is_terminal, about=about)
     except NotEvidence as exc:
         _unusable(f"{path}: {exc}", as_json)
@@ -88,7 +92,7 @@ def _run(path: Path, trusted: list[Card] | None, *, show_progress: bool, about: 
             )
     if not path.exists():
         raise NotEvidence("no such file or directory")
-    return verify_call_proof(path.read_bytes(), trusted=trusted)
+    return verify_proof(path.read_bytes(), trusted=trusted)
 
 
 def _reader(root: Path) -> Callable[[str], bytes | None]:
@@ -151,7 +155,7 @@ def _unusable(message: str, as_json: bool) -> NoReturn:
 
 
 def _render(r: Result) -> None:
-    what = "Evidence bundle" if r.kind == "bundle" else "Call proof"
+    what = {"bundle": "Evidence bundle", "call-proof": "Call proof", "notice-proof": "Notice proof"}[r.kind]
     _say(f"[bold]{what}[/] of station [bold]{escape(r.station)}[/]")
     if r.cards:
         _say("Cards (compare each fingerprint with its station out of band):")

@@ -30,10 +30,11 @@ from openline.errors import OpenLineError
 
 BUNDLE_FORMAT = "openline-evidence-bundle/v1"
 PROOF_FORMAT = "openline-call-proof/v1"
+NOTICE_PROOF_FORMAT = "openline-notice-proof/v1"
 ENTRY_VERSION = 1
 _W = tiles.TILE_WIDTH
 _BUNDLE_FIELDS = frozenset({"format", "station", "origin", "size", "root", "exported_at", "cards"})
-_PROOF_FIELDS = frozenset({"format", "call", "station", "cards", "checkpoint", "entries", "receipts"})
+_PROOF_FIELDS = frozenset({"format", "station", "cards", "checkpoint", "entries", "receipts"})
 _CARD_KEYS = ("signing_key", "encryption_key", "ledger_key", "cosigner_key")
 _ENVELOPE_TYPES = frozenset({"envelope.sent", "envelope.received", "receipt.received"})
 
@@ -615,11 +616,73 @@ def verify_call_proof(
 ) -> Result:
     """Verify a call proof (`openline prove`), given as the file's bytes or its parsed JSON,
     and tell the call's story from what verified. Raises `NotEvidence` when it is not one."""
-    doc = _load_proof(data)
+    doc = _load_proof(data, PROOF_FORMAT, "call")
     result = Result("call-proof", doc["station"] if isinstance(doc.get("station"), str) else "?")
-    if not _passes(result, "proof", lambda: _check_proof(doc)):
+    checked = _checked_proof(result, doc, "call", trusted)
+    if checked is None:
         return result
-    station, call = doc["station"], doc["call"]
+    station, call, cards, peers, proven = checked
+    envelopes = _about_call(result, call, proven)
+    receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
+    result.story = _story(call, station, peers, proven, receipts, envelopes)
+    return result
+
+
+def verify_notice_proof(
+    data: bytes | str | Mapping[str, Any], *, trusted: Sequence[Card] | None = None
+) -> Result:
+    """Verify a notice proof (`openline prove NOTICE`): the notice's entries, each in the
+    cosigned checkpoint's tree, every one about the notice (`About`), the peer's signed
+    receipts for its envelopes; `Result.about` lists the entries in log order."""
+    doc = _load_proof(data, NOTICE_PROOF_FORMAT, "notice")
+    result = Result("notice-proof", doc["station"] if isinstance(doc.get("station"), str) else "?")
+    checked = _checked_proof(result, doc, "notice", trusted)
+    if checked is None:
+        return result
+    station, notice, cards, _, proven = checked
+    picked = About(notice)
+    for p in proven:
+        picked.offer(p.index, p.entry)
+    chosen = {item["index"] for item in picked.entries}
+    off = [
+        f"entry {p.index} ({p.type}): it is not about notice {notice}"
+        for p in proven
+        if p.index not in chosen
+    ]
+    if not any(
+        p.type in ("notice.sent", "notice.received") and p.entry.get("notice") == notice for p in proven
+    ):
+        off.append(
+            f"no notice.sent or notice.received entry for notice {notice}: nothing shows it was announced"
+        )
+    result.failures += [Failure("notice", m) for m in off]
+    if not off:
+        result.passed.append(f"entries: every one is about notice {notice} or one of its envelopes")
+    envelopes = {
+        str(p.entry["envelope"]): str(p.entry.get("kind", ""))
+        for p in proven
+        if p.index in chosen and p.type != "receipt.received" and isinstance(p.entry.get("envelope"), str)
+    }
+    _receipts(result, doc["receipts"], station, cards, proven, envelopes)
+    result.about = picked.entries
+    return result
+
+
+def verify_proof(data: bytes | str, *, trusted: Sequence[Card] | None = None) -> Result:
+    """Verify a call proof or a notice proof, as its `format` says."""
+    doc = _load_proof(data, None, "call or notice")
+    if doc.get("format") == NOTICE_PROOF_FORMAT:
+        return verify_notice_proof(doc, trusted=trusted)
+    return verify_call_proof(doc, trusted=trusted)
+
+
+def _checked_proof(
+    result: Result, doc: dict[str, Any], about: str, trusted: Sequence[Card] | None
+) -> tuple[str, str, dict[str, Card], list[Card], list[_Proven]] | None:
+    """A proof's shape, cards, checkpoint and entries; None when it cannot go further."""
+    if not _passes(result, "proof", lambda: _check_proof(doc, about)):
+        return None
+    station, subject = doc["station"], doc[about]
     cards = _accept_cards(
         result,
         {name: partial(_card, data, name, f"card {name}") for name, data in doc["cards"].items()},
@@ -628,42 +691,40 @@ def verify_call_proof(
     peers = [c for name, c in cards.items() if name != station]
     cp = _checkpoint(result, "checkpoint", "checkpoint", lambda: doc["checkpoint"], cards.get(station), peers)
     if cp is None:
-        return result
+        return None
     result.checkpoint = CheckpointSummary(cp.origin, cp.size, _b64text(cp.root))
-    proven = _proven(result, doc["entries"], cp)
-    envelopes = _about_call(result, call, proven)
-    receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
-    result.story = _story(call, station, peers, proven, receipts, envelopes)
-    return result
+    return station, subject, cards, peers, _proven(result, doc["entries"], cp)
 
 
-def _load_proof(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+def _load_proof(data: bytes | str | Mapping[str, Any], expected: str | None, what: str) -> dict[str, Any]:
     if isinstance(data, bytes | str):
         try:
             data = parse_json(data)
         except ValueError:
-            raise NotEvidence("not JSON, so not a call proof") from None
-    if not isinstance(data, Mapping) or data.get("format") != PROOF_FORMAT:
+            raise NotEvidence(f"not JSON, so not a {what} proof") from None
+    formats = (PROOF_FORMAT, NOTICE_PROOF_FORMAT) if expected is None else (expected,)
+    if not isinstance(data, Mapping) or data.get("format") not in formats:
         got = data.get("format") if isinstance(data, Mapping) else None
-        raise NotEvidence(f"format {got!r} is not {PROOF_FORMAT!r}")
+        raise NotEvidence(f"format {got!r} is not {' or '.join(repr(f) for f in formats)}")
     return dict(data)
 
 
-def _check_proof(doc: dict[str, Any]) -> str:
-    _fields(doc, _PROOF_FIELDS, "call proof")
-    if not isinstance(doc["call"], str) or not doc["call"]:
-        raise _Refused(f"call proof: call must be the call's id, got {doc['call']!r:.60}")
+def _check_proof(doc: dict[str, Any], about: str) -> str:
+    what = f"{about} proof"
+    _fields(doc, _PROOF_FIELDS | {about}, what)
+    if not isinstance(doc[about], str) or not doc[about]:
+        raise _Refused(f"{what}: {about} must be the {about}'s id, got {doc[about]!r:.60}")
     if not isinstance(doc["station"], str) or not NAME_RE.fullmatch(doc["station"]):
-        raise _Refused(f"call proof: station {doc['station']!r:.60} is not a station name")
+        raise _Refused(f"{what}: station {doc['station']!r:.60} is not a station name")
     if not isinstance(doc["cards"], dict) or doc["station"] not in doc["cards"]:
-        raise _Refused(f"call proof: cards must be an object of cards by name, with {doc['station']!r}'s")
-    for what in ("entries", "receipts"):
-        if not isinstance(doc[what], list):
-            raise _Refused(f"call proof: {what} must be a list")
+        raise _Refused(f"{what}: cards must be an object of cards by name, with {doc['station']!r}'s")
+    for field_name in ("entries", "receipts"):
+        if not isinstance(doc[field_name], list):
+            raise _Refused(f"{what}: {field_name} must be a list")
     if not doc["entries"]:
-        raise _Refused("call proof: it holds no entries")
+        raise _Refused(f"{what}: it holds no entries")
     return (
-        f"call proof: call {doc['call']} in {doc['station']}'s ledger, "
+        f"{what}: {about} {doc[about]} in {doc['station']}'s ledger, "
         f"entries: {len(doc['entries'])}, receipts: {len(doc['receipts'])}"
     )
 

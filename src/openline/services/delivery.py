@@ -317,7 +317,7 @@ def _settle(station: Station, answer: Answer) -> Outcome:
                     "receipt": ledger.digest(receipt),
                     "stored_at": receipt["stored_at"],
                 },
-                call_id=row.call_id if row.kind.startswith("call.") else None,
+                call_id=row.call_id if row.kind.startswith(ledger.INDEXED) else None,
             )
             calls.on_delivered(tx, row, receipt)
             notices.on_delivered(tx, row, receipt)

@@ -1,4 +1,5 @@
-"""Evidence that leaves the station: the tlog-tiles bundle and the proof of one call.
+"""Evidence that leaves the station: the tlog-tiles bundle and the proof of one call or
+one notice.
 
 Both are built from the latest checkpoint a peer has cosigned, so whoever receives them
 needs only the two station cards to check them (`openline verify`). Formats:
@@ -17,7 +18,15 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from openline.adapters.schema import calls, envelopes, ledger_bundles, ledger_peers, ledger_tiles, peers
+from openline.adapters.schema import (
+    calls,
+    envelopes,
+    ledger_bundles,
+    ledger_peers,
+    ledger_tiles,
+    notices,
+    peers,
+)
 from openline.core import tiles
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
@@ -26,6 +35,8 @@ from openline.services.station import Station
 
 BUNDLE_FORMAT = "openline-evidence-bundle/v1"
 PROOF_FORMAT = "openline-call-proof/v1"
+NOTICE_PROOF_FORMAT = "openline-notice-proof/v1"
+PROOF_FORMATS = {"call": PROOF_FORMAT, "notice": NOTICE_PROOF_FORMAT}
 Progress = Callable[[int, int], None]
 
 
@@ -120,18 +131,49 @@ def _write_bundle(
 # The proof of one call --------------------------------------------------------------
 
 
+def prove(station: Station, subject_id: str) -> dict[str, Any]:
+    """The proof of a call or of a notice, whichever `subject_id` names."""
+    with station.db.read() as conn:
+        is_notice = conn.execute(select(notices.c.id).where(notices.c.id == subject_id)).first() is not None
+        is_call = conn.execute(select(calls.c.id).where(calls.c.id == subject_id)).first() is not None
+    if not (is_notice or is_call):
+        raise NotFound(f"no call or notice with id {subject_id!r}")
+    return prove_notice(station, subject_id) if is_notice else prove_call(station, subject_id)
+
+
 def prove_call(station: Station, call_id: str) -> dict[str, Any]:
     """The call's entries with inclusion proofs in the latest cosigned checkpoint, and
     the peer's signed receipts for the envelopes we sent about it."""
+    return _prove(station, "call", call_id)
+
+
+def prove_notice(station: Station, notice_id: str) -> dict[str, Any]:
+    """The same for a notice: its entries (sent or received, delivered, acknowledged or
+    rejected, withdrawn, removed, expired, its conflicts) and the peer's receipts."""
+    return _prove(station, "notice", notice_id)
+
+
+def _prove(station: Station, about: str, subject_id: str) -> dict[str, Any]:
+    table = calls if about == "call" else notices
     with station.db.read() as conn:
-        found = ledger.call_entries(conn, call_id)
+        peer = conn.execute(select(table.c.peer).where(table.c.id == subject_id)).scalar()
+        if peer is None:
+            raise NotFound(f"no {about} with id {subject_id!r}")
+        found = ledger.call_entries(conn, subject_id)
         if not found:
-            raise NotFound(f"no call with id {call_id!r} in the ledger")
+            hint = (
+                ": a draft is not in it, and a notice from before OpenLine indexed notices has its "
+                "entries there unindexed (export the ledger and run `openline verify BUNDLE --about "
+                f"{subject_id}`)"
+                if about == "notice"
+                else ""
+            )
+            raise NotFound(f"{about} {subject_id} has no entries in the ledger{hint}")
         cp = _cosigned(conn)
         late = [i for i, _ in found if i is None or i >= cp.size]
         if late:
             raise Conflict(
-                f"{len(late)} entries of call {call_id} are not yet in a cosigned checkpoint "
+                f"{len(late)} entries of {about} {subject_id} are not yet in a cosigned checkpoint "
                 f"(the latest has {cp.size} entries); try again in a few seconds"
             )
         items = [
@@ -148,18 +190,17 @@ def prove_call(station: Station, call_id: str) -> dict[str, Any]:
             for row in conn.execute(
                 select(envelopes.c.receipt)
                 .where(
-                    envelopes.c.call_id == call_id,
+                    envelopes.c.call_id == subject_id,  # a call's or a notice's id
                     envelopes.c.direction == "out",
                     envelopes.c.receipt.is_not(None),
                 )
                 .order_by(envelopes.c.seq)
             )
         ]
-        peer = conn.execute(select(calls.c.peer).where(calls.c.id == call_id)).scalar_one()
         cards = {name: card for name, card in _cards(station, conn).items() if name in (station.name, peer)}
     return {
-        "format": PROOF_FORMAT,
-        "call": call_id,
+        "format": PROOF_FORMATS[about],
+        about: subject_id,
         "station": station.name,
         "cards": cards,
         "checkpoint": cp.note,

@@ -228,7 +228,7 @@ def _receive_one(
             "receipt": ledger.digest(receipt),
         },
         content=content,
-        call_id=h["ref"] if env.kind.startswith("call.") else None,
+        call_id=h["ref"] if env.kind.startswith(ledger.INDEXED) else None,
     )
     known[env.id] = (env.to_json(), receipt)  # the same envelope twice in one batch
     tx.insert_later(

@@ -58,6 +58,11 @@ class LedgerInconsistent(OpenLineError):
 # Appending ---------------------------------------------------------------------------
 
 
+# Envelope kinds whose entries are indexed under their `ref`, the call's or the notice's
+# id (`ledger_calls`), as the call's and the notice's own entries are: what `prove` reads.
+INDEXED = ("call.", "notice.")
+
+
 def append(
     tx: Tx,
     event_type: str,
@@ -67,7 +72,8 @@ def append(
     content: str | None = None,
     call_id: str | None = None,
 ) -> None:
-    """Add one entry to the log in this transaction (it is sequenced after the commit)."""
+    """Add one entry to the log in this transaction (it is sequenced after the commit),
+    indexed under `call_id`, the call's or the notice's id, if given."""
     data = entries_core.entry(event_type, rfc3339(at) or "", metadata, content)
     if len(data) > MAX_ENTRY:
         raise entries_core.EntryError(f"{event_type} entry: {len(data)} bytes, at most {MAX_ENTRY}")
@@ -324,7 +330,8 @@ def entries(conn: Connection, start: int, end: int) -> list[tuple[int, bytes]]:
 
 
 def call_entries(conn: Connection, call_id: str) -> list[tuple[int | None, bytes]]:
-    """Every entry that names a call, in log order; None for those not yet sequenced."""
+    """Every entry indexed under a call's (or a notice's) id, in log order; None for the
+    indexes of those not yet sequenced."""
     indexes = conn.execute(
         select(ledger_calls.c.idx).where(ledger_calls.c.call_id == call_id).order_by(ledger_calls.c.idx)
     ).scalars()

@@ -292,7 +292,13 @@ def check(tx: Tx, notice_id: str, series: str, line_id: str, volumes: tuple[Volu
             "altitude_m": [f.result.altitude[0], f.result.altitude[1]],
         }
         alerts.raise_alert(tx, "notice_conflict", f"conflict {conflict_id}", detail)
-        ledger.append(tx, "notice.conflict", tx.now, {k: v for k, v in detail.items() if k != "altitude_m"})
+        ledger.append(
+            tx,
+            "notice.conflict",
+            tx.now,
+            {k: v for k, v in detail.items() if k != "altitude_m"},
+            call_id=notice_id,
+        )
     if found:
         tx.touched.add("notices")
     return found

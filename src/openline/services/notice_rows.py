@@ -75,4 +75,4 @@ def log(
     metadata: dict[str, Any] = {"notice": notice_id, "line": line, "peer": peer, "actor": actor, **facts}
     if envelope_id is not None:
         metadata["envelope"] = envelope_id
-    ledger.append(tx, event_type, tx.now, metadata)
+    ledger.append(tx, event_type, tx.now, metadata, call_id=notice_id)  # indexed: `prove`

@@ -102,7 +102,7 @@ def enqueue(
             "header": env.digest(),
         },
         content=ledger.body_commitment(body),
-        call_id=ref if kind.startswith("call.") else None,
+        call_id=ref if kind.startswith(ledger.INDEXED) else None,
     )
     return env
 

@@ -1,0 +1,154 @@
+"""The proof of one notice (`openline prove NOTICE`, `GET /api/v1/ledger/notices/{id}/proof`):
+its entries with inclusion proofs in a cosigned checkpoint and the peer's signed receipts,
+verified offline by `openline verify` with nothing but the file. The investigator's
+question, "was this site notified, and acknowledged before the strike?", answered with a
+file that reveals nothing else of either station's log. Doctored proofs are refused,
+naming what is wrong."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from openline.core.evidence import verify_notice_proof, verify_proof
+from tests.inproc import Node, place_and_ring, settle_ledgers
+from tests.notice_docs import act, cli, send, site
+
+OPENLINE = [sys.executable, "-m", "openline"]
+
+
+def proof_of(node: Node, notice_id: str) -> dict[str, Any]:
+    r = node.api.get(f"/api/v1/ledger/notices/{notice_id}/proof")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def types(proof: dict[str, Any]) -> list[str]:
+    return [json.loads(base64.b64decode(e["entry"]))["type"] for e in proof["entries"]]
+
+
+def acknowledged_site(a: Node, b: Node) -> str:
+    """moscow notifies a hospital; stuttgart acknowledges it; both logs cosigned."""
+    protected = send(b, "stuttgart", site(b, 31.5234, 34.4453))
+    b.drain()
+    act(a, protected["id"], "acknowledge")
+    a.drain()
+    b.drain()
+    settle_ledgers(a, b)
+    return str(protected["id"])
+
+
+def test_a_notice_proof_verifies_and_lists_what_happened(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    notice_id = acknowledged_site(a, b)
+    place_and_ring(a, b)  # other traffic in the same logs, which the proof leaves out
+    settle_ledgers(a, b)
+
+    sender = proof_of(b, notice_id)
+    assert sender["format"] == "openline-notice-proof/v1"
+    assert sender["notice"] == notice_id
+    assert set(sender["cards"]) == {"moscow", "stuttgart"}
+    assert {
+        "notice.sent",
+        "envelope.sent",
+        "receipt.received",
+        "envelope.received",
+        "notice.acknowledged",
+    } <= set(types(sender))
+    assert not [t for t in types(sender) if t.startswith("call.")]
+    result = verify_proof(json.dumps(sender))
+    assert result.ok, result.failures
+    assert result.kind == "notice-proof"
+    assert any(p.startswith("receipt for envelope") and "signed by stuttgart" in p for p in result.passed)
+    assert f"entries: every one is about notice {notice_id} or one of its envelopes" in result.passed
+    listed = [x["entry"]["type"] for x in result.about or []]
+    assert listed == types(sender)  # every entry, in log order
+
+    # The acknowledging side proves it too, naming its officer.
+    receiver = proof_of(a, notice_id)
+    result = verify_notice_proof(json.dumps(receiver))
+    assert result.ok, result.failures
+    (ack,) = [x["entry"] for x in result.about or [] if x["entry"]["type"] == "notice.acknowledged"]
+    assert ack["actor"] == "admin"
+
+
+def test_the_cli_proves_a_notice_and_verify_checks_it_offline(
+    nodes: tuple[Node, Node], tmp_path: Path, monkeypatch: Any
+) -> None:
+    a, b = nodes
+    notice_id = acknowledged_site(a, b)
+    out = tmp_path / "notice-proof.json"
+    made = cli(b, monkeypatch, "prove", notice_id, "--out", str(out))
+    assert made.exit_code == 0, made.output
+    assert f"Wrote the proof of notice {notice_id}" in made.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
+    r = subprocess.run(
+        [*OPENLINE, "verify", str(out)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Notice proof of station moscow" in r.stdout
+    assert "notice.acknowledged" in r.stdout
+    assert "Verified." in r.stdout
+
+
+def test_a_doctored_notice_proof_is_refused(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    notice_id = acknowledged_site(a, b)
+    other = send(b, "stuttgart", site(b, 31.6, 34.5, text="Warehouse"))
+    b.drain()
+    settle_ledgers(a, b)
+    good = proof_of(b, notice_id)
+    assert verify_proof(json.dumps(good)).ok
+
+    # Another notice's entry slipped in, with its valid inclusion proof.
+    foreign = proof_of(b, str(other["id"]))["entries"][0]
+    mixed = {**good, "entries": [*good["entries"], foreign]}
+    result = verify_proof(json.dumps(mixed))
+    assert not result.ok
+    assert any("is not about notice" in f.message for f in result.failures)
+
+    # The announcement left out: nothing shows it was sent.
+    entries = [
+        e for e in good["entries"] if json.loads(base64.b64decode(e["entry"]))["type"] != "notice.sent"
+    ]
+    result = verify_proof(json.dumps({**good, "entries": entries}))
+    assert any("nothing shows it was announced" in f.message for f in result.failures)
+
+    # A receipt whose time was changed no longer verifies.
+    receipt = dict(good["receipts"][0], stored_at="2026-01-01T00:00:00.000001Z")
+    result = verify_proof(json.dumps({**good, "receipts": [receipt]}))
+    assert any(f.check == "receipt" for f in result.failures)
+
+    # An entry changed on the way: its inclusion proof no longer leads to the root.
+    changed = dict(good["entries"][0])
+    raw = base64.b64decode(changed["entry"])
+    assert b'"line":"' in raw
+    raw = raw.replace(b'"line":"', b'"line":"0', 1)
+    changed["entry"] = base64.b64encode(raw).decode()
+    result = verify_proof(json.dumps({**good, "entries": [changed, *good["entries"][1:]]}))
+    assert any("not to the checkpoint's root" in f.message for f in result.failures)
+
+
+def test_what_cannot_be_proved_says_why(nodes: tuple[Node, Node], monkeypatch: Any, tmp_path: Path) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    draft = send(b, "stuttgart", site(b, 31.5, 34.4), draft=True)
+    before = b.snapshot()
+    r = b.api.get(f"/api/v1/ledger/notices/{call_id}/proof")
+    assert r.status_code == 404
+    assert "no notice with id" in r.json()["detail"]
+    r = b.api.get(f"/api/v1/ledger/notices/{draft['id']}/proof")
+    assert r.status_code == 404
+    assert "a draft is not in it" in r.json()["detail"]
+    missing = cli(
+        b, monkeypatch, "prove", "01a2aaaa-0000-7000-8000-000000000000", "--out", str(tmp_path / "p")
+    )
+    assert missing.exit_code != 0
+    assert "no call or notice with id" in missing.output
+    assert not (tmp_path / "p").exists()
+    assert b.snapshot() == before
