@@ -1,9 +1,12 @@
 """Two real `openline serve` processes: a notice is sent and acknowledged through the CLI,
-and a conflicting notice raises an alert on both watch floors."""
+a conflicting notice raises an alert on both watch floors, and the notice's proof
+verifies offline."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +84,29 @@ def test_a_notice_is_acknowledged_and_a_conflict_alarms_both_sides(
             (sent["id"], "moscow:admin"),
         ]
     assert a.cli_json("notices", "--at", "48.3,9.0") == []  # 33 km north of both
+    # The proof of it, for an investigator: written by stuttgart once its ledger is
+    # cosigned, checked offline with nothing but the file.
+    proof = tmp_path / "strike-proof.json"
+    wait_for(
+        lambda: a.cli("prove", sent["id"], "--out", str(proof), check=False).returncode == 0,
+        timeout=30,
+        interval=0.5,
+        what="a cosigned checkpoint covering the notice",
+    )
+    checked = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "openline", "verify", str(proof), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin"},
+            check=True,
+        ).stdout
+    )
+    assert checked["ok"] is True
+    assert checked["kind"] == "notice-proof"
+    types = [x["entry"]["type"] for x in checked["about"]]
+    assert {"notice.sent", "receipt.received", "notice.acknowledged"} <= set(types)
     # Bad input: refused, nothing sent.
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"category": "exercise", "text": "x", "extents": []}))
