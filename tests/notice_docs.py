@@ -159,3 +159,9 @@ def cli_json(node: Node, monkeypatch: Any, *args: str) -> Any:
     lines = result.stdout.splitlines()
     first = next(i for i, line in enumerate(lines) if line[:1] in ("{", "["))
     return json.loads("\n".join(lines[first:]))
+
+
+# What a station's log holds of a notice it sent and the peer acknowledged, at least.
+SENT_AND_ACKNOWLEDGED = frozenset(
+    {"notice.sent", "envelope.sent", "receipt.received", "envelope.received", "notice.acknowledged"}
+)

@@ -616,9 +616,7 @@ def verify_call_proof(
 ) -> Result:
     """Verify a call proof (`openline prove`), given as the file's bytes or its parsed JSON,
     and tell the call's story from what verified. Raises `NotEvidence` when it is not one."""
-    doc = _load_proof(data, PROOF_FORMAT, "call")
-    result = Result("call-proof", doc["station"] if isinstance(doc.get("station"), str) else "?")
-    checked = _checked_proof(result, doc, "call", trusted)
+    result, doc, checked = _open_proof(data, "call", trusted)
     if checked is None:
         return result
     station, call, cards, peers, proven = checked
@@ -634,9 +632,7 @@ def verify_notice_proof(
     """Verify a notice proof (`openline prove NOTICE`): the notice's entries, each in the
     cosigned checkpoint's tree, every one about the notice (`About`), the peer's signed
     receipts for its envelopes; `Result.about` lists the entries in log order."""
-    doc = _load_proof(data, NOTICE_PROOF_FORMAT, "notice")
-    result = Result("notice-proof", doc["station"] if isinstance(doc.get("station"), str) else "?")
-    checked = _checked_proof(result, doc, "notice", trusted)
+    result, doc, checked = _open_proof(data, "notice", trusted)
     if checked is None:
         return result
     station, notice, cards, _, proven = checked
@@ -676,6 +672,19 @@ def verify_proof(data: bytes | str, *, trusted: Sequence[Card] | None = None) ->
     return verify_call_proof(doc, trusted=trusted)
 
 
+_PROOF_FORMATS = {"call": PROOF_FORMAT, "notice": NOTICE_PROOF_FORMAT}
+
+
+def _open_proof(
+    data: bytes | str | Mapping[str, Any], about: str, trusted: Sequence[Card] | None
+) -> tuple[Result, dict[str, Any], tuple[str, str, dict[str, Card], list[Card], list[_Proven]] | None]:
+    """A call's or a notice's proof, read (`NotEvidence` when it is not one) and checked as
+    far as its entries (`_checked_proof`)."""
+    doc = _load_proof(data, _PROOF_FORMATS[about], about)
+    result = Result(f"{about}-proof", doc["station"] if isinstance(doc.get("station"), str) else "?")
+    return result, doc, _checked_proof(result, doc, about, trusted)
+
+
 def _checked_proof(
     result: Result, doc: dict[str, Any], about: str, trusted: Sequence[Card] | None
 ) -> tuple[str, str, dict[str, Card], list[Card], list[_Proven]] | None:
@@ -702,7 +711,7 @@ def _load_proof(data: bytes | str | Mapping[str, Any], expected: str | None, wha
             data = parse_json(data)
         except ValueError:
             raise NotEvidence(f"not JSON, so not a {what} proof") from None
-    formats = (PROOF_FORMAT, NOTICE_PROOF_FORMAT) if expected is None else (expected,)
+    formats = tuple(_PROOF_FORMATS.values()) if expected is None else (expected,)
     if not isinstance(data, Mapping) or data.get("format") not in formats:
         got = data.get("format") if isinstance(data, Mapping) else None
         raise NotEvidence(f"format {got!r} is not {' or '.join(repr(f) for f in formats)}")
