@@ -3,7 +3,7 @@ its entries with inclusion proofs in a cosigned checkpoint and the peer's signed
 verified offline by `openline verify` with nothing but the file. The investigator's
 question, "was this site notified, and acknowledged before the strike?", answered with a
 file that reveals nothing else of either station's log. Doctored proofs are refused,
-naming what is wrong."""
+naming what is wrong. The console hands out the same files."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from openline.core.evidence import verify_notice_proof, verify_proof
+from openline.services.accounts import Role
 from tests.inproc import Node, place_and_ring, settle_ledgers
 from tests.notice_docs import SENT_AND_ACKNOWLEDGED, act, cli, send, site
+from tests.test_console import add_user, browser, log_in
 
 OPENLINE = [sys.executable, "-m", "openline"]
 
@@ -146,3 +148,41 @@ def test_what_cannot_be_proved_says_why(nodes: tuple[Node, Node], monkeypatch: A
     assert "no call or notice with id" in missing.output
     assert not (tmp_path / "p").exists()
     assert b.snapshot() == before
+
+
+def test_the_console_hands_out_proofs_of_notices_and_calls(nodes: tuple[Node, Node]) -> None:
+    """Every role may download the proof of a notice or a call from the console (the
+    auditor included: it is metadata and commitments only); what cannot be proved yet
+    is said on the ledger page."""
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    draft = send(b, "stuttgart", site(b, 31.5, 34.4), draft=True)
+    add_user(b, "ivan", Role.AUDITOR)
+    c = browser(b)
+    log_in(c, "ivan")
+    early = c.get(f"/proofs/{call_id}.json")  # nothing cosigned yet
+    assert early.status_code == 409
+    assert "no checkpoint of this ledger has been cosigned by a peer yet" in early.text
+    assert "Evidence ledger" in early.text
+
+    notice_id = acknowledged_site(a, b)
+    r = c.get(f"/proofs/{notice_id}.json")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="openline-moscow-notice-{notice_id}-proof.json"'
+    )
+    assert verify_proof(r.content).ok
+    call_proof = c.get(f"/proofs/{call_id}.json")
+    assert call_proof.status_code == 200
+    assert verify_proof(call_proof.content).kind == "call-proof"
+    assert f'href="/proofs/{notice_id}.json"' in c.get("/notices").text
+    assert f'href="/proofs/{draft["id"]}.json"' not in c.get("/notices").text  # a draft has none
+    assert f'href="/proofs/{call_id}.json"' in c.get(f"/calls/{call_id}").text
+
+    for bad, status, words in [
+        (draft["id"], 404, "a draft is not in it"),
+        ("01a2aaaa-0000-7000-8000-000000000000", 404, "no call or notice with id"),
+    ]:
+        r = c.get(f"/proofs/{bad}.json")
+        assert r.status_code == status, r.text
+        assert words in r.text

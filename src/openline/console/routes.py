@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -40,6 +42,7 @@ from openline.errors import Conflict, InvalidInput, OpenLineError, TooManyAttemp
 from openline.services import (
     alerts,
     calls,
+    evidence,
     handover,
     ledger_view,
     line_health,
@@ -419,6 +422,28 @@ def ledger_page(request: Request) -> HTMLResponse:
 def ledger_part(request: Request) -> HTMLResponse:
     session = session_of(request)
     return render(request, "_ledger.html", **_ledger(request, session))
+
+
+@router.get("/proofs/{subject_id}.json")
+def proof_download(request: Request, subject_id: str) -> Response:
+    """The proof of a call or a notice (`openline prove`), as a file to hand over and check
+    with `openline verify`. What cannot be proved yet (a log not cosigned up to it, a
+    draft) is said on the ledger page, with the status the API gives."""
+    session = session_of(request)
+    session.principal.require(Permission.VIEW)
+    station = station_of(request)
+    try:
+        proof = evidence.prove(station, subject_id)
+    except OpenLineError as exc:
+        context = _ledger(request, session)
+        return render(request, "ledger.html", status=exc.status, error=exc.detail, **context)
+    what = "notice" if "notice" in proof else "call"
+    name = f"openline-{station.name}-{what}-{re.sub(r'[^0-9A-Za-z-]', '_', subject_id)}-proof.json"
+    return Response(
+        json.dumps(proof, indent=2) + "\n",
+        media_type="application/json",
+        headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 # Live updates ------------------------------------------------------------------------
