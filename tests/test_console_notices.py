@@ -23,6 +23,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from openline.core.clock import rfc3339
+from openline.core.evidence import verify_proof
 from openline.services.accounts import Role
 from tests.browser import HeldResponse, artifact_path
 from tests.harness import StationProcess, running_pair, wait_for
@@ -566,7 +567,7 @@ def test_a_click_on_the_map_asks_which_notices_covered_that_place(
 ) -> None:
     """An investigator clicks the field hospital on moscow's map: the place goes into the
     form below the map, and the page it asks for lists the hospital's notice and that it
-    had been acknowledged by stuttgart by the time asked."""
+    had been acknowledged by stuttgart by the time asked, with its proof to download."""
     a, b = pair
     site = _field_hospital(b)
     with a.api() as api:
@@ -597,6 +598,18 @@ def test_a_click_on_the_map_asks_which_notices_covered_that_place(
         expect(row.locator("[data-standing]")).to_have_attribute("data-standing", "acknowledged")
         expect(row.locator("[data-standing]")).to_contain_text("stuttgart:admin")
         page.screenshot(path=artifact_path("console-notices-place.png"), full_page=True)
+        # The notice's proof, downloaded as a file once moscow's log is cosigned past it.
+        with b.api() as api:
+            wait_for(
+                lambda: api.get(f"/ledger/notices/{site}/proof").status_code == 200,
+                timeout=30,
+                what="a cosigned checkpoint covering the notice",
+            )
+        with page.expect_download() as download:
+            row.get_by_role("link", name="proof").click()
+        saved = download.value.path()
+        assert download.value.suggested_filename == f"openline-moscow-notice-{site}-proof.json"
+        assert verify_proof(Path(saved).read_bytes()).ok
         watched.check()
 
 
