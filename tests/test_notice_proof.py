@@ -18,7 +18,7 @@ from typing import Any
 from openline.core.evidence import verify_notice_proof, verify_proof
 from openline.services.accounts import Role
 from tests.inproc import Node, place_and_ring, settle_ledgers
-from tests.notice_docs import SENT_AND_ACKNOWLEDGED, act, cli, send, site
+from tests.notice_docs import SENT_AND_ACKNOWLEDGED, act, cli, send, site, soon
 from tests.test_console import add_user, browser, log_in
 
 OPENLINE = [sys.executable, "-m", "openline"]
@@ -186,3 +186,24 @@ def test_the_console_hands_out_proofs_of_notices_and_calls(nodes: tuple[Node, No
         r = c.get(f"/proofs/{bad}.json")
         assert r.status_code == status, r.text
         assert words in r.text
+
+
+def test_a_site_proof_holds_the_conflicts_found_later_against_it(nodes: tuple[Node, Node]) -> None:
+    """The hospital was notified and acknowledged; a strike package announced over it
+    later conflicts with it. The conflict's entry names both notices, and is in the
+    proof of each: the hospital's investigator sees it too."""
+    a, b = nodes
+    site_id = acknowledged_site(a, b)
+    strike = send(a, "moscow", soon(a, 31.5234, 34.4453, text="Strike package"))
+    a.drain()
+    b.drain()
+    settle_ledgers(a, b)
+    for node in (a, b):
+        proof = proof_of(node, site_id)
+        result = verify_proof(json.dumps(proof))
+        assert result.ok, result.failures
+        conflicts = [x["entry"] for x in result.about or [] if x["entry"]["type"] == "notice.conflict"]
+        assert [(c["notice"], c["other_notice"]) for c in conflicts] == [(strike["id"], site_id)], node.name
+        # ... and in the strike's own proof.
+        strike_proof = verify_proof(json.dumps(proof_of(node, str(strike["id"]))))
+        assert "notice.conflict" in [x["entry"]["type"] for x in strike_proof.about or []]

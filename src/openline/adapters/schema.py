@@ -300,6 +300,7 @@ ledger_pending = Table(
     # Entries committed with their events, waiting for the integrator to sequence them.
     Column("seq", _BIG_ID, primary_key=True, autoincrement=True),  # order of insertion
     Column("call_id", String(36)),
+    Column("also_id", String(36)),  # a second id it is indexed under (a conflict's other notice)
     Column("data", LargeBinary, nullable=False),  # the exact bytes to hash: canonical JSON
 )
 

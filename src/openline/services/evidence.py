@@ -149,8 +149,8 @@ def prove_call(station: Station, call_id: str) -> dict[str, Any]:
 
 def prove_notice(station: Station, notice_id: str) -> dict[str, Any]:
     """The same for a notice: its entries (sent or received, delivered, acknowledged or
-    rejected, withdrawn, removed, expired, the conflicts found when it came) and the
-    peer's receipts."""
+    rejected, withdrawn, removed, expired, every conflict that names it) and the peer's
+    receipts."""
     return _prove(station, "notice", notice_id)
 
 

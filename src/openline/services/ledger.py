@@ -20,7 +20,7 @@ from operator import itemgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from openline.adapters import db
 from openline.adapters.schema import (
@@ -71,13 +71,15 @@ def append(
     *,
     content: str | None = None,
     call_id: str | None = None,
+    also_id: str | None = None,
 ) -> None:
     """Add one entry to the log in this transaction (it is sequenced after the commit),
-    indexed under `call_id`, the call's or the notice's id, if given."""
+    indexed under `call_id`, the call's or the notice's id, if given, and under `also_id`
+    too (a conflict is in the proof of both its notices)."""
     data = entries_core.entry(event_type, rfc3339(at) or "", metadata, content)
     if len(data) > MAX_ENTRY:
         raise entries_core.EntryError(f"{event_type} entry: {len(data)} bytes, at most {MAX_ENTRY}")
-    tx.insert_later(ledger_pending, {"call_id": call_id, "data": data})
+    tx.insert_later(ledger_pending, {"call_id": call_id, "also_id": also_id, "data": data})
     tx.ledger_grew = True
 
 
@@ -175,17 +177,20 @@ _TILE_UPDATE = (
 _PENDING = select(ledger_pending.c.seq).order_by(ledger_pending.c.seq).limit(bindparam("b_limit"))
 _TAKE_SQL = (
     "DELETE FROM ledger_pending WHERE seq IN (SELECT seq FROM ledger_pending ORDER BY seq LIMIT ?) "
-    "RETURNING seq, call_id, data"
+    "RETURNING seq, call_id, also_id, data"
 )
 
 
-def _take(conn: Connection, limit: int) -> list[tuple[int, str | None, bytes]]:
+def _take(conn: Connection, limit: int) -> list[tuple[int, tuple[str, ...], bytes]]:
     """Take the oldest waiting entries off the queue in one statement: exactly the rows it
     returns are gone, even on PostgreSQL where an older row may commit after a newer one.
     Straight to the driver: SQLAlchemy fetches RETURNING rows one at a time."""
     sql = _TAKE_SQL.replace("?", "?" if conn.dialect.paramstyle == "qmark" else "%s")
     result = conn.exec_driver_sql(sql, (limit,))
-    return [(int(seq), call, bytes(data)) for seq, call, data in result.fetchall()]
+    return [
+        (int(seq), tuple(dict.fromkeys(i for i in (call, also) if i)), bytes(data))
+        for seq, call, also, data in result.fetchall()
+    ]
 
 
 _BUNDLE = select(ledger_bundles.c.data).where(ledger_bundles.c.idx == bindparam("b_idx"))
@@ -233,7 +238,7 @@ def integrate(station: Station, limit: int = BATCH) -> int:
         _extend_bundles(conn, size, data)
         tiles = Tiles(conn)
         tiles.extend(size, [merkle.leaf_hash(d) for d in data])
-        about = [(call, size + i) for i, (_, call, _) in enumerate(rows) if call]
+        about = [(about_id, size + i) for i, (_, ids, _) in enumerate(rows) for about_id in ids]
         if about:  # straight to the driver: one row per entry, and SQLAlchemy's per-row cost shows
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             sql = f"INSERT INTO ledger_calls (call_id, idx) VALUES ({mark}, {mark})"  # noqa: S608 - placeholders
@@ -343,7 +348,7 @@ def call_entries(conn: Connection, call_id: str) -> list[tuple[int | None, bytes
     out: list[tuple[int | None, bytes]] = [(i, bundles[i // TILE_WIDTH][i % TILE_WIDTH]) for i in wanted]
     waiting = conn.execute(
         select(ledger_pending.c.data)
-        .where(ledger_pending.c.call_id == call_id)
+        .where(or_(ledger_pending.c.call_id == call_id, ledger_pending.c.also_id == call_id))
         .order_by(ledger_pending.c.seq)
     ).scalars()
     return out + [(None, bytes(d)) for d in waiting]

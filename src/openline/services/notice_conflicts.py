@@ -298,6 +298,7 @@ def check(tx: Tx, notice_id: str, series: str, line_id: str, volumes: tuple[Volu
             tx.now,
             {k: v for k, v in detail.items() if k != "altitude_m"},
             call_id=notice_id,
+            also_id=f.other,
         )
     if found:
         tx.touched.add("notices")
