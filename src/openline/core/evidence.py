@@ -105,7 +105,7 @@ class Story:
 
 @dataclass
 class Result:
-    kind: str  # "bundle" or "call-proof"
+    kind: str  # "bundle", "call-proof" or "notice-proof"
     station: str
     cards: list[CardSummary] = field(default_factory=list)
     checkpoint: CheckpointSummary | None = None
@@ -114,7 +114,8 @@ class Result:
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     story: Story | None = None
-    # A bundle verified `about` one id: the entries that name it (`About`), in log order.
+    # A notice proof's entries, or a bundle's verified `about` one id: the entries that
+    # are about it (`About`), in log order, each as {"index", "entry"}.
     about: list[dict[str, Any]] | None = None
 
     @property
