@@ -175,7 +175,19 @@ def test_demo_rings_a_call_at_moscow_and_stops_both_stations_on_ctrl_c(tmp_path:
     _, demo = _ring_and_stop(tmp_path)
     text = demo.text()
     assert text.count("one-time password") == 2
-    for command in ("calls", "pickup", "say", "close", "show", "lines", "notices", "notice ack"):
+    commands = (
+        "calls",
+        "pickup",
+        "say",
+        "close",
+        "show",
+        "lines",
+        "notices",
+        "notice ack",
+        "notices --at",
+        "prove",
+    )
+    for command in commands:
         assert re.search(rf"OPENLINE_HOME=\S+ \S*openline {command}\b", text), command
     assert "/openapi.json" in text
     assert re.search(r"The map: http://127\.0\.0\.1:\d+/notices", text)
