@@ -151,6 +151,21 @@ def cli(node: Node, monkeypatch: Any, *args: str) -> Any:
     return CliRunner().invoke(main.app, [*args, "--home", str(node.home)])
 
 
+def cli_table(node: Node, monkeypatch: Any, *args: str, columns: int = 80) -> str:
+    """The readable output of `openline ARGS` (`cli`) in a terminal `columns` wide: rich
+    reads the width once, when a console is made, so the CLI's consoles are replaced."""
+    from rich.console import Console
+
+    from openline.cli import main, notices, render
+
+    console = Console(width=columns, markup=False)  # as render.out is
+    for module in (render, main, notices):
+        monkeypatch.setattr(module, "out", console)
+    result = cli(node, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    return str(result.stdout)
+
+
 def cli_json(node: Node, monkeypatch: Any, *args: str) -> Any:
     """`cli(... ARGS --json)`, its JSON document. In process the station's own log lines
     share standard output: the JSON comes last."""

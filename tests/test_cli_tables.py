@@ -10,27 +10,16 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rich.console import Console
 
-from openline.cli import main, notices, render
+from openline.cli import render
 from openline.cli.render import listing, when
 from openline.core.clock import FakeClock
 from tests.inproc import Node, place_and_ring
-from tests.notice_docs import cli, cli_json, send, soon
+from tests.notice_docs import cli, cli_json, cli_table, send, soon
 
 # A table's time: "2026-11-27 16:06:14Z", never the RFC 3339 form with microseconds.
 SHORT_TIME = re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ")
 LONG_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-
-
-def _table(node: Node, monkeypatch: Any, *args: str, columns: int = 80) -> str:
-    # A terminal this wide (rich reads COLUMNS once, when a console is made).
-    console = Console(width=columns, markup=False)  # as render.out is
-    for module in (render, main, notices):
-        monkeypatch.setattr(module, "out", console)
-    result = cli(node, monkeypatch, *args)
-    assert result.exit_code == 0, result.output
-    return str(result.stdout)
 
 
 def _assert_shown(short_time: str, text: str) -> None:
@@ -49,13 +38,13 @@ def test_calls_listing_keeps_whole_ids_and_shows_times_to_the_second(
     a, b = nodes
     call_id = place_and_ring(a, b, subject="Convoy of 12 trucks at checkpoint 4, 14:00Z", priority="flash")
     placed = when(cli_json(b, monkeypatch, "calls")[0]["placed_at"])
-    narrow = _table(b, monkeypatch, "calls")
+    narrow = cli_table(b, monkeypatch, "calls")
     assert all(len(line) <= 80 for line in narrow.splitlines()), narrow
     assert f"id {call_id}" in narrow  # too narrow for the table: one block per call
     assert "subject Convoy of 12 trucks at checkpoint 4, 14:00Z" in narrow
     assert f"placed {placed}" in narrow
     assert "…" not in narrow
-    wide = _table(b, monkeypatch, "calls", columns=200)
+    wide = cli_table(b, monkeypatch, "calls", columns=200)
     assert f"│ {call_id} │ stuttgart │ in  │ flash    │ ringing │ Convoy of 12 trucks" in wide
     _assert_shown(placed, wide)
 
@@ -68,7 +57,7 @@ def test_notices_listing_keeps_whole_ids_and_shows_times_to_the_second(
     a.drain()
     starts = when(cli_json(b, monkeypatch, "notices")[0]["starts_at"])
     for width in (80, 200):
-        text = _table(b, monkeypatch, "notices", columns=width)
+        text = cli_table(b, monkeypatch, "notices", columns=width)
         assert all(len(line) <= width for line in text.splitlines()), text
         assert sent["id"] in text
         assert "…" not in text
@@ -139,7 +128,7 @@ def test_say_reports_the_message_queued_not_the_call(nodes: tuple[Node, Node], m
     a, b = nodes
     call_id = place_and_ring(a, b)
     assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    text = _table(b, monkeypatch, "say", call_id, "Moscow here. Go ahead.")
+    text = cli_table(b, monkeypatch, "say", call_id, "Moscow here. Go ahead.")
     (message,) = cli_json(b, monkeypatch, "show", call_id)["messages"]
     assert f"Message {message['id']}: queued" in text
     assert f"Call {call_id}" not in text  # "queued" is the message's status, not the call's state
@@ -164,10 +153,10 @@ def test_peer_text_that_looks_like_markup_is_shown_as_it_is(
     sent = send(a, "moscow", soon(a, 48.0, 9.0, text=MARKUP))
     a.drain()
     for args in (("calls",), ("show", call_id), ("notices",), ("notice", "show", sent["id"]), ("alerts",)):
-        text = _table(b, monkeypatch, *args, columns=width)  # exit status 0, or it fails here
+        text = cli_table(b, monkeypatch, *args, columns=width)  # exit status 0, or it fails here
         if args[0] in ("calls", "show") or args[:2] == ("notice", "show"):
             assert MARKUP in " ".join(text.split()), (args, text)  # wrapped lines joined again
-    shown = _table(b, monkeypatch, "show", call_id, columns=width)
+    shown = cli_table(b, monkeypatch, "show", call_id, columns=width)
     flat = " ".join(shown.split())
     assert f"Summary {MARKUP}" in flat
     assert flat.count(MARKUP) == 3, shown  # the subject, the message and the summary
@@ -192,5 +181,5 @@ def test_a_notice_conflict_alert_names_both_notices(nodes: tuple[Node, Node], mo
     ours = send(b, "stuttgart", soon(b, 48.001, 9.001, text="Patrol"))  # overlaps theirs
     (alert,) = [x for x in cli_json(b, monkeypatch, "alerts") if x["kind"] == "notice_conflict"]
     assert alert["subject"].startswith("conflict ")  # the stored subject: a row number
-    text = " ".join(_table(b, monkeypatch, "alerts", columns=200).split())
+    text = " ".join(cli_table(b, monkeypatch, "alerts", columns=200).split())
     assert f"notice {ours['id']} volume 1 with notice {theirs['id']} volume 1" in text

@@ -18,7 +18,6 @@ from openline.core.clock import (
     MICROS,
     FakeClock,
     Offset,
-    intersect,
     parse_rfc3339,
     rfc3339,
     round_trip,
@@ -28,7 +27,7 @@ from openline.core.keys import StationKeys
 from openline.services import lines as lines_service
 from openline.services.accounts import Role
 from tests.inproc import Node, link, make_node, place_and_ring
-from tests.notice_docs import cli
+from tests.notice_docs import cli_table
 from tests.test_console import add_user, browser, log_in
 
 SECOND = MICROS
@@ -94,7 +93,6 @@ def test_what_an_exchange_proves_of_another_clock() -> None:
     assert early.beyond(1 * SECOND) == 0
     assert not early.within(10 * SECOND)
     assert stamped_before(stamped=130 * SECOND, received=100 * SECOND).beyond(5 * SECOND) == 30 * SECOND
-    assert intersect([trip, slow, early]) == Offset(4 * SECOND, 5 * SECOND)
 
 
 def test_a_peer_clock_off_by_two_minutes_raises_clock_skew_on_both_floors(
@@ -256,8 +254,6 @@ def test_the_skew_shows_in_lines_metrics_the_cli_and_on_the_board(
     assert admin.status_code == 200, admin.text
     assert 'data-line-clock="stuttgart"' in admin.text
     assert "minus ours: -120000.0 ms ± 0.0 ms" in " ".join(admin.text.split())
-    monkeypatch.setenv("COLUMNS", "200")
-    table = cli(b, monkeypatch, "lines")
-    assert table.exit_code == 0, table.output
-    assert "-120.0 s ±0 ms, OFF since" in " ".join(table.stdout.split())
-    assert "not measured yet" in cli(a, monkeypatch, "lines").stdout
+    table = cli_table(b, monkeypatch, "lines")  # 80 columns: a block of `column value` per line
+    assert "peer clock -120.0 s ±0 ms, OFF since" in " ".join(table.split())
+    assert "peer clock not measured yet" in " ".join(cli_table(a, monkeypatch, "lines").split())

@@ -193,8 +193,7 @@ def place_page(request: Request) -> HTMLResponse:
             asked["when"] or None,
             _number(asked["altitude_m"], "altitude_m"),
         )
-        if place is None:  # not reached: narrowing without a place is refused above
-            raise InvalidInput("at: give the place as LAT,LNG")
+        assert place is not None  # something was asked, and narrowing without `at` is refused
         context["found"] = notice_view.notices_at(
             station_of(request), place, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT
         )

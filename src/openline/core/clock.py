@@ -67,12 +67,6 @@ def stamped_before(stamped: int, received: int) -> Offset:
     return Offset(stamped - received, None)
 
 
-def intersect(offsets: list[Offset]) -> Offset:
-    """What several measurements prove together (none empty)."""
-    highs = [o.high for o in offsets if o.high is not None]
-    return Offset(max(o.low for o in offsets), min(highs) if highs else None)
-
-
 class SystemClock:
     def now(self) -> int:
         return time.time_ns() // 1000
