@@ -67,6 +67,7 @@ bench: venv bench-deps
 	$(BIN)/python bench/escalation.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/ledger_backfill.py
 	$(BIN)/python bench/conflicts.py
 	$(BIN)/python bench/notice_station.py
 

@@ -176,6 +176,19 @@ def wire_of(node: Node, envelope_id: str) -> dict[str, Any]:
     return dict(json.loads(row.wire))
 
 
+def migrate_to(node: Node, revision: str, *, down: bool = False) -> None:
+    """Upgrade (or downgrade) the node's database to `revision`, in one transaction as
+    `openline` migrates."""
+    from alembic import command
+
+    from openline.adapters.migrate import _config
+
+    cfg = _config()
+    with node.station.db.write() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
 def settle_ledgers(*nodes: Node) -> None:
     """Integrate, sign and cosign on every node until nothing changes (what each
     station's ledger worker does in `openline serve`)."""

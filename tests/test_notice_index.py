@@ -8,12 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import text
 
-from openline.adapters.migrate import _config
 from openline.services import notice_conflicts
-from tests.inproc import Node
+from tests.inproc import Node, migrate_to
 from tests.notice_docs import HOUR, alerts, circle, east_of, send, site, soon
 
 
@@ -25,13 +23,6 @@ def _boxes(node: Node) -> list[Any]:
 def _volumes(node: Node) -> list[Any]:
     with node.station.db.read() as conn:
         return list(conn.execute(text("SELECT * FROM notice_volumes ORDER BY notice_id, n")).all())
-
-
-def _migrate(node: Node, revision: str, *, down: bool = False) -> None:
-    cfg = _config()
-    with node.station.db.write() as conn:  # one transaction, as `openline` migrates
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -73,13 +64,13 @@ def test_a_deleted_volume_loses_its_box_and_a_changed_one_is_boxed_anew(nodes: t
 def test_the_migration_boxes_volumes_stored_before_it_and_goes_back_cleanly(nodes: tuple[Node, Node]) -> None:
     a, _ = nodes
     send(a, "moscow", soon(a, 48.77, 9.18))
-    _migrate(a, "0008", down=True)
+    migrate_to(a, "0008", down=True)
     with a.station.db.read() as conn:
         assert (
             conn.execute(text("SELECT count(*) FROM sqlite_master WHERE name LIKE 'notice_boxes%'")).scalar()
             == 0
         )
-    _migrate(a, "head")
+    migrate_to(a, "head")
     assert [(x.notice_id, x.n) for x in _boxes(a)] == [(v.notice_id, v.n) for v in _volumes(a)]
     assert len(_boxes(a)) == 1
 

@@ -140,7 +140,7 @@ def test_what_cannot_be_proved_says_why(nodes: tuple[Node, Node], monkeypatch: A
     assert "no notice with id" in r.json()["detail"]
     r = b.api.get(f"/api/v1/ledger/notices/{draft['id']}/proof")
     assert r.status_code == 404
-    assert "a draft is not in it" in r.json()["detail"]
+    assert "a draft is not logged until it is sent" in r.json()["detail"]
     missing = cli(
         b, monkeypatch, "prove", "01a2aaaa-0000-7000-8000-000000000000", "--out", str(tmp_path / "p")
     )
@@ -180,7 +180,7 @@ def test_the_console_hands_out_proofs_of_notices_and_calls(nodes: tuple[Node, No
     assert f'href="/proofs/{call_id}.json"' in c.get(f"/calls/{call_id}").text
 
     for bad, status, words in [
-        (draft["id"], 404, "a draft is not in it"),
+        (draft["id"], 404, "a draft is not logged until it is sent"),
         ("01a2aaaa-0000-7000-8000-000000000000", 404, "no call or notice with id"),
     ]:
         r = c.get(f"/proofs/{bad}.json")

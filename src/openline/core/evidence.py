@@ -555,14 +555,21 @@ class _Tree:
         return r
 
 
+_NAMING = ("call", "notice", "other_notice", "removal", "removes", "ref")
+
+
+def named(entry: Mapping[str, Any]) -> set[str]:
+    """The ids of the calls and notices an entry names: what it is about (`About`), and
+    what a station indexes it under (`ledger_calls`)."""
+    return {value for key in _NAMING if isinstance(value := entry.get(key), str)}
+
+
 class About:
     """The entries of a log that are about one call or notice, offered in log order: those
     that name its id (`call`, `notice`, a conflict's `other_notice`, a removal's
     `removal` or `removes`, an envelope's `ref`), then the receipts for the envelopes those
     entries name. An entry is in the log before the receipt for its envelope, so one pass
     finds them all."""
-
-    _NAMING = ("call", "notice", "other_notice", "removal", "removes", "ref")
 
     def __init__(self, subject: str) -> None:
         self.subject = subject
@@ -571,7 +578,7 @@ class About:
 
     def offer(self, index: int, entry: dict[str, Any]) -> None:
         envelope = entry.get("envelope")
-        if any(entry.get(key) == self.subject for key in self._NAMING):
+        if self.subject in named(entry):
             if isinstance(envelope, str) and entry["type"] != "receipt.received":
                 self._envelopes.add(envelope)
         elif not (entry["type"] == "receipt.received" and envelope in self._envelopes):

@@ -162,13 +162,7 @@ def _prove(station: Station, about: str, subject_id: str) -> dict[str, Any]:
             raise NotFound(f"no {about} with id {subject_id!r}")
         found = ledger.call_entries(conn, subject_id)
         if not found:
-            hint = (
-                ": a draft is not in it, and a notice from before OpenLine indexed notices has its "
-                "entries there unindexed (export the ledger and run `openline verify BUNDLE --about "
-                f"{subject_id}`)"
-                if about == "notice"
-                else ""
-            )
+            hint = ": a draft is not logged until it is sent" if about == "notice" else ""
             raise NotFound(f"{about} {subject_id} has no entries in the ledger{hint}")
         cp = _cosigned(conn)
         late = [i for i, _ in found if i is None or i >= cp.size]

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select, update
 from openline.adapters import db
 from openline.adapters.schema import notices
 from openline.core import notices as nm
+from openline.core.evidence import named
 from openline.core.notices import Event, Party, State
 from openline.errors import IllegalTransition, NotFound
 from openline.services import ledger
@@ -75,4 +76,6 @@ def log(
     metadata: dict[str, Any] = {"notice": notice_id, "line": line, "peer": peer, "actor": actor, **facts}
     if envelope_id is not None:
         metadata["envelope"] = envelope_id
-    ledger.append(tx, event_type, tx.now, metadata, call_id=notice_id)  # indexed: `prove`
+    # Indexed under every notice it names (`prove`): a removal's entries under its site too.
+    others = sorted(named(metadata) - {notice_id})
+    ledger.append(tx, event_type, tx.now, metadata, call_id=notice_id, also_id=others[0] if others else None)
