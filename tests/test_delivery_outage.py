@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from openline.core import backoff
-from openline.core.clock import MICROS, FakeClock
-from openline.services import delivery
+from openline.core.clock import MICROS, FakeClock, rfc3339
+from openline.services import delivery, lines
 from openline.services.delivery import Outcome
 from tests.inproc import Node, place_and_ring, show
 
@@ -135,3 +137,41 @@ def test_announce_reports_an_unreachable_peer_and_changes_nothing(nodes: tuple[N
     before = b.snapshot()
     assert not delivery.announce(b.station, b.transport, b.line_id())
     assert b.snapshot() == before
+
+
+def test_the_outbox_is_what_waits_and_since_when(
+    nodes: tuple[Node, Node], clock: FakeClock, backend: str
+) -> None:
+    """`lines` counts the envelopes not yet receipted and dates the oldest, whatever the
+    line has carried before; on SQLite the listing reaches them through the outbox index
+    alone, so that it costs what waits and not the line's whole history (the board, the
+    call page and every metrics scrape list the lines)."""
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    for i in range(3):  # history, delivered
+        assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": f"early {i}"}).status_code == 201
+    a.drain()
+    assert a.transport is not None
+    a.transport.down = True
+    clock.advance(60)
+    first_waiting = clock.now()
+    for i in range(2):
+        assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": f"late {i}"}).status_code == 201
+        clock.advance(30)
+    [line] = a.api.get("/api/v1/lines").json()
+    assert (line["outbox_depth"], line["waiting_since"]) == (2, rfc3339(first_waiting))
+    [line] = b.api.get("/api/v1/lines").json()  # what came in is not an outbox
+    assert (line["outbox_depth"], line["waiting_since"]) == (0, None)
+    if backend == "sqlite":
+        with a.station.db.read() as conn:
+            plan = " | ".join(
+                str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {_sql(conn, lines._LINES)}")
+            )
+        assert "SCAN envelopes" not in plan, plan
+        assert "SEARCH envelopes USING COVERING INDEX ix_envelopes_outbox" in plan, plan
+
+
+def _sql(conn: Any, statement: Any) -> str:
+    return str(statement.compile(conn, compile_kwargs={"literal_binds": True}))

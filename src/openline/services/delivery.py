@@ -77,15 +77,7 @@ _LINE = (
     .where(lines.c.id == bindparam("b_line"))
 )
 _BATCH_OF_LINE = select(lines.c.batch_id).where(lines.c.id == bindparam("b_line"))
-_PENDING = (
-    select(envelopes)
-    .where(
-        envelopes.c.line_id == bindparam("b_line"),
-        envelopes.c.direction == "out",
-        envelopes.c.delivered_at.is_(None),
-    )
-    .order_by(envelopes.c.seq)
-)
+_PENDING = select(envelopes).where(*outbox.waiting(bindparam("b_line"))).order_by(envelopes.c.seq)
 _PENDING_IN_BATCH = _PENDING.where(envelopes.c.batch_id == bindparam("b_batch"))
 _PENDING_FIRST = _PENDING.limit(MAX_BATCH)
 _PENDING_AFTER = _PENDING.where(envelopes.c.seq > bindparam("b_after")).limit(MAX_BATCH)

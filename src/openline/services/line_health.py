@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, func, select
 from openline.adapters.schema import alerts, calls, envelopes, lines, notices
 from openline.core.clock import MICROS, rfc3339
 from openline.services import alerts as alerting
+from openline.services import outbox
 from openline.services.lines import ACTIVE
 from openline.services.station import Station
 
@@ -35,11 +36,7 @@ _NAMED = (
 )
 
 # Built once: the auditor runs these every few seconds.
-_PENDING = (  # a line's envelopes without a receipt yet
-    envelopes.c.line_id == bindparam("b_line"),
-    envelopes.c.direction == "out",
-    envelopes.c.delivered_at.is_(None),
-)
+_PENDING = outbox.waiting(bindparam("b_line"))  # a line's envelopes without a receipt yet
 _OLDEST = select(envelopes.c.time).where(*_PENDING).order_by(envelopes.c.seq).limit(1)
 _COUNT = select(func.count()).where(*_PENDING)
 _REFS = select(envelopes.c.call_id).where(*_PENDING)  # a call's or a notice's id

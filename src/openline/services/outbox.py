@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from uuid6 import uuid7
 
 from openline.adapters.schema import envelopes, lines, peers
@@ -20,6 +20,14 @@ from openline.core.envelope import Envelope, make_envelope, open_sealed
 from openline.core.keys import encryption_public_key
 from openline.services import ledger
 from openline.services.station import Station, Tx
+
+
+def waiting(line: Any) -> tuple[ColumnElement[bool], ...]:
+    """The envelopes of `line` (its id, or a column or parameter holding it) still waiting
+    for the peer's receipt: the prefix of the outbox index, so that finding them costs what
+    waits, not what the line has ever carried."""
+    return (envelopes.c.line_id == line, envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
+
 
 # Built once: every outgoing envelope runs these, and building a SQLAlchemy statement
 # costs several times more than executing it.
