@@ -64,7 +64,7 @@ bench-deps: system-deps
 
 bench: venv bench-deps
 	$(BIN)/python bench/delivery.py
-	$(BIN)/python bench/lines_listing.py
+	$(BIN)/python bench/board_history.py
 	$(BIN)/python bench/escalation.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/ledger.py

@@ -175,6 +175,7 @@ calls = Table(
     Column("next_escalation_at", BigInteger),
     Column("lease_until", BigInteger),
     Index("ix_calls_deadline", "state", "deadline_at"),
+    Index("ix_calls_placed", "placed_at", "id"),  # the newest first: the board, the history
     Index("ix_calls_escalation", "next_escalation_at"),
 )
 
@@ -254,6 +255,7 @@ notifications = Table(
     Column("sent_at", BigInteger),
     Column("last_error", Text),
     Index("ix_notifications_due", "channel", "status", "next_attempt_at"),
+    Index("ix_notifications_created", "created_at", "id"),  # the newest first
     Index("ix_notifications_call", "call_id"),
     Index("ix_notifications_alert", "alert_id"),
 )
@@ -276,6 +278,7 @@ alerts = Table(
     Column("next_escalation_at", BigInteger),
     UniqueConstraint("kind", "subject", name="uq_alerts_kind_subject"),
     Index("ix_alerts_next_escalation", "next_escalation_at"),
+    Index("ix_alerts_open", "acknowledged_at", "kind"),  # the open ones: acknowledged_at IS NULL
 )
 
 handovers = Table(
@@ -288,6 +291,7 @@ handovers = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("acknowledged_by", String(64)),
     Column("acknowledged_at", BigInteger),
+    Index("ix_handovers_pending", "acknowledged_at"),  # those not yet acknowledged: IS NULL
 )
 
 # The evidence ledger (see docs/ledger.md) -----------------------------------------------
@@ -414,6 +418,7 @@ notices = Table(
     Column("discarded_at", BigInteger),
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_notices_state", "state", "ends_at"),
+    Index("ix_notices_created", "created_at", "id"),  # the newest first: the notices page
     Index("ix_notices_series", "series", "version"),
     Index("ix_notices_removes", "removes"),
 )

@@ -35,7 +35,6 @@ RFC3339_UTC = "%Y-%m-%dT%H:%M:%SZ"
 # A notice's body may hold 48 KiB (services.notices.MAX_BODY); form-encoding JSON can
 # triple it, so its form may be larger than others.
 NOTICE_FORM_BYTES = 256 * 1024
-WAITING = ("sent", "delivered")  # an inbound notice in these states awaits our answer
 # The notice form's own fields: they build the document in the browser and are kept,
 # as typed, when the station refuses the notice. The station reads only `notice`.
 BUILDER_FIELDS = ("category", "text", "alt_lower", "alt_upper", "alt_units", "time_start", "time_end")
@@ -62,15 +61,6 @@ def actions(notice: dict[str, Any]) -> frozenset[str]:
     station would accept from this side now."""
     allowed = set(notice.get("actions") or ())
     return frozenset(name for name, action in _BUTTONS.items() if action in allowed)
-
-
-def awaiting(station: Station, *, content: bool) -> list[dict[str, Any]]:
-    """Inbound notices still waiting for our acknowledgement, the nearest deadline first."""
-    recent = notice_view.list_notices(station, content=False, limit=NOTICE_LIMIT)
-    waiting = [n for n in recent if n["direction"] == "in" and n["state"] in WAITING]
-    if content:  # the text is sealed: open only the few the board shows
-        waiting = [notice_view.show_notice(station, n["id"], content=True) for n in waiting]
-    return sorted(waiting, key=lambda n: (n["deadline_at"] is None, n["deadline_at"] or ""))
 
 
 def _default_fields(station: Station) -> dict[str, str]:

@@ -47,6 +47,7 @@ from openline.services import (
     ledger_view,
     line_health,
     lines,
+    notice_view,
     report,
     rosters,
     sessions,
@@ -149,27 +150,31 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
     station = station_of(request)
     who = session.principal
     content = who.can(Permission.READ_CONTENT)
+    # Every call ringing here is counted, and the most urgent are shown, however many calls
+    # came after them: the recent calls are another list.
+    ringing, ringing_total = calls.ringing(station, limit=RINGING_SHOWN, content=content)
     recent = calls.list_calls(station, limit=50, content=content)
-    ringing = [c for c in recent if c["state"] == "ringing" and c["direction"] == "in"]
     roster = rosters.roster_view(station)
-    open_alerts = alerts.list_alerts(station, open_only=True, limit=20)
     return {
         "session": session,
         "can_work": who.can(Permission.WORK_CALLS),
-        "ringing": sorted(ringing, key=lambda c: (PRIORITY_ORDER[c["priority"]], c["ringing_at"])),
-        "recent": [c for c in recent if c not in ringing],
+        "ringing": ringing,
+        "ringing_total": ringing_total,
+        "recent": [c for c in recent if not (c["state"] == "ringing" and c["direction"] == "in")],
         "lines": lines.list_lines(station),
         "on_duty": roster["on_duty"],
         "next_handover": roster["next_handover"],
-        "alerts": open_alerts,
+        "alerts": alerts.most_urgent_open(station, ALERTS_SHOWN),
+        "alerts_total": sum(alerts.open_counts(station).values()),
         # Lines with an open line_down alert: marked on the board and in the page title.
-        "down": {a["detail"].get("peer") for a in open_alerts if a["kind"] == line_health.KIND},
+        "down": {a["detail"].get("peer") for a in alerts.open_of_kind(station, line_health.KIND)},
         "handovers": handover.list_handovers(station, content=content, pending_only=True, limit=5),
-        "notices": notice_pages.awaiting(station, content=content),
+        "notices": notice_view.awaiting_answer(station, content=content),
     }
 
 
-PRIORITY_ORDER = {"flash": 0, "immediate": 1, "priority": 2, "routine": 3}
+RINGING_SHOWN = 100  # the rest are counted, with a link to all of them
+ALERTS_SHOWN = 20
 
 
 @router.get("/")

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import structlog
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 
 from openline.adapters.schema import alerts
 from openline.core import escalation as esc
@@ -111,19 +111,39 @@ def list_alerts(station: Station, *, open_only: bool = False, limit: int = 100) 
         raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
     query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
     if open_only:
-        query = query.where(alerts.c.acknowledged_at.is_(None))
+        query = query.where(_OPEN)
     with station.db.read() as conn:
         return [alert_json(r) for r in conn.execute(query)]
 
 
+_OPEN = alerts.c.acknowledged_at.is_(None)
+_MOST_URGENT = (
+    select(alerts)
+    .where(_OPEN)
+    .order_by(
+        case({k: i for i, k in enumerate(URGENCY)}, value=alerts.c.kind, else_=len(URGENCY)),
+        alerts.c.id.desc(),
+    )
+)
+
+
+def most_urgent_open(station: Station, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` open alerts, the most urgent kinds first (`URGENCY`), then the newest:
+    what the watch board lists, so that a flood of lesser alerts cannot push a line that
+    is down off it."""
+    with station.db.read() as conn:
+        return [alert_json(r) for r in conn.execute(_MOST_URGENT.limit(limit))]
+
+
+def open_of_kind(station: Station, kind: str) -> list[dict[str, Any]]:
+    """Every open alert of one kind."""
+    with station.db.read() as conn:
+        return [alert_json(r) for r in conn.execute(select(alerts).where(_OPEN, alerts.c.kind == kind))]
+
+
 def open_counts(station: Station) -> dict[str, int]:
     """How many alerts of each kind nobody has acknowledged yet."""
-    query = (
-        select(alerts.c.kind, func.count())
-        .where(alerts.c.acknowledged_at.is_(None))
-        .group_by(alerts.c.kind)
-        .order_by(alerts.c.kind)
-    )
+    query = select(alerts.c.kind, func.count()).where(_OPEN).group_by(alerts.c.kind).order_by(alerts.c.kind)
     with station.db.read() as conn:
         return {kind: int(n) for kind, n in conn.execute(query)}
 

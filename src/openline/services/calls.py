@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, case, func, insert, select, update
 
 from openline.adapters import db
 from openline.adapters.schema import call_events, calls, envelopes, lines
@@ -503,6 +503,27 @@ def list_calls(
         query = query.where(calls.c.placed_at < f.until)
     with station.db.read() as conn:
         return [_call_json(station, row, content) for row in conn.execute(query).all()]
+
+
+_RINGING_HERE = (calls.c.state == State.RINGING.value, calls.c.direction == "in")
+# Flash before immediate before priority before routine.
+_PRIORITY_RANK = case(
+    {p: i for i, p in enumerate(sm.PRIORITIES)}, value=calls.c.priority, else_=len(sm.PRIORITIES)
+)
+_RINGING = (
+    _with_place_envelope().where(*_RINGING_HERE).order_by(_PRIORITY_RANK, calls.c.ringing_at, calls.c.id)
+)
+_RINGING_COUNT = select(func.count()).select_from(calls).where(*_RINGING_HERE)
+
+
+def ringing(station: Station, *, limit: int, content: bool = True) -> tuple[list[dict[str, Any]], int]:
+    """The calls ringing here now, the most urgent first (by priority, then the longest
+    ringing), at most `limit` of them; and how many ring in all. What the watch board
+    shows, however many other calls there have been since."""
+    with station.db.read() as conn:
+        rows = conn.execute(_RINGING.limit(limit)).all()
+        total = int(conn.execute(_RINGING_COUNT).scalar_one())
+    return [_call_json(station, row, content) for row in rows], total
 
 
 def show_call(station: Station, call_id: str, *, content: bool = True) -> dict[str, Any]:

@@ -163,12 +163,29 @@ def notice_json(
     return out
 
 
+AWAITING_ANSWER = (State.SENT.value, State.DELIVERED.value)  # an inbound notice not yet answered
+
+
 def list_notices(station: Station, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
     with station.db.read() as conn:
         # Newest first; notices made in one transaction (one batch from a peer) tie on
         # created_at and are ordered by id (UUIDv7: time-ordered), as calls are.
         newest = select(notices).order_by(notices.c.created_at.desc(), notices.c.id.desc())
         rows = conn.execute(newest.limit(limit)).all()
+        margins = _line_margins(conn)
+        return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
+
+
+def awaiting_answer(station: Station, *, content: bool) -> list[dict[str, Any]]:
+    """Every notice from the peer that still waits for our acknowledgement (sent or
+    delivered to us), the nearest deadline first: what the watch board shows, however
+    many notices came after them."""
+    with station.db.read() as conn:
+        rows = conn.execute(
+            select(notices)
+            .where(notices.c.direction == "in", notices.c.state.in_(AWAITING_ANSWER))
+            .order_by(notices.c.deadline_at.is_(None), notices.c.deadline_at, notices.c.id)
+        ).all()
         margins = _line_margins(conn)
         return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
 

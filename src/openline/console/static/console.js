@@ -49,7 +49,8 @@
     });
   }
   function alarmTitle() {
-    var n = document.querySelectorAll("[data-ringing][data-call]").length;
+    var board = document.querySelector("[data-ringing-count]");  // every call ringing, shown or not
+    var n = board ? Number(board.getAttribute("data-ringing-count")) : 0;
     var down = document.querySelectorAll("[data-line-down]").length;
     document.title = document.title.replace(/^\(\d+\) RINGING · /, "").replace(/^LINE DOWN · /, "");
     if (down) document.title = "LINE DOWN · " + document.title;
