@@ -17,12 +17,13 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
+from openline.console import notices as notice_pages
 from openline.console.notices import actions
 from openline.console.pages import MAX_FORM_BYTES
 from openline.core.clock import FakeClock, rfc3339
 from openline.services.accounts import GRANTS, Permission, Role
 from tests.inproc import Node
-from tests.notice_docs import square
+from tests.notice_docs import act, send, site, square
 from tests.test_console import add_user, csrf_of, log_in
 from tests.test_console import browser as client
 
@@ -405,6 +406,39 @@ def test_the_live_part_holds_the_history_and_the_map_data(nodes: tuple[Node, Nod
     assert data
     assert [n["id"] for n in json.loads(data.group(1))["notices"]] == [notice_id]
     assert client(b).get("/notices/live").status_code == 303  # no session
+
+
+def test_a_notice_in_force_stays_on_the_map_however_many_notices_follow_it(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The history lists the newest notices (500; here 2); the map draws those and every
+    older notice still in force (a protected site notified long ago), up to MAP_LIMIT,
+    and says how many more it leaves out. A withdrawn notice is not in force."""
+    a, b = nodes
+    monkeypatch.setattr(notice_pages, "NOTICE_LIMIT", 2)
+    hospital = send(a, "moscow", site(a, 31.5234, 34.4453))
+    a.drain()
+    act(b, hospital["id"], "acknowledge")
+    gone = _send(a, b, "moscow", 47.0)
+    act(a, gone, "withdraw")
+    later = [_send(a, b, "moscow", 49.0 + i) for i in range(3)]
+    c, _ = _officer(b)
+
+    def drawn() -> tuple[list[str], str]:
+        page = c.get("/notices/live").text
+        data = re.search(r'<script type="application/json" id="notice-data">(.*?)</script>', page, re.S)
+        assert data
+        return [n["id"] for n in json.loads(data.group(1))["notices"]], page
+
+    ids, page = drawn()
+    assert ids == [later[2], later[1], later[0], hospital["id"]]  # the history's, then the older in force
+    assert f'data-notice="{hospital["id"]}"' not in page  # not in the history table itself
+    assert "data-not-drawn" not in page
+    monkeypatch.setattr(notice_pages, "MAP_LIMIT", 1)
+    monkeypatch.setattr(notice_pages, "NOTICE_LIMIT", 1)
+    ids, page = drawn()
+    assert ids == [later[2], later[1]]
+    assert re.search(r"data-not-drawn>2 older notices in force are not drawn", page)
 
 
 # The favicon and the vendored drawing plugin -----------------------------------------------

@@ -29,7 +29,8 @@ from openline.services.accounts import Permission
 from openline.services.sessions import Session
 from openline.services.station import Station
 
-NOTICE_LIMIT = 500
+NOTICE_LIMIT = 500  # the history's newest
+MAP_LIMIT = 5000  # older notices in force drawn besides them
 MAP_DAYS = 7  # the time slider runs from now to now + MAP_DAYS
 RFC3339_UTC = "%Y-%m-%dT%H:%M:%SZ"
 # A notice's body may hold 48 KiB (services.notices.MAX_BODY); form-encoding JSON can
@@ -82,7 +83,12 @@ def _context(request: Request, session: Session, **extra: Any) -> dict[str, Any]
     who = session.principal
     who.require(Permission.VIEW)
     station = station_of(request)
-    rows = notice_view.list_notices(station, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT)
+    content = who.can(Permission.READ_CONTENT)
+    rows = notice_view.list_notices(station, content=content, limit=NOTICE_LIMIT)
+    # The map draws every notice in force, however old, besides the history's newest.
+    older, older_total = notice_view.in_force(
+        station, content=content, limit=MAP_LIMIT, besides=[n["id"] for n in rows]
+    )
     return {
         "session": session,
         "notices": rows,
@@ -92,7 +98,8 @@ def _context(request: Request, session: Session, **extra: Any) -> dict[str, Any]
         "categories": nm.CATEGORIES,
         "fields": _default_fields(station),
         # Read by static/notices.js from a non-executed JSON block: the CSP stays strict.
-        "map_data": {"now": rfc3339(station.clock.now()), "days": MAP_DAYS, "notices": rows},
+        "map_data": {"now": rfc3339(station.clock.now()), "days": MAP_DAYS, "notices": rows + older},
+        "not_drawn": older_total - len(older),
         **extra,
     }
 

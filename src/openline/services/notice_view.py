@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
 from openline.core import notices as nm
@@ -164,6 +165,27 @@ def notice_json(
 
 
 AWAITING_ANSWER = (State.SENT.value, State.DELIVERED.value)  # an inbound notice not yet answered
+# Announced and in force: what the map draws (a protected site stays so until it is removed).
+IN_FORCE = (State.SENT.value, State.DELIVERED.value, State.ACKNOWLEDGED.value)
+
+
+def in_force(
+    station: Station, *, content: bool, limit: int, besides: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], int]:
+    """Notices announced and in force (`IN_FORCE`) that are not among `besides`, newest
+    first, at most `limit`; and how many there are in all. A notice's age does not matter:
+    a hospital notified a year ago is as protected as one notified today."""
+    where = (notices.c.state.in_(IN_FORCE), notices.c.id.not_in(list(besides)))
+    with station.db.read() as conn:
+        total = int(conn.execute(select(func.count()).select_from(notices).where(*where)).scalar_one())
+        rows = conn.execute(
+            select(notices)
+            .where(*where)
+            .order_by(notices.c.created_at.desc(), notices.c.id.desc())
+            .limit(limit)
+        ).all()
+        margins = _line_margins(conn)
+        return [notice_json(station, conn, r, content=content, margins=margins) for r in rows], total
 
 
 def list_notices(station: Station, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
