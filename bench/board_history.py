@@ -35,14 +35,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the in-process stations of the tests
 
 from sqlalchemy import func, select  # noqa: E402
-from tests.inproc import link, make_node, place_and_ring  # noqa: E402
-from tests.notice_docs import send, site  # noqa: E402
-from tests.test_console import add_user, browser, log_in  # noqa: E402
+from tests.inproc import link, make_node  # noqa: E402
+from tests.test_board_floods import officer_with_a_call_and_a_notice  # noqa: E402
 
 from openline.adapters.schema import envelopes, lines, peers  # noqa: E402
 from openline.core.clock import FakeClock  # noqa: E402
 from openline.services import lines as line_service  # noqa: E402
-from openline.services.accounts import Role  # noqa: E402
 
 INDEXES = (
     "ix_calls_placed",
@@ -146,12 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         a, b = make_node(Path(tmp), "stuttgart", clock, None), make_node(Path(tmp), "moscow", clock, None)
         link(a, b)
-        place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
-        send(a, "moscow", site(a, 31.5234, 34.4453))
-        a.drain()
-        add_user(b, "duty", Role.WATCH_OFFICER)
-        console = browser(b)
-        log_in(console, "duty")
+        console = officer_with_a_call_and_a_notice(a, b)
 
         def board() -> None:
             page = console.get("/")

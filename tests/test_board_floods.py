@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from openline.console import notices as notice_pages
@@ -30,6 +31,18 @@ def _board(node: Node) -> str:
     page = c.get("/")
     assert page.status_code == 200
     return page.text
+
+
+def officer_with_a_call_and_a_notice(a: Node, b: Node) -> TestClient:
+    """A watch officer logged in on b's console, with a call from a ringing there
+    ("Convoy at checkpoint 4") and a notice of a's waiting for b's answer."""
+    place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
+    send(a, b.name, site(a, 31.5234, 34.4453))
+    a.drain()
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    c = browser(b)
+    log_in(c, "duty")
+    return c
 
 
 def _place(node: Node, peer: str, count: int, priority: str = "routine") -> None:
@@ -125,12 +138,7 @@ def test_the_board_reads_no_history_table_through(nodes: tuple[Node, Node]) -> N
     LIMIT (the newest calls), so a render costs the same after a year as on the first day
     (bench/board_history.py measures it)."""
     a, b = nodes
-    place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
-    send(a, "moscow", site(a, 31.5234, 34.4453))
-    a.drain()
-    add_user(b, "duty", Role.WATCH_OFFICER)
-    c = browser(b)
-    log_in(c, "duty")
+    c = officer_with_a_call_and_a_notice(a, b)
     ran: list[tuple[str, Any]] = []
 
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
