@@ -10,7 +10,7 @@ from typing import Any
 
 from openline.core.clock import FakeClock
 from tests.inproc import Node, make_node
-from tests.notice_docs import cli, cli_json, send, show, soon
+from tests.notice_docs import act, cli, cli_json, cli_table, send, show, site, soon
 from tests.test_notice_terms import _wire
 
 
@@ -94,3 +94,51 @@ def test_line_add_sets_the_terms(tmp_path: Path, clock: FakeClock, monkeypatch: 
     finally:
         for n in (a, b):
             n.station.db.dispose()
+
+
+def test_notices_are_listed_by_state_line_direction_and_category(
+    nodes: tuple[Node, Node], clock: FakeClock, monkeypatch: Any
+) -> None:
+    """`openline notices --state --peer --direction --category` and the API's parameters:
+    the watch floor's "what waits for our answer", among every notice the station holds.
+    The state is the one a notice reads now (an acknowledged notice whose window has
+    ended reads expired before the timer records it). Bad values are refused, naming
+    them, and change nothing."""
+    a, b = nodes
+    waiting = send(b, "stuttgart", soon(b, 48.0, 9.0))
+    hospital = send(b, "stuttgart", site(b, 31.5234, 34.4453))
+    b.drain()
+    act(a, hospital["id"], "acknowledge")
+    ours = send(a, "moscow", soon(a, 50.0, 9.0))
+    a.drain()
+
+    def ids(*args: str) -> list[str]:
+        return [n["id"] for n in cli_json(a, monkeypatch, "notices", *args)]
+
+    assert ids("--state", "delivered", "--direction", "in") == [waiting["id"]]
+    assert ids("--state", "acknowledged") == [hospital["id"]]
+    assert ids("--direction", "out") == [ours["id"]]
+    assert ids("--category", "protected_site", "--peer", "moscow") == [hospital["id"]]
+    assert ids("--peer", "nobody") == []
+    table = cli_table(a, monkeypatch, "notices", "--state", "delivered", "--direction", "in")
+    assert waiting["id"] in table
+    assert hospital["id"] not in table
+    clock.advance(4 * 3600)  # the two squares' windows have ended; the site is open-ended
+    assert ids("--state", "expired") == [ours["id"], waiting["id"]]
+    assert ids("--state", "delivered") == []
+    assert ids("--state", "acknowledged") == [hospital["id"]]
+
+    before = a.snapshot()
+    for params, words in (
+        ({"state": "ringing"}, "state must be one of draft, sent"),
+        ({"direction": "up"}, "direction must be in or out, got 'up'"),
+        ({"category": "picnic"}, "category must be one of air_operation"),
+        ({"state": "acknowledged", "at": "31.5234,34.4453"}, "with at, list every notice that covered"),
+    ):
+        r = a.api.get("/api/v1/notices", params=params)
+        assert r.status_code == 422, r.text
+        assert words in r.json()["detail"], r.json()
+    refused = cli(a, monkeypatch, "notices", "--state", "ringing")
+    assert refused.exit_code == 1
+    assert "state must be one of" in refused.output
+    assert a.snapshot() == before

@@ -10,6 +10,7 @@ from pydantic import Field
 from openline.api.bodies import Strict
 from openline.api.deps import PrincipalDep, StationDep
 from openline.core import notices as nm
+from openline.errors import InvalidInput
 from openline.services import notice_view, notices
 from openline.services.accounts import Permission
 
@@ -73,14 +74,30 @@ def list_notices(
     altitude_m: Annotated[
         float | None, Query(description="With `at`: only at this altitude (WGS84).")
     ] = None,
+    state: Annotated[
+        str | None, Query(max_length=16, description="Only those that read this state now.")
+    ] = None,
+    peer: Annotated[
+        str | None, Query(max_length=63, description="Only those on the line with this peer.")
+    ] = None,
+    direction: Annotated[
+        str | None, Query(max_length=16, description="Only ours (out) or the peer's (in).")
+    ] = None,
+    category: Annotated[str | None, Query(max_length=32, description="Only those of this category.")] = None,
 ) -> list[dict[str, Any]]:
-    """Notices newest first; with `at`, those that ever covered that place (and time, and
-    altitude), each with `covers`: an investigator's question."""
+    """Notices newest first, or only those in a state, on a line, one way or of a
+    category; with `at`, those that ever covered that place (and time, and altitude), each
+    with `covers`: an investigator's question."""
     who.require(Permission.VIEW)
     content = who.can(Permission.READ_CONTENT)
+    where = notice_view.NoticeFilter(state, peer, direction, category)
+    where.check()
     place = notice_view.place_asked(at, radius_m, when, altitude_m)
     if place is None:
-        return notice_view.list_notices(station, content=content, limit=limit)
+        return notice_view.list_notices(station, content=content, limit=limit, where=where)
+    if where != notice_view.NoticeFilter():
+        raise InvalidInput("with at, list every notice that covered the place: state, peer, direction and "
+                           "category filter the plain listing")  # fmt: skip
     return notice_view.notices_at(station, place, content=content, limit=limit)
 
 

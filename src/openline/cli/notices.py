@@ -135,10 +135,15 @@ def notices_list(
     altitude: Annotated[
         float | None, typer.Option(help="With --at: only at this altitude (m, WGS84).")
     ] = None,
+    state: Annotated[str | None, typer.Option(help="Only notices that read this state now.")] = None,
+    peer: Annotated[str | None, typer.Option(help="Only notices on the line with this peer.")] = None,
+    direction: Annotated[str | None, typer.Option(help="Only ours (out) or the peer's (in).")] = None,
+    category: Annotated[str | None, typer.Option(help="Only notices of this category.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List notices, newest first: sent and received, their state and conflicts."""
-    params = {"limit": limit, "at": at, "radius_m": radius, "when": at_time, "altitude_m": altitude}
+    params = {"limit": limit, "at": at, "radius_m": radius, "when": at_time, "altitude_m": altitude,
+              "state": state, "peer": peer, "direction": direction, "category": category}  # fmt: skip
     with client(home) as c:
         rows = c.get("/notices", params=params)
 

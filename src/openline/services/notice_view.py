@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, not_, or_, select
 
 from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
 from openline.core import notices as nm
@@ -165,17 +165,59 @@ def notice_json(
 
 
 AWAITING_ANSWER = (State.SENT.value, State.DELIVERED.value)  # an inbound notice not yet answered
-# Announced and in force: what the map draws (a protected site stays so until it is removed).
-IN_FORCE = (State.SENT.value, State.DELIVERED.value, State.ACKNOWLEDGED.value)
+_ACTIVE = sorted(s.value for s in nm.ACTIVE)
+
+
+def _in_state(state: str, now: int) -> ColumnElement[bool]:
+    """Notices whose state reads `state` now (`effective_state`): an active notice whose
+    last volume has ended reads as expired."""
+    ended = and_(notices.c.ends_at.is_not(None), notices.c.ends_at < now)
+    if state == State.EXPIRED.value:
+        return or_(notices.c.state == state, and_(notices.c.state.in_(_ACTIVE), ended))
+    if state in _ACTIVE:
+        return and_(notices.c.state == state, not_(ended))
+    return notices.c.state == state
+
+
+@dataclasses.dataclass(frozen=True)
+class NoticeFilter:
+    """Which notices to list; every field optional. `state` is the state a notice reads
+    now, as listed."""
+
+    state: str | None = None
+    peer: str | None = None
+    direction: str | None = None
+    category: str | None = None
+
+    def check(self) -> None:
+        if self.state is not None and self.state not in {s.value for s in State}:
+            raise InvalidInput(
+                f"state must be one of {', '.join(s.value for s in State)}, got {self.state!r}"
+            )
+        if self.direction is not None and self.direction not in ("in", "out"):
+            raise InvalidInput(f"direction must be in or out, got {self.direction!r}")
+        if self.category is not None and self.category not in nm.CATEGORIES:
+            raise InvalidInput(f"category must be one of {', '.join(nm.CATEGORIES)}, got {self.category!r}")
+
+    def where(self, now: int) -> list[ColumnElement[bool]]:
+        self.check()
+        out = [] if self.state is None else [_in_state(self.state, now)]
+        for column, value in ((notices.c.peer, self.peer), (notices.c.direction, self.direction),
+                              (notices.c.category, self.category)):  # fmt: skip
+            if value is not None:
+                out.append(column == value)
+        return out
 
 
 def in_force(
     station: Station, *, content: bool, limit: int, besides: Sequence[str] = ()
 ) -> tuple[list[dict[str, Any]], int]:
-    """Notices announced and in force (`IN_FORCE`) that are not among `besides`, newest
-    first, at most `limit`; and how many there are in all. A notice's age does not matter:
-    a hospital notified a year ago is as protected as one notified today."""
-    where = (notices.c.state.in_(IN_FORCE), notices.c.id.not_in(list(besides)))
+    """Notices announced and in force now (sent, delivered or acknowledged, not ended)
+    that are not among `besides`, newest first, at most `limit`; and how many there are in
+    all. A notice's age does not matter: a hospital notified a year ago is as protected as
+    one notified today."""
+    now = station.clock.now()
+    where = (or_(*(_in_state(state, now) for state in _ACTIVE)), notices.c.id.not_in(list(besides)))
     with station.db.read() as conn:
         total = int(conn.execute(select(func.count()).select_from(notices).where(*where)).scalar_one())
         rows = conn.execute(
@@ -188,24 +230,29 @@ def in_force(
         return [notice_json(station, conn, r, content=content, margins=margins) for r in rows], total
 
 
-def list_notices(station: Station, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
+def list_notices(
+    station: Station, *, content: bool, limit: int = 100, where: NoticeFilter | None = None
+) -> list[dict[str, Any]]:
     with station.db.read() as conn:
         # Newest first; notices made in one transaction (one batch from a peer) tie on
         # created_at and are ordered by id (UUIDv7: time-ordered), as calls are.
         newest = select(notices).order_by(notices.c.created_at.desc(), notices.c.id.desc())
+        if where is not None:
+            newest = newest.where(*where.where(station.clock.now()))
         rows = conn.execute(newest.limit(limit)).all()
         margins = _line_margins(conn)
         return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
 
 
 def awaiting_answer(station: Station, *, content: bool) -> list[dict[str, Any]]:
-    """Every notice from the peer that still waits for our acknowledgement (sent or
-    delivered to us), the nearest deadline first: what the watch board shows, however
-    many notices came after them."""
+    """Every notice from the peer that still waits for our acknowledgement (it reads sent
+    or delivered), the nearest deadline first: what the watch board shows, however many
+    notices came after them."""
+    now = station.clock.now()
     with station.db.read() as conn:
         rows = conn.execute(
             select(notices)
-            .where(notices.c.direction == "in", notices.c.state.in_(AWAITING_ANSWER))
+            .where(notices.c.direction == "in", or_(*(_in_state(state, now) for state in AWAITING_ANSWER)))
             .order_by(notices.c.deadline_at.is_(None), notices.c.deadline_at, notices.c.id)
         ).all()
         margins = _line_margins(conn)
