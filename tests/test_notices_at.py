@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from openline.console import notices as notice_pages
 from openline.core.clock import FakeClock, rfc3339
 from openline.services import notice_view
 from openline.services.accounts import Role
@@ -260,3 +261,31 @@ def test_the_console_asks_which_notices_covered_a_place(nodes: tuple[Node, Node]
         assert words in bad.text, params
         assert "data-place-found" not in bad.text
     assert a.snapshot() == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_place_page_counts_every_notice_that_covered_it_and_says_what_it_leaves_out(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page lists the newest NOTICE_LIMIT (500; here 1) of the notices that covered
+    the place, and counts them all: an investigator is told when the list is not whole."""
+    a, b = nodes
+    lat, lng = HOSPITAL
+    older = send(b, "stuttgart", site(b, lat, lng))
+    newer = send(b, "stuttgart", soon(b, lat, lng))
+    b.drain()
+    monkeypatch.setattr(notice_pages, "NOTICE_LIMIT", 1)
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "duty")
+    r = c.get("/notices/place", params={"at": f"{lat},{lng}"})
+    assert r.status_code == 200, r.text
+    assert 'data-place-found="2"' in r.text
+    assert re.search(r"<h2>2 notices covered", r.text)
+    assert "data-place-more>The newest 1 are listed" in r.text
+    assert f'data-notice="{newer["id"]}"' in r.text
+    assert f'data-notice="{older["id"]}"' not in r.text
+    monkeypatch.setattr(notice_pages, "NOTICE_LIMIT", 500)
+    whole = c.get("/notices/place", params={"at": f"{lat},{lng}"}).text
+    assert "data-place-more" not in whole
+    assert f'data-notice="{older["id"]}"' in whole

@@ -98,7 +98,8 @@ def list_notices(
     if where != notice_view.NoticeFilter():
         raise InvalidInput("with at, list every notice that covered the place: state, peer, direction and "
                            "category filter the plain listing")  # fmt: skip
-    return notice_view.notices_at(station, place, content=content, limit=limit)
+    found, _ = notice_view.notices_at(station, place, content=content, limit=limit)
+    return found
 
 
 @router.get("/{notice_id}")

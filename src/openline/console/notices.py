@@ -191,7 +191,7 @@ def place_page(request: Request) -> HTMLResponse:
             _number(asked["altitude_m"], "altitude_m"),
         )
         assert place is not None  # something was asked, and narrowing without `at` is refused
-        context["found"] = notice_view.notices_at(
+        context["found"], context["found_total"] = notice_view.notices_at(
             station_of(request), place, content=who.can(Permission.READ_CONTENT), limit=NOTICE_LIMIT
         )
     except OpenLineError as exc:

@@ -320,11 +320,14 @@ def standing_at(row: Any, when: int) -> dict[str, Any]:
     return {"state": name, "since": rfc3339(t), "by": row.acknowledged_by if name == "acknowledged" else None}
 
 
-def notices_at(station: Station, place: Volume, *, content: bool, limit: int = 100) -> list[dict[str, Any]]:
+def notices_at(
+    station: Station, place: Volume, *, content: bool, limit: int = 100
+) -> tuple[list[dict[str, Any]], int]:
     """Every notice sent or received here (not drafts), whatever its state now, with a
-    volume that overlaps `place`: newest first, each with `covers`, its volumes there
-    and when and at what altitudes they overlap it; and, when `place` is one instant,
-    `standing`, what had become of the notice by then (`standing_at`)."""
+    volume that overlaps `place`: newest first, at most `limit`, each with `covers`, its
+    volumes there and when and at what altitudes they overlap it; and, when `place` is one
+    instant, `standing`, what had become of the notice by then (`standing_at`). Also how
+    many notices covered the place in all."""
     instant = place.start if place.end == place.start else None
     with station.db.read() as conn:
         found = conflicts.covering(conn, place)
@@ -332,7 +335,7 @@ def notices_at(station: Station, place: Volume, *, content: bool, limit: int = 1
         for f in found:
             by_notice.setdefault(f.other, []).append(f)
         if not by_notice:
-            return []
+            return [], 0
         rows = conn.execute(
             select(notices)
             .where(notices.c.id.in_(list(by_notice)))
@@ -354,7 +357,7 @@ def notices_at(station: Station, place: Volume, *, content: bool, limit: int = 1
             ]
             shown["standing"] = None if instant is None else standing_at(row, instant)
             out.append(shown)
-        return out
+        return out, len(by_notice)
 
 
 def show_notice(station: Station, notice_id: str, *, content: bool) -> dict[str, Any]:
