@@ -328,6 +328,30 @@ def test_history_filters_and_exports_csv_safely(nodes: tuple[Node, Node]) -> Non
     assert "Routine check" not in withheld
 
 
+def test_history_counts_every_call_and_says_what_it_does_not_list(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page lists the newest HISTORY_LIMIT calls (500; here 2) and the CSV the newest
+    CSV_LIMIT (100,000; here 1), and counts every call the filters select."""
+    from openline.console import routes
+
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    placed = [place_and_ring(a, b, f"Call {i}") for i in range(3)]
+    monkeypatch.setattr(routes, "HISTORY_LIMIT", 2)
+    monkeypatch.setattr(routes, "CSV_LIMIT", 1)
+    c = browser(b)
+    log_in(c, "duty")
+    page = c.get("/history").text
+    assert 'data-history-total="3">3 calls</span>; the newest 2 are listed here, and the newest 1 in the CSV' in page
+    assert placed[0] not in page
+    assert len(c.get("/history.csv").text.strip().split("\r\n")) == 2  # the header and one call
+    flash = c.get("/history", params={"priority": "flash"}).text
+    assert 'data-history-total="0">0 calls</span></p>' in flash
+    monkeypatch.setattr(routes, "HISTORY_LIMIT", 500)
+    assert 'data-history-total="3">3 calls</span></p>' in c.get("/history").text
+
+
 def test_the_roster_page_shows_the_week(nodes: tuple[Node, Node], clock: FakeClock) -> None:
     _, b = nodes
     add_user(b, "duty", Role.WATCH_OFFICER)

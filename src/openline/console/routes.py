@@ -348,9 +348,12 @@ def history(request: Request) -> HTMLResponse:
         rows = calls.list_calls(
             station_of(request), limit=HISTORY_LIMIT, content=who.can(Permission.READ_CONTENT), where=where
         )
+        total = calls.count_calls(station_of(request), where)
     except InvalidInput as exc:
-        return render(request, "history.html", status=422, error=exc.detail, calls=[], chosen={}, **context)
-    return render(request, "history.html", calls=rows, chosen=chosen, csv_query=request.url.query, **context)
+        return render(request, "history.html", status=422, error=exc.detail, calls=[], chosen={}, total=0,
+                      **context)  # fmt: skip
+    return render(request, "history.html", calls=rows, total=total, csv_limit=CSV_LIMIT, chosen=chosen,
+                  csv_query=request.url.query, **context)  # fmt: skip
 
 
 def _csv_cell(value: Any) -> str:

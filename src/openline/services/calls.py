@@ -475,6 +475,25 @@ class CallFilter:
         if self.since is not None and self.until is not None and self.until <= self.since:
             raise InvalidInput("until must be after since")
 
+    def where(self) -> list[Any]:
+        """The conditions, checked first."""
+        self.check()
+        out: list[Any] = [
+            column == value
+            for column, value in (
+                (calls.c.state, self.state),
+                (calls.c.peer, self.peer),
+                (calls.c.direction, self.direction),
+                (calls.c.priority, self.priority),
+            )
+            if value is not None
+        ]
+        if self.since is not None:
+            out.append(calls.c.placed_at >= self.since)
+        if self.until is not None:
+            out.append(calls.c.placed_at < self.until)
+        return out
+
 
 def list_calls(
     station: Station,
@@ -487,22 +506,16 @@ def list_calls(
     if not 1 <= limit <= 100_000:
         raise InvalidInput(f"limit must be 1 to 100000, got {limit}")
     f = where or CallFilter(state=state)
-    f.check()
-    query = _with_place_envelope().order_by(calls.c.placed_at.desc(), calls.c.id.desc()).limit(limit)
-    for column, value in (
-        (calls.c.state, f.state),
-        (calls.c.peer, f.peer),
-        (calls.c.direction, f.direction),
-        (calls.c.priority, f.priority),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if f.since is not None:
-        query = query.where(calls.c.placed_at >= f.since)
-    if f.until is not None:
-        query = query.where(calls.c.placed_at < f.until)
+    query = _with_place_envelope().where(*f.where())
+    query = query.order_by(calls.c.placed_at.desc(), calls.c.id.desc()).limit(limit)
     with station.db.read() as conn:
         return [_call_json(station, row, content) for row in conn.execute(query).all()]
+
+
+def count_calls(station: Station, where: CallFilter) -> int:
+    """How many calls `where` selects, however many `list_calls` shows."""
+    with station.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(calls).where(*where.where())).scalar_one())
 
 
 _RINGING_HERE = (calls.c.state == State.RINGING.value, calls.c.direction == "in")
