@@ -343,7 +343,10 @@ def test_history_counts_every_call_and_says_what_it_does_not_list(
     c = browser(b)
     log_in(c, "duty")
     page = c.get("/history").text
-    assert 'data-history-total="3">3 calls</span>; the newest 2 are listed here, and the newest 1 in the CSV' in page
+    assert (
+        'data-history-total="3">3 calls</span>; the newest 2 are listed here, and the newest 1 in the CSV'
+        in page
+    )
     assert placed[0] not in page
     assert len(c.get("/history.csv").text.strip().split("\r\n")) == 2  # the header and one call
     flash = c.get("/history", params={"priority": "flash"}).text

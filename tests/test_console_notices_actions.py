@@ -433,6 +433,7 @@ def test_a_notice_in_force_stays_on_the_map_however_many_notices_follow_it(
     ids, page = drawn()
     assert ids == [later[2], later[1], later[0], hospital["id"]]  # the history's, then the older in force
     assert f'data-notice="{hospital["id"]}"' not in page  # not in the history table itself
+    assert "data-history-more>The newest 2 of 5 notices" in page
     assert "data-not-drawn" not in page
     monkeypatch.setattr(notice_pages, "MAP_LIMIT", 1)
     monkeypatch.setattr(notice_pages, "NOTICE_LIMIT", 1)

@@ -92,6 +92,7 @@ def _context(request: Request, session: Session, **extra: Any) -> dict[str, Any]
     return {
         "session": session,
         "notices": rows,
+        "notices_total": notice_view.count_notices(station) if len(rows) == NOTICE_LIMIT else len(rows),
         "can_work": who.can(Permission.WORK_CALLS),
         "actions": actions,
         "peers": [line["peer"] for line in lines.list_lines(station) if line["state"] == "active"],

@@ -230,6 +230,12 @@ def in_force(
         return [notice_json(station, conn, r, content=content, margins=margins) for r in rows], total
 
 
+def count_notices(station: Station) -> int:
+    """How many notices the station holds, drafts included."""
+    with station.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(notices)).scalar_one())
+
+
 def list_notices(
     station: Station, *, content: bool, limit: int = 100, where: NoticeFilter | None = None
 ) -> list[dict[str, Any]]:
