@@ -106,6 +106,9 @@ def alert_json(row: Any) -> dict[str, Any]:
     }
 
 
+_OPEN = alerts.c.acknowledged_at.is_(None)
+
+
 def list_alerts(station: Station, *, open_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
@@ -116,7 +119,6 @@ def list_alerts(station: Station, *, open_only: bool = False, limit: int = 100) 
         return [alert_json(r) for r in conn.execute(query)]
 
 
-_OPEN = alerts.c.acknowledged_at.is_(None)
 _MOST_URGENT = (
     select(alerts)
     .where(_OPEN)

@@ -518,7 +518,7 @@ def count_calls(station: Station, where: CallFilter) -> int:
         return int(conn.execute(select(func.count()).select_from(calls).where(*where.where())).scalar_one())
 
 
-_RINGING_HERE = (calls.c.state == State.RINGING.value, calls.c.direction == "in")
+_RINGING_HERE = CallFilter(state=State.RINGING.value, direction="in").where()
 # Flash before immediate before priority before routine.
 _PRIORITY_RANK = case(
     {p: i for i, p in enumerate(sm.PRIORITIES)}, value=calls.c.priority, else_=len(sm.PRIORITIES)
