@@ -413,7 +413,8 @@ def test_a_notice_in_force_stays_on_the_map_however_many_notices_follow_it(
 ) -> None:
     """The history lists the newest notices (500; here 2); the map draws those and every
     older notice still in force (a protected site notified long ago), up to MAP_LIMIT,
-    and says how many more it leaves out. A withdrawn notice is not in force."""
+    protected sites first, and says how many more it leaves out. A withdrawn notice is not
+    in force."""
     a, b = nodes
     monkeypatch.setattr(notice_pages, "NOTICE_LIMIT", 2)
     hospital = send(a, "moscow", site(a, 31.5234, 34.4453))
@@ -431,14 +432,15 @@ def test_a_notice_in_force_stays_on_the_map_however_many_notices_follow_it(
         return [n["id"] for n in json.loads(data.group(1))["notices"]], page
 
     ids, page = drawn()
-    assert ids == [later[2], later[1], later[0], hospital["id"]]  # the history's, then the older in force
+    # The history's, then the older in force: the protected site first.
+    assert ids == [later[2], later[1], hospital["id"], later[0]]
     assert f'data-notice="{hospital["id"]}"' not in page  # not in the history table itself
     assert "data-history-more>The newest 2 of 5 notices" in page
     assert "data-not-drawn" not in page
     monkeypatch.setattr(notice_pages, "MAP_LIMIT", 1)
     monkeypatch.setattr(notice_pages, "NOTICE_LIMIT", 1)
     ids, page = drawn()
-    assert ids == [later[2], later[1]]
+    assert ids == [later[2], hospital["id"]]  # the site before newer activities
     assert re.search(r"data-not-drawn>2 older notices in force are not drawn", page)
 
 

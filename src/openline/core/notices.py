@@ -31,6 +31,7 @@ CATEGORIES = (
     "exercise",
 )
 OPEN_ENDED = frozenset({"protected_site"})  # may have volumes without an end
+PROTECTED = frozenset({"protected_site", "protected_movement"})  # what must not be struck
 REMOVABLE = frozenset({"protected_site"})  # leaves protection by an acknowledged removal notice
 MAX_TEXT = 8000
 MAX_VOLUMES = 200

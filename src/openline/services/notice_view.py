@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, not_, or_, select
 
 from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
 from openline.core import notices as nm
@@ -213,9 +213,9 @@ def in_force(
     station: Station, *, content: bool, limit: int, besides: Sequence[str] = ()
 ) -> tuple[list[dict[str, Any]], int]:
     """Notices announced and in force now (sent, delivered or acknowledged, not ended)
-    that are not among `besides`, newest first, at most `limit`; and how many there are in
-    all. A notice's age does not matter: a hospital notified a year ago is as protected as
-    one notified today."""
+    that are not among `besides`, at most `limit`, protected sites and movements first,
+    then the newest; and how many there are in all. A notice's age does not matter: a
+    hospital notified a year ago is as protected as one notified today."""
     now = station.clock.now()
     where = (or_(*(_in_state(state, now) for state in _ACTIVE)), notices.c.id.not_in(list(besides)))
     with station.db.read() as conn:
@@ -223,7 +223,11 @@ def in_force(
         rows = conn.execute(
             select(notices)
             .where(*where)
-            .order_by(notices.c.created_at.desc(), notices.c.id.desc())
+            .order_by(
+                case((notices.c.category.in_(sorted(nm.PROTECTED)), 0), else_=1),
+                notices.c.created_at.desc(),
+                notices.c.id.desc(),
+            )
             .limit(limit)
         ).all()
         margins = _line_margins(conn)
