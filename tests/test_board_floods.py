@@ -128,7 +128,18 @@ def test_a_notice_waiting_for_us_stays_on_the_board_however_many_notices_follow_
 
 
 # Tables that grow with every day a station runs.
-_HISTORY = ("calls", "call_events", "envelopes", "alerts", "notices", "notifications", "audit", "handovers")
+_HISTORY = (
+    "calls",
+    "call_events",
+    "envelopes",
+    "alerts",
+    "notices",
+    "notice_conflicts",
+    "notice_volumes",
+    "notifications",
+    "audit",
+    "handovers",
+)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

@@ -454,4 +454,5 @@ notice_conflicts = Table(
     Column("alt_upper_m", Float, nullable=False),
     Column("detected_at", BigInteger, nullable=False),
     UniqueConstraint("notice_a", "volume_a", "notice_b", "volume_b", name="uq_notice_conflicts_pair"),
+    Index("ix_notice_conflicts_b", "notice_b"),  # a notice's conflicts, whichever side it was
 )

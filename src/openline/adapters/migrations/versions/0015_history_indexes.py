@@ -9,7 +9,9 @@ that grew with every day the station ran:
   calls and notices, read from the end of the index;
 - `ix_notifications_created` (created_at, id): the same for notifications;
 - `ix_alerts_open` (acknowledged_at, kind) and `ix_handovers_pending` (acknowledged_at):
-  the alerts and handovers nobody has acknowledged yet.
+  the alerts and handovers nobody has acknowledged yet;
+- `ix_notice_conflicts_b` (notice_b): a notice's conflicts where it is the older of the
+  two (the unique pair already indexes the newer), which every notice shown reads.
 
 Revision ID: 0015
 Revises: 0014
@@ -31,6 +33,7 @@ INDEXES = (
     ("ix_notifications_created", "notifications", ["created_at", "id"]),
     ("ix_alerts_open", "alerts", ["acknowledged_at", "kind"]),
     ("ix_handovers_pending", "handovers", ["acknowledged_at"]),
+    ("ix_notice_conflicts_b", "notice_conflicts", ["notice_b"]),
 )
 
 
