@@ -12,6 +12,7 @@ The checks here only read; the use cases in `openline.services.notices` write.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -28,11 +29,18 @@ _PENDING = (State.SENT.value, State.DELIVERED.value)  # a removal not yet answer
 
 def pending_removal(conn: Connection, site_id: str) -> Any:
     """The removal notice of this site still waiting for an answer, if any."""
-    return conn.execute(
-        select(notices.c.id, notices.c.state).where(
-            notices.c.removes == site_id, notices.c.state.in_(_PENDING)
+    return pending_removals(conn, [site_id]).get(site_id)
+
+
+def pending_removals(conn: Connection, site_ids: Sequence[str]) -> dict[str, Any]:
+    """The removal notice still waiting for an answer of each of these sites that has one
+    (there is at most one: `target_for_send`)."""
+    rows = conn.execute(
+        select(notices.c.id, notices.c.state, notices.c.removes).where(
+            notices.c.removes.in_(list(site_ids)), notices.c.state.in_(_PENDING)
         )
-    ).first()
+    )
+    return {row.removes: row for row in rows}
 
 
 def target_for_send(conn: Connection, site_id: str, peer: str, now: int) -> Any:

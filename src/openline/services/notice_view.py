@@ -91,29 +91,78 @@ def _actions(conn: Connection, row: Any, state: str, now: int) -> list[str]:
     return allowed
 
 
-def _text(station: Station, conn: Connection, row: Any) -> Any:
+def _text(station: Station, row: Any, envelope: Any) -> Any:
+    """The notice's text, from its envelope (`envelope`, its row) or its draft."""
     if row.envelope_id is not None:
-        env_row = conn.execute(select(envelopes).where(envelopes.c.id == row.envelope_id)).one()
-        return outbox.open_body(station, env_row).get("text")
+        assert envelope is not None, f"notice {row.id}: envelope {row.envelope_id} missing"
+        return outbox.open_body(station, envelope).get("text")
     if row.draft_body is not None:
         return open_draft(station, row).get("text")
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Related:
+    """What showing notices reads besides their rows, read for all of them at once: a
+    page of notices costs a handful of queries, not a handful per notice."""
+
+    volumes: dict[str, list[Any]]
+    conflicts: dict[str, list[Any]]
+    removals: dict[str, Any]  # a site's removal waiting for an answer
+    envelopes: dict[str, Any]  # each notice's envelope (its sealed text), with content
+
+
+def _related(conn: Connection, rows: Sequence[Any], *, content: bool) -> _Related:
+    ids = [row.id for row in rows]
+    volumes: dict[str, list[Any]] = {i: [] for i in ids}
+    for v in conn.execute(
+        select(notice_volumes)
+        .where(notice_volumes.c.notice_id.in_(ids))
+        .order_by(notice_volumes.c.notice_id, notice_volumes.c.n)
+    ):
+        volumes[v.notice_id].append(v)
+    conflicts: dict[str, list[Any]] = {i: [] for i in ids}
+    for c in conn.execute(
+        select(notice_conflicts)
+        .where(or_(notice_conflicts.c.notice_a.in_(ids), notice_conflicts.c.notice_b.in_(ids)))
+        .order_by(notice_conflicts.c.id)
+    ):
+        for side in {c.notice_a, c.notice_b} & conflicts.keys():
+            conflicts[side].append(c)
+    sites = [row.id for row in rows if row.category in nm.REMOVABLE and row.removes is None]
+    removals = notice_sites.pending_removals(conn, sites) if sites else {}
+    sealed = [row.envelope_id for row in rows if content and row.envelope_id is not None]
+    found = conn.execute(select(envelopes).where(envelopes.c.id.in_(sealed))).all() if sealed else []
+    return _Related(volumes, conflicts, removals, {e.id: e for e in found})
+
+
+def notices_json(
+    station: Station, conn: Connection, rows: Sequence[Any], *, content: bool
+) -> list[dict[str, Any]]:
+    """Many notices as the API shows them (`notice_json`), read together."""
+    related, margins = _related(conn, rows, content=content), _line_margins(conn)
+    return [
+        notice_json(station, conn, row, content=content, margins=margins, related=related) for row in rows
+    ]
+
+
 def notice_json(
-    station: Station, conn: Connection, row: Any, *, content: bool, margins: dict[str, Any] | None = None
+    station: Station,
+    conn: Connection,
+    row: Any,
+    *,
+    content: bool,
+    margins: dict[str, Any] | None = None,
+    related: _Related | None = None,
 ) -> dict[str, Any]:
     """A notice as the API shows it; without `content` (the auditor) its text and a
-    rejection's reason stay sealed."""
-    volumes = conn.execute(
-        select(notice_volumes).where(notice_volumes.c.notice_id == row.id).order_by(notice_volumes.c.n)
-    ).all()
+    rejection's reason stay sealed. `related`: read with others (`notices_json`)."""
+    related = related or _related(conn, [row], content=content)
+    volumes = related.volumes[row.id]
     margins = _line_margins(conn) if margins is None else margins
     now = station.clock.now()
     state = effective_state(row, now)
-    pending = None
-    if row.category in nm.REMOVABLE and row.removes is None:
-        pending = notice_sites.pending_removal(conn, row.id)
+    pending = related.removals.get(row.id)
     out: dict[str, Any] = {
         "id": row.id,
         "series": row.series,
@@ -136,15 +185,10 @@ def notice_json(
     for column in _TIMES:
         out[column] = rfc3339(getattr(row, column))
     if content:
-        out["text"] = _text(station, conn, row)
+        out["text"] = _text(station, row, related.envelopes.get(row.envelope_id))
         out["rejection_reason"] = None
         if row.rejected_at is not None:
             out["rejection_reason"] = _rejection_reason(station, conn, row)
-    found = conn.execute(
-        select(notice_conflicts).where(
-            or_(notice_conflicts.c.notice_a == row.id, notice_conflicts.c.notice_b == row.id)
-        )
-    ).all()
     out["conflicts"] = [
         {
             "volume": c.volume_a if c.notice_a == row.id else c.volume_b,
@@ -154,7 +198,7 @@ def notice_json(
             "until": rfc3339(c.time_end),
             "altitude_m": [c.alt_lower_m, c.alt_upper_m],
         }
-        for c in found
+        for c in related.conflicts[row.id]
     ]
     out["would_conflict"] = None
     if row.state == State.DRAFT.value and volumes:  # a preview: found now, recorded nowhere
@@ -230,8 +274,7 @@ def in_force(
             )
             .limit(limit)
         ).all()
-        margins = _line_margins(conn)
-        return [notice_json(station, conn, r, content=content, margins=margins) for r in rows], total
+        return notices_json(station, conn, rows, content=content), total
 
 
 def count_notices(station: Station) -> int:
@@ -250,8 +293,7 @@ def list_notices(
         if where is not None:
             newest = newest.where(*where.where(station.clock.now()))
         rows = conn.execute(newest.limit(limit)).all()
-        margins = _line_margins(conn)
-        return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
+        return notices_json(station, conn, rows, content=content)
 
 
 def awaiting_answer(station: Station, *, content: bool) -> list[dict[str, Any]]:
@@ -265,8 +307,7 @@ def awaiting_answer(station: Station, *, content: bool) -> list[dict[str, Any]]:
             .where(notices.c.direction == "in", or_(*(_in_state(state, now) for state in AWAITING_ANSWER)))
             .order_by(notices.c.deadline_at.is_(None), notices.c.deadline_at, notices.c.id)
         ).all()
-        margins = _line_margins(conn)
-        return [notice_json(station, conn, r, content=content, margins=margins) for r in rows]
+        return notices_json(station, conn, rows, content=content)
 
 
 # A place an investigator asks about: a circle round a point, at one time or at any, at
@@ -352,10 +393,8 @@ def notices_at(
             .order_by(notices.c.created_at.desc(), notices.c.id.desc())
             .limit(limit)
         ).all()
-        margins = _line_margins(conn)
-        out = []
-        for row in rows:
-            shown = notice_json(station, conn, row, content=content, margins=margins)
+        out = notices_json(station, conn, rows, content=content)
+        for row, shown in zip(rows, out, strict=True):
             shown["covers"] = [
                 {
                     "volume": f.other_volume,
@@ -366,7 +405,6 @@ def notices_at(
                 for f in sorted(by_notice[row.id], key=lambda f: f.other_volume)
             ]
             shown["standing"] = None if instant is None else standing_at(row, instant)
-            out.append(shown)
         return out, len(by_notice)
 
 
