@@ -19,6 +19,7 @@ them into an RFC 9457 problem document in one exception handler.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 
@@ -77,6 +78,12 @@ class InvalidInput(OpenLineError):
     code = Code.INVALID_INPUT
     status = 422
     title = "Invalid input"
+
+
+def check_one_of(name: str, value: object, allowed: Sequence[str]) -> None:
+    """Refuse (`InvalidInput`) a value that is none of `allowed`, naming them all."""
+    if value not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 class NotFound(OpenLineError):

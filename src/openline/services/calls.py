@@ -23,7 +23,7 @@ from openline.core.calls import Event, Party, State
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.encoding import control_character
 from openline.core.envelope import Envelope
-from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound
+from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound, check_one_of
 from openline.services import events, outbox, watch
 from openline.services.lines import lock_line, require_active
 from openline.services.station import Station, Tx
@@ -83,8 +83,7 @@ def _is_language_tag(value: Any) -> bool:
 
 
 def _priority(value: Any) -> str:
-    if value not in sm.PRIORITIES:
-        raise InvalidInput(f"priority must be one of {', '.join(sm.PRIORITIES)}, got {value!r}")
+    check_one_of("priority", value, sm.PRIORITIES)
     return str(value)
 
 
@@ -464,10 +463,8 @@ class CallFilter:
     until: int | None = None  # placed before
 
     def check(self) -> None:
-        if self.state is not None and self.state not in {s.value for s in State}:
-            raise InvalidInput(
-                f"state must be one of {', '.join(s.value for s in State)}, got {self.state!r}"
-            )
+        if self.state is not None:
+            check_one_of("state", self.state, [s.value for s in State])
         if self.direction is not None and self.direction not in ("in", "out"):
             raise InvalidInput(f"direction must be in or out, got {self.direction!r}")
         if self.priority is not None:

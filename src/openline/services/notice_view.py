@@ -22,7 +22,7 @@ from openline.core import notices as nm
 from openline.core.clock import rfc3339, time_param
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Circle, Volume
-from openline.errors import IllegalTransition, InvalidInput, OpenLineError
+from openline.errors import IllegalTransition, InvalidInput, OpenLineError, check_one_of
 from openline.services import notice_conflicts as conflicts
 from openline.services import notice_sites, outbox
 from openline.services.lines import margins_by_line
@@ -234,14 +234,12 @@ class NoticeFilter:
     category: str | None = None
 
     def check(self) -> None:
-        if self.state is not None and self.state not in {s.value for s in State}:
-            raise InvalidInput(
-                f"state must be one of {', '.join(s.value for s in State)}, got {self.state!r}"
-            )
+        if self.state is not None:
+            check_one_of("state", self.state, [s.value for s in State])
         if self.direction is not None and self.direction not in ("in", "out"):
             raise InvalidInput(f"direction must be in or out, got {self.direction!r}")
-        if self.category is not None and self.category not in nm.CATEGORIES:
-            raise InvalidInput(f"category must be one of {', '.join(nm.CATEGORIES)}, got {self.category!r}")
+        if self.category is not None:
+            check_one_of("category", self.category, nm.CATEGORIES)
 
     def where(self, now: int) -> list[ColumnElement[bool]]:
         self.check()

@@ -20,7 +20,7 @@ from openline.adapters.schema import escalation_policies, lines, notifications, 
 from openline.core import escalation as esc
 from openline.core import roster
 from openline.core.clock import rfc3339
-from openline.errors import InvalidInput
+from openline.errors import InvalidInput, check_one_of
 from openline.services import accounts, outbox, rosters
 from openline.services.station import Station, Tx
 
@@ -223,10 +223,10 @@ class NotificationFilter:
     limit: int = 100
 
     def check(self) -> None:
-        if self.status is not None and self.status not in STATUSES:
-            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
-        if self.channel is not None and self.channel not in CHANNELS:
-            raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}, got {self.channel!r}")
+        if self.status is not None:
+            check_one_of("status", self.status, STATUSES)
+        if self.channel is not None:
+            check_one_of("channel", self.channel, CHANNELS)
         if not 1 <= self.limit <= 1000:
             raise InvalidInput(f"limit must be 1 to 1000, got {self.limit}")
 
