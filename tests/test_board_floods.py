@@ -2,7 +2,9 @@
 follow it, a notice waiting for our answer stays however many notices follow it, and a
 line that is down stays marked however many alerts follow its alert. The board used to
 take its ringing calls from the 50 newest calls, its waiting notices from the 500 newest
-notices and its marks from the 20 newest open alerts, so a busy hour could hide them."""
+notices and its marks from the 20 newest open alerts, so a busy hour could hide them.
+And a render reads no table that grows with history from end to end, so that it costs the
+same after a year as on the first day."""
 
 from __future__ import annotations
 
