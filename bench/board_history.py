@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the in-process stations of the tests
 
 from sqlalchemy import func, select  # noqa: E402
-from tests.inproc import link, make_node  # noqa: E402
+from tests.inproc import linked_pair  # noqa: E402
 from tests.test_board_floods import officer_with_a_call_and_a_notice  # noqa: E402
 
 from openline.adapters.schema import envelopes, lines, peers  # noqa: E402
@@ -142,8 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     clock = FakeClock()
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = make_node(Path(tmp), "stuttgart", clock, None), make_node(Path(tmp), "moscow", clock, None)
-        link(a, b)
+        a, b = linked_pair(Path(tmp), clock)
         console = officer_with_a_call_and_a_notice(a, b)
 
         def board() -> None:

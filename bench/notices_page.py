@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the in-process stations of the tests
 
 from sqlalchemy import select  # noqa: E402
-from tests.inproc import link, make_node  # noqa: E402
+from tests.inproc import linked_pair  # noqa: E402
 from tests.notice_docs import send, site  # noqa: E402
 from tests.test_console import add_user, browser, log_in  # noqa: E402
 
@@ -50,8 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     clock = FakeClock()
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = make_node(Path(tmp), "stuttgart", clock, None), make_node(Path(tmp), "moscow", clock, None)
-        link(a, b)
+        a, b = linked_pair(Path(tmp), clock)
         for i in range(args.notices):
             send(a, "moscow", site(a, 30 + (i % 50) * 0.1, 30 + (i // 50) * 0.1))
         a.drain()

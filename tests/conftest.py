@@ -21,7 +21,7 @@ from openline.services import accounts, setup
 from openline.services.station import NotifyConfig
 from tests.browser import browser  # noqa: F401 (fixtures for every test module)
 from tests.harness import StationProcess
-from tests.inproc import STAFF_PASSWORD, Node, add_staff, link, make_node, put_on_duty
+from tests.inproc import STAFF_PASSWORD, Node, add_staff, linked_pair, put_on_duty
 from tests.pg import PostgresServer, ram_disk
 from tests.servers import Receiver, receiver, relay  # noqa: F401
 
@@ -173,9 +173,7 @@ def nodes(
     tmp_path: Path, clock: FakeClock, database_url: str | None, second_database_url: str | None
 ) -> Iterator[tuple[Node, Node]]:
     """stuttgart and moscow in process, line active, on one fake clock."""
-    a = make_node(tmp_path, "stuttgart", clock, database_url)
-    b = make_node(tmp_path, "moscow", clock, second_database_url)
-    link(a, b)
+    a, b = linked_pair(tmp_path, clock, database_url, second_database_url)
     try:
         yield a, b
     finally:

@@ -128,6 +128,16 @@ def make_node(root: Path, name: str, clock: FakeClock, database_url: str | None)
     return Node(name, home, station, app, api)
 
 
+def linked_pair(
+    root: Path, clock: FakeClock, database_url: str | None = None, second_database_url: str | None = None
+) -> tuple[Node, Node]:
+    """stuttgart and moscow in process under `root`, line active, on one fake clock."""
+    a = make_node(root, "stuttgart", clock, database_url)
+    b = make_node(root, "moscow", clock, second_database_url)
+    link(a, b)
+    return a, b
+
+
 def link(a: Node, b: Node) -> None:
     """Wire a's requests to b's app and back, pin both cards, run the handshake."""
     a.peer_http, b.peer_http = TestClient(b.app), TestClient(a.app)
