@@ -183,3 +183,18 @@ def test_a_notice_conflict_alert_names_both_notices(nodes: tuple[Node, Node], mo
     assert alert["subject"].startswith("conflict ")  # the stored subject: a row number
     text = " ".join(cli_table(b, monkeypatch, "alerts", columns=200).split())
     assert f"notice {ours['id']} volume 1 with notice {theirs['id']} volume 1" in text
+
+
+def test_a_listing_cut_at_its_limit_says_more_may_follow(nodes: tuple[Node, Node], monkeypatch: Any) -> None:
+    """`openline calls` and `openline notices` list the newest --limit (100 by default): a
+    full page says older ones may follow, so that it is not taken for the whole."""
+    a, b = nodes
+    for subject in ("First", "Second"):
+        place_and_ring(a, b, subject)
+    for lat in (48.0, 49.0):
+        send(a, "moscow", soon(a, lat, 9.0))
+    more = "The newest 1 are listed; there may be more (--limit, up to 1,000, or a filter)."
+    for listing_ in ("calls", "notices"):
+        assert more in cli_table(a, monkeypatch, listing_, "--limit", "1")
+        assert "there may be more" not in cli_table(a, monkeypatch, listing_, "--limit", "3")
+    assert "there may be more" not in cli(a, monkeypatch, "calls", "--limit", "1", "--json").stdout

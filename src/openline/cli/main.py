@@ -18,7 +18,7 @@ from rich.text import Text
 
 from openline import __version__
 from openline.cli.client import ApiError, StationClient
-from openline.cli.render import err, listing, out, when
+from openline.cli.render import err, limit_reached, listing, out, when
 from openline.core.encoding import parse_json
 from openline.errors import OpenLineError
 
@@ -458,6 +458,7 @@ def calls_cmd(
             )
         columns = ("id", "peer", "dir", "priority", "state", "subject", "placed", "last change")
         listing(columns, rows, wrap=("subject", "placed", "last change"))
+        limit_reached(len(rows), limit)
 
     emit(rows, as_json, render)
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
-from openline.cli.render import listing, out, when
+from openline.cli.render import limit_reached, listing, out, when
 from openline.core.encoding import parse_json
 
 notice_app = typer.Typer(
@@ -178,6 +178,7 @@ def notices_list(
                 rows = [(*row, _standing(x["standing"])) for row, x in zip(rows, items, strict=True)]
         if rows:
             listing(columns, rows, wrap=("starts", "ends", "delivered", "acknowledged", "by then"))
+            limit_reached(len(rows), limit)
         else:
             out.print("No notices." if at is None else f"No notice covered {at}.")
 

@@ -52,6 +52,18 @@ def when(text: str | None, absent: str = "") -> str:
 Cell = str | Text  # a str is shown as it is; a Text carries our own styling
 
 
+def limit_reached(shown: int, limit: int) -> None:
+    """Under a listing cut at `--limit`, newest first: say that older ones may follow, so
+    that a full page is not taken for the whole."""
+    if shown >= limit:
+        out.print(
+            Text(
+                f"The newest {limit:,} are listed; there may be more (--limit, up to 1,000, or a filter).",
+                "dim",
+            )
+        )
+
+
 def listing(
     columns: Sequence[str],
     rows: Sequence[Sequence[Cell]],
