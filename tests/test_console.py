@@ -144,6 +144,11 @@ def test_a_one_time_password_must_be_changed_first(nodes: tuple[Node, Node], clo
     assert r.headers["location"] == "/password"
     assert c.get("/").headers["location"] == "/password"
     page = c.get("/password")
+    # Nothing live until the password is chosen: the event stream and the other pages
+    # would only send the browser back here ("Not connected to the station").
+    assert "sse-connect" not in page.text
+    assert 'href="/history"' not in page.text
+    assert "data-trouble" not in page.text
     token = csrf_of(page.text)
     bad = c.post(
         "/password",
@@ -162,7 +167,11 @@ def test_a_one_time_password_must_be_changed_first(nodes: tuple[Node, Node], clo
         data={"csrf": token, "current_password": PASSWORD, "new_password": new, "confirm_password": new},
     )
     assert r.status_code == 303
-    assert c.get("/").status_code == 200
+    board = c.get("/")
+    assert board.status_code == 200
+    assert 'sse-connect="/events"' in board.text
+    own = c.get("/password")  # chosen now: an officer changing it later stays connected
+    assert 'sse-connect="/events"' in own.text
     other = browser(a)
     assert log_in(other, "fresh", PASSWORD).status_code == 401
     clock.advance(1)  # the wait after one failure

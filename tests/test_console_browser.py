@@ -129,6 +129,59 @@ def test_the_board_reconnects_after_a_station_restart(
         ctx.close()
 
 
+# Counts the alarm's tones: each beep makes two oscillators.
+COUNT_TONES = """
+window.tones = 0;
+const make = AudioContext.prototype.createOscillator;
+AudioContext.prototype.createOscillator = function () { window.tones += 1; return make.call(this); };
+"""
+
+
+def test_a_ringing_call_is_seen_and_heard_on_every_page(
+    pair: tuple[StationProcess, StationProcess],
+    browser: Browser,
+) -> None:
+    """The officer switched the sound on at the board, then went to read the history: a
+    call that rings now must still sound, and say so in the title and the header."""
+    a, b = pair
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    ctx.add_init_script(COUNT_TONES)
+    page = ctx.new_page()
+    try:
+        log_in(page, b, "boris")
+        sound = page.locator("[data-sound]")
+        sound.click()
+        expect(sound).to_have_text("Sound on")
+        page.get_by_role("link", name="History").click()
+        expect(page).to_have_url(b.url + "/history")
+        expect(sound).to_have_attribute("aria-pressed", "true")  # kept from the board
+        expect(sound).to_have_text(re.compile("^Sound on"))
+        ringing = page.locator("#ringing")
+        expect(ringing).to_be_hidden()
+        page.wait_for_timeout(300)  # the event stream is connected by now
+        assert page.evaluate("window.tones") == 0
+
+        call_id = a.cli_json("call", "moscow", "--subject", "Rings while the history is read")["id"]
+        expect(page).to_have_title(re.compile(r"^\(1\) RINGING · "), timeout=LIVE_MS + 2000)
+        expect(ringing).to_have_text("1 ringing")
+        wait_for(lambda: page.evaluate("window.tones") >= 4, timeout=5, what="two beeps at least")
+        page.screenshot(path=artifact_path("console-ringing-elsewhere.png"))
+
+        b.cli("pickup", call_id)  # picked up on another console: the alarm stops
+        expect(page).not_to_have_title(re.compile("RINGING"), timeout=5000)
+        expect(ringing).to_be_hidden()
+        quiet = page.evaluate("window.tones")
+        page.wait_for_timeout(2000)  # more than one beep's interval
+        assert page.evaluate("window.tones") == quiet
+
+        sound.click()  # switched off: off on the next page too
+        expect(sound).to_have_text("Sound off")
+        page.goto(b.url + "/notices")
+        expect(page.locator("[data-sound]")).to_have_attribute("aria-pressed", "false")
+    finally:
+        ctx.close()
+
+
 def test_the_console_says_when_what_it_shows_may_be_out_of_date(
     tmp_path: Path, own_pg_server: PostgresServer, browser: Browser
 ) -> None:

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from openline.console.live import Hub
 from openline.core.encoding import parse_json
 from openline.errors import CsrfRefused, DatabaseUnavailable, InvalidInput, Unauthorized
-from openline.services import sessions
+from openline.services import calls, sessions
 from openline.services.sessions import Session
 from openline.services.station import Station
 
@@ -56,6 +56,13 @@ def hub_of(request: Request) -> Hub:
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    session = context.get("session")
+    if session is not None and not session.must_change_password and not name.startswith("_"):
+        # Every page counts the calls ringing here, in its header and its title, and
+        # sounds the alarm for them: an officer reading the history or the map must not
+        # miss a call. The board keeps its count in its own live region.
+        context.setdefault("ringing_total", calls.ringing_count(station_of(request)))
+        context["ringing_live"] = name != "board.html"
     html = _ENV.get_template(name).render(request=request, station=station_of(request).name, **context)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 

@@ -189,6 +189,15 @@ def board_part(request: Request) -> HTMLResponse:
     return render(request, "_board.html", **_board(request, session))
 
 
+@router.get("/ringing")
+def ringing_part(request: Request) -> HTMLResponse:
+    """Every page's header count of the calls ringing here (the board has its own)."""
+    session_of(request)
+    return render(
+        request, "_ringing.html", ringing_total=calls.ringing_count(station_of(request)), ringing_live=True
+    )
+
+
 @router.post("/calls")
 async def place_call(request: Request) -> Response:
     session, form = await posted(request)

@@ -536,6 +536,13 @@ def ringing(station: Station, *, limit: int, content: bool = True) -> tuple[list
     return [_call_json(station, row, content) for row in rows], total
 
 
+def ringing_count(station: Station) -> int:
+    """How many calls ring here now: what every console page counts in its header and
+    title, and sounds the alarm for."""
+    with station.db.read() as conn:
+        return int(conn.execute(_RINGING_COUNT).scalar_one())
+
+
 def show_call(station: Station, call_id: str, *, content: bool = True) -> dict[str, Any]:
     with station.db.read() as conn:
         call = _get(conn, call_id, query=_with_place_envelope())

@@ -34,11 +34,21 @@
     });
   }
 
-  // The alarm: a two-tone beep every 1.5 s while any call rings, until someone acts.
-  // Browsers only allow sound after a click, so the "Sound" button switches it on.
-  var audio = null, soundOn = false;
+  // The alarm: a two-tone beep every 1.5 s while any call rings here, on every page, until
+  // someone acts. Browsers only allow sound after a click, so the "Sound" button switches
+  // it on; the choice is kept for the next page (localStorage), where the browser allows
+  // the sound again after the click on this one (Chromium carries it across pages of one
+  // site), or else says "click to allow" until the next click or key.
+  var audio = null, soundOn = false, SOUND_KEY = "openline.sound";
+  function ringingCount() {
+    // The board's own region counts every call ringing, shown or not; other pages have
+    // the header's count.
+    var counted = document.querySelector("#board[data-ringing-count]") ||
+      document.querySelector("#ringing[data-ringing-count]");
+    return counted ? Number(counted.getAttribute("data-ringing-count")) || 0 : 0;
+  }
   function beep() {
-    if (!soundOn || !audio || !document.querySelector("[data-ringing]")) return;
+    if (!soundOn || !audio || !ringingCount()) return;
     [880, 660].forEach(function (freq, i) {
       var osc = audio.createOscillator(), gain = audio.createGain();
       osc.frequency.value = freq;
@@ -48,9 +58,31 @@
       osc.stop(audio.currentTime + i * 0.25 + 0.2);
     });
   }
+  function showSound() {
+    var button = document.querySelector("[data-sound]");
+    if (!button) return;
+    var blocked = soundOn && !!audio && audio.state !== "running";
+    button.textContent = !soundOn ? "Sound off" : blocked ? "Sound on: click to allow" : "Sound on";
+    button.setAttribute("aria-pressed", String(soundOn));
+    button.classList.toggle("blocked", blocked);
+  }
+  function startAudio() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    if (!audio) { audio = new Context(); audio.onstatechange = showSound; }
+    if (audio.state !== "running" && audio.resume) audio.resume().then(showSound, showSound);
+  }
+  function keepSound() {
+    try { window.localStorage.setItem(SOUND_KEY, soundOn ? "on" : "off"); } catch (e) { /* private mode */ }
+  }
   function alarmTitle() {
-    var board = document.querySelector("[data-ringing-count]");  // every call ringing, shown or not
-    var n = board ? Number(board.getAttribute("data-ringing-count")) : 0;
+    var n = ringingCount();
+    var header = document.getElementById("ringing");
+    if (header) {  // on the board, the header follows the board's count
+      header.setAttribute("data-ringing-count", String(n));
+      header.textContent = n + " ringing";
+      header.hidden = !n;
+    }
     var down = document.querySelectorAll("[data-line-down]").length;
     document.title = document.title.replace(/^\(\d+\) RINGING · /, "").replace(/^LINE DOWN · /, "");
     if (down) document.title = "LINE DOWN · " + document.title;
@@ -61,10 +93,15 @@
   document.addEventListener("click", function (ev) {
     var button = ev.target.closest && ev.target.closest("[data-sound]");
     if (!button) return;
-    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    if (soundOn && audio && audio.state !== "running") { startAudio(); return; }  // allowed now
     soundOn = !soundOn;
-    button.textContent = soundOn ? "Sound on" : "Sound off";
-    button.setAttribute("aria-pressed", String(soundOn));
+    keepSound();
+    if (soundOn) startAudio();
+    showSound();
+  });
+  // Any click or key allows the sound kept on from the last page.
+  ["pointerdown", "keydown"].forEach(function (type) {
+    document.addEventListener(type, function () { if (soundOn) startAudio(); }, true);
   });
 
   // "p" picks up the first ringing call (not while typing).
@@ -153,6 +190,9 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    try { soundOn = window.localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { soundOn = false; }
+    if (soundOn && document.querySelector("[data-sound]")) startAudio();
+    showSound();
     tick(); alarmTitle();
     setInterval(tick, 1000);
     setInterval(beep, 1500);
