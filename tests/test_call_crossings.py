@@ -4,9 +4,14 @@ event log records what changed nothing."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from openline.core.clock import FakeClock
+from openline.core.evidence import verify_call_proof
 from openline.services import delivery
 from openline.services.delivery import Outcome
-from tests.inproc import Node, place_and_ring, send_unsettled, show
+from tests.inproc import Node, place_and_ring, send_unsettled, settle_ledgers, show
 
 
 def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
@@ -50,3 +55,111 @@ def test_a_reply_that_crosses_the_close_is_in_both_threads(nodes: tuple[Node, No
     assert (last["event"], last["envelope_id"]) == ("ignored", sa["messages"][0]["id"])
     assert last["detail"]["kind"] == "call.say"
     assert [e["event"] for e in sa["events"]][-2] == "closed"
+
+
+# The caller's statement crosses the callee's: the callee's station decides, and both end
+# the same (core.calls.crossed). Each case: moscow rings; stuttgart cancels and moscow
+# answers before either hears the other; then both deliver.
+
+SAME = ("state", "picked_up_at", "declined_at", "missed_at", "cancelled_at", "closed_at", "ringing_at")
+
+
+def _crossed(a: Node, b: Node, call_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    a.drain()  # the cancel reaches moscow after its answer: ignored there
+    b.drain()  # moscow's answer reaches stuttgart after its cancel: taken there
+    a.drain()
+    sa, sb = show(a, call_id), show(b, call_id)
+    assert {k: sa[k] for k in SAME} == {k: sb[k] for k in SAME}
+    assert sa["cancelled_at"] is None
+    assert [e["event"] for e in sa["events"]][-2:] == ["cancelled", sa["state"]]
+    assert sa["events"][-1]["detail"] == {"crossed": "cancelled"}
+    ignored = sb["events"][-1]
+    assert (ignored["event"], ignored["detail"]["kind"]) == ("ignored", "call.cancel")
+    return sa, sb
+
+
+def test_a_pick_up_that_crosses_the_cancel_stands_on_both_sides(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    assert show(a, call_id)["state"] == "cancelled"  # until moscow's pick-up arrives
+    sa, sb = _crossed(a, b, call_id)
+    assert sa["state"] == "picked_up"
+    assert sa["picked_up_by"] == sb["picked_up_by"] == "moscow:admin"
+    # The call goes on: stuttgart can speak and close it like any other.
+    assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": "Still there."}).status_code == 201
+    assert a.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "Crossed"}).status_code == 200
+    a.drain()
+    assert show(b, call_id)["state"] == "closed"
+    assert show(b, call_id)["summary"] == show(a, call_id)["summary"] == "Crossed"
+
+
+def test_a_decline_that_crosses_the_cancel_stands_with_its_reason(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
+    r = b.api.post(f"/api/v1/calls/{call_id}/decline", json={"reason": "Line busy with a flash call"})
+    assert r.status_code == 200, r.text
+    sa, sb = _crossed(a, b, call_id)
+    assert sa["state"] == "declined"
+    assert sa["decline_reason"] == sb["decline_reason"] == "Line busy with a flash call"
+
+
+def test_a_deadline_that_passed_before_the_cancel_arrived_is_missed_on_both_sides(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """moscow's station was down when stuttgart cancelled, and came back after the answer
+    deadline: its timer missed the call before the cancel reached it."""
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
+    clock.advance(61)
+    assert b.expire() == 1
+    sa, _ = _crossed(a, b, call_id)
+    assert sa["state"] == "missed"
+
+
+def test_closes_that_cross_end_with_the_callees(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    assert a.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "Stuttgart's"}).status_code == 200
+    assert b.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "Moscow's"}).status_code == 200
+    a.drain()
+    b.drain()
+    sa, sb = show(a, call_id), show(b, call_id)
+    assert sa["state"] == sb["state"] == "closed"
+    assert sa["closed_at"] == sb["closed_at"]
+    assert sa["summary"] == sb["summary"] == "Moscow's"  # not the close each side ignored
+    assert sa["events"][-1]["detail"] == {"crossed": "closed"}
+    assert sb["events"][-1]["event"] == "ignored"
+
+
+def test_a_crossed_call_proves_and_counts_the_same_on_both_sides(nodes: tuple[Node, Node]) -> None:
+    """Each station's proof of the call tells the same outcome, and the two transparency
+    reports count it the same: the caller's log holds its cancel and the callee's answer."""
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
+    assert b.api.post(f"/api/v1/calls/{call_id}/decline").status_code == 200
+    _crossed(a, b, call_id)
+    settle_ledgers(a, b)
+    stories = []
+    for node in (a, b):
+        r = node.api.get(f"/api/v1/ledger/calls/{call_id}/proof")
+        assert r.status_code == 200, r.text
+        result = verify_call_proof(json.dumps(r.json()))
+        assert result.ok, result
+        assert result.story is not None
+        stories.append(result.story.outcome)
+    assert stories == ["declined", "declined"]
+    period = show(a, call_id)["placed_at"][:7]
+    counts = []
+    for node, direction in ((a, "out"), (b, "in")):
+        r = node.api.get("/api/v1/report", params={"period": period})
+        assert r.status_code == 200, r.text
+        figures = r.json()["lines"][0]["by_direction"][direction]
+        counts.append({k: figures[k] for k in ("calls", "declined", "cancelled", "unresolved")})
+    assert counts == [{"calls": 1, "declined": 1, "cancelled": 0, "unresolved": 0}] * 2

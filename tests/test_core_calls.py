@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from openline.core.calls import TERMINAL, Event, Party, State, allowed, apply
+from openline.core.calls import TERMINAL, Event, Party, State, allowed, apply, crossed
 from openline.errors import Code, Conflict, IllegalTransition
 
 # The state machine as the design describes it. Columns are events, rows are states.
@@ -314,3 +314,33 @@ class CallMachine(RuleBasedStateMachine):
 
 CallMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=30)
 test_apply_against_model_machine = CallMachine.TestCase
+
+
+@pytest.mark.parametrize(
+    ("state", "event", "after"),
+    [
+        (State.CANCELLED, Event.PICKUP, State.PICKED_UP),
+        (State.CANCELLED, Event.DECLINE, State.DECLINED),
+        (State.CANCELLED, Event.MISS, State.MISSED),
+        (State.CLOSED, Event.CLOSE, State.CLOSED),
+    ],
+)
+def test_crossed_takes_the_callees_answer(state: State, event: Event, after: State) -> None:
+    with pytest.raises(IllegalTransition):
+        apply(state, event, Party.CALLEE)  # refused as a transition ...
+    assert crossed(state, event, Party.CALLEE) is after  # ... taken as a crossing
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("event", list(Event))
+def test_crossed_never_takes_the_callers_statement(state: State, event: Event) -> None:
+    """The callee's station ignores the caller's late cancel or close: it decides."""
+    assert crossed(state, event, Party.CALLER) is None
+
+
+def test_crossed_only_where_apply_refuses() -> None:
+    for state in State:
+        for event in Event:
+            if crossed(state, event, Party.CALLEE) is not None:
+                with pytest.raises(IllegalTransition):
+                    apply(state, event, Party.CALLEE)

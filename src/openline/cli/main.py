@@ -568,6 +568,8 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
                 )
         if x.get("summary"):
             out.print(f"[bold]Summary[/] {escape(x['summary'])}", markup=True)
+        if x.get("decline_reason"):
+            out.print(f"[bold]Declined because[/] {escape(x['decline_reason'])}", markup=True)
         events = [(e["at"], e["event"], e["actor"]) for e in x["events"]]
         listing(("at", "event", "actor"), events, title="Event log")
 

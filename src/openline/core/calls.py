@@ -13,6 +13,13 @@ and an event from the wrong party is as illegal as one in the wrong state.
 Events can reach the caller out of order across directions: the callee's `ring` can
 arrive before the receipt that proves delivery. A `deliver` (or a repeated `ring`) for a
 call that has moved on is therefore accepted and changes nothing.
+
+Statements can also cross on the line: each side acts before hearing the other. The
+caller cancels while the callee picks up, declines or rings out; both close at once.
+Then the callee's station decides, as it decides everything about ringing, so that the
+two stations end the same (`crossed`): the caller's station takes the callee's answer
+(picked up, declined, missed; or closed, with the callee's time and summary), and the
+callee's station ignores the caller's statement that came too late.
 """
 
 from __future__ import annotations
@@ -50,6 +57,10 @@ class Party(StrEnum):
 
 
 TERMINAL = frozenset({State.CLOSED, State.MISSED, State.DECLINED, State.CANCELLED})
+# How a call ended, most telling first, for a log that holds more than one ending (the
+# caller's station logs its cancel and then the callee's crossing answer, `crossed`):
+# whether anyone answered, then the callee's answer before the caller's cancel.
+OUTCOMES = (State.PICKED_UP, State.MISSED, State.DECLINED, State.CANCELLED)
 PRIORITIES = ("flash", "immediate", "priority", "routine")
 
 # (state, event) -> next state, for the party allowed to cause it.
@@ -98,6 +109,26 @@ def apply(state: State, event: Event, by: Party) -> State:
     if state in TERMINAL:
         raise IllegalTransition(f"the call is already {state.value}; cannot {event.value} it")
     raise IllegalTransition(f"cannot {event.value} a call that is {state.value}")
+
+
+# What the caller's station becomes when the callee's statement crosses its own.
+_CROSSINGS: dict[tuple[State, Event], State] = {
+    (State.CANCELLED, Event.PICKUP): State.PICKED_UP,
+    (State.CANCELLED, Event.DECLINE): State.DECLINED,
+    (State.CANCELLED, Event.MISS): State.MISSED,
+    (State.CLOSED, Event.CLOSE): State.CLOSED,
+}
+
+
+def crossed(state: State, event: Event, by: Party) -> State | None:
+    """The state a station takes when the peer's `event`, refused by `apply` in `state`,
+    crossed a statement of its own on the line: the callee's answer (the callee decides),
+    or None when the statement changes nothing here.
+
+    Only for statements from the peer: a local action in a terminal state is refused."""
+    if by is not Party.CALLEE:
+        return None
+    return _CROSSINGS.get((state, event))
 
 
 def allowed(state: State, by: Party) -> list[Event]:

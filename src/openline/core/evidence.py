@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from openline.core import merkle, note, tiles
+from openline.core import calls, merkle, note, tiles
 from openline.core.card import NAME_RE, Card, parse_card
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
 from openline.core.encoding import canonical, digest, parse_json
@@ -900,7 +900,7 @@ def _receipt(
 
 # The story of a call -------------------------------------------------------------------
 
-_ENDS = ("missed", "declined", "cancelled", "closed")
+_ENDED = (*(o.value for o in calls.OUTCOMES), "closed")
 _STAGES = ("ringing", "delivered", "stored")
 
 
@@ -943,14 +943,11 @@ def _priority(placed: dict[str, Any]) -> str:
 
 
 def _outcome(events: list[StoryEvent]) -> str:
-    """Whether anyone answered comes first: a call picked up and then closed was picked up."""
-    happened = [e.event for e in events]
-    if "picked_up" in happened:
-        return "picked_up"
-    ends = [e for e in happened if e in _ENDS]
-    if ends:
-        return ends[-1]
-    return next((s for s in _STAGES if s in happened), "placed")
+    """Whether anyone answered comes first: a call picked up and then closed was picked up.
+    Then the callee's answer before the caller's cancel: when the two crossed on the line,
+    the caller's station logged both, and the callee's decides (`core.calls.crossed`)."""
+    happened = {e.event for e in events}
+    return next((s for s in _ENDED + _STAGES if s in happened), "placed")
 
 
 def _when(at: str) -> int:

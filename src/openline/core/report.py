@@ -8,7 +8,10 @@ calendar month (UTC), so anyone holding an evidence bundle can recompute them an
   that entry names. `direction` `out` is a call placed, `in` a call received.
 - A call is *picked up*, *missed*, *declined* or *cancelled* when the log holds a
   `call.picked_up`, `call.missed`, `call.declined` or `call.cancelled` entry for it (at
-  any time up to the checkpoint); *unresolved* when it holds none of them yet.
+  any time up to the checkpoint); *unresolved* when it holds none of them yet. A call
+  counts once: when the log holds more than one of them, the first in that order (the
+  caller's station logs its cancel, then the callee's answer that crossed it on the line;
+  both stations then count the callee's).
 - Time to pick-up is from the `call.placed` `at` to the first `call.picked_up` `at`, in
   seconds. For a call received, the first is the caller's clock (the time in its signed
   header) and the second ours, so skew between the stations shows up in it.
@@ -37,11 +40,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from openline.core import calls
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
 
 FORMAT = "openline-transparency-report/v1"
 P90 = 90
-OUTCOMES = ("picked_up", "missed", "declined", "cancelled")
+OUTCOMES = tuple(o.value for o in calls.OUTCOMES)  # each call counts once, the first that it has
 DIRECTIONS = ("out", "in")
 LINK_TEST_SENT = "link.test_sent"
 LINK_TEST_ANSWERED = "link.test_answered"
@@ -340,10 +344,11 @@ class Tally:
         for call in self._calls.values():
             d = per_line.setdefault(call.key, {x: _Direction() for x in DIRECTIONS})[call.direction]
             d.calls += 1
-            for outcome in call.outcomes:
-                d.outcomes[outcome] += 1
-            if not call.outcomes:
+            ended = next((o for o in OUTCOMES if o in call.outcomes), None)
+            if ended is None:
                 d.unresolved += 1
+            else:
+                d.outcomes[ended] += 1
             if call.picked_up_at is not None:
                 d.pickup_micros.append(call.picked_up_at - call.placed_at)
         for key in self._counts:

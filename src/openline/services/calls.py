@@ -382,18 +382,40 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
         raise EnvelopeRefused(Code.MALFORMED, f"{env.kind} refers to no call {call_id!r} on this line")
     event = EVENT_OF[env.kind]
     by = _other(_party(row.direction))
+    detail = None
     try:
-        _transition(tx, row, event, by, at)
+        new = _transition(tx, row, event, by, at)
     except IllegalTransition as exc:
-        # A signed statement from the peer that crossed one of ours (cancel vs pick-up):
-        # keep it, receipt it, and record that it changed nothing.
-        events.record(tx, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail})
-        return
+        # A signed statement from the peer that crossed one of ours (cancel vs pick-up,
+        # close vs close). The callee's station decides (`core.calls.crossed`): here we
+        # either take its answer, or keep the statement, receipt it, and record that it
+        # changed nothing.
+        adopted = sm.crossed(State(row.state), event, by)
+        if adopted is None:
+            events.record(
+                tx, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail}
+            )
+            return
+        new = _adopt(tx, row, adopted, at)
+        detail = {"crossed": row.state}
+    if event is Event.RING and new.value == row.state and row.ringing_at is None:
+        # It rang there before our cancel arrived: the same time on both stations.
+        _update_call(tx, call_id, ringing_at=at)
     if event is Event.PICKUP:
         _update_call(tx, call_id, picked_up_by=f"{env.sender}:{body.get('by', '')}"[:64])
-    events.record(tx, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id)
+    events.record(tx, call_id, at, LOGGED_AS.get(event, "message_received"), actor, env.id, detail)
     if event is Event.MISS:
         watch.on_unanswered(tx, row)
+
+
+def _adopt(tx: Tx, call: Any, state: State, at: int) -> State:
+    """The callee's answer replaces our own crossing statement: its state and its time,
+    and no time left for the state we leave (the callee's station never had it)."""
+    values: dict[str, Any] = {"state": state.value, "updated_at": tx.now, _TIME_COLUMN[state]: at}
+    if state.value != call.state:
+        values[_TIME_COLUMN[State(call.state)]] = None
+    _update_call(tx, call.id, **values)
+    return state
 
 
 def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
@@ -548,7 +570,13 @@ def show_call(station: Station, call_id: str, *, content: bool = True) -> dict[s
         call = _get(conn, call_id, query=_with_place_envelope())
         out = _call_json(station, call, content)
         rows = conn.execute(select(envelopes).where(envelopes.c.call_id == call_id)).all()
-        messages, summary = [], None
+        events = conn.execute(
+            select(call_events).where(call_events.c.call_id == call_id).order_by(call_events.c.id)
+        ).all()
+        # The close and the decline that count are those the event log applied last: a
+        # crossing one from the peer is kept but `ignored`, or replaced ours (`crossed`).
+        applied = {e.event: e.envelope_id for e in events if e.event in ("closed", "declined")}
+        messages, summary, reason = [], None, None
         for row in rows:
             header = json.loads(row.wire)["header"]
             if row.kind == "call.say":
@@ -566,14 +594,14 @@ def show_call(station: Station, call_id: str, *, content: bool = True) -> dict[s
                         "received_at": receipt["stored_at"] if receipt else None,
                     }
                 )
-            elif row.kind == "call.close" and content:
+            elif content and call.state == State.CLOSED and row.id == applied.get("closed"):
                 summary = outbox.open_body(station, row).get("summary")
+            elif content and call.state == State.DECLINED and row.id == applied.get("declined"):
+                reason = outbox.open_body(station, row).get("reason")
         messages.sort(key=lambda m: (parse_rfc3339(m["time"]), m["from"], m["seq"]))
-        events = conn.execute(
-            select(call_events).where(call_events.c.call_id == call_id).order_by(call_events.c.id)
-        ).all()
         line = conn.execute(select(lines.c.answer_deadline_s).where(lines.c.id == call.line_id)).one()
     out["summary"] = summary
+    out["decline_reason"] = reason
     out["answer_deadline_s"] = line.answer_deadline_s
     out["messages"] = messages
     out["events"] = [
