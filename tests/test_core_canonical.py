@@ -357,3 +357,24 @@ def test_b64d_one_text_per_byte_string(raw: bytes, data: st.DataObject) -> None:
     except EnvelopeRefused:
         return
     assert decoded != raw, f"{changed!r} decodes to the same bytes as {text!r}"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"kind": "call.close", "kind": "call.say"}', "appears twice"),
+        ('{"a": {"b": 1, "b": 1}}', "appears twice"),  # even with the same value, at any depth
+        ('{"seq": NaN}', "NaN is not a JSON number"),
+        ("[Infinity]", "Infinity is not a JSON number"),
+        ("-Infinity", "-Infinity is not a JSON number"),
+    ],
+)
+def test_parse_json_refuses_what_pythons_json_lets_through(text: str, why: str) -> None:
+    """A key twice means one thing to one reader and another to the next (Python keeps the
+    last); NaN and Infinity are not JSON."""
+    with pytest.raises(ValueError, match=why):
+        parse_json(text)
+
+
+def test_parse_json_keeps_the_callers_options() -> None:
+    assert parse_json('{"a": 1.5}', parse_float=str) == {"a": "1.5"}

@@ -121,3 +121,19 @@ def test_rfc3339_is_strftime_of_the_utc_time(micros: int) -> None:
 )
 def test_parse_rfc3339_before_epoch(text: str, micros: int) -> None:
     assert parse_rfc3339(text) == micros
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["9999-12-31T23:59:59.999999-23:59", "0001-01-01T00:00:00+23:59", "0001-01-01T00:00:00.000001+00:01"],
+)
+def test_parse_rfc3339_refuses_a_time_outside_the_years_it_can_write(text: str) -> None:
+    """Each offset moves it past 9999 or before 0001 in UTC, where `rfc3339` cannot write
+    it: a peer's envelope or receipt with such a time was a server error, not a refusal."""
+    with pytest.raises(ValueError, match="outside the years 0001 to 9999"):
+        parse_rfc3339(text)
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00Z"])
+def test_parse_rfc3339_takes_the_first_and_last_times_it_can_write(text: str) -> None:
+    assert rfc3339(parse_rfc3339(text)) == text.replace("00Z", "00.000000Z")

@@ -694,3 +694,18 @@ def test_envelope_id_is_a_lowercase_uuid_like_uuid7() -> None:
     assert uuid.UUID(new_id).version == 7
     env, _ = _make(envelope_id=new_id)
     assert parse_envelope(_wire(env)).id == new_id
+
+
+def test_a_signed_receipt_with_a_time_past_the_year_9999_is_refused() -> None:
+    """Signed by the right station, but its stored_at is past what any station can write:
+    refused as malformed (the deliverer's settling crashed on it, and recorded nothing)."""
+    lying = make_receipt(BOB, ENV, "9999-12-31T23:59:59.999999-23:59")
+    err = _refused(Code.MALFORMED, verify_receipt, lying, ENV, BOB.signing.public_key())
+    assert "stored_at" in err.detail
+
+
+def test_a_receipt_with_its_seq_as_a_float_is_refused() -> None:
+    """7.0 canonicalises as 7, so the signature holds; it is still not what was sent."""
+    unsigned = {k: v for k, v in RECEIPT.items() if k != "sig"} | {"seq": 7.0}
+    forged = {**unsigned, "sig": BOB.sign(canonical(unsigned))}
+    _refused(Code.BAD_SIGNATURE, verify_receipt, forged, ENV, BOB.signing.public_key())

@@ -198,7 +198,7 @@ def test_a_tile_under_another_width_counts_as_missing() -> None:
     ("entry", "message"),
     [
         (b'{"v":1, "type":"x","at":"t"}', "not RFC 8785 canonical JSON"),
-        (b'{"at":"t","type":"x","v":1,"v":1}', "not RFC 8785 canonical JSON"),
+        (b'{"at":"t","type":"x","v":1,"v":1}', "the entry: not JSON"),  # a key twice
         (b'{"at":"t","type":"x","v":2}', "version v is 2, expected 1"),
         (b'{"at":"t","type":"x","v":true}', "version v is True, expected 1"),
         (b'{"at":"t","v":1}', "it lacks its type or time (at)"),

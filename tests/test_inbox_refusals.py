@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from typing import Any
@@ -318,3 +319,120 @@ def test_message_text_never_reaches_the_log(
     assert "secret text" not in captured.out + captured.err + caplog.text
     msg = wire_of(a, env["header"]["id"])
     assert "secret text" not in json.dumps(msg)
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit_not_read_whole(queued: Any) -> None:
+    """A body sent in chunks declares no length. The station must stop reading where it
+    passes the limit, before the request is authenticated (there is none here), or anyone
+    who can reach the port could make it hold any amount in memory."""
+    _a, b, _env = queued
+    limit = b.app.state.max_request_bytes
+    chunk = b"x" * 65536
+    reads = 0
+
+    async def receive() -> dict[str, Any]:  # four times the limit (a reader that takes it all ends)
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": chunk, "more_body": reads * len(chunk) < 4 * limit}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"/_openline/v1/send/{new_id()}",
+        "raw_path": b"",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    before = b.snapshot()
+    asyncio.run(b.app(scope, receive, send))
+    assert reads <= limit // len(chunk) + 2  # stopped at the limit
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert json.loads(body)["code"] == "oversize"
+    assert b.snapshot() == before
+
+
+def crafted(a: Node, b: Node, env: dict[str, Any], kind: str, body: dict[str, Any], **header: Any) -> Any:
+    """An envelope from stuttgart, validly signed and sealed, in place of `env` (the next
+    one moscow expects), with this kind and body (and header fields)."""
+    from openline.services.ledger import with_salt
+
+    h = env["header"]
+    made, _ = make_envelope(
+        a.station.keys,
+        recipient=encryption_public_key(b.station.keys.encryption_public),
+        envelope_id=new_id(),
+        line=h["line"],
+        sender=a.name,
+        receiver=b.name,
+        seq=h["seq"],
+        time=header.get("time", h["time"]),
+        kind=kind,
+        ref=header.get("ref", h["ref"]),
+        body=with_salt(body),
+    )
+    return made.to_json()
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "why"),
+    [
+        ("call.pickup", {"by": "\x1b[2J\x1b[31mEVIL\x00"}, "by must be a user name"),
+        ("call.pickup", {"by": {"x": [1]}}, "by must be a user name"),
+        ("call.pickup", {}, "missing ['by']"),
+        ("call.missed", {"deadline_at": {"evil": 1}}, "deadline_at is not a time"),
+        ("call.say", {"text": "hello", "lang": "en", "evil": "\x1b[2J"}, "unknown fields ['evil']"),
+        ("call.cancel", {"why": "no"}, "unknown fields ['why']"),
+        ("notice.ack", {"by": "<b>boris</b>"}, "by must be a user name"),
+    ],
+)
+def test_a_body_whose_fields_do_not_fit_its_kind_is_refused(
+    queued: Any, kind: str, body: dict[str, Any], why: str
+) -> None:
+    """The peer's body is stored and shown (a pick-up's `by` in `picked_up_by`, on the
+    console and the CLI): a field that does not fit, or one no kind has, is `malformed`."""
+    a, b, env = queued
+    before = b.snapshot()
+    r = post_signed(a, b, {"envelopes": [crafted(a, b, env, kind, body)]})
+    assert refused_code(r) == "malformed"
+    assert why in r.json()["results"][0]["error"]["detail"]
+    assert b.snapshot() == before
+
+
+@pytest.mark.parametrize("time", ["9999-12-31T23:59:59.999999-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_time_no_station_can_write_is_refused_not_a_server_error(queued: Any, time: str) -> None:
+    """A valid RFC 3339 time whose offset takes it past 9999 (or before 0001) in UTC: it
+    was stored, then the ledger's formatting failed, and the whole batch was a 500."""
+    a, b, env = queued
+    before = b.snapshot()
+    bad = crafted(a, b, env, "call.say", {"text": "hello", "lang": "en"}, time=time)
+    r = post_signed(a, b, {"envelopes": [bad]})
+    assert refused_code(r) == "malformed"
+    assert b.snapshot() == before
+    assert post_signed(a, b, {"envelopes": [env]}).json()["results"][0]["status"] == "stored"  # still serving
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"envelopes": []}',  # a batch has 1 to 50
+        b'{"envelopes": [], "envelopes": [1]}',  # a key twice
+    ],
+)
+def test_an_empty_or_ambiguous_batch_is_refused(queued: Any, raw: bytes) -> None:
+    a, b, _env = queued
+    before = b.snapshot()
+    r = post_signed(a, b, None, raw=raw)
+    assert (r.status_code, r.json()["code"]) == (400, "malformed")
+    assert b.snapshot() == before

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from openline.api.deps import StationDep, TransportDep
-from openline.core.encoding import digits, parse_json
+from openline.core.encoding import parse_json
 from openline.core.keys import signing_public_key
 from openline.core.requestsig import parse_authorization, verify_request
 from openline.errors import Code, EnvelopeRefused, Unauthorized
@@ -35,14 +35,9 @@ class _Signed:
 
 
 async def _read(request: Request) -> _Signed:
-    """The request's body, refused before it is read if it declares itself too large."""
-    limit: int = request.app.state.max_request_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and digits(declared) and int(declared) > limit:
-        raise EnvelopeRefused(Code.OVERSIZE, f"request body: at most {limit} bytes, got {declared}")
+    """The request's body: no more of it than the station's limit is read, before the
+    request is authenticated (`problems.LimitRequestBody`, `oversize`)."""
     body = await request.body()
-    if len(body) > limit:
-        raise EnvelopeRefused(Code.OVERSIZE, f"request body: at most {limit} bytes, got {len(body)}")
     return _Signed(request.headers.get("authorization"), request.method, request.url.path, body)
 
 

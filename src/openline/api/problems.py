@@ -9,11 +9,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openline.core.encoding import control_character
-from openline.errors import Code, DatabaseUnavailable, OpenLineError, TooManyAttempts
+from openline.core.encoding import control_character, digits
+from openline.errors import Code, DatabaseUnavailable, EnvelopeRefused, OpenLineError, TooManyAttempts
 
 PROBLEM_TYPE = "https://openline.invalid/problems/"
 # What the framework itself refuses before a route runs (no such path, a method the path
@@ -75,7 +76,42 @@ class RefuseControlCharacters:
         await self.app(scope, receive, send)
 
 
-def install(app: FastAPI) -> None:
+class LimitRequestBody:
+    """No request body is read past the station's limit (`max_request_bytes`), on any
+    path: one that declares more is refused before it is read, and one sent in chunks,
+    which declares no length, is cut off where it passes the limit. Starlette reads a body
+    whole before anyone can look at its size, and the station-to-station endpoints read
+    theirs before the request is authenticated."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and digits(declared) and int(declared) > self.limit:
+            detail = f"request body: at most {self.limit} bytes, got {declared}"
+            await problem(400, Code.OVERSIZE.value, "Request too large", detail)(scope, receive, send)
+            return
+        read = 0
+
+        async def limited() -> Message:
+            nonlocal read
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > self.limit:
+                    raise EnvelopeRefused(Code.OVERSIZE, f"request body: more than {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def install(app: FastAPI, max_request_bytes: int) -> None:
+    app.add_middleware(LimitRequestBody, limit=max_request_bytes)
     app.add_middleware(RefuseControlCharacters)
 
     @app.exception_handler(OpenLineError)

@@ -80,7 +80,7 @@ def notice_send(
 
 def _read(file: Path) -> Any:
     try:
-        return parse_json(file.read_text())
+        return parse_json(file.read_text(encoding="utf-8-sig"))  # as `conflicts` reads it
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}", "invalid_input")
     except ValueError as exc:  # not UTF-8, or not JSON

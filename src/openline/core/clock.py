@@ -93,6 +93,11 @@ class FakeClock:
             self._now = micros
 
 
+# The times `rfc3339` can write: years 0001 to 9999 in UTC.
+_FIRST = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_LAST = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
 def rfc3339(micros: int | None) -> str | None:
     if micros is None:
         return None
@@ -106,7 +111,10 @@ def parse_rfc3339(text: str) -> int:
     if not isinstance(text, str) or not _RFC3339_RE.fullmatch(text):
         raise ValueError(f"expected an RFC 3339 time such as 2026-11-26T05:02:35.123456Z, got {text!r:.80}")
     dt = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    return (dt - _EPOCH) // timedelta(microseconds=1)
+    micros = (dt - _EPOCH) // timedelta(microseconds=1)
+    if not _FIRST <= micros <= _LAST:  # 0001-01-01T00:00:00+23:59 is in year 0 in UTC
+        raise ValueError(f"{text!r:.80} is outside the years 0001 to 9999 in UTC")
+    return micros
 
 
 def time_param(value: str | None, what: str) -> int | None:

@@ -59,13 +59,37 @@ def b64d(text: str, *, what: str = "value") -> bytes:
 
 
 def parse_json(text: str | bytes, **options: Any) -> Any:
-    """json.loads for input from outside, with nesting too deep for the decoder a ValueError
-    like any other malformed JSON: the C decoder raises RecursionError, which no `except
-    ValueError` catches (a bundle or a peer's request of "[[[[..." was a crash)."""
+    """json.loads for input from outside, strict where Python's is lenient, each fault a
+    ValueError like any other malformed JSON:
+
+    - a key twice in one object (RFC 8259 leaves its meaning open, and Python keeps the
+      last: a peer's envelope or a file could mean one thing to one reader and another to
+      the next);
+    - NaN, Infinity and -Infinity, which are not JSON;
+    - nesting too deep for the decoder: the C decoder raises RecursionError, which no
+      `except ValueError` catches (a bundle or a peer's request of "[[[[..." was a crash).
+    """
     try:
-        return json.loads(text, **options)
+        return json.loads(
+            text, **{"object_pairs_hook": _one_of_each, "parse_constant": _not_a_number, **options}
+        )
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def _one_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key!r:.40} appears twice in one object")
+            seen.add(key)
+    return obj
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def control_character(text: str) -> str | None:

@@ -274,7 +274,9 @@ def verify_receipt(receipt: Any, env: Envelope, receiver_key: Ed25519PublicKey) 
         "seq": env.seq,
     }
     for field, want in expected.items():
-        if receipt[field] != want:
+        # The same type as well: 7.0 (or true for 1) equals the seq in Python and in its
+        # canonical form, so the signature holds, but it is not what the receiver wrote.
+        if type(receipt[field]) is not type(want) or receipt[field] != want:
             raise EnvelopeRefused(
                 Code.BAD_SIGNATURE,
                 f"receipt for {env.id}: {field} expected {want!r}, got {receipt[field]!r:.80}",

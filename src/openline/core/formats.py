@@ -35,7 +35,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 import numpy as np
 import shapely
@@ -125,7 +125,7 @@ def parse(
     if text.lstrip()[:1] not in ("{", "["):
         return ParsedNotice("protected_site", "", tuple(_sites(name, text, limits)), "sites")
     try:
-        obj = parse_json(text, parse_constant=_refuse_constant)
+        obj = parse_json(text)
     except ValueError as exc:
         raise FormatError(f"{name}: not valid JSON: {exc}") from None
     if isinstance(obj, dict) and "category" in obj:
@@ -668,7 +668,3 @@ def _vertex(field: str, index: int) -> str:
 def _show(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON number")

@@ -95,6 +95,8 @@ def parse_period(text: str) -> Period:
     year, month = int(m[1]), int(m[2])
     if year < 1 or not 1 <= month <= 12:
         raise ReportError(f"period {text!r} is not a month: the month must be 01 to 12, the year not 0000")
+    if (year, month) == (9999, 12):  # its end, 10000-01-01, is past any RFC 3339 time
+        raise ReportError(f"period {text!r}: the last month a report can cover is 9999-11")
     start = (datetime(year, month, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
     return Period(text, start, start + calendar.monthrange(year, month)[1] * _DAY)
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from openline.adapters.schema import api_tokens, audit, users
 from openline.core.clock import rfc3339
-from openline.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from openline.errors import Code, Conflict, EnvelopeRefused, Forbidden, InvalidInput, NotFound, Unauthorized
 
 _HASHER = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -230,3 +230,11 @@ def authenticate(conn: Connection, token: str) -> Principal:
     if row is None or row.disabled:
         raise Unauthorized("the API token is not valid")
     return Principal(row.id, row.name, Role(row.role))
+
+
+def peer_user(body: dict[str, Any], what: str) -> None:
+    """An inbound body's `by`, the peer's officer, which we store and show: a user name as
+    every station makes them (no control characters, no markup), or `malformed`."""
+    by = body.get("by")
+    if not isinstance(by, str) or not USERNAME_RE.fullmatch(by):
+        raise EnvelopeRefused(Code.MALFORMED, f"{what} body: by must be a user name, got {by!r:.40}")

@@ -25,6 +25,7 @@ from openline.core.encoding import control_character
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound, check_one_of
 from openline.services import events, outbox, watch
+from openline.services.accounts import peer_user
 from openline.services.lines import lock_line, require_active
 from openline.services.station import Station, Tx
 
@@ -319,8 +320,38 @@ def _body_field(body: dict[str, Any], field: str, limit: int, *, optional: bool 
         raise EnvelopeRefused(Code.MALFORMED, f"envelope body: {exc.detail}") from None
 
 
+# Each kind's body fields (besides the ledger's `salt`): those it must have, and those it
+# may have. Anything else is refused: a peer's body is stored and shown, so an unknown
+# field would be kept unchecked.
+_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "call.place": (frozenset({"subject", "priority"}), frozenset()),
+    "call.ringing": (frozenset(), frozenset()),
+    "call.pickup": (frozenset({"by"}), frozenset()),
+    "call.say": (frozenset({"text"}), frozenset({"lang"})),
+    "call.close": (frozenset(), frozenset({"summary"})),
+    "call.decline": (frozenset(), frozenset({"reason"})),
+    "call.cancel": (frozenset(), frozenset()),
+    "call.missed": (frozenset({"deadline_at"}), frozenset()),
+}
+
+
 def validate_body(kind: str, body: dict[str, Any]) -> None:
     """Refuse a body whose fields do not fit its kind, before anything is stored."""
+    required, optional = _FIELDS[kind]
+    fields = set(body) - {"salt"}
+    if not required <= fields <= required | optional:
+        extra, missing = sorted(fields - required - optional), sorted(required - fields)
+        raise EnvelopeRefused(
+            Code.MALFORMED,
+            f"envelope body of {kind}: " + (f"unknown fields {extra}" if extra else f"missing {missing}"),
+        )
+    if kind == "call.pickup":
+        peer_user(body, kind)
+    elif kind == "call.missed":
+        try:
+            parse_rfc3339(body["deadline_at"])
+        except (ValueError, TypeError):
+            raise EnvelopeRefused(Code.MALFORMED, "envelope body: deadline_at is not a time") from None
     if kind == "call.place":
         _body_field(body, "subject", MAX_SUBJECT)
         if body.get("priority") not in sm.PRIORITIES:

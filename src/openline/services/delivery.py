@@ -591,6 +591,7 @@ class Deliverer:
             except Exception as exc:  # never let the line go silent: log, back off, go on
                 if not outage.absorbs(exc):
                     log.exception("deliverer step crashed", line=line_id)
+                    self._record_crash(line_id, "sending", exc)
                 self._join(settling, line_id)
                 settling, ahead, outcome, idle_wait = None, None, Outcome.FAILED, None
             if outcome is Outcome.SENT:
@@ -607,8 +608,7 @@ class Deliverer:
             self._backing_off.pop(line_id, None)
         self._join(settling, line_id)
 
-    @staticmethod
-    def _join(settling: tuple[Future[Outcome], Settling] | None, line_id: str) -> Outcome | None:
+    def _join(self, settling: tuple[Future[Outcome], Settling] | None, line_id: str) -> Outcome | None:
         if settling is None:
             return None
         try:
@@ -616,9 +616,19 @@ class Deliverer:
         except DatabaseUnavailable as exc:  # the batch is resent, and the peer keeps it once
             log.warning("settling a batch failed: database unavailable", line=line_id, reason=exc.reason)
             return Outcome.FAILED
-        except Exception:
+        except Exception as exc:
             log.exception("settling a batch crashed", line=line_id)
+            self._record_crash(line_id, "settling the peer's answer", exc)
             return Outcome.FAILED
+
+    def _record_crash(self, line_id: str, doing: str, exc: Exception) -> None:
+        """A step that failed in an unexpected way is a failed delivery like any other: the
+        line backs off and says why (`openline lines`), rather than retrying at the base
+        delay with nothing recorded."""
+        try:
+            _fail(self.station, line_id, f"internal error while {doing}: {type(exc).__name__}; see the log")
+        except Exception:  # the database itself may be what failed; the log has it
+            log.warning("could not record the failure", line=line_id)
 
     def _wait_seconds(self, line_id: str, outcome: Outcome) -> float:
         if outcome is Outcome.IDLE:

@@ -78,6 +78,8 @@ def receive_batch(
     ):
         raise EnvelopeRefused(Code.MALFORMED, 'batch: expected {"envelopes": [...]}')
     items = payload["envelopes"]
+    if not items:
+        raise EnvelopeRefused(Code.MALFORMED, "batch: at least one envelope")
     if len(items) > MAX_BATCH:
         raise EnvelopeRefused(Code.OVERSIZE, f"batch: at most {MAX_BATCH} envelopes, got {len(items)}")
     if pinned is None:

@@ -32,7 +32,7 @@ from openline.core.envelope import Envelope, open_sealed, seal
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Volume, nvector_boxes
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
-from openline.services import alerts, notice_sites, outbox
+from openline.services import accounts, alerts, notice_sites, outbox
 from openline.services import notice_conflicts as conflicts
 from openline.services.lines import line_for_peer, lock_line, require_active
 from openline.services.notice_rows import get, log, party_of, transition
@@ -437,8 +437,10 @@ def validate_body(kind: str, body: dict[str, Any], now: int) -> None:
         text = body.get("text")
         if isinstance(text, str) and (control := control_character(text)) is not None:
             raise EnvelopeRefused(Code.MALFORMED, f"notice body: control character in the text, {control}")
-    elif kind == "notice.reject" and (fault := _reason_fault(body.get("reason"))) is not None:
-        raise EnvelopeRefused(Code.MALFORMED, f"notice body: {fault}")
+    else:  # an answer or a withdrawal, by the peer's officer
+        accounts.peer_user(body, kind)
+        if kind == "notice.reject" and (fault := _reason_fault(body.get("reason"))) is not None:
+            raise EnvelopeRefused(Code.MALFORMED, f"notice body: {fault}")
 
 
 def _document(body: dict[str, Any]) -> dict[str, Any]:
