@@ -182,7 +182,9 @@ def test_the_report_defaults_to_this_month(nodes: tuple[Node, Node], clock: Fake
     assert r.json()["totals"]["calls_placed"] == 1
 
 
-@pytest.mark.parametrize("period", ["2026-13", "2026-1", "last month", "2026-11-01", "x" * 40, "0000-01", "9999-12"])
+@pytest.mark.parametrize(
+    "period", ["2026-13", "2026-1", "last month", "2026-11-01", "x" * 40, "0000-01", "9999-12"]
+)
 def test_a_bad_period_is_refused_and_changes_nothing(nodes: tuple[Node, Node], period: str) -> None:
     a, b = nodes
     place_and_ring(a, b)
