@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import secrets
 from typing import Any
 
 import pytest
@@ -321,6 +322,20 @@ def test_message_text_never_reaches_the_log(
     assert "secret text" not in json.dumps(msg)
 
 
+def test_a_request_refused_whole_is_logged(
+    queued: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """As each refused envelope is: a forged signature, a declared size over the limit."""
+    a, b, env = queued
+    post_signed(a, b, {"envelopes": [env]}, keys=StationKeys.generate())
+    post_signed(a, b, None, raw=b" " * (b.app.state.max_request_bytes + 1))
+    logged = capsys.readouterr().out + caplog.text
+    refused = [line for line in logged.splitlines() if "station request refused" in line]
+    assert len(refused) == 2, logged
+    assert "code=bad_signature" in refused[0]
+    assert "code=oversize" in refused[1]
+
+
 def test_a_chunked_body_is_cut_off_at_the_limit_not_read_whole(queued: Any) -> None:
     """A body sent in chunks declares no length. The station must stop reading where it
     passes the limit, before the request is authenticated (there is none here), or anyone
@@ -436,3 +451,73 @@ def test_an_empty_or_ambiguous_batch_is_refused(queued: Any, raw: bytes) -> None
     r = post_signed(a, b, None, raw=raw)
     assert (r.status_code, r.json()["code"]) == (400, "malformed")
     assert b.snapshot() == before
+
+
+def handshake_body(a: Node, b: Node, nonce: str, **terms: Any) -> bytes:
+    """stuttgart's handshake to moscow, as `lines.initiate_handshake` makes it."""
+    from openline.services.lines import terms_of
+
+    line = b.line()
+    return json.dumps(
+        {
+            "line": line.id,
+            "nonce": nonce,
+            "terms": {**terms_of(line), **terms},
+            "card": a.station.card.to_json(),
+        }
+    ).encode()
+
+
+def test_a_recorded_handshake_sent_again_is_refused_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
+    """Its request signature has no time in it: the same bytes, sent again by whoever
+    recorded them, grew moscow's ledger by a line.handshake entry each time and reset the
+    line's backoff."""
+    a, b = nodes
+    raw = handshake_body(a, b, "n" * 16)
+    first = post_signed(a, b, None, raw=raw, path="/_openline/v1/handshake")
+    assert first.status_code == 200, first.text
+    before = b.snapshot()
+    for _ in range(3):
+        again = post_signed(a, b, None, raw=raw, path="/_openline/v1/handshake")
+        assert (again.status_code, again.json()["code"]) == (400, "replay")
+    assert b.snapshot() == before
+    fresh = post_signed(a, b, None, raw=handshake_body(a, b, "m" * 16), path="/_openline/v1/handshake")
+    assert fresh.status_code == 200, fresh.text
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"junk": "J" * 100_000},
+        {"answer_deadline_s": "60"},
+        {"answer_deadline_s": -1},
+        {"margins": {"horizontal_m": float("nan"), "vertical_m": 0, "minutes": 0}},
+        {"margins": {"horizontal_m": 0, "vertical_m": 0, "minutes": 1.5}},
+    ],
+)
+def test_handshake_terms_of_the_wrong_shape_are_refused_without_an_alert(
+    nodes: tuple[Node, Node], terms: dict[str, Any]
+) -> None:
+    """A peer's terms go into an alert and the log when they differ from ours: checked
+    first (a peer sent 1 MB of them, kept in an alert per handshake)."""
+    a, b = nodes
+    before = b.snapshot()
+    body = handshake_body(a, b, secrets.token_hex(8), **terms).replace(b"NaN", b"1e999")
+    r = post_signed(a, b, None, raw=body, path="/_openline/v1/handshake")
+    assert (r.status_code, r.json()["code"]) == (400, "malformed"), r.text
+    assert b.snapshot() == before
+
+
+def test_a_peer_that_keeps_changing_its_terms_raises_one_alert_at_a_time(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    for deadline in range(61, 66):
+        body = handshake_body(a, b, secrets.token_hex(8), answer_deadline_s=deadline)
+        r = post_signed(a, b, None, raw=body, path="/_openline/v1/handshake")
+        assert (r.status_code, r.json()["code"]) == (409, "conflict")
+    (told,) = [x for x in b.api.get("/api/v1/alerts").json() if x["kind"] == "line_terms_differ"]
+    assert told["detail"]["theirs"]["answer_deadline_s"] == 61
+    assert b.api.post(f"/api/v1/alerts/{told['id']}/acknowledge").status_code == 200
+    body = handshake_body(a, b, secrets.token_hex(8), answer_deadline_s=70)
+    assert post_signed(a, b, None, raw=body, path="/_openline/v1/handshake").status_code == 409
+    kinds = [x["kind"] for x in b.api.get("/api/v1/alerts").json()]
+    assert kinds.count("line_terms_differ") == 2  # once acknowledged, the next set is told

@@ -8,11 +8,16 @@ Station-to-station endpoints live under /_openline/v1/. Every request is signed
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
+from openline.core.encoding import parse_json
 from openline.core.keys import StationKeys
 from openline.core.requestsig import sign_request
 from openline.errors import Code, OpenLineError, PeerUnreachable
@@ -48,9 +53,21 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+# A peer may hold this many of our requests at once (the deliverer's batch, a checkpoint
+# to cosign, a handshake, the probe of a new address): one that answers slowly, or not at
+# all, must not take the connections and threads every other line needs.
+MAX_IN_FLIGHT_PER_PEER = 4
+# The most of an answer we read: a batch's results with their receipts are tens of KiB.
+MAX_ANSWER = 4 * 1024 * 1024
+
+
 @dataclass
 class HttpTransport:
-    """Signed JSON POSTs over HTTP(S) with one pooled client per station."""
+    """Signed JSON POSTs over HTTP(S) with one pooled client per station.
+
+    Every request has a whole deadline (`timeout`, plus one read's wait at most), however
+    slowly the peer sends its answer, and its answer is read up to `MAX_ANSWER`: httpx's
+    own timeout starts again with every byte."""
 
     keys: StationKeys
     origin: str
@@ -59,6 +76,8 @@ class HttpTransport:
     client: httpx.Client | None = None
 
     def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
         if self.client is not None:
             self._client = self.client
             return
@@ -69,44 +88,67 @@ class HttpTransport:
             trust_env=False,
         )
 
+    @contextmanager
+    def _slot(self, peer: str, base_url: str) -> Iterator[None]:
+        with self._lock:
+            waiting = self._in_flight.get(peer, 0)
+            if waiting >= MAX_IN_FLIGHT_PER_PEER:
+                raise PeerUnreachable(
+                    f"{peer} at {base_url}: {waiting} requests to it are still waiting for an answer"
+                )
+            self._in_flight[peer] = waiting + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[peer] -= 1
+
+    def _exchange(
+        self, peer: str, base_url: str, path: str, body: bytes, content_type: str, limit: int
+    ) -> tuple[int, str, bytes]:
+        """POST `body`, signed; the answer's status, content type and at most `limit` bytes."""
+        auth = sign_request(self.keys, "POST", path, self.origin, peer, body)
+        headers = {"Authorization": auth, "Content-Type": content_type}
+        with self._slot(peer, base_url):
+            deadline = time.monotonic() + self.timeout
+            try:
+                with self._client.stream("POST", base_url + path, content=body, headers=headers) as resp:
+                    answer = bytearray()
+                    for chunk in resp.iter_bytes():
+                        answer += chunk
+                        if len(answer) > limit:
+                            raise PeerUnreachable(f"{peer} at {base_url}: its answer runs past {limit} bytes")
+                        if time.monotonic() > deadline:
+                            raise PeerUnreachable(
+                                f"{peer} at {base_url}: its answer took more than {self.timeout:g} s"
+                            )
+                    return resp.status_code, resp.headers.get("content-type", ""), bytes(answer)
+            except httpx.HTTPError as exc:
+                raise PeerUnreachable(f"{peer} at {base_url}: {type(exc).__name__}: {exc}") from None
+
     def post(self, peer: str, base_url: str, path: str, payload: dict[str, Any]) -> Any:
         body = json.dumps(payload, separators=(",", ":")).encode()
-        auth = sign_request(self.keys, "POST", path, self.origin, peer, body)
+        status, _, answer = self._exchange(peer, base_url, path, body, "application/json", MAX_ANSWER)
         try:
-            resp = self._client.post(
-                base_url + path,
-                content=body,
-                headers={"Authorization": auth, "Content-Type": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            raise PeerUnreachable(f"{peer} at {base_url}: {type(exc).__name__}: {exc}") from None
-        try:
-            data = resp.json()
-        except ValueError:
-            raise PeerUnreachable(f"{peer} answered HTTP {resp.status_code} without JSON") from None
-        if resp.status_code >= 400:
+            data = parse_json(answer)
+        except ValueError:  # UnicodeDecodeError too
+            raise PeerUnreachable(f"{peer} answered HTTP {status} without JSON") from None
+        if status >= 400:
             code = data.get("code", "unknown") if isinstance(data, dict) else "unknown"
             detail = data.get("detail", "") if isinstance(data, dict) else ""
             raise PeerRefused(
-                f"{peer} refused ({resp.status_code} {code}): {detail}",
+                f"{peer} refused ({status} {code}): {detail}",
                 peer_code=str(code),
-                http_status=resp.status_code,
+                http_status=status,
             )
         return data
 
     def post_text(self, peer: str, base_url: str, path: str, body: str) -> TextAnswer:
         """A signed text POST; every HTTP status is an answer, only no answer raises."""
-        data = body.encode()
-        auth = sign_request(self.keys, "POST", path, self.origin, peer, data)
-        try:
-            resp = self._client.post(
-                base_url + path,
-                content=data,
-                headers={"Authorization": auth, "Content-Type": "text/plain; charset=utf-8"},
-            )
-        except httpx.HTTPError as exc:
-            raise PeerUnreachable(f"{peer} at {base_url}: {type(exc).__name__}: {exc}") from None
-        return TextAnswer(resp.status_code, resp.headers.get("content-type", ""), resp.text[:MAX_TEXT_ANSWER])
+        status, content_type, answer = self._exchange(
+            peer, base_url, path, body.encode(), "text/plain; charset=utf-8", MAX_ANSWER
+        )
+        return TextAnswer(status, content_type, answer[:MAX_TEXT_ANSWER].decode("utf-8", errors="replace"))
 
     def close(self) -> None:
         self._client.close()

@@ -26,6 +26,7 @@ _HTTP_CODES = {
 # A client told the database is out of reach tries again after this long; the station's
 # own workers retry every second or so.
 DATABASE_RETRY_AFTER_S = 5
+STATION_PATHS = "/_openline/"
 log = structlog.get_logger("openline.api")
 
 
@@ -48,6 +49,8 @@ def error_response(request: Request, exc: OpenLineError) -> JSONResponse:
     """The problem document of one of our errors (what the exception handler answers)."""
     if exc.status >= 500:
         log.warning("request failed", path=request.url.path, code=exc.code.value)
+    else:
+        _log_if_station_request(request.url.path, request.client, exc.code.value, exc.detail)
     extra = {"reason": exc.reason} if isinstance(exc, DatabaseUnavailable) else {}
     response = problem(exc.status, exc.code.value, exc.title, exc.detail, **extra)
     if isinstance(exc, TooManyAttempts):
@@ -55,6 +58,14 @@ def error_response(request: Request, exc: OpenLineError) -> JSONResponse:
     elif isinstance(exc, DatabaseUnavailable):
         response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     return response
+
+
+def _log_if_station_request(path: str, client: Any, code: str, detail: str) -> None:
+    """A peer's request refused whole (its signature, its size, its shape) is logged, as
+    the inbox logs each envelope it refuses. Details name fields, never content."""
+    if path.startswith(STATION_PATHS):
+        host = client[0] if isinstance(client, tuple) else getattr(client, "host", None)
+        log.warning("station request refused", path=path, code=code, detail=detail[:300], client=host)
 
 
 class RefuseControlCharacters:
@@ -94,6 +105,7 @@ class LimitRequestBody:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and digits(declared) and int(declared) > self.limit:
             detail = f"request body: at most {self.limit} bytes, got {declared}"
+            _log_if_station_request(scope["path"], scope.get("client"), Code.OVERSIZE.value, detail)
             await problem(400, Code.OVERSIZE.value, "Request too large", detail)(scope, receive, send)
             return
         read = 0

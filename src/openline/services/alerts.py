@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import structlog
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select, update
 
 from openline.adapters.schema import alerts
 from openline.core import escalation as esc
@@ -141,6 +141,14 @@ def open_of_kind(station: Station, kind: str) -> list[dict[str, Any]]:
     """Every open alert of one kind."""
     with station.db.read() as conn:
         return [alert_json(r) for r in conn.execute(select(alerts).where(_OPEN, alerts.c.kind == kind))]
+
+
+def open_about(conn: Connection, kind: str, subject_prefix: str) -> bool:
+    """Whether an alert of `kind` whose subject starts with `subject_prefix` is open."""
+    query = select(alerts.c.id).where(
+        _OPEN, alerts.c.kind == kind, alerts.c.subject.startswith(subject_prefix, autoescape=True)
+    )
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def open_counts(station: Station) -> dict[str, int]:

@@ -411,6 +411,8 @@ def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, A
     nonce = payload["nonce"]
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 64:
         raise EnvelopeRefused(Code.MALFORMED, "handshake: nonce must be 8 to 64 characters")
+    _check_terms(payload["terms"])
+    _fresh(station, origin, nonce)
     differ: dict[str, Any] = {}  # the terms the peer holds, when they are not ours
     try:
         return _answer_handshake(station, origin, payload, card, nonce, differ)
@@ -420,12 +422,58 @@ def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, A
         raise
 
 
+_TERMS = frozenset({"answer_deadline_s", "notice_deadline_s", "margins"})
+_MARGINS = frozenset({"horizontal_m", "vertical_m", "minutes"})
+_MOST = 10**9  # seconds, metres or minutes: far beyond any term a line agrees on
+
+
+def _check_terms(terms: Any) -> None:
+    """The terms a peer's handshake carries have the shape `terms_of` gives them, before
+    they are compared, shown in an alert or logged (a peer sent 1 MB of them)."""
+
+    def number(value: Any, kinds: tuple[type, ...]) -> bool:
+        return type(value) in kinds and math.isfinite(value) and 0 <= value <= _MOST
+
+    margins = terms.get("margins") if isinstance(terms, dict) else None
+    if not (
+        isinstance(terms, dict)
+        and set(terms) == _TERMS
+        and all(number(terms[k], (int,)) for k in ("answer_deadline_s", "notice_deadline_s"))
+        and isinstance(margins, dict)
+        and set(margins) == _MARGINS
+        and number(margins["horizontal_m"], (int, float))
+        and number(margins["vertical_m"], (int, float))
+        and number(margins["minutes"], (int,))
+    ):
+        raise EnvelopeRefused(
+            Code.MALFORMED,
+            "handshake: terms must be {answer_deadline_s, notice_deadline_s: whole seconds, "
+            "margins: {horizontal_m, vertical_m: metres, minutes: whole minutes}}",
+        )
+
+
+# The nonces of the handshakes each peer made lately, in this process: a handshake request
+# recorded on the way and sent again (its signature has no time in it) is refused.
+_NONCES_KEPT = 1024
+
+
+def _fresh(station: Station, peer: str, nonce: str) -> None:
+    with station.lock:
+        seen = station.handshake_nonces.setdefault(peer, {})
+        if nonce in seen:
+            raise EnvelopeRefused(Code.REPLAY, "handshake: this nonce was used already")
+        seen[nonce] = None
+        if len(seen) > _NONCES_KEPT:
+            del seen[next(iter(seen))]  # the oldest
+
+
 def _terms_differ_alert(station: Station, peer: str, differ: dict[str, Any]) -> None:
-    try:
-        key = sha256(canonical(differ["theirs"])).hex()[:12]
-    except EnvelopeRefused:
-        return  # not JSON we could name: the refusal says enough
+    """One open alert per peer at a time: each set of terms raises its own, but not while
+    the watch floor has not yet acknowledged the last (a peer can send any number)."""
+    key = sha256(canonical(differ["theirs"])).hex()[:12]
     with station.tx() as tx:
+        if alerts.open_about(tx.conn, "line_terms_differ", f"{peer} "):
+            return
         alerts.raise_alert(tx, "line_terms_differ", f"{peer} {key}", {"peer": peer, **differ})
 
 

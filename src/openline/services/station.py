@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,6 +85,9 @@ class Station:
     on_commit: list[Callable[[Tx], None]] = field(default_factory=list)
     # services/moves.py: peer -> when a handshake at an address it named last failed.
     probe_failed_at: dict[str, int] = field(default_factory=dict)
+    # services/lines.py: peer -> the nonces of its latest handshakes (oldest first).
+    handshake_nonces: dict[str, dict[str, None]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
