@@ -281,3 +281,15 @@ def test_conflicts_negative_margin_is_a_usage_error(tmp_path: Path) -> None:
     r = run_cli(plan, "--margin-horizontal", "-1", cwd=tmp_path)
     assert r.returncode == 2
     assert "--margin-horizontal" in r.stderr
+
+
+@pytest.mark.parametrize("margin", ["--margin-horizontal", "--margin-vertical"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-1"])
+def test_conflicts_a_margin_that_is_no_distance_is_a_usage_error(
+    tmp_path: Path, margin: str, value: str
+) -> None:
+    """Exit 2, not a traceback and exit 1, which says there is a conflict (inf did that)."""
+    a = write(tmp_path / "a.geojson", collection(point(48.0, 9.0, 300)))
+    r = run_cli(a, a, margin, value, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr

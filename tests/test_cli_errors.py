@@ -67,6 +67,13 @@ def test_init_on_an_existing_home_refuses_and_changes_nothing(tmp_path: Path) ->
         (["--name", "Bad Name", "--url", "http://127.0.0.1:9"], "station name"),
         (["--name", "ok", "--url", "ftp://127.0.0.1"], "http(s)"),
         (["--name", "ok", "--url", "http://127.0.0.1:9", "--database-url", "mysql://x"], "sqlite"),
+        # Accepted before, then every command failed (a path) or every peer saw a password.
+        (["--name", "ok", "--url", "http://127.0.0.1:9/foo"], "http(s)://host[:port]"),
+        (["--name", "ok", "--url", "http://127.0.0.1:9/?q=1"], "http(s)://host[:port]"),
+        (["--name", "ok", "--url", "http://user:pw@127.0.0.1:9"], "http(s)://host[:port]"),
+        # Accepted before, and every peer then refused the card.
+        (["--name", "ok", "--url", "http://127.0.0.1:9", "--language", ""], "language tags"),
+        (["--name", "ok", "--url", "http://127.0.0.1:9", "--language", "x" * 40], "language tags"),
     ],
 )
 def test_init_with_bad_input_creates_nothing(tmp_path: Path, args: list[str], message: str) -> None:
@@ -74,7 +81,18 @@ def test_init_with_bad_input_creates_nothing(tmp_path: Path, args: list[str], me
     r = run_cli("init", "--home", str(home), *args)
     assert r.returncode == 1
     assert message in r.stderr
+    assert "Traceback" not in r.stderr
     assert not home.exists()
+
+
+def test_init_on_a_file_refuses_and_leaves_the_file(tmp_path: Path) -> None:
+    home = tmp_path / "afile"
+    home.write_bytes(b"precious")
+    r = run_cli("init", "--home", str(home), "--name", "ok", "--url", "http://127.0.0.1:9")
+    assert r.returncode == 1
+    assert "is a file, not a directory" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert home.read_bytes() == b"precious"
 
 
 def test_commands_without_a_home_say_how_to_make_one(tmp_path: Path) -> None:
@@ -236,6 +254,27 @@ def test_bad_call_input_is_refused_and_changes_nothing(running: StationProcess) 
             assert says in resp.json()["detail"], resp.json()
         bad_token = api.get("/lines", headers={"Authorization": "Bearer nope"})
         assert bad_token.status_code == 401
+    # An id is one path segment, whatever it holds: it names no other resource, and an
+    # answer that is not JSON (a redirect) is an error, not a traceback.
+    for weird in ("", " ", "?x=1", "../lines", "../calls", "#x", "a/b"):
+        r = s.cli("show", weird, check=False)
+        assert r.returncode == 1, (weird, r.stdout)
+        assert r.stderr.startswith("error ("), (weird, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert db_rows(s) == before
+
+
+def test_a_margin_that_is_not_a_number_is_a_usage_error(running: StationProcess, tmp_path: Path) -> None:
+    s = running
+    peer = StationProcess.create(tmp_path, "moscow")
+    card = tmp_path / "moscow.card"
+    card.write_text(peer.cli("card").stdout)
+    before = db_rows(s)
+    for value in ("nan", "inf"):
+        r = s.cli("line", "add", str(card), "--margin-horizontal", value, check=False)
+        assert r.returncode == 2, r.stderr
+        assert "expected a finite number" in r.stderr
+        assert "Traceback" not in r.stderr
     assert db_rows(s) == before
 
 

@@ -198,3 +198,25 @@ def test_a_listing_cut_at_its_limit_says_more_may_follow(nodes: tuple[Node, Node
         assert more in cli_table(a, monkeypatch, listing_, "--limit", "1")
         assert "there may be more" not in cli_table(a, monkeypatch, listing_, "--limit", "3")
     assert "there may be more" not in cli(a, monkeypatch, "calls", "--limit", "1", "--json").stdout
+
+
+FAKE_ROW = (
+    "weather update\n\nid 01a220ff-0000-7000-8000-000000000000\n  peer beta  dir in  priority flash  "
+    "state picked_up  subject Convoy cleared\u202e"
+)
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_a_subject_from_the_peer_cannot_pass_for_another_row(
+    nodes: tuple[Node, Node], monkeypatch: Any, width: int
+) -> None:
+    """A line break in a value went on to the next line, where in a block layout it looked
+    like a call that does not exist; a right-to-left override turned what follows round."""
+    a, b = nodes
+    place_and_ring(a, b, subject=FAKE_ROW)
+    text = cli_table(b, monkeypatch, "calls", columns=width)
+    assert text.count("01a220ff-0000-7000-8000-000000000000") == 1
+    starts = [line for line in text.splitlines() if line.lstrip().startswith("id 01a220ff")]
+    assert starts == [], text  # on no line of its own
+    assert "↵" in text
+    assert "\u202e" not in text and "\\u202e" in " ".join(text.split())

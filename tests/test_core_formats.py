@@ -577,6 +577,12 @@ INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
         collection(edit(ROUTE, "properties.corridor_m", -5)),
         r"properties\.corridor_m: expected a width above 0 metres, got -5",
     ),
+    (  # refused before it is built: a million kilometres wide took a minute and 2 GB
+        "g.geojson",
+        collection(edit(ROUTE, "properties.corridor_m", 1e9)),
+        r"properties\.corridor_m: a corridor 1e\+09 m wide covers 785,398,163,397\.4 km² at each end alone, "
+        r"above the limit of 250,000\.0 km²",
+    ),
     (
         "g.geojson",
         collection(edit(ROUTE, "geometry.coordinates", [[9.0, 48.0]])),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -19,6 +20,14 @@ class ApiError(OpenLineError):
         super().__init__(detail)
         self.status = status
         self.code_text = code
+
+
+def seg(value: str) -> str:
+    """One path segment from an argument someone typed (a call id, a peer's name): escaped,
+    so that `../lines`, `?x=1` or `#x` stay inside it and name nothing else; empty refused."""
+    if not value.strip():
+        raise OpenLineError("an id or name is needed, got an empty one", code=Code.INVALID_INPUT)
+    return quote(value, safe="")
 
 
 class StationClient:
@@ -51,7 +60,16 @@ class StationClient:
             raise ApiError(
                 resp.status_code, str(data.get("code", "error")), str(data.get("detail", resp.text[:300]))
             )
-        return None if resp.status_code == 204 else resp.json()
+        if resp.status_code == 204:
+            return None
+        try:
+            if 200 <= resp.status_code < 300:
+                return resp.json()
+        except ValueError:
+            pass
+        raise ApiError(
+            resp.status_code, "error", f"the station answered HTTP {resp.status_code} without JSON"
+        )
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET `path`; query parameters whose value is None are left out (an option not given)."""

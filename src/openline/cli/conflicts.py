@@ -22,6 +22,7 @@ import typer
 from rich.markup import escape
 
 from openline.cli.main import app
+from openline.cli.options import finite
 from openline.cli.render import err, out
 from openline.core.clock import SystemClock, rfc3339
 
@@ -56,11 +57,23 @@ def conflicts_cmd(
     ],
     margin_horizontal: Annotated[
         float,
-        typer.Option("--margin-horizontal", metavar="M", min=0, help="Horizontal separation margin, metres."),
+        typer.Option(
+            "--margin-horizontal",
+            metavar="M",
+            min=0,
+            callback=finite,
+            help="Horizontal separation margin, metres.",
+        ),
     ] = 0.0,
     margin_vertical: Annotated[
         float,
-        typer.Option("--margin-vertical", metavar="M", min=0, help="Vertical separation margin, metres."),
+        typer.Option(
+            "--margin-vertical",
+            metavar="M",
+            min=0,
+            callback=finite,
+            help="Vertical separation margin, metres.",
+        ),
     ] = 0.0,
     margin_minutes: Annotated[
         int,

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
-from urllib.parse import quote
 
 import typer
 from rich.markup import escape
@@ -17,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from openline import __version__
-from openline.cli.client import ApiError, StationClient
+from openline.cli.client import ApiError, StationClient, seg
+from openline.cli.options import finite
 from openline.cli.render import err, limit_reached, listing, out, when
 from openline.core.encoding import parse_json
 from openline.errors import OpenLineError
@@ -210,10 +210,14 @@ def line_add(
         int, typer.Option(help="Seconds a notice may wait for its acknowledgement (60-604800). A line term.")
     ] = 3600,
     margin_horizontal: Annotated[
-        float, typer.Option(help="Metres two activities must stay apart (0-100000). A line term.")
+        float,
+        typer.Option(callback=finite, help="Metres two activities must stay apart (0-100000). A line term."),
     ] = 0.0,
     margin_vertical: Annotated[
-        float, typer.Option(help="Metres above or below each other they must stay (0-10000). A line term.")
+        float,
+        typer.Option(
+            callback=finite, help="Metres above or below each other they must stay (0-10000). A line term."
+        ),
     ] = 0.0,
     margin_minutes: Annotated[
         int, typer.Option(help="Minutes apart in time they must stay (0-1440). A line term.")
@@ -275,7 +279,7 @@ def line_update(
     if not isinstance(name, str) or not name:
         fail(f"{card_file} is not a station card: it has no name", "bad_card")
     with client(home) as c:
-        line = c.put(f"/lines/{quote(name, safe='')}/card", {"card": card_json})
+        line = c.put(f"/lines/{seg(name)}/card", {"card": card_json})
 
     def render(x: dict[str, Any]) -> None:
         out.print(
@@ -300,10 +304,11 @@ def line_terms(
         int | None, typer.Option(help="Seconds a notice may wait for its acknowledgement (60-604800).")
     ] = None,
     margin_horizontal: Annotated[
-        float | None, typer.Option(help="Metres two activities must stay apart (0-100000).")
+        float | None, typer.Option(callback=finite, help="Metres two activities must stay apart (0-100000).")
     ] = None,
     margin_vertical: Annotated[
-        float | None, typer.Option(help="Metres above or below each other they must stay (0-10000).")
+        float | None,
+        typer.Option(callback=finite, help="Metres above or below each other they must stay (0-10000)."),
     ] = None,
     margin_minutes: Annotated[
         int | None, typer.Option(help="Minutes apart in time they must stay (0-1440).")
@@ -321,7 +326,7 @@ def line_terms(
         "margin_minutes": margin_minutes,
     }
     with client(home) as c:
-        line = c.put(f"/lines/{peer}/terms", {k: v for k, v in changes.items() if v is not None})
+        line = c.put(f"/lines/{seg(peer)}/terms", {k: v for k, v in changes.items() if v is not None})
 
     def render(x: dict[str, Any]) -> None:
         out.print(f"Line with [bold]{escape(x['peer'])}[/]: {escape(_terms_text(x))}", markup=True)
@@ -465,7 +470,7 @@ def calls_cmd(
 
 def _call_action(home: Path, call_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
     with client(home) as c:
-        result = c.post(f"/calls/{call_id}/{action}", body)
+        result = c.post(f"/calls/{seg(call_id)}/{action}", body)
     emit(
         result,
         as_json,
@@ -491,7 +496,7 @@ def say(
 ) -> None:
     """Send a message in a picked-up call."""
     with client(home) as c:
-        result = c.post(f"/calls/{call_id}/messages", {"text": text, "lang": lang})
+        result = c.post(f"/calls/{seg(call_id)}/messages", {"text": text, "lang": lang})
     emit(
         result,
         as_json,
@@ -536,7 +541,7 @@ def cancel(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = F
 def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = False) -> None:
     """Show a call: its states, messages with receipts, and event log."""
     with client(home) as c:
-        data = c.get(f"/calls/{call_id}")
+        data = c.get(f"/calls/{seg(call_id)}")
 
     def render(x: dict[str, Any]) -> None:
         subject = WITHHELD if x["content_withheld"] else f"[bold]{escape(x['subject'])}[/]"
@@ -653,7 +658,7 @@ def user_disable(
 ) -> None:
     """Disable a user: their sessions and API tokens stop working at once."""
     with client(home) as c:
-        user = c.post(f"/users/{name}/disable")
+        user = c.post(f"/users/{seg(name)}/disable")
     emit(user, as_json, _print_user)
 
 
@@ -663,7 +668,7 @@ def user_enable(
 ) -> None:
     """Enable a disabled user again."""
     with client(home) as c:
-        user = c.post(f"/users/{name}/enable")
+        user = c.post(f"/users/{seg(name)}/enable")
     emit(user, as_json, _print_user)
 
 
@@ -683,7 +688,7 @@ def user_reset_password(
     """Set a new password for a user, or issue a one-time password."""
     body = {"password": _password_from_stdin()} if password_stdin else {}
     with client(home) as c:
-        result = c.post(f"/users/{name}/reset-password", body)
+        result = c.post(f"/users/{seg(name)}/reset-password", body)
 
     def render(x: dict[str, Any]) -> None:
         out.print(f"Password of [bold]{escape(x['name'])}[/] reset.", markup=True)
@@ -698,7 +703,7 @@ def user_totp(
 ) -> None:
     """Give a user a TOTP second factor for console logins (replacing any earlier one)."""
     with client(home) as c:
-        result = c.post(f"/users/{name}/totp")
+        result = c.post(f"/users/{seg(name)}/totp")
 
     def render(x: dict[str, Any]) -> None:
         out.print(
@@ -760,7 +765,7 @@ def policy_show(
 ) -> None:
     """Show the escalation policy of the line with PEER."""
     with client(home) as c:
-        data = c.get(f"/lines/{peer}/policy")
+        data = c.get(f"/lines/{seg(peer)}/policy")
     emit(data, as_json, _print_policy)
 
 
@@ -774,7 +779,7 @@ def policy_set(
     """Replace the escalation policy of the line with PEER (calls already ringing keep theirs)."""
     policy = _read_json_file(policy_file, "an escalation policy")
     with client(home) as c:
-        data = c.put(f"/lines/{peer}/policy", policy)
+        data = c.put(f"/lines/{seg(peer)}/policy", policy)
     emit(data, as_json, _print_policy)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from openline.cli.client import seg
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
 from openline.cli.render import limit_reached, listing, out, when
 from openline.core.encoding import parse_json
@@ -101,7 +102,7 @@ def notice_edit(
     checks it; its id, peer and the notice it amends stay."""
     document = _read(file)
     with client(home) as c:
-        emit(c.put(f"/notices/{notice_id}", {"notice": document, "send": send}), as_json, _print)
+        emit(c.put(f"/notices/{seg(notice_id)}", {"notice": document, "send": send}), as_json, _print)
 
 
 @notice_app.command("send-draft")
@@ -195,14 +196,14 @@ def _standing(standing: dict[str, Any]) -> str:
 
 def _action(home: Path, notice_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
     with client(home) as c:
-        emit(c.post(f"/notices/{notice_id}/{action}", body), as_json, _print)
+        emit(c.post(f"/notices/{seg(notice_id)}/{action}", body), as_json, _print)
 
 
 @notice_app.command("show")
 def notice_show(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json: JsonOpt = False) -> None:
     """Show a notice: its states, volumes and conflicts."""
     with client(home) as c:
-        emit(c.get(f"/notices/{notice_id}"), as_json, _print)
+        emit(c.get(f"/notices/{seg(notice_id)}"), as_json, _print)
 
 
 @notice_app.command("ack")

@@ -112,7 +112,9 @@ _WRAPPED_MIN = 12  # the narrowest a free-text column is worth keeping in a tabl
 
 
 def _text(cell: Cell) -> Text:
-    return cell if isinstance(cell, Text) else Text(visible(cell))
+    """A cell's text: a line break in it is shown as ↵, since a value that went on to the
+    next line could pass for another row (a subject from the peer faked a call that way)."""
+    return cell if isinstance(cell, Text) else Text(visible(cell).replace("\n", " ↵ "))
 
 
 def _column_widths(

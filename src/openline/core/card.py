@@ -66,9 +66,26 @@ def validate_url(url: str) -> str:
             parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise EnvelopeRefused(Code.BAD_CARD, f"station URL has a bad port: {url!r:.200} ({exc})") from None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        # The station's endpoints are at the root of its address: a path would send every
+        # request to the wrong place, and a user:password would be shown to every peer.
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
         raise EnvelopeRefused(Code.BAD_CARD, f"station URL must be http(s)://host[:port], got {url!r:.200}")
     return url.rstrip("/")
+
+
+def validate_languages(langs: Any) -> list[str]:
+    """The languages a card names: a list of language tags (1 to 35 characters each)."""
+    if not isinstance(langs, list) or not all(isinstance(x, str) and 0 < len(x) <= 35 for x in langs):
+        raise EnvelopeRefused(Code.BAD_CARD, "card: languages must be a list of language tags")
+    return langs
 
 
 def ledger_origin(name: str, fingerprint_text: str) -> str:
@@ -175,8 +192,7 @@ def parse_card(data: Any) -> Card:
     urls, langs = data["urls"], data["languages"]
     if not isinstance(urls, list) or not urls or len(urls) > 8:
         raise EnvelopeRefused(Code.BAD_CARD, "card: urls must be a list of 1 to 8 URLs")
-    if not isinstance(langs, list) or not all(isinstance(x, str) and 0 < len(x) <= 35 for x in langs):
-        raise EnvelopeRefused(Code.BAD_CARD, "card: languages must be a list of language tags")
+    validate_languages(langs)
     try:
         signing = signing_public_key(data["signing_key"], what="card signing key")
         encryption_public_key(data["encryption_key"], what="card encryption key")

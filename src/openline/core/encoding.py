@@ -21,7 +21,9 @@ _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_DIGITS = 18  # 10^18 - 1 < 2^63
 # C0 and C1 control characters and DEL, except tab, line feed and carriage return.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_SHOWN_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # and carriage return, which rewrites a line
+# And carriage return, which rewrites a line; and the bidirectional embeddings, overrides
+# and isolates, which show text in another order than it is stored ("Trojan Source").
+_SHOWN_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def canonical(value: Any) -> bytes:
@@ -104,10 +106,15 @@ def control_character(text: str) -> str | None:
 
 
 def visible(text: str) -> str:
-    """`text` with each control character but tab and line feed spelled out as \\x.., for
-    showing text that came from outside on a terminal, where a carriage return or an ESC
-    sequence would rewrite what is shown."""
-    return _SHOWN_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """`text` with each control character but tab and line feed spelled out as \\x.. (a
+    bidirectional control as \\u....), for showing text that came from outside on a
+    terminal, where a carriage return or an ESC sequence would rewrite what is shown."""
+    return _SHOWN_RE.sub(_spelled, text)
+
+
+def _spelled(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def digits(text: str) -> bool:

@@ -43,7 +43,17 @@ import shapely
 from openline.core.clock import parse_rfc3339
 from openline.core.encoding import parse_json
 from openline.core.notices import CATEGORIES, OPEN_ENDED
-from openline.core.volumes import FEET, WGS84, Circle, Polygon, Volume, VolumeError, projection, validate
+from openline.core.volumes import (
+    FEET,
+    MAX_AREA_KM2,
+    WGS84,
+    Circle,
+    Polygon,
+    Volume,
+    VolumeError,
+    projection,
+    validate,
+)
 
 # A protected site given without an altitude band is protected from below any terrain
 # (the Dead Sea shore is at -430 m) to above any aircraft that could strike it.
@@ -309,7 +319,7 @@ def _feature(
         radius = _number(_get(props, "radius_m", where, "properties"), where, "properties.radius_m")
         outlines = [Circle(lat, lng, radius)]
     elif kind == "LineString":
-        outlines = list(_route(coordinates, props, where))
+        outlines = list(_route(coordinates, props, where, limits))
     else:
         raise FormatError(
             f"{where}: geometry.type: expected Polygon, MultiPolygon, Point or LineString, got {_show(kind)}"
@@ -344,12 +354,21 @@ def _ring_polygon(value: Any, where: str, field: str) -> Polygon:
     return Polygon(tuple(points[:-1]))
 
 
-def _route(value: Any, props: Mapping[str, Any], where: str) -> list[Polygon]:
+def _route(value: Any, props: Mapping[str, Any], where: str, limits: _Limits) -> list[Polygon]:
     field = "geometry.coordinates"
     points = [_position(p, where, _vertex(field, i)) for i, p in enumerate(_list(value, where, field))]
     width = _number(_get(props, "corridor_m", where, "properties"), where, "properties.corridor_m")
     if width <= 0:
         raise FormatError(f"{where}: properties.corridor_m: expected a width above 0 metres, got {width:g}")
+    # Each volume of a corridor holds a round end at least: refused before it is built, since
+    # building one of a million kilometres took a minute and gigabytes.
+    end_km2 = math.pi * (width / 2) ** 2 / 1e6
+    most = float(limits.overrides.get("max_area_km2", MAX_AREA_KM2))
+    if end_km2 > most:
+        raise FormatError(
+            f"{where}: properties.corridor_m: a corridor {width:g} m wide covers {end_km2:,.1f} km² "
+            f"at each end alone, above the limit of {most:,.1f} km²"
+        )
     if len(points) < 2:
         raise FormatError(f"{where}: {field}: a route needs at least 2 positions, got {len(points)}")
     for i, (lat, lng) in enumerate(points):

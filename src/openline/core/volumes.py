@@ -40,6 +40,7 @@ WGS84 = Geod(ellps="WGS84")
 # turns faster than 1 / R_MIN per metre, which makes the stretch and index bounds safe.
 R_MIN = 6_335_439.327
 MAX_CHORD_ERROR_M = 5e-4
+MAX_AREA_KM2 = 250_000.0  # the largest outline `validate` takes, unless told otherwise
 # A polygon thinner than this (area over perimeter) has no inside to speak of.
 _DEGENERATE_WIDTH_M = 0.01
 _SAME_POINT_M = 1e-3
@@ -93,7 +94,7 @@ def validate(
     *,
     now: int,
     horizon_s: int = 30 * 86_400,
-    max_area_km2: float = 250_000.0,
+    max_area_km2: float = MAX_AREA_KM2,
     open_ended: bool = False,
 ) -> None:
     """Return if `volume` may be announced at `now` (microseconds); raise `VolumeError`.

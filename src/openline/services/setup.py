@@ -12,7 +12,7 @@ from openline.adapters import home as homefiles
 from openline.adapters.db import Database, normalise_url
 from openline.adapters.migrate import upgrade
 from openline.adapters.schema import users
-from openline.core.card import validate_name, validate_url
+from openline.core.card import validate_languages, validate_name, validate_url
 from openline.core.clock import Clock, SystemClock
 from openline.core.keys import StationKeys
 from openline.errors import Code, EnvelopeRefused, HomeError, InvalidInput
@@ -43,11 +43,14 @@ def init_home(
     try:
         validate_name(name)
         url = validate_url(url)
+        validate_languages(languages or ["en"])  # what every peer will check in our card
     except EnvelopeRefused as exc:
         raise InvalidInput(exc.detail) from None
     if database_url:
         database_url = normalise_url(database_url)
     home = home.expanduser().absolute()
+    if home.exists() and not home.is_dir():
+        raise HomeError(f"{home} is a file, not a directory; nothing was changed", code=Code.HOME_EXISTS)
     ours = [
         home / f
         for f in (
