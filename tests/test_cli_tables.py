@@ -219,4 +219,5 @@ def test_a_subject_from_the_peer_cannot_pass_for_another_row(
     starts = [line for line in text.splitlines() if line.lstrip().startswith("id 01a220ff")]
     assert starts == [], text  # on no line of its own
     assert "↵" in text
-    assert "\u202e" not in text and "\\u202e" in " ".join(text.split())
+    assert "\u202e" not in text
+    assert "\\u202e" in " ".join(text.split())
