@@ -8,7 +8,7 @@ from typing import Any
 
 from openline.services import outbox
 from tests.inproc import Node
-from tests.notice_docs import act, alerts, ledger_entries, send, show, site, soon
+from tests.notice_docs import act, alerts, circle, ledger_entries, send, show, site, soon
 from tests.test_inbox_refusals import post_signed
 
 
@@ -224,3 +224,20 @@ def test_a_bad_removal_from_the_peer_is_refused_as_malformed(nodes: tuple[Node, 
     r = post_signed(a, b, {"envelopes": [_from_a(a, ref, body | _removal(a_site["id"]))]})
     assert r.json()["results"][0]["status"] == "stored", r.text
     assert show(b, ref)["removes"] == a_site["id"]
+
+
+def test_two_protected_sites_that_overlap_do_not_conflict(nodes: tuple[Node, Node]) -> None:
+    """A hospital inside a protected district is no conflict for anyone to answer, as the
+    offline check has it; an activity over either one is."""
+    a, b = nodes
+    district = send(b, "stuttgart", circle(48.0, 9.0, 2000, b.station.clock.now(), None,
+                                           alt=(-500, 20_000), category="protected_site"))  # fmt: skip
+    b.drain()
+    hospital = send(b, "stuttgart", site(b, 48.0, 9.0))
+    b.drain()
+    assert hospital["conflicts"] == []
+    for node in (a, b):
+        assert show(node, hospital["id"])["conflicts"] == []
+        assert [x for x in node.api.get("/api/v1/alerts").json() if x["kind"] == "notice_conflict"] == []
+    strike = send(a, "moscow", soon(a, 48.0, 9.0))
+    assert {c["other_notice"] for c in strike["conflicts"]} == {district["id"], hospital["id"]}

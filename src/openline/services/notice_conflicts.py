@@ -169,7 +169,7 @@ def candidate_query(dialect: str) -> Any:
         c.nz_max >= z0,
         c.nz_min <= z1,
     ]
-    query = select(notice_volumes, notices.c.series, notices.c.line_id)
+    query = select(notice_volumes, notices.c.series, notices.c.line_id, notices.c.category)
     if dialect == "sqlite":
         b = _boxes.c
         query = query.select_from(
@@ -204,16 +204,29 @@ def candidate_query(dialect: str) -> Any:
 
 
 def find(
-    conn: Connection, notice_id: str, series: str, line_id: str, volumes: tuple[Volume, ...], now: int
+    conn: Connection,
+    notice_id: str,
+    series: str,
+    line_id: str,
+    volumes: tuple[Volume, ...],
+    now: int,
+    *,
+    category: str,
 ) -> list[Found]:
-    """The conflicts a notice on line `line_id` has (or, for a draft, would have) with
-    every active notice; nothing is recorded."""
+    """The conflicts a notice of `category` on line `line_id` has (or, for a draft, would
+    have) with every active notice; nothing is recorded.
+
+    A conflict is an activity against another, or an activity against a protected site:
+    two protected sites never conflict (a hospital inside a protected district), as
+    `openline conflicts` has it."""
     by_line = margins_by_line(conn)
     reach = widest(*by_line.values())
     ours = by_line.get(line_id, engine.Margins())
     found: list[Found] = []
     for n, v in enumerate(volumes, start=1):
         rows = _candidates(conn, notice_id, series, v, now, reach)
+        if category in nm.OPEN_ENDED:
+            rows = [row for row in rows if row.category not in nm.OPEN_ENDED]
         if not rows:
             continue
         # The exact test decides, each pair held to the wider margins of its two lines.
@@ -261,9 +274,11 @@ def found_json(found: list[Found]) -> list[dict[str, Any]]:
     ]
 
 
-def check(tx: Tx, notice_id: str, series: str, line_id: str, volumes: tuple[Volume, ...]) -> list[Found]:
+def check(
+    tx: Tx, notice_id: str, series: str, line_id: str, volumes: tuple[Volume, ...], *, category: str
+) -> list[Found]:
     """Check a new notice against every active notice; record and alarm each conflict."""
-    found = find(tx.conn, notice_id, series, line_id, volumes, tx.now)
+    found = find(tx.conn, notice_id, series, line_id, volumes, tx.now, category=category)
     for f in found:
         assert f.result.time is not None
         assert f.result.altitude is not None

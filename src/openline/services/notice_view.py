@@ -203,7 +203,7 @@ def notice_json(
     out["would_conflict"] = None
     if row.state == State.DRAFT.value and volumes:  # a preview: found now, recorded nowhere
         mine = tuple(conflicts.stored_volume(v) for v in volumes)
-        preview = conflicts.find(conn, row.id, row.series, row.line_id, mine, now)
+        preview = conflicts.find(conn, row.id, row.series, row.line_id, mine, now, category=row.category)
         out["would_conflict"] = conflicts.found_json(preview)
     return out
 

@@ -347,7 +347,7 @@ def _dispatch(
         facts["removes"] = doc.removes
     log(tx, "notice.sent", notice_id, line.id, peer, actor, env.id, **facts)
     if doc.volumes:
-        conflicts.check(tx, notice_id, series, line.id, doc.volumes)
+        conflicts.check(tx, notice_id, series, line.id, doc.volumes, category=doc.category)
 
 
 def send_draft(station: Station, actor: str, notice_id: str) -> None:
@@ -486,7 +486,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             facts["removes"] = doc.removes
         log(tx, "notice.received", notice_id, line.id, env.sender, actor, env.id, **facts)
         if doc.volumes:
-            conflicts.check(tx, notice_id, series, line.id, doc.volumes)
+            conflicts.check(tx, notice_id, series, line.id, doc.volumes, category=doc.category)
         return
     row = tx.conn.execute(
         select(notices).where(notices.c.id == notice_id, notices.c.line_id == line.id)
