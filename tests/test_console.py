@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from openline.console.live import Hub
 from openline.core.clock import FakeClock
-from openline.services import accounts, sessions
+from openline.services import accounts, alerts, sessions
 from openline.services.accounts import Role
 from openline.services.station import Tx
 from tests.inproc import Node, make_node, place_and_ring
@@ -122,10 +122,13 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(nodes: tup
     c = browser(b)
     log_in(c, "duty")
     before = b.snapshot()
-    for data in ({}, {"csrf": "forged"}):
+    for data in ({"via": "another site"}, {"csrf": "forged"}):  # posted as a browser posts a form
         r = c.post(f"/calls/{call_id}/pickup", data=data)
         assert r.status_code == 403
-        assert r.json()["code"] == "csrf"
+        # A page that says why, and the way back to the call (not the API's JSON).
+        assert 'data-refused="csrf"' in r.text
+        assert "reload the page and try again" in r.text
+        assert f'href="/calls/{call_id}"' in r.text
     assert b.snapshot() == before
     token = csrf_of(c.get("/").text)
     r = c.post(f"/calls/{call_id}/pickup", data={"csrf": token})
@@ -216,7 +219,7 @@ def test_an_auditor_sees_the_board_without_content_or_pick_up(nodes: tuple[Node,
     before = b.snapshot()
     r = c.post(f"/calls/{call_id}/pickup", data={"csrf": token})
     assert r.status_code == 403
-    assert r.json()["code"] == "forbidden"
+    assert 'data-refused="forbidden"' in r.text
     assert b.snapshot() == before
     assert "Secret subject" not in c.get(f"/calls/{call_id}").text
 
@@ -426,7 +429,7 @@ def test_every_role_against_every_console_page(nodes: tuple[Node, Node], role: R
             assert r.status_code != 403, (role, path)
         else:
             assert r.status_code == 403, (role, path)
-            assert r.json()["code"] == "forbidden"
+            assert 'data-refused="forbidden"' in r.text
     if not works:
         assert b.snapshot() == before
 
@@ -609,3 +612,29 @@ def test_administrators_propose_new_terms_for_an_open_line_in_the_console(nodes:
         assert terms_text
         assert "notices acknowledged within 900 s" in terms_text.group(1)
         assert "250 m horizontal" in terms_text.group(1)
+
+
+def test_an_alert_acknowledged_meanwhile_is_said_on_a_page(nodes: tuple[Node, Node]) -> None:
+    """Two tabs on the board; the alert is acknowledged in one, then in the other before it
+    refreshed. The second officer gets a page that says who did it, not the API's JSON."""
+    _a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    with b.station.tx() as tx:
+        alerts.raise_alert(tx, "roster_gap", "test gap", {"peer": "stuttgart"})
+    first, second = browser(b), browser(b)
+    log_in(first, "duty")
+    log_in(second, "duty")
+    (alert,) = b.api.get("/api/v1/alerts").json()
+    stale = csrf_of(second.get("/").text)
+    assert (
+        first.post(f"/alerts/{alert['id']}/ack", data={"csrf": csrf_of(first.get("/").text)}).status_code
+        == 303
+    )
+    before = b.snapshot()
+    r = second.post(f"/alerts/{alert['id']}/ack", data={"csrf": stale})
+    assert r.status_code == 409
+    assert r.headers["content-type"].startswith("text/html")
+    assert 'data-refused="conflict"' in r.text
+    assert "acknowledged already, by duty" in r.text
+    assert 'href="/"' in r.text
+    assert b.snapshot() == before

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -23,7 +24,7 @@ from openline.api.metrics import LineCollector
 from openline.console import pages as console_pages
 from openline.console import routes as console
 from openline.console.live import Hub
-from openline.errors import DatabaseUnavailable
+from openline.errors import DatabaseUnavailable, OpenLineError
 from openline.runtime import Workers, default_transport
 from openline.services.station import Station
 
@@ -95,6 +96,14 @@ def create_app(
     async def _database_unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
         if console_pages.wants_page(request):  # an officer reloading the board gets a page
             return console_pages.unavailable(request, exc, problems.DATABASE_RETRY_AFTER_S)
+        return await _refused(request, exc)
+
+    @app.exception_handler(OpenLineError)
+    async def _refused(request: Request, exc: OpenLineError) -> Response:
+        """A browser that asked for a console page or posted a console form gets a page
+        saying why; everyone else (the API, htmx, peers) the problem document."""
+        if console_pages.wants_page(request) or console_pages.posted_form(request):
+            return await run_in_threadpool(console_pages.refused, request, exc)  # reads the session
         return problems.error_response(request, exc)
 
     @app.get("/healthz")

@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from openline.console.live import Hub
 from openline.core.encoding import parse_json
-from openline.errors import CsrfRefused, DatabaseUnavailable, InvalidInput, Unauthorized
+from openline.errors import CsrfRefused, DatabaseUnavailable, InvalidInput, OpenLineError, Unauthorized
 from openline.services import calls, sessions
 from openline.services.sessions import Session
 from openline.services.station import Station
@@ -80,6 +80,54 @@ def wants_page(request: Request) -> bool:
         and "text/html" in request.headers.get("accept", "")
         and not request.url.path.startswith(_NOT_PAGES)
     )
+
+
+def posted_form(request: Request) -> bool:
+    """Whether a console form was posted here (a plain HTML form, not htmx, not the API)."""
+    form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+    return (
+        request.method == "POST"
+        and not request.headers.get("hx-request")
+        and (form or "text/html" in request.headers.get("accept", ""))
+        and not request.url.path.startswith(_NOT_PAGES)
+    )
+
+
+# Where a refused form or page sends the officer back to, besides the board.
+_BACK = (("/calls/", "the call"), ("/notices", "the notices"), ("/admin", "the administration"))
+
+
+def refused(request: Request, exc: OpenLineError) -> HTMLResponse:
+    """The page an officer gets when the console refuses what they asked (a stale form, an
+    alert acknowledged by someone else meanwhile, a page their role may not see): the
+    reason, that nothing changed, and the way back; not the API's problem document."""
+    try:
+        session: Session | None = session_of(request, allow_password_change=True)
+    except (LoginRequired, OpenLineError):  # not logged in, or no database to ask
+        session = None
+    path = request.url.path
+    back, back_to = next(
+        ((_back_path(path, prefix), name) for prefix, name in _BACK if path.startswith(prefix)), (None, "")
+    )
+    return render(
+        request,
+        "refused.html",
+        status=exc.status,
+        session=session,
+        title=exc.title,
+        detail=exc.detail,
+        code=exc.code.value,
+        back=back,
+        back_to=back_to,
+    )
+
+
+def _back_path(path: str, prefix: str) -> str:
+    """The page a refused form came from: a call's page for its actions, else the section."""
+    if prefix == "/calls/":
+        call = path[len(prefix) :].split("/", 1)[0]
+        return prefix + call
+    return prefix
 
 
 def unavailable(request: Request, exc: DatabaseUnavailable, retry_s: int) -> HTMLResponse:
