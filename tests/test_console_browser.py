@@ -182,6 +182,58 @@ def test_a_ringing_call_is_seen_and_heard_on_every_page(
         ctx.close()
 
 
+def test_the_keyboard_focus_stays_on_pick_up_when_the_board_refreshes(
+    pair: tuple[StationProcess, StationProcess],
+    browser: Browser,
+) -> None:
+    """An officer tabbed to Pick up; another call rang and the board refreshed itself. The
+    focus was lost to the page, and the next Enter did nothing."""
+    a, b = pair
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = ctx.new_page()
+    try:
+        log_in(page, b, "boris")
+        page.wait_for_timeout(300)
+        first = a.cli_json("call", "moscow", "--subject", "First", "--priority", "flash")["id"]
+        pick_up = page.locator(f"[data-call='{first}'] [data-pickup]")
+        expect(pick_up).to_be_visible(timeout=LIVE_MS + 2000)
+        page.wait_for_timeout(300)  # the refresh for the ringing state is in
+        pick_up.focus()
+        a.cli_json("call", "moscow", "--subject", "Second", "--priority", "routine")
+        expect(page.locator("[data-pickup]")).to_have_count(2, timeout=LIVE_MS + 2000)
+        focused = page.evaluate("document.activeElement.closest('[data-call]')?.getAttribute('data-call')")
+        assert focused == first
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(b.url + f"/calls/{first}")
+    finally:
+        ctx.close()
+
+
+def test_no_page_scrolls_sideways_on_a_phone(
+    pair: tuple[StationProcess, StationProcess],
+    browser: Browser,
+) -> None:
+    """375 px wide: wide tables scroll inside themselves, and every link in the header can
+    be reached."""
+    a, b = pair
+    call_id = a.cli_json("call", "moscow", "--subject", "From the phone " + "x" * 80)["id"]
+    ctx = browser.new_context(viewport={"width": 375, "height": 800})
+    page = ctx.new_page()
+    try:
+        log_in(page, b, "boris")
+        for path in ("/", "/history", "/notices", "/roster", "/report", "/ledger", f"/calls/{call_id}"):
+            page.goto(b.url + path)
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= 375, (path, wide)
+        for link in page.locator("nav.links a").all():
+            box = link.bounding_box()
+            assert box is not None
+            assert box["x"] + box["width"] <= 375, link.text_content()
+        page.screenshot(path=artifact_path("console-phone.png"), full_page=True)
+    finally:
+        ctx.close()
+
+
 def test_the_console_says_when_what_it_shows_may_be_out_of_date(
     tmp_path: Path, own_pg_server: PostgresServer, browser: Browser
 ) -> None:

@@ -213,7 +213,7 @@ def test_a_percentile_of_nothing_is_refused() -> None:
         ("2026-12", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
         ("2026-02", "2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z"),
         ("2028-02", "2028-02-01T00:00:00Z", "2028-03-01T00:00:00Z"),
-        ("9999-12", "9999-12-01T00:00:00Z", None),
+        ("9999-11", "9999-11-01T00:00:00Z", "9999-12-01T00:00:00Z"),  # the last its report can write
     ],
 )
 def test_a_period_is_a_calendar_month_in_utc(text: str, start: str, end: str | None) -> None:
@@ -242,6 +242,7 @@ def test_a_period_is_a_calendar_month_in_utc(text: str, start: str, end: str | N
         "\uff12\uff10\uff12\uff16-11",  # full-width digits
         "2026-11\n",
         "november",
+        "9999-12",  # its end, 10000-01-01, is past any time a report can write
     ],
 )
 def test_a_period_that_is_not_a_month_is_refused(text: str) -> None:

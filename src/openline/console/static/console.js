@@ -147,6 +147,30 @@
     if (region) htmx.trigger(region, "sse:change");
   });
 
+  // A live region replaces itself on every change: the control the officer had reached
+  // with the keyboard (the Pick up button, Tab by Tab) would be gone, and the next Enter
+  // would do nothing. The same control in the new region gets the focus back.
+  var refocus = null;
+  function focusKey(el) {
+    if (!el || el === document.body || !el.tagName) return null;
+    var form = el.form || (el.closest && el.closest("form"));
+    return [el.tagName, el.id, el.getAttribute("name"), el.getAttribute("href"),
+      form ? form.getAttribute("action") : "", (el.textContent || "").trim()].join("|");
+  }
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var active = document.activeElement, target = ev.detail.target;
+    refocus = active && target && target.contains(active) ? focusKey(active) : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!refocus) return;
+    var key = refocus;
+    refocus = null;
+    var same = Array.prototype.find.call(
+      document.querySelectorAll("a[href], button, input, select, textarea"),
+      function (el) { return focusKey(el) === key; });
+    if (same) same.focus({ preventScroll: true });
+  });
+
   // What this page shows may be out of date: the event stream to the station is lost,
   // or a live region's refresh failed (the station down, or unable to reach its
   // database). Say so at the top of the page, with when and why, until it is back: a
