@@ -6,6 +6,7 @@ Screenshots are kept in test-artifacts/."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,6 +231,35 @@ def test_no_page_scrolls_sideways_on_a_phone(
             assert box is not None
             assert box["x"] + box["width"] <= 375, link.text_content()
         page.screenshot(path=artifact_path("console-phone.png"), full_page=True)
+    finally:
+        ctx.close()
+
+
+def _session_ends_in(station: StationProcess, seconds: float) -> None:
+    with sqlite3.connect(station.home / "openline.db") as db:
+        db.execute("UPDATE sessions SET expires_at = ?", (int((time.time() + seconds) * 1_000_000),))
+
+
+def test_the_console_warns_before_the_session_ends_and_says_when_it_has(
+    pair: tuple[StationProcess, StationProcess],
+    browser: Browser,
+) -> None:
+    """Twelve hours after the login the session ends. The board used to go on looking
+    live until the next call arrived, and then turned silently into the login page."""
+    _a, b = pair
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = ctx.new_page()
+    try:
+        log_in(page, b, "boris")
+        expect(page.locator("[data-trouble]")).to_be_hidden()
+        _session_ends_in(b, 10 * 60)
+        page.reload()
+        expect(page.locator("[data-trouble]")).to_contain_text("Your session ends in 9 min")
+        _session_ends_in(b, 3)
+        page.reload()
+        expect(page).to_have_url(b.url + "/login?ended=1", timeout=8000)  # at once, not at the next change
+        expect(page).to_have_title(re.compile(r"^SESSION ENDED · "))
+        expect(page.locator("[data-session-ended]")).to_be_visible()
     finally:
         ctx.close()
 

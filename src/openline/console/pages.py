@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from openline.console.live import Hub
+from openline.core.clock import MICROS
 from openline.core.encoding import parse_json
 from openline.errors import CsrfRefused, DatabaseUnavailable, InvalidInput, OpenLineError, Unauthorized
 from openline.services import calls, sessions
@@ -63,6 +64,9 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
         # miss a call. The board keeps its count in its own live region.
         context.setdefault("ringing_total", calls.ringing_count(station_of(request)))
         context["ringing_live"] = name != "board.html"
+        # Seconds until the session ends, by the station's clock: the page warns before
+        # and goes to the login page at the end, rather than at the next change.
+        context["session_left_s"] = max(0, (session.expires_at - station_of(request).clock.now()) // MICROS)
     html = _ENV.get_template(name).render(request=request, station=station_of(request).name, **context)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 

@@ -81,7 +81,7 @@ def favicon() -> Response:
 
 @router.get("/login")
 def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html")
+    return render(request, "login.html", ended=request.query_params.get("ended") == "1")
 
 
 @router.post("/login")

@@ -43,6 +43,7 @@ class Session:
     csrf: str
     principal: Principal
     must_change_password: bool
+    expires_at: int  # µs: the console warns before, and sends the browser to log in at it
 
 
 def _hash(token: str) -> str:
@@ -124,17 +125,18 @@ def login(station: Station, username: str, password: str, totp_code: str | None,
         else:
             tx.conn.execute(delete(login_throttle).where(login_throttle.c.key == keys[0]))
             token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            expires_at = tx.now + SESSION_HOURS * 3600 * MICROS
             tx.conn.execute(
                 insert(sessions).values(
                     id=_hash(token),
                     user_id=principal.user_id,
                     csrf=csrf,
                     created_at=tx.now,
-                    expires_at=tx.now + SESSION_HOURS * 3600 * MICROS,
+                    expires_at=expires_at,
                 )
             )
             accounts.record(tx.conn, tx.now, principal.name, "login", f"ip:{client[:64]}")
-            return Session(token, csrf, principal, bool(row.must_change_password))
+            return Session(token, csrf, principal, bool(row.must_change_password), expires_at)
     assert failed is not None
     raise failed  # after the commit: the failure is counted even though we refuse
 
@@ -160,7 +162,11 @@ def session_of(station: Station, token: str | None) -> Session:
     if row is None or row.disabled or int(row.expires_at) <= station.clock.now():
         raise Unauthorized("the session has ended; log in again")
     return Session(
-        token, row.csrf, Principal(row.id, row.name, Role(row.role)), bool(row.must_change_password)
+        token,
+        row.csrf,
+        Principal(row.id, row.name, Role(row.role)),
+        bool(row.must_change_password),
+        int(row.expires_at),
     )
 
 

@@ -183,8 +183,32 @@
     var banner = document.querySelector("[data-trouble]");
     if (!banner) return;
     var why = trouble.stream || trouble.refresh;
-    banner.hidden = !why;
-    banner.textContent = why ? why + " What this page shows may be out of date." : "";
+    var text = why ? why + " What this page shows may be out of date." : "";
+    if (trouble.session) text = (text ? text + " " : "") + trouble.session;
+    banner.hidden = !text;
+    banner.textContent = text;
+  }
+
+  // A session ends 12 hours after its login, however busy the watch. Say so a quarter of
+  // an hour before, and at the end go to the login page at once, saying why: a board that
+  // has stopped being allowed to update looks as calm as one with nothing to show.
+  var sessionEnds = null;
+  function sessionCheck() {
+    if (sessionEnds === null) return;
+    var left = (sessionEnds - Date.now()) / 1000;
+    if (left <= 0) {
+      sessionEnds = null;
+      window.location.assign("/login?ended=1");
+      return;
+    }
+    var was = trouble.session;
+    if (left <= 15 * 60) {
+      trouble.session = "Your session ends in " + span(left) + ": log out and in again now, or calls " +
+        "that ring after that are not shown here until you do.";
+    } else {
+      delete trouble.session;
+    }
+    if (was !== trouble.session) showTrouble();
   }
   function since() { return " (since " + utc(new Date()) + ")"; }
   document.addEventListener("htmx:sseError", function () {
@@ -217,8 +241,11 @@
     try { soundOn = window.localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { soundOn = false; }
     if (soundOn && document.querySelector("[data-sound]")) startAudio();
     showSound();
-    tick(); alarmTitle();
+    var left = Number(document.body.getAttribute("data-session-left"));
+    if (document.body.hasAttribute("data-session-left") && !isNaN(left)) sessionEnds = Date.now() + left * 1000;
+    tick(); alarmTitle(); sessionCheck();
     setInterval(tick, 1000);
+    setInterval(sessionCheck, 1000);
     setInterval(beep, 1500);
   });
 })();
