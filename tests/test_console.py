@@ -638,3 +638,24 @@ def test_an_alert_acknowledged_meanwhile_is_said_on_a_page(nodes: tuple[Node, No
     assert "acknowledged already, by duty" in r.text
     assert 'href="/"' in r.text
     assert b.snapshot() == before
+
+
+def test_declining_a_call_is_opened_first_and_says_why_to_the_caller(nodes: tuple[Node, Node]) -> None:
+    """Decline sat a few pixels from Pick up and acted at once, with no reason to give;
+    the reason the API took never reached the caller's screen."""
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    call_id = place_and_ring(a, b)
+    c = browser(b)
+    log_in(c, "duty")
+    page = c.get(f"/calls/{call_id}").text
+    assert "<summary>Decline…</summary>" in page
+    assert f'id="reason-{call_id}" name="reason"' in page
+    r = c.post(f"/calls/{call_id}/decline", data={"csrf": csrf_of(page), "reason": "Busy with a flash call"})
+    assert r.status_code == 303
+    b.drain()
+    add_user(a, "caller", Role.WATCH_OFFICER)
+    theirs = browser(a)
+    log_in(theirs, "caller")
+    shown = theirs.get(f"/calls/{call_id}").text
+    assert "declined because: <span data-decline-reason>Busy with a flash call</span>" in shown

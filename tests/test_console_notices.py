@@ -508,6 +508,39 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
     assert artifact_path("console-notices-map.png").stat().st_size > 10_000
 
 
+def test_the_world_map_draws_no_band_across_the_antimeridian(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """Russia's and Fiji's outlines run on past 180 degrees as -179: drawn on Leaflet's
+    plane, that edge was a band of land across the whole world at 65-70 N and 17 S. No
+    edge of any country but Antarctica (a ring round the pole) may cross half the map."""
+    _a, b = pair
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = ctx.new_page()
+    try:
+        _log_in(page, b)
+        page.goto(b.url + "/notices")
+        expect(page.locator("[data-countries]")).to_have_attribute("data-countries", re.compile(r"^\d+$"))
+        widest = page.evaluate(
+            """() => {
+              let widest = 0;
+              for (const path of document.querySelectorAll('path.country:not(.country-010)')) {
+                for (const sub of (path.getAttribute('d') || '').split('M').slice(1)) {
+                  const xs = [...sub.matchAll(/(-?[0-9.]+)[ ,](-?[0-9.]+)/g)].map(m => Number(m[1]));
+                  for (let i = 1; i < xs.length; i++) widest = Math.max(widest, Math.abs(xs[i] - xs[i - 1]));
+                }
+              }
+              return widest;
+            }"""
+        )
+        world = 256 * 2**2  # the map opens at zoom 2
+        assert 0 < widest < world / 4, widest
+        labels = page.locator(".leaflet-pm-toolbar a[aria-label]")
+        assert labels.count() >= 3  # the drawing tools have names a screen reader can say
+    finally:
+        ctx.close()
+
+
 def _field_hospital(station: StationProcess) -> str:
     """A 300 m field hospital protected since an hour ago, announced to stuttgart."""
     now = int(datetime.now(UTC).timestamp() * 1_000_000)

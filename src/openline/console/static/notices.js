@@ -33,14 +33,43 @@
     })
     .then(function (topology) {
       var countries = topojson.feature(topology, topology.objects.countries);
+      countries.features.forEach(acrossTheAntimeridian);
       L.geoJSON(countries, {
         interactive: false,
         pmIgnore: true,  // not for the drawing tools to edit
-        style: { className: "country", color: "#5b6b7c", weight: 1, fillColor: "#26313d", fillOpacity: 1 },
+        style: function (f) {  // each named by its ISO 3166 number, as Natural Earth has it
+          var name = "country" + (f.id ? " country-" + f.id : "");
+          return { className: name, color: "#5b6b7c", weight: 1, fillColor: "#26313d", fillOpacity: 1 };
+        },
       }).addTo(map).bringToBack();
       el.setAttribute("data-countries", String(countries.features.length));
     })
     .catch(function (err) { console.warn(err.message); });
+
+  // Natural Earth's outlines are drawn on a sphere, where Russia's and Fiji's rings run
+  // on past 180 degrees as -179. Leaflet draws on a plane: such an edge became a band
+  // across the whole world. Each ring is unwrapped as a notice's polygon is (below); a
+  // ring round a pole (Antarctica) cannot be, and stays as it is.
+  function acrossTheAntimeridian(feature) {
+    var g = feature.geometry;
+    if (!g) return;
+    var polygons = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+    polygons.forEach(function (rings) {
+      rings.forEach(function (ring, i) {
+        var out = [], previous = null;
+        ring.forEach(function (p) {
+          var lng = p[0];
+          if (previous !== null) {
+            while (lng - previous > 180) lng -= 360;
+            while (lng - previous < -180) lng += 360;
+          }
+          out.push([lng, p[1]]);
+          previous = lng;
+        });
+        if (Math.abs(out[out.length - 1][0] - out[0][0]) < 1e-6) rings[i] = out;
+      });
+    });
+  }
 
   // Consecutive vertices are joined the short way round (docs/notices.md), so a polygon
   // that crosses the antimeridian is drawn with longitudes unwrapped past +-180.
@@ -288,6 +317,12 @@
     drawText: false,
     cutPolygon: false,
     rotateMode: false,
+  });
+  // Geoman titles each tool's container, not the link a keyboard or a screen reader
+  // reaches: each link gets the name its container shows on hover.
+  el.querySelectorAll(".leaflet-pm-toolbar .button-container").forEach(function (box) {
+    var link = box.querySelector("a");
+    if (link && box.title && !link.getAttribute("aria-label")) link.setAttribute("aria-label", box.title);
   });
 
   function round(x, digits) {
