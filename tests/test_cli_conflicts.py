@@ -149,6 +149,16 @@ def test_conflicts_margins_turn_a_near_miss_into_a_conflict(tmp_path: Path) -> N
     assert "margins 620 m, 0 m, 0 min" in r.stdout
 
 
+def test_conflicts_a_clear_pair_under_a_metre_apart_says_how_far_to_the_millimetre(tmp_path: Path) -> None:
+    """2 cm apart is clear (more than the 1 cm rule), and read as touching when printed as 0.0 m."""
+    lng, lat, _ = GEOD.fwd(9.0, 48.0, 0.0, 300 + 200 + 0.02)  # due north, edges 2 cm apart
+    a = write(tmp_path / "a.geojson", collection(point(48.0, 9.0, 300)))
+    b = write(tmp_path / "b.geojson", collection(point(lat, lng, 200)))
+    r = run_cli(a, b, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout
+    assert ": 0.020 m apart" in r.stdout
+
+
 def test_conflicts_time_and_altitude_separation(tmp_path: Path) -> None:
     plan = write(tmp_path / "plan.json", astm(STUTTGART, upper_ft=1000, start=-2, end=1))
     high = point(48.77, 9.22, 500, lower=400, upper=800)

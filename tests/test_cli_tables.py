@@ -221,3 +221,17 @@ def test_a_subject_from_the_peer_cannot_pass_for_another_row(
     assert "↵" in text
     assert "\u202e" not in text
     assert "\\u202e" in " ".join(text.split())
+
+
+def test_a_time_copied_from_a_table_is_taken_back_as_a_filter(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """Tables print `2026-11-27 16:06:14Z` (RFC 3339 allows the space for readability);
+    `calls --since` refused that spelling, so an officer could not paste it back."""
+    a, b = nodes
+    place_and_ring(a, b)
+    placed = cli_json(b, monkeypatch, "calls")[0]["placed_at"]
+    shown = when(placed)  # as the table shows it, cut to the second
+    assert " " in shown
+    assert len(cli_json(b, monkeypatch, "calls", "--since", shown)) == 1
+    assert cli_json(b, monkeypatch, "calls", "--until", shown) == []

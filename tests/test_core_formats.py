@@ -352,6 +352,20 @@ INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
     ("x.json", {"hello": 1}, r"x\.json: JSON, but not a notice \(no 'category'\), ASTM Volume4D"),
     ("x.json", {"type": "Polygon", "coordinates": []}, r"x\.json: GeoJSON of type 'Polygon': expected a"),
     ("x.txt", b"hello world\n", r"x\.txt: not JSON, so read as a CSV of sites, but its header 'hello world'"),
+    # JSON, but not an object or a list: it was called "not JSON" and read as a CSV.
+    ("x.json", b"null", r"^x\.json: JSON, but null: expected a notice, ASTM or GeoJSON object"),
+    ("x.json", b" 42\n", r"^x\.json: JSON, but 42: expected a notice"),
+    ("x.json", b'"hello"', r"^x\.json: JSON, but 'hello': expected a notice"),
+    (
+        "x.json",
+        b'{"extents": [], "extents": [1]}',
+        r"x\.json: not valid JSON: the key 'extents' appears twice",
+    ),
+    (
+        "a.json",
+        [edit(v4(), "time_start.value", "2026-11-29T08:59:59.9999999Z")],
+        r"time_start\.value: .* has 7 digits after the seconds: at most 6 \(microseconds\)",
+    ),
     ("x.json", {"extents": []}, r"x\.json: extents: empty; expected at least one Volume4D"),
     ("x.json", {"extents": {}}, r"x\.json: extents: expected a list, got \{\}"),
     # ASTM: missing fields, wrong types.

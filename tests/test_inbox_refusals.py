@@ -521,3 +521,13 @@ def test_a_peer_that_keeps_changing_its_terms_raises_one_alert_at_a_time(nodes: 
     assert post_signed(a, b, None, raw=body, path="/_openline/v1/handshake").status_code == 409
     kinds = [x["kind"] for x in b.api.get("/api/v1/alerts").json()]
     assert kinds.count("line_terms_differ") == 2  # once acknowledged, the next set is told
+
+
+@pytest.mark.parametrize("batch_id", ["-" * 36, "0" * 36, "01A22105-04A9-790E-AA6A-05D6462DDA8D"])
+def test_a_batch_id_that_is_no_uuid_is_refused(queued: Any, batch_id: str) -> None:
+    """36 dashes passed the old check: a batch id is a lowercase UUID, like every id."""
+    a, b, env = queued
+    before = b.snapshot()
+    r = post_signed(a, b, {"envelopes": [env]}, path=BATCH.format(batch_id))
+    assert (r.status_code, r.json()["code"]) == (400, "malformed")
+    assert b.snapshot() == before

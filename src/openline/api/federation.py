@@ -5,7 +5,6 @@ body is even parsed."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from openline.api.deps import StationDep, TransportDep
 from openline.core.encoding import parse_json
+from openline.core.envelope import UUID_RE
 from openline.core.keys import signing_public_key
 from openline.core.requestsig import parse_authorization, verify_request
 from openline.errors import Code, EnvelopeRefused, Unauthorized
@@ -21,7 +21,6 @@ from openline.services import delivery, inbox, lines, moves, witness
 from openline.services.station import Station
 
 router = APIRouter(prefix="/_openline/v1")
-_BATCH_ID_RE = re.compile(r"^[0-9a-f-]{36}$")
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ async def handshake(request: Request, station: StationDep, transport: TransportD
 
 @router.post("/send/{batch_id}")
 async def send(batch_id: str, request: Request, station: StationDep) -> Response:
-    if not _BATCH_ID_RE.fullmatch(batch_id):
+    if not UUID_RE.fullmatch(batch_id):
         raise EnvelopeRefused(Code.MALFORMED, "batch id must be a UUID")
     signed = await _read(request)
 

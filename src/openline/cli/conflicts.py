@@ -214,7 +214,9 @@ def _render(result: dict[str, Any]) -> None:
         _say(f"[bold red]CONFLICT[/] {escape(p['a'])} with {escape(p['b'])}")
         _say(f"  time {_window(p['time'])}; altitude {_band(p['altitude'])}")
     for p in result["clear"]:
-        apart = f"{p['distance_m']:,.1f} m apart"
+        # Under a metre to the millimetre: 2 cm apart is clear, and "0.0 m" read as touching.
+        d = p["distance_m"]
+        apart = f"{d:,.1f} m apart" if d >= 1 or d == 0 else f"{d:.3f} m apart"
         if p["time"] is None:
             apart = f"apart in time (outlines {apart})"
         elif p["altitude"] is None:

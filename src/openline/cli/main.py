@@ -17,7 +17,7 @@ from rich.text import Text
 
 from openline import __version__
 from openline.cli.client import ApiError, StationClient, seg
-from openline.cli.options import finite
+from openline.cli.options import finite, time_text
 from openline.cli.render import err, limit_reached, listing, out, when
 from openline.core.encoding import parse_json
 from openline.errors import OpenLineError
@@ -420,9 +420,11 @@ def calls_cmd(
     direction: Annotated[str | None, typer.Option(help="Only inbound (in) or outbound (out) calls.")] = None,
     priority: Annotated[str | None, typer.Option(help="Only calls of this priority.")] = None,
     since: Annotated[
-        str | None, typer.Option(help="Only calls placed at or after this RFC 3339 time.")
+        str | None, typer.Option(callback=time_text, help="Only calls placed at or after this RFC 3339 time.")
     ] = None,
-    until: Annotated[str | None, typer.Option(help="Only calls placed before this RFC 3339 time.")] = None,
+    until: Annotated[
+        str | None, typer.Option(callback=time_text, help="Only calls placed before this RFC 3339 time.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
@@ -861,7 +863,9 @@ def alert_ack(
 @app.command("roster")
 def roster_cmd(
     home: HomeOpt,
-    at: Annotated[str | None, typer.Option(help="An RFC 3339 time instead of now.")] = None,
+    at: Annotated[
+        str | None, typer.Option(callback=time_text, help="An RFC 3339 time instead of now.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who is on duty, the next handover, gaps in the next 24 hours, shifts and overrides."""
@@ -932,8 +936,10 @@ def shift_remove(home: HomeOpt, shift_id: Annotated[int, typer.Argument(metavar=
 def override_add(
     home: HomeOpt,
     user: Annotated[str, typer.Argument(metavar="USER", help="Who is on duty.")],
-    start: Annotated[str, typer.Option(help="RFC 3339 start, e.g. 2026-11-27T06:00:00Z.")],
-    end: Annotated[str, typer.Option(help="RFC 3339 end.")],
+    start: Annotated[
+        str, typer.Option(callback=time_text, help="RFC 3339 start, e.g. 2026-11-27T06:00:00Z.")
+    ],
+    end: Annotated[str, typer.Option(callback=time_text, help="RFC 3339 end.")],
     replaces: Annotated[
         str | None, typer.Option(help="Whose duty USER takes (a swap is two overrides).")
     ] = None,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from openline.cli.client import seg
+from openline.cli.client import ApiError, seg
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
+from openline.cli.options import time_text
 from openline.cli.render import limit_reached, listing, out, when
 from openline.core.encoding import parse_json
 
@@ -74,9 +77,21 @@ def notice_send(
 ) -> None:
     """Send a notice to a peer; it is checked for conflicts with every active notice."""
     document = _read(file)
-    with client(home) as c:
+    with client(home) as c, _naming(file):
         sent = c.post("/notices", {"peer": to, "notice": document, "amends": amends, "draft": draft})
     emit(sent, as_json, _print)
+
+
+@contextmanager
+def _naming(file: Path) -> Iterator[None]:
+    """The station names what it refuses in a notice `notice volume 2, vertex 3`: the
+    officer reads it with the file's name in front, as `conflicts` names it."""
+    try:
+        yield
+    except ApiError as exc:
+        if exc.code_text != "invalid_input":
+            raise
+        raise ApiError(exc.status, exc.code_text, f"{file}: {exc.detail}") from None
 
 
 def _read(file: Path) -> Any:
@@ -101,7 +116,7 @@ def notice_edit(
     """Replace one of our drafts with a new notice file, checked as `notice send --draft`
     checks it; its id, peer and the notice it amends stay."""
     document = _read(file)
-    with client(home) as c:
+    with client(home) as c, _naming(file):
         emit(c.put(f"/notices/{seg(notice_id)}", {"notice": document, "send": send}), as_json, _print)
 
 
@@ -131,7 +146,8 @@ def notices_list(
         float | None, typer.Option(help="With --at: the place is a circle this many metres wide.")
     ] = None,
     at_time: Annotated[
-        str | None, typer.Option("--when", help="With --at: only those covering it then (RFC 3339).")
+        str | None,
+        typer.Option("--when", callback=time_text, help="With --at: only those covering it then (RFC 3339)."),
     ] = None,
     altitude: Annotated[
         float | None, typer.Option(help="With --at: only at this altitude (m, WGS84).")

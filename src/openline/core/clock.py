@@ -24,6 +24,8 @@ _EPOCH_NAIVE = datetime(1970, 1, 1)  # UTC by construction; only rfc3339 uses it
 _RFC3339_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
+# RFC 3339 allows any number of digits after the seconds; the station keeps microseconds.
+_FINER_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}\.(\d{7,})([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 class Clock(Protocol):
@@ -109,6 +111,11 @@ def rfc3339(micros: int | None) -> str | None:
 def parse_rfc3339(text: str) -> int:
     """Parse an RFC 3339 time with an explicit offset into epoch microseconds."""
     if not isinstance(text, str) or not _RFC3339_RE.fullmatch(text):
+        finer = _FINER_RE.fullmatch(text) if isinstance(text, str) else None
+        if finer is not None:
+            raise ValueError(
+                f"{text!r:.80} has {len(finer[1])} digits after the seconds: at most 6 (microseconds)"
+            )
         raise ValueError(f"expected an RFC 3339 time such as 2026-11-26T05:02:35.123456Z, got {text!r:.80}")
     dt = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     micros = (dt - _EPOCH) // timedelta(microseconds=1)

@@ -52,7 +52,7 @@ KINDS = frozenset(
     }
 )
 HEADER_FIELDS = frozenset({"v", "id", "line", "from", "to", "seq", "time", "kind", "ref", "body"})
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _LINE_RE = re.compile(r"^[0-9a-f]{32}$")
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 _SELF_LABEL = "self"
@@ -201,7 +201,7 @@ def _check_header(h: dict[str, Any]) -> None:
 
     if h["v"] != PROTOCOL:
         raise bad("v", repr(PROTOCOL))
-    if not isinstance(h["id"], str) or not _UUID_RE.fullmatch(h["id"]):
+    if not isinstance(h["id"], str) or not UUID_RE.fullmatch(h["id"]):
         raise bad("id", "a lowercase UUID")
     if not isinstance(h["line"], str) or not _LINE_RE.fullmatch(h["line"]):
         raise bad("line", "32 hex digits")
@@ -212,7 +212,7 @@ def _check_header(h: dict[str, Any]) -> None:
         raise bad("seq", "a positive integer")
     if not isinstance(h["kind"], str) or h["kind"] not in KINDS:
         raise bad("kind", f"one of {sorted(KINDS)}")
-    if h["ref"] is not None and (not isinstance(h["ref"], str) or not _UUID_RE.fullmatch(h["ref"])):
+    if h["ref"] is not None and (not isinstance(h["ref"], str) or not UUID_RE.fullmatch(h["ref"])):
         raise bad("ref", "null or a lowercase UUID")
     if not isinstance(h["body"], str) or not h["body"].startswith("sha-256="):
         raise bad("body", "a sha-256= digest")

@@ -133,7 +133,13 @@ def parse(
             f"{name}: an empty file: expected a notice, ASTM or GeoJSON file, or a CSV of sites"
         )
     if text.lstrip()[:1] not in ("{", "["):
-        return ParsedNotice("protected_site", "", tuple(_sites(name, text, limits)), "sites")
+        try:  # null, 42, "text": JSON, but no document of ours; a CSV fails at its first line
+            scalar = parse_json(text)
+        except ValueError:
+            return ParsedNotice("protected_site", "", tuple(_sites(name, text, limits)), "sites")
+        raise FormatError(
+            f"{name}: JSON, but {_show(scalar)}: expected a notice, ASTM or GeoJSON object, or a CSV of sites"
+        )
     try:
         obj = parse_json(text)
     except ValueError as exc:
