@@ -65,7 +65,8 @@ def test_a_draft_is_saved_sent_and_discarded_from_the_cli(
     assert a.snapshot() == before
     bom = tmp_path / "bom.json"  # a spreadsheet's export: `conflicts` read it, `notice send` did not
     bom.write_bytes(b"\xef\xbb\xbf" + plan.read_bytes())
-    assert cli_json(a, monkeypatch, "notice", "send", str(bom), "--to", "moscow", "--draft")["state"] == "draft"
+    taken = cli_json(a, monkeypatch, "notice", "send", str(bom), "--to", "moscow", "--draft")
+    assert taken["state"] == "draft"
 
 
 def test_line_add_sets_the_terms(tmp_path: Path, clock: FakeClock, monkeypatch: Any) -> None:
