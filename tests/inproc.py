@@ -160,6 +160,15 @@ def place_and_ring(a: Node, b: Node, subject: str = "Test call", priority: str =
     return call_id
 
 
+def picked_up(a: Node, b: Node, subject: str = "Test call") -> str:
+    """A call from a to b, ringing, then picked up at b, and a told so."""
+    call_id = place_and_ring(a, b, subject)
+    r = b.api.post(f"/api/v1/calls/{call_id}/pickup")
+    assert r.status_code == 200, r.text
+    b.drain()
+    return call_id
+
+
 def send_unsettled(node: Node, **kwargs: Any) -> delivery.Answer:
     """Claim the node's next batch and send it, leaving the peer's answer unsettled (what
     the deliverer's pipelining does while it claims the next one). `kwargs` go to the

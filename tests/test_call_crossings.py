@@ -11,7 +11,7 @@ from openline.core.clock import FakeClock
 from openline.core.evidence import verify_call_proof
 from openline.services import delivery
 from openline.services.delivery import Outcome
-from tests.inproc import Node, place_and_ring, send_unsettled, settle_ledgers, show
+from tests.inproc import Node, picked_up, place_and_ring, send_unsettled, settle_ledgers, show
 
 
 def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
@@ -37,9 +37,7 @@ def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
 
 def test_a_reply_that_crosses_the_close_is_in_both_threads(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     # moscow replies while stuttgart, not having heard it yet, closes the call.
     assert b.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": "Understood."}).status_code == 201
     assert a.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "Done"}).status_code == 200
@@ -122,9 +120,7 @@ def test_a_deadline_that_passed_before_the_cancel_arrived_is_missed_on_both_side
 
 def test_closes_that_cross_end_with_the_callees(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     assert a.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "Stuttgart's"}).status_code == 200
     assert b.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "Moscow's"}).status_code == 200
     a.drain()

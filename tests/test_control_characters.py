@@ -17,7 +17,7 @@ from openline.cli import render
 from openline.core.encoding import control_character, visible
 from openline.errors import InvalidInput
 from openline.services import calls, handover, outbox
-from tests.inproc import Node, place_and_ring
+from tests.inproc import Node, picked_up, place_and_ring
 from tests.notice_docs import soon
 from tests.test_inbox_refusals import pending_wire, post_signed, refused_code
 
@@ -57,9 +57,7 @@ def test_the_cli_shows_control_characters_spelled_out(monkeypatch: Any) -> None:
 
 def test_text_with_control_characters_is_refused_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     before = a.snapshot()
     # The body's model refuses them, naming the field, before the service is asked (which
     # refuses them too: the console's forms and the wire come to it without the model).
@@ -116,9 +114,7 @@ def test_the_services_refuse_them_where_no_model_stands_before_them(nodes: tuple
 
 def test_a_peer_message_with_control_characters_is_refused_on_the_wire(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     a.drain()
     # What a peer whose own checks are missing would send: the body is sealed and signed.
     with a.station.tx() as tx:

@@ -8,14 +8,12 @@ from openline.core import backoff
 from openline.core.clock import MICROS, FakeClock, rfc3339
 from openline.services import delivery, lines
 from openline.services.delivery import Outcome
-from tests.inproc import Node, place_and_ring, show
+from tests.inproc import Node, picked_up, place_and_ring, show
 
 
 def test_peer_down_for_an_hour_then_back_gets_everything(nodes: tuple[Node, Node], clock: FakeClock) -> None:
     a, b = nodes
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     assert a.transport is not None
     a.transport.down = True
 
@@ -75,9 +73,7 @@ def test_contact_from_the_peer_retries_at_once(nodes: tuple[Node, Node], clock: 
 
 def test_batches_hold_at_most_fifty_envelopes(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     for i in range(120):
         a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": f"m{i}"})
     assert a.transport is not None
@@ -147,9 +143,7 @@ def test_the_outbox_is_what_waits_and_since_when(
     alone, so that it costs what waits and not the line's whole history (the board, the
     call page and every metrics scrape list the lines)."""
     a, b = nodes
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     for i in range(3):  # history, delivered
         assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": f"early {i}"}).status_code == 201
     a.drain()

@@ -22,14 +22,12 @@ from openline.services import calls, delivery
 from openline.services.delivery import Answer, Claimed, Outcome
 from openline.services.lines import PENDING
 from tests.harness import wait_for
-from tests.inproc import Node, place_and_ring, send_unsettled, show
+from tests.inproc import Node, picked_up, send_unsettled, show
 
 
 def _talking(a: Node, b: Node, count: int) -> tuple[str, list[str]]:
     """A picked-up call with `count` messages from a waiting in its outbox."""
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     a.drain()
     texts = [f"message {i:03d}" for i in range(count)]
     for text in texts:

@@ -15,7 +15,7 @@ from openline.core.envelope import MAX_BODY_BYTES, make_envelope
 from openline.core.keys import StationKeys, encryption_public_key
 from openline.core.requestsig import sign_request
 from openline.services.outbox import new_id
-from tests.inproc import Node, place_and_ring, wire_of
+from tests.inproc import Node, picked_up, wire_of
 
 BATCH = "/_openline/v1/send/{}"
 
@@ -64,9 +64,7 @@ def pending_wire(node: Node) -> list[dict[str, Any]]:
 def queued(nodes: tuple[Node, Node]) -> tuple[Node, Node, dict[str, Any]]:
     """A call in progress and one message from stuttgart not yet delivered to moscow."""
     a, b = nodes
-    call_id = place_and_ring(a, b)
-    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
-    b.drain()
+    call_id = picked_up(a, b)
     r = a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": "secret text"})
     assert r.status_code == 201
     (env,) = pending_wire(a)
