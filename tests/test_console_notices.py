@@ -424,6 +424,7 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         expect(page.locator("[data-draft-count]")).to_have_text("none drawn")
         for typed, radius, why in (
             ("48 9\n49 10", "", "two points make no shape"),
+            ("48.1, 9.1\n48.2, 9.2\n48.1, 9.1", "", "two points make no shape"),  # closed on the first
             ("-48N 9", "", "line 1: a sign or a hemisphere letter, not both"),
             ("48 9", "", "one point makes a circle: give its radius in metres"),
             ("48 9\n48 9.1\n48.1 9", "500", "a radius is for a circle"),

@@ -418,7 +418,9 @@
       if (raw.trim()) points.push(coordinate(raw, i + 1));
     });
     var first = points[0], last = points[points.length - 1];
-    if (points.length > 3 && last.lat === first.lat && last.lng === first.lng) points.pop();
+    // A ring closed on its first point (as many tools write one): that point is dropped,
+    // and what is left must still make a shape (docs/notices.md).
+    if (points.length > 1 && last.lat === first.lat && last.lng === first.lng) points.pop();
     var style = L.extend({ pmIgnore: false }, DRAFT);
     if (points.length === 1) {
       var radius = Number(radiusText);
