@@ -65,9 +65,10 @@ MAX_ANSWER = 4 * 1024 * 1024
 class HttpTransport:
     """Signed JSON POSTs over HTTP(S) with one pooled client per station.
 
-    Every request has a whole deadline (`timeout`, plus one read's wait at most), however
-    slowly the peer sends its answer, and its answer is read up to `MAX_ANSWER`: httpx's
-    own timeout starts again with every byte."""
+    An answer's body must be in within `timeout` of the request (plus one read's wait at
+    most), however slowly the peer sends it, and is read up to `MAX_ANSWER`: httpx's own
+    timeout starts again with every byte. (Its status line and headers are under httpx's
+    timeout alone; `MAX_IN_FLIGHT_PER_PEER` bounds what a peer dripping those can hold.)"""
 
     keys: StationKeys
     origin: str

@@ -62,11 +62,11 @@ class StationClient:
             )
         if resp.status_code == 204:
             return None
-        try:
-            if 200 <= resp.status_code < 300:
+        if 200 <= resp.status_code < 300:
+            try:
                 return resp.json()
-        except ValueError:
-            pass
+            except ValueError:
+                pass
         raise ApiError(
             resp.status_code, "error", f"the station answered HTTP {resp.status_code} without JSON"
         )
