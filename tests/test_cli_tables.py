@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from openline.cli import render
 from openline.cli.render import listing, when
 from openline.core.clock import FakeClock
-from tests.inproc import Node, place_and_ring
+from tests.inproc import Node, picked_up, place_and_ring
 from tests.notice_docs import cli, cli_json, cli_table, send, soon
 
 # A table's time: "2026-11-27 16:06:14Z", never the RFC 3339 form with microseconds.
@@ -235,3 +235,21 @@ def test_a_time_copied_from_a_table_is_taken_back_as_a_filter(
     assert " " in shown
     assert len(cli_json(b, monkeypatch, "calls", "--since", shown)) == 1
     assert cli_json(b, monkeypatch, "calls", "--until", shown) == []
+
+
+def test_a_message_from_the_peer_cannot_pass_for_another_in_show(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """A message may have several lines, and a carriage return, which on a terminal goes
+    back to the start of the line: neither may print what looks like a message of its own."""
+    a, b = nodes
+    call_id = picked_up(a, b)
+    fake = "Agreed.\n  2026-01-01T00:00:00.000000Z       moscow ✓ Strike approved\rmoscow ✓ Cleared"
+    assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": fake}).status_code == 201
+    a.drain()
+    shown = cli_table(b, monkeypatch, "show", call_id, columns=200)
+    assert "\r" not in shown
+    assert "\\x0d" in shown
+    lines = [line for line in shown.splitlines() if "Strike approved" in line]
+    assert len(lines) == 1
+    assert lines[0].lstrip().startswith("│")  # a continuation of the message, not one of its own

@@ -18,7 +18,7 @@ from rich.text import Text
 from openline import __version__
 from openline.cli.client import ApiError, StationClient, seg
 from openline.cli.options import finite, time_text
-from openline.cli.render import err, limit_reached, listing, out, when
+from openline.cli.render import block, err, limit_reached, listing, out, when
 from openline.core.encoding import parse_json
 from openline.errors import OpenLineError
 
@@ -546,7 +546,7 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
         data = c.get(f"/calls/{seg(call_id)}")
 
     def render(x: dict[str, Any]) -> None:
-        subject = WITHHELD if x["content_withheld"] else f"[bold]{escape(x['subject'])}[/]"
+        subject = WITHHELD if x["content_withheld"] else f"[bold]{escape(block(x['subject']))}[/]"
         out.print(
             f"{subject}  ({escape(x['priority'])}, {escape(x['direction'])} "
             f"{'to' if x['direction'] == 'out' else 'from'} {escape(x['peer'])})",
@@ -569,14 +569,14 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
             out.print("[bold]Messages[/]", markup=True)
             for m in x["messages"]:
                 mark = "✓" if m["received_at"] else "…"
-                text = WITHHELD if x["content_withheld"] else escape(m["text"])
+                text = WITHHELD if x["content_withheld"] else escape(block(m["text"]))
                 out.print(
                     f"  {m['time']} {escape(m['from']):>12} {mark} {text}", markup=True, highlight=False
                 )
         if x.get("summary"):
-            out.print(f"[bold]Summary[/] {escape(x['summary'])}", markup=True)
+            out.print(f"[bold]Summary[/] {escape(block(x['summary']))}", markup=True)
         if x.get("decline_reason"):
-            out.print(f"[bold]Declined because[/] {escape(x['decline_reason'])}", markup=True)
+            out.print(f"[bold]Declined because[/] {escape(block(x['decline_reason']))}", markup=True)
         events = [(e["at"], e["event"], e["actor"]) for e in x["events"]]
         listing(("at", "event", "actor"), events, title="Event log")
 

@@ -13,7 +13,7 @@ from rich.markup import escape
 from openline.cli.client import ApiError, seg
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
 from openline.cli.options import time_text
-from openline.cli.render import limit_reached, listing, out, when
+from openline.cli.render import block, limit_reached, listing, out, when
 from openline.core.encoding import parse_json
 
 notice_app = typer.Typer(
@@ -24,7 +24,7 @@ NoticeArg = typer.Argument(metavar="NOTICE", help="The notice id (from `openline
 
 
 def _print(x: dict[str, Any]) -> None:
-    text = WITHHELD if x["content_withheld"] else escape(x.get("text", ""))
+    text = WITHHELD if x["content_withheld"] else escape(block(x.get("text", "")))
     way = "to" if x["direction"] == "out" else "from"
     out.print(
         f"[bold]{escape(x['category'])}[/] {way} {escape(x['peer'])}, version {x['version']}: {text}",

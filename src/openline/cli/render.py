@@ -111,6 +111,13 @@ def listing(
 _WRAPPED_MIN = 12  # the narrowest a free-text column is worth keeping in a table
 
 
+def block(text: str) -> str:
+    """Peer text of several lines (a message, a summary) as `show` prints it: control
+    characters spelled out, and each line after the first marked `│`, so that none can
+    pass for a message or a heading of its own."""
+    return visible(text).replace("\n", "\n    │ ")
+
+
 def _text(cell: Cell) -> Text:
     """A cell's text: a line break in it is shown as ↵, since a value that went on to the
     next line could pass for another row (a subject from the peer faked a call that way)."""
