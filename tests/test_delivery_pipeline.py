@@ -16,7 +16,7 @@ import structlog.testing
 from sqlalchemy import func, select, update
 
 from openline.adapters.schema import envelopes, lines
-from openline.core.clock import MICROS
+from openline.core.clock import MICROS, SystemClock
 from openline.runtime import Workers
 from openline.services import calls, delivery
 from openline.services.delivery import Answer, Claimed, Outcome
@@ -207,6 +207,42 @@ def test_behind_a_batch_resent_after_an_outage_the_backlog_goes_at_once(
     finally:
         worker.stop()
     assert [m["text"] for m in show(b, call_id)["messages"]] == [*texts, *later]
+
+
+def test_a_resent_batch_whose_settling_failed_is_retried_on_its_backoff_not_the_idle_poll(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch resent after an outage reached the peer, but settling its answer failed
+    (here: crashed). The failure was recorded with its backoff, yet the deliverer, finding
+    nothing new to claim, slept the 30 s idle poll before trying again."""
+    a, b = nodes
+    call_id, texts = _talking(a, b, 1)
+    assert a.transport is not None
+    a.transport.down = True
+    assert delivery.deliver_once(a.station, a.transport, a.line_id(), force=True) is Outcome.FAILED
+    a.transport.down = False
+    delivery.peer_contacted(a.station, "moscow")
+    real_settle, settled = delivery._settle, []
+
+    def settle_fails_once(station: Any, answer: Any) -> Any:
+        settled.append(answer.batch_id)
+        if len(settled) == 1:
+            time.sleep(0.3)  # the deliverer has claimed again (nothing new) meanwhile
+            raise RuntimeError("settling failed (test)")
+        return real_settle(station, answer)
+
+    monkeypatch.setattr(delivery, "_settle", settle_fails_once)
+    # A backoff runs on the station's clock: here a real one, which moves by itself.
+    monkeypatch.setattr(a.station, "clock", SystemClock())
+    worker = delivery.Deliverer(a.station, a.transport)
+    worker.wake({a.line_id()})
+    try:
+        wait_for(lambda: _undelivered(a) == 0, timeout=10, what="the batch, settled at its second try")
+    finally:
+        worker.stop()
+    assert len(settled) == 2
+    assert settled[0] == settled[1]  # the same batch, resent
+    assert [m["text"] for m in show(b, call_id)["messages"]] == texts
 
 
 def test_a_message_enqueued_behind_a_batch_claimed_ahead_goes_at_once(

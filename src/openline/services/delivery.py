@@ -584,6 +584,10 @@ class Deliverer:
                     outcome = Outcome.FAILED if settled is Outcome.FAILED else Outcome.IDLE
                 else:
                     outcome = _finish(self.station, step)
+                    if previous is Outcome.FAILED and outcome is Outcome.IDLE:
+                        # Nothing new to claim, but the batch before failed to settle: it
+                        # is resent on its recorded backoff, not after the idle poll.
+                        outcome = Outcome.FAILED
                 idle_wait: float | None = None
                 if outcome is Outcome.IDLE:  # nothing to send: is the line still there?
                     outcome, idle_wait = check_line(self.station, self.transport, line_id, heard_at=heard_at)
