@@ -20,6 +20,10 @@ _LAST = 65_535
 _SLICES = 16  # xdist workers gw0..gw15 get disjoint slices; more share them round-robin
 _MIN_SLICE = 200
 _given: set[int] = set()
+# Ports that browsers refuse to load pages from (Chromium's and Firefox's restricted
+# ports, net::ERR_UNSAFE_PORT); of those above _FLOOR, only 10080. A console test on
+# such a port failed before its page loaded.
+_BROWSERS_REFUSE = frozenset({10_080})
 
 
 def _ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:
@@ -72,7 +76,7 @@ def free_port() -> int:
     for _ in range(1_000):
         # When the ephemeral range covers nearly everything, the kernel chooses.
         port = _kernel_port() if ports is None else random.choice(ports)
-        if port not in _given and (ports is None or _bindable(port)):
+        if port not in _given and port not in _BROWSERS_REFUSE and (ports is None or _bindable(port)):
             _given.add(port)
             return port
     raise RuntimeError(f"no free loopback port in {ports or 'the ephemeral range'}")

@@ -55,3 +55,15 @@ def test_a_machine_whose_ephemeral_range_covers_everything_lets_the_kernel_choos
     monkeypatch.setattr(ports, "_ephemeral_range", lambda: (1_024, 65_535))
     given = {ports.free_port() for _ in range(20)}
     assert len(given) == 20
+
+
+def test_a_port_browsers_refuse_is_never_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chromium refuses pages on 10080 (net::ERR_UNSAFE_PORT): a console test whose station
+    drew it failed before its page loaded."""
+    free = ports.free_port()
+    monkeypatch.setattr(ports, "_slice", lambda low, high, worker: [10_080, free])
+    monkeypatch.setattr(ports, "_given", set())
+    monkeypatch.setattr(ports, "_bindable", lambda port: True)
+    assert {ports.free_port()} == {free}
+    with pytest.raises(RuntimeError, match="no free loopback port"):
+        ports.free_port()
