@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -39,6 +40,18 @@ def _undelivered(a: Node) -> int:
     with a.station.db.read() as conn:
         query = select(func.count()).where(envelopes.c.direction == "out", envelopes.c.delivered_at.is_(None))
         return int(conn.execute(query).scalar_one())
+
+
+def _outage(a: Node, meanwhile: Callable[[], object] = lambda: None) -> None:
+    """The peer goes down with a's batch in flight (it stays claimed, to be resent as it
+    is), `meanwhile` runs, and the peer is back: no backoff left."""
+    assert a.transport is not None
+    a.transport.down = True
+    assert delivery.deliver_once(a.station, a.transport, a.line_id(), force=True) is Outcome.FAILED
+    assert a.line().batch_id is not None
+    meanwhile()
+    a.transport.down = False
+    delivery.peer_contacted(a.station, "moscow")
 
 
 def _recorded_claims(monkeypatch: pytest.MonkeyPatch) -> list[object]:
@@ -188,16 +201,14 @@ def test_behind_a_batch_resent_after_an_outage_the_backlog_goes_at_once(
     without waiting for a wake-up that came before it resent."""
     a, b = nodes
     call_id, texts = _talking(a, b, 1)
-    assert a.transport is not None
-    a.transport.down = True
-    assert delivery.deliver_once(a.station, a.transport, a.line_id(), force=True) is Outcome.FAILED
-    in_flight = a.line().batch_id
-    assert in_flight is not None
     later = [f"during the outage {i:02d}" for i in range(60)]
-    for text in later:
-        calls.say(a.station, "admin", call_id, text)
-    a.transport.down = False
-    delivery.peer_contacted(a.station, "moscow")  # the peer is back: no backoff
+
+    def enqueue_later() -> None:
+        for text in later:
+            calls.say(a.station, "admin", call_id, text)
+
+    _outage(a, enqueue_later)
+    assert a.transport is not None
     worker = delivery.Deliverer(a.station, a.transport)
     worker.wake({a.line_id()})
     try:
@@ -217,11 +228,8 @@ def test_a_resent_batch_whose_settling_failed_is_retried_on_its_backoff_not_the_
     nothing new to claim, slept the 30 s idle poll before trying again."""
     a, b = nodes
     call_id, texts = _talking(a, b, 1)
+    _outage(a)
     assert a.transport is not None
-    a.transport.down = True
-    assert delivery.deliver_once(a.station, a.transport, a.line_id(), force=True) is Outcome.FAILED
-    a.transport.down = False
-    delivery.peer_contacted(a.station, "moscow")
     real_settle, settled = delivery._settle, []
 
     def settle_fails_once(station: Any, answer: Any) -> Any:
