@@ -698,6 +698,191 @@ def test_formats_refuse_invalid_input_naming_where(name: str, data: Any, message
         load_now(name, raw)
 
 
+def test_formats_what_a_station_writes_is_read_back() -> None:
+    """`core.notices.volume4d` (stored volumes, envelope bodies, the console's documents)
+    writes only the fields the reader knows: a polygon, a circle and an open end, read
+    back as stored volumes and as the document a body carries."""
+    from openline.core.notices import volume4d
+
+    circle = v4(
+        {"outline_circle": {"center": {"lat": 48.7, "lng": 9.1}, "radius": {"value": 500, "units": "M"}}}
+    )
+    obj = {"category": "protected_site", "text": "Hospital", "extents": [v4(), circle, v4(end=None)]}
+    written = parse_notice("site.json", obj, now=NOW).volumes
+    extents = json.loads(json.dumps([volume4d(v) for v in written]))
+    body = {"category": "protected_site", "text": "Hospital", "extents": extents, "removes": None}
+    again = parse_notice("notice", body, now=NOW).volumes
+    assert [(v.outline, v.start, v.end) for v in again] == [(v.outline, v.start, v.end) for v in written]
+    for n, extent in enumerate(extents, 1):
+        assert formats.read_volume4d(extent, f"notice n1 volume {n}").outline == written[n - 1].outline
+
+
+def test_formats_geojson_properties_may_hold_others() -> None:
+    """GIS tools write names, styles and ids into a feature; they are not ours to refuse."""
+    point = feature({"type": "Point", "coordinates": [9.1, 48.7]}, radius_m=250, name="Depot", stroke="#f00")
+    point["id"] = "depot-1"
+    route = feature(
+        {"type": "LineString", "coordinates": [[9.0, 48.0], [9.3, 48.0]]}, corridor_m=1000, name="R1"
+    )
+    assert len(load_now("ops.geojson", js({**collection(point), "name": "ops"}))) == 1
+    notice = {"category": "ground_movement", "text": "Convoy", "extents": [], "routes": [route]}
+    assert len(parse_notice("convoy.json", notice, now=NOW).volumes) == 1
+
+
+NOTICE = {"category": "exercise", "text": "Drill", "extents": [v4()]}
+UNKNOWN: list[tuple[str, Any, str]] = [
+    (
+        "notice.json",
+        {"category": "ground_movement", "text": "Convoy", "route": [ROUTE]},
+        r"^notice\.json: unknown field 'route' \(a notice file has category, text, extents, routes; "
+        r"removes for a removal\)$",
+    ),
+    (
+        "notice.json",
+        {**NOTICE, "amends": "0190a3c1-0000-7000-8000-000000000001"},
+        r"^notice\.json: unknown field 'amends' \(a notice file has .*\); the notice a new version amends "
+        r"is named when it is sent \(`notice send --amends ID`\)$",
+    ),
+    (
+        "notice.json",
+        {**NOTICE, "Text": "x", "peer": "moscow", "draft": True, "extends": [], "z": 1},
+        r"^notice\.json: unknown fields 'Text', 'peer', 'draft' and 2 more \(a notice file has",
+    ),
+    (
+        "plan.json",
+        {"extents": [v4()], "routes": [ROUTE]},
+        r"^plan\.json: unknown field 'routes' \(an ASTM Volume4D file has extents; a notice file, with a "
+        r"category, has text and routes too\)$",
+    ),
+    (
+        "plan.json",
+        [v4(), {**v4(), "time_stop": {"value": END}}],
+        r"^plan\.json volume 2: unknown field 'time_stop' \(a Volume4D has volume, time_start, time_end\)$",
+    ),
+    (
+        "plan.json",
+        edit(v4(), "volume.outline_polgon", {"vertices": []}),
+        r"^plan\.json volume 1: volume: unknown field 'outline_polgon' \(a Volume3D has outline_polygon, "
+        r"outline_circle, altitude_lower, altitude_upper\)$",
+    ),
+    (
+        "notice.json",
+        {**NOTICE, "extents": [v4(), edit(v4(), "volume.altitude_upper.unit", "FT")]},
+        r"^notice\.json volume 2: volume\.altitude_upper: unknown field 'unit' \(an altitude has value, "
+        r"reference, units\)$",
+    ),
+    (
+        "plan.json",
+        [edit(v4(), "time_start.timezone", "CET")],
+        r"^plan\.json volume 1: time_start: unknown field 'timezone' \(a time has value, format\)$",
+    ),
+    (
+        "plan.json",
+        [edit(v4(), "volume.outline_polygon.closed", False)],
+        r"^plan\.json volume 1: volume\.outline_polygon: unknown field 'closed' \(a polygon has vertices\)$",
+    ),
+    (
+        "plan.json",
+        [edit(v4(), "volume.outline_polygon.vertices.1.alt", 300)],
+        r"^plan\.json volume 1: volume\.outline_polygon\.vertices\[1\] \(vertex 2\): unknown field 'alt' "
+        r"\(a point has lat, lng\)$",
+    ),
+    (
+        "plan.json",
+        [edit(CIRCLE, "volume.outline_circle.center", {"lat": 48.7, "lon": 9.1})],
+        r"^plan\.json volume 1: volume\.outline_circle\.center: unknown field 'lon' "
+        r"\(a point has lat, lng\)$",
+    ),
+    (
+        "plan.json",
+        [edit(CIRCLE, "volume.outline_circle.radius.unit", "M")],
+        r"^plan\.json volume 1: volume\.outline_circle\.radius: unknown field 'unit' \(a radius has value, "
+        r"units\)$",
+    ),
+    (
+        "plan.json",
+        [edit(CIRCLE, "volume.outline_circle.radius_m", 500)],
+        r"^plan\.json volume 1: volume\.outline_circle: unknown field 'radius_m' "
+        r"\(a circle has center, radius\)$",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "message"), UNKNOWN, ids=[m[:60] for _, _, m in UNKNOWN])
+def test_formats_refuse_unknown_fields_naming_file_volume_and_field(
+    name: str, data: Any, message: str
+) -> None:
+    with pytest.raises(FormatError, match=message):
+        load_now(name, js(data))
+    if isinstance(data, dict) and "category" in data:  # as the station reads a document
+        with pytest.raises(FormatError, match=message):
+            parse_notice(name, data, now=NOW)
+
+
+def test_formats_read_volume4d_refuses_unknown_fields() -> None:
+    with pytest.raises(FormatError, match=r"^notice n1 volume 1: volume: unknown field 'name' \(a Volume3D"):
+        formats.read_volume4d(edit(v4(), "volume.name", "depot"), "notice n1 volume 1")
+
+
+def test_formats_decode_tells_the_format_by_content() -> None:
+    assert formats.decode("n.json", js(NOTICE)) == ("notice", NOTICE)
+    assert formats.decode("a.json", js([v4()]))[0] == "astm"
+    assert formats.decode("g.geojson", js(collection(POINT)))[0] == "geojson"
+    assert formats.decode("s.csv", (SITES + "A,31.5,34.4,100\n").encode()) == (
+        "sites",
+        SITES + "A,31.5,34.4,100\n",
+    )
+    with pytest.raises(FormatError, match=r"^x\.json: JSON, but null"):
+        formats.decode("x.json", b"null")
+
+
+def test_formats_parse_takes_the_category_a_file_does_not_say() -> None:
+    site = parse("site.json", js([v4(end=None)]), now=NOW, category="protected_site")
+    assert (site.kind, site.category, site.volumes[0].end) == ("astm", "protected_site", None)
+    with pytest.raises(FormatError, match=r"^site\.json volume 1: time_end: missing \(only a protected site"):
+        parse("site.json", js([v4(end=None)]), now=NOW, category="exercise")
+    area = parse("a.geojson", js(collection(POINT)), now=NOW, category="fire_area")
+    assert (area.kind, area.category) == ("geojson", "fire_area")
+    open_point = feature({"type": "Point", "coordinates": [9.1, 48.7]}, radius_m=250, time_end=None)
+    assert parse("a.geojson", js(open_point), now=NOW, category="protected_site").volumes[0].end is None
+    assert parse("n.json", js(NOTICE), now=NOW, category="exercise").category == "exercise"
+    sites = parse("s.csv", (SITES + "Clinic,31.5,34.4,100\nSchool,31.6,34.4,50\n").encode(), now=NOW)
+    assert (sites.category, sites.sites) == ("protected_site", ("Clinic", "School"))
+    assert parse(
+        "s.csv", (SITES + "Clinic,31.5,34.4,100\n").encode(), now=NOW, category="protected_site"
+    ).sites
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "category", "message"),
+    [
+        (
+            "n.json",
+            js(NOTICE),
+            "air_operation",
+            r"^n\.json: a notice file of category 'exercise', not 'air_operation'$",
+        ),
+        (
+            "s.csv",
+            (SITES + "Clinic,31.5,34.4,100\n").encode(),
+            "exercise",
+            r"^s\.csv: a CSV of sites, all of category 'protected_site', not 'exercise'$",
+        ),
+        (
+            "a.json",
+            js([v4()]),
+            "picnic",
+            r"^a\.json: category: expected one of air_operation, .*, got 'picnic'$",
+        ),
+    ],
+)
+def test_formats_parse_refuses_a_category_the_file_contradicts(
+    name: str, data: bytes, category: str, message: str
+) -> None:
+    with pytest.raises(FormatError, match=message):
+        parse(name, data, now=NOW, category=category)
+
+
 def test_formats_route_over_the_pole() -> None:
     volumes = route_volumes([[0.0, 89.6], [180.0, 89.6]], 1000)
     assert len(volumes) == 2  # about 89 km over the top

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,7 +14,12 @@ from openline.cli.client import ApiError, seg
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
 from openline.cli.options import time_text
 from openline.cli.render import block, limit_reached, listing, out, when
+from openline.core.clock import SystemClock
 from openline.core.encoding import parse_json
+from openline.errors import OpenLineError
+
+if TYPE_CHECKING:
+    from openline.cli.notice_files import Outgoing
 
 notice_app = typer.Typer(
     help="Deconfliction notices: draft, send, acknowledge, reject, withdraw.", no_args_is_help=True
@@ -45,7 +50,10 @@ def _print(x: dict[str, Any]) -> None:
     if not x["removes"]:
         out.print(f"  {len(x['extents'])} volume(s)")
     for c in x["conflicts"]:
-        out.print(f"  [bold red]conflict[/]: {escape(_conflict(c))}", markup=True)
+        if c["active"]:
+            out.print(f"  [bold red]conflict[/]: {escape(_conflict(c))}", markup=True)
+        else:  # recorded, and no longer holding
+            out.print(f"  conflict, ended ({escape(str(c['ended']))}): {escape(_conflict(c))}", markup=True)
     for c in x["would_conflict"] or []:
         out.print(f"  [bold yellow]would conflict[/] if sent now: {escape(_conflict(c))}", markup=True)
     if x["state"] == "draft":
@@ -53,6 +61,15 @@ def _print(x: dict[str, Any]) -> None:
             f"  a draft: send it with `openline notice send-draft {x['id']}`, "
             f"change it with `openline notice edit {x['id']} FILE`"
         )
+
+
+def _holding(conflicts: list[dict[str, Any]]) -> str:
+    """The conflicts column: how many still hold, and how many recorded ones have ended."""
+    holding = sum(1 for c in conflicts if c["active"])
+    ended = len(conflicts) - holding
+    return " ".join(
+        part for part in (str(holding) if holding else "", f"({ended} ended)" if ended else "") if part
+    )
 
 
 def _conflict(c: dict[str, Any]) -> str:
@@ -65,8 +82,22 @@ def _conflict(c: dict[str, Any]) -> str:
 @notice_app.command("send")
 def notice_send(
     home: HomeOpt,
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="A notice file (JSON, docs/notices.md).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="A notice, ASTM Volume4D, GeoJSON or CSV file of sites (told by content; docs/notices.md).",
+        ),
+    ],
     to: Annotated[str, typer.Option("--to", help="The peer station to notify.")],
+    category: Annotated[
+        str | None,
+        typer.Option(
+            help="What an ASTM or GeoJSON file announces (required for one): air_operation, fire_area, "
+            "maritime, ground_movement, protected_site, protected_movement or exercise."
+        ),
+    ] = None,
+    text: Annotated[str | None, typer.Option(help="The notice's text, for an ASTM or GeoJSON file.")] = None,
     amends: Annotated[
         str | None, typer.Option(help="Send it as a new version of this notice of ours.")
     ] = None,
@@ -75,11 +106,83 @@ def notice_send(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send a notice to a peer; it is checked for conflicts with every active notice."""
-    document = _read(file)
-    with client(home) as c, _naming(file):
-        sent = c.post("/notices", {"peer": to, "notice": document, "amends": amends, "draft": draft})
-    emit(sent, as_json, _print)
+    """Send a notice to a peer; it is checked for conflicts with every active notice.
+
+    FILE is a notice, ASTM Volume4D or GeoJSON file (one notice), or a CSV of sites (one
+    protected_site notice per site)."""
+    kind, outgoing = _read_notices(file, category, text)
+    body = {"peer": to, "amends": amends, "draft": draft}
+    if kind != "sites":
+        (notice,) = outgoing
+        with client(home) as c, _naming(file):
+            sent = c.post("/notices", {**body, "notice": notice.document})
+        emit(sent, as_json, _print)
+        return
+    if amends is not None and len(outgoing) > 1:
+        fail(
+            f"{file} has {len(outgoing)} sites, each its own notice: --amends names the one notice a new "
+            "version replaces; send that site from a file of its own",
+            "invalid_input",
+        )
+    _send_each(home, str(file), outgoing, body, as_json)
+
+
+def _read_notices(file: Path, category: str | None, text: str | None) -> tuple[str, list[Outgoing]]:
+    """The file's format and the notices it makes, checked (`cli.notice_files`); or the
+    command fails naming the file, the volume and the field."""
+    from openline.cli.notice_files import notices  # the geometry libraries, for this command only
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}", "invalid_input")
+    try:
+        return notices(str(file), data, category=category, text=text, now=_now())
+    except ValueError as exc:  # FormatError, as `conflicts` reports it
+        fail(str(exc), "invalid_input")
+
+
+def _now() -> int:
+    """When a file is read: its planning horizon, and the start of a site given none."""
+    return SystemClock().now()
+
+
+def _send_each(home: Path, file: str, notices: list[Outgoing], body: dict[str, Any], as_json: bool) -> None:
+    """One notice per site, in the file's order, each printed as it is sent. A refusal
+    part-way (the station checks each) says which sites were sent and which were not."""
+    sent: list[dict[str, Any]] = []
+    with client(home) as c:
+        for notice in notices:
+            try:
+                x = c.post("/notices", {**body, "notice": notice.document})
+            except OpenLineError as exc:
+                if as_json:
+                    emit(sent, as_json, _print)
+                code = exc.code_text if isinstance(exc, ApiError) else exc.code.value
+                fail(f"{notice.name}: {exc.detail}; {_part_way(notices, sent, draft=body['draft'])}", code)
+            if not as_json:
+                if sent:
+                    out.print()
+                _print(x)
+            sent.append(x)
+    if as_json:
+        emit(sent, as_json, _print)
+    else:
+        done = "saved as drafts" if body["draft"] else "sent"
+        out.print(f"\n{len(sent)} notice{'' if len(sent) == 1 else 's'} {done}, one per site of {file}.")
+
+
+def _part_way(notices: list[Outgoing], sent: list[dict[str, Any]], *, draft: bool) -> str:
+    """Which sites a refusal part-way left sent, and which not."""
+    if not sent:
+        return f"no site of the {len(notices)} was {'saved' if draft else 'sent'}"
+    done = "saved as drafts" if draft else "sent"
+    was = ", ".join(f"{n.name} as notice {x['id']}" for n, x in zip(notices, sent, strict=False))
+    rest = ", ".join(n.name for n in notices[len(sent) :])
+    return (
+        f"{len(sent)} of {len(notices)} sites were {done}: {was}; not {done}: {rest} "
+        "(send those from a CSV of them alone)"
+    )
 
 
 @contextmanager
@@ -168,7 +271,7 @@ def notices_list(
         rows: list[tuple[str, ...]] = [
             (
                 x["id"], x["direction"], x["peer"], x["category"], str(x["version"]), x["state"],
-                when(x["starts_at"]), when(x["ends_at"], "open"), str(len(x["conflicts"]) or ""),
+                when(x["starts_at"]), when(x["ends_at"], "open"), _holding(x["conflicts"]),
             )
             for x in items
         ]  # fmt: skip

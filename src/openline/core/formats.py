@@ -12,6 +12,11 @@ docs/notices.md, "Input formats":
   (headers in any case; `radius` for `radius_m`);
 - a notice file: `{"category", "text", "extents", "routes"}`.
 
+A notice file and the ASTM objects hold only the fields they have: an unknown one (a
+misspelt `route`, an `amends` put inside the document) is refused, as an unknown CSV column
+is, never silently ignored. A GeoJSON feature's properties may hold others (GIS tools add
+names and styles).
+
 Each volume is named `"<file> volume <n>"`, numbered from 1 in the order of the file, so
 that errors and conflicts say which one; the GeoJSON feature, notice route or site name
 follows in parentheses. Every volume passes `volumes.validate` before it is returned.
@@ -82,13 +87,34 @@ class FormatError(ValueError):
 @dataclass(frozen=True)
 class ParsedNotice:
     """What a file announces. `category` is None when the file does not say (ASTM and
-    GeoJSON files); a CSV of sites is `protected_site`. `kind` is the format it was in:
-    `notice`, `astm`, `geojson` or `sites`."""
+    GeoJSON files) and the caller did not either; a CSV of sites is `protected_site`.
+    `kind` is the format it was in: `notice`, `astm`, `geojson` or `sites`. `sites` is a
+    CSV's site names, one per volume in order (empty for the other formats)."""
 
     category: str | None
     text: str
     volumes: tuple[Volume, ...]
     kind: str
+    sites: tuple[str, ...] = ()
+
+
+# The fields of each object (ASTM F3548-21 with the InterUSS DSS names; docs/notices.md).
+# A document with `removes` is a removal notice, read by core.notices.parse_removal, not
+# here: the field is known, so that a removal given here is refused for having no volumes.
+_NOTICE: Final = ("category", "text", "extents", "routes", "removes")
+_NOTICE_HAS: Final = "category, text, extents, routes; removes for a removal"
+_ASTM_FILE_HAS: Final = "extents; a notice file, with a category, has text and routes too"
+_VOLUME4D: Final = ("volume", "time_start", "time_end")
+_VOLUME3D: Final = ("outline_polygon", "outline_circle", "altitude_lower", "altitude_upper")
+_POLYGON: Final = ("vertices",)
+_CIRCLE: Final = ("center", "radius")
+_RADIUS: Final = ("value", "units")
+_POINT: Final = ("lat", "lng")
+_ALTITUDE: Final = ("value", "reference", "units")
+_TIME: Final = ("value", "format")
+# `amends` is said beside the document, not in it: a file that carried it was sent as a
+# new notice, unrelated to the one it meant to amend.
+_AMENDS_HINT: Final = "; the notice a new version amends is named when it is sent (`notice send --amends ID`)"
 
 
 @dataclass(frozen=True)
@@ -117,13 +143,38 @@ def parse(
     data: bytes,
     *,
     now: int,
+    category: str | None = None,
     horizon_s: int | None = None,
     max_area_km2: float | None = None,
 ) -> ParsedNotice:
-    """Detect the format by content and parse: JSON with `category` is a notice file; JSON
-    with `extents`, a list, or an object with `volume` is ASTM Volume4D; JSON with a GeoJSON
-    `type` is GeoJSON; anything that is not JSON is read as a CSV of sites."""
+    """Detect the format by content (`decode`) and parse. `category` is what the caller
+    says the file announces: an ASTM or GeoJSON file, which does not say, takes it (a
+    `protected_site`'s volumes may then be open-ended); a notice file or a CSV of sites
+    (`protected_site`), which says, is refused when it says otherwise."""
     limits = _limits(now, horizon_s, max_area_km2)
+    if category is not None and category not in CATEGORIES:
+        raise FormatError(f"{name}: category: expected one of {', '.join(CATEGORIES)}, got {_show(category)}")
+    kind, content = decode(name, data)
+    if kind == "notice":
+        parsed = _notice(name, content, limits)
+        _agree(name, "a notice file of category", parsed.category, category)
+        return parsed
+    if kind == "sites":
+        _agree(name, "a CSV of sites, all of category", "protected_site", category)
+        sites = _sites(name, content, limits)
+        names, volumes = zip(*sites, strict=True)
+        return ParsedNotice("protected_site", "", tuple(volumes), kind, tuple(names))
+    open_ended = category in OPEN_ENDED
+    read = _astm if kind == "astm" else _geojson
+    return ParsedNotice(category, "", tuple(read(name, content, limits, open_ended=open_ended)), kind)
+
+
+def decode(name: str, data: bytes) -> tuple[str, Any]:
+    """A file's format, told by content, and its content: `("notice" | "astm" | "geojson",
+    the decoded JSON)`, or `("sites", the text)` for anything that is not JSON. JSON with
+    `category` is a notice file; JSON with `extents`, a list, or an object with `volume` is
+    ASTM Volume4D; JSON with a GeoJSON `type` is GeoJSON. Raises FormatError for a file
+    that is none of them (empty, not UTF-8, JSON of another shape)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -136,7 +187,7 @@ def parse(
         try:  # null, 42, "text": JSON, but no document of ours; a CSV fails at its first line
             scalar = parse_json(text)
         except ValueError:
-            return ParsedNotice("protected_site", "", tuple(_sites(name, text, limits)), "sites")
+            return "sites", text
         raise FormatError(
             f"{name}: JSON, but {_show(scalar)}: expected a notice, ASTM or GeoJSON object, or a CSV of sites"
         )
@@ -145,11 +196,11 @@ def parse(
     except ValueError as exc:
         raise FormatError(f"{name}: not valid JSON: {exc}") from None
     if isinstance(obj, dict) and "category" in obj:
-        return _notice(name, obj, limits)
+        return "notice", obj
     if isinstance(obj, list) or (isinstance(obj, dict) and ("extents" in obj or "volume" in obj)):
-        return ParsedNotice(None, "", tuple(_astm(name, obj, limits)), "astm")
+        return "astm", obj
     if isinstance(obj, dict) and obj.get("type") in ("FeatureCollection", "Feature"):
-        return ParsedNotice(None, "", tuple(_geojson(name, obj, limits)), "geojson")
+        return "geojson", obj
     if isinstance(obj, dict) and "type" in obj:
         raise FormatError(
             f"{name}: GeoJSON of type {obj['type']!r:.40}: expected a FeatureCollection or a Feature "
@@ -186,9 +237,10 @@ def corridor(
 # --- ASTM F3548-21 Volume4D ----------------------------------------------------------------
 
 
-def _astm(name: str, obj: Any, limits: _Limits) -> list[Volume]:
+def _astm(name: str, obj: Any, limits: _Limits, *, open_ended: bool = False) -> list[Volume]:
     if isinstance(obj, dict) and "extents" in obj:
-        items = _list(obj["extents"], name, "extents")
+        wrapper = _fields(obj, ("extents",), name, "", "an ASTM Volume4D file", listed=_ASTM_FILE_HAS)
+        items = _list(wrapper["extents"], name, "extents")
     elif isinstance(obj, dict):
         items = [obj]
     else:
@@ -196,7 +248,8 @@ def _astm(name: str, obj: Any, limits: _Limits) -> list[Volume]:
     if not items:
         raise FormatError(f"{name}: extents: empty; expected at least one Volume4D")
     return [
-        _volume4d(item, f"{name} volume {n}", limits, open_ended=False) for n, item in enumerate(items, 1)
+        _volume4d(item, f"{name} volume {n}", limits, open_ended=open_ended)
+        for n, item in enumerate(items, 1)
     ]
 
 
@@ -212,8 +265,8 @@ def _volume4d(obj: Any, where: str, limits: _Limits, *, open_ended: bool) -> Vol
 
 
 def _read_volume4d(obj: Any, where: str, *, open_ended: bool) -> Volume:
-    v4 = _obj(obj, where, "")
-    v3 = _obj(_get(v4, "volume", where, ""), where, "volume")
+    v4 = _fields(obj, _VOLUME4D, where, "", "a Volume4D")
+    v3 = _fields(_get(v4, "volume", where, ""), _VOLUME3D, where, "volume", "a Volume3D")
     has_polygon = v3.get("outline_polygon") is not None
     has_circle = v3.get("outline_circle") is not None
     if has_polygon == has_circle:
@@ -223,15 +276,15 @@ def _read_volume4d(obj: Any, where: str, *, open_ended: bool) -> Volume:
         )
     outline: Polygon | Circle
     if has_polygon:
-        polygon = _obj(v3["outline_polygon"], where, "volume.outline_polygon")
+        polygon = _fields(v3["outline_polygon"], _POLYGON, where, "volume.outline_polygon", "a polygon")
         field = "volume.outline_polygon.vertices"
         vertices = _list(_get(polygon, "vertices", where, "volume.outline_polygon"), where, field)
         outline = Polygon(tuple(_lat_lng(v, where, _vertex(field, i)) for i, v in enumerate(vertices)))
     else:
         field = "volume.outline_circle"
-        circle = _obj(v3["outline_circle"], where, field)
+        circle = _fields(v3["outline_circle"], _CIRCLE, where, field, "a circle")
         lat, lng = _lat_lng(_get(circle, "center", where, field), where, f"{field}.center")
-        radius = _obj(_get(circle, "radius", where, field), where, f"{field}.radius")
+        radius = _fields(_get(circle, "radius", where, field), _RADIUS, where, f"{field}.radius", "a radius")
         units = _get(radius, "units", where, f"{field}.radius")
         if units != "M":
             raise FormatError(f"{where}: {field}.radius.units: expected 'M', got {_show(units)}")
@@ -248,7 +301,7 @@ def _read_volume4d(obj: Any, where: str, *, open_ended: bool) -> Volume:
 
 
 def _altitude(value: Any, where: str, field: str) -> float:
-    alt = _obj(value, where, field)
+    alt = _fields(value, _ALTITUDE, where, field, "an altitude")
     reference = _get(alt, "reference", where, field)
     if reference != "W84":
         raise FormatError(
@@ -263,7 +316,7 @@ def _altitude(value: Any, where: str, field: str) -> float:
 
 
 def _astm_time(value: Any, where: str, field: str) -> int:
-    t = _obj(value, where, field)
+    t = _fields(value, _TIME, where, field, "a time")
     fmt = t.get("format", "RFC3339")
     if fmt != "RFC3339":
         raise FormatError(f"{where}: {field}.format: expected 'RFC3339', got {_show(fmt)}")
@@ -273,7 +326,7 @@ def _astm_time(value: Any, where: str, field: str) -> int:
 # --- GeoJSON (RFC 7946) ----------------------------------------------------------------------
 
 
-def _geojson(name: str, obj: Any, limits: _Limits) -> list[Volume]:
+def _geojson(name: str, obj: Any, limits: _Limits, *, open_ended: bool = False) -> list[Volume]:
     root = _obj(obj, name, "")
     if root.get("type") == "Feature":
         features = [root]
@@ -287,7 +340,7 @@ def _geojson(name: str, obj: Any, limits: _Limits) -> list[Volume]:
         raise FormatError(f"{name}: features: empty; expected at least one feature")
     volumes: list[Volume] = []
     for k, feature in enumerate(features, 1):
-        volumes += _feature(name, k, len(volumes) + 1, feature, limits, open_ended=False)
+        volumes += _feature(name, k, len(volumes) + 1, feature, limits, open_ended=open_ended)
     return volumes
 
 
@@ -424,7 +477,8 @@ def _position(value: Any, where: str, field: str) -> tuple[float, float]:
 # --- CSV of sites ----------------------------------------------------------------------------
 
 
-def _sites(name: str, text: str, limits: _Limits) -> list[Volume]:
+def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume]]:
+    """Each site's name and volume."""
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip().lower() for h in next(reader, [])]
@@ -446,7 +500,7 @@ def _sites(name: str, text: str, limits: _Limits) -> list[Volume]:
             f"{name}: line 1: {what}; the columns are {','.join(SITE_COLUMNS)} "
             f"and optionally {','.join(SITE_OPTIONAL_COLUMNS)}"
         )
-    volumes: list[Volume] = []
+    volumes: list[tuple[str, Volume]] = []
     for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
@@ -476,7 +530,7 @@ def _sites(name: str, text: str, limits: _Limits) -> list[Volume]:
             end,
             where,
         )
-        volumes.append(_validated(volume, limits, open_ended=True))
+        volumes.append((site, _validated(volume, limits, open_ended=True)))
     if not volumes:
         raise FormatError(f"{name}: a CSV of sites with no sites (only a header)")
     return volumes
@@ -506,7 +560,8 @@ def _csv_number(text: str, where: str, field: str) -> float:
 
 
 def _notice(name: str, obj: Any, limits: _Limits) -> ParsedNotice:
-    notice = _obj(obj, name, "")
+    hint = _AMENDS_HINT if isinstance(obj, dict) and "amends" in obj else ""
+    notice = _fields(obj, _NOTICE, name, "", "a notice file", listed=_NOTICE_HAS, hint=hint)
     category = _get(notice, "category", name, "")
     if category not in CATEGORIES:
         raise FormatError(f"{name}: category: expected one of {', '.join(CATEGORIES)}, got {_show(category)}")
@@ -525,6 +580,11 @@ def _notice(name: str, obj: Any, limits: _Limits) -> ParsedNotice:
     for k, route in enumerate(routes, 1):
         volumes += _feature(name, k, len(volumes) + 1, route, limits, open_ended=open_ended, label="route")
     return ParsedNotice(category, text, tuple(volumes), "notice")
+
+
+def _agree(name: str, says: str, said: str | None, given: str | None) -> None:
+    if given is not None and said != given:
+        raise FormatError(f"{name}: {says} {_show(said)}, not {_show(given)}")
 
 
 # --- route geometry (pyproj + shapely; no geometry of our own) -------------------------------
@@ -650,6 +710,31 @@ def _obj(value: Any, where: str, field: str) -> Mapping[str, Any]:
     return value
 
 
+def _fields(
+    value: Any,
+    allowed: tuple[str, ...],
+    where: str,
+    field: str,
+    what: str,
+    *,
+    listed: str = "",
+    hint: str = "",
+) -> Mapping[str, Any]:
+    """`value` as an object of no fields but `allowed`: a misspelt or misplaced field is
+    refused, naming it and what `what` has (`listed`, or the allowed fields), not silently
+    ignored."""
+    obj = _obj(value, where, field)
+    unknown = [key for key in obj if key not in allowed]
+    if unknown:
+        shown = ", ".join(_show(key) for key in unknown[:3])
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise FormatError(
+            f"{_prefix(where, field)}: unknown field{'s' if len(unknown) > 1 else ''} {shown}{more} "
+            f"({what} has {listed or ', '.join(allowed)}){hint}"
+        )
+    return obj
+
+
 def _list(value: Any, where: str, field: str) -> list[Any]:
     if not isinstance(value, list):
         raise FormatError(f"{_prefix(where, field)}: expected a list, got {_show(value)}")
@@ -672,7 +757,7 @@ def _number(value: Any, where: str, field: str) -> float:
 
 
 def _lat_lng(value: Any, where: str, field: str) -> tuple[float, float]:
-    point = _obj(value, where, field)
+    point = _fields(value, _POINT, where, field, "a point")
     lat = _number(_get(point, "lat", where, field), where, f"{field}.lat")
     lng = _number(_get(point, "lng", where, field), where, f"{field}.lng")
     return lat, lng

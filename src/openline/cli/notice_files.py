@@ -1,0 +1,89 @@
+"""The notices a file makes for `openline notice send FILE`: any format `openline conflicts`
+reads, told by content (openline.core.formats).
+
+- A notice file is sent as it is: the station checks it (a removal notice too).
+- An ASTM Volume4D or GeoJSON file does not say what activity it announces: it is one
+  notice of the category the officer gives, its volumes as ASTM Volume4D JSON
+  (`core.notices.volume4d`; a GeoJSON route becomes its corridor's polygons).
+- A CSV of sites is one `protected_site` notice per site, with the site's name as its
+  text: sites are notified and acknowledged one by one, as the UN No-Strike List has them.
+
+Every volume is checked here first, and each site's notice as the station will check it,
+so that a file with one bad row sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from openline.core import formats
+from openline.core.formats import FormatError
+from openline.core.notices import CATEGORIES, volume4d
+from openline.core.volumes import Volume
+from openline.errors import OpenLineError
+from openline.services.notices import parse_document
+
+_WHAT = {"astm": "an ASTM Volume4D file", "geojson": "a GeoJSON file"}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One notice document to send, and what to call it: the file, or one of its sites."""
+
+    name: str
+    document: dict[str, Any]
+
+
+def notices(
+    name: str, data: bytes, *, category: str | None, text: str | None, now: int
+) -> tuple[str, list[Outgoing]]:
+    """The file's format (`notice`, `astm`, `geojson` or `sites`) and the notices it makes,
+    checked; or FormatError naming the file, the volume and the field, or the option."""
+    if category is not None and category not in CATEGORIES:
+        raise FormatError(f"--category: expected one of {', '.join(CATEGORIES)}, got {category!r:.40}")
+    kind, content = formats.decode(name, data)
+    if kind == "notice":
+        for option, value in (("category", category), ("text", text)):
+            if value is not None and content.get(option) != value:
+                raise FormatError(
+                    f"{name} is a notice file whose {option} is {content.get(option)!r:.80}, "
+                    f"not --{option} {value!r:.80}: a notice file says its own"
+                )
+        return kind, [Outgoing(name, content)]
+    if kind == "sites":
+        if text is not None:
+            raise FormatError(
+                f"{name} is a CSV of sites: each site is a notice whose text is the site's name, "
+                "so --text is for an ASTM or GeoJSON file"
+            )
+    elif category is None:
+        raise FormatError(
+            f"{name} is {_WHAT[kind]}, which does not say what activity it announces: "
+            f"give --category, one of {', '.join(CATEGORIES)}"
+        )
+    parsed = formats.parse(name, data, now=now, category=category)
+    if kind == "sites":
+        sites = [
+            Outgoing(volume.name, _document("protected_site", site, [volume]))
+            for site, volume in zip(parsed.sites, parsed.volumes, strict=True)
+        ]
+        return kind, _checked(sites, now)
+    return kind, [Outgoing(name, _document(str(parsed.category), text or "", parsed.volumes))]
+
+
+def _checked(notices: list[Outgoing], now: int) -> list[Outgoing]:
+    """The notices, each checked by the station's own reading of a document (its text too:
+    a site's name with a control character is refused there), before the first is sent."""
+    for notice in notices:
+        try:
+            parse_document(notice.document, now, notice.name)
+        except OpenLineError as exc:
+            raise FormatError(exc.detail) from None
+    return notices
+
+
+def _document(category: str, text: str, volumes: Sequence[Volume]) -> dict[str, Any]:
+    """A notice document (docs/notices.md) of these volumes, as the station reads one."""
+    return {"category": category, "text": text, "extents": [volume4d(v) for v in volumes]}
