@@ -62,7 +62,7 @@ def test_an_officer_requests_a_sites_removal_and_the_peer_acknowledges_it(nodes:
     c, token = _officer(a)
     page = c.get("/notices").text
     row = _row(page, site_id)
-    assert _buttons(row, site_id) == {"amend", "remove"}  # no Withdraw: it was acknowledged
+    assert _buttons(row, site_id) == {"remove"}  # no Withdraw or Amend: it was acknowledged
     assert "Request removal…" in row
     r = c.post(f"/notices/{site_id}/remove", data={"csrf": token, "text": REASON})
     assert r.status_code == 303
@@ -121,7 +121,7 @@ def test_a_removal_needs_no_reason_and_a_rejected_one_may_be_requested_again(
     # Rejected: the site is protected as before, and its removal may be requested again.
     row = _row(c.get("/notices").text, site_id)
     assert "removal pending" not in row
-    assert _buttons(row, site_id) == {"amend", "remove"}
+    assert _buttons(row, site_id) == {"remove"}
     assert "Rejected: Patients are still there" in _row(c.get("/notices").text, removal["id"])
 
 
@@ -132,8 +132,13 @@ def test_an_acknowledged_site_is_not_withdrawn_but_removed(nodes: tuple[Node, No
     a, b = nodes
     site_id = _site(a, b)
     c, token = _officer(a)
-    assert _shown(c, site_id) == {"amend", "remove"}
+    assert _shown(c, site_id) == {"remove"}
     _refused(a, c, token, f"/notices/{site_id}/withdraw", 409, "send a removal notice")
+    # Nor amended (moved, or made another kind of notice): the old version would stop
+    # protecting it, whatever the peer then answered to the new one.
+    moved = json.dumps(site(a, 50.2, 9.0))
+    form = {"peer": "moscow", "amends": site_id, "notice": moved}
+    _refused(a, c, token, "/notices", 409, "cannot be amended: send a removal notice", **form)
 
 
 def test_a_site_not_yet_acknowledged_may_still_be_withdrawn(nodes: tuple[Node, Node]) -> None:

@@ -37,16 +37,26 @@ def test_a_site_is_removed_from_any_active_or_expired_state(state: State) -> Non
         nm.apply(state, Event.REMOVE, Party.SENDER)
 
 
-def test_the_sender_may_not_withdraw_an_acknowledged_site_nor_change_a_removal() -> None:
-    with pytest.raises(IllegalTransition, match="send a removal notice"):
-        nm.check_sender_change(Event.WITHDRAW, State.ACKNOWLEDGED, "protected_site", removal=False)
-    for state in (State.SENT, State.DELIVERED):
-        nm.check_sender_change(Event.WITHDRAW, state, "protected_site", removal=False)
-    nm.check_sender_change(Event.WITHDRAW, State.ACKNOWLEDGED, "air_operation", removal=False)
-    nm.check_sender_change(Event.AMEND, State.ACKNOWLEDGED, "protected_site", removal=False)
+def test_the_sender_may_not_withdraw_or_amend_an_acknowledged_site_nor_change_a_removal() -> None:
+    for event, word in ((Event.WITHDRAW, "withdrawn"), (Event.AMEND, "amended")):
+        with pytest.raises(IllegalTransition, match=f"site cannot be {word}: send a removal notice"):
+            nm.check_sender_change(event, State.ACKNOWLEDGED, "protected_site", removal=False)
+        for state in (State.SENT, State.DELIVERED, State.REJECTED):  # never acknowledged
+            nm.check_sender_change(event, state, "protected_site", removal=False)
+        nm.check_sender_change(event, State.ACKNOWLEDGED, "air_operation", removal=False)
     for event, word in ((Event.WITHDRAW, "withdrawn"), (Event.AMEND, "amended")):
         with pytest.raises(IllegalTransition, match=f"a removal notice cannot be {word}"):
             nm.check_sender_change(event, State.SENT, "protected_site", removal=True)
+
+
+def test_an_amendment_keeps_its_category() -> None:
+    nm.check_amendment("protected_site", "protected_site")
+    with pytest.raises(
+        IllegalTransition, match=r"keeps the notice's category \(protected_site\), got exercise"
+    ):
+        nm.check_amendment("protected_site", "exercise")
+    with pytest.raises(IllegalTransition, match="got protected_site"):
+        nm.check_amendment("air_operation", "protected_site")
 
 
 @pytest.mark.parametrize(

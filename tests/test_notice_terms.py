@@ -92,7 +92,9 @@ def test_a_handshake_with_differing_terms_is_refused(
     for node in (a, b):
         (line,) = node.api.get("/api/v1/lines").json()
         assert line["state"] == "pending", node.name
-    r = a.api.post("/api/v1/notices", json={"peer": "moscow", "notice": circle(48, 9, 500, 0, 1)})
+    now = a.station.clock.now()
+    notice = circle(48, 9, 500, now + HOUR, now + 2 * HOUR)
+    r = a.api.post("/api/v1/notices", json={"peer": "moscow", "notice": notice})
     assert r.status_code == 409
     assert r.json()["code"] == "line_not_active"
 

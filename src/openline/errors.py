@@ -4,7 +4,7 @@
     ├── InvalidInput              a request, setting or CLI argument is malformed (422)
     ├── NotFound                  the named line, call, peer or user does not exist (404)
     ├── Conflict                  the action does not fit the current state (409)
-    │   └── IllegalTransition     the call state machine refuses the event
+    │   └── IllegalTransition     a state machine (a call's, a notice's, ...) refuses the event
     ├── Unauthorized              no or bad credentials; a bad request signature (401)
     ├── Forbidden                 credentials are good but the role may not do this (403)
     ├── EnvelopeRefused           an inbound envelope failed a wire check (400)
@@ -100,7 +100,7 @@ class Conflict(OpenLineError):
 
 class IllegalTransition(Conflict):
     code = Code.ILLEGAL_TRANSITION
-    title = "Illegal call transition"
+    title = "Illegal transition"
 
 
 class Unauthorized(OpenLineError):

@@ -821,7 +821,11 @@ def alerts_cmd(
 
 
 def _open_alert(x: dict[str, Any]) -> str:
-    """`open`, and whether it still pages people (`--json` says which step is next, and when)."""
+    """`open`, and whether it still pages people (`--json` says which step is next, and
+    when), or why it no longer does: what it is about has ended (`detail.over`)."""
+    over = x["detail"].get("over") if isinstance(x.get("detail"), dict) else None
+    if isinstance(over, dict):
+        return f"open, over: {over.get('why')}"
     return "open, paging" if x.get("paging") else "open"
 
 

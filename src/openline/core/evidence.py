@@ -555,7 +555,7 @@ class _Tree:
         return r
 
 
-_NAMING = ("call", "notice", "other_notice", "removal", "removes", "ref")
+_NAMING = ("call", "notice", "other_notice", "removal", "removes", "supersedes", "ref")
 
 
 def named(entry: Mapping[str, Any]) -> set[str]:
@@ -567,9 +567,9 @@ def named(entry: Mapping[str, Any]) -> set[str]:
 class About:
     """The entries of a log that are about one call or notice, offered in log order: those
     that name its id (`call`, `notice`, a conflict's `other_notice`, a removal's
-    `removal` or `removes`, an envelope's `ref`), then the receipts for the envelopes those
-    entries name. An entry is in the log before the receipt for its envelope, so one pass
-    finds them all."""
+    `removal` or `removes`, an amendment's `supersedes`, an envelope's `ref`), then the
+    receipts for the envelopes those entries name. An entry is in the log before the
+    receipt for its envelope, so one pass finds them all."""
 
     def __init__(self, subject: str) -> None:
         self.subject = subject

@@ -120,20 +120,35 @@ def check_sender_change(event: Event, state: State, category: str, *, removal: b
 
     A removal notice is answered, never withdrawn or amended (a withdrawal crossing the
     acknowledgement would leave the site removed on one station only). An acknowledged
-    protected site is not withdrawn: its protection ends only when the other side has
-    acknowledged a removal notice (UN No-Strike List practice). A site never acknowledged
-    may still be withdrawn.
+    protected site is neither withdrawn nor amended: its protection ends only when the
+    other side has acknowledged a removal notice (UN No-Strike List practice). A site never
+    acknowledged may still be withdrawn or amended.
     """
     if removal and event in (Event.WITHDRAW, Event.AMEND):
         raise IllegalTransition(
             f"a removal notice cannot be {'withdrawn' if event is Event.WITHDRAW else 'amended'}: "
             "the peer acknowledges or rejects it"
         )
-    if event is Event.WITHDRAW and category in REMOVABLE and state is State.ACKNOWLEDGED:
+    if event in (Event.WITHDRAW, Event.AMEND) and category in REMOVABLE and state is State.ACKNOWLEDGED:
+        # An amendment ends the old version as a withdrawal does, whatever the peer then
+        # answers to the new one: a moved site is a removal and a new site.
+        done = "withdrawn" if event is Event.WITHDRAW else "amended"
         raise IllegalTransition(
-            "an acknowledged protected site cannot be withdrawn: send a removal notice "
-            '(a notice file {"category": "protected_site", "text": ..., "removes": "<its id>"}); '
-            "the site stays protected until the peer acknowledges it"
+            f"an acknowledged protected site cannot be {done}: send a removal notice "
+            '(a notice file {"category": "protected_site", "text": ..., "removes": "<its id>"})'
+            + ("" if event is Event.WITHDRAW else " and the site as it is now in a new notice")
+            + "; the site stays protected until the peer acknowledges the removal"
+        )
+
+
+def check_amendment(old_category: str, new_category: str) -> None:
+    """An amendment is a new version of the same activity: it keeps its category (a
+    protected site that became an exercise would leave protection without a removal).
+    Raises IllegalTransition saying what to do instead."""
+    if new_category != old_category:
+        raise IllegalTransition(
+            f"an amendment keeps the notice's category ({old_category}), got {new_category}: "
+            "send a new notice for another kind of activity"
         )
 
 

@@ -12,6 +12,7 @@ feed it for ever."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -149,6 +150,35 @@ def open_about(conn: Connection, kind: str, subject_prefix: str) -> bool:
         _OPEN, alerts.c.kind == kind, alerts.c.subject.startswith(subject_prefix, autoescape=True)
     )
     return conn.execute(query.limit(1)).first() is not None
+
+
+def condition_over(tx: Tx, kind: str, subjects: Sequence[str], why: str) -> int:
+    """What these open alerts are about has ended (the notice was answered after its
+    deadline; a conflicting notice was withdrawn): they page nobody any more, and their
+    detail says when and why (`over`). Each stays open until somebody acknowledges it, as
+    every alert does: that it happened is still for the watch to see. Returns how many."""
+    if not subjects:
+        return 0
+    rows = tx.conn.execute(
+        select(alerts.c.id, alerts.c.detail).where(
+            _OPEN, alerts.c.kind == kind, alerts.c.subject.in_(list(subjects))
+        )
+    ).all()
+    ended = 0
+    for row in rows:
+        detail = json.loads(row.detail)
+        if "over" in detail:
+            continue
+        detail["over"] = {"at": rfc3339(tx.now), "why": why}
+        tx.conn.execute(
+            update(alerts)
+            .where(alerts.c.id == row.id)
+            .values(detail=json.dumps(detail, sort_keys=True), next_escalation_at=None)
+        )
+        ended += 1
+    if ended:
+        tx.touched.add("alerts")
+    return ended
 
 
 def open_counts(station: Station) -> dict[str, int]:

@@ -54,6 +54,6 @@ def expire_due(station: Station) -> int:
                 continue
             me = party_of(row)
             transition(tx, row, Event.EXPIRE, me, at=int(row.ends_at))
-            log(tx, "notice.expired", row.id, row.line_id, row.peer, "system", None)
+            log(tx, "notice.expired", row.id, row.line_id, row.peer, "system", None, int(row.ends_at))
             expired += 1
     return expired

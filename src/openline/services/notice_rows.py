@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from openline.adapters import db
-from openline.adapters.schema import notices
+from openline.adapters.schema import notice_conflicts, notices
 from openline.core import notices as nm
 from openline.core.evidence import named
 from openline.core.notices import Event, Party, State
 from openline.errors import IllegalTransition, NotFound
-from openline.services import ledger
+from openline.services import alerts, ledger
 from openline.services.station import Tx
 
 # The column that records when a notice entered each state.
@@ -58,7 +58,28 @@ def transition(
         changes[column] = tx.now if at is None else at
     tx.conn.execute(update(notices).where(notices.c.id == row.id).values(**changes))
     tx.touched.add("notices")
+    _end_alarms(tx, row.id, State(row.state), new)
     return new
+
+
+_AWAITING = frozenset({State.SENT, State.DELIVERED})  # waiting for the peer's answer
+
+
+def _end_alarms(tx: Tx, notice_id: str, before: State, after: State) -> None:
+    """Alarms about a notice whose cause has gone stop paging (`alerts.condition_over`):
+    `notice_unacknowledged` once it is answered or over, `notice_conflict` once it is no
+    longer active (withdrawn, amended, rejected, removed, expired)."""
+    if before in _AWAITING and after not in _AWAITING:
+        why = f"the notice is {after.value}"
+        alerts.condition_over(tx, "notice_unacknowledged", [f"notice {notice_id}"], why)
+    if before in nm.ACTIVE and after not in nm.ACTIVE:
+        ids = tx.conn.execute(
+            select(notice_conflicts.c.id).where(
+                or_(notice_conflicts.c.notice_a == notice_id, notice_conflicts.c.notice_b == notice_id)
+            )
+        ).scalars()
+        why = f"notice {notice_id} is {after.value}"
+        alerts.condition_over(tx, "notice_conflict", [f"conflict {i}" for i in ids], why)
 
 
 def log(
@@ -69,13 +90,16 @@ def log(
     peer: str,
     actor: str,
     envelope_id: str | None,
+    at: int | None = None,
     **facts: Any,
 ) -> None:
-    """The ledger entry of a notice event: metadata only (the text is in the sealed body,
-    committed to by the envelope's own entry)."""
+    """The ledger entry of a notice event, at `at` (an event caused by a peer's envelope:
+    the time in its signed header, as both stations record it) or now: metadata only (the
+    text is in the sealed body, committed to by the envelope's own entry)."""
     metadata: dict[str, Any] = {"notice": notice_id, "line": line, "peer": peer, "actor": actor, **facts}
     if envelope_id is not None:
         metadata["envelope"] = envelope_id
     # Indexed under every notice it names (`prove`): a removal's entries under its site too.
     others = sorted(named(metadata) - {notice_id})
-    ledger.append(tx, event_type, tx.now, metadata, call_id=notice_id, also_id=others[0] if others else None)
+    when = tx.now if at is None else at
+    ledger.append(tx, event_type, when, metadata, call_id=notice_id, also_id=others[0] if others else None)

@@ -107,12 +107,13 @@ def check_sender_change(conn: Connection, row: Any, event: Event) -> None:
             )
 
 
-def on_acknowledged(tx: Tx, removal: Any, actor: str, envelope_id: str | None) -> None:
-    """A removal notice was acknowledged (by us, or by the peer): the site is removed. A
-    site that is no longer active (rejected while its removal crossed) stays as it is."""
+def on_acknowledged(tx: Tx, removal: Any, actor: str, envelope_id: str | None, at: int | None = None) -> None:
+    """A removal notice was acknowledged (by us, or by the peer at `at`, its signed time):
+    the site is removed as of the acknowledgement, on both stations alike. A site that is
+    no longer active (rejected while its removal crossed) stays as it is."""
     site = get(tx.conn, str(removal.removes), for_update=True)
     try:
-        transition(tx, site, Event.REMOVE, Party.RECEIVER, values={"removed_by": removal.id})
+        transition(tx, site, Event.REMOVE, Party.RECEIVER, at, values={"removed_by": removal.id})
     except IllegalTransition:
         return
-    log(tx, "notice.removed", site.id, site.line_id, site.peer, actor, envelope_id, removal=removal.id)
+    log(tx, "notice.removed", site.id, site.line_id, site.peer, actor, envelope_id, at, removal=removal.id)

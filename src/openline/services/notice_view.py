@@ -110,6 +110,7 @@ class _Related:
     conflicts: dict[str, list[Any]]
     removals: dict[str, Any]  # a site's removal waiting for an answer
     envelopes: dict[str, Any]  # each notice's envelope (its sealed text), with content
+    states: dict[str, Any]  # the state and end of every notice these conflict with
 
 
 def _related(conn: Connection, rows: Sequence[Any], *, content: bool) -> _Related:
@@ -133,7 +134,12 @@ def _related(conn: Connection, rows: Sequence[Any], *, content: bool) -> _Relate
     removals = notice_sites.pending_removals(conn, sites) if sites else {}
     sealed = [row.envelope_id for row in rows if content and row.envelope_id is not None]
     found = conn.execute(select(envelopes).where(envelopes.c.id.in_(sealed))).all() if sealed else []
-    return _Related(volumes, conflicts, removals, {e.id: e for e in found})
+    states: dict[str, Any] = {row.id: row for row in rows}
+    others = {side for cs in conflicts.values() for c in cs for side in (c.notice_a, c.notice_b)}
+    if missing := sorted(others - states.keys()):
+        query = select(notices.c.id, notices.c.state, notices.c.ends_at).where(notices.c.id.in_(missing))
+        states.update((r.id, r) for r in conn.execute(query))
+    return _Related(volumes, conflicts, removals, {e.id: e for e in found}, states)
 
 
 def notices_json(
@@ -189,23 +195,38 @@ def notice_json(
         out["rejection_reason"] = None
         if row.rejected_at is not None:
             out["rejection_reason"] = _rejection_reason(station, conn, row)
-    out["conflicts"] = [
-        {
-            "volume": c.volume_a if c.notice_a == row.id else c.volume_b,
-            "other_notice": c.notice_b if c.notice_a == row.id else c.notice_a,
-            "other_volume": c.volume_b if c.notice_a == row.id else c.volume_a,
-            "from": rfc3339(c.time_start),
-            "until": rfc3339(c.time_end),
-            "altitude_m": [c.alt_lower_m, c.alt_upper_m],
-        }
-        for c in related.conflicts[row.id]
-    ]
+    out["conflicts"] = [_conflict_json(row.id, c, related.states, now) for c in related.conflicts[row.id]]
     out["would_conflict"] = None
     if row.state == State.DRAFT.value and volumes:  # a preview: found now, recorded nowhere
         mine = tuple(conflicts.stored_volume(v) for v in volumes)
         preview = conflicts.find(conn, row.id, row.series, row.line_id, mine, now, category=row.category)
         out["would_conflict"] = conflicts.found_json(preview)
     return out
+
+
+def _conflict_json(notice_id: str, c: Any, states: dict[str, Any], now: int) -> dict[str, Any]:
+    """One recorded conflict as a notice shows it. It is `active` while both notices are
+    (neither withdrawn, amended, rejected, removed nor over) and its overlap is still to
+    come or going on; otherwise it is history, kept, and `ended` says why."""
+    other = c.notice_b if c.notice_a == notice_id else c.notice_a
+    ended = None
+    for side in (notice_id, other):
+        state = effective_state(states[side], now)
+        if state not in _ACTIVE:
+            ended = f"notice {side} is {state}"
+            break
+    if ended is None and c.time_end is not None and c.time_end < now:
+        ended = "its overlap is over"
+    return {
+        "volume": c.volume_a if c.notice_a == notice_id else c.volume_b,
+        "other_notice": other,
+        "other_volume": c.volume_b if c.notice_a == notice_id else c.volume_a,
+        "from": rfc3339(c.time_start),
+        "until": rfc3339(c.time_end),
+        "altitude_m": [c.alt_lower_m, c.alt_upper_m],
+        "active": ended is None,
+        "ended": ended,
+    }
 
 
 AWAITING_ANSWER = (State.SENT.value, State.DELIVERED.value)  # an inbound notice not yet answered

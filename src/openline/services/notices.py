@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from openline.adapters.schema import notice_volumes, notices
 from openline.core import formats
@@ -95,6 +95,13 @@ def parse_document(document: Any, now: int, name: str = "notice") -> Document:
         raise InvalidInput(f"{name}: text must not contain control characters, got {control}")
     if not 1 <= len(parsed.volumes) <= nm.MAX_VOLUMES:
         raise InvalidInput(f"{name}: a notice has 1 to {nm.MAX_VOLUMES} volumes, got {len(parsed.volumes)}")
+    ends = [v.end for v in parsed.volumes]
+    if None not in ends and max(e for e in ends if e is not None) < now:
+        last = max(e for e in ends if e is not None)
+        raise InvalidInput(
+            f"{name}: every volume has ended (the last at {rfc3339(last)}, before now, {rfc3339(now)}): "
+            "a notice announces what is still to come"
+        )
     return Document(str(parsed.category), parsed.text, parsed.volumes)
 
 
@@ -158,10 +165,12 @@ class _Row:
     envelope_id: str | None = None
     deadline_at: int | None = None
     draft_body: bytes | None = None
+    sent_at: int | None = None  # an inbound notice's: when the peer sent it (its envelope's time)
 
 
 def _store(tx: Tx, r: _Row, doc: Document) -> None:
-    starts, ends = _span(doc.volumes, tx.now)
+    sent_at = tx.now if r.state is State.SENT else r.sent_at
+    starts, ends = _span(doc.volumes, tx.now if sent_at is None else sent_at)
     tx.conn.execute(
         insert(notices).values(
             id=r.notice_id,
@@ -181,7 +190,7 @@ def _store(tx: Tx, r: _Row, doc: Document) -> None:
             starts_at=starts,
             ends_at=ends,
             deadline_at=r.deadline_at,
-            sent_at=tx.now if r.state is State.SENT else None,
+            sent_at=sent_at,
             delivered_at=tx.now if r.state is State.DELIVERED else None,
             updated_at=tx.now,
         )
@@ -211,12 +220,16 @@ def open_draft(station: Station, row: Any) -> dict[str, Any]:
 # Local use cases ------------------------------------------------------------------------
 
 
-def _amendable(conn: Connection, amends: str, peer: str, *, for_update: bool = False) -> Any:
-    """The notice of ours a new version may amend; raises saying why not."""
+def _amendable(conn: Connection, amends: str, peer: str, doc: Document, *, for_update: bool = False) -> Any:
+    """The notice of ours that `doc` may amend; raises saying why not."""
     old = get(conn, amends, for_update=for_update)
     if old.direction != "out" or old.peer != peer:
         raise InvalidInput(f"notice {amends} is not one of ours to {peer}: only the sender amends")
     notice_sites.check_sender_change(conn, old, Event.AMEND)
+    try:
+        nm.check_amendment(str(old.category), doc.category)
+    except IllegalTransition as exc:
+        raise IllegalTransition(f"notice {old.id}: {exc.detail}") from None
     try:
         nm.apply(State(old.state), Event.AMEND, Party.SENDER)
     except IllegalTransition as exc:
@@ -255,7 +268,7 @@ def _check_draft(
     line = line_for_peer(tx.conn, peer)
     series, version = notice_id, 1
     if amends is not None:
-        old = _amendable(tx.conn, amends, peer)
+        old = _amendable(tx.conn, amends, peer, doc)
         series, version = str(old.series), int(old.version) + 1
     if doc.removes is not None:
         notice_sites.target_for_send(tx.conn, doc.removes, peer, tx.now)
@@ -322,7 +335,7 @@ def _dispatch(
     lock_line(tx.conn, line.id)
     series, version = notice_id, 1
     if amends is not None:
-        old = _amendable(tx.conn, amends, peer, for_update=True)
+        old = _amendable(tx.conn, amends, peer, doc, for_update=True)
         transition(tx, old, Event.AMEND, Party.SENDER)
         series, version = str(old.series), int(old.version) + 1
     if doc.removes is not None:
@@ -342,12 +355,21 @@ def _dispatch(
         transition(tx, draft, Event.SEND, Party.SENDER, values={**sent, "draft_body": None})
         if draft.ends_at is not None:
             tx.new_deadline = True  # the timer loop records its expiry
+    log(tx, "notice.sent", notice_id, line.id, peer, actor, env.id, **_facts(version, doc, amends))
+    if doc.volumes:
+        conflicts.check(tx, notice_id, series, line.id, doc.volumes, category=doc.category)
+
+
+def _facts(version: int, doc: Document, supersedes: str | None) -> dict[str, Any]:
+    """What a notice's `notice.sent` or `notice.received` entry says beyond its id: its
+    version, how many volumes, the site a removal removes, the notice an amendment
+    supersedes (so that the old version's proof shows what ended it)."""
     facts: dict[str, Any] = {"version": version, "volumes": len(doc.volumes)}
     if doc.removes is not None:
         facts["removes"] = doc.removes
-    log(tx, "notice.sent", notice_id, line.id, peer, actor, env.id, **facts)
-    if doc.volumes:
-        conflicts.check(tx, notice_id, series, line.id, doc.volumes, category=doc.category)
+    if supersedes is not None:
+        facts["supersedes"] = supersedes
+    return facts
 
 
 def send_draft(station: Station, actor: str, notice_id: str) -> None:
@@ -466,6 +488,7 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
         if tx.conn.execute(select(notices.c.id).where(notices.c.id == notice_id)).first() is not None:
             raise EnvelopeRefused(Code.REPLAY, f"notice {notice_id} exists already")
         doc = _inbound_document(tx, line, body)
+        sent_at = parse_rfc3339(env.header["time"])  # both stations date it by its sending
         supersedes = body.get("supersedes")
         if supersedes is not None:
             old = tx.conn.execute(
@@ -475,16 +498,18 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             ).first()
             if old is None:
                 raise EnvelopeRefused(Code.MALFORMED, f"notice amends {supersedes!r}, which it never sent us")
-            transition(tx, old, Event.AMEND, Party.SENDER)
+            try:
+                nm.check_amendment(str(old.category), doc.category)
+            except IllegalTransition as exc:
+                raise EnvelopeRefused(Code.MALFORMED, f"notice body: {exc.detail}") from None
+            transition(tx, old, Event.AMEND, Party.SENDER, sent_at)
         deadline = tx.now + int(line.notice_deadline_s) * MICROS
         series, version = str(body["series"]), int(body["version"])
         new = _Row(notice_id, series, version, supersedes, line.id, env.sender, "in", actor, State.DELIVERED,
-                   env.id, deadline)  # fmt: skip
+                   env.id, deadline, sent_at=sent_at)  # fmt: skip
         _store(tx, new, doc)
-        facts: dict[str, Any] = {"version": version, "volumes": len(doc.volumes)}
-        if doc.removes is not None:
-            facts["removes"] = doc.removes
-        log(tx, "notice.received", notice_id, line.id, env.sender, actor, env.id, **facts)
+        facts = _facts(version, doc, supersedes)
+        log(tx, "notice.received", notice_id, line.id, env.sender, actor, env.id, sent_at, **facts)
         if doc.volumes:
             conflicts.check(tx, notice_id, series, line.id, doc.volumes, category=doc.category)
         return
@@ -504,21 +529,29 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
     except IllegalTransition as exc:
         # A signed statement that crossed one of ours (a withdrawal and an acknowledgement):
         # keep it, receipt it, and record that it changed nothing.
-        log(tx, "notice.ignored", notice_id, line.id, env.sender, actor, env.id,
+        log(tx, "notice.ignored", notice_id, line.id, env.sender, actor, env.id, at,
             kind=env.kind, why=exc.detail[:200])  # fmt: skip
         return
-    log(tx, f"notice.{_PAST[event]}", notice_id, line.id, env.sender, actor, env.id)
+    log(tx, f"notice.{_PAST[event]}", notice_id, line.id, env.sender, actor, env.id, at)
     if event is Event.ACK and row.removes is not None:
-        notice_sites.on_acknowledged(tx, row, actor, env.id)
+        notice_sites.on_acknowledged(tx, row, actor, env.id, at)
 
 
 def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
-    """Our notice has a valid receipt: it is delivered (unless already acknowledged)."""
+    """Our notice has a valid receipt: it is delivered. Its state says so unless it moved
+    on first (acknowledged, or amended, withdrawn or expired before the receipt came
+    back); its delivery time is recorded whatever it became, as the peer records it."""
     if env_row.kind != "notice.send":
         return
     row = tx.conn.execute(select(notices).where(notices.c.id == env_row.call_id)).first()
-    if row is not None and row.state == State.SENT.value:
-        transition(tx, row, Event.DELIVER, Party.SENDER, parse_rfc3339(receipt["stored_at"]))
+    if row is None or row.delivered_at is not None:
+        return
+    stored_at = parse_rfc3339(receipt["stored_at"])
+    if row.state == State.SENT.value:
+        transition(tx, row, Event.DELIVER, Party.SENDER, stored_at)
+    else:
+        tx.conn.execute(update(notices).where(notices.c.id == row.id).values(delivered_at=stored_at))
+        tx.touched.add("notices")
 
 
 # Deadlines ------------------------------------------------------------------------------

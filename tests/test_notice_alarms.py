@@ -1,0 +1,117 @@
+"""A notice's alarms stop paging when their cause has gone, on both watch floors: an
+unanswered notice answered late, a conflict whose notice was withdrawn or amended away.
+The alerts stay open (what happened is for the watch to see) and say why they are quiet;
+the conflicts stay recorded and say whether they still hold."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from openline.core.clock import FakeClock
+from openline.services import alert_paging, notices
+from tests.inproc import Node
+from tests.notice_docs import act, alerts, cli_table, send, show, soon
+from tests.test_console_notices_actions import _officer, _row
+
+
+def _paging(node: Node, kind: str) -> list[tuple[Any, Any]]:
+    return [(x["paging"], x["detail"].get("over")) for x in alerts(node, kind)]
+
+
+def test_a_notice_answered_after_its_deadline_pages_nobody_any_more(
+    nodes: tuple[Node, Node], clock: FakeClock, monkeypatch: Any
+) -> None:
+    a, b = nodes
+    late = send(a, "moscow", soon(a, 48.0, 9.0))
+    a.drain()
+    clock.advance(3601)  # past the line's notice deadline, an hour
+    for node in (a, b):
+        assert notices.audit_deadlines(node.station) == 1
+        assert alert_paging.page_due(node.station) == 1
+        [(paging, over)] = _paging(node, "notice_unacknowledged")
+        assert paging is not None, node.name
+        assert over is None
+    act(b, late["id"], "acknowledge")
+    b.drain()
+    for node in (a, b):
+        [alert] = alerts(node, "notice_unacknowledged")
+        assert alert["paging"] is None, node.name
+        assert alert["detail"]["over"]["why"] == "the notice is acknowledged"
+        assert alert["acknowledged_at"] is None  # still open: the deadline was missed
+    clock.advance(3600)
+    for node in (a, b):
+        assert alert_paging.page_due(node.station) == 0, node.name
+        assert notices.audit_deadlines(node.station) == 0
+    # The watch sees why it is quiet: in `openline alerts` and on the board.
+    table = " ".join(cli_table(b, monkeypatch, "alerts", columns=200).split())
+    assert "open, over: the notice is acknowledged" in table
+    c, _ = _officer(b)
+    [item] = re.findall(r'<li class="warn" data-alert=.*?</li>', c.get("/").text, re.S)
+    assert "notice_unacknowledged" in item
+    assert "over: the notice is acknowledged" in item
+    assert "data-paging" not in item
+
+
+def test_a_conflict_ends_when_its_notice_is_withdrawn_or_amended_away(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    a, b = nodes
+    first = send(a, "moscow", soon(a, 48.0, 9.0))
+    a.drain()
+    withdrawn = send(b, "stuttgart", soon(b, 48.005, 9.005))
+    moved = send(b, "stuttgart", soon(b, 47.984, 8.984))  # overlaps the first only
+    b.drain()
+    for node in (a, b):
+        assert [c["active"] for c in show(node, first["id"])["conflicts"]] == [True, True]
+        assert [over for _, over in _paging(node, "notice_conflict")] == [None, None]
+    act(b, withdrawn["id"], "withdraw")
+    away = send(b, "stuttgart", soon(b, 49.0, 9.0), amends=moved["id"])  # 110 km north: clear
+    assert away["conflicts"] == []
+    b.drain()
+    for node in (a, b):
+        ended = {c["other_notice"]: c for c in show(node, first["id"])["conflicts"]}
+        assert ended[withdrawn["id"]]["active"] is False
+        assert ended[withdrawn["id"]]["ended"] == f"notice {withdrawn['id']} is withdrawn"
+        assert ended[moved["id"]]["ended"] == f"notice {moved['id']} is amended"
+        whys = {over["why"] for paging, over in _paging(node, "notice_conflict") if paging is None}
+        assert whys == {f"notice {moved['id']} is amended", f"notice {withdrawn['id']} is withdrawn"}, (
+            node.name
+        )
+        assert alert_paging.page_due(node.station) == 0
+    # `openline notices` and the notices page count the conflicts that still hold, and
+    # say how many ended; `notice show` says why each ended.
+    [listed] = [
+        row for row in cli_table(a, monkeypatch, "notices", columns=300).splitlines() if first["id"] in row
+    ]
+    assert "(2 ended)" in listed
+    shown = " ".join(cli_table(a, monkeypatch, "notice", "show", first["id"], columns=300).split())
+    assert (
+        f"conflict, ended (notice {withdrawn['id']} is withdrawn): volume 1 with notice {withdrawn['id']}"
+        in shown
+    )
+    c, _ = _officer(a)
+    row = _row(c.get("/notices").text, first["id"])
+    assert "data-conflicts=" not in row
+    assert 'data-conflicts-ended="2"' in row
+
+
+def test_a_conflict_still_holds_while_both_notices_are_active(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, b = nodes
+    first = send(a, "moscow", soon(a, 48.0, 9.0))
+    a.drain()
+    second = send(b, "stuttgart", soon(b, 48.005, 9.005))
+    b.drain()
+    act(a, second["id"], "acknowledge")  # acknowledging a notice does not end its conflict
+    a.drain()
+    [conflict] = show(b, second["id"])["conflicts"]
+    assert (conflict["active"], conflict["ended"]) == (True, None)
+    [(paging, over)] = _paging(b, "notice_conflict")
+    assert paging is not None
+    assert over is None
+    clock.advance(4 * 3600)  # both notices are over (expired, even before the timer says so)
+    [conflict] = show(a, first["id"])["conflicts"]
+    assert conflict["active"] is False
+    assert conflict["ended"] == f"notice {first['id']} is expired"
