@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from openline.core import backoff
 from openline.core.clock import MICROS, FakeClock, rfc3339
 from openline.services import delivery, lines
 from openline.services.delivery import Outcome
+from openline.services.outbox import new_id
 from tests.inproc import Node, picked_up, place_and_ring, show
+from tests.test_inbox_refusals import pending_wire, post_signed, refused_code, resign
 
 
 def test_peer_down_for_an_hour_then_back_gets_everything(nodes: tuple[Node, Node], clock: FakeClock) -> None:
@@ -124,6 +127,36 @@ def test_a_batch_from_the_peer_makes_us_retry_at_once(nodes: tuple[Node, Node], 
     assert a.line().retry_attempt == 0
     assert a.deliver() is Outcome.SENT
     assert show(b, r.json()["id"])["state"] == "ringing"
+
+
+def test_a_batch_we_refuse_whole_does_not_make_us_retry_at_once(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """A peer whose every envelope we refuse is up but its line is broken (a station
+    restored from an old backup reuses sequence numbers): dropping our backoff for it made
+    two such stations answer each refusal with an immediate retry, twenty times a second,
+    for ever."""
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    assert a.transport is not None
+    a.transport.down = True  # stuttgart backs off
+    a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "while you were away"})
+    for _ in range(8):
+        a.deliver(force=True)
+    backed_off = a.line()
+    assert backed_off.retry_at is not None
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    (env,) = pending_wire(b)
+    replay = copy.deepcopy(env)  # validly signed, but under a sequence number already used
+    replay["header"]["id"] = new_id()
+    replay["header"]["seq"] = 1
+    replay["sig"] = resign(b, replay["header"])
+    assert refused_code(post_signed(b, a, {"envelopes": [replay]})) == "replay"
+    assert (a.line().retry_at, a.line().retry_attempt) == (backed_off.retry_at, backed_off.retry_attempt)
+    assert a.deliver() is Outcome.WAITING
+    # The same batch with the envelope it should hold is stored: the line works, retry now.
+    assert post_signed(b, a, {"envelopes": [env]}).json()["results"][0]["status"] == "stored"
+    assert a.line().retry_at is None
 
 
 def test_announce_reports_an_unreachable_peer_and_changes_nothing(nodes: tuple[Node, Node]) -> None:

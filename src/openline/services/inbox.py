@@ -70,7 +70,10 @@ def receive_batch(
 
     The peer has reached us, so it is up: any backoff of ours towards it is dropped in the
     same transaction, and our deliverer wakes (RFC 1123 5.3.1.1; what
-    `delivery.peer_contacted` does for the other requests)."""
+    `delivery.peer_contacted` does for the other requests). Not when we refused every
+    envelope of the batch: then the line is broken, not down (a station restored from an
+    old backup reuses sequence numbers), and two stations refusing each other would
+    otherwise answer each refusal with an immediate retry, many times a second, for ever."""
     if (
         not isinstance(payload, dict)
         or set(payload) != {"envelopes"}
@@ -126,7 +129,7 @@ def receive_batch(
                 results.append(_refusal(index, env_id, exc))
         tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
         _check_peer_clock(station, tx, line, checked, results)
-        if line.retry_at is not None:
+        if line.retry_at is not None and any(r["status"] != "refused" for r in results):
             drop_backoff(tx, line.id)
     for result in results:  # counted once committed
         metrics.ENVELOPES_RECEIVED.labels(result["status"]).inc()
