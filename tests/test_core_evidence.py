@@ -624,6 +624,52 @@ def test_a_proof_without_the_placing_entry_is_refused() -> None:
     ]
 
 
+def _failures(doc: dict[str, Any]) -> list[str]:
+    return [f.message for f in verify_call_proof(doc).failures]
+
+
+def test_a_proof_that_drops_the_pick_up_but_keeps_its_envelope_is_refused() -> None:
+    """Without the check the story read `closed`, never picked up, and verified."""
+    doc = proof()
+    dropped = _entry_item(doc, "call.picked_up")
+    doc["entries"] = [i for i in doc["entries"] if i is not dropped]
+    [message] = _failures(doc)
+    assert message.endswith("(call.pickup): what it did is left out")
+    assert "(envelope.received): no call entry in the proof names its envelope" in message
+
+
+def test_a_proof_without_its_receipts_is_refused() -> None:
+    doc = proof()
+    doc["receipts"] = []
+    failures = _failures(doc)
+    assert len(failures) == 2  # the call's receipt and the close's
+    assert all(m.endswith("is not in the proof") and "(receipt.received)" in m for m in failures)
+
+
+def test_a_receipt_whose_envelope_entry_was_dropped_is_refused() -> None:
+    """The receipt's digest was compared with the envelope.sent entry only when there was one."""
+    doc = proof()
+    close = next(
+        i
+        for i in doc["entries"]
+        if (e := json.loads(base64.b64decode(i["entry"])))["type"] == "envelope.sent"
+        and e["kind"] == "call.close"
+    )
+    doc["entries"] = [i for i in doc["entries"] if i is not close]
+    assert any(m.endswith("the proof has no envelope.sent entry for it") for m in _failures(doc))
+
+
+def test_no_story_is_told_from_a_checkpoint_whose_signature_fails() -> None:
+    doc = proof()
+    lines = doc["checkpoint"].split("\n")
+    lines[2] = base64.b64encode(bytes(32)).decode()  # another root, the signatures unchanged
+    doc["checkpoint"] = "\n".join(lines)
+    r = verify_call_proof(doc)
+    assert not r.ok
+    assert r.story is None
+    assert "no story is told: the checkpoint's signatures did not verify" in r.notes
+
+
 def test_a_call_proof_entry_listed_twice_is_refused() -> None:
     doc = proof()
     doc["entries"] = [*doc["entries"], _entry_item(doc, "call.ringing")]

@@ -147,6 +147,15 @@ def test_what_cannot_be_proved_says_why(nodes: tuple[Node, Node], monkeypatch: A
     assert missing.exit_code != 0
     assert "no call or notice with id" in missing.output
     assert not (tmp_path / "p").exists()
+    # A place it cannot write: one clear line, not a traceback.
+    (tmp_path / "a-file").write_text("")
+    for out in (tmp_path / "no-such-dir" / "p.json", tmp_path / "a-file" / "p.json"):
+        unwritable = cli(b, monkeypatch, "prove", call_id, "--out", str(out))
+        assert unwritable.exit_code == 1
+        assert f"error (invalid_input): cannot write {out}: {out.parent} is not a directory" in " ".join(
+            unwritable.output.split()
+        )
+        assert "Traceback" not in unwritable.output
     assert b.snapshot() == before
 
 

@@ -164,9 +164,15 @@ def prove(
 
     if out_file.exists():
         fail(f"{out_file} exists already: choose a new file", "invalid_input")
+    if not out_file.parent.is_dir():  # checked first, so that no work is done for nothing
+        fail(f"cannot write {out_file}: {out_file.parent} is not a directory", "invalid_input")
     with _station(home) as station:
         proof = evidence.prove(station, subject_id)
     what = "notice" if "notice" in proof else "call"
-    out_file.write_text(json.dumps(proof, indent=2) + "\n")
+    try:
+        with open(out_file, "x", encoding="utf-8") as f:  # never over a file made meanwhile
+            f.write(json.dumps(proof, indent=2) + "\n")
+    except OSError as exc:
+        fail(f"cannot write {out_file}: {exc.strerror or exc}", "invalid_input")
     out.print(f"Wrote the proof of {what} {subject_id} ({len(proof['entries'])} entries) to {out_file}")
     out.print(f"Check it anywhere with: openline verify {out_file}")

@@ -630,8 +630,46 @@ def verify_call_proof(
     station, call, cards, peers, proven = checked
     envelopes = _about_call(result, call, proven)
     receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
+    _whole(result, proven, doc["receipts"])
+    if any(f.check == "checkpoint" for f in result.failures):
+        # Entries proven against a root nobody's signature vouches for prove nothing.
+        result.notes.append("no story is told: the checkpoint's signatures did not verify")
+        return result
     result.story = _story(call, station, peers, proven, receipts, envelopes)
     return result
+
+
+# Envelopes that always leave a call.* entry naming them where they are sent and where
+# they are received: the event they carry, or `call.ignored` when it crossed another. (A
+# repeated ring may change nothing and leave none.)
+_DECISIVE = frozenset(
+    {"call.place", "call.pickup", "call.decline", "call.cancel", "call.close", "call.missed"}
+)
+
+
+def _whole(result: Result, proven: list[_Proven], receipts: list[Any]) -> None:
+    """What a call proof's own entries say it must also hold: a call.* entry for every
+    decisive envelope an envelope entry names (what it did: a pick-up, a close), and the
+    peer's signed receipt for every receipt.received entry. A proof that keeps an envelope
+    and drops the event it carried, or drops the receipts, would tell another story.
+    (Entries left out together with everything that names them cannot be seen here: the
+    whole log, `ledger export`, shows those.)"""
+    events = {p.entry.get("envelope") for p in proven if p.type.startswith("call.")}
+    carried = {r.get("envelope") for r in receipts if isinstance(r, dict)}
+    off = [
+        f"entry {p.index} ({p.type}): no call entry in the proof names its envelope "
+        f"{p.entry.get('envelope')!r:.60} ({p.entry.get('kind')}): what it did is left out"
+        for p in proven
+        if p.type in ("envelope.sent", "envelope.received")
+        and p.entry.get("kind") in _DECISIVE
+        and p.entry.get("envelope") not in events
+    ] + [
+        f"entry {p.index} (receipt.received): the peer's signed receipt for envelope "
+        f"{p.entry.get('envelope')!r:.60} is not in the proof"
+        for p in proven
+        if p.type == "receipt.received" and p.entry.get("envelope") not in carried
+    ]
+    result.failures += [Failure("call", m) for m in off]
 
 
 def verify_notice_proof(
@@ -875,11 +913,13 @@ def _receipt(
     except (ValueError, TypeError):
         raise _Refused(f"{where}: stored_at is not an RFC 3339 time") from None
     if r["envelope"] not in envelopes:
-        raise _Refused(f"{where}: the envelope is not one of the call's")
+        raise _Refused(f"{where}: the envelope is not one of those this proof is about")
     sent = next(
         (p for p in proven if p.type == "envelope.sent" and p.entry.get("envelope") == r["envelope"]), None
     )
-    if sent is not None and sent.entry.get("header") != r["digest"]:
+    if sent is None:
+        raise _Refused(f"{where}: the proof has no envelope.sent entry for it")
+    if sent.entry.get("header") != r["digest"]:
         raise _Refused(
             f"{where}: it is for an envelope of digest {r['digest']!r:.60}, "
             f"not the one entry {sent.index} logged"
@@ -925,8 +965,8 @@ def _story(
     caller, callee = (station, peer) if direction == "out" else (peer, station)
     events = []
     for r in receipts:  # first, so that at the same time the peer's storing comes before "delivered"
-        kind = kinds.get(r["envelope"]) or "an"
-        what = "the call" if r["envelope"] == placed.get("envelope") else f"our {kind} envelope"
+        kind = kinds.get(r["envelope"])
+        what = "the call" if r["envelope"] == placed.get("envelope") else f"our {kind or 'unnamed'} envelope"
         events.append(StoryEvent(r["stored_at"], "stored", f"{r['from']} stored {what} (its signed receipt)"))
     events += [_event(p.entry, caller, callee) for p in own]
     events.sort(key=lambda e: _when(e.at))
