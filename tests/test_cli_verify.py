@@ -104,6 +104,14 @@ def test_verify_with_a_trusted_card_of_other_keys_exits_1(bundle_dir: Path, tmp_
     assert "(NOT the trusted card)" in r.stdout
 
 
+def _sparse(p: Path) -> Path:
+    """A file of 300 MiB that takes no disk: the verifier must refuse it unread."""
+    huge = p / "huge.json"
+    huge.touch()
+    os.truncate(huge, 300 * 1024**2)
+    return huge
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -117,8 +125,10 @@ def test_verify_with_a_trusted_card_of_other_keys_exits_1(bundle_dir: Path, tmp_
             lambda p: write_json(p / "x.json", {"format": "x"}),
             "format 'x' is not 'openline-call-proof/v1' or 'openline-notice-proof/v1'",
         ),
+        (lambda p: os.mkfifo(p / "fifo") or p / "fifo", "not a regular file, so not a proof"),
+        (_sparse, "314,572,800 bytes is larger than any proof a station writes"),
     ],
-    ids=["missing", "empty-dir", "not-json", "other-json"],
+    ids=["missing", "empty-dir", "not-json", "other-json", "fifo", "huge"],
 )
 def test_verify_something_that_is_not_evidence_exits_2(tmp_path: Path, make: object, message: str) -> None:
     target = make(tmp_path)  # type: ignore[operator]

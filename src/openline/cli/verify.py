@@ -28,6 +28,9 @@ from openline.core.evidence import NotEvidence, Result, Story, verify_bundle, ve
 from openline.errors import OpenLineError
 
 BUNDLE_MANIFEST = "bundle.json"
+# A proof holds one call's or notice's entries, about 2 kB each with its inclusion proof:
+# this is a call of some hundred thousand messages. Anything larger is refused unread.
+MAX_PROOF_BYTES = 256 * 1024 * 1024
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,63}")  # a call's or a notice's id (UUIDs)
 
 
@@ -92,6 +95,14 @@ def _run(path: Path, trusted: list[Card] | None, *, show_progress: bool, about: 
             )
     if not path.exists():
         raise NotEvidence("no such file or directory")
+    if not path.is_file():  # a FIFO or a device would be read for ever
+        raise NotEvidence("not a regular file, so not a proof")
+    size = path.stat().st_size
+    if size > MAX_PROOF_BYTES:
+        raise NotEvidence(
+            f"{size:,} bytes is larger than any proof a station writes ({MAX_PROOF_BYTES:,} at most), "
+            "so it is not one"
+        )
     return verify_proof(path.read_bytes(), trusted=trusted)
 
 
@@ -102,7 +113,7 @@ def _reader(root: Path) -> Callable[[str], bytes | None]:
 
     def read(rel: str) -> bytes | None:
         target = (base / rel).resolve()
-        if not target.is_relative_to(base):
+        if not target.is_relative_to(base) or not target.is_file():  # nor a FIFO in the bundle
             return None
         try:
             return target.read_bytes()
