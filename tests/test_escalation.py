@@ -14,13 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from openline.adapters.schema import calls, notifications
+from openline.adapters.schema import calls, notifications, users
 from openline.core.clock import MICROS, FakeClock, rfc3339
 from openline.runtime import build_station
 from openline.services import accounts, handover, rosters, watch
 from openline.services.accounts import Role
 from openline.settings import load
 from tests.inproc import Node, add_staff, link, make_node, place_and_ring, show
+from tests.notice_docs import cli
 
 PASSWORD = "correct horse battery staple"
 
@@ -265,6 +266,38 @@ def test_bad_policies_are_refused_and_change_nothing(floor: tuple[Node, Node]) -
     assert b.snapshot() == before
 
 
+def _one_step(*targets: str) -> dict[str, Any]:
+    return {
+        "steps": [{"targets": list(targets), "delay_s": 5}],
+        "repeat": 0,
+        "final": {"targets": ["on_duty"], "delay_s": 5},
+    }
+
+
+def test_a_policy_whose_targets_reach_nobody_who_may_answer_is_refused(floor: tuple[Node, Node]) -> None:
+    """Accepted, each was found only at 3 a.m., as `escalation_unheard` for a call already
+    ringing; `notify test` refuses the same targets."""
+    _, b = floor
+    for name, role in (("ivan", "auditor"), ("gone", "watch_officer")):
+        r = b.api.post("/api/v1/users", json={"name": name, "role": role, "password": "a long password 1"})
+        assert r.status_code == 201, r.text
+    assert b.api.post("/api/v1/users/gone/disable").status_code == 200
+    before = b.snapshot()
+    for targets, fragment in [
+        (("user:ghost",), "user:ghost: no such user"),
+        (("user:ivan",), "user:ivan: a auditor may not answer calls"),
+        (("user:gone",), "user:gone: the user is disabled"),
+        (("role:auditor",), "role:auditor: that role may not answer calls"),
+        (("on_duty", "webhook"), "webhook: the station has no webhook_urls"),  # moscow has none
+    ]:
+        r = b.api.put("/api/v1/lines/stuttgart/policy", json=_one_step(*targets))
+        assert r.status_code == 422, r.text
+        assert fragment in r.json()["detail"]
+    assert b.snapshot() == before
+    r = b.api.put("/api/v1/lines/stuttgart/policy", json=_one_step("user:duty", "role:senior_watch_officer"))
+    assert r.status_code == 200, r.text
+
+
 def test_escalation_detail_is_metadata_only(floor: tuple[Node, Node], clock: FakeClock) -> None:
     a, b = floor
     call_id = place_and_ring(a, b, "Secret subject line")
@@ -344,6 +377,117 @@ def test_roster_input_is_checked_and_bad_input_changes_nothing(floor: tuple[Node
     assert b.api.delete("/api/v1/shifts/999").status_code == 404
     assert b.api.get("/api/v1/roster", params={"at": "noon"}).status_code == 422
     assert b.snapshot() == before
+
+
+def test_only_someone_who_works_calls_is_put_on_the_roster(floor: tuple[Node, Node], clock: FakeClock) -> None:
+    _, b = floor
+    with b.station.tx() as tx:
+        accounts.create_user(tx.conn, tx.now, "au", Role.AUDITOR, PASSWORD)
+    now = clock.now()
+    before = b.snapshot()
+    for path, body in [
+        ("/api/v1/shifts", {"user": "au", "start_local": _local(now), "tz": "UTC", "duration_s": 8 * 3600}),
+        ("/api/v1/overrides", {"user": "au", "start": rfc3339(now), "end": rfc3339(now + 3600 * MICROS)}),
+    ]:
+        r = b.api.post(path, json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "invalid_input"
+        assert "user 'au' is auditor, who cannot work calls" in r.json()["detail"]
+    assert b.snapshot() == before
+
+
+@pytest.mark.parametrize("change", ["role", "disabled"])
+def test_someone_who_can_no_longer_work_calls_covers_nothing(
+    floor: tuple[Node, Node], clock: FakeClock, change: str
+) -> None:
+    a, b = floor
+    assert b.api.get("/api/v1/roster").json()["on_duty"] == ["duty"]
+    if change == "role":  # the station has no command for it: a hand edit, or a later version
+        with b.station.tx() as tx:
+            tx.conn.execute(update(users).where(users.c.name == "duty").values(role=Role.AUDITOR.value))
+    else:
+        assert b.api.post("/api/v1/users/duty/disable").status_code == 200
+    roster = b.api.get("/api/v1/roster").json()
+    assert roster["on_duty"] == []
+    assert roster["gaps"][0]["from"] == roster["at"]
+    assert [x["user"] for x in roster["shifts"]] == ["duty"]  # still listed, to be removed
+    call_id = place_and_ring(a, b)
+    watch.escalate_due(b.station)
+    step = escalations(b, call_id)[0]["detail"]
+    assert (step["on_duty"], step["recipients"]) == ([], [])
+    open_alerts = b.api.get("/api/v1/alerts", params={"open": True}).json()
+    assert ("escalation_unheard", call_id) in [(x["kind"], x["subject"]) for x in open_alerts]
+
+
+def test_a_shift_past_year_9999_is_refused_and_the_roster_answers_to_the_end_of_time(
+    floor: tuple[Node, Node],
+) -> None:
+    _, b = floor
+    before = b.snapshot()
+    for path, body, says in [
+        (
+            "/api/v1/shifts",
+            {"user": "duty", "start_local": "9999-12-31T23:00", "tz": "UTC", "duration_s": 8 * 3600},
+            "start: a shift from 9999-12-31T23:00:00 UTC ends after 9999-12-31T23:59:59Z",
+        ),
+        (
+            "/api/v1/shifts",
+            {"user": "duty", "start_local": "0001-01-01T01:00", "tz": "Asia/Tokyo", "duration_s": 3600},
+            "starts before 0001-01-01T00:00:00Z",
+        ),
+        (
+            "/api/v1/overrides",
+            {"user": "duty", "start": "9999-12-31T23:00:00Z", "end": "9999-12-31T23:59:59-01:00"},
+            "end: expected an RFC 3339 time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z",
+        ),
+    ]:
+        r = b.api.post(path, json=body)
+        assert r.status_code == 422, r.text
+        assert says in r.json()["detail"]
+    assert b.snapshot() == before
+    # A daily shift at 22:00 in New York runs to the end of year 9999 and past it in UTC.
+    r = b.api.post(
+        "/api/v1/shifts",
+        json={
+            "user": "senior",
+            "start_local": "2026-01-01T22:00",
+            "tz": "America/New_York",
+            "duration_s": 8 * 3600,
+            "rrule": "FREQ=DAILY",
+        },
+    )
+    assert r.status_code == 201, r.text
+    last = "9999-12-31T23:59:59.999999Z"
+    r = b.api.post("/api/v1/overrides", json={"user": "boss", "start": "9999-12-31T23:00:00Z", "end": last})
+    assert r.status_code == 201, r.text
+    for zone in ("Asia/Tokyo", "America/New_York"):  # local times in year 10000, and year 0
+        b.station.time_zone = zone
+        for at, on_duty in [
+            ("9999-12-31T05:00:00Z", ["senior"]),
+            ("9999-12-31T23:30:00Z", ["boss"]),
+            (last, []),
+            ("0001-01-01T00:00:00Z", []),
+        ]:
+            r = b.api.get("/api/v1/roster", params={"at": at})
+            assert r.status_code == 200, (zone, at, r.text)
+            assert r.json()["on_duty"] == on_duty, (zone, at)
+
+
+def test_shift_hours_are_checked_in_hours_by_the_cli(
+    floor: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, b = floor
+    before = b.snapshot()
+    for hours in ("nan", "inf", "-inf", "0", "-3", "0.001", "168.5", "1e308"):
+        result = cli(b, monkeypatch, "shift", "add", "duty", "--start", "2026-11-27T06:00", "--tz", "UTC", "--hours", hours)
+        assert result.exit_code == 1, (hours, result.output)
+        assert result.stderr == (
+            "error (invalid_input): --hours: a shift lasts at least 1 minute (0.0167 hours)"
+            f" and at most 7 days (168 hours), got {float(hours):g}\n"
+        ), hours
+    assert b.snapshot() == before
+    args = ("shift", "add", "duty", "--start", "2026-11-27T06:00", "--tz", "UTC", "--hours", "168")
+    assert cli(b, monkeypatch, *args).exit_code == 0
 
 
 def test_overrides_swap_who_is_on_duty(floor: tuple[Node, Node], clock: FakeClock) -> None:

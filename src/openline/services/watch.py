@@ -23,12 +23,13 @@ import structlog
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from openline.adapters.schema import alerts as alerts_table
-from openline.adapters.schema import calls, escalation_policies, lines
+from openline.adapters.schema import calls, escalation_policies, lines, users
 from openline.core import escalation as esc
 from openline.core.calls import PRIORITIES, State
 from openline.core.clock import MICROS, rfc3339
-from openline.errors import NotFound
+from openline.errors import InvalidInput, NotFound
 from openline.services import accounts, alerts, events, paging
+from openline.services.accounts import Permission, Role
 from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.watch")
@@ -81,6 +82,7 @@ def set_policy(station: Station, actor: str, peer: str, data: Any) -> dict[str, 
     policy = esc.parse_policy(data)
     with station.tx() as tx:
         line = _line_of_peer(tx.conn, peer)
+        _check_reachable(station, tx, policy)
         tx.conn.execute(escalation_policies.delete().where(escalation_policies.c.line_id == line.id))
         tx.conn.execute(
             insert(escalation_policies).values(
@@ -89,6 +91,38 @@ def set_policy(station: Station, actor: str, peer: str, data: Any) -> dict[str, 
         )
         accounts.record(tx.conn, tx.now, actor, "policy.set", peer)
     return show_policy(station, peer)
+
+
+def _check_reachable(station: Station, tx: Tx, policy: esc.Policy) -> None:
+    """Refuse a target that can never reach someone who may answer: a user who does not
+    exist, is disabled or may not work calls (an auditor), a role that may not, the
+    station's webhooks when it has none. Found at 3 a.m. it would only raise
+    `escalation_unheard` for a call already ringing; `notify test` refuses the same. Who is
+    on duty, and who holds a role, change with time and are not asked."""
+    named = {t for step in (*policy.steps, policy.final) for t in step.targets}
+    faults = []
+    people = {t[5:] for t in named if t.startswith("user:")}
+    found = {
+        r.name: r
+        for r in tx.conn.execute(
+            select(users.c.name, users.c.role, users.c.disabled).where(users.c.name.in_(sorted(people)))
+        )
+    }
+    for name in sorted(people):
+        row = found.get(name)
+        if row is None:
+            faults.append(f"user:{name}: no such user")
+        elif row.disabled:
+            faults.append(f"user:{name}: the user is disabled")
+        elif Permission.WORK_CALLS not in accounts.GRANTS[Role(row.role)]:
+            faults.append(f"user:{name}: a {row.role} may not answer calls")
+    for target in sorted(t for t in named if t.startswith("role:")):
+        if Permission.WORK_CALLS not in accounts.GRANTS[Role(target[5:])]:
+            faults.append(f"{target}: that role may not answer calls")
+    if "webhook" in named and not station.notify.webhook_urls:
+        faults.append("webhook: the station has no webhook_urls")
+    if faults:
+        raise InvalidInput(f"the policy names targets that reach nobody who may answer: {'; '.join(faults)}")
 
 
 def ringing_columns(conn: Connection, line_id: str, now: int) -> dict[str, Any]:
