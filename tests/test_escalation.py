@@ -191,6 +191,35 @@ def test_a_pick_up_is_a_lease_the_call_rings_again_when_nobody_acts(
     assert tuple(row) == (None, None)
 
 
+def test_a_call_that_rings_again_is_ringing_on_the_watch_floor_until_someone_acts(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """It paged people ("rings again"), but the board, the header's count and its alarm
+    showed nothing ringing: the officer paged found nothing to answer."""
+    from openline.services import calls as call_service
+    from tests.test_console_notices_actions import _officer
+
+    a, b = floor
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    run(b, clock, 299)
+    assert (call_service.ringing_count(b.station), show(b, call_id)["rings_again"]) == (0, False)
+    run(b, clock, 1)  # the lease runs out: it rings again
+    assert show(b, call_id)["state"] == "picked_up"
+    assert show(b, call_id)["rings_again"] is True
+    assert call_service.ringing_count(b.station) == 1
+    [listed], total = call_service.ringing(b.station, limit=10)
+    assert (listed["id"], total) == (call_id, 1)
+    c, _ = _officer(b, name="night")
+    board = c.get("/").text
+    assert 'data-ringing-count="1"' in board
+    assert "data-rings-again" in board
+    assert f'action="/calls/{call_id}/pickup"' not in board  # picked up already: answer it
+    assert "data-rings-again" in c.get(f"/calls/{call_id}").text
+    assert b.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": "still here"}).status_code == 201
+    assert (call_service.ringing_count(b.station), show(b, call_id)["rings_again"]) == (0, False)
+
+
 def test_a_step_that_reaches_nobody_raises_an_alert(floor: tuple[Node, Node], clock: FakeClock) -> None:
     a, b = floor
     assert b.api.post("/api/v1/users/duty/disable").status_code == 200  # nobody on duty now
@@ -379,7 +408,9 @@ def test_roster_input_is_checked_and_bad_input_changes_nothing(floor: tuple[Node
     assert b.snapshot() == before
 
 
-def test_only_someone_who_works_calls_is_put_on_the_roster(floor: tuple[Node, Node], clock: FakeClock) -> None:
+def test_only_someone_who_works_calls_is_put_on_the_roster(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
     _, b = floor
     with b.station.tx() as tx:
         accounts.create_user(tx.conn, tx.now, "au", Role.AUDITOR, PASSWORD)
@@ -479,7 +510,19 @@ def test_shift_hours_are_checked_in_hours_by_the_cli(
     _, b = floor
     before = b.snapshot()
     for hours in ("nan", "inf", "-inf", "0", "-3", "0.001", "168.5", "1e308"):
-        result = cli(b, monkeypatch, "shift", "add", "duty", "--start", "2026-11-27T06:00", "--tz", "UTC", "--hours", hours)
+        result = cli(
+            b,
+            monkeypatch,
+            "shift",
+            "add",
+            "duty",
+            "--start",
+            "2026-11-27T06:00",
+            "--tz",
+            "UTC",
+            "--hours",
+            hours,
+        )
         assert result.exit_code == 1, (hours, result.output)
         assert result.stderr == (
             "error (invalid_input): --hours: a shift lasts at least 1 minute (0.0167 hours)"

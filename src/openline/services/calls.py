@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, case, func, insert, or_, select, update
 
 from openline.adapters import db
 from openline.adapters.schema import call_events, calls, envelopes, lines
@@ -497,6 +497,9 @@ def _call_json(station: Station, row: Any, content: bool) -> dict[str, Any]:
         "priority": row.priority,
         "state": row.state,
         "picked_up_by": row.picked_up_by,
+        "rings_again": row.state == State.PICKED_UP.value
+        and row.lease_until is None
+        and row.next_escalation_at is not None,
         "content_withheld": not content,
         "next_escalation_at": rfc3339(row.next_escalation_at),
     }
@@ -568,7 +571,19 @@ def count_calls(station: Station, where: CallFilter) -> int:
         return int(conn.execute(select(func.count()).select_from(calls).where(*where.where())).scalar_one())
 
 
-_RINGING_HERE = CallFilter(state=State.RINGING.value, direction="in").where()
+# A call of the peer's our officer picked up and then left silent past the line's re-ring
+# timeout rings again (`watch`): the lease is gone and the escalation steps run. It is
+# ringing for the watch floor: counted, listed, sounded, until someone acts on it.
+RINGS_AGAIN = and_(
+    calls.c.state == State.PICKED_UP.value,
+    calls.c.lease_until.is_(None),
+    calls.c.next_escalation_at.is_not(None),
+)
+_RINGING_HERE = [
+    calls.c.direction == "in",
+    calls.c.state.in_([State.RINGING.value, State.PICKED_UP.value]),  # ix_calls_deadline's prefix
+    or_(calls.c.state == State.RINGING.value, RINGS_AGAIN),
+]
 # Flash before immediate before priority before routine.
 _PRIORITY_RANK = case(
     {p: i for i, p in enumerate(sm.PRIORITIES)}, value=calls.c.priority, else_=len(sm.PRIORITIES)
