@@ -226,6 +226,9 @@ def test_the_ledger_status_shows_both_witness_directions_and_the_evidence(
     assert s["evidence"][0]["kind"] == "truncation"
     assert s["evidence"][0]["peer"] == "moscow"
     assert s["evidence"][0]["received_at"].startswith("2026-01-01T")
+    # The evidence itself, to hand to anyone: both notes verify with moscow's card alone.
+    assert s["evidence"][0]["request"] == "old 9\n\n(the checkpoint)"
+    assert s["evidence"][0]["contradicts"] == "(the checkpoint of size 9)"
 
 
 def _evidence(node: Node) -> None:
@@ -329,6 +332,7 @@ def test_the_ledger_page_shows_the_checkpoint_witnesses_and_evidence(
     assert "Evidence of contradictions (1)" in live.text
     assert "checkpoint of size 5 after size 9 was cosigned" in live.text
     assert '<strong class="warn">truncation</strong>' in live.text
+    assert "<pre>(the checkpoint of size 9)</pre>" in live.text  # the evidence, to hand on
 
 
 def test_the_report_and_ledger_pages_need_a_login(nodes: tuple[Node, Node]) -> None:

@@ -47,7 +47,10 @@ def witnesses(conn: Connection) -> list[dict[str, Any]]:
 
 
 def evidence(conn: Connection, limit: int = EVIDENCE_SHOWN) -> list[dict[str, Any]]:
-    """The newest contradictions kept as evidence: what kind, by whom, when, and why."""
+    """The newest contradictions kept as evidence: what kind, by whom, when, and why; and
+    the evidence itself, to hand to anyone: the peer's signed request (its checkpoint
+    note, signed with its ledger key, and the proof it sent) and the note of its that we
+    had cosigned, which it contradicts. Both verify with the peer's card alone."""
     rows = conn.execute(
         select(
             ledger_evidence.c.id,
@@ -55,6 +58,8 @@ def evidence(conn: Connection, limit: int = EVIDENCE_SHOWN) -> list[dict[str, An
             ledger_evidence.c.kind,
             ledger_evidence.c.received_at,
             ledger_evidence.c.detail,
+            ledger_evidence.c.request,
+            ledger_evidence.c.contradicts,
         )
         .order_by(ledger_evidence.c.id.desc())
         .limit(limit)
@@ -66,6 +71,8 @@ def evidence(conn: Connection, limit: int = EVIDENCE_SHOWN) -> list[dict[str, An
             "kind": r.kind,
             "received_at": rfc3339(r.received_at),
             "detail": r.detail,
+            "request": r.request,
+            "contradicts": r.contradicts,
         }
         for r in rows
     ]
