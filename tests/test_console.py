@@ -234,6 +234,53 @@ def test_a_disabled_user_is_logged_out_at_once(nodes: tuple[Node, Node]) -> None
     assert c.get("/").headers["location"] == "/login"
 
 
+def test_a_user_enabled_again_gets_none_of_their_old_sessions_back(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "duty")
+    token = csrf_of(c.get("/").text)
+    assert a.api.post("/api/v1/users/duty/disable").status_code == 200
+    assert a.api.post("/api/v1/users/duty/enable").status_code == 200
+    assert c.get("/").headers["location"] == "/login"
+    before = a.snapshot()
+    r = c.post("/handovers", data={"csrf": token, "note": "Written with a session that ended."})
+    assert r.headers["location"] == "/login"
+    assert a.snapshot() == before
+    assert log_in(browser(a), "duty").status_code == 303  # the user may log in afresh
+
+
+def test_a_password_reset_by_an_administrator_ends_every_session_of_the_user(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    a, _ = nodes
+    add_user(a, "chief", Role.ADMINISTRATOR)
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    first, second = browser(a), browser(a)
+    for c in (first, second):
+        log_in(c, "duty")
+        assert c.get("/").status_code == 200
+    new = "a new passphrase after the leak"  # as `user reset-password --password-stdin`
+    r = a.api.post("/api/v1/users/duty/reset-password", json={"password": new})
+    assert r.status_code == 200
+    for c in (first, second):
+        assert c.get("/").headers["location"] == "/login"
+    assert log_in(browser(a), "duty").status_code == 401  # the old password is gone too
+    clock.advance(1)  # the wait after one failure
+    assert log_in(browser(a), "duty", new).status_code == 303
+    add_user(a, "night", Role.WATCH_OFFICER)
+    officer = browser(a)
+    log_in(officer, "night")
+    admin = browser(a)
+    log_in(admin, "chief")
+    token = csrf_of(admin.get("/admin").text)
+    r = admin.post("/admin/users/night/reset-password", data={"csrf": token})
+    assert r.status_code == 200
+    assert "New one-time password for night" in r.text
+    assert officer.get("/").headers["location"] == "/login"
+    assert admin.get("/admin").status_code == 200  # the administrator's own session goes on
+
+
 def test_logout_ends_the_session(nodes: tuple[Node, Node]) -> None:
     a, _ = nodes
     add_user(a, "duty", Role.WATCH_OFFICER)
@@ -453,6 +500,22 @@ def test_an_administrator_manages_users_lines_and_policies_in_the_console(nodes:
     bad = c.post("/admin/users", data={"csrf": token, "name": "Bad Name", "role": "auditor"})
     assert bad.status_code == 422
     assert b.snapshot() == before
+    # The API's own check of an address (`accounts.EMAIL_PATTERN`), not a copy of it.
+    for email in ("not-an-email", "duty@example", "two words@example.org", "a@b.c" + "x" * 250):
+        form = {"csrf": token, "name": "wo9", "role": "watch_officer", "email": email}
+        bad = c.post("/admin/users", data=form)
+        assert bad.status_code == 422, email
+        assert "email: expected an address such as duty@example.org" in html.unescape(bad.text)
+        assert "wo9 added" not in bad.text
+        assert 'role="alert"' in bad.text
+        assert b.snapshot() == before
+        r = b.api.post("/api/v1/users", json={"name": "wo9", "role": "watch_officer", "email": email})
+        assert r.status_code == 422, email
+        assert r.json()["code"] == "invalid_input"
+    assert b.snapshot() == before
+    form = {"csrf": token, "name": "wo9", "role": "watch_officer", "email": "wo9@example.org"}
+    assert "User wo9 added" in c.post("/admin/users", data=form).text
+    assert {u["name"]: u["email"] for u in b.api.get("/api/v1/users").json()}["wo9"] == "wo9@example.org"
     assert c.post("/admin/users/duty/disable", data={"csrf": token}).status_code == 200
     users = {u["name"]: u for u in b.api.get("/api/v1/users").json()}
     assert users["duty"]["disabled"] is True

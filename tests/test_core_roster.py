@@ -286,6 +286,23 @@ def test_occurrences_one_off_shift() -> None:
     assert occurrences(once, utc(2026, 1, 6), utc(2026, 2, 1)) == []
 
 
+END = datetime.max.replace(tzinfo=UTC)
+
+
+def test_occurrences_at_the_end_of_year_9999_end_there() -> None:
+    # 22:00 New York is 03:00 the next day in UTC: the last one is past year 9999 there.
+    night = Shift(1, "cai", datetime(2026, 1, 1, 22, tzinfo=NEW_YORK), 8 * HOUR, "FREQ=DAILY")
+    assert occurrences(night, utc(9999, 12, 31), END) == [(utc(9999, 12, 31, 3), utc(9999, 12, 31, 11))]
+    late = Shift(2, "ana", datetime(9999, 12, 31, 20, tzinfo=ZoneInfo("UTC")), 8 * HOUR)
+    assert occurrences(late, utc(9999, 12, 31), END) == [(utc(9999, 12, 31, 20), END)]
+    assert on_duty([night, late], [], utc(9999, 12, 31, 23, 30)) == ["ana"]
+    assert next_handover([night, late], [], utc(9999, 12, 31, 23, 30)) is None
+    assert gaps([night, late], [], utc(9999, 12, 31), END) == [
+        (utc(9999, 12, 31), utc(9999, 12, 31, 3)),
+        (utc(9999, 12, 31, 11), utc(9999, 12, 31, 20)),
+    ]
+
+
 def test_parse_rrule_normalises() -> None:
     assert parse_rrule(" rrule:freq=weekly;byday=mo,tu;count=10 ") == "FREQ=WEEKLY;COUNT=10;BYDAY=MO,TU"
     assert parse_rrule("BYMONTHDAY=1,-1;FREQ=MONTHLY") == "FREQ=MONTHLY;BYMONTHDAY=1,-1"

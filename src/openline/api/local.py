@@ -35,9 +35,6 @@ Priority = Literal["flash", "immediate", "priority", "routine"]
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-
-
 class PlaceCall(Strict):
     peer: str = Field(min_length=1, max_length=63)
     subject: str = Field(min_length=1, max_length=calls.MAX_SUBJECT)
@@ -67,7 +64,10 @@ class AddUser(Strict):
         description="Omit it for a one-time password, returned once, to be changed at first login.",
     )
     email: str | None = Field(
-        default=None, max_length=254, pattern=EMAIL, description="For e-mail notifications."
+        default=None,
+        max_length=accounts.MAX_EMAIL,
+        pattern=accounts.EMAIL_PATTERN,
+        description="For e-mail notifications.",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -658,7 +659,7 @@ def user_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
 def user_disable(
     home: HomeOpt, name: Annotated[str, typer.Argument(metavar="NAME")], as_json: JsonOpt = False
 ) -> None:
-    """Disable a user: their sessions and API tokens stop working at once."""
+    """Disable a user: their API tokens stop working and their console sessions end, at once."""
     with client(home) as c:
         user = c.post(f"/users/{seg(name)}/disable")
     emit(user, as_json, _print_user)
@@ -687,7 +688,7 @@ def user_reset_password(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set a new password for a user, or issue a one-time password."""
+    """Set a new password for a user, or issue a one-time password; their console sessions end."""
     body = {"password": _password_from_stdin()} if password_stdin else {}
     with client(home) as c:
         result = c.post(f"/users/{seg(name)}/reset-password", body)
@@ -920,12 +921,25 @@ def shift_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Put a user on the roster: one shift, or a recurring one."""
-    body = {"user": user, "start_local": start, "tz": tz, "duration_s": round(hours * 3600), "rrule": rrule}
+    body = {"user": user, "start_local": start, "tz": tz, "duration_s": _shift_seconds(hours), "rrule": rrule}
     with client(home) as c:
         data = c.post("/shifts", body)
     emit(
         data, as_json, lambda x: out.print(f"Shift {x['id']}: {x['user']} from {x['start_local']} {x['tz']}")
     )
+
+
+def _shift_seconds(hours: float) -> int:
+    """--hours as the station takes it, whole seconds from 60 to 7 days; refused in hours,
+    the unit it was given in."""
+    seconds = hours * 3600
+    if not math.isfinite(seconds) or not 60 <= round(seconds) <= 7 * 86_400:
+        fail(
+            f"--hours: a shift lasts at least 1 minute ({1 / 60:.3g} hours) and at most 7 days"
+            f" (168 hours), got {hours:g}",
+            "invalid_input",
+        )
+    return round(seconds)
 
 
 @shift_app.command("remove")

@@ -12,7 +12,9 @@ Intervals are half-open: on duty at the start, not at the end. During an overrid
 [start, end) its user is on duty and, if `replaces` names a user who would be on duty
 from their shifts, that user is not; one person taking another's shift outright is one
 override, a swap is two. The on-duty set is what shifts put on duty, minus those
-replaced, plus the overrides' users. All results are aware datetimes in UTC.
+replaced, plus the overrides' users. All results are aware datetimes in UTC. An
+occurrence that runs past the last instant a datetime holds (the end of year 9999 in UTC)
+is cut there, so that no question about a time the station records overflows.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ _COUNT_RE = re.compile(r"[0-9]{1,9}")
 # terms holds every local wall time whose instant falls inside it.
 _SLACK = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
+_LAST = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,10 @@ def _utc(at: object, what: str) -> datetime:
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
         raise RosterError(f"{what} {at!r} must be an aware datetime (naive times are ambiguous)")
     # Aware datetimes sharing a tzinfo compare and subtract by wall time; UTC does not.
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise RosterError(f"{what} {at.isoformat()} is outside the years 0001 to 9999 in UTC") from None
 
 
 # Expansion ----------------------------------------------------------------------------
@@ -244,14 +250,15 @@ def _occurrences(shift: Shift, lo: datetime, hi: datetime) -> list[tuple[datetim
     if hi <= lo:
         return []
     if shift.rrule is None:
-        s = shift.start.astimezone(UTC)
-        return [(s, s + shift.duration)] if s < hi and s + shift.duration > lo else []
+        s = _instant(shift.start)
+        e = add_clamped(s, shift.duration)
+        return [(s, e)] if s < hi and e > lo else []
     dtstart = shift.start.replace(tzinfo=None)
     rec = _recurrence(parse_rrule(shift.rrule), dtstart)
     rule = rec.rule
     # An occurrence overlapping [lo, hi) starts in (lo - duration, hi).
-    wall_lo = _add(_add(lo, -shift.duration), -_SLACK).replace(tzinfo=None)
-    wall_hi = _add(hi, _SLACK).replace(tzinfo=None)
+    wall_lo = add_clamped(add_clamped(lo, -shift.duration), -_SLACK).replace(tzinfo=None)
+    wall_hi = add_clamped(hi, _SLACK).replace(tzinfo=None)
     if rec.skip_days is not None and wall_lo > dtstart:
         # rrule.between walks from DTSTART; a rule without COUNT that repeats every n days
         # yields the same dates from any DTSTART a whole number of periods later.
@@ -264,19 +271,30 @@ def _occurrences(shift: Shift, lo: datetime, hi: datetime) -> list[tuple[datetim
         # dateutil drops DTSTART's microseconds; the shift keeps them.
         wall = wall.replace(microsecond=dtstart.microsecond)
         fold = shift.start.fold if wall == dtstart else 0
-        s = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
-        e = s + shift.duration
+        s = _instant(wall.replace(tzinfo=zone, fold=fold))
+        e = add_clamped(s, shift.duration)
         if s < hi and e > lo:
             out.append((s, e))
     out.sort()
     return out
 
 
-def _add(at: datetime, delta: timedelta) -> datetime:
+def add_clamped(at: datetime, delta: timedelta) -> datetime:
+    """`at + delta`, or the last (first) instant a datetime holds when that is past it: a
+    roster question near the end of year 9999 is answered up to there, not refused."""
     try:
         return at + delta
     except OverflowError:
         return (datetime.max if delta > timedelta(0) else datetime.min).replace(tzinfo=at.tzinfo)
+
+
+def _instant(local: datetime) -> datetime:
+    """An aware local time in UTC; one whose UTC date is in year 10000 (or 0) is clamped
+    to the last (first) instant, where an occurrence starting then is empty."""
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:
+        return _LAST if local.year > 1 else datetime.min.replace(tzinfo=UTC)
 
 
 # The on-duty set ------------------------------------------------------------------------
@@ -316,7 +334,7 @@ def _window(shifts: list[Shift], overrides: list[Override], lo: datetime, hi: da
 def on_duty(shifts: list[Shift], overrides: list[Override], at: datetime) -> list[str]:
     """The sorted names of everyone on duty at the instant `at`."""
     t = _utc(at, "at")
-    return sorted(_window(shifts, overrides, t, _add(t, _TICK)).duty(t))
+    return sorted(_window(shifts, overrides, t, add_clamped(t, _TICK)).duty(t))
 
 
 def next_handover(
@@ -326,8 +344,9 @@ def next_handover(
     t = _utc(at, "at")
     if not isinstance(horizon, timedelta) or horizon < timedelta(0):
         raise RosterError(f"horizon {horizon!r} must be a timedelta of at least 0")
-    limit = _add(t, horizon)
-    window = _window(shifts, overrides, t, _add(limit, _TICK))
+    # An occurrence cut short at the last instant a datetime holds is not handed over there.
+    limit = min(add_clamped(t, horizon), _LAST - _TICK)
+    window = _window(shifts, overrides, t, add_clamped(limit, _TICK))
     before = window.duty(t)
     for point in window.boundaries():
         if t < point <= limit and window.duty(point) != before:

@@ -13,15 +13,20 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from openline.adapters.schema import api_tokens, audit, users
+from openline.adapters.schema import api_tokens, audit, sessions, users
 from openline.core.clock import rfc3339
 from openline.errors import Code, Conflict, EnvelopeRefused, Forbidden, InvalidInput, NotFound, Unauthorized
 
 _HASHER = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD, MAX_PASSWORD = 12, 1024
+# An e-mail address as the station takes it: the API's schema and `create_user` both use
+# this, so the console, the API and the CLI accept and refuse the same addresses.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+MAX_EMAIL = 254  # RFC 5321, section 4.5.3.1.3: the longest path
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
 TOKEN_PREFIX = "olt_"  # noqa: S105 - a visible prefix, not a secret
 
 
@@ -94,6 +99,11 @@ def _check_password(password: str) -> None:
         raise InvalidInput(f"password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
 
 
+def check_email(email: object) -> None:
+    if not isinstance(email, str) or len(email) > MAX_EMAIL or not _EMAIL_RE.fullmatch(email):
+        raise InvalidInput(f"email: expected an address such as duty@example.org, got {email!r:.80}")
+
+
 def one_time_password() -> str:
     return secrets.token_urlsafe(15)
 
@@ -112,6 +122,8 @@ def create_user(
     if not isinstance(name, str) or not USERNAME_RE.fullmatch(name):
         raise InvalidInput(f"user name must be lowercase letters, digits, '.', '_' or '-', got {name!r}")
     _check_password(password)
+    if email is not None:
+        check_email(email)
     if conn.execute(select(users.c.id).where(users.c.name == name)).first():
         raise Conflict(f"a user named {name!r} exists already")
     result = conn.execute(
@@ -157,7 +169,8 @@ def get_user(conn: Connection, name: str) -> dict[str, Any]:
 
 
 def set_disabled(conn: Connection, now: int, actor: str, name: str, disabled: bool) -> dict[str, Any]:
-    """Disable (or enable again) a user. A disabled user's API tokens stop working at once.
+    """Disable (or enable again) a user. A disabled user's API tokens stop working at once
+    and their console sessions end for good: enabling them again brings none back.
     The last enabled administrator cannot be disabled: nobody could manage the station."""
     row = _user(conn, name)
     if disabled and row.role == Role.ADMINISTRATOR.value and not row.disabled:
@@ -170,14 +183,36 @@ def set_disabled(conn: Connection, now: int, actor: str, name: str, disabled: bo
             raise Conflict(f"{name!r} is the last enabled administrator; add another one first")
     if bool(row.disabled) != disabled:
         conn.execute(update(users).where(users.c.id == row.id).values(disabled=disabled))
+        # On enabling too: a disabled user cannot log in, so any session left is one the
+        # disabling ended (or a station older than this rule kept).
+        end_sessions(conn, row.id)
         record(conn, now, actor, "user.disable" if disabled else "user.enable", name)
     return get_user(conn, name)
 
 
-def reset_password(conn: Connection, now: int, actor: str, name: str, password: str | None) -> str | None:
+def end_sessions(conn: Connection, user_id: int, *, keep: str | None = None) -> None:
+    """End the user's console sessions, all of them or all but the one whose id is `keep`."""
+    query = delete(sessions).where(sessions.c.user_id == user_id)
+    conn.execute(query if keep is None else query.where(sessions.c.id != keep))
+
+
+def set_password(conn: Connection, now: int, actor: str, name: str, password: str | None) -> str | None:
     """Set a user's password; without one, a one-time password that must be changed at the
-    next login, returned once. Returns the one-time password or None."""
+    next login, returned once. Returns the one-time password or None. Which sessions end
+    is the caller's to say (`reset_password`, `sessions.change_password`)."""
+    return _set_password(conn, now, actor, _user(conn, name), password)
+
+
+def reset_password(conn: Connection, now: int, actor: str, name: str, password: str | None) -> str | None:
+    """An administrator gives a user a new password (see `set_password`), as after a leak:
+    every console session of the user ends, since whoever held the old password may hold one."""
     row = _user(conn, name)
+    generated = _set_password(conn, now, actor, row, password)
+    end_sessions(conn, row.id)
+    return generated
+
+
+def _set_password(conn: Connection, now: int, actor: str, row: Any, password: str | None) -> str | None:
     generated = None
     if password is None:
         password = generated = one_time_password()
@@ -187,7 +222,7 @@ def reset_password(conn: Connection, now: int, actor: str, name: str, password: 
         .where(users.c.id == row.id)
         .values(password_hash=_HASHER.hash(password), must_change_password=generated is not None)
     )
-    record(conn, now, actor, "user.reset_password", name)
+    record(conn, now, actor, "user.reset_password", row.name)
     return generated
 
 

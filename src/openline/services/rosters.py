@@ -13,12 +13,17 @@ from sqlalchemy import Connection, Table, insert, select
 
 from openline.adapters.schema import roster_overrides, shifts, users
 from openline.core import roster
-from openline.core.clock import MICROS, parse_rfc3339, rfc3339
+from openline.core.clock import parse_rfc3339, rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import accounts, alerts
+from openline.services.accounts import GRANTS, Permission, Role
 from openline.services.station import Station
 
 GAP_HORIZON = timedelta(hours=24)
+# Who counts as on duty: someone who can pick up. An auditor on the roster would fill a
+# gap and be paged for calls they may not answer.
+ON_DUTY_ROLES = tuple(r.value for r in Role if Permission.WORK_CALLS in GRANTS[r])
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -29,10 +34,16 @@ def zone(name: str) -> ZoneInfo:
 
 
 def load_roster(conn: Connection) -> tuple[list[roster.Shift], list[roster.Override]]:
-    """Shifts and overrides of enabled users (a disabled user is on nobody's roster)."""
+    """The shifts and overrides that put someone on duty: those of enabled users whose role
+    works calls. A user disabled, or given another role, since they were put on the roster
+    covers nothing; their rows stay listed (`roster_view`) for someone to remove."""
     names = {
         r.id: r.name
-        for r in conn.execute(select(users.c.id, users.c.name).where(users.c.disabled.is_(False)))
+        for r in conn.execute(
+            select(users.c.id, users.c.name).where(
+                users.c.disabled.is_(False), users.c.role.in_(ON_DUTY_ROLES)
+            )
+        )
     }
     out_shifts = [
         roster.Shift(
@@ -60,11 +71,12 @@ def load_roster(conn: Connection) -> tuple[list[roster.Shift], list[roster.Overr
 
 
 def utc(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros / MICROS, UTC)
+    # Integer arithmetic: a float of seconds rounds 9999-12-31T23:59:59.999999Z into year 10000.
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def micros(at: datetime) -> int:
-    return round(at.timestamp() * MICROS)
+    return (at - _EPOCH) // timedelta(microseconds=1)
 
 
 def check_roster_gaps(station: Station) -> int:
@@ -93,12 +105,18 @@ def _invalid(exc: roster.RosterError) -> InvalidInput:
     return InvalidInput(re.sub(r"^(shift|override) 0: ", "", str(exc)))
 
 
-def _user_id(conn: Connection, name: str) -> int:
-    row = conn.execute(select(users.c.id, users.c.disabled).where(users.c.name == name)).first()
+def _user_id(conn: Connection, name: str, *, on_duty: bool = False) -> int:
+    """The id of an enabled user; with `on_duty`, one whose role may be put on duty."""
+    row = conn.execute(select(users.c.id, users.c.disabled, users.c.role).where(users.c.name == name)).first()
     if row is None:
         raise NotFound(f"no user named {name!r}")
     if row.disabled:
         raise Conflict(f"user {name!r} is disabled; enable them first")
+    if on_duty and row.role not in ON_DUTY_ROLES:
+        raise InvalidInput(
+            f"user {name!r} is {row.role}, who cannot work calls, so cannot be on duty;"
+            f" the roster takes {', '.join(ON_DUTY_ROLES)}"
+        )
     return int(row.id)
 
 
@@ -144,8 +162,9 @@ def add_shift(
         normalised = roster.parse_rrule(rrule) if rrule else None
     except roster.RosterError as exc:
         raise _invalid(exc) from None
+    _check_recordable(shift)
     with station.tx() as tx:
-        user_id = _user_id(tx.conn, user)
+        user_id = _user_id(tx.conn, user, on_duty=True)
         result = tx.conn.execute(
             insert(shifts).values(
                 user_id=user_id,
@@ -160,6 +179,23 @@ def add_shift(
         accounts.record(tx.conn, tx.now, actor, "shift.add", f"{shift_id} {user}")
         row = tx.conn.execute(select(shifts).where(shifts.c.id == shift_id)).one()
     return shift_json(row, user)
+
+
+def _check_recordable(shift: roster.Shift) -> None:
+    """The station records times in the years 0001 to 9999 in UTC (`core.clock`): a
+    shift's first occurrence must fit in them."""
+    try:
+        shift.start.astimezone(UTC) + shift.duration
+    except OverflowError:
+        where = f"{shift.start.replace(tzinfo=None).isoformat()} {shift.start.tzinfo}"
+        beyond = (
+            "ends after 9999-12-31T23:59:59Z"
+            if shift.start.year > 1
+            else "starts before 0001-01-01T00:00:00Z"
+        )
+        raise InvalidInput(
+            f"start: a shift from {where} {beyond}; the station records times in the years 0001 to 9999 UTC"
+        ) from None
 
 
 def _remove(station: Station, actor: str, table: Table, row_id: int, what: str) -> None:
@@ -177,17 +213,14 @@ def remove_shift(station: Station, actor: str, shift_id: int) -> None:
 def add_override(
     station: Station, actor: str, user: str, start: Any, end: Any, replaces: str | None = None
 ) -> dict[str, Any]:
-    try:
-        start_at, end_at = parse_rfc3339(start), parse_rfc3339(end)
-    except (ValueError, TypeError):
-        raise InvalidInput("start and end: expected RFC 3339 times such as 2026-11-27T06:00:00Z") from None
+    start_at, end_at = _instant(start, "start"), _instant(end, "end")
     override = roster.Override(0, user, replaces, utc(start_at), utc(end_at))
     try:
         roster.check_override(override)
     except roster.RosterError as exc:
         raise _invalid(exc) from None
     with station.tx() as tx:
-        user_id = _user_id(tx.conn, user)
+        user_id = _user_id(tx.conn, user, on_duty=True)
         replaces_id = _user_id(tx.conn, replaces) if replaces else None
         result = tx.conn.execute(
             insert(roster_overrides).values(
@@ -209,6 +242,16 @@ def add_override(
     }
 
 
+def _instant(value: Any, what: str) -> int:
+    try:
+        return parse_rfc3339(value)
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            f"{what}: expected an RFC 3339 time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z,"
+            f" such as 2026-11-27T06:00:00Z, got {value!r:.80}"
+        ) from None
+
+
 def remove_override(station: Station, actor: str, override_id: int) -> None:
     _remove(station, actor, roster_overrides, override_id, "override")
 
@@ -222,15 +265,20 @@ def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
     with station.db.read() as conn:
         shift_list, override_list = load_roster(conn)
         rows = conn.execute(select(shifts).order_by(shifts.c.id)).all()
+        override_rows = conn.execute(select(roster_overrides).order_by(roster_overrides.c.id)).all()
         names = {r.id: r.name for r in conn.execute(select(users.c.id, users.c.name))}
     handover = roster.next_handover(shift_list, override_list, when)
 
     def both(t: datetime | None) -> dict[str, str] | None:
         if t is None:
             return None
+        try:
+            shown = t.astimezone(local)
+        except OverflowError:  # its local date is in year 10000 (or 0): say it in UTC
+            shown = t
         return {
             "utc": t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "local": t.astimezone(local).isoformat(timespec="seconds"),
+            "local": shown.isoformat(timespec="seconds"),
         }
 
     return {
@@ -243,18 +291,18 @@ def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
         ),
         "gaps": [
             {"from": both(a), "until": both(b)}
-            for a, b in roster.gaps(shift_list, override_list, when, when + GAP_HORIZON)
+            for a, b in roster.gaps(shift_list, override_list, when, roster.add_clamped(when, GAP_HORIZON))
         ],
         "shifts": [shift_json(r, names[r.user_id]) for r in rows],
         "overrides": [
             {
-                "id": o.id,
-                "user": o.user,
-                "replaces": o.replaces,
-                "start": both(o.start),
-                "end": both(o.end),
+                "id": r.id,
+                "user": names[r.user_id],
+                "replaces": names.get(r.replaces_user_id),
+                "start": both(utc(r.start_at)),
+                "end": both(utc(r.end_at)),
             }
-            for o in override_list
+            for r in override_rows
         ],
     }
 

@@ -4,7 +4,8 @@ delays after failed logins.
 
 A session's cookie holds a 256-bit random token; the database keeps only its SHA-256,
 so a stolen database does not yield live sessions. Sessions last `SESSION_HOURS` (a
-shift and a half) and end at logout or when the user is disabled.
+shift and a half) and end at logout, and for good when the user is disabled, given a new
+password by an administrator or a new second factor.
 
 Throttling counts failures per user name and per client address. After the n-th failure
 in a row for a name, its next attempt is refused until 2^(n-1) seconds have passed
@@ -182,12 +183,8 @@ def change_password(station: Station, session: Session, current: str, new: str) 
         accounts.check_password(tx.conn, session.principal.name, current)
         if new == current:
             raise InvalidInput("the new password must differ from the current one")
-        accounts.reset_password(tx.conn, tx.now, session.principal.name, session.principal.name, new)
-        tx.conn.execute(
-            delete(sessions).where(
-                sessions.c.user_id == session.principal.user_id, sessions.c.id != _hash(session.token)
-            )
-        )
+        accounts.set_password(tx.conn, tx.now, session.principal.name, session.principal.name, new)
+        accounts.end_sessions(tx.conn, session.principal.user_id, keep=_hash(session.token))
 
 
 def enroll_totp(station: Station, actor: str, username: str) -> str:
@@ -199,6 +196,6 @@ def enroll_totp(station: Station, actor: str, username: str) -> str:
         if row is None:
             raise NotFound(f"no user named {username!r}")
         tx.conn.execute(update(users).where(users.c.id == row.id).values(totp_secret=secret))
-        tx.conn.execute(delete(sessions).where(sessions.c.user_id == row.id))
+        accounts.end_sessions(tx.conn, row.id)
         accounts.record(tx.conn, tx.now, actor, "user.totp", username)
     return pyotp.TOTP(secret).provisioning_uri(name=f"{username}@{station.name}", issuer_name=TOTP_ISSUER)
