@@ -62,6 +62,11 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 }
 
 
+# The roles that answer calls: who may be on the roster, who covers it, whom a page may
+# usefully wake.
+CALL_ROLES = tuple(r.value for r in Role if Permission.WORK_CALLS in GRANTS[r])
+
+
 @dataclass(frozen=True)
 class Principal:
     user_id: int

@@ -16,13 +16,12 @@ from openline.core import roster
 from openline.core.clock import parse_rfc3339, rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import accounts, alerts
-from openline.services.accounts import GRANTS, Permission, Role
 from openline.services.station import Station
 
 GAP_HORIZON = timedelta(hours=24)
 # Who counts as on duty: someone who can pick up. An auditor on the roster would fill a
 # gap and be paged for calls they may not answer.
-ON_DUTY_ROLES = tuple(r.value for r in Role if Permission.WORK_CALLS in GRANTS[r])
+ON_DUTY_ROLES = accounts.CALL_ROLES
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

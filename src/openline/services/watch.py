@@ -29,7 +29,6 @@ from openline.core.calls import PRIORITIES, State
 from openline.core.clock import MICROS, rfc3339
 from openline.errors import InvalidInput, NotFound
 from openline.services import accounts, alerts, events, paging
-from openline.services.accounts import Permission, Role
 from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.watch")
@@ -114,10 +113,10 @@ def _check_reachable(station: Station, tx: Tx, policy: esc.Policy) -> None:
             faults.append(f"user:{name}: no such user")
         elif row.disabled:
             faults.append(f"user:{name}: the user is disabled")
-        elif Permission.WORK_CALLS not in accounts.GRANTS[Role(row.role)]:
+        elif row.role not in accounts.CALL_ROLES:
             faults.append(f"user:{name}: a {row.role} may not answer calls")
     for target in sorted(t for t in named if t.startswith("role:")):
-        if Permission.WORK_CALLS not in accounts.GRANTS[Role(target[5:])]:
+        if target[5:] not in accounts.CALL_ROLES:
             faults.append(f"{target}: that role may not answer calls")
     if "webhook" in named and not station.notify.webhook_urls:
         faults.append("webhook: the station has no webhook_urls")
