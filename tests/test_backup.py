@@ -7,6 +7,7 @@ import stat
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,14 @@ import pytest
 from openline.services.setup import init_home
 from tests.harness import OPENLINE, StationProcess, connect, start_all, stop_all, wait_for
 from tests.pg import PostgresServer
+from tests.unwritable import KINDS, REASONS, unwritable
 
 MESSAGES = 120
 
 
-def _backup(home: Path, destination: Path) -> subprocess.CompletedProcess[str]:
+def _backup(home: Path, destination: Path, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*OPENLINE, "backup", "--home", str(home), str(destination)],
+        [*prefix, *OPENLINE, "backup", "--home", str(home), str(destination)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -112,6 +114,51 @@ def test_backup_refuses_a_destination_that_holds_anything_and_changes_nothing(tm
     assert missing.returncode == 1
     assert missing.stderr.startswith("error (home_missing): no station home at ")
     assert not (tmp_path / "new").exists()
+
+
+def test_backup_refuses_a_destination_in_the_home_through_a_symbolic_link(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", "http://127.0.0.1:8400")
+    link = tmp_path / "alink"
+    link.symlink_to(home)
+    before = _snapshot(home)
+    through = _backup(home, link / "copy")
+    assert through.returncode == 1
+    assert through.stderr.startswith(
+        f"error (invalid_input): {link / 'copy'} is inside the station home {home} "
+        f"(through a symbolic link: it is {home.resolve() / 'copy'}): back it up somewhere else"
+    ), through.stderr
+    linked_home = _backup(link, home / "copy")
+    assert linked_home.returncode == 1
+    assert linked_home.stderr.startswith(
+        f"error (invalid_input): {home / 'copy'} is inside the station home {link}"
+    ), linked_home.stderr
+    assert _snapshot(home) == before
+    assert not (home / "copy").exists()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backup_where_the_system_refuses_to_write_is_one_clear_error(tmp_path: Path, kind: str) -> None:
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", "http://127.0.0.1:8400")
+    prefix, place = unwritable(kind, tmp_path)
+    before = _snapshot(tmp_path)
+    destinations = [place / "backups" / "stuttgart"]
+    if kind != "under_a_file":
+        destinations.append(place)  # an empty directory, there already
+    for destination in destinations:
+        refused = _backup(home, destination, prefix)
+        assert refused.returncode == 1, refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert refused.stderr.startswith(
+            f"error (cannot_write): cannot back up to {destination}: {REASONS[kind]}"
+        ), refused.stderr
+        assert refused.stderr.rstrip().endswith("; nothing was changed")
+    assert _snapshot(tmp_path) == before
+    assert not (place / "backups").exists()
+    if place.is_dir():
+        assert list(place.iterdir()) == []
 
 
 def test_a_postgresql_home_is_backed_up_without_its_database(

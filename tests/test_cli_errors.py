@@ -5,25 +5,44 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command as alembic
 
+from openline.adapters import migrate
+from openline.adapters.db import Database
+from openline.services.setup import init_home
 from tests.harness import OPENLINE, StationProcess
+from tests.pg import PostgresServer
 from tests.ports import free_port
+from tests.unwritable import KINDS, REASONS, unwritable
 
 pytestmark = pytest.mark.e2e
 
 
-def run_cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
+def run_cli(
+    *args: str,
+    home: Path | None = None,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """`openline ARGS` with no OPENLINE_* variables but `home` and `env`, run under `prefix`."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
     if home is not None:
-        env["OPENLINE_HOME"] = str(home)
-    return subprocess.run([*OPENLINE, *args], env=env, capture_output=True, text=True, timeout=60)
+        environment["OPENLINE_HOME"] = str(home)
+    environment.update(env or {})
+    return subprocess.run(
+        [*prefix, *OPENLINE, *args], env=environment, capture_output=True, text=True, timeout=60
+    )
 
 
 def tree(path: Path) -> dict[str, tuple[int, bytes]]:
@@ -299,3 +318,165 @@ def test_a_damaged_api_token_file_is_a_clear_error(tmp_path: Path, damage: bytes
     assert "api-token file is damaged" in r.stderr
     assert "Traceback" not in r.stderr
     assert tree(home) == before
+
+
+def _one_line(r: subprocess.CompletedProcess[str]) -> str:
+    """A refusal's whole standard error: one line, no traceback."""
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("damage", ["removed", "emptied"])
+def test_a_station_whose_database_file_is_gone_is_refused_and_no_database_is_made(
+    tmp_path: Path, damage: str
+) -> None:
+    # `cp -a` of a home without its database, or a volume that is not mounted: `serve`
+    # made a blank station there, with no users, lines or ledger.
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", f"http://127.0.0.1:{free_port()}")
+    database = home / "openline.db"
+    if damage == "removed":
+        database.unlink()
+    else:
+        database.write_bytes(b"")
+    before = tree(home)
+    found = "the file does not exist" if damage == "removed" else "the file is empty"
+    for command in (["serve"], ["ledger", "export", "--out", str(tmp_path / "bundle")]):
+        r = run_cli(*command, home=home)
+        assert r.returncode == 1, (command, r.stderr)
+        line = _one_line(r)
+        assert line.startswith(
+            f"error (home_missing): the database at sqlite:///{database} holds no OpenLine station "
+            f"({found}): "
+        ), line
+        assert "moved or deleted" in line
+        assert "not mounted" in line
+        assert "only `openline init` makes a new station" in line
+        # Nothing made: no database file, no -wal or -shm beside it, no bundle.
+        assert tree(home) == before
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_an_empty_postgresql_database_is_refused_and_gets_no_table(
+    tmp_path: Path, pg_server: PostgresServer
+) -> None:
+    import psycopg
+
+    name, url = pg_server.fresh_database()
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", f"http://127.0.0.1:{free_port()}", database_url=url)
+    empty = "t_empty_" + uuid.uuid4().hex[:8]
+    server = f"host=127.0.0.1 port={pg_server.port} user=postgres"
+    with psycopg.connect(f"{server} dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{empty}" TEMPLATE template0')
+    try:
+        # A mistyped URL: the server trusts any password, and none may be shown.
+        mistyped = f"postgresql://postgres:s3cret@127.0.0.1:{pg_server.port}/{empty}"
+        r = run_cli("serve", home=home, env={"OPENLINE_DATABASE_URL": mistyped})
+        assert r.returncode == 1, r.stderr
+        line = _one_line(r)
+        assert line.startswith(
+            f"error (home_missing): the database at postgresql+psycopg://postgres:***@127.0.0.1:"
+            f"{pg_server.port}/{empty} holds no OpenLine station"
+        ), line
+        assert "is the URL mistyped" in line
+        assert "only `openline init` makes a new station" in line
+        assert "s3cret" not in r.stderr + r.stdout
+        with psycopg.connect(f"{server} dbname={empty}") as conn:
+            tables = conn.execute(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchone()
+        assert tables == (0,)
+    finally:
+        pg_server.drop_database(empty)
+        pg_server.discard_database(name)
+
+
+def test_a_database_written_by_a_newer_openline_is_one_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", f"http://127.0.0.1:{free_port()}")
+    with closing(sqlite3.connect(home / "openline.db")) as conn, conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    before = tree(home)
+    r = run_cli("serve", home=home)
+    assert r.returncode == 1, r.stderr
+    line = _one_line(r)  # it was Alembic's traceback of 280 lines
+    assert line == (
+        f"error (database_too_new): the database at sqlite:///{home / 'openline.db'} was written by a "
+        f"newer OpenLine (schema revision 9999; this version knows up to {migrate.head()}): upgrade "
+        "OpenLine, or restore a backup taken with this version"
+    )
+    assert tree(home) == before
+
+
+def test_serve_still_brings_an_older_station_up_to_date(tmp_path: Path) -> None:
+    s = StationProcess.create(tmp_path, "stuttgart")
+    db = Database(f"sqlite:///{s.home / 'openline.db'}", pool=False)
+    try:
+        cfg = migrate._config()
+        with db.write() as conn:
+            cfg.attributes["connection"] = conn
+            alembic.downgrade(cfg, "0013")
+        assert migrate.current(db) == "0013"
+        s.start()
+        try:
+            assert s.cli_json("lines") == []
+        finally:
+            s.stop()
+        assert migrate.current(db) == migrate.head()
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("OPENLINE_LOG_LEVEL", "verbose", "must be one of debug, info, warning, error, got 'verbose'"),
+        ("OPENLINE_LOG_LEVEL", "", "must be one of debug, info, warning, error, got ''"),
+        ("OPENLINE_WEBHOOK_SECRET", "foo", "a webhook secret starts with 'whsec_'"),
+        ("OPENLINE_WEBHOOK_SECRET", "whsec_foo", "a webhook secret is 'whsec_' followed by base64"),
+        ("OPENLINE_WEBHOOK_SECRET", "whsec_J3V6MA==", "a webhook secret needs at least 24 bytes, got 4"),
+    ],
+)
+def test_a_bad_log_level_or_webhook_secret_is_refused_before_anything_starts(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    # They were tracebacks from `serve`, after it had taken its port and migrated (and a
+    # secret without webhook_urls was not looked at until someone added one).
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", f"http://127.0.0.1:{free_port()}")
+    before = tree(home)
+    key = variable.removeprefix("OPENLINE_").lower()
+    for command in ("serve", "card"):
+        r = run_cli(command, home=home, env={variable: value})
+        assert r.returncode == 1, r.stderr
+        assert _one_line(r) == (
+            f"error (invalid_input): settings in {home / 'settings.toml'} are not valid: "
+            f"{key} (from {variable}): {says}"
+        )
+        assert "Application startup" not in r.stderr + r.stdout
+    assert tree(home) == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_init_where_the_system_refuses_to_write_is_one_clear_error(tmp_path: Path, kind: str) -> None:
+    prefix, place = unwritable(kind, tmp_path)
+    before = tree(tmp_path)
+    homes = [place / "stations" / "stuttgart"]
+    if kind != "under_a_file":
+        homes.append(place)  # an empty directory, there already
+    for home in homes:
+        args = ["--home", str(home), "--name", "stuttgart", "--url", "http://127.0.0.1:9"]
+        r = run_cli("init", *args, prefix=prefix)
+        assert r.returncode == 1, r.stderr
+        line = _one_line(r)
+        refusal = f"error (cannot_write): cannot create the station home {home}: {REASONS[kind]}"
+        assert line.startswith(refusal), line
+        assert line.endswith("; nothing was changed")
+    assert tree(tmp_path) == before
+    assert not (place / "stations").exists()
+    if place.is_dir():
+        assert list(place.iterdir()) == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
+from openline.adapters.notify import WebhookChannel
 from openline.errors import HomeError, InvalidInput
 from openline.services.setup import init_home
 from openline.settings import SETTINGS_FILE, load
@@ -63,3 +65,45 @@ def test_bad_settings_name_the_key_and_value(home: Path, monkeypatch: pytest.Mon
 def test_a_missing_home_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(HomeError, match="openline init"):
         load(tmp_path / "nothing")
+
+
+def test_log_level_is_one_of_four_in_any_case(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENLINE_LOG_LEVEL", "WARNING")
+    assert load(home).log_level == "warning"  # as uvicorn and the logging module both take it
+    for bad in ("verbose", "", "trace"):
+        monkeypatch.setenv("OPENLINE_LOG_LEVEL", bad)
+        with pytest.raises(
+            InvalidInput,
+            match=rf"log_level \(from OPENLINE_LOG_LEVEL\): must be one of debug, info, warning, error, "
+            rf"got '{bad}'$",
+        ):
+            load(home)
+    monkeypatch.delenv("OPENLINE_LOG_LEVEL")
+    (home / SETTINGS_FILE).write_text((home / SETTINGS_FILE).read_text() + 'log_level = "loud"\n')
+    with pytest.raises(InvalidInput, match=r"not valid: log_level: must be one of .*, got 'loud'$"):
+        load(home)
+
+
+def test_a_webhook_secret_is_checked_when_the_settings_load(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENLINE_WEBHOOK_URLS", raising=False)
+    good = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    monkeypatch.setenv("OPENLINE_WEBHOOK_SECRET", good)
+    assert load(home).webhook_secret == good
+    # Each refused as the webhook channel would refuse it, without webhook_urls yet, the
+    # secret itself never quoted.
+    for bad, says in [
+        ("", "starts with 'whsec_'"),
+        ("foo", "starts with 'whsec_'"),
+        ("whsec_foo", "is 'whsec_' followed by base64"),
+        ("whsec_J3V6MA==", "needs at least 24 bytes, got 4"),
+    ]:
+        monkeypatch.setenv("OPENLINE_WEBHOOK_SECRET", bad)
+        with pytest.raises(
+            InvalidInput, match=rf"webhook_secret \(from OPENLINE_WEBHOOK_SECRET\): .*{says}$"
+        ) as e:
+            load(home)
+        assert "J3V6MA" not in str(e.value)
+        with pytest.raises(ValueError, match=says):
+            WebhookChannel(bad)

@@ -10,7 +10,9 @@
     ├── EnvelopeRefused           an inbound envelope failed a wire check (400)
     ├── PeerUnreachable           the peer station did not answer (502)
     ├── DatabaseUnavailable       the station's own database is out of reach (503)
-    └── HomeError                 the station home is missing, exists already, or is damaged
+    └── HomeError                 the station home is missing, exists already, is damaged or
+                                  cannot be written; its database holds no station, or one
+                                  written by a newer OpenLine
 
 Every error carries a `Code` (the wire error code, stable across versions) and a
 message that says what was expected and what was found. The HTTP layer turns any of
@@ -51,6 +53,8 @@ class Code(StrEnum):
     # Station home.
     HOME_EXISTS = "home_exists"
     HOME_MISSING = "home_missing"
+    DATABASE_TOO_NEW = "database_too_new"
+    CANNOT_WRITE = "cannot_write"
     STATION_NOT_RUNNING = "station_not_running"
     CANNOT_LISTEN = "cannot_listen"
     DATABASE_UNAVAILABLE = "database_unavailable"
@@ -173,3 +177,13 @@ class HomeError(OpenLineError):
     code = Code.HOME_MISSING
     status = 500
     title = "Station home problem"
+
+
+def cannot_write(doing: str, path: object, exc: OSError) -> HomeError:
+    """The operating system's refusal (`NotADirectoryError`, `PermissionError`, a read-only
+    or full file system) when we tried to `doing` ("create the station home", "back up
+    to") `path`, as one line: the path, the file refused if another, and the system's own
+    reason. The caller has removed whatever it had made."""
+    reason = exc.strerror or str(exc)
+    other = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return HomeError(f"cannot {doing} {path}: {reason}{other}; nothing was changed", code=Code.CANNOT_WRITE)

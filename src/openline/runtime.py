@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from openline.adapters.db import Checkpointer, Database
 from openline.adapters.home import load_keys
+from openline.adapters.migrate import open_station
 from openline.adapters.notify import Channel, SmtpChannel, WebhookChannel
 from openline.adapters.transport import HttpTransport, Transport
 from openline.core.card import make_card
@@ -19,12 +20,14 @@ from openline.settings import Settings
 
 
 def build_station(settings: Settings, *, clock: Clock | None = None, db: Database | None = None) -> Station:
+    """The station of `settings`, over `db` or else its own database, which must hold the
+    station (`open_station`)."""
     keys = load_keys(settings.home)
     return Station(
         name=settings.name,
         keys=keys,
         card=make_card(keys, settings.name, [settings.url], settings.languages),
-        db=db or Database(settings.effective_database_url),
+        db=db or open_station(settings.effective_database_url),
         clock=clock or SystemClock(),
         answer_deadline_s=settings.answer_deadline_s,
         line_down_after_s=settings.line_down_after_s,

@@ -23,8 +23,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from openline.adapters.db import Database
-from openline.adapters.migrate import upgrade
+from openline.adapters.migrate import open_station, upgrade
 from openline.api.app import create_app
 from openline.core.encoding import digits
 from openline.errors import Code, InvalidInput, OpenLineError
@@ -113,8 +112,9 @@ def bind(host: str, port: int) -> list[socket.socket]:
 
 
 def build(settings: Settings) -> FastAPI:
-    """The station's app over its migrated database, as `run` serves it."""
-    db = Database(settings.effective_database_url, background_checkpoints=True)
+    """The station's app over its migrated database, as `run` serves it. Only `openline
+    init` makes a station: a database that holds none is refused, never made one here."""
+    db = open_station(settings.effective_database_url, background_checkpoints=True)
     upgrade(db)
     station = build_station(settings, db=db)
     return create_app(station, max_request_bytes=settings.max_request_bytes, channels=channels_from(settings))

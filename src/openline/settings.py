@@ -22,11 +22,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from openline.adapters.notify import webhook_signer
 from openline.core.card import validate_name, validate_url
 from openline.errors import EnvelopeRefused, HomeError, InvalidInput
 
 SETTINGS_FILE = "settings.toml"
 DATABASE_FILE = "openline.db"  # the SQLite database, when no database_url is set
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class Settings(BaseSettings):
@@ -65,6 +67,20 @@ class Settings(BaseSettings):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Europe/Berlin") from None
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        if v.lower() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {v!r}")
+        return v.lower()
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: str | None) -> str | None:
+        if v is not None:  # checked even before any webhook_urls use it
+            webhook_signer(v)
         return v
 
     @field_validator("webhook_urls")
@@ -129,16 +145,27 @@ def load(home: Path) -> Settings:
             f"no station home at {home} (missing {SETTINGS_FILE}); "
             "create one with `openline init --name NAME --url URL`"
         )
+    environment: dict[str, Any] = {}
     try:
         values: dict[str, Any] = TomlConfigSettingsSource(Settings, toml_file=path)()
-        values.update(EnvSettingsSource(Settings)())  # OPENLINE_* variables win over the file
+        environment = EnvSettingsSource(Settings)()
+        values.update(environment)  # OPENLINE_* variables win over the file
         values.pop("home", None)  # the home is where we read from, never a setting
         return Settings(home=home, **values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e["loc"], e["msg"], environment) for e in exc.errors())
         raise InvalidInput(f"settings in {path} are not valid: {problems}") from None
     except ValueError as exc:
         raise InvalidInput(f"settings in {path} are not valid TOML: {exc}") from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str, environment: dict[str, Any]) -> str:
+    """One setting's problem, naming the key (and the variable, when one set it)."""
+    key = ".".join(map(str, loc))
+    if loc and loc[0] in environment:
+        key += f" (from OPENLINE_{str(loc[0]).upper()})"
+    message = message.removeprefix("Value error, ")
+    return f"{key}: {message}" if key else message  # a rule across keys names them itself
 
 
 def render_toml(values: dict[str, Any]) -> str:

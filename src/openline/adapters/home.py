@@ -28,6 +28,18 @@ def write_secret(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def made_by_mkdir(path: Path) -> Path | None:
+    """The outermost of `path` and its parents that does not exist yet: what
+    `path.mkdir(parents=True)` would make, and so what to remove to leave nothing behind.
+    None when `path` exists."""
+    outermost = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        outermost = p
+    return outermost
+
+
 def write_keys(home: Path, keys: StationKeys) -> None:
     write_secret(home / SIGNING_KEY, private_pem(keys.signing))
     write_secret(home / ENCRYPTION_KEY, private_pem(keys.encryption))

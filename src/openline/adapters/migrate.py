@@ -1,18 +1,28 @@
-"""Bring a station database to the latest Alembic migration."""
+"""Bring a station database to the latest Alembic migration.
+
+`upgrade` makes the schema from nothing too, which only `openline init` may do.
+Everything else opens an existing station's database with `open_station`: a database
+that holds no station (an SQLite file that is not there, a PostgreSQL URL that names an
+empty database) or one written by a newer OpenLine is refused, and left as it was.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from openline.adapters.db import Database
-from openline.errors import Code, DatabaseUnavailable, OpenLineError
+from openline.errors import Code, DatabaseUnavailable, HomeError, OpenLineError
 
 _DIR = Path(__file__).parent / "migrations"
 
@@ -23,18 +33,89 @@ def _config() -> Config:
     return cfg
 
 
-def upgrade(db: Database, revision: str = "head") -> None:
-    cfg = _config()
+def _shown(db: Database) -> str:
+    return make_url(db.url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def _opening(db: Database) -> Iterator[None]:
+    """A database that cannot be reached or read at start is one clear error."""
     try:
-        with db.write() as conn:  # one transaction: a failed migration leaves nothing
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        yield
     except (SQLAlchemyError, DatabaseUnavailable) as exc:
-        where = make_url(db.url).render_as_string(hide_password=True)
         reason = exc.reason if isinstance(exc, DatabaseUnavailable) else getattr(exc, "orig", None) or exc
         raise OpenLineError(
-            f"cannot open the database at {where}: {reason}", code=Code.DATABASE_UNAVAILABLE
+            f"cannot open the database at {_shown(db)}: {reason}", code=Code.DATABASE_UNAVAILABLE
         ) from None
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    cfg = _config()
+    with _opening(db), db.write() as conn:  # one transaction: a failed migration leaves nothing
+        _refuse_newer(db, conn)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def open_station(url: str, *, background_checkpoints: bool = False) -> Database:
+    """The database of an existing station at `url`, refused with `HomeError` when it
+    holds no station (nothing is created: not even an SQLite file) or was written by a
+    newer OpenLine. An older one is accepted: `openline serve` upgrades it."""
+    db = Database(url, background_checkpoints=background_checkpoints)
+    try:
+        if db.is_sqlite:
+            _refuse_missing_file(db)  # before connecting, which would create the file
+        with _opening(db), db.read() as conn:
+            if not MigrationContext.configure(conn).get_current_heads():
+                raise HomeError(
+                    f"the database at {_shown(db)} holds no OpenLine station (it has no OpenLine "
+                    "schema): is the URL mistyped, or does it name another database? Correct "
+                    "database_url (or OPENLINE_DATABASE_URL); only `openline init` makes a new station"
+                )
+            _refuse_newer(db, conn)
+    except BaseException:
+        db.dispose()
+        raise
+    return db
+
+
+def _refuse_missing_file(db: Database) -> None:
+    name = make_url(db.url).database
+    try:
+        size = Path(name).stat().st_size if name and name != ":memory:" else None
+    except FileNotFoundError:
+        size = None
+    except OSError as exc:
+        raise OpenLineError(
+            f"cannot open the database at {_shown(db)}: {exc.strerror}", code=Code.DATABASE_UNAVAILABLE
+        ) from None
+    if not size:
+        found = "the file does not exist" if size is None else "the file is empty"
+        raise HomeError(
+            f"the database at {_shown(db)} holds no OpenLine station ({found}): was the file moved "
+            "or deleted, or is its volume not mounted? Put it back, or point database_url at it; "
+            "only `openline init` makes a new station"
+        )
+
+
+def _refuse_newer(db: Database, conn: Connection) -> None:
+    """A revision this version does not know: a newer OpenLine migrated the database."""
+    known, latest = _revisions()
+    unknown = [r for r in MigrationContext.configure(conn).get_current_heads() if r not in known]
+    if unknown:
+        raise HomeError(
+            f"the database at {_shown(db)} was written by a newer OpenLine (schema revision "
+            f"{', '.join(unknown)}; this version knows up to {latest}): upgrade OpenLine, or "
+            "restore a backup taken with this version",
+            code=Code.DATABASE_TOO_NEW,
+        )
+
+
+@cache
+def _revisions() -> tuple[frozenset[str], str | None]:
+    """Every revision this version has, and its latest (reading the scripts takes ~15 ms)."""
+    script = ScriptDirectory.from_config(_config())
+    return frozenset(s.revision for s in script.walk_revisions()), script.get_current_head()
 
 
 def current(db: Database) -> str | None:

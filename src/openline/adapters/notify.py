@@ -82,8 +82,7 @@ class WebhookChannel:
     name = "webhook"
 
     def __init__(self, secret: str, *, timeout: float = 5.0, client: httpx.Client | None = None) -> None:
-        _check_secret(secret)
-        self._webhook = Webhook(secret)
+        self._webhook = webhook_signer(secret)
         self._timeout = timeout
         self._owns_client = client is None
         # trust_env=False as in adapters.transport: the station's egress is its own settings.
@@ -220,6 +219,13 @@ def _event(n: Notification) -> dict[str, Any]:
             "recipient": n.recipient,
         },
     }
+
+
+def webhook_signer(secret: str) -> Webhook:
+    """The Standard Webhooks signer for `secret`, or `ValueError` saying what is wrong with
+    it (never quoting it): the settings check `webhook_secret` with this when they load."""
+    _check_secret(secret)
+    return Webhook(secret)
 
 
 def _check_secret(secret: str) -> None:

@@ -14,6 +14,7 @@ and the database is left to PostgreSQL's own tools (pg_dump).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 from openline.adapters import home as homefiles
 from openline.adapters.db import sqlite_backup
-from openline.errors import Code, DatabaseUnavailable, HomeError, InvalidInput
-from openline.settings import DATABASE_FILE, SETTINGS_FILE, load
+from openline.errors import Code, DatabaseUnavailable, HomeError, InvalidInput, cannot_write
+from openline.settings import DATABASE_FILE, SETTINGS_FILE, Settings, load
 
 # What a home holds besides its database; the ledger and cosigning keys of a home made
 # before they existed are made on first use, so a home may lack them.
@@ -47,8 +48,20 @@ def backup(home: Path, destination: Path) -> BackupResult:
     settings = load(home)
     home = settings.home.absolute()
     destination = destination.expanduser().absolute()
-    if destination == home or home in destination.parents:
-        raise InvalidInput(f"{destination} is inside the station home {home}: back it up somewhere else")
+    try:
+        return _backup(settings, home, destination)
+    except OSError as exc:  # a parent that is a file, no permission, a read-only file system
+        raise cannot_write("back up to", destination, exc) from None
+
+
+def _backup(settings: Settings, home: Path, destination: Path) -> BackupResult:
+    # Resolved: through a symlink to the home (as DEST or as --home), DEST is still inside it.
+    real, real_home = destination.resolve(), home.resolve()
+    if real.is_relative_to(real_home):
+        through = f" (through a symbolic link: it is {real})" if real != destination else ""
+        raise InvalidInput(
+            f"{destination} is inside the station home {home}{through}: back it up somewhere else"
+        )
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise HomeError(
             f"{destination} exists and is not an empty directory; nothing was changed. "
@@ -58,13 +71,17 @@ def backup(home: Path, destination: Path) -> BackupResult:
     missing = [name for name in REQUIRED if not (home / name).is_file()]
     if missing:
         raise HomeError(f"the station home {home} lacks {', '.join(missing)}: nothing to back up from")
-    created = not destination.exists()
-    destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files = [name for name in (*REQUIRED, *OPTIONAL) if (home / name).is_file()]
+    try:
+        contents = {name: (home / name).read_bytes() for name in files}
+    except OSError as exc:
+        raise HomeError(f"cannot read the station home {home}: {exc.strerror} ({exc.filename})") from None
+    made = homefiles.made_by_mkdir(destination)
     written: list[Path] = []
     try:
-        files = [name for name in (*REQUIRED, *OPTIONAL) if (home / name).is_file()]
+        destination.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name in files:
-            homefiles.write_secret(destination / name, (home / name).read_bytes())
+            homefiles.write_secret(destination / name, contents[name])
             written.append(destination / name)
         if settings.database_url:
             return BackupResult(settings.name, destination, tuple(files), None, _shown(settings.database_url))
@@ -81,8 +98,8 @@ def backup(home: Path, destination: Path) -> BackupResult:
             ) from None
         return BackupResult(settings.name, destination, (*files, DATABASE_FILE), size, None)
     except BaseException:
-        if created:
-            shutil.rmtree(destination, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         else:
             for path in written:
                 for leftover in (
@@ -90,7 +107,8 @@ def backup(home: Path, destination: Path) -> BackupResult:
                     path.with_name(path.name + "-wal"),
                     path.with_name(path.name + "-shm"),
                 ):
-                    leftover.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):  # the first error is the one to report
+                        leftover.unlink(missing_ok=True)
         raise
 
 

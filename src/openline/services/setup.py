@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from openline.adapters.schema import users
 from openline.core.card import validate_languages, validate_name, validate_url
 from openline.core.clock import Clock, SystemClock
 from openline.core.keys import StationKeys
-from openline.errors import Code, EnvelopeRefused, HomeError, InvalidInput
+from openline.errors import Code, EnvelopeRefused, HomeError, InvalidInput, cannot_write
 from openline.services import accounts
 from openline.settings import DATABASE_FILE, SETTINGS_FILE, render_toml
 
@@ -49,6 +50,15 @@ def init_home(
     if database_url:
         database_url = normalise_url(database_url)
     home = home.expanduser().absolute()
+    try:
+        return _init_in(home, name, url, database_url, languages or ["en"], clock or SystemClock())
+    except OSError as exc:  # a parent that is a file, no permission, a read-only file system
+        raise cannot_write("create the station home", home, exc) from None
+
+
+def _init_in(
+    home: Path, name: str, url: str, database_url: str | None, languages: list[str], clock: Clock
+) -> InitResult:
     if home.exists() and not home.is_dir():
         raise HomeError(f"{home} is a file, not a directory; nothing was changed", code=Code.HOME_EXISTS)
     ours = [
@@ -58,6 +68,8 @@ def init_home(
             homefiles.SIGNING_KEY,
             homefiles.ENCRYPTION_KEY,
             homefiles.TOKEN_FILE,
+            homefiles.LEDGER_KEY,
+            homefiles.COSIGN_KEY,
             DATABASE_FILE,
         )
     ]
@@ -67,16 +79,17 @@ def init_home(
             f"station and remove it (rm -r {home}), or pass another --home.",
             code=Code.HOME_EXISTS,
         )
-    created = not home.exists()
+    made = homefiles.made_by_mkdir(home)
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return _create(home, name, url, database_url, languages or ["en"], clock or SystemClock())
+        return _create(home, name, url, database_url, languages, clock)
     except BaseException:
-        if created:
-            shutil.rmtree(home, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         else:
             for p in [*ours, home / f"{DATABASE_FILE}-wal", home / f"{DATABASE_FILE}-shm"]:
-                p.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # the first error is the one to report
+                    p.unlink(missing_ok=True)
         raise
 
 
