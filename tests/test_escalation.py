@@ -358,6 +358,37 @@ def test_a_roster_gap_in_the_next_24_hours_raises_one_alert(
     assert alert["detail"]["from"] == shift_end
 
 
+def test_a_roster_gap_filled_then_opened_again_after_its_alert_was_acknowledged_alarms_again(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Alerts were one per kind and subject for good: acknowledge a gap's alert, fill the
+    gap, then take the fix away, and the same gap was back with nobody told."""
+    _, b = floor
+    assert rosters.check_roster_gaps(b.station) == 1
+    (alert,) = b.api.get("/api/v1/alerts").json()
+    assert b.api.post(f"/api/v1/alerts/{alert['id']}/acknowledge").status_code == 200
+    assert rosters.check_roster_gaps(b.station) == 0  # seen: not raised again while it lasts
+    now = clock.now()
+    r = b.api.post(
+        "/api/v1/overrides",
+        json={"user": "senior", "start": rfc3339(now), "end": rfc3339(now + 48 * 3600 * MICROS)},
+    )
+    assert r.status_code == 201, r.text
+    assert rosters.check_roster_gaps(b.station) == 0
+    (filled,) = b.api.get("/api/v1/alerts").json()
+    assert filled["detail"]["over"]["why"] == "the gap is filled or over"
+    assert filled["acknowledged_at"] is not None
+    assert b.api.delete(f"/api/v1/overrides/{r.json()['id']}").status_code == 204
+    clock.advance(60)
+    assert rosters.check_roster_gaps(b.station) == 1  # the same gap, open again
+    (again,) = b.api.get("/api/v1/alerts").json()
+    assert again["id"] == alert["id"]
+    assert (again["acknowledged_at"], again["acknowledged_by"]) == (None, None)
+    assert again["paging"] is not None
+    assert "over" not in again["detail"]
+    assert rosters.check_roster_gaps(b.station) == 0
+
+
 def test_roster_input_is_checked_and_bad_input_changes_nothing(floor: tuple[Node, Node]) -> None:
     _, b = floor
     before = b.snapshot()

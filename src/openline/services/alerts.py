@@ -66,27 +66,34 @@ def raise_alert(
 
     A new alert pages from `start` at `first_page_at` (at once by default) along
     `policy`; without one, it follows the escalation policy of the line to the peer its
-    detail names, or the built-in one, copied when it first pages."""
+    detail names, or the built-in one, copied when it first pages.
+
+    One that exists is raised again only if it was acknowledged after its condition was
+    over (`condition_over`): the condition is back (a roster gap that was filled and
+    reopened), and it is open and pages as if new."""
     exists = tx.conn.execute(
-        select(alerts.c.id).where(alerts.c.kind == kind, alerts.c.subject == subject)
+        select(alerts.c.id, alerts.c.acknowledged_at, alerts.c.detail).where(
+            alerts.c.kind == kind, alerts.c.subject == subject
+        )
     ).first()
-    if exists:
+    if exists and (exists.acknowledged_at is None or "over" not in json.loads(exists.detail)):
         return False
     paged = kind not in UNPAGED
-    tx.conn.execute(
-        insert(alerts).values(
-            kind=kind,
-            subject=subject,
-            detail=json.dumps(detail, sort_keys=True),
-            raised_at=tx.now,
-            escalation=policy.dumps() if paged and policy is not None else None,
-            escalation_step=start.step if paged else None,
-            escalation_round=start.round if paged else None,
-            next_escalation_at=(tx.now if first_page_at is None else first_page_at) if paged else None,
-        )
-    )
+    values = {
+        "detail": json.dumps(detail, sort_keys=True),
+        "raised_at": tx.now,
+        "escalation": policy.dumps() if paged and policy is not None else None,
+        "escalation_step": start.step if paged else None,
+        "escalation_round": start.round if paged else None,
+        "next_escalation_at": (tx.now if first_page_at is None else first_page_at) if paged else None,
+    }
+    if exists:
+        again = {"acknowledged_at": None, "acknowledged_by": None}
+        tx.conn.execute(update(alerts).where(alerts.c.id == exists.id).values(**values, **again))
+    else:
+        tx.conn.execute(insert(alerts).values(kind=kind, subject=subject, **values))
     tx.touched.add("alerts")
-    log.warning("alert raised", kind=kind, subject=subject, **detail)
+    log.warning("alert raised again" if exists else "alert raised", kind=kind, subject=subject, **detail)
     return True
 
 
@@ -153,15 +160,17 @@ def open_about(conn: Connection, kind: str, subject_prefix: str) -> bool:
 
 
 def condition_over(tx: Tx, kind: str, subjects: Sequence[str], why: str) -> int:
-    """What these open alerts are about has ended (the notice was answered after its
-    deadline; a conflicting notice was withdrawn): they page nobody any more, and their
-    detail says when and why (`over`). Each stays open until somebody acknowledges it, as
-    every alert does: that it happened is still for the watch to see. Returns how many."""
+    """What these alerts are about has ended (the notice was answered after its deadline;
+    a conflicting notice was withdrawn; a roster gap was filled): they page nobody any
+    more, and their detail says when and why (`over`). An open one stays open until
+    somebody acknowledges it, as every alert does: that it happened is still for the watch
+    to see. Once acknowledged, the same condition coming back raises it again
+    (`raise_alert`). Returns how many."""
     if not subjects:
         return 0
     rows = tx.conn.execute(
         select(alerts.c.id, alerts.c.detail).where(
-            _OPEN, alerts.c.kind == kind, alerts.c.subject.in_(list(subjects))
+            alerts.c.kind == kind, alerts.c.subject.in_(list(subjects))
         )
     ).all()
     ended = 0

@@ -4,6 +4,7 @@ a calendar. Every change is recorded in the audit trail."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Table, insert, select
 
+from openline.adapters.schema import alerts as alerts_table
 from openline.adapters.schema import roster_overrides, shifts, users
 from openline.core import roster
 from openline.core.clock import parse_rfc3339, rfc3339
@@ -87,16 +89,30 @@ def check_roster_gaps(station: Station) -> int:
     since = (now - timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
     with station.db.read() as conn:
         shift_list, override_list = load_roster(conn)
+        known = conn.execute(
+            select(alerts_table.c.subject, alerts_table.c.detail).where(
+                alerts_table.c.kind == "roster_gap", alerts_table.c.subject >= _subject(since)
+            )
+        ).all()
     holes = [h for h in roster.gaps(shift_list, override_list, since, now + GAP_HORIZON) if h[1] > now]
-    if not holes:
+    current = {_subject(start): (start, end) for start, end in holes}
+    # A gap alarmed before that is gone (filled, or over): its alert stops paging, and is
+    # raised again if the gap opens again after someone acknowledged it.
+    gone = sorted(r.subject for r in known if r.subject not in current and "over" not in json.loads(r.detail))
+    if not current and not gone:
         return 0
     raised = 0
     with station.tx() as tx:
-        for start, end in holes:
-            subject = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        alerts.condition_over(tx, "roster_gap", gone, "the gap is filled or over")
+        for subject, (start, end) in current.items():
             detail = {"from": rfc3339(micros(start)), "until": rfc3339(micros(end))}
             raised += alerts.raise_alert(tx, "roster_gap", subject, detail)
     return raised
+
+
+def _subject(at: datetime) -> str:
+    """A roster gap alert's subject: where the gap begins."""
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _invalid(exc: roster.RosterError) -> InvalidInput:
