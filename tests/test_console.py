@@ -115,6 +115,25 @@ def test_many_names_failing_from_one_address_are_slowed_down_too(nodes: tuple[No
     assert r.headers["retry-after"] == "1"
 
 
+def test_an_addresss_count_starts_again_after_a_quiet_spell(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """A shared watch-floor terminal: typos hours apart, under several names, added up for
+    good, until one slip locked everyone out for minutes, while a call rang."""
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    for i in range(3 * sessions.IP_FREE_FAILURES):  # a slip every half hour, all night
+        clock.advance(1800)
+        assert log_in(c, f"typo{i}", "wrong password!!").status_code == 401
+    assert log_in(c, "duty").status_code == 303  # at once, after one more slip
+    # Failures in a row still add up: the address's doubling starts after its free ones.
+    clock.advance(sessions.IP_QUIET_S)
+    for i in range(sessions.IP_FREE_FAILURES + 1):
+        assert log_in(c, f"guess{i}", "wrong password!!").status_code == 401
+    assert log_in(c, "duty").status_code == 429
+
+
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     add_user(b, "duty", Role.WATCH_OFFICER)

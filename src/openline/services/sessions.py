@@ -11,8 +11,11 @@ Throttling counts failures per user name and per client address. After the n-th 
 in a row for a name, its next attempt is refused until 2^(n-1) seconds have passed
 (capped at `MAX_DELAY_S`); a success clears the name's count. An address gets
 `IP_FREE_FAILURES` failures before the same doubling starts, and a success does not
-clear it (one good account must not reset the count of someone trying many others). A
-refused attempt does not even check the password: it costs an attacker time, not us CPU.
+clear it (one good account must not reset the count of someone trying many others); it
+starts again after `IP_QUIET_S` without a failure from that address, so that a shared
+watch-floor terminal's typos, hours apart, do not add up until one colleague's slip
+locks everyone out for minutes while a call rings. A refused attempt does not even check
+the password: it costs an attacker time, not us CPU.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from openline.services.station import Station
 SESSION_HOURS = 12
 MAX_DELAY_S = 300
 IP_FREE_FAILURES = 5
+IP_QUIET_S = 900  # an address's count starts again after this long without a failure
 TOTP_ISSUER = "OpenLine"
 
 
@@ -72,8 +76,10 @@ def _delay_s(key: str, failures: int) -> int:
 
 def _record_failure(conn: Connection, keys: list[str], now: int) -> None:
     for key in keys:
-        row = conn.execute(select(login_throttle.c.failures).where(login_throttle.c.key == key)).first()
-        failures = 1 if row is None else int(row.failures) + 1
+        query = select(login_throttle.c.failures, login_throttle.c.next_allowed_at)
+        row = conn.execute(query.where(login_throttle.c.key == key)).first()
+        quiet = row is not None and key.startswith("ip:") and now >= row.next_allowed_at + IP_QUIET_S * MICROS
+        failures = 1 if row is None or quiet else int(row.failures) + 1
         delay = _delay_s(key, failures) * MICROS
         if row is None:
             conn.execute(
