@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from pyproj import Geod
 from sqlalchemy import select
 
-from openline.adapters.home import read_token
 from openline.adapters.schema import ledger_pending
 from openline.core.clock import rfc3339
 from tests.inproc import Node
@@ -144,8 +143,9 @@ def cli(node: Node, monkeypatch: Any, *args: str) -> Any:
     class InProcess(StationClient):
         def __init__(self, home: Path, *, timeout: float = 30.0) -> None:
             super().__init__(home, timeout=timeout)
+            auth = self._client.headers["Authorization"]  # the token the CLI chose to act with
             self._client.close()
-            self._client = TestClient(node.app, headers={"Authorization": f"Bearer {read_token(home)}"})
+            self._client = TestClient(node.app, headers={"Authorization": auth})
 
     monkeypatch.setattr(main, "StationClient", InProcess)
     return CliRunner().invoke(main.app, [*args, "--home", str(node.home)])

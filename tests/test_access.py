@@ -39,6 +39,9 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/users/{name}/reset-password"): ADMIN,
     ("GET", "/api/v1/audit"): frozenset({Role.ADMINISTRATOR, Role.AUDITOR}),
     ("POST", "/api/v1/users/{name}/totp"): ADMIN,
+    ("GET", "/api/v1/users/{name}/tokens"): ADMIN,
+    ("POST", "/api/v1/users/{name}/tokens"): ADMIN,
+    ("DELETE", "/api/v1/users/{name}/tokens/{token_id}"): ADMIN,
     ("POST", "/api/v1/handovers"): WORKERS,
     ("GET", "/api/v1/handovers"): ALL,
     ("POST", "/api/v1/handovers/{handover_id}/acknowledge"): WORKERS,
@@ -106,6 +109,7 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         shift_id=1,
         override_id=1,
         handover_id=1,
+        token_id=1,
         notice_id="no-such-notice",
     )
     body: dict[str, Any] | None = None
@@ -117,6 +121,8 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         body = {"text": "matrix"}
     elif path == "/api/v1/users":
         body = {"name": "someone-new", "role": "auditor"}
+    elif path == "/api/v1/users/{name}/tokens" and method == "POST":
+        body = {"label": "matrix"}
     elif path.endswith("/terms") and method == "PUT":
         body = {"margin_minutes": 5}
     elif path.endswith("/policy") and method == "PUT":

@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openline.core.keys import StationKeys, load_encryption_pem, load_signing_pem, private_pem
-from openline.errors import HomeError
+from openline.errors import HomeError, InvalidInput
 
 _TOKEN_RE = re.compile(rb"[A-Za-z0-9_-]{1,200}")
 
@@ -70,15 +70,45 @@ def load_keys(home: Path) -> StationKeys:
 
 
 def read_token(home: Path) -> str:
+    """The home's API token: the administrator's, written by `openline init`."""
     try:
-        token = (home / TOKEN_FILE).read_bytes().strip()
+        token = token_in((home / TOKEN_FILE).read_bytes())
     except FileNotFoundError:
         raise HomeError(f"station home {home} has no {TOKEN_FILE} file") from None
-    # A token is URL-safe text (olt_ and base64url); anything else is a damaged file, not a
-    # header to send (a control character in it would be refused by the HTTP client).
-    if not token or not _TOKEN_RE.fullmatch(token):
+    except OSError as exc:
+        raise HomeError(
+            f"station home {home}: cannot read its {TOKEN_FILE} file: {exc.strerror or exc}"
+        ) from None
+    if token is None:
         raise HomeError(
             f"station home {home}: its {TOKEN_FILE} file is damaged (not an API token); "
             "restore it from the backup of the home (docs/operations.md)"
         )
+    return token
+
+
+def read_token_file(path: Path) -> str:
+    """A user's API token from the file `openline user token add` wrote, or `InvalidInput`
+    naming the file: missing, unreadable, or holding something else."""
+    try:
+        token = token_in(path.read_bytes())
+    except FileNotFoundError:
+        raise InvalidInput(f"the token file {path} does not exist") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+    if token is None:
+        raise InvalidInput(
+            f"the token file {path} holds no API token "
+            "(one line, olt_…, as `openline user token add` writes it)"
+        )
+    return token
+
+
+def token_in(data: bytes) -> str | None:
+    """The API token a token file holds, or None when it holds none."""
+    token = data.strip()
+    # A token is URL-safe text (olt_ and base64url); anything else is a damaged file, not a
+    # header to send (a control character in it would be refused by the HTTP client).
+    if not token or not _TOKEN_RE.fullmatch(token):
+        return None
     return token.decode("ascii")

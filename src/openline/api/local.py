@@ -77,6 +77,14 @@ class ResetPassword(Strict):
     )
 
 
+class AddToken(Strict):
+    label: str = Field(
+        min_length=1,
+        max_length=accounts.MAX_LABEL,
+        description="Tells the user's tokens apart (printable, unique per user): 'laptop'.",
+    )
+
+
 class AddShift(Strict):
     user: str = Field(min_length=1, max_length=64)
     start_local: str = Field(min_length=1, max_length=32, description="Wall time in tz: 2026-11-27T06:00")
@@ -285,6 +293,33 @@ def reset_password(
 def enroll_totp(station: StationDep, who: PrincipalDep, name: str) -> dict[str, Any]:
     who.require(Permission.MANAGE_USERS)
     return {"name": name, "otpauth_uri": sessions.enroll_totp(station, who.name, name)}
+
+
+@router.get("/users/{name}/tokens")
+def get_tokens(station: StationDep, who: PrincipalDep, name: str) -> list[dict[str, Any]]:
+    """The user's API tokens, oldest first: `id`, `user`, `label`, `created_at`; never
+    the token, which the station keeps only as a hash."""
+    who.require(Permission.MANAGE_USERS)
+    with station.db.read() as conn:
+        return accounts.list_tokens(conn, name)
+
+
+@router.post("/users/{name}/tokens", status_code=201)
+def add_token(station: StationDep, who: PrincipalDep, name: str, req: AddToken) -> dict[str, Any]:
+    """Issue an API token for the user. The answer holds it (`token`), once: the station
+    keeps only its hash."""
+    who.require(Permission.MANAGE_USERS)
+    with station.tx() as tx:
+        return accounts.add_token(tx.conn, tx.now, who.name, name, req.label)
+
+
+@router.delete("/users/{name}/tokens/{token_id}")
+def revoke_token(station: StationDep, who: PrincipalDep, name: str, token_id: RowId) -> dict[str, Any]:
+    """Revoke one of the user's API tokens: it stops working at once. The answer is the
+    token's record."""
+    who.require(Permission.MANAGE_USERS)
+    with station.tx() as tx:
+        return accounts.revoke_token(tx.conn, tx.now, who.name, name, token_id)
 
 
 @router.get("/audit")

@@ -1,15 +1,17 @@
-"""The CLI's client for its own station's local API, authenticated by the home's token."""
+"""The CLI's client for its own station's local API, authenticated by the home's token, or
+by a user's own token in the file OPENLINE_TOKEN_FILE names."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from openline.adapters.home import read_token
-from openline.errors import Code, OpenLineError
+from openline.adapters.home import read_token, read_token_file
+from openline.errors import Code, InvalidInput, OpenLineError
 from openline.settings import load
 
 
@@ -30,15 +32,40 @@ def seg(value: str) -> str:
     return quote(value, safe="")
 
 
+TOKEN_FILE_ENV = "OPENLINE_TOKEN_FILE"  # noqa: S105 - a variable's name
+
+
+def token_file() -> Path | None:
+    """The file OPENLINE_TOKEN_FILE names, or None when it is not set. Set but empty is
+    refused: a script whose variable came out empty must not act as the administrator."""
+    named = os.environ.get(TOKEN_FILE_ENV)
+    if named is None:
+        return None
+    if not named.strip():
+        raise InvalidInput(f"{TOKEN_FILE_ENV} is set but empty: name your token file, or unset it")
+    return Path(named)
+
+
 class StationClient:
+    """Acts as whoever holds its token: the user whose file OPENLINE_TOKEN_FILE names
+    (`openline user token add`), else the home's `api-token`, the administrator's."""
+
     def __init__(self, home: Path, *, timeout: float = 30.0) -> None:
         self.settings = load(home)
         self.base = self.settings.url
+        self.token_file = token_file()
+        if self.token_file is None:
+            token = read_token(home)
+        else:
+            try:
+                token = read_token_file(self.token_file)
+            except OpenLineError as exc:
+                raise InvalidInput(f"{TOKEN_FILE_ENV}: {exc.detail}") from None
         self._client = httpx.Client(
             base_url=self.base,
             timeout=timeout,
             trust_env=False,
-            headers={"Authorization": f"Bearer {read_token(home)}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -57,9 +84,13 @@ class StationClient:
                 data = resp.json()
             except ValueError:
                 data = {}
-            raise ApiError(
-                resp.status_code, str(data.get("code", "error")), str(data.get("detail", resp.text[:300]))
-            )
+            detail = str(data.get("detail", resp.text[:300]))
+            if resp.status_code == 401 and self.token_file is not None:
+                detail += (
+                    f" (the token in {self.token_file}, named by {TOKEN_FILE_ENV}: revoked, its user "
+                    "disabled, or another station's)"
+                )
+            raise ApiError(resp.status_code, str(data.get("code", "error")), detail)
         if resp.status_code == 204:
             return None
         if 200 <= resp.status_code < 300:

@@ -1061,6 +1061,7 @@ from openline.cli import evidence as _evidence  # noqa: E402,F401
 from openline.cli import notices as _notices  # noqa: E402,F401
 from openline.cli import notifications as _notifications  # noqa: E402,F401
 from openline.cli import report as _report  # noqa: E402,F401
+from openline.cli import tokens as _tokens  # noqa: E402,F401
 from openline.cli import verify as _verify  # noqa: E402,F401
 
 

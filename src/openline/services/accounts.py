@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from openline.adapters.db import for_update
 from openline.adapters.schema import api_tokens, audit, sessions, users
 from openline.core.clock import rfc3339
 from openline.errors import Code, Conflict, EnvelopeRefused, Forbidden, InvalidInput, NotFound, Unauthorized
@@ -28,6 +29,7 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 MAX_EMAIL = 254  # RFC 5321, section 4.5.3.1.3: the longest path
 _EMAIL_RE = re.compile(EMAIL_PATTERN)
 TOKEN_PREFIX = "olt_"  # noqa: S105 - a visible prefix, not a secret
+MAX_LABEL = 64  # api_tokens.label
 
 
 class Role(StrEnum):
@@ -254,6 +256,83 @@ def issue_token(conn: Connection, now: int, user_id: int, label: str) -> str:
         insert(api_tokens).values(user_id=user_id, token_hash=hash_token(token), label=label, created_at=now)
     )
     return token
+
+
+def check_label(label: object) -> str:
+    """A token's label as people tell their tokens apart ("laptop", "roster script"):
+    1 to MAX_LABEL printable characters, not only spaces. It is shown in tables and the
+    audit trail, so no control characters."""
+    if not isinstance(label, str) or not 1 <= len(label) <= MAX_LABEL:
+        raise InvalidInput(f"label must have 1 to {MAX_LABEL} characters, got {label!r:.80}")
+    if not label.isprintable() or not label.strip():
+        raise InvalidInput(f"label must be printable characters, not only spaces, got {label!r:.80}")
+    return label
+
+
+def _token_json(row: Any, user: str) -> dict[str, Any]:
+    return {"id": row.id, "user": user, "label": row.label, "created_at": rfc3339(row.created_at)}
+
+
+def add_token(conn: Connection, now: int, actor: str, name: str, label: str) -> dict[str, Any]:
+    """Issue an API token for a user: the token's record with the token itself, which
+    the station keeps only as a hash, so this is the one time anyone sees it. A disabled
+    user gets none (their tokens would not work); a label is unique per user."""
+    check_label(label)
+    # Locked, so that two requests cannot both find the label free (PostgreSQL; SQLite's
+    # write transaction holds the whole database already).
+    row = conn.execute(for_update(conn, select(users).where(users.c.name == name))).first()
+    if row is None:
+        raise NotFound(f"no user named {name!r}")
+    if row.disabled:
+        raise Conflict(f"{name!r} is disabled: enable them first (`openline user enable {name}`)")
+    taken = select(api_tokens.c.id).where(api_tokens.c.user_id == row.id, api_tokens.c.label == label)
+    if conn.execute(taken).first():
+        raise Conflict(f"{name!r} has a token labelled {label!r} already: choose another label")
+    token = issue_token(conn, now, row.id, label)
+    issued = conn.execute(select(api_tokens).where(api_tokens.c.token_hash == hash_token(token))).one()
+    record(conn, now, actor, "user.token.issue", _token_target(name, issued))
+    return {**_token_json(issued, name), "token": token}
+
+
+def list_tokens(conn: Connection, name: str) -> list[dict[str, Any]]:
+    """A user's API tokens, oldest first, without the secrets (the station has only hashes)."""
+    row = _user(conn, name)
+    rows = conn.execute(select(api_tokens).where(api_tokens.c.user_id == row.id).order_by(api_tokens.c.id))
+    return [_token_json(r, name) for r in rows]
+
+
+def revoke_token(conn: Connection, now: int, actor: str, name: str, token_id: int) -> dict[str, Any]:
+    """Revoke one of a user's API tokens: its row goes, so it stops working at once. The
+    last token held by an enabled administrator stays: without one nobody could issue
+    tokens again, since the console cannot."""
+    user = _user(conn, name)
+    row = conn.execute(
+        select(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.user_id == user.id)
+    ).first()
+    if row is None:
+        raise NotFound(f"{name!r} has no API token {token_id} (`openline user token list {name}`)")
+    if user.role == Role.ADMINISTRATOR.value and not user.disabled:
+        others = conn.execute(
+            select(func.count())
+            .select_from(api_tokens.join(users, api_tokens.c.user_id == users.c.id))
+            .where(
+                users.c.role == Role.ADMINISTRATOR.value,
+                users.c.disabled.is_(False),
+                api_tokens.c.id != row.id,
+            )
+        ).scalar_one()
+        if not others:
+            raise Conflict(
+                f"token {token_id} of {name!r} is the last API token of an enabled administrator: "
+                "issue another first, or nobody could manage the station's users and tokens"
+            )
+    conn.execute(delete(api_tokens).where(api_tokens.c.id == row.id))
+    record(conn, now, actor, "user.token.revoke", _token_target(name, row))
+    return _token_json(row, name)
+
+
+def _token_target(name: str, row: Any) -> str:
+    return f"{name} (token {row.id}: {row.label})"
 
 
 # Built once: every API request runs it, and building a SQLAlchemy statement costs
