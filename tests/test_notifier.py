@@ -92,9 +92,12 @@ def test_email_and_webhook_are_delivered_with_metadata_only(
     body = message.get_content()
     assert call_id in body
     assert f"https://moscow.example/console/calls/{call_id}" in body
+    assert body.count("https://moscow.example/console") == 1  # once, after the text
     (hit,) = receiver.hits
     event = Webhook(SECRET).verify(hit.body, hit.headers)
     assert event["data"]["call_id"] == call_id
+    assert event["data"]["link"] == f"https://moscow.example/console/calls/{call_id}"  # was null
+    assert "https://" not in event["data"]["text"]
     for text in (body, hit.body.decode()):
         assert "Strike package" not in text
     assert {r.status for r in rows(b, "email") + rows(b, "webhook")} == {"sent"}

@@ -79,12 +79,21 @@ def _claim(station: Station, channel: str) -> list[Any]:
 
 
 def _message(station: Station, row: Any) -> Notification:
+    """What a channel sends of a notification row. The row's text ends with its link to
+    the console, when the station has one (`paging.notify`): the link goes in its own
+    field, which a webhook carries as `link` and an e-mail puts after the text."""
+    text, link = row.text, None
+    console = station.notify.console_url
+    head, newline, last = row.text.rpartition("\n")
+    if console and newline and last.startswith(console.rstrip("/")):
+        text, link = head, last
     return Notification(
         id=row.id,
         kind=row.kind,
         station=station.name,
         title=row.title,
-        text=row.text,
+        text=text,
+        link=link,
         at=row.created_at,
         call_id=row.call_id,
         alert_id=row.alert_id,
