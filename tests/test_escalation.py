@@ -389,6 +389,24 @@ def test_a_roster_gap_filled_then_opened_again_after_its_alert_was_acknowledged_
     assert rosters.check_roster_gaps(b.station) == 0
 
 
+def test_a_removed_shift_or_overrides_number_is_never_given_again(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """SQLite gave a removed row's number to the next one: the audit trail read `shift.add
+    4 wo1`, `shift.remove 4`, `shift.add 4 cmd`, and a removal typed from an old listing
+    removed someone else's shift."""
+    _, b = floor
+    body = {"user": "senior", "start_local": "2026-01-05T06:00", "tz": "UTC", "duration_s": 3600}
+    first = b.api.post("/api/v1/shifts", json=body).json()["id"]
+    assert b.api.delete(f"/api/v1/shifts/{first}").status_code == 204
+    assert b.api.post("/api/v1/shifts", json=body).json()["id"] == first + 1
+    now = clock.now()
+    window = {"user": "senior", "start": rfc3339(now + 3600 * MICROS), "end": rfc3339(now + 7200 * MICROS)}
+    override = b.api.post("/api/v1/overrides", json=window).json()["id"]
+    assert b.api.delete(f"/api/v1/overrides/{override}").status_code == 204
+    assert b.api.post("/api/v1/overrides", json=window).json()["id"] == override + 1
+
+
 def test_roster_input_is_checked_and_bad_input_changes_nothing(floor: tuple[Node, Node]) -> None:
     _, b = floor
     before = b.snapshot()

@@ -73,6 +73,7 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("label", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,  # a removed row's number is never handed out again (0016)
 )
 
 peers = Table(
@@ -223,6 +224,7 @@ shifts = Table(
     Column("duration_s", Integer, nullable=False),
     Column("rrule", String(500)),  # RFC 5545 RRULE value, expanded in local time
     Column("created_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,  # a removed row's number is never handed out again (0016)
 )
 
 roster_overrides = Table(
@@ -234,6 +236,7 @@ roster_overrides = Table(
     Column("start_at", BigInteger, nullable=False),
     Column("end_at", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,  # a removed row's number is never handed out again (0016)
 )
 
 notifications = Table(
