@@ -358,6 +358,16 @@ def test_a_roster_gap_in_the_next_24_hours_raises_one_alert(
     assert alert["detail"]["from"] == shift_end
 
 
+def test_a_new_stations_first_roster_gap_begins_when_it_was_set_up(floor: tuple[Node, Node]) -> None:
+    """Not a week before it existed ('ROSTER GAP: 2026-11-21...' paged on its first day)."""
+    a, _ = floor  # stuttgart has nobody on its roster
+    assert rosters.check_roster_gaps(a.station) == 1
+    (alert,) = a.api.get("/api/v1/alerts").json()
+    (admin,) = [u for u in a.api.get("/api/v1/users").json() if u["name"] == "admin"]
+    assert alert["detail"]["from"][:19] == admin["created_at"][:19]
+    assert alert["subject"] == admin["created_at"][:19] + "Z"
+
+
 def test_a_roster_gap_filled_then_opened_again_after_its_alert_was_acknowledged_alarms_again(
     floor: tuple[Node, Node], clock: FakeClock
 ) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 from openline.adapters.schema import alerts as alerts_table
 from openline.adapters.schema import roster_overrides, shifts, users
@@ -85,9 +85,13 @@ def check_roster_gaps(station: Station) -> int:
     now = utc(station.clock.now())
     # Looking back from midnight a week ago finds where a gap that is going on now
     # began, so its alert has the same subject on every check (a gap longer than that
-    # is reported again once a day).
+    # is reported again once a day); not before the station was set up (its first user),
+    # so that a new station's first gap is not dated days before it existed.
     since = (now - timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
     with station.db.read() as conn:
+        born = conn.execute(select(func.min(users.c.created_at))).scalar_one()
+        if born is not None:
+            since = max(since, utc(int(born)).replace(microsecond=0))
         shift_list, override_list = load_roster(conn)
         known = conn.execute(
             select(alerts_table.c.subject, alerts_table.c.detail).where(
