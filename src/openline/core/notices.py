@@ -102,6 +102,7 @@ _BY = {
     Event.REMOVE: Party.RECEIVER,
 }
 ACTIVE = frozenset({State.SENT, State.DELIVERED, State.ACKNOWLEDGED})  # checked for conflicts
+AWAITING = frozenset({State.SENT, State.DELIVERED})  # waiting for the receiving side's answer
 
 
 def apply(state: State, event: Event, by: Party) -> State:

@@ -62,14 +62,11 @@ def transition(
     return new
 
 
-_AWAITING = frozenset({State.SENT, State.DELIVERED})  # waiting for the peer's answer
-
-
 def _end_alarms(tx: Tx, notice_id: str, before: State, after: State) -> None:
     """Alarms about a notice whose cause has gone stop paging (`alerts.condition_over`):
     `notice_unacknowledged` once it is answered or over, `notice_conflict` once it is no
     longer active (withdrawn, amended, rejected, removed, expired)."""
-    if before in _AWAITING and after not in _AWAITING:
+    if before in nm.AWAITING and after not in nm.AWAITING:
         why = f"the notice is {after.value}"
         alerts.condition_over(tx, "notice_unacknowledged", [f"notice {notice_id}"], why)
     if before in nm.ACTIVE and after not in nm.ACTIVE:

@@ -24,7 +24,7 @@ from openline.errors import Code, Conflict, EnvelopeRefused, IllegalTransition, 
 from openline.services.notice_rows import get, log, transition
 from openline.services.station import Tx
 
-_PENDING = (State.SENT.value, State.DELIVERED.value)  # a removal not yet answered
+_PENDING = sorted(s.value for s in nm.AWAITING)  # a removal not yet answered
 
 
 def pending_removal(conn: Connection, site_id: str) -> Any:

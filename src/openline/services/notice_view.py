@@ -229,7 +229,7 @@ def _conflict_json(notice_id: str, c: Any, states: dict[str, Any], now: int) -> 
     }
 
 
-AWAITING_ANSWER = (State.SENT.value, State.DELIVERED.value)  # an inbound notice not yet answered
+AWAITING_ANSWER = sorted(s.value for s in nm.AWAITING)  # an inbound notice not yet answered
 _ACTIVE = sorted(s.value for s in nm.ACTIVE)
 
 

@@ -565,7 +565,7 @@ def audit_deadlines(station: Station) -> int:
     with station.db.read() as conn:  # the common case, answered without the write lock
         overdue = conn.execute(
             select(notices.c.id, notices.c.peer, notices.c.direction, notices.c.deadline_at).where(
-                notices.c.state.in_([State.SENT.value, State.DELIVERED.value]),
+                notices.c.state.in_(sorted(s.value for s in nm.AWAITING)),
                 notices.c.deadline_at <= now,
                 or_(notices.c.ends_at.is_(None), notices.c.ends_at >= now),
             )
