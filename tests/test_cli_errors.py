@@ -15,13 +15,14 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alembic import command as alembic
 
 from openline.adapters import migrate
 from openline.adapters.db import Database
 from openline.services.setup import init_home
-from tests.harness import OPENLINE, StationProcess
+from tests.harness import OPENLINE, StationProcess, wait_for
 from tests.pg import PostgresServer
 from tests.ports import free_port
 from tests.unwritable import KINDS, REASONS, unwritable
@@ -410,6 +411,140 @@ def test_a_database_written_by_a_newer_openline_is_one_clear_error(tmp_path: Pat
         "OpenLine, or restore a backup taken with this version"
     )
     assert tree(home) == before
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o622], ids=lambda mode: f"{mode:04o}")
+def test_an_api_token_file_others_may_read_or_write_is_refused(tmp_path: Path, mode: int) -> None:
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", "http://127.0.0.1:9")
+    token = home / "api-token"
+    token.chmod(mode)
+    before = tree(home)
+    r = run_cli("lines", home=home)
+    assert r.returncode == 1, r.stderr
+    # Refused before the CLI looked for the station (which is not running: station_not_running).
+    assert _one_line(r) == (
+        f"error (unsafe_permissions): permissions {mode:04o} for {token} are too open: the token lets "
+        f"anyone act as the station's administrator; chmod 600 {token}"
+    )
+    assert tree(home) == before
+
+
+@pytest.mark.parametrize(
+    ("key", "grants"),
+    [
+        ("signing.key", "the key lets anyone act as this station"),
+        ("encryption.key", "the key lets anyone open what is sealed to this station"),
+        ("ledger.key", "the key lets anyone sign checkpoints of this station's ledger"),
+        ("cosign.key", "the key lets anyone cosign checkpoints as this station"),
+    ],
+)
+def test_a_key_file_others_may_read_or_write_is_refused_and_nothing_starts(
+    tmp_path: Path, key: str, grants: str
+) -> None:
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", f"http://127.0.0.1:{free_port()}")
+    (home / key).chmod(0o640)
+    before = tree(home)
+    for command in (["serve"], ["card"], ["ledger", "key"]):
+        r = run_cli(*command, home=home)
+        assert r.returncode == 1, (command, r.stderr)
+        assert _one_line(r) == (
+            f"error (unsafe_permissions): permissions 0640 for {home / key} are too open: {grants}; "
+            f"chmod 600 {home / key}"
+        ), command
+        assert "Application startup" not in r.stdout + r.stderr
+        assert tree(home) == before  # not even migrated: the keys are read first
+
+
+def _damage(database: Path, how: str) -> None:
+    """What a failing disk, a file system or a careless copy does to a database file."""
+    size = database.stat().st_size
+    with database.open("r+b") as f:
+        if how == "garbage":  # a run of bad sectors in the middle of the file
+            f.seek(size // 3)
+            f.write(b"\xde\xad\xbe\xef" * (size // 12))
+        elif how == "truncated":  # a copy cut short
+            f.truncate(size // 2)
+        else:  # its header overwritten
+            f.write(b"this is no SQLite database")
+
+
+@pytest.mark.parametrize(
+    ("damage", "sqlite_says"),
+    [
+        ("garbage", "database disk image is malformed"),
+        ("truncated", "database disk image is malformed"),
+        ("header", "file is not a database"),
+    ],
+)
+def test_a_damaged_database_is_refused_with_what_to_do_and_left_as_it_was(
+    tmp_path: Path, damage: str, sqlite_says: str
+) -> None:
+    home = tmp_path / "home"
+    init_home(home, "stuttgart", f"http://127.0.0.1:{free_port()}")
+    database = home / "openline.db"
+    _damage(database, damage)
+    before = tree(home)
+    commands = {
+        "serve": ["serve"],
+        "ledger export": ["ledger", "export", "--out", str(tmp_path / "bundle")],
+        "backup": ["backup", str(tmp_path / "copy")],
+    }
+    for label, command in commands.items():
+        r = run_cli(*command, home=home)
+        assert r.returncode == 1, (label, r.stderr)
+        line = _one_line(r)  # it was `database_unavailable`, "cannot open", and no way out
+        assert line.startswith(
+            f"error (database_damaged): the database {database} is damaged (SQLite: {sqlite_says}): "
+        ), (label, line)
+        assert "restore the latest backup of the station home" in line, line
+        assert 'docs/operations.md, "Backing up and restoring"' in line, line
+        assert tree(home) == before, label
+    assert not (tmp_path / "bundle").exists()
+    assert not (tmp_path / "copy").exists()
+
+
+def test_damage_found_while_serving_is_a_clear_error_logged_once_per_worker(tmp_path: Path) -> None:
+    s = StationProcess.create(tmp_path, "stuttgart")
+    database = s.home / "openline.db"
+    # The calls table and its indexes: not read at start, but by the timer loop, the
+    # auditor and `openline calls` (a new station's tables are one page each).
+    with closing(sqlite3.connect(database)) as conn:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        pages = [p for (p,) in conn.execute("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'calls'")]
+    with database.open("r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * page_size)
+            f.write(b"\xde\xad\xbe\xef" * (page_size // 4))
+
+    def damaged_pages() -> list[bytes]:
+        with database.open("rb") as f:
+            return [(f.seek((page - 1) * page_size), f.read(page_size))[1] for page in pages]
+
+    before = damaged_pages()
+    s.start()
+    try:
+        r = s.cli("calls", check=False)
+        assert r.returncode == 1, r.stderr
+        assert _one_line(r).startswith(  # it was `error (internal)`: "see its log"
+            "error (database_damaged): the station's database is damaged (database disk image is "
+            "malformed); only its operator can mend it"
+        )
+        wait_for(lambda: "database damaged; the timers loop" in s.log_path.read_text(), what="timers")
+        time.sleep(2.5)  # the timer loop and the auditor try again every second
+        with httpx.Client() as client:
+            assert client.get(s.url + "/healthz").status_code == 200
+    finally:
+        assert s.stop() == 0
+    log = [json.loads(line) for line in s.log_path.read_text().splitlines()]
+    assert not [e for e in log if "exception" in e]  # it was two tracebacks a second
+    told = [e["event"] for e in log if e["event"].startswith("database damaged")]
+    assert len(told) == len(set(told)) >= 2, told  # once per worker, not at every retry
+    for event in told:
+        assert f"the database {database} is damaged (SQLite: database disk image is malformed)" in event
+        assert "restore the latest backup" in event
+    assert damaged_pages() == before  # nothing was written over them
 
 
 def test_serve_still_brings_an_older_station_up_to_date(tmp_path: Path) -> None:

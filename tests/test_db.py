@@ -3,6 +3,7 @@ kind of transaction `read()` and `write()` begin."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
-from openline.adapters.db import Checkpointer, Database, reachable
+from openline.adapters.db import Checkpointer, Database, Outage, reachable, sqlite_backup
 from openline.errors import DatabaseUnavailable
 
 
@@ -156,6 +157,49 @@ def test_reachability_hooks_hear_each_change_once(tmp_path: Path) -> None:
         with db.read() as conn:
             conn.execute(text("SELECT 1"))
     assert (heard, db.up) == ([False, True], True)
+    db.dispose()
+
+
+def test_a_damaged_database_file_is_damaged_and_no_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "x.db"
+    db = Database(f"sqlite:///{path}")
+    with db.write() as conn:
+        conn.execute(text("CREATE TABLE t (v TEXT)"))
+        conn.execute(text("INSERT INTO t VALUES (:v)"), [{"v": "x" * 500}] * 100)
+    db.dispose()  # the last connection closed: everything is in the file, no WAL
+    with path.open("r+b") as f:  # the table's root page, the second of the file
+        f.seek(4096)
+        f.write(b"\xde\xad\xbe\xef" * 1024)
+    heard: list[bool] = []
+    db.on_reachability.append(heard.append)
+    with pytest.raises(DatabaseUnavailable) as raised, db.read() as conn:
+        conn.execute(text("SELECT count(*) FROM t"))
+    damaged = raised.value
+    assert (damaged.code, damaged.status, damaged.reason) == (
+        "database_damaged",
+        503,
+        "database disk image is malformed",
+    )
+    assert str(damaged).startswith("the station's database is damaged (database disk image is malformed)")
+    assert str(path) not in str(damaged)  # what clients (and peers) are told
+    assert damaged.diagnostics().startswith(  # what the operator is told
+        f"the database {path} is damaged (SQLite: database disk image is malformed): "
+        "restore the latest backup of the station home, with the station stopped"
+    )
+    assert (heard, db.up) == ([], True)  # the database answered: it is not out of reach
+    outage = Outage("timers loop")
+    with caplog.at_level(logging.ERROR, logger="openline.db"):
+        assert all(outage.absorbs(damaged) for _ in range(3))
+    assert [r.getMessage() for r in caplog.records] == [  # once, not at every retry
+        "database damaged; the timers loop retries, but only a restored backup mends it: "
+        + damaged.diagnostics()
+    ]
+    with pytest.raises(DatabaseUnavailable) as copied:
+        sqlite_backup(path, tmp_path / "copy.db")
+    assert copied.value.code == "database_damaged"
+    assert copied.value.diagnostics().startswith(f"the database {path} is damaged (SQLite: ")
     db.dispose()
 
 

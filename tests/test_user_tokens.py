@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -179,6 +180,7 @@ def test_tokens_are_listed_without_their_secret_and_revoked_at_once(
     # Through the CLI: refused, and the error says which token file it sent.
     token_file = tmp_path / "revoked.token"
     token_file.write_text(first["token"] + "\n")
+    token_file.chmod(0o600)
     as_holder(monkeypatch, token_file)
     detail = refused(cli(a, monkeypatch, "calls"), "unauthorized")
     assert str(token_file) in detail
@@ -338,6 +340,8 @@ def test_a_bad_token_file_is_a_clear_error_naming_it(
         path.write_bytes(b"")
     elif damage == "control":
         path.write_bytes(b"olt_abc\x1bdef\n")
+    if path.is_file():
+        path.chmod(0o600)  # private, as it should be: only what it holds is wrong
     as_holder(monkeypatch, path)
     before = a.snapshot()
     detail = refused(cli(a, monkeypatch, "shift", "add", "admin", *SHIFT), "invalid_input")
@@ -363,6 +367,51 @@ def test_a_token_file_the_cli_may_not_read_is_a_clear_error_naming_it(tmp_path: 
     assert "error (invalid_input): OPENLINE_TOKEN_FILE: " in r.stderr
     assert str(path) in " ".join(r.stderr.split())
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o602, 0o666], ids=lambda mode: f"{mode:04o}")
+def test_a_token_file_others_may_read_or_write_is_refused_and_nothing_is_sent(
+    nodes: tuple[Node, Node], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    a, _ = nodes
+    add_user(a, "swo", Role.SENIOR_WATCH_OFFICER)
+    path = tmp_path / "swo.token"
+    path.write_text(issue(a, "swo")["token"] + "\n")
+    path.chmod(mode)
+    as_holder(monkeypatch, path)
+    sent: list[httpx.Request] = []
+    send = httpx.Client.send
+
+    def counted(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        sent.append(request)
+        return send(client, request, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "send", counted)
+    before = a.snapshot()
+    detail = refused(cli(a, monkeypatch, "shift", "add", "swo", *SHIFT), "unsafe_permissions")
+    assert " ".join(detail.split()) == (
+        f"error (unsafe_permissions): OPENLINE_TOKEN_FILE: permissions {mode:04o} for {path} are too "
+        f"open: the token lets anyone act as the user it was issued to; chmod 600 {path}"
+    )
+    assert sent == []  # as ssh with a private key others may read: not used at all
+    assert a.snapshot() == before
+    assert stat.S_IMODE(path.stat().st_mode) == mode  # the CLI does not chmod it behind your back
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may use a file another user owns")
+def test_root_uses_a_private_token_file_that_another_user_owns(
+    nodes: tuple[Node, Node], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the mode counts, as for ssh's keys: an administrator acting, as root, with the
+    token of the station's user."""
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    path = tmp_path / "duty.token"
+    path.write_text(issue(a, "duty")["token"] + "\n")
+    path.chmod(0o400)
+    os.chown(path, 65534, 65534)  # nobody's
+    as_holder(monkeypatch, path)
+    assert cli_json(a, monkeypatch, "calls") == []
 
 
 def test_an_empty_token_file_variable_is_refused_not_taken_for_the_administrator(

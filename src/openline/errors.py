@@ -10,9 +10,11 @@
     ├── EnvelopeRefused           an inbound envelope failed a wire check (400)
     ├── PeerUnreachable           the peer station did not answer (502)
     ├── DatabaseUnavailable       the station's own database is out of reach (503)
+    │   └── DatabaseDamaged       ... or SQLite finds its file damaged: a backup mends it
+    ├── UnsafePermissions         a key or API token file others may read or write
     └── HomeError                 the station home is missing, exists already, is damaged or
-                                  cannot be written; its database holds no station, or one
-                                  written by a newer OpenLine
+                                  cannot be written; its database holds no station, is
+                                  damaged, or was written by a newer OpenLine
 
 Every error carries a `Code` (the wire error code, stable across versions) and a
 message that says what was expected and what was found. The HTTP layer turns any of
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from pathlib import Path
 
 
 class Code(StrEnum):
@@ -54,6 +57,8 @@ class Code(StrEnum):
     HOME_EXISTS = "home_exists"
     HOME_MISSING = "home_missing"
     DATABASE_TOO_NEW = "database_too_new"
+    DATABASE_DAMAGED = "database_damaged"
+    UNSAFE_PERMISSIONS = "unsafe_permissions"
     CANNOT_WRITE = "cannot_write"
     STATION_NOT_RUNNING = "station_not_running"
     CANNOT_LISTEN = "cannot_listen"
@@ -171,6 +176,40 @@ class DatabaseUnavailable(OpenLineError):
             "shortly (if it failed during this request, check whether the change was made first)"
         )
         self.reason = reason
+
+
+class DatabaseDamaged(DatabaseUnavailable):
+    """SQLite found the station's database file damaged (SQLITE_CORRUPT, SQLITE_NOTADB): a
+    failing disk or file system, a file cut short or copied while in use. It does not mend
+    by itself: the operator restores a backup. A client (a peer too) is told that much;
+    `diagnostics()`, for the operator, names the file and what to do."""
+
+    code = Code.DATABASE_DAMAGED
+    title = "Database damaged"
+
+    def __init__(self, reason: str, file: Path | None = None) -> None:
+        OpenLineError.__init__(
+            self,
+            f"the station's database is damaged ({reason}); only its operator can mend it, by "
+            "restoring a backup",
+        )
+        self.reason = reason
+        self.file = file
+
+    def diagnostics(self) -> str:
+        where = f" {self.file}" if self.file else ""
+        return (
+            f"the database{where} is damaged (SQLite: {self.reason}): restore the latest backup of "
+            'the station home, with the station stopped (docs/operations.md, "Backing up and restoring")'
+        )
+
+
+class UnsafePermissions(OpenLineError):
+    """A private file (a station key, an API token) that its group or others may read or
+    write: refused, as ssh refuses such a private key, before it is used."""
+
+    code = Code.UNSAFE_PERMISSIONS
+    title = "Unsafe file permissions"
 
 
 class HomeError(OpenLineError):

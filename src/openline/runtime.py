@@ -11,6 +11,7 @@ from openline.adapters.notify import Channel, SmtpChannel, WebhookChannel
 from openline.adapters.transport import HttpTransport, Transport
 from openline.core.card import make_card
 from openline.core.clock import Clock, SystemClock
+from openline.core.keys import StationKeys
 from openline.services.delivery import Deliverer
 from openline.services.ledger_worker import GATHER_SECONDS, LedgerWorker
 from openline.services.notifier import Notifier
@@ -19,10 +20,16 @@ from openline.services.timers import Auditor, TimerLoop
 from openline.settings import Settings
 
 
-def build_station(settings: Settings, *, clock: Clock | None = None, db: Database | None = None) -> Station:
+def build_station(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    keys: StationKeys | None = None,
+) -> Station:
     """The station of `settings`, over `db` or else its own database, which must hold the
-    station (`open_station`)."""
-    keys = load_keys(settings.home)
+    station (`open_station`), with `keys` or else those in its home."""
+    keys = keys if keys is not None else load_keys(settings.home)
     return Station(
         name=settings.name,
         keys=keys,

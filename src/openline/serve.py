@@ -23,6 +23,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from openline.adapters.home import load_keys
 from openline.adapters.migrate import open_station, upgrade
 from openline.api.app import create_app
 from openline.core.encoding import digits
@@ -113,10 +114,17 @@ def bind(host: str, port: int) -> list[socket.socket]:
 
 def build(settings: Settings) -> FastAPI:
     """The station's app over its migrated database, as `run` serves it. Only `openline
-    init` makes a station: a database that holds none is refused, never made one here."""
+    init` makes a station: a database that holds none is refused, never made one here. The
+    keys are read first: a key file refused (damaged, others may read it) leaves the
+    database untouched."""
+    keys = load_keys(settings.home)
     db = open_station(settings.effective_database_url, background_checkpoints=True)
-    upgrade(db)
-    station = build_station(settings, db=db)
+    try:
+        upgrade(db)
+        station = build_station(settings, db=db, keys=keys)
+    except BaseException:
+        db.dispose()
+        raise
     return create_app(station, max_request_bytes=settings.max_request_bytes, channels=channels_from(settings))
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from openline.errors import DatabaseUnavailable, InvalidInput
+from openline.errors import DatabaseDamaged, DatabaseUnavailable, InvalidInput
 
 log = logging.getLogger("openline.db")
 
@@ -58,6 +58,8 @@ class Database:
         self.url = normalise_url(url)
         self.background_checkpoints = background_checkpoints and self.url.startswith("sqlite")
         self.is_sqlite = self.url.startswith("sqlite")
+        name = make_url(self.url).database if self.is_sqlite else None
+        self.file = Path(name) if name and name != ":memory:" else None  # named if found damaged
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -98,8 +100,12 @@ class Database:
     def _watched(self) -> Iterator[None]:
         """`reachable`, and tell `on_reachability` when that changes."""
         try:
-            with reachable():
+            with reachable(self.file):
                 yield
+        except DatabaseDamaged:
+            # The database answered, from a damaged file: not an outage that ends by itself,
+            # nor one to flip the console and /metrics between down and up at each read.
+            raise
         except DatabaseUnavailable:
             if self.up:
                 self._turned(False)
@@ -144,6 +150,9 @@ _SQLITE_UNAVAILABLE = {
     13: "SQLITE_FULL",
     14: "SQLITE_CANTOPEN",
 }
+# SQLite's primary result codes for a damaged file: a page that is not what it must be (a
+# file cut short, overwritten, a failing disk), a header that is not SQLite's.
+_SQLITE_DAMAGED = {11: "SQLITE_CORRUPT", 26: "SQLITE_NOTADB"}
 # PostgreSQL's: the server shutting down or starting (57P0x); too many connections, its
 # disk full, out of memory (53xxx: it cannot take the work, whatever the work).
 _POSTGRES_UNAVAILABLE = {"57P01", "57P02", "57P03", "53100", "53200", "53300"}
@@ -163,18 +172,27 @@ def _out_of_reach(error: BaseException | None) -> bool:
     return False
 
 
+def _damaged(error: BaseException | None) -> bool:
+    """Whether a driver's exception says SQLite found the database file damaged."""
+    code = getattr(error, "sqlite_errorcode", 0) if isinstance(error, sqlite3.Error) else 0
+    return (code & 0xFF) in _SQLITE_DAMAGED
+
+
 def _words(error: BaseException | None) -> str:
     words = str(error).strip()
     return words.splitlines()[0][:200] if words else type(error).__name__
 
 
 @contextmanager
-def reachable() -> Iterator[None]:
+def reachable(file: Path | None = None) -> Iterator[None]:
     """Turn a database out of reach into `DatabaseUnavailable` (503 to a client; a
-    worker logs it once and tries again), leaving every other database error as it is."""
+    worker logs it once and tries again), and the SQLite `file` found damaged into
+    `DatabaseDamaged` (the same, said so), leaving every other database error as it is."""
     try:
         yield
     except DBAPIError as exc:
+        if _damaged(exc.orig):
+            raise DatabaseDamaged(_words(exc.orig), file) from exc
         if not (exc.connection_invalidated or _out_of_reach(exc.orig)):
             raise
         raise DatabaseUnavailable(_words(exc.orig)) from exc
@@ -192,29 +210,42 @@ class Outage:
     def __init__(self, worker: str) -> None:
         self.worker = worker
         self.since: float | None = None
+        self.damaged = False
 
     def absorbs(self, exc: BaseException) -> bool:
-        """Whether `exc` is the database out of reach: if so it is this outage's, logged
-        when the outage begins; anything else is the caller's to log."""
+        """Whether `exc` is the database out of reach (or damaged): if so it is this
+        outage's, logged when the outage begins; anything else is the caller's to log."""
         if not isinstance(exc, DatabaseUnavailable):
             return False
         if self.since is None:
             self.since = time.monotonic()
-            log.error(f"database unavailable; the {self.worker} retries until it is back: {exc.reason}")
+            self.damaged = isinstance(exc, DatabaseDamaged)
+            if isinstance(exc, DatabaseDamaged):
+                log.error(
+                    f"database damaged; the {self.worker} retries, but only a restored backup mends "
+                    f"it: {exc.diagnostics()}"
+                )
+            else:
+                log.error(f"database unavailable; the {self.worker} retries until it is back: {exc.reason}")
         return True
 
     def ended(self) -> None:
         if self.since is not None:
             down = time.monotonic() - self.since
             self.since = None
-            log.warning(f"database reachable again; the {self.worker} resumed after {down:.0f} s")
+            if self.damaged:  # this step did not read the damaged pages; others may
+                log.warning(f"the {self.worker} resumed after {down:.0f} s; the database is still damaged")
+            else:
+                log.warning(f"database reachable again; the {self.worker} resumed after {down:.0f} s")
 
 
 def sqlite_backup(source: Path, target: Path) -> int:
     """Copy the SQLite database at `source` into `target` (an empty file) with SQLite's
     online backup API in one step: one read transaction, so a consistent snapshot however
     busy the station writing it is. The copy must pass `PRAGMA integrity_check`; its size
-    is returned. `DatabaseUnavailable` when either file cannot be used."""
+    is returned. `DatabaseDamaged` when `source` is damaged (SQLite says so while copying
+    it, or the copy of its pages fails the check); `DatabaseUnavailable` when either file
+    cannot be used."""
     try:
         src = sqlite3.connect(source, timeout=30)
         try:
@@ -228,9 +259,11 @@ def sqlite_backup(source: Path, target: Path) -> int:
         finally:
             src.close()
     except sqlite3.Error as exc:
+        if _damaged(exc):
+            raise DatabaseDamaged(_words(exc), source) from exc
         raise DatabaseUnavailable(_words(exc)) from exc
-    if verdict != "ok":
-        raise DatabaseUnavailable(f"the copy failed its integrity check: {verdict}")
+    if verdict != "ok":  # page for page as the source's: the source is damaged
+        raise DatabaseDamaged(f"integrity check: {' '.join(verdict.split())[:200]}", source)
     return target.stat().st_size
 
 

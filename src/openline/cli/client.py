@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from openline.adapters.home import read_token, read_token_file
-from openline.errors import Code, InvalidInput, OpenLineError
+from openline.errors import Code, InvalidInput, OpenLineError, UnsafePermissions
 from openline.settings import load
 
 
@@ -59,6 +59,8 @@ class StationClient:
         else:
             try:
                 token = read_token_file(self.token_file)
+            except UnsafePermissions as exc:
+                raise UnsafePermissions(f"{TOKEN_FILE_ENV}: {exc.detail}") from None
             except OpenLineError as exc:
                 raise InvalidInput(f"{TOKEN_FILE_ENV}: {exc.detail}") from None
         self._client = httpx.Client(

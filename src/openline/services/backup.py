@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from openline.adapters import home as homefiles
 from openline.adapters.db import sqlite_backup
-from openline.errors import Code, DatabaseUnavailable, HomeError, InvalidInput, cannot_write
+from openline.errors import Code, DatabaseDamaged, DatabaseUnavailable, HomeError, InvalidInput, cannot_write
 from openline.settings import DATABASE_FILE, SETTINGS_FILE, Settings, load
 
 # What a home holds besides its database; the ledger and cosigning keys of a home made
@@ -92,6 +92,8 @@ def _backup(settings: Settings, home: Path, destination: Path) -> BackupResult:
         homefiles.write_secret(destination / DATABASE_FILE, b"")  # private from its first byte
         try:
             size = sqlite_backup(source, destination / DATABASE_FILE)
+        except DatabaseDamaged as exc:
+            raise HomeError(f"{exc.diagnostics()}; no copy was made", code=Code.DATABASE_DAMAGED) from None
         except DatabaseUnavailable as exc:
             raise HomeError(
                 f"cannot copy the database {source}: {exc.reason}", code=Code.DATABASE_UNAVAILABLE
