@@ -14,8 +14,10 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
+from openline.console import routes
 from openline.console.live import Hub
 from openline.core.clock import FakeClock
+from openline.errors import DatabaseDamaged, DatabaseUnavailable
 from openline.services import accounts, alerts, sessions
 from openline.services.accounts import Role
 from openline.services.station import Tx
@@ -741,3 +743,40 @@ def test_declining_a_call_is_opened_first_and_says_why_to_the_caller(nodes: tupl
     log_in(theirs, "caller")
     shown = theirs.get(f"/calls/{call_id}").text
     assert "declined because: <span data-decline-reason>Busy with a flash call</span>" in shown
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_page_the_database_cannot_give_says_why_and_what_to_do(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch, damaged: bool
+) -> None:
+    """Out of reach, the station keeps trying; damaged, only the operator mends it: the
+    officer must be told to call them, not to wait."""
+    a, _ = nodes
+    add_user(a, "olga", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "olga")
+    error = (
+        DatabaseDamaged("database disk image is malformed", Path("/srv/openline/openline.db"))
+        if damaged
+        else DatabaseUnavailable("database is locked")
+    )
+
+    def fails(*_args: object, **_kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(routes, "_board", fails)
+    page = c.get("/", headers={"Accept": "text/html"})  # a browser reloading the board
+    assert page.status_code == 503
+    assert page.headers["retry-after"] == "5"
+    text = html.unescape(page.text)
+    if damaged:
+        assert "<title>Database damaged · OpenLine" in text
+        assert "<h1>The station's database is damaged</h1>" in text
+        assert "tell the station's operator now" in text
+        assert "keeps trying" not in text
+        assert "/srv/openline" not in text  # the file is the operator's to know
+    else:
+        assert "<title>Database unavailable · OpenLine" in text
+        assert "<h1>The station cannot reach its database</h1>" in text
+        assert "The station keeps trying." in text
+    assert "database disk image is malformed" in text if damaged else "database is locked" in text

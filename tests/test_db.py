@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +224,41 @@ def test_which_postgresql_errors_mean_the_database_is_out_of_reach(
     assert isinstance(raised.value, DatabaseUnavailable) is out_of_reach
     if out_of_reach:
         assert str(error).splitlines()[0] in str(raised.value)
+
+
+def test_the_checkpointer_says_once_that_the_database_is_damaged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The WAL checkpointer reads the file through the raw connection, outside
+    `reachable`: a damaged file made it log a traceback every second, for ever."""
+    path = tmp_path / "x.db"
+    db = Database(f"sqlite:///{path}")
+    tries: list[float] = []
+
+    def damaged() -> None:
+        tries.append(time.monotonic())
+        exc = sqlite3.DatabaseError("database disk image is malformed")
+        exc.sqlite_errorcode = 11  # type: ignore[attr-defined]  # SQLITE_CORRUPT, as SQLite sets it
+        raise exc
+
+    db.checkpoint = damaged  # type: ignore[method-assign]
+    checkpointer = Checkpointer(db, interval=0.01)
+    with caplog.at_level(logging.WARNING, logger="openline.db"):
+        checkpointer.start()
+        deadline = time.monotonic() + 10
+        while len(tries) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        checkpointer._stop.set()
+        checkpointer._thread.join(5)
+    assert len(tries) >= 5
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "ERROR",
+            "database damaged; the checkpointer retries, but only a restored backup mends it: "
+            f"the database {path} is damaged (SQLite: database disk image is malformed): restore the "
+            'latest backup of the station home, with the station stopped (docs/operations.md, "Backing '
+            'up and restoring")',
+            None,
+        )
+    ]
+    db.dispose()

@@ -392,8 +392,22 @@ class Checkpointer:
         self.db.checkpoint()  # leave the database file complete
 
     def _run(self) -> None:
+        outage = Outage("checkpointer")
         while not self._stop.wait(self.interval):
             try:
                 self.db.checkpoint()
-            except Exception:  # a busy or failed checkpoint is retried next time
-                log.exception("checkpoint failed")
+            except Exception as exc:  # a busy or failed checkpoint is retried next time
+                if not outage.absorbs(_as_outage(exc, self.db.file)):
+                    log.exception("checkpoint failed")
+            else:
+                outage.ended()
+
+
+def _as_outage(exc: Exception, file: Path | None) -> Exception:
+    """A driver's exception raised outside SQLAlchemy (`checkpoint` uses the raw
+    connection), as `reachable` would have turned it."""
+    if _damaged(exc):
+        return DatabaseDamaged(_words(exc), file)
+    if _out_of_reach(exc):
+        return DatabaseUnavailable(_words(exc))
+    return exc

@@ -14,7 +14,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from openline.console.live import Hub
 from openline.core.clock import MICROS
 from openline.core.encoding import parse_json
-from openline.errors import CsrfRefused, DatabaseUnavailable, InvalidInput, OpenLineError, Unauthorized
+from openline.errors import (
+    CsrfRefused,
+    DatabaseDamaged,
+    DatabaseUnavailable,
+    InvalidInput,
+    OpenLineError,
+    Unauthorized,
+)
 from openline.services import calls, sessions
 from openline.services.sessions import Session
 from openline.services.station import Station
@@ -137,7 +144,10 @@ def _back_path(path: str, prefix: str) -> str:
 def unavailable(request: Request, exc: DatabaseUnavailable, retry_s: int) -> HTMLResponse:
     """The page a browser gets while the station cannot reach its database: what is wrong,
     what it means for the line, and a reload every `retry_s` seconds until it is back."""
-    response = render(request, "unavailable.html", status=503, reason=exc.reason, retry=retry_s)
+    damaged = isinstance(exc, DatabaseDamaged)
+    response = render(
+        request, "unavailable.html", status=503, reason=exc.reason, retry=retry_s, damaged=damaged
+    )
     response.headers["Retry-After"] = str(retry_s)
     return response
 
