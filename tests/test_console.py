@@ -392,6 +392,9 @@ def test_history_filters_and_exports_csv_safely(nodes: tuple[Node, Node]) -> Non
     assert flash in page.text
     assert routine not in page.text
     assert c.get("/history", params={"since": "yesterday"}).status_code == 422
+    typo = c.get("/history", params={"peer": "stuttgrat"})  # not an empty history
+    assert typo.status_code == 404
+    assert "no line to a station named &#39;stuttgrat&#39;; the lines are to: stuttgart" in typo.text
     export = c.get("/history.csv", params={"priority": "flash"})
     assert export.status_code == 200
     assert export.headers["content-type"].startswith("text/csv")

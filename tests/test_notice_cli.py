@@ -124,7 +124,6 @@ def test_notices_are_listed_by_state_line_direction_and_category(
     assert ids("--state", "acknowledged") == [hospital["id"]]
     assert ids("--direction", "out") == [ours["id"]]
     assert ids("--category", "protected_site", "--peer", "moscow") == [hospital["id"]]
-    assert ids("--peer", "nobody") == []
     table = cli_table(a, monkeypatch, "notices", "--state", "delivered", "--direction", "in")
     assert waiting["id"] in table
     assert hospital["id"] not in table
@@ -146,4 +145,13 @@ def test_notices_are_listed_by_state_line_direction_and_category(
     refused = cli(a, monkeypatch, "notices", "--state", "ringing")
     assert refused.exit_code == 1
     assert "state must be one of" in refused.output
+    # A mistyped peer would list nothing, which reads as "nothing waiting from them".
+    for r in (a.api.get("/api/v1/notices", params={"peer": "mosocw"}),
+              a.api.get("/api/v1/calls", params={"peer": "mosocw"})):  # fmt: skip
+        assert r.status_code == 404, r.text
+        assert r.json()["detail"] == "no line to a station named 'mosocw'; the lines are to: moscow"
+    for command in ("notices", "calls"):
+        refused = cli(a, monkeypatch, command, "--peer", "mosocw")
+        assert refused.exit_code == 1
+        assert "error (not_found): no line to a station named 'mosocw'" in refused.output
     assert a.snapshot() == before

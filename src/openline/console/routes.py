@@ -38,7 +38,7 @@ from openline.console.pages import (
 from openline.console.pages import STATIC_DIR as STATIC_DIR
 from openline.console.pages import LoginRequired as LoginRequired
 from openline.core.clock import MICROS, parse_rfc3339
-from openline.errors import Conflict, InvalidInput, OpenLineError, TooManyAttempts, Unauthorized
+from openline.errors import Conflict, InvalidInput, NotFound, OpenLineError, TooManyAttempts, Unauthorized
 from openline.services import (
     alerts,
     calls,
@@ -358,9 +358,9 @@ def history(request: Request) -> HTMLResponse:
             station_of(request), limit=HISTORY_LIMIT, content=who.can(Permission.READ_CONTENT), where=where
         )
         total = calls.count_calls(station_of(request), where)
-    except InvalidInput as exc:
-        return render(request, "history.html", status=422, error=exc.detail, calls=[], chosen={}, total=0,
-                      **context)  # fmt: skip
+    except (InvalidInput, NotFound) as exc:  # NotFound: a peer we have no line to
+        return render(request, "history.html", status=exc.status, error=exc.detail, calls=[], chosen={},
+                      total=0, **context)  # fmt: skip
     return render(request, "history.html", calls=rows, total=total, csv_limit=CSV_LIMIT, chosen=chosen,
                   csv_query=request.url.query, **context)  # fmt: skip
 

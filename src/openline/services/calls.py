@@ -26,7 +26,7 @@ from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound, check_one_of
 from openline.services import events, outbox, watch
 from openline.services.accounts import peer_user
-from openline.services.lines import lock_line, require_active
+from openline.services.lines import lock_line, require_active, require_known_peer
 from openline.services.station import Station, Tx
 
 MAX_SUBJECT = 500
@@ -562,12 +562,14 @@ def list_calls(
     query = _with_place_envelope().where(*f.where())
     query = query.order_by(calls.c.placed_at.desc(), calls.c.id.desc()).limit(limit)
     with station.db.read() as conn:
+        require_known_peer(conn, f.peer)
         return [_call_json(station, row, content) for row in conn.execute(query).all()]
 
 
 def count_calls(station: Station, where: CallFilter) -> int:
     """How many calls `where` selects, however many `list_calls` shows."""
     with station.db.read() as conn:
+        require_known_peer(conn, where.peer)
         return int(conn.execute(select(func.count()).select_from(calls).where(*where.where())).scalar_one())
 
 

@@ -230,6 +230,16 @@ def line_for_peer(conn: Connection, peer: str) -> Any:
     return row
 
 
+def require_known_peer(conn: Connection, peer: str | None) -> None:
+    """A listing filtered by a peer we have no line to could only be empty: most likely a
+    mistyped name, which must not read as "nothing waiting from them". Refused, naming
+    the peers there are."""
+    if peer is not None and conn.execute(select(lines.c.id).where(lines.c.peer == peer)).first() is None:
+        known = sorted(conn.execute(select(lines.c.peer)).scalars())
+        to = ", ".join(known) or "nobody yet"
+        raise NotFound(f"no line to a station named {peer!r}; the lines are to: {to}")
+
+
 def require_active(conn: Connection, peer: str) -> Any:
     line = line_for_peer(conn, peer)
     if line.state != ACTIVE:

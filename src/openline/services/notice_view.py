@@ -25,7 +25,7 @@ from openline.core.volumes import Circle, Volume
 from openline.errors import IllegalTransition, InvalidInput, OpenLineError, check_one_of
 from openline.services import notice_conflicts as conflicts
 from openline.services import notice_sites, outbox
-from openline.services.lines import margins_by_line
+from openline.services.lines import margins_by_line, require_known_peer
 from openline.services.notice_rows import get, party_of
 from openline.services.notices import KIND_OF, open_draft
 from openline.services.station import Station
@@ -311,6 +311,7 @@ def list_notices(
         newest = select(notices).order_by(notices.c.created_at.desc(), notices.c.id.desc())
         if where is not None:
             newest = newest.where(*where.where(station.clock.now()))
+            require_known_peer(conn, where.peer)
         rows = conn.execute(newest.limit(limit)).all()
         return notices_json(station, conn, rows, content=content)
 
