@@ -182,7 +182,7 @@ def test_a_notice_conflict_alert_names_both_notices(nodes: tuple[Node, Node], mo
     (alert,) = [x for x in cli_json(b, monkeypatch, "alerts") if x["kind"] == "notice_conflict"]
     assert alert["subject"].startswith("conflict ")  # the stored subject: a row number
     text = " ".join(cli_table(b, monkeypatch, "alerts", columns=200).split())
-    assert f"notice {ours['id']} volume 1 with notice {theirs['id']} volume 1" in text
+    assert f"notice {ours['id']} volume 1 (stuttgart) with notice {theirs['id']} volume 1 (stuttgart)" in text
 
 
 def test_a_listing_cut_at_its_limit_says_more_may_follow(nodes: tuple[Node, Node], monkeypatch: Any) -> None:

@@ -5,9 +5,13 @@ the conflicts stay recorded and say whether they still hold."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from sqlalchemy import select
+
+from openline.adapters.schema import alerts as alerts_table
 from openline.core.clock import FakeClock
 from openline.services import alert_paging, notices
 from tests.inproc import Node
@@ -115,3 +119,32 @@ def test_a_conflict_still_holds_while_both_notices_are_active(
     [conflict] = show(a, first["id"])["conflicts"]
     assert conflict["active"] is False
     assert conflict["ended"] == f"notice {first['id']} is expired"
+
+
+def test_a_conflict_alert_names_both_lines_and_pages_by_the_new_notices_line(
+    staffed: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """With lines to several parties the officer must see whose notices collide, and the
+    alert must page as that line's policy says (it named no peer: the built-in policy)."""
+    a, b = staffed
+    policy = {"steps": [{"targets": ["user:senior"], "delay_s": 120}], "repeat": 0,
+              "final": {"targets": ["user:boss"], "delay_s": 600}}  # fmt: skip
+    assert b.api.put("/api/v1/lines/stuttgart/policy", json=policy).status_code == 200
+    theirs = send(a, "moscow", soon(a, 48.0, 9.0))
+    a.drain()
+    ours = send(b, "stuttgart", soon(b, 48.005, 9.005))
+    [alert] = alerts(b, "notice_conflict")
+    assert {k: alert["detail"][k] for k in ("notice", "peer", "other_notice", "other_peer")} == {
+        "notice": ours["id"],
+        "peer": "stuttgart",
+        "other_notice": theirs["id"],
+        "other_peer": "stuttgart",
+    }
+    assert alert_paging.page_due(b.station) == 1
+    with b.station.db.read() as conn:
+        (escalation,) = conn.execute(
+            select(alerts_table.c.escalation).where(alerts_table.c.id == alert["id"])
+        ).one()
+    assert json.loads(escalation)["steps"] == policy["steps"]
+    text = " ".join(cli_table(b, monkeypatch, "alerts", columns=200).split())
+    assert f"notice {ours['id']} volume 1 (stuttgart) with notice {theirs['id']} volume 1 (stuttgart)" in text

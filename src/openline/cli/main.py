@@ -839,6 +839,8 @@ def _alert_subject(x: dict[str, Any]) -> str:
             f"{d['notice']} volume {d.get('volume')}",
             f"{d['other_notice']} volume {d.get('other_volume')}",
         )
+        if "peer" in d and "other_peer" in d:  # whose lines (older alerts do not say)
+            ours, theirs = f"{ours} ({d['peer']})", f"{theirs} ({d['other_peer']})"
         return f"notice {ours} with notice {theirs}"
     if x["kind"] == "line_down" and isinstance(d, dict):
         # What has not got through (for `openline show`, `notice show`), not just the line.

@@ -38,7 +38,7 @@ from sqlalchemy import (
     select,
 )
 
-from openline.adapters.schema import notice_conflicts, notice_volumes, notices
+from openline.adapters.schema import lines, notice_conflicts, notice_volumes, notices
 from openline.core import conflicts as engine
 from openline.core import formats
 from openline.core import notices as nm
@@ -274,11 +274,19 @@ def found_json(found: list[Found]) -> list[dict[str, Any]]:
     ]
 
 
+def _peers_of(tx: Tx, line_id: str, others: list[str]) -> dict[str, str]:
+    """The peer of the line `line_id`, and of each notice in `others`, by id."""
+    peer_of_line = tx.conn.execute(select(lines.c.peer).where(lines.c.id == line_id)).scalar_one()
+    rows = tx.conn.execute(select(notices.c.id, notices.c.peer).where(notices.c.id.in_(others)))
+    return {line_id: peer_of_line, **{str(row.id): row.peer for row in rows}}
+
+
 def check(
     tx: Tx, notice_id: str, series: str, line_id: str, volumes: tuple[Volume, ...], *, category: str
 ) -> list[Found]:
     """Check a new notice against every active notice; record and alarm each conflict."""
     found = find(tx.conn, notice_id, series, line_id, volumes, tx.now, category=category)
+    peers = _peers_of(tx, line_id, [f.other for f in found]) if found else {}
     for f in found:
         assert f.result.time is not None
         assert f.result.altitude is not None
@@ -306,7 +314,14 @@ def check(
             "until": rfc3339(f.result.time[1]),
             "altitude_m": [f.result.altitude[0], f.result.altitude[1]],
         }
-        alerts.raise_alert(tx, "notice_conflict", f"conflict {conflict_id}", detail)
+        # Whose line each notice is on: the alert pages by the new notice's line's policy,
+        # and with several lines the officer must see which parties the conflict is between.
+        alerts.raise_alert(
+            tx,
+            "notice_conflict",
+            f"conflict {conflict_id}",
+            {**detail, "peer": peers[line_id], "other_peer": peers[f.other]},
+        )
         ledger.append(
             tx,
             "notice.conflict",
