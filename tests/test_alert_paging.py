@@ -296,6 +296,7 @@ def test_a_call_the_peer_says_nothing_of_past_its_deadline_raises_the_alert_all_
         "peer": "moscow",
         "priority": "immediate",
         "ringing_since": ringing_at,
+        "ringing_heard_at": ringing_at,  # one clock: what moscow stamped is when it reached us
     }
     after = a.snapshot()
     assert watch.audit_unanswered(a.station) == 0  # raised once; the next rounds only read

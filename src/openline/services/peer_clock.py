@@ -22,16 +22,20 @@ assumption about the network:
 The bounds of the last round trip are kept on the line (`openline lines`, `/metrics`).
 A peer proved off by more than `clock_skew_alert_s` (5 s by default) raises `clock_skew`,
 once per episode; a later round trip that proves it within the limit ends the episode,
-and the alert stays until acknowledged.
+and the alert stays until acknowledged. Within an episode the alert follows the measure
+(`_follow`): the watch floor is never told "ahead" of a peer now behind, and a peer whose
+clock moves the other way, or further than the officer acknowledged, pages again.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
 from sqlalchemy import select, update
 
+from openline.adapters.schema import alerts as alerts_table
 from openline.adapters.schema import lines
 from openline.core.clock import MICROS, Offset, rfc3339
 from openline.services import alerts
@@ -39,6 +43,7 @@ from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.clock")
 KIND = "clock_skew"
+_SHOWN = MICROS // 10  # an alert says the offset to a tenth of a second
 
 
 def limit_of(station: Station) -> int:
@@ -64,21 +69,75 @@ def observe(
         since = tx.conn.execute(select(lines.c.peer_clock_off_since).where(lines.c.id == line.id)).scalar()
     if off and since is None:
         values["peer_clock_off_since"] = tx.now
-        ahead = "ahead of" if off > 0 else "behind"
-        detail = {
-            "peer": line.peer,
-            "offset_s": round(off / MICROS, 3),  # at least this much, signed: theirs minus ours
-            "limit_s": station.clock_skew_alert_s,
-            "source": source,
-            "says": f"{line.peer}'s clock is at least {abs(off) / MICROS:.1f} s {ahead} ours",
-        }
-        alerts.raise_alert(tx, KIND, f"{line.peer} since {rfc3339(tx.now)}", detail)
+        alerts.raise_alert(tx, KIND, subject(line.peer, tx.now), _detail(station, line.peer, off, source))
+    elif off:
+        _follow(station, tx, line.peer, int(since), offset, off, source)
     elif since is not None and offset.within(limit):
         values["peer_clock_off_since"] = None
         log.info("peer clock within the limit again", peer=line.peer, low_us=offset.low, high_us=offset.high)
     if values and write:
         tx.conn.execute(update(lines).where(lines.c.id == line.id).values(**values))
     return values
+
+
+def subject(peer: str, since: int) -> str:
+    """The subject of the `clock_skew` alert of the episode that began at `since`."""
+    return f"{peer} since {rfc3339(since)}"
+
+
+def _detail(station: Station, peer: str, off: int, source: str) -> dict[str, Any]:
+    ahead = "ahead of" if off > 0 else "behind"
+    return {
+        "peer": peer,
+        "offset_s": round(off / MICROS, 3),  # at least this much, signed: theirs minus ours
+        "limit_s": station.clock_skew_alert_s,
+        "source": source,
+        "says": f"{peer}'s clock is at least {abs(off) / MICROS:.1f} s {ahead} ours",
+    }
+
+
+def _follow(station: Station, tx: Tx, peer: str, since: int, offset: Offset, off: int, source: str) -> None:
+    """A measure within an episode (`off`: the peer's clock is proved off by at least
+    this much, signed). The open alert keeps saying what is proved: rewritten when the
+    peer's clock is proved off the other way, or by a limit more than it says, or proved
+    nearer ours than it says. An acknowledged one keeps what the officer acknowledged,
+    unless the peer's clock is proved off the other way or by a limit more: then that
+    condition is over and a new one is back, and the alert is raised again, open and
+    paging as if new (`alerts.raise_alert`)."""
+    name = subject(peer, since)
+    row = tx.conn.execute(
+        select(alerts_table.c.id, alerts_table.c.acknowledged_at, alerts_table.c.detail).where(
+            alerts_table.c.kind == KIND, alerts_table.c.subject == name
+        )
+    ).first()
+    if row is None:
+        return
+    said = round(json.loads(row.detail)["offset_s"] * MICROS)
+    moved = (off > 0) != (said > 0) or abs(off) - abs(said) > limit_of(station)
+    detail = _detail(station, peer, off, source)
+    if row.acknowledged_at is not None:
+        if moved:
+            alerts.condition_over(tx, KIND, [name], detail["says"])
+            alerts.raise_alert(tx, KIND, name, detail)
+    elif moved or _nearer(offset, said):
+        tx.conn.execute(
+            update(alerts_table)
+            .where(alerts_table.c.id == row.id)
+            .values(detail=json.dumps(detail, sort_keys=True))
+        )
+        tx.touched.add("alerts")
+        log.info(
+            "clock_skew alert follows the peer's clock", peer=peer, subject=name, offset_s=detail["offset_s"]
+        )
+
+
+def _nearer(offset: Offset, said: int) -> bool:
+    """Whether `offset` proves the peer's clock nearer ours than `said` (signed µs), by
+    more than the tenth of a second an alert shows. A constant offset never does: every
+    measure's bounds hold it."""
+    if said > 0:
+        return offset.high is not None and offset.high < said - _SHOWN
+    return offset.low > said + _SHOWN
 
 
 def peer_clock_json(row: Any) -> dict[str, Any] | None:

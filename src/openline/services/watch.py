@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from openline.adapters.schema import alerts as alerts_table
-from openline.adapters.schema import calls, escalation_policies, lines, users
+from openline.adapters.schema import calls, envelopes, escalation_policies, lines, users
 from openline.core import escalation as esc
 from openline.core.calls import PRIORITIES, State
 from openline.core.clock import MICROS, rfc3339
@@ -328,20 +328,37 @@ def on_unanswered(tx: Tx, call: Any) -> None:
     alerts.raise_alert(tx, UNANSWERED, call.id, detail)
 
 
+# When we stored the peer's `call.ringing` of a call, on our clock.
+_HEARD_RINGING = (
+    select(func.min(envelopes.c.stored_at))
+    .where(
+        envelopes.c.call_id == calls.c.id,
+        envelopes.c.direction == "in",
+        envelopes.c.kind == "call.ringing",
+    )
+    .scalar_subquery()
+)
+
+
 def audit_unanswered(station: Station) -> int:
     """The caller's own check: a call we placed that still rings at the peer more than
     `UNANSWERED_GRACE_S` after the line's answer deadline, with neither a pick-up nor the
     peer's signed `call.missed`, raises `unanswered_call` all the same. A peer whose
     station stopped keeping its deadlines must not leave our call ringing in silence.
+
+    The deadline is the callee's, on its clock, which may be off ours by minutes or hours
+    (`peer_clock`); so the check never reads the peer's time. It counts on our clock from
+    when the peer's `call.ringing` reached us: the call cannot have started ringing
+    later, so the deadline and the grace have passed whatever either clock says.
     Returns how many alerts it raised."""
     now = station.clock.now()
-    overdue = calls.c.ringing_at + (lines.c.answer_deadline_s + UNANSWERED_GRACE_S) * MICROS < now
+    overdue = _HEARD_RINGING + (lines.c.answer_deadline_s + UNANSWERED_GRACE_S) * MICROS < now
     alerted = select(alerts_table.c.id).where(
         alerts_table.c.kind == UNANSWERED, alerts_table.c.subject == calls.c.id
     )
     with station.db.read() as conn:
         found = conn.execute(
-            select(calls.c.id, calls.c.peer, calls.c.priority, calls.c.ringing_at)
+            select(calls.c.id, calls.c.peer, calls.c.priority, calls.c.ringing_at, _HEARD_RINGING)
             .join(lines, lines.c.id == calls.c.line_id)
             .where(
                 calls.c.state == State.RINGING.value,
@@ -354,12 +371,13 @@ def audit_unanswered(station: Station) -> int:
         return 0  # the common case, answered by a read
     raised = 0
     with station.tx() as tx:
-        for call_id, peer, priority, ringing_at in found:
+        for call_id, peer, priority, ringing_at, heard in found:
             detail = {
                 "call": call_id,
                 "peer": peer,
                 "priority": priority,
-                "ringing_since": rfc3339(ringing_at),
+                "ringing_since": rfc3339(ringing_at),  # the peer's clock, as the call records it
+                "ringing_heard_at": rfc3339(heard),  # ours: what the check counts from
             }
             raised += alerts.raise_alert(tx, UNANSWERED, call_id, detail)
     return raised
