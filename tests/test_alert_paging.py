@@ -16,8 +16,10 @@ from openline.adapters.notify import WebhookChannel
 from openline.adapters.schema import alerts, lines, notifications
 from openline.core import escalation as esc
 from openline.core.clock import FakeClock, rfc3339
+from openline.errors import DatabaseUnavailable
 from openline.services import alert_paging, notifier, timers, watch
 from openline.services.alerts import raise_alert
+from tests.full_disk import disk_full
 from tests.inproc import Node, place_and_ring, show
 from tests.servers import SECRET, Receiver
 
@@ -162,6 +164,33 @@ def test_a_page_that_reaches_nobody_goes_on_to_the_next_step(
     assert recipients(b, alert_id) == ["senior"]
     # Nothing else was raised about it: the board shows the alert itself.
     assert [x["kind"] for x in b.api.get("/api/v1/alerts").json()] == ["roster_gap"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # full as a disk is: tests/full_disk.py
+def test_an_alert_is_logged_as_raised_only_once_it_is_stored(
+    nodes: tuple[Node, Node], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a full disk most transactions roll back: the log said "alert raised" of alerts
+    that were never stored."""
+    a, _ = nodes
+    capsys.readouterr()
+
+    def raise_two() -> None:
+        with a.station.tx() as tx:
+            assert raise_alert(tx, "ledger_inconsistent", "own:7", {"problem": "fits in a page"})
+            # The rest of the use case needs more pages than the file has: all of it rolls back.
+            raise_alert(tx, "ledger_inconsistent", "own:8", {"problem": "x" * 20_000})
+
+    with disk_full(a.station.db), pytest.raises(DatabaseUnavailable, match="database or disk is full"):
+        raise_two()
+    assert "alert raised" not in capsys.readouterr().out
+    assert [x["subject"] for x in a.api.get("/api/v1/alerts").json()] == []
+
+    alert_id = raise_one(a, "ledger_inconsistent", "own:7", {"problem": "fits in a page"})
+    raised = [line for line in capsys.readouterr().out.splitlines() if "alert raised" in line]
+    assert len(raised) == 1, raised
+    assert "subject=own:7" in raised[0]
+    assert [x["id"] for x in a.api.get("/api/v1/alerts").json()] == [alert_id]
 
 
 def test_a_failed_notification_does_not_page(floor: tuple[Node, Node], clock: FakeClock) -> None:

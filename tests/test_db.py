@@ -15,8 +15,10 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
+from openline.adapters import db as db_module
 from openline.adapters.db import Checkpointer, Database, Outage, reachable, sqlite_backup
 from openline.errors import DatabaseUnavailable
+from tests.full_disk import disk_full
 
 
 def pragma(db: Database, name: str) -> object:
@@ -161,6 +163,46 @@ def test_reachability_hooks_hear_each_change_once(tmp_path: Path) -> None:
     db.dispose()
 
 
+def test_a_database_that_cannot_store_is_down_until_writes_commit_again(tmp_path: Path) -> None:
+    """A full disk: reads work, writes fail. Each read said the database was back at once,
+    so /metrics and the console never showed the outage; and as a full disk lets a small
+    write through now and then, one commit does not say it is over either."""
+    now = [0.0]
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}", monotonic=lambda: now[0])
+    _table(db)
+    heard: list[bool] = []
+    db.on_reachability.append(heard.append)
+
+    def store(size: int) -> None:
+        with db.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES (:v)"), {"v": "x" * size})
+
+    settle = db_module.SETTLE_SECONDS
+    with disk_full(db):
+        with pytest.raises(DatabaseUnavailable, match=r"\(database or disk is full\)"):
+            store(20_000)  # more pages than the file has
+        assert (heard, db.up) == ([False], False)
+        for _ in range(3):
+            assert pragma(db, "quick_check") == "ok"  # reads work ...
+        store(10)  # ... and so does a write that fits in the pages the file has
+        now[0] += settle / 2
+        with pytest.raises(DatabaseUnavailable):
+            store(20_000)
+        now[0] += settle
+        assert pragma(db, "quick_check") == "ok"  # the last write failed: still down
+        assert (heard, db.up) == ([False], False)
+    store(20_000)  # room again: a write commits, long after the last that failed ...
+    assert (heard, db.up) == ([False, True], True)  # ... and the outage is over
+    with disk_full(db), pytest.raises(DatabaseUnavailable):
+        store(20_000)
+    store(10)  # soon after a failure, a commit alone ...
+    assert (heard, db.up) == ([False, True, False], False)
+    now[0] += settle
+    assert pragma(db, "quick_check") == "ok"  # ... is borne out once none has failed for a while
+    assert (heard, db.up) == ([False, True, False, True], True)
+    db.dispose()
+
+
 def test_a_damaged_database_file_is_damaged_and_no_outage(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -261,4 +303,33 @@ def test_the_checkpointer_says_once_that_the_database_is_damaged(
             None,
         )
     ]
+    db.dispose()
+
+
+def test_a_last_checkpoint_that_fails_is_said_once_and_left_to_the_next_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM on a full disk: the checkpoint at stop raised, the rest of the shutdown was
+    skipped and the station still logged that it had stopped cleanly."""
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}", background_checkpoints=True)
+
+    def full() -> None:
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = 13  # type: ignore[attr-defined]  # SQLITE_FULL, as SQLite sets it
+        raise exc
+
+    db.checkpoint = full  # type: ignore[method-assign]
+    checkpointer = Checkpointer(db, interval=3600)
+    checkpointer.start()
+    with caplog.at_level(logging.WARNING, logger="openline.db"):
+        checkpointer.stop()
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "WARNING",
+            "the last checkpoint failed (database or disk is full); the WAL keeps every commit and "
+            "is copied into the database file after the next start",
+            None,
+        )
+    ]
+    assert db.unfinished == ["the last WAL checkpoint (nothing is lost: the WAL keeps every commit)"]
     db.dispose()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from openline.adapters import db
 from openline.core.clock import FakeClock
-from openline.services import line_health
-from tests.inproc import Node, place_and_ring
+from openline.services import delivery, line_health
+from tests.full_disk import disk_full
+from tests.inproc import Node, picked_up, place_and_ring
 
 
 def sample(node: Node, name: str) -> float:
@@ -44,3 +48,23 @@ def test_metrics_count_traffic_and_show_line_health(nodes: tuple[Node, Node], cl
     text = a.api.get("/metrics").text
     assert "secret" not in text
     assert "Test call" not in text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # full as a disk is: tests/full_disk.py
+def test_a_station_that_can_read_but_not_store_is_down_until_it_stores_again(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a full disk the peer's envelopes are refused (503) while every read succeeds:
+    /metrics said `openline_database_up 1` all along."""
+    a, b = nodes
+    monkeypatch.setattr(db, "SETTLE_SECONDS", 0.0)  # tests/test_db.py: how long it must settle
+    call_id = picked_up(b, a)  # moscow calls, stuttgart picks up: they talk
+    said = {"text": "x" * 8000, "lang": "en"}  # more pages than stuttgart's file has
+    with disk_full(a.station.db):
+        assert b.api.post(f"/api/v1/calls/{call_id}/messages", json=said).status_code == 201
+        assert b.deliver() is delivery.Outcome.FAILED  # stuttgart answered 503: not stored
+        assert sample(a, "openline_database_up") == 0
+        assert a.api.get("/api/v1/calls").status_code == 200  # it still reads ...
+        assert sample(a, "openline_database_up") == 0  # ... and still cannot store
+    assert b.deliver(force=True) is delivery.Outcome.SENT  # room again: stored
+    assert sample(a, "openline_database_up") == 1

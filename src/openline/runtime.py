@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from openline.adapters.db import Checkpointer, Database
@@ -90,15 +91,18 @@ class Workers:
             self.checkpointer.start()
 
     def stop(self) -> None:
-        self.deliverer.stop()
-        self.timers.stop()
-        self.auditor.stop()
-        self.ledger.stop()
-        for notifier in self.notifiers:
-            notifier.stop()
-        if self.checkpointer is not None:
-            self.checkpointer.stop()
-        self.transport.close()
+        """Stop each worker after its current step, then close the transport: every one of
+        them, whatever became of the others (an error is raised once all have been told)."""
+        with ExitStack() as stack:  # its callbacks run last in, first out
+            stack.callback(self.transport.close)
+            if self.checkpointer is not None:
+                stack.callback(self.checkpointer.stop)
+            for notifier in reversed(self.notifiers):
+                stack.callback(notifier.stop)
+            stack.callback(self.ledger.stop)
+            stack.callback(self.auditor.stop)
+            stack.callback(self.timers.stop)
+            stack.callback(self.deliverer.stop)
 
 
 def default_transport(station: Station) -> Transport:

@@ -2,7 +2,10 @@
 uvicorn. The port comes first: a port another process holds is a clear error before
 anything has started (no migration, no worker, no alert raised).
 
-uvicorn handles SIGTERM and Ctrl-C: it stops accepting connections, lets requests in
+SIGTERM and Ctrl-C stop it cleanly from its first moment. Before the app has started,
+`run` stops where it stands: what it was doing rolls back (the migration is one
+transaction) or, done, stays done, and it logs that it stopped before it had started.
+From then on uvicorn handles them: it stops accepting connections, lets requests in
 flight finish, then runs the app's shutdown, which stops the deliverers and the timer
 loop after their current step. Every step is one transaction, so nothing is left half
 done whatever the moment of the signal.
@@ -17,24 +20,30 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import structlog
-import uvicorn
-from fastapi import FastAPI
 
-from openline.adapters.home import load_keys
-from openline.adapters.migrate import open_station, upgrade
-from openline.api.app import create_app
 from openline.core.encoding import digits
 from openline.errors import Code, InvalidInput, OpenLineError
-from openline.runtime import build_station, channels_from
 from openline.settings import Settings, load
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 GIL_SWITCH_SECONDS = 0.0005
 EVENT_LOOP = "uvloop"
 HTTP_PARSER = "httptools"
 LISTEN_BACKLOG = 2048  # uvicorn's default
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+log = structlog.get_logger("openline.serve")
+
+
+class _Stopping(BaseException):
+    """SIGTERM or Ctrl-C before the app has started, raised where `run` stands, as Ctrl-C
+    raises KeyboardInterrupt (and, like it, not an `Exception` anything may catch)."""
 
 
 def configure_logging(level: str) -> None:
@@ -117,6 +126,13 @@ def build(settings: Settings) -> FastAPI:
     init` makes a station: a database that holds none is refused, never made one here. The
     keys are read first: a key file refused (damaged, others may read it) leaves the
     database untouched."""
+    # Imported here: loading them takes a second or more, which `run` spends handling
+    # SIGTERM already.
+    from openline.adapters.home import load_keys
+    from openline.adapters.migrate import open_station, upgrade
+    from openline.api.app import create_app
+    from openline.runtime import build_station, channels_from
+
     keys = load_keys(settings.home)
     db = open_station(settings.effective_database_url, background_checkpoints=True)
     try:
@@ -143,22 +159,48 @@ def run(home: Path, listen: str | None = None) -> None:
     # bench/delivery.py on a busy machine, p99 at 100 messages/s went from about 134 ms to
     # about 70 ms, the drain rate unchanged.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    settings = load(home)
-    host, port = parse_listen(listen) if listen else settings.listen
-    configure_logging(settings.log_level)
-    sockets = bind(host, port)
-    try:
-        app = build(settings)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    freeze_heap()
     stopped_by: list[int] = []
-    # uvicorn restores these after its graceful shutdown and re-raises the signal it caught;
-    # ours notes it, so a requested stop ends the process with status 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: stopped_by.append(signum))
+    server: uvicorn.Server | None = None
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopped_by.append(signum)
+        if server is not None:
+            # uvicorn may not have taken the signals yet: then it stops as soon as it has
+            # started. After its graceful shutdown it hands back here the one it caught.
+            server.should_exit = True
+        elif len(stopped_by) == 1:  # a second one while stopping changes nothing
+            raise _Stopping
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        settings: Settings | None = None
+        sockets: list[socket.socket] = []
+        app: FastAPI | None = None
+        try:
+            settings = load(home)
+            host, port = parse_listen(listen) if listen else settings.listen
+            configure_logging(settings.log_level)
+            sockets = bind(host, port)
+            app = build(settings)
+            freeze_heap()
+            server = _server(app, settings, host, port)
+        except _Stopping:
+            _stopped_before_start(settings, sockets, app, stopped_by)
+            return
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        server.run(sockets=sockets)
+        _stopped(server, app, settings, stopped_by)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _server(app: FastAPI, settings: Settings, host: str, port: int) -> uvicorn.Server:
+    import uvicorn
+
     config = uvicorn.Config(
         app,
         host=host,
@@ -175,9 +217,43 @@ def run(home: Path, listen: str | None = None) -> None:
     )
     server = uvicorn.Server(config)
     app.state.server = server  # live streams end when it starts shutting down
-    server.run(sockets=sockets)
-    structlog.get_logger("openline.serve").info(
-        "station stopped cleanly",
-        station=settings.name,
-        signal=signal.Signals(stopped_by[0]).name if stopped_by else None,
+    return server
+
+
+def _signal_name(stopped_by: list[int]) -> str | None:
+    return signal.Signals(stopped_by[0]).name if stopped_by else None
+
+
+def _stopped_before_start(
+    settings: Settings | None, sockets: list[socket.socket], app: FastAPI | None, stopped_by: list[int]
+) -> None:
+    for sock in sockets:
+        sock.close()
+    if app is not None:  # built, never started: its workers never ran
+        app.state.station.db.dispose()
+    if settings is None:  # stopped while reading them
+        configure_logging("info")
+    log.info(
+        "station stopped before it had started",
+        station=settings.name if settings else None,
+        signal=_signal_name(stopped_by),
     )
+
+
+def _stopped(server: uvicorn.Server, app: FastAPI, settings: Settings, stopped_by: list[int]) -> None:
+    """Say how the station stopped: cleanly, cleanly but with something left for the next
+    start (a last WAL checkpoint), or with a shutdown that failed (status 1)."""
+    said: dict[str, Any] = {"station": settings.name, "signal": _signal_name(stopped_by)}
+    lifespan = getattr(server, "lifespan", None)  # uvicorn's: did the app's shutdown raise?
+    if lifespan is not None and (lifespan.shutdown_failed or lifespan.error_occurred):
+        log.error(
+            "station stopped, but its shutdown failed (see the error above): what was under way "
+            "may not have been finished; look before relying on it",
+            **said,
+        )
+        raise SystemExit(1)
+    unfinished = app.state.station.db.unfinished
+    if unfinished:  # each says why nothing is lost
+        log.warning(f"station stopped; left undone: {'; '.join(unfinished)}", **said)
+    else:
+        log.info("station stopped cleanly", **said)

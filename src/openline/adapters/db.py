@@ -30,6 +30,9 @@ from sqlalchemy.pool import NullPool
 from openline.errors import DatabaseDamaged, DatabaseUnavailable, InvalidInput
 
 log = logging.getLogger("openline.db")
+# After a write found the database out of reach, how long writes must commit without one
+# failing before it counts as back (`Database._watched`).
+SETTLE_SECONDS = 30.0
 
 
 def normalise_url(url: str) -> str:
@@ -51,7 +54,14 @@ def sqlite_url(path: Path) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, pool: bool = True, background_checkpoints: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool: bool = True,
+        background_checkpoints: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         """`background_checkpoints`: SQLite's WAL is copied into the database file by
         `Checkpointer` instead of by whichever commit crosses the threshold, so no commit
         waits for that copy and its fsync (it showed as the tail of delivery latency)."""
@@ -72,10 +82,15 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         self._write_lock = threading.Lock() if self.is_sqlite else None
         # Called with False when a transaction finds the database out of reach, and with
-        # True when one succeeds again: once per change, whoever's transaction it was.
+        # True when it is back (`_answered`): once per change, whoever's transaction it was.
         self.on_reachability: list[Callable[[bool], None]] = []
         self.up = True
         self._up_lock = threading.Lock()
+        self._monotonic = monotonic
+        self._write_failed_at: float | None = None  # the last write out of reach, until settled
+        self._stored_since = False  # a write committed after it
+        # What closing it left for the next start to finish, each saying why nothing is lost.
+        self.unfinished: list[str] = []
         if self.is_sqlite:
             _configure_sqlite(self.engine, autocheckpoint=not self.background_checkpoints)
 
@@ -83,7 +98,12 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed if the block returns, rolled back if it raises.
         A database out of reach raises `DatabaseUnavailable` (see `reachable`)."""
-        with self._watched(), self._write_lock or nullcontext(), self.engine.connect() as conn, conn.begin():
+        with (
+            self._watched(write=True),
+            self._write_lock or nullcontext(),
+            self.engine.connect() as conn,
+            conn.begin(),
+        ):
             if self.is_sqlite:
                 _sqlite_begin(conn, "BEGIN IMMEDIATE")
             yield conn
@@ -91,14 +111,21 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (on SQLite a deferred BEGIN), rolled back when the block ends."""
-        with self._watched(), self.engine.connect() as conn:  # closing it rolls back
+        with self._watched(write=False), self.engine.connect() as conn:  # closing it rolls back
             if self.is_sqlite:
                 _sqlite_begin(conn, "BEGIN")
             yield conn
 
     @contextmanager
-    def _watched(self) -> Iterator[None]:
-        """`reachable`, and tell `on_reachability` when that changes."""
+    def _watched(self, *, write: bool) -> Iterator[None]:
+        """`reachable`, and tell `on_reachability` when that changes.
+
+        A database that can be read but not written (an SQLite file on a full disk, a
+        PostgreSQL server out of disk) is out of reach: nothing the peer sends can be
+        stored. So a write that fails keeps the database down until writes commit again,
+        whatever reads succeed meanwhile; and as a full disk lets a small write through now
+        and then (SQLite reuses the space its WAL has), until one has committed and none
+        has failed for `SETTLE_SECONDS`, or the outage would flap with every write."""
         try:
             with reachable(self.file):
                 yield
@@ -107,22 +134,38 @@ class Database:
             # nor one to flip the console and /metrics between down and up at each read.
             raise
         except DatabaseUnavailable:
-            if self.up:
-                self._turned(False)
+            self._unreachable(write=write)
             raise
         except BaseException:
-            # A statement refused, or the caller's own error: the database answered.
-            if not self.up:
-                self._turned(True)
+            # A statement refused, or the caller's own error: the database answered, but
+            # a write that rolled back stored nothing.
+            self._answered(stored=False)
             raise
-        if not self.up:
-            self._turned(True)
+        self._answered(stored=write)
 
-    def _turned(self, up: bool) -> None:
+    def _unreachable(self, *, write: bool) -> None:
         with self._up_lock:
-            if self.up == up:
-                return
-            self.up = up
+            if write:
+                self._write_failed_at = self._monotonic()
+                self._stored_since = False
+            turned, self.up = self.up, False
+        if turned:
+            self._tell(False)
+
+    def _answered(self, *, stored: bool) -> None:
+        with self._up_lock:
+            if stored:
+                self._stored_since = True
+            failed = self._write_failed_at
+            if failed is not None:
+                if not self._stored_since or self._monotonic() - failed < SETTLE_SECONDS:
+                    return
+                self._write_failed_at = None
+            turned, self.up = not self.up, True
+        if turned:
+            self._tell(True)
+
+    def _tell(self, up: bool) -> None:
         for hook in self.on_reachability:
             try:
                 hook(up)
@@ -387,9 +430,20 @@ class Checkpointer:
         self._thread.start()
 
     def stop(self, timeout: float = 15.0) -> None:
+        """Stop, after a last checkpoint that leaves the database file complete. If that
+        fails (a full disk), it is logged once and left to the next start: the WAL keeps
+        every commit, SQLite reads it when the database is opened again, and the
+        checkpointer then copies it."""
         self._stop.set()
         self._thread.join(timeout)
-        self.db.checkpoint()  # leave the database file complete
+        try:
+            self.db.checkpoint()
+        except Exception as exc:
+            log.warning(
+                f"the last checkpoint failed ({_words(exc)}); the WAL keeps every commit and is "
+                "copied into the database file after the next start"
+            )
+            self.db.unfinished.append("the last WAL checkpoint (nothing is lost: the WAL keeps every commit)")
 
     def _run(self) -> None:
         outage = Outage("checkpointer")

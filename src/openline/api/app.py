@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -55,11 +55,14 @@ def create_app(
         try:
             yield
         finally:
-            if background is not None:
-                background.stop()
-            if listener is not None:
-                listener.stop()
-            station.db.dispose()
+            # Each is stopped whatever became of the one before (an error is raised once
+            # all have been: uvicorn then reports the shutdown failed, and `serve` says so).
+            with ExitStack() as stack:
+                stack.callback(station.db.dispose)
+                if listener is not None:
+                    stack.callback(listener.stop)
+                if background is not None:
+                    stack.callback(background.stop)
 
     app = FastAPI(
         title=f"OpenLine station {station.name}",

@@ -1,5 +1,5 @@
 """Gauges for /metrics read from the database at scrape time: each line's health, the
-open alerts, and whether the database could be read."""
+open alerts, and whether the station can use its database."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from openline.adapters.db import SETTLE_SECONDS
 from openline.core.clock import MICROS, parse_rfc3339
 from openline.errors import DatabaseUnavailable
 from openline.services import alerts, lines
@@ -34,7 +35,11 @@ class LineCollector(Collector):
             "openline_line_seconds_since_contact", "Seconds since the peer was last reached.", labels=["peer"]
         )
         up = GaugeMetricFamily(
-            "openline_database_up", "1 if the station reached its database at this scrape, else 0."
+            "openline_database_up",
+            "1 if the station can read and store in its database, else 0: 0 from the moment a read "
+            "or a write finds it out of reach (a full disk: reads work, writes fail) until reads "
+            f"succeed and, after a failed write, writes have committed with none failing for "
+            f"{SETTLE_SECONDS:.0f} s.",
         )
         open_alerts = GaugeMetricFamily(
             "openline_alerts_open",
@@ -52,10 +57,10 @@ class LineCollector(Collector):
             listed = lines.list_lines(self.station)
             counts = alerts.open_counts(self.station)
         except DatabaseUnavailable:  # the process metrics are still worth scraping
-            listed, counts = [], {}
-            up.add_metric([], 0.0)
-        else:
-            up.add_metric([], 1.0)
+            listed, counts, reached = [], {}, False
+        else:  # down too while it reads but cannot store (`Database._watched`)
+            reached = self.station.db.up
+        up.add_metric([], 1.0 if reached else 0.0)
         yield up
         for line in listed:
             depth.add_metric([line["peer"]], line["outbox_depth"])

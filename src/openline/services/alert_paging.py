@@ -17,6 +17,7 @@ loop (whose stalling is itself one of the alerts). Due alerts are claimed with
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -79,8 +80,10 @@ def _page(station: Station, tx: Tx, row: Any, pages: list[dict[str, Any]]) -> di
     webhooks = paging.webhooks(rows)
     late_ms = max(0, (tx.now - due_at) // 1000)
     who = [r.name for r in recipients]
+    # Said once the round has committed: a round that rolls back paged nobody.
     if who or webhooks:
-        log.info(
+        tx.after_commit(functools.partial(
+            log.info,
             "alert paged",
             alert=row.id,
             kind=row.kind,
@@ -88,17 +91,18 @@ def _page(station: Station, tx: Tx, row: Any, pages: list[dict[str, Any]]) -> di
             recipients=who,
             webhooks=webhooks,
             late_ms=late_ms,
-        )
+        ))  # fmt: skip
     else:
         # Shown on the board all the same; the schedule goes on to the next step.
-        log.warning(
+        tx.after_commit(functools.partial(
+            log.warning,
             "alert page reached nobody",
             alert=row.id,
             kind=row.kind,
             step=pos.describe(),
             targets=list(step.targets),
             on_duty=on_duty,
-        )
+        ))  # fmt: skip
     nxt, next_at = esc.after(policy, pos, due_at, tx.now)
     return {
         "b_id": row.id,

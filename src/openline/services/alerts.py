@@ -11,6 +11,7 @@ feed it for ever."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -70,7 +71,10 @@ def raise_alert(
 
     One that exists is raised again only if it was acknowledged after its condition was
     over (`condition_over`): the condition is back (a roster gap that was filled and
-    reopened), and it is open and pages as if new."""
+    reopened), and it is open and pages as if new.
+
+    The log says it was raised once the transaction has committed, not before: most
+    transactions roll back on a full disk."""
     exists = tx.conn.execute(
         select(alerts.c.id, alerts.c.acknowledged_at, alerts.c.detail).where(
             alerts.c.kind == kind, alerts.c.subject == subject
@@ -93,7 +97,8 @@ def raise_alert(
     else:
         tx.conn.execute(insert(alerts).values(kind=kind, subject=subject, **values))
     tx.touched.add("alerts")
-    log.warning("alert raised again" if exists else "alert raised", kind=kind, subject=subject, **detail)
+    said = "alert raised again" if exists else "alert raised"
+    tx.after_commit(functools.partial(log.warning, said, kind=kind, subject=subject, **detail))
     return True
 
 

@@ -33,6 +33,13 @@ class Tx:
     # one call); whoever writes such a row drops it from here.
     memo: dict[Any, Any] = field(default_factory=dict)
     _later: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
+    _after: list[Callable[[], None]] = field(default_factory=list)
+
+    def after_commit(self, do: Callable[[], None]) -> None:
+        """Call `do` once this transaction has committed, and never if it rolls back: for
+        what says a change is done (a log line "alert raised"), which must not be said of
+        one that was not stored (a full disk rolls most transactions back)."""
+        self._after.append(do)
 
     def insert_later(self, table: Table, row: dict[str, Any]) -> None:
         """Insert `row` when the use case ends, still inside this transaction.
@@ -91,14 +98,17 @@ class Station:
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
-        """Run a use case in one write transaction; once it has committed, tell the
-        background workers what it changed (`on_commit`)."""
+        """Run a use case in one write transaction; once it has committed, do what it left
+        for then (`Tx.after_commit`) and tell the background workers what it changed
+        (`on_commit`)."""
         with self.db.write() as conn:
             tx = Tx(conn, self.clock.now())
             yield tx
             tx.flush()
             if tx.touched:  # other processes sharing the database hear of it at commit
                 announce(conn, json.dumps(sorted(tx.touched)))
+        for do in tx._after:
+            do()
         if tx.wake_lines or tx.queued_lines or tx.new_deadline or tx.touched or tx.ledger_grew:
             for hook in self.on_commit:
                 hook(tx)
