@@ -116,6 +116,30 @@ def test_a_checkpoint_cosigned_by_the_peer() -> None:
         note.verify(forged, cosigner)
 
 
+def test_keeping_shows_only_the_signatures_asked_for() -> None:
+    """A checkpoint cosigned by two peers, shown to one of them: our signature and its
+    cosignature, which still verify; nothing of the other peer."""
+    body = note.Checkpoint("openline.example/geneva", 5, merkle.root([merkle.leaf_hash(b"x")])).body()
+    ours, north, south = (Ed25519PrivateKey.generate() for _ in range(3))
+    full = (
+        note.parse(note.sign(body, "geneva", ours))
+        .with_signature(note.cosign(body, "north", north, 1_795_680_000))
+        .with_signature(note.cosign(body, "south", south, 1_795_680_001))
+    )
+    signer = note.verifier("geneva", ours.public_key())
+    for_north = note.verifier("north", north.public_key(), note.COSIGNATURE_V1)
+    shown = note.parse(full.keeping([for_north, signer]).render())
+    assert [s.name for s in shown.signatures] == ["geneva", "north"]  # in the note's order
+    note.verify(shown, signer)
+    note.verify(shown, for_north)
+    assert "south" not in shown.render()
+    # A key of the same name but another key ID is not kept.
+    impostor = note.verifier("north", Ed25519PrivateKey.generate().public_key(), note.COSIGNATURE_V1)
+    assert [s.name for s in full.keeping([signer, impostor]).signatures] == ["geneva"]
+    with pytest.raises(note.NoteError, match="none of the signatures asked for"):
+        full.keeping([impostor])
+
+
 @pytest.mark.parametrize(
     "body",
     [

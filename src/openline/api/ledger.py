@@ -125,9 +125,16 @@ def get_call_proof(
 
 @router.get("/notices/{notice_id}/proof")
 def get_notice_proof(
-    station: StationDep, who: PrincipalDep, notice_id: Annotated[str, Path(min_length=1, max_length=64)]
+    station: StationDep,
+    who: PrincipalDep,
+    notice_id: Annotated[str, Path(min_length=1, max_length=64)],
+    with_conflicts: Annotated[
+        bool,
+        Query(description="Also the conflicts with notices of other lines (their ids and overlap windows)"),
+    ] = False,
 ) -> dict[str, Any]:
     """A compact, offline-verifiable proof of what happened to one notice: sent, received
-    by the peer (its signed receipt), acknowledged or rejected, withdrawn, removed."""
+    by the peer (its signed receipt), acknowledged or rejected, withdrawn, removed, and
+    its conflicts with notices of the same line."""
     who.require(Permission.VIEW)
-    return evidence.prove_notice(station, notice_id)
+    return evidence.prove_notice(station, notice_id, with_conflicts=with_conflicts)

@@ -132,13 +132,21 @@ def _progress(what: str, enabled: bool) -> Iterator[Any]:
 def ledger_export(
     home: HomeOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="A new directory for the bundle.")],
+    peer: Annotated[
+        str | None,
+        typer.Option(
+            "--peer",
+            metavar="NAME",
+            help="The bundle for one peer: the latest checkpoint it cosigned, with its card only.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a self-contained evidence bundle (C2SP tlog-tiles layout) for `openline verify`."""
     from openline.services import evidence
 
     with _station(home) as station, _progress("Exporting", not as_json) as progress:
-        manifest = evidence.export_bundle(station, out_dir, progress)
+        manifest = evidence.export_bundle(station, out_dir, progress, peer=peer)
 
     def render(m: dict[str, Any]) -> None:
         out.print(f"Wrote {m['size']} entries of {m['station']}'s ledger to {out_dir}")
@@ -158,6 +166,14 @@ def prove(
         ),
     ],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the proof (JSON).")],
+    with_conflicts: Annotated[
+        bool,
+        typer.Option(
+            "--with-conflicts",
+            help="For a notice: also its conflicts with notices of other lines (their ids and overlap "
+            "windows), left out by default.",
+        ),
+    ] = False,
 ) -> None:
     """Write a compact proof of what happened to one call or notice, for `openline verify`."""
     from openline.services import evidence
@@ -167,7 +183,8 @@ def prove(
     if not out_file.parent.is_dir():  # checked first, so that no work is done for nothing
         fail(f"cannot write {out_file}: {out_file.parent} is not a directory", "invalid_input")
     with _station(home) as station:
-        proof = evidence.prove(station, subject_id)
+        made = evidence.proof(station, subject_id, with_conflicts=with_conflicts)
+    proof = made.doc
     what = "notice" if "notice" in proof else "call"
     try:
         with open(out_file, "x", encoding="utf-8") as f:  # never over a file made meanwhile
@@ -175,4 +192,12 @@ def prove(
     except OSError as exc:
         fail(f"cannot write {out_file}: {exc.strerror or exc}", "invalid_input")
     out.print(f"Wrote the proof of {what} {subject_id} ({len(proof['entries'])} entries) to {out_file}")
+    if made.left_out:
+        n = len(made.left_out)
+        out.print(
+            f"Left out {n} conflict{'s' if n > 1 else ''} with a notice of another line "
+            f"({', '.join(sorted(set(made.left_out)))}); --with-conflicts keeps {'them' if n > 1 else 'it'}.",
+            markup=False,
+            highlight=False,
+        )
     out.print(f"Check it anywhere with: openline verify {out_file}")

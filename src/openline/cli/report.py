@@ -63,6 +63,11 @@ def _render(r: dict[str, Any]) -> None:
         out.print(f"[dim]{NOT_RECORDED}[/] {escape(what.replace('_', ' '))}: {escape(why)}", markup=True)
     cp = r["checkpoint"]
     cosigned = escape(", ".join(cp["cosigned_by"])) or "[yellow]no peer yet[/]"
+    unvouched = sorted({x["peer"] for x in r["lines"]} - set(cp["cosigned_by"]))
+    if cp["cosigned_by"] and unvouched:
+        names = escape(", ".join(unvouched))
+        station = escape(r["station"])
+        cosigned += f"; [yellow]not by {names}[/], so the figures of {names} rest on {station}'s word alone"
     out.print(
         f"Computed against checkpoint [bold]{cp['size']}[/] of {escape(cp['origin'])}",
         markup=True,

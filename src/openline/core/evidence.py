@@ -748,7 +748,34 @@ def _checked_proof(
     if cp is None:
         return None
     result.checkpoint = CheckpointSummary(cp.origin, cp.size, _b64text(cp.root))
-    return station, subject, cards, peers, _proven(result, doc["entries"], cp)
+    proven = _proven(result, doc["entries"], cp)
+    _peer_cosigned(result, about, subject, proven)
+    return station, subject, cards, peers, proven
+
+
+_OPENING = {"call": ("call.placed",), "notice": ("notice.sent", "notice.received")}
+
+
+def _peer_cosigned(result: Result, about: str, subject: str, proven: list[_Proven]) -> None:
+    """The cosignature that counts is that of the peer the call or notice was with, as its
+    opening entry names it: another peer's, with its card added to the proof, would vouch
+    for a line that is not its own."""
+    if any(f.check == "checkpoint" for f in result.failures):
+        return  # the checkpoint failed already, for this or another reason
+    peer = next(
+        (
+            p.entry["peer"]
+            for p in proven
+            if p.type in _OPENING[about]
+            and p.entry.get(about) == subject
+            and isinstance(p.entry.get("peer"), str)
+        ),
+        None,
+    )
+    if peer is not None and peer not in {c.by for c in result.cosignatures if c.note == "checkpoint"}:
+        result.failures.append(
+            Failure("checkpoint", f"checkpoint: not cosigned by {peer}, the peer of this {about}")
+        )
 
 
 def _load_proof(data: bytes | str | Mapping[str, Any], expected: str | None, what: str) -> dict[str, Any]:

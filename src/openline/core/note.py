@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -124,6 +125,15 @@ class Note:
     def with_signature(self, sig: Signature) -> Note:
         others = tuple(s for s in self.signatures if (s.name, s.key_id) != (sig.name, sig.key_id))
         return Note(self.text, (*others, sig))
+
+    def keeping(self, keys: Iterable[Verifier]) -> Note:
+        """The note with the signatures of `keys` only, in the order they are on it: what a
+        party is shown, without the names and key IDs of the note's other signers."""
+        wanted = {(k.name, k.key_id) for k in keys}
+        kept = tuple(s for s in self.signatures if (s.name, s.key_id) in wanted)
+        if not kept:
+            raise NoteError("none of the signatures asked for is on the note")
+        return Note(self.text, kept)
 
     def render(self) -> str:
         return self.text + "\n" + "".join(s.line() for s in self.signatures)

@@ -1,9 +1,11 @@
 """Evidence that leaves the station: the tlog-tiles bundle and the proof of one call or
 one notice.
 
-Both are built from the latest checkpoint a peer has cosigned, so whoever receives them
-needs only the two station cards to check them (`openline verify`). Formats:
-docs/ledger.md.
+Both are built from a checkpoint a peer has cosigned, so whoever receives them needs only
+the station cards to check them (`openline verify`). A proof about a line rests on the
+latest checkpoint that line's peer has cosigned, and shows of it our signature and that
+peer's cosignature only: with several lines, the other peers' names, keys and times are
+theirs. Formats: docs/ledger.md.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +30,11 @@ from openline.adapters.schema import (
     notices,
     peers,
 )
-from openline.core import tiles
+from openline.core import note, tiles
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import ledger
+from openline.services.lines import peer_card
 from openline.services.station import Station
 
 BUNDLE_FORMAT = "openline-evidence-bundle/v1"
@@ -38,25 +42,47 @@ PROOF_FORMAT = "openline-call-proof/v1"
 NOTICE_PROOF_FORMAT = "openline-notice-proof/v1"
 PROOF_FORMATS = {"call": PROOF_FORMAT, "notice": NOTICE_PROOF_FORMAT}
 Progress = Callable[[int, int], None]
+NONE_COSIGNED = (
+    "no checkpoint of this ledger has been cosigned by a peer yet: with the line up, "
+    "one is within seconds of the log growing (`openline ledger checkpoint` asks now)"
+)
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _cosigned(conn: Connection) -> ledger.SignedCheckpoint:
-    cp = ledger.latest_checkpoint(conn, cosigned=True)
+def cosigned_for(station: Station, conn: Connection, peer: str) -> ledger.SignedCheckpoint:
+    """The latest checkpoint `peer` has cosigned, its note carrying our signature and that
+    peer's cosignature only: the checkpoint of every piece of evidence about its line.
+    Raises `Conflict`, saying since when the peer has been silent, when it has none."""
+    keys = [station.card.ledger_verifier(), peer_card(conn, peer).cosigner_verifier()]
+    cp = ledger.cosigned_checkpoint(conn, [peer])
     if cp is None:
-        raise Conflict(
-            "no checkpoint of this ledger has been cosigned by a peer yet: with the line up, "
-            "one is within seconds of the log growing (`openline ledger checkpoint` asks now)"
-        )
-    return cp
+        if ledger.cosigned_checkpoint(conn) is None:
+            raise Conflict(NONE_COSIGNED)
+        raise Conflict(f"no checkpoint of this ledger has been cosigned by {peer} yet{_silence(conn, peer)}")
+    return ledger.SignedCheckpoint(
+        cp.size, cp.root, note.parse(cp.note).keeping(keys).render(), cp.signed_at, (peer,)
+    )
 
 
-def _cards(station: Station, conn: Connection) -> dict[str, dict[str, Any]]:
+def _silence(conn: Connection, peer: str) -> str:
+    """Why `peer` has not cosigned more, if asking it failed: since when, and the error."""
+    row = conn.execute(select(ledger_peers).where(ledger_peers.c.peer == peer)).first()
+    if row is None or not row.attempt:
+        return ": try again in a few seconds"
+    since = f"since {rfc3339(row.cosigned_at)}" if row.cosigned_at is not None else "anything yet"
+    return f"; {peer} has not cosigned {since} (the last error asking it: {row.last_error})"
+
+
+def _cards(station: Station, conn: Connection, only: str | None = None) -> dict[str, dict[str, Any]]:
+    """Our card and the peers' (or only `only`'s)."""
     out = {station.name: station.card.to_json()}
-    for row in conn.execute(select(peers.c.name, peers.c.card).order_by(peers.c.name)):
+    query = select(peers.c.name, peers.c.card).order_by(peers.c.name)
+    if only is not None:
+        query = query.where(peers.c.name == only)
+    for row in conn.execute(query):
         out[row.name] = json.loads(row.card)
     return out
 
@@ -64,16 +90,21 @@ def _cards(station: Station, conn: Connection) -> dict[str, dict[str, Any]]:
 # The bundle -------------------------------------------------------------------------
 
 
-def export_bundle(station: Station, out: Path, progress: Progress | None = None) -> dict[str, Any]:
+def export_bundle(
+    station: Station, out: Path, progress: Progress | None = None, *, peer: str | None = None
+) -> dict[str, Any]:
     """Write the bundle into `out` (which must not exist or be empty). It is written
-    beside it first and renamed into place, so a failed export leaves nothing behind."""
+    beside it first and renamed into place, so a failed export leaves nothing behind.
+
+    With `peer`, the bundle for that peer's eyes: the latest checkpoint it cosigned, with
+    our signature and its cosignature only, its card and its checkpoint alone."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidInput(f"{out} exists and is not an empty directory: choose a new one")
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     try:
         with station.db.read() as conn:
-            manifest = _write_bundle(station, conn, work, progress)
+            manifest = _write_bundle(station, conn, work, progress, peer)
         if out.exists():
             out.rmdir()
         os.replace(work, out)
@@ -89,18 +120,32 @@ def _write(root: Path, rel: str, data: bytes) -> None:
 
 
 def _write_bundle(
-    station: Station, conn: Connection, root: Path, progress: Progress | None
+    station: Station, conn: Connection, root: Path, progress: Progress | None, peer: str | None
 ) -> dict[str, Any]:
-    cp = _cosigned(conn)
+    if peer is None:
+        cp = ledger.cosigned_checkpoint(conn)
+        if cp is None:
+            raise Conflict(NONE_COSIGNED)
+    else:
+        cp = cosigned_for(station, conn, peer)
     root.mkdir(parents=True)
     _write(root, "checkpoint", cp.note.encode())
-    cards = _cards(station, conn)
+    cards = _cards(station, conn, peer)
     for name, card in cards.items():
         _write(root, f"cards/{name}.json", json.dumps(card, indent=2).encode() + b"\n")
     witnessed = {}
-    for row in conn.execute(select(ledger_peers).where(ledger_peers.c.witnessed_note.is_not(None))):
+    query = select(ledger_peers).where(ledger_peers.c.witnessed_note.is_not(None))
+    if peer is not None:
+        query = query.where(ledger_peers.c.peer == peer)
+    ours = station.card.cosigner_verifier()
+    for row in conn.execute(query):
+        # Its signature and ours only: witnesses used to keep the cosignatures of the peer's
+        # other parties that came along with its checkpoint.
+        held = note.parse(str(row.witnessed_note)).keeping(
+            [peer_card(conn, row.peer).ledger_verifier(), ours]
+        )
         witnessed[row.peer] = f"peer-checkpoints/{row.peer}"
-        _write(root, witnessed[row.peer], str(row.witnessed_note).encode())
+        _write(root, witnessed[row.peer], held.render().encode())
     for level, index, width in tiles.tiles_for_size(cp.size):
         row = conn.execute(
             select(ledger_tiles.c.hashes).where(ledger_tiles.c.level == level, ledger_tiles.c.idx == index)
@@ -128,33 +173,60 @@ def _write_bundle(
     return manifest
 
 
-# The proof of one call --------------------------------------------------------------
+# The proof of one call or notice ----------------------------------------------------
 
 
-def prove(station: Station, subject_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Proof:
+    """A proof, and the peers of the other lines whose conflicting notices were left out
+    of it (one name per conflict left out)."""
+
+    doc: dict[str, Any]
+    left_out: tuple[str, ...] = ()
+
+
+def prove(station: Station, subject_id: str, *, with_conflicts: bool = False) -> dict[str, Any]:
     """The proof of a call or of a notice, whichever `subject_id` names."""
+    return proof(station, subject_id, with_conflicts=with_conflicts).doc
+
+
+def proof(station: Station, subject_id: str, *, with_conflicts: bool = False) -> Proof:
+    """`prove`, saying what it left out."""
     with station.db.read() as conn:
         is_notice = conn.execute(select(notices.c.id).where(notices.c.id == subject_id)).first() is not None
         is_call = conn.execute(select(calls.c.id).where(calls.c.id == subject_id)).first() is not None
     if not (is_notice or is_call):
         raise NotFound(f"no call or notice with id {subject_id!r}")
-    return prove_notice(station, subject_id) if is_notice else prove_call(station, subject_id)
+    if is_notice:
+        return _prove(station, "notice", subject_id, with_conflicts)
+    return _prove(station, "call", subject_id, with_conflicts)
 
 
 def prove_call(station: Station, call_id: str) -> dict[str, Any]:
-    """The call's entries with inclusion proofs in the latest cosigned checkpoint, and
-    the peer's signed receipts for the envelopes we sent about it."""
-    return _prove(station, "call", call_id)
+    """The call's entries with inclusion proofs in the latest checkpoint the peer has
+    cosigned, and the peer's signed receipts for the envelopes we sent about it."""
+    return _prove(station, "call", call_id, False).doc
 
 
-def prove_notice(station: Station, notice_id: str) -> dict[str, Any]:
+def prove_notice(station: Station, notice_id: str, *, with_conflicts: bool = False) -> dict[str, Any]:
     """The same for a notice: its entries (sent or received, delivered, acknowledged or
-    rejected, withdrawn, removed, expired, every conflict that names it) and the peer's
-    receipts."""
-    return _prove(station, "notice", notice_id)
+    rejected, withdrawn, removed, expired, every conflict with a notice of its line, and
+    `with_conflicts` those with notices of other lines too) and the peer's receipts."""
+    return _prove(station, "notice", notice_id, with_conflicts).doc
 
 
-def _prove(station: Station, about: str, subject_id: str) -> dict[str, Any]:
+def _other_line(conn: Connection, subject_id: str, peer: str, data: bytes) -> str | None:
+    """The peer of the other notice of a conflict entry, if that notice is on another line
+    than the subject's (its id and window are that line's business), else None."""
+    entry = json.loads(data)
+    if entry.get("type") != "notice.conflict":
+        return None
+    other = entry.get("other_notice") if entry.get("notice") == subject_id else entry.get("notice")
+    other_peer = conn.execute(select(notices.c.peer).where(notices.c.id == other)).scalar()
+    return None if other_peer == peer else str(other_peer or "an unknown line")
+
+
+def _prove(station: Station, about: str, subject_id: str, with_conflicts: bool) -> Proof:
     table = calls if about == "call" else notices
     with station.db.read() as conn:
         peer = conn.execute(select(table.c.peer).where(table.c.id == subject_id)).scalar()
@@ -164,12 +236,22 @@ def _prove(station: Station, about: str, subject_id: str) -> dict[str, Any]:
         if not found:
             hint = ": a draft is not logged until it is sent" if about == "notice" else ""
             raise NotFound(f"{about} {subject_id} has no entries in the ledger{hint}")
-        cp = _cosigned(conn)
+        left_out: list[str] = []
+        if about == "notice" and not with_conflicts:
+            kept = []
+            for index, data in found:
+                other = _other_line(conn, subject_id, peer, data)
+                if other is None:
+                    kept.append((index, data))
+                else:
+                    left_out.append(other)
+            found = kept
+        cp = cosigned_for(station, conn, peer)
         late = [i for i, _ in found if i is None or i >= cp.size]
         if late:
             raise Conflict(
-                f"{len(late)} entries of {about} {subject_id} are not yet in a cosigned checkpoint "
-                f"(the latest has {cp.size} entries); try again in a few seconds"
+                f"{len(late)} entries of {about} {subject_id} are not yet in a checkpoint cosigned by "
+                f"{peer} (the latest it cosigned has {cp.size} entries){_silence(conn, peer)}"
             )
         items = [
             {
@@ -192,8 +274,8 @@ def _prove(station: Station, about: str, subject_id: str) -> dict[str, Any]:
                 .order_by(envelopes.c.seq)
             )
         ]
-        cards = {name: card for name, card in _cards(station, conn).items() if name in (station.name, peer)}
-    return {
+        cards = _cards(station, conn, peer)
+    doc = {
         "format": PROOF_FORMATS[about],
         about: subject_id,
         "station": station.name,
@@ -202,3 +284,4 @@ def _prove(station: Station, about: str, subject_id: str) -> dict[str, Any]:
         "entries": items,
         "receipts": receipts,
     }
+    return Proof(doc, tuple(left_out))

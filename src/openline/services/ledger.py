@@ -15,12 +15,13 @@ import base64
 import json
 import secrets
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, literal, or_, select, update
 
 from openline.adapters import db
 from openline.adapters.schema import (
@@ -385,7 +386,24 @@ _LATEST_COSIGNED = _LATEST.where(ledger_checkpoints.c.cosigned_by != "")
 
 
 def latest_checkpoint(conn: Connection, *, cosigned: bool = False) -> SignedCheckpoint | None:
-    row = conn.execute(_LATEST_COSIGNED if cosigned else _LATEST).first()
+    """The latest checkpoint this station signed; with `cosigned`, the latest that any
+    peer has cosigned (`cosigned_checkpoint`)."""
+    if cosigned:
+        return cosigned_checkpoint(conn)
+    row = conn.execute(_LATEST).first()
+    return None if row is None else _checkpoint(row)
+
+
+def cosigned_checkpoint(conn: Connection, by: Iterable[str] = ()) -> SignedCheckpoint | None:
+    """The latest checkpoint that every peer in `by` has cosigned, or any peer if `by` is
+    empty. A checkpoint keeps the cosignatures it got and a peer is asked for the newest
+    only, so while one peer is silent, the checkpoints the others cosign are not its:
+    evidence about a line rests on what that line's peer cosigned (docs/ledger.md)."""
+    query = _LATEST_COSIGNED
+    listed = literal(",") + ledger_checkpoints.c.cosigned_by + literal(",")
+    for peer in by:
+        query = query.where(listed.contains(f",{peer},", autoescape=True))
+    row = conn.execute(query).first()
     return None if row is None else _checkpoint(row)
 
 

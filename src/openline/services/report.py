@@ -1,10 +1,10 @@
 """The transparency report of this station, against its latest checkpoint.
 
 The figures are computed by `openline.core.report` from the ledger's own entries up to
-the latest checkpoint a peer has cosigned (or, before any peer has, the latest this
-station signed), read in ranges as `openline.services.ledger.entries` hands them out. The
-report names that checkpoint, so anyone holding an evidence bundle of it can recompute
-every figure (docs/ledger.md, "Transparency report").
+the latest checkpoint that the peer of every active line has cosigned (`_checkpoint`),
+read in ranges as `openline.services.ledger.entries` hands them out. The report names
+that checkpoint, so anyone holding an evidence bundle of it can recompute every figure
+(docs/ledger.md, "Transparency report").
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from openline.adapters.schema import lines
 from openline.core import report as core
 from openline.errors import Conflict, InvalidInput, OpenLineError
 from openline.services import ledger
+from openline.services.lines import ACTIVE
 from openline.services.station import Station
 
 
@@ -43,11 +45,26 @@ def _entries(conn: Connection, size: int) -> Iterator[dict[str, Any]]:
             yield json.loads(data)
 
 
+def _checkpoint(conn: Connection) -> ledger.SignedCheckpoint | None:
+    """The latest checkpoint every active line's peer has cosigned, so that each line's
+    figures rest on its own peer's cosignature; while a peer is silent, that is the last
+    one it cosigned. Before there is one: the latest any peer has cosigned, then the
+    latest this station signed (its `cosigned_by` says who vouches for it)."""
+    active = conn.execute(
+        select(lines.c.peer).where(lines.c.state == ACTIVE).order_by(lines.c.peer)
+    ).scalars()
+    return (
+        ledger.cosigned_checkpoint(conn, list(active))
+        or ledger.cosigned_checkpoint(conn)
+        or ledger.latest_checkpoint(conn)
+    )
+
+
 def transparency_report(station: Station, period: str) -> dict[str, Any]:
     """The figures of `period` (YYYY-MM) and the checkpoint they were computed against."""
     month = parse_period(period)
     with station.db.read() as conn:
-        signed = ledger.latest_checkpoint(conn, cosigned=True) or ledger.latest_checkpoint(conn)
+        signed = _checkpoint(conn)
         if signed is None:
             raise NoCheckpoint(
                 "the ledger has no signed checkpoint yet, and the report is computed against one: "

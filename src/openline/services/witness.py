@@ -2,7 +2,8 @@
 
 Both directions speak C2SP tlog-witness `add-checkpoint` (docs/ledger.md). As the log,
 `push` sends our newest checkpoint to a peer with a consistency proof from the size the
-peer last cosigned, and adds the cosignature it gets back to our checkpoint. As the
+peer last cosigned, and adds the cosignature it gets back to our checkpoint. It sends our
+signature alone: the cosignatures of our other peers would name them to this one. As the
 witness, `add_checkpoint` checks a peer's checkpoint against the last one of theirs we
 cosigned, atomically with recording the new one. A validly signed checkpoint that
 contradicts what the peer signed before (a fork, a truncation, a rewritten entry) is
@@ -129,7 +130,7 @@ def add_checkpoint(station: Station, peer: str, body: str) -> Answer:
     if cp.origin != card.origin:
         return Answer(404, f"unknown origin {cp.origin!r}: {peer}'s ledger is {card.origin!r}\n")
     try:
-        note.verify(signed, card.ledger_verifier())
+        peer_sig = note.verify(signed, card.ledger_verifier())
     except note.NoteError as exc:
         return Answer(403, f"{exc}\n")
     with station.tx() as tx:
@@ -155,13 +156,16 @@ def add_checkpoint(station: Station, peer: str, body: str) -> Answer:
             return Answer(400, "the proof must be empty when the old size is 0 or the checkpoint's\n")
         name = cosigner_name(station.name, station.card.fingerprint)
         sig = note.cosign(signed.text, name, station.keys.cosign, tx.now // MICROS)
+        # Kept with the peer's signature and ours only: any cosignatures of its other
+        # parties that came along are not ours to hold (nor to export in a bundle).
+        kept = note.Note(signed.text, (peer_sig, sig))
         tx.conn.execute(
             update(ledger_peers)
             .where(ledger_peers.c.peer == peer)
             .values(
                 witnessed_size=cp.size,
                 witnessed_root=cp.root,
-                witnessed_note=signed.with_signature(sig).render(),
+                witnessed_note=kept.render(),
                 witnessed_at=tx.now,
             )
         )
@@ -219,6 +223,8 @@ def push(station: Station, transport: Transport, peer: str) -> bool:
 
 
 def _request(station: Station, peer: str, old: int, cp: ledger.SignedCheckpoint) -> str:
+    # Our signature alone: the cosignatures other peers added name our other parties.
+    signed = note.parse(cp.note).keeping([station.card.ledger_verifier()]).render()
     if old > cp.size:
         # The peer has cosigned more of our log than we have: ours was truncated (a restored
         # backup?). Say so here, and show the peer; no proof can bridge it.
@@ -229,12 +235,12 @@ def _request(station: Station, peer: str, old: int, cp: ledger.SignedCheckpoint)
                 f"{peer}:{old}",
                 {"peer": peer, "peer_cosigned_size": old, "our_size": cp.size},
             )
-        return render_request(old, [], cp.note)
+        return render_request(old, [], signed)
     proof: list[bytes] = []
     if 0 < old < cp.size:
         with station.db.read() as conn:
             proof = ledger.consistency_proof(conn, old, cp.size)
-    return render_request(old, proof, cp.note)
+    return render_request(old, proof, signed)
 
 
 def _remember_size(station: Station, peer: str, size: int) -> None:
