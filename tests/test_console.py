@@ -18,10 +18,10 @@ from openline.console import routes
 from openline.console.live import Hub
 from openline.core.clock import FakeClock
 from openline.errors import DatabaseDamaged, DatabaseUnavailable
-from openline.services import accounts, alerts, sessions
+from openline.services import accounts, alerts, line_health, sessions
 from openline.services.accounts import Role
 from openline.services.station import Tx
-from tests.inproc import Node, make_node, place_and_ring
+from tests.inproc import Node, make_node, place_and_ring, show
 
 PASSWORD = "correct horse battery staple"
 
@@ -783,3 +783,203 @@ def test_a_page_the_database_cannot_give_says_why_and_what_to_do(
         assert "<h1>The station cannot reach its database</h1>" in text
         assert "The station keeps trying." in text
     assert "database disk image is malformed" in text if damaged else "database is locked" in text
+
+
+def _picked_up_by(node: Node, call_id: str, name: str) -> str:
+    """The call picked up in the console by `name`; the time it was, as the page shows it."""
+    c = browser(node)
+    log_in(c, name)
+    r = c.post(f"/calls/{call_id}/pickup", data={"csrf": csrf_of(c.get("/").text)})
+    assert r.headers["location"] == f"/calls/{call_id}"
+    return str(show(node, call_id)["picked_up_at"])[11:19] + "Z"
+
+
+def test_losing_a_pick_up_race_is_said_on_the_calls_own_page(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Two officers pressed Pick up within milliseconds. The one who lost read "cannot
+    pickup a call that is picked_up" at /calls/<id>/pickup, where a reload posted again."""
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    add_user(b, "night", Role.WATCH_OFFICER)
+    call_id = place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
+    late = browser(b)
+    log_in(late, "night")
+    stale = csrf_of(late.get("/").text)  # the board, Pick up on it
+    clock.advance(4.5)
+    at = _picked_up_by(b, call_id, "duty")
+    before = b.snapshot()
+    r = late.post(f"/calls/{call_id}/pickup", data={"csrf": stale})
+    assert r.status_code == 303  # then a GET: a reload asks for the page, it posts nothing
+    assert r.headers["location"] == f"/calls/{call_id}?refused=pickup"
+    assert b.snapshot() == before
+    page = late.get(r.headers["location"])
+    assert page.status_code == 200
+    said = html.unescape(page.text)
+    assert f"Someone else picked this call up first: moscow:duty at {at}. Nothing changed." in said
+    assert "cannot pickup" not in said
+    assert 'role="alert" data-overtaken' in page.text
+    assert late.get(f"/calls/{call_id}").text.count("data-overtaken") == 0  # not without it
+    # The winner's second click (two tabs): theirs, said so.
+    winner = browser(b)
+    log_in(winner, "duty")
+    before = b.snapshot()
+    r = winner.post(f"/calls/{call_id}/pickup", data={"csrf": csrf_of(winner.get("/").text)})
+    assert r.headers["location"] == f"/calls/{call_id}?refused=pickup"
+    assert f"You picked this call up already, at {at}. Nothing changed." in html.unescape(
+        winner.get(r.headers["location"]).text
+    )
+    assert b.snapshot() == before
+
+
+@pytest.mark.parametrize("action", ["close", "decline", "messages", "cancel"])
+def test_every_call_action_that_loses_a_race_says_so_on_the_calls_page(
+    nodes: tuple[Node, Node], clock: FakeClock, action: str
+) -> None:
+    """Close after another officer closed, decline after another picked up, a message to a
+    call the peer just closed, cancel after the peer picked up: the same care as Pick up."""
+    a, b = nodes
+    for node in (a, b):
+        add_user(node, "duty", Role.WATCH_OFFICER)
+        add_user(node, "night", Role.WATCH_OFFICER)
+    call_id = place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
+    here = a if action == "cancel" else b  # only the caller cancels
+    late = browser(here)
+    log_in(late, "night")
+    stale = csrf_of(late.get(f"/calls/{call_id}").text)
+    clock.advance(3)
+    at = _picked_up_by(b, call_id, "duty")
+    b.drain()
+    expected = f"Someone else picked this call up first: moscow:duty at {at}. Nothing changed."
+    if action in ("close", "messages"):
+        clock.advance(2)
+        closer = a if action == "messages" else b
+        r = closer.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "done"})
+        assert r.status_code == 200, r.text
+        closer.drain()
+        closed = str(show(b, call_id)["closed_at"])[11:19] + "Z"
+        who = "stuttgart" if action == "messages" else "moscow:admin"
+        tail = "Your message was not sent; nothing changed." if action == "messages" else "Nothing changed."
+        expected = f"Someone else closed this call first: {who} at {closed}. {tail}"
+    before = here.snapshot()
+    form = {"csrf": stale, "text": "Are you still there?", "summary": "mine", "reason": "busy"}
+    r = late.post(f"/calls/{call_id}/{action}", data=form)
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/calls/{call_id}?refused={action}"
+    assert here.snapshot() == before
+    assert expected in html.unescape(late.get(r.headers["location"]).text)
+
+
+def test_each_pick_up_button_is_named_by_its_call(nodes: tuple[Node, Node]) -> None:
+    """With thirty calls ringing, every button was "Pick up call from stuttgart": a screen
+    reader could not tell which call each one picks up."""
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    calls_ = {
+        place_and_ring(a, b, "Convoy at checkpoint 4", "flash"): ("FLASH", "Convoy at checkpoint 4"),
+        place_and_ring(a, b, "Weekly link test", "routine"): ("ROUTINE", "Weekly link test"),
+    }
+    c = browser(b)
+    log_in(c, "duty")
+    for page, ringing_shown in (
+        (c.get("/").text, True),
+        *((c.get(f"/calls/{i}").text, False) for i in calls_),
+    ):
+        buttons = re.findall(
+            r'<button type="submit" class="pickup"([^>]*)>Pick up call from stuttgart</button>', page
+        )
+        assert buttons, page  # what the officer sees is unchanged
+        for attributes in buttons:
+            match = re.search(r'aria-labelledby="([^"]+)"', attributes)
+            assert match, attributes
+            named = [_text_of(page, ident) for ident in match.group(1).split()]
+            assert named[0] == "Pick up call from stuttgart"
+            call_id = match.group(1).split()[0].removeprefix("pickup-")
+            assert named[1:3] == list(calls_[call_id])
+            if ringing_shown:  # how long it has rung, as the card shows it
+                assert named[3].startswith("ringing")
+            else:
+                assert len(named) == 3
+
+
+def _text_of(page: str, ident: str) -> str:
+    match = re.search(rf'<(\w+)[^>]* id="{re.escape(ident)}"[^>]*>(.*?)</\1>', page, re.S)
+    assert match, ident
+    return html.unescape(re.sub(r"<[^>]+>", "", match.group(2))).strip()
+
+
+def test_the_call_page_says_while_its_line_is_down(nodes: tuple[Node, Node], clock: FakeClock) -> None:
+    """The board said LINE DOWN, but the officer on the call read only "… not yet
+    receipted": nothing told them that what they said was not reaching the other side."""
+    a, b = nodes
+    assert b.transport is not None
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    call_id = place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
+    c = browser(b)
+    log_in(c, "duty")
+    _picked_up_by(b, call_id, "duty")
+    b.drain()
+    page = c.get(f"/calls/{call_id}").text
+    assert "data-line-down" not in page
+    assert "<title>Call with stuttgart" in page
+    b.transport.down = True
+    clock.advance(1)
+    sent = c.post(f"/calls/{call_id}/messages", data={"csrf": csrf_of(page), "text": "Are you there?"})
+    assert sent.status_code == 303
+    b.deliver()
+    clock.advance(b.station.line_down_after_s)
+    assert line_health.audit_lines(b.station) == 1
+    for path in (f"/calls/{call_id}", f"/calls/{call_id}/live"):  # the page, and its live part
+        said = html.unescape(c.get(path).text)
+        assert "data-line-down" in said, path
+        assert "The line to stuttgart is down" in said
+        assert "what is said here is not reaching stuttgart" in said
+        assert "use your fallback procedure to reach stuttgart" in said
+    assert "<title>LINE DOWN · Call with stuttgart" in c.get(f"/calls/{call_id}").text
+    # Back: the warning goes, though nobody has acknowledged the alert yet.
+    b.transport.down = False
+    b.deliver(force=True)
+    b.drain()
+    assert [x["kind"] for x in b.api.get("/api/v1/alerts").json()] == ["line_down"]
+    page = c.get(f"/calls/{call_id}").text
+    assert "data-line-down" not in page
+    assert "<title>Call with stuttgart" in page
+    assert "✓ receipted" in page
+
+
+def test_the_handover_lists_each_open_call_with_its_subject_flash_first(nodes: tuple[Node, Node]) -> None:
+    """Thirty-four lines of "open call flash in stuttgart · ringing", no subject, in the
+    order the calls were placed."""
+    a, b = nodes
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    add_user(b, "night", Role.WATCH_OFFICER)
+    routine = place_and_ring(a, b, "Weekly link test", "routine")
+    flash = place_and_ring(a, b, "Convoy at checkpoint 4", "flash")
+    immediate = place_and_ring(a, b, "Fire area moved north", "immediate")
+    with b.station.tx() as tx:
+        alerts.raise_alert(tx, "roster_gap", "gap from 14:00Z", {})
+    day = browser(b)
+    log_in(day, "duty")
+    r = day.post("/handovers", data={"csrf": csrf_of(day.get("/").text), "note": "Three open."})
+    assert r.status_code == 303
+    nxt = browser(b)
+    log_in(nxt, "night")
+    board = nxt.get("/").text
+    card = board[board.index('aria-label="Handover"') :]
+    card = card[: card.index("</section>")]
+    items = [
+        html.unescape(re.sub(r"<[^>]+>|\s+", " ", li)).split()
+        for li in re.findall(r"<li.*?</li>", card, re.S)
+    ]
+    assert [" ".join(words) for words in items] == [
+        "FLASH Convoy at checkpoint 4 · from stuttgart · ringing",
+        "IMMEDIATE Fire area moved north · from stuttgart · ringing",
+        "ROUTINE Weekly link test · from stuttgart · ringing",
+        "open alert roster_gap · gap from 14:00Z",
+    ]
+    for call_id in (flash, immediate, routine):
+        assert f'href="/calls/{call_id}"' in card
+    add_user(b, "inspector", Role.AUDITOR)
+    auditor = browser(b)
+    log_in(auditor, "inspector")
+    assert "Convoy at checkpoint 4" not in auditor.get("/").text

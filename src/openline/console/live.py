@@ -13,6 +13,12 @@ and the page says why) and when it is back. Commits happen on worker threads, so
 `publish` hands the event to the event loop thread-safely. A slow browser never holds
 anything up: each has a bounded queue, and a full queue just drops the event (the next
 one makes it re-fetch everything anyway).
+
+A stream lasts as long as the session it was opened with: every `SESSION_CHECK_SECONDS`
+it asks whether that session goes on (an administrator may have disabled the user or
+reset the password, or it expired), and when it does not, it says so (`event: ended`)
+and ends. The browser then goes to the login page, or, when it has logged in again
+meanwhile, opens a stream with its new session.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from openline.services.station import Tx
 QUEUE_LIMIT = 100
 HEARTBEAT_SECONDS = 15.0
 POLL_SECONDS = 1.0  # how often a stream checks whether the server is shutting down
+SESSION_CHECK_SECONDS = 5.0  # how often a stream checks that its session goes on
+ENDED = 'event: ended\ndata: {"ended": "session"}\n\n'
 
 
 class Hub:
@@ -79,10 +87,14 @@ class Hub:
             if queue.qsize() < QUEUE_LIMIT:
                 queue.put_nowait(data)
 
-    async def stream(self, stopping: Callable[[], bool]) -> AsyncIterator[str]:
-        """SSE text for one browser, until it goes away or the server stops."""
+    async def stream(
+        self, stopping: Callable[[], bool], session_ended: Callable[[], bool] | None = None
+    ) -> AsyncIterator[str]:
+        """SSE text for one browser, until it goes away, the server stops or its session
+        ends (`session_ended`, which reads the database: it runs on a worker thread)."""
+        loop = asyncio.get_running_loop()
         with self._lock:
-            self._loop = asyncio.get_running_loop()
+            self._loop = loop
         queue: asyncio.Queue[str] = asyncio.Queue()
         self._queues.add(queue)
         try:
@@ -91,7 +103,13 @@ class Hub:
             # it re-fetches once as soon as it is listening.
             yield 'event: change\ndata: {"changed": ["connected"]}\n\n'
             idle = 0.0
+            check_at = loop.time() + SESSION_CHECK_SECONDS
             while not stopping():
+                if session_ended is not None and loop.time() >= check_at:
+                    if await asyncio.to_thread(session_ended):
+                        yield ENDED
+                        return
+                    check_at = loop.time() + SESSION_CHECK_SECONDS
                 try:
                     data = await asyncio.wait_for(queue.get(), POLL_SECONDS)
                 except TimeoutError:

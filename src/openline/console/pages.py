@@ -73,9 +73,14 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
         context["ringing_live"] = name != "board.html"
         # Seconds until the session ends, by the station's clock: the page warns before
         # and goes to the login page at the end, rather than at the next change.
-        context["session_left_s"] = max(0, (session.expires_at - station_of(request).clock.now()) // MICROS)
+        context["session_left_s"] = session_left_s(request, session)
     html = _ENV.get_template(name).render(request=request, station=station_of(request).name, **context)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def session_left_s(request: Request, session: Session) -> int:
+    """Whole seconds until the session ends, by the station's clock."""
+    return max(0, (session.expires_at - station_of(request).clock.now()) // MICROS)
 
 
 # Paths that are not the console's pages: the APIs, the station-to-station endpoints, the

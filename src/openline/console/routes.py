@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from openline.api.local import RowId
 from openline.console import admin as admin_pages
@@ -30,6 +30,7 @@ from openline.console.pages import (
     read_form,
     redirect,
     render,
+    session_left_s,
     session_of,
     station_of,
 )
@@ -37,8 +38,17 @@ from openline.console.pages import (
 # Re-exported for the app: it sends LoginRequired to the login page and serves /static.
 from openline.console.pages import STATIC_DIR as STATIC_DIR
 from openline.console.pages import LoginRequired as LoginRequired
+from openline.core.calls import PRIORITIES, TERMINAL, State
 from openline.core.clock import MICROS, parse_rfc3339
-from openline.errors import Conflict, InvalidInput, NotFound, OpenLineError, TooManyAttempts, Unauthorized
+from openline.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    OpenLineError,
+    TooManyAttempts,
+    Unauthorized,
+)
 from openline.services import (
     alerts,
     calls,
@@ -167,14 +177,24 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
         "alerts": alerts.most_urgent_open(station, ALERTS_SHOWN),
         "alerts_total": sum(alerts.open_counts(station).values()),
         # Lines with an open line_down alert: marked on the board and in the page title.
-        "down": {a["detail"].get("peer") for a in alerts.open_of_kind(station, line_health.KIND)},
-        "handovers": handover.list_handovers(station, content=content, pending_only=True, limit=5),
+        "down": _alerted_down(station),
+        "handovers": _handovers(
+            station,
+            handover.list_handovers(station, content=content, pending_only=True, limit=5),
+            [*ringing, *recent],
+            content=content,
+        ),
         "notices": notice_view.awaiting_answer(station, content=content),
     }
 
 
 RINGING_SHOWN = 100  # the rest are counted, with a link to all of them
 ALERTS_SHOWN = 20
+
+
+def _alerted_down(station: Station) -> set[str]:
+    """The peers whose line has an open `line_down` alert."""
+    return {a["detail"].get("peer") for a in alerts.open_of_kind(station, line_health.KIND)}
 
 
 @router.get("/")
@@ -225,31 +245,113 @@ def _call(request: Request, session: Session, call_id: str) -> dict[str, Any]:
     who.require(Permission.VIEW)
     station = station_of(request)
     call = calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
+    line = next((x for x in lines.list_lines(station) if x["peer"] == call["peer"]), None)
     return {
         "session": session,
         "call": call,
         "can_work": who.can(Permission.WORK_CALLS),
-        "undelivered": _undelivered(station, call),
+        "undelivered": _undelivered(station, call, line),
+        "line_down": _line_down(station, call, line),
     }
 
 
-def _undelivered(station: Station, call: dict[str, Any]) -> dict[str, Any] | None:
+def _undelivered(
+    station: Station, call: dict[str, Any], line: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """The line of one of our calls that has not reached the peer yet, once that is worth
     saying (the peer refused or did not answer, or `line_down_after_s` has passed): the
     officer who placed it must know to use the fallback procedure."""
     if call["direction"] != "out" or call["state"] != "placed":
         return None
-    line = next((x for x in lines.list_lines(station) if x["peer"] == call["peer"]), None)
     waited = station.clock.now() - parse_rfc3339(call["placed_at"])
     if line is None or not (line["last_error"] or waited >= station.line_down_after_s * MICROS):
         return None
     return line
 
 
+def _line_down(station: Station, call: dict[str, Any], line: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The line of a call not yet ended while it is down: what is said on the call is not
+    reaching the other side, and the officer on it must use the fallback procedure. Down
+    by the rule that raises `line_down` (something sent has waited `line_down_after_s`
+    for the peer's receipt), or while its `line_down` alert is open and the line's own
+    check still fails (a silent line). Not once the line is back, even before someone
+    acknowledges the alert."""
+    if line is None or State(call["state"]) in TERMINAL:
+        return None
+    waiting = line["waiting_since"]
+    if (
+        waiting is not None
+        and station.clock.now() - parse_rfc3339(waiting) >= station.line_down_after_s * MICROS
+    ):
+        return line
+    if line["last_error"] and call["peer"] in _alerted_down(station):
+        return line
+    return None
+
+
+# A call action that lost a race (two officers pressing Pick up at once, the peer closing
+# the call as a message is sent) is said on the call's own page, after a redirect, so that
+# a reload does not post it again: what was done first, by whom and when, and that nothing
+# changed. Each action, and the events in the call's log that leave it nothing to do.
+_ANSWERED = ("picked_up", "declined", "missed", "cancelled")
+_OVERTAKEN_BY = {
+    "pickup": _ANSWERED,
+    "decline": _ANSWERED,
+    "cancel": _ANSWERED,
+    "close": ("closed",),
+    "messages": ("closed",),
+}
+_DONE = {
+    "picked_up": "picked this call up",
+    "declined": "declined this call",
+    "cancelled": "cancelled this call",
+    "closed": "closed this call",
+}
+
+
+def _overtaken(station: Station, user: str, call: dict[str, Any], action: str | None) -> str | None:
+    """Why `user`'s `action` on `call` was refused, if someone else's action came first;
+    None if nothing did."""
+    ends = _OVERTAKEN_BY.get(action or "", ())
+    first = next((e for e in call["events"] if e["event"] in ends), None)
+    if first is not None and first["event"] == "missed":
+        said = f"Nobody picked this call up within its answer deadline: it was missed at {_hms(first['at'])}."
+    elif first is not None:
+        done, at = _DONE[first["event"]], _hms(first["at"])
+        actor = first["actor"]
+        if first["event"] == "picked_up" and call["picked_up_by"]:
+            by = call["picked_up_by"]  # station:user, on whichever side picked it up
+        elif actor.startswith("station:"):  # the peer's station
+            by = actor.removeprefix("station:")
+        else:  # an officer here
+            by = f"{station.name}:{actor}"
+        mine = by == f"{station.name}:{user}"
+        said = f"You {done} already, at {at}." if mine else f"Someone else {done} first: {by} at {at}."
+    elif (
+        action in ("pickup", "decline")
+        and call["state"] == "ringing"
+        and call["deadline_at"]
+        and (parse_rfc3339(call["deadline_at"]) <= station.clock.now())
+    ):  # the deadline passed and the timer loop has not yet marked it missed
+        said = f"Too late: this call's answer deadline passed at {_hms(call['deadline_at'])}; it is missed."
+    else:
+        return None
+    return said + (
+        " Your message was not sent; nothing changed." if action == "messages" else " Nothing changed."
+    )
+
+
+def _hms(at: str) -> str:
+    return at[11:19] + "Z"
+
+
 @router.get("/calls/{call_id}")
 def call_page(request: Request, call_id: str) -> HTMLResponse:
     session = session_of(request)
-    return render(request, "call.html", **_call(request, session, call_id))
+    context = _call(request, session, call_id)
+    refused = request.query_params.get("refused")
+    overtaken = _overtaken(station_of(request), session.principal.name, context["call"], refused)
+    return render(request, "call.html", overtaken=overtaken, refused=refused, **context)
 
 
 @router.get("/calls/{call_id}/live")
@@ -277,9 +379,10 @@ async def call_action(request: Request, call_id: str, action: str) -> Response:
         else:
             raise InvalidInput(f"no action {action!r}")
     except OpenLineError as exc:
-        return render(
-            request, "call.html", status=exc.status, error=exc.detail, **_call(request, session, call_id)
-        )
+        context = _call(request, session, call_id)
+        if isinstance(exc, IllegalTransition) and _overtaken(station, actor, context["call"], action):
+            return redirect(f"/calls/{call_id}?refused={action}")
+        return render(request, "call.html", status=exc.status, error=exc.detail, **context)
     return redirect(f"/calls/{call_id}")
 
 
@@ -289,6 +392,29 @@ async def ack_alert(request: Request, alert_id: RowId) -> Response:
     session.principal.require(Permission.WORK_CALLS)
     alerts.acknowledge_alert(station_of(request), session.principal.name, alert_id)
     return redirect("/")
+
+
+def _handovers(
+    station: Station, pending: list[dict[str, Any]], shown: list[dict[str, Any]], *, content: bool
+) -> list[dict[str, Any]]:
+    """The handovers to acknowledge, each open call in its snapshot with its subject (a
+    call the board does not already show is looked up), flash first, as the board orders
+    the ringing calls."""
+    known = {c["id"]: c for c in shown}
+    rank = {p: i for i, p in enumerate(PRIORITIES)}
+
+    def board_order(call: dict[str, Any]) -> tuple[int, int, str]:
+        since = call["ringing_at"] or call["placed_at"]
+        return rank.get(call["priority"], len(rank)), parse_rfc3339(since), call["id"]
+
+    for h in pending:
+        listed = []
+        for item in h["open_items"]["calls"]:
+            if item["id"] not in known:
+                known[item["id"]] = calls.show_call(station, item["id"], content=content)
+            listed.append({**known[item["id"]], "state": item["state"]})  # its state when handed over
+        h["open_items"] = {**h["open_items"], "calls": sorted(listed, key=board_order)}
+    return pending
 
 
 @router.post("/handovers")
@@ -468,14 +594,40 @@ def proof_download(request: Request, subject_id: str) -> Response:
 
 @router.get("/events")
 def events(request: Request) -> StreamingResponse:
-    session_of(request)
+    session = session_of(request)
+    station = station_of(request)
     server = getattr(request.app.state, "server", None)
 
     def stopping() -> bool:
         return bool(server is not None and server.should_exit)
 
+    def session_ended() -> bool:
+        """Logged out, expired, or ended by an administrator. A database out of reach ends
+        nothing: the page already says so."""
+        try:
+            sessions.session_of(station, session.token)
+        except Unauthorized:
+            return True
+        except OpenLineError:
+            return False
+        return False
+
     return StreamingResponse(
-        hub_of(request).stream(stopping),
+        hub_of(request).stream(stopping, session_ended),
         media_type="text/event-stream",
         headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/session")
+def session_left(request: Request) -> JSONResponse:
+    """How long the browser's session has left, and its CSRF token: asked by a console page
+    before it warns or ends itself (a login in another tab gave the browser a new session)
+    and when its event stream is refused (`unauthorized`: the session has ended)."""
+    try:
+        session = session_of(request)
+    except LoginRequired:
+        raise Unauthorized("the session has ended; log in again") from None
+    return JSONResponse(
+        {"left_s": session_left_s(request, session), "csrf": session.csrf}, headers=SECURITY_HEADERS
     )

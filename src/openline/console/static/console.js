@@ -171,6 +171,137 @@
     if (same) same.focus({ preventScroll: true });
   });
 
+  // How long the browser's session has left, by the station (seconds), or null when it
+  // has ended; rejected when the station does not answer. The page takes up the session's
+  // CSRF token too, which is a new one after a login in another tab.
+  function askSession() {
+    return fetch("/session", { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        if (r.status === 401) return null;
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json().then(function (s) {
+          if (s.csrf && s.csrf !== document.body.getAttribute("data-csrf")) {
+            document.body.setAttribute("data-csrf", s.csrf);
+            document.querySelectorAll("input[name=csrf]").forEach(function (el) { el.value = s.csrf; });
+          }
+          return s.left_s;
+        });
+      });
+  }
+  function sessionEnded() {
+    sessionEnds = null;
+    window.location.assign("/login?ended=1");
+  }
+
+  // One event stream per browser. Chromium opens at most six HTTP/1.1 connections to a
+  // station and each console tab held one for its stream: with six tabs open nothing else
+  // got through (no refresh, no Pick up, no seventh tab), and nothing said so. So the tabs
+  // elect one (Web Locks), which holds the stream and passes on each event, its opening
+  // and its errors (BroadcastChannel); when that tab closes or goes to another page, the
+  // next one takes over. The SSE extension gets an object that behaves as an EventSource
+  // (htmx.createEventSource). Where those APIs are missing each tab has its own stream.
+  // The stream is retried here, no more than RETRY_MAX_MS apart: after a refused attempt
+  // (a proxy's 502 while the station restarts) the extension itself waits twice as long
+  // each time, up to a minute. A refused stream may mean the session has ended (the
+  // station answers with its login page); the station says whether, and every tab then
+  // goes to the login page. So it does when the station ends the stream for that reason
+  // (`event: ended`), unless a login in another tab gave the browser a new session.
+  var STREAM = "openline.events", EVENTS = ["change", "ended"], RETRY_MAX_MS = 2000;
+  var CONNECTED = '{"changed": ["connected"]}';
+  function sharedEventSource(url) {
+    var source = new EventTarget(), me = Math.random().toString(36).slice(2);
+    var channel = null, real = null, leading = false, state = "connecting", retries = 0, timer = null, release = null;
+    source.url = url;
+    source.withCredentials = true;
+    source.readyState = EventSource.CONNECTING;
+    source.onopen = source.onerror = source.onmessage = null;
+
+    function receive(msg) {  // as an EventSource would, to the SSE extension
+      if (source.readyState === EventSource.CLOSED) return;
+      if (msg.type === "ended") { sessionEnded(); return; }
+      var ev;
+      if (msg.type === "open" || msg.type === "error") {
+        source.readyState = msg.type === "open" ? EventSource.OPEN : EventSource.CONNECTING;
+        ev = new Event(msg.type);
+        var handler = source["on" + msg.type];
+        if (handler) handler.call(source, ev);
+      } else {
+        ev = new MessageEvent(msg.type, { data: msg.data });
+      }
+      source.dispatchEvent(ev);
+    }
+    function tell(msg) {  // every tab, this one included
+      if (msg.type === "open" || msg.type === "error") state = msg.type;
+      if (channel) channel.postMessage(msg);
+      receive(msg);
+    }
+    function retry() {
+      timer = window.setTimeout(connect, Math.min(1000 * Math.pow(2, retries++), RETRY_MAX_MS));
+    }
+    function askWhy() {  // the stream refused or ended: has the session ended?
+      askSession().then(function (left) {
+        if (left === null) tell({ type: "ended" });
+        else retry();
+      }, retry);
+    }
+    function connect() {
+      timer = null;
+      if (source.readyState === EventSource.CLOSED) return;
+      var es = real = new EventSource(url, { withCredentials: true });
+      es.onopen = function () { retries = 0; tell({ type: "open" }); };
+      es.onerror = function () {
+        tell({ type: "error" });
+        if (es.readyState !== EventSource.CLOSED) return;  // the browser retries, a second apart
+        real = null;
+        askWhy();
+      };
+      EVENTS.forEach(function (type) {
+        es.addEventListener(type, function (ev) {
+          if (type !== "ended") { tell({ type: type, data: ev.data }); return; }
+          es.close();
+          real = null;
+          askWhy();
+        });
+      });
+    }
+    function lead() {  // holds the lock until this page goes, or the source is closed
+      return new Promise(function (resolve) {
+        if (source.readyState === EventSource.CLOSED) { resolve(); return; }
+        leading = true;
+        release = resolve;
+        connect();
+      });
+    }
+    source.close = function () {
+      source.readyState = EventSource.CLOSED;
+      if (timer) window.clearTimeout(timer);
+      if (real) real.close();
+      if (channel) channel.close();
+      if (release) release();
+    };
+
+    if (navigator.locks && window.BroadcastChannel) {
+      channel = new BroadcastChannel(STREAM);
+      channel.onmessage = function (ev) {
+        var msg = ev.data || {};
+        if (msg.to && msg.to !== me) return;
+        if (msg.type !== "hello") { receive(msg); return; }
+        // A tab just opened: tell it whether the stream is open and, since it may have
+        // missed a change while it loaded, make it fetch once, as a new stream does.
+        if (!leading || state === "connecting") return;
+        channel.postMessage({ type: state, to: msg.from });
+        if (state === "open") channel.postMessage({ type: "change", data: CONNECTED, to: msg.from });
+      };
+      navigator.locks.request(STREAM, lead);
+      channel.postMessage({ type: "hello", from: me });
+    } else {
+      leading = true;
+      connect();
+    }
+    return source;
+  }
+  if (window.htmx && window.EventSource) htmx.createEventSource = sharedEventSource;
+
   // What this page shows may be out of date: the event stream to the station is lost,
   // or a live region's refresh failed (the station down, or unable to reach its
   // database). Say so at the top of the page, with when and why, until it is back: a
@@ -191,14 +322,21 @@
 
   // A session ends 12 hours after its login, however busy the watch. Say so a quarter of
   // an hour before, and at the end go to the login page at once, saying why: a board that
-  // has stopped being allowed to update looks as calm as one with nothing to show.
-  var sessionEnds = null;
+  // has stopped being allowed to update looks as calm as one with nothing to show. Before
+  // warning (then once a minute) and before ending the page, ask the station: a login in
+  // another tab gave the browser a new session, which this page then goes on with.
+  var sessionEnds = null, sessionAsked = 0, asking = false, WARN_S = 15 * 60;
   function sessionCheck() {
-    if (sessionEnds === null) return;
+    if (sessionEnds === null || asking) return;
     var left = (sessionEnds - Date.now()) / 1000;
-    if (left <= 0) {
-      sessionEnds = null;
-      window.location.assign("/login?ended=1");
+    if (left <= WARN_S && (left <= 0 || Date.now() - sessionAsked >= 60 * 1000)) {
+      asking = true;
+      askSession().then(function (s) {
+        if (s === null) sessionEnded();
+        else sessionEnds = Date.now() + s * 1000;
+      }, function () {
+        if (left <= 0) sessionEnded();  // no answer: the page's own figure stands
+      }).then(function () { asking = false; sessionAsked = Date.now(); });
       return;
     }
     var was = trouble.session;
