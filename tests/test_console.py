@@ -343,6 +343,30 @@ def test_the_hub_announces_commits_that_touch_calls_to_every_listener() -> None:
     assert hub.listeners == 0
 
 
+def test_a_stream_that_starts_while_the_database_is_down_says_so() -> None:
+    """A full disk: the station reads, so a new page's refreshes succeed, and only the
+    stream can tell it that nothing can be stored (console.js shows it at the top)."""
+    hub = Hub()
+
+    async def first_events() -> list[str]:
+        s = hub.stream(lambda: False)
+        try:
+            return [await anext(s) for _ in range(3 if hub.database_down else 2)]
+        finally:
+            await s.aclose()
+
+    connected = 'event: change\ndata: {"changed": ["connected"]}\n\n'
+    assert asyncio.run(first_events()) == ["retry: 1000\n\n", connected]
+    hub.on_reachability(False)
+    assert asyncio.run(first_events()) == [
+        "retry: 1000\n\n",
+        connected,
+        'event: change\ndata: {"changed": ["database_unavailable"]}\n\n',
+    ]
+    hub.on_reachability(True)
+    assert asyncio.run(first_events()) == ["retry: 1000\n\n", connected]
+
+
 @pytest.mark.parametrize("path", ["/static/console.js", "/static/console.css", "/static/vendor/htmx.min.js"])
 def test_assets_are_served_from_the_package(nodes: tuple[Node, Node], path: str) -> None:
     a, _ = nodes

@@ -285,3 +285,40 @@ def test_behind_a_proxy_the_board_reconnects_within_seconds_after_a_long_restart
     finally:
         ctx.close()
         gateway.close()
+
+
+def test_a_station_that_cannot_store_says_so_though_its_pages_still_refresh(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """On a full disk the station reads (every refresh succeeds) but stores nothing: the
+    stream's `database_unavailable` is then all the page has to say it, until the stream
+    says the database is back (tests/test_live.py: a stream that starts meanwhile says
+    it too)."""
+    _, b = pair
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    try:
+        board = ctx.new_page()
+        log_in(board, b.url)
+        banner = board.locator("[data-trouble]")
+        expect(banner).to_be_hidden()
+
+        def hear(*changed: str) -> None:  # as the station's stream delivers it to a region
+            board.evaluate(
+                """changed => document.querySelector("[hx-trigger*='sse:change']").dispatchEvent(
+                    new CustomEvent("htmx:sseMessage", {bubbles: true,
+                        detail: new MessageEvent("change", {data: JSON.stringify({changed})})}))""",
+                list(changed),
+            )
+
+        hear("database_unavailable")
+        expect(banner).to_contain_text(
+            re.compile(
+                r"^The station cannot use its database \(since \d\d:\d\d:\d\dZ\): nothing new can be stored"
+            )
+        )
+        hear("calls")  # a change of something else: still so
+        expect(banner).to_contain_text("The station cannot use its database")
+        hear("connected")
+        expect(banner).to_be_hidden()
+    finally:
+        ctx.close()

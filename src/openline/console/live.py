@@ -48,6 +48,9 @@ class Hub:
     # LISTEN/NOTIFY (`adapters.db.ChangeListener` calls `on_announcement`), so the local
     # hook stays quiet; with SQLite there is one process and the hook is the source.
     via_database = False
+    # Whether the database is out of reach as `on_reachability` last said: a stream that
+    # starts meanwhile says so too (its refreshes may well succeed: a full disk reads).
+    database_down = False
 
     def on_commit(self, tx: Tx) -> None:
         """`Station.on_commit` hook."""
@@ -58,6 +61,7 @@ class Hub:
         """`Database.on_reachability` hook: the database went out of reach, or came back.
         Either way every browser re-fetches: its refresh then fails, and the console says
         why (the station cannot reach its database), or succeeds, and the notice goes."""
+        self.database_down = not up
         self.publish(["connected"] if up else ["database_unavailable"])
 
     def resync(self) -> None:
@@ -102,6 +106,8 @@ class Hub:
             # Whatever changed while this browser was loading or reconnecting is not lost:
             # it re-fetches once as soon as it is listening.
             yield 'event: change\ndata: {"changed": ["connected"]}\n\n'
+            if self.database_down:
+                yield 'event: change\ndata: {"changed": ["database_unavailable"]}\n\n'
             idle = 0.0
             check_at = loop.time() + SESSION_CHECK_SECONDS
             while not stopping():

@@ -313,7 +313,7 @@
   function showTrouble() {
     var banner = document.querySelector("[data-trouble]");
     if (!banner) return;
-    var why = trouble.stream || trouble.refresh;
+    var why = trouble.stream || trouble.refresh || trouble.database;
     var text = why ? why + " What this page shows may be out of date." : "";
     if (trouble.session) text = (text ? text + " " : "") + trouble.session;
     banner.hidden = !text;
@@ -354,6 +354,21 @@
     showTrouble();
   });
   document.addEventListener("htmx:sseOpen", function () { delete trouble.stream; showTrouble(); });
+  // The station cannot use its database (out of reach, or a full disk: it reads but cannot
+  // store). Its refreshes may still succeed, so the stream says so, and says when it is
+  // back ("connected", as every new stream first does: console/live.py).
+  document.addEventListener("htmx:sseMessage", function (ev) {
+    var changed = [];
+    try { changed = JSON.parse((ev.detail && ev.detail.data) || "{}").changed || []; } catch (e) { return; }
+    var was = trouble.database;
+    if (changed.indexOf("database_unavailable") >= 0) {
+      trouble.database = was || "The station cannot use its database" + since() +
+        ": nothing new can be stored, sent or received until it can; it keeps trying.";
+    } else if (changed.indexOf("connected") >= 0) {
+      delete trouble.database;
+    }
+    if (was !== trouble.database) showTrouble();
+  });
   document.addEventListener("htmx:responseError", function (ev) {
     if (!live(ev.detail.elt)) return;
     var xhr = ev.detail.xhr, problem = {};
