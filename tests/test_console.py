@@ -81,6 +81,39 @@ def test_login_sets_a_strict_session_cookie_and_shows_the_board(nodes: tuple[Nod
     assert "(1) RINGING" in board.text
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # another port of the same host
+        {"Origin": "http://localhost:18502"},  # a browser that does not send Sec-Fetch-Site
+    ],
+)
+def test_a_login_posted_from_another_site_is_refused(
+    nodes: tuple[Node, Node], headers: dict[str, str]
+) -> None:
+    """Login CSRF: a page elsewhere posted an account's name and password to /login and the
+    officer's console became that account's (an auditor's: no Pick up buttons)."""
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    add_user(a, "aud", Role.AUDITOR)
+    c = browser(a)
+    assert log_in(c, "duty").status_code == 303
+    duty = dict(c.cookies)
+    before = a.snapshot()
+    r = c.post("/login", data={"username": "aud", "password": PASSWORD, "totp": ""}, headers=headers)
+    assert r.status_code == 403
+    assert "A log-in sent from another site was refused" in html.unescape(r.text)
+    assert "set-cookie" not in r.headers
+    assert a.snapshot() == before  # no session made, no failed login counted
+    assert dict(c.cookies) == duty  # still duty's console
+    own = {"Sec-Fetch-Site": "same-origin", "Origin": "https://testserver"}
+    assert (
+        c.post("/login", data={"username": "aud", "password": PASSWORD, "totp": ""}, headers=own).status_code
+        == 303
+    )
+
+
 def test_failed_logins_wait_longer_and_longer(nodes: tuple[Node, Node], clock: FakeClock) -> None:
     a, _ = nodes
     add_user(a, "duty", Role.WATCH_OFFICER)

@@ -94,10 +94,28 @@ def login_page(request: Request) -> HTMLResponse:
     return render(request, "login.html", ended=request.query_params.get("ended") == "1")
 
 
+def _cross_site(request: Request) -> bool:
+    """Whether a browser sent this request from a page that is not the console's own. The
+    login form has no session yet to carry a CSRF token, and a login posted from another
+    site would swap the officer's session for one of the sender's accounts (an auditor's,
+    say: no Pick up buttons; an officer's: the victim's actions under another's name).
+    Browsers say where a request comes from (`Sec-Fetch-Site`, older ones `Origin`);
+    a client that says neither is not a browser another site can drive."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    return origin is not None and origin != own
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await read_form(request)
     username = form.get("username", "")
+    if _cross_site(request):
+        why = "A log-in sent from another site was refused: open the console at its own address and log in."
+        return render(request, "login.html", status=403, error=why, username="")
     try:
         session = sessions.login(
             station_of(request),
