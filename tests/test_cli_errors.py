@@ -219,6 +219,32 @@ def test_bad_cards_are_refused_and_change_nothing(running: StationProcess, tmp_p
     assert db_rows(s) == before
 
 
+def test_a_fresh_station_says_its_ledger_is_empty_until_its_first_line(
+    running: StationProcess, tmp_path: Path
+) -> None:
+    """docs/cli.md told a fresh station to run `ledger checkpoint` for `report` to work; with
+    nothing in the ledger there is nothing to sign, and `report` pointed to it all the same."""
+    s = running
+    before = db_rows(s)
+    report = s.cli("report", check=False)
+    assert report.returncode == 1
+    assert report.stderr == (
+        "error (conflict): the ledger has no signed checkpoint, and the report is computed against one:"
+        " the ledger is empty, nothing has been recorded yet; its first entry is the first line added"
+        " (`openline line add`)\n"
+    )
+    checkpoint = s.cli("ledger", "checkpoint", check=False)
+    assert checkpoint.returncode == 1
+    assert "the ledger is empty: there is nothing to sign" in checkpoint.stderr
+    assert db_rows(s) == before
+    card = tmp_path / "moscow.card"
+    card.write_text(StationProcess.create(tmp_path, "moscow").cli("card").stdout)
+    s.cli("line", "add", str(card))
+    signed = s.cli_json("ledger", "checkpoint")
+    assert signed["size"] >= 1
+    assert s.cli_json("report")["checkpoint"]["size"] >= 1
+
+
 def test_a_new_key_for_a_pinned_name_is_refused(running: StationProcess, tmp_path: Path) -> None:
     s = running
     first = StationProcess.create(tmp_path / "one", "moscow")
@@ -562,6 +588,18 @@ def test_serve_still_brings_an_older_station_up_to_date(tmp_path: Path) -> None:
         finally:
             s.stop()
         assert migrate.current(db) == migrate.head()
+        # The operator sees the upgrade begin (it can take a while) and end.
+        said = [json.loads(line) for line in s.log_path.read_text().splitlines()]
+        upgrading = [e for e in said if e["event"] in ("upgrading the database", "database upgraded")]
+        assert [(e["event"], e["schema_from"], e["schema_to"]) for e in upgrading] == [
+            ("upgrading the database", "0013", migrate.head()),
+            ("database upgraded", "0013", migrate.head()),
+        ]
+        assert upgrading[1]["seconds"] >= 0
+        s.start()  # up to date: nothing said of it
+        s.stop()
+        said = [json.loads(line) for line in s.log_path.read_text().splitlines()]
+        assert len([e for e in said if e["event"] == "database upgraded"]) == 1
     finally:
         db.dispose()
 

@@ -253,3 +253,50 @@ def test_a_message_from_the_peer_cannot_pass_for_another_in_show(
     lines = [line for line in shown.splitlines() if "Strike approved" in line]
     assert len(lines) == 1
     assert lines[0].lstrip().startswith("│")  # a continuation of the message, not one of its own
+
+
+ZONE = "America/Argentina/Buenos_Aires"
+RRULE = "FREQ=WEEKLY;BYDAY=MO,TU,WE"
+
+
+def _roster(node: Node, clock: FakeClock) -> None:
+    """duty-officer on a weekly shift in a long-named zone (it starts on 2026-11-28), and
+    on duty by an override from 2026-11-29 10:00Z for a day."""
+    r = node.api.post("/api/v1/users", json={"name": "duty-officer", "role": "watch_officer"})
+    assert r.status_code == 201, r.text
+    shift = {"user": "duty-officer", "start_local": "2026-11-28T06:00", "tz": ZONE, "duration_s": 8 * 3600}
+    r = node.api.post("/api/v1/shifts", json={**shift, "rrule": RRULE})
+    assert r.status_code == 201, r.text
+    override = {"user": "duty-officer", "start": "2026-11-29T10:00:00Z", "end": "2026-11-30T10:00:00Z"}
+    assert node.api.post("/api/v1/overrides", json=override).status_code == 201
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_roster_tables_never_cut_a_value_short(
+    nodes: tuple[Node, Node], monkeypatch: Any, clock: FakeClock, width: int
+) -> None:
+    a, _ = nodes
+    _roster(a, clock)
+    text = cli_table(a, monkeypatch, "roster", "--at", "2026-11-29T12:00:00Z", columns=width)
+    assert all(len(line) <= width for line in text.splitlines()), text
+    assert "…" not in text
+    for whole in (ZONE, RRULE, "2026-11-28T06:00", "duty-officer"):
+        assert whole in text, (whole, text)
+    flat = " ".join(text.split())
+    assert "On duty at 2026-11-29 12:00:00Z" in flat
+    _assert_shown("2026-11-29 10:00:00Z", text)  # the override's start, to the second
+    _assert_shown("2026-11-30 10:00:00Z", text)
+
+
+def test_roster_json_times_are_utc_with_microseconds(
+    nodes: tuple[Node, Node], monkeypatch: Any, clock: FakeClock
+) -> None:
+    a, _ = nodes
+    _roster(a, clock)
+    roster = cli_json(a, monkeypatch, "roster", "--at", "2026-11-29T12:00:00Z")
+    assert roster["at"] == {"utc": "2026-11-29T12:00:00.000000Z", "local": "2026-11-29T12:00:00+00:00"}
+    assert roster["overrides"][0]["start"]["utc"] == "2026-11-29T10:00:00.000000Z"
+    assert roster["overrides"][0]["end"]["utc"] == "2026-11-30T10:00:00.000000Z"
+    times = [roster["at"], roster["next_handover"], *(t for g in roster["gaps"] for t in g.values())]
+    assert all(LONG_TIME.fullmatch(t["utc"]) for t in times if t is not None), times
+    assert roster["on_duty"] == ["duty-officer"]

@@ -515,6 +515,7 @@ def test_the_roster_page_shows_the_week(nodes: tuple[Node, Node], clock: FakeClo
     assert page.status_code == 200
     assert page.text.count("<strong>duty</strong> 06:00\u201314:00") == 7  # an en dash
     assert "Nobody on duty from" in page.text  # 14:00 to 06:00 every day
+    assert ".000000Z" not in page.text  # the JSON's microseconds are not for the page
 
 
 @pytest.mark.parametrize("role", list(Role))

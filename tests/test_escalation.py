@@ -19,6 +19,7 @@ from openline.core.clock import MICROS, FakeClock, rfc3339
 from openline.runtime import build_station
 from openline.services import accounts, handover, rosters, watch
 from openline.services.accounts import Role
+from openline.services.station import NotifyConfig
 from openline.settings import load
 from tests.inproc import Node, add_staff, link, make_node, place_and_ring, show
 from tests.notice_docs import cli
@@ -317,7 +318,8 @@ def test_a_policy_whose_targets_reach_nobody_who_may_answer_is_refused(floor: tu
         (("user:ivan",), "user:ivan: a auditor may not answer calls"),
         (("user:gone",), "user:gone: the user is disabled"),
         (("role:auditor",), "role:auditor: that role may not answer calls"),
-        (("on_duty", "webhook"), "webhook: the station has no webhook_urls"),  # moscow has none
+        # moscow has no webhook_urls: a step that would notify nothing else reaches nobody
+        (("webhook",), "policy.steps[0]: webhook: the station has no webhook_urls"),
     ]:
         r = b.api.put("/api/v1/lines/stuttgart/policy", json=_one_step(*targets))
         assert r.status_code == 422, r.text
@@ -325,6 +327,53 @@ def test_a_policy_whose_targets_reach_nobody_who_may_answer_is_refused(floor: tu
     assert b.snapshot() == before
     r = b.api.put("/api/v1/lines/stuttgart/policy", json=_one_step("user:duty", "role:senior_watch_officer"))
     assert r.status_code == 200, r.text
+
+
+WEBHOOK_WARNING = (
+    "webhook: the station has no webhook_urls: that target notifies nobody until they are set"
+    " (docs/operations.md, Notifications)"
+)
+CLI_EXAMPLE_POLICY = {  # docs/cli.md, `openline policy set`
+    "steps": [
+        {"targets": ["on_duty"], "delay_s": 60},
+        {"targets": ["role:senior_watch_officer"], "delay_s": 60},
+        {"targets": ["role:commander"], "delay_s": 60},
+    ],
+    "repeat": 1,
+    "final": {"targets": ["on_duty", "role:commander", "role:administrator", "webhook"], "delay_s": 300},
+}
+
+
+def test_a_station_without_webhooks_takes_back_its_own_default_policy(
+    floor: tuple[Node, Node], monkeypatch: Any, tmp_path: Path
+) -> None:
+    """The built-in policy names `webhook` in its catch-all, as the example in the docs
+    does; a station without webhook_urls refused both, so it could not set its own default
+    again. A `webhook` beside other targets is taken, with a warning in the answer."""
+    _, b = floor
+    shown = b.api.get("/api/v1/lines/stuttgart/policy").json()
+    assert shown["default"] is True
+    assert shown["warnings"] == [WEBHOOK_WARNING]
+    r = b.api.put("/api/v1/lines/stuttgart/policy", json=shown["policy"])
+    assert r.status_code == 200, r.text
+    assert r.json()["default"] is False
+    assert r.json()["policy"] == shown["policy"]
+    assert r.json()["warnings"] == [WEBHOOK_WARNING]
+    example = tmp_path / "pol.json"
+    example.write_text(json.dumps(CLI_EXAMPLE_POLICY))
+    result = cli(b, monkeypatch, "policy", "set", "stuttgart", str(example))
+    assert result.exit_code == 0, result.output
+    assert f"warning: {WEBHOOK_WARNING}" in " ".join(result.stderr.split())
+    assert b.api.get("/api/v1/lines/stuttgart/policy").json()["policy"] == CLI_EXAMPLE_POLICY
+
+
+def test_a_station_with_webhooks_sets_a_webhook_policy_without_warning(floor: tuple[Node, Node]) -> None:
+    _, b = floor
+    b.station.notify = NotifyConfig(webhook_urls=("http://127.0.0.1:9/hook",))
+    r = b.api.put("/api/v1/lines/stuttgart/policy", json=_one_step("webhook"))
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == []
+    assert b.api.get("/api/v1/lines/stuttgart/policy").json()["warnings"] == []
 
 
 def test_escalation_detail_is_metadata_only(floor: tuple[Node, Node], clock: FakeClock) -> None:
@@ -608,9 +657,7 @@ def test_overrides_swap_who_is_on_duty(floor: tuple[Node, Node], clock: FakeCloc
     assert b.api.get("/api/v1/roster").json()["on_duty"] == ["senior"]
     later = rfc3339(now + 3601 * MICROS)
     assert b.api.get("/api/v1/roster", params={"at": later}).json()["on_duty"] == ["duty"]
-    assert (
-        b.api.get("/api/v1/roster").json()["next_handover"]["utc"] == rfc3339(now + 3600 * MICROS)[:19] + "Z"
-    )
+    assert b.api.get("/api/v1/roster").json()["next_handover"]["utc"] == rfc3339(now + 3600 * MICROS)
     assert b.api.delete(f"/api/v1/overrides/{r.json()['id']}").status_code == 204
     assert b.api.get("/api/v1/roster").json()["on_duty"] == ["duty"]
 

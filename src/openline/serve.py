@@ -19,6 +19,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -129,14 +130,23 @@ def build(settings: Settings) -> FastAPI:
     # Imported here: loading them takes a second or more, which `run` spends handling
     # SIGTERM already.
     from openline.adapters.home import load_keys
-    from openline.adapters.migrate import open_station, upgrade
+    from openline.adapters.migrate import current, head, open_station, upgrade
     from openline.api.app import create_app
     from openline.runtime import build_station, channels_from
 
     keys = load_keys(settings.home)
     db = open_station(settings.effective_database_url, background_checkpoints=True)
     try:
+        # An upgrade says what it does: a migration over a year of history takes a while
+        # (docs/operations.md), and the operator must see that it is under way and when done.
+        was, latest = current(db), head()
+        if was != latest:
+            log.info("upgrading the database", station=settings.name, schema_from=was, schema_to=latest)
+        started = time.monotonic()
         upgrade(db)
+        if was != latest:
+            log.info("database upgraded", station=settings.name, schema_from=was, schema_to=latest,
+                     seconds=round(time.monotonic() - started, 1))  # fmt: skip
         station = build_station(settings, db=db, keys=keys)
     except BaseException:
         db.dispose()

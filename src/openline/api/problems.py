@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openline.core.encoding import control_character, digits
@@ -27,6 +28,7 @@ _HTTP_CODES = {
 # own workers retry every second or so.
 DATABASE_RETRY_AFTER_S = 5
 STATION_PATHS = "/_openline/"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 log = structlog.get_logger("openline.api")
 
 
@@ -66,6 +68,19 @@ def _log_if_station_request(path: str, client: Any, code: str, detail: str) -> N
     if path.startswith(STATION_PATHS):
         host = client[0] if isinstance(client, tuple) else getattr(client, "host", None)
         log.warning("station request refused", path=path, code=code, detail=detail[:300], client=host)
+
+
+def _allowed_methods(routes: list[BaseRoute], scope: Scope, named: str) -> str:
+    """Every method some route takes on the request's path (RFC 9110 §10.2.1), with
+    those the refusal `named`. Each method of a path is its own route, and the router
+    answers a 405 with the methods of the first one whose path matched. A mount matches
+    every method and names its own (the static files' GET, HEAD)."""
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    for method in _METHODS - methods:
+        probe = {**scope, "method": method}
+        if any(not isinstance(r, Mount) and r.matches(probe)[0] is Match.FULL for r in routes):
+            methods.add(method)
+    return ", ".join(sorted(methods))
 
 
 class RefuseControlCharacters:
@@ -140,7 +155,10 @@ def install(app: FastAPI, max_request_bytes: int) -> None:
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code, title = _HTTP_CODES.get(exc.status_code, (Code.INVALID_INPUT, "Invalid input"))
         response = problem(exc.status_code, code.value, title, str(exc.detail))
-        response.headers.update(exc.headers or {})  # a 405's Allow
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and "Allow" in headers:
+            headers["Allow"] = _allowed_methods(request.app.router.routes, request.scope, headers["Allow"])
+        response.headers.update(headers)
         return response
 
     @app.exception_handler(Exception)

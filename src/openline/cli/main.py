@@ -13,7 +13,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from openline import __version__
@@ -760,6 +759,8 @@ def _print_policy(x: dict[str, Any]) -> None:
     )
     out.print(f"  catch-all: notify {', '.join(p['final']['targets'])}")
     out.print(f"Pick-up lease: rings again after {x['rering_timeout_s']} s with no action.")
+    for warning in x["warnings"]:
+        err.print(f"[bold yellow]warning[/]: {escape(warning)}", markup=True, highlight=False, soft_wrap=True)
 
 
 @policy_app.command("show")
@@ -880,7 +881,7 @@ def roster_cmd(
         data = c.get("/roster", params={"at": at} if at else None)
 
     def both(t: dict[str, str] | None) -> str:
-        return "—" if t is None else f"{t['utc']} ({t['local']})"
+        return "—" if t is None else f"{when(t['utc'])} ({t['local']})"
 
     def render(x: dict[str, Any]) -> None:
         on = escape(", ".join(x["on_duty"])) or "[red]nobody[/]"
@@ -892,9 +893,8 @@ def roster_cmd(
                 f"[bold red]Gap[/] from {escape(both(gap['from']))} until {escape(both(gap['until']))}",
                 markup=True,
             )
-        t = Table("shift", "user", "starts (local)", "zone", "hours", "repeats", title="Shifts")
-        for sh in x["shifts"]:
-            t.add_row(
+        shifts = [
+            (
                 str(sh["id"]),
                 sh["user"],
                 sh["start_local"],
@@ -902,12 +902,20 @@ def roster_cmd(
                 f"{sh['duration_s'] / 3600:g}",
                 sh["rrule"] or "",
             )
-        out.print(t)
+            for sh in x["shifts"]
+        ]
+        listing(("shift", "user", "starts (local)", "zone", "hours", "repeats"), shifts, title="Shifts")
         if x["overrides"]:
-            t = Table("override", "user", "replaces", "from", "until", title="Overrides")
-            for o in x["overrides"]:
-                t.add_row(str(o["id"]), o["user"], o["replaces"] or "", both(o["start"]), both(o["end"]))
-            out.print(t)
+            overrides = [
+                (str(o["id"]), o["user"], o["replaces"] or "", both(o["start"]), both(o["end"]))
+                for o in x["overrides"]
+            ]
+            listing(
+                ("override", "user", "replaces", "from", "until"),
+                overrides,
+                wrap=("from", "until"),
+                title="Overrides",
+            )
 
     emit(data, as_json, render)
 

@@ -246,7 +246,7 @@ def notices_list(
         ),
     ] = None,
     radius: Annotated[
-        float | None, typer.Option(help="With --at: the place is a circle this many metres wide.")
+        float | None, typer.Option(help="With --at: the place is a circle of this radius, in metres.")
     ] = None,
     at_time: Annotated[
         str | None,
@@ -262,6 +262,8 @@ def notices_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List notices, newest first: sent and received, their state and conflicts."""
+    if at is None and (radius, at_time, altitude) != (None, None, None):  # the station names at=
+        fail("--radius, --when and --altitude narrow a place: give it with --at LAT,LNG", "invalid_input")
     params = {"limit": limit, "at": at, "radius_m": radius, "when": at_time, "altitude_m": altitude,
               "state": state, "peer": peer, "direction": direction, "category": category}  # fmt: skip
     with client(home) as c:

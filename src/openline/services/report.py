@@ -65,6 +65,13 @@ def transparency_report(station: Station, period: str) -> dict[str, Any]:
     month = parse_period(period)
     with station.db.read() as conn:
         signed = _checkpoint(conn)
+        if signed is None and ledger.head(conn).size == 0 and ledger.pending(conn) == 0:
+            # `ledger checkpoint` cannot help here: an empty log has nothing to sign.
+            raise NoCheckpoint(
+                "the ledger has no signed checkpoint, and the report is computed against one: the "
+                "ledger is empty, nothing has been recorded yet; its first entry is the first line "
+                "added (`openline line add`)"
+            )
         if signed is None:
             raise NoCheckpoint(
                 "the ledger has no signed checkpoint yet, and the report is computed against one: "

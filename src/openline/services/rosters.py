@@ -296,7 +296,7 @@ def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
         except OverflowError:  # its local date is in year 10000 (or 0): say it in UTC
             shown = t
         return {
-            "utc": t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "utc": t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "local": shown.isoformat(timespec="seconds"),
         }
 

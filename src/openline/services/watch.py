@@ -73,6 +73,7 @@ def show_policy(station: Station, peer: str) -> dict[str, Any]:
         "updated_at": None if row is None else rfc3339(row.updated_at),
         "updated_by": None if row is None else row.updated_by,
         "rering_timeout_s": line.rering_timeout_s,
+        "warnings": _warnings(station, policy),
     }
 
 
@@ -94,10 +95,12 @@ def set_policy(station: Station, actor: str, peer: str, data: Any) -> dict[str, 
 
 def _check_reachable(station: Station, tx: Tx, policy: esc.Policy) -> None:
     """Refuse a target that can never reach someone who may answer: a user who does not
-    exist, is disabled or may not work calls (an auditor), a role that may not, the
-    station's webhooks when it has none. Found at 3 a.m. it would only raise
-    `escalation_unheard` for a call already ringing; `notify test` refuses the same. Who is
-    on duty, and who holds a role, change with time and are not asked."""
+    exist, is disabled or may not work calls (an auditor), a role that may not, and a step
+    whose only target is the station's webhooks when it has none. Found at 3 a.m. it would
+    only raise `escalation_unheard` for a call already ringing; `notify test` refuses the
+    same. `webhook` beside other targets is taken without webhooks (the built-in policy
+    names it), with a warning (`_warnings`). Who is on duty, and who holds a role, change
+    with time and are not asked."""
     named = {t for step in (*policy.steps, policy.final) for t in step.targets}
     faults = []
     people = {t[5:] for t in named if t.startswith("user:")}
@@ -118,10 +121,25 @@ def _check_reachable(station: Station, tx: Tx, policy: esc.Policy) -> None:
     for target in sorted(t for t in named if t.startswith("role:")):
         if target[5:] not in accounts.CALL_ROLES:
             faults.append(f"{target}: that role may not answer calls")
-    if "webhook" in named and not station.notify.webhook_urls:
-        faults.append("webhook: the station has no webhook_urls")
+    if not station.notify.webhook_urls:
+        wheres = [f"policy.steps[{i}]" for i in range(len(policy.steps))] + ["policy.final"]
+        for where, step in zip(wheres, (*policy.steps, policy.final), strict=True):
+            if step.targets == ("webhook",):
+                faults.append(f"{where}: webhook: the station has no webhook_urls")
     if faults:
         raise InvalidInput(f"the policy names targets that reach nobody who may answer: {'; '.join(faults)}")
+
+
+def _warnings(station: Station, policy: esc.Policy) -> list[str]:
+    """What a policy the station takes will not do: `webhook` notifies nobody on a station
+    without webhook_urls (settings need a restart, so it may be set before them)."""
+    named = {t for step in (*policy.steps, policy.final) for t in step.targets}
+    if "webhook" in named and not station.notify.webhook_urls:
+        return [
+            "webhook: the station has no webhook_urls: that target notifies nobody until they"
+            " are set (docs/operations.md, Notifications)"
+        ]
+    return []
 
 
 def ringing_columns(conn: Connection, line_id: str, now: int) -> dict[str, Any]:
