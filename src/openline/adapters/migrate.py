@@ -131,5 +131,7 @@ def current(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@cache
 def head() -> str | None:
+    """The revision this code migrates to (read once: the scripts do not change while it runs)."""
     return ScriptDirectory.from_config(_config()).get_current_head()

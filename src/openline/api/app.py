@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from openline import __version__
+from openline.adapters import migrate
 from openline.adapters.db import ChangeListener
 from openline.adapters.notify import Channel
 from openline.adapters.transport import Transport
@@ -111,7 +112,8 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "station": station.name, "version": __version__}
+        # `schema`: what this code migrates to. A newer CLI tells an older station by it.
+        return {"status": "ok", "station": station.name, "version": __version__, "schema": migrate.head()}
 
     lines_registry = CollectorRegistry(auto_describe=True)
     lines_registry.register(LineCollector(station))

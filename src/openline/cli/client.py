@@ -104,6 +104,26 @@ class StationClient:
             resp.status_code, "error", f"the station answered HTTP {resp.status_code} without JSON"
         )
 
+    def older_station(self) -> str | None:
+        """If the station runs an older OpenLine than this CLI (its code not restarted
+        since an upgrade, say), what to tell the user; else None. Asked only once an
+        answer lacked something this CLI reads: one request more, on that path alone."""
+        from openline.adapters.migrate import head  # alembic: only on this path
+
+        try:
+            theirs = self._client.get("/healthz").json().get("schema")
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        ours = head()
+        if ours is None or (isinstance(theirs, str) and theirs >= ours):
+            return None
+        named = f"schema {theirs}" if isinstance(theirs, str) else "its /healthz names no schema"
+        return (
+            f"station {self.settings.name!r} runs an older OpenLine ({named}) than this command (schema "
+            f"{ours}): restart it (`openline serve --home {self.settings.home}`) so that it runs the version "
+            "installed"
+        )
+
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET `path`; query parameters whose value is None are left out (an option not given)."""
         given = {k: v for k, v in (params or {}).items() if v is not None}

@@ -20,7 +20,7 @@ from openline.cli.client import ApiError, StationClient, seg
 from openline.cli.options import finite, time_text
 from openline.cli.render import block, err, limit_reached, listing, out, when
 from openline.core.encoding import parse_json
-from openline.errors import OpenLineError
+from openline.errors import Code, OpenLineError
 
 app = typer.Typer(
     help="OpenLine: a deconfliction hotline between stations that do not trust each other.",
@@ -63,15 +63,21 @@ def fail(message: str, code: str = "error") -> NoReturn:
     raise typer.Exit(1)
 
 
+_asked: list[Path] = []  # the homes whose station this command asked (`run`)
+
+
 @contextmanager
 def client(home: Path) -> Iterator[StationClient]:
     try:
         c = StationClient(home)
     except OpenLineError as exc:
         fail(exc.detail, exc.code.value)
+    _asked.append(home)
     try:
         yield c
     except ApiError as exc:
+        if exc.status == 404 and (older := c.older_station()):  # an endpoint it does not have yet
+            fail(f"{exc.detail}: {older}", Code.STATION_TOO_OLD.value)
         fail(exc.detail, exc.code_text)
     except OpenLineError as exc:
         fail(exc.detail, exc.code.value)
@@ -1077,4 +1083,27 @@ from openline.cli import verify as _verify  # noqa: E402,F401
 
 def run() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    try:
+        app()
+    except KeyError as exc:  # an answer without a field this CLI reads, found as it is shown
+        older = _older_station()
+        if older is None:
+            raise  # a station as new as this CLI: ours to mend, with its traceback
+        try:
+            fail(f"its answer has no {exc}: {older}", Code.STATION_TOO_OLD.value)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
+
+
+def _older_station() -> str | None:
+    """`StationClient.older_station` of the station this command last asked, if any."""
+    if not _asked:
+        return None
+    try:
+        c = StationClient(_asked[-1])
+    except OpenLineError:
+        return None
+    try:
+        return c.older_station()
+    finally:
+        c.close()
