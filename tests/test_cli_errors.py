@@ -235,7 +235,10 @@ def test_a_fresh_station_says_its_ledger_is_empty_until_its_first_line(
     )
     checkpoint = s.cli("ledger", "checkpoint", check=False)
     assert checkpoint.returncode == 1
-    assert "the ledger is empty: there is nothing to sign" in checkpoint.stderr
+    assert checkpoint.stderr == (
+        "error (not_found): the ledger is empty: there is nothing to sign; its first entry is the"
+        " first line added (`openline line add`)\n"
+    )
     assert db_rows(s) == before
     card = tmp_path / "moscow.card"
     card.write_text(StationProcess.create(tmp_path, "moscow").cli("card").stdout)

@@ -62,7 +62,10 @@ async def post_checkpoint(station: StationDep, who: PrincipalDep) -> dict[str, A
         with station.db.read() as conn:
             cp = ledger.latest_checkpoint(conn)
         if cp is None:
-            raise NotFound("the ledger is empty: there is nothing to sign")
+            raise NotFound(
+                "the ledger is empty: there is nothing to sign; its first entry is the first line "
+                "added (`openline line add`)"
+            )
         return cp.to_json()
 
     return await run_in_threadpool(sign)
