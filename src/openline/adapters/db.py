@@ -153,6 +153,8 @@ class Database:
             self._tell(False)
 
     def _answered(self, *, stored: bool) -> None:
+        if self.up and self._write_failed_at is None:
+            return  # the common case, at the end of every transaction: nothing to tell
         with self._up_lock:
             if stored:
                 self._stored_since = True
@@ -221,6 +223,20 @@ def _damaged(error: BaseException | None) -> bool:
     return (code & 0xFF) in _SQLITE_DAMAGED
 
 
+def as_outage(
+    error: BaseException | None, file: Path | None, *, invalidated: bool = False
+) -> DatabaseUnavailable | None:
+    """A driver's exception as the outage it means: the SQLite `file` damaged, or the
+    database out of reach (or the connection `invalidated` under it); None for any other
+    error (a statement refused). `reachable` turns what SQLAlchemy raises with it; the
+    checkpointer and the backup, which use the driver's connection, call it themselves."""
+    if _damaged(error):
+        return DatabaseDamaged(_words(error), file)
+    if invalidated or _out_of_reach(error):
+        return DatabaseUnavailable(_words(error))
+    return None
+
+
 def _words(error: BaseException | None) -> str:
     words = str(error).strip()
     return words.splitlines()[0][:200] if words else type(error).__name__
@@ -234,11 +250,10 @@ def reachable(file: Path | None = None) -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        if _damaged(exc.orig):
-            raise DatabaseDamaged(_words(exc.orig), file) from exc
-        if not (exc.connection_invalidated or _out_of_reach(exc.orig)):
+        outage = as_outage(exc.orig, file, invalidated=exc.connection_invalidated)
+        if outage is None:
             raise
-        raise DatabaseUnavailable(_words(exc.orig)) from exc
+        raise outage from exc
     except Exception as exc:  # from a driver's connection used as it is (LISTEN)
         if not _out_of_reach(exc):
             raise
@@ -301,10 +316,8 @@ def sqlite_backup(source: Path, target: Path) -> int:
                 dst.close()
         finally:
             src.close()
-    except sqlite3.Error as exc:
-        if _damaged(exc):
-            raise DatabaseDamaged(_words(exc), source) from exc
-        raise DatabaseUnavailable(_words(exc)) from exc
+    except sqlite3.Error as exc:  # whatever the cause, no copy can be made
+        raise as_outage(exc, source) or DatabaseUnavailable(_words(exc)) from exc
     if verdict != "ok":  # page for page as the source's: the source is damaged
         raise DatabaseDamaged(f"integrity check: {' '.join(verdict.split())[:200]}", source)
     return target.stat().st_size
@@ -451,17 +464,8 @@ class Checkpointer:
             try:
                 self.db.checkpoint()
             except Exception as exc:  # a busy or failed checkpoint is retried next time
-                if not outage.absorbs(_as_outage(exc, self.db.file)):
+                turned = as_outage(exc, self.db.file)
+                if turned is None or not outage.absorbs(turned):
                     log.exception("checkpoint failed")
             else:
                 outage.ended()
-
-
-def _as_outage(exc: Exception, file: Path | None) -> Exception:
-    """A driver's exception raised outside SQLAlchemy (`checkpoint` uses the raw
-    connection), as `reachable` would have turned it."""
-    if _damaged(exc):
-        return DatabaseDamaged(_words(exc), file)
-    if _out_of_reach(exc):
-        return DatabaseUnavailable(_words(exc))
-    return exc
