@@ -9,7 +9,9 @@ import secrets
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from openline.adapters.schema import alerts, envelopes, ledger_pending, lines
 from openline.core.clock import rfc3339
 from openline.core.envelope import MAX_BODY_BYTES, make_envelope
 from openline.core.keys import StationKeys, encryption_public_key
@@ -414,13 +416,48 @@ def test_a_body_whose_fields_do_not_fit_its_kind_is_refused(
     queued: Any, kind: str, body: dict[str, Any], why: str
 ) -> None:
     """The peer's body is stored and shown (a pick-up's `by` in `picked_up_by`, on the
-    console and the CLI): a field that does not fit, or one no kind has, is `malformed`."""
+    console and the CLI): a field that does not fit, or one no kind has, is `malformed`.
+    The envelope is the peer's and in its turn, so it is refused for good: nothing of it is
+    applied, and it takes its sequence number (`refused_for_good`)."""
     a, b, env = queued
     before = b.snapshot()
-    r = post_signed(a, b, {"envelopes": [crafted(a, b, env, kind, body)]})
+    bad = crafted(a, b, env, kind, body)
+    r = post_signed(a, b, {"envelopes": [bad]})
     assert refused_code(r) == "malformed"
     assert why in r.json()["results"][0]["error"]["detail"]
-    assert b.snapshot() == before
+    refused_for_good(b, before, bad, r.json()["results"][0])
+
+
+def refused_for_good(node: Node, before: dict[str, Any], env: dict[str, Any], result: dict[str, Any]) -> None:
+    """What a refusal for good changed at the receiver, and nothing else: the envelope kept
+    with our signed refusal, the line's next sequence number, one ledger entry and one
+    alert. No call, notice, event or message."""
+    after = node.snapshot()
+    changed = {t for t in after if after[t] != before[t]}
+    assert changed == {"envelopes", "lines", "ledger_pending", "alerts"}, changed
+    refusal = result["refusal"]
+    assert refusal["type"] == "refusal"
+    assert refusal["envelope"] == env["header"]["id"]
+    assert refusal["error"] == result["error"]
+    assert refusal["from"] == node.name
+    with node.station.db.read() as conn:
+        row = conn.execute(select(envelopes).where(envelopes.c.id == env["header"]["id"])).one()
+        line = conn.execute(select(lines.c.next_in_seq)).one()
+        (entry,) = [
+            json.loads(r.data)
+            for r in conn.execute(select(ledger_pending))
+            if tuple(r) not in before["ledger_pending"]
+        ]
+        (alert,) = conn.execute(select(alerts)).all()
+    assert (row.direction, row.seq) == ("in", env["header"]["seq"])
+    assert row.refused == f"{result['error']['code']}: {result['error']['detail']}"
+    assert json.loads(row.receipt) == refusal
+    assert line.next_in_seq == env["header"]["seq"] + 1
+    assert entry["type"] == "envelope.refused"
+    assert entry["envelope"] == env["header"]["id"]
+    assert entry["code"] == result["error"]["code"]
+    assert "content" not in entry
+    assert (alert.kind, alert.subject) == ("envelope_refused", env["header"]["id"])
 
 
 @pytest.mark.parametrize("time", ["9999-12-31T23:59:59.999999-23:59", "0001-01-01T00:00:00+23:59"])

@@ -139,9 +139,11 @@ envelopes = Table(
     Column("self_body", LargeBinary),  # outbound only: the body sealed to our own key
     Column("batch_id", String(36)),
     Column("stored_at", BigInteger, nullable=False),
-    Column("delivered_at", BigInteger),  # outbound: when a valid receipt came back
-    Column("receipt", Text),  # outbound: the peer's receipt; inbound: ours
-    Column("refused", Text),  # outbound: the peer's permanent refusal, if any
+    Column("delivered_at", BigInteger),  # outbound: when a valid receipt (or refusal) came back
+    Column("receipt", Text),  # outbound: the peer's receipt or refusal; inbound: ours
+    # "code: detail" of a refusal for good (0017): the peer's of an outbound envelope, or
+    # ours of an inbound one; its signed form is in `receipt`.
+    Column("refused", Text),
     UniqueConstraint("line_id", "direction", "seq", name="uq_envelopes_line_direction_seq"),
     Index("ix_envelopes_outbox", "line_id", "direction", "delivered_at", "seq"),
     Index("ix_envelopes_call", "call_id"),

@@ -463,7 +463,7 @@ def calls_cmd(
                     x["peer"],
                     x["direction"],
                     Text(x["priority"], style=PRIORITY_STYLE.get(x["priority"], "")),
-                    x["state"],
+                    f"{x['state']} (refused)" if x.get("refused") else x["state"],
                     Text.from_markup(WITHHELD) if x["content_withheld"] else x["subject"],
                     when(x["placed_at"]),
                     when(max(changes) if changes else None),
@@ -574,11 +574,21 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
         if x["messages"]:
             out.print("[bold]Messages[/]", markup=True)
             for m in x["messages"]:
-                mark = "✓" if m["received_at"] else "…"
-                text = WITHHELD if x["content_withheld"] else escape(block(m["text"]))
+                mark = "✗" if m.get("refused") else "✓" if m["received_at"] else "…"
+                text = WITHHELD if x["content_withheld"] else escape(block(m["text"] or "(not shown)"))
                 out.print(
                     f"  {m['time']} {escape(m['from']):>12} {mark} {text}", markup=True, highlight=False
                 )
+                if m.get("refused"):
+                    by = "here" if m["from"] == x["peer"] else f"by {escape(x['peer'])}"
+                    why = escape(block(m["refused"]))
+                    out.print(f"  {'':>40} refused {by}: {why}", markup=True, highlight=False)
+        if x.get("refused"):
+            out.print(
+                f"[bold]Refused by {escape(x['peer'])}'s station[/] {escape(block(x['refused']))}: it never "
+                "rang there",
+                markup=True,
+            )
         if x.get("summary"):
             out.print(f"[bold]Summary[/] {escape(block(x['summary']))}", markup=True)
         if x.get("decline_reason"):

@@ -272,7 +272,8 @@ def notices_list(
     def render(items: list[dict[str, Any]]) -> None:
         rows: list[tuple[str, ...]] = [
             (
-                x["id"], x["direction"], x["peer"], x["category"], str(x["version"]), x["state"],
+                x["id"], x["direction"], x["peer"], x["category"], str(x["version"]),
+                f"{x['state']} (refused)" if x.get("refused") else x["state"],
                 when(x["starts_at"]), when(x["ends_at"], "open"), _holding(x["conflicts"]),
             )
             for x in items

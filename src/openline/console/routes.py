@@ -279,8 +279,8 @@ def _undelivered(
     """The line of one of our calls that has not reached the peer yet, once that is worth
     saying (the peer refused or did not answer, or `line_down_after_s` has passed): the
     officer who placed it must know to use the fallback procedure."""
-    if call["direction"] != "out" or call["state"] != "placed":
-        return None
+    if call["direction"] != "out" or call["state"] != "placed" or call["refused"]:
+        return None  # a call the peer refused is said otherwise: it will never go
     waited = station.clock.now() - parse_rfc3339(call["placed_at"])
     if line is None or not (line["last_error"] or waited >= station.line_down_after_s * MICROS):
         return None

@@ -12,7 +12,8 @@ An envelope is a signed header plus a sealed body:
   digest of the sealed body and the Ed25519 signature (RFC 8032) covers the RFC 8785
   canonical JSON of the header.
 
-A receipt is the receiver's signed statement that it stored an envelope, and when.
+A receipt is the receiver's signed statement that it stored an envelope, and when; a
+refusal, that it took the envelope's turn but will not apply its content, and why.
 """
 
 from __future__ import annotations
@@ -237,17 +238,22 @@ def verify_envelope(env: Envelope, sender_key: Ed25519PublicKey) -> bytes:
     return sealed
 
 
-# Receipts -----------------------------------------------------------------------------
+# Receipts and refusals ------------------------------------------------------------------
 
 RECEIPT_FIELDS = frozenset(
     {"v", "type", "envelope", "digest", "line", "from", "to", "seq", "stored_at", "sig"}
 )
+REFUSAL_FIELDS = RECEIPT_FIELDS | {"error"}
+"""A refusal is a receipt with `"type": "refusal"` and the `error` that refused the
+envelope's content: the receiver's signed word that it took the envelope's sequence number
+and will never apply it."""
+MAX_REFUSAL_DETAIL = 300
 
 
-def make_receipt(keys: StationKeys, env: Envelope, stored_at: str) -> dict[str, Any]:
-    body = {
+def _statement(env: Envelope, kind: str, stored_at: str) -> dict[str, Any]:
+    return {
         "v": PROTOCOL,
-        "type": "receipt",
+        "type": kind,
         "envelope": env.id,
         "digest": env.digest(),
         "line": env.header["line"],
@@ -256,38 +262,72 @@ def make_receipt(keys: StationKeys, env: Envelope, stored_at: str) -> dict[str, 
         "seq": env.seq,
         "stored_at": stored_at,
     }
+
+
+def make_receipt(keys: StationKeys, env: Envelope, stored_at: str) -> dict[str, Any]:
+    body = _statement(env, "receipt", stored_at)
+    return {**body, "sig": keys.sign(canonical(body))}
+
+
+def make_refusal(
+    keys: StationKeys, env: Envelope, stored_at: str, refused: EnvelopeRefused
+) -> dict[str, Any]:
+    """The signed refusal of an envelope whose header verified and whose turn it was, but
+    whose content this station will not apply (`refused`)."""
+    error = {"code": refused.code.value, "detail": refused.detail[:MAX_REFUSAL_DETAIL]}
+    body = {**_statement(env, "refusal", stored_at), "error": error}
     return {**body, "sig": keys.sign(canonical(body))}
 
 
 def verify_receipt(receipt: Any, env: Envelope, receiver_key: Ed25519PublicKey) -> None:
     """Check that `receipt` is the receiver's signed receipt for exactly `env`."""
-    if not isinstance(receipt, dict) or set(receipt) != RECEIPT_FIELDS:
-        raise EnvelopeRefused(Code.MALFORMED, f"receipt for {env.id}: unexpected shape")
-    expected = {
-        "v": PROTOCOL,
-        "type": "receipt",
-        "envelope": env.id,
-        "digest": env.digest(),
-        "line": env.header["line"],
-        "from": env.header["to"],
-        "to": env.header["from"],
-        "seq": env.seq,
-    }
+    _verify_statement(receipt, env, receiver_key, "receipt", RECEIPT_FIELDS)
+
+
+def verify_refusal(refusal: Any, env: Envelope, receiver_key: Ed25519PublicKey) -> dict[str, str]:
+    """Check that `refusal` is the receiver's signed refusal of exactly `env`; returns its
+    error (`code`, `detail`)."""
+    _verify_statement(refusal, env, receiver_key, "refusal", REFUSAL_FIELDS)
+    return refusal_error(refusal, f"refusal of {env.id}")
+
+
+def refusal_error(refusal: dict[str, Any], where: str) -> dict[str, str]:
+    """A refusal's error, checked for shape: a known wire code and a detail of text."""
+    error = refusal["error"]
+    if (
+        not isinstance(error, dict)
+        or set(error) != {"code", "detail"}
+        or error["code"] not in Code._value2member_map_
+        or not isinstance(error["detail"], str)
+        or len(error["detail"]) > MAX_REFUSAL_DETAIL
+    ):
+        raise EnvelopeRefused(Code.MALFORMED, f"{where}: error is not a known code and a short detail")
+    return {"code": error["code"], "detail": error["detail"]}
+
+
+def _verify_statement(
+    statement: Any, env: Envelope, receiver_key: Ed25519PublicKey, kind: str, fields: frozenset[str]
+) -> None:
+    what = f"{kind} for {env.id}"
+    if not isinstance(statement, dict) or set(statement) != fields:
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: unexpected shape")
+    expected = _statement(env, kind, "")
+    del expected["stored_at"]
     for field, want in expected.items():
         # The same type as well: 7.0 (or true for 1) equals the seq in Python and in its
         # canonical form, so the signature holds, but it is not what the receiver wrote.
-        if type(receipt[field]) is not type(want) or receipt[field] != want:
+        if type(statement[field]) is not type(want) or statement[field] != want:
             raise EnvelopeRefused(
                 Code.BAD_SIGNATURE,
-                f"receipt for {env.id}: {field} expected {want!r}, got {receipt[field]!r:.80}",
+                f"{what}: {field} expected {want!r}, got {statement[field]!r:.80}",
             )
     try:
-        parse_rfc3339(receipt["stored_at"])
+        parse_rfc3339(statement["stored_at"])
     except (ValueError, TypeError):
-        raise EnvelopeRefused(Code.MALFORMED, f"receipt for {env.id}: bad stored_at") from None
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: bad stored_at") from None
     verify(
         receiver_key,
-        receipt["sig"],
-        canonical({k: v for k, v in receipt.items() if k != "sig"}),
-        what=f"receipt for {env.id}",
+        statement["sig"],
+        canonical({k: v for k, v in statement.items() if k != "sig"}),
+        what=what,
     )

@@ -24,7 +24,7 @@ from openline.core import calls, merkle, note, tiles
 from openline.core.card import NAME_RE, Card, parse_card
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
 from openline.core.encoding import canonical, digest, parse_json
-from openline.core.envelope import RECEIPT_FIELDS
+from openline.core.envelope import RECEIPT_FIELDS, REFUSAL_FIELDS, refusal_error
 from openline.core.keys import signing_public_key, verify
 from openline.errors import OpenLineError
 
@@ -36,7 +36,13 @@ _W = tiles.TILE_WIDTH
 _BUNDLE_FIELDS = frozenset({"format", "station", "origin", "size", "root", "exported_at", "cards"})
 _PROOF_FIELDS = frozenset({"format", "station", "cards", "checkpoint", "entries", "receipts"})
 _CARD_KEYS = ("signing_key", "encryption_key", "ledger_key", "cosigner_key")
-_ENVELOPE_TYPES = frozenset({"envelope.sent", "envelope.received", "receipt.received"})
+_ENVELOPE_TYPES = frozenset(
+    {"envelope.sent", "envelope.received", "envelope.refused", "receipt.received", "refusal.received"}
+)
+# The entries a station logs when the peer's signed answer to one of its envelopes comes
+# back, by the answer's type, and the entry's field that holds the answer's digest.
+_ANSWERS = {"receipt": ("receipt.received", "receipt"), "refusal": ("refusal.received", "refusal")}
+_ANSWERED = frozenset(t for t, _ in _ANSWERS.values())
 
 Read = Callable[[str], bytes | None]
 Progress = Callable[[int, int], None]
@@ -579,9 +585,9 @@ class About:
     def offer(self, index: int, entry: dict[str, Any]) -> None:
         envelope = entry.get("envelope")
         if self.subject in named(entry):
-            if isinstance(envelope, str) and entry["type"] != "receipt.received":
+            if isinstance(envelope, str) and entry["type"] not in _ANSWERED:
                 self._envelopes.add(envelope)
-        elif not (entry["type"] == "receipt.received" and envelope in self._envelopes):
+        elif not (entry["type"] in _ANSWERED and envelope in self._envelopes):
             return
         self.entries.append({"index": index, "entry": entry})
 
@@ -650,12 +656,14 @@ _DECISIVE = frozenset(
 def _whole(result: Result, proven: list[_Proven], receipts: list[Any]) -> None:
     """What a call proof's own entries say it must also hold: a call.* entry for every
     decisive envelope an envelope entry names (what it did: a pick-up, a close), and the
-    peer's signed receipt for every receipt.received entry. A proof that keeps an envelope
+    peer's signed receipt (or refusal) for every receipt.received (refusal.received) entry. A
+    proof that keeps an envelope
     and drops the event it carried, or drops the receipts, would tell another story.
     (Entries left out together with everything that names them cannot be seen here: the
     whole log, `ledger export`, shows those.)"""
     events = {p.entry.get("envelope") for p in proven if p.type.startswith("call.")}
-    carried = {r.get("envelope") for r in receipts if isinstance(r, dict)}
+    carried = {(r.get("type"), r.get("envelope")) for r in receipts if isinstance(r, dict)}
+    answered = {entry: kind for kind, (entry, _) in _ANSWERS.items()}
     off = [
         f"entry {p.index} ({p.type}): no call entry in the proof names its envelope "
         f"{p.entry.get('envelope')!r:.60} ({p.entry.get('kind')}): what it did is left out"
@@ -664,10 +672,10 @@ def _whole(result: Result, proven: list[_Proven], receipts: list[Any]) -> None:
         and p.entry.get("kind") in _DECISIVE
         and p.entry.get("envelope") not in events
     ] + [
-        f"entry {p.index} (receipt.received): the peer's signed receipt for envelope "
+        f"entry {p.index} ({p.type}): the peer's signed {answered[p.type]} for envelope "
         f"{p.entry.get('envelope')!r:.60} is not in the proof"
         for p in proven
-        if p.type == "receipt.received" and p.entry.get("envelope") not in carried
+        if p.type in answered and (answered[p.type], p.entry.get("envelope")) not in carried
     ]
     result.failures += [Failure("call", m) for m in off]
 
@@ -703,7 +711,7 @@ def verify_notice_proof(
     envelopes = {
         str(p.entry["envelope"]): str(p.entry.get("kind", ""))
         for p in proven
-        if p.index in chosen and p.type != "receipt.received" and isinstance(p.entry.get("envelope"), str)
+        if p.index in chosen and p.type not in _ANSWERED and isinstance(p.entry.get("envelope"), str)
     }
     _receipts(result, doc["receipts"], station, cards, proven, envelopes)
     result.about = picked.entries
@@ -877,7 +885,9 @@ def _about_call(result: Result, call: str, proven: list[_Proven]) -> dict[str, s
 
 def _ref(p: _Proven) -> Any:
     """The call an envelope entry is about: envelopes of a call carry its id as `ref`."""
-    return p.entry.get("ref") if p.type in ("envelope.sent", "envelope.received") else None
+    return (
+        p.entry.get("ref") if p.type in ("envelope.sent", "envelope.received", "envelope.refused") else None
+    )
 
 
 def _off_topic(p: _Proven, call: str, envelopes: dict[str, str]) -> str | None:
@@ -908,7 +918,10 @@ def _receipts(
         if ok is not None:
             good.append(ok)
             result.passed.append(
-                f"receipt for envelope {ok['envelope']}: signed by {ok['from']}, "
+                f"refusal of envelope {ok['envelope']}: signed by {ok['from']}, refused "
+                f"({ok['error']['code']}) at {ok['stored_at']}, and in the ledger"
+                if ok["type"] == "refusal"
+                else f"receipt for envelope {ok['envelope']}: signed by {ok['from']}, "
                 f"stored at {ok['stored_at']}, and in the ledger"
             )
     return good
@@ -917,10 +930,12 @@ def _receipts(
 def _receipt(
     i: int, r: Any, station: str, cards: dict[str, Card], proven: list[_Proven], envelopes: dict[str, str]
 ) -> dict[str, Any]:
-    """A peer's receipt: signed with its card's key, for one of the call's envelopes exactly
-    as our ledger logged it, and itself logged (by digest) when it arrived."""
-    _fields(r, RECEIPT_FIELDS, f"receipts[{i}]")
-    where = f"receipt for envelope {r['envelope']!r:.60} (receipts[{i}])"
+    """A peer's receipt, or its refusal (`"type": "refusal"`): signed with its card's key,
+    for one of the call's envelopes exactly as our ledger logged it, and itself logged (by
+    digest) when it arrived."""
+    kind = "refusal" if isinstance(r, dict) and r.get("type") == "refusal" else "receipt"
+    _fields(r, REFUSAL_FIELDS if kind == "refusal" else RECEIPT_FIELDS, f"receipts[{i}]")
+    where = f"{kind} for envelope {r['envelope']!r:.60} (receipts[{i}])"
     signer = cards.get(r["from"]) if isinstance(r["from"], str) else None
     if signer is None or signer.name == station:
         raise _Refused(f"{where}: it is from {r['from']!r:.60}, not from a peer whose card verified")
@@ -935,6 +950,8 @@ def _receipt(
         )
         quoted = digest(canonical(r))
         parse_rfc3339(r["stored_at"])
+        if kind == "refusal":
+            refusal_error(r, where)
     except OpenLineError as exc:
         raise _Refused(exc.detail) from None
     except (ValueError, TypeError):
@@ -951,16 +968,15 @@ def _receipt(
             f"{where}: it is for an envelope of digest {r['digest']!r:.60}, "
             f"not the one entry {sent.index} logged"
         )
-    match = next(
-        (p for p in proven if p.type == "receipt.received" and p.entry.get("receipt") == quoted), None
-    )
+    logged, field = _ANSWERS[kind]
+    match = next((p for p in proven if p.type == logged and p.entry.get(field) == quoted), None)
     if match is None:
-        raise _Refused(f"{where}: its digest {quoted} is in no receipt.received entry of the proof")
+        raise _Refused(f"{where}: its digest {quoted} is in no {logged} entry of the proof")
     for key in ("envelope", "stored_at"):
         if match.entry.get(key) != r[key]:
             raise _Refused(
                 f"{where}: entry {match.index} has {key} {match.entry.get(key)!r:.60}, "
-                f"the receipt {r[key]!r:.60}"
+                f"the {kind} {r[key]!r:.60}"
             )
     return dict(r)
 
@@ -994,8 +1010,25 @@ def _story(
     for r in receipts:  # first, so that at the same time the peer's storing comes before "delivered"
         kind = kinds.get(r["envelope"])
         what = "the call" if r["envelope"] == placed.get("envelope") else f"our {kind or 'unnamed'} envelope"
-        events.append(StoryEvent(r["stored_at"], "stored", f"{r['from']} stored {what} (its signed receipt)"))
-    events += [_event(p.entry, caller, callee) for p in own]
+        if r["type"] == "refusal":
+            why = f"{r['error']['code']}: {r['error']['detail']}"
+            events.append(
+                StoryEvent(
+                    r["stored_at"], "refused", f"{r['from']} refused {what}, {why} (its signed refusal)"
+                )
+            )
+        else:
+            events.append(
+                StoryEvent(r["stored_at"], "stored", f"{r['from']} stored {what} (its signed receipt)")
+            )
+    # Our refusals of the peer's envelopes; the peer's of ours are told by its signed
+    # refusals above, not by our own call.refused entry.
+    events += [
+        StoryEvent(str(p.entry["at"]), "refused", f"{station} refused {peer}'s {p.entry.get('kind')} "
+                   f"envelope, {p.entry.get('code')}")
+        for p in proven if p.type == "envelope.refused"
+    ]  # fmt: skip
+    events += [_event(p.entry, caller, callee) for p in own if p.type != "call.refused"]
     events.sort(key=lambda e: _when(e.at))
     return Story(call, station, peer, direction, _priority(placed), _outcome(events), tuple(events))
 

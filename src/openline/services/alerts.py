@@ -1,8 +1,8 @@
 """Alerts: conditions someone on the watch floor must look at (a missed call, an
 escalation that reached nobody or stalled, a notification that gave up, a roster gap,
 an unacknowledged handover, a peer holding other line terms, a line whose envelopes wait
-too long for the peer's receipts). One per kind and subject;
-open until acknowledged. Alerts carry metadata only.
+too long for the peer's receipts, an envelope refused for good by either station). One
+per kind and subject; open until acknowledged. Alerts carry metadata only.
 
 An open alert pages people until somebody acknowledges it, as a ringing call does
 (`services.alert_paging` fires the steps). `notification_failed` does not page: it is
@@ -28,6 +28,7 @@ from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.alerts")
 UNPAGED = frozenset({"notification_failed"})
+ENVELOPE_REFUSED = "envelope_refused"  # a peer refused our envelope for good, or we its
 # Which alerts of one round page one by one first, before a flood is folded (paging.fold):
 # a line that does not get calls through, and calls nobody answered, before the rest.
 URGENCY = (
@@ -41,6 +42,7 @@ URGENCY = (
     "clock_skew",
     "notice_unacknowledged",
     "notice_conflict",
+    "envelope_refused",
     "handover_unacknowledged",
     "roster_gap",
     "line_terms_differ",

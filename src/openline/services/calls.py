@@ -194,9 +194,19 @@ def _local(
             tx.new_deadline = True
         if values:
             _update_call(tx, call.id, **values)
+        if event is Event.CANCEL and _never_taken(tx.conn, call):
+            # The peer refused the call for good: it has no call to cancel.
+            events.record(tx, call.id, tx.now, LOGGED_AS[event], actor)
+            return ""
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
         events.record(tx, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
     return env.id
+
+
+def _never_taken(conn: Connection, call: Any) -> bool:
+    """Whether the peer refused our call's placing for good (`on_refused`)."""
+    refused = conn.execute(select(envelopes.c.refused).where(envelopes.c.id == call.place_envelope_id))
+    return call.direction == "out" and refused.scalar_one_or_none() is not None
 
 
 def pickup(station: Station, actor: str, call_id: str) -> None:
@@ -463,6 +473,25 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
     events.record(tx, call.id, stored_at, "delivered", f"station:{receipt['from']}", env_row.id)
 
 
+def on_refused(tx: Tx, env_row: Any, refusal: dict[str, Any]) -> None:
+    """The peer refused our envelope for good (its signed `refusal`): the call's event log
+    says so. Its state stays: a call whose placing was refused stays placed, never
+    delivered, and cancelling it tells the peer nothing (`_local`)."""
+    if not env_row.kind.startswith("call.") or env_row.call_id is None:
+        return
+    if _call_in_tx(tx, env_row.call_id) is None:
+        return
+    events.record(
+        tx,
+        env_row.call_id,
+        parse_rfc3339(refusal["stored_at"]),
+        "refused",
+        f"station:{refusal['from']}",
+        env_row.id,
+        {"kind": env_row.kind, "code": refusal["error"]["code"]},
+    )
+
+
 # Queries ----------------------------------------------------------------------------
 
 TIME_FIELDS = (
@@ -479,8 +508,9 @@ TIME_FIELDS = (
 
 
 def _with_place_envelope() -> Any:
-    """Calls joined with the envelope that placed them, whose sealed body holds the subject."""
-    return select(calls, envelopes.c.wire, envelopes.c.self_body).join(
+    """Calls joined with the envelope that placed them, whose sealed body holds the subject,
+    and the peer's refusal of it, if it refused it for good."""
+    return select(calls, envelopes.c.wire, envelopes.c.self_body, envelopes.c.refused).join(
         envelopes, envelopes.c.id == calls.c.place_envelope_id
     )
 
@@ -502,6 +532,7 @@ def _call_json(station: Station, row: Any, content: bool) -> dict[str, Any]:
         and row.next_escalation_at is not None,
         "content_withheld": not content,
         "next_escalation_at": rfc3339(row.next_escalation_at),
+        "refused": row.refused,
     }
     out.update({field: rfc3339(getattr(row, field)) for field in TIME_FIELDS})
     return out
@@ -628,7 +659,10 @@ def show_call(station: Station, call_id: str, *, content: bool = True) -> dict[s
         for row in rows:
             header = json.loads(row.wire)["header"]
             if row.kind == "call.say":
-                body = outbox.open_body(station, row) if content else {"text": None}
+                # A message we refused for good is not in our thread: its place is shown,
+                # not its text (it may not even open). One the peer refused shows ours.
+                unread = row.refused is not None and row.direction == "in"
+                body = outbox.open_body(station, row) if content and not unread else {"text": None}
                 receipt = json.loads(row.receipt) if row.receipt else None
                 messages.append(
                     {
@@ -639,7 +673,8 @@ def show_call(station: Station, call_id: str, *, content: bool = True) -> dict[s
                         "text": body["text"],
                         "lang": body.get("lang"),
                         "receipt": receipt,
-                        "received_at": receipt["stored_at"] if receipt else None,
+                        "received_at": receipt["stored_at"] if receipt and row.refused is None else None,
+                        "refused": row.refused,
                     }
                 )
             elif content and call.state == State.CLOSED and row.id == applied.get("closed"):

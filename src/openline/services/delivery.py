@@ -28,10 +28,10 @@ from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import SEND_PATH, PeerRefused, Transport
 from openline.core import backoff
 from openline.core.clock import MICROS, Clock, parse_rfc3339, round_trip
-from openline.core.envelope import Envelope, verify_receipt
+from openline.core.envelope import Envelope, verify_receipt, verify_refusal
 from openline.core.keys import signing_public_key
 from openline.errors import Code, DatabaseUnavailable, EnvelopeRefused, OpenLineError
-from openline.services import calls, ledger, notices, outbox, parallel, peer_clock
+from openline.services import alerts, calls, ledger, notices, outbox, parallel, peer_clock
 from openline.services.lines import (
     ACTIVE,
     PENDING,
@@ -40,7 +40,7 @@ from openline.services.lines import (
     initiate_handshake,
     lock_line,
 )
-from openline.services.station import Station
+from openline.services.station import Station, Tx
 
 MAX_BATCH = 50
 IDLE_POLL_SECONDS = 30.0
@@ -103,7 +103,7 @@ _DELIVERED_MEASURED = _DELIVERED_TO.values(
 _MARK_DELIVERED = (
     update(envelopes)
     .where(envelopes.c.id == bindparam("b_id"))
-    .values(delivered_at=bindparam("b_at"), receipt=bindparam("b_receipt"), refused=None)
+    .values(delivered_at=bindparam("b_at"), receipt=bindparam("b_receipt"))
 )
 
 
@@ -159,9 +159,10 @@ class Answer:
 
     @property
     def all_stored(self) -> bool:
-        """Every envelope stored (or already stored) by the peer, by its word: the batch
-        can be settled while the next one is sent. Its receipts are checked when settled."""
-        return all(r.get("status") in ("stored", "duplicate") for r in self.results)
+        """Every envelope stored (or already stored) by the peer, or refused for good, by
+        its word: the batch can be settled while the next one is sent. Its receipts and
+        refusals are checked when settled."""
+        return all(_final(r) for r in self.results)
 
     @property
     def settling(self) -> Settling:
@@ -254,38 +255,51 @@ def _results(answer: Any, count: int) -> list[dict[str, Any]]:
     return list(answer["results"])
 
 
+def _final(result: dict[str, Any]) -> bool:
+    """The peer has taken the envelope's sequence number: stored it, or refused it for good
+    with a signed refusal (`inbox._refuse`). Any other refusal leaves it waiting."""
+    return result.get("status") in ("stored", "duplicate") or (
+        result.get("status") == "refused" and "refusal" in result
+    )
+
+
 def _settle(station: Station, answer: Answer) -> Outcome:
     line, rows = answer.line, answer.rows
     peer_key = signing_public_key(line.signing_key)
     problems: list[str] = []
     receipted: list[tuple[Any, dict[str, Any]]] = []
-    refused: list[tuple[Any, str]] = []
+    refusals: list[tuple[Any, dict[str, Any]]] = []  # refused for good, by a signed refusal
     stamped: list[int] = []  # when the peer stored what it stored now, by its clock
 
-    # Receipts are checked before the transaction (the write lock is not held for the
-    # crypto), on every core.
-    def check_receipt(pair: tuple[Envelope, dict[str, Any]]) -> None:
+    # Receipts and refusals are checked before the transaction (the write lock is not held
+    # for the crypto), on every core.
+    def check(pair: tuple[Envelope, dict[str, Any]]) -> dict[str, str] | None:
         env, result = pair
         if result.get("status") in ("stored", "duplicate"):
             verify_receipt(result.get("receipt"), env, peer_key)
+        elif _final(result):
+            return verify_refusal(result["refusal"], env, peer_key)
+        return None
 
-    checks = parallel.map_in_order(check_receipt, list(zip(answer.sent, answer.results, strict=True)))
+    checks = parallel.map_in_order(check, list(zip(answer.sent, answer.results, strict=True)))
     for row, result, outcome in zip(rows, answer.results, checks, strict=True):
+        if isinstance(outcome, EnvelopeRefused):
+            problems.append(f"seq {row.seq}: bad {'receipt' if 'receipt' in result else 'refusal'}: "
+                            f"{outcome.detail}")  # fmt: skip
+            continue
+        if isinstance(outcome, Exception):
+            raise outcome
         if result.get("status") in ("stored", "duplicate"):
-            if isinstance(outcome, EnvelopeRefused):
-                problems.append(f"seq {row.seq}: bad receipt: {outcome.detail}")
-                continue
-            if isinstance(outcome, Exception):
-                raise outcome
             receipted.append((row, result["receipt"]))
             if result["status"] == "stored":  # a duplicate's receipt is from an earlier try
                 stamped.append(parse_rfc3339(result["receipt"]["stored_at"]))
+        elif outcome is not None:
+            refusals.append((row, result["refusal"]))
         else:
             error = result.get("error")
             if not isinstance(error, dict):
                 error = {}
             text = f"{error.get('code', 'unknown')}: {error.get('detail', '')}"[:1000]
-            refused.append((row, text))
             problems.append(f"seq {row.seq} refused: {text}")
     with station.tx() as tx:
         lock_line(tx.conn, line.id)
@@ -315,8 +329,8 @@ def _settle(station: Station, answer: Answer) -> Outcome:
             notices.on_delivered(tx, row, receipt)
         if any(row.call_id for row, _ in receipted):
             tx.touched.add("calls")  # receipts show on the console
-        for row, text in refused:
-            tx.conn.execute(update(envelopes).where(envelopes.c.id == row.id).values(refused=text))
+        for row, refusal in refusals:
+            _refused_for_good(tx, line, row, refusal)
         clock: dict[str, Any] = {}  # the peer's clock, from one stamp: it stamps a batch at once
         if stamped:
             offset = round_trip(max(stamped), answer.sent_at, answer.answered_at)
@@ -343,6 +357,56 @@ def _settle(station: Station, answer: Answer) -> Outcome:
     if problems:
         return _fail(station, line.id, "; ".join(problems))
     return Outcome.SENT
+
+
+def _refused_for_good(tx: Tx, line: Any, row: Any, refusal: dict[str, Any]) -> None:
+    """The peer took the envelope's turn but will not apply it: it leaves the outbox with
+    the peer's signed refusal, logged, told to the call or notice it was about, and
+    raised as an `envelope_refused` alert for our watch floor."""
+    error = refusal["error"]
+    text = f"{error['code']}: {error['detail']}"
+    tx.conn.execute(
+        update(envelopes)
+        .where(envelopes.c.id == row.id)
+        .values(delivered_at=tx.now, receipt=json.dumps(refusal, separators=(",", ":")), refused=text)
+    )
+    ledger.append(
+        tx,
+        "refusal.received",
+        parse_rfc3339(refusal["stored_at"]),
+        {
+            "envelope": row.id,
+            "line": line.id,
+            "peer": line.peer,
+            "refusal": ledger.digest(refusal),
+            "stored_at": refusal["stored_at"],
+            "code": error["code"],
+        },
+        call_id=row.call_id if row.kind.startswith(ledger.INDEXED) else None,
+    )
+    calls.on_refused(tx, row, refusal)
+    notices.on_refused(tx, row, refusal)
+    alerts.raise_alert(
+        tx,
+        alerts.ENVELOPE_REFUSED,
+        row.id,
+        {
+            "peer": line.peer,
+            "direction": "out",
+            "envelope_kind": row.kind,
+            "ref": row.call_id,
+            "code": error["code"],
+        },
+    )
+    log.warning(
+        "envelope refused by the peer for good",
+        peer=line.peer,
+        envelope=row.id,
+        seq=row.seq,
+        kind=row.kind,
+        code=error["code"],
+        detail=error["detail"][:200],
+    )
 
 
 def peer_contacted(station: Station, peer: str) -> str | None:

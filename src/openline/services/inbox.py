@@ -3,9 +3,14 @@
 Checks, in order, each refusal carrying its wire code and changing nothing:
 shape (`malformed`, `oversize`), addressing (`unknown_station`, `wrong_destination`),
 the line (`line_not_active`), the signature and body digest (`bad_signature`), identity
-(`replay`: a known id with other content, or a used sequence number), order
-(`sequence_gap`), and finally the sealed body itself. A known id with the same content
-is a retry: it is answered with the receipt we gave the first time.
+(`replay`: a known id with other content, or a used sequence number) and order
+(`sequence_gap`). A known id with the same content is a retry: it is answered with what
+we answered the first time.
+
+Then the content: the sealed body opened, checked and applied. An envelope refused there
+is the peer's and in its turn, so it is refused for good: it takes its sequence number,
+is kept with our signed refusal, and raises an `envelope_refused` alert, and the envelopes
+behind it are applied (`_refuse`).
 
 The stored envelope, our receipt and its effect on the call commit in one transaction,
 so a crash at any point leaves either all of it or none of it.
@@ -26,14 +31,15 @@ from openline.core.clock import parse_rfc3339, rfc3339, stamped_before
 from openline.core.envelope import (
     Envelope,
     make_receipt,
+    make_refusal,
     open_sealed,
     parse_envelope,
     verify_envelope,
 )
 from openline.core.keys import signing_public_key
 from openline.core.ledger import EntryError
-from openline.errors import Code, EnvelopeRefused
-from openline.services import calls, ledger, notices, parallel, peer_clock
+from openline.errors import Code, EnvelopeRefused, InvalidInput
+from openline.services import alerts, calls, ledger, notices, parallel, peer_clock
 from openline.services.lines import ACTIVE, drop_backoff, pinned_signing_key
 from openline.services.station import Station, Tx
 
@@ -115,8 +121,8 @@ def receive_batch(
                 # without a savepoint per envelope.
                 result = _receive_one(station, tx, line, next_seq, stored_at, checked[index], index, known)
                 results.append(result)
-                if result["status"] == "stored":
-                    next_seq += 1
+                if result["status"] == "stored" or result.get("refusal", {}).get("seq") == next_seq:
+                    next_seq += 1  # stored, or refused for good: either way its number is taken
             except EnvelopeRefused as exc:
                 log.warning(
                     "envelope refused",
@@ -129,7 +135,7 @@ def receive_batch(
                 results.append(_refusal(index, env_id, exc))
         tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
         _check_peer_clock(station, tx, line, checked, results)
-        if line.retry_at is not None and any(r["status"] != "refused" for r in results):
+        if line.retry_at is not None and any(r["status"] != "refused" or "refusal" in r for r in results):
             drop_backoff(tx, line.id)
     for result in results:  # counted once committed
         metrics.ENVELOPES_RECEIVED.labels(result["status"]).inc()
@@ -200,6 +206,9 @@ def _receive_one(
     if env.id in known:
         stored, receipt = known[env.id]
         if stored == env.to_json():
+            if receipt.get("type") == "refusal":  # refused the first time: refused again, alike
+                return {"index": index, "id": env.id, "status": "refused", "error": receipt["error"],
+                        "refusal": receipt}  # fmt: skip
             return {"index": index, "id": env.id, "status": "duplicate", "receipt": receipt}
         raise EnvelopeRefused(Code.REPLAY, f"envelope id {env.id} was already used for other content")
     if env.seq < expected:
@@ -208,19 +217,76 @@ def _receive_one(
         )
     if env.seq > expected:
         raise EnvelopeRefused(Code.SEQUENCE_GAP, f"expected sequence number {expected}, got {env.seq}")
-    body = open_sealed(sealed, station.keys.encryption, h)
-    notice = env.kind.startswith("notice.")
-    if notice:
-        notices.validate_body(env.kind, body, tx.now)
-    else:
-        calls.validate_body(env.kind, body)
-    content = _commitment(body)
+    try:
+        body = open_sealed(sealed, station.keys.encryption, h)
+        notice = env.kind.startswith("notice.")
+        if notice:
+            notices.validate_body(env.kind, body, tx.now)
+        else:
+            calls.validate_body(env.kind, body)
+        content = _commitment(body)
+        # Each checks first, then writes.
+        (notices if notice else calls).apply_inbound(station, tx, line, env, body)
+    except EnvelopeRefused as exc:
+        return _refuse(station, tx, line, stored_at, env, index, known, exc)
+    except InvalidInput as exc:  # a check written for our own API, met by a peer's body
+        refused = EnvelopeRefused(Code.MALFORMED, f"envelope body: {exc.detail}")
+        return _refuse(station, tx, line, stored_at, env, index, known, refused)
     receipt = make_receipt(station.keys, env, stored_at)
-    # Each checks first, then writes.
-    (notices if notice else calls).apply_inbound(station, tx, line, env, body)
+    _log(tx, "envelope.received", line, env, content=content, receipt=ledger.digest(receipt))
+    _keep(tx, line, env, known, receipt)
+    return {"index": index, "id": env.id, "status": "stored", "receipt": receipt}
+
+
+def _refuse(
+    station: Station,
+    tx: Tx,
+    line: Any,
+    stored_at: str,
+    env: Envelope,
+    index: int,
+    known: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+    exc: EnvelopeRefused,
+) -> dict[str, Any]:
+    """An envelope that is the peer's (its signature verified) and whose turn it was, but
+    whose content we will not apply. It takes its sequence number with it: we keep it,
+    answer with a signed refusal the peer settles, and the line goes on. Refused without
+    taking its number, every later envelope would wait behind it for good."""
+    refusal = make_refusal(station.keys, env, stored_at, exc)
+    code = refusal["error"]["code"]
+    _log(tx, "envelope.refused", line, env, refusal=ledger.digest(refusal), code=code)
+    _keep(tx, line, env, known, refusal, refused=f"{code}: {refusal['error']['detail']}")
+    alerts.raise_alert(
+        tx,
+        alerts.ENVELOPE_REFUSED,
+        env.id,
+        {
+            "peer": line.peer,
+            "direction": "in",
+            "envelope_kind": env.kind,
+            "ref": env.header["ref"],
+            "code": code,
+        },
+    )
+    log.warning(
+        "envelope refused, its sequence number taken",
+        peer=line.peer,
+        envelope=env.id,
+        seq=env.seq,
+        kind=env.kind,
+        code=code,
+        detail=exc.detail[:200],
+    )
+    return {"index": index, "id": env.id, "status": "refused", "error": refusal["error"], "refusal": refusal}
+
+
+def _log(
+    tx: Tx, entry_type: str, line: Any, env: Envelope, *, content: str | None = None, **more: Any
+) -> None:
+    h = env.header
     ledger.append(
         tx,
-        "envelope.received",
+        entry_type,
         parse_rfc3339(h["time"]),
         {
             "envelope": env.id,
@@ -230,12 +296,25 @@ def _receive_one(
             "kind": env.kind,
             "ref": h["ref"],
             "header": env.digest(),
-            "receipt": ledger.digest(receipt),
+            **more,
         },
         content=content,
         call_id=h["ref"] if env.kind.startswith(ledger.INDEXED) else None,
     )
-    known[env.id] = (env.to_json(), receipt)  # the same envelope twice in one batch
+
+
+def _keep(
+    tx: Tx,
+    line: Any,
+    env: Envelope,
+    known: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+    answer: dict[str, Any],
+    *,
+    refused: str | None = None,
+) -> None:
+    """Store the envelope with our answer to it (its receipt or its refusal)."""
+    h = env.header
+    known[env.id] = (env.to_json(), answer)  # the same envelope twice in one batch
     tx.insert_later(
         envelopes,
         {
@@ -249,10 +328,10 @@ def _receive_one(
             "wire": json.dumps(env.to_json(), separators=(",", ":")),
             "stored_at": tx.now,
             "delivered_at": tx.now,
-            "receipt": json.dumps(receipt, separators=(",", ":")),
+            "receipt": json.dumps(answer, separators=(",", ":")),
+            "refused": refused,
         },
     )
-    return {"index": index, "id": env.id, "status": "stored", "receipt": receipt}
 
 
 def _commitment(body: dict[str, Any]) -> str:

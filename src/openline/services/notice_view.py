@@ -52,7 +52,11 @@ def _rejection_reason(station: Station, conn: Connection, row: Any) -> Any:
     envelope, ours (our own copy) or the peer's."""
     env_row = conn.execute(
         select(envelopes)
-        .where(envelopes.c.call_id == row.id, envelopes.c.kind == KIND_OF[Event.REJECT])
+        .where(
+            envelopes.c.call_id == row.id,
+            envelopes.c.kind == KIND_OF[Event.REJECT],
+            envelopes.c.refused.is_(None),  # one refused for good rejected nothing
+        )
         .order_by(envelopes.c.time)
         .limit(1)
     ).first()
@@ -110,6 +114,7 @@ class _Related:
     conflicts: dict[str, list[Any]]
     removals: dict[str, Any]  # a site's removal waiting for an answer
     envelopes: dict[str, Any]  # each notice's envelope (its sealed text), with content
+    refused: dict[str, str]  # the peer's refusal of a notice's envelope, by envelope id
     states: dict[str, Any]  # the state and end of every notice these conflict with
 
 
@@ -139,7 +144,16 @@ def _related(conn: Connection, rows: Sequence[Any], *, content: bool) -> _Relate
     if missing := sorted(others - states.keys()):
         query = select(notices.c.id, notices.c.state, notices.c.ends_at).where(notices.c.id.in_(missing))
         states.update((r.id, r) for r in conn.execute(query))
-    return _Related(volumes, conflicts, removals, {e.id: e for e in found}, states)
+    sent = [row.envelope_id for row in rows if row.direction == "out" and row.envelope_id is not None]
+    refused = _refused_of(conn, sent) if sent else {}
+    return _Related(volumes, conflicts, removals, {e.id: e for e in found}, refused, states)
+
+
+def _refused_of(conn: Connection, ids: list[str]) -> dict[str, str]:
+    query = select(envelopes.c.id, envelopes.c.refused).where(
+        envelopes.c.id.in_(ids), envelopes.c.refused.is_not(None)
+    )
+    return {r.id: r.refused for r in conn.execute(query)}
 
 
 def notices_json(
@@ -187,6 +201,7 @@ def notice_json(
         "margins": margins.get(str(row.line_id)),
         "extents": [json.loads(v.volume4d) for v in volumes],
         "content_withheld": not content,
+        "refused": related.refused.get(row.envelope_id),
     }
     for column in _TIMES:
         out[column] = rfc3339(getattr(row, column))

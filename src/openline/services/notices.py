@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from openline.adapters.schema import notice_volumes, notices
+from openline.adapters.schema import envelopes, notice_volumes, notices
 from openline.core import formats
 from openline.core import notices as nm
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
@@ -409,10 +409,20 @@ def _local(station: Station, actor: str, notice_id: str, event: Event, body: dic
             notice_sites.check_sender_change(tx.conn, row, event)
         extra = {"acknowledged_by": f"{station.name}:{actor}"} if event is Event.ACK else {}
         transition(tx, row, event, me, values=extra)
+        if event is Event.WITHDRAW and _never_taken(tx.conn, row):
+            # The peer refused the notice for good: it has no notice to withdraw.
+            log(tx, f"notice.{_PAST[event]}", notice_id, row.line_id, row.peer, actor, None)
+            return
         env = outbox.enqueue(station, tx, row.line_id, KIND_OF[event], notice_id, body)
         log(tx, f"notice.{_PAST[event]}", notice_id, row.line_id, row.peer, actor, env.id)
         if event is Event.ACK and row.removes is not None:
             notice_sites.on_acknowledged(tx, row, actor, env.id)
+
+
+def _never_taken(conn: Connection, row: Any) -> bool:
+    """Whether the peer refused our notice's sending for good (`on_refused`)."""
+    refused = conn.execute(select(envelopes.c.refused).where(envelopes.c.id == row.envelope_id))
+    return row.direction == "out" and refused.scalar_one_or_none() is not None
 
 
 def acknowledge(station: Station, actor: str, notice_id: str) -> None:
@@ -552,6 +562,20 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
     else:
         tx.conn.execute(update(notices).where(notices.c.id == row.id).values(delivered_at=stored_at))
         tx.touched.add("notices")
+
+
+def on_refused(tx: Tx, env_row: Any, refusal: dict[str, Any]) -> None:
+    """The peer refused our notice envelope for good (its signed `refusal`): logged about
+    the notice. Its state stays: a notice whose sending was refused stays sent, never
+    delivered, and withdrawing it tells the peer nothing (`_local`)."""
+    if not env_row.kind.startswith("notice.") or env_row.call_id is None:
+        return
+    row = tx.conn.execute(select(notices).where(notices.c.id == env_row.call_id)).first()
+    if row is None:
+        return
+    tx.touched.add("notices")
+    log(tx, "notice.refused", row.id, row.line_id, row.peer, f"station:{refusal['from']}", env_row.id,
+        parse_rfc3339(refusal["stored_at"]), kind=env_row.kind, code=refusal["error"]["code"])  # fmt: skip
 
 
 # Deadlines ------------------------------------------------------------------------------

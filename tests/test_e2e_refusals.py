@@ -1,0 +1,74 @@
+"""Two real `openline serve` processes: an envelope the receiver refuses does not hold the
+line. The sender's outbox holds a message an older version wrote, with a field this
+version does not know (what upgrading one station before the other left behind); it is
+refused for good, and the messages behind it arrive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from openline.adapters.schema import lines
+from openline.runtime import build_station
+from openline.services import outbox
+from openline.settings import load
+from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def pair(
+    tmp_path: Path, database_url: str | None, second_database_url: str | None
+) -> Iterator[tuple[StationProcess, StationProcess]]:
+    a = StationProcess.create(tmp_path, "stuttgart", database_url)
+    b = StationProcess.create(tmp_path, "moscow", second_database_url)
+    try:
+        start_all(a, b)
+        yield a, b
+    finally:
+        stop_all(a, b)
+
+
+def _left_by_an_older_version(home: Path, call_id: str) -> str:
+    """Queue, in a stopped station's outbox, a message whose body this version refuses."""
+    station = build_station(load(home))
+    try:
+        with station.tx() as tx:
+            line = tx.conn.execute(select(lines.c.id)).scalar_one()
+            body = {"text": "from the old version", "lang": "en", "colour": "red"}
+            return outbox.enqueue(station, tx, line, "call.say", call_id, body).id
+    finally:
+        station.db.dispose()
+
+
+def test_a_refused_message_lets_the_ones_behind_it_through(
+    pair: tuple[StationProcess, StationProcess],
+) -> None:
+    a, b = pair
+    connect(a, b)
+    call_id = a.cli_json("call", "moscow", "--subject", "Convoy at checkpoint 4")["id"]
+    wait_for(lambda: b.cli_json("show", call_id)["state"] == "ringing", what="ringing at moscow")
+    b.cli("pickup", call_id)
+    wait_for(lambda: a.cli_json("show", call_id)["state"] == "picked_up", what="picked up at stuttgart")
+
+    a.stop()
+    bad = _left_by_an_older_version(a.home, call_id)
+    a.start()
+    a.cli("say", call_id, "Behind it.")
+
+    def thread(s: StationProcess) -> list[tuple[str | None, str | None]]:
+        return [(m["text"], m["refused"]) for m in s.cli_json("show", call_id)["messages"]]
+
+    why = "malformed: envelope body of call.say: unknown fields ['colour']"
+    wait_for(lambda: thread(b) == [(None, why), ("Behind it.", None)], what="both messages at moscow")
+    wait_for(lambda: thread(a) == [("from the old version", why), ("Behind it.", None)], what="settled")
+    (line,) = a.cli_json("lines")
+    assert line["outbox_depth"] == 0
+    assert line["last_error"] is None
+    for s, direction in ((a, "out"), (b, "in")):
+        (alert,) = [x for x in s.cli_json("alerts") if x["kind"] == "envelope_refused"]
+        assert (alert["subject"], alert["detail"]["direction"]) == (bad, direction)
