@@ -25,13 +25,16 @@ from openline.core.envelope import (
     KINDS,
     MAX_BODY_BYTES,
     RECEIPT_FIELDS,
+    REFUSAL_FIELDS,
     Envelope,
     make_envelope,
     make_receipt,
+    make_refusal,
     open_sealed,
     parse_envelope,
     verify_envelope,
     verify_receipt,
+    verify_refusal,
 )
 from openline.core.keys import StationKeys
 from openline.errors import Code, EnvelopeRefused
@@ -709,3 +712,60 @@ def test_a_receipt_with_its_seq_as_a_float_is_refused() -> None:
     unsigned = {k: v for k, v in RECEIPT.items() if k != "sig"} | {"seq": 7.0}
     forged = {**unsigned, "sig": BOB.sign(canonical(unsigned))}
     _refused(Code.BAD_SIGNATURE, verify_receipt, forged, ENV, BOB.signing.public_key())
+
+
+# Refusals -----------------------------------------------------------------------------
+
+REFUSAL = make_refusal(BOB, ENV, STORED_AT, EnvelopeRefused(Code.MALFORMED, "envelope body: x"))
+
+
+def test_refusal_verifies_and_gives_its_error() -> None:
+    assert verify_refusal(REFUSAL, ENV, BOB.signing.public_key()) == {
+        "code": "malformed",
+        "detail": "envelope body: x",
+    }
+    assert set(REFUSAL) == REFUSAL_FIELDS
+    assert REFUSAL["type"] == "refusal"
+
+
+def test_a_refusal_is_not_a_receipt_nor_a_receipt_a_refusal() -> None:
+    """The sender settles a refusal only as a refusal: it never passes for a receipt (the
+    envelope delivered) or the other way round, whatever its fields say."""
+    err = _refused(Code.MALFORMED, verify_receipt, REFUSAL, ENV, BOB.signing.public_key())
+    assert err.detail == f"receipt for {ENV_ID}: unexpected shape"
+    bare = {k: v for k, v in REFUSAL.items() if k != "error"}
+    _refused(Code.BAD_SIGNATURE, verify_receipt, bare, ENV, BOB.signing.public_key())
+    err = _refused(Code.MALFORMED, verify_refusal, RECEIPT, ENV, BOB.signing.public_key())
+    assert err.detail == f"refusal for {ENV_ID}: unexpected shape"
+    typed = make_receipt(BOB, ENV, STORED_AT) | {"error": REFUSAL["error"]}
+    _refused(Code.BAD_SIGNATURE, verify_refusal, typed, ENV, BOB.signing.public_key())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"code": "no_such_code", "detail": "x"},
+        {"code": "malformed"},
+        {"code": "malformed", "detail": 5},
+        {"code": "malformed", "detail": "x" * 301},
+        {"code": "malformed", "detail": "x", "more": 1},
+        "malformed",
+    ],
+)
+def test_a_signed_refusal_with_a_bad_error_is_malformed(error: Any) -> None:
+    body = {k: v for k, v in REFUSAL.items() if k != "sig"} | {"error": error}
+    signed = {**body, "sig": BOB.sign(canonical(body))}
+    _refused(Code.MALFORMED, verify_refusal, signed, ENV, BOB.signing.public_key())
+
+
+def test_a_refusal_signed_by_anyone_else_or_changed_is_refused() -> None:
+    for keys in (ALICE, MALLORY):
+        forged = make_refusal(keys, ENV, STORED_AT, EnvelopeRefused(Code.MALFORMED, "x"))
+        _refused(Code.BAD_SIGNATURE, verify_refusal, forged, ENV, BOB.signing.public_key())
+    changed = {**REFUSAL, "error": {"code": "replay", "detail": "envelope body: x"}}
+    _refused(Code.BAD_SIGNATURE, verify_refusal, changed, ENV, BOB.signing.public_key())
+
+
+def test_a_long_detail_is_cut_to_fit_a_refusal() -> None:
+    refusal = make_refusal(BOB, ENV, STORED_AT, EnvelopeRefused(Code.MALFORMED, "y" * 1000))
+    assert verify_refusal(refusal, ENV, BOB.signing.public_key())["detail"] == "y" * 300

@@ -11,6 +11,7 @@ not know, or text a stricter receiver's rule refuses (`_stricter`).
 
 from __future__ import annotations
 
+import base64
 import copy
 import html
 import json
@@ -253,6 +254,20 @@ def test_proofs_of_both_stations_show_the_refusal(
     (refusal,) = [r for r in doctored["receipts"] if r["type"] == "refusal"]
     refusal["error"]["code"] = "replay"
     assert not verify_proof(json.dumps(doctored)).ok
+    # So does one left out: its refusal.received entry says there was one.
+    dropped = {**sender, "receipts": [r for r in sender["receipts"] if r["type"] != "refusal"]}
+    failures = [str(f) for f in verify_proof(json.dumps(dropped)).failures]
+    assert failures == [
+        f"entry {_index(sender, 'refusal.received')} (refusal.received): the peer's signed refusal "
+        f"for envelope '{bad}' is not in the proof"
+    ]
+
+
+def _index(proof: dict[str, Any], entry_type: str) -> int:
+    (index,) = [
+        e["index"] for e in proof["entries"] if json.loads(base64.b64decode(e["entry"]))["type"] == entry_type
+    ]
+    return int(index)
 
 
 def test_the_cli_and_the_console_show_what_was_refused(
