@@ -166,12 +166,18 @@ def test_a_postgresql_home_is_backed_up_without_its_database(
 ) -> None:
     name, url = pg_server.fresh_database()
     home = tmp_path / "home"
-    init_home(home, "stuttgart", "http://127.0.0.1:8400", database_url=url)
+    # A password as a parameter, which libpq takes (the test server trusts every login).
+    init_home(home, "stuttgart", "http://127.0.0.1:8400", database_url=f"{url}?password=hunter2")
     done = _backup(home, tmp_path / "copy")
     pg_server.discard_database(name)
     assert done.returncode == 0, done.stderr
-    assert "database: PostgreSQL (postgresql+psycopg://postgres@127.0.0.1:" in done.stdout
-    assert "back it up with pg_dump" in done.stdout
+    said = " ".join(done.stdout.split())
+    assert "database: PostgreSQL (postgresql+psycopg://postgres@127.0.0.1:" in said
+    assert "back it up with pg_dump" in said
+    assert "hunter2" not in done.stdout + done.stderr
+    # Started as it is, the copy would be a second station on the live database.
+    assert "restore the dump into a new, empty database, set database_url in" in said
+    assert "As it is, the copy names the live database" in said
     assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == sorted(
         ["settings.toml", "signing.key", "encryption.key", "api-token", "ledger.key", "cosign.key"]
     )

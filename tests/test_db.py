@@ -333,3 +333,19 @@ def test_a_last_checkpoint_that_fails_is_said_once_and_left_to_the_next_start(
     ]
     assert db.unfinished == ["the last WAL checkpoint (nothing is lost: the WAL keeps every commit)"]
     db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ol:s3cret@db/st", "postgresql://ol:***@db/st"),
+        ("postgresql://ol@db/st?password=s3cret", "postgresql://ol@db/st"),
+        ("postgresql://ol@db/st?sslmode=require&PASSWORD=s3cret", "postgresql://ol@db/st?sslmode=require"),
+        ("sqlite:////srv/openline/st/openline.db", "sqlite:////srv/openline/st/openline.db"),
+    ],
+)
+def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    """Errors, logs and `backup` show the URL; libpq takes a password in either place."""
+    from openline.adapters.db import shown_url
+
+    assert shown_url(url) == shown

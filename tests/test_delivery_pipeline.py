@@ -351,3 +351,32 @@ def test_a_line_whose_deliverer_thread_ended_gets_a_new_one(nodes: tuple[Node, N
     assert [e["event"] for e in logged if e["log_level"] == "error"] == [
         "deliverer thread had ended; starting it again"
     ]
+
+
+def test_a_batch_two_processes_both_sent_is_settled_once(nodes: tuple[Node, Node]) -> None:
+    """Two `serve` processes on one database: the second finds the first's batch in
+    flight and sends it too (the peer answers it as a duplicate). Each settles its answer,
+    and the receipts, the ledger and the call's events hold each delivery once."""
+    from openline.runtime import build_station
+    from openline.settings import load
+    from tests.notice_docs import ledger_entries
+
+    a, _ = nodes
+    r = a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "Twice?", "priority": "flash"})
+    call_id = r.json()["id"]
+    other = build_station(load(a.home), clock=a.station.clock)
+    try:
+        assert a.transport is not None
+        first = delivery._claim(a.station, a.transport, a.line_id())
+        second = delivery._claim(other, a.transport, a.line_id())
+        assert isinstance(first, Claimed)
+        assert isinstance(second, Claimed)
+        assert second.batch_id == first.batch_id
+        answers = [delivery._post(a.transport, c, a.station.clock) for c in (first, second)]
+        assert [x.results[0]["status"] for x in answers if isinstance(x, Answer)] == ["stored", "duplicate"]
+        for station, answer in zip((a.station, other), answers, strict=True):
+            assert delivery._finish(station, answer) is Outcome.SENT
+    finally:
+        other.db.dispose()
+    assert [e["event"] for e in show(a, call_id)["events"]].count("delivered") == 1
+    assert len(ledger_entries(a, "receipt.received")) == 1

@@ -448,7 +448,7 @@ def refused_for_good(node: Node, before: dict[str, Any], env: dict[str, Any], re
             for r in conn.execute(select(ledger_pending))
             if tuple(r) not in before["ledger_pending"]
         ]
-        (alert,) = conn.execute(select(alerts)).all()
+        (alert,) = [r for r in conn.execute(select(alerts)) if tuple(r) not in before["alerts"]]
     assert (row.direction, row.seq) == ("in", env["header"]["seq"])
     assert row.refused == f"{result['error']['code']}: {result['error']['detail']}"
     assert json.loads(row.receipt) == refusal

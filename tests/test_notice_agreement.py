@@ -11,7 +11,7 @@ from openline.core.evidence import About
 from openline.services.outbox import new_id
 from tests.inproc import Node
 from tests.notice_docs import HOUR, act, circle, ledger_entries, send, show, site, soon
-from tests.test_inbox_refusals import crafted, pending_wire, post_signed, refused_code
+from tests.test_inbox_refusals import crafted, pending_wire, post_signed, refused_code, refused_for_good
 
 
 def _entry(node: Node, kind: str, notice_id: str) -> dict[str, Any]:
@@ -161,11 +161,12 @@ def test_a_peers_amendment_into_another_kind_of_notice_is_refused_on_the_wire(
         **exercise,
     }
     before = b.snapshot()
-    r = post_signed(a, b, {"envelopes": [crafted(a, b, env, "notice.send", body, ref=notice_id)]})
+    amendment = crafted(a, b, env, "notice.send", body, ref=notice_id)
+    r = post_signed(a, b, {"envelopes": [amendment]})
     assert refused_code(r) == "malformed"
     assert (
         "keeps the notice's category (protected_site), got exercise"
         in r.json()["results"][0]["error"]["detail"]
     )
-    assert b.snapshot() == before
+    refused_for_good(b, before, amendment, r.json()["results"][0])
     assert show(b, protected["id"])["state"] == "delivered"

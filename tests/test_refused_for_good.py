@@ -18,16 +18,18 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from openline.adapters.schema import envelopes
+from openline.adapters.schema import notices as notices_table
+from openline.core.clock import FakeClock, rfc3339
 from openline.core.envelope import make_refusal, parse_envelope
 from openline.core.evidence import verify_proof
 from openline.errors import Code, EnvelopeRefused
-from openline.services import calls, delivery, notices, outbox
+from openline.services import calls, delivery, notice_expiry, notices, outbox
 from openline.services.accounts import Role
 from tests.inproc import Node, picked_up, send_unsettled, settle_ledgers, show
-from tests.notice_docs import alerts, cli_table, ledger_entries, send, soon
+from tests.notice_docs import HOUR, act, alerts, cli_table, ledger_entries, send, soon, square
 from tests.notice_docs import show as show_notice
 from tests.test_console import add_user, browser, log_in
 from tests.test_inbox_refusals import post_signed
@@ -183,6 +185,8 @@ def test_a_notice_whose_sending_was_refused_says_so_and_withdraws_alone(
     assert mine["state"] == "sent"
     assert mine["refused"] == "malformed: envelope body: text breaks a newer rule"
     assert b.api.get(f"/api/v1/notices/{notice['id']}").status_code == 404
+    shown = " ".join(cli_table(a, monkeypatch, "notice", "show", notice["id"], columns=200).split())
+    assert "refused by moscow's station malformed: envelope body: text breaks a newer rule" in shown
     (entry,) = ledger_entries(a, "notice.refused")
     assert (entry["notice"], entry["code"]) == (notice["id"], "malformed")
     r = a.api.post(f"/api/v1/notices/{notice['id']}/withdraw")
@@ -254,6 +258,13 @@ def test_proofs_of_both_stations_show_the_refusal(
     (refusal,) = [r for r in doctored["receipts"] if r["type"] == "refusal"]
     refusal["error"]["code"] = "replay"
     assert not verify_proof(json.dumps(doctored)).ok
+    # A notice proof without its refusal fails as well.
+    bare = {**proof, "receipts": []}
+    failures = [str(f) for f in verify_proof(json.dumps(bare)).failures]
+    assert failures == [
+        f"entry {_index(proof, 'refusal.received')} (refusal.received): the peer's signed refusal "
+        f"for envelope '{proof['receipts'][0]['envelope']}' is not in the proof"
+    ]
     # So does one left out: its refusal.received entry says there was one.
     dropped = {**sender, "receipts": [r for r in sender["receipts"] if r["type"] != "refusal"]}
     failures = [str(f) for f in verify_proof(json.dumps(dropped)).failures]
@@ -310,3 +321,77 @@ def browser_page(node: Node, path: str) -> str:
     client = browser(node)
     assert log_in(client, "wo").status_code == 303
     return html.unescape(client.get(path).text)
+
+
+def test_an_amendment_that_meets_a_notice_expired_here_is_applied(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Amended before its end while the line was down, the old version expired at the
+    receiver before the amendment arrived: the receiver takes the amendment, as the sender
+    did, instead of answering the whole batch with `illegal_transition` for ever."""
+    a, b = nodes
+    now = a.station.clock.now()
+    first = send(a, "moscow", square(48.78, 9.18, rfc3339(now + HOUR) or "", rfc3339(now + 2 * HOUR) or ""))
+    a.drain()
+    assert a.transport is not None
+    a.transport.down = True
+    clock.advance(90 * 60)
+    later = square(48.78, 9.18, rfc3339(now + 3 * HOUR) or "", rfc3339(now + 4 * HOUR) or "")
+    second = send(a, "moscow", later, amends=first["id"])
+    clock.advance(60 * 60)  # past the first version's end
+    assert notice_expiry.expire_due(b.station) == 1
+    a.transport.down = False
+    a.drain()
+    assert (show_notice(b, first["id"])["state"], show_notice(b, second["id"])["state"]) == (
+        "amended",
+        "delivered",
+    )
+    assert show_notice(a, first["id"])["state"] == "amended"
+    assert a.line().last_error is None
+
+
+def test_a_refused_amendment_leaves_the_old_version_in_force_on_both_stations(
+    nodes: tuple[Node, Node],
+) -> None:
+    """What the refused envelope did at the sender is undone: the version it replaced
+    there is in force again, as it is at the peer, which never took the amendment."""
+    a, b = nodes
+    first = send(a, "moscow", soon(a, 48.78, 9.18))
+    a.drain()
+    act(b, first["id"], "acknowledge")
+    b.drain()
+    with b.station.tx() as tx:  # the two disagree: moscow holds it withdrawn
+        tx.conn.execute(
+            update(notices_table).where(notices_table.c.id == first["id"]).values(state="withdrawn")
+        )
+    second = send(a, "moscow", soon(a, 48.79, 9.18), amends=first["id"])
+    assert show_notice(a, first["id"])["state"] == "amended"
+    a.drain()
+    refused = show_notice(a, second["id"])
+    assert refused["refused"].startswith("illegal_transition: notice ")
+    assert show_notice(a, first["id"])["state"] == "acknowledged"
+    (entry,) = ledger_entries(a, "notice.reinstated")
+    assert (entry["notice"], entry["undone"], entry["state"]) == (first["id"], "amended", "acknowledged")
+    assert a.line().last_error is None
+
+
+def test_a_refusal_with_control_characters_is_kept_spelled_out(nodes: tuple[Node, Node]) -> None:
+    """The peer's words in its refusal may hold NUL or ESC: kept spelled out (PostgreSQL
+    refuses NUL in text, and a terminal obeys ESC), the signed refusal itself intact."""
+    a, b = nodes
+    call_id = picked_up(a, b)
+    a.drain()
+    _say_as_another_version(a, call_id, {"text": "odd", "lang": "en", "colour": "red"})
+    answer = send_unsettled(a)
+    (env,) = answer.sent
+    refusal = make_refusal(
+        b.station.keys,
+        env,
+        answer.results[0]["refusal"]["stored_at"],
+        EnvelopeRefused(Code.MALFORMED, "a\x00b\x1b[2J"),
+    )
+    answer.results[0] = {**answer.results[0], "error": refusal["error"], "refusal": refusal}
+    assert delivery._finish(a.station, answer) is delivery.Outcome.SENT
+    (message,) = [m for m in show(a, call_id)["messages"] if m["refused"]]
+    assert message["refused"] == "malformed: a\\x00b\\x1b[2J"
+    assert message["receipt"] == refusal

@@ -49,6 +49,14 @@ def normalise_url(url: str) -> str:
     raise InvalidInput(f"database URL must be sqlite:// or postgresql://, got {backend!r}")
 
 
+def shown_url(url: str) -> str:
+    """A database URL as errors and logs may show it: without its password, whether in
+    `user:password@` or in a `password=` parameter (libpq takes either)."""
+    parsed = make_url(url)
+    secret = [k for k in parsed.query if k.lower() == "password"]
+    return parsed.difference_update_query(secret).render_as_string(hide_password=True)
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from openline.adapters.db import Database
+from openline.adapters.db import Database, shown_url
 from openline.errors import Code, DatabaseDamaged, DatabaseUnavailable, HomeError, OpenLineError
 
 _DIR = Path(__file__).parent / "migrations"
@@ -40,7 +40,7 @@ def _config() -> Config:
 
 
 def _shown(db: Database) -> str:
-    return make_url(db.url).render_as_string(hide_password=True)
+    return shown_url(db.url)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from openline.core.requestsig import sign_request
 from openline.errors import Code, OpenLineError, PeerUnreachable
 
 HANDSHAKE_PATH = "/_openline/v1/handshake"
+SYNC_PATH = "/_openline/v1/sync"
 SEND_PATH = "/_openline/v1/send/{batch_id}"
 ADD_CHECKPOINT_PATH = "/_openline/v1/ledger/add-checkpoint"
 MAX_TEXT_ANSWER = 64 * 1024

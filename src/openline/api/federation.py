@@ -17,7 +17,7 @@ from openline.core.envelope import UUID_RE
 from openline.core.keys import signing_public_key
 from openline.core.requestsig import parse_authorization, verify_request
 from openline.errors import Code, EnvelopeRefused, Unauthorized
-from openline.services import delivery, inbox, lines, moves, witness
+from openline.services import delivery, inbox, lines, moves, resync, witness
 from openline.services.station import Station
 
 router = APIRouter(prefix="/_openline/v1")
@@ -82,6 +82,19 @@ async def handshake(request: Request, station: StationDep, transport: TransportD
         # A station that moved: its new address is confirmed by a handshake of ours there
         # before it is pinned, so this answer waits for that one (services/moves.py).
         return {**result, "card": moves.follow(station, transport, origin, payload["card"])}
+
+    return await run_in_threadpool(answer)
+
+
+@router.post("/sync")
+async def sync(request: Request, station: StationDep) -> dict[str, Any]:
+    """The peer's sequence numbers for our line, for each side to mend what a restore
+    broke (services/resync.py); answered with ours, signed."""
+    signed = await _read(request)
+
+    def answer() -> dict[str, Any]:
+        origin, _ = _origin(station, signed)
+        return resync.answer_sync(station, origin, _json(signed.body))
 
     return await run_in_threadpool(answer)
 

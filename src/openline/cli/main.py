@@ -112,6 +112,7 @@ def init(
     language: Annotated[list[str] | None, typer.Option(help="Languages the watch floor reads.")] = None,
 ) -> None:
     """Create a station home: settings, keys, database, administrator and API token."""
+    from openline.adapters.db import shown_url
     from openline.services.setup import init_home
 
     try:
@@ -119,7 +120,7 @@ def init(
     except OpenLineError as exc:
         fail(exc.detail, exc.code.value)
     out.print(f"Station [bold]{escape(name)}[/] created in {escape(str(result.home))}", markup=True)
-    out.print(f"  database: {result.database_url.split('@')[-1]}")
+    out.print(f"  database: {shown_url(result.database_url)}")
     out.print(f"  API token: {result.home / 'api-token'} (mode 0600; the CLI uses it)")
     out.print(
         f"  administrator: [bold]{escape(result.admin_name)}[/]  "
@@ -154,15 +155,20 @@ def backup(
             "backup; integrity check ok",
             soft_wrap=True,
         )
+        restore = f"stop the station and run [bold]openline serve --home {escape(str(result.destination))}[/]"
     else:
         out.print(
-            f"  database: PostgreSQL ({escape(result.database_url or '')}) is not in the home: "
+            f"  database: PostgreSQL ({escape(result.database_url or '')}) is not in the copy: "
             "back it up with pg_dump",
             soft_wrap=True,
         )
+        restore = (
+            "restore the dump into a new, empty database, set database_url in "
+            f"{escape(str(result.destination / 'settings.toml'))} to it, and only then run [bold]openline "
+            f"serve --home {escape(str(result.destination))}[/]. As it is, the copy names the live database"
+        )
     out.print(
-        "  The copy holds the station's private keys: keep it as private as the home. To restore, "
-        f"stop the station and run [bold]openline serve --home {escape(str(result.destination))}[/]",
+        f"  The copy holds the station's private keys: keep it as private as the home. To restore, {restore}",
         markup=True,
         soft_wrap=True,
     )

@@ -36,6 +36,12 @@ def _print(x: dict[str, Any]) -> None:
         markup=True,
     )
     out.print(f"id {escape(x['id'])}  state [bold]{escape(x['state'])}[/]", markup=True)
+    if x.get("refused"):
+        out.print(
+            f"  [bold red]refused by {escape(x['peer'])}'s station[/] {escape(block(x['refused']))}: it "
+            "never had it",
+            markup=True,
+        )
     for k in ("created_at", "starts_at", "ends_at", "deadline_at", "sent_at", "delivered_at",
               "acknowledged_at", "rejected_at", "withdrawn_at", "amended_at", "expired_at", "removed_at",
               "discarded_at"):  # fmt: skip

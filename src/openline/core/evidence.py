@@ -656,14 +656,11 @@ _DECISIVE = frozenset(
 def _whole(result: Result, proven: list[_Proven], receipts: list[Any]) -> None:
     """What a call proof's own entries say it must also hold: a call.* entry for every
     decisive envelope an envelope entry names (what it did: a pick-up, a close), and the
-    peer's signed receipt (or refusal) for every receipt.received (refusal.received) entry. A
-    proof that keeps an envelope
-    and drops the event it carried, or drops the receipts, would tell another story.
-    (Entries left out together with everything that names them cannot be seen here: the
-    whole log, `ledger export`, shows those.)"""
+    peer's signed answers (`_answered`). A proof that keeps an envelope and drops the event
+    it carried, or drops the receipts, would tell another story. (Entries left out
+    together with everything that names them cannot be seen here: the whole log, `ledger
+    export`, shows those.)"""
     events = {p.entry.get("envelope") for p in proven if p.type.startswith("call.")}
-    carried = {(r.get("type"), r.get("envelope")) for r in receipts if isinstance(r, dict)}
-    answered = {entry: kind for kind, (entry, _) in _ANSWERS.items()}
     off = [
         f"entry {p.index} ({p.type}): no call entry in the proof names its envelope "
         f"{p.entry.get('envelope')!r:.60} ({p.entry.get('kind')}): what it did is left out"
@@ -671,13 +668,21 @@ def _whole(result: Result, proven: list[_Proven], receipts: list[Any]) -> None:
         if p.type in ("envelope.sent", "envelope.received")
         and p.entry.get("kind") in _DECISIVE
         and p.entry.get("envelope") not in events
-    ] + [
+    ]
+    result.failures += [Failure("call", m) for m in off + _unanswered(proven, receipts)]
+
+
+def _unanswered(proven: list[_Proven], receipts: list[Any]) -> list[str]:
+    """A proof must carry the peer's signed receipt (or refusal) for every receipt.received
+    (refusal.received) entry it holds: why each is not there."""
+    carried = {(r.get("type"), r.get("envelope")) for r in receipts if isinstance(r, dict)}
+    answered = {entry: kind for kind, (entry, _) in _ANSWERS.items()}
+    return [
         f"entry {p.index} ({p.type}): the peer's signed {answered[p.type]} for envelope "
         f"{p.entry.get('envelope')!r:.60} is not in the proof"
         for p in proven
         if p.type in answered and (answered[p.type], p.entry.get("envelope")) not in carried
     ]
-    result.failures += [Failure("call", m) for m in off]
 
 
 def verify_notice_proof(
@@ -714,6 +719,7 @@ def verify_notice_proof(
         if p.index in chosen and p.type not in _ANSWERED and isinstance(p.entry.get("envelope"), str)
     }
     _receipts(result, doc["receipts"], station, cards, proven, envelopes)
+    result.failures += [Failure("notice", m) for m in _unanswered(proven, doc["receipts"])]
     result.about = picked.entries
     return result
 

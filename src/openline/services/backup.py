@@ -19,10 +19,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from openline.adapters import home as homefiles
-from openline.adapters.db import sqlite_backup
+from openline.adapters.db import shown_url, sqlite_backup
 from openline.errors import Code, DatabaseDamaged, DatabaseUnavailable, HomeError, InvalidInput, cannot_write
 from openline.settings import DATABASE_FILE, SETTINGS_FILE, Settings, load
 
@@ -84,7 +82,9 @@ def _backup(settings: Settings, home: Path, destination: Path) -> BackupResult:
             homefiles.write_secret(destination / name, contents[name])
             written.append(destination / name)
         if settings.database_url:
-            return BackupResult(settings.name, destination, tuple(files), None, _shown(settings.database_url))
+            return BackupResult(
+                settings.name, destination, tuple(files), None, shown_url(settings.database_url)
+            )
         written.append(destination / DATABASE_FILE)
         source = home / DATABASE_FILE
         if not source.is_file():
@@ -112,7 +112,3 @@ def _backup(settings: Settings, home: Path, destination: Path) -> BackupResult:
                     with contextlib.suppress(OSError):  # the first error is the one to report
                         leftover.unlink(missing_ok=True)
         raise
-
-
-def _shown(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)

@@ -27,11 +27,12 @@ from openline.adapters.db import Outage, for_update
 from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import SEND_PATH, PeerRefused, Transport
 from openline.core import backoff
-from openline.core.clock import MICROS, Clock, parse_rfc3339, round_trip
+from openline.core.clock import MICROS, Clock, parse_rfc3339, rfc3339, round_trip
+from openline.core.encoding import visible
 from openline.core.envelope import Envelope, verify_receipt, verify_refusal
 from openline.core.keys import signing_public_key
 from openline.errors import Code, DatabaseUnavailable, EnvelopeRefused, OpenLineError
-from openline.services import alerts, calls, ledger, notices, outbox, parallel, peer_clock
+from openline.services import alerts, calls, ledger, notices, outbox, parallel, peer_clock, resync
 from openline.services.lines import (
     ACTIVE,
     PENDING,
@@ -99,6 +100,12 @@ _DELIVERED_TO = _CONTACTED.values(retry_attempt=0, retry_at=None, last_error=Non
 _MEASURED = {"peer_clock_low", "peer_clock_high", "peer_clock_at"}
 _DELIVERED_MEASURED = _DELIVERED_TO.values(
     peer_clock_low=bindparam("b_low"), peer_clock_high=bindparam("b_high"), peer_clock_at=bindparam("b_at")
+)
+_STILL_WAITING = select(envelopes.c.id).where(
+    envelopes.c.id.in_(bindparam("b_ids", expanding=True)), envelopes.c.delivered_at.is_(None)
+)
+_MARK_SETTLED = (
+    update(envelopes).where(envelopes.c.id == bindparam("b_id")).values(delivered_at=bindparam("b_at"))
 )
 _MARK_DELIVERED = (
     update(envelopes)
@@ -301,8 +308,28 @@ def _settle(station: Station, answer: Answer) -> Outcome:
                 error = {}
             text = f"{error.get('code', 'unknown')}: {error.get('detail', '')}"[:1000]
             problems.append(f"seq {row.seq} refused: {text}")
+    # Sent again after the peer lost them (services/resync.py): each keeps the answer the
+    # peer gave first, the one our ledger logged, and is only settled.
+    verified = {row.id for row, _ in receipted + refusals}
+    again = [
+        (row, result)
+        for row, result in zip(rows, answer.results, strict=True)
+        if row.receipt is not None and row.id in verified
+    ]
+    if again:
+        receipted = [(row, r) for row, r in receipted if row.receipt is None]
+        refusals = [(row, r) for row, r in refusals if row.receipt is None]
     with station.tx() as tx:
         lock_line(tx.conn, line.id)
+        if verified:
+            # Another `serve` process on the database may have sent the same batch and
+            # settled it first: what it settled is logged once, by it.
+            waiting = set(tx.conn.execute(_STILL_WAITING, {"b_ids": sorted(verified)}).scalars())
+            receipted = [(row, r) for row, r in receipted if row.id in waiting]
+            refusals = [(row, r) for row, r in refusals if row.id in waiting]
+            again = [(row, r) for row, r in again if row.id in waiting]
+        if again:
+            _settle_again(tx, line, again)
         if receipted:
             tx.conn.execute(
                 _MARK_DELIVERED,
@@ -359,12 +386,25 @@ def _settle(station: Station, answer: Answer) -> Outcome:
     return Outcome.SENT
 
 
+def _settle_again(tx: Tx, line: Any, again: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Envelopes sent again, answered (their answers were checked): settled as they were.
+    One the peer stored now, not as a duplicate, it had lost: our watch floor is told that
+    the peer's station went back in time (restored from a backup), once a day."""
+    tx.conn.execute(_MARK_SETTLED, [{"b_id": row.id, "b_at": tx.now} for row, _ in again])
+    lost = [row.seq for row, r in again if r.get("status") in ("stored", "refused")]
+    if lost:
+        day = (rfc3339(tx.now) or "")[:10]
+        detail = {"peer": line.peer, "resent_from": min(lost), "resent": len(lost)}
+        alerts.raise_alert(tx, resync.RESYNCHRONISED, f"{line.peer} resent {day}", detail)
+        log.warning("the peer had lost envelopes we sent; sent again", **detail)
+
+
 def _refused_for_good(tx: Tx, line: Any, row: Any, refusal: dict[str, Any]) -> None:
     """The peer took the envelope's turn but will not apply it: it leaves the outbox with
     the peer's signed refusal, logged, told to the call or notice it was about, and
     raised as an `envelope_refused` alert for our watch floor."""
     error = refusal["error"]
-    text = f"{error['code']}: {error['detail']}"
+    text = visible(f"{error['code']}: {error['detail']}")  # the peer's words: NUL and ESC spelled out
     tx.conn.execute(
         update(envelopes)
         .where(envelopes.c.id == row.id)
@@ -451,6 +491,9 @@ def announce(station: Station, transport: Transport, line_id: str, *, quiet: boo
                 raise
             # not yet: the terms we hold
             kept = initiate_handshake(station, transport, line.peer, propose=False)
+        # Then the two compare sequence numbers: a station restored from a backup is
+        # behind what its peer holds, and the line would stop for good.
+        resync.sync(station, transport, line.peer)
     except OpenLineError as exc:
         if not quiet:
             log.info("peer not reached at start; retrying", line=line_id, error=str(exc)[:200])

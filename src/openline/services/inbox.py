@@ -7,6 +7,10 @@ the line (`line_not_active`), the signature and body digest (`bad_signature`), i
 (`sequence_gap`). A known id with the same content is a retry: it is answered with what
 we answered the first time.
 
+An envelope refused as a `replay` is the peer's and can never be stored (its id or its
+number is taken by another of its envelopes): the refusal is signed, for the peer to
+settle for good, and changes nothing here (`_refuse_replay`).
+
 Then the content: the sealed body opened, checked and applied. An envelope refused there
 is the peer's and in its turn, so it is refused for good: it takes its sequence number,
 is kept with our signed refusal, and raises an `envelope_refused` alert, and the envelopes
@@ -28,6 +32,7 @@ from openline import metrics
 from openline.adapters.db import for_update
 from openline.adapters.schema import envelopes, lines
 from openline.core.clock import parse_rfc3339, rfc3339, stamped_before
+from openline.core.encoding import visible
 from openline.core.envelope import (
     Envelope,
     make_receipt,
@@ -38,7 +43,7 @@ from openline.core.envelope import (
 )
 from openline.core.keys import signing_public_key
 from openline.core.ledger import EntryError
-from openline.errors import Code, EnvelopeRefused, InvalidInput
+from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
 from openline.services import alerts, calls, ledger, notices, parallel, peer_clock
 from openline.services.lines import ACTIVE, drop_backoff, pinned_signing_key
 from openline.services.station import Station, Tx
@@ -115,14 +120,18 @@ def receive_batch(
             row.id: (json.loads(row.wire), json.loads(row.receipt))
             for row in tx.conn.execute(_KNOWN, {"b_ids": [i for i in ids if i is not None]})
         }
+        progressed = False  # an envelope stored, or taken: the line works
         for index, env_id in enumerate(ids):
             try:
                 # Every check comes before the first write, so a refusal changes nothing
                 # without a savepoint per envelope.
                 result = _receive_one(station, tx, line, next_seq, stored_at, checked[index], index, known)
                 results.append(result)
-                if result["status"] == "stored" or result.get("refusal", {}).get("seq") == next_seq:
+                if result["status"] == "stored" or result.pop("taken", False):
                     next_seq += 1  # stored, or refused for good: either way its number is taken
+                    progressed = True
+                elif result["status"] == "duplicate":
+                    progressed = True
             except EnvelopeRefused as exc:
                 log.warning(
                     "envelope refused",
@@ -135,7 +144,7 @@ def receive_batch(
                 results.append(_refusal(index, env_id, exc))
         tx.conn.execute(_LINE_RECEIVED, {"b_line": line.id, "b_next": next_seq, "b_at": tx.now})
         _check_peer_clock(station, tx, line, checked, results)
-        if line.retry_at is not None and any(r["status"] != "refused" or "refusal" in r for r in results):
+        if line.retry_at is not None and progressed:
             drop_backoff(tx, line.id)
     for result in results:  # counted once committed
         metrics.ENVELOPES_RECEIVED.labels(result["status"]).inc()
@@ -210,11 +219,13 @@ def _receive_one(
                 return {"index": index, "id": env.id, "status": "refused", "error": receipt["error"],
                         "refusal": receipt}  # fmt: skip
             return {"index": index, "id": env.id, "status": "duplicate", "receipt": receipt}
-        raise EnvelopeRefused(Code.REPLAY, f"envelope id {env.id} was already used for other content")
+        used = EnvelopeRefused(Code.REPLAY, f"envelope id {env.id} was already used for other content")
+        return _refuse_replay(station, line, stored_at, env, index, used)
     if env.seq < expected:
-        raise EnvelopeRefused(
+        used = EnvelopeRefused(
             Code.REPLAY, f"sequence number {env.seq} was already used (next expected {expected})"
         )
+        return _refuse_replay(station, line, stored_at, env, index, used)
     if env.seq > expected:
         raise EnvelopeRefused(Code.SEQUENCE_GAP, f"expected sequence number {expected}, got {env.seq}")
     try:
@@ -231,6 +242,9 @@ def _receive_one(
         return _refuse(station, tx, line, stored_at, env, index, known, exc)
     except InvalidInput as exc:  # a check written for our own API, met by a peer's body
         refused = EnvelopeRefused(Code.MALFORMED, f"envelope body: {exc.detail}")
+        return _refuse(station, tx, line, stored_at, env, index, known, refused)
+    except IllegalTransition as exc:  # what it asks cannot happen to what we hold
+        refused = EnvelopeRefused(Code.ILLEGAL_TRANSITION, exc.detail)
         return _refuse(station, tx, line, stored_at, env, index, known, refused)
     receipt = make_receipt(station.keys, env, stored_at)
     _log(tx, "envelope.received", line, env, content=content, receipt=ledger.digest(receipt))
@@ -255,7 +269,7 @@ def _refuse(
     refusal = make_refusal(station.keys, env, stored_at, exc)
     code = refusal["error"]["code"]
     _log(tx, "envelope.refused", line, env, refusal=ledger.digest(refusal), code=code)
-    _keep(tx, line, env, known, refusal, refused=f"{code}: {refusal['error']['detail']}")
+    _keep(tx, line, env, known, refusal, refused=visible(f"{code}: {refusal['error']['detail']}"))
     alerts.raise_alert(
         tx,
         alerts.ENVELOPE_REFUSED,
@@ -275,6 +289,27 @@ def _refuse(
         seq=env.seq,
         kind=env.kind,
         code=code,
+        detail=exc.detail[:200],
+    )
+    return {"index": index, "id": env.id, "status": "refused", "error": refusal["error"], "refusal": refusal,
+            "taken": True}  # fmt: skip
+
+
+def _refuse_replay(
+    station: Station, line: Any, stored_at: str, env: Envelope, index: int, exc: EnvelopeRefused
+) -> dict[str, Any]:
+    """An envelope of the peer's (its signature verified) whose id or sequence number we
+    hold for another of its envelopes: it can never be stored, so the peer may settle it
+    for good, on our signed refusal. Nothing changes here, and nothing is kept: what we
+    hold under that number is the record. (The peer sends such envelopes only after it
+    was restored from a backup: what it made since reuses the numbers it had used.)"""
+    refusal = make_refusal(station.keys, env, stored_at, exc)
+    log.warning(
+        "envelope refused: its number is used",
+        peer=line.peer,
+        envelope=env.id,
+        seq=env.seq,
+        kind=env.kind,
         detail=exc.detail[:200],
     )
     return {"index": index, "id": env.id, "status": "refused", "error": refusal["error"], "refusal": refusal}

@@ -422,7 +422,7 @@ def answer_handshake(station: Station, origin: str, payload: Any) -> dict[str, A
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 64:
         raise EnvelopeRefused(Code.MALFORMED, "handshake: nonce must be 8 to 64 characters")
     _check_terms(payload["terms"])
-    _fresh(station, origin, nonce)
+    check_nonce(station, origin, nonce)
     differ: dict[str, Any] = {}  # the terms the peer holds, when they are not ours
     try:
         return _answer_handshake(station, origin, payload, card, nonce, differ)
@@ -467,11 +467,12 @@ def _check_terms(terms: Any) -> None:
 _NONCES_KEPT = 1024
 
 
-def _fresh(station: Station, peer: str, nonce: str) -> None:
+def check_nonce(station: Station, peer: str, nonce: str) -> None:
+    """Refuse a nonce this peer sent us already (a handshake's or a sync's), as `replay`."""
     with station.lock:
         seen = station.handshake_nonces.setdefault(peer, {})
         if nonce in seen:
-            raise EnvelopeRefused(Code.REPLAY, "handshake: this nonce was used already")
+            raise EnvelopeRefused(Code.REPLAY, "this nonce was used already")
         seen[nonce] = None
         if len(seen) > _NONCES_KEPT:
             del seen[next(iter(seen))]  # the oldest

@@ -35,7 +35,7 @@ from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInp
 from openline.services import accounts, alerts, notice_sites, outbox
 from openline.services import notice_conflicts as conflicts
 from openline.services.lines import line_for_peer, lock_line, require_active
-from openline.services.notice_rows import get, log, party_of, transition
+from openline.services.notice_rows import TIME_COLUMN, get, log, party_of, transition
 from openline.services.station import Station, Tx
 
 MAX_BODY = 48 * 1024  # the sealed body of an envelope holds at most 64 KiB
@@ -512,7 +512,17 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
                 nm.check_amendment(str(old.category), doc.category)
             except IllegalTransition as exc:
                 raise EnvelopeRefused(Code.MALFORMED, f"notice body: {exc.detail}") from None
-            transition(tx, old, Event.AMEND, Party.SENDER, sent_at)
+            if old.state == State.EXPIRED.value and sent_at <= (old.ends_at or sent_at):
+                # Amended before its end, and expired here before the amendment arrived (the
+                # line was down): the sender's station has it amended, and so do we.
+                tx.conn.execute(
+                    update(notices)
+                    .where(notices.c.id == old.id)
+                    .values(state=State.AMENDED.value, amended_at=sent_at, updated_at=tx.now)
+                )
+                tx.touched.add("notices")
+            else:
+                transition(tx, old, Event.AMEND, Party.SENDER, sent_at)
         deadline = tx.now + int(line.notice_deadline_s) * MICROS
         series, version = str(body["series"]), int(body["version"])
         new = _Row(notice_id, series, version, supersedes, line.id, env.sender, "in", actor, State.DELIVERED,
@@ -566,16 +576,52 @@ def on_delivered(tx: Tx, env_row: Any, receipt: dict[str, Any]) -> None:
 
 def on_refused(tx: Tx, env_row: Any, refusal: dict[str, Any]) -> None:
     """The peer refused our notice envelope for good (its signed `refusal`): logged about
-    the notice. Its state stays: a notice whose sending was refused stays sent, never
-    delivered, and withdrawing it tells the peer nothing (`_local`)."""
+    the notice. A notice whose sending was refused stays sent, never delivered, and
+    withdrawing it tells the peer nothing (`_local`). What the refused envelope did here
+    to a notice the peer holds is undone, so that the two stations agree on it: the
+    version a refused amendment replaced is in force again, and so is a notice whose
+    withdrawal was refused; a notice whose acknowledgement or rejection was refused waits
+    for its answer again (`_reinstate`)."""
     if not env_row.kind.startswith("notice.") or env_row.call_id is None:
         return
     row = tx.conn.execute(select(notices).where(notices.c.id == env_row.call_id)).first()
     if row is None:
         return
     tx.touched.add("notices")
-    log(tx, "notice.refused", row.id, row.line_id, row.peer, f"station:{refusal['from']}", env_row.id,
-        parse_rfc3339(refusal["stored_at"]), kind=env_row.kind, code=refusal["error"]["code"])  # fmt: skip
+    at, by = parse_rfc3339(refusal["stored_at"]), f"station:{refusal['from']}"
+    log(tx, "notice.refused", row.id, row.line_id, row.peer, by, env_row.id, at,
+        kind=env_row.kind, code=refusal["error"]["code"])  # fmt: skip
+    if env_row.kind == "notice.send" and row.supersedes is not None:
+        old = tx.conn.execute(select(notices).where(notices.c.id == row.supersedes)).first()
+        if old is not None:
+            _reinstate(tx, old, State.AMENDED, env_row.id, by, at)
+    elif env_row.kind in EVENT_OF:
+        made = {Event.WITHDRAW: State.WITHDRAWN, Event.ACK: State.ACKNOWLEDGED, Event.REJECT: State.REJECTED}
+        _reinstate(tx, row, made[EVENT_OF[env_row.kind]], env_row.id, by, at)
+
+
+def _reinstate(tx: Tx, row: Any, made: State, envelope_id: str, by: str, at: int) -> None:
+    """Undo the state a refused envelope of ours made (`made`), if the notice is still in
+    it and the change touched nothing else: not a protected site's removal, whose
+    acknowledgement removed the site here."""
+    if row.state != made.value or row.removes is not None:
+        return
+    undone: dict[str, Any] = {TIME_COLUMN[made]: None}
+    if made is State.ACKNOWLEDGED:
+        undone["acknowledged_by"] = None
+    if row.direction == "in":
+        back = State.DELIVERED
+    else:
+        back = next(
+            (s for s in (State.ACKNOWLEDGED, State.REJECTED, State.DELIVERED) if s is not made
+             and getattr(row, TIME_COLUMN[s]) is not None),
+            State.SENT,
+        )  # fmt: skip
+    tx.conn.execute(
+        update(notices).where(notices.c.id == row.id).values(state=back.value, updated_at=tx.now, **undone)
+    )
+    log(tx, "notice.reinstated", row.id, row.line_id, row.peer, by, envelope_id, at,
+        undone=made.value, state=back.value)  # fmt: skip
 
 
 # Deadlines ------------------------------------------------------------------------------

@@ -1,0 +1,167 @@
+"""A line's two stations compare their sequence numbers, and mend what a restore broke.
+
+A station restored from a backup is as it was then: its counters are behind what its peer
+holds. Since the backup it may have sent envelopes the peer stored (so the numbers it
+hands out next are taken), and the peer may have sent it envelopes it stored and has lost
+(the peer holds them as delivered). Either way the line would stop for good: the peer
+refuses the reused numbers (`replay`), and the restored station waits for numbers the
+peer will never send again (`sequence_gap`).
+
+So after each start-up handshake a station asks its peer for its counters
+(`POST /_openline/v1/sync`, answered with a signature over them and the asker's nonce),
+and each side then mends its own outgoing direction (`_mend`), on the counters of the
+other:
+
+* the peer expects a later number than we would send next: we lost envelopes we had sent
+  (the peer holds them). We go on from the number it expects; our watch floor is told
+  (`line_resynchronised`), since what we did since the backup is not on this station;
+* the peer expects an earlier number than envelopes it receipted: it lost them. They go
+  back into our outbox, to be sent again in order; each keeps the receipt the peer gave
+  first, the one our ledger logged.
+
+A station of an older version answers 404: nothing is compared, as before.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import structlog
+from sqlalchemy import bindparam, select, update
+
+from openline.adapters.db import for_update
+from openline.adapters.schema import envelopes, lines
+from openline.adapters.transport import SYNC_PATH, PeerRefused, Transport
+from openline.core.encoding import canonical
+from openline.core.keys import signing_public_key, verify
+from openline.errors import Code, EnvelopeRefused
+from openline.services import alerts, ledger
+from openline.services.lines import ACTIVE, check_nonce, line_for_peer, peer_card
+from openline.services.station import Station, Tx
+
+log = structlog.get_logger("openline.resync")
+RESYNCHRONISED = "line_resynchronised"
+_COUNTERS = ("next_in", "next_out")
+_MOST = 2**62  # far beyond any sequence number a line reaches
+
+_REQUEUE = (
+    update(envelopes)
+    .where(
+        envelopes.c.line_id == bindparam("b_line"),
+        envelopes.c.direction == "out",
+        envelopes.c.seq >= bindparam("b_from"),
+        envelopes.c.delivered_at.is_not(None),
+    )
+    .values(delivered_at=None, batch_id=None)
+)
+_UNCLAIM = (
+    update(envelopes)
+    .where(
+        envelopes.c.line_id == bindparam("b_line"),
+        envelopes.c.direction == "out",
+        envelopes.c.delivered_at.is_(None),
+    )
+    .values(batch_id=None)
+)
+
+
+def _statement(line_id: str, nonce: str, sender: str, receiver: str, counters: dict[str, int]) -> bytes:
+    return canonical({"type": "sync", "line": line_id, "nonce": nonce, "from": sender, "to": receiver,
+                      **counters})  # fmt: skip
+
+
+def _counters(value: Any, what: str) -> dict[str, int]:
+    if not isinstance(value, dict) or not all(
+        type(value.get(k)) is int and 1 <= value[k] <= _MOST for k in _COUNTERS
+    ):
+        raise EnvelopeRefused(Code.MALFORMED, f"{what}: next_in and next_out must be whole numbers from 1")
+    return {k: int(value[k]) for k in _COUNTERS}
+
+
+def _ours(line: Any) -> dict[str, int]:
+    return {"next_in": int(line.next_in_seq), "next_out": int(line.next_out_seq)}
+
+
+def answer_sync(station: Station, origin: str, payload: Any) -> dict[str, Any]:
+    """The peer (authenticated by its request's signature) sends its counters: mend our
+    outgoing direction by them, and answer with ours, signed over its nonce."""
+    if not isinstance(payload, dict) or set(payload) != {"line", "nonce", *_COUNTERS}:
+        raise EnvelopeRefused(Code.MALFORMED, "sync: expected line, nonce, next_in, next_out")
+    nonce = payload["nonce"]
+    if not isinstance(nonce, str) or not 8 <= len(nonce) <= 64:
+        raise EnvelopeRefused(Code.MALFORMED, "sync: nonce must be 8 to 64 characters")
+    theirs = _counters(payload, "sync")
+    check_nonce(station, origin, nonce)
+    with station.tx() as tx:
+        line = tx.conn.execute(for_update(tx.conn, select(lines).where(lines.c.peer == origin))).first()
+        if line is None or payload["line"] != line.id:
+            raise EnvelopeRefused(
+                Code.WRONG_DESTINATION, f"sync: no line {payload['line']!r:.40} with {origin!r}"
+            )
+        if line.state != ACTIVE:
+            raise EnvelopeRefused(Code.LINE_NOT_ACTIVE, f"sync: the line with {origin!r} is {line.state}")
+        ours = _ours(line)
+        _mend(tx, line, ours, theirs, "answered")
+    return {**ours, "sig": station.keys.sign(_statement(line.id, nonce, station.name, origin, ours))}
+
+
+def sync(station: Station, transport: Transport, peer: str) -> bool:
+    """Compare counters with the peer and mend our outgoing direction. Returns False when
+    the peer runs a version without the sync (it answers 404); raises when not reached."""
+    with station.db.read() as conn:
+        line = line_for_peer(conn, peer)
+        card = peer_card(conn, peer)
+    if line.state != ACTIVE:
+        return True
+    nonce = secrets.token_urlsafe(16)
+    try:
+        answer = transport.post(peer, card.url, SYNC_PATH, {"line": line.id, "nonce": nonce, **_ours(line)})
+    except PeerRefused as exc:
+        if exc.http_status == 404:
+            return False
+        raise
+    theirs = _counters(answer, f"sync answer from {peer!r}")
+    if not isinstance(answer.get("sig"), str):
+        raise EnvelopeRefused(Code.MALFORMED, f"sync answer from {peer!r}: no signature")
+    verify(
+        signing_public_key(card.signing_key),
+        answer["sig"],
+        _statement(line.id, nonce, peer, station.name, theirs),
+        what=f"sync answer from {peer!r}",
+    )
+    with station.tx() as tx:
+        now = tx.conn.execute(for_update(tx.conn, select(lines).where(lines.c.id == line.id))).one()
+        _mend(tx, now, _ours(now), theirs, "initiated")
+    return True
+
+
+def _mend(tx: Tx, line: Any, ours: dict[str, int], theirs: dict[str, int], role: str) -> None:
+    """Mend our outgoing direction by the peer's counters (the module's docstring). Each
+    mending is logged in the ledger as `line.resync`; nothing is written when the two
+    agree."""
+    expects, sent = theirs["next_in"], ours["next_out"]
+    facts = {"line": line.id, "peer": line.peer, "role": role, "ours": ours, "theirs": theirs}
+    if expects > sent:
+        # We lost envelopes we had sent: the peer holds numbers up to expects - 1.
+        tx.conn.execute(update(lines).where(lines.c.id == line.id).values(next_out_seq=expects))
+        ledger.append(tx, "line.resync", tx.now, {**facts, "skipped": [sent, expects]})
+        alerts.raise_alert(
+            tx,
+            RESYNCHRONISED,
+            f"{line.peer} {sent}",
+            {"peer": line.peer, "lost_from": sent, "lost_to": expects - 1},
+        )
+        log.warning("we lost envelopes the peer holds: going on after them", peer=line.peer,
+                    lost_from=sent, lost_to=expects - 1)  # fmt: skip
+    elif expects < sent:
+        again = tx.conn.execute(_REQUEUE, {"b_line": line.id, "b_from": expects}).rowcount
+        if again:
+            # Every claim starts again from the oldest, so the line sends them first.
+            tx.conn.execute(_UNCLAIM, {"b_line": line.id})
+            tx.conn.execute(update(lines).where(lines.c.id == line.id).values(batch_id=None, retry_at=None,
+                                                                              retry_attempt=0))  # fmt: skip
+            tx.wake_lines.add(line.id)
+            ledger.append(tx, "line.resync", tx.now, {**facts, "resent_from": expects, "resent": again})
+            log.warning("the peer lost envelopes we sent: sending them again", peer=line.peer,
+                        resent_from=expects, resent=again)  # fmt: skip
