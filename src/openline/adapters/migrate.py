@@ -23,11 +23,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from openline.adapters.db import Database, shown_url
+from openline.adapters.schema import users
 from openline.errors import Code, DatabaseDamaged, DatabaseUnavailable, HomeError, OpenLineError
 
 _DIR = Path(__file__).parent / "migrations"
@@ -55,6 +56,27 @@ def _opening(db: Database) -> Iterator[None]:
         raise OpenLineError(
             f"cannot open the database at {_shown(db)}: {reason}", code=Code.DATABASE_UNAVAILABLE
         ) from None
+
+
+def require_empty(db: Database) -> None:
+    """`init` makes a station in an empty database only (or one with our schema and no
+    station in it): one that holds a station is refused before anything migrates it, and
+    so is one that holds anything else (another application's tables would be mixed into
+    ours). Nothing is changed."""
+    with _opening(db), db.read() as conn:
+        tables = sorted(inspect(conn).get_table_names())
+        ours = {"alembic_version", "users"} <= set(tables)
+        station = ours and conn.execute(select(func.count()).select_from(users)).scalar_one() > 0
+    if not tables or (ours and not station):  # empty, or our schema with no station in it
+        return
+    if station:
+        said = "already holds a station"
+    else:
+        said = f"is not empty (it holds {', '.join(tables[:5])}{', …' if len(tables) > 5 else ''})"
+    raise HomeError(
+        f"the database at {_shown(db)} {said}: use an empty database; nothing was changed",
+        code=Code.HOME_EXISTS,
+    )
 
 
 def upgrade(db: Database, revision: str = "head") -> None:

@@ -7,12 +7,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from openline.adapters import home as homefiles
 from openline.adapters.db import Database, normalise_url
-from openline.adapters.migrate import upgrade
-from openline.adapters.schema import users
+from openline.adapters.migrate import require_empty, upgrade
 from openline.core.card import validate_languages, validate_name, validate_url
 from openline.core.clock import Clock, SystemClock
 from openline.core.keys import StationKeys
@@ -102,13 +99,9 @@ def _create(
         homefiles.write_secret(home / DATABASE_FILE, b"")
     db = Database(db_url, pool=False)
     try:
+        require_empty(db)
         upgrade(db)
         with db.write() as conn:
-            if conn.execute(select(func.count()).select_from(users)).scalar_one():
-                raise HomeError(
-                    f"the database at {db_url} already holds a station; use an empty database",
-                    code=Code.HOME_EXISTS,
-                )
             password = accounts.one_time_password()
             now = clock.now()
             admin_id = accounts.create_user(
