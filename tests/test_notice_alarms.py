@@ -69,7 +69,7 @@ def test_a_conflict_ends_when_its_notice_is_withdrawn_or_amended_away(
     for node in (a, b):
         assert [c["active"] for c in show(node, first["id"])["conflicts"]] == [True, True]
         assert [over for _, over in _paging(node, "notice_conflict")] == [None, None]
-    act(b, withdrawn["id"], "withdraw")
+    gone = act(b, withdrawn["id"], "withdraw")
     away = send(b, "stuttgart", soon(b, 49.0, 9.0), amends=moved["id"])  # 110 km north: clear
     assert away["conflicts"] == []
     b.drain()
@@ -91,8 +91,8 @@ def test_a_conflict_ends_when_its_notice_is_withdrawn_or_amended_away(
     assert "(2 ended)" in listed
     shown = " ".join(cli_table(a, monkeypatch, "notice", "show", first["id"], columns=300).split())
     assert (
-        f"conflict, ended (notice {withdrawn['id']} is withdrawn): volume 1 with notice {withdrawn['id']}"
-        in shown
+        f"conflict, ended (notice {withdrawn['id']} is withdrawn, at {gone['withdrawn_at']}): "
+        f"volume 1 with notice {withdrawn['id']}" in shown
     )
     c, _ = _officer(a)
     row = _row(c.get("/notices").text, first["id"])

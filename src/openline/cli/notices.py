@@ -59,7 +59,8 @@ def _print(x: dict[str, Any]) -> None:
         if c["active"]:
             out.print(f"  [bold red]conflict[/]: {escape(_conflict(c))}", markup=True)
         else:  # recorded, and no longer holding
-            out.print(f"  conflict, ended ({escape(str(c['ended']))}): {escape(_conflict(c))}", markup=True)
+            why = f"{c['ended']}, at {c['ended_at']}" if c.get("ended_at") else str(c["ended"])
+            out.print(f"  conflict, ended ({escape(why)}): {escape(_conflict(c))}", markup=True)
     for c in x["would_conflict"] or []:
         out.print(f"  [bold yellow]would conflict[/] if sent now: {escape(_conflict(c))}", markup=True)
     if x["state"] == "draft":

@@ -115,7 +115,7 @@ class _Related:
     removals: dict[str, Any]  # a site's removal waiting for an answer
     envelopes: dict[str, Any]  # each notice's envelope (its sealed text), with content
     refused: dict[str, str]  # the peer's refusal of a notice's envelope, by envelope id
-    states: dict[str, Any]  # the state and end of every notice these conflict with
+    states: dict[str, Any]  # the state and end times of every notice these conflict with
 
 
 def _related(conn: Connection, rows: Sequence[Any], *, content: bool) -> _Related:
@@ -142,7 +142,10 @@ def _related(conn: Connection, rows: Sequence[Any], *, content: bool) -> _Relate
     states: dict[str, Any] = {row.id: row for row in rows}
     others = {side for cs in conflicts.values() for c in cs for side in (c.notice_a, c.notice_b)}
     if missing := sorted(others - states.keys()):
-        query = select(notices.c.id, notices.c.state, notices.c.ends_at).where(notices.c.id.in_(missing))
+        ends = (notices.c[f"{name}_at"] for name in _LEFT_ACTIVE)
+        query = select(notices.c.id, notices.c.state, notices.c.ends_at, *ends).where(
+            notices.c.id.in_(missing)
+        )
         states.update((r.id, r) for r in conn.execute(query))
     sent = [row.envelope_id for row in rows if row.direction == "out" and row.envelope_id is not None]
     refused = _refused_of(conn, sent) if sent else {}
@@ -222,16 +225,10 @@ def notice_json(
 def _conflict_json(notice_id: str, c: Any, states: dict[str, Any], now: int) -> dict[str, Any]:
     """One recorded conflict as a notice shows it. It is `active` while both notices are
     (neither withdrawn, amended, rejected, removed nor over) and its overlap is still to
-    come or going on; otherwise it is history, kept, and `ended` says why."""
+    come or going on; otherwise it is history, kept, and `ended` says why it first stopped
+    holding, `ended_at` when (`_ended`)."""
     other = c.notice_b if c.notice_a == notice_id else c.notice_a
-    ended = None
-    for side in (notice_id, other):
-        state = effective_state(states[side], now)
-        if state not in _ACTIVE:
-            ended = f"notice {side} is {state}"
-            break
-    if ended is None and c.time_end is not None and c.time_end < now:
-        ended = "its overlap is over"
+    ended = _ended(c, states, now)
     return {
         "volume": c.volume_a if c.notice_a == notice_id else c.volume_b,
         "other_notice": other,
@@ -240,8 +237,50 @@ def _conflict_json(notice_id: str, c: Any, states: dict[str, Any], now: int) -> 
         "until": rfc3339(c.time_end),
         "altitude_m": [c.alt_lower_m, c.alt_upper_m],
         "active": ended is None,
-        "ended": ended,
+        "ended": None if ended is None else ended[1],
+        "ended_at": None if ended is None else rfc3339(ended[0]),
     }
+
+
+# The states a notice leaves the active ones for, each recorded at `<state>_at`, in the
+# order a tie between two of its times is read.
+_LEFT_ACTIVE = ("rejected", "withdrawn", "amended", "expired", "removed")
+
+
+def _left_active(row: Any, now: int) -> tuple[int | None, str] | None:
+    """When a notice first left the active states, and for which: the earliest of its
+    recorded times (a rejected notice may be amended since, an expired site removed), or
+    the end of its last volume for one that reads expired before the timer has recorded it.
+    None while it is active."""
+    left = [(t, i) for i, name in enumerate(_LEFT_ACTIVE) if (t := getattr(row, f"{name}_at")) is not None]
+    if left:
+        t, i = min(left)
+        return t, _LEFT_ACTIVE[i]
+    if row.state not in _ACTIVE:
+        return None, str(row.state)  # left with no time recorded
+    if effective_state(row, now) == State.EXPIRED.value:
+        return int(row.ends_at), State.EXPIRED.value
+    return None
+
+
+def _ended(c: Any, states: dict[str, Any], now: int) -> tuple[int | None, str] | None:
+    """Why and when a conflict first stopped holding, or None while it holds: the first of
+    its two notices to leave the active states, or the end of their overlap if that came
+    first. It is read from the times both notices recorded, not from their states now: so
+    it is the same from either notice and on either station, and names what the alert's
+    `over` does (`notice_rows._end_alarms`). A notice that ends as the overlap does is
+    named; of two that end together, the older (UUIDv7 ids sort by time)."""
+    ends: list[tuple[int | None, int, str, str]] = []
+    for side in (c.notice_a, c.notice_b):
+        left = _left_active(states[side], now)
+        if left is not None:
+            ends.append((left[0], 0, side, f"notice {side} is {left[1]}"))
+    if c.time_end is not None and c.time_end < now:
+        ends.append((c.time_end, 1, "", "its overlap is over"))
+    if not ends:
+        return None
+    t, _, _, why = min(ends, key=lambda end: (end[0] is None, end[0] or 0, *end[1:]))
+    return t, why
 
 
 AWAITING_ANSWER = sorted(s.value for s in nm.AWAITING)  # an inbound notice not yet answered
