@@ -15,6 +15,7 @@ import base64
 import copy
 import html
 import json
+import re
 from typing import Any
 
 import pytest
@@ -315,6 +316,10 @@ def test_the_cli_and_the_console_show_what_was_refused(
     page = browser_page(a, f"/calls/{never}")
     assert "data-refused-call" in page
     assert "data-undelivered" not in page
+    # The board's alert says what was refused, and links the call.
+    board = " ".join(re.sub(r"<[^>]+>", " ", browser_page(a, "/")).split())
+    assert f"envelope_refused · call.say to moscow, malformed, about call {call_id}" in board
+    assert f'<a href="/calls/{call_id}">' in browser_page(a, "/")
 
 
 def browser_page(node: Node, path: str) -> str:
