@@ -23,11 +23,14 @@ follows in parentheses. Every volume passes `volumes.validate` before it is retu
 
 A route is turned into a corridor geodesically: it is cut into pieces of equal length
 along the ellipsoid, at most `ROUTE_PIECE_M` each, and each piece, with points every
-kilometre along its geodesics, is buffered by half the corridor width in the azimuthal
-equidistant projection centred half-way along it (`volumes.projection`, then shapely).
-Distances from that centre are true; across, within 25 km of it, they are stretched by
-3 parts in a million at most (`volumes.stretch`). Round ends and bends are chords at most
-`_ARC_TOLERANCE_M` inside the true arcs.
+kilometre along its geodesics, is buffered in the azimuthal equidistant projection
+centred half-way along it (`volumes.projection`, then shapely), simplified and projected
+back. Distances from that centre are true and across it never shrunk (`volumes.stretch`
+bounds how far they stretch), so a buffer widened by the stretch, and by how far the
+simplification, the geodesic edges (`volumes.chord_error`) and rounding could move the
+outline in, holds the whole corridor: never less than asked for, and at most 0.1% of the
+width plus 3 cm more (docs/notices.md). Round ends and bends are polygons whose sides
+touch the circle, so that their corners, not their sides, stray: outward.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any, Final
 
 import numpy as np
 import shapely
+import shapely.affinity
 
 from openline.core.clock import parse_rfc3339
 from openline.core.encoding import parse_json
@@ -53,10 +57,13 @@ from openline.core.volumes import (
     MAX_AREA_KM2,
     WGS84,
     Circle,
+    FloatArray,
     Polygon,
     Volume,
     VolumeError,
+    chord_error,
     projection,
+    stretch,
     validate,
 )
 
@@ -66,10 +73,22 @@ SITE_ALT_LOWER_M: Final = -500.0
 SITE_ALT_UPPER_M: Final = 20_000.0
 
 ROUTE_PIECE_M: Final = 50_000.0  # the longest stretch of a route in one volume
-_DENSIFY_M: Final = 1_000.0  # longest edge of a corridor outline, so any reading of an edge is true
-_ARC_TOLERANCE_M: Final = 0.1  # round ends and bends: chords at most this far inside the arc
-_MIN_QUAD_SEGS: Final = 16
-_MAX_QUAD_SEGS: Final = 256  # a bound reached by corridors over 42 km wide (0.24 m off at 100 km)
+# The route is drawn through points at most this far apart along its geodesics. In the
+# projection they turn by under 1e-6 radians there, so the buffer's joins at them lie under
+# a micrometre inside their arcs (covered by `_SLACK_M`).
+_DENSIFY_M: Final = 1_000.0
+# Round ends and bends: 96-gons whose sides touch the circle, their corners 0.054% beyond it.
+_QUAD_SEGS: Final = 24
+_ROUND_OUT: Final = 1 / math.cos(math.pi / (4 * _QUAD_SEGS))
+_SIMPLIFY_M: Final = 0.002  # the most shapely's simplification moves the outline
+# The most a geodesic edge strays from its chord in the projection: this, or this fraction of
+# the half width if more (few edges of a wide corridor are long enough to need splitting).
+_EDGE_M: Final = 0.01
+_EDGE_FRACTION: Final = 1e-5
+# Vertices are written to 8 decimal places of a degree (they move by 0.8 mm at most): a
+# thousand fit in one notice.
+_DEGREE_DIGITS: Final = 8
+_SLACK_M: Final = 0.002  # the joins above, the rounding of vertices, and floating point
 _MAX_SPLITS: Final = 8  # halvings of a piece whose corridor would enclose a hole
 
 SITE_COLUMNS: Final = ("name", "lat", "lon", "radius_m")
@@ -228,10 +247,22 @@ def corridor(
     route: Sequence[tuple[float, float]], corridor_m: float, *, piece_m: float = ROUTE_PIECE_M
 ) -> list[Polygon]:
     """The corridor of full width `corridor_m` along a route of (lat, lng) points, as
-    outlines of at most `piece_m` of route each. Consecutive pieces overlap (round ends), so
-    together they cover every point within `corridor_m / 2` of the route."""
+    outlines of at most `piece_m` of route each. The route's ends are round; a piece that
+    continues another starts flat, inside the round end of the one before. Together they
+    cover every point within `corridor_m / 2` of the route, and at most 0.1% of the width
+    plus 3 cm more."""
     pieces = _cut(list(route), piece_m)
-    return [outline for piece in pieces for outline in _buffer_piece(piece, corridor_m / 2, _MAX_SPLITS)]
+    # No point of a piece is farther than half its length from its centre, nor any point of
+    # its outline than that and the widened half width: under 1.01 times the half width
+    # while the stretch is under 1.004, 1,000 km from the centre (a corridor's round end
+    # alone is at most MAX_AREA_KM2, 282 km in radius). One bound for all pieces widens them
+    # alike, as the hand-over from one to the next needs (`_outline`).
+    reach = _length(route) / len(pieces) / 2 + 1.01 * corridor_m / 2 + 1.0
+    return [
+        outline
+        for n, piece in enumerate(pieces)
+        for outline in _buffer_piece(piece, corridor_m / 2, reach, _MAX_SPLITS, round_start=n == 0)
+    ]
 
 
 # --- ASTM F3548-21 Volume4D ----------------------------------------------------------------
@@ -634,47 +665,89 @@ def _distinct(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [p for i, p in enumerate(points) if i == 0 or p != points[i - 1]]
 
 
-def _buffer_piece(piece: list[tuple[float, float]], half_width_m: float, splits: int) -> list[Polygon]:
+def _buffer_piece(
+    piece: list[tuple[float, float]], half_width_m: float, reach_m: float, splits: int, *, round_start: bool
+) -> list[Polygon]:
     if len(piece) < 2:
         return []
     halves = _cut_into(piece, 2)
     proj = projection(*halves[0][-1])  # centred half-way along the piece
-    lats, lngs = np.array(_densify(piece), dtype=np.float64).T
-    line = shapely.LineString(np.column_stack(proj.forward(lats, lngs)))
-    area = line.buffer(half_width_m, quad_segs=_quad_segs(half_width_m))
+    points, corners = _densify(piece)
+    x, y = proj.forward(*np.array(points, dtype=np.float64).T)
+    area = _outline(x, y, corners if round_start else corners[1:], half_width_m, reach_m)
     if not isinstance(area, shapely.Polygon) or area.interiors:
         # The piece loops round on itself and its corridor encloses land that is not in it:
         # halves of it do not.
         if splits == 0:
             raise ValueError("the route loops so tightly that its corridor cannot be cut into volumes")
-        return [outline for half in halves for outline in _buffer_piece(half, half_width_m, splits - 1)]
-    x, y = shapely.segmentize(area.exterior, _DENSIFY_M).xy
-    lats, lngs = proj.inverse(np.asarray(x), np.asarray(y))
-    vertices = [(float(lat), float(lng)) for lat, lng in zip(lats, lngs, strict=True)][:-1]
+        first, second = halves
+        return [
+            *_buffer_piece(first, half_width_m, reach_m, splits - 1, round_start=round_start),
+            *_buffer_piece(second, half_width_m, reach_m, splits - 1, round_start=False),
+        ]
+    lats, lngs = proj.inverse(*(np.asarray(c) for c in area.exterior.xy))
+    vertices = [
+        (round(float(lat), _DEGREE_DIGITS), round(float(lng), _DEGREE_DIGITS))
+        for lat, lng in zip(lats, lngs, strict=True)
+    ][:-1]
     return [Polygon(tuple(_distinct(vertices)))]
 
 
-def _quad_segs(radius_m: float) -> int:
-    """Segments per quarter circle for the round ends and bends of a corridor, so that
-    each chord strays at most `_ARC_TOLERANCE_M` inside the true arc."""
-    if radius_m <= _ARC_TOLERANCE_M:
-        return _MIN_QUAD_SEGS
-    per_chord = 2 * math.acos(1 - _ARC_TOLERANCE_M / radius_m)
-    return min(_MAX_QUAD_SEGS, max(_MIN_QUAD_SEGS, math.ceil(math.pi / 2 / per_chord)))
+def _outline(
+    x: FloatArray, y: FloatArray, rounds: list[int], half_width_m: float, reach_m: float
+) -> shapely.Geometry:
+    """The projected outline of a piece, whose route is drawn through `x`, `y`, that holds
+    every point within `half_width_m` of it on the ellipsoid; round at the points `rounds`
+    (indices into `x` and `y`), flat at an end that is not one of them. No point of it is
+    farther than `reach_m` from the centre.
+
+    The sides and flat ends are shapely's buffer of the route; each round end and bend is a
+    polygon whose sides touch its circle (`_round`). A piece that continues another starts flat: a
+    point the flat start leaves out is nearer to the piece's first point than to the route
+    it is beside, and the piece before holds every point that near its last one. The radius
+    is widened by all that could bring the outline in: the projection's stretch (twice, for
+    that hand-over), the route's chords, the simplification and the geodesic edges."""
+    grow = stretch(reach_m)
+    from_centre = np.hypot(x, y)
+    lengths = np.hypot(np.diff(x), np.diff(y))
+    route_error = float(chord_error(lengths, np.maximum(from_centre[:-1], from_centre[1:])).max())
+    edge_error = max(_EDGE_M, _EDGE_FRACTION * half_width_m)
+    radius = grow * (grow * half_width_m + route_error) + _SIMPLIFY_M + edge_error + _SLACK_M
+    body = shapely.LineString(np.column_stack([x, y])).buffer(radius, quad_segs=_QUAD_SEGS, cap_style="flat")
+    area = shapely.union_all([body, *(_round(x, y, i, radius) for i in rounds)])
+    area = shapely.simplify(area, _SIMPLIFY_M, preserve_topology=True)
+    # A geodesic edge strays from its chord as its length squared: edges this long stray at
+    # most edge_error anywhere within `reach_m` of the centre.
+    step = math.sqrt(edge_error / float(chord_error(np.array(1.0), np.array(reach_m))))
+    return shapely.segmentize(area, step)
 
 
-def _densify(piece: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def _round(x: FloatArray, y: FloatArray, i: int, radius: float) -> shapely.Geometry:
+    """A polygon whose sides touch the circle of `radius` round the route's point i, turned so
+    that sides touch it square to the route where it arrives (leaves, at the first point):
+    there a round end meets the buffer's sides without a step."""
+    a, b = (0, 1) if i == 0 else (i - 1, i)
+    heading = math.degrees(math.atan2(y[b] - y[a], x[b] - x[a]))
+    circle = shapely.Point(x[i], y[i]).buffer(radius * _ROUND_OUT, quad_segs=_QUAD_SEGS)
+    # shapely's circle has corners every 90 / _QUAD_SEGS degrees from the x axis, and sides
+    # touching the circle half-way between them.
+    return shapely.affinity.rotate(circle, heading - 45 / _QUAD_SEGS, origin=(x[i], y[i]))
+
+
+def _densify(piece: list[tuple[float, float]]) -> tuple[list[tuple[float, float]], list[int]]:
     """The piece with points every `_DENSIFY_M` at most along each geodesic segment, so that
-    straight lines in the projection follow the geodesics."""
-    out = [piece[0]]
+    straight lines in the projection follow the geodesics; and where the piece's own points
+    are among them."""
+    out, own = [piece[0]], [0]
     for a, b in itertools.pairwise(piece):
         _, _, segment = WGS84.inv(a[1], a[0], b[1], b[0])
         between = max(0, math.ceil(segment / _DENSIFY_M) - 1)
         if between:
             for lng, lat in WGS84.npts(a[1], a[0], b[1], b[0], between):
                 out.append((lat, lng))
+        own.append(len(out))
         out.append(b)
-    return out
+    return out, own
 
 
 # --- small parsers ---------------------------------------------------------------------------
