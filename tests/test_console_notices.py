@@ -185,6 +185,33 @@ def test_a_pasted_notice_is_sent_and_a_bad_one_is_refused_on_the_page(nodes: tup
     assert b.api.get(f"/api/v1/notices/{sent['id']}").json()["state"] == "delivered"
 
 
+def test_the_place_form_reads_a_time_as_the_notice_form_does(nodes: tuple[Node, Node]) -> None:
+    """`2026-11-29 10:30`, which the notice form on the same page takes as UTC, was refused
+    by the place form as not RFC 3339. Both read the same forms; the page shows the time
+    as RFC 3339, and a time that is neither is still refused."""
+    a, _ = nodes
+    notice_id = _sent_to_moscow(a)  # from now + 1 h to now + 3 h
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = client(a)
+    log_in(c, "duty")
+    when = datetime.fromtimestamp(a.station.clock.now() // 60_000_000 * 60 + 2 * 3600, UTC)
+    at = {"at": "48.0,9.0"}
+    exact = c.get("/notices/place", params={**at, "when": when.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    assert exact.status_code == 200, exact.text
+    assert 'data-place-found="1"' in exact.text
+    for written in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S z"):
+        typed = when.strftime(written)
+        r = c.get("/notices/place", params={**at, "when": typed})
+        assert r.status_code == 200, (typed, r.text)
+        assert 'data-place-found="1"' in r.text, typed
+        assert f'data-notice="{notice_id}"' in r.text
+        assert 'data-standing="delivered"' in r.text
+        assert f'name="when" value="{when.strftime("%Y-%m-%dT%H:%M:%SZ")}"' in r.text
+    bad = c.get("/notices/place", params={**at, "when": "2026-11-29 noon"})
+    assert bad.status_code == 422
+    assert "when: expected an RFC 3339 time" in bad.text
+
+
 # In a real browser -------------------------------------------------------------------
 
 PASSWORD = "a long passphrase here"

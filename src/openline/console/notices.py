@@ -14,6 +14,7 @@ page.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,10 @@ BUILDER_FIELDS = ("category", "text", "alt_lower", "alt_upper", "alt_units", "ti
 # The place page's fields: those of `GET /api/v1/notices?at=...`.
 PLACE_FIELDS = ("at", "radius_m", "when", "altitude_m")
 PLACE_FIELD_MAX = 60
+# A time as the notice form reads it (static/notices.js): without an offset, UTC.
+_TYPED_TIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?\s*(Z|[+-]\d{2}:\d{2})?", re.I
+)
 # Each button and the notice's `actions` entry (services.notices) it stands for.
 _BUTTONS = {
     "ack": "acknowledge",
@@ -163,6 +168,17 @@ def notices_page(request: Request) -> HTMLResponse:
     return render(request, "notices.html", **_context(request, session, **form))
 
 
+def _typed_time(text: str) -> str:
+    """A time as typed into a form, as RFC 3339: `2026-11-29 10:30` (the notice form's
+    reading, so that both forms on the page take the same times) is `2026-11-29T10:30:00Z`.
+    Anything else is left as typed, for the station's check to name."""
+    match = _TYPED_TIME.fullmatch(text)
+    if match is None:
+        return text
+    date, minutes, seconds, offset = match.groups()
+    return f"{date}T{minutes}{seconds or ':00'}{(offset or 'Z').upper()}"
+
+
 def _number(text: str, what: str) -> float | None:
     if not text:
         return None
@@ -187,6 +203,7 @@ def place_page(request: Request) -> HTMLResponse:
         for name, value in asked.items():
             if len(value) > PLACE_FIELD_MAX:
                 raise InvalidInput(f"{name}: at most {PLACE_FIELD_MAX} characters")
+        asked["when"] = _typed_time(asked["when"])
         place = notice_view.place_asked(
             asked["at"] or None,
             _number(asked["radius_m"], "radius_m"),

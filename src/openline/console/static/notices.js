@@ -123,6 +123,47 @@
     return { layer: layer, bounds: layer.getBounds() };
   }
 
+  // Leaflet draws one copy of the world, and a polygon across 180 degrees is unwrapped
+  // past it: each volume and its pin go on the copy nearest the view (shifted by whole
+  // turns), so that a site at -179.95 shows on the activity over it, drawn up to 180.1,
+  // whichever side of the antimeridian the map is looking at.
+  function translate(latlngs, degrees) {
+    return latlngs.map(function (p) {
+      return Array.isArray(p) ? translate(p, degrees) : L.latLng(p.lat, p.lng + degrees);
+    });
+  }
+  function shiftLayer(layer, degrees) {
+    if (layer.getRadius) {  // a circle, or a pin
+      var c = layer.getLatLng();
+      layer.setLatLng([c.lat, c.lng + degrees]);
+    } else {
+      layer.setLatLngs(translate(layer.getLatLngs(), degrees));
+    }
+  }
+  function shiftTo(v, shift) {
+    var by = shift - v.shift;
+    if (!by) return;
+    shiftLayer(v.layer, by);
+    shiftLayer(v.pin, by);
+    var sw = v.bounds.getSouthWest(), ne = v.bounds.getNorthEast();
+    v.bounds = L.latLngBounds([sw.lat, sw.lng + by], [ne.lat, ne.lng + by]);
+    v.shift = shift;
+  }
+  function nearView(v) {
+    shiftTo(v, 360 * Math.round((map.getCenter().lng - v.lng) / 360));
+  }
+  // Before the first view: the volumes on the copies that keep them closest together,
+  // the circle of longitudes cut at the widest gap between them.
+  function gather() {
+    var lngs = volumes.map(function (v) { return L.latLng(0, v.lng).wrap().lng; });
+    lngs.sort(function (a, b) { return a - b; });
+    var west = lngs[0], gap = lngs[0] + 360 - lngs[lngs.length - 1];
+    for (var i = 1; i < lngs.length; i++) {
+      if (lngs[i] - lngs[i - 1] > gap) { gap = lngs[i] - lngs[i - 1]; west = lngs[i]; }
+    }
+    volumes.forEach(function (v) { shiftTo(v, -360 * Math.floor((v.lng - west + 1e-9) / 360)); });
+  }
+
   var now = Date.now();
   var volumes = [];
   var fitted = false;
@@ -167,18 +208,22 @@
           layer: drawn.layer,
           pin: pin,
           bounds: drawn.bounds,
+          lng: drawn.bounds.getCenter().lng,  // where it is drawn unshifted
+          shift: 0,
           start: Date.parse(extent.time_start.value),
           end: extent.time_end ? Date.parse(extent.time_end.value) : Infinity,
         });
       });
     });
-    update();
     if (!fitted && volumes.length) {  // later refreshes keep the officer's view
+      gather();
       var bounds = L.latLngBounds([]);
       volumes.forEach(function (v) { bounds.extend(v.bounds); });
       map.fitBounds(bounds, { padding: [30, 30], maxZoom: 9 });  // a country border or two stays in view
       fitted = true;
     }
+    volumes.forEach(nearView);
+    update();
   }
 
   function update() {
@@ -187,19 +232,16 @@
     slider.disabled = all;
     label.textContent = all ? "all times" : new Date(at).toISOString().slice(0, 16).replace("T", " ") + "Z";
     shown.clearLayers();
-    var count = 0, pins = 0;
-    volumes.forEach(function (v) {
-      if (all || (v.start <= at && at <= v.end)) {
-        shown.addLayer(v.layer);
-        count += 1;
-        if (tiny(v.bounds)) {
-          shown.addLayer(v.pin);
-          pins += 1;
-        }
-      }
+    var pins = [];
+    var visible = volumes.filter(function (v) { return all || (v.start <= at && at <= v.end); });
+    visible.forEach(function (v) {
+      shown.addLayer(v.layer);
+      if (tiny(v.bounds)) pins.push(v.pin);
     });
+    pins.forEach(function (pin) { shown.addLayer(pin); });  // above every outline: a site inside an activity
+    var count = visible.length;
     el.setAttribute("data-visible", String(count));
-    el.setAttribute("data-pins", String(pins));
+    el.setAttribute("data-pins", String(pins.length));
   }
 
   function tiny(bounds) {
@@ -218,6 +260,7 @@
 
   slider.addEventListener("input", update);
   map.on("zoomend", update);  // pins come and go with the zoom
+  map.on("moveend", function () { volumes.forEach(nearView); });
   if (anyTime) anyTime.addEventListener("change", update);
   reload();
 
@@ -282,7 +325,7 @@
       var at = ev.latlng.wrap();
       placeForm.querySelector("[name=at]").value = at.lat.toFixed(6) + "," + at.lng.toFixed(6);
       if (placeMark) placeMark.remove();
-      placeMark = L.circleMarker(at, {
+      placeMark = L.circleMarker(ev.latlng, {  // where it was clicked, on that copy of the world
         className: "place-mark", radius: 6, color: "#ffffff", weight: 2, fillColor: "#ff9f0a", fillOpacity: 1,
         pmIgnore: true, interactive: false,
       }).addTo(map);
@@ -359,6 +402,14 @@
     } else {
       volume.outline_polygon = { vertices: layer.getLatLngs()[0].map(point) };
     }
+    var own = ownBands && (layer.ownExtent || ownBands.first);
+    if (own) {  // a volume of a notice whose volumes keep their own bands and windows
+      volume.altitude_lower = own.volume.altitude_lower;
+      volume.altitude_upper = own.volume.altitude_upper;
+      var kept = { volume: volume, time_start: own.time_start };
+      if (own.time_end) kept.time_end = own.time_end;
+      return kept;
+    }
     volume.altitude_lower = altitude("alt_lower");
     volume.altitude_upper = altitude("alt_upper");
     var out = { volume: volume, time_start: { value: utc(field("time_start").value), format: "RFC3339" } };
@@ -380,12 +431,22 @@
     var shapes = drawn();
     count(shapes);
     if (!shapes.length) {
+      if (ownBands) oneBand();  // no volume left with a band of its own
       if (json.value === written) json.value = "";
       written = null;
+      asIs();
       return;
     }
     var doc = { category: field("category").value, text: field("text").value, extents: shapes.map(extent) };
     json.value = written = JSON.stringify(doc, null, 2);
+    asIs();
+  }
+
+  // A notice in the box that this script did not write (pasted, or one the form cannot
+  // show) is sent as it stands, and the page says so: the fields do not change it.
+  var asIsNote = form.querySelector("[data-notice-as-is]");
+  function asIs() {
+    asIsNote.hidden = !json.value.trim() || json.value === written;
   }
 
   function watch(layer) {
@@ -463,37 +524,116 @@
     input.addEventListener("change", changed);
   });
 
-  // A notice already in the form (the station refused it, or it is being amended) comes
-  // back onto the map as shapes to edit, and its fields into the form, when the form could
-  // have written it: one band (in metres or feet) and one window for all its volumes.
-  // Otherwise it stays as JSON to edit by hand. Either way its text is kept as it is
-  // until the officer changes a shape or a field.
+  // A notice already in the form (the station refused it, or it is being amended or
+  // edited) comes back onto the map as shapes to edit, and its category and text into the
+  // form. When one band and one window fit all its volumes, they go into the form's
+  // fields, in feet if the notice says feet or its band is a whole number of feet (the
+  // station keeps metres: 2000 ft is 609.6 m). Otherwise each shape keeps its own band and
+  // window, and the fields, which cannot say two, are shut until the planner asks for one
+  // band and window for all. A notice the form cannot show at all (a route, a category or
+  // unit it does not have, not JSON) stays as JSON, sent as it stands, and the page says
+  // so. Either way the box is kept as it is until the officer changes a shape, or a field
+  // while there are shapes; the box is what is sent.
+  var ownNote = form.querySelector("[data-own-bands]");
+  var BAND = ["alt_lower", "alt_upper", "alt_units", "time_start", "time_end"];
+  var ownBands = null;  // {first: the notice's first extent} while each volume keeps its own
+
+  function wholeFeet(metres) {
+    return typeof metres === "number" && Math.round(metres / FEET) * FEET === metres;
+  }
+  function typedBand(e) {  // the band as the planner typed it: [lower, upper, units]
+    var lower = e.volume.altitude_lower, upper = e.volume.altitude_upper;
+    if (lower.units === "M" && wholeFeet(lower.value) && wholeFeet(upper.value)
+        && !(Number.isInteger(lower.value) && Number.isInteger(upper.value))) {
+      return [Math.round(lower.value / FEET), Math.round(upper.value / FEET), "ft"];
+    }
+    return [lower.value, upper.value, lower.units === "FT" ? "ft" : "m"];
+  }
+  function fillBand(e) {
+    var band = typedBand(e);
+    field("alt_lower").value = band[0];
+    field("alt_upper").value = band[1];
+    field("alt_units").value = band[2];
+    field("time_start").value = e.time_start.value;
+    field("time_end").value = e.time_end ? e.time_end.value : "";
+  }
+  function shutBand(shut) {
+    BAND.forEach(function (name) {
+      var input = field(name);
+      if (shut === input.disabled) return;
+      input.disabled = shut;
+      var text = input.tagName === "INPUT";
+      if (shut) {  // what it said is kept for when the fields are opened again
+        input.dataset.kept = input.value;
+        if (text) {
+          input.dataset.placeholder = input.placeholder;
+          input.value = "";
+          input.placeholder = "each volume its own";
+        }
+      } else {
+        input.value = input.dataset.kept;
+        if (text) input.placeholder = input.dataset.placeholder;
+      }
+    });
+    ownNote.hidden = !shut;
+  }
+  function oneBand() {  // the planner's choice: volume 1's band and window for every volume
+    var first = ownBands.first;
+    ownBands = null;
+    shutBand(false);
+    fillBand(first);
+    drafts.getLayers().forEach(function (layer) { layer.unbindTooltip(); });
+  }
+  form.querySelector("[data-one-band]").addEventListener("click", function () {
+    if (!ownBands) return;
+    oneBand();
+    compose();
+  });
+
+  function bandText(e, n) {
+    var lower = e.volume.altitude_lower, upper = e.volume.altitude_upper;
+    return "volume " + n + ": " + metres(lower) + " – " + metres(upper) + " m, " +
+      e.time_start.value + " – " + (e.time_end ? e.time_end.value : "open");
+  }
+
   function adopt(text) {
-    var doc, layers, first;
+    var doc, layers, uniform;
     try {
       doc = JSON.parse(text);
-      first = doc.extents[0];
       var key = function (e) {
         return JSON.stringify([e.volume.altitude_lower, e.volume.altitude_upper, e.time_start, e.time_end || null]);
       };
-      var units = first.volume.altitude_lower.units;
       var categories = Array.prototype.map.call(field("category").options, function (o) { return o.value; });
-      if (doc.routes || categories.indexOf(doc.category) < 0 || typeof doc.text !== "string") return;
-      if ((units !== "M" && units !== "FT") || first.volume.altitude_upper.units !== units) return;
-      if (!doc.extents.every(function (e) { return key(e) === key(first); })) return;
+      if (doc.routes || categories.indexOf(doc.category) < 0 || typeof doc.text !== "string") return false;
+      if (!doc.extents.length) return false;
+      var fits = doc.extents.every(function (e) {
+        var units = e.volume.altitude_lower.units;
+        return (units === "M" || units === "FT") && e.volume.altitude_upper.units === units
+          && typeof e.time_start.value === "string";
+      });
+      if (!fits) return false;
+      uniform = doc.extents.every(function (e) { return key(e) === key(doc.extents[0]); });
       layers = doc.extents.map(function (e) { return outline(e.volume, L.extend({ pmIgnore: false }, DRAFT)); });
     } catch (e) {
-      return;  // not JSON, or not a notice the form could have written
+      return false;  // not JSON, or not a notice the form could have written
     }
     field("category").value = doc.category;
     field("text").value = doc.text;
-    field("alt_lower").value = first.volume.altitude_lower.value;
-    field("alt_upper").value = first.volume.altitude_upper.value;
-    field("alt_units").value = first.volume.altitude_lower.units === "FT" ? "ft" : "m";
-    field("time_start").value = first.time_start.value;
-    field("time_end").value = first.time_end ? first.time_end.value : "";
+    if (uniform) {
+      ownBands = null;
+      shutBand(false);
+      fillBand(doc.extents[0]);
+    } else {
+      ownBands = { first: doc.extents[0] };
+      shutBand(true);
+      form.querySelector("[data-own-count]").textContent = String(doc.extents.length);
+    }
     var bounds = L.latLngBounds([]);
-    layers.forEach(function (made) {
+    layers.forEach(function (made, i) {
+      if (!uniform) {
+        made.layer.ownExtent = doc.extents[i];
+        made.layer.bindTooltip(bandText(doc.extents[i], i + 1), { sticky: true });
+      }
       drafts.addLayer(made.layer);
       watch(made.layer);
       bounds.extend(made.bounds);
@@ -502,6 +642,24 @@
     fitted = true;
     written = text;
     count(drawn());
+    return true;
   }
+
+  // The box edited by hand: the map and the fields follow it, as they do a pasted notice.
+  json.addEventListener("input", asIs);
+  json.addEventListener("change", function () {
+    if (json.value === written) return;
+    drafts.clearLayers();
+    if (ownBands) {
+      ownBands = null;
+      shutBand(false);
+    }
+    if (!adopt(json.value)) {
+      written = null;
+      count(drawn());
+    }
+    asIs();
+  });
   if (json.value.trim()) adopt(json.value);
+  asIs();
 })();

@@ -1,0 +1,280 @@
+"""The notice form and the map with notices that the form's one band and one window do
+not fit, in a real Chromium against two real stations: a notice whose volumes have their
+own altitude bands or time windows amended and edited without losing them (or given one
+band and window for all, when the planner says so), a band written in feet reopened in
+feet; and, near the antimeridian, a protected site drawn on the same copy of the world as
+the activity over it, whichever side of 180 degrees the map is looking at."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from openline.core.volumes import FEET
+from tests.browser import artifact_path
+from tests.harness import StationProcess, running_pair
+from tests.test_console_notices import PASSWORD, Watched, _log_in, _newest
+
+TWO_BANDS = "Two sorties, two bands"
+AMENDED = "Two sorties, the second later"
+EDITED = "One band for both now"
+IN_FEET = "Drawn in feet"
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
+    with running_pair(tmp_path, officers={"moscow": "boris"}, password=PASSWORD) as stations:
+        yield stations
+
+
+def _at(now: datetime, hours: float) -> str:
+    return (now + timedelta(hours=hours)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _extent(
+    outline: dict[str, Any], band: tuple[float, float], units: str, start: str, end: str
+) -> dict[str, Any]:
+    return {
+        "volume": {
+            **outline,
+            "altitude_lower": {"value": band[0], "reference": "W84", "units": units},
+            "altitude_upper": {"value": band[1], "reference": "W84", "units": units},
+        },
+        "time_start": {"value": start, "format": "RFC3339"},
+        "time_end": {"value": end, "format": "RFC3339"},
+    }
+
+
+CORNERS = [(48.0, 9.0), (48.0, 9.1), (48.1, 9.1), (48.1, 9.0)]
+SQUARE = {"outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in CORNERS]}}
+CIRCLE = {"outline_circle": {"center": {"lat": 48.3, "lng": 9.3}, "radius": {"value": 2500, "units": "M"}}}
+
+
+def _two_bands(now: datetime) -> dict[str, Any]:
+    """A polygon 0-1000 m from +1 h and a circle 2000-6000 ft from +2 h: a notice the CLI
+    sends, which the form's one band and one window cannot write."""
+    return {
+        "category": "air_operation",
+        "text": TWO_BANDS,
+        "extents": [
+            _extent(SQUARE, (0, 1000), "M", _at(now, 1), _at(now, 3)),
+            _extent(CIRCLE, (2000, 6000), "FT", _at(now, 2), _at(now, 4)),
+        ],
+    }
+
+
+def _post(station: StationProcess, doc: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    with station.api() as api:
+        r = api.post("/notices", json={"peer": "stuttgart", "notice": doc, **extra})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+
+def _show(station: StationProcess, notice_id: str) -> dict[str, Any]:
+    with station.api() as api:
+        return dict(api.get(f"/notices/{notice_id}").json())
+
+
+def _bands(notice: dict[str, Any]) -> list[tuple[float, float, str, str]]:
+    """Each volume's band (metres) and window, as the station holds them."""
+    return [
+        (
+            e["volume"]["altitude_lower"]["value"],
+            e["volume"]["altitude_upper"]["value"],
+            e["time_start"]["value"],
+            e["time_end"]["value"],
+        )
+        for e in notice["extents"]
+    ]
+
+
+def _outlines(notice: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in e["volume"].items() if k.startswith("outline")} for e in notice["extents"]]
+
+
+BAND_AND_WINDOW = (
+    "#notice-alt-lower",
+    "#notice-alt-upper",
+    "[name=alt_units]",
+    "#notice-start",
+    "#notice-end",
+)
+
+
+@pytest.mark.e2e
+def test_amend_and_edit_keep_each_volumes_own_band_and_window(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """The tester's notice: Amend showed an empty text and the form's default band, drew
+    nothing, and sent the old text and bands whatever was typed. Now its text and shapes
+    come back, each shape keeping its own band and window, and the band and window fields,
+    which cannot say two bands, are shut until the planner asks for one band for all."""
+    _, b = pair
+    now = datetime.now(UTC)
+    sent = _post(b, _two_bands(now))
+    draft = _post(b, _two_bands(now), draft=True)
+    feet = _post(b, {**_two_bands(now), "text": IN_FEET, "extents": [
+        _extent(CIRCLE, (0, 2000), "FT", _at(now, 1), _at(now, 3)),
+    ]}, draft=True)  # fmt: skip
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = ctx.new_page()
+    watched = Watched(page, b)
+    form = page.locator("[data-notice-form]")
+    own = page.locator("[data-own-bands]")
+    try:
+        _log_in(page, b)
+        page.goto(b.url + "/notices")
+        page.locator(f"tr[data-notice='{sent['id']}']").get_by_role("link", name="Amend").click()
+        expect(page.locator("#notice-text")).to_have_value(TWO_BANDS)
+        expect(form).to_have_attribute("data-drafts", "2")
+        expect(own).to_be_visible()
+        expect(own).to_contain_text("2 volumes have different altitude bands or time windows")
+        for selector in BAND_AND_WINDOW:
+            expect(page.locator(selector)).to_be_disabled()
+        page.locator("#send-notice").screenshot(path=artifact_path("console-notices-own-bands.png"))
+        page.fill("#notice-text", AMENDED)
+        page.get_by_role("button", name="Send the amended notice").click()
+        expect(page).to_have_url(b.url + "/notices")
+        amended = _newest(b, AMENDED)
+        assert (amended["version"], amended["supersedes"]) == (2, sent["id"])
+        assert _bands(amended) == _bands(sent)
+        assert _bands(amended)[1][:2] == (2000 * FEET, 6000 * FEET)
+        assert _outlines(amended) == _outlines(sent)
+
+        # Edit a draft of the same notice: one band and window for all, when asked for.
+        page.goto(b.url + f"/notices?edit={draft['id']}")
+        expect(page.locator("#notice-text")).to_have_value(TWO_BANDS)
+        expect(form).to_have_attribute("data-drafts", "2")
+        page.get_by_role("button", name="One band and window for all").click()
+        expect(own).to_be_hidden()
+        expect(page.locator("#notice-alt-lower")).to_have_value("0")  # volume 1's
+        expect(page.locator("#notice-alt-upper")).to_have_value("1000")
+        first = draft["extents"][0]
+        expect(page.locator("#notice-start")).to_have_value(first["time_start"]["value"])
+        page.fill("#notice-alt-upper", "1500")
+        page.fill("#notice-text", EDITED)
+        page.get_by_role("button", name="Save the draft").click()
+        expect(page).to_have_url(b.url + f"/notices#notice-{draft['id']}")
+        edited = _show(b, draft["id"])
+        assert (edited["state"], edited["text"]) == ("draft", EDITED)
+        assert _bands(edited) == [(0, 1500, first["time_start"]["value"], first["time_end"]["value"])] * 2
+        assert _outlines(edited) == _outlines(draft)
+
+        # A band the station holds in metres that is a whole number of feet reopens in feet.
+        page.goto(b.url + f"/notices?edit={feet['id']}")
+        expect(form).to_have_attribute("data-drafts", "1")
+        expect(page.locator("[name=alt_units]")).to_have_value("ft")
+        expect(page.locator("#notice-alt-lower")).to_have_value("0")
+        expect(page.locator("#notice-alt-upper")).to_have_value("2000")
+        expect(own).to_be_hidden()
+        page.fill("#notice-text", IN_FEET + ", still")
+        page.get_by_role("button", name="Save the draft").click()
+        expect(page).to_have_url(b.url + f"/notices#notice-{feet['id']}")
+        assert _bands(_show(b, feet["id"])) == _bands(feet)
+
+        # A notice pasted into the box: one the form cannot show is sent as it stands, and
+        # the page says so; one it can show comes onto the map as the amended one did.
+        as_is = page.locator("[data-notice-as-is]")
+        box = page.locator("#notice-json")
+        expect(as_is).to_be_hidden()
+        in_km = _two_bands(now)
+        in_km["extents"][0]["volume"]["altitude_upper"]["units"] = "KM"
+        box.fill(json.dumps(in_km))
+        box.blur()
+        expect(as_is).to_be_visible()
+        expect(form).to_have_attribute("data-drafts", "0")
+        box.fill(json.dumps(_two_bands(now)))
+        box.blur()
+        expect(form).to_have_attribute("data-drafts", "2")
+        expect(as_is).to_be_hidden()
+        expect(own).to_be_visible()
+        expect(page.locator("#notice-text")).to_have_value(TWO_BANDS)
+    finally:
+        ctx.close()
+    watched.check()
+
+
+# The antimeridian --------------------------------------------------------------------------
+
+# Every drawn volume and pin inside the map, and the site's pin on the activity over it.
+_TOGETHER = """() => {
+  const box = (e) => e.getBoundingClientRect();
+  const map = box(document.querySelector('[data-notice-map]'));
+  const volumes = [...document.querySelectorAll('path.notice-volume')].map(box);
+  const pins = [...document.querySelectorAll('path.notice-pin')].map(box);
+  const inside = (r) =>
+    r.left >= map.left && r.right <= map.right && r.top >= map.top && r.bottom <= map.bottom;
+  const widest = volumes.reduce((w, r) => (r.width > (w ? w.width : -1) ? r : w), null);
+  const pin = pins[0];
+  const x = pin && (pin.left + pin.right) / 2, y = pin && (pin.top + pin.bottom) / 2;
+  return {
+    together: volumes.length === 2 && pins.length === 1 && volumes.every(inside) && pins.every(inside)
+      && widest.left <= x && x <= widest.right && widest.top <= y && y <= widest.bottom,
+    pin: pin ? [x, y] : null,
+    volumes: volumes.map((r) => [r.left, r.top, r.right, r.bottom]),
+    map: [map.left, map.top, map.right, map.bottom],
+  };
+}"""
+
+
+def _together(page: Page, timeout_s: float = 5.0) -> list[float]:
+    """Waits until the site and the activity are drawn together; the pin's centre. (The
+    page's CSP refuses the eval that `wait_for_function` polls with.)"""
+    for _ in range(int(timeout_s / 0.05)):
+        seen = page.evaluate(_TOGETHER)
+        if seen["together"]:
+            return list(seen["pin"])
+        page.wait_for_timeout(50)
+    raise AssertionError(f"not drawn together: {seen}")
+
+
+@pytest.mark.e2e
+def test_a_site_by_the_antimeridian_is_drawn_with_the_activity_over_it(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """An exercise area across 180 degrees and a 200 m protected site in it at -179.95:
+    the polygon was drawn unwrapped past 180 and the site at its literal longitude, a
+    world away; a map looking at -180 lost the polygon. Both are drawn on the copy of the
+    world the map is looking at, on either side of the antimeridian."""
+    _, b = pair
+    now = datetime.now(UTC)
+    corners = [(-17, 179.9), (-17, -179.9), (-18, -179.9), (-18, 179.9)]
+    area = {"outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in corners]}}
+    _post(b, {"category": "exercise", "text": "Exercise over the dateline", "extents": [
+        _extent(area, (0, 3000), "M", _at(now, -1), _at(now, 5)),
+    ]})  # fmt: skip
+    centre = {"lat": -17.5, "lng": -179.95}
+    site = {"outline_circle": {"center": centre, "radius": {"value": 200, "units": "M"}}}
+    extent = _extent(site, (-500, 20_000), "M", _at(now, -1), _at(now, 5))
+    del extent["time_end"]
+    _post(b, {"category": "protected_site", "text": "Clinic on the dateline", "extents": [extent]})
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = ctx.new_page()
+    watched = Watched(page, b)
+    try:
+        _log_in(page, b)
+        page.goto(b.url + "/notices")
+        the_map = page.locator("[data-notice-map]")
+        expect(the_map).to_have_attribute("data-visible", "2")
+        expect(the_map).to_have_attribute("data-pins", "1")
+        x, y = _together(page)  # looking at 180 degrees
+
+        # Drag the view east past 180: Leaflet then looks at the other copy, near -180.
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x - 300, y, steps=10)
+        page.wait_for_timeout(200)  # held still: no inertia after the release
+        page.mouse.up()
+        moved_x, _ = _together(page)
+        assert abs(moved_x - (x - 300)) < 20, (x, moved_x)
+        page.locator("path.notice-pin").hover()
+        expect(page.locator(".leaflet-tooltip")).to_contain_text("Clinic on the dateline")
+    finally:
+        ctx.close()
+    watched.check()
