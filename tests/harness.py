@@ -192,12 +192,14 @@ def running_pair(
     password: str = "",
     stuttgart_env: Mapping[str, str] | None = None,
     moscow_env: Mapping[str, str] | None = None,
+    database_urls: tuple[str | None, str | None] = (None, None),
 ) -> Iterator[tuple[StationProcess, StationProcess]]:
     """stuttgart and moscow as two real `openline serve` processes with the line between
-    them active, each with its watch officer from `officers` (station name -> user name,
-    all with `password`); both stopped afterwards, whatever happened."""
-    a = StationProcess.create(root, "stuttgart")
-    b = StationProcess.create(root, "moscow")
+    them active (on the databases of `database_urls`, SQLite in their homes by default),
+    each with its watch officer from `officers` (station name -> user name, all with
+    `password`); both stopped afterwards, whatever happened."""
+    a = StationProcess.create(root, "stuttgart", database_urls[0])
+    b = StationProcess.create(root, "moscow", database_urls[1])
     a.extra_env = dict(stuttgart_env or {})
     b.extra_env = dict(moscow_env or {})
     try:
@@ -213,3 +215,12 @@ def running_pair(
         yield a, b
     finally:
         stop_all(a, b)
+
+
+def picked_up_call(a: StationProcess, b: StationProcess, subject: str = "Convoy at checkpoint 4") -> str:
+    """A call from a to b, ringing at b, then picked up there and seen so at a: its id."""
+    call_id = str(a.cli_json("call", b.name, "--subject", subject)["id"])
+    wait_for(lambda: b.cli_json("show", call_id)["state"] == "ringing", what=f"ringing at {b.name}")
+    b.cli("pickup", call_id)
+    wait_for(lambda: a.cli_json("show", call_id)["state"] == "picked_up", what=f"picked up at {a.name}")
+    return call_id

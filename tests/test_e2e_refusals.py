@@ -15,7 +15,7 @@ from openline.adapters.schema import lines
 from openline.runtime import build_station
 from openline.services import outbox
 from openline.settings import load
-from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
+from tests.harness import StationProcess, picked_up_call, running_pair, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +24,8 @@ pytestmark = pytest.mark.e2e
 def pair(
     tmp_path: Path, database_url: str | None, second_database_url: str | None
 ) -> Iterator[tuple[StationProcess, StationProcess]]:
-    a = StationProcess.create(tmp_path, "stuttgart", database_url)
-    b = StationProcess.create(tmp_path, "moscow", second_database_url)
-    try:
-        start_all(a, b)
-        yield a, b
-    finally:
-        stop_all(a, b)
+    with running_pair(tmp_path, database_urls=(database_url, second_database_url)) as stations:
+        yield stations
 
 
 def _left_by_an_older_version(home: Path, call_id: str) -> str:
@@ -49,11 +44,7 @@ def test_a_refused_message_lets_the_ones_behind_it_through(
     pair: tuple[StationProcess, StationProcess],
 ) -> None:
     a, b = pair
-    connect(a, b)
-    call_id = a.cli_json("call", "moscow", "--subject", "Convoy at checkpoint 4")["id"]
-    wait_for(lambda: b.cli_json("show", call_id)["state"] == "ringing", what="ringing at moscow")
-    b.cli("pickup", call_id)
-    wait_for(lambda: a.cli_json("show", call_id)["state"] == "picked_up", what="picked up at stuttgart")
+    call_id = picked_up_call(a, b)
 
     a.stop()
     bad = _left_by_an_older_version(a.home, call_id)

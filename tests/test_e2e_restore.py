@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
+from tests.harness import StationProcess, picked_up_call, running_pair, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -17,13 +17,8 @@ pytestmark = pytest.mark.e2e
 def pair(tmp_path: Path) -> Iterator[tuple[StationProcess, StationProcess]]:
     """On SQLite: `openline backup` copies a SQLite station (a PostgreSQL one is backed up
     with the database's own tools)."""
-    a = StationProcess.create(tmp_path, "stuttgart")
-    b = StationProcess.create(tmp_path, "moscow")
-    try:
-        start_all(a, b)
-        yield a, b
-    finally:
-        stop_all(a, b)
+    with running_pair(tmp_path) as stations:
+        yield stations
 
 
 def _texts(s: StationProcess, call_id: str) -> list[str]:
@@ -34,11 +29,7 @@ def test_a_station_restored_from_its_backup_takes_up_the_line_again(
     pair: tuple[StationProcess, StationProcess], tmp_path: Path
 ) -> None:
     a, b = pair
-    connect(a, b)
-    call_id = a.cli_json("call", "moscow", "--subject", "Convoy at checkpoint 4")["id"]
-    wait_for(lambda: b.cli_json("show", call_id)["state"] == "ringing", what="ringing at moscow")
-    b.cli("pickup", call_id)
-    wait_for(lambda: a.cli_json("show", call_id)["state"] == "picked_up", what="picked up at stuttgart")
+    call_id = picked_up_call(a, b)
     a.cli("backup", str(tmp_path / "last-night"))
 
     a.cli("say", call_id, "Said after the backup.")

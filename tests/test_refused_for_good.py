@@ -35,11 +35,22 @@ from tests.notice_docs import show as show_notice
 from tests.test_console import add_user, browser, log_in
 from tests.test_inbox_refusals import post_signed
 
+ODD = {"text": "odd", "lang": "en", "colour": "red"}  # a field this version does not know
+
 
 def _say_as_another_version(node: Node, call_id: str, body: dict[str, Any]) -> str:
     """Queue a call.say with `body` as it is, past this version's own checks."""
     with node.station.tx() as tx:
         return outbox.enqueue(node.station, tx, node.line_id(), "call.say", call_id, body).id
+
+
+def _refused_in_flight(a: Node, b: Node) -> tuple[str, delivery.Answer]:
+    """A picked-up call, and a's batch of one message another version wrote, sent and
+    answered by b with its signed refusal, not yet settled."""
+    call_id = picked_up(a, b)
+    a.drain()
+    _say_as_another_version(a, call_id, ODD)
+    return call_id, send_unsettled(a)
 
 
 def _stricter(monkeypatch: pytest.MonkeyPatch, module: Any, field: str) -> None:
@@ -60,7 +71,7 @@ def test_a_refused_message_does_not_hold_the_ones_behind_it(nodes: tuple[Node, N
     call_id = picked_up(a, b)
     a.drain()
     calls.say(a.station, "admin", call_id, "before")
-    bad = _say_as_another_version(a, call_id, {"text": "odd", "lang": "en", "colour": "red"})
+    bad = _say_as_another_version(a, call_id, ODD)
     calls.say(a.station, "admin", call_id, "after")
     a.drain()
 
@@ -111,10 +122,7 @@ def test_a_refused_envelope_sent_again_is_refused_again_and_changes_nothing(
     """A retry (the sender crashed before settling) gets the same signed refusal, and
     does not take another sequence number."""
     a, b = nodes
-    call_id = picked_up(a, b)
-    a.drain()
-    _say_as_another_version(a, call_id, {"text": "odd", "lang": "en", "colour": "red"})
-    first = send_unsettled(a)
+    _, first = _refused_in_flight(a, b)
     (result,) = first.results
     assert result["status"] == "refused"
     before = b.snapshot()
@@ -128,10 +136,7 @@ def test_a_refusal_whose_signature_fails_settles_nothing(nodes: tuple[Node, Node
     """Only the peer's signed refusal takes an envelope out of the outbox: a forged or
     altered one leaves it waiting, and the line backs off as for any failure."""
     a, b = nodes
-    call_id = picked_up(a, b)
-    a.drain()
-    _say_as_another_version(a, call_id, {"text": "odd", "lang": "en", "colour": "red"})
-    answer = send_unsettled(a)
+    _, answer = _refused_in_flight(a, b)
     forged = copy.deepcopy(answer.results[0])
     forged["refusal"]["error"]["detail"] = "something else"
     answer.results[0] = forged
@@ -206,10 +211,7 @@ def test_an_older_station_refusing_without_a_refusal_still_holds_the_envelope(
     """A refusal with no signed refusal (an older peer, or any refusal before the content:
     a gap, a bad signature) leaves the envelope waiting, as before."""
     a, b = nodes
-    call_id = picked_up(a, b)
-    a.drain()
-    _say_as_another_version(a, call_id, {"text": "odd", "lang": "en", "colour": "red"})
-    answer = send_unsettled(a)
+    _, answer = _refused_in_flight(a, b)
     answer.results[0] = {k: v for k, v in answer.results[0].items() if k != "refusal"}
     assert delivery._finish(a.station, answer) is delivery.Outcome.FAILED
     assert "refused: malformed" in a.line().last_error
@@ -230,7 +232,7 @@ def test_proofs_of_both_stations_show_the_refusal(
     a, b = nodes
     call_id = picked_up(a, b)
     a.drain()
-    bad = _say_as_another_version(a, call_id, {"text": "odd", "lang": "en", "colour": "red"})
+    bad = _say_as_another_version(a, call_id, ODD)
     calls.say(a.station, "admin", call_id, "after")
     a.drain()
     _stricter(monkeypatch, notices, "text")
@@ -288,7 +290,7 @@ def test_the_cli_and_the_console_show_what_was_refused(
     a, b = nodes
     call_id = picked_up(a, b)
     a.drain()
-    _say_as_another_version(a, call_id, {"text": "odd", "lang": "en", "colour": "red"})
+    _say_as_another_version(a, call_id, ODD)
     a.drain()
     _stricter(monkeypatch, calls, "subject")
     r = a.api.post("/api/v1/calls", json={"peer": "moscow", "subject": "ZZZ", "priority": "flash"})
@@ -384,10 +386,7 @@ def test_a_refusal_with_control_characters_is_kept_spelled_out(nodes: tuple[Node
     """The peer's words in its refusal may hold NUL or ESC: kept spelled out (PostgreSQL
     refuses NUL in text, and a terminal obeys ESC), the signed refusal itself intact."""
     a, b = nodes
-    call_id = picked_up(a, b)
-    a.drain()
-    _say_as_another_version(a, call_id, {"text": "odd", "lang": "en", "colour": "red"})
-    answer = send_unsettled(a)
+    call_id, answer = _refused_in_flight(a, b)
     (env,) = answer.sent
     refusal = make_refusal(
         b.station.keys,
