@@ -181,7 +181,7 @@ def test_a_call_whose_placing_was_refused_stays_placed_and_cancels_alone(
 
 
 def test_a_notice_whose_sending_was_refused_says_so_and_withdraws_alone(
-    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     a, b = nodes
     _stricter(monkeypatch, notices, "text")
@@ -195,6 +195,10 @@ def test_a_notice_whose_sending_was_refused_says_so_and_withdraws_alone(
     assert "refused by moscow's station malformed: envelope body: text breaks a newer rule" in shown
     (entry,) = ledger_entries(a, "notice.refused")
     assert (entry["notice"], entry["code"]) == (notice["id"], "malformed")
+    # Nobody at the peer can answer it: its deadline passes without an alarm.
+    clock.advance(2 * 3600)
+    assert notices.audit_deadlines(a.station) == 0
+    assert alerts(a, "notice_unacknowledged") == []
     r = a.api.post(f"/api/v1/notices/{notice['id']}/withdraw")
     assert r.status_code == 200, r.text
     assert show_notice(a, notice["id"])["state"] == "withdrawn"

@@ -591,6 +591,9 @@ def on_refused(tx: Tx, env_row: Any, refusal: dict[str, Any]) -> None:
     at, by = parse_rfc3339(refusal["stored_at"]), f"station:{refusal['from']}"
     log(tx, "notice.refused", row.id, row.line_id, row.peer, by, env_row.id, at,
         kind=env_row.kind, code=refusal["error"]["code"])  # fmt: skip
+    if env_row.kind == "notice.send":  # the peer never had it: none of its answer to wait for
+        why = f"{refusal['from']} refused it ({refusal['error']['code']})"
+        alerts.condition_over(tx, "notice_unacknowledged", [f"notice {row.id}"], why)
     if env_row.kind == "notice.send" and row.supersedes is not None:
         old = tx.conn.execute(select(notices).where(notices.c.id == row.supersedes)).first()
         if old is not None:
@@ -627,6 +630,13 @@ def _reinstate(tx: Tx, row: Any, made: State, envelope_id: str, by: str, at: int
 # Deadlines ------------------------------------------------------------------------------
 
 
+_REFUSED_SENDING = (
+    select(envelopes.c.id)
+    .where(envelopes.c.id == notices.c.envelope_id, envelopes.c.refused.is_not(None))
+    .exists()
+)
+
+
 def audit_deadlines(station: Station) -> int:
     """Raise a `notice_unacknowledged` alert for every notice still unanswered (neither
     acknowledged nor rejected) past its deadline: on the receiving side someone must
@@ -638,6 +648,7 @@ def audit_deadlines(station: Station) -> int:
                 notices.c.state.in_(sorted(s.value for s in nm.AWAITING)),
                 notices.c.deadline_at <= now,
                 or_(notices.c.ends_at.is_(None), notices.c.ends_at >= now),
+                ~_REFUSED_SENDING,  # the peer never had it: nobody there can answer it
             )
         ).all()
     if overdue:
