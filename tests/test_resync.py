@@ -21,7 +21,7 @@ from openline.adapters.home import read_token
 from openline.adapters.schema import envelopes, lines
 from openline.adapters.transport import SYNC_PATH, HttpTransport, PeerRefused
 from openline.api.app import create_app
-from openline.core.clock import FakeClock
+from openline.core.clock import FakeClock, rfc3339
 from openline.core.requestsig import sign_request
 from openline.runtime import build_station
 from openline.services import backup, calls, delivery, resync
@@ -80,13 +80,18 @@ def test_a_station_restored_from_a_backup_and_its_peer_mend_the_line(
         _say(b, call_id, text, clock)
     b.drain()
 
+    clock.advance(600)  # the disk died; the backup is found and started
     a = _restored(a, tmp_path / "backup", clock, b)
     assert _texts(a, call_id) == []  # as it was at the backup
     _announce(a)  # what `serve` does at start: the handshake, then the counters
 
-    # stuttgart goes on after what moscow holds, and its watch floor is told why.
-    (told,) = alerts(a, "line_resynchronised")
-    assert told["detail"] == {"peer": "moscow", "lost_from": 2, "lost_to": 3}
+    # stuttgart goes on after what moscow holds, and its watch floor is told what it lost
+    # both ways: what it had sent, and what moscow now sends again.
+    told = {x["subject"]: x["detail"] for x in alerts(a, "line_resynchronised")}
+    assert told == {
+        "moscow 2": {"peer": "moscow", "lost_from": 2, "lost_to": 3},
+        "moscow resending from 3": {"peer": "moscow", "received_lost_from": 3, "resending": 2},
+    }
     (entry,) = ledger_entries(a, "line.resync")
     assert entry["skipped"] == [2, 4]
     # moscow sends again what stuttgart lost, which keeps the receipts stuttgart gave first.
@@ -95,8 +100,8 @@ def test_a_station_restored_from_a_backup_and_its_peer_mend_the_line(
     assert _texts(a, call_id) == ["sent back 1", "sent back 2"]
     assert {m["id"]: m["receipt"] for m in show(b, call_id)["messages"]} == first
     (resent,) = alerts(b, "line_resynchronised")
-    assert resent["detail"]["resent"] == 2
-    assert [e["resent"] for e in ledger_entries(b, "line.resync")] == [2]
+    assert resent["detail"] == {"peer": "stuttgart", "resent_from": 3, "lost": 2}
+    assert [(e["resent"], e["lost"]) for e in ledger_entries(b, "line.resync")] == [(2, 2)]
 
     # And the line works both ways again.
     _say(a, call_id, "after", clock)
@@ -223,6 +228,7 @@ def _post_sync(a: Node, b: Node, payload: Any) -> Any:
         ({"next_in": 2**63}, "malformed"),
         ({"nonce": "short"}, "malformed"),
         ({"extra": 1}, "malformed"),
+        ({"at": "yesterday"}, "malformed"),
         ({"line": "f" * 32}, "wrong_destination"),
     ],
 )
@@ -232,7 +238,8 @@ def test_a_bad_sync_is_refused_and_changes_nothing(
     a, b = nodes
     picked_up(a, b)
     before = b.snapshot()
-    payload = {"line": a.line_id(), "nonce": "n" * 16, "next_in": 99, "next_out": 1, **change}
+    at = rfc3339(a.station.clock.now())
+    payload = {"line": a.line_id(), "nonce": "n" * 16, "next_in": 99, "next_out": 1, "at": at, **change}
     r = _post_sync(a, b, payload)
     assert r.status_code in (400, 409, 422), r.text
     assert r.json()["code"] == code
@@ -242,7 +249,8 @@ def test_a_bad_sync_is_refused_and_changes_nothing(
 def test_a_sync_sent_again_is_a_replay(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     line = a.line()
-    payload = {"line": line.id, "nonce": "n" * 16, "next_in": line.next_in_seq, "next_out": line.next_out_seq}
+    payload = {"line": line.id, "nonce": "n" * 16, "next_in": line.next_in_seq, "next_out": line.next_out_seq,
+               "at": rfc3339(a.station.clock.now())}  # fmt: skip
     assert _post_sync(a, b, payload).status_code == 200
     before = b.snapshot()
     r = _post_sync(a, b, payload)

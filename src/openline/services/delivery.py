@@ -27,7 +27,7 @@ from openline.adapters.db import Outage, for_update
 from openline.adapters.schema import envelopes, lines, peers
 from openline.adapters.transport import SEND_PATH, PeerRefused, Transport
 from openline.core import backoff
-from openline.core.clock import MICROS, Clock, parse_rfc3339, rfc3339, round_trip
+from openline.core.clock import MICROS, Clock, parse_rfc3339, round_trip
 from openline.core.encoding import visible
 from openline.core.envelope import Envelope, verify_receipt, verify_refusal
 from openline.core.keys import signing_public_key
@@ -329,7 +329,7 @@ def _settle(station: Station, answer: Answer) -> Outcome:
             refusals = [(row, r) for row, r in refusals if row.id in waiting]
             again = [(row, r) for row, r in again if row.id in waiting]
         if again:
-            _settle_again(tx, line, again)
+            _settle_again(tx, again)
         if receipted:
             tx.conn.execute(
                 _MARK_DELIVERED,
@@ -386,17 +386,10 @@ def _settle(station: Station, answer: Answer) -> Outcome:
     return Outcome.SENT
 
 
-def _settle_again(tx: Tx, line: Any, again: list[tuple[Any, dict[str, Any]]]) -> None:
-    """Envelopes sent again, answered (their answers were checked): settled as they were.
-    One the peer stored now, not as a duplicate, it had lost: our watch floor is told that
-    the peer's station went back in time (restored from a backup), once a day."""
+def _settle_again(tx: Tx, again: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Envelopes sent again after the peer lost them (services/resync.py, which told the
+    watch floor), answered and checked: settled as they were first."""
     tx.conn.execute(_MARK_SETTLED, [{"b_id": row.id, "b_at": tx.now} for row, _ in again])
-    lost = [row.seq for row, r in again if r.get("status") in ("stored", "refused")]
-    if lost:
-        day = (rfc3339(tx.now) or "")[:10]
-        detail = {"peer": line.peer, "resent_from": min(lost), "resent": len(lost)}
-        alerts.raise_alert(tx, resync.RESYNCHRONISED, f"{line.peer} resent {day}", detail)
-        log.warning("the peer had lost envelopes we sent; sent again", **detail)
 
 
 def _refused_for_good(tx: Tx, line: Any, row: Any, refusal: dict[str, Any]) -> None:
