@@ -159,3 +159,36 @@ def test_a_crossed_call_proves_and_counts_the_same_on_both_sides(nodes: tuple[No
         figures = r.json()["lines"][0]["by_direction"][direction]
         counts.append({k: figures[k] for k in ("calls", "declined", "cancelled", "unresolved")})
     assert counts == [{"calls": 1, "declined": 1, "cancelled": 0, "unresolved": 0}] * 2
+
+
+def test_a_callee_that_gainsays_its_own_answer_raises_an_alert(nodes: tuple[Node, Node]) -> None:
+    """moscow picked the call up, then (restored from a backup taken while it rang, its
+    timer having run out) says it was missed. No crossing explains that: stuttgart keeps
+    its state, as for any statement that changes nothing, and its floor is told that the
+    two stations now hold different states of the call."""
+    from openline.services import outbox
+    from tests.notice_docs import alerts
+
+    a, b = nodes
+    call_id = picked_up(a, b)
+    a.drain()
+    with b.station.tx() as tx:  # what moscow's restored timer sends
+        outbox.enqueue(
+            b.station, tx, b.line_id(), "call.missed", call_id, {"deadline_at": "2026-01-01T00:01:00Z"}
+        )
+    b.drain()
+    assert show(a, call_id)["state"] == "picked_up"
+    (alert,) = alerts(a, "call_states_differ")
+    assert alert["detail"] == {
+        "call": call_id,
+        "peer": "moscow",
+        "ours": "picked_up",
+        "theirs": "call.missed",
+    }
+    # A crossing raises nothing: moscow's close crossing stuttgart's close.
+    a.api.post(f"/api/v1/calls/{call_id}/close", json={})
+    b.api.post(f"/api/v1/calls/{call_id}/close", json={})
+    a.drain()
+    b.drain()
+    assert len(alerts(a, "call_states_differ")) == 1
+    assert alerts(b, "call_states_differ") == []

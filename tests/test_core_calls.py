@@ -344,3 +344,23 @@ def test_crossed_only_where_apply_refuses() -> None:
             if crossed(state, event, Party.CALLEE) is not None:
                 with pytest.raises(IllegalTransition):
                     apply(state, event, Party.CALLEE)
+
+
+@pytest.mark.parametrize(
+    ("state", "event", "by", "gainsays"),
+    [
+        (State.PICKED_UP, Event.MISS, Party.CALLEE, True),  # it picked up, and says missed
+        (State.CLOSED, Event.DECLINE, Party.CALLEE, True),
+        (State.MISSED, Event.PICKUP, Party.CALLEE, True),
+        (State.PICKED_UP, Event.PICKUP, Party.CALLEE, False),  # the same answer again
+        (State.PICKED_UP, Event.CANCEL, Party.CALLER, False),  # a crossing: the caller's late cancel
+        (State.CLOSED, Event.CLOSE, Party.CALLEE, False),  # both closed at once
+        (State.CANCELLED, Event.MISS, Party.CALLEE, False),  # a crossing the callee decides
+    ],
+)
+def test_only_a_callee_gainsaying_its_own_answer_contradicts(
+    state: State, event: Event, by: Party, gainsays: bool
+) -> None:
+    from openline.core.calls import contradicts
+
+    assert contradicts(state, event, by) is gainsays

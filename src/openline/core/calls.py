@@ -131,6 +131,24 @@ def crossed(state: State, event: Event, by: Party) -> State | None:
     return _CROSSINGS.get((state, event))
 
 
+# The callee's answer each state stands for: a call picked up (and maybe closed since),
+# missed or declined, as the callee's station said.
+_ANSWER_OF = {
+    State.PICKED_UP: Event.PICKUP,
+    State.CLOSED: Event.PICKUP,
+    State.MISSED: Event.MISS,
+    State.DECLINED: Event.DECLINE,
+}
+
+
+def contradicts(state: State, event: Event, by: Party) -> bool:
+    """Whether the peer's `event`, refused by `apply` in `state`, gainsays an answer the
+    same party gave before: the callee saying a call it picked up was missed, say. No
+    crossing explains that; a station restored from a backup does (its timers act on
+    what it holds), and the two stations then hold different states."""
+    return by is Party.CALLEE and event in _ANSWER_OF.values() and _ANSWER_OF.get(state, event) is not event
+
+
 def allowed(state: State, by: Party) -> list[Event]:
     """Events `by` may cause in `state` (for UIs: which buttons to show)."""
     return [e for (s, e), _ in _TRANSITIONS.items() if s is state and by in _WHO[e]]

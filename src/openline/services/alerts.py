@@ -35,6 +35,7 @@ URGENCY = (
     "line_down",
     "unanswered_call",
     "missed_call",
+    "call_states_differ",
     "escalation_unheard",
     "escalation_stalled",
     "ledger_fork",

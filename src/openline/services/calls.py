@@ -24,7 +24,7 @@ from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.encoding import control_character
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound, check_one_of
-from openline.services import events, outbox, watch
+from openline.services import alerts, events, outbox, watch
 from openline.services.accounts import peer_user
 from openline.services.lines import lock_line, require_active, require_known_peer
 from openline.services.station import Station, Tx
@@ -436,6 +436,9 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             events.record(
                 tx, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail}
             )
+            if sm.contradicts(State(row.state), event, by):
+                detail = {"call": call_id, "peer": env.sender, "ours": row.state, "theirs": env.kind}
+                alerts.raise_alert(tx, "call_states_differ", call_id, detail)
             return
         new = _adopt(tx, row, adopted, at)
         detail = {"crossed": row.state}
