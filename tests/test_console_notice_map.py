@@ -3,11 +3,13 @@ not fit, in a real Chromium against two real stations: a notice whose volumes ha
 own altitude bands or time windows amended and edited without losing them (or given one
 band and window for all, when the planner says so), a band written in feet reopened in
 feet; and, near the antimeridian, a protected site drawn on the same copy of the world as
-the activity over it, whichever side of 180 degrees the map is looking at."""
+the activity over it, whichever side of 180 degrees the map is looking at, and a route
+across 180 degrees drawn in one piece when the map shows the whole world."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from openline.core.volumes import FEET
 from tests.browser import artifact_path
-from tests.harness import StationProcess, running_pair
+from tests.harness import StationProcess, running_pair, wait_for
+from tests.notice_docs import square
 from tests.test_console_notices import PASSWORD, Watched, _log_in, _newest
 
 TWO_BANDS = "Two sorties, two bands"
@@ -275,6 +278,120 @@ def test_a_site_by_the_antimeridian_is_drawn_with_the_activity_over_it(
         assert abs(moved_x - (x - 300)) < 20, (x, moved_x)
         page.locator("path.notice-pin").hover()
         expect(page.locator(".leaflet-tooltip")).to_contain_text("Clinic on the dateline")
+    finally:
+        ctx.close()
+    watched.check()
+
+
+# Each pin's centre on screen and the map's box.
+_PINS = """() => ({
+  pins: [...document.querySelectorAll('path.notice-pin')].map((e) => {
+    const r = e.getBoundingClientRect();
+    return [(r.left + r.right) / 2, (r.top + r.bottom) / 2];
+  }),
+  map: document.querySelector('[data-notice-map]').getBoundingClientRect().toJSON(),
+})"""
+WORLD_PX_PER_DEGREE = 512 / 360  # at zoom 1, the whole-world view
+
+
+def _settled_pins(page: Page) -> dict[str, Any]:
+    """The pins once the view's moves are done: the same twice running."""
+    seen = page.evaluate(_PINS)
+    for _ in range(100):
+        page.wait_for_timeout(50)
+        again = page.evaluate(_PINS)
+        if again == seen:
+            return dict(seen)
+        seen = again
+    raise AssertionError(f"the pins kept moving: {seen}")
+
+
+def _send(station: StationProcess, peer: str, doc: dict[str, Any]) -> str:
+    with station.api() as api:
+        r = api.post("/notices", json={"peer": peer, "notice": doc})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+
+@pytest.mark.e2e
+def test_a_route_across_the_antimeridian_is_drawn_in_one_piece_in_the_whole_world_view(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """The tester's route from 178 to -176 degrees, 20 km wide in 16 volumes, sent with
+    notices in Europe, and a site on it at -179.95 that conflicts with it. In a view of the
+    whole world centred far from 180, each volume was moved to the copy of the world
+    nearest the view's centre, which drew 6 of the route's pins at the world's left edge
+    and 11 at its right, 508 px apart. They are drawn together, on opening and after."""
+    a, b = pair
+    now = datetime.now(UTC)
+    for lat, lng in [(48.0, 9.0), (48.0, 10.0)]:
+        _send(a, "moscow", square(lat, lng, _at(now, -1), _at(now, 5), text="In Europe"))
+    route = {
+        "type": "Feature",
+        "geometry": {"type": "LineString", "coordinates": [[178.0, -17.0], [-178.5, -16.0], [-176.0, -18.5]]},
+        "properties": {
+            "corridor_m": 20_000,
+            "alt_lower_m": 0,
+            "alt_upper_m": 3000,
+            "time_start": _at(now, -1),
+            "time_end": _at(now, 5),
+        },
+    }
+    doc = {"category": "air_operation", "text": "Across the dateline", "extents": [], "routes": [route]}
+    flight = _send(a, "moscow", doc)
+    with b.api() as api:
+        volumes = len(wait_for(lambda: api.get(f"/notices/{flight}").json().get("extents"), what="the route"))
+    site = {
+        "outline_circle": {"center": {"lat": -16.41, "lng": -179.95}, "radius": {"value": 200, "units": "M"}}
+    }
+    extent = _extent(site, (-500, 20_000), "M", _at(now, -1), _at(now, 5))
+    del extent["time_end"]
+    _post(b, {"category": "protected_site", "text": "Clinic on the route", "extents": [extent]})
+    with b.api() as api:
+        wait_for(lambda: api.get(f"/notices/{flight}").json()["conflicts"], what="the conflict")
+    # A map a little wider than the world at zoom 1: it opens on the whole world.
+    ctx = browser.new_context(viewport={"width": 600, "height": 900})
+    page = ctx.new_page()
+    watched = Watched(page, b)
+
+    def apart() -> tuple[float, list[float]]:
+        """How far apart the route's and the site's pins are (px), and where Europe's are."""
+        seen = _settled_pins(page)
+        assert len(seen["pins"]) == volumes + 3, seen
+        ys = [y for _, y in seen["pins"]]
+        north = (min(ys) + max(ys)) / 2  # Europe's pins are north of it, the Pacific's south
+        europe = [x for x, y in seen["pins"] if y < north]
+        pacific = [x for x, y in seen["pins"] if y > north]
+        assert len(europe) == 2, seen
+        return max(pacific) - min(pacific), europe
+
+    try:
+        _log_in(page, b)
+        page.goto(b.url + "/notices")
+        page.locator("[data-notice-any-time]").check()
+        the_map = page.locator("[data-notice-map]")
+        expect(the_map).to_have_attribute("data-visible", str(volumes + 3))
+        expect(the_map).to_have_attribute("data-pins", str(volumes + 3))
+        expect(page.get_by_role("button", name="Zoom out")).to_have_class(re.compile(r"\bleaflet-disabled\b"))
+        spread, europe = apart()
+        assert spread < 40, spread
+
+        # Drag the whole world so that 1 degree east is at the map's centre, the route's
+        # far side: the copy nearest the view differs along the route.
+        box = page.evaluate(_PINS)["map"]
+        centre_x, y = box["left"] + box["width"] / 2, box["top"] + 60
+        one_east = sum(europe) / 2 - 8.5 * WORLD_PX_PER_DEGREE
+        page.mouse.move(centre_x, y)
+        page.mouse.down()
+        page.mouse.move(centre_x + (centre_x - one_east), y, steps=10)
+        page.wait_for_timeout(200)  # held still: no inertia after the release
+        page.mouse.up()
+        spread, europe = apart()
+        assert abs(sum(europe) / 2 - 8.5 * WORLD_PX_PER_DEGREE - centre_x) < 3, (europe, centre_x)
+        assert spread < 40, spread
+        # The route's pins overlap at this zoom; the one on top answers the pointer.
+        page.mouse.move(*page.evaluate(_PINS)["pins"][0])
+        expect(page.locator(".leaflet-tooltip")).to_contain_text("Across the dateline")
     finally:
         ctx.close()
     watched.check()

@@ -149,11 +149,9 @@
     v.bounds = L.latLngBounds([sw.lat, sw.lng + by], [ne.lat, ne.lng + by]);
     v.shift = shift;
   }
-  function nearView(v) {
-    shiftTo(v, 360 * Math.round((map.getCenter().lng - v.lng) / 360));
-  }
-  // Before the first view: the volumes on the copies that keep them closest together,
-  // the circle of longitudes cut at the widest gap between them.
+  // Each volume's home: the copy that keeps the volumes closest together, the circle of
+  // longitudes cut at the widest gap between them; and the middle of them all, so placed.
+  var homeLng = 0;
   function gather() {
     var lngs = volumes.map(function (v) { return L.latLng(0, v.lng).wrap().lng; });
     lngs.sort(function (a, b) { return a - b; });
@@ -161,7 +159,20 @@
     for (var i = 1; i < lngs.length; i++) {
       if (lngs[i] - lngs[i - 1] > gap) { gap = lngs[i] - lngs[i - 1]; west = lngs[i]; }
     }
-    volumes.forEach(function (v) { shiftTo(v, -360 * Math.floor((v.lng - west + 1e-9) / 360)); });
+    volumes.forEach(function (v) { v.home = -360 * Math.floor((v.lng - west + 1e-9) / 360); });
+    homeLng = west + (360 - gap) / 2;
+  }
+  // When the map is wider than the world, the copy nearest its centre changes half a turn
+  // away, in view: a route across it would be drawn in two pieces at the world's two edges.
+  // Then the volumes keep their homes and move as one.
+  function place() {
+    var centre = map.getCenter().lng;
+    if (map.getSize().x >= map.getPixelWorldBounds().getSize().x) {
+      var turns = 360 * Math.round((centre - homeLng) / 360);
+      volumes.forEach(function (v) { shiftTo(v, v.home + turns); });
+    } else {
+      volumes.forEach(function (v) { shiftTo(v, 360 * Math.round((centre - v.lng) / 360)); });
+    }
   }
 
   var now = Date.now();
@@ -215,14 +226,17 @@
         });
       });
     });
+    if (volumes.length) gather();
     if (!fitted && volumes.length) {  // later refreshes keep the officer's view
-      gather();
       var bounds = L.latLngBounds([]);
-      volumes.forEach(function (v) { bounds.extend(v.bounds); });
+      volumes.forEach(function (v) {
+        shiftTo(v, v.home);
+        bounds.extend(v.bounds);
+      });
       map.fitBounds(bounds, { padding: [30, 30], maxZoom: 9 });  // a country border or two stays in view
       fitted = true;
     }
-    volumes.forEach(nearView);
+    place();
     update();
   }
 
@@ -260,7 +274,7 @@
 
   slider.addEventListener("input", update);
   map.on("zoomend", update);  // pins come and go with the zoom
-  map.on("moveend", function () { volumes.forEach(nearView); });
+  map.on("moveend", place);
   if (anyTime) anyTime.addEventListener("change", update);
   reload();
 
