@@ -238,18 +238,23 @@ def _receive_one(
         content = _commitment(body)
         # Each checks first, then writes.
         (notices if notice else calls).apply_inbound(station, tx, line, env, body)
-    except EnvelopeRefused as exc:
-        return _refuse(station, tx, line, stored_at, env, index, known, exc)
-    except InvalidInput as exc:  # a check written for our own API, met by a peer's body
-        refused = EnvelopeRefused(Code.MALFORMED, f"envelope body: {exc.detail}")
-        return _refuse(station, tx, line, stored_at, env, index, known, refused)
-    except IllegalTransition as exc:  # what it asks cannot happen to what we hold
-        refused = EnvelopeRefused(Code.ILLEGAL_TRANSITION, exc.detail)
-        return _refuse(station, tx, line, stored_at, env, index, known, refused)
+    except (EnvelopeRefused, InvalidInput, IllegalTransition) as exc:
+        return _refuse(station, tx, line, stored_at, env, index, known, _for_good(exc))
     receipt = make_receipt(station.keys, env, stored_at)
     _log(tx, "envelope.received", line, env, content=content, receipt=ledger.digest(receipt))
     _keep(tx, line, env, known, receipt)
     return {"index": index, "id": env.id, "status": "stored", "receipt": receipt}
+
+
+def _for_good(exc: EnvelopeRefused | InvalidInput | IllegalTransition) -> EnvelopeRefused:
+    """Why the content is refused, as a wire code: a check written for our own API met by a
+    peer's body is `malformed`, and an event that cannot happen to what we hold keeps its
+    `illegal_transition`."""
+    if isinstance(exc, InvalidInput):
+        return EnvelopeRefused(Code.MALFORMED, f"envelope body: {exc.detail}")
+    if isinstance(exc, IllegalTransition):
+        return EnvelopeRefused(Code.ILLEGAL_TRANSITION, exc.detail)
+    return exc
 
 
 def _refuse(
