@@ -194,19 +194,13 @@ def _local(
             tx.new_deadline = True
         if values:
             _update_call(tx, call.id, **values)
-        if event is Event.CANCEL and _never_taken(tx.conn, call):
+        if event is Event.CANCEL and outbox.refused_for_good(tx.conn, call.place_envelope_id):
             # The peer refused the call for good: it has no call to cancel.
             events.record(tx, call.id, tx.now, LOGGED_AS[event], actor)
             return ""
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
         events.record(tx, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
     return env.id
-
-
-def _never_taken(conn: Connection, call: Any) -> bool:
-    """Whether the peer refused our call's placing for good (`on_refused`)."""
-    refused = conn.execute(select(envelopes.c.refused).where(envelopes.c.id == call.place_envelope_id))
-    return call.direction == "out" and refused.scalar_one_or_none() is not None
 
 
 def pickup(station: Station, actor: str, call_id: str) -> None:

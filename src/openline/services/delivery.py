@@ -308,28 +308,19 @@ def _settle(station: Station, answer: Answer) -> Outcome:
                 error = {}
             text = f"{error.get('code', 'unknown')}: {error.get('detail', '')}"[:1000]
             problems.append(f"seq {row.seq} refused: {text}")
-    # Sent again after the peer lost them (services/resync.py): each keeps the answer the
-    # peer gave first, the one our ledger logged, and is only settled.
-    verified = {row.id for row, _ in receipted + refusals}
-    again = [
-        (row, result)
-        for row, result in zip(rows, answer.results, strict=True)
-        if row.receipt is not None and row.id in verified
-    ]
-    if again:
-        receipted = [(row, r) for row, r in receipted if row.receipt is None]
-        refusals = [(row, r) for row, r in refusals if row.receipt is None]
     with station.tx() as tx:
         lock_line(tx.conn, line.id)
-        if verified:
-            # Another `serve` process on the database may have sent the same batch and
-            # settled it first: what it settled is logged once, by it.
-            waiting = set(tx.conn.execute(_STILL_WAITING, {"b_ids": sorted(verified)}).scalars())
-            receipted = [(row, r) for row, r in receipted if row.id in waiting]
-            refusals = [(row, r) for row, r in refusals if row.id in waiting]
-            again = [(row, r) for row, r in again if row.id in waiting]
+        # Another `serve` process on the database may have sent the same batch and settled
+        # it first: what it settled is logged once, by it.
+        verified = sorted(row.id for row, _ in receipted + refusals)
+        waiting = set(tx.conn.execute(_STILL_WAITING, {"b_ids": verified}).scalars()) if verified else set()
+        # Sent again after the peer lost them (services/resync.py): each keeps the answer
+        # the peer gave first, the one our ledger logged, and is only settled.
+        again = [row for row, _ in receipted + refusals if row.id in waiting and row.receipt is not None]
+        receipted = [(row, r) for row, r in receipted if row.id in waiting and row.receipt is None]
+        refusals = [(row, r) for row, r in refusals if row.id in waiting and row.receipt is None]
         if again:
-            _settle_again(tx, again)
+            tx.conn.execute(_MARK_SETTLED, [{"b_id": row.id, "b_at": tx.now} for row in again])
         if receipted:
             tx.conn.execute(
                 _MARK_DELIVERED,
@@ -384,12 +375,6 @@ def _settle(station: Station, answer: Answer) -> Outcome:
     if problems:
         return _fail(station, line.id, "; ".join(problems))
     return Outcome.SENT
-
-
-def _settle_again(tx: Tx, again: list[tuple[Any, dict[str, Any]]]) -> None:
-    """Envelopes sent again after the peer lost them (services/resync.py, which told the
-    watch floor), answered and checked: settled as they were first."""
-    tx.conn.execute(_MARK_SETTLED, [{"b_id": row.id, "b_at": tx.now} for row, _ in again])
 
 
 def _refused_for_good(tx: Tx, line: Any, row: Any, refusal: dict[str, Any]) -> None:

@@ -409,7 +409,7 @@ def _local(station: Station, actor: str, notice_id: str, event: Event, body: dic
             notice_sites.check_sender_change(tx.conn, row, event)
         extra = {"acknowledged_by": f"{station.name}:{actor}"} if event is Event.ACK else {}
         transition(tx, row, event, me, values=extra)
-        if event is Event.WITHDRAW and _never_taken(tx.conn, row):
+        if event is Event.WITHDRAW and outbox.refused_for_good(tx.conn, row.envelope_id):
             # The peer refused the notice for good: it has no notice to withdraw.
             log(tx, f"notice.{_PAST[event]}", notice_id, row.line_id, row.peer, actor, None)
             return
@@ -417,12 +417,6 @@ def _local(station: Station, actor: str, notice_id: str, event: Event, body: dic
         log(tx, f"notice.{_PAST[event]}", notice_id, row.line_id, row.peer, actor, env.id)
         if event is Event.ACK and row.removes is not None:
             notice_sites.on_acknowledged(tx, row, actor, env.id)
-
-
-def _never_taken(conn: Connection, row: Any) -> bool:
-    """Whether the peer refused our notice's sending for good (`on_refused`)."""
-    refused = conn.execute(select(envelopes.c.refused).where(envelopes.c.id == row.envelope_id))
-    return row.direction == "out" and refused.scalar_one_or_none() is not None
 
 
 def acknowledge(station: Station, actor: str, notice_id: str) -> None:

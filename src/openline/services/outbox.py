@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, insert, select, update
 from uuid6 import uuid7
 
 from openline.adapters.schema import envelopes, lines, peers
@@ -113,6 +113,15 @@ def enqueue(
         call_id=ref if kind.startswith(ledger.INDEXED) else None,
     )
     return env
+
+
+_REFUSED = select(envelopes.c.refused).where(envelopes.c.id == bindparam("b_id"))
+
+
+def refused_for_good(conn: Connection, envelope_id: str | None) -> bool:
+    """Whether the peer refused this envelope of ours for good: it never had what it
+    carried (a call, a notice), so nothing about that is to be sent to it."""
+    return envelope_id is not None and conn.execute(_REFUSED, {"b_id": envelope_id}).scalar() is not None
 
 
 def open_body(station: Station, row: Any) -> dict[str, Any]:
