@@ -47,6 +47,34 @@ def test_the_board_says_which_notices_a_conflict_alert_is_about(nodes: tuple[Nod
         assert f'action="/alerts/{alert["id"]}/ack"' in item
 
 
+def test_a_handover_names_the_notices_of_a_conflict_it_hands_over(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """The snapshot a handover keeps carries each open alert's detail: the incoming officer
+    reads which notices conflict, on the board and from `openline handovers`, not
+    `conflict 1`."""
+    a, b = nodes
+    theirs = send(a, "moscow", soon(a, 48.0, 9.0))
+    a.drain()
+    ours = send(b, "stuttgart", soon(b, 48.005, 9.005))
+    b.drain()
+    [alert] = alerts(b, "notice_conflict")
+    r = b.api.post("/api/v1/handovers", json={"note": "A conflict is open."})
+    assert r.status_code == 201, r.text
+    [item] = r.json()["open_items"]["alerts"]
+    assert (item["subject"], item["detail"]) == (alert["subject"], alert["detail"])
+
+    c, _ = _officer(b)
+    found = re.search(rf'<li data-handover-alert="{alert["id"]}">(.*?)</li>', c.get("/").text, re.S)
+    assert found, "no handover item for the alert"
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).split())
+    named = f"notice {ours['id']} volume 1 (stuttgart) with notice {theirs['id']} volume 1 (stuttgart)"
+    assert text.startswith(f"open alert notice_conflict · {named}, overlapping "), text
+    assert f'href="/notices#notice-{theirs["id"]}"' in found.group(1)
+    listed = " ".join(cli_table(b, monkeypatch, "handovers", columns=400).split())
+    assert f"open alert {alert['id']} notice_conflict {named}" in listed, listed
+
+
 def test_the_boards_other_alerts_link_what_they_are_about(nodes: tuple[Node, Node], clock: FakeClock) -> None:
     a, b = nodes
     late = send(a, "moscow", soon(a, 48.0, 9.0))

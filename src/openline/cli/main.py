@@ -1029,7 +1029,7 @@ def _print_handover(x: dict[str, Any]) -> None:
     for c in items["calls"]:
         out.print(f"  open call {c['id']} {c['direction']} {c['peer']} {c['priority']} {c['state']}")
     for a in items["alerts"]:
-        out.print(f"  open alert {a['id']} {a['kind']} {a['subject']}")
+        out.print(f"  open alert {a['id']} {a['kind']} {_alert_subject(a)}", markup=False)
 
 
 @handover_app.command("give")

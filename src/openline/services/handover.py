@@ -25,14 +25,15 @@ HANDOVER_ACK_S = 30 * 60  # a handover nobody acknowledged for this long raises 
 
 def open_items(conn: Connection) -> dict[str, Any]:
     """What a watch must not forget: calls ringing or picked up (and not closed), calls
-    missed whose alert nobody acknowledged, and every other open alert."""
+    missed whose alert nobody acknowledged, and every other open alert, with its detail (a
+    conflict's subject is only its row number; the detail names both notices)."""
     live = conn.execute(
         select(calls.c.id, calls.c.peer, calls.c.direction, calls.c.priority, calls.c.state)
         .where(calls.c.state.in_([State.RINGING.value, State.PICKED_UP.value]))
         .order_by(calls.c.placed_at)
     ).all()
     open_alerts = conn.execute(
-        select(alerts_table.c.id, alerts_table.c.kind, alerts_table.c.subject)
+        select(alerts_table.c.id, alerts_table.c.kind, alerts_table.c.subject, alerts_table.c.detail)
         .where(alerts_table.c.acknowledged_at.is_(None))
         .order_by(alerts_table.c.id)
     ).all()
@@ -44,7 +45,10 @@ def open_items(conn: Connection) -> dict[str, Any]:
     ).all()
     return {
         "calls": [dict(r._mapping) for r in [*live, *missed_calls]],
-        "alerts": [dict(r._mapping) for r in open_alerts],
+        "alerts": [
+            {"id": a.id, "kind": a.kind, "subject": a.subject, "detail": json.loads(a.detail)}
+            for a in open_alerts
+        ],
     }
 
 
