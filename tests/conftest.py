@@ -82,21 +82,27 @@ def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     image = template.read_bytes()
     head = migrate.head()
-    real = setup.upgrade
+    real_require, real_upgrade = setup.require_empty, setup.upgrade
 
-    def upgrade(db: Database, revision: str = "head") -> None:
-        if db.is_sqlite and revision == "head":
+    def require_empty(db: Database) -> None:
+        # `init_home` looks into the database before it migrates it, and opening it writes
+        # the file's header: the copy is made before that first look, which then sees our
+        # schema and no station in it, as in a database migrated and never used.
+        if db.is_sqlite:
             path = Path(str(make_url(db.url).database))
             if path.stat().st_size == 0:  # the empty file `init_home` has just created
                 with open(path, "r+b") as f:  # keeps the file's 0600
                     f.write(image)
+        real_require(db)
+
+    def upgrade(db: Database, revision: str = "head") -> None:
         if revision == "head" and migrate.current(db) == head:
             return
-        real(db, revision)
+        real_upgrade(db, revision)
 
-    setup.upgrade = upgrade  # type: ignore[assignment]
+    setup.require_empty, setup.upgrade = require_empty, upgrade  # type: ignore[assignment]
     yield
-    setup.upgrade = real
+    setup.require_empty, setup.upgrade = real_require, real_upgrade
 
 
 # FastAPI memoises what kind of callable each endpoint and dependency is (functools caches
