@@ -26,8 +26,8 @@ from openline.adapters.schema import notices as notices_table
 from openline.core.clock import FakeClock, rfc3339
 from openline.core.envelope import make_refusal, parse_envelope
 from openline.core.evidence import verify_proof
-from openline.errors import Code, EnvelopeRefused
-from openline.services import calls, delivery, notice_expiry, notices, outbox
+from openline.errors import Code, EnvelopeRefused, NotFound
+from openline.services import calls, delivery, evidence, notice_expiry, notices, outbox
 from openline.services.accounts import Role
 from tests.inproc import Node, picked_up, send_unsettled, settle_ledgers, show
 from tests.notice_docs import HOUR, act, alerts, cli_table, ledger_entries, send, soon, square
@@ -167,7 +167,14 @@ def test_a_call_whose_placing_was_refused_stays_placed_and_cancels_alone(
     call = show(a, call_id)
     assert call["state"] == "placed"
     assert call["refused"] == "malformed: envelope body: subject breaks a newer rule"
-    assert b.api.get(f"/api/v1/calls/{call_id}").status_code == 404
+    # The peer holds no call, and says why rather than as if it had never been sent.
+    r = b.api.get(f"/api/v1/calls/{call_id}")
+    assert r.status_code == 404
+    assert r.json()["detail"] == (
+        f"no call with id {call_id!r}: we refused stuttgart's call.place envelope about it when it "
+        "arrived (malformed: envelope body: subject breaks a newer rule); the sender's proof of it "
+        "carries our signed refusal"
+    )
     # The peer took no call, so cancelling it sends nothing for the peer to refuse again.
     assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
     assert show(a, call_id)["state"] == "cancelled"
@@ -190,7 +197,15 @@ def test_a_notice_whose_sending_was_refused_says_so_and_withdraws_alone(
     mine = show_notice(a, notice["id"])
     assert mine["state"] == "sent"
     assert mine["refused"] == "malformed: envelope body: text breaks a newer rule"
-    assert b.api.get(f"/api/v1/notices/{notice['id']}").status_code == 404
+    why = (
+        "we refused stuttgart's notice.send envelope about it when it arrived (malformed: envelope "
+        "body: text breaks a newer rule); the sender's proof of it carries our signed refusal"
+    )
+    r = b.api.get(f"/api/v1/notices/{notice['id']}")
+    assert (r.status_code, r.json()["detail"]) == (404, f"no notice with id {notice['id']!r}: {why}")
+    with pytest.raises(NotFound) as proving:  # `openline prove`
+        evidence.proof(b.station, notice["id"])
+    assert str(proving.value) == f"no call or notice with id {notice['id']!r}: {why}"
     shown = " ".join(cli_table(a, monkeypatch, "notice", "show", notice["id"], columns=200).split())
     assert "refused by moscow's station malformed: envelope body: text breaks a newer rule" in shown
     (entry,) = ledger_entries(a, "notice.refused")

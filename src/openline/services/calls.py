@@ -105,7 +105,7 @@ def _get(
     by_id = _CALL if query is None else query.where(calls.c.id == bindparam("b_call"))
     row = conn.execute(db.for_update(conn, by_id) if for_update else by_id, {"b_call": call_id}).first()
     if row is None:
-        raise NotFound(f"no call with id {call_id!r}")
+        raise NotFound(f"no call with id {call_id!r}{outbox.refused_on_arrival(conn, call_id)}")
     return row
 
 

@@ -33,7 +33,7 @@ from openline.adapters.schema import (
 from openline.core import note, tiles
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
-from openline.services import ledger
+from openline.services import ledger, outbox
 from openline.services.lines import peer_card
 from openline.services.station import Station
 
@@ -195,8 +195,9 @@ def proof(station: Station, subject_id: str, *, with_conflicts: bool = False) ->
     with station.db.read() as conn:
         is_notice = conn.execute(select(notices.c.id).where(notices.c.id == subject_id)).first() is not None
         is_call = conn.execute(select(calls.c.id).where(calls.c.id == subject_id)).first() is not None
+        refused = "" if is_notice or is_call else outbox.refused_on_arrival(conn, subject_id)
     if not (is_notice or is_call):
-        raise NotFound(f"no call or notice with id {subject_id!r}")
+        raise NotFound(f"no call or notice with id {subject_id!r}{refused}")
     if is_notice:
         return _prove(station, "notice", subject_id, with_conflicts)
     return _prove(station, "call", subject_id, with_conflicts)

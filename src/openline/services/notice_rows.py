@@ -13,7 +13,7 @@ from openline.core import notices as nm
 from openline.core.evidence import named
 from openline.core.notices import Event, Party, State
 from openline.errors import IllegalTransition, NotFound
-from openline.services import alerts, ledger
+from openline.services import alerts, ledger, outbox
 from openline.services.station import Tx
 
 # The column that records when a notice entered each state.
@@ -40,7 +40,7 @@ def get(conn: Connection, notice_id: str, *, for_update: bool = False) -> Any:
     query = select(notices).where(notices.c.id == notice_id)
     row = conn.execute(db.for_update(conn, query) if for_update else query).first()
     if row is None:
-        raise NotFound(f"no notice with id {notice_id!r}")
+        raise NotFound(f"no notice with id {notice_id!r}{outbox.refused_on_arrival(conn, notice_id)}")
     return row
 
 

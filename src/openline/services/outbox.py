@@ -124,6 +124,25 @@ def refused_for_good(conn: Connection, envelope_id: str | None) -> bool:
     return envelope_id is not None and conn.execute(_REFUSED, {"b_id": envelope_id}).scalar() is not None
 
 
+def refused_on_arrival(conn: Connection, ref: str) -> str:
+    """Why nothing here holds the call or notice `ref` when we refused, for good, the peer's
+    envelope that would have made it: to end a `not_found` with, which alone would read
+    as if the peer had never sent it. Empty when there is no such envelope."""
+    row = conn.execute(
+        select(envelopes.c.kind, envelopes.c.refused, lines.c.peer)
+        .join(lines, lines.c.id == envelopes.c.line_id)
+        .where(envelopes.c.call_id == ref, envelopes.c.direction == "in", envelopes.c.refused.is_not(None))
+        .order_by(envelopes.c.seq)
+        .limit(1)
+    ).first()
+    if row is None:
+        return ""
+    return (
+        f": we refused {row.peer}'s {row.kind} envelope about it when it arrived ({row.refused}); "
+        f"the sender's proof of it carries our signed refusal"
+    )
+
+
 def open_body(station: Station, row: Any) -> dict[str, Any]:
     """Open a stored envelope's body: our own copy if we sent it, the wire body if not."""
     env = json.loads(row.wire)
