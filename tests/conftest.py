@@ -21,7 +21,7 @@ from openline.services import accounts, setup
 from openline.services.station import NotifyConfig
 from tests.browser import browser  # noqa: F401 (fixtures for every test module)
 from tests.harness import StationProcess
-from tests.inproc import STAFF_PASSWORD, Node, add_staff, linked_pair, put_on_duty
+from tests.inproc import STAFF_PASSWORD, Node, PairImage, add_staff, copied_pair, pair_image, put_on_duty
 from tests.pg import PostgresServer, ram_disk
 from tests.servers import Receiver, receiver, relay  # noqa: F401
 
@@ -174,17 +174,46 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(scope="session")
+def _pair_images() -> dict[str, PairImage]:
+    """The image of a linked pair on each backend, made on first need (`nodes`)."""
+    return {}
+
+
 @pytest.fixture
 def nodes(
-    tmp_path: Path, clock: FakeClock, database_url: str | None, second_database_url: str | None
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    clock: FakeClock,
+    backend: str,
+    request: pytest.FixtureRequest,
+    _pair_images: dict[str, PairImage],
 ) -> Iterator[tuple[Node, Node]]:
-    """stuttgart and moscow in process, line active, on one fake clock."""
-    a, b = linked_pair(tmp_path, clock, database_url, second_database_url)
+    """stuttgart and moscow in process, line active, on one fake clock: a copy of the pair
+    that `linked_pair` made once for the session on this backend (`PairImage`)."""
+    server: PostgresServer | None = None
+    if backend == "postgresql":
+        server = request.getfixturevalue("pg_server")
+    image = _pair_images.get(backend)
+    if image is None:
+        urls = None
+        if server is not None:
+            urls = (server.fresh_database()[1], server.fresh_database()[1])
+        image = _pair_images[backend] = pair_image(tmp_path_factory.mktemp("pair"), urls)
+    copies: dict[str, tuple[str, str]] = {}  # station: (database, URL)
+    if server is not None:
+        assert image.databases is not None
+        copies = {station: server.fresh_database(db) for station, db in image.databases.items()}
+    urls = {station: url for station, (_, url) in copies.items()} if server is not None else None
+    a, b = copied_pair(tmp_path, clock, image, urls)
     try:
         yield a, b
     finally:
         for n in (a, b):
             n.station.db.dispose()
+        for database, _ in copies.values():
+            assert server is not None
+            server.discard_database(database)
 
 
 @pytest.fixture

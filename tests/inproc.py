@@ -9,6 +9,7 @@ step by step (`deliver`, `expire`), so time only moves when the test says so.
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from openline.adapters.home import read_token
+from openline.adapters.home import read_token, write_secret
 from openline.adapters.schema import lines, metadata
 from openline.adapters.transport import HttpTransport, TextAnswer, Transport
 from openline.api.app import create_app
@@ -27,7 +28,7 @@ from openline.runtime import build_station, default_transport
 from openline.services import calls, delivery, ledger, witness
 from openline.services.setup import init_home
 from openline.services.station import Station
-from openline.settings import load
+from openline.settings import SETTINGS_FILE, load, render_toml
 
 
 @dataclass
@@ -122,6 +123,11 @@ class Node:
 def make_node(root: Path, name: str, clock: FakeClock, database_url: str | None) -> Node:
     home = root / name
     init_home(home, name, f"http://{name}.test:8000", database_url=database_url, clock=clock)
+    return open_node(home, name, clock)
+
+
+def open_node(home: Path, name: str, clock: FakeClock) -> Node:
+    """The station at `home`, as `openline serve` opens it, with an API client."""
     station = build_station(load(home), clock=clock)
     app = create_app(station, transport=Deferred(station), workers=False)
     api = TestClient(app, headers={"Authorization": f"Bearer {read_token(home)}"})
@@ -138,17 +144,70 @@ def linked_pair(
     return a, b
 
 
-def link(a: Node, b: Node) -> None:
-    """Wire a's requests to b's app and back, pin both cards, run the handshake."""
+def wire(a: Node, b: Node) -> None:
+    """Wire a's requests to b's app and back."""
     a.peer_http, b.peer_http = TestClient(b.app), TestClient(a.app)
     a.transport = Switchable(HttpTransport(a.station.keys, a.name, client=a.peer_http))
     b.transport = Switchable(HttpTransport(b.station.keys, b.name, client=b.peer_http))
     a.app.state.transport, b.app.state.transport = a.transport, b.transport
+
+
+def link(a: Node, b: Node) -> None:
+    """Wire a's requests to b's app and back, pin both cards, run the handshake."""
+    wire(a, b)
     for x, y in ((a, b), (b, a)):
         r = x.api.post("/api/v1/lines", json={"card": y.station.card.to_json()})
         assert r.status_code == 201, r.text
     assert a.line().state == "active"
     assert b.line().state == "active"
+
+
+@dataclass(frozen=True)
+class PairImage:
+    """A linked pair's two homes, file by file, as the real `init_home` and `link` left
+    them at the start of a `FakeClock`, for `copied_pair` to copy: every test of the suite
+    starts from such a pair, and making one costs two inits and three requests.
+    `databases`: on PostgreSQL, each station's database, which copies are made of."""
+
+    files: dict[str, dict[str, bytes]]
+    databases: dict[str, str] | None = None
+    start: int = field(default_factory=lambda: FakeClock().now())
+
+
+def pair_image(root: Path, database_urls: tuple[str, str] | None = None) -> PairImage:
+    """Make a linked pair under `root` (on the databases of `database_urls`, else SQLite)
+    and keep its image; the pair is closed."""
+    clock = FakeClock()
+    a, b = linked_pair(root, clock, *(database_urls or (None, None)))
+    for n in (a, b):
+        n.station.db.dispose()  # a SQLite file whole (no WAL beside it); a database copyable
+    files = {n.name: {p.name: p.read_bytes() for p in n.home.iterdir()} for n in (a, b)}
+    databases = None
+    if database_urls is not None:
+        databases = {n.name: url.rsplit("/", 1)[1] for n, url in zip((a, b), database_urls, strict=True)}
+    return PairImage(files, databases, clock.now())
+
+
+def copied_pair(
+    root: Path, clock: FakeClock, image: PairImage, database_urls: dict[str, str] | None = None
+) -> tuple[Node, Node]:
+    """stuttgart and moscow under `root` as `linked_pair` makes them, copied from `image`
+    (on PostgreSQL, `database_urls` are copies of its databases)."""
+    assert clock.now() == image.start, "a copied pair starts where its image was made"
+    assert (database_urls is None) == (image.databases is None)
+    made = []
+    for name, files in image.files.items():
+        home = root / name
+        home.mkdir(mode=0o700, parents=True)
+        for file, data in files.items():
+            if file == SETTINGS_FILE and database_urls is not None:
+                settings = tomllib.loads(data.decode())
+                data = render_toml({**settings, "database_url": database_urls[name]}).encode()
+            write_secret(home / file, data)
+        made.append(open_node(home, name, clock))
+    a, b = made
+    wire(a, b)
+    return a, b
 
 
 def place_and_ring(a: Node, b: Node, subject: str = "Test call", priority: str = "routine") -> str:

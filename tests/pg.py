@@ -135,12 +135,13 @@ class PostgresServer:
             db.dispose()  # a template must have no connections when it is copied
         self.templated = True
 
-    def fresh_database(self) -> tuple[str, str]:
-        """(name, URL) of a new copy of the migrated template, made ahead of need by a
-        thread of its own (see `_Copies`)."""
+    def fresh_database(self, template: str = TEMPLATE) -> tuple[str, str]:
+        """(name, URL) of a new copy of the migrated template (or of `template`, which no
+        one may be connected to any more), made ahead of need by a thread of its own (see
+        `_Copies`)."""
         if self._copies is None:
             self._copies = _Copies(self)
-        name = self._copies.take()
+        name = self._copies.take(template)
         return name, self.url(name)
 
     def discard_database(self, name: str) -> None:
@@ -167,16 +168,17 @@ class PostgresServer:
 
 
 class _Copies:
-    """Copies of the migrated template made `ahead` of the tests that take them, and
-    databases the tests are done with dropped, on one thread with one connection: the
-    server does that work while the tests' process goes on with its own (a test that
-    takes a database waits only if none is ready)."""
+    """Copies of the migrated template (and of each other database asked to be copied)
+    made `ahead` of the tests that take them, and databases the tests are done with
+    dropped, on one thread with one connection: the server does that work while the tests'
+    process goes on with its own (a test that takes a database waits only if none is
+    ready)."""
 
     def __init__(self, server: PostgresServer, ahead: int = 4) -> None:
         assert server.templated, "make_template first"
         self.server = server
         self.ahead = ahead
-        self._ready: deque[str] = deque()
+        self._ready: dict[str, deque[str]] = {}  # by template, in the order first asked for
         self._doomed: deque[str] = deque()
         self._failed: BaseException | None = None
         self._stopping = False
@@ -184,15 +186,21 @@ class _Copies:
         self._thread = threading.Thread(target=self._run, name="pg-copies", daemon=True)
         self._thread.start()
 
-    def take(self) -> str:
+    def take(self, template: str) -> str:
         with self._cv:
-            while not self._ready:
+            ready = self._ready.setdefault(template, deque())
+            self._cv.notify_all()
+            while not ready:
                 if self._failed is not None:
-                    raise RuntimeError("copying the template database failed") from self._failed
+                    raise RuntimeError(f"copying the database {template} failed") from self._failed
                 self._cv.wait()
-            name = self._ready.popleft()
+            name = ready.popleft()
             self._cv.notify_all()
             return name
+
+    def _short(self, least: int) -> str | None:
+        """A template with fewer than `least` copies ready, if any."""
+        return next((t for t, ready in self._ready.items() if len(ready) < least), None)
 
     def discard(self, name: str) -> None:
         with self._cv:
@@ -214,20 +222,23 @@ class _Copies:
             ) as conn:
                 while True:
                     with self._cv:
-                        while not (self._stopping or self._doomed or len(self._ready) < self.ahead):
+                        while not (self._stopping or self._doomed or self._short(self.ahead)):
                             self._cv.wait()
                         if self._stopping:
                             return
-                        # Dropping waits while fewer than two copies are ready (a test takes two).
-                        drop = bool(self._doomed) and len(self._ready) >= min(2, self.ahead)
+                        # Dropping waits while fewer than two copies of a template are ready
+                        # (a test takes two).
+                        drop = bool(self._doomed) and self._short(min(2, self.ahead)) is None
                         doomed = self._doomed.popleft() if drop else None
+                        template = self._short(min(2, self.ahead)) or self._short(self.ahead)
                     if doomed is not None:
                         conn.execute(f'DROP DATABASE IF EXISTS "{doomed}" WITH (FORCE)')
                         continue
+                    assert template is not None
                     name = "t_" + uuid.uuid4().hex[:16]
-                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+                    conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
                     with self._cv:
-                        self._ready.append(name)
+                        self._ready[template].append(name)
                         self._cv.notify_all()
         except BaseException as exc:
             with self._cv:
