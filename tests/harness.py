@@ -152,36 +152,44 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05, what
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last={last!r}")
 
 
-def connect(a: StationProcess, b: StationProcess) -> None:
-    """Exchange cards through the CLI and wait until the line is active on both sides."""
+def connect(a: StationProcess, b: StationProcess, *, cli: bool = False) -> None:
+    """Exchange cards and wait until the line is active on both sides: with `cli`, through
+    `openline card` and `openline line add` as an operator does (tests/test_e2e_call.py);
+    else through the API those commands call, with the cards each station publishes (six
+    CLI processes cost about three seconds of CPU at the start of every end-to-end test).
+    Either way each station's file `NAME.card` beside its home holds its card."""
     a_card = a.home.parent / f"{a.name}.card"
     b_card = b.home.parent / f"{b.name}.card"
-    with ThreadPoolExecutor(2) as pool:  # two CLI processes at once
-        cards = pool.map(lambda s: s.cli("card").stdout, (a, b))
-        a_card.write_text(next(cards))
-        b_card.write_text(next(cards))
-    a.cli("line", "add", str(b_card))
-    b.cli("line", "add", str(a_card))
+    if cli:
+        with ThreadPoolExecutor(2) as pool:  # two CLI processes at once
+            cards = pool.map(lambda s: s.cli("card").stdout, (a, b))
+            a_card.write_text(next(cards))
+            b_card.write_text(next(cards))
+        a.cli("line", "add", str(b_card))
+        b.cli("line", "add", str(a_card))
+    else:
+        for s, file in ((a, a_card), (b, b_card)):
+            file.write_text(json.dumps(httpx.get(s.url + "/_openline/v1/card", timeout=30).json(), indent=2))
+        for s, file in ((a, b_card), (b, a_card)):
+            with s.api() as api:
+                r = api.post("/lines", json={"card": json.loads(file.read_text())})
+                assert r.status_code == 201, r.text
     for s, peer in ((a, b.name), (b, a.name)):
-        wait_for(
-            lambda s=s, peer=peer: any(
-                x["peer"] == peer and x["state"] == "active" for x in s.cli_json("lines")
-            ),
-            what=f"{s.name} active",
-        )
+        with s.api() as api:
+            wait_for(
+                lambda api=api, peer=peer: any(
+                    x["peer"] == peer and x["state"] == "active" for x in api.get("/lines").json()
+                ),
+                what=f"{s.name} active",
+            )
 
 
 def add_user(station: StationProcess, name: str, role: str, password: str) -> None:
-    """`openline user add NAME --role ROLE --password-stdin`, as an administrator would."""
-    r = subprocess.run(
-        [*OPENLINE, "user", "add", name, "--role", role, "--password-stdin"],
-        env=station.env(),
-        input=password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stderr
+    """What `openline user add NAME --role ROLE --password-stdin` asks of the station, as an
+    administrator would (tests/test_e2e_users.py runs the command itself)."""
+    with station.api() as api:
+        r = api.post("/users", json={"name": name, "role": role, "password": password})
+        assert r.status_code == 201, r.text
 
 
 @contextmanager
@@ -205,13 +213,9 @@ def running_pair(
     try:
         start_all(a, b)
         connect(a, b)
-        with ThreadPoolExecutor(2) as pool:  # two CLI processes at once
-            for done in [
-                pool.submit(add_user, s, officers[s.name], "watch_officer", password)
-                for s in (a, b)
-                if officers and s.name in officers
-            ]:
-                done.result()
+        for s in (a, b):
+            if officers and s.name in officers:
+                add_user(s, officers[s.name], "watch_officer", password)
         yield a, b
     finally:
         stop_all(a, b)

@@ -31,7 +31,7 @@ def _state(s: StationProcess, call_id: str) -> str:
 
 def test_call_lifecycle_between_two_stations(pair: tuple[StationProcess, StationProcess]) -> None:
     a, b = pair
-    connect(a, b)
+    connect(a, b, cli=True)  # as an operator does, through `openline card` and `line add`
     placed = a.cli_json("call", "moscow", "--subject", "Convoy at checkpoint 4", "--priority", "flash")
     call_id = placed["id"]
     assert placed["state"] in ("placed", "delivered", "ringing")
