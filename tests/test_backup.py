@@ -45,9 +45,9 @@ def test_a_backup_taken_while_the_station_talks_is_a_consistent_home_that_serves
         start_all(a, b)
         connect(a, b)
         call_id = a.cli_json("call", "moscow", "--subject", "Backed up mid-call")["id"]
-        wait_for(lambda: b.cli("show", call_id, "--json", check=False).returncode == 0, what="call delivered")
+        wait_for(lambda: b.call_state(call_id) is not None, what="call delivered")
         b.cli("pickup", call_id)
-        wait_for(lambda: a.cli_json("show", call_id)["state"] == "picked_up", what="picked up")
+        wait_for(lambda: a.call_state(call_id) == "picked_up", what="picked up")
 
         def talk() -> None:
             with a.api() as api:

@@ -401,7 +401,7 @@ def test_a_call_that_cannot_get_through_is_said_on_its_page_and_the_board(
         expect(anna.locator("[data-line-down]")).to_contain_text("DOWN: not getting through")
         b.start()
         wait_for(
-            lambda: any(c["id"] == call_id and c["state"] == "ringing" for c in b.cli_json("calls")),
+            lambda: any(c["id"] == call_id and c["state"] == "ringing" for c in b.get_json("/calls")),
             timeout=60,
             what="the call to ring at moscow",
         )

@@ -24,7 +24,7 @@ def test_the_officer_who_loses_a_pick_up_race_is_told_who_won(tmp_path: Path, br
         flash = a.cli_json("call", "moscow", "--subject", "Convoy of 12 trucks", "--priority", "flash")["id"]
         routine = a.cli_json("call", "moscow", "--subject", "Weekly link test", "--priority", "routine")["id"]
         wait_for(
-            lambda: sum(c["state"] == "ringing" for c in b.cli_json("calls")) == 2,
+            lambda: sum(c["state"] == "ringing" for c in b.get_json("/calls")) == 2,
             timeout=20,
             what="both calls ringing at moscow",
         )
@@ -91,7 +91,7 @@ def test_a_call_page_says_when_its_line_is_down_and_when_it_is_back(tmp_path: Pa
                 "id"
             ]
             wait_for(
-                lambda: any(c["id"] == call_id and c["state"] == "ringing" for c in b.cli_json("calls")),
+                lambda: any(c["id"] == call_id and c["state"] == "ringing" for c in b.get_json("/calls")),
                 timeout=20,
                 what="the call ringing at moscow",
             )

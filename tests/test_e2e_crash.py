@@ -26,9 +26,9 @@ def talking(
         start_all(a, b)
         connect(a, b)
         call_id = a.cli_json("call", "moscow", "--subject", "burst")["id"]
-        wait_for(lambda: b.cli_json("show", call_id)["state"] == "ringing", what="ringing")
+        wait_for(lambda: b.call_state(call_id) == "ringing", what="ringing")
         b.cli("pickup", call_id)
-        wait_for(lambda: a.cli_json("show", call_id)["state"] == "picked_up", what="picked up")
+        wait_for(lambda: a.call_state(call_id) == "picked_up", what="picked up")
         yield a, b, call_id
     finally:
         stop_all(a, b)

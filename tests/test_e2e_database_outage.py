@@ -31,8 +31,7 @@ def _log_events(station: StationProcess) -> list[str]:
 
 def _state(station: StationProcess, call_id: str) -> str | None:
     """The call's state there, or None while the station has not heard of it."""
-    shown = station.cli("show", call_id, "--json", check=False)
-    return str(json.loads(shown.stdout)["state"]) if shown.returncode == 0 else None
+    return station.call_state(call_id)
 
 
 def test_a_database_outage_loses_nothing_and_the_workers_resume(

@@ -37,7 +37,7 @@ def pair(
         for s, peer in ((a, b.name), (b, a.name)):
             wait_for(
                 lambda s=s, peer=peer: any(
-                    x["peer"] == peer and x["state"] == "active" for x in s.cli_json("lines")
+                    x["peer"] == peer and x["state"] == "active" for x in s.get_json("/lines")
                 ),
                 what=f"{s.name} active",
             )
@@ -74,11 +74,11 @@ def test_call_proofs_and_bundles_verify_offline(
 ) -> None:
     a, b = pair
     answered = a.cli_json("call", "moscow", "--subject", "Convoy at checkpoint 4")["id"]
-    wait_for(lambda: b.cli_json("show", answered)["state"] == "ringing", what="ringing at moscow")
+    wait_for(lambda: b.call_state(answered) == "ringing", what="ringing at moscow")
     b.cli("pickup", answered)
-    wait_for(lambda: a.cli_json("show", answered)["state"] == "picked_up", what="picked up seen by caller")
+    wait_for(lambda: a.call_state(answered) == "picked_up", what="picked up seen by caller")
     unanswered = a.cli_json("call", "moscow", "--subject", "Are you there?")["id"]
-    wait_for(lambda: a.cli_json("show", unanswered)["state"] == "missed", timeout=30, what="missed")
+    wait_for(lambda: a.call_state(unanswered) == "missed", timeout=30, what="missed")
     # The caller's floor is told, not left to notice a state in a list.
     told = [x for x in a.cli_json("alerts", "--open") if x["kind"] == "unanswered_call"]
     assert [(x["subject"], x["detail"]["peer"]) for x in told] == [(unanswered, "moscow")]

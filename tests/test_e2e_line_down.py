@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def line_down(station: StationProcess) -> list[dict[str, Any]]:
-    return [x for x in station.cli_json("alerts") if x["kind"] == "line_down"]
+    return [x for x in station.get_json("/alerts") if x["kind"] == "line_down"]
 
 
 def test_a_call_that_cannot_reach_the_peer_raises_line_down_and_pages(
@@ -62,7 +62,7 @@ def test_a_call_that_cannot_reach_the_peer_raises_line_down_and_pages(
         assert line["waiting_since"] is not None
         b.start()
         wait_for(
-            lambda: any(c["id"] == call_id and c["state"] == "ringing" for c in b.cli_json("calls")),
+            lambda: any(c["id"] == call_id and c["state"] == "ringing" for c in b.get_json("/calls")),
             timeout=60,
             what="the call to ring at moscow once it is back",
         )

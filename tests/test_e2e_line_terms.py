@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _line(s: StationProcess) -> dict[str, Any]:
-    (line,) = s.cli_json("lines")
+    (line,) = s.get_json("/lines")
     return dict(line)
 
 

@@ -36,7 +36,7 @@ def call(station: StationProcess, peer: str, subject: str) -> str:
 
 
 def state(station: StationProcess, call_id: str) -> Any:
-    return next((c["state"] for c in station.cli_json("calls") if c["id"] == call_id), None)
+    return station.call_state(call_id)
 
 
 def peer_url(station: StationProcess, peer: str) -> str:
@@ -70,7 +70,7 @@ def test_two_stations_that_both_moved_are_rejoined_by_one_operator(tmp_path: Pat
         start_all(a, b)  # each announces itself at the other's old address, in vain
         waiting = call(b, "stuttgart", "Sent before anyone noticed")
         wait_for(
-            lambda: any(x["last_error"] for x in b.cli_json("lines")),
+            lambda: any(x["last_error"] for x in b.get_json("/lines")),
             what="moscow failing to reach stuttgart",
         )
         # stuttgart's operator gets moscow's new card out of band, and pins it.

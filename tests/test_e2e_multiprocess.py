@@ -98,7 +98,9 @@ def test_two_processes_share_one_station(
         )
         # Both processes run the timer loop; each step fires once, in order.
         wait_for(
-            lambda: len([e for e in b.cli_json("show", call_id)["events"] if e["event"] == "escalated"]) >= 5,
+            lambda: (
+                len([e for e in b.get_json(f"/calls/{call_id}")["events"] if e["event"] == "escalated"]) >= 5
+            ),
             timeout=30,
             what="five escalation steps",
         )

@@ -50,7 +50,7 @@ def _file(path: Path, lat: float, lng: float, text: str) -> Path:
 
 
 def _state(s: StationProcess, notice_id: str) -> str:
-    return str(s.cli_json("notice", "show", notice_id)["state"])
+    return str(s.get_json(f"/notices/{notice_id}")["state"])
 
 
 def test_a_notice_is_acknowledged_and_a_conflict_alarms_both_sides(
@@ -71,7 +71,7 @@ def test_a_notice_is_acknowledged_and_a_conflict_alarms_both_sides(
     assert [c["other_notice"] for c in other["conflicts"]] == [sent["id"]]
     for s in (a, b):
         wait_for(
-            lambda s=s: any(x["kind"] == "notice_conflict" for x in s.cli_json("alerts")),
+            lambda s=s: any(x["kind"] == "notice_conflict" for x in s.get_json("/alerts")),
             what=f"conflict alert at {s.name}",
         )
     listed = a.cli_json("notices")

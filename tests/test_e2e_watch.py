@@ -87,7 +87,7 @@ def test_an_unanswered_call_escalates_through_the_roster_and_a_webhook(
     assert event["data"]["call_id"] == call_id
     assert "Convoy" not in hit.body.decode()
     wait_for(
-        lambda: any(e["event"] == "notified" for e in b.cli_json("show", call_id)["events"]),
+        lambda: any(e["event"] == "notified" for e in b.get_json(f"/calls/{call_id}")["events"]),
         timeout=20,
         what="the notified event",
     )
