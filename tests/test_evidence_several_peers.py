@@ -287,6 +287,18 @@ def test_a_bundle_for_one_peer_rests_on_its_cosignature(
     assert refused.exit_code == 1
     assert "error (not_found): no pinned station named 'nobody'" in " ".join(refused.output.split())
     assert not (tmp_path / "none").exists()
+    # Into an existing directory only, as `prove` writes: one clear line, nothing made.
+    (tmp_path / "a-file").write_text("x")
+    for out, why in (
+        (tmp_path / "missing" / "deeper" / "bundle", f"{tmp_path / 'missing' / 'deeper'} is not a directory"),
+        (tmp_path / "a-file" / "bundle", f"{tmp_path / 'a-file'} is not a directory"),
+    ):
+        before = sorted(tmp_path.rglob("*"))
+        refused = cli(g, monkeypatch, "ledger", "export", "--out", str(out))
+        assert refused.exit_code == 1
+        assert f"error (invalid_input): cannot write {out}: {why}" in " ".join(refused.output.split())
+        assert "Traceback" not in refused.output
+        assert sorted(tmp_path.rglob("*")) == before
 
 
 # 2. What a peer is given of our checkpoints ---------------------------------------------

@@ -100,6 +100,10 @@ def export_bundle(
     our signature and its cosignature only, its card and its checkpoint alone."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidInput(f"{out} exists and is not an empty directory: choose a new one")
+    # Into an existing directory only, as `prove` writes its file: a mistyped path must not
+    # make a tree of directories wherever it points.
+    if not out.parent.is_dir():
+        raise InvalidInput(f"cannot write {out}: {out.parent} is not a directory")
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     try:
@@ -108,6 +112,8 @@ def export_bundle(
         if out.exists():
             out.rmdir()
         os.replace(work, out)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return manifest
@@ -128,7 +134,7 @@ def _write_bundle(
             raise Conflict(NONE_COSIGNED)
     else:
         cp = cosigned_for(station, conn, peer)
-    root.mkdir(parents=True)
+    root.mkdir()
     _write(root, "checkpoint", cp.note.encode())
     cards = _cards(station, conn, peer)
     for name, card in cards.items():
