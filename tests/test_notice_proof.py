@@ -115,6 +115,21 @@ def test_a_doctored_notice_proof_is_refused(nodes: tuple[Node, Node]) -> None:
     result = verify_proof(json.dumps({**good, "entries": entries}))
     assert any("nothing shows it was announced" in f.message for f in result.failures)
 
+    # The acknowledgement left out, its envelope kept: the proof would say nobody answered.
+    types = [json.loads(base64.b64decode(e["entry"]))["type"] for e in good["entries"]]
+    assert "notice.acknowledged" in types
+    entries = [e for e, t in zip(good["entries"], types, strict=True) if t != "notice.acknowledged"]
+    result = verify_proof(json.dumps({**good, "entries": entries}))
+    assert [f.message.split(": ", 1)[1] for f in result.failures] == [
+        "no notice entry in the proof names its envelope "
+        + next(
+            repr(json.loads(base64.b64decode(e["entry"]))["envelope"])
+            for e, t in zip(good["entries"], types, strict=True)
+            if t == "notice.acknowledged"
+        )
+        + " (notice.ack): what it did is left out"
+    ]
+
     # A receipt whose time was changed no longer verifies.
     receipt = dict(good["receipts"][0], stored_at="2026-01-01T00:00:00.000001Z")
     result = verify_proof(json.dumps({**good, "receipts": [receipt]}))

@@ -636,7 +636,7 @@ def verify_call_proof(
     station, call, cards, peers, proven = checked
     envelopes = _about_call(result, call, proven)
     receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
-    _whole(result, proven, doc["receipts"])
+    _whole(result, "call", proven, doc["receipts"])
     if any(f.check == "checkpoint" for f in result.failures):
         # Entries proven against a root nobody's signature vouches for prove nothing.
         result.notes.append("no story is told: the checkpoint's signatures did not verify")
@@ -645,31 +645,34 @@ def verify_call_proof(
     return result
 
 
-# Envelopes that always leave a call.* entry naming them where they are sent and where
-# they are received: the event they carry, or `call.ignored` when it crossed another. (A
-# repeated ring may change nothing and leave none.)
-_DECISIVE = frozenset(
-    {"call.place", "call.pickup", "call.decline", "call.cancel", "call.close", "call.missed"}
-)
+# Envelopes that always leave a call.* (notice.*) entry naming them where they are sent and
+# where they are received: the event they carry, or `call.ignored` (`notice.ignored`) when
+# it crossed another. (A repeated ring may change nothing and leave none.)
+_DECISIVE = {
+    "call": frozenset(
+        {"call.place", "call.pickup", "call.decline", "call.cancel", "call.close", "call.missed"}
+    ),
+    "notice": frozenset({"notice.send", "notice.ack", "notice.reject", "notice.withdraw"}),
+}
 
 
-def _whole(result: Result, proven: list[_Proven], receipts: list[Any]) -> None:
-    """What a call proof's own entries say it must also hold: a call.* entry for every
-    decisive envelope an envelope entry names (what it did: a pick-up, a close), and the
-    peer's signed answers (`_answered`). A proof that keeps an envelope and drops the event
-    it carried, or drops the receipts, would tell another story. (Entries left out
-    together with everything that names them cannot be seen here: the whole log, `ledger
-    export`, shows those.)"""
-    events = {p.entry.get("envelope") for p in proven if p.type.startswith("call.")}
+def _whole(result: Result, about: str, proven: list[_Proven], receipts: list[Any]) -> None:
+    """What a proof's own entries say it must also hold: a call.* (notice.*) entry for
+    every decisive envelope an envelope entry names (what it did: a pick-up, an
+    acknowledgement), and the peer's signed answers (`_answered`). A proof that keeps an
+    envelope and drops the event it carried, or drops the receipts, would tell another
+    story. (Entries left out together with everything that names them cannot be seen here:
+    the whole log, `ledger export`, shows those.)"""
+    events = {p.entry.get("envelope") for p in proven if p.type.startswith(f"{about}.")}
     off = [
-        f"entry {p.index} ({p.type}): no call entry in the proof names its envelope "
+        f"entry {p.index} ({p.type}): no {about} entry in the proof names its envelope "
         f"{p.entry.get('envelope')!r:.60} ({p.entry.get('kind')}): what it did is left out"
         for p in proven
         if p.type in ("envelope.sent", "envelope.received")
-        and p.entry.get("kind") in _DECISIVE
+        and p.entry.get("kind") in _DECISIVE[about]
         and p.entry.get("envelope") not in events
     ]
-    result.failures += [Failure("call", m) for m in off + _unanswered(proven, receipts)]
+    result.failures += [Failure(about, m) for m in off + _unanswered(proven, receipts)]
 
 
 def _unanswered(proven: list[_Proven], receipts: list[Any]) -> list[str]:
@@ -719,7 +722,7 @@ def verify_notice_proof(
         if p.index in chosen and p.type not in _ANSWERED and isinstance(p.entry.get("envelope"), str)
     }
     _receipts(result, doc["receipts"], station, cards, proven, envelopes)
-    result.failures += [Failure("notice", m) for m in _unanswered(proven, doc["receipts"])]
+    _whole(result, "notice", proven, doc["receipts"])
     result.about = picked.entries
     return result
 
