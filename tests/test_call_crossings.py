@@ -12,6 +12,7 @@ from openline.core.evidence import verify_call_proof
 from openline.services import delivery
 from openline.services.delivery import Outcome
 from tests.inproc import Node, picked_up, place_and_ring, send_unsettled, settle_ledgers, show
+from tests.notice_docs import cli_table
 
 
 def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
@@ -76,7 +77,9 @@ def _crossed(a: Node, b: Node, call_id: str) -> tuple[dict[str, Any], dict[str, 
     return sa, sb
 
 
-def test_a_pick_up_that_crosses_the_cancel_stands_on_both_sides(nodes: tuple[Node, Node]) -> None:
+def test_a_pick_up_that_crosses_the_cancel_stands_on_both_sides(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
     a, b = nodes
     call_id = place_and_ring(a, b)
     assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
@@ -85,6 +88,13 @@ def test_a_pick_up_that_crosses_the_cancel_stands_on_both_sides(nodes: tuple[Nod
     sa, sb = _crossed(a, b, call_id)
     assert sa["state"] == "picked_up"
     assert sa["picked_up_by"] == sb["picked_up_by"] == "moscow:admin"
+    # `openline show` says why, on both sides, and not only in --json.
+    for node, why in (
+        (a, "picked_up station:moscow crossed our cancel: the callee's station decides"),
+        (b, "ignored station:stuttgart call.cancel: cannot cancel a call that is picked_up"),
+    ):
+        table = " ".join(cli_table(node, monkeypatch, "show", call_id, columns=200).replace("│", " ").split())
+        assert why in table, table
     # The call goes on: stuttgart can speak and close it like any other.
     assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": "Still there."}).status_code == 201
     assert a.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "Crossed"}).status_code == 200

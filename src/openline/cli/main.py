@@ -599,10 +599,27 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
             out.print(f"[bold]Summary[/] {escape(block(x['summary']))}", markup=True)
         if x.get("decline_reason"):
             out.print(f"[bold]Declined because[/] {escape(block(x['decline_reason']))}", markup=True)
-        events = [(e["at"], e["event"], e["actor"]) for e in x["events"]]
-        listing(("at", "event", "actor"), events, title="Event log")
+        events = [(e["at"], e["event"], e["actor"], _event_why(e.get("detail"))) for e in x["events"]]
+        listing(("at", "event", "actor", "why"), events, title="Event log", wrap=("why",))
 
     emit(data, as_json, render)
+
+
+def _event_why(detail: Any) -> str:
+    """What explains an event that the bare word would leave a puzzle: a statement of ours
+    the peer's crossed (`{"crossed": "cancelled"}`: our cancel, replaced by its answer), a
+    statement of the peer's that changed nothing here (`ignored`), an envelope the peer
+    refused. `--json` has the whole `detail`."""
+    if not isinstance(detail, dict):
+        return ""
+    if "crossed" in detail:
+        ours = {"cancelled": "cancel", "closed": "close"}.get(str(detail["crossed"]), detail["crossed"])
+        return f"crossed our {ours}: the callee's station decides"
+    if "reason" in detail and "kind" in detail:
+        return f"{detail['kind']}: {detail['reason']}"
+    if "code" in detail and "kind" in detail:
+        return f"{detail['kind']} refused: {detail['code']}"
+    return ""
 
 
 def _password_from_stdin() -> str:
