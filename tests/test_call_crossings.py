@@ -82,7 +82,12 @@ def test_a_pick_up_that_crosses_the_cancel_stands_on_both_sides(
 ) -> None:
     a, b = nodes
     call_id = place_and_ring(a, b)
-    assert a.api.post(f"/api/v1/calls/{call_id}/cancel").status_code == 200
+    # Through the CLI, which says at once that an answer already given would stand.
+    cancelled = " ".join(cli_table(a, monkeypatch, "cancel", call_id, columns=200).split())
+    assert cancelled == (
+        f"Call {call_id}: cancelled If the peer picked it up or declined it before the cancel reached "
+        "it, its answer stands (the callee's station decides): `openline show` then says so."
+    )
     assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
     assert show(a, call_id)["state"] == "cancelled"  # until moscow's pick-up arrives
     sa, sb = _crossed(a, b, call_id)

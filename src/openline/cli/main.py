@@ -482,16 +482,21 @@ def calls_cmd(
     emit(rows, as_json, render)
 
 
-def _call_action(home: Path, call_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
+def _call_action(
+    home: Path, call_id: str, action: str, body: dict[str, Any] | None, as_json: bool, *, then: str = ""
+) -> None:
+    """Act on a call and print its state; `then`: what the officer must know next."""
     with client(home) as c:
         result = c.post(f"/calls/{seg(call_id)}/{action}", body)
-    emit(
-        result,
-        as_json,
-        lambda x: out.print(
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(
             f"Call {escape(call_id)}: [bold]{escape(str(x.get('state', x.get('status'))))}[/]", markup=True
-        ),
-    )
+        )
+        if then:
+            out.print(then, markup=False)
+
+    emit(result, as_json, render)
 
 
 @app.command()
@@ -548,7 +553,15 @@ def decline(
 @app.command()
 def cancel(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = False) -> None:
     """Cancel an outbound call that has not been picked up."""
-    _call_action(home, call_id, "cancel", None, as_json)
+    _call_action(
+        home,
+        call_id,
+        "cancel",
+        None,
+        as_json,
+        then="If the peer picked it up or declined it before the cancel reached it, its answer stands "
+        "(the callee's station decides): `openline show` then says so.",
+    )
 
 
 @app.command()
