@@ -4,15 +4,19 @@ event log records what changed nothing."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import Any
 
 from openline.core.clock import FakeClock
 from openline.core.evidence import verify_call_proof
 from openline.services import delivery
+from openline.services.accounts import Role
 from openline.services.delivery import Outcome
 from tests.inproc import Node, picked_up, place_and_ring, send_unsettled, settle_ledgers, show
 from tests.notice_docs import cli_table
+from tests.test_console import add_user, browser, log_in
 
 
 def test_ringing_that_overtakes_the_receipt_for_the_call_leaves_it_ringing(
@@ -100,6 +104,12 @@ def test_a_pick_up_that_crosses_the_cancel_stands_on_both_sides(
     ):
         table = " ".join(cli_table(node, monkeypatch, "show", call_id, columns=200).replace("│", " ").split())
         assert why in table, table
+        # And the console's call page, in its event log.
+        add_user(node, "duty", Role.WATCH_OFFICER)
+        c = browser(node)
+        log_in(c, "duty")
+        page = html.unescape(re.sub(r"<[^>]+>", " ", c.get(f"/calls/{call_id}").text))
+        assert why.split(" ", 2)[2] in " ".join(page.split()), page
     # The call goes on: stuttgart can speak and close it like any other.
     assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": "Still there."}).status_code == 201
     assert a.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": "Crossed"}).status_code == 200

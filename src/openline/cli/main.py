@@ -19,6 +19,7 @@ from openline import __version__
 from openline.cli.client import ApiError, StationClient, seg
 from openline.cli.options import finite, time_text
 from openline.cli.render import block, err, limit_reached, listing, out, when
+from openline.core.calls import event_why
 from openline.core.encoding import parse_json
 from openline.errors import Code, OpenLineError
 
@@ -612,27 +613,10 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
             out.print(f"[bold]Summary[/] {escape(block(x['summary']))}", markup=True)
         if x.get("decline_reason"):
             out.print(f"[bold]Declined because[/] {escape(block(x['decline_reason']))}", markup=True)
-        events = [(e["at"], e["event"], e["actor"], _event_why(e.get("detail"))) for e in x["events"]]
+        events = [(e["at"], e["event"], e["actor"], event_why(e.get("detail"))) for e in x["events"]]
         listing(("at", "event", "actor", "why"), events, title="Event log", wrap=("why",))
 
     emit(data, as_json, render)
-
-
-def _event_why(detail: Any) -> str:
-    """What explains an event that the bare word would leave a puzzle: a statement of ours
-    the peer's crossed (`{"crossed": "cancelled"}`: our cancel, replaced by its answer), a
-    statement of the peer's that changed nothing here (`ignored`), an envelope the peer
-    refused. `--json` has the whole `detail`."""
-    if not isinstance(detail, dict):
-        return ""
-    if "crossed" in detail:
-        ours = {"cancelled": "cancel", "closed": "close"}.get(str(detail["crossed"]), detail["crossed"])
-        return f"crossed our {ours}: the callee's station decides"
-    if "reason" in detail and "kind" in detail:
-        return f"{detail['kind']}: {detail['reason']}"
-    if "code" in detail and "kind" in detail:
-        return f"{detail['kind']} refused: {detail['code']}"
-    return ""
 
 
 def _password_from_stdin() -> str:

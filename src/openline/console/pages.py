@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from openline.console.live import Hub
+from openline.core.calls import event_why
 from openline.core.clock import MICROS
 from openline.core.encoding import parse_json
 from openline.errors import (
@@ -36,6 +37,7 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_ENV.globals["event_why"] = event_why
 
 # Nothing inline: scripts and styles come from /static, so the policy can forbid the rest.
 SECURITY_HEADERS = {

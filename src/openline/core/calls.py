@@ -152,3 +152,21 @@ def contradicts(state: State, event: Event, by: Party) -> bool:
 def allowed(state: State, by: Party) -> list[Event]:
     """Events `by` may cause in `state` (for UIs: which buttons to show)."""
     return [e for (s, e), _ in _TRANSITIONS.items() if s is state and by in _WHO[e]]
+
+
+def event_why(detail: object) -> str:
+    """What explains an event of a call's log that the bare word would leave a puzzle, from
+    its `detail`: a statement of ours the peer's crossed (`{"crossed": "cancelled"}`: our
+    cancel, replaced by the callee's answer), a statement of the peer's that changed
+    nothing here (`ignored`: its kind and why), an envelope the peer refused (its kind and
+    code). Empty for any other event; the whole `detail` is in `--json` and the API."""
+    if not isinstance(detail, dict):
+        return ""
+    if "crossed" in detail:
+        ours = {"cancelled": "cancel", "closed": "close"}.get(str(detail["crossed"]), detail["crossed"])
+        return f"crossed our {ours}: the callee's station decides"
+    if "reason" in detail and "kind" in detail:
+        return f"{detail['kind']}: {detail['reason']}"
+    if "code" in detail and "kind" in detail:
+        return f"{detail['kind']} refused: {detail['code']}"
+    return ""
