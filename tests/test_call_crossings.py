@@ -104,6 +104,7 @@ def test_a_pick_up_that_crosses_the_cancel_stands_on_both_sides(
     ):
         table = " ".join(cli_table(node, monkeypatch, "show", call_id, columns=200).replace("│", " ").split())
         assert why in table, table
+        assert f"picked_up {sa['picked_up_at']} by moscow:admin" in table, table
         # And the console's call page, in its event log.
         add_user(node, "duty", Role.WATCH_OFFICER)
         c = browser(node)

@@ -590,7 +590,8 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
             "cancelled_at",
         ):
             if x[k]:
-                out.print(f"  {k[:-3]:<10} {x[k]}")
+                by = f" by {x['picked_up_by']}" if k == "picked_up_at" and x.get("picked_up_by") else ""
+                out.print(f"  {k[:-3]:<10} {x[k]}{by}", markup=False)
         if x["messages"]:
             out.print("[bold]Messages[/]", markup=True)
             for m in x["messages"]:
