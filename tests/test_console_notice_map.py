@@ -22,7 +22,7 @@ from openline.core.volumes import FEET
 from tests.browser import artifact_path
 from tests.harness import StationProcess, running_pair, wait_for
 from tests.notice_docs import square
-from tests.test_console_notices import PASSWORD, Watched, _log_in, _newest
+from tests.test_console_notices import PASSWORD, Watched, _log_in, _newest, _notices_map
 
 TWO_BANDS = "Two sorties, two bands"
 AMENDED = "Two sorties, the second later"
@@ -257,15 +257,8 @@ def test_a_site_by_the_antimeridian_is_drawn_with_the_activity_over_it(
     extent = _extent(site, (-500, 20_000), "M", _at(now, -1), _at(now, 5))
     del extent["time_end"]
     _post(b, {"category": "protected_site", "text": "Clinic on the dateline", "extents": [extent]})
-    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = ctx.new_page()
-    watched = Watched(page, b)
-    try:
-        _log_in(page, b)
-        page.goto(b.url + "/notices")
-        the_map = page.locator("[data-notice-map]")
-        expect(the_map).to_have_attribute("data-visible", "2")
-        expect(the_map).to_have_attribute("data-pins", "1")
+    with _notices_map(browser, b, visible=2) as (page, watched):
+        expect(page.locator("[data-notice-map]")).to_have_attribute("data-pins", "1")
         x, y = _together(page)  # looking at 180 degrees
 
         # Drag the view east past 180: Leaflet then looks at the other copy, near -180.
@@ -278,8 +271,6 @@ def test_a_site_by_the_antimeridian_is_drawn_with_the_activity_over_it(
         assert abs(moved_x - (x - 300)) < 20, (x, moved_x)
         page.locator("path.notice-pin").hover()
         expect(page.locator(".leaflet-tooltip")).to_contain_text("Clinic on the dateline")
-    finally:
-        ctx.close()
     watched.check()
 
 

@@ -579,15 +579,17 @@ def _field_hospital(station: StationProcess) -> str:
 
 
 @contextmanager
-def _notices_map(browser: Browser, station: StationProcess) -> Iterator[tuple[Page, Watched]]:
-    """boris's notices page on `station`, its map drawn with the one active volume."""
+def _notices_map(
+    browser: Browser, station: StationProcess, visible: int = 1
+) -> Iterator[tuple[Page, Watched]]:
+    """boris's notices page on `station`, its map drawn with its `visible` active volumes."""
     ctx = browser.new_context(viewport={"width": 1366, "height": 900})
     page = ctx.new_page()
     watched = Watched(page, station)
     try:
         _log_in(page, station)
         page.goto(station.url + "/notices")
-        expect(page.locator("[data-notice-map]")).to_have_attribute("data-visible", "1")
+        expect(page.locator("[data-notice-map]")).to_have_attribute("data-visible", str(visible))
         yield page, watched
     finally:
         ctx.close()
