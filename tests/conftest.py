@@ -196,24 +196,23 @@ def nodes(
         server = request.getfixturevalue("pg_server")
     image = _pair_images.get(backend)
     if image is None:
-        urls = None
-        if server is not None:
-            urls = (server.fresh_database()[1], server.fresh_database()[1])
-        image = _pair_images[backend] = pair_image(tmp_path_factory.mktemp("pair"), urls)
+        made_on = None if server is None else (server.fresh_database()[1], server.fresh_database()[1])
+        image = _pair_images[backend] = pair_image(tmp_path_factory.mktemp("pair"), made_on)
     copies: dict[str, tuple[str, str]] = {}  # station: (database, URL)
+    urls = None
     if server is not None:
         assert image.databases is not None
         copies = {station: server.fresh_database(db) for station, db in image.databases.items()}
-    urls = {station: url for station, (_, url) in copies.items()} if server is not None else None
+        urls = {station: url for station, (_, url) in copies.items()}
     a, b = copied_pair(tmp_path, clock, image, urls)
     try:
         yield a, b
     finally:
         for n in (a, b):
             n.station.db.dispose()
-        for database, _ in copies.values():
-            assert server is not None
-            server.discard_database(database)
+        if server is not None:
+            for database, _ in copies.values():
+                server.discard_database(database)
 
 
 @pytest.fixture

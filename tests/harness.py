@@ -192,13 +192,12 @@ def connect(a: StationProcess, b: StationProcess, *, cli: bool = False) -> None:
                 r = api.post("/lines", json={"card": json.loads(file.read_text())})
                 assert r.status_code == 201, r.text
     for s, peer in ((a, b.name), (b, a.name)):
-        with s.api() as api:
-            wait_for(
-                lambda api=api, peer=peer: any(
-                    x["peer"] == peer and x["state"] == "active" for x in api.get("/lines").json()
-                ),
-                what=f"{s.name} active",
-            )
+        wait_for(
+            lambda s=s, peer=peer: any(
+                x["peer"] == peer and x["state"] == "active" for x in s.get_json("/lines")
+            ),
+            what=f"{s.name} active",
+        )
 
 
 def add_user(station: StationProcess, name: str, role: str, password: str) -> None:
