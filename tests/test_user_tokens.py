@@ -309,6 +309,8 @@ def test_token_add_never_writes_over_a_file_nor_issues_for_nothing(
             f"{tmp_path / 'missing'} is not a directory",
         ),
         ("duty", "phone", a_file / "t", "invalid_input", f"{a_file} is not a directory"),
+        # A directory where no file can be made: the system's reason, not "not a directory".
+        ("duty", "phone", Path("/proc/t"), "invalid_input", "cannot write /proc/t: No such file"),
         ("nobody", "phone", new, "not_found", "no user named 'nobody'"),
         ("duty", "laptop", new, "conflict", "labelled 'laptop' already"),
         ("duty", "tab\there", new, "invalid_input", "label"),

@@ -27,8 +27,10 @@ def _new_file(path: Path) -> IO[str]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         fail(f"{path} exists already: choose a new file; no token was issued", "invalid_input")
-    except (FileNotFoundError, NotADirectoryError):
-        fail(f"cannot write {path}: {path.parent} is not a directory; no token was issued", "invalid_input")
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        # A directory that refuses new files (/proc, say) answers ENOENT too.
+        why = exc.strerror if path.parent.is_dir() else f"{path.parent} is not a directory"
+        fail(f"cannot write {path}: {why}; no token was issued", "invalid_input")
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror or exc}; no token was issued", "invalid_input")
     return os.fdopen(fd, "w", encoding="ascii")
