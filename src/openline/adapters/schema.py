@@ -65,6 +65,19 @@ login_throttle = Table(
     Column("next_allowed_at", BigInteger, nullable=False),
 )
 
+# Idempotency-Key (docs/api.md): what a client's key made, so that a request sent again
+# after a timeout answers with it instead of doing it twice. Kept for a day.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # of the method, path and body
+    Column("made", String(64), nullable=False),  # the id of what the request made
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_idempotency_keys_created", "created_at"),
+)
+
 api_tokens = Table(
     "api_tokens",
     metadata,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from pydantic import BaseModel
 
 from openline.adapters.transport import Transport
 from openline.errors import Unauthorized
-from openline.services import accounts
+from openline.services import accounts, idempotency
 from openline.services.accounts import Principal
 from openline.services.station import Station
 
@@ -38,6 +39,19 @@ def principal_of(request: Request, station: Station) -> Principal:
         raise Unauthorized("send the station's API token as 'Authorization: Bearer <token>'")
     with station.db.read() as conn:
         return accounts.authenticate(conn, token.strip())
+
+
+def once_of(request: Request, who: Principal, body: BaseModel) -> idempotency.Once | None:
+    """The request's Idempotency-Key with the fingerprint of what it asks, or None."""
+    header = request.headers.get(idempotency.HEADER)
+    asked = body.model_dump(mode="json")
+    return idempotency.once(who.user_id, header, request.method, request.url.path, asked)
+
+
+def said_before(response: Response, again: bool) -> None:
+    """Mark the answer to a request its key had made before (as Stripe's API does)."""
+    if again:
+        response.headers["Idempotent-Replayed"] = "true"
 
 
 async def get_transport(request: Request) -> Transport:

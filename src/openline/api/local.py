@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from openline.api.bodies import Strict
-from openline.api.deps import PrincipalDep, StationDep, TransportDep, principal_of
+from openline.api.deps import PrincipalDep, StationDep, TransportDep, once_of, principal_of, said_before
 from openline.core.clock import time_param
 from openline.errors import OpenLineError
 from openline.services import (
@@ -19,6 +19,7 @@ from openline.services import (
     alerts,
     calls,
     handover,
+    idempotency,
     line_terms,
     lines,
     paging,
@@ -177,9 +178,17 @@ def get_calls(
 
 
 @router.post("/calls", status_code=201)
-def place_call(station: StationDep, who: PrincipalDep, req: PlaceCall) -> dict[str, Any]:
+def place_call(
+    station: StationDep, who: PrincipalDep, req: PlaceCall, request: Request, response: Response
+) -> dict[str, Any]:
+    """Place a call. With an Idempotency-Key, sending it again answers with the same call."""
     who.require(Permission.WORK_CALLS)
-    call_id = calls.place(station, who.name, req.peer, req.subject, req.priority)
+    call_id, again = idempotency.run(
+        station,
+        once_of(request, who, req),
+        lambda once: calls.place(station, who.name, req.peer, req.subject, req.priority, once=once),
+    )
+    said_before(response, again)
     return calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
 
 
@@ -197,15 +206,24 @@ def pickup(station: StationDep, who: PrincipalDep, call_id: str) -> dict[str, An
 
 
 @router.post("/calls/{call_id}/messages", status_code=201)
-async def say(station: StationDep, request: Request, call_id: str, req: Say) -> dict[str, Any]:
+async def say(
+    station: StationDep, request: Request, response: Response, call_id: str, req: Say
+) -> dict[str, Any]:
+    """Send a message. With an Idempotency-Key, sending it again answers with the same one."""
+
     # The endpoint machine clients call at a rate: authenticated on the worker thread that
     # runs the use case (`principal_of`), one hand-off between threads fewer per message.
-    def run() -> str:
+    def run() -> tuple[str, bool]:
         who = principal_of(request, station)
         who.require(Permission.WORK_CALLS)
-        return calls.say(station, who.name, call_id, req.text, req.lang)
+        return idempotency.run(
+            station,
+            once_of(request, who, req),
+            lambda once: calls.say(station, who.name, call_id, req.text, req.lang, once=once),
+        )
 
-    message_id = await run_in_threadpool(run)
+    message_id, again = await run_in_threadpool(run)
+    said_before(response, again)
     return {"call": call_id, "id": message_id, "status": "queued"}
 
 

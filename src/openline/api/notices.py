@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 
 from openline.api.bodies import Strict
-from openline.api.deps import PrincipalDep, StationDep
+from openline.api.deps import PrincipalDep, StationDep, once_of, said_before
 from openline.core import notices as nm
 from openline.errors import InvalidInput
-from openline.services import notice_view, notices
+from openline.services import idempotency, notice_view, notices
 from openline.services.accounts import Permission
 
 router = APIRouter(prefix="/api/v1/notices")
@@ -42,11 +42,21 @@ def _show(station: Any, who: Any, notice_id: str) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-def send(station: StationDep, who: PrincipalDep, req: SendNotice) -> dict[str, Any]:
+def send(
+    station: StationDep, who: PrincipalDep, req: SendNotice, request: Request, response: Response
+) -> dict[str, Any]:
     """Send a notice (or, with `amends`, a new version of one of ours) to a peer; with
-    `draft`, keep it here as a draft (its `would_conflict` previews the conflicts)."""
+    `draft`, keep it here as a draft (its `would_conflict` previews the conflicts). With an
+    Idempotency-Key, sending it again answers with the same notice."""
     who.require(Permission.WORK_CALLS)
-    notice_id = notices.send(station, who.name, req.peer, req.notice, amends=req.amends, draft=req.draft)
+    notice_id, again = idempotency.run(
+        station,
+        once_of(request, who, req),
+        lambda once: notices.send(
+            station, who.name, req.peer, req.notice, amends=req.amends, draft=req.draft, once=once
+        ),
+    )
+    said_before(response, again)
     return _show(station, who, notice_id)
 
 

@@ -24,7 +24,7 @@ from openline.core.clock import parse_rfc3339, rfc3339
 from openline.core.encoding import control_character
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound, check_one_of
-from openline.services import alerts, events, outbox, watch
+from openline.services import alerts, events, idempotency, outbox, watch
 from openline.services.accounts import peer_user
 from openline.services.lines import lock_line, require_active, require_known_peer
 from openline.services.station import Station, Tx
@@ -144,7 +144,16 @@ def _transition(tx: Tx, call: Any, event: Event, by: Party, at: int) -> State:
 # Local use cases ---------------------------------------------------------------------
 
 
-def place(station: Station, actor: str, peer: str, subject: Any, priority: Any = "routine") -> str:
+def place(
+    station: Station,
+    actor: str,
+    peer: str,
+    subject: Any,
+    priority: Any = "routine",
+    *,
+    once: idempotency.Once | None = None,
+) -> str:
+    """Place a call; `once`, a client's Idempotency-Key, is kept with it."""
     subject = _text(subject, "subject", MAX_SUBJECT)
     prio = _priority(priority)
     with station.tx() as tx:
@@ -176,11 +185,19 @@ def place(station: Station, actor: str, peer: str, subject: Any, priority: Any =
             {"priority": prio},
             facts={"line": line.id, "peer": peer, "direction": "out", "priority": prio},
         )
+        idempotency.keep(tx, once, call_id)
     return call_id
 
 
 def _local(
-    station: Station, actor: str, call_id: str, event: Event, body: dict[str, Any], **values: Any
+    station: Station,
+    actor: str,
+    call_id: str,
+    event: Event,
+    body: dict[str, Any],
+    *,
+    once: idempotency.Once | None = None,
+    **values: Any,
 ) -> str:
     with station.tx() as tx:
         lock_line(tx.conn, lambda: str(_get(tx.conn, call_id).line_id))
@@ -200,6 +217,7 @@ def _local(
             return ""
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
         events.record(tx, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
+        idempotency.keep(tx, once, env.id)
     return env.id
 
 
@@ -207,10 +225,20 @@ def pickup(station: Station, actor: str, call_id: str) -> None:
     _local(station, actor, call_id, Event.PICKUP, {"by": actor}, picked_up_by=f"{station.name}:{actor}")
 
 
-def say(station: Station, actor: str, call_id: str, text: Any, lang: str = "en") -> str:
+def say(
+    station: Station,
+    actor: str,
+    call_id: str,
+    text: Any,
+    lang: str = "en",
+    *,
+    once: idempotency.Once | None = None,
+) -> str:
+    """Send a message on a call; returns its id. `once`: see `place`."""
     if not _is_language_tag(lang):
         raise InvalidInput(f"lang must be a language tag such as en or pt-BR, got {lang!r:.40}")
-    return _local(station, actor, call_id, Event.SAY, {"text": _text(text, "text", MAX_TEXT), "lang": lang})
+    body = {"text": _text(text, "text", MAX_TEXT), "lang": lang}
+    return _local(station, actor, call_id, Event.SAY, body, once=once)
 
 
 def close(station: Station, actor: str, call_id: str, summary: Any = None) -> None:

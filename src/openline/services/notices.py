@@ -32,7 +32,7 @@ from openline.core.envelope import Envelope, open_sealed, seal
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Volume, nvector_boxes
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
-from openline.services import accounts, alerts, notice_sites, outbox
+from openline.services import accounts, alerts, idempotency, notice_sites, outbox
 from openline.services import notice_conflicts as conflicts
 from openline.services.lines import line_for_peer, lock_line, require_active
 from openline.services.notice_rows import TIME_COLUMN, get, log, party_of, transition
@@ -238,10 +238,18 @@ def _amendable(conn: Connection, amends: str, peer: str, doc: Document, *, for_u
 
 
 def send(
-    station: Station, actor: str, peer: str, document: Any, *, amends: str | None = None, draft: bool = False
+    station: Station,
+    actor: str,
+    peer: str,
+    document: Any,
+    *,
+    amends: str | None = None,
+    draft: bool = False,
+    once: idempotency.Once | None = None,
 ) -> str:
     """Send a notice to `peer` (or a new version of one of ours); with `draft`, keep it
-    here as a draft instead. Returns its id."""
+    here as a draft instead. Returns its id. `once`, a client's Idempotency-Key, is kept
+    with it."""
     doc = parse_document(document, station.clock.now())
     _amends_no_removal(doc, amends)
     notice_id = outbox.new_id()
@@ -250,6 +258,7 @@ def send(
             _save_draft(station, tx, actor, peer, notice_id, doc, amends)
         else:
             _dispatch(station, tx, actor, peer, notice_id, doc, amends)
+        idempotency.keep(tx, once, notice_id)
     return notice_id
 
 
