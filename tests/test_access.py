@@ -330,9 +330,10 @@ def test_what_the_framework_refuses_is_a_problem_document_too(nodes: tuple[Node,
     assert wrong.headers["content-type"] == "application/problem+json"
     assert wrong.json()["code"] == "method_not_allowed"
     assert wrong.headers["allow"]  # the methods of the route the path matched first
-    deep = "[" * 50_000 + "]" * 50_000  # FastAPI cannot parse it: RecursionError, a bare 400
+    deep = "[" * 50_000 + "]" * 50_000  # FastAPI cannot parse it (RecursionError): said in our terms
     unparsed = a.api.post("/api/v1/calls", content=deep, headers={"content-type": "application/json"})
-    assert unparsed.status_code == 400
+    assert unparsed.status_code == 422
     assert unparsed.headers["content-type"] == "application/problem+json"
     assert unparsed.json()["code"] == "invalid_input"
+    assert unparsed.json()["detail"] == "request body: JSON nested too deeply"
     assert a.snapshot() == before

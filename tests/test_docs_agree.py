@@ -97,3 +97,37 @@ def test_cli_notices_narrowing_without_at_names_the_cli_option(
     api = node.api.get("/api/v1/notices", params={"radius_m": 5})
     assert api.status_code == 422
     assert "give it with at=LAT,LNG" in api.json()["detail"]
+
+
+def test_docs_api_names_every_operation_and_who_may(tmp_path: Path, clock: FakeClock) -> None:
+    """docs/api.md's tables: every local API operation, no other, each with the roles
+    tests/test_access.py holds the station to, and a CLI command that exists."""
+    from openline.services.accounts import Role
+    from tests.test_access import MATRIX
+
+    text = (DOCS / "api.md").read_text()
+    row = r"^\| `(GET|POST|PUT|DELETE) (/api/v1/[^`]*)` \| ([^|]+) \| ([^|]+) \|"
+    rows = re.findall(row, text, re.MULTILINE)
+    who = {
+        "every role": frozenset(Role),
+        "watch roles": frozenset(Role) - {Role.AUDITOR},
+        "administrator": frozenset({Role.ADMINISTRATOR}),
+        "roster keepers": frozenset({Role.ADMINISTRATOR, Role.SENIOR_WATCH_OFFICER}),
+        "administrator, auditor": frozenset({Role.ADMINISTRATOR, Role.AUDITOR}),
+    }
+    documented = {(method, path): who[roles.strip()] for method, path, roles, _ in rows}
+    assert len(documented) == len(rows)  # none twice
+    assert documented == MATRIX
+    node = make_node(tmp_path, "stuttgart", clock, None)
+    served = {
+        (method.upper(), path)
+        for path, operations in node.app.openapi()["paths"].items()
+        if path.startswith("/api/v1")
+        for method in operations
+    }
+    assert set(documented) == served
+    commands = {c.strip("` ") for *_, c in rows if c.strip() != "—"}
+    runner = CliRunner()
+    for command in commands:
+        words = command.split()[1:]
+        assert runner.invoke(app, [*words, "--help"]).exit_code == 0, command

@@ -34,6 +34,7 @@ class Code(StrEnum):
     INVALID_INPUT = "invalid_input"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     CONFLICT = "conflict"
     ILLEGAL_TRANSITION = "illegal_transition"
     UNAUTHORIZED = "unauthorized"

@@ -17,7 +17,7 @@ from openline.adapters import migrate
 from openline.adapters.db import ChangeListener
 from openline.adapters.notify import Channel
 from openline.adapters.transport import Transport
-from openline.api import federation, local, problems
+from openline.api import federation, local, openapi, problems
 from openline.api import ledger as ledger_api
 from openline.api import notices as notices_api
 from openline.api import report as report_api
@@ -88,6 +88,7 @@ def create_app(
     app.include_router(notices_api.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=str(console.STATIC_DIR)), name="static")
+    openapi.install(app)
 
     @app.exception_handler(console.LoginRequired)
     async def _login_required(request: Request, exc: console.LoginRequired) -> Response:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from openline.adapters.transport import Transport
-from openline.errors import Unauthorized
+from openline.errors import InvalidInput, Unauthorized
 from openline.services import accounts, idempotency
 from openline.services.accounts import Principal
 from openline.services.station import Station
@@ -41,11 +41,50 @@ def principal_of(request: Request, station: Station) -> Principal:
         return accounts.authenticate(conn, token.strip())
 
 
-def once_of(request: Request, who: Principal, body: BaseModel) -> idempotency.Once | None:
-    """The request's Idempotency-Key with the fingerprint of what it asks, or None."""
-    header = request.headers.get(idempotency.HEADER)
+async def known_query_only(request: Request) -> None:
+    """A query parameter the endpoint does not take is refused, naming those it does: a
+    mistyped filter (`?stat=closed`) would otherwise answer with everything, as if no
+    filter had been given. Request bodies refuse unknown fields alike (`Strict`)."""
+    if not request.query_params:
+        return
+    known = _query_names(request.scope["route"])
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) if known else "no query parameters"
+        raise InvalidInput(f"unknown query parameter {unknown[0]!r}: {request.url.path} takes {takes}")
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    """Every query parameter a route takes, its dependencies' included (found once, and
+    kept on the route: routes compare by value, so they are not keys)."""
+    names: frozenset[str] | None = getattr(route, "_openline_query_names", None)
+    if names is None:
+        found: set[str] = set()
+        pending = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            found.update(str(p.alias) for p in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        names = frozenset(found)
+        route._openline_query_names = names
+    return names
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=idempotency.HEADER,
+        description="Makes the request safe to send again (docs/api.md): a key of your choosing, "
+        "1-255 printable ASCII characters, quoted or not; the same key with the same request within "
+        "a day answers with what the first made (header `Idempotent-Replayed: true`).",
+    ),
+]
+
+
+def once_of(request: Request, who: Principal, body: BaseModel, key: str | None) -> idempotency.Once | None:
+    """The request's Idempotency-Key (`key`) with the fingerprint of what it asks, or None."""
     asked = body.model_dump(mode="json")
-    return idempotency.once(who.user_id, header, request.method, request.url.path, asked)
+    return idempotency.once(who.user_id, key, request.method, request.url.path, asked)
 
 
 def said_before(response: Response, again: bool) -> None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from openline.api.deps import PrincipalDep, StationDep
+from openline.api.deps import PrincipalDep, StationDep, known_query_only
 from openline.errors import NotFound
 from openline.services import evidence, ledger, ledger_view
 from openline.services.accounts import Permission
 
-router = APIRouter(prefix="/api/v1/ledger")
+router = APIRouter(prefix="/api/v1/ledger", dependencies=[Depends(known_query_only)])
 Size = Annotated[int, Query(ge=1, le=2**62)]
 Index = Annotated[int, Query(ge=0, le=2**62)]
 

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from openline.api.bodies import Strict
-from openline.api.deps import PrincipalDep, StationDep, TransportDep, once_of, principal_of, said_before
+from openline.api.deps import (
+    IdempotencyKey,
+    PrincipalDep,
+    StationDep,
+    TransportDep,
+    known_query_only,
+    once_of,
+    principal_of,
+    said_before,
+)
 from openline.core.clock import time_param
 from openline.errors import OpenLineError
 from openline.services import (
@@ -30,7 +39,7 @@ from openline.services import (
 from openline.services.accounts import Permission, Role
 from openline.services.lines import initiate_handshake
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(known_query_only)])
 Priority = Literal["flash", "immediate", "priority", "routine"]
 # A row number in a path: a database integer, so bounded (the fuzz test sends 10^27).
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -179,13 +188,18 @@ def get_calls(
 
 @router.post("/calls", status_code=201)
 def place_call(
-    station: StationDep, who: PrincipalDep, req: PlaceCall, request: Request, response: Response
+    station: StationDep,
+    who: PrincipalDep,
+    req: PlaceCall,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Place a call. With an Idempotency-Key, sending it again answers with the same call."""
     who.require(Permission.WORK_CALLS)
     call_id, again = idempotency.run(
         station,
-        once_of(request, who, req),
+        once_of(request, who, req, idempotency_key),
         lambda once: calls.place(station, who.name, req.peer, req.subject, req.priority, once=once),
     )
     said_before(response, again)
@@ -207,7 +221,12 @@ def pickup(station: StationDep, who: PrincipalDep, call_id: str) -> dict[str, An
 
 @router.post("/calls/{call_id}/messages", status_code=201)
 async def say(
-    station: StationDep, request: Request, response: Response, call_id: str, req: Say
+    station: StationDep,
+    request: Request,
+    response: Response,
+    call_id: str,
+    req: Say,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Send a message. With an Idempotency-Key, sending it again answers with the same one."""
 
@@ -218,7 +237,7 @@ async def say(
         who.require(Permission.WORK_CALLS)
         return idempotency.run(
             station,
-            once_of(request, who, req),
+            once_of(request, who, req, idempotency_key),
             lambda once: calls.say(station, who.name, call_id, req.text, req.lang, once=once),
         )
 

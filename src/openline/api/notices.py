@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 
 from openline.api.bodies import Strict
-from openline.api.deps import PrincipalDep, StationDep, once_of, said_before
+from openline.api.deps import IdempotencyKey, PrincipalDep, StationDep, known_query_only, once_of, said_before
 from openline.core import notices as nm
 from openline.errors import InvalidInput
 from openline.services import idempotency, notice_view, notices
 from openline.services.accounts import Permission
 
-router = APIRouter(prefix="/api/v1/notices")
+router = APIRouter(prefix="/api/v1/notices", dependencies=[Depends(known_query_only)])
 NoticeId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
@@ -43,7 +43,12 @@ def _show(station: Any, who: Any, notice_id: str) -> dict[str, Any]:
 
 @router.post("", status_code=201)
 def send(
-    station: StationDep, who: PrincipalDep, req: SendNotice, request: Request, response: Response
+    station: StationDep,
+    who: PrincipalDep,
+    req: SendNotice,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Send a notice (or, with `amends`, a new version of one of ours) to a peer; with
     `draft`, keep it here as a draft (its `would_conflict` previews the conflicts). With an
@@ -51,7 +56,7 @@ def send(
     who.require(Permission.WORK_CALLS)
     notice_id, again = idempotency.run(
         station,
-        once_of(request, who, req),
+        once_of(request, who, req, idempotency_key),
         lambda once: notices.send(
             station, who.name, req.peer, req.notice, amends=req.amends, draft=req.draft, once=once
         ),

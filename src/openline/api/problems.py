@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openline.core.encoding import control_character, digits
+from openline.core.requestsig import SCHEME as STATION_SCHEME
 from openline.errors import Code, DatabaseUnavailable, EnvelopeRefused, OpenLineError, TooManyAttempts
 
 PROBLEM_TYPE = "https://openline.invalid/problems/"
@@ -28,6 +29,9 @@ _HTTP_CODES = {
 # own workers retry every second or so.
 DATABASE_RETRY_AFTER_S = 5
 STATION_PATHS = "/_openline/"
+API_PATHS = "/api/"
+# Request bodies the local API reads: JSON (RFC 8259), or a JSON-based type (`+json`).
+_JSON_TYPES = ("application/json",)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 log = structlog.get_logger("openline.api")
 
@@ -55,6 +59,9 @@ def error_response(request: Request, exc: OpenLineError) -> JSONResponse:
         _log_if_station_request(request.url.path, request.client, exc.code.value, exc.detail)
     extra = {"reason": exc.reason} if isinstance(exc, DatabaseUnavailable) else {}
     response = problem(exc.status, exc.code.value, exc.title, exc.detail, **extra)
+    if exc.status == 401:  # how to authenticate (RFC 9110 §11.6.1)
+        scheme = STATION_SCHEME if request.url.path.startswith(STATION_PATHS) else 'Bearer realm="openline"'
+        response.headers["WWW-Authenticate"] = scheme
     if isinstance(exc, TooManyAttempts):
         response.headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, DatabaseUnavailable):
@@ -102,6 +109,35 @@ class RefuseControlCharacters:
         await self.app(scope, receive, send)
 
 
+class RequireJsonBody:
+    """A request body sent to the local API in another media type than JSON, or with no
+    Content-Type, is refused (415), naming it: FastAPI reads a body it does not take for
+    JSON as raw bytes, and the client was told only that the body "should be a valid
+    dictionary"."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PATHS):
+            headers = Headers(scope=scope)
+            declared = headers.get("content-type")
+            has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+            if has_body and (declared is None or not _is_json(declared)):
+                got = "no Content-Type" if declared is None else repr(declared[:80])
+                detail = f"request body: expected application/json, got {got}"
+                response = problem(415, Code.UNSUPPORTED_MEDIA_TYPE.value, "Unsupported media type", detail)
+                response.headers["Accept"] = "application/json"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
 class LimitRequestBody:
     """No request body is read past the station's limit (`max_request_bytes`), on any
     path: one that declares more is refused before it is read, and one sent in chunks,
@@ -137,7 +173,24 @@ class LimitRequestBody:
         await self.app(scope, limited, send)
 
 
+def _unreadable_body(request: Request, cause: BaseException) -> JSONResponse:
+    """A body FastAPI failed to read or parse: one larger than the limit, sent in chunks
+    (`LimitRequestBody` stops reading it), is `oversize`, as one that declares its length
+    is; anything else (not UTF-8, nested too deeply) is invalid input, as malformed JSON is."""
+    if isinstance(cause, OpenLineError):
+        return error_response(request, cause)
+    if isinstance(cause, UnicodeDecodeError):
+        why = f"not UTF-8 text (byte {cause.start} is 0x{cause.object[cause.start]:02x})"
+    elif isinstance(cause, RecursionError):
+        why = "JSON nested too deeply"
+    else:
+        why = f"not valid JSON ({type(cause).__name__})"
+    errors = [{"loc": ["body"], "msg": why}]
+    return problem(422, Code.INVALID_INPUT.value, "Invalid input", f"request body: {why}", errors=errors)
+
+
 def install(app: FastAPI, max_request_bytes: int) -> None:
+    app.add_middleware(RequireJsonBody)
     app.add_middleware(LimitRequestBody, limit=max_request_bytes)
     app.add_middleware(RefuseControlCharacters)
 
@@ -153,6 +206,9 @@ def install(app: FastAPI, max_request_bytes: int) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI could not read the body: why, in our terms.
+            return _unreadable_body(request, exc.__cause__)
         code, title = _HTTP_CODES.get(exc.status_code, (Code.INVALID_INPUT, "Invalid input"))
         response = problem(exc.status_code, code.value, title, str(exc.detail))
         headers = dict(exc.headers or {})

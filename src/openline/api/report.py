@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from openline.api.deps import PrincipalDep, StationDep
+from openline.api.deps import PrincipalDep, StationDep, known_query_only
 from openline.services import report
 from openline.services.accounts import Permission
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(known_query_only)])
 
 
 @router.get("/report")
