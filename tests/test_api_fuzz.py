@@ -1,5 +1,6 @@
 """Schemathesis against the station's published OpenAPI document: whatever a client
-sends to any operation, the station answers without a server error."""
+sends to any operation, the station answers without a server error, and with a status,
+a media type and a body that the document describes (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from openline.adapters.home import read_token
 from openline.core.clock import FakeClock
@@ -28,6 +34,14 @@ def test_api_answers_every_input_without_a_server_error(tmp_path: Path, database
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
         def fuzz(case: Any) -> None:
-            case.call_and_validate(headers=headers, checks=[not_a_server_error])
+            case.call_and_validate(
+                headers=headers,
+                checks=[
+                    not_a_server_error,
+                    status_code_conformance,
+                    content_type_conformance,
+                    response_schema_conformance,
+                ],
+            )
 
         fuzz()
