@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import json
 import re
+import unicodedata
 from typing import Any
 
 import rfc8785
@@ -103,6 +104,18 @@ def control_character(text: str) -> str | None:
     if found is None:
         return None
     return f"\\x{ord(found.group()):02x} at position {found.start() + 1}"
+
+
+# Characters that show as nothing, beyond white space and the format characters (Cf: zero
+# width spaces and joiners, the byte order mark, bidirectional marks): the Braille pattern
+# blank and the Hangul fillers, which fonts draw empty.
+_BLANK = frozenset("\u2800\u115f\u1160\u3164\uffa0")
+
+
+def blank(text: str) -> bool:
+    """Whether `text` shows nothing to read: only white space, format characters,
+    combining marks with nothing to combine with, and characters drawn empty."""
+    return all(c.isspace() or c in _BLANK or unicodedata.category(c) in ("Cf", "Mn", "Me") for c in text)
 
 
 def visible(text: str) -> str:

@@ -21,7 +21,7 @@ from openline.adapters.schema import call_events, calls, envelopes, lines
 from openline.core import calls as sm
 from openline.core.calls import Event, Party, State
 from openline.core.clock import parse_rfc3339, rfc3339
-from openline.core.encoding import control_character
+from openline.core.encoding import blank, control_character
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound, check_one_of
 from openline.services import alerts, events, idempotency, outbox, watch
@@ -77,6 +77,15 @@ def _text(value: Any, field: str, limit: int, *, optional: bool = False) -> str 
     if control is not None:
         raise InvalidInput(f"{field} must not contain control characters, got {control}")
     return value
+
+
+def _said(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
+    """`_text` written by our officer: it must also show something to read. A subject of
+    a zero-width space rings as an empty one (a peer's is taken as sent)."""
+    text = _text(value, field, limit, optional=optional)
+    if text is not None and blank(text):
+        raise InvalidInput(f"{field} must have something to read, not only invisible characters")
+    return text
 
 
 def _is_language_tag(value: Any) -> bool:
@@ -154,7 +163,7 @@ def place(
     once: idempotency.Once | None = None,
 ) -> str:
     """Place a call; `once`, a client's Idempotency-Key, is kept with it."""
-    subject = _text(subject, "subject", MAX_SUBJECT)
+    subject = _said(subject, "subject", MAX_SUBJECT)
     prio = _priority(priority)
     with station.tx() as tx:
         line = require_active(tx.conn, peer)
@@ -237,7 +246,7 @@ def say(
     """Send a message on a call; returns its id. `once`: see `place`."""
     if not _is_language_tag(lang):
         raise InvalidInput(f"lang must be a language tag such as en or pt-BR, got {lang!r:.40}")
-    body = {"text": _text(text, "text", MAX_TEXT), "lang": lang}
+    body = {"text": _said(text, "text", MAX_TEXT), "lang": lang}
     return _local(station, actor, call_id, Event.SAY, body, once=once)
 
 
@@ -247,7 +256,7 @@ def close(station: Station, actor: str, call_id: str, summary: Any = None) -> No
         actor,
         call_id,
         Event.CLOSE,
-        {"summary": _text(summary, "summary", MAX_SUMMARY, optional=True)},
+        {"summary": _said(summary, "summary", MAX_SUMMARY, optional=True)},
     )
 
 
@@ -257,7 +266,7 @@ def decline(station: Station, actor: str, call_id: str, reason: Any = None) -> N
         actor,
         call_id,
         Event.DECLINE,
-        {"reason": _text(reason, "reason", MAX_SUMMARY, optional=True)},
+        {"reason": _said(reason, "reason", MAX_SUMMARY, optional=True)},
     )
 
 

@@ -12,7 +12,7 @@ from openline.adapters.schema import alerts as alerts_table
 from openline.adapters.schema import calls, handovers
 from openline.core.calls import State
 from openline.core.clock import MICROS, rfc3339
-from openline.core.encoding import control_character
+from openline.core.encoding import blank, control_character
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import accounts, alerts
 from openline.services.station import Station
@@ -67,7 +67,7 @@ def handover_json(row: Any, content: bool) -> dict[str, Any]:
 def hand_over(station: Station, actor: str, note: Any) -> dict[str, Any]:
     """The outgoing officer writes the handover: a note, and a snapshot of everything
     still open, which the incoming officer must acknowledge."""
-    if not isinstance(note, str) or not note.strip():
+    if not isinstance(note, str) or blank(note):
         raise InvalidInput("note: say what the next watch must know")
     if len(note) > MAX_NOTE:
         raise InvalidInput(f"note: at most {MAX_NOTE} characters, got {len(note)}")
