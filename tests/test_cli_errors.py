@@ -85,6 +85,8 @@ def test_init_on_an_existing_home_refuses_and_changes_nothing(tmp_path: Path) ->
     ("args", "message"),
     [
         (["--name", "Bad Name", "--url", "http://127.0.0.1:9"], "station name"),
+        # "lowercase letters" said nothing of the Cyrillic ones it refused.
+        (["--name", "москва", "--url", "http://127.0.0.1:9"], "1-63 lowercase ASCII letters a-z, digits 0-9"),
         (["--name", "ok", "--url", "ftp://127.0.0.1"], "http(s)"),
         (["--name", "ok", "--url", "http://127.0.0.1:9", "--database-url", "mysql://x"], "sqlite"),
         # Accepted before, then every command failed (a path) or every peer saw a password.
@@ -311,6 +313,13 @@ def test_bad_call_input_is_refused_and_changes_nothing(running: StationProcess) 
         assert r.stderr.startswith("error ("), (weird, r.stderr)
         assert "Traceback" not in r.stderr
     assert db_rows(s) == before
+
+
+def test_a_user_name_rule_says_which_letters(running: StationProcess) -> None:
+    """It said "lowercase letters" and then refused `москва`: the rule is ASCII a-z."""
+    r = running.cli("user", "add", "москва", "--role", "auditor", check=False)
+    assert r.returncode == 1
+    assert "user name must be 1-64 lowercase ASCII letters a-z, digits 0-9, '.', '_' or '-'" in r.stderr
 
 
 def test_a_margin_that_is_not_a_number_is_a_usage_error(running: StationProcess, tmp_path: Path) -> None:

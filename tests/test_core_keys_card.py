@@ -259,7 +259,9 @@ def test_card_round_trip_any_valid_name(name: str, languages: list[str]) -> None
     "name", ["", "Stuttgart", "-lead", "a" * 64, "with space", "ümlaut", "a_b", "a.b", None, 7]
 )
 def test_validate_name_refuses(name: Any) -> None:
-    with pytest.raises(EnvelopeRefused, match="station name must be 1-63 lowercase") as info:
+    with pytest.raises(
+        EnvelopeRefused, match="station name must be 1-63 lowercase ASCII letters a-z"
+    ) as info:
         validate_name(name)
     assert info.value.code is Code.BAD_CARD
 

@@ -102,7 +102,9 @@ def version() -> None:
 @app.command()
 def init(
     home: HomeOpt,
-    name: Annotated[str, typer.Option(help="Station name: lowercase letters, digits, '-'.")],
+    name: Annotated[
+        str, typer.Option(help="Station name: 1-63 lowercase ASCII letters a-z, digits 0-9, '-'.")
+    ],
     url: Annotated[str, typer.Option(help="Public URL peers reach this station at.")],
     database_url: Annotated[
         str | None,
@@ -645,7 +647,10 @@ def _print_one_time_password(x: dict[str, Any]) -> None:
 @user_app.command("add")
 def user_add(
     home: HomeOpt,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Lowercase letters, digits, '.', '_', '-'.")],
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="1-64 lowercase ASCII letters a-z, digits 0-9, '.', '_', '-'."),
+    ],
     role: Annotated[str, typer.Option(help=", ".join(ROLES) + ".")],
     password_stdin: Annotated[
         bool,

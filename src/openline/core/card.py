@@ -50,7 +50,8 @@ def validate_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise EnvelopeRefused(
             Code.BAD_CARD,
-            f"station name must be 1-63 lowercase letters, digits or '-', got {name!r}",
+            "station name must be 1-63 lowercase ASCII letters a-z, digits 0-9 or '-', starting with a "
+            f"letter or digit, got {name!r}",
         )
     return name
 

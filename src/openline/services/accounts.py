@@ -127,7 +127,10 @@ def create_user(
     email: str | None = None,
 ) -> int:
     if not isinstance(name, str) or not USERNAME_RE.fullmatch(name):
-        raise InvalidInput(f"user name must be lowercase letters, digits, '.', '_' or '-', got {name!r}")
+        raise InvalidInput(
+            "user name must be 1-64 lowercase ASCII letters a-z, digits 0-9, '.', '_' or '-', starting with "
+            f"a letter or digit, got {name!r}"
+        )
     _check_password(password)
     if email is not None:
         check_email(email)
