@@ -315,6 +315,35 @@ def test_bad_call_input_is_refused_and_changes_nothing(running: StationProcess) 
     assert db_rows(s) == before
 
 
+# "Конвой" typed in a cp1251 terminal, as Python hands bytes that are not UTF-8 on (PEP 383).
+CP1251 = "Конвой".encode("cp1251").decode("utf-8", "surrogateescape")
+
+
+def test_an_argument_that_is_not_utf8_is_refused_before_anything_runs(
+    running: StationProcess, tmp_path: Path
+) -> None:
+    """Each command crashed, with a traceback, where it first encoded such an argument."""
+    s = running
+    before = db_rows(s)
+    for args, n, byte in [
+        (("call", "stuttgart", "--subject", CP1251), 4, 0),
+        (("user", "add", f"ivan{CP1251}", "--role", "auditor"), 3, 4),
+        (("calls", f"--peer={CP1251}"), 2, 7),
+    ]:
+        r = s.cli(*args, check=False)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr == f"error (invalid_input): argument {n} is not UTF-8 text (byte {byte} is 0xca)\n"
+        assert r.stdout == ""
+    assert db_rows(s) == before
+    home = tmp_path / "home"
+    r = run_cli(
+        "init", "--home", str(home), "--name", "ok", "--url", "http://127.0.0.1:9", "--language", CP1251
+    )
+    assert r.returncode == 1
+    assert r.stderr == "error (invalid_input): argument 9 is not UTF-8 text (byte 0 is 0xca)\n"
+    assert not home.exists()
+
+
 def test_a_user_name_rule_says_which_letters(running: StationProcess) -> None:
     """It said "lowercase letters" and then refused `москва`: the rule is ASCII a-z."""
     r = running.cli("user", "add", "москва", "--role", "auditor", check=False)

@@ -1119,16 +1119,39 @@ from openline.cli import verify as _verify  # noqa: E402,F401
 
 def run() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if (why := _not_text(sys.argv[1:])) is not None:
+        _stop(why, Code.INVALID_INPUT.value)
     try:
         app()
     except KeyError as exc:  # an answer without a field this CLI reads, found as it is shown
         older = _older_station()
         if older is None:
             raise  # a station as new as this CLI: ours to mend, with its traceback
+        _stop(f"its answer has no {exc}: {older}", Code.STATION_TOO_OLD.value)
+
+
+def _stop(message: str, code: str) -> NoReturn:
+    """`fail` outside a command, where no typer turns its Exit into the exit status."""
+    try:
+        fail(message, code)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+
+
+def _not_text(args: list[str]) -> str | None:
+    """Why an argument is not UTF-8 text, if one is not. Python hands on the bytes it could
+    not decode as lone surrogates (PEP 383), which no command can store or send: each
+    crashed where it first encoded one (a subject in cp1251 ended in a traceback)."""
+    for n, arg in enumerate(args, 1):
         try:
-            fail(f"its answer has no {exc}: {older}", Code.STATION_TOO_OLD.value)
-        except typer.Exit as done:
-            sys.exit(done.exit_code)
+            raw = arg.encode("utf-8", "surrogateescape")  # the bytes as they were given
+        except UnicodeEncodeError as exc:  # a surrogate no decoding made: not from bytes
+            return f"argument {n} is not UTF-8 text (character {exc.start} is U+{ord(arg[exc.start]):04X})"
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"argument {n} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})"
+    return None
 
 
 def _older_station() -> str | None:
