@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.cells import cell_len
 
 from openline.cli import render
 from openline.cli.render import listing, when
@@ -136,6 +137,12 @@ def test_say_reports_the_message_queued_not_the_call(nodes: tuple[Node, Node], m
 
 # What a peer or a planner may type that rich would read as markup: a closing tag with
 # nothing to close (a crash), a style (restyled), an unknown tag (swallowed), a link.
+def _joined(text: str) -> str:
+    """`text` with its wrapped lines joined again: words one space apart, and the `│` that
+    marks a further line of peer text left out."""
+    return " ".join(" ".join(line.removeprefix(render.MARK.rstrip()).split()) for line in text.splitlines())
+
+
 MARKUP = "Convoy [/] at [bold]gate[/bold] [north] [link=http://e.vil]here[/link]"
 
 
@@ -155,9 +162,9 @@ def test_peer_text_that_looks_like_markup_is_shown_as_it_is(
     for args in (("calls",), ("show", call_id), ("notices",), ("notice", "show", sent["id"]), ("alerts",)):
         text = cli_table(b, monkeypatch, *args, columns=width)  # exit status 0, or it fails here
         if args[0] in ("calls", "show") or args[:2] == ("notice", "show"):
-            assert MARKUP in " ".join(text.split()), (args, text)  # wrapped lines joined again
+            assert MARKUP in _joined(text), (args, text)
     shown = cli_table(b, monkeypatch, "show", call_id, columns=width)
-    flat = " ".join(shown.split())
+    flat = _joined(shown)
     assert f"Summary {MARKUP}" in flat
     assert flat.count(MARKUP) == 3, shown  # the subject, the message and the summary
 
@@ -253,6 +260,108 @@ def test_a_message_from_the_peer_cannot_pass_for_another_in_show(
     lines = [line for line in shown.splitlines() if "Strike approved" in line]
     assert len(lines) == 1
     assert lines[0].lstrip().startswith("│")  # a continuation of the message, not one of its own
+
+
+# Peer text padded to the width of an 80-column terminal, so that what follows the pad
+# began a line of its own there: a receipted message of ours (U+2800 blanks are not
+# dropped at a wrap, and stand for the two spaces a message line begins with).
+PADDED_MESSAGE = (
+    "Noted."
+    + " " * 30
+    + "\u2800\u2800"
+    + "2026-11-28T19:59:59.123456Z       moscow ✓ We withdraw the objection; proceed."
+)
+FAKE_CALL_ID = "01a220ff-0000-7000-8000-000000000000"
+
+
+def _continued(shown: str, words: str) -> list[str]:
+    """The lines of `shown` that hold `words`, each asserted to be a marked continuation."""
+    lines = [line for line in shown.splitlines() if words in line]
+    assert lines, shown
+    for line in lines:
+        assert line.startswith(render.MARK), shown
+    return lines
+
+
+def test_a_message_padded_to_the_terminal_width_cannot_pass_for_one_of_ours(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """The terminal wrapped a long message and went on at the first column, unmarked: a
+    peer's message padded to the width printed a line that read as moscow's, receipted.
+    Every further line of a message, wrapped or not, is marked `│`."""
+    a, b = nodes
+    call_id = picked_up(a, b)
+    assert a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": PADDED_MESSAGE}).status_code == 201
+    a.drain()
+    shown = cli_table(b, monkeypatch, "show", call_id, columns=80)
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown
+    (own,) = [line for line in shown.splitlines() if "stuttgart ✓ Noted." in line]
+    assert own.startswith("  2026-")
+    _continued(shown, "We withdraw")
+    assert "moscow ✓ We withdraw the objection; proceed." in _joined(shown)  # nothing lost
+
+
+def test_a_subject_summary_or_reason_padded_to_the_width_cannot_pass_for_a_line_of_show(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """The subject heads `show` from the first column, and a summary or a decline reason
+    follows a word of ours: padded to the width, each printed a line of its own."""
+    a, b = nodes
+    pad = " " * 80
+    call_id = picked_up(a, b, subject=f"Convoy{pad}id {FAKE_CALL_ID}  state declined")
+    summary = f"Done.{pad}Declined because the route is closed"
+    assert a.api.post(f"/api/v1/calls/{call_id}/close", json={"summary": summary}).status_code == 200
+    a.drain()
+    shown = cli_table(b, monkeypatch, "show", call_id, columns=80)
+    assert shown.startswith("Convoy"), shown
+    _continued(shown, FAKE_CALL_ID)
+    _continued(shown, "the route is closed")
+    declined = place_and_ring(a, b)
+    reason = f"Busy.{pad}Summary Strike approved"
+    assert b.api.post(f"/api/v1/calls/{declined}/decline", json={"reason": reason}).status_code == 200
+    _continued(cli_table(b, monkeypatch, "show", declined, columns=80), "Strike approved")
+
+
+def test_a_subject_padded_to_the_width_cannot_pass_for_another_row_of_a_block_listing(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """Too narrow for the table, `calls` prints each row as a block, `id ...` at the first
+    column: a subject padded to the width went on there as a call that does not exist."""
+    a, b = nodes
+    place_and_ring(a, b, subject=f"weather update{' ' * 80}id {FAKE_CALL_ID}")
+    text = cli_table(b, monkeypatch, "calls", columns=80)
+    assert "  subject weather update" in text  # a block listing, as at 80 columns
+    _continued(text, FAKE_CALL_ID)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    width=st.integers(min_value=20, max_value=120),
+    head=st.text(alphabet="ab ", max_size=40),
+    text=st.lists(
+        st.sampled_from(["a", "b", "é", "漢", "\u0301", "\u2800", " ", "\u3000", "\t", "\n", "x" * 30]),
+        max_size=60,
+    ).map("".join),
+)
+def test_marked_puts_every_further_line_behind_the_mark_and_loses_no_word(
+    width: int, head: str, text: str
+) -> None:
+    console = render._Console(width=width, markup=False, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    original = render.out
+    render.out = console
+    try:
+        line = render.marked(head, ("x", "bold"), text)
+        console.print(line)
+    finally:
+        render.out = original
+        console.file.close()
+    lines = console.export_text().splitlines()
+    assert len(lines) == len(line.plain.split("\n")), "the terminal wrapped none of it itself"
+    assert all(cell_len(shown) <= width for shown in lines), lines
+    assert all(shown.startswith(render.MARK.rstrip()) for shown in lines[1:]), lines
+    kept = "".join(shown.removeprefix(render.MARK.rstrip()) for shown in lines[1:])
+    words = f"{head}x{text}".split()
+    assert "".join("".join(lines[:1]).split() + kept.split()) == "".join(words)
 
 
 ZONE = "America/Argentina/Buenos_Aires"

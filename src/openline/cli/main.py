@@ -18,7 +18,7 @@ from rich.text import Text
 from openline import __version__
 from openline.cli.client import ApiError, StationClient, seg
 from openline.cli.options import finite, time_text
-from openline.cli.render import block, err, limit_reached, listing, out, when
+from openline.cli.render import err, limit_reached, listing, marked, out, when
 from openline.core.calls import event_why
 from openline.core.encoding import parse_json
 from openline.errors import Code, OpenLineError
@@ -574,12 +574,14 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
         data = c.get(f"/calls/{seg(call_id)}")
 
     def render(x: dict[str, Any]) -> None:
-        subject = WITHHELD if x["content_withheld"] else f"[bold]{escape(block(x['subject']))}[/]"
-        out.print(
-            f"{subject}  ({escape(x['priority'])}, {escape(x['direction'])} "
-            f"{'to' if x['direction'] == 'out' else 'from'} {escape(x['peer'])})",
-            markup=True,
-        )
+        withheld = Text.from_markup(WITHHELD)
+
+        def peer_text(text: str | None, style: str = "") -> Text | tuple[str, str]:
+            return withheld if x["content_withheld"] else (text or "(not shown)", style)
+
+        to = "to" if x["direction"] == "out" else "from"
+        head = f"  ({x['priority']}, {x['direction']} {to} {x['peer']})"
+        out.print(marked(peer_text(x["subject"], "bold"), head), highlight=False)
         out.print(f"id {escape(x['id'])}  state [bold]{escape(x['state'])}[/]", markup=True)
         for k in (
             "placed_at",
@@ -598,24 +600,18 @@ def show(home: HomeOpt, call_id: Annotated[str, CallArg], as_json: JsonOpt = Fal
             out.print("[bold]Messages[/]", markup=True)
             for m in x["messages"]:
                 mark = "✗" if m.get("refused") else "✓" if m["received_at"] else "…"
-                text = WITHHELD if x["content_withheld"] else escape(block(m["text"] or "(not shown)"))
-                out.print(
-                    f"  {m['time']} {escape(m['from']):>12} {mark} {text}", markup=True, highlight=False
-                )
+                head = f"  {m['time']} {m['from']:>12} {mark} "
+                out.print(marked(head, peer_text(m["text"])), highlight=False)
                 if m.get("refused"):
-                    by = "here" if m["from"] == x["peer"] else f"by {escape(x['peer'])}"
-                    why = escape(block(m["refused"]))
-                    out.print(f"  {'':>40} refused {by}: {why}", markup=True, highlight=False)
+                    by = "here" if m["from"] == x["peer"] else f"by {x['peer']}"
+                    out.print(marked(f"  {'':>40} refused {by}: ", m["refused"]), highlight=False)
         if x.get("refused"):
-            out.print(
-                f"[bold]Refused by {escape(x['peer'])}'s station[/] {escape(block(x['refused']))}: it never "
-                "rang there",
-                markup=True,
-            )
+            refused_by = (f"Refused by {x['peer']}'s station", "bold")
+            out.print(marked(refused_by, " ", x["refused"], ": it never rang there"), highlight=False)
         if x.get("summary"):
-            out.print(f"[bold]Summary[/] {escape(block(x['summary']))}", markup=True)
+            out.print(marked(("Summary", "bold"), " ", x["summary"]), highlight=False)
         if x.get("decline_reason"):
-            out.print(f"[bold]Declined because[/] {escape(block(x['decline_reason']))}", markup=True)
+            out.print(marked(("Declined because", "bold"), " ", x["decline_reason"]), highlight=False)
         events = [(e["at"], e["event"], e["actor"], event_why(e.get("detail"))) for e in x["events"]]
         listing(("at", "event", "actor", "why"), events, title="Event log", wrap=("why",))
 

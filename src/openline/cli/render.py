@@ -5,10 +5,13 @@ The consoles print text as it is (`markup=False`): a call's subject, a message o
 name comes from people and peers, and rich markup in it ("[/]", "[link=...]") must neither
 crash the CLI nor restyle or hide anything; nor may a control character in it act on the
 terminal (it is shown as \\x1b). A print of our own markup says `markup=True`
-and passes every value it interpolates through `escape`."""
+and passes every value it interpolates through `escape`. A line that holds peer text is cut
+to the terminal's width here (`marked`), not by the terminal, so that what the text runs
+on to is marked as its own."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,14 +90,14 @@ def listing(
         out.print(table)
         return
     if title:
-        out.print(Text(title, style="bold"))
+        out.print(marked((title, "bold")))
     room = max(out.width - 2, 20)
     for i, row in enumerate(rows):
         if i:
             out.print()
         key = _text(row[0]).copy()
         key.stylize("bold")
-        out.print(Text.assemble((columns[0], "dim"), " ", key), highlight=False)
+        out.print(marked((columns[0], "dim"), " ", key), highlight=False)
         lines: list[Text] = []
         for name, value in zip(columns[1:], row[1:], strict=True):
             if not value:
@@ -105,17 +108,89 @@ def listing(
             else:
                 lines.append(piece)
         for line in lines:
-            out.print(Text("  ").append_text(line), highlight=False)
+            out.print(marked("  ", line), highlight=False)  # a value longer than a line goes on marked
 
 
 _WRAPPED_MIN = 12  # the narrowest a free-text column is worth keeping in a table
 
 
 def block(text: str) -> str:
-    """Peer text of several lines (a message, a summary) as `show` prints it: control
-    characters spelled out, and each line after the first marked `│`, so that none can
-    pass for a message or a heading of its own."""
-    return visible(text).replace("\n", "\n    │ ")
+    """Peer text of several lines (a notice's text) with control characters spelled out and
+    each line after the first marked `│`, so that none can pass for a heading of its own. It
+    marks line feeds only: a line the terminal wraps goes on unmarked; `marked` marks both."""
+    return visible(text).replace("\n", "\n" + MARK)
+
+
+MARK = "    │ "  # begins each further line of peer text, in a column where no line of ours begins
+_TAB = 8
+
+
+def marked(*parts: str | tuple[str, str] | Text) -> Text:
+    """One line of our words and peer text, given as `Text.assemble` takes them (a str, or
+    a (str, style), with its control characters spelled out; a Text as ours), cut to the
+    terminal's width: each line after the first, whether a line feed in the text or the
+    width began it, starts with MARK. Left to the terminal, a long line went on at the
+    first column, where a peer's text padded to the width (with blanks such as U+2800 that
+    no wrapping drops) printed a line that read as a receipted message of ours."""
+    line = Text.assemble(*(_part(p) for p in parts))
+    line.expand_tabs(_TAB)
+    rest = max(out.width - cell_len(MARK), 1)
+    lines: list[Text] = []
+    for paragraph in line.split("\n", allow_blank=True):
+        lines += _cut(paragraph, rest if lines else out.width, rest)
+    return Text("\n").join(
+        [lines[0], *(Text(MARK if piece else MARK.rstrip()).append_text(piece) for piece in lines[1:])]
+    )
+
+
+def _part(part: str | tuple[str, str] | Text) -> Text:
+    if isinstance(part, Text):
+        return part
+    text, style = (part, "") if isinstance(part, str) else part
+    return Text(visible(text), style)
+
+
+_TOKEN = re.compile(r"\s+|\S+")
+
+
+def _cut(text: Text, first: int, rest: int) -> list[Text]:
+    """`text`, one line, cut into lines of at most `first` cells, then `rest`: between
+    words, dropping the blanks there, and inside a word only when it is longer than a line.
+    Blanks that begin the text are kept; those that end a line are not."""
+    plain = text.plain
+    spans: list[tuple[int, int]] = []
+    start = end = used = 0  # the current line: where it starts, where its last word ends, its cells
+    room = first
+
+    def new_line(at: int) -> None:
+        nonlocal start, end, used, room
+        spans.append((start, end))
+        start = end = at
+        used, room = 0, rest
+
+    for token in _TOKEN.finditer(plain):
+        width = cell_len(token.group())
+        if token.group().isspace():
+            if used + width <= room:
+                used += width
+            else:
+                new_line(token.end())
+            continue
+        if used + width > room and end > start:
+            new_line(token.start())
+        if used + width <= room:
+            used += width
+        else:  # longer than a line: folded
+            for at, char in enumerate(token.group(), token.start()):
+                size = cell_len(char)
+                if used + size > room and used:
+                    end = at
+                    new_line(at)
+                used += size
+        end = token.end()
+    if end > start or not spans:
+        spans.append((start, end))
+    return [text[a:b] for a, b in spans]
 
 
 def _text(cell: Cell) -> Text:
