@@ -11,7 +11,7 @@ from openline.adapters.migrate import open_station
 from openline.adapters.notify import Channel, SmtpChannel, WebhookChannel
 from openline.adapters.transport import HttpTransport, Transport
 from openline.core.card import make_card
-from openline.core.clock import Clock, SystemClock
+from openline.core.clock import Clock, StepWatch, SystemClock
 from openline.core.keys import StationKeys
 from openline.services.delivery import Deliverer
 from openline.services.ledger_worker import GATHER_SECONDS, LedgerWorker
@@ -61,7 +61,8 @@ class Workers:
     def __post_init__(self) -> None:
         self.notifiers = [Notifier(self.station, channel) for channel in self.channels]
         self.deliverer = Deliverer(self.station, self.transport)
-        self.timers = TimerLoop(self.station)
+        system = isinstance(self.station.clock, SystemClock)
+        self.timers = TimerLoop(self.station, StepWatch() if system else None)
         self.auditor = Auditor(self.station)
         self.ledger = LedgerWorker(self.station, self.transport)
         db = self.station.db

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -72,6 +73,39 @@ def stamped_before(stamped: int, received: int) -> Offset:
 class SystemClock:
     def now(self) -> int:
         return time.time_ns() // 1000
+
+
+def _steady_ns() -> int:
+    """A clock that runs on through a suspend and is never set: CLOCK_BOOTTIME on Linux."""
+    return time.clock_gettime_ns(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
+
+
+class StepWatch:
+    """Tells when the wall clock was set (stepped) rather than run: by NTP correcting a
+    clock that was far off, an operator, a virtual machine restored from a snapshot. Each
+    look compares how far the wall clock moved with how far a clock nobody sets moved;
+    a difference of `threshold` µs or more is a step. A slewing clock (NTP's gentle
+    correction, at most 0.5 ms a second) and a suspended machine (whose wall clock and
+    boot time both run on) are not steps."""
+
+    def __init__(
+        self,
+        wall: Callable[[], int] = time.time_ns,
+        steady: Callable[[], int] = _steady_ns,
+        threshold: int = 2 * MICROS,
+    ) -> None:
+        self._wall = wall
+        self._steady = steady
+        self._threshold = threshold
+        self._offset: int | None = None
+
+    def step(self) -> int:
+        """How far (µs, signed) the wall clock was set since the last look; 0 if it was not."""
+        offset = (self._wall() - self._steady()) // 1000
+        last, self._offset = self._offset, offset
+        if last is None or abs(offset - last) < self._threshold:
+            return 0
+        return offset - last
 
 
 class FakeClock:

@@ -41,6 +41,7 @@ URGENCY = (
     "ledger_fork",
     "ledger_inconsistent",
     "clock_skew",
+    "clock_stepped",
     "notice_unacknowledged",
     "notice_conflict",
     "envelope_refused",
