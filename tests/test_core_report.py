@@ -85,7 +85,7 @@ def test_report_counts_picked_up_and_missed_calls_with_their_pickup_time() -> No
     assert (line["calls_placed"], line["calls_received"]) == (1, 1)
     assert (line["picked_up"], line["missed"], line["declined"], line["cancelled"]) == (1, 1, 0, 0)
     assert line["unresolved"] == 0
-    assert line["pickup_seconds"] == {"count": 1, "median": 12.5, "p90": 12.5}
+    assert line["pickup_seconds"] == {"count": 1, "median": 12.2, "p90": 12.2}  # rang at 0.3, taken at 12.5
     assert line["by_direction"]["out"]["picked_up"] == 1
     assert line["by_direction"]["out"]["missed"] == 0
     assert line["by_direction"]["in"]["missed"] == 1
@@ -343,3 +343,21 @@ def test_entries_are_read_once_as_a_stream() -> None:
 def test_an_entry_the_report_cannot_read_is_refused(entry: dict[str, Any], message: str) -> None:
     with pytest.raises(report.ReportError, match=message):
         run([entry])
+
+
+def test_time_to_pick_up_is_counted_on_the_callees_clock() -> None:
+    """A call received from a peer whose clock runs five minutes ahead: its `call.placed`
+    carries the caller's time, 300 s after ours. Timed from it, the pick-up 4 s after the
+    call rang here came out at -296 s in a published report."""
+    r = run(
+        [
+            placed("c1", t(3, 300), direction="in"),  # the caller's clock
+            event("ringing", "c1", t(3, 0.5)),  # ours, as every later time
+            event("picked_up", "c1", t(3, 4.5)),
+            placed("c2", t(5)),  # picked up, and no ringing in the log: timed from placed
+            event("picked_up", "c2", t(5, 9)),
+        ]
+    )
+    [line] = r["lines"]
+    assert line["by_direction"]["in"]["pickup_seconds"] == {"count": 1, "median": 4.0, "p90": 4.0}
+    assert line["by_direction"]["out"]["pickup_seconds"] == {"count": 1, "median": 9.0, "p90": 9.0}

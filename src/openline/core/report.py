@@ -12,9 +12,14 @@ calendar month (UTC), so anyone holding an evidence bundle can recompute them an
   counts once: when the log holds more than one of them, the first in that order (the
   caller's station logs its cancel, then the callee's answer that crossed it on the line;
   both stations then count the callee's).
-- Time to pick-up is from the `call.placed` `at` to the first `call.picked_up` `at`, in
-  seconds. For a call received, the first is the caller's clock (the time in its signed
-  header) and the second ours, so skew between the stations shows up in it.
+- Time to pick-up is from the first `call.ringing` `at` to the first `call.picked_up`
+  `at`, in seconds: how long the call rang before someone took it. Both times are the
+  callee's clock, on either station (the caller's log holds the times in the callee's
+  signed headers), so skew between the stations does not show in it, and both stations
+  count the same time for a call. (Until OpenLine 0.1 it ran from `call.placed`, whose
+  time is the caller's clock: with a peer's clock minutes off, a call received showed a
+  negative time.) A call picked up with no `call.ringing` in the log is timed from its
+  `call.placed`.
 - The median is `statistics.median` (the mean of the two middle values when there is an
   even number). The 90th percentile is by the nearest-rank method: the value at rank
   ceil(0.9 * n) of the n times in ascending order, so it is always a time some call
@@ -272,6 +277,7 @@ class _Call:
     key: _Key
     direction: str
     placed_at: int
+    ringing_at: int | None = None
     picked_up_at: int | None = None
     outcomes: tuple[str, ...] = ()  # the empty tuple is shared: most calls cost nothing here
 
@@ -316,6 +322,8 @@ class Tally:
             if call is None:  # placed in another month
                 return
             outcome = kind.removeprefix("call.")
+            if outcome == "ringing" and call.ringing_at is None:
+                call.ringing_at = _at(entry)
             if outcome in OUTCOMES:
                 if outcome == "picked_up" and call.picked_up_at is None:
                     call.picked_up_at = _at(entry)
@@ -352,7 +360,8 @@ class Tally:
             else:
                 d.outcomes[ended] += 1
             if call.picked_up_at is not None:
-                d.pickup_micros.append(call.picked_up_at - call.placed_at)
+                rang = call.placed_at if call.ringing_at is None else call.ringing_at
+                d.pickup_micros.append(call.picked_up_at - rang)
         for key in self._counts:
             per_line.setdefault(key, {x: _Direction() for x in DIRECTIONS})
         lines = [
