@@ -803,7 +803,10 @@ def test_declining_a_call_is_opened_first_and_says_why_to_the_caller(nodes: tupl
     theirs = browser(a)
     log_in(theirs, "caller")
     shown = theirs.get(f"/calls/{call_id}").text
-    assert "declined because: <span data-decline-reason>Busy with a flash call</span>" in shown
+    assert (
+        'declined because: <span class="said" dir="auto" data-decline-reason>Busy with a flash call</span>'
+        in shown
+    )
 
 
 @pytest.mark.parametrize("damaged", [False, True])

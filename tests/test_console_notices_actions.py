@@ -353,7 +353,7 @@ def test_a_pasted_notice_may_be_larger_than_other_forms(nodes: tuple[Node, Node]
     c, token = _officer(a)
     big = _doc(a)
     big["extents"] = [_doc(a, 40.0 + i * 0.05, 9.0)["extents"][0] for i in range(100)]
-    form = {"csrf": token, "peer": "moscow", "notice": json.dumps(big)}
+    form = {"csrf": token, "peer": "moscow", "notice": json.dumps(big, indent=4)}  # as files are pasted
     assert len(urlencode(form)) > MAX_FORM_BYTES  # form-encoded JSON grows
     r = c.post("/notices", data=form)
     assert r.status_code == 303, r.text

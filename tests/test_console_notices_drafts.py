@@ -198,7 +198,8 @@ def test_a_rejections_reason_is_shown_on_both_stations_but_not_to_the_auditor(
         assert show(node, notice_id)["rejection_reason"] == REASON, node.name
         officer, _ = _officer(node, Role.WATCH_OFFICER, "reader")
         row = _row(officer.get("/notices").text, notice_id)
-        assert f'<p class="notice-reason" data-rejection-reason>Rejected: {REASON}</p>' in row, node.name
+        said = f'<span class="said" dir="auto">{REASON}</span>'
+        assert f'<p class="notice-reason" data-rejection-reason>Rejected: {said}</p>' in row, node.name
         auditor, _ = _officer(node, Role.AUDITOR, "inspector")
         page = auditor.get("/notices").text
         assert REASON not in page, node.name  # neither in the history nor in the map's data

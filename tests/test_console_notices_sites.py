@@ -122,7 +122,8 @@ def test_a_removal_needs_no_reason_and_a_rejected_one_may_be_requested_again(
     row = _row(c.get("/notices").text, site_id)
     assert "removal pending" not in row
     assert _buttons(row, site_id) == {"remove"}
-    assert "Rejected: Patients are still there" in _row(c.get("/notices").text, removal["id"])
+    row = _row(c.get("/notices").text, removal["id"])
+    assert 'Rejected: <span class="said" dir="auto">Patients are still there</span>' in row
 
 
 # Which buttons, case by case: what is hidden is refused ----------------------------------

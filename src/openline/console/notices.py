@@ -279,7 +279,8 @@ async def notice_action(request: Request, notice_id: str, action: str) -> Respon
         else:
             raise InvalidInput(f"no action {action!r}")
     except OpenLineError as exc:
-        return render(
-            request, "notices.html", status=exc.status, error=exc.detail, **_context(request, session)
-        )
+        # A reason or a removal's text that was refused stays in its form, opened.
+        kept = {"notice": notice_id, "action": action, "text": form.get("reason", form.get("text", ""))}
+        context = _context(request, session)
+        return render(request, "notices.html", status=exc.status, error=exc.detail, kept=kept, **context)
     return redirect("/" if form.get("back") == "board" else "/notices")

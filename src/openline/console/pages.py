@@ -10,11 +10,12 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from openline.console.live import Hub
 from openline.core.calls import event_why
 from openline.core.clock import MICROS
-from openline.core.encoding import parse_json
+from openline.core.encoding import parse_json, visible
 from openline.errors import (
     CsrfRefused,
     DatabaseDamaged,
@@ -28,16 +29,46 @@ from openline.services.sessions import Session
 from openline.services.station import Station
 
 COOKIE = "openline_session"
-MAX_FORM_BYTES = 64 * 1024
+# The longest text a form sends (a message or a notice's text, 8,000 characters) may be
+# 8,000 emoji: 32,000 bytes of UTF-8, 96,000 once form-encoded. The station counts its
+# characters and says when there are too many: the form must get that far.
+MAX_FORM_BYTES = 128 * 1024
 MAX_FORM_FIELDS = 20
 STATIC_DIR = files("openline.console") / "static"
+
+
+class _Exact(str):
+    """Text put back into a form field as it stands (`|exact`): what the officer typed,
+    kept when the station refused it. Spelled out, the spelling would be sent in its place.
+    Escaped like any other text."""
+
+
+def _exact(value: Any) -> _Exact:
+    return _Exact("" if value is None else value)
+
+
+def _shown(value: Any) -> Any:
+    """Every `{{ ... }}` of every console page, before it is escaped (Jinja's `finalize`):
+    text with its control characters and bidirectional embeddings, overrides and isolates
+    spelled out (\\u202e), as the CLI shows them (`encoding.visible`). Subjects, messages,
+    summaries, reasons and notice texts come from a peer, and an override shows
+    "grid \\u202e41-EE" as "grid EE-14": what is shown must be what was sent. A browser
+    sends a line break as CR LF, and HTML reads CR LF as a line break: one, not spelled.
+    Markup (a macro's output, `tojson`) was made here and is left alone."""
+    if isinstance(value, str) and not isinstance(value, (Markup, _Exact)):
+        return visible(value.replace("\r\n", "\n"))
+    return value
+
+
 _ENV = Environment(
     loader=PackageLoader("openline.console", "templates"),
     autoescape=select_autoescape(default=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=_shown,
 )
 _ENV.globals["event_why"] = event_why
+_ENV.filters["exact"] = _exact
 
 # Nothing inline: scripts and styles come from /static, so the policy can forbid the rest.
 SECURITY_HEADERS = {
@@ -76,6 +107,9 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
         # Seconds until the session ends, by the station's clock: the page warns before
         # and goes to the login page at the end, rather than at the next change.
         context["session_left_s"] = session_left_s(request, session)
+    # What a refused form had typed, put back into it (`|exact`): the officer reads why,
+    # and sends it again changed, without typing it all again.
+    context.setdefault("kept", {})
     html = _ENV.get_template(name).render(request=request, station=station_of(request).name, **context)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
@@ -166,7 +200,7 @@ def redirect(url: str) -> RedirectResponse:
 async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
     body = await request.body()
     if len(body) > max_bytes:
-        raise InvalidInput(f"form: at most {max_bytes} bytes")
+        raise InvalidInput(f"form: at most {max_bytes} bytes, got {len(body)}: a text in it is far too long")
     try:
         fields = parse_qs(
             body.decode(), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, strict_parsing=False

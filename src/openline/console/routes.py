@@ -251,7 +251,8 @@ async def place_call(request: Request) -> Response:
         )
     except OpenLineError as exc:
         context = _board(request, session)
-        return render(request, "board.html", status=exc.status, error=exc.detail, **context)
+        kept = {"subject": form.get("subject", "")}
+        return render(request, "board.html", status=exc.status, error=exc.detail, kept=kept, **context)
     return redirect(f"/calls/{call_id}")
 
 
@@ -400,7 +401,8 @@ async def call_action(request: Request, call_id: str, action: str) -> Response:
         context = _call(request, session, call_id)
         if isinstance(exc, IllegalTransition) and _overtaken(station, actor, context["call"], action):
             return redirect(f"/calls/{call_id}?refused={action}")
-        return render(request, "call.html", status=exc.status, error=exc.detail, **context)
+        kept = {k: form[k] for k in ("text", "summary", "reason") if k in form}
+        return render(request, "call.html", status=exc.status, error=exc.detail, kept=kept, **context)
     return redirect(f"/calls/{call_id}")
 
 
@@ -442,7 +444,9 @@ async def hand_over(request: Request) -> Response:
     try:
         handover.hand_over(station_of(request), session.principal.name, form.get("note", ""))
     except OpenLineError as exc:
-        return render(request, "board.html", status=exc.status, error=exc.detail, **_board(request, session))
+        kept = {"note": form.get("note", "")}
+        context = _board(request, session)
+        return render(request, "board.html", status=exc.status, error=exc.detail, kept=kept, **context)
     return redirect("/")
 
 

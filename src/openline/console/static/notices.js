@@ -101,13 +101,30 @@
     ];
     if (conflict) lines.push("IN CONFLICT");
     if (notice.removal_pending) lines.push("removal pending");
-    if (notice.text) lines.push(notice.text);
     lines.forEach(function (text) {
       var p = document.createElement("div");
-      p.textContent = text;  // peer text is never parsed as HTML
+      p.textContent = text;
       box.appendChild(p);
     });
+    if (notice.text) {  // the peer's text: in its own direction, with its line breaks
+      var said = document.createElement("div");
+      said.className = "said";
+      said.dir = "auto";
+      said.textContent = visible(notice.text);  // never parsed as HTML
+      box.appendChild(said);
+    }
     return box;
+  }
+
+  // Peer text as the pages (and the CLI) show it: control characters and the
+  // bidirectional embeddings, overrides and isolates spelled out (\u202e), so that what
+  // is shown is what was sent (openline.console.pages._shown).
+  var SHOWN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+  function visible(text) {
+    return text.replace(/\r\n/g, "\n").replace(SHOWN, function (c) {
+      var code = c.charCodeAt(0);
+      return code < 0x100 ? "\\x" + ("0" + code.toString(16)).slice(-2) : "\\u" + code.toString(16);
+    });
   }
 
   // A Leaflet layer for a Volume4D outline, and the bounds it covers.
