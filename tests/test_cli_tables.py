@@ -409,3 +409,18 @@ def test_roster_json_times_are_utc_with_microseconds(
     times = [roster["at"], roster["next_handover"], *(t for g in roster["gaps"] for t in g.values())]
     assert all(LONG_TIME.fullmatch(t["utc"]) for t in times if t is not None), times
     assert roster["on_duty"] == ["duty-officer"]
+
+
+def test_a_notice_text_padded_to_the_width_cannot_pass_for_its_id_line(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """`notice show` prints the text after the heading, then `id … state …`: a text padded
+    to the width printed a line of its own that read as that line, in another state."""
+    a, b = nodes
+    fake = f"{' ' * 80}id {FAKE_CALL_ID}  state acknowledged"
+    notice = send(a, "moscow", {**soon(a, 48.7, 9.1), "text": f"Air corridor{fake}"})
+    a.drain()
+    shown = cli_table(b, monkeypatch, "notice", "show", notice["id"], columns=80)
+    (ours,) = [line for line in shown.splitlines() if line.startswith("id ")]
+    assert ours.startswith(f"id {notice['id']}  state "), shown
+    _continued(shown, FAKE_CALL_ID)

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from openline.cli.client import ApiError, seg
 from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
 from openline.cli.options import time_text
-from openline.cli.render import block, limit_reached, listing, out, when
+from openline.cli.render import limit_reached, listing, marked, out, when
 from openline.core.clock import SystemClock
 from openline.core.encoding import parse_json
 from openline.errors import OpenLineError
@@ -29,19 +30,18 @@ NoticeArg = typer.Argument(metavar="NOTICE", help="The notice id (from `openline
 
 
 def _print(x: dict[str, Any]) -> None:
-    text = WITHHELD if x["content_withheld"] else escape(block(x.get("text", "")))
+    # Peer text goes through `marked`: every further line it takes, from a line feed or
+    # from the terminal's width, is marked, so a padded text cannot print an `id` line.
+    text = Text.from_markup(WITHHELD) if x["content_withheld"] else x.get("text", "")
     way = "to" if x["direction"] == "out" else "from"
     out.print(
-        f"[bold]{escape(x['category'])}[/] {way} {escape(x['peer'])}, version {x['version']}: {text}",
-        markup=True,
+        marked((x["category"], "bold"), f" {way} {x['peer']}, version {x['version']}: ", text),
+        highlight=False,
     )
     out.print(f"id {escape(x['id'])}  state [bold]{escape(x['state'])}[/]", markup=True)
     if x.get("refused"):
-        out.print(
-            f"  [bold red]refused by {escape(x['peer'])}'s station[/] {escape(block(x['refused']))}: it "
-            "never had it",
-            markup=True,
-        )
+        refused_by = (f"  refused by {x['peer']}'s station", "bold red")
+        out.print(marked(refused_by, " ", x["refused"], ": it never had it"), highlight=False)
     for k in ("created_at", "starts_at", "ends_at", "deadline_at", "sent_at", "delivered_at",
               "acknowledged_at", "rejected_at", "withdrawn_at", "amended_at", "expired_at", "removed_at",
               "discarded_at"):  # fmt: skip

@@ -114,13 +114,6 @@ def listing(
 _WRAPPED_MIN = 12  # the narrowest a free-text column is worth keeping in a table
 
 
-def block(text: str) -> str:
-    """Peer text of several lines (a notice's text) with control characters spelled out and
-    each line after the first marked `│`, so that none can pass for a heading of its own. It
-    marks line feeds only: a line the terminal wraps goes on unmarked; `marked` marks both."""
-    return visible(text).replace("\n", "\n" + MARK)
-
-
 MARK = "    │ "  # begins each further line of peer text, in a column where no line of ours begins
 _TAB = 8
 
