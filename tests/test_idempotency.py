@@ -4,6 +4,8 @@ another request, or malformed, is refused and changes nothing (docs/api.md)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -175,3 +177,42 @@ def test_a_request_made_meanwhile_under_the_same_key_rolls_the_other_back(nodes:
     with pytest.raises(Conflict, match="at the same time; nothing was done twice"):
         call_service.place(a.station, "admin", "moscow", "Convoy at checkpoint 4", once=once)
     assert a.snapshot() == before
+
+
+def test_two_requests_with_one_key_at_the_same_moment_make_one(nodes: tuple[Node, Node]) -> None:
+    """Two connections keep the same key at once: on PostgreSQL the second waits on the
+    first's row and is refused when it commits (the unique key), on SQLite it waits for
+    the write lock and finds the row. Either way one is kept and the other rolled back."""
+    a, _ = nodes
+    with a.station.db.read() as conn:
+        admin = conn.execute(select(users.c.id).where(users.c.name == "admin")).scalar_one()
+    once = idempotency.once(admin, KEY, "POST", "/api/v1/calls", CALL)
+    assert once is not None
+    first_in = threading.Event()
+    outcomes: dict[str, Any] = {}
+
+    def keep(name: str, wait_first: bool) -> None:
+        try:
+            if wait_first:
+                first_in.wait(5)
+            with a.station.tx() as tx:
+                idempotency.keep(tx, once, name)
+                if not wait_first:
+                    first_in.set()
+                    time.sleep(0.3)  # the other one is waiting on us now
+            outcomes[name] = "kept"
+        except Conflict as exc:
+            outcomes[name] = exc.detail
+
+    threads = [
+        threading.Thread(target=keep, args=("first", False)),
+        threading.Thread(target=keep, args=("second", True)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert outcomes["first"] == "kept"
+    assert "at the same time; nothing was done twice" in outcomes["second"]
+    with a.station.db.read() as conn:
+        assert conn.execute(select(idempotency_keys.c.made)).scalars().all() == ["first"]

@@ -92,9 +92,9 @@ def keep(tx: Tx, request: Once | None, made: str) -> None:
     if request is None:
         return
     tx.conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at <= tx.now - KEPT_US))
-    held = tx.conn.execute(_FIND, {"u": request.user_id, "k": request.key}).first()
-    try:
-        if held is None:
+    taken = tx.conn.execute(_FIND, {"u": request.user_id, "k": request.key}).first() is not None
+    if not taken:
+        try:
             tx.conn.execute(
                 insert(idempotency_keys).values(
                     user_id=request.user_id,
@@ -104,9 +104,9 @@ def keep(tx: Tx, request: Once | None, made: str) -> None:
                     created_at=tx.now,
                 )
             )
-    except IntegrityError:  # PostgreSQL: the other transaction committed while we waited
-        held = True
-    if held is not None:
+        except IntegrityError:  # PostgreSQL: the other transaction committed while we waited
+            taken = True
+    if taken:
         raise Conflict(
             f"a request with {HEADER} {request.key!r} was being made at the same time; nothing "
             "was done twice: send it again for its answer"
