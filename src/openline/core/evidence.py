@@ -642,6 +642,7 @@ def verify_call_proof(
         result.notes.append("no story is told: the checkpoint's signatures did not verify")
         return result
     result.story = _story(call, station, peers, proven, receipts, envelopes)
+    result.notes += _clocks(station, proven, receipts)
     return result
 
 
@@ -721,10 +722,39 @@ def verify_notice_proof(
         for p in proven
         if p.index in chosen and p.type not in _ANSWERED and isinstance(p.entry.get("envelope"), str)
     }
-    _receipts(result, doc["receipts"], station, cards, proven, envelopes)
+    receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
     _whole(result, "notice", proven, doc["receipts"])
     result.about = picked.entries
+    result.notes += _clocks(station, proven, receipts)
     return result
+
+
+# A receipt stamped this much before the envelope it answers was sent is told: under it,
+# the two clocks may simply have been a little apart.
+_CLOCKS_APART_US = 1_000_000
+
+
+def _clocks(station: str, proven: list[_Proven], receipts: list[dict[str, Any]]) -> list[str]:
+    """Each time in a proof is the clock of the station that stamped it. A peer's signed
+    receipt stamped before we sent the envelope it answers proves the peer's clock behind
+    ours by at least that much: said, so that a story whose steps seem out of order (a
+    pick-up before the call was placed) is read as two clocks, not as tampering."""
+    sent = {p.entry.get("envelope"): p.entry.get("at") for p in proven if p.type == "envelope.sent"}
+    behind: dict[str, int] = {}
+    for r in receipts:
+        try:
+            apart = parse_rfc3339(str(sent.get(r["envelope"]))) - parse_rfc3339(r["stored_at"])
+        except ValueError:
+            continue
+        if apart > behind.get(r["from"], _CLOCKS_APART_US - 1):
+            behind[r["from"]] = apart
+    return [
+        f"times are each station's own clock: a signed answer of {peer}'s is stamped "
+        f"{apart / 1e6:.1f} s before {station} sent the envelope it answers, so {peer}'s clock "
+        f"read at least {apart / 1e6:.1f} s behind {station}'s; times from the two stations "
+        "are not in order with each other"
+        for peer, apart in sorted(behind.items())
+    ]
 
 
 def verify_proof(data: bytes | str, *, trusted: Sequence[Card] | None = None) -> Result:
