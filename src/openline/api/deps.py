@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request, Response
+from fastapi import Depends, Header, Query, Request, Response
 from pydantic import BaseModel
 
 from openline.adapters.transport import Transport
@@ -69,6 +69,10 @@ def _query_names(route: Any) -> frozenset[str]:
         route._openline_query_names = names
     return names
 
+
+# The next page of a listing, newest first: the id of the last row of the page before.
+BEFORE = "Only those listed after this one (the id of the last one you have): the next page."
+Before = Annotated[int | None, Query(ge=1, le=2**31 - 1, description=BEFORE)]
 
 IdempotencyKey = Annotated[
     str | None,

@@ -12,6 +12,8 @@ from pydantic import Field
 
 from openline.api.bodies import Strict
 from openline.api.deps import (
+    BEFORE,
+    Before,
     IdempotencyKey,
     PrincipalDep,
     StationDep,
@@ -361,11 +363,14 @@ def revoke_token(station: StationDep, who: PrincipalDep, name: str, token_id: Ro
 
 @router.get("/audit")
 def get_audit(
-    station: StationDep, who: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    station: StationDep,
+    who: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Before = None,
 ) -> list[dict[str, Any]]:
     who.require(Permission.READ_AUDIT)
     with station.db.read() as conn:
-        return accounts.list_audit(conn, limit)
+        return accounts.list_audit(conn, limit, before)
 
 
 # The watch floor: escalation policies, alerts, the roster --------------------------------
@@ -427,9 +432,10 @@ def get_alerts(
     who: PrincipalDep,
     open_only: Annotated[bool, Query(alias="open")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Before = None,
 ) -> list[dict[str, Any]]:
     who.require(Permission.VIEW)
-    return alerts.list_alerts(station, open_only=open_only, limit=limit)
+    return alerts.list_alerts(station, open_only=open_only, limit=limit, before=before)
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
@@ -447,11 +453,13 @@ def get_notifications(
     status: Annotated[str | None, Query(max_length=16, description="pending, sent or failed")] = None,
     channel: Annotated[str | None, Query(max_length=16, description="console, email or webhook")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[str | None, Query(min_length=1, max_length=64, description=BEFORE)] = None,
 ) -> list[dict[str, Any]]:
     """Notifications newest first: who was paged, on which channel, about which call or
     alert, and whether it went. Metadata only; a webhook's address shows only its host."""
     who.require(Permission.VIEW)
-    return paging.list_notifications(station, paging.NotificationFilter(call, alert, status, channel, limit))
+    wanted = paging.NotificationFilter(call, alert, status, channel, limit, before)
+    return paging.list_notifications(station, wanted)
 
 
 class TestPage(Strict):
@@ -512,10 +520,11 @@ def get_handovers(
     who: PrincipalDep,
     pending: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    before: Before = None,
 ) -> list[dict[str, Any]]:
     who.require(Permission.VIEW)
     content = who.can(Permission.READ_CONTENT)
-    return handover.list_handovers(station, content=content, pending_only=pending, limit=limit)
+    return handover.list_handovers(station, content=content, pending_only=pending, limit=limit, before=before)
 
 
 @router.post("/handovers/{handover_id}/acknowledge")

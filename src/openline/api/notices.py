@@ -8,7 +8,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 
 from openline.api.bodies import Strict
-from openline.api.deps import IdempotencyKey, PrincipalDep, StationDep, known_query_only, once_of, said_before
+from openline.api.deps import (
+    BEFORE,
+    IdempotencyKey,
+    PrincipalDep,
+    StationDep,
+    known_query_only,
+    once_of,
+    said_before,
+)
 from openline.core import notices as nm
 from openline.errors import InvalidInput
 from openline.services import idempotency, notice_view, notices
@@ -99,6 +107,7 @@ def list_notices(
         str | None, Query(max_length=16, description="Only ours (out) or the peer's (in).")
     ] = None,
     category: Annotated[str | None, Query(max_length=32, description="Only those of this category.")] = None,
+    before: Annotated[str | None, Query(min_length=1, max_length=64, description=BEFORE)] = None,
 ) -> list[dict[str, Any]]:
     """Notices newest first, or only those in a state, on a line, one way or of a
     category; with `at`, those that ever covered that place (and time, and altitude), each
@@ -109,7 +118,10 @@ def list_notices(
     where.check()
     place = notice_view.place_asked(at, radius_m, when, altitude_m)
     if place is None:
-        return notice_view.list_notices(station, content=content, limit=limit, where=where)
+        return notice_view.list_notices(station, content=content, limit=limit, where=where, before=before)
+    if before is not None:
+        raise InvalidInput("with at, every notice that covered the place is listed at once: before pages the "
+                           "plain listing")  # fmt: skip
     if where != notice_view.NoticeFilter():
         raise InvalidInput("with at, list every notice that covered the place: state, peer, direction and "
                            "category filter the plain listing")  # fmt: skip

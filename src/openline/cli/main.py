@@ -48,6 +48,10 @@ HomeOpt = Annotated[
 ]
 CallArg = typer.Argument(metavar="CALL", help="The call id (from `openline calls`).")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (stable fields) instead of a table.")]
+BeforeOpt = Annotated[
+    int | None,
+    typer.Option("--before", metavar="ID", help="The next page: those after this id (the last shown)."),
+]
 PRIORITIES = ["flash", "immediate", "priority", "routine"]
 ROLES = ["administrator", "watch_officer", "senior_watch_officer", "commander", "auditor"]
 WITHHELD = "[dim](withheld)[/]"  # content an auditor does not see
@@ -760,15 +764,17 @@ def user_totp(
 def audit_cmd(
     home: HomeOpt,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    before: BeforeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The audit trail of privileged actions: who did what, when (administrator, auditor)."""
     with client(home) as c:
-        rows = c.get("/audit", params={"limit": limit})
+        rows = c.get("/audit", params={"limit": limit, "before": before})
 
     def render(items: list[dict[str, Any]]) -> None:
-        rows = [(when(x["at"]), x["actor"], x["action"], x["target"] or "") for x in items]
-        listing(("at", "actor", "action", "target"), rows, wrap=("at", "target"))
+        rows = [(str(x["id"]), when(x["at"]), x["actor"], x["action"], x["target"] or "") for x in items]
+        listing(("id", "at", "actor", "action", "target"), rows, wrap=("at", "target"))
+        limit_reached(len(rows), limit, items[-1]["id"] if items else None)
 
     emit(rows, as_json, render)
 
@@ -830,13 +836,14 @@ def alerts_cmd(
     home: HomeOpt,
     open_only: Annotated[bool, typer.Option("--open", help="Only alerts nobody has acknowledged.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    before: BeforeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List alerts: missed and unanswered calls, lines down, stalled escalations, roster gaps.
 
     Each pages people until somebody acknowledges it (`openline alert ack`)."""
     with client(home) as c:
-        rows = c.get("/alerts", params={"open": open_only, "limit": limit})
+        rows = c.get("/alerts", params={"open": open_only, "limit": limit, "before": before})
 
     def render(items: list[dict[str, Any]]) -> None:
         rows = [
@@ -856,6 +863,7 @@ def alerts_cmd(
             rows,
             wrap=("raised", "subject", "acknowledged"),
         )
+        limit_reached(len(rows), limit, items[-1]["id"] if items else None)
 
     emit(rows, as_json, render)
 
@@ -1075,17 +1083,19 @@ def handovers_cmd(
     home: HomeOpt,
     pending: Annotated[bool, typer.Option("--pending", help="Only handovers nobody acknowledged.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    before: BeforeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List handovers, newest first, with what was open and who acknowledged them."""
     with client(home) as c:
-        rows = c.get("/handovers", params={"pending": pending, "limit": limit})
+        rows = c.get("/handovers", params={"pending": pending, "limit": limit, "before": before})
 
     def render(items: list[dict[str, Any]]) -> None:
         for x in items:
             _print_handover(x)
         if not items:
             out.print("No handovers.")
+        limit_reached(len(items), limit, items[-1]["id"] if items else None)
 
     emit(rows, as_json, render)
 

@@ -266,13 +266,18 @@ def notices_list(
     peer: Annotated[str | None, typer.Option(help="Only notices on the line with this peer.")] = None,
     direction: Annotated[str | None, typer.Option(help="Only ours (out) or the peer's (in).")] = None,
     category: Annotated[str | None, typer.Option(help="Only notices of this category.")] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(metavar="ID", help="The next page: those listed after this notice (the last shown)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List notices, newest first: sent and received, their state and conflicts."""
     if at is None and (radius, at_time, altitude) != (None, None, None):  # the station names at=
         fail("--radius, --when and --altitude narrow a place: give it with --at LAT,LNG", "invalid_input")
     params = {"limit": limit, "at": at, "radius_m": radius, "when": at_time, "altitude_m": altitude,
-              "state": state, "peer": peer, "direction": direction, "category": category}  # fmt: skip
+              "state": state, "peer": peer, "direction": direction, "category": category,
+              "before": before}  # fmt: skip
     with client(home) as c:
         rows = c.get("/notices", params=params)
 
@@ -308,7 +313,7 @@ def notices_list(
                 rows = [(*row, _standing(x["standing"])) for row, x in zip(rows, items, strict=True)]
         if rows:
             listing(columns, rows, wrap=("starts", "ends", "delivered", "acknowledged", "by then"))
-            limit_reached(len(rows), limit)
+            limit_reached(len(rows), limit, items[-1]["id"] if at is None else None)
         else:
             out.print("No notices." if at is None else f"No notice covered {at}.")
 

@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from openline.cli.main import HomeOpt, JsonOpt, app, client, emit, fail
-from openline.cli.render import listing, out, when
+from openline.cli.render import limit_reached, listing, out, when
 
 notify_app = typer.Typer(help="Test that pages reach people.", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")
@@ -54,13 +54,22 @@ def notifications_cmd(
     status: Annotated[str | None, typer.Option(help="pending, sent, failed or folded.")] = None,
     channel: Annotated[str | None, typer.Option(help="console, email or webhook.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    before: Annotated[
+        str | None, typer.Option(metavar="ID", help="The next page: those after this one (the last shown).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who was paged, on which channel, about which call or alert, and whether it went."""
     params = {"limit": limit, "call": call, "alert": alert, "status": status, "channel": channel}
+    params["before"] = before
     with client(home) as c:
         rows = c.get("/notifications", params=params)
-    emit(rows, as_json, _table)
+
+    def render(items: list[dict[str, Any]]) -> None:
+        _table(items)
+        limit_reached(len(items), limit, items[-1]["id"] if items else None)
+
+    emit(rows, as_json, render)
 
 
 @notify_app.command("test")

@@ -55,16 +55,13 @@ def when(text: str | None, absent: str = "") -> str:
 Cell = str | Text  # a str is shown as it is; a Text carries our own styling
 
 
-def limit_reached(shown: int, limit: int) -> None:
+def limit_reached(shown: int, limit: int, last: object = None) -> None:
     """Under a listing cut at `--limit`, newest first: say that older ones may follow, so
-    that a full page is not taken for the whole."""
+    that a full page is not taken for the whole, and, given the `last` id shown, how to
+    list them (`--before`)."""
     if shown >= limit:
-        out.print(
-            Text(
-                f"The newest {limit:,} are listed; there may be more (--limit, up to 1,000, or a filter).",
-                "dim",
-            )
-        )
+        more = f"--before {last} lists the next {limit:,}" if last is not None else "--limit, up to 1,000"
+        out.print(Text(f"The newest {limit:,} are listed; there may be more ({more}, or a filter).", "dim"))
 
 
 def listing(

@@ -19,6 +19,7 @@ from openline.adapters.db import for_update
 from openline.adapters.schema import api_tokens, audit, sessions, users
 from openline.core.clock import rfc3339
 from openline.errors import Code, Conflict, EnvelopeRefused, Forbidden, InvalidInput, NotFound, Unauthorized
+from openline.services import pages
 
 _HASHER = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -236,9 +237,16 @@ def _set_password(conn: Connection, now: int, actor: str, row: Any, password: st
     return generated
 
 
-def list_audit(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
-    rows = conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit))
-    return [{"at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target} for r in rows]
+def list_audit(conn: Connection, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+    """The audit trail newest first; with `before` (an entry's id), the entries older than it."""
+    query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(pages.after(conn, audit, before, (audit.c.id,), "audit entry"))
+    rows = conn.execute(query)
+    return [
+        {"id": r.id, "at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target}
+        for r in rows
+    ]
 
 
 def check_password(conn: Connection, name: str, password: str) -> Principal:

@@ -23,7 +23,7 @@ from openline.adapters.schema import alerts
 from openline.core import escalation as esc
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
-from openline.services import accounts
+from openline.services import accounts, pages
 from openline.services.station import Station, Tx
 
 log = structlog.get_logger("openline.alerts")
@@ -126,13 +126,18 @@ def alert_json(row: Any) -> dict[str, Any]:
 _OPEN = alerts.c.acknowledged_at.is_(None)
 
 
-def list_alerts(station: Station, *, open_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+def list_alerts(
+    station: Station, *, open_only: bool = False, limit: int = 100, before: int | None = None
+) -> list[dict[str, Any]]:
+    """Alerts newest first; with `before` (an alert's id), those older than it."""
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
     query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
     if open_only:
         query = query.where(_OPEN)
     with station.db.read() as conn:
+        if before is not None:
+            query = query.where(pages.after(conn, alerts, before, (alerts.c.id,), "alert"))
         return [alert_json(r) for r in conn.execute(query)]
 
 

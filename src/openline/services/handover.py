@@ -14,7 +14,7 @@ from openline.core.calls import State
 from openline.core.clock import MICROS, rfc3339
 from openline.core.encoding import blank, control_character
 from openline.errors import Conflict, InvalidInput, NotFound
-from openline.services import accounts, alerts
+from openline.services import accounts, alerts, pages
 from openline.services.station import Station
 
 MAX_NOTE = 4000
@@ -108,14 +108,17 @@ def acknowledge_handover(station: Station, actor: str, handover_id: int) -> dict
 
 
 def list_handovers(
-    station: Station, *, content: bool, pending_only: bool = False, limit: int = 20
+    station: Station, *, content: bool, pending_only: bool = False, limit: int = 20, before: int | None = None
 ) -> list[dict[str, Any]]:
+    """Handovers newest first; with `before` (a handover's id), those older than it."""
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be 1 to 1000, got {limit}")
     query = select(handovers).order_by(handovers.c.id.desc()).limit(limit)
     if pending_only:
         query = query.where(handovers.c.acknowledged_at.is_(None))
     with station.db.read() as conn:
+        if before is not None:
+            query = query.where(pages.after(conn, handovers, before, (handovers.c.id,), "handover"))
         return [handover_json(r, content) for r in conn.execute(query)]
 
 

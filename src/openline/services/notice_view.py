@@ -24,7 +24,7 @@ from openline.core.notices import Event, Party, State
 from openline.core.volumes import Circle, Volume
 from openline.errors import IllegalTransition, InvalidInput, OpenLineError, check_one_of
 from openline.services import notice_conflicts as conflicts
-from openline.services import notice_sites, outbox
+from openline.services import notice_sites, outbox, pages
 from openline.services.lines import margins_by_line, require_known_peer
 from openline.services.notice_rows import get, party_of
 from openline.services.notices import KIND_OF, open_draft
@@ -357,12 +357,21 @@ def count_notices(station: Station) -> int:
 
 
 def list_notices(
-    station: Station, *, content: bool, limit: int = 100, where: NoticeFilter | None = None
+    station: Station,
+    *,
+    content: bool,
+    limit: int = 100,
+    where: NoticeFilter | None = None,
+    before: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Notices newest first; with `before` (a notice's id), those listed after it."""
     with station.db.read() as conn:
         # Newest first; notices made in one transaction (one batch from a peer) tie on
         # created_at and are ordered by id (UUIDv7: time-ordered), as calls are.
         newest = select(notices).order_by(notices.c.created_at.desc(), notices.c.id.desc())
+        if before is not None:
+            order = (notices.c.created_at, notices.c.id)
+            newest = newest.where(pages.after(conn, notices, before, order, "notice"))
         if where is not None:
             newest = newest.where(*where.where(station.clock.now()))
             require_known_peer(conn, where.peer)

@@ -21,7 +21,7 @@ from openline.core import escalation as esc
 from openline.core import roster
 from openline.core.clock import rfc3339
 from openline.errors import InvalidInput, check_one_of
-from openline.services import accounts, outbox, rosters
+from openline.services import accounts, outbox, pages, rosters
 from openline.services.station import Station, Tx
 
 
@@ -221,6 +221,7 @@ class NotificationFilter:
     status: str | None = None
     channel: str | None = None
     limit: int = 100
+    before: str | None = None  # a notification's id: those listed after it
 
     def check(self) -> None:
         if self.status is not None:
@@ -264,6 +265,9 @@ def list_notifications(station: Station, f: NotificationFilter) -> list[dict[str
         if value is not None:
             query = query.where(column == value)
     with station.db.read() as conn:
+        if f.before is not None:
+            order = (notifications.c.created_at, notifications.c.id)
+            query = query.where(pages.after(conn, notifications, f.before, order, "notification"))
         return [notification_json(r) for r in conn.execute(query.limit(f.limit))]
 
 
