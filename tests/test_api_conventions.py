@@ -151,3 +151,27 @@ def test_the_openapi_document_names_authentication_and_errors(nodes: tuple[Node,
     refused = a.api.post("/api/v1/calls", json={"peer": "moscow"}).json()
     assert set(doc["components"]["schemas"]["Problem"]["required"]) <= set(refused)
     assert refused["code"] in doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/api/v1/station", "/api/v1/calls", "/login", "/api/v1/no-such-thing"]
+)
+def test_head_is_answered_wherever_get_is(nodes: tuple[Node, Node], path: str) -> None:
+    """A monitor's `HEAD /healthz` was a 405: FastAPI routes take only the methods named."""
+    a, _ = nodes
+    got = a.api.get(path)
+    head = a.api.head(path)
+    assert head.status_code == got.status_code
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == got.headers["content-length"]
+
+
+def test_head_where_get_is_not_taken_is_refused_as_get_would_be(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    call = a.api.post("/api/v1/calls", json=CALL).json()
+    before = a.snapshot()
+    r = a.api.head(f"/api/v1/calls/{call['id']}/pickup")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
+    assert a.snapshot() == before

@@ -39,10 +39,10 @@ def test_docs_protocol_card_example_is_a_card_the_station_accepts() -> None:
 @pytest.mark.parametrize(
     ("path", "allow"),
     [
-        ("/api/v1/calls", "GET, POST"),
-        ("/api/v1/users", "GET, POST"),
-        ("/api/v1/lines", "GET, POST"),
-        ("/api/v1/notices", "GET, POST"),
+        ("/api/v1/calls", "GET, HEAD, POST"),
+        ("/api/v1/users", "GET, HEAD, POST"),
+        ("/api/v1/lines", "GET, HEAD, POST"),
+        ("/api/v1/notices", "GET, HEAD, POST"),
         ("/static/console.css", "GET, HEAD"),  # a mount: the static files name their own
     ],
 )

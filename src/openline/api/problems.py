@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openline.api.head import AnswerHead
 from openline.core.encoding import control_character, digits
 from openline.core.requestsig import SCHEME as STATION_SCHEME
 from openline.errors import Code, DatabaseUnavailable, EnvelopeRefused, OpenLineError, TooManyAttempts
@@ -87,6 +88,8 @@ def _allowed_methods(routes: list[BaseRoute], scope: Scope, named: str) -> str:
         probe = {**scope, "method": method}
         if any(not isinstance(r, Mount) and r.matches(probe)[0] is Match.FULL for r in routes):
             methods.add(method)
+    if "GET" in methods:
+        methods.add("HEAD")  # answered wherever GET is (`head.AnswerHead`)
     return ", ".join(sorted(methods))
 
 
@@ -191,6 +194,7 @@ def _unreadable_body(request: Request, cause: BaseException) -> JSONResponse:
 
 def install(app: FastAPI, max_request_bytes: int) -> None:
     app.add_middleware(RequireJsonBody)
+    app.add_middleware(AnswerHead)
     app.add_middleware(LimitRequestBody, limit=max_request_bytes)
     app.add_middleware(RefuseControlCharacters)
 
