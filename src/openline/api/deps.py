@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request, Response
@@ -85,16 +86,23 @@ IdempotencyKey = Annotated[
 ]
 
 
-def once_of(request: Request, who: Principal, body: BaseModel, key: str | None) -> idempotency.Once | None:
-    """The request's Idempotency-Key (`key`) with the fingerprint of what it asks, or None."""
+def made_once(
+    station: Station,
+    who: Principal,
+    http: tuple[Request, Response],
+    body: BaseModel,
+    key: str | None,
+    make: Callable[[idempotency.Once | None], str],
+) -> str:
+    """`make(once)`, unless the request's Idempotency-Key (`key`) made it before: then
+    what that made, the answer marked `Idempotent-Replayed` (as Stripe's API marks it)."""
+    request, response = http
     asked = body.model_dump(mode="json")
-    return idempotency.once(who.user_id, key, request.method, request.url.path, asked)
-
-
-def said_before(response: Response, again: bool) -> None:
-    """Mark the answer to a request its key had made before (as Stripe's API does)."""
+    once = idempotency.once(who.user_id, key, request.method, request.url.path, asked)
+    made, again = idempotency.run(station, once, make)
     if again:
         response.headers["Idempotent-Replayed"] = "true"
+    return made
 
 
 async def get_transport(request: Request) -> Transport:

@@ -19,9 +19,8 @@ from openline.api.deps import (
     StationDep,
     TransportDep,
     known_query_only,
-    once_of,
+    made_once,
     principal_of,
-    said_before,
 )
 from openline.core.clock import time_param
 from openline.errors import OpenLineError
@@ -30,7 +29,6 @@ from openline.services import (
     alerts,
     calls,
     handover,
-    idempotency,
     line_terms,
     lines,
     paging,
@@ -199,12 +197,14 @@ def place_call(
 ) -> dict[str, Any]:
     """Place a call. With an Idempotency-Key, sending it again answers with the same call."""
     who.require(Permission.WORK_CALLS)
-    call_id, again = idempotency.run(
+    call_id = made_once(
         station,
-        once_of(request, who, req, idempotency_key),
+        who,
+        (request, response),
+        req,
+        idempotency_key,
         lambda once: calls.place(station, who.name, req.peer, req.subject, req.priority, once=once),
     )
-    said_before(response, again)
     return calls.show_call(station, call_id, content=who.can(Permission.READ_CONTENT))
 
 
@@ -234,17 +234,19 @@ async def say(
 
     # The endpoint machine clients call at a rate: authenticated on the worker thread that
     # runs the use case (`principal_of`), one hand-off between threads fewer per message.
-    def run() -> tuple[str, bool]:
+    def run() -> str:
         who = principal_of(request, station)
         who.require(Permission.WORK_CALLS)
-        return idempotency.run(
+        return made_once(
             station,
-            once_of(request, who, req, idempotency_key),
+            who,
+            (request, response),
+            req,
+            idempotency_key,
             lambda once: calls.say(station, who.name, call_id, req.text, req.lang, once=once),
         )
 
-    message_id, again = await run_in_threadpool(run)
-    said_before(response, again)
+    message_id = await run_in_threadpool(run)
     return {"call": call_id, "id": message_id, "status": "queued"}
 
 

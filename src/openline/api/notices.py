@@ -14,12 +14,11 @@ from openline.api.deps import (
     PrincipalDep,
     StationDep,
     known_query_only,
-    once_of,
-    said_before,
+    made_once,
 )
 from openline.core import notices as nm
 from openline.errors import InvalidInput
-from openline.services import idempotency, notice_view, notices
+from openline.services import notice_view, notices
 from openline.services.accounts import Permission
 
 router = APIRouter(prefix="/api/v1/notices", dependencies=[Depends(known_query_only)])
@@ -62,14 +61,16 @@ def send(
     `draft`, keep it here as a draft (its `would_conflict` previews the conflicts). With an
     Idempotency-Key, sending it again answers with the same notice."""
     who.require(Permission.WORK_CALLS)
-    notice_id, again = idempotency.run(
+    notice_id = made_once(
         station,
-        once_of(request, who, req, idempotency_key),
+        who,
+        (request, response),
+        req,
+        idempotency_key,
         lambda once: notices.send(
             station, who.name, req.peer, req.notice, amends=req.amends, draft=req.draft, once=once
         ),
     )
-    said_before(response, again)
     return _show(station, who, notice_id)
 
 
