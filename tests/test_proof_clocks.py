@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import update
 
-from openline.core.clock import FakeClock
+from openline.adapters.schema import lines
+from openline.core.clock import FakeClock, rfc3339
 from openline.core.evidence import verify_proof
 from tests.inproc import Node, picked_up, settle_ledgers
-from tests.notice_docs import send, soon
+from tests.notice_docs import send, soon, square
 
 BEHIND_S = 300
+HOUR_US = 3_600_000_000
 
 
 @pytest.mark.parametrize("behind", [0, BEHIND_S])
@@ -41,3 +44,28 @@ def test_verify_says_when_the_peers_clock_was_behind(
             ]
         else:
             assert said == []
+
+
+@pytest.mark.parametrize(("behind_h", "refused"), [(48, True), (1, False)])
+def test_a_notice_beyond_a_peer_clocks_horizon_is_refused_before_it_is_sent(
+    nodes: tuple[Node, Node], behind_h: int, refused: bool
+) -> None:
+    """The peer refuses for good a start beyond 31 days on its own clock. Its clock proved
+    two days behind ours, a start 29.5 days ahead on ours is beyond its horizon: said to
+    the officer sending it, not found out from the peer's refusal."""
+    a, _ = nodes
+    with a.station.tx() as tx:
+        low, high = -behind_h * HOUR_US - 10**6, -behind_h * HOUR_US
+        tx.conn.execute(update(lines).values(peer_clock_low=low, peer_clock_high=high))
+    now = a.station.clock.now()
+    start, end = now + int(29.5 * 24) * HOUR_US, now + int(29.6 * 24) * HOUR_US
+    doc = square(48.7, 9.1, rfc3339(start) or "", rfc3339(end) or "")
+    before = a.snapshot()
+    r = a.api.post("/api/v1/notices", json={"peer": "moscow", "notice": doc})
+    if refused:
+        assert r.status_code == 422, r.text
+        said = "beyond the planning horizon of moscow's clock, which is at least 48.0 h behind ours"
+        assert said in r.json()["detail"]
+        assert a.snapshot() == before
+    else:
+        assert r.status_code == 201, r.text

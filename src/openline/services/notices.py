@@ -342,6 +342,7 @@ def _dispatch(
     ledger entry, and the conflict check with its alerts, in one transaction."""
     line = require_active(tx.conn, peer)
     lock_line(tx.conn, line.id)
+    _within_peer_horizon(line, doc, tx.now)
     series, version = notice_id, 1
     if amends is not None:
         old = _amendable(tx.conn, amends, peer, doc, for_update=True)
@@ -367,6 +368,24 @@ def _dispatch(
     log(tx, "notice.sent", notice_id, line.id, peer, actor, env.id, **_facts(version, doc, amends))
     if doc.volumes:
         conflicts.check(tx, notice_id, series, line.id, doc.volumes, category=doc.category)
+
+
+def _within_peer_horizon(line: Any, doc: Document, now: int) -> None:
+    """A peer whose clock is proved behind ours (`peer_clock`) by more than the day the
+    receiving side allows would refuse for good a notice that starts near the end of our
+    horizon: beyond its own. Said now, while the officer can still change the notice."""
+    behind = line.peer_clock_high  # its clock minus ours is at most this (µs)
+    if behind is None or behind >= 0 or not doc.volumes:
+        return
+    theirs = now + int(behind) + RECEIVE_HORIZON_S * MICROS  # the latest start it could take
+    late = [n for n, v in enumerate(doc.volumes, start=1) if v.start > theirs]
+    if late:
+        raise InvalidInput(
+            f"volume {late[0]}: it starts after {rfc3339(theirs)}, beyond the planning horizon of "
+            f"{line.peer}'s clock, which is at least {-int(behind) / MICROS / 3600:.1f} h behind ours "
+            f"(alert clock_skew): {line.peer} would refuse it for good; start it earlier, or have "
+            "the clock that is wrong set right"
+        )
 
 
 def _facts(version: int, doc: Document, supersedes: str | None) -> dict[str, Any]:
