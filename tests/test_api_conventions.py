@@ -22,6 +22,8 @@ CALL = {"peer": "moscow", "subject": "Convoy at checkpoint 4"}
         ("/api/v1/notices?categroy=maritime", "unknown query parameter 'categroy'"),
         ("/api/v1/station?verbose=1", "/api/v1/station takes no query parameters"),
         ("/api/v1/calls?state=closed&offset=2", "unknown query parameter 'offset'"),
+        ("/api/v1/calls?state=closed&state=missed", "query parameter 'state' given more than once"),
+        ("/api/v1/audit?limit=1&limit=2", "query parameter 'limit' given more than once"),
     ],
 )
 def test_a_mistyped_query_parameter_is_refused(nodes: tuple[Node, Node], path: str, said: str) -> None:
@@ -103,6 +105,7 @@ def test_a_chunked_body_over_the_limit_is_oversize_as_a_declared_one_is(nodes: t
     r = a.api.post("/api/v1/calls", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
     assert r.json()["code"] == "oversize"
+    assert r.json()["title"] == "Request too large"  # as one that declares its length
     assert r.json()["detail"] == f"request body: more than {limit} bytes"
     assert a.snapshot() == before
 

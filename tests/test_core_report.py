@@ -356,8 +356,12 @@ def test_time_to_pick_up_is_counted_on_the_callees_clock() -> None:
             event("picked_up", "c1", t(3, 4.5)),
             placed("c2", t(5)),  # picked up, and no ringing in the log: timed from placed
             event("picked_up", "c2", t(5, 9)),
+            placed("c3", t(6, 7200), direction="in"),  # our clock set back an hour while it rang
+            event("ringing", "c3", t(6, 7201)),
+            event("picked_up", "c3", t(6, 7211 - 3600)),
         ]
     )
     [line] = r["lines"]
     assert line["by_direction"]["in"]["pickup_seconds"] == {"count": 1, "median": 4.0, "p90": 4.0}
+    assert line["by_direction"]["in"]["picked_up"] == 2  # c3 was picked up: it has no time, that is all
     assert line["by_direction"]["out"]["pickup_seconds"] == {"count": 1, "median": 9.0, "p90": 9.0}

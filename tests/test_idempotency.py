@@ -216,3 +216,20 @@ def test_two_requests_with_one_key_at_the_same_moment_make_one(nodes: tuple[Node
     assert "at the same time; nothing was done twice" in outcomes["second"]
     with a.station.db.read() as conn:
         assert conn.execute(select(idempotency_keys.c.made)).scalars().all() == ["first"]
+
+
+@pytest.mark.parametrize("key", [KEY, None])
+def test_a_body_nested_too_deeply_to_fingerprint_is_invalid_input(
+    nodes: tuple[Node, Node], key: str | None
+) -> None:
+    """Pydantic parses 300 levels of a notice document but will not serialise them again
+    for the key's fingerprint: that was a 500 (and it was taken even without a key)."""
+    a, _ = nodes
+    deep: Any = 1
+    for _ in range(300):
+        deep = {"a": deep}
+    before = a.snapshot()
+    r = _post(a.api, "/api/v1/notices", {"peer": "moscow", "notice": deep}, key=key)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_input"
+    assert a.snapshot() == before

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from openline.adapters.schema import calls
+from openline.adapters.schema import calls, ledger_peers
 from openline.core.clock import MICROS, FakeClock, StepWatch
 from openline.services.timers import TimerLoop
 from tests.inproc import Node, place_and_ring
@@ -131,3 +131,23 @@ def test_without_the_system_clock_nothing_is_watched(nodes: tuple[Node, Node]) -
     _, b = nodes
     workers = Workers(b.station, b.transport)  # type: ignore[arg-type]
     assert workers.timers._steps is None
+
+
+def test_the_ledgers_retry_towards_a_peer_moves_with_the_clock(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """A peer that did not cosign is asked again at `next_attempt_at`: set an hour back, the
+    clock left it an hour away, and the checkpoints went uncosigned for that hour."""
+    _, b = nodes
+    due = clock.now() + 60 * MICROS
+    with b.station.tx() as tx:
+        tx.conn.execute(update(ledger_peers).values(next_attempt_at=due))
+    clocks = Clocks()
+    loop = TimerLoop(b.station, clocks.watch())
+    loop.step()
+    clock.advance(-HOUR)
+    clocks.set(-HOUR)
+    loop.step()
+    with b.station.db.read() as conn:
+        moved = conn.execute(select(ledger_peers.c.next_attempt_at)).scalar_one()
+    assert moved == due - HOUR * MICROS

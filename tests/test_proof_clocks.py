@@ -13,7 +13,7 @@ from sqlalchemy import update
 from openline.adapters.schema import lines
 from openline.core.clock import FakeClock, rfc3339
 from openline.core.evidence import verify_proof
-from tests.inproc import Node, picked_up, settle_ledgers
+from tests.inproc import Node, picked_up, place_and_ring, settle_ledgers
 from tests.notice_docs import send, soon, square
 
 BEHIND_S = 300
@@ -69,3 +69,23 @@ def test_a_notice_beyond_a_peer_clocks_horizon_is_refused_before_it_is_sent(
         assert a.snapshot() == before
     else:
         assert r.status_code == 201, r.text
+
+
+def test_verify_says_when_entries_are_stamped_out_of_log_order(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """moscow's clock was set back an hour while the call rang there: its pick-up is
+    stamped an hour before its ring, though logged after it. No receipt shows that (they
+    were stamped before the clock was set); the log's own order does."""
+    a, b = nodes
+    call_id = place_and_ring(a, b)
+    a.drain()  # the ring reaches stuttgart
+    b.station.clock = FakeClock(clock.now() - 3600 * 1_000_000 + 10 * 1_000_000)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    settle_ledgers(a, b)
+    result = verify_proof(json.dumps(a.api.get(f"/api/v1/ledger/calls/{call_id}/proof").json()))
+    assert result.ok, [str(f) for f in result.failures]
+    (note,) = [n for n in result.notes if n.startswith("times are not in log order")]
+    assert "(call.picked_up) was logged after entry" in note
+    assert "yet is stamped 3590.0 s before it" in note

@@ -156,6 +156,16 @@ class EnvelopeRefused(OpenLineError):
         super().__init__(detail, code=code)
 
 
+class RequestTooLarge(EnvelopeRefused):
+    """A request body past the station's limit, found as it is read (sent in chunks, it
+    declared no length): `oversize`, titled as one refused before it is read."""
+
+    title = "Request too large"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Code.OVERSIZE, detail)
+
+
 class PeerUnreachable(OpenLineError):
     code = Code.PEER_UNREACHABLE
     status = 502

@@ -53,6 +53,10 @@ async def known_query_only(request: Request) -> None:
     if unknown:
         takes = ", ".join(sorted(known)) if known else "no query parameters"
         raise InvalidInput(f"unknown query parameter {unknown[0]!r}: {request.url.path} takes {takes}")
+    # Each takes one value: given twice, the last one would win without a word.
+    again = sorted(k for k in set(request.query_params) if len(request.query_params.getlist(k)) > 1)
+    if again:
+        raise InvalidInput(f"query parameter {again[0]!r} given more than once: it takes one value")
 
 
 def _query_names(route: Any) -> frozenset[str]:
@@ -97,8 +101,13 @@ def made_once(
     """`make(once)`, unless the request's Idempotency-Key (`key`) made it before: then
     what that made, the answer marked `Idempotent-Replayed` (as Stripe's API marks it)."""
     request, response = http
-    asked = body.model_dump(mode="json")
-    once = idempotency.once(who.user_id, key, request.method, request.url.path, asked)
+    once = None
+    if key is not None:
+        try:
+            asked = body.model_dump(mode="json")
+        except ValueError:  # pydantic's serialiser stops at a depth the parser took
+            raise InvalidInput("request body: JSON nested too deeply") from None
+        once = idempotency.once(who.user_id, key, request.method, request.url.path, asked)
     made, again = idempotency.run(station, once, make)
     if again:
         response.headers["Idempotent-Replayed"] = "true"

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from openline.api.head import AnswerHead
 from openline.core.encoding import control_character, digits
 from openline.core.requestsig import SCHEME as STATION_SCHEME
-from openline.errors import Code, DatabaseUnavailable, EnvelopeRefused, OpenLineError, TooManyAttempts
+from openline.errors import Code, DatabaseUnavailable, OpenLineError, RequestTooLarge, TooManyAttempts
 
 PROBLEM_TYPE = "https://openline.invalid/problems/"
 # What the framework itself refuses before a route runs (no such path, a method the path
@@ -170,7 +170,7 @@ class LimitRequestBody:
             if message["type"] == "http.request":
                 read += len(message.get("body", b""))
                 if read > self.limit:
-                    raise EnvelopeRefused(Code.OVERSIZE, f"request body: more than {self.limit} bytes")
+                    raise RequestTooLarge(f"request body: more than {self.limit} bytes")
             return message
 
         await self.app(scope, limited, send)

@@ -748,12 +748,40 @@ def _clocks(station: str, proven: list[_Proven], receipts: list[dict[str, Any]])
             continue
         if apart > behind.get(r["from"], _CLOCKS_APART_US - 1):
             behind[r["from"]] = apart
-    return [
+    notes = [
         f"times are each station's own clock: a signed answer of {peer}'s is stamped "
         f"{apart / 1e6:.1f} s before {station} sent the envelope it answers, so {peer}'s clock "
         f"read at least {apart / 1e6:.1f} s behind {station}'s; times from the two stations "
         "are not in order with each other"
         for peer, apart in sorted(behind.items())
+    ]
+    return notes + _out_of_order(proven)
+
+
+def _out_of_order(proven: list[_Proven]) -> list[str]:
+    """The log is in the order the station recorded its entries. One stamped well before
+    an entry logged ahead of it shows a clock set between them, or two stations' clocks
+    apart (an entry of the peer's carries the peer's time): said once, for the widest."""
+    latest: _Proven | None = None
+    widest: tuple[int, _Proven, _Proven] | None = None
+    for p in sorted(proven, key=lambda p: p.index):
+        try:
+            at = parse_rfc3339(str(p.entry["at"]))
+            if latest is not None:
+                back = parse_rfc3339(str(latest.entry["at"])) - at
+                if back >= _CLOCKS_APART_US and (widest is None or back > widest[0]):
+                    widest = (back, p, latest)
+            if latest is None or at > parse_rfc3339(str(latest.entry["at"])):
+                latest = p
+        except ValueError:
+            continue
+    if widest is None:
+        return []
+    back, entry, before = widest
+    return [
+        f"times are not in log order: entry {entry.index} ({entry.type}) was logged after entry "
+        f"{before.index} ({before.type}) yet is stamped {back / 1e6:.1f} s before it: a clock was "
+        "set between them, or they are two stations' clocks"
     ]
 
 

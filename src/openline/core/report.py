@@ -19,7 +19,9 @@ calendar month (UTC), so anyone holding an evidence bundle can recompute them an
   count the same time for a call. (Until OpenLine 0.1 it ran from `call.placed`, whose
   time is the caller's clock: with a peer's clock minutes off, a call received showed a
   negative time.) A call picked up with no `call.ringing` in the log is timed from its
-  `call.placed`.
+  `call.placed`. A pick-up stamped before the ring (the callee's clock set back while the
+  call rang) has no time to pick-up: it is left out of `count`, the median and the 90th
+  percentile, not counted as a negative time.
 - The median is `statistics.median` (the mean of the two middle values when there is an
   even number). The 90th percentile is by the nearest-rank method: the value at rank
   ceil(0.9 * n) of the n times in ascending order, so it is always a time some call
@@ -361,7 +363,8 @@ class Tally:
                 d.outcomes[ended] += 1
             if call.picked_up_at is not None:
                 rang = call.placed_at if call.ringing_at is None else call.ringing_at
-                d.pickup_micros.append(call.picked_up_at - rang)
+                if call.picked_up_at >= rang:  # else a clock was set back while it rang
+                    d.pickup_micros.append(call.picked_up_at - rang)
         for key in self._counts:
             per_line.setdefault(key, {x: _Direction() for x in DIRECTIONS})
         lines = [

@@ -2,10 +2,11 @@
 
 Every timer the station keeps is a time on its wall clock: when a ringing call turns
 missed, when the next escalation step pages, when a picked-up call's lease runs out,
-when an alert pages again, when the deliverer retries a peer, when a console session
-ends. A clock set two hours ahead would miss every ringing call at once, a few seconds
-into its ring, and page everyone; one set an hour back would leave a call ringing for
-an hour past its deadline, and a line waiting an hour to retry.
+when an alert pages again, when the deliverer retries a peer, when the ledger asks a
+peer again to cosign, when a console session ends. A clock set two hours ahead would
+miss every ringing call at once, a few seconds into its ring, and page everyone; one set
+an hour back would leave a call ringing for an hour past its deadline, and a line
+waiting an hour to retry.
 
 So when the clock is set, every pending timer moves with it: each keeps the time it
 had left. And a `clock_stepped` alert tells the watch floor, since the times the station
@@ -21,7 +22,7 @@ from typing import Any
 import structlog
 from sqlalchemy import ColumnElement, Table, and_, bindparam, select, update
 
-from openline.adapters.schema import alerts, calls, lines, notifications, sessions
+from openline.adapters.schema import alerts, calls, ledger_peers, lines, notifications, sessions
 from openline.core.calls import State
 from openline.core.clock import MICROS, rfc3339
 from openline.services import alerts as alert_service
@@ -37,6 +38,7 @@ _TIMERS: tuple[tuple[Table, str, ColumnElement[bool] | None], ...] = (
     (calls, "lease_until", None),
     (alerts, "next_escalation_at", None),
     (lines, "retry_at", None),
+    (ledger_peers, "next_attempt_at", None),  # asking the peer to cosign our checkpoint
     (notifications, "next_attempt_at", None),
     (sessions, "expires_at", None),
 )
