@@ -448,6 +448,34 @@ def test_a_roster_gap_filled_then_opened_again_after_its_alert_was_acknowledged_
     assert rosters.check_roster_gaps(b.station) == 0
 
 
+def test_a_roster_gap_filled_then_opened_again_before_anyone_acknowledged_it_alarms_again(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Its alert was open and over ("the gap is filled or over", paging nobody): taking the
+    fix away left the gap silent, the alert still saying it was filled."""
+    _, b = floor
+    assert rosters.check_roster_gaps(b.station) == 1
+    (alert,) = b.api.get("/api/v1/alerts").json()
+    now = clock.now()
+    r = b.api.post(
+        "/api/v1/overrides",
+        json={"user": "senior", "start": rfc3339(now), "end": rfc3339(now + 48 * 3600 * MICROS)},
+    )
+    assert r.status_code == 201, r.text
+    assert rosters.check_roster_gaps(b.station) == 0
+    (filled,) = b.api.get("/api/v1/alerts").json()
+    assert filled["detail"]["over"]["why"] == "the gap is filled or over"
+    assert (filled["acknowledged_at"], filled["paging"]) == (None, None)
+    assert b.api.delete(f"/api/v1/overrides/{r.json()['id']}").status_code == 204
+    clock.advance(60)
+    assert rosters.check_roster_gaps(b.station) == 1  # the same gap, open again
+    (again,) = b.api.get("/api/v1/alerts").json()
+    assert again["id"] == alert["id"]
+    assert again["paging"] is not None
+    assert "over" not in again["detail"]
+    assert rosters.check_roster_gaps(b.station) == 0
+
+
 def test_a_removed_shift_or_overrides_number_is_never_given_again(
     floor: tuple[Node, Node], clock: FakeClock
 ) -> None:

@@ -73,9 +73,10 @@ def raise_alert(
     `policy`; without one, it follows the escalation policy of the line to the peer its
     detail names, or the built-in one, copied when it first pages.
 
-    One that exists is raised again only if it was acknowledged after its condition was
-    over (`condition_over`): the condition is back (a roster gap that was filled and
-    reopened), and it is open and pages as if new.
+    One that exists is raised again only if its condition was over (`condition_over`),
+    acknowledged or not: the condition is back (a roster gap that was filled and reopened),
+    and it is open and pages as if new. (While it was over and open it paged nobody and
+    said the gap was filled: taking the fix away left the gap silent.)
 
     The log says it was raised once the transaction has committed, not before: most
     transactions roll back on a full disk."""
@@ -84,7 +85,7 @@ def raise_alert(
             alerts.c.kind == kind, alerts.c.subject == subject
         )
     ).first()
-    if exists and (exists.acknowledged_at is None or "over" not in json.loads(exists.detail)):
+    if exists and "over" not in json.loads(exists.detail):
         return False
     paged = kind not in UNPAGED
     values = {
@@ -178,8 +179,8 @@ def condition_over(tx: Tx, kind: str, subjects: Sequence[str], why: str) -> int:
     a conflicting notice was withdrawn; a roster gap was filled): they page nobody any
     more, and their detail says when and why (`over`). An open one stays open until
     somebody acknowledges it, as every alert does: that it happened is still for the watch
-    to see. Once acknowledged, the same condition coming back raises it again
-    (`raise_alert`). Returns how many."""
+    to see. The same condition coming back raises it again (`raise_alert`). Returns how
+    many."""
     if not subjects:
         return 0
     rows = tx.conn.execute(
