@@ -20,6 +20,7 @@ from openline.runtime import build_station
 from openline.services import accounts, handover, rosters, watch
 from openline.services.accounts import Role
 from openline.services.station import NotifyConfig
+from openline.services.timers import Auditor
 from openline.settings import load
 from tests.inproc import Node, add_staff, link, make_node, place_and_ring, show
 from tests.notice_docs import cli
@@ -251,6 +252,24 @@ def test_a_missed_call_notifies_the_catch_all_and_raises_an_alert(
     before = len(escalations(b, call_id))
     run(b, clock, 600)
     assert len(escalations(b, call_id)) == before
+
+
+def test_a_step_that_fell_due_while_the_station_was_stopped_is_no_stall_at_restart(
+    floor: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Restarted a minute after a step fell due, the auditor looked before the timer loop
+    had fired it (4 ms apart) and paged `escalation_stalled` at the floor, every restart.
+    The timer loop has OVERDUE_S to fire it; a loop that really stalls is still told."""
+    a, b = floor
+    call_id = place_and_ring(a, b)
+    clock.advance(90)  # stopped while the first steps fell due
+    auditor = Auditor(b.station)
+    auditor.step()  # the process starts again: its first look
+    assert [x for x in b.api.get("/api/v1/alerts").json() if x["kind"] == "escalation_stalled"] == []
+    clock.advance(watch.OVERDUE_S)  # and no timer loop has fired the step since
+    auditor.step()
+    stalled = [x for x in b.api.get("/api/v1/alerts").json() if x["kind"] == "escalation_stalled"]
+    assert [x["subject"] for x in stalled] == [call_id]
 
 
 def test_the_auditor_raises_an_alarm_for_a_ringing_call_without_a_next_step(

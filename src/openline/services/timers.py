@@ -127,9 +127,12 @@ class Auditor(Loop):
         super().__init__(station)
         self._monotonic = clock
         self._roster_checked: float | None = None
+        self._since: int | None = None  # when this loop first looked (station clock)
 
     def step(self) -> float:
-        watch.audit_escalations(self.station)
+        if self._since is None:
+            self._since = self.station.clock.now()
+        watch.audit_escalations(self.station, running_since=self._since)
         watch.audit_unanswered(self.station)
         handover.audit_handovers(self.station)
         notices.audit_deadlines(self.station)

@@ -401,17 +401,23 @@ def audit_unanswered(station: Station) -> int:
     return raised
 
 
-def audit_escalations(station: Station) -> int:
+def audit_escalations(station: Station, *, running_since: int | None = None) -> int:
     """The independent check: every ringing inbound call must have a next escalation step
-    that is not overdue. Returns how many alerts it raised."""
+    that is not overdue. Returns how many alerts it raised.
+
+    `running_since`: when this process started looking. A step that fell due while the
+    station was stopped is overdue when it starts again, and the timer loop fires it within
+    a second: until the loop has had OVERDUE_S to do so, only a missing step is a stall
+    (every restart during a ring paged `escalation_stalled` at the floor, falsely)."""
     now = station.clock.now()
+    settled = running_since is None or now - running_since >= OVERDUE_S * MICROS
     with station.db.read() as conn:
         stalled = conn.execute(
             select(calls.c.id, calls.c.next_escalation_at).where(
                 calls.c.state == State.RINGING.value,
                 calls.c.direction == "in",
                 (calls.c.next_escalation_at.is_(None))
-                | (calls.c.next_escalation_at < now - OVERDUE_S * MICROS),
+                | ((calls.c.next_escalation_at < now - OVERDUE_S * MICROS) & settled),
             )
         ).all()
     if not stalled:
