@@ -17,6 +17,7 @@ from openline.adapters.notify import Notification, SmtpChannel, WebhookChannel
 from openline.adapters.schema import escalation_policies, notifications
 from openline.core import escalation as esc
 from openline.core.clock import FakeClock
+from openline.runtime import Workers
 from openline.services import accounts, notifier, watch
 from openline.services.accounts import Role
 from openline.services.station import NotifyConfig
@@ -236,6 +237,68 @@ def test_a_hung_channel_does_not_hold_up_the_others(floor: tuple[Node, Node], re
         hung.release.set()
         for w in workers:
             w.stop()
+
+
+class HungAt:
+    """A webhook channel whose one URL hangs (a dead chat hook, outside the machine) while
+    the others answer: what reached each."""
+
+    name = "webhook"
+
+    def __init__(self, dead: str) -> None:
+        self.dead = dead
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.sent: list[str] = []
+
+    def send(self, n: Notification, address: str) -> None:
+        if address == self.dead:
+            self.entered.set()
+            self.release.wait(30)
+        else:
+            self.sent.append(address)
+
+
+def test_a_hung_webhook_does_not_hold_up_the_stations_other_webhooks(floor: tuple[Node, Node]) -> None:
+    """One worker sent every webhook row in turn: a dead hook's 5 s timeouts spaced out
+    the pager gateway's pages. Each URL has its own worker (`Workers` builds them)."""
+    a, b = floor
+    dead, pager = "https://chat.example/hook", "https://pager.example/hook"
+    b.station.notify = NotifyConfig(webhook_urls=(dead, pager))
+    place_and_ring(a, b)
+    watch.escalate_due(b.station)
+    channel = HungAt(dead)
+    workers = Workers(b.station, b.transport, (channel,))  # type: ignore[arg-type]
+    assert [w.lane for w in workers.notifiers] == [
+        notifier.Lane(only=dead),
+        notifier.Lane(only=pager),
+        notifier.Lane(others=(dead, pager)),
+    ]
+    for w in workers.notifiers:
+        w.start()
+    try:
+        assert channel.entered.wait(10)
+        for _ in range(200):
+            if channel.sent:
+                break
+            threading.Event().wait(0.05)
+        assert channel.sent == [pager]  # while the chat hook hangs
+    finally:
+        channel.release.set()
+        for w in workers.notifiers:
+            w.stop()
+
+
+def test_a_page_to_a_webhook_no_longer_in_the_settings_is_still_sent(floor: tuple[Node, Node]) -> None:
+    a, b = floor
+    old, new = "https://old.example/hook", "https://new.example/hook"
+    b.station.notify = NotifyConfig(webhook_urls=(old,))
+    place_and_ring(a, b)
+    watch.escalate_due(b.station)  # its page to the old URL waits
+    channel = HungAt("nowhere")
+    (rest,) = [lane for lane in notifier.lanes(channel, (new,)) if lane.only is None]  # type: ignore[arg-type]
+    assert notifier.dispatch_due(b.station, channel, rest) == 1  # type: ignore[arg-type]
+    assert channel.sent == [old]
 
 
 def test_a_claimed_notification_is_retried_if_its_worker_died(

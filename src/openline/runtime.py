@@ -15,7 +15,7 @@ from openline.core.clock import Clock, StepWatch, SystemClock
 from openline.core.keys import StationKeys
 from openline.services.delivery import Deliverer
 from openline.services.ledger_worker import GATHER_SECONDS, LedgerWorker
-from openline.services.notifier import Notifier
+from openline.services.notifier import Notifier, lanes
 from openline.services.station import NotifyConfig, Station, Tx
 from openline.services.timers import Auditor, TimerLoop
 from openline.settings import Settings
@@ -59,7 +59,11 @@ class Workers:
     channels: tuple[Channel, ...] = ()
 
     def __post_init__(self) -> None:
-        self.notifiers = [Notifier(self.station, channel) for channel in self.channels]
+        self.notifiers = [
+            Notifier(self.station, channel, lane, n)
+            for channel in self.channels
+            for n, lane in enumerate(lanes(channel, self.station.notify.webhook_urls))
+        ]
         self.deliverer = Deliverer(self.station, self.transport)
         system = isinstance(self.station.clock, SystemClock)
         self.timers = TimerLoop(self.station, StepWatch() if system else None)

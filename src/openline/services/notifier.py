@@ -1,5 +1,5 @@
-"""Sending notifications: one worker per channel, so a slow or failing channel never
-holds up the others.
+"""Sending notifications: one worker per channel, and one per webhook URL, so a slow or
+failing channel (or webhook) never holds up the others.
 
 The escalation engine writes notifications as rows (`status = pending`) in the
 transaction that fires the step. A worker claims due rows of its channel (`FOR UPDATE
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from openline.adapters import db
 from openline.adapters.notify import Channel, Notification, NotifyError
@@ -36,12 +36,38 @@ MAX_ROUNDS = 20  # batches in a row before the worker sleeps
 
 
 @dataclass(frozen=True)
+class Lane:
+    """Which of a channel's notifications one worker sends: those to one address (`only`),
+    or those to none of `others` (the addresses other workers of the channel have: a
+    webhook URL taken out of the settings while its pages waited)."""
+
+    only: str | None = None
+    others: tuple[str, ...] = ()
+
+    def where(self) -> list[ColumnElement[bool]]:
+        if self.only is not None:
+            return [notifications.c.address == self.only]
+        return [notifications.c.address.not_in(self.others)] if self.others else []
+
+
+EVERY = Lane()
+
+
+def lanes(channel: Channel, webhook_urls: tuple[str, ...]) -> list[Lane]:
+    """The workers a channel gets: a webhook one per URL, and one for the rest, so that a
+    dead chat hook does not hold up the pager gateway's pages behind its timeouts."""
+    if channel.name != "webhook" or not webhook_urls:
+        return [EVERY]
+    return [*(Lane(only=url) for url in webhook_urls), Lane(others=webhook_urls)]
+
+
+@dataclass(frozen=True)
 class Outcome:
     row: Any
     error: str | None
 
 
-def _claim(station: Station, channel: str) -> list[Any]:
+def _claim(station: Station, channel: str, lane: Lane = EVERY) -> list[Any]:
     with station.db.read() as conn:
         due = conn.execute(
             select(notifications.c.id)
@@ -49,6 +75,7 @@ def _claim(station: Station, channel: str) -> list[Any]:
                 notifications.c.channel == channel,
                 notifications.c.status == "pending",
                 notifications.c.next_attempt_at <= station.clock.now(),
+                *lane.where(),
             )
             .limit(1)
         ).first()
@@ -61,6 +88,7 @@ def _claim(station: Station, channel: str) -> list[Any]:
                 notifications.c.channel == channel,
                 notifications.c.status == "pending",
                 notifications.c.next_attempt_at <= tx.now,
+                *lane.where(),
             )
             .order_by(notifications.c.next_attempt_at)
             .limit(BATCH)
@@ -134,9 +162,10 @@ def _record(station: Station, outcomes: list[Outcome]) -> None:
                 events.record(tx, row.call_id, tx.now, event, "system", None, detail)
 
 
-def dispatch_due(station: Station, channel: Channel) -> int:
-    """Send this channel's due notifications once each. Returns how many were tried."""
-    rows = _claim(station, channel.name)
+def dispatch_due(station: Station, channel: Channel, lane: Lane = EVERY) -> int:
+    """Send this channel's due notifications (in this lane) once each. Returns how many
+    were tried."""
+    rows = _claim(station, channel.name, lane)
     outcomes: list[Outcome] = []
     for row in rows:
         try:
@@ -151,15 +180,16 @@ def dispatch_due(station: Station, channel: Channel) -> int:
 
 
 class Notifier(Loop):
-    """One channel's worker thread."""
+    """One channel's worker thread (or one lane of it)."""
 
-    def __init__(self, station: Station, channel: Channel) -> None:
-        self.name = f"notify-{channel.name}"
+    def __init__(self, station: Station, channel: Channel, lane: Lane = EVERY, number: int = 0) -> None:
+        self.name = f"notify-{channel.name}" + (f"-{number}" if number else "")
         self.channel = channel
+        self.lane = lane
         super().__init__(station)
 
     def step(self) -> float:
         for _ in range(MAX_ROUNDS):
-            if dispatch_due(self.station, self.channel) < BATCH:
+            if dispatch_due(self.station, self.channel, self.lane) < BATCH:
                 break
         return POLL_SECONDS
