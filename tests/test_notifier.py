@@ -195,6 +195,8 @@ def test_a_failing_webhook_is_retried_with_backoff_then_gives_up_with_an_alert(
     assert "HTTP 500" in failed["detail"]["error"]
     alerts = b.api.get("/api/v1/alerts").json()
     assert ("notification_failed", row.id) in [(x["kind"], x["subject"]) for x in alerts]
+    (alert,) = [x for x in alerts if x["kind"] == "notification_failed"]
+    assert alert["detail"]["address"] == receiver.base + "/… (webhook_urls #1)"  # which hook failed
 
 
 class Hung:

@@ -23,7 +23,7 @@ from openline.adapters.notify import Channel, Notification, NotifyError
 from openline.adapters.schema import notifications
 from openline.core import backoff
 from openline.core.clock import MICROS
-from openline.services import alerts, events
+from openline.services import alerts, events, paging
 from openline.services.station import Station
 from openline.services.timers import Loop
 
@@ -146,6 +146,7 @@ def _record(station: Station, outcomes: list[Outcome]) -> None:
                     {
                         "channel": row.channel,
                         "recipient": row.recipient,
+                        "address": paging.address_of(station, row.channel, row.address),
                         "call": row.call_id,
                         "alert": row.alert_id,
                     },

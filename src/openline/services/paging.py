@@ -232,13 +232,24 @@ class NotificationFilter:
             raise InvalidInput(f"limit must be 1 to 1000, got {self.limit}")
 
 
-def notification_json(row: Any) -> dict[str, Any]:
+def address_of(station: Station, channel: str, address: str) -> str:
+    """A notification's address as listings and alerts show it: a webhook's origin only (its
+    path may hold a token), with which of the station's `webhook_urls` it is, so that an
+    operator with two hooks on one host can tell which one fails."""
+    shown = shown_address(channel, address)
+    urls = station.notify.webhook_urls
+    if channel == "webhook" and address in urls:
+        shown += f" (webhook_urls #{urls.index(address) + 1})"
+    return shown
+
+
+def notification_json(station: Station, row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "kind": row.kind,
         "channel": row.channel,
         "recipient": row.recipient,
-        "address": shown_address(row.channel, row.address),
+        "address": address_of(station, row.channel, row.address),
         "title": row.title,
         "call": row.call_id,
         "alert": row.alert_id,
@@ -268,7 +279,7 @@ def list_notifications(station: Station, f: NotificationFilter) -> list[dict[str
         if f.before is not None:
             order = (notifications.c.created_at, notifications.c.id)
             query = query.where(pages.after(conn, notifications, f.before, order, "notification"))
-        return [notification_json(r) for r in conn.execute(query.limit(f.limit))]
+        return [notification_json(station, r) for r in conn.execute(query.limit(f.limit))]
 
 
 def send_test(station: Station, actor: str, targets: Any) -> list[dict[str, Any]]:
@@ -302,4 +313,4 @@ def send_test(station: Station, actor: str, targets: Any) -> list[dict[str, Any]
             .where(notifications.c.id.in_([r["id"] for r in rows]))
             .order_by(notifications.c.recipient, notifications.c.channel)
         ).all()
-    return [notification_json(r) for r in written]
+    return [notification_json(station, r) for r in written]
