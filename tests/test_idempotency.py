@@ -4,6 +4,7 @@ another request, or malformed, is refused and changes nothing (docs/api.md)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from openline.services import idempotency
 from openline.services.accounts import Role
 from tests.inproc import Node, picked_up
 from tests.notice_docs import alerts, soon
+from tests.test_console import browser, csrf_of, log_in
 from tests.test_user_tokens import add_user, holder, issue
 
 KEY = "8e03978e-40d5-43e8-bc93-6894a57f9324"
@@ -233,3 +235,40 @@ def test_a_body_nested_too_deeply_to_fingerprint_is_invalid_input(
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "invalid_input"
     assert a.snapshot() == before
+
+
+def _once_of(html: str) -> str:
+    match = re.search(r'name="once" value="([^"]+)"', html)
+    assert match, "no once key in the form"
+    return match.group(1)
+
+
+def test_a_console_form_sent_twice_places_one_call_and_sends_one_message(
+    nodes: tuple[Node, Node],
+) -> None:
+    """A double click on Call (or a browser sending the form again) rang the peer twice:
+    each form that makes something carries its own key, as an API client's."""
+    a, b = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "duty")
+    board = c.get("/").text
+    form = {"csrf": csrf_of(board), "once": _once_of(board), "peer": "moscow", "subject": "Convoy"}
+    form["priority"] = "flash"
+    first, again = c.post("/calls", data=form), c.post("/calls", data=form)
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == again.headers["location"]
+    assert _count(a, calls) == 1
+    assert _once_of(c.get("/").text) != form["once"]  # the next form is another
+    a.drain()
+    b.drain()
+    call_id = first.headers["location"].rsplit("/", 1)[1]
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    page = c.get(f"/calls/{call_id}").text
+    said = {"csrf": form["csrf"], "once": _once_of(page), "text": "Hold at the bridge"}
+    for _ in range(2):
+        assert c.post(f"/calls/{call_id}/messages", data=said).status_code == 303
+    a.drain()
+    thread = b.api.get(f"/api/v1/calls/{call_id}").json()["messages"]
+    assert [m["text"] for m in thread] == ["Hold at the bridge"]

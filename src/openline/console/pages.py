@@ -3,6 +3,7 @@ rendering a template with the security headers, and the redirect after a POST.""
 
 from __future__ import annotations
 
+import secrets
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs
@@ -68,6 +69,10 @@ _ENV = Environment(
     finalize=_shown,
 )
 _ENV.globals["event_why"] = event_why
+# A form that makes something (a call, a message) carries a key of its own, as an API
+# client's Idempotency-Key: sent twice (a double click, a browser resending it), it makes
+# one. `routes.once_of` reads it.
+_ENV.globals["form_once"] = lambda: secrets.token_urlsafe(16)
 _ENV.filters["exact"] = _exact
 
 # Nothing inline: scripts and styles come from /static, so the policy can forbid the rest.

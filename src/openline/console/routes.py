@@ -54,6 +54,7 @@ from openline.services import (
     calls,
     evidence,
     handover,
+    idempotency,
     ledger_view,
     line_health,
     lines,
@@ -236,18 +237,28 @@ def ringing_part(request: Request) -> HTMLResponse:
     )
 
 
+def once_of(
+    session: Session, form: dict[str, str], path: str, asked: dict[str, Any]
+) -> idempotency.Once | None:
+    """The key a console form carries (`form_once`), as an API client's Idempotency-Key:
+    the same form sent twice makes one call or message."""
+    key = form.get("once")
+    return idempotency.once(session.principal.user_id, key, "POST", path, asked) if key else None
+
+
 @router.post("/calls")
 async def place_call(request: Request) -> Response:
     session, form = await posted(request)
     session.principal.require(Permission.WORK_CALLS)
     station = station_of(request)
+    asked = {k: form.get(k, "") for k in ("peer", "subject", "priority")}
     try:
-        call_id = calls.place(
+        call_id, _ = idempotency.run(
             station,
-            session.principal.name,
-            form.get("peer", ""),
-            form.get("subject", ""),
-            form.get("priority", ""),
+            once_of(session, form, "/calls", asked),
+            lambda once: calls.place(
+                station, session.principal.name, asked["peer"], asked["subject"], asked["priority"], once=once
+            ),
         )
     except OpenLineError as exc:
         context = _board(request, session)
@@ -388,7 +399,12 @@ async def call_action(request: Request, call_id: str, action: str) -> Response:
         if action == "pickup":
             calls.pickup(station, actor, call_id)
         elif action == "messages":
-            calls.say(station, actor, call_id, form.get("text", ""))
+            text = form.get("text", "")
+            idempotency.run(
+                station,
+                once_of(session, form, f"/calls/{call_id}/messages", {"text": text}),
+                lambda once: calls.say(station, actor, call_id, text, once=once),
+            )
         elif action == "close":
             calls.close(station, actor, call_id, form.get("summary") or None)
         elif action == "decline":
