@@ -4,6 +4,7 @@ another request, or malformed, is refused and changes nothing (docs/api.md)."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -272,3 +273,20 @@ def test_a_console_form_sent_twice_places_one_call_and_sends_one_message(
     a.drain()
     thread = b.api.get(f"/api/v1/calls/{call_id}").json()["messages"]
     assert [m["text"] for m in thread] == ["Hold at the bridge"]
+
+
+def test_the_console_notice_form_sent_twice_sends_one_notice(nodes: tuple[Node, Node]) -> None:
+    """Sent twice, a notice conflicted with itself and paged both watch floors."""
+    a, b = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    log_in(c, "duty")
+    page = c.get("/notices").text
+    form = {"csrf": csrf_of(page), "once": _once_of(page), "peer": "moscow"}
+    form["notice"] = json.dumps(soon(a, 48.7, 9.1))
+    for _ in range(2):
+        assert c.post("/notices", data=form).status_code == 303
+    a.drain()
+    assert _count(a, notices) == 1
+    assert _count(b, notices) == 1
+    assert alerts(a, "notice_conflict") == []

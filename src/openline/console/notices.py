@@ -21,11 +21,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from openline.console.pages import json_field, posted, redirect, render, session_of, station_of
+from openline.console.pages import json_field, once_of, posted, redirect, render, session_of, station_of
 from openline.core import notices as nm
 from openline.core.clock import MICROS, rfc3339
 from openline.errors import IllegalTransition, InvalidInput, OpenLineError
-from openline.services import lines, notice_view, notices
+from openline.services import idempotency, lines, notice_view, notices
 from openline.services.accounts import Permission
 from openline.services.sessions import Session
 from openline.services.station import Station
@@ -238,7 +238,14 @@ async def send_notice(request: Request) -> Response:
             notices.edit_draft(station, actor, edits, document, send=not draft)
             notice_id = edits
         else:
-            notice_id = notices.send(station, actor, peer, document, amends=amends, draft=draft)
+            asked = {"peer": peer, "notice": document, "amends": amends, "draft": draft}
+            notice_id, _ = idempotency.run(
+                station,
+                once_of(session, form, "/notices", asked),
+                lambda once: notices.send(
+                    station, actor, peer, document, amends=amends, draft=draft, once=once
+                ),
+            )
     except OpenLineError as exc:
         typed = {k: form[k] for k in BUILDER_FIELDS if k in form}
         kept = {"pasted": form.get("notice", ""), "chosen_peer": peer, "amends": amends, "edits": edits}

@@ -25,7 +25,7 @@ from openline.errors import (
     OpenLineError,
     Unauthorized,
 )
-from openline.services import calls, sessions
+from openline.services import calls, idempotency, sessions
 from openline.services.sessions import Session
 from openline.services.station import Station
 
@@ -243,3 +243,12 @@ def json_field(form: dict[str, str], name: str) -> Any:
         return parse_json(form.get(name, ""))
     except ValueError as exc:
         raise InvalidInput(f"{name}: not JSON: {exc}") from None
+
+
+def once_of(
+    session: Session, form: dict[str, str], path: str, asked: dict[str, Any]
+) -> idempotency.Once | None:
+    """The key a console form carries (`form_once`), as an API client's Idempotency-Key:
+    the same form sent twice makes one call or message."""
+    key = form.get("once")
+    return idempotency.once(session.principal.user_id, key, "POST", path, asked) if key else None

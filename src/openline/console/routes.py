@@ -26,6 +26,7 @@ from openline.console.pages import (
     COOKIE,
     SECURITY_HEADERS,
     hub_of,
+    once_of,
     posted,
     read_form,
     redirect,
@@ -235,15 +236,6 @@ def ringing_part(request: Request) -> HTMLResponse:
     return render(
         request, "_ringing.html", ringing_total=calls.ringing_count(station_of(request)), ringing_live=True
     )
-
-
-def once_of(
-    session: Session, form: dict[str, str], path: str, asked: dict[str, Any]
-) -> idempotency.Once | None:
-    """The key a console form carries (`form_once`), as an API client's Idempotency-Key:
-    the same form sent twice makes one call or message."""
-    key = form.get("once")
-    return idempotency.once(session.principal.user_id, key, "POST", path, asked) if key else None
 
 
 @router.post("/calls")
