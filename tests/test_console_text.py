@@ -94,7 +94,8 @@ def test_a_message_over_the_limit_is_refused_with_the_reason_and_kept(nodes: tup
     typed = "\u202e" + FLAME * 8000
     r = c.post(f"/calls/{call_id}/messages", data={"csrf": token, "text": typed})
     assert r.status_code == 422
-    assert '<p class="error" role="alert">text must be at most 8000 characters, got 8001</p>' in r.text
+    why = '<p class="error" role="alert" id="form-error">text must be at most 8000 characters, got 8001</p>'
+    assert why in r.text
     kept = re.search(r'<textarea id="text" name="text" [^>]*>(.*?)</textarea>', r.text, re.S)
     assert kept
     assert html.unescape(kept.group(1)) == typed

@@ -69,11 +69,16 @@ async def _admin_action(request: Request, permission: Permission) -> tuple[Sessi
     return session, form
 
 
-def _admin_result(request: Request, session: Session, done: Callable[[], str]) -> HTMLResponse:
+def _admin_result(
+    request: Request, session: Session, done: Callable[[], str], kept: dict[str, str] | None = None
+) -> HTMLResponse:
+    """The page with what `done` says, or with why it was refused and what was typed
+    (`kept`) back in the form."""
     try:
         message = done()
     except OpenLineError as exc:
-        return render(request, "admin.html", status=exc.status, error=exc.detail, **_admin(request, session))
+        context = _admin(request, session, kept=kept or {})
+        return render(request, "admin.html", status=exc.status, error=exc.detail, **context)
     return render(request, "admin.html", message=message, **_admin(request, session))
 
 
@@ -97,7 +102,9 @@ async def admin_add_user(request: Request) -> HTMLResponse:
             )
         return f"User {form.get('name')} added. One-time password (shown once): {password}"
 
-    return _admin_result(request, session, done)
+    # Refused (a name taken, an address mistyped): what was typed stays, to correct.
+    kept = {k: form.get(k, "") for k in ("name", "role", "email")}
+    return _admin_result(request, session, done, kept)
 
 
 @router.post("/admin/users/{name}/{action}")
