@@ -83,10 +83,10 @@ def test_two_officers_handle_a_call_in_the_console(
 
         boris.fill("textarea[name=text]", "Moscow here. Go ahead.")
         boris.get_by_role("button", name="Send").click()
-        expect(anna.get_by_text("Moscow here. Go ahead.")).to_be_visible(timeout=5000)
+        expect(anna.locator(".thread").get_by_text("Moscow here. Go ahead.")).to_be_visible(timeout=5000)
         anna.fill("textarea[name=text]", "Convoy passes at 14:00Z.")
         anna.get_by_role("button", name="Send").click()
-        expect(boris.get_by_text("Convoy passes at 14:00Z.")).to_be_visible(timeout=5000)
+        expect(boris.locator(".thread").get_by_text("Convoy passes at 14:00Z.")).to_be_visible(timeout=5000)
         expect(anna.get_by_text("✓ receipted")).to_have_count(2, timeout=5000)
         anna.screenshot(path=artifact_path("console-thread.png"), full_page=True)
         _a_change_during_a_refresh_is_not_lost(anna, boris)
@@ -359,8 +359,8 @@ def _a_change_during_a_refresh_is_not_lost(anna: Page, boris: Page) -> None:
     # Receipted at boris: stored at anna's station, its change announced to anna's page.
     expect(boris.get_by_text("✓ receipted")).to_have_count(4, timeout=10_000)
     held.release()
-    expect(anna.get_by_text("First of two.")).to_be_visible(timeout=5000)
-    expect(anna.get_by_text("Second of two.")).to_be_visible(timeout=5000)
+    expect(anna.locator(".thread").get_by_text("First of two.")).to_be_visible(timeout=5000)
+    expect(anna.locator(".thread").get_by_text("Second of two.")).to_be_visible(timeout=5000)
     # And once shown, nothing keeps re-fetching: the extra fetch happens once.
     fetches: list[str] = []
     anna.on("request", lambda request: fetches.append(request.url) if request.url.endswith("/live") else None)

@@ -75,6 +75,18 @@
   function keepSound() {
     try { window.localStorage.setItem(SOUND_KEY, soundOn ? "on" : "off"); } catch (e) { /* private mode */ }
   }
+  // A refused form's page says why in an alert at its top (or, on a call's page, what
+  // someone else did first): the focus goes there, so that a keyboard or screen reader
+  // user lands on it rather than at the top of the page, and the title says so.
+  var formError = false;
+  function showFormError() {
+    var error = document.querySelector("main p.error[role=alert]:not([data-trouble]):not([data-session-ended])");
+    if (!error || error.hidden) return;
+    formError = true;
+    error.setAttribute("tabindex", "-1");
+    error.focus();
+  }
+
   function alarmTitle() {
     var n = ringingCount();
     var header = document.getElementById("ringing");
@@ -84,9 +96,11 @@
       header.hidden = !n;
     }
     var down = document.querySelectorAll("[data-line-down]").length;
-    document.title = document.title.replace(/^\(\d+\) RINGING · /, "").replace(/^LINE DOWN · /, "");
+    document.title = document.title.replace(/^Error: /, "").replace(/^\(\d+\) RINGING · /, "")
+      .replace(/^LINE DOWN · /, "");
     if (down) document.title = "LINE DOWN · " + document.title;
     if (n) document.title = "(" + n + ") RINGING · " + document.title;
+    if (formError) document.title = "Error: " + document.title;
     document.body.classList.toggle("alarm", n > 0);
   }
 
@@ -104,11 +118,26 @@
     document.addEventListener(type, function () { if (soundOn) startAudio(); }, true);
   });
 
-  // "p" picks up the first ringing call (not while typing).
+  // "p" picks up the first ringing call (not while typing). A single key can be pressed
+  // by mistake, or by speech input hearing a word, so it can be turned off (WCAG 2.1.4):
+  // the header's "Key p" button, kept for the next page as the sound is.
+  var shortcutOn = true, SHORTCUT_KEY = "openline.shortcut";
+  function showShortcut() {
+    var button = document.querySelector("[data-shortcut]");
+    if (!button) return;
+    button.textContent = shortcutOn ? "Key p: on" : "Key p: off";
+    button.setAttribute("aria-pressed", String(shortcutOn));
+  }
+  document.addEventListener("click", function (ev) {
+    if (!(ev.target.closest && ev.target.closest("[data-shortcut]"))) return;
+    shortcutOn = !shortcutOn;
+    try { window.localStorage.setItem(SHORTCUT_KEY, shortcutOn ? "on" : "off"); } catch (e) { /* private mode */ }
+    showShortcut();
+  });
   document.addEventListener("keydown", function (ev) {
-    if (ev.key !== "p" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (!shortcutOn || ev.key !== "p" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     var tag = (ev.target.tagName || "").toLowerCase();
-    if (tag === "input" || tag === "textarea" || tag === "select") return;
+    if (tag === "input" || tag === "textarea" || tag === "select" || ev.target.isContentEditable) return;
     var button = document.querySelector("[data-pickup]");
     if (button) { ev.preventDefault(); button.click(); }
   });
@@ -118,7 +147,58 @@
     var token = document.body.getAttribute("data-csrf");
     if (token) ev.detail.headers["X-CSRF-Token"] = token;
   });
-  document.addEventListener("htmx:afterSwap", function () { tick(); alarmTitle(); });
+  // Said to screen readers, which announce neither the board's nor a call's swaps: a call
+  // that starts ringing, a peer's new message. Said in one region that stays in the page
+  // (base.html): a region put in anew is not announced. Only what is new since the page
+  // loaded: the title says what rang before.
+  var announcing = [], announceTimer = null, knownCalls = null, knownMessages = null, knownCount = 0;
+  function announce(text) {
+    var region = document.querySelector("[data-announce]");
+    if (!region) return;
+    announcing.push(text);
+    if (announceTimer) return;
+    region.textContent = "";  // the same words again are news again
+    announceTimer = window.setTimeout(function () {
+      region.textContent = announcing.join(" ");
+      announcing = [];
+      announceTimer = null;
+    }, 100);
+  }
+  function textOf(root, selector) {
+    var el = root.querySelector(selector);
+    return el ? el.textContent.trim() : "";
+  }
+  function ids(selector, attribute) {
+    var found = {};
+    document.querySelectorAll(selector).forEach(function (el) { found[el.getAttribute(attribute)] = el; });
+    return found;
+  }
+  function announceNews(first) {
+    var calls = ids("#board [data-ringing][data-call]", "data-call");
+    var messages = ids("#call [data-message]", "data-message");
+    var count = ringingCount();
+    if (!first) {
+      var board = !!document.getElementById("board");
+      Object.keys(calls).forEach(function (id) {
+        if (knownCalls[id]) return;
+        var card = calls[id], subject = textOf(card, ".subject");
+        announce(card.querySelector("[data-rings-again]")
+          ? "Call " + textOf(card, ".from") + " rings again: " + subject + "."
+          : textOf(card, ".prio") + " call " + textOf(card, ".from") + " ringing: " + subject + ".");
+      });
+      if (!board && count > knownCount) announce(count === 1 ? "A call is ringing." : count + " calls are ringing.");
+      Object.keys(messages).forEach(function (id) {
+        var message = messages[id];
+        if (knownMessages[id] || !message.classList.contains("theirs")) return;
+        announce("Message from " + message.getAttribute("data-from") + ": " + textOf(message, ".text"));
+      });
+    }
+    knownCalls = calls;
+    knownMessages = messages;
+    knownCount = count;
+  }
+
+  document.addEventListener("htmx:afterSwap", function () { tick(); alarmTitle(); announceNews(false); });
 
   // A live region (board, call, notices, ledger) re-fetches itself on every announced
   // change. A change that arrives while its request is in flight is queued by htmx on
@@ -394,6 +474,10 @@
     try { soundOn = window.localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { soundOn = false; }
     if (soundOn && document.querySelector("[data-sound]")) startAudio();
     showSound();
+    try { shortcutOn = window.localStorage.getItem(SHORTCUT_KEY) !== "off"; } catch (e) { shortcutOn = true; }
+    showShortcut();
+    showFormError();
+    announceNews(true);
     var left = Number(document.body.getAttribute("data-session-left"));
     if (document.body.hasAttribute("data-session-left") && !isNaN(left)) sessionEnds = Date.now() + left * 1000;
     tick(); alarmTitle(); sessionCheck();
