@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -41,6 +43,16 @@ def contrast(one: str, other: str) -> float:
 
     high, low = sorted((_luminance(rgb(one)), _luminance(rgb(other))), reverse=True)
     return (high + 0.05) / (low + 0.05)
+
+
+@contextmanager
+def _page(browser: Browser, **options: Any) -> Iterator[Page]:
+    """A desktop-sized page in a context of its own, closed after the test."""
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, **options)
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
 
 
 def test_contrast_computes_the_wcag_ratio() -> None:
@@ -140,9 +152,7 @@ def test_the_ringing_count_and_buttons_keep_their_contrast(
     pair: tuple[StationProcess, StationProcess], browser: Browser
 ) -> None:
     a, b = pair
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
-    page = ctx.new_page()
-    try:
+    with _page(browser) as page:
         _ringing_board(page, b, a, "Contrast at 3 a.m.")
         frames = page.evaluate(BADGE_FRAMES)
         for color, background, opacity in frames:
@@ -152,17 +162,13 @@ def test_the_ringing_count_and_buttons_keep_their_contrast(
         call = page.get_by_role("button", name="Call", exact=True)
         style = call.evaluate("b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]")
         assert contrast(*style) >= 4.5, style
-    finally:
-        ctx.close()
 
 
 def test_nothing_blinks_or_pulses_for_reduced_motion(
     pair: tuple[StationProcess, StationProcess], browser: Browser
 ) -> None:
     a, b = pair
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, reduced_motion="reduce")
-    page = ctx.new_page()
-    try:
+    with _page(browser, reduced_motion="reduce") as page:
         call_id = _ringing_board(page, b, a, "Less motion")
         card = page.locator(f"[data-call='{call_id}']")
         badge = page.locator("#ringing")
@@ -173,17 +179,13 @@ def test_nothing_blinks_or_pulses_for_reduced_motion(
         assert contrast(*style) >= 4.5, style
         page.emulate_media(reduced_motion="no-preference")
         assert badge.evaluate("e => getComputedStyle(e).animationName") == "blink"
-    finally:
-        ctx.close()
 
 
 def test_the_p_shortcut_can_be_turned_off(
     pair: tuple[StationProcess, StationProcess], browser: Browser
 ) -> None:
     a, b = pair
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
-    page = ctx.new_page()
-    try:
+    with _page(browser) as page:
         _ringing_board(page, b, a, "Not by a stray key")
         toggle = page.get_by_role("button", name="Key p")
         expect(toggle).to_have_text("Key p: on")
@@ -206,17 +208,13 @@ def test_the_p_shortcut_can_be_turned_off(
         page.keyboard.press("p")
         expect(page).to_have_url(re.compile(r"/calls/[0-9a-f-]{36}$"))  # the most urgent call ringing
         expect(page.locator("[data-state]")).to_have_text("picked_up")
-    finally:
-        ctx.close()
 
 
 def test_a_refused_form_puts_the_focus_on_why(
     pair: tuple[StationProcess, StationProcess], browser: Browser
 ) -> None:
     _a, b = pair
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
-    page = ctx.new_page()
-    try:
+    with _page(browser) as page:
         log_in(page, b, "boris")
         page.fill("input[name=subject]", "x" * 501)  # over the station's limit
         page.get_by_role("button", name="Call", exact=True).click()
@@ -228,5 +226,3 @@ def test_a_refused_form_puts_the_focus_on_why(
         expect(subject).to_have_value("x" * 501)
         expect(subject).to_have_attribute("aria-invalid", "true")
         expect(subject).to_have_accessible_description(re.compile(r"subject"))
-    finally:
-        ctx.close()
