@@ -105,7 +105,8 @@ def test_a_line_down_stays_marked_however_many_alerts_follow_it(
     board = _board(a)
     assert re.search(r"<li [^>]*data-line-down><strong>moscow</strong>", board)
     assert "<title>LINE DOWN · Watch board" in board
-    shown = re.findall(r'<li class="warn" data-alert="\d+">(\w+)', board)
+    shown = re.findall(r'<li class="warn" data-alert="(\d+)"><span id="alert-\1">(\w+)', board)
+    shown = [kind for _, kind in shown]
     assert shown[0] == "line_down"  # the most urgent first
     assert len(shown) == 20
     total = len(a.api.get("/api/v1/alerts?open=true&limit=1000").json())
