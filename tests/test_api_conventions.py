@@ -178,3 +178,13 @@ def test_head_where_get_is_not_taken_is_refused_as_get_would_be(nodes: tuple[Nod
     assert r.status_code == 405
     assert r.headers["allow"] == "POST"
     assert a.snapshot() == before
+
+
+@pytest.mark.parametrize("path", ["/api/v1/calls", "/api/v1/no-such-thing", "/api/v1/notices"])
+def test_no_api_answer_is_kept_by_a_browser_or_proxy(nodes: tuple[Node, Node], path: str) -> None:
+    """The console's pages said no-store; the API's answers, which carry the same subjects
+    and messages, said nothing."""
+    a, _ = nodes
+    a.api.post("/api/v1/calls", json=CALL)
+    assert a.api.get(path).headers["cache-control"] == "no-store"
+    assert a.api.head(path).headers["cache-control"] == "no-store"

@@ -221,6 +221,10 @@ def _server(app: FastAPI, settings: Settings, host: str, port: int) -> uvicorn.S
         loop=EVENT_LOOP,
         http=HTTP_PARSER,
         log_level=settings.log_level,
+        # X-Forwarded-For only from the proxies the settings name (uvicorn would believe
+        # it from 127.0.0.1 by default: any local process could choose its address).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=20,

@@ -7,6 +7,7 @@ passed into `create_app(settings)`; nothing is read at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
     clock_skew_alert_s: float = Field(default=5.0, ge=0.1, le=86_400)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     log_level: str = "info"
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks). None
+    # by default: a header any client can write must not choose the address the login
+    # limit counts and the audit trail records.
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=20)
     # Notifications besides the console (see docs/operations.md#notifications).
     console_url: str | None = None  # links in notifications point here
     time_zone: str = "UTC"  # local time shown beside UTC on the roster
@@ -81,6 +86,18 @@ class Settings(BaseSettings):
     def _webhook_secret(cls, v: str | None) -> str | None:
         if v is not None:  # checked even before any webhook_urls use it
             webhook_signer(v)
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for proxy in v:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"a proxy is an IP address or network such as 127.0.0.1 or 10.0.0.0/8, got {proxy!r}"
+                ) from None
         return v
 
     @field_validator("webhook_urls")

@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -136,6 +136,27 @@ class RequireJsonBody:
         await self.app(scope, receive, send)
 
 
+class NoStore:
+    """The local API's answers are kept by no browser or proxy (`Cache-Control:
+    no-store`, as every console page says): they carry subjects, messages and notice
+    texts."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PATHS):
+            await self.app(scope, receive, send)
+            return
+
+        async def not_stored(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, not_stored)
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
@@ -195,6 +216,7 @@ def _unreadable_body(request: Request, cause: BaseException) -> JSONResponse:
 def install(app: FastAPI, max_request_bytes: int) -> None:
     app.add_middleware(RequireJsonBody)
     app.add_middleware(AnswerHead)
+    app.add_middleware(NoStore)
     app.add_middleware(LimitRequestBody, limit=max_request_bytes)
     app.add_middleware(RefuseControlCharacters)
 
