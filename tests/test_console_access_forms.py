@@ -10,6 +10,7 @@ import re
 from openline.services import alerts
 from openline.services.accounts import Role
 from tests.inproc import Node
+from tests.notice_docs import send, soon
 from tests.test_console import add_user, browser, csrf_of, log_in
 
 
@@ -64,3 +65,26 @@ def test_the_board_has_a_heading_and_each_alert_button_its_own_name(nodes: tuple
         named = re.search(rf'<span id="alert-{n}">(.*?)</span>', board, re.S)
         assert named
         assert alert["subject"] in html.unescape(named.group(1))
+
+
+def test_each_acknowledge_notice_button_on_the_board_has_its_own_name(nodes: tuple[Node, Node]) -> None:
+    """Every one was named just "Acknowledge notice": which notice, only the list item said."""
+    a, b = nodes
+    for lat in (48.0, 49.0):
+        send(a, "moscow", soon(a, lat, 9.0))
+    a.drain()
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    c = browser(b)
+    log_in(c, "duty")
+    board = c.get("/").text
+    waiting = [n for n in b.api.get("/api/v1/notices").json() if n["direction"] == "in"]
+    assert len(waiting) == 2
+    for notice in waiting:
+        n = notice["id"]
+        assert (
+            f'id="ack-notice-{n}" aria-labelledby="ack-notice-{n} waiting-{n}">Acknowledge notice</button>'
+            in board
+        )
+        named = re.search(rf'<span id="waiting-{n}">(.*?)</span>', board, re.S)
+        assert named
+        assert html.unescape(named.group(1)) == f"<strong>{notice['category']}</strong> from stuttgart"
