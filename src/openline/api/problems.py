@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openline.api.head import AnswerHead
-from openline.core.encoding import control_character, digits
+from openline.core.encoding import control_character, digits, undecodable
 from openline.core.requestsig import SCHEME as STATION_SCHEME
 from openline.errors import Code, DatabaseUnavailable, OpenLineError, RequestTooLarge, TooManyAttempts
 
@@ -204,7 +204,7 @@ def _unreadable_body(request: Request, cause: BaseException) -> JSONResponse:
     if isinstance(cause, OpenLineError):
         return error_response(request, cause)
     if isinstance(cause, UnicodeDecodeError):
-        why = f"not UTF-8 text (byte {cause.start} is 0x{cause.object[cause.start]:02x})"
+        why = undecodable(cause)
     elif isinstance(cause, RecursionError):
         why = "JSON nested too deeply"
     else:

@@ -20,7 +20,7 @@ from openline.cli.client import ApiError, StationClient, seg
 from openline.cli.options import finite, time_text
 from openline.cli.render import err, limit_reached, listing, marked, out, when
 from openline.core.calls import event_why
-from openline.core.encoding import parse_json
+from openline.core.encoding import parse_json, undecodable
 from openline.errors import Code, OpenLineError
 
 app = typer.Typer(
@@ -1156,7 +1156,7 @@ def _not_text(args: list[str]) -> str | None:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return f"argument {n} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})"
+            return f"argument {n} is {undecodable(exc)}"
     return None
 
 

@@ -130,6 +130,12 @@ def _spelled(m: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def undecodable(exc: UnicodeDecodeError) -> str:
+    """Why bytes are not UTF-8 text, naming the first byte that is not: the same words for
+    a file, a request body and a command's argument."""
+    return f"not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})"
+
+
 def digits(text: str) -> bool:
     """Whether `text` is 1 to 18 ASCII digits: a whole number that fits a 64-bit column,
     which int() reads. str.isdigit() also passes '²' (which int() refuses) and '١٢' (which

@@ -50,7 +50,7 @@ import shapely
 import shapely.affinity
 
 from openline.core.clock import parse_rfc3339
-from openline.core.encoding import parse_json
+from openline.core.encoding import parse_json, undecodable
 from openline.core.notices import CATEGORIES, OPEN_ENDED
 from openline.core.volumes import (
     FEET,
@@ -197,7 +197,7 @@ def decode(name: str, data: bytes) -> tuple[str, Any]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise FormatError(f"{name}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
+        raise FormatError(f"{name}: {undecodable(exc)}") from None
     if not text.strip():
         raise FormatError(
             f"{name}: an empty file: expected a notice, ASTM or GeoJSON file, or a CSV of sites"
