@@ -762,19 +762,19 @@ def _out_of_order(proven: list[_Proven]) -> list[str]:
     """The log is in the order the station recorded its entries. One stamped well before
     an entry logged ahead of it shows a clock set between them, or two stations' clocks
     apart (an entry of the peer's carries the peer's time): said once, for the widest."""
-    latest: _Proven | None = None
+    latest: tuple[int, _Proven] | None = None  # the latest time stamped so far, and by whom
     widest: tuple[int, _Proven, _Proven] | None = None
     for p in sorted(proven, key=lambda p: p.index):
         try:
             at = parse_rfc3339(str(p.entry["at"]))
-            if latest is not None:
-                back = parse_rfc3339(str(latest.entry["at"])) - at
-                if back >= _CLOCKS_APART_US and (widest is None or back > widest[0]):
-                    widest = (back, p, latest)
-            if latest is None or at > parse_rfc3339(str(latest.entry["at"])):
-                latest = p
         except ValueError:
             continue
+        if latest is not None:
+            back = latest[0] - at
+            if back >= _CLOCKS_APART_US and (widest is None or back > widest[0]):
+                widest = (back, p, latest[1])
+        if latest is None or at > latest[0]:
+            latest = (at, p)
     if widest is None:
         return []
     back, entry, before = widest
