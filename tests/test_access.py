@@ -49,6 +49,8 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("PUT", "/api/v1/lines/{peer}/policy"): ADMIN,
     ("PUT", "/api/v1/lines/{peer}/terms"): ADMIN,
     ("PUT", "/api/v1/lines/{peer}/card"): ADMIN,
+    ("POST", "/api/v1/lines/{peer}/suspend"): ADMIN,
+    ("POST", "/api/v1/lines/{peer}/resume"): ADMIN,
     ("GET", "/api/v1/alerts"): ALL,
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): WORKERS,
     ("GET", "/api/v1/notifications"): ALL,
@@ -123,6 +125,8 @@ def _request(client: TestClient, method: str, path: str, call_id: str, peer_card
         body = {"name": "someone-new", "role": "auditor"}
     elif path == "/api/v1/users/{name}/tokens" and method == "POST":
         body = {"label": "matrix"}
+    elif path.endswith("/suspend"):
+        body = {"reason": "matrix"}
     elif path.endswith("/terms") and method == "PUT":
         body = {"margin_minutes": 5}
     elif path.endswith("/policy") and method == "PUT":

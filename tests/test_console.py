@@ -714,6 +714,7 @@ def test_the_admin_page_is_for_administrators(nodes: tuple[Node, Node]) -> None:
     assert (
         c.post("/admin/lines/stuttgart/terms", data={"csrf": token, "margin_minutes": "5"}).status_code == 403
     )
+    assert c.post("/admin/lines/stuttgart/suspend", data={"csrf": token, "reason": "x"}).status_code == 403
     assert b.snapshot() == before
 
 
@@ -757,6 +758,47 @@ def test_administrators_propose_new_terms_for_an_open_line_in_the_console(nodes:
         assert terms_text
         assert "notices acknowledged within 900 s" in terms_text.group(1)
         assert "250 m horizontal" in terms_text.group(1)
+
+
+def test_administrators_suspend_and_resume_a_line_in_the_console(nodes: tuple[Node, Node]) -> None:
+    _, b = nodes
+    add_user(b, "chief", Role.ADMINISTRATOR)
+    c = browser(b)
+    log_in(c, "chief")
+    page = c.get("/admin").text
+    assert 'action="/admin/lines/stuttgart/suspend"' in page
+    assert 'action="/admin/lines/stuttgart/resume"' not in page
+    token = csrf_of(page)
+
+    before = b.snapshot()
+    blank = c.post("/admin/lines/stuttgart/suspend", data={"csrf": token, "reason": "\u200b"})
+    assert blank.status_code == 422
+    assert "reason must have something to read" in blank.text
+    assert '<details class="line-suspend" open>' in blank.text  # the form stays open, with the text
+    assert b.snapshot() == before
+
+    why = "Stuttgart says its key was copied <b>tonight</b>"
+    r = c.post("/admin/lines/stuttgart/suspend", data={"csrf": token, "reason": why})
+    assert r.status_code == 200
+    assert "The line with stuttgart is suspended" in r.text
+    shown = re.search(r'<p class="warn" data-line-suspended="stuttgart">(.*?)</p>', r.text, re.S)
+    assert shown
+    assert html.escape(why, quote=False) in shown.group(1)
+    assert "by chief" in shown.group(1)
+    assert 'action="/admin/lines/stuttgart/resume"' in r.text
+    assert b.line().state == "suspended"
+    board = c.get("/").text  # the watch floor sees it too
+    assert "data-line-suspended" in board
+    assert "nothing taken from or sent to stuttgart" in board
+
+    r = c.post("/admin/lines/stuttgart/resume", data={"csrf": token})
+    assert r.status_code == 200
+    assert "The line with stuttgart is resumed and stuttgart answered." in r.text
+    assert 'data-line-suspended="stuttgart"' not in r.text
+    assert b.line().state == "active"
+    again = c.post("/admin/lines/stuttgart/resume", data={"csrf": token})
+    assert again.status_code == 409
+    assert "is not suspended (it is active)" in again.text
 
 
 def test_an_alert_acknowledged_meanwhile_is_said_on_a_page(nodes: tuple[Node, Node]) -> None:

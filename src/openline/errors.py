@@ -50,6 +50,7 @@ class Code(StrEnum):
     REPLAY = "replay"
     SEQUENCE_GAP = "sequence_gap"
     LINE_NOT_ACTIVE = "line_not_active"
+    LINE_SUSPENDED = "line_suspended"
     KEY_CHANGED = "key_changed"
     BAD_CARD = "bad_card"
     PEER_UNREACHABLE = "peer_unreachable"

@@ -136,6 +136,11 @@ lines = Table(
     Column("peer_clock_high", BigInteger),
     Column("peer_clock_at", BigInteger),
     Column("peer_clock_off_since", BigInteger),
+    # Our administrator stopped trusting the peer (services.lines.suspend): when, who, why.
+    # While set, the line is `suspended`: nothing is taken from the peer or sent to it.
+    Column("suspended_at", BigInteger),
+    Column("suspended_by", String(128)),
+    Column("suspend_reason", Text),
 )
 
 envelopes = Table(

@@ -42,8 +42,9 @@ async def _read(request: Request) -> _Signed:
 
 def _origin(station: Station, signed: _Signed) -> tuple[str, str]:
     """The station that signed the request, checked against its pinned card, and that
-    card's signing key (blocking: a database read, so it runs on the same worker thread as
-    the rest of the request)."""
+    card's signing key; once its signature is good, a station whose line we suspended is
+    refused (blocking: a database read, so it runs on the same worker thread as the rest
+    of the request)."""
     auth = parse_authorization(signed.authorization)
     if auth.destination != station.name:
         raise Unauthorized(
@@ -51,10 +52,12 @@ def _origin(station: Station, signed: _Signed) -> tuple[str, str]:
             code=Code.WRONG_DESTINATION,
         )
     with station.db.read() as conn:
-        key = lines.pinned_signing_key(conn, auth.origin)
-    if key is None:
+        pinned = lines.pinned_key_and_state(conn, auth.origin)
+    if pinned is None:
         raise Unauthorized(f"station {auth.origin!r} is not pinned here", code=Code.UNKNOWN_STATION)
+    key, state = pinned
     verify_request(auth, signing_public_key(key), signed.method, signed.path, signed.body)
+    lines.refuse_if_suspended(state, auth.origin)
     return auth.origin, key
 
 

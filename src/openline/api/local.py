@@ -414,6 +414,34 @@ def update_card(station: StationDep, who: PrincipalDep, peer: str, req: NewCard)
     return next(x for x in lines.list_lines(station) if x["peer"] == peer)
 
 
+class Suspend(Strict):
+    reason: str = Field(min_length=1, max_length=lines.MAX_SUSPEND_REASON)
+
+
+@router.post("/lines/{peer}/suspend")
+def suspend_line(station: StationDep, who: PrincipalDep, peer: str, req: Suspend) -> dict[str, Any]:
+    """Stop trusting the peer at once (its key may be stolen): nothing it signs is taken
+    and nothing is sent to it until the line is resumed; `reason` goes to the audit trail."""
+    who.require(Permission.MANAGE_LINES)
+    lines.suspend(station, peer, req.reason, actor=who.name)
+    return next(x for x in lines.list_lines(station) if x["peer"] == peer)
+
+
+@router.post("/lines/{peer}/resume")
+def resume_line(station: StationDep, transport: TransportDep, who: PrincipalDep, peer: str) -> dict[str, Any]:
+    """Trust the peer again: the line is as before it was suspended, and a handshake is
+    tried at once. `handshake`: "ok", or why it failed (the deliverer keeps trying)."""
+    who.require(Permission.MANAGE_LINES)
+    lines.resume(station, peer, actor=who.name)
+    note = None
+    try:
+        initiate_handshake(station, transport, peer)
+    except OpenLineError as exc:
+        note = lines.handshake_error(exc)
+    line = next(x for x in lines.list_lines(station) if x["peer"] == peer)
+    return {**line, "handshake": note or "ok"}
+
+
 @router.get("/lines/{peer}/policy")
 def get_policy(station: StationDep, who: PrincipalDep, peer: str) -> dict[str, Any]:
     who.require(Permission.VIEW)

@@ -312,6 +312,49 @@ def line_update(
     emit(line, as_json, render)
 
 
+PeerArg = Annotated[str, typer.Argument(metavar="PEER", help="The peer station's name.")]
+
+
+@line_app.command(
+    "suspend", short_help="Stop trusting a peer at once (its key may be stolen): nothing taken or sent."
+)
+def line_suspend(
+    home: HomeOpt,
+    peer: PeerArg,
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail (up to 1000 characters).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Suspend the line with PEER: from now on nothing PEER signs is taken (its batches,
+    handshakes and checkpoints are refused with `line_suspended`), nothing is sent to it,
+    and nobody here can place a call, send a message or act on a notice on the line. What
+    waits in the outbox stays there. Administrators only; undone by `line resume`."""
+    with client(home) as c:
+        line = c.post(f"/lines/{seg(peer)}/suspend", {"reason": reason})
+
+    def render(x: dict[str, Any]) -> None:
+        out.print(f"Line with [bold]{escape(x['peer'])}[/] [bold]suspended[/].", markup=True)
+        out.print(
+            f"Nothing from {x['peer']} is taken and nothing is sent to it until `openline line "
+            f"resume {x['peer']}`. Waiting in the outbox: {x['outbox_depth']}."
+        )
+
+    emit(line, as_json, render)
+
+
+@line_app.command("resume", short_help="Trust a suspended peer again; the line is retried at once.")
+def line_resume(home: HomeOpt, peer: PeerArg, as_json: JsonOpt = False) -> None:
+    """Resume a suspended line: it is what it was before (active, or pending if it had
+    never opened), and a handshake is tried at once. Administrators only."""
+    with client(home) as c:
+        line = c.post(f"/lines/{seg(peer)}/resume", None)
+
+    def render(x: dict[str, Any]) -> None:
+        note = "" if x["handshake"] == "ok" else f" (handshake: {escape(str(x['handshake']))})"
+        out.print(f"Line with [bold]{escape(x['peer'])}[/]: [bold]{escape(x['state'])}[/]{note}", markup=True)
+
+    emit(line, as_json, render)
+
+
 @line_app.command(
     "terms", short_help="Propose new terms for an open line; both stations adopt them once both agree."
 )
@@ -389,6 +432,11 @@ def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
         ]
         listing(columns, rows, wrap=("last contact", "peer clock", "fingerprint", "last error"))
         for x in items:
+            if x["suspended"] is not None:
+                stop = x["suspended"]
+                out.print(
+                    f"Line with {x['peer']} suspended {when(stop['at'])} by {stop['by']}: {stop['reason']}"
+                )
             if x["proposed_terms"] is not None:
                 out.print(
                     f"New terms proposed to {x['peer']}, not adopted yet: {_terms_text(x['proposed_terms'])}"

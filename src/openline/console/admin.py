@@ -215,6 +215,34 @@ async def admin_update_card(request: Request, peer: str) -> HTMLResponse:
     return _admin_result(request, session, done)
 
 
+@router.post("/admin/lines/{peer}/suspend")
+async def admin_suspend_line(request: Request, peer: str) -> HTMLResponse:
+    session, form = await _admin_action(request, Permission.MANAGE_LINES)
+    station = station_of(request)
+
+    def done() -> str:
+        lines.suspend(station, peer, form.get("reason", ""), actor=session.principal.name)
+        return f"The line with {peer} is suspended: nothing from {peer} is taken and nothing is sent to it."
+
+    return _admin_result(request, session, done, {"suspend": peer, "reason": form.get("reason", "")})
+
+
+@router.post("/admin/lines/{peer}/resume")
+async def admin_resume_line(request: Request, peer: str) -> HTMLResponse:
+    session, _ = await _admin_action(request, Permission.MANAGE_LINES)
+    station = station_of(request)
+
+    def done() -> str:
+        lines.resume(station, peer, actor=session.principal.name)
+        try:
+            initiate_handshake(station, request.app.state.transport, peer)
+        except OpenLineError as exc:
+            return f"The line with {peer} is resumed; the handshake failed: {lines.handshake_error(exc)}"
+        return f"The line with {peer} is resumed and {peer} answered."
+
+    return _admin_result(request, session, done)
+
+
 @router.post("/admin/lines/{peer}/terms")
 async def admin_propose_terms(request: Request, peer: str) -> HTMLResponse:
     session, form = await _admin_action(request, Permission.MANAGE_LINES)

@@ -16,7 +16,7 @@ from typing import Any
 
 import rfc8785
 
-from openline.errors import Code, EnvelopeRefused
+from openline.errors import Code, EnvelopeRefused, InvalidInput
 
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_DIGITS = 18  # 10^18 - 1 < 2^63
@@ -116,6 +116,32 @@ def blank(text: str) -> bool:
     """Whether `text` shows nothing to read: only white space, format characters,
     combining marks with nothing to combine with, and characters drawn empty."""
     return all(c.isspace() or c in _BLANK or unicodedata.category(c) in ("Cf", "Mn", "Me") for c in text)
+
+
+def text_field(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
+    """`value` as the text of `field`: a string with something besides white space, at
+    most `limit` characters and no control characters (`control_character`); None when
+    `optional` and absent. Raises InvalidInput naming the field."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be non-empty text")
+    if len(value) > limit:
+        raise InvalidInput(f"{field} must be at most {limit} characters, got {len(value)}")
+    control = control_character(value)
+    if control is not None:
+        raise InvalidInput(f"{field} must not contain control characters, got {control}")
+    return value
+
+
+def said(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
+    """`text_field` written by one of our own people: it must also show something to
+    read. A subject of a zero-width space would ring as an empty one (a peer's text is
+    taken as sent)."""
+    text = text_field(value, field, limit, optional=optional)
+    if text is not None and blank(text):
+        raise InvalidInput(f"{field} must have something to read, not only invisible characters")
+    return text
 
 
 def visible(text: str) -> str:

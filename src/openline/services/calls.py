@@ -21,12 +21,12 @@ from openline.adapters.schema import call_events, calls, envelopes, lines
 from openline.core import calls as sm
 from openline.core.calls import Event, Party, State
 from openline.core.clock import parse_rfc3339, rfc3339
-from openline.core.encoding import blank, control_character
+from openline.core.encoding import said, text_field
 from openline.core.envelope import Envelope
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput, NotFound, check_one_of
 from openline.services import alerts, events, idempotency, outbox, watch
 from openline.services.accounts import peer_user
-from openline.services.lines import lock_line, require_active, require_known_peer
+from openline.services.lines import lock_line, require_active, require_known_peer, require_line_open
 from openline.services.station import Station, Tx
 
 MAX_SUBJECT = 500
@@ -64,28 +64,6 @@ _TIME_COLUMN = {
     State.DECLINED: "declined_at",
     State.CANCELLED: "cancelled_at",
 }
-
-
-def _text(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{field} must be non-empty text")
-    if len(value) > limit:
-        raise InvalidInput(f"{field} must be at most {limit} characters, got {len(value)}")
-    control = control_character(value)
-    if control is not None:
-        raise InvalidInput(f"{field} must not contain control characters, got {control}")
-    return value
-
-
-def _said(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
-    """`_text` written by our officer: it must also show something to read. A subject of
-    a zero-width space rings as an empty one (a peer's is taken as sent)."""
-    text = _text(value, field, limit, optional=optional)
-    if text is not None and blank(text):
-        raise InvalidInput(f"{field} must have something to read, not only invisible characters")
-    return text
 
 
 def _is_language_tag(value: Any) -> bool:
@@ -163,7 +141,7 @@ def place(
     once: idempotency.Once | None = None,
 ) -> str:
     """Place a call; `once`, a client's Idempotency-Key, is kept with it."""
-    subject = _said(subject, "subject", MAX_SUBJECT)
+    subject = said(subject, "subject", MAX_SUBJECT)
     prio = _priority(priority)
     with station.tx() as tx:
         line = require_active(tx.conn, peer)
@@ -224,6 +202,7 @@ def _local(
             # The peer refused the call for good: it has no call to cancel.
             events.record(tx, call.id, tx.now, LOGGED_AS[event], actor)
             return ""
+        require_line_open(tx.conn, call.line_id)
         env = outbox.enqueue(station, tx, call.line_id, KIND_OF[event], call.id, body)
         events.record(tx, call.id, tx.now, LOGGED_AS.get(event, "message_sent"), actor, env.id)
         idempotency.keep(tx, once, env.id)
@@ -246,7 +225,7 @@ def say(
     """Send a message on a call; returns its id. `once`: see `place`."""
     if not _is_language_tag(lang):
         raise InvalidInput(f"lang must be a language tag such as en or pt-BR, got {lang!r:.40}")
-    body = {"text": _said(text, "text", MAX_TEXT), "lang": lang}
+    body = {"text": said(text, "text", MAX_TEXT), "lang": lang}
     return _local(station, actor, call_id, Event.SAY, body, once=once)
 
 
@@ -256,7 +235,7 @@ def close(station: Station, actor: str, call_id: str, summary: Any = None) -> No
         actor,
         call_id,
         Event.CLOSE,
-        {"summary": _said(summary, "summary", MAX_SUMMARY, optional=True)},
+        {"summary": said(summary, "summary", MAX_SUMMARY, optional=True)},
     )
 
 
@@ -266,7 +245,7 @@ def decline(station: Station, actor: str, call_id: str, reason: Any = None) -> N
         actor,
         call_id,
         Event.DECLINE,
-        {"reason": _said(reason, "reason", MAX_SUMMARY, optional=True)},
+        {"reason": said(reason, "reason", MAX_SUMMARY, optional=True)},
     )
 
 
@@ -356,7 +335,7 @@ def next_deadline(station: Station) -> int | None:
 
 def _body_field(body: dict[str, Any], field: str, limit: int, *, optional: bool = False) -> None:
     try:
-        _text(body.get(field), field, limit, optional=optional)
+        text_field(body.get(field), field, limit, optional=optional)
     except InvalidInput as exc:
         raise EnvelopeRefused(Code.MALFORMED, f"envelope body: {exc.detail}") from None
 

@@ -45,7 +45,7 @@ from openline.core.keys import signing_public_key
 from openline.core.ledger import EntryError
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
 from openline.services import alerts, calls, ledger, notices, parallel, peer_clock
-from openline.services.lines import ACTIVE, drop_backoff, pinned_signing_key
+from openline.services.lines import ACTIVE, drop_backoff, pinned_signing_key, refuse_if_suspended
 from openline.services.station import Station, Tx
 
 MAX_BATCH = 50
@@ -111,6 +111,7 @@ def receive_batch(
         line = tx.conn.execute(for_update(tx.conn, _LINE_OF_PEER), {"b_peer": origin}).first()
         if line is None:
             raise EnvelopeRefused(Code.UNKNOWN_STATION, f"no line to {origin!r}")
+        refuse_if_suspended(line.state, origin)  # suspended since the request was authenticated
         # Only this transaction moves the line's inbound sequence, so it is counted here
         # and written once with the batch.
         next_seq = int(line.next_in_seq)

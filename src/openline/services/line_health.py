@@ -23,7 +23,7 @@ from openline.adapters.schema import alerts, calls, envelopes, lines, notices
 from openline.core.clock import MICROS, rfc3339
 from openline.services import alerts as alerting
 from openline.services import outbox
-from openline.services.lines import ACTIVE
+from openline.services.lines import ACTIVE, SUSPENDED
 from openline.services.station import Station
 
 KIND = "line_down"
@@ -66,6 +66,8 @@ def audit_lines(station: Station) -> int:
     stalled: list[tuple[Any, str, int]] = []
     with station.db.read() as conn:
         for line in conn.execute(_LINES):
+            if line.state == SUSPENDED:  # stopped on purpose: what waits is not stalled
+                continue
             since = conn.execute(_OLDEST, {"b_line": line.id}).scalar()
             if since is not None:
                 if since > cutoff:

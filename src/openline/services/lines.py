@@ -12,6 +12,11 @@ that finds them proposed alike: until then the line keeps its terms.
 It carries the sender's card too. A pinned card may be replaced by one with the same keys
 (a station that moved): by hand (`update_card`), or after a handshake once the new
 address has answered one of ours (services/moves.py).
+
+An administrator who stops trusting the peer (its key may be stolen) suspends the line
+(`suspend`): from that commit nothing signed by the peer is taken, not a batch, a
+handshake, a sync or a checkpoint, and nothing is sent to it; what our side does on the
+line is refused, and what the timers do waits in the outbox. `resume` undoes it.
 """
 
 from __future__ import annotations
@@ -33,14 +38,24 @@ from openline.adapters.transport import HANDSHAKE_PATH, PeerRefused, Transport
 from openline.core.card import Card, parse_card
 from openline.core.clock import parse_rfc3339, rfc3339, round_trip
 from openline.core.conflicts import Margins
-from openline.core.encoding import canonical, sha256
+from openline.core.encoding import canonical, said, sha256
 from openline.core.keys import signing_public_key, verify
-from openline.errors import Code, Conflict, EnvelopeRefused, InvalidInput, NotFound, PeerUnreachable
+from openline.errors import (
+    Code,
+    Conflict,
+    EnvelopeRefused,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PeerUnreachable,
+)
 from openline.services import accounts, alerts, ledger, outbox, peer_clock
 from openline.services.station import Station, Tx
 
 PENDING = "pending"
 ACTIVE = "active"
+SUSPENDED = "suspended"
+MAX_SUSPEND_REASON = 1000
 log = structlog.get_logger("openline.lines")
 # A handshake answer's `card`: we hold the card the peer sent (else why we keep another).
 CARD_PINNED = "pinned"
@@ -54,12 +69,34 @@ MAX_MARGIN_MINUTES = 1440
 
 # Built once: every request and batch from a peer looks its key up.
 _PINNED_KEY = select(peers.c.signing_key).where(peers.c.name == bindparam("b_peer"))
+_PINNED = (
+    select(peers.c.signing_key, lines.c.state)
+    .join(lines, lines.c.peer == peers.c.name)
+    .where(peers.c.name == bindparam("b_peer"))
+)
 
 
 def pinned_signing_key(conn: Connection, peer: str) -> str | None:
     """The signing key of `peer`'s pinned card, or None if no card of that name is pinned."""
     row = conn.execute(_PINNED_KEY, {"b_peer": peer}).first()
     return None if row is None else str(row.signing_key)
+
+
+def pinned_key_and_state(conn: Connection, peer: str) -> tuple[str, str] | None:
+    """The signing key of `peer`'s pinned card and the state of its line, or None."""
+    row = conn.execute(_PINNED, {"b_peer": peer}).first()
+    return None if row is None else (str(row.signing_key), str(row.state))
+
+
+def refuse_if_suspended(state: str, peer: str) -> None:
+    """A request or batch from a peer whose line we suspended: refused whole, nothing
+    taken (the peer keeps it all and retries, as for a station that is down)."""
+    if state == SUSPENDED:
+        raise Forbidden(
+            f"this station has suspended its line with {peer!r}: nothing from {peer!r} is "
+            "taken until its administrator resumes the line",
+            code=Code.LINE_SUSPENDED,
+        )
 
 
 @dataclass(frozen=True)
@@ -242,6 +279,7 @@ def require_known_peer(conn: Connection, peer: str | None) -> None:
 
 def require_active(conn: Connection, peer: str) -> Any:
     line = line_for_peer(conn, peer)
+    require_not_suspended(line)
     if line.state != ACTIVE:
         raise Conflict(
             f"the line to {peer!r} is {line.state}: it becomes active once {peer!r} "
@@ -249,6 +287,78 @@ def require_active(conn: Connection, peer: str) -> Any:
             code=Code.LINE_NOT_ACTIVE,
         )
     return line
+
+
+def require_not_suspended(line: Any) -> None:
+    """What our side would send on a line our administrator suspended is refused, rather
+    than left waiting unseen in the outbox (`suspend`)."""
+    if line.state == SUSPENDED:
+        raise Conflict(
+            f"the line with {line.peer!r} is suspended (since {rfc3339(line.suspended_at)}, by "
+            f"{line.suspended_by}): nothing is sent on it until an administrator resumes it "
+            f"(`openline line resume {line.peer}`)",
+            code=Code.LINE_SUSPENDED,
+        )
+
+
+def require_line_open(conn: Connection, line_id: str) -> None:
+    """`require_not_suspended`, for the line of a call or a notice."""
+    require_not_suspended(conn.execute(_SUSPENSION, {"b_line": line_id}).one())
+
+
+_SUSPENSION = select(lines.c.peer, lines.c.state, lines.c.suspended_at, lines.c.suspended_by).where(
+    lines.c.id == bindparam("b_line")
+)
+
+
+def suspend(station: Station, peer: str, reason: Any, *, actor: str) -> None:
+    """Stop trusting `peer` at once: its requests are refused from this commit on
+    (`trusted_signing_key`, and the inbox checks again under the line lock), our
+    deliverer sends it nothing, and our people cannot act on the line. What is in the
+    outbox stays there; in the audit trail (with `reason`) and the ledger."""
+    reason = said(reason, "reason", MAX_SUSPEND_REASON)
+    with station.tx() as tx:
+        line = line_for_peer(tx.conn, peer)
+        lock_line(tx.conn, line.id)
+        line = line_for_peer(tx.conn, peer)
+        if line.state == SUSPENDED:
+            raise Conflict(
+                f"the line with {peer!r} is suspended already (since {rfc3339(line.suspended_at)}, "
+                f"by {line.suspended_by}); nothing changed"
+            )
+        tx.conn.execute(
+            update(lines)
+            .where(lines.c.id == line.id)
+            .values(state=SUSPENDED, suspended_at=tx.now, suspended_by=actor, suspend_reason=reason)
+        )
+        accounts.record(tx.conn, tx.now, actor, "line.suspend", f"{peer}: {reason}")
+        fingerprint = tx.conn.execute(select(peers.c.fingerprint).where(peers.c.name == peer)).scalar_one()
+        facts = {"line": line.id, "peer": peer, "fingerprint": fingerprint, "actor": actor}
+        ledger.append(tx, "line.suspended", tx.now, {**facts, "was": line.state})
+    log.warning("line suspended", peer=peer, actor=actor)
+
+
+def resume(station: Station, peer: str, *, actor: str) -> None:
+    """Trust `peer` again: the line is what it was before it was suspended (`active`, or
+    `pending` if no handshake had opened it yet), and its deliverer starts at once."""
+    with station.tx() as tx:
+        line = line_for_peer(tx.conn, peer)
+        lock_line(tx.conn, line.id)
+        line = line_for_peer(tx.conn, peer)
+        if line.state != SUSPENDED:
+            raise Conflict(f"the line with {peer!r} is not suspended (it is {line.state}); nothing changed")
+        state = PENDING if line.activated_at is None else ACTIVE
+        tx.conn.execute(
+            update(lines)
+            .where(lines.c.id == line.id)
+            .values(state=state, suspended_at=None, suspended_by=None, suspend_reason=None)
+        )
+        accounts.record(tx.conn, tx.now, actor, "line.resume", peer)
+        ledger.append(
+            tx, "line.resumed", tx.now, {"line": line.id, "peer": peer, "actor": actor, "state": state}
+        )
+        drop_backoff(tx, line.id)
+    log.warning("line resumed", peer=peer, actor=actor)
 
 
 _DROP_BACKOFF = update(lines).where(lines.c.id == bindparam("b_line")).values(retry_at=None, retry_attempt=0)
@@ -345,6 +455,7 @@ def initiate_handshake(
     with station.db.read() as conn:
         line = line_for_peer(conn, peer)
         card = peer_card(conn, peer)
+    require_not_suspended(line)
     nonce = secrets.token_urlsafe(16)
     proposed = proposal_of(line) if propose else None
     terms = proposed or terms_of(line)
@@ -494,6 +605,7 @@ def _answer_handshake(
     with station.tx() as tx:
         line = line_for_peer(tx.conn, origin)
         pinned = tx.conn.execute(select(peers).where(peers.c.name == origin)).one()
+        refuse_if_suspended(line.state, origin)  # suspended since the request was authenticated
         if card.name != origin:
             raise EnvelopeRefused(Code.KEY_CHANGED, f"handshake: {origin!r} sent the card of {card.name!r}")
         _require_same_identity(pinned, json.loads(pinned.card), card)  # its address may differ
@@ -596,6 +708,9 @@ def list_lines(station: Station) -> list[dict[str, Any]]:
             "next_retry_at": rfc3339(r.retry_at),
             "last_error": r.last_error,
             "peer_clock": peer_clock.peer_clock_json(r),
+            "suspended": None
+            if r.state != SUSPENDED
+            else {"at": rfc3339(r.suspended_at), "by": r.suspended_by, "reason": r.suspend_reason},
         }
         for r in rows
     ]

@@ -34,7 +34,7 @@ from openline.core.volumes import Volume, nvector_boxes
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
 from openline.services import accounts, alerts, idempotency, notice_sites, outbox
 from openline.services import notice_conflicts as conflicts
-from openline.services.lines import line_for_peer, lock_line, require_active
+from openline.services.lines import line_for_peer, lock_line, require_active, require_line_open
 from openline.services.notice_rows import TIME_COLUMN, get, log, party_of, transition
 from openline.services.station import Station, Tx
 
@@ -441,6 +441,7 @@ def _local(station: Station, actor: str, notice_id: str, event: Event, body: dic
             # The peer refused the notice for good: it has no notice to withdraw.
             log(tx, f"notice.{_PAST[event]}", notice_id, row.line_id, row.peer, actor, None)
             return
+        require_line_open(tx.conn, row.line_id)
         env = outbox.enqueue(station, tx, row.line_id, KIND_OF[event], notice_id, body)
         log(tx, f"notice.{_PAST[event]}", notice_id, row.line_id, row.peer, actor, env.id)
         if event is Event.ACK and row.removes is not None:

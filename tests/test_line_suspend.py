@@ -1,0 +1,160 @@
+"""Suspending a line: an administrator who stops trusting the peer (its key may be stolen)
+suspends the line, and from that commit nothing the peer signs is taken, nothing is sent
+to it and nobody here can act on the line; the audit trail and the ledger say who, when
+and why; resuming brings the line back and what waited is delivered. Bad requests are
+refused with nothing changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from openline.adapters.transport import PeerRefused
+from openline.services import delivery, line_health, lines
+from tests.inproc import Node, picked_up
+from tests.inproc import show as show_call
+from tests.notice_docs import HOUR, circle, cli, cli_json, cli_table, ledger_entries, send
+
+REASON = "stuttgart's signing key may have been copied (incident 4471)"
+
+
+def _line(node: Node) -> dict[str, Any]:
+    (line,) = node.api.get("/api/v1/lines").json()
+    return dict(line)
+
+
+def _suspend(node: Node, peer: str, reason: str = REASON) -> dict[str, Any]:
+    r = node.api.post(f"/api/v1/lines/{peer}/suspend", json={"reason": reason})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _say(node: Node, call_id: str, text: str) -> Any:
+    return node.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": text})
+
+
+def test_a_suspended_line_takes_nothing_sends_nothing_and_resumes(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    call_id = picked_up(a, b)
+    assert _say(b, call_id, "queued before the suspension").status_code == 201  # not delivered yet
+
+    line = _suspend(b, "stuttgart")
+    assert line["state"] == "suspended"
+    assert line["suspended"]["by"] == "admin"
+    assert line["suspended"]["reason"] == REASON
+    assert line["outbox_depth"] == 1
+
+    # What stuttgart signs is refused whole, before anything is written: its batch...
+    assert _say(a, call_id, "from the suspended side").status_code == 201
+    before = b.snapshot()
+    assert a.deliver() is not delivery.Outcome.SENT
+    assert b.snapshot() == before
+    mine = _line(a)
+    assert mine["outbox_depth"] == 1  # kept, to be sent once moscow resumes
+    assert "line_suspended" in mine["last_error"]
+    assert "suspended its line with 'stuttgart'" in mine["last_error"]
+    # ... and its handshake.
+    assert a.transport is not None
+    with pytest.raises(PeerRefused) as refused:
+        lines.initiate_handshake(a.station, a.transport, "moscow")
+    assert refused.value.peer_code == "line_suspended"
+    assert b.snapshot() == before
+
+    # moscow sends nothing, and its people cannot act on the line.
+    assert b.deliver(force=True) is delivery.Outcome.IDLE
+    assert _line(b)["outbox_depth"] == 1
+    for r in (
+        b.api.post("/api/v1/calls", json={"peer": "stuttgart", "subject": "Anyone there?"}),
+        _say(b, call_id, "refused"),
+        b.api.post(f"/api/v1/calls/{call_id}/close", json={}),
+    ):
+        assert r.status_code == 409, r.text
+        assert r.json()["code"] == "line_suspended"
+        assert "line resume stuttgart" in r.json()["detail"]
+    assert b.snapshot() == before
+
+    # A suspended line is not a stalled one: moscow raises no line_down; stuttgart does.
+    a.station.clock.advance(2 * HOUR)  # type: ignore[attr-defined]
+    assert line_health.audit_lines(b.station) == 0
+    assert line_health.audit_lines(a.station) == 1
+
+    # In the audit trail with the reason, and in the ledger with the key no longer trusted.
+    audit = b.api.get("/api/v1/audit").json()
+    assert any(x["action"] == "line.suspend" and x["target"] == f"stuttgart: {REASON}" for x in audit)
+    (entry,) = ledger_entries(b, "line.suspended")
+    assert (entry["peer"], entry["actor"], entry["was"]) == ("stuttgart", "admin", "active")
+    assert entry["fingerprint"] == a.station.card.fingerprint
+
+    # Resumed: active again, a handshake at once, and what waited on both sides delivered.
+    r = b.api.post("/api/v1/lines/stuttgart/resume")
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["handshake"], r.json()["suspended"]) == ("active", "ok", None)
+    b.drain()
+    a.deliver(force=True)
+    a.drain()
+    texts = [m["text"] for m in show_call(b, call_id)["messages"]]
+    assert texts == ["queued before the suspension", "from the suspended side"]
+    assert [m["text"] for m in show_call(a, call_id)["messages"]] == texts
+    assert _line(a)["outbox_depth"] == _line(b)["outbox_depth"] == 0
+    (entry,) = ledger_entries(b, "line.resumed")
+    assert (entry["peer"], entry["state"]) == ("stuttgart", "active")
+
+
+def test_notices_wait_for_a_resumed_line(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    now = a.station.clock.now()
+    notice_id = send(a, "moscow", circle(48.0, 9.0, 500, now + HOUR, now + 2 * HOUR))["id"]
+    a.drain()
+    _suspend(b, "stuttgart")
+    before = b.snapshot()
+    r = b.api.post(f"/api/v1/notices/{notice_id}/acknowledge")
+    assert (r.status_code, r.json()["code"]) == (409, "line_suspended")
+    r = b.api.post(
+        "/api/v1/notices",
+        json={"peer": "stuttgart", "notice": circle(10.0, 9.0, 500, now + HOUR, now + 2 * HOUR)},
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "line_suspended")
+    assert b.snapshot() == before
+
+
+def test_bad_suspensions_are_refused_and_change_nothing(nodes: tuple[Node, Node]) -> None:
+    _, b = nodes
+    before = b.snapshot()
+    for path, body, status, code in (
+        ("/api/v1/lines/nobody/suspend", {"reason": "x"}, 404, "not_found"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": ""}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": "\u200b\u200b"}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": "x" * 1001}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": "bell \x07"}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": "x", "for": "ever"}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/resume", None, 409, "conflict"),
+    ):
+        r = b.api.post(path, json=body)
+        assert (r.status_code, r.json()["code"]) == (status, code), (path, body, r.text)
+        assert b.snapshot() == before, (path, body)
+    _suspend(b, "stuttgart")
+    suspended = b.snapshot()
+    r = b.api.post("/api/v1/lines/stuttgart/suspend", json={"reason": "again"})
+    assert (r.status_code, r.json()["code"]) == (409, "conflict")
+    assert "suspended already" in r.json()["detail"]
+    assert b.snapshot() == suspended
+
+
+def test_the_cli_suspends_lists_and_resumes(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, b = nodes
+    done = cli_json(b, monkeypatch, "line", "suspend", "stuttgart", "--reason", REASON)
+    assert (done["state"], done["suspended"]["reason"]) == ("suspended", REASON)
+    table = cli_table(b, monkeypatch, "lines", columns=200)
+    assert "suspended" in table
+    assert "Line with stuttgart suspended" in table
+    assert REASON in table
+    result = cli(b, monkeypatch, "call", "stuttgart", "--subject", "Anyone?")
+    assert result.exit_code != 0
+    assert "line_suspended" in result.output
+    back = cli_json(b, monkeypatch, "line", "resume", "stuttgart")
+    assert (back["state"], back["handshake"]) == ("active", "ok")
+    assert "suspended" not in cli_table(b, monkeypatch, "lines", columns=200).replace("Line with", "")
