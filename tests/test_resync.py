@@ -10,6 +10,7 @@ on after what the peer holds, and the peer sends again what the restored one los
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +88,11 @@ def test_a_station_restored_from_a_backup_and_its_peer_mend_the_line(
 
     # stuttgart goes on after what moscow holds, and its watch floor is told what it lost
     # both ways: what it had sent, and what moscow now sends again.
+    at = rfc3339(clock.now())
     told = {x["subject"]: x["detail"] for x in alerts(a, "line_resynchronised")}
     assert told == {
-        "moscow 2": {"peer": "moscow", "lost_from": 2, "lost_to": 3},
-        "moscow resending from 3": {"peer": "moscow", "received_lost_from": 3, "resending": 2},
+        f"moscow going on from 4 at {at}": {"peer": "moscow", "lost_from": 2, "lost_to": 3},
+        f"moscow resending from 3 at {at}": {"peer": "moscow", "received_lost_from": 3, "resending": 2},
     }
     (entry,) = ledger_entries(a, "line.resync")
     assert entry["skipped"] == [2, 4]
@@ -114,6 +116,32 @@ def test_a_station_restored_from_a_backup_and_its_peer_mend_the_line(
         line = node.line()
         assert (line.retry_at, line.last_error) == (None, None)
         assert node.api.get("/api/v1/lines").json()[0]["outbox_depth"] == 0
+
+
+def test_each_restore_from_one_backup_is_told_on_its_own(
+    sqlite_pair: tuple[Node, Node], tmp_path: Path, clock: FakeClock
+) -> None:
+    """A first restore failed, and the same backup is restored again: the peer resends
+    what was lost a second time, and its watch floor gets a second alert, not the first
+    one's subject again (which raised nothing, or folded into an acknowledged alert)."""
+    a, b = sqlite_pair
+    call_id = picked_up(a, b)
+    a.drain()
+    backup.backup(a.home, tmp_path / "backup")
+    shutil.copytree(tmp_path / "backup", tmp_path / "backup-again")
+    _say(b, call_id, "sent back", clock)
+    b.drain()
+    for home in (tmp_path / "backup", tmp_path / "backup-again"):
+        clock.advance(600)
+        a = _restored(a, home, clock, b)
+        _announce(a)
+        b.drain()
+        assert _texts(a, call_id) == ["sent back"]
+        for x in alerts(b, "line_resynchronised"):  # the watch floor acknowledges what it saw
+            b.api.post(f"/api/v1/alerts/{x['id']}/acknowledge")
+    told = alerts(b, "line_resynchronised")
+    assert [x["detail"] for x in told] == [{"peer": "stuttgart", "resent_from": 3, "lost": 1}] * 2
+    assert len({x["subject"] for x in told}) == 2
 
 
 def test_what_the_restored_station_sent_before_it_compared_counters_is_refused_for_good(

@@ -18,8 +18,9 @@ other:
   back into our outbox, to be sent again in order; each keeps the receipt the peer gave
   first, the one our ledger logged. The answer says how many (`resending`).
 
-Both watch floors are told (`line_resynchronised`) of what either side lost, and only of
-that: each side's counters are read a moment before the other's, and an envelope stored
+Both watch floors are told (`line_resynchronised`, one alert for each mending: a station
+restored twice from one backup loses the same numbers twice) of what either side lost,
+and only of that: each side's counters are read a moment before the other's, and an envelope stored
 in between is sent again too (answered as a duplicate) without counting as lost. Lost are
 those whose receipt the peer dated before it read its counters (`at`, on its own clock):
 it had stored them then, and no longer holds them.
@@ -162,7 +163,8 @@ def sync(station: Station, transport: Transport, peer: str) -> bool:
         if said["resending"]:
             # The peer sends again what we had stored and receipted, and no longer hold.
             detail = {"peer": peer, "received_lost_from": asked["next_in"], "resending": said["resending"]}
-            alerts.raise_alert(tx, RESYNCHRONISED, f"{peer} resending from {asked['next_in']}", detail)
+            subject = f"{peer} resending from {asked['next_in']} at {rfc3339(tx.now)}"
+            alerts.raise_alert(tx, RESYNCHRONISED, subject, detail)
             log.warning("we lost envelopes the peer had sent us: it sends them again", **detail)
     return True
 
@@ -178,7 +180,9 @@ def _mend(tx: Tx, line: Any, ours: dict[str, Any], theirs: dict[str, Any], role:
         tx.conn.execute(update(lines).where(lines.c.id == line.id).values(next_out_seq=expects))
         ledger.append(tx, "line.resync", tx.now, {**facts, "skipped": [sent, expects]})
         detail = {"peer": line.peer, "lost_from": sent, "lost_to": expects - 1}
-        alerts.raise_alert(tx, RESYNCHRONISED, f"{line.peer} {sent}", detail)
+        alerts.raise_alert(
+            tx, RESYNCHRONISED, f"{line.peer} going on from {expects} at {rfc3339(tx.now)}", detail
+        )
         log.warning("we lost envelopes the peer holds: going on after them", **detail)
         return 0
     if expects == sent:
@@ -203,5 +207,7 @@ def _mend(tx: Tx, line: Any, ours: dict[str, Any], theirs: dict[str, Any], role:
                 lost=lost)  # fmt: skip
     if lost:
         detail = {"peer": line.peer, "resent_from": expects, "lost": lost}
-        alerts.raise_alert(tx, RESYNCHRONISED, f"{line.peer} resent from {expects}", detail)
+        alerts.raise_alert(
+            tx, RESYNCHRONISED, f"{line.peer} resent from {expects} at {rfc3339(tx.now)}", detail
+        )
     return lost
