@@ -148,6 +148,32 @@ def test_a_station_that_moved_is_followed_once_its_new_address_answers(nodes: tu
     assert len(_ledger(a, "line.card")) == 1
 
 
+def test_two_copies_of_a_station_moving_the_line_back_and_forth_are_told(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """A restored station runs at a new address, and the old machine comes back to life
+    at the old one: both hold its keys, and each one's handshake moves its peer's line to
+    it. Nothing tells the two apart, so the watch floor is told of each move: once for
+    each pair of addresses, not at every handshake."""
+    a, b = nodes
+    for url in (NEW, OLD, NEW, OLD):
+        _move(b.station, url)
+        assert delivery.announce(b.station, b.transport, b.line_id()) is True
+        assert _pinned(a, "moscow").url == url
+        clock.advance(61)
+    moved = [x for x in a.api.get("/api/v1/alerts").json() if x["kind"] == "peer_moved"]
+    assert sorted(x["subject"] for x in moved) == sorted([f"moscow {OLD} -> {NEW}", f"moscow {NEW} -> {OLD}"])
+    assert {(x["detail"]["url"], tuple(x["detail"]["previous"])) for x in moved} == {
+        (NEW, (OLD,)),
+        (OLD, (NEW,)),
+    }
+    # By hand, the administrator knows: no alert.
+    _move(b.station, "http://moscow.third.test:8000")
+    r = a.api.put("/api/v1/lines/moscow/card", json={"card": b.station.card.to_json()})
+    assert r.status_code == 200, r.text
+    assert len([x for x in a.api.get("/api/v1/alerts").json() if x["kind"] == "peer_moved"]) == 2
+
+
 def test_a_new_address_nobody_answers_at_is_not_pinned(nodes: tuple[Node, Node], clock: FakeClock) -> None:
     """A station that moved where its peer cannot reach it (a firewall, a wrong URL in its
     settings): the peer keeps the card it has, says why, and the station keeps trying."""

@@ -48,6 +48,7 @@ URGENCY = (
     "handover_unacknowledged",
     "roster_gap",
     "line_terms_differ",
+    "peer_moved",
 )
 
 

@@ -14,6 +14,10 @@ The peer chooses the URL we send that handshake to, and the peer is a party we d
 trust: it could name addresses inside our network. So the answer does not say why the
 handshake failed there (refused, timed out, some other server: that is logged here), and
 after a failure we send none for that peer for `RETRY_AFTER_S`, whatever URL it names.
+
+Each move taken this way raises `peer_moved` on the watch floor, once for each pair of
+addresses: two copies of one station running at once (a restored station, and the old
+machine come back) move the line back and forth, and only people can sort that out.
 """
 
 from __future__ import annotations
@@ -29,10 +33,15 @@ from openline.adapters.transport import Transport
 from openline.core.card import parse_card
 from openline.core.clock import MICROS
 from openline.errors import OpenLineError
-from openline.services import lines
+from openline.services import alerts, lines
 from openline.services.station import Station
 
 log = structlog.get_logger("openline.moves")
+# The watch floor is told of every move taken from a handshake: a station that did not
+# move, but whose old machine came back to life beside the restored one, shows as a peer
+# moving back and forth between two addresses (both hold its keys; nothing else tells
+# them apart).
+PEER_MOVED = "peer_moved"
 RETRY_AFTER_S = 60  # kept in memory (`Station.probe_failed_at`): a restart allows one more
 
 
@@ -64,5 +73,8 @@ def follow(station: Station, transport: Transport, peer: str, card_json: Any) ->
         now = _pinned(tx.conn, peer)
         if now != card.to_json():  # not pinned meanwhile by another handshake or by hand
             lines.repin(tx, card, now, actor="system", via="handshake")
-    log.info("a peer moved", peer=peer, url=card.url, previous=old["urls"])
+            if card.urls != tuple(now["urls"]):
+                detail = {"peer": peer, "url": card.url, "previous": now["urls"]}
+                alerts.raise_alert(tx, PEER_MOVED, f"{peer} {now['urls'][0]} -> {card.url}", detail)
+    log.warning("a peer moved", peer=peer, url=card.url, previous=old["urls"])
     return lines.CARD_PINNED
