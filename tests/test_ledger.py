@@ -201,6 +201,7 @@ def test_a_station_that_truncates_its_log_is_caught_by_its_peer(nodes: tuple[Nod
     assert ledger.sign_checkpoint(a.station) is not None
     assert a.transport is not None
     assert not witness.push(a.station, a.transport, "moscow")
+    assert not witness.push(a.station, a.transport, "moscow")  # it retries: kept once
     with b.station.db.read() as conn:
         kinds = [r.kind for r in conn.execute(select(ledger_evidence))]
         assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_fork")).first() is not None

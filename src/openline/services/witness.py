@@ -95,7 +95,14 @@ def _peer_row(tx: Tx, peer: str) -> Any:
 
 
 def _contradiction(tx: Tx, peer: str, kind: str, body: str, row: Any, detail: str) -> None:
-    """Keep a validly signed checkpoint that contradicts an earlier one, and sound the alarm."""
+    """Keep a validly signed checkpoint that contradicts an earlier one, and sound the alarm.
+    A peer retries the same request until it is cosigned, which this one never will be:
+    the evidence is kept once."""
+    kept = tx.conn.execute(
+        select(ledger_evidence.c.id).where(ledger_evidence.c.peer == peer, ledger_evidence.c.request == body)
+    ).first()
+    if kept is not None:
+        return
     tx.conn.execute(
         insert(ledger_evidence).values(
             peer=peer,
