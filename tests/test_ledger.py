@@ -26,8 +26,10 @@ from openline.core import merkle, note
 from openline.core.ledger import reveals
 from openline.core.tiles import decode_bundle
 from openline.services import calls, ledger, outbox, witness
+from openline.services.accounts import Role
 from openline.services.station import Station
 from tests.inproc import Node, place_and_ring, settle_ledgers
+from tests.test_console import add_user, browser, log_in
 
 
 def _all_entries(station: Station) -> list[dict[str, object]]:
@@ -208,6 +210,23 @@ def test_a_station_that_truncates_its_log_is_caught_by_its_peer(nodes: tuple[Nod
     assert kinds == ["truncation"]
     with a.station.db.read() as conn:  # stuttgart learns it too
         assert conn.execute(select(alerts).where(alerts.c.kind == "ledger_inconsistent")).first() is not None
+    # ... and says so where it is asked: moscow will not cosign this log again, so a proof
+    # of a call placed now is not "not yet" but never, to be made on moscow.
+    with b.station.db.read() as conn:
+        witnessed = conn.execute(select(ledger_peers.c.witnessed_size)).scalar_one()
+    (peer,) = a.api.get("/api/v1/ledger/status").json()["peers"]
+    assert peer["cosigned_lost"] == witnessed
+    add_user(a, "clerk", Role.AUDITOR)
+    page = browser(a)
+    log_in(page, "clerk")
+    assert (
+        f"{witnessed} entries of the log this station held before it was restored" in page.get("/ledger").text
+    )
+    call_id = place_and_ring(a, b)
+    settle_ledgers(a, b)
+    r = a.api.get(f"/api/v1/ledger/calls/{call_id}/proof")
+    assert r.status_code == 409, r.text
+    assert f"moscow never will: it cosigned {witnessed} entries of the log" in r.json()["detail"]
 
 
 def _grow(node: Node, n: int) -> None:

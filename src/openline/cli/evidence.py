@@ -82,10 +82,13 @@ def ledger_status(home: HomeOpt, as_json: JsonOpt = False) -> None:
         else:
             out.print(f"Latest cosigned checkpoint: {cp['size']} entries, by {', '.join(cp['cosigned_by'])}.")
         for w in x["peers"]:
-            line = (
-                f"  {w['peer']}: has cosigned {w['cosigned_size']} of our entries; "
-                f"we have cosigned {w['witnessed_size']} of theirs"
-            )
+            ours = f"has cosigned {w['cosigned_size']} of our entries"
+            if w["cosigned_lost"] is not None:
+                ours = (
+                    f"cosigned {w['cosigned_lost']} entries of the log this station held before it was "
+                    "restored, and will not cosign this one"
+                )
+            line = f"  {w['peer']}: {ours}; we have cosigned {w['witnessed_size']} of theirs"
             out.print(line + (f"; last error: {w['last_error']}" if w["last_error"] else ""), markup=False)
         if x["evidence_count"]:
             out.print(f"[bold red]{x['evidence_count']} contradiction(s) kept as evidence:[/]", markup=True)

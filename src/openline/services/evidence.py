@@ -33,7 +33,7 @@ from openline.adapters.schema import (
 from openline.core import note, tiles
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
-from openline.services import ledger, outbox
+from openline.services import ledger, outbox, witness
 from openline.services.lines import peer_card
 from openline.services.station import Station
 
@@ -59,7 +59,7 @@ def cosigned_for(station: Station, conn: Connection, peer: str) -> ledger.Signed
     keys = [station.card.ledger_verifier(), peer_card(conn, peer).cosigner_verifier()]
     cp = ledger.cosigned_checkpoint(conn, [peer])
     if cp is None:
-        if ledger.cosigned_checkpoint(conn) is None:
+        if ledger.cosigned_checkpoint(conn) is None and witness.cosigned_lost(conn, peer) is None:
             raise Conflict(NONE_COSIGNED)
         raise Conflict(f"no checkpoint of this ledger has been cosigned by {peer} yet{_silence(conn, peer)}")
     return ledger.SignedCheckpoint(
@@ -69,6 +69,13 @@ def cosigned_for(station: Station, conn: Connection, peer: str) -> ledger.Signed
 
 def _silence(conn: Connection, peer: str) -> str:
     """Why `peer` has not cosigned more, if asking it failed: since when, and the error."""
+    lost = witness.cosigned_lost(conn, peer)
+    if lost is not None:
+        return (
+            f"; and {peer} never will: it cosigned {lost} entries of the log this station held "
+            f"before it was restored from a backup (alert ledger_inconsistent), and its witness "
+            f"keeps that one. Prove it on {peer}'s station (`openline prove` there)"
+        )
     row = conn.execute(select(ledger_peers).where(ledger_peers.c.peer == peer)).first()
     if row is None or not row.attempt:
         return ": try again in a few seconds"

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, select
 
 from openline.adapters.schema import ledger_evidence, ledger_peers, lines
 from openline.core.clock import rfc3339
-from openline.services import ledger
+from openline.services import ledger, witness
 
 EVIDENCE_SHOWN = 50  # the newest; the rest are counted and exported with the bundle
 
@@ -41,6 +41,7 @@ def witnesses(conn: Connection) -> list[dict[str, Any]]:
                 "witnessed_size": 0 if r is None else int(r.witnessed_size),
                 "witnessed_root": None if r is None else _b64(r.witnessed_root),
                 "witnessed_at": None if r is None else rfc3339(r.witnessed_at),
+                "cosigned_lost": witness.cosigned_lost(conn, peer),
             }
         )
     return out

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from openline.adapters import db
+from openline.adapters.schema import alerts as alerts_table
 from openline.adapters.schema import ledger_evidence, ledger_peers, lines
 from openline.adapters.transport import ADD_CHECKPOINT_PATH, Transport
 from openline.core import backoff, merkle, note
@@ -238,7 +239,7 @@ def _request(station: Station, peer: str, old: int, cp: ledger.SignedCheckpoint)
         with station.tx() as tx:
             alerts.raise_alert(
                 tx,
-                "ledger_inconsistent",
+                INCONSISTENT,
                 f"{peer}:{old}",
                 {"peer": peer, "peer_cosigned_size": old, "our_size": cp.size},
             )
@@ -248,6 +249,22 @@ def _request(station: Station, peer: str, old: int, cp: ledger.SignedCheckpoint)
         with station.db.read() as conn:
             proof = ledger.consistency_proof(conn, old, cp.size)
     return render_request(old, proof, signed)
+
+
+INCONSISTENT = "ledger_inconsistent"
+
+
+def cosigned_lost(conn: Connection, peer: str) -> int | None:
+    """How many entries `peer` cosigned of a log this station no longer holds (it was
+    restored from a backup, or its log rolled back), or None. The peer will never cosign
+    this log again: its witness holds the other one (`add_checkpoint`)."""
+    subjects = conn.execute(
+        select(alerts_table.c.subject).where(
+            alerts_table.c.kind == INCONSISTENT, alerts_table.c.subject.like(f"{peer}:%")
+        )
+    ).scalars()
+    sizes = [int(s.rsplit(":", 1)[1]) for s in subjects if digits(s.rsplit(":", 1)[1])]
+    return max(sizes) if sizes else None
 
 
 def _remember_size(station: Station, peer: str, size: int) -> None:
