@@ -140,6 +140,29 @@ def test_conflicts_clear_pair_prints_its_geodesic_distance_and_exits_0(tmp_path:
     assert "0 conflicting and 1 clear of 1 pair(s)" in r.stdout
 
 
+def test_conflicts_a_geojson_polygon_is_the_area_its_file_draws(tmp_path: Path) -> None:
+    """RFC 7946 §3.1.1: GeoJSON edges are straight in longitude and latitude (as QGIS draws
+    them); the geodesics between the corners of this rectangle bow 440 m north."""
+    rect = [[30.0, 46.4], [32.0, 46.4], [32.0, 46.6], [30.0, 46.6], [30.0, 46.4]]
+    props = {"alt_lower_m": 0, "alt_upper_m": 3000, "time_start": at(1), "time_end": at(5)}
+    area = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [rect]}, "properties": props}
+    plan = write(tmp_path / "rect.geojson", collection(area))
+    inside = GEOD.fwd(31.0, 46.4, 0, 300)  # 300 m inside the south edge
+    outside = GEOD.fwd(31.0, 46.6, 0, 300)  # 300 m outside the north edge
+    sites = write(
+        tmp_path / "sites.csv",
+        f"name,lat,lon,radius_m\nInside,{inside[1]},{inside[0]},20\nOutside,{outside[1]},{outside[0]},20\n",
+    )
+    r = run_cli(plan, sites, "--json", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    result = json.loads(r.stdout)
+    [conflict] = result["conflicts"]
+    assert conflict["b"] == "sites.csv volume 1 (Inside)"
+    [clear] = result["clear"]
+    assert clear["b"] == "sites.csv volume 2 (Outside)"
+    assert clear["distance_m"] == pytest.approx(280, abs=0.02)
+
+
 def test_conflicts_margins_turn_a_near_miss_into_a_conflict(tmp_path: Path) -> None:
     a = write(tmp_path / "a.geojson", collection(point(48.0, 9.0, 300)))
     b = write(tmp_path / "b.geojson", collection(point(48.01, 9.0, 200)))

@@ -78,6 +78,14 @@ def distance_to(volumes: list[Volume], lat: float, lng: float) -> float:
     return gap + 0.001 if gap > 0 else 0.0
 
 
+def own_vertices(volume: Volume, given: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The vertices of a GeoJSON polygon's volume that are the file's (the others were added
+    along its edges), in order."""
+    assert isinstance(volume.outline, Polygon)
+    assert volume.outline.vertices[0] == given[0]
+    return [p for p in volume.outline.vertices if p in given]
+
+
 def offset(lat: float, lng: float, azimuth: float, metres: float) -> tuple[float, float]:
     lng2, lat2, _ = GEOD.fwd(lng, lat, azimuth, metres)
     return lat2, lng2
@@ -124,7 +132,7 @@ def test_formats_geojson_polygon_swaps_lng_lat_and_drops_the_closing_position() 
     del data["features"][0]["properties"]["alt_upper_m"]
     [v] = load_now("area.geojson", js(data))
     assert isinstance(v.outline, Polygon)
-    assert v.outline.vertices == tuple(STUTTGART)
+    assert own_vertices(v, STUTTGART) == STUTTGART  # with points added along the edges
     assert v.alt_upper_m == pytest.approx(304.8)
     assert v.name == "area.geojson volume 1 (feature 1)"
     assert parse("area.geojson", js(data), now=NOW).kind == "geojson"
@@ -152,7 +160,105 @@ def test_formats_geojson_multipolygon_parts_are_volumes_numbered_on() -> None:
         "m.geojson volume 2 (feature 1)",
         "m.geojson volume 3 (feature 2)",
     ]
-    assert volumes[1].outline == Polygon(tuple(other))
+    assert own_vertices(volumes[1], other) == other
+
+
+# A GeoJSON polygon's edges are straight in longitude and latitude (RFC 7946 §3.1.1), as QGIS
+# draws them; a geodesic between the same corners bows poleward, 440 m half-way along 2° of
+# the parallel at 46.4°N.
+RECT = [(46.4, 30.0), (46.4, 32.0), (46.6, 32.0), (46.6, 30.0)]
+
+
+def rect_volume(vertices: list[tuple[float, float]] = RECT) -> Volume:
+    [v] = load_now(
+        "rect.geojson", js(collection(feature({"type": "Polygon", "coordinates": [ring(vertices)]})))
+    )
+    return v
+
+
+def test_formats_geojson_polygon_edges_are_straight_in_lon_lat() -> None:
+    v = rect_volume()
+    # 300 m inside the south edge: inside, though the geodesic edge passed 140 m north of it.
+    assert distance_to([v], *offset(46.4, 31.0, 0, 300)) == 0
+    # 300 m outside the north edge: clear by 300 m, though the geodesic edge held it.
+    assert distance_to([v], *offset(46.6, 31.0, 0, 300)) == pytest.approx(300, abs=0.01)
+    assert distance_to([v], *offset(46.4, 31.0, 180, 300)) == pytest.approx(300, abs=0.01)
+
+
+def test_formats_geojson_polygon_follows_its_lon_lat_edges_to_within_1_cm() -> None:
+    v = rect_volume()
+    assert isinstance(v.outline, Polygon)
+    vertices = v.outline.vertices
+    corners = [vertices.index(corner) for corner in RECT]
+    assert corners == sorted(corners)
+    assert corners[0] == 0
+    added = [corners[1] - corners[0] - 1, corners[2] - corners[1] - 1, corners[3] - corners[2] - 1]
+    added.append(len(vertices) - corners[3] - 1)
+    print(f"vertices added along the edges of 2°, 0.2°, 2°, 0.2° at 46.4-46.6°N: {added}")
+    assert added[1] == added[3] == 0  # meridians are geodesics
+    assert 150 <= added[0] <= 350
+    assert 150 <= added[2] <= 350
+    # The added vertices lie on the lon/lat edges, evenly, to 8 decimal places.
+    south = vertices[: corners[1] + 1]
+    assert {lat for lat, _ in south} == {46.4}
+    steps = [b[1] - a[1] for a, b in itertools.pairwise(south)]
+    assert max(steps) - min(steps) < 2e-8
+    # Every point of the lon/lat edges, the middles of the pieces (where they stray most)
+    # too, is within 1 cm of the outline: 1 cm in from it is inside, 1 cm out is outside.
+    pieces = len(south) - 1
+    for lat, inward in ((46.4, 0), (46.6, 180)):
+        for k in [*range(0, pieces, 7), pieces - 1]:
+            for t in (0.25, 0.5, 0.75):
+                lng = 30.0 + 2.0 * (k + t) / pieces
+                assert distance_to([v], *offset(lat, lng, inward, 0.01)) == 0, (lat, k, t)
+                assert distance_to([v], *offset(lat, lng, inward + 180, 0.01)) > 0, (lat, k, t)
+
+
+def test_formats_geojson_polygon_edges_on_meridians_and_the_equator_and_short_ones_are_kept() -> None:
+    # Meridians and the equator are geodesics; 100 m of a parallel strays 0.2 mm from one.
+    small = [(46.4, 30.0), (46.4, 30.0013), (46.4009, 30.0013), (46.4009, 30.0)]
+    v = rect_volume(small)
+    assert isinstance(v.outline, Polygon)
+    assert v.outline.vertices == tuple(small)
+    v = rect_volume([(0.0, 30.0), (0.0, 30.2), (0.2, 30.2), (0.2, 30.0)])
+    assert isinstance(v.outline, Polygon)
+    assert v.outline.vertices[:3] == ((0.0, 30.0), (0.0, 30.2), (0.2, 30.2))  # the equator, a meridian
+    assert v.outline.vertices[-1] == (0.2, 30.0)  # the parallel at 0.2°N has vertices added
+
+
+def test_formats_geojson_polygon_across_the_antimeridian_is_taken_the_short_way() -> None:
+    # RFC 7946 §3.1.9 asks for such a polygon to be cut at the antimeridian; one that is not is
+    # read as before, the short way round, its edges followed across the seam.
+    v = rect_volume([(10.0, 179.5), (10.0, -179.5), (11.0, -179.5), (11.0, 179.5)])
+    assert isinstance(v.outline, Polygon)
+    assert all(-180 <= lng <= 180 for _, lng in v.outline.vertices)
+    assert len(v.outline.vertices) > 4
+    assert distance_to([v], 10.5, 180.0) == 0
+    assert distance_to([v], *offset(11.0, 180.0, 0, 0.01)) > 0
+    assert distance_to([v], *offset(11.0, 180.0, 180, 0.01)) == 0
+    assert distance_to([v], 10.5, 0.0) > 1e6
+
+
+def test_formats_geojson_polygon_errors_name_the_files_vertices_and_edges() -> None:
+    bowtie = [(46.4, 30.0), (46.6, 32.0), (46.4, 32.0), (46.6, 30.0)]
+    message = (
+        r"^rect\.geojson volume 1 \(feature 1\), vertex 1: the polygon intersects itself: edge 1-2 crosses"
+    )
+    with pytest.raises(FormatError, match=message + r" edge 3-4$"):
+        rect_volume(bowtie)
+
+
+def test_formats_geojson_polygon_too_long_to_follow_is_refused_naming_the_feature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(formats, "_MAX_DRAWN_VERTICES", 100)
+    with pytest.raises(
+        FormatError,
+        match=r"^rect\.geojson volume 1 \(feature 1\): followed to within 1 cm of its edges as GeoJSON draws "
+        r"them \(straight in longitude and latitude, RFC 7946 §3\.1\.1\), the polygon needs more than 100 "
+        r"vertices: split it into smaller polygons$",
+    ):
+        rect_volume()
 
 
 # --- routes -----------------------------------------------------------------------------------------

@@ -138,13 +138,23 @@ def test_a_geojson_file_is_one_notice_its_routes_corridors(
     draft = cli_json(a, monkeypatch, *send, "--category", "ground_movement", "--text", "Convoy", "--draft")
     assert (draft["state"], draft["category"], draft["text"]) == ("draft", "ground_movement", "Convoy")
     square_out, circle, corridor = draft["extents"]
-    assert len(square_out["volume"]["outline_polygon"]["vertices"]) == 4  # the ring's closing point dropped
     assert circle["volume"]["outline_circle"]["radius"] == {"value": 250.0, "units": "M"}
-    # The route is the corridor's polygon, exactly as `formats` makes it offline.
-    [_, _, offline] = formats.load("convoy.geojson", path.read_bytes(), now=a.station.clock.now())
-    vertices = corridor["volume"]["outline_polygon"]["vertices"]
-    assert isinstance(offline.outline, Polygon)
-    assert [(v["lat"], v["lng"]) for v in vertices] == list(offline.outline.vertices)
+    # The polygon and the route's corridor go exactly as `formats` reads them offline: the
+    # polygon with points added along its east-west edges, which GeoJSON draws straight in
+    # longitude and latitude (the ring's closing point dropped); the corridor's polygon.
+    offline = formats.load("convoy.geojson", path.read_bytes(), now=a.station.clock.now())
+    for sent_volume, read in ((square_out, offline[0]), (corridor, offline[2])):
+        vertices = sent_volume["volume"]["outline_polygon"]["vertices"]
+        assert isinstance(read.outline, Polygon)
+        assert [(v["lat"], v["lng"]) for v in vertices] == list(read.outline.vertices)
+    corners = [(v["lat"], v["lng"]) for v in square_out["volume"]["outline_polygon"]["vertices"]]
+    assert [c for c in corners if [c[1], c[0]] in square] == [
+        (48.0, 9.0),
+        (48.0, 9.02),
+        (48.02, 9.02),
+        (48.02, 9.0),
+    ]
+    assert len(corners) > 4
     sent = cli_json(a, monkeypatch, "notice", "send-draft", draft["id"])
     assert sent["state"] == "sent"
     a.drain()

@@ -21,6 +21,10 @@ Each volume is named `"<file> volume <n>"`, numbered from 1 in the order of the 
 that errors and conflicts say which one; the GeoJSON feature, notice route or site name
 follows in parentheses. Every volume passes `volumes.validate` before it is returned.
 
+A GeoJSON polygon's edges are straight lines in longitude and latitude (RFC 7946 §3.1.1), a
+volume's are geodesics: vertices are added along each edge until the geodesics through them
+stray from it by at most 1 cm (`_as_drawn`). ASTM Volume4D edges are geodesics already.
+
 A route is turned into a corridor geodesically: it is cut into pieces of equal length
 along the ellipsoid, at most `ROUTE_PIECE_M` each, and each piece, with points every
 kilometre along its geodesics, is buffered in the azimuthal equidistant projection
@@ -36,6 +40,7 @@ touch the circle, so that their corners, not their sides, stray: outward.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -48,6 +53,7 @@ from typing import Any, Final
 import numpy as np
 import shapely
 import shapely.affinity
+from numpy.typing import NDArray
 
 from openline.core.clock import parse_rfc3339
 from openline.core.encoding import parse_json, undecodable
@@ -90,6 +96,19 @@ _EDGE_FRACTION: Final = 1e-5
 _DEGREE_DIGITS: Final = 8
 _SLACK_M: Final = 0.002  # the joins above, the rounding of vertices, and floating point
 _MAX_SPLITS: Final = 8  # halvings of a piece whose corridor would enclose a hole
+
+# RFC 7946 §3.1.1: the edge between two positions of a GeoJSON polygon is straight in
+# longitude and latitude (as QGIS draws it), not a geodesic, which bows poleward from it
+# (440 m half-way along 2° of the parallel at 46°N). Vertices are added along each edge so
+# that the geodesics through them stray from it by at most this (the 1 cm rule, GEN0500).
+_DRAWN_M: Final = 0.01
+# Each piece's middle is brought this near its geodesic; the rest of the centimetre is for
+# rounding the added vertices (0.8 mm) and the terms beyond the parabola (~1e-4 of it).
+_DRAWN_PIECE_M: Final = 0.008
+_DRAWN_ROUNDS: Final = 8
+# A polygon that takes more to follow is refused: it could never be sent (a notice holds
+# about 1,000 vertices), and a crafted file could ask for billions.
+_MAX_DRAWN_VERTICES: Final = 100_000
 
 SITE_COLUMNS: Final = ("name", "lat", "lon", "radius_m")
 SITE_OPTIONAL_COLUMNS: Final = ("alt_lower_m", "alt_upper_m", "time_start", "time_end")
@@ -419,7 +438,10 @@ def _feature(
         # Parts of one feature after the first are volumes of their own, named so.
         this = where if i == 0 else f"{name} volume {n + i} ({label} {k})"
         volume = Volume(outline, lower, upper, start, end, this)
-        volumes.append(_validated(volume, limits, open_ended=open_ended, geojson=True))
+        if kind in ("Polygon", "MultiPolygon"):
+            volumes.append(_drawn_polygon(volume, limits, open_ended=open_ended))
+        else:
+            volumes.append(_validated(volume, limits, open_ended=open_ended, geojson=True))
     return volumes
 
 
@@ -442,6 +464,104 @@ def _ring_polygon(value: Any, where: str, field: str) -> Polygon:
             + ("" if len(points) < 4 else f" ending at {list(ring[-1])} instead of {list(ring[0])}")
         )
     return Polygon(tuple(points[:-1]))
+
+
+def _drawn_polygon(volume: Volume, limits: _Limits, *, open_ended: bool) -> Volume:
+    """A GeoJSON polygon's volume with its edges as the file draws them (`_as_drawn`),
+    validated; an error names the file's vertices and edges, not the added ones."""
+    assert isinstance(volume.outline, Polygon)
+    lats, lngs = np.array(volume.outline.vertices, dtype=np.float64).T
+    if not (np.all(np.abs(lats) <= 90) and np.all(np.abs(lngs) <= 180)):
+        _validated(volume, limits, open_ended=open_ended, geojson=True)  # refuses it, naming the vertex
+    try:
+        drawn, own = _as_drawn(volume.outline)
+    except ValueError as exc:
+        raise FormatError(f"{volume.name}: {exc}") from None
+    drawn_volume = dataclasses.replace(volume, outline=drawn)
+    try:
+        return _validated(drawn_volume, limits, open_ended=open_ended, geojson=True)
+    except FormatError as exc:
+        raise FormatError(_renumbered(str(exc), volume.name, own)) from None
+
+
+def _renumbered(message: str, where: str, own: NDArray[np.int64]) -> str:
+    """A validation message about a drawn polygon, naming the file's vertices and edges: a
+    vertex of the drawn ring lies on the file's edge from vertex `start`, and so does an edge."""
+
+    def start(drawn: str) -> int:
+        return int(np.searchsorted(own, int(drawn) - 1, side="right"))
+
+    if not message.startswith(where):
+        return message
+    rest = message[len(where) :]
+    rest = re.sub(r"\bvertex (\d+)", lambda m: f"vertex {start(m[1])}", rest)
+    rest = re.sub(r"\bedge (\d+)-\d+", lambda m: f"edge {start(m[1])}-{start(m[1]) % len(own) + 1}", rest)
+    return where + rest
+
+
+def _as_drawn(polygon: Polygon) -> tuple[Polygon, NDArray[np.int64]]:
+    """The polygon with vertices added along each edge, evenly in longitude and latitude, so
+    that the geodesics joining them stray at most `_DRAWN_M` from the edge RFC 7946 §3.1.1
+    draws; and where the polygon's own vertices are in it. Raises ValueError when that takes
+    more than `_MAX_DRAWN_VERTICES`."""
+    lat, lng = np.array(polygon.vertices, dtype=np.float64).T
+    dlat, dlng = np.roll(lat, -1) - lat, np.roll(lng, -1) - lng
+    # An edge across the antimeridian is taken the short way, as a geodesic edge is (RFC 7946
+    # §3.1.9 asks writers to cut such a polygon there, which leaves edges along it, meridians).
+    dlng = np.where(dlng > 180, dlng - 360, np.where(dlng < -180, dlng + 360, dlng))
+    pieces = np.ones(len(lat), dtype=np.int64)
+    for _ in range(_DRAWN_ROUNDS):
+        worst = _worst_piece(lat, lng, dlat, dlng, pieces)
+        over = worst > _DRAWN_PIECE_M
+        if not over.any():
+            break
+        # A piece strays from its geodesic as its length squared.
+        grown = np.ceil(pieces * np.sqrt(worst / _DRAWN_PIECE_M) * 1.05)
+        pieces = np.where(over, np.minimum(grown, _MAX_DRAWN_VERTICES + 1), pieces).astype(np.int64)
+        if pieces.sum() > _MAX_DRAWN_VERTICES:
+            raise ValueError(
+                f"followed to within {_DRAWN_M * 100:g} cm of its edges as GeoJSON draws them (straight in "
+                f"longitude and latitude, RFC 7946 §3.1.1), the polygon needs more than "
+                f"{_MAX_DRAWN_VERTICES:,} vertices: split it into smaller polygons"
+            )
+    else:  # pragma: no cover - the halving above converges in two or three rounds
+        raise ValueError("its edges could not be followed as GeoJSON draws them: split it")
+    edge, t = _piece_starts(pieces)
+    lats, lngs = lat[edge] + t * dlat[edge], lng[edge] + t * dlng[edge]
+    lngs = np.where(lngs > 180, lngs - 360, np.where(lngs < -180, lngs + 360, lngs))
+    own = np.cumsum(pieces) - pieces
+    added = np.ones(len(t), dtype=bool)
+    added[own] = False
+    # The added vertices to 8 decimal places (0.8 mm at most), as a corridor's are; the file's as given.
+    lats[added] = np.round(lats[added], _DEGREE_DIGITS)
+    lngs[added] = np.round(lngs[added], _DEGREE_DIGITS)
+    return Polygon(tuple(zip(lats.tolist(), lngs.tolist(), strict=True))), own
+
+
+def _piece_starts(pieces: NDArray[np.int64]) -> tuple[NDArray[np.int64], FloatArray]:
+    """For each piece of each edge, in order: its edge, and how far along the edge it starts (0 to 1)."""
+    edge = np.repeat(np.arange(len(pieces)), pieces)
+    k = np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    return edge, k / pieces[edge]
+
+
+def _worst_piece(
+    lat: FloatArray, lng: FloatArray, dlat: FloatArray, dlng: FloatArray, pieces: NDArray[np.int64]
+) -> FloatArray:
+    """For each edge cut into `pieces` even lon/lat pieces, the most any piece's lon/lat middle
+    lies off the geodesic between the piece's ends, in metres. A short piece's geodesic strays
+    from it as a parabola, most at the middle."""
+    edge, t = _piece_starts(pieces)
+    step = 1 / pieces[edge]
+    a_lat, a_lng = lat[edge] + t * dlat[edge], lng[edge] + t * dlng[edge]
+    b_lat, b_lng = a_lat + step * dlat[edge], a_lng + step * dlng[edge]
+    m_lat, m_lng = a_lat + step / 2 * dlat[edge], a_lng + step / 2 * dlng[edge]
+    to_b, _, _ = WGS84.inv(a_lng, a_lat, b_lng, b_lat)
+    to_m, _, metres = WGS84.inv(a_lng, a_lat, m_lng, m_lat)
+    # The distance across the geodesic, from the azimuths at its start: exact to (L / R)^2.
+    off = np.abs(np.asarray(metres) * np.sin(np.radians(np.asarray(to_m) - np.asarray(to_b))))
+    worst: FloatArray = np.maximum.reduceat(off, np.cumsum(pieces) - pieces)
+    return worst
 
 
 def _route(value: Any, props: Mapping[str, Any], where: str, limits: _Limits) -> list[Polygon]:
