@@ -3,6 +3,7 @@ by a user's own token in the file OPENLINE_TOKEN_FILE names."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,41 @@ def token_file() -> Path | None:
     return Path(named)
 
 
+TIMEOUT_ENV = "OPENLINE_TIMEOUT"
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class StationNoAnswer(OpenLineError):
+    """The request went out and no answer came back: the station stopped or overloaded
+    mid-request, or the connection cut. Not `station_not_running`: the station may have
+    done what was asked (a call placed, which rings once the station resumes). Its code,
+    `station_no_answer`, is the CLI's own (docs/cli.md, "Errors"), never sent over HTTP."""
+
+    code_text = "station_no_answer"
+
+
+def timeout_s() -> float:
+    """Seconds to wait for the station's answer: OPENLINE_TIMEOUT, else 30. A value that is
+    not a positive number is refused rather than read as "no limit" or "give up at once"."""
+    named = os.environ.get(TIMEOUT_ENV)
+    if named is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(named)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidInput(f"{TIMEOUT_ENV} must be a positive number of seconds, got {named!r}")
+    return seconds
+
+
 class StationClient:
     """Acts as whoever holds its token: the user whose file OPENLINE_TOKEN_FILE names
     (`openline user token add`), else the home's `api-token`, the administrator's."""
 
-    def __init__(self, home: Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, home: Path, *, timeout: float | None = None) -> None:
+        timeout = timeout_s() if timeout is None else timeout
+        self.timeout = timeout
         self.settings = load(home)
         self.base = self.settings.url
         self.token_file = token_file()
@@ -73,35 +104,56 @@ class StationClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             resp = self._client.request(method, "/api/v1" + path, **kwargs)
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):  # nothing was sent
             raise OpenLineError(
                 f"station {self.settings.name!r} is not running at {self.base}; start it with "
                 f"`openline serve --home {self.settings.home}`",
                 code=Code.STATION_NOT_RUNNING,
             ) from None
+        except httpx.TransportError as exc:  # sent, or partly: it may have been carried out
+            raise self._no_answer(method, exc) from None
         except httpx.HTTPError as exc:
             raise OpenLineError(f"talking to {self.base}: {exc}", code=Code.STATION_NOT_RUNNING) from None
+        if resp.status_code == 204:
+            return None
+        try:
+            data = resp.json()
+        except ValueError:
+            raise self._not_openline(resp) from None
         if resp.status_code >= 400:
-            try:
-                data = resp.json()
-            except ValueError:
-                data = {}
-            detail = str(data.get("detail", resp.text[:300]))
+            if not (isinstance(data, dict) and isinstance(data.get("code"), str)):
+                raise self._not_openline(resp)  # every error of ours is a problem document with a code
+            detail = str(data.get("detail", ""))
             if resp.status_code == 401 and self.token_file is not None:
                 detail += (
                     f" (the token in {self.token_file}, named by {TOKEN_FILE_ENV}: revoked, its user "
                     "disabled, or another station's)"
                 )
-            raise ApiError(resp.status_code, str(data.get("code", "error")), detail)
-        if resp.status_code == 204:
-            return None
-        if 200 <= resp.status_code < 300:
-            try:
-                return resp.json()
-            except ValueError:
-                pass
-        raise ApiError(
-            resp.status_code, "error", f"the station answered HTTP {resp.status_code} without JSON"
+            raise ApiError(resp.status_code, data["code"], detail)
+        return data
+
+    def _not_openline(self, resp: httpx.Response) -> OpenLineError:
+        """Something else answers at the station's URL (another server, a proxy's 502 page):
+        one line naming it, not its page."""
+        kind = resp.headers.get("content-type", "no content type").split(";")[0].strip()
+        return OpenLineError(
+            f"not an OpenLine station at {self.base} (HTTP {resp.status_code}, {kind}): is the url in "
+            f"{self.settings.home / 'settings.toml'} right, and is station {self.settings.name!r} running "
+            "behind it?",
+            code=Code.STATION_NOT_RUNNING,
+        )
+
+    def _no_answer(self, method: str, exc: httpx.TransportError) -> StationNoAnswer:
+        if isinstance(exc, httpx.TimeoutException):
+            what = f"did not answer within {self.timeout:g} s ({TIMEOUT_ENV} sets how long to wait)"
+        else:
+            what = f"did not answer ({exc or type(exc).__name__})"
+        said = f"station {self.settings.name!r} at {self.base} {what}"
+        if method == "GET":
+            return StationNoAnswer(f"{said}; try again")
+        return StationNoAnswer(
+            f"{said}: the request was sent and may have been carried out; check (`openline calls`, "
+            "`openline notices`, `openline show CALL`) before you try again"
         )
 
     def older_station(self) -> str | None:

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from openline import __version__
-from openline.cli.client import ApiError, StationClient, seg
+from openline.cli.client import ApiError, StationClient, StationNoAnswer, seg
 from openline.cli.options import finite, time_text
 from openline.cli.render import err, limit_reached, listing, marked, out, when
 from openline.core.calls import event_why
@@ -83,6 +83,8 @@ def client(home: Path) -> Iterator[StationClient]:
     except ApiError as exc:
         if exc.status == 404 and (older := c.older_station()):  # an endpoint it does not have yet
             fail(f"{exc.detail}: {older}", Code.STATION_TOO_OLD.value)
+        fail(exc.detail, exc.code_text)
+    except StationNoAnswer as exc:
         fail(exc.detail, exc.code_text)
     except OpenLineError as exc:
         fail(exc.detail, exc.code.value)
