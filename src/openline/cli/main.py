@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -9,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 from rich.markup import escape
@@ -27,6 +28,7 @@ app = typer.Typer(
     help="OpenLine: a deconfliction hotline between stations that do not trust each other.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,  # a traceback is ours to read, never drawn for a user
 )
 line_app = typer.Typer(help="Manage lines to peer stations.", no_args_is_help=True)
 app.add_typer(line_app, name="line")
@@ -1177,13 +1179,86 @@ def run() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if (why := _not_text(sys.argv[1:])) is not None:
         _stop(why, Code.INVALID_INPUT.value)
+    if sys.stdout is None and sys.argv[1:2] != ["serve"]:  # started with `>&-`; serve prints nothing
+        _stop("cannot write the output: standard output is closed", Code.CANNOT_WRITE.value)
+    if sys.stdout is not None:
+        sys.stdout = _Output(sys.stdout)  # type: ignore[assignment]
     try:
-        app()
+        status = _main()
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, not at exit, where a failure would go unreported
+    except OutputFailed as exc:
+        _silence_stdout()
+        if exc.error.errno == errno.EPIPE:  # the reader had enough (`| head`): not a failure
+            sys.exit(0)
+        _stop(f"cannot write the output: {exc.error.strerror or exc.error}", Code.CANNOT_WRITE.value)
+    sys.exit(status)
+
+
+def _main() -> int:
+    """The command's exit status. Usage mistakes are click's plain lines (exit 2), not a
+    box drawn with rich: they are read in cron mail and logs as often as on a terminal."""
+    try:
+        status = app(standalone_mode=False)
+    except _USAGE_ERROR as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # the help itself is printed already
+            exc.show()
+        return int(exc.exit_code)
+    except typer.Abort:
+        err.print("Aborted.")
+        return 1
     except KeyError as exc:  # an answer without a field this CLI reads, found as it is shown
         older = _older_station()
         if older is None:
             raise  # a station as new as this CLI: ours to mend, with its traceback
         _stop(f"its answer has no {exc}: {older}", Code.STATION_TOO_OLD.value)
+    return status if isinstance(status, int) else 0
+
+
+# click's, whether typer vendors click (0.2x) or uses it; typer exports only this subclass.
+_USAGE_ERROR: type[Any] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OutputFailed(Exception):  # noqa: N818 - not an OSError, which click would take for its own
+    """Standard output refused what a command printed (a full disk, a closed pipe)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Output:
+    """Standard output, whose write errors are told apart from any other OSError: they
+    mean the command's output is lost, whatever the command did."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputFailed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputFailed(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's own flush at exit does
+    not fail again on what is still buffered (and exit 120 with a message of its own)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())  # type: ignore[union-attr]
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
 
 
 def _stop(message: str, code: str) -> NoReturn:
