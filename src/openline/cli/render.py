@@ -28,9 +28,19 @@ from openline.core.encoding import visible
 class _Console(Console):
     """Prints each string with its control characters spelled out (\\x1b), never obeyed:
     text from people and peers may carry an ESC sequence or a carriage return that would
-    clear the screen or rewrite a line on the officer's terminal."""
+    clear the screen or rewrite a line on the officer's terminal.
+
+    Into a file or a pipe, a message (a str or Text, not a table) is printed on one line:
+    rich would wrap it at 80 columns (or COLUMNS), splitting an id or a file name a script
+    or a log reader looks for. A line `marked` cut is cut already."""
 
     def print(self, *objects: Any, **options: Any) -> None:
+        if (
+            "soft_wrap" not in options
+            and not self.is_terminal
+            and all(isinstance(o, str | Text) for o in objects)
+        ):
+            options["soft_wrap"] = True
         super().print(*(visible(o) if isinstance(o, str) else o for o in objects), **options)
 
 
