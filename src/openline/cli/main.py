@@ -94,9 +94,17 @@ def client(home: Path) -> Iterator[StationClient]:
         c.close()
 
 
-def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+def emit(
+    data: Any, as_json: bool, render: Callable[[Any], None], *, limit: int | None = None, before: bool = True
+) -> None:
+    """`data` as JSON, or as `render` shows it. A listing cut at `limit` says so (`render`
+    does, in its table's form); under --json on standard error, with the next page's
+    `--before` if the command takes one."""
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        if limit is not None:
+            last = data[-1]["id"] if before and data else None
+            limit_reached(len(data), limit, last, to_stderr=True)
     else:
         render(data)
 
@@ -538,7 +546,7 @@ def calls_cmd(
         listing(columns, rows, wrap=("subject", "placed", "last change"))
         limit_reached(len(rows), limit)
 
-    emit(rows, as_json, render)
+    emit(rows, as_json, render, limit=limit, before=False)
 
 
 def _call_action(
@@ -828,7 +836,7 @@ def audit_cmd(
         listing(("id", "at", "actor", "action", "target"), rows, wrap=("at", "target"))
         limit_reached(len(rows), limit, items[-1]["id"] if items else None)
 
-    emit(rows, as_json, render)
+    emit(rows, as_json, render, limit=limit)
 
 
 def _read_json_file(path: Path, what: str) -> Any:
@@ -917,7 +925,7 @@ def alerts_cmd(
         )
         limit_reached(len(rows), limit, items[-1]["id"] if items else None)
 
-    emit(rows, as_json, render)
+    emit(rows, as_json, render, limit=limit)
 
 
 def _open_alert(x: dict[str, Any]) -> str:
@@ -1149,7 +1157,7 @@ def handovers_cmd(
             out.print("No handovers.")
         limit_reached(len(items), limit, items[-1]["id"] if items else None)
 
-    emit(rows, as_json, render)
+    emit(rows, as_json, render, limit=limit)
 
 
 @app.command()

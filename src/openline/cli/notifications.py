@@ -69,7 +69,7 @@ def notifications_cmd(
         _table(items)
         limit_reached(len(items), limit, items[-1]["id"] if items else None)
 
-    emit(rows, as_json, render)
+    emit(rows, as_json, render, limit=limit)
 
 
 @notify_app.command("test")

@@ -65,13 +65,14 @@ def when(text: str | None, absent: str = "") -> str:
 Cell = str | Text  # a str is shown as it is; a Text carries our own styling
 
 
-def limit_reached(shown: int, limit: int, last: object = None) -> None:
+def limit_reached(shown: int, limit: int, last: object = None, *, to_stderr: bool = False) -> None:
     """Under a listing cut at `--limit`, newest first: say that older ones may follow, so
     that a full page is not taken for the whole, and, given the `last` id shown, how to
-    list them (`--before`)."""
+    list them (`--before`). Under --json, on standard error, which stays out of the JSON."""
     if shown >= limit:
         more = f"--before {last} lists the next {limit:,}" if last is not None else "--limit, up to 1,000"
-        out.print(Text(f"The newest {limit:,} are listed; there may be more ({more}, or a filter).", "dim"))
+        note = Text(f"The newest {limit:,} are listed; there may be more ({more}, or a filter).", "dim")
+        (err if to_stderr else out).print(note)
 
 
 def listing(
