@@ -54,6 +54,11 @@ BeforeOpt = Annotated[
     int | None,
     typer.Option("--before", metavar="ID", help="The next page: those after this id (the last shown)."),
 ]
+# Checked here against the station's bounds: a usage error (exit 2) naming --limit, not
+# the station's `query.limit`.
+LimitOpt = Annotated[int, typer.Option(min=1, max=1000, help="At most this many (1-1000), newest first.")]
+
+
 PRIORITIES = ["flash", "immediate", "priority", "routine"]
 ROLES = ["administrator", "watch_officer", "senior_watch_officer", "commander", "auditor"]
 WITHHELD = "[dim](withheld)[/]"  # content an auditor does not see
@@ -504,7 +509,7 @@ def calls_cmd(
     until: Annotated[
         str | None, typer.Option(callback=time_text, help="Only calls placed before this RFC 3339 time.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    limit: LimitOpt = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """List calls, newest first, with the time of each state."""
@@ -823,7 +828,7 @@ def user_totp(
 @app.command("audit")
 def audit_cmd(
     home: HomeOpt,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    limit: LimitOpt = 100,
     before: BeforeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -895,7 +900,7 @@ def policy_set(
 def alerts_cmd(
     home: HomeOpt,
     open_only: Annotated[bool, typer.Option("--open", help="Only alerts nobody has acknowledged.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    limit: LimitOpt = 100,
     before: BeforeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -1142,7 +1147,7 @@ def handover_ack(
 def handovers_cmd(
     home: HomeOpt,
     pending: Annotated[bool, typer.Option("--pending", help="Only handovers nobody acknowledged.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    limit: LimitOpt = 20,
     before: BeforeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from openline.cli.main import HomeOpt, JsonOpt, app, client, emit, fail
+from openline.cli.main import HomeOpt, JsonOpt, LimitOpt, app, client, emit, fail
 from openline.cli.render import limit_reached, listing, out, when
 
 notify_app = typer.Typer(help="Test that pages reach people.", no_args_is_help=True)
@@ -53,7 +53,7 @@ def notifications_cmd(
     alert: Annotated[int | None, typer.Option(help="Only this alert's pages.")] = None,
     status: Annotated[str | None, typer.Option(help="pending, sent, failed or folded.")] = None,
     channel: Annotated[str | None, typer.Option(help="console, email or webhook.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    limit: LimitOpt = 100,
     before: Annotated[
         str | None, typer.Option(metavar="ID", help="The next page: those after this one (the last shown).")
     ] = None,
