@@ -16,11 +16,11 @@ from sqlalchemy import Connection, Table, func, select
 
 from openline.adapters import db
 from openline.adapters.notify import shown_address
-from openline.adapters.schema import escalation_policies, lines, notifications, users
+from openline.adapters.schema import alerts, calls, escalation_policies, lines, notifications, users
 from openline.core import escalation as esc
 from openline.core import roster
 from openline.core.clock import rfc3339
-from openline.errors import InvalidInput, check_one_of
+from openline.errors import InvalidInput, NotFound, check_one_of
 from openline.services import accounts, outbox, pages, rosters
 from openline.services.station import Station, Tx
 
@@ -276,10 +276,23 @@ def list_notifications(station: Station, f: NotificationFilter) -> list[dict[str
         if value is not None:
             query = query.where(column == value)
     with station.db.read() as conn:
+        _require_subject(conn, f)
         if f.before is not None:
             order = (notifications.c.created_at, notifications.c.id)
             query = query.where(pages.after(conn, notifications, f.before, order, "notification"))
         return [notification_json(station, r) for r in conn.execute(query.limit(f.limit))]
+
+
+def _require_subject(conn: Connection, f: NotificationFilter) -> None:
+    """The call or alert the listing is filtered on exists, or `not_found`: an id mistyped
+    must not read as "nobody was paged about it" (as `calls --peer` refuses an unknown peer)."""
+    if f.call is not None and conn.execute(select(calls.c.id).where(calls.c.id == f.call)).first() is None:
+        raise NotFound(f"no call with id {f.call!r}")
+    if (
+        f.alert is not None
+        and conn.execute(select(alerts.c.id).where(alerts.c.id == f.alert)).first() is None
+    ):
+        raise NotFound(f"no alert {f.alert}")
 
 
 def send_test(station: Station, actor: str, targets: Any) -> list[dict[str, Any]]:
