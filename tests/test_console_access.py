@@ -126,6 +126,30 @@ def test_a_new_ringing_call_and_a_peers_message_are_announced(
         boris_ctx.close()
 
 
+def test_the_open_call_s_new_state_is_announced(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """The caller waits on the call's page: that the peer picked it up, and later closed
+    it, is said to a screen reader as it happens, once each."""
+    a, b = pair
+    with _page(browser) as anna, _page(browser) as boris:
+        call_id = a.cli_json("call", "moscow", "--subject", "Bridge closing at noon")["id"]
+        log_in(anna, a, "anna")
+        anna.goto(a.url + f"/calls/{call_id}")
+        expect(anna.locator("[data-state]")).to_have_text("ringing", timeout=LIVE_MS + 4000)
+        anna.evaluate(HEAR)
+        anna.wait_for_timeout(300)  # the page's event stream is connected by now
+        log_in(boris, b, "boris")
+        boris.locator(f"#pickup-{call_id}").click()
+        picked = "This call is now picked up by moscow:boris."
+        expect(anna.locator("[data-announce]")).to_have_text(picked, timeout=LIVE_MS + 4000)
+        b.cli("close", call_id)
+        closed = "This call is now closed."
+        expect(anna.locator("[data-announce]")).to_have_text(closed, timeout=LIVE_MS + 4000)
+        anna.wait_for_timeout(500)
+        assert anna.evaluate("() => window.heard") == [picked, closed]
+
+
 BADGE_FRAMES = """() => {
   const badge = document.getElementById('ringing');
   const [blink] = badge.getAnimations();

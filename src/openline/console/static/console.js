@@ -148,10 +148,12 @@
     if (token) ev.detail.headers["X-CSRF-Token"] = token;
   });
   // Said to screen readers, which announce neither the board's nor a call's swaps: a call
-  // that starts ringing, a peer's new message. Said in one region that stays in the page
-  // (base.html): a region put in anew is not announced. Only what is new since the page
-  // loaded: the title says what rang before.
+  // that starts ringing, a peer's new message, the open call's new state (picked up by the
+  // peer, missed, closed). Said in one region that stays in the page (base.html): a region
+  // put in anew is not announced. Only what is new since the page loaded: the title says
+  // what rang before.
   var announcing = [], announceTimer = null, knownCalls = null, knownMessages = null, knownCount = 0;
+  var knownState = null;
   function announce(text) {
     var region = document.querySelector("[data-announce]");
     if (!region) return;
@@ -177,6 +179,7 @@
     var calls = ids("#board [data-ringing][data-call]", "data-call");
     var messages = ids("#call [data-message]", "data-message");
     var count = ringingCount();
+    var state = textOf(document, "#call [data-state]") || null;
     if (!first) {
       var board = !!document.getElementById("board");
       Object.keys(calls).forEach(function (id) {
@@ -192,7 +195,12 @@
         if (knownMessages[id] || !message.classList.contains("theirs")) return;
         announce("Message from " + message.getAttribute("data-from") + ": " + textOf(message, ".text"));
       });
+      if (state && knownState && state !== knownState) {
+        var by = state === "picked_up" ? textOf(document, "#call [data-by]") : "";
+        announce("This call is now " + state.replace(/_/g, " ") + (by ? " by " + by : "") + ".");
+      }
     }
+    knownState = state;
     knownCalls = calls;
     knownMessages = messages;
     knownCount = count;
