@@ -161,6 +161,28 @@ def test_a_geojson_file_is_one_notice_its_routes_corridors(
     assert len(show(b, draft["id"])["extents"]) == 3
 
 
+def test_a_geojson_polygon_too_large_to_send_is_refused_naming_its_feature(
+    nodes: tuple[Node, Node], tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A rectangle 7° by 4° at 55-59°N takes about 1,700 vertices to follow its edges as the
+    file draws them: more than a notice carries. The refusal says which feature."""
+    a, _ = nodes
+    now = a.station.clock.now()
+    props = {"alt_lower_m": 0, "alt_upper_m": 500, "time_start": rfc3339(now + HOUR),
+             "time_end": rfc3339(now + 3 * HOUR)}  # fmt: skip
+    small = [[30, 50], [30.1, 50], [30.1, 50.1], [30, 50.1], [30, 50]]
+    large = [[30, 55], [37, 55], [37, 59], [30, 59], [30, 55]]
+    path = tmp_path / "big.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
+        for ring in (small, large)
+    ]}))  # fmt: skip
+    error = _refused(a, monkeypatch, "notice", "send", str(path), "--to", "moscow", "--category", "exercise")
+    assert f"{path}: the notice is too large to send (" in error
+    assert f"its largest volume, {path} volume 2 (feature 2), has 1," in error
+    assert "to follow them as the file draws them); split it into smaller areas" in error
+
+
 def test_a_csv_of_sites_is_one_protected_site_notice_per_site(
     nodes: tuple[Node, Node], tmp_path: Path, monkeypatch: Any
 ) -> None:

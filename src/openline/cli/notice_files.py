@@ -9,11 +9,13 @@ reads, told by content (openline.core.formats).
   text: sites are notified and acknowledged one by one, as the UN No-Strike List has them.
 
 Every volume is checked here first, and each site's notice as the station will check it,
-so that a file with one bad row sends nothing.
+so that a file with one bad row sends nothing; an ASTM or GeoJSON notice too large to travel
+is refused naming its largest volume, which the station's own refusal cannot.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +23,14 @@ from typing import Any
 from openline.core import formats
 from openline.core.formats import FormatError
 from openline.core.notices import CATEGORIES, volume4d
-from openline.core.volumes import Volume
+from openline.core.volumes import Polygon, Volume
 from openline.errors import OpenLineError
-from openline.services.notices import parse_document
+from openline.services.notices import MAX_BODY, parse_document
 
 _WHAT = {"astm": "an ASTM Volume4D file", "geojson": "a GeoJSON file"}
+# What a notice's body holds beside its document (services.notices): the notice's id, its
+# series, version and the notice it supersedes, under 200 bytes as JSON.
+_BODY_HEADER = 200
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,34 @@ def notices(
             for site, volume in zip(parsed.sites, parsed.volumes, strict=True)
         ]
         return kind, _checked(sites, now)
-    return kind, [Outgoing(name, _document(str(parsed.category), text or "", parsed.volumes))]
+    document = _document(str(parsed.category), text or "", parsed.volumes)
+    _fits(name, kind, document, parsed.volumes)
+    return kind, [Outgoing(name, document)]
+
+
+def _fits(name: str, kind: str, document: dict[str, Any], volumes: Sequence[Volume]) -> None:
+    """Refuse a notice too large to travel, as the station would, but naming the volume that
+    takes most room: a GeoJSON polygon takes a vertex every few hundred metres along its
+    east-west edges (core.formats follows them as the file draws them)."""
+    size = len(json.dumps(document))
+    if size + _BODY_HEADER <= MAX_BODY:
+        return
+    largest = max(volumes, key=_vertex_count)
+    why = (
+        " (a GeoJSON polygon takes a vertex every few hundred metres along its east-west edges, "
+        "to follow them as the file draws them)"
+        if kind == "geojson"
+        else ""
+    )
+    raise FormatError(
+        f"{name}: the notice is too large to send ({size:,} bytes as JSON; one notice travels in "
+        f"at most {MAX_BODY:,}): its largest volume, {largest.name}, has {_vertex_count(largest):,} "
+        f"vertices{why}; split it into smaller areas, sent as notices of their own"
+    )
+
+
+def _vertex_count(volume: Volume) -> int:
+    return len(volume.outline.vertices) if isinstance(volume.outline, Polygon) else 0
 
 
 def _checked(notices: list[Outgoing], now: int) -> list[Outgoing]:
