@@ -4,7 +4,9 @@ own altitude bands or time windows amended and edited without losing them (or gi
 band and window for all, when the planner says so), a band written in feet reopened in
 feet; and, near the antimeridian, a protected site drawn on the same copy of the world as
 the activity over it, whichever side of 180 degrees the map is looking at, and a route
-across 180 degrees drawn in one piece when the map shows the whole world."""
+across 180 degrees drawn in one piece when the map shows the whole world; a long edge
+drawn bowed along its geodesic, as the conflict check tests it, and a ring round the pole
+drawn too (the traced outlines: test_console_notice_outlines.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from pyproj import Transformer
 
 from openline.core.volumes import FEET
 from tests.browser import artifact_path
 from tests.harness import StationProcess, running_pair, wait_for
-from tests.notice_docs import square
+from tests.notice_docs import WGS84, square
 from tests.test_console_notices import PASSWORD, Watched, _log_in, _newest, _notices_map
 
 TWO_BANDS = "Two sorties, two bands"
@@ -385,4 +388,64 @@ def test_a_route_across_the_antimeridian_is_drawn_in_one_piece_in_the_whole_worl
         expect(page.locator(".leaflet-tooltip")).to_contain_text("Across the dateline")
     finally:
         ctx.close()
+    watched.check()
+
+
+# Geodesic edges ----------------------------------------------------------------------------
+
+# Each drawn volume's outline as Leaflet wrote it into the SVG: its points, in pixels.
+_OUTLINES = """() => [...document.querySelectorAll('path.notice-volume')].map((e) =>
+  [...(e.getAttribute('d') || '').matchAll(/(-?[\\d.]+)[ ,](-?[\\d.]+)/g)].map((m) => [+m[1], +m[2]]))"""
+MERCATOR = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)  # Leaflet's plane
+
+
+def _mercator_y(lat: float) -> float:
+    return float(MERCATOR.transform(0.0, lat)[1])
+
+
+@pytest.mark.e2e
+def test_a_long_edge_is_drawn_along_its_geodesic_and_a_ring_round_the_pole_draws(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """An exercise area from 70 to 73 degrees north, 10 degrees wide: the conflict check
+    tests its edges as geodesics, and the south edge's bows 7.8 km north of the parallel at
+    its middle, where Leaflet's straight line drew it. The map draws it bowed, by as many
+    pixels as the geodesic's (pyproj's) in Web Mercator. Then a ring round the north pole
+    comes in live and is drawn too, without an error (Web Mercator draws it on the map's
+    top edge)."""
+    _, b = pair
+    now = datetime.now(UTC)
+    south, north, west, east = 70.0, 73.0, 20.0, 30.0
+    corners = [(south, west), (south, east), (north, east), (north, west)]
+    area = {"outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in corners]}}
+    _post(b, {"category": "exercise", "text": "Exercise in the Barents Sea", "extents": [
+        _extent(area, (0, 3000), "M", _at(now, -1), _at(now, 5)),
+    ]})  # fmt: skip
+    with _notices_map(browser, b) as (page, watched):
+        for _ in range(100):
+            (points,) = page.evaluate(_OUTLINES)
+            if len(points) > 4:
+                break
+            page.wait_for_timeout(50)
+        assert len(points) > 4, points  # not the four corners joined by straight lines
+        xs = [x for x, _ in points]
+        left, right = min(xs), max(xs)
+        south_west = max(y for x, y in points if x == left)  # y grows southwards
+        north_west = min(y for x, y in points if x == left)
+        middle = (left + right) / 2
+        lower = [(x, y) for x, y in points if y > (south_west + north_west) / 2]
+        _, south_middle = min(lower, key=lambda p: abs(p[0] - middle))
+        ((_, bowed_to),) = WGS84.npts(west, south, east, south, 1)
+        per_y = (south_west - north_west) / (_mercator_y(north) - _mercator_y(south))
+        expected = (_mercator_y(bowed_to) - _mercator_y(south)) * per_y
+        assert expected > 5, expected  # pixels: the bow shows at the zoom the map opens at
+        assert abs((south_west - south_middle) - expected) < 2, (south_west, south_middle, expected)
+
+        around = [(89.5, 0.0), (89.5, 90.0), (89.5, 180.0), (89.5, -90.0)]
+        ring = {"outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in around]}}
+        _post(b, {"category": "exercise", "text": "Exercise round the pole", "extents": [
+            _extent(ring, (0, 3000), "M", _at(now, -1), _at(now, 5)),
+        ]})  # fmt: skip
+        expect(page.locator("[data-notice-map]")).to_have_attribute("data-visible", "2")
+        expect(page.locator("path.notice-volume")).to_have_count(2)
     watched.check()

@@ -106,7 +106,12 @@ def _context(request: Request, session: Session, **extra: Any) -> dict[str, Any]
         "categories": nm.CATEGORIES,
         "fields": _default_fields(station),
         # Read by static/notices.js from a non-executed JSON block: the CSP stays strict.
-        "map_data": {"now": rfc3339(station.clock.now()), "days": MAP_DAYS, "notices": rows + older},
+        # Each notice with its polygons traced along their geodesic edges, as drawn.
+        "map_data": {
+            "now": rfc3339(station.clock.now()),
+            "days": MAP_DAYS,
+            "notices": notice_view.map_json(rows + older),
+        },
         "not_drawn": older_total - len(older),
         **extra,
     }

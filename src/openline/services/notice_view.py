@@ -4,7 +4,8 @@ A notice's JSON carries its state as of now (an ended notice reads as `expired` 
 the timer loop has recorded it), the actions this station would accept from its own side
 (the console's buttons), its volumes as ASTM Volume4D, the conflicts recorded for it, and
 for a draft the conflicts it would have. Without content (the auditor) its text and a
-rejection's reason stay sealed.
+rejection's reason stay sealed. The console's map reads them with each polygon traced
+along its geodesic edges besides (`map_json`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import ColumnElement, Connection, and_, case, func, not_, or_, select
 
 from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
 from openline.core import notices as nm
 from openline.core.clock import rfc3339, time_param
 from openline.core.notices import Event, Party, State
-from openline.core.volumes import Circle, Volume
+from openline.core.volumes import R_MIN, WGS84, Circle, Volume
 from openline.errors import IllegalTransition, InvalidInput, OpenLineError, check_one_of
 from openline.services import notice_conflicts as conflicts
 from openline.services import notice_sites, outbox, pages
@@ -494,3 +496,99 @@ def notices_at(
 def show_notice(station: Station, notice_id: str, *, content: bool) -> dict[str, Any]:
     with station.db.read() as conn:
         return notice_json(station, conn, get(conn, notice_id), content=content)
+
+
+# The console's map -----------------------------------------------------------------------
+
+# Leaflet joins two points with a straight line in Web Mercator: a rhumb line, whose
+# geodesic curvature is |sin(azimuth)| tan|lat| / R (none along a meridian). Between two
+# points of a geodesic s apart it strays from the geodesic by about s^2 |sin az| tan|lat|
+# / 8R; both factors are largest where the geodesic is nearest the pole, taken as the
+# highest of its ends and middle. Each edge is drawn through points of its geodesic close
+# enough that this stays under MAP_ERROR_M (tested against pyproj). 1 m on the ground
+# is under a pixel at the map's greatest zoom (16: 2.4 m cos(lat) a pixel) to 60 degrees
+# and 5 pixels at 85. Web Mercator ends at 85.05 degrees (Leaflet draws anything beyond on
+# that line), so no more is asked beyond it: on an east-west edge, points every 2.1 km
+# there, 7 km at 46 degrees.
+MAP_ERROR_M = 1.0
+# Beyond this an edge strays more, as the square of its length: a 1,000 km edge at 85
+# degrees, 3.5 m; most notices' edges need far fewer (2 degrees east-west at 46: 23).
+MAP_POINTS_PER_EDGE = 256
+_MERCATOR_MAX_LAT = 85.0511287798
+_MIN_TAN = 1e-9  # on the equator or a meridian a rhumb line is the geodesic
+
+
+def map_json(shown: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Notices as the console's map reads them: as the API shows them (`notice_json`, not
+    changed: its `extents` stay the ASTM volumes as sent), each with `drawn_outlines`, one
+    entry per extent: the polygon as the map draws it (`drawn_rings`), or None where its
+    vertices draw it as they are (a circle; a polygon of short edges)."""
+    where = [
+        (i, j, [(v["lat"], v["lng"]) for v in e["volume"]["outline_polygon"]["vertices"]])
+        for i, notice in enumerate(shown)
+        for j, e in enumerate(notice["extents"])
+        if "outline_polygon" in e["volume"]
+    ]
+    out = [{**notice, "drawn_outlines": [None] * len(notice["extents"])} for notice in shown]
+    for (i, j, _), ring in zip(where, drawn_rings([w[2] for w in where]), strict=True):
+        out[i]["drawn_outlines"][j] = ring
+    return out
+
+
+def drawn_rings(rings: Sequence[Sequence[tuple[float, float]]]) -> list[list[list[float]] | None]:
+    """Each ring of (lat, lng) vertices as the map draws it: [lat, lng] points along its
+    geodesic edges (pyproj's), the first vertex first, longitudes unwrapped past +-180 so
+    that consecutive points are joined the short way round; a ring round a pole runs on
+    to the pole and back (Web Mercator has no pole: Leaflet draws it on the map's edge). None
+    for a ring its vertices draw as they are: no edge split and no pole inside. All the
+    rings in a few array calls: the notices page draws hundreds."""
+    if not rings:
+        return []
+    counts = np.array([len(r) for r in rings])
+    firsts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    vertices = np.array([v for r in rings for v in r], dtype=np.float64)
+    lats, lngs = vertices[:, 0], vertices[:, 1]
+    nxt = np.arange(len(lats)) + 1
+    nxt[firsts + counts - 1] = firsts
+    az, back_az, dist = WGS84.inv(lngs, lats, lngs[nxt], lats[nxt])
+    _, mid_lats, mid_az = WGS84.fwd(lngs, lats, az, dist / 2)
+    at = np.array([lats, lats[nxt], mid_lats])
+    tan = np.tan(np.radians(np.minimum(np.abs(at), _MERCATOR_MAX_LAT)))
+    turn = np.abs(np.sin(np.radians(np.array([az, back_az, mid_az])))) * tan
+    spacing = np.sqrt(8 * R_MIN * MAP_ERROR_M / np.maximum(turn.max(axis=0), _MIN_TAN))
+    pieces = np.clip(np.ceil(dist / spacing), 1, MAP_POINTS_PER_EDGE).astype(np.int64)
+
+    # Each edge's start vertex, then its inner points at equal steps along the geodesic.
+    edge = np.repeat(np.arange(len(lats)), pieces)
+    step = np.arange(len(edge)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    inner = step > 0
+    out_lats, out_lngs = lats[edge], lngs[edge]
+    e = edge[inner]
+    fwd_lngs, fwd_lats, _ = WGS84.fwd(lngs[e], lats[e], az[e], dist[e] * step[inner] / pieces[e])
+    out_lats[inner], out_lngs[inner] = fwd_lats, fwd_lngs
+
+    # Unwrapped within each ring: each step taken the short way round.
+    sizes = np.add.reduceat(pieces, firsts)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    raw = np.diff(out_lngs)
+    turns = np.concatenate([[0.0], np.cumsum((raw + 180.0) % 360.0 - 180.0 - raw)])
+    out_lngs = out_lngs + turns - np.repeat(turns[starts], sizes)
+    last = starts + sizes - 1
+    closing = (out_lngs[starts] - out_lngs[last] + 180.0) % 360.0 - 180.0
+    winding = out_lngs[last] + closing - out_lngs[starts]  # 0, or +-360 round a pole
+
+    points = np.column_stack([out_lats, out_lngs]).round(7)
+    split = np.add.reduceat(pieces > 1, firsts) > 0
+    out: list[list[list[float]] | None] = []
+    for r, ring in enumerate(np.split(points, starts[1:])):
+        round_a_pole = abs(winding[r]) > 180.0
+        if not (split[r] or round_a_pole):
+            out.append(None)
+            continue
+        drawn = ring.tolist()
+        if round_a_pole:  # the pole the ring is nearer to: its inside is the smaller part
+            pole = 90.0 if ring[:, 0].mean() >= 0 else -90.0
+            lat, lng = drawn[0][0], round(drawn[0][1] + float(winding[r]), 7)
+            drawn += [[lat, lng], [pole, lng], [pole, drawn[0][1]]]
+        out.append(drawn)
+    return out

@@ -127,8 +127,11 @@
     });
   }
 
-  // A Leaflet layer for a Volume4D outline, and the bounds it covers.
-  function outline(volume, style) {
+  // A Leaflet layer for a Volume4D outline, and the bounds it covers. A polygon's edges
+  // are geodesics, which Leaflet's straight lines are not: `traced` is the polygon as the
+  // station traced it along them (notice_view.drawn_rings: unwrapped already, and run on
+  // to the pole for a ring round one); without it, its vertices as they are.
+  function outline(volume, style, traced) {
     if (volume.outline_circle) {
       var c = volume.outline_circle;
       var radius = metres(c.radius);
@@ -136,7 +139,7 @@
       var options = L.extend({}, style, { radius: radius });
       return { layer: L.circle(centre, options), bounds: centre.toBounds(2 * radius) };  // a circle's own bounds need a map
     }
-    var layer = L.polygon(unwrap(volume.outline_polygon.vertices), style);
+    var layer = L.polygon(traced || unwrap(volume.outline_polygon.vertices), style);
     return { layer: layer, bounds: layer.getBounds() };
   }
 
@@ -214,6 +217,7 @@
           return c.volume === n && active[c.other_notice];
         });
         var kind = conflict ? "conflict" : PROTECTED[notice.category] ? "protected" : "activity";
+        var traced = notice.drawn_outlines && notice.drawn_outlines[i];
         var drawn = outline(extent.volume, {
           className: "notice-volume notice-" + kind,
           color: COLOURS[kind],
@@ -221,7 +225,7 @@
           fillOpacity: 0.25,
           dashArray: kind === "protected" ? "6 4" : null,
           pmIgnore: true,
-        });
+        }, traced);
         drawn.layer.bindTooltip(describe(notice, n, extent, conflict), { sticky: true });
         var pin = L.circleMarker(drawn.bounds.getCenter(), {
           className: "notice-pin notice-pin-" + kind,
