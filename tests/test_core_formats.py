@@ -368,6 +368,33 @@ def test_formats_sites_csv_reads_signs_points_and_exponents() -> None:
     assert b.outline == Circle(0.5, 5.0, 20.0)
 
 
+def test_formats_sites_csv_errors_found_after_a_row_is_read_give_its_line() -> None:
+    # "volume n" counts the rows that are not blank, and names repeat: the line tells which.
+    text = SITES + "School,31.5,34.4,100\n\nSchool,31.6,34.4,-5\n"
+    with pytest.raises(
+        FormatError, match=r"^s\.csv volume 2 \(School, line 4\): the radius must be a positive"
+    ):
+        load_now("s.csv", text.encode())
+    times = "2026-01-03T00:00:00Z,2026-01-02T00:00:00Z"
+    text = f"name,lat,lon,radius_m,time_start,time_end\n\nA,31.5,34.4,100,{times}\n"
+    with pytest.raises(
+        FormatError, match=r"^s\.csv volume 1 \(A, line 3\): the end, 2026-01-02T00:00:00Z, is before"
+    ):
+        load_now("s.csv", text.encode())
+    with pytest.raises(
+        FormatError, match=r"^s\.csv volume 1 \(A, line 2\): the area, 3,141,592\.7 km², is above"
+    ):
+        load_now("s.csv", (SITES + "A,31.5,34.4,1000000\n").encode())
+    rows = parse(
+        "s.csv", (SITES + 'A,31.5,34.4,100\n\n"B\nC",31.6,34.4,100\nD,1,2,3\n').encode(), now=NOW
+    ).rows
+    assert rows == (
+        "s.csv volume 1 (A, line 2)",
+        "s.csv volume 2 (B\nC, line 5)",
+        "s.csv volume 3 (D, line 6)",
+    )
+
+
 # --- notice files -----------------------------------------------------------------------------------
 
 
@@ -739,36 +766,44 @@ INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
     (
         "s.csv",
         SITES + "A,31.5,34.4,100\nB,north,34.4,100\n",
-        r"^s\.csv volume 2 \(line 3\): lat: expected a number, got 'north'",
+        r"^s\.csv volume 2 \(B, line 3\): lat: expected a number, got 'north'",
     ),
     (
         "s.csv",
         SITES + "A,31.5,34.4,nan\n",
-        r"^s\.csv volume 1 \(line 2\): radius_m: expected a finite number, got 'nan'",
+        r"^s\.csv volume 1 \(A, line 2\): radius_m: expected a finite number, got 'nan'",
     ),
     (
         "s.csv",
         SITES + "A,31.5,34.4,1_000\n",
-        r"^s\.csv volume 1 \(line 2\): radius_m: expected a number in plain digits .*, got '1_000'",
+        r"^s\.csv volume 1 \(A, line 2\): radius_m: expected a number in plain digits .*, got '1_000'",
     ),
     (
         "s.csv",
         SITES + "A,\u0663\u0661.5,34.4,100\n",
-        r"^s\.csv volume 1 \(line 2\): lat: expected a number in plain digits .*, got '\u0663\u0661\.5'",
+        r"^s\.csv volume 1 \(A, line 2\): lat: expected a number in plain digits .*, got '\u0663\u0661\.5'",
     ),
     (
         "s.csv",
         SITES + "A,31.5,\uff13\uff14,100\n",
-        r"^s\.csv volume 1 \(line 2\): lon: expected a number in plain digits .*, got '\uff13\uff14'",
+        r"^s\.csv volume 1 \(A, line 2\): lon: expected a number in plain digits .*, got '\uff13\uff14'",
     ),
     ("s.csv", SITES + "A,31.5,34.4\n", r"^s\.csv volume 1 \(line 2\): expected 4 fields, got 3"),
     ("s.csv", SITES + ",31.5,34.4,100\n", r"^s\.csv volume 1 \(line 2\): name: empty"),
-    ("s.csv", SITES + "A,31.5,34.4,-1\n", r"^s\.csv volume 1 \(A\): the radius must be a positive number"),
-    ("s.csv", SITES + "A,31.5,200,100\n", r"^s\.csv volume 1 \(A\): centre longitude 200\.0 is outside"),
+    (
+        "s.csv",
+        SITES + "A,31.5,34.4,-1\n",
+        r"^s\.csv volume 1 \(A, line 2\): the radius must be a positive number",
+    ),
+    (
+        "s.csv",
+        SITES + "A,31.5,200,100\n",
+        r"^s\.csv volume 1 \(A, line 2\): centre longitude 200\.0 is outside",
+    ),
     (
         "s.csv",
         "name,lat,lon,radius_m,time_end\nA,31.5,34.4,100,soon\n",
-        r"^s\.csv volume 1 \(line 2\): time_end: expected an RFC 3339 time",
+        r"^s\.csv volume 1 \(A, line 2\): time_end: expected an RFC 3339 time",
     ),
     # Notice files.
     (

@@ -232,12 +232,12 @@ def test_a_csv_with_a_bad_row_sends_nothing(
     a, _ = nodes
     bad = tmp_path / "sites.csv"
     bad.write_text(SITES + "Bakery,north,34.48,60\n")
-    assert f"{bad} volume 4 (line 5): lat: expected a number, got 'north'" in _refused(
+    assert f"{bad} volume 4 (Bakery, line 5): lat: expected a number, got 'north'" in _refused(
         a, monkeypatch, "notice", "send", str(bad), "--to", "moscow"
     )
     # What only the station's own check refuses is refused before the first site is sent.
     bad.write_text(SITES + "Bakery\x1b[2J,31.54,34.48,60\n")
-    assert f"{bad} volume 4 (Bakery\\x1b[2J): text must not contain control characters" in _refused(
+    assert f"{bad} volume 4 (Bakery\\x1b[2J, line 5): text must not contain control characters" in _refused(
         a, monkeypatch, "notice", "send", str(bad), "--to", "moscow", "--json"
     )
     good = tmp_path / "good.csv"

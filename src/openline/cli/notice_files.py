@@ -74,7 +74,7 @@ def notices(
             Outgoing(volume.name, _document("protected_site", site, [volume]))
             for site, volume in zip(parsed.sites, parsed.volumes, strict=True)
         ]
-        return kind, _checked(sites, now)
+        return kind, _checked(sites, parsed.rows, now)
     document = _document(str(parsed.category), text or "", parsed.volumes)
     _fits(name, kind, document, parsed.volumes)
     return kind, [Outgoing(name, document)]
@@ -105,12 +105,13 @@ def _vertex_count(volume: Volume) -> int:
     return len(volume.outline.vertices) if isinstance(volume.outline, Polygon) else 0
 
 
-def _checked(notices: list[Outgoing], now: int) -> list[Outgoing]:
+def _checked(notices: list[Outgoing], rows: Sequence[str], now: int) -> list[Outgoing]:
     """The notices, each checked by the station's own reading of a document (its text too:
-    a site's name with a control character is refused there), before the first is sent."""
-    for notice in notices:
+    a site's name with a control character is refused there), before the first is sent;
+    an error names the site's row (`rows`), with its line in the file."""
+    for notice, row in zip(notices, rows, strict=True):
         try:
-            parse_document(notice.document, now, notice.name)
+            parse_document(notice.document, now, row)
         except OpenLineError as exc:
             raise FormatError(exc.detail) from None
     return notices

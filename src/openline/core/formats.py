@@ -127,13 +127,16 @@ class ParsedNotice:
     """What a file announces. `category` is None when the file does not say (ASTM and
     GeoJSON files) and the caller did not either; a CSV of sites is `protected_site`.
     `kind` is the format it was in: `notice`, `astm`, `geojson` or `sites`. `sites` is a
-    CSV's site names, one per volume in order (empty for the other formats)."""
+    CSV's site names, one per volume in order, and `rows` how errors name each one's row,
+    with its line in the file (`sites.csv volume 2 (School, line 4)`); both are empty for
+    the other formats."""
 
     category: str | None
     text: str
     volumes: tuple[Volume, ...]
     kind: str
     sites: tuple[str, ...] = ()
+    rows: tuple[str, ...] = ()
 
 
 # The fields of each object (ASTM F3548-21 with the InterUSS DSS names; docs/notices.md).
@@ -200,8 +203,8 @@ def parse(
     if kind == "sites":
         _agree(name, "a CSV of sites, all of category", "protected_site", category)
         sites = _sites(name, content, limits)
-        names, volumes = zip(*sites, strict=True)
-        return ParsedNotice("protected_site", "", tuple(volumes), kind, tuple(names))
+        names, volumes, rows = zip(*sites, strict=True)
+        return ParsedNotice("protected_site", "", tuple(volumes), kind, tuple(names), tuple(rows))
     open_ended = category in OPEN_ENDED
     read = _astm if kind == "astm" else _geojson
     return ParsedNotice(category, "", tuple(read(name, content, limits, open_ended=open_ended)), kind)
@@ -628,8 +631,10 @@ def _position(value: Any, where: str, field: str) -> tuple[float, float]:
 # --- CSV of sites ----------------------------------------------------------------------------
 
 
-def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume]]:
-    """Each site's name and volume."""
+def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume, str]]:
+    """Each site's name, volume, and how errors name its row. Every error about a row gives
+    its line in the file: "volume n" counts only the rows that are not blank, and two sites
+    may have one name."""
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip().lower() for h in next(reader, [])]
@@ -651,7 +656,7 @@ def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume]]:
             f"{name}: line 1: {what}; the columns are {','.join(SITE_COLUMNS)} "
             f"and optionally {','.join(SITE_OPTIONAL_COLUMNS)}"
         )
-    volumes: list[tuple[str, Volume]] = []
+    volumes: list[tuple[str, Volume, str]] = []
     for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
@@ -662,8 +667,8 @@ def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume]]:
             )
         cells = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
         site = cells["name"]
-        where = f"{name} volume {n} ({site})" if site else f"{name} volume {n}"
-        at = f"{name} volume {n} (line {line})"
+        where = f"{name} volume {n} ({site})"
+        at = f"{name} volume {n} ({site}, line {line})" if site else f"{name} volume {n} (line {line})"
         if not site:
             raise FormatError(f"{at}: name: empty; every site needs a name")
         lat = _csv_number(cells["lat"], at, "lat")
@@ -681,7 +686,10 @@ def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume]]:
             end,
             where,
         )
-        volumes.append((site, _validated(volume, limits, open_ended=True)))
+        try:
+            volumes.append((site, _validated(volume, limits, open_ended=True), at))
+        except FormatError as exc:  # named by the volume: by its row, with the line
+            raise FormatError(at + str(exc).removeprefix(where)) from None
     if not volumes:
         raise FormatError(f"{name}: a CSV of sites with no sites (only a header)")
     return volumes
