@@ -1086,3 +1086,42 @@ def test_the_handover_lists_each_open_call_with_its_subject_flash_first(nodes: t
     auditor = browser(b)
     log_in(auditor, "inspector")
     assert "Convoy at checkpoint 4" not in auditor.get("/").text
+
+
+def test_a_long_call_s_page_shows_its_newest_messages_and_all_on_request(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page re-renders at every change and opens every message it shows: a long call
+    shows its newest (`CALL_PAGE_NEWEST`) and says how many earlier ones it leaves out."""
+    a, b = nodes
+    monkeypatch.setattr(routes, "CALL_PAGE_NEWEST", 3)
+    call_id = place_and_ring(a, b)
+    assert b.api.post(f"/api/v1/calls/{call_id}/pickup").status_code == 200
+    b.drain()
+    for i in range(5):
+        assert (
+            a.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": f"report {i}"}).status_code == 201
+        )
+    a.drain()
+    add_user(b, "duty", Role.WATCH_OFFICER)
+    c = browser(b)
+    log_in(c, "duty")
+    page = c.get(f"/calls/{call_id}").text
+    assert re.findall(r">report (\d)<", page) == ["2", "3", "4"]
+    assert "2 earlier messages not shown: the newest 3 are." in page
+    assert "earlier event" in page
+    assert f'hx-get="/calls/{call_id}/live"' in page
+    whole = c.get(f"/calls/{call_id}?all=1").text
+    assert re.findall(r">report (\d)<", whole) == ["0", "1", "2", "3", "4"]
+    assert "data-earlier-messages" not in whole
+    assert "data-earlier-events" not in whole
+    assert f'hx-get="/calls/{call_id}/live?all=1"' in whole  # the live part keeps showing all
+    assert re.findall(r">report (\d)<", c.get(f"/calls/{call_id}/live?all=1").text) == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
+    # The API shows the whole call, as before.
+    assert [m["text"] for m in show(b, call_id)["messages"]] == [f"report {i}" for i in range(5)]
