@@ -395,6 +395,20 @@ def test_formats_sites_csv_errors_found_after_a_row_is_read_give_its_line() -> N
     )
 
 
+def test_formats_sites_csv_with_any_line_ends() -> None:
+    # Excel for Mac ends lines with CR alone; Windows with CR LF.
+    for end in ("\r", "\r\n", "\n"):
+        text = end.join(
+            ["name,lat,lon,radius_m", "Clinic A,50.0,36.2,100", "", "Clinic B,50.1,36.2,north", ""]
+        )
+        with pytest.raises(
+            FormatError, match=r"^s\.csv volume 2 \(Clinic B, line 4\): radius_m: expected a number"
+        ):
+            load_now("s.csv", text.encode())
+        [a] = load_now("s.csv", end.join(["name,lat,lon,radius_m", "Clinic A,50.0,36.2,100", ""]).encode())
+        assert (a.name, a.outline) == ("s.csv volume 1 (Clinic A)", Circle(50.0, 36.2, 100.0))
+
+
 # --- notice files -----------------------------------------------------------------------------------
 
 

@@ -635,7 +635,9 @@ def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume, str
     """Each site's name, volume, and how errors name its row. Every error about a row gives
     its line in the file: "volume n" counts only the rows that are not blank, and two sites
     may have one name."""
-    reader = csv.reader(io.StringIO(text))
+    # Universal newlines: Excel for Mac ends lines with a lone CR, which the csv module refuses
+    # ("new-line character seen in unquoted field") unless it is turned into LF first.
+    reader = csv.reader(io.StringIO(text, newline=None))
     try:
         header = [h.strip().lower() for h in next(reader, [])]
         header = [SITE_COLUMN_ALIASES.get(h, h) for h in header]
