@@ -694,6 +694,19 @@ INVALID: list[tuple[str, bytes | str | dict[str, Any] | list[Any], str]] = [
         collection(feature({"type": "MultiLineString", "coordinates": []})),
         r"geometry\.type: expected Polygon, MultiPolygon, Point or LineString, got 'MultiLineString'",
     ),
+    (  # told by its type, not by the coordinates it does not have
+        "g.geojson",
+        collection(
+            feature({"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [9, 48]}]})
+        ),
+        r"^g\.geojson volume 1 \(feature 1\): geometry\.type: expected Polygon, MultiPolygon, Point or "
+        r"LineString, got 'GeometryCollection'$",
+    ),
+    (
+        "g.geojson",
+        collection(feature({"type": "MultiPoint", "coordinates": [[9, 48]]}, time_end=None)),
+        r"geometry\.type: expected Polygon, MultiPolygon, Point or LineString, got 'MultiPoint'$",
+    ),
     (
         "g.geojson",
         collection(feature({"type": "Polygon", "coordinates": [ring(STUTTGART), ring(STUTTGART)]})),

@@ -409,6 +409,11 @@ def _feature(
     kind = geometry.get("type")
     if label == "route" and kind != "LineString":
         raise FormatError(f"{where}: geometry.type: a route is a 'LineString', got {_show(kind)}")
+    # Told by its type before its coordinates: a GeometryCollection has none, but `geometries`.
+    if kind not in ("Polygon", "MultiPolygon", "Point", "LineString"):
+        raise FormatError(
+            f"{where}: geometry.type: expected Polygon, MultiPolygon, Point or LineString, got {_show(kind)}"
+        )
     lower, upper = _band(props, where)
     start = _time(_get(props, "time_start", where, "properties"), where, "properties.time_start")
     end = None
@@ -430,12 +435,8 @@ def _feature(
         lat, lng = _position(coordinates, where, "geometry.coordinates")
         radius = _number(_get(props, "radius_m", where, "properties"), where, "properties.radius_m")
         outlines = [Circle(lat, lng, radius)]
-    elif kind == "LineString":
-        outlines = list(_route(coordinates, props, where, limits))
     else:
-        raise FormatError(
-            f"{where}: geometry.type: expected Polygon, MultiPolygon, Point or LineString, got {_show(kind)}"
-        )
+        outlines = list(_route(coordinates, props, where, limits))
     volumes = []
     for i, outline in enumerate(outlines):
         # Parts of one feature after the first are volumes of their own, named so.
