@@ -409,6 +409,52 @@ def test_formats_sites_csv_with_any_line_ends() -> None:
         assert (a.name, a.outline) == ("s.csv volume 1 (Clinic A)", Circle(50.0, 36.2, 100.0))
 
 
+def test_formats_sites_csv_as_excel_exports_it() -> None:
+    rows = "Clinic A,50.0,36.2,100\n"
+    # Its "sep=," first line, and empty columns after the last (no name, no value): skipped.
+    for text in (
+        "sep=,\n" + SITES + rows,
+        "SEP=,\r\n" + SITES.replace("\n", "\r\n") + rows.replace("\n", "\r\n"),
+        "name,lat,lon,radius_m,,\nClinic A,50.0,36.2,100,,\n\n",
+        "name,lat,lon,radius_m,,\nClinic A,50.0,36.2,100\n",
+    ):
+        [v] = load_now("s.csv", text.encode())
+        assert (v.name, v.outline) == ("s.csv volume 1 (Clinic A)", Circle(50.0, 36.2, 100.0))
+    # Line numbers count the "sep=," line.
+    with pytest.raises(FormatError, match=r"^s\.csv volume 1 \(Clinic A, line 3\): lat: expected a number"):
+        load_now("s.csv", ("sep=,\n" + SITES + "Clinic A,north,36.2,100\n").encode())
+    # An unnamed column that holds a value is not ignored.
+    with pytest.raises(
+        FormatError, match=r"^s\.csv: line 1: unknown column\(s\) one with no name but values; "
+    ):
+        load_now("s.csv", b"name,lat,lon,radius_m,\nClinic A,50.0,36.2,100,\nB,50.0,36.2,100,x\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (  # as a spreadsheet set to a decimal comma exports it
+            "\ufeffName;Lat;Lon;Radius_m\nKharkiv Regional Hospital, Ward 3;50,0;36,25;300\n",
+            r"^s\.csv: line 1: the columns are separated by ';'; a CSV of sites separates them by commas, "
+            r"and writes numbers with a decimal point \(export it as CSV, comma-separated\)$",
+        ),
+        (
+            "name\tlat\tlon\tradius\nA\t50.0\t36.2\t100\n",
+            r"^s\.csv: line 1: the columns are separated by '\\t'; a CSV of sites separates them by commas "
+            r"\(export",
+        ),
+        (
+            "sep=;\nName;Lat;Lon;Radius_m\n",
+            r"^s\.csv: line 1: 'sep=;' says the columns are separated by ';'; a CSV of sites separates "
+            r"them by commas",
+        ),
+    ],
+)
+def test_formats_sites_csv_separated_otherwise_is_refused_saying_so(text: str, message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        load_now("s.csv", text.encode())
+
+
 # --- notice files -----------------------------------------------------------------------------------
 
 

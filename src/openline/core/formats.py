@@ -640,23 +640,54 @@ def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume, str
     # ("new-line character seen in unquoted field") unless it is turned into LF first.
     reader = csv.reader(io.StringIO(text, newline=None))
     try:
-        header = [h.strip().lower() for h in next(reader, [])]
-        header = [SITE_COLUMN_ALIASES.get(h, h) for h in header]
+        first = next(reader, [])
+        # Excel's "sep=," first line says the separator; the header follows it.
+        sep = re.fullmatch(r"sep=(.)", ",".join(first).strip(" "), re.IGNORECASE)
+        if sep and sep[1] != ",":
+            raise FormatError(
+                f"{name}: line 1: {_show(','.join(first).strip(' '))} says the columns are separated by "
+                f"{_show(sep[1])}; a CSV of sites separates them by commas (export it as CSV, "
+                "comma-separated)"
+            )
+        heading = next(reader, []) if sep else first
+        header_line = reader.line_num
+        header = [SITE_COLUMN_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in heading]
         rows = [(reader.line_num, row) for row in reader]  # the line a row ends on
     except csv.Error as exc:
         raise FormatError(f"{name}: not valid CSV: {exc}") from None
     missing = [c for c in SITE_COLUMNS if c not in header]
     if missing:
+        # A spreadsheet set to a decimal comma exports columns separated by ';'.
+        for other, also in ((";", ", and writes numbers with a decimal point"), ("\t", "")):
+            split = [h.strip().lower() for h in ",".join(heading).split(other)]
+            if all(c in [SITE_COLUMN_ALIASES.get(h, h) for h in split] for c in SITE_COLUMNS):
+                raise FormatError(
+                    f"{name}: line {header_line}: the columns are separated by {_show(other)}; a CSV of "
+                    f"sites separates them by commas{also} (export it as CSV, comma-separated)"
+                )
         raise FormatError(
             f"{name}: not JSON, so read as a CSV of sites, but its header "
             f"{_show(','.join(header))} lacks {', '.join(missing)}; expected the columns "
             f"{','.join(SITE_COLUMNS)} (and optionally {','.join(SITE_OPTIONAL_COLUMNS)})"
         )
-    unknown = [h for h in header if h not in SITE_COLUMNS + SITE_OPTIONAL_COLUMNS]
+    # A spreadsheet may export empty columns after the last: no name and no value.
+    empty = {
+        i
+        for i, h in enumerate(header)
+        if not h and not any(i < len(row) and row[i].strip() for _, row in rows)
+    }
+    if empty:
+        header = [h for i, h in enumerate(header) if i not in empty]
+        rows = [(line, [cell for i, cell in enumerate(row) if i not in empty]) for line, row in rows]
+    unknown = [
+        repr(h) if h else "one with no name but values"
+        for h in header
+        if h not in SITE_COLUMNS + SITE_OPTIONAL_COLUMNS
+    ]
     if unknown or len(set(header)) != len(header):
-        what = f"unknown column(s) {', '.join(map(repr, unknown))}" if unknown else "a repeated column"
+        what = f"unknown column(s) {', '.join(unknown)}" if unknown else "a repeated column"
         raise FormatError(
-            f"{name}: line 1: {what}; the columns are {','.join(SITE_COLUMNS)} "
+            f"{name}: line {header_line}: {what}; the columns are {','.join(SITE_COLUMNS)} "
             f"and optionally {','.join(SITE_OPTIONAL_COLUMNS)}"
         )
     volumes: list[tuple[str, Volume, str]] = []
