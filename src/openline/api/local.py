@@ -23,7 +23,6 @@ from openline.api.deps import (
     principal_of,
 )
 from openline.core.clock import time_param
-from openline.errors import OpenLineError
 from openline.services import (
     accounts,
     alerts,
@@ -37,7 +36,6 @@ from openline.services import (
     watch,
 )
 from openline.services.accounts import Permission, Role
-from openline.services.lines import initiate_handshake
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(known_query_only)])
 Priority = Literal["flash", "immediate", "priority", "routine"]
@@ -158,11 +156,7 @@ def add_line(station: StationDep, transport: TransportDep, who: PrincipalDep, re
     peer = lines.add_line(
         station, req.card, answer_deadline_s=req.answer_deadline_s, terms=terms, actor=who.name
     )
-    note = None
-    try:
-        initiate_handshake(station, transport, peer)
-    except OpenLineError as exc:
-        note = lines.handshake_error(exc)
+    note = lines.try_handshake(station, transport, peer)
     line = next(x for x in lines.list_lines(station) if x["peer"] == peer)
     return {**line, "handshake": note or "ok"}
 
@@ -433,11 +427,7 @@ def resume_line(station: StationDep, transport: TransportDep, who: PrincipalDep,
     tried at once. `handshake`: "ok", or why it failed (the deliverer keeps trying)."""
     who.require(Permission.MANAGE_LINES)
     lines.resume(station, peer, actor=who.name)
-    note = None
-    try:
-        initiate_handshake(station, transport, peer)
-    except OpenLineError as exc:
-        note = lines.handshake_error(exc)
+    note = lines.try_handshake(station, transport, peer)
     line = next(x for x in lines.list_lines(station) if x["peer"] == peer)
     return {**line, "handshake": note or "ok"}
 

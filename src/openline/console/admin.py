@@ -21,7 +21,6 @@ from openline.core.encoding import digits
 from openline.errors import InvalidInput, OpenLineError
 from openline.services import accounts, line_terms, lines, paging, watch
 from openline.services.accounts import Permission, Role
-from openline.services.lines import initiate_handshake
 from openline.services.sessions import Session
 
 router = APIRouter(include_in_schema=False)
@@ -193,10 +192,9 @@ async def admin_add_line(request: Request) -> HTMLResponse:
             terms=_line_terms(form),
             actor=session.principal.name,
         )
-        try:
-            initiate_handshake(station, request.app.state.transport, peer)
-        except OpenLineError as exc:
-            return f"Pinned {peer}; the line is pending: {lines.handshake_error(exc)}"
+        failed = lines.try_handshake(station, request.app.state.transport, peer)
+        if failed is not None:
+            return f"Pinned {peer}; the line is pending: {failed}"
         return f"Pinned {peer}; compare its fingerprint with the peer out of band."
 
     return _admin_result(request, session, done)
@@ -234,10 +232,9 @@ async def admin_resume_line(request: Request, peer: str) -> HTMLResponse:
 
     def done() -> str:
         lines.resume(station, peer, actor=session.principal.name)
-        try:
-            initiate_handshake(station, request.app.state.transport, peer)
-        except OpenLineError as exc:
-            return f"The line with {peer} is resumed; the handshake failed: {lines.handshake_error(exc)}"
+        failed = lines.try_handshake(station, request.app.state.transport, peer)
+        if failed is not None:
+            return f"The line with {peer} is resumed; the handshake failed: {failed}"
         return f"The line with {peer} is resumed and {peer} answered."
 
     return _admin_result(request, session, done)

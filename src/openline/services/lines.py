@@ -47,6 +47,7 @@ from openline.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    OpenLineError,
     PeerUnreachable,
 )
 from openline.services import accounts, alerts, ledger, outbox, peer_clock
@@ -655,6 +656,17 @@ def _mark_active(tx: Tx, line: Any, role: str) -> None:
         .values(last_contact_at=tx.now, retry_attempt=0, retry_at=None, last_error=None)
     )
     tx.wake_lines.add(line_id)
+
+
+def try_handshake(station: Station, transport: Transport, peer: str) -> str | None:
+    """`initiate_handshake` now, for an administrator who just added or resumed the line:
+    None if the peer answered, else why not (`handshake_error`; the deliverer keeps
+    trying)."""
+    try:
+        initiate_handshake(station, transport, peer)
+    except OpenLineError as exc:
+        return handshake_error(exc)
+    return None
 
 
 def handshake_error(exc: Exception) -> str:
