@@ -455,6 +455,19 @@ def test_formats_sites_csv_separated_otherwise_is_refused_saying_so(text: str, m
         load_now("s.csv", text.encode())
 
 
+def test_formats_sites_csv_long_names_are_shortened_where_they_name_a_volume() -> None:
+    long = "Regional Hospital " + "H" * 9000
+    text = SITES + f"A,31.5,34.4,100\n{long},31.6,34.4,-5\n"
+    with pytest.raises(FormatError) as refused:
+        load_now("s.csv", text.encode())
+    assert str(refused.value).startswith(f"s.csv volume 2 ({long[:60]}…, line 3): the radius must be")
+    assert len(str(refused.value)) < 200
+    notice = parse("s.csv", (SITES + f"{long},31.6,34.4,5\n").encode(), now=NOW)
+    assert notice.volumes[0].name == f"s.csv volume 1 ({long[:60]}…)"
+    assert notice.rows == (f"s.csv volume 1 ({long[:60]}…, line 2)",)
+    assert notice.sites == (long,)  # the site's name, whole, is its notice's text
+
+
 # --- notice files -----------------------------------------------------------------------------------
 
 

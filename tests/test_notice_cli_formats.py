@@ -240,6 +240,12 @@ def test_a_csv_with_a_bad_row_sends_nothing(
     assert f"{bad} volume 4 (Bakery\\x1b[2J, line 5): text must not contain control characters" in _refused(
         a, monkeypatch, "notice", "send", str(bad), "--to", "moscow", "--json"
     )
+    # A name pasted whole (a note of 9,000 characters): its first 60 name the row, with its line.
+    long = "Bakery " + "B" * 9000
+    bad.write_text(SITES + f"{long},31.54,34.48,60\n")
+    error = _refused(a, monkeypatch, "notice", "send", str(bad), "--to", "moscow")
+    assert f"{bad} volume 4 ({long[:60]}…, line 5): text must be at most 8000 characters, got 9007" in error
+    assert len(error) < 500
     good = tmp_path / "good.csv"
     good.write_text(SITES)
     for option, words in (

@@ -115,6 +115,7 @@ SITE_OPTIONAL_COLUMNS: Final = ("alt_lower_m", "alt_upper_m", "time_start", "tim
 # Other spellings of a column, as spreadsheets head them: `radius` is in metres, as the
 # issue's list of sites has it (name, lat, lon, radius).
 SITE_COLUMN_ALIASES: Final = {"radius": "radius_m"}
+_SITE_SHOWN: Final = 60  # the characters of a site's name that name its volume
 
 
 class FormatError(ValueError):
@@ -701,8 +702,11 @@ def _sites(name: str, text: str, limits: _Limits) -> list[tuple[str, Volume, str
             )
         cells = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
         site = cells["name"]
-        where = f"{name} volume {n} ({site})"
-        at = f"{name} volume {n} ({site}, line {line})" if site else f"{name} volume {n} (line {line})"
+        # Named by its first characters: a name of thousands (a cell pasted whole) would be a
+        # line of kilobytes in every message; the line tells the row.
+        shown = site if len(site) <= _SITE_SHOWN else site[:_SITE_SHOWN] + "…"
+        where = f"{name} volume {n} ({shown})"
+        at = f"{name} volume {n} ({shown}, line {line})" if site else f"{name} volume {n} (line {line})"
         if not site:
             raise FormatError(f"{at}: name: empty; every site needs a name")
         lat = _csv_number(cells["lat"], at, "lat")
