@@ -163,6 +163,22 @@ def test_formats_geojson_multipolygon_parts_are_volumes_numbered_on() -> None:
     assert own_vertices(volumes[1], other) == other
 
 
+def test_formats_geojson_multipolygon_errors_name_the_volume_of_the_part() -> None:
+    other = [(lat + 1, lng) for lat, lng in STUTTGART]
+    point = feature({"type": "Point", "coordinates": [9.1, 48.7]}, radius_m=250)
+    holed = {"type": "MultiPolygon", "coordinates": [[ring(STUTTGART)], [ring(other), ring(other)]]}
+    with pytest.raises(
+        FormatError, match=r"^m\.geojson volume 3 \(feature 2\): geometry\.coordinates\[1\]: the "
+    ):
+        load_now("m.geojson", js(collection(point, feature(holed))))
+    crossed = [(49.77, 9.18), (49.79, 9.28), (49.79, 9.18), (49.77, 9.28)]
+    multi = {"type": "MultiPolygon", "coordinates": [[ring(STUTTGART)], [ring(crossed)]]}
+    with pytest.raises(
+        FormatError, match=r"^m\.geojson volume 3 \(feature 2\), vertex \d: the polygon intersects"
+    ):
+        load_now("m.geojson", js(collection(point, feature(multi))))
+
+
 # A GeoJSON polygon's edges are straight in longitude and latitude (RFC 7946 §3.1.1), as QGIS
 # draws them; a geodesic between the same corners bows poleward, 440 m half-way along 2° of
 # the parallel at 46.4°N.

@@ -431,7 +431,10 @@ def _feature(
         parts = _list(coordinates, where, "geometry.coordinates")
         if not parts:
             raise FormatError(f"{where}: geometry.coordinates: empty; expected at least one polygon")
-        outlines = [_ring_polygon(p, where, f"geometry.coordinates[{i}]") for i, p in enumerate(parts)]
+        outlines = [
+            _ring_polygon(p, _part(name, n, i, label, k), f"geometry.coordinates[{i}]")
+            for i, p in enumerate(parts)
+        ]
     elif kind == "Point":
         lat, lng = _position(coordinates, where, "geometry.coordinates")
         radius = _number(_get(props, "radius_m", where, "properties"), where, "properties.radius_m")
@@ -440,14 +443,18 @@ def _feature(
         outlines = list(_route(coordinates, props, where, limits))
     volumes = []
     for i, outline in enumerate(outlines):
-        # Parts of one feature after the first are volumes of their own, named so.
-        this = where if i == 0 else f"{name} volume {n + i} ({label} {k})"
-        volume = Volume(outline, lower, upper, start, end, this)
+        volume = Volume(outline, lower, upper, start, end, _part(name, n, i, label, k))
         if kind in ("Polygon", "MultiPolygon"):
             volumes.append(_drawn_polygon(volume, limits, open_ended=open_ended))
         else:
             volumes.append(_validated(volume, limits, open_ended=open_ended, geojson=True))
     return volumes
+
+
+def _part(name: str, n: int, i: int, label: str, k: int) -> str:
+    """The name of part i of feature (or route) k, whose first part is volume n: each part
+    of a MultiPolygon, and each piece of a corridor, is a volume of its own."""
+    return f"{name} volume {n + i} ({label} {k})"
 
 
 def _ring_polygon(value: Any, where: str, field: str) -> Polygon:
