@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
+from openline.adapters.schema import calls as calls_table
 from openline.adapters.transport import PeerRefused
-from openline.services import delivery, line_health, lines
-from tests.inproc import Node, picked_up
+from openline.services import delivery, line_health, lines, watch
+from tests.inproc import Node, picked_up, place_and_ring, settle_ledgers
 from tests.inproc import show as show_call
 from tests.notice_docs import HOUR, circle, cli, cli_json, cli_table, ledger_entries, send
 
@@ -127,6 +129,10 @@ def test_bad_suspensions_are_refused_and_change_nothing(nodes: tuple[Node, Node]
         ("/api/v1/lines/stuttgart/suspend", {"reason": "\u200b\u200b"}, 422, "invalid_input"),
         ("/api/v1/lines/stuttgart/suspend", {"reason": "x" * 1001}, 422, "invalid_input"),
         ("/api/v1/lines/stuttgart/suspend", {"reason": "bell \x07"}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": "real\rFAKE: resumed"}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": "one\ntwo"}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": "tab\there"}, 422, "invalid_input"),
+        ("/api/v1/lines/stuttgart/suspend", {"reason": "x\u2028y"}, 422, "invalid_input"),
         ("/api/v1/lines/stuttgart/suspend", {}, 422, "invalid_input"),
         ("/api/v1/lines/stuttgart/suspend", {"reason": "x", "for": "ever"}, 422, "invalid_input"),
         ("/api/v1/lines/stuttgart/resume", None, 409, "conflict"),
@@ -158,3 +164,50 @@ def test_the_cli_suspends_lists_and_resumes(
     back = cli_json(b, monkeypatch, "line", "resume", "stuttgart")
     assert (back["state"], back["handshake"]) == ("active", "ok")
     assert "suspended" not in cli_table(b, monkeypatch, "lines", columns=200).replace("Line with", "")
+
+
+def _paging(node: Node, call_id: str) -> Any:
+    with node.station.db.read() as conn:
+        return conn.execute(
+            select(calls_table.c.next_escalation_at).where(calls_table.c.id == call_id)
+        ).scalar_one()
+
+
+def test_a_suspended_line_s_calls_page_nobody_until_it_is_resumed(nodes: tuple[Node, Node]) -> None:
+    """Nobody may pick up a call from a peer whose line is suspended: it stops paging (and
+    no escalation_stalled says otherwise), and pages again from where it was once the
+    line is resumed. One that rings out meanwhile is missed without paging."""
+    a, b = nodes
+    first = place_and_ring(a, b, "Rings across the suspension")
+    second = place_and_ring(a, b, "Rings out while suspended")
+    assert _paging(b, first) is not None
+    _suspend(b, "stuttgart")
+    assert _paging(b, first) is None
+    b.station.clock.advance(30)  # type: ignore[attr-defined]
+    assert watch.escalate_due(b.station) == 0
+    assert watch.audit_escalations(b.station) == 0
+    assert b.api.post(f"/api/v1/calls/{first}/pickup").json()["code"] == "line_suspended"
+
+    # The second call's deadline passes while the line is suspended: missed, paging nobody.
+    with b.station.tx() as tx:
+        tx.conn.execute(update(calls_table).where(calls_table.c.id == second).values(deadline_at=tx.now))
+    assert b.expire() == 1
+    assert show_call(b, second)["state"] == "missed"
+    assert [x for x in b.api.get("/api/v1/alerts").json() if x["kind"] == "missed_call"] == []
+
+    r = b.api.post("/api/v1/lines/stuttgart/resume")
+    assert r.status_code == 200, r.text
+    assert _paging(b, first) == b.station.clock.now()
+    assert watch.escalate_due(b.station) >= 1  # pages again, at once
+    assert "escalated" in [e["event"] for e in show_call(b, first)["events"]]
+
+
+def test_a_proof_that_waits_for_a_suspended_peer_says_so(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    settle_ledgers(a, b)
+    call_id = place_and_ring(a, b, "After the last cosigned checkpoint")
+    _suspend(b, "stuttgart")
+    r = b.api.get(f"/api/v1/ledger/calls/{call_id}/proof")
+    assert r.status_code == 409, r.text
+    assert "stuttgart will not while its line is suspended here" in r.json()["detail"]
+    assert "try again" not in r.json()["detail"]

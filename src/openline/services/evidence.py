@@ -27,6 +27,7 @@ from openline.adapters.schema import (
     ledger_bundles,
     ledger_peers,
     ledger_tiles,
+    lines,
     notices,
     peers,
 )
@@ -34,7 +35,7 @@ from openline.core import note, tiles
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import ledger, outbox, witness
-from openline.services.lines import peer_card
+from openline.services.lines import SUSPENDED, peer_card
 from openline.services.station import Station
 
 BUNDLE_FORMAT = "openline-evidence-bundle/v1"
@@ -69,6 +70,9 @@ def cosigned_for(station: Station, conn: Connection, peer: str) -> ledger.Signed
 
 def _silence(conn: Connection, peer: str) -> str:
     """Why `peer` has not cosigned more, if asking it failed: since when, and the error."""
+    line = conn.execute(select(lines.c.state).where(lines.c.peer == peer)).first()
+    if line is not None and line.state == SUSPENDED:
+        return f"; and {peer} will not while its line is suspended here (`openline lines`)"
     lost = witness.cosigned_lost(conn, peer)
     if lost is not None:
         return (

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,13 +51,14 @@ from openline.errors import (
     OpenLineError,
     PeerUnreachable,
 )
-from openline.services import accounts, alerts, ledger, outbox, peer_clock
+from openline.services import accounts, alerts, ledger, outbox, peer_clock, watch
 from openline.services.station import Station, Tx
 
 PENDING = "pending"
 ACTIVE = "active"
 SUSPENDED = "suspended"
 MAX_SUSPEND_REASON = 1000
+_LINE_BREAK = re.compile("[\t\n\r\x85\u2028\u2029]")
 log = structlog.get_logger("openline.lines")
 # A handshake answer's `card`: we hold the card the peer sent (else why we keep another).
 CARD_PINNED = "pinned"
@@ -314,10 +316,20 @@ _SUSPENSION = select(lines.c.peer, lines.c.state, lines.c.suspended_at, lines.c.
 
 def suspend(station: Station, peer: str, reason: Any, *, actor: str) -> None:
     """Stop trusting `peer` at once: its requests are refused from this commit on
-    (`trusted_signing_key`, and the inbox checks again under the line lock), our
+    (`refuse_if_suspended`, and the inbox checks again under the line lock), our
     deliverer sends it nothing, and our people cannot act on the line. What is in the
-    outbox stays there; in the audit trail (with `reason`) and the ledger."""
+    outbox stays there, and its calls stop paging (`watch.hold_escalation`); in the audit
+    trail (with `reason`) and the ledger."""
     reason = said(reason, "reason", MAX_SUSPEND_REASON)
+    if (broken := _LINE_BREAK.search(str(reason))) is not None:
+        # Shown on one line (the board, `openline lines`, the audit trail): a line break
+        # or a tab there would let a reason show what it is not.
+        code = ord(broken.group())
+        shown = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        raise InvalidInput(
+            f"reason must be one line of text, without tabs or line breaks; got {shown} "
+            f"at position {broken.start() + 1}"
+        )
     with station.tx() as tx:
         line = line_for_peer(tx.conn, peer)
         lock_line(tx.conn, line.id)
@@ -332,11 +344,12 @@ def suspend(station: Station, peer: str, reason: Any, *, actor: str) -> None:
             .where(lines.c.id == line.id)
             .values(state=SUSPENDED, suspended_at=tx.now, suspended_by=actor, suspend_reason=reason)
         )
+        held = watch.hold_escalation(tx, line.id)
         accounts.record(tx.conn, tx.now, actor, "line.suspend", f"{peer}: {reason}")
         fingerprint = tx.conn.execute(select(peers.c.fingerprint).where(peers.c.name == peer)).scalar_one()
         facts = {"line": line.id, "peer": peer, "fingerprint": fingerprint, "actor": actor}
         ledger.append(tx, "line.suspended", tx.now, {**facts, "was": line.state})
-    log.warning("line suspended", peer=peer, actor=actor)
+    log.warning("line suspended", peer=peer, actor=actor, calls_no_longer_paging=held)
 
 
 def resume(station: Station, peer: str, *, actor: str) -> None:
@@ -354,6 +367,7 @@ def resume(station: Station, peer: str, *, actor: str) -> None:
             .where(lines.c.id == line.id)
             .values(state=state, suspended_at=None, suspended_by=None, suspend_reason=None)
         )
+        watch.restart_escalation(tx, line.id)
         accounts.record(tx.conn, tx.now, actor, "line.resume", peer)
         ledger.append(
             tx, "line.resumed", tx.now, {"line": line.id, "peer": peer, "actor": actor, "state": state}

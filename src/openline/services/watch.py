@@ -167,6 +167,56 @@ def lease_columns(conn: Connection, line_id: str, now: int) -> dict[str, Any]:
     }
 
 
+SUSPENDED_LINE = "suspended"  # services.lines.SUSPENDED (lines imports this module)
+
+
+def hold_escalation(tx: Tx, line_id: str) -> int:
+    """The line is suspended: its inbound calls stop paging, since nobody may act on them
+    (a ringing one rings out at its deadline, and is missed without paging). Returns how
+    many calls were paging."""
+    return int(
+        tx.conn.execute(
+            update(calls)
+            .where(
+                calls.c.line_id == line_id, calls.c.direction == "in", calls.c.next_escalation_at.is_not(None)
+            )
+            .values(next_escalation_at=None, lease_until=None)
+        ).rowcount
+    )
+
+
+def restart_escalation(tx: Tx, line_id: str) -> None:
+    """The line is resumed: a call still ringing pages again from the step it had reached,
+    now; one picked up starts a new lease (`lease_columns`)."""
+    tx.conn.execute(
+        update(calls)
+        .where(
+            calls.c.line_id == line_id,
+            calls.c.direction == "in",
+            calls.c.state == State.RINGING.value,
+            calls.c.escalation.is_not(None),
+            calls.c.next_escalation_at.is_(None),
+        )
+        .values(next_escalation_at=tx.now)
+    )
+    tx.conn.execute(
+        update(calls)
+        .where(
+            calls.c.line_id == line_id,
+            calls.c.direction == "in",
+            calls.c.state == State.PICKED_UP.value,
+            calls.c.escalation.is_not(None),
+            calls.c.next_escalation_at.is_(None),
+        )
+        .values(**lease_columns(tx.conn, line_id, tx.now))
+    )
+    tx.new_deadline = True
+
+
+def _suspended(conn: Connection, line_id: str) -> bool:
+    return conn.execute(select(lines.c.state).where(lines.c.id == line_id)).scalar_one() == SUSPENDED_LINE
+
+
 # Escalation -------------------------------------------------------------------------
 
 
@@ -318,8 +368,8 @@ _ADVANCE = (
 def on_missed(station: Station, tx: Tx, call: Any, pages: list[dict[str, Any]] | None = None) -> None:
     """A call rang out unanswered: tell the catch-all targets (the pages go into `pages`
     if given, to be folded with the round's others) and raise an alert."""
-    if call.escalation is None:
-        return
+    if call.escalation is None or _suspended(tx.conn, call.line_id):
+        return  # a suspended line's calls page nobody: nobody may act on them
     policy = esc.loads(call.escalation)
     recipients, webhook, _ = paging.resolve(tx, policy.final.targets)
     title = _title(call, "call.missed", tx.now)
@@ -379,6 +429,7 @@ def audit_unanswered(station: Station) -> int:
             select(calls.c.id, calls.c.peer, calls.c.priority, calls.c.ringing_at, _HEARD_RINGING)
             .join(lines, lines.c.id == calls.c.line_id)
             .where(
+                lines.c.state != SUSPENDED_LINE,  # we stopped listening to the peer ourselves
                 calls.c.state == State.RINGING.value,
                 calls.c.direction == "out",
                 overdue,
@@ -413,7 +464,10 @@ def audit_escalations(station: Station, *, running_since: int | None = None) -> 
     settled = running_since is None or now - running_since >= OVERDUE_S * MICROS
     with station.db.read() as conn:
         stalled = conn.execute(
-            select(calls.c.id, calls.c.next_escalation_at).where(
+            select(calls.c.id, calls.c.next_escalation_at)
+            .join(lines, lines.c.id == calls.c.line_id)
+            .where(
+                lines.c.state != SUSPENDED_LINE,  # held on purpose (`hold_escalation`)
                 calls.c.state == State.RINGING.value,
                 calls.c.direction == "in",
                 (calls.c.next_escalation_at.is_(None))
