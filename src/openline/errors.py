@@ -63,6 +63,7 @@ class Code(StrEnum):
     UNSAFE_PERMISSIONS = "unsafe_permissions"
     CANNOT_WRITE = "cannot_write"
     STATION_NOT_RUNNING = "station_not_running"
+    STATION_NO_ANSWER = "station_no_answer"
     STATION_TOO_OLD = "station_too_old"
     CANNOT_LISTEN = "cannot_listen"
     DATABASE_UNAVAILABLE = "database_unavailable"

@@ -57,7 +57,7 @@ class StationNoAnswer(OpenLineError):
     done what was asked (a call placed, which rings once the station resumes). Its code,
     `station_no_answer`, is the CLI's own (docs/cli.md, "Errors"), never sent over HTTP."""
 
-    code_text = "station_no_answer"
+    code = Code.STATION_NO_ANSWER
 
 
 def timeout_s() -> float:

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from openline import __version__
-from openline.cli.client import ApiError, StationClient, StationNoAnswer, seg
+from openline.cli.client import ApiError, StationClient, seg
 from openline.cli.options import finite, time_text
 from openline.cli.render import err, limit_reached, listing, marked, out, when
 from openline.core.calls import event_why
@@ -90,8 +90,6 @@ def client(home: Path) -> Iterator[StationClient]:
     except ApiError as exc:
         if exc.status == 404 and (older := c.older_station()):  # an endpoint it does not have yet
             fail(f"{exc.detail}: {older}", Code.STATION_TOO_OLD.value)
-        fail(exc.detail, exc.code_text)
-    except StationNoAnswer as exc:
         fail(exc.detail, exc.code_text)
     except OpenLineError as exc:
         fail(exc.detail, exc.code.value)
@@ -1232,7 +1230,7 @@ def _main() -> int:
 _USAGE_ERROR: type[Any] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-class OutputFailed(Exception):  # noqa: N818 - not an OSError, which click would take for its own
+class OutputFailed(Exception):  # not an OSError, which click would take for its own
     """Standard output refused what a command printed (a full disk, a closed pipe)."""
 
     def __init__(self, error: OSError) -> None:
