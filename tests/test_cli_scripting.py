@@ -177,6 +177,7 @@ def test_messages_into_a_file_are_not_wrapped(tmp_path: Path) -> None:
         (["alerts", "--before", "abc"], "Error: Invalid value for '--before'"),
         (["calls", "--limit", "5000"], "Error: Invalid value for '--limit'"),
         (["notifications", "--limit", "0"], "Error: Invalid value for '--limit'"),
+        (["notices", "--limit", "5000"], "Error: Invalid value for '--limit'"),
     ],
 )
 def test_usage_mistakes_are_plain_lines_exit_2(tmp_path: Path, args: list[str], error: str) -> None:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from openline.cli.client import ApiError, seg
-from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, app, client, emit, fail
+from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, LimitOpt, app, client, emit, fail
 from openline.cli.options import time_text
 from openline.cli.render import limit_reached, listing, marked, out, when
 from openline.core.clock import SystemClock
@@ -245,7 +245,7 @@ def notice_discard(home: HomeOpt, notice_id: Annotated[str, NoticeArg], as_json:
 @app.command("notices")
 def notices_list(
     home: HomeOpt,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    limit: LimitOpt = 100,
     at: Annotated[
         str | None,
         typer.Option(
@@ -317,7 +317,7 @@ def notices_list(
         else:
             out.print("No notices." if at is None else f"No notice covered {at}.")
 
-    emit(rows, as_json, render)
+    emit(rows, as_json, render, limit=limit, before=at is None)
 
 
 def _standing(standing: dict[str, Any]) -> str:
