@@ -6,7 +6,8 @@ feet; and, near the antimeridian, a protected site drawn on the same copy of the
 the activity over it, whichever side of 180 degrees the map is looking at, and a route
 across 180 degrees drawn in one piece when the map shows the whole world; a long edge
 drawn bowed along its geodesic, as the conflict check tests it, and a ring round the pole
-drawn too (the traced outlines: test_console_notice_outlines.py)."""
+drawn too; a large circle drawn as the ellipsoid measures it, not by L.circle (the traced
+outlines: test_console_notice_outlines.py)."""
 
 from __future__ import annotations
 
@@ -448,4 +449,47 @@ def test_a_long_edge_is_drawn_along_its_geodesic_and_a_ring_round_the_pole_draws
         ]})  # fmt: skip
         expect(page.locator("[data-notice-map]")).to_have_attribute("data-visible", "2")
         expect(page.locator("path.notice-volume")).to_have_count(2)
+    watched.check()
+
+
+# The outline's path data as Leaflet wrote it, and the box it fills on screen.
+_PATHS = """() => [...document.querySelectorAll('path.notice-volume')].map((e) =>
+  ({d: e.getAttribute('d') || '', box: e.getBoundingClientRect().toJSON()}))"""
+
+
+@pytest.mark.e2e
+def test_a_large_circle_is_drawn_as_the_ellipsoid_measures_it(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """A 100 km exercise circle at 60 degrees north, which L.circle drew on a sphere (364 m
+    too wide, 202 m too far north): the map draws the station's trace of it, a polygon and
+    no arc, whose north and south extents on screen are the geodesic circle's, level with
+    the top and bottom of a narrow area beside it from the circle's south point to its
+    north point (pyproj's); and its tooltip still names it."""
+    _, b = pair
+    now = datetime.now(UTC)
+    lat, lng, radius = 60.0, 20.0, 100_000.0
+    _, north, _ = WGS84.fwd(lng, lat, 0.0, radius)
+    _, south, _ = WGS84.fwd(lng, lat, 180.0, radius)
+    circle = {
+        "outline_circle": {"center": {"lat": lat, "lng": lng}, "radius": {"value": radius, "units": "M"}}
+    }
+    corners = [(south, 25.0), (south, 25.05), (north, 25.05), (north, 25.0)]  # edges too short to bow
+    beside = {"outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in corners]}}
+    _post(b, {"category": "exercise", "text": "Exercise in a circle", "extents": [
+        _extent(circle, (0, 3000), "M", _at(now, -1), _at(now, 5)),
+        _extent(beside, (0, 3000), "M", _at(now, -1), _at(now, 5)),
+    ]})  # fmt: skip
+    with _notices_map(browser, b, visible=2) as (page, watched):
+        paths = page.evaluate(_PATHS)
+        assert len(paths) == 2, paths
+        drawn, area = sorted(paths, key=lambda p: -len(p["d"]))
+        assert "a" not in drawn["d"].lower(), drawn["d"][:200]  # L.circle writes arcs (a rx,ry ...)
+        assert drawn["box"]["height"] > 300, drawn["box"]  # pixels: the map opens on it
+        assert abs(drawn["box"]["top"] - area["box"]["top"]) <= 1.0, (drawn["box"], area["box"])
+        assert abs(drawn["box"]["bottom"] - area["box"]["bottom"]) <= 1.0, (drawn["box"], area["box"])
+
+        box = drawn["box"]
+        page.mouse.move(box["left"] + box["width"] / 2, box["top"] + box["height"] / 2)
+        expect(page.locator(".leaflet-tooltip")).to_contain_text("Exercise in a circle")
     watched.check()

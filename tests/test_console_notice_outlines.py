@@ -2,11 +2,14 @@
 WGS84 geodesics: the console's map data traces each edge through points of its geodesic
 (pyproj), close enough that Leaflet's straight lines in Web Mercator stray from it by
 under a metre; across the antimeridian unwrapped, round a pole run on to the pole; and the
-notice's own `extents`, which the API and the CLI show, stay as sent."""
+notice's own `extents`, which the API and the CLI show, stay as sent. A circle likewise:
+traced through points radius_m from its centre on the ellipsoid where L.circle, drawn for
+a sphere, would stray by a metre or more, within a budget of points for the page."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -17,7 +20,16 @@ from pyproj.enums import TransformDirection
 
 from openline.core.clock import rfc3339
 from openline.services.accounts import Role
-from openline.services.notice_view import MAP_ERROR_M, MAP_POINTS_PER_EDGE, drawn_rings
+from openline.services.notice_view import (
+    MAP_CIRCLE_POINTS_PER_PAGE,
+    MAP_CIRCLE_TRACED_ABOVE_M,
+    MAP_ERROR_M,
+    MAP_POINTS_PER_CIRCLE,
+    MAP_POINTS_PER_EDGE,
+    circle_error_m,
+    drawn_circles,
+    drawn_rings,
+)
 from tests.inproc import Node
 from tests.notice_docs import HOUR, WGS84, send
 from tests.test_console import add_user, log_in
@@ -28,15 +40,21 @@ MERCATOR_MAX_LAT = 85.0511287798
 
 
 def _rectangle(south: float, west: float, north: float, east: float, node: Node) -> dict[str, Any]:
-    now = node.station.clock.now()
     corners = [(south, west), (south, east), (north, east), (north, west)]
+    return _notice(
+        {"outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in corners]}}, node
+    )
+
+
+def _notice(outline: dict[str, Any], node: Node) -> dict[str, Any]:
+    now = node.station.clock.now()
     return {
         "category": "exercise",
         "text": "Exercise over the plain",
         "extents": [
             {
                 "volume": {
-                    "outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in corners]},
+                    **outline,
                     "altitude_lower": {"value": 0, "reference": "W84", "units": "M"},
                     "altitude_upper": {"value": 3000, "reference": "W84", "units": "M"},
                 },
@@ -176,3 +194,183 @@ def test_short_edges_are_drawn_from_the_vertices_and_long_ones_are_capped() -> N
     assert long_drawn is not None
     assert MAP_POINTS_PER_EDGE < len(long_drawn) <= 3 * MAP_POINTS_PER_EDGE
     assert drawn_rings([]) == []
+
+
+# Circles ------------------------------------------------------------------------------------
+
+MERCATOR_R = 6_378_137.0  # EPSG:3857's sphere
+LEAFLET_R = 6_371_000.0  # L.CRS.Earth.R, which L.circle measures its radius on
+
+
+def _circle_stray(ring: list[list[float]], lat: float, lng: float, radius_m: float) -> float:
+    """How far, at most, the outline Leaflet draws through `ring` (straight lines in Web
+    Mercator, closed) strays from the circle radius_m round (lat, lng) on the ellipsoid:
+    each point's and each line's middle's distance from the centre (pyproj), less the
+    radius. Lines beyond Web Mercator's edge are left out, as in `_stray`."""
+    p = np.array(ring)
+    q = np.roll(p, -1, axis=0)
+    keep = (np.abs(p[:, 0]) < MERCATOR_MAX_LAT) & (np.abs(q[:, 0]) < MERCATOR_MAX_LAT)
+    p, q = p[keep], q[keep]
+    _, y0 = MERCATOR.transform(np.zeros(len(p)), p[:, 0])
+    _, y1 = MERCATOR.transform(np.zeros(len(q)), q[:, 0])
+    _, mid_lat = MERCATOR.transform(np.zeros(len(p)), (y0 + y1) / 2, direction=TransformDirection.INVERSE)
+    lats = np.concatenate([p[:, 0], mid_lat])
+    lngs = np.concatenate([p[:, 1], (p[:, 1] + q[:, 1]) / 2])
+    _, _, dist = WGS84.inv(np.full(len(lats), lng), np.full(len(lats), lat), lngs, lats)
+    return float(np.max(np.abs(dist - radius_m)))
+
+
+def _leaflet_circle_stray(lat: float, lng: float, radius_m: float) -> float:
+    """How far L.circle strays from the circle on the ellipsoid: the ellipse Leaflet 1.9.4
+    draws in Web Mercator (Circle._project, for L.CRS.Earth, as the map is), 3,600 points
+    of it measured from the centre with pyproj, less the radius."""
+    lat_r = math.degrees(radius_m / LEAFLET_R)
+    _, top = MERCATOR.transform(lng, lat + lat_r)
+    _, bottom = MERCATOR.transform(lng, lat - lat_r)
+    x, _ = MERCATOR.transform(lng, lat)
+    y = (top + bottom) / 2
+    _, lat2 = MERCATOR.transform(x, y, direction=TransformDirection.INVERSE)
+    d = math.pi / 180
+    cos = (math.cos(lat_r * d) - math.sin(lat * d) * math.sin(lat2 * d)) / (
+        math.cos(lat * d) * math.cos(lat2 * d)
+    )
+    lng_r = math.acos(cos) / d if abs(cos) <= 1 and cos != 1 else lat_r / math.cos(lat * d)
+    west, _ = MERCATOR.transform(lng - lng_r, lat2)
+    t = np.linspace(0, 2 * np.pi, 3_600, endpoint=False)
+    lngs, lats = MERCATOR.transform(
+        x + (x - west) * np.cos(t), y + (top - y) * np.sin(t), direction=TransformDirection.INVERSE
+    )
+    _, _, dist = WGS84.inv(np.full(len(t), lng), np.full(len(t), lat), lngs, lats)
+    return float(np.max(np.abs(dist - radius_m)))
+
+
+def test_the_map_draws_a_100_km_circle_at_60_degrees_as_the_ellipsoid_measures_it(
+    nodes: tuple[Node, Node],
+) -> None:
+    """L.circle measures its radius on a sphere of 6,371 km and draws an ellipse in Web
+    Mercator: a 100 km circle at 60 degrees north was drawn 364 m wide of the circle the
+    conflict check tests (radius_m along the ellipsoid). The map's data traces it: every
+    point 100 km from the centre, and the straight lines between them within a metre."""
+    assert 360 < _leaflet_circle_stray(60.0, 10.0, 100_000) < 370  # as it was drawn
+    a, b = nodes
+    circle = {
+        "outline_circle": {"center": {"lat": 60.0, "lng": 10.0}, "radius": {"value": 100_000, "units": "M"}}
+    }
+    doc = _notice(circle, a)
+    sent = send(a, "moscow", doc)
+    a.drain()
+    (shown,) = _map_notices(b)
+    assert shown["id"] == sent["id"]
+    assert shown["extents"] == doc["extents"]
+
+    (traced,) = shown["drawn_outlines"]
+    assert traced is not None
+    points = np.array(traced)
+    assert 500 < len(points) <= MAP_POINTS_PER_CIRCLE
+    _, _, dist = WGS84.inv(np.full(len(points), 10.0), np.full(len(points), 60.0), points[:, 1], points[:, 0])
+    assert np.all(np.abs(dist - 100_000) < MAP_ERROR_M)
+    assert _circle_stray(traced, 60.0, 10.0, 100_000) < MAP_ERROR_M
+    north = WGS84.fwd(10.0, 60.0, 0.0, 100_000)
+    assert traced[0] == [round(north[1], 7), round(north[0], 7)]  # from due north, clockwise
+    assert traced[1][1] > traced[0][1]
+
+
+@pytest.mark.parametrize("lat", [0.0, 30.0, -45.0, 60.0, 75.0, -85.0])
+def test_a_small_circle_is_left_to_l_circle_within_a_metre(lat: float) -> None:
+    """Up to MAP_CIRCLE_TRACED_ABOVE_M L.circle's ellipse is within a metre of the circle
+    (0.56% of the radius at worst, north-south at the equator), and nothing is sent for it;
+    just above, the circle is traced."""
+    assert _leaflet_circle_stray(lat, 10.0, MAP_CIRCLE_TRACED_ABOVE_M) < 0.85
+    if lat == 0.0:  # where it is worst: 1.2 times larger, and it is not
+        assert _leaflet_circle_stray(lat, 10.0, 1.2 * MAP_CIRCLE_TRACED_ABOVE_M) > MAP_ERROR_M
+    small, larger = drawn_circles(
+        [(lat, 10.0, MAP_CIRCLE_TRACED_ABOVE_M), (lat, 10.0, MAP_CIRCLE_TRACED_ABOVE_M + 1)]
+    )
+    assert small is None
+    assert larger is not None
+    assert _circle_stray(larger, lat, 10.0, MAP_CIRCLE_TRACED_ABOVE_M + 1) < MAP_ERROR_M
+
+
+CIRCLES = [
+    (lat, lng, radius)
+    for lat, lng in ((0.0, 10.0), (20.0, -70.0), (-46.0, 170.0), (60.0, 10.0), (-75.0, 0.0), (83.0, 40.0))
+    for radius in (151.0, 1_000.0, 25_000.0, 282_000.0)
+]
+
+
+@pytest.mark.parametrize("circle", CIRCLES, ids=lambda c: f"{c[0]}N{c[1]}E{c[2]:.0f}m")
+def test_drawn_circles_stray_from_the_ellipsoid_s_by_under_a_metre(
+    circle: tuple[float, float, float],
+) -> None:
+    (traced,) = drawn_circles([circle])
+    assert traced is not None
+    assert _circle_stray(traced, *circle) < MAP_ERROR_M
+    assert len(traced) <= MAP_POINTS_PER_CIRCLE
+
+
+def test_a_circle_across_the_antimeridian_is_drawn_unwrapped_past_180() -> None:
+    """A 20 km circle at 179.95: each step between its drawn points is taken the short way
+    round, from its north point at the centre's longitude; a 200 m one at -179.99 stays
+    on its side."""
+    wide, small = drawn_circles([(-17.5, 179.95, 20_000.0), (-17.5, -179.99, 200.0)])
+    assert wide is not None
+    assert small is not None
+    for ring, lng in ((wide, 179.95), (small, -179.99)):
+        lngs = np.array([p[1] for p in ring])
+        assert lngs[0] == lng
+        assert np.all(np.abs(np.diff(lngs)) < 0.01)
+    assert max(p[1] for p in wide) > 180.1
+    assert min(p[1] for p in small) > -180.0
+    assert _circle_stray(wide, -17.5, 179.95, 20_000.0) < MAP_ERROR_M
+
+
+def test_a_circle_round_a_pole_runs_on_to_the_pole() -> None:
+    """A 100 km circle at 89.5 degrees holds the north pole and winds once round the map:
+    it is drawn on to the pole and back, as a polygon round one is (`drawn_rings`); so is
+    one centred on the south pole. One at 89 degrees, 111 km from the pole, does not wind."""
+    north, south, near = drawn_circles(
+        [(89.5, 0.0, 100_000.0), (-90.0, 0.0, 300_000.0), (89.0, 10.0, 100_000.0)]
+    )
+    assert north is not None
+    assert south is not None
+    assert near is not None
+    lat, lng = north[0]
+    assert north[-3:] == [[lat, lng - 360.0], [90.0, lng - 360.0], [90.0, lng]]
+    assert max(p[0] for p in north[:-2]) < 90.0
+    ring = np.array(north[:-2])  # all beyond Web Mercator's edge: each point on the circle
+    _, _, dist = WGS84.inv(np.zeros(len(ring)), np.full(len(ring), 89.5), ring[:, 1], ring[:, 0])
+    assert np.all(np.abs(dist - 100_000.0) < 0.01)
+    lat, lng = south[0]
+    assert south[-3:] in (
+        [[lat, lng - 360.0], [-90.0, lng - 360.0], [-90.0, lng]],
+        [[lat, lng + 360.0], [-90.0, lng + 360.0], [-90.0, lng]],
+    )
+    lngs = np.array([p[1] for p in near])
+    assert lngs[0] == 10.0
+    assert abs(lngs[-1] - lngs[0]) < 10  # no turn round the pole
+    assert max(p[0] for p in near) < 90.0
+
+
+def test_a_page_of_large_circles_is_traced_within_its_budget() -> None:
+    """1,500 circles of 100 km would need a million points; the page's circles get
+    MAP_CIRCLE_POINTS_PER_PAGE, the same error for each (52 m, still every point on its
+    circle), and those that L.circle draws as well (up to 7.8 km then) are left to it.
+    500 of 1 km fit within a metre; no circles, nothing."""
+    rng = np.random.default_rng(7)
+    circles = [
+        (float(lat), float(lng), 100_000.0)
+        for lat, lng in zip(rng.uniform(-60, 60, 1_500), rng.uniform(-180, 180, 1_500), strict=True)
+    ]
+    circles += [(40.0, 20.0, 20_000.0), (40.0, 20.0, 2_000.0)]
+    error = circle_error_m(circles)
+    assert 40 < error < 60
+    drawn = drawn_circles(circles)
+    assert sum(len(ring or []) for ring in drawn) <= MAP_CIRCLE_POINTS_PER_PAGE
+    for circle, ring in list(zip(circles, drawn, strict=True))[:-1:50]:
+        assert ring is not None
+        assert _circle_stray(ring, *circle) < error
+    assert drawn[-1] is None  # 2 km: L.circle strays by 11 m, well within
+    assert drawn[-2] is not None  # 20 km: L.circle would stray by up to 112 m (at the equator)
+
+    assert circle_error_m([(40.0, 20.0, 1_000.0)] * 500) == MAP_ERROR_M
+    assert drawn_circles([]) == []

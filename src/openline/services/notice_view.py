@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import ColumnElement, Connection, and_, case, func, not_, or_, select
 
 from openline.adapters.schema import envelopes, notice_conflicts, notice_volumes, notices
 from openline.core import notices as nm
 from openline.core.clock import rfc3339, time_param
 from openline.core.notices import Event, Party, State
-from openline.core.volumes import R_MIN, WGS84, Circle, Volume
+from openline.core.volumes import FEET, R_MIN, WGS84, Circle, FloatArray, Volume
 from openline.errors import IllegalTransition, InvalidInput, OpenLineError, check_one_of
 from openline.services import notice_conflicts as conflicts
 from openline.services import notice_sites, outbox, pages
@@ -514,28 +515,61 @@ MAP_ERROR_M = 1.0
 # Beyond this an edge strays more, as the square of its length: a 1,000 km edge at 85
 # degrees, 3.5 m; most notices' edges need far fewer (2 degrees east-west at 46: 23).
 MAP_POINTS_PER_EDGE = 256
+# Leaflet's L.circle is an ellipse in Web Mercator through the points r / 6,371 km of a
+# sphere north, south, east and west of the centre: WGS84's radii of curvature differ from
+# that sphere's by up to 0.56% (north-south at the equator), and a 100 km circle at 60
+# degrees is drawn 364 m too wide east-west, 202 m too far north and 189 m south (pyproj,
+# against Leaflet 1.9.4's Circle._project). Its error is 0.558% of the radius at worst, at
+# any latitude to 85 degrees (tested): up to this radius, under 0.84 m, and those circles
+# are drawn by Leaflet; larger ones are traced.
+MAP_CIRCLE_TRACED_ABOVE_M = 150.0
+# A circle is traced through points of it at equal azimuths; the straight line between two
+# s apart strays from it by about s^2 (1/r + |sin az| tan|lat| / R) / 8 (its curvature, at
+# most 1/r on WGS84, against the rhumb line's), so N = 2 pi r / s points keep it under
+# MAP_ERROR_M, less the 8 mm that rounding to 7 decimal places may move a point: 28 for
+# 151 m, 71 for 1 km, 224 for 10 km, 716 for 100 km at 60 degrees, 1,459 for the largest
+# circle the default area limit takes (282 km) at 85 degrees. Beyond the cap a circle
+# strays more, in proportion to its radius (a 1,000 km one, 2.6 m).
+MAP_POINTS_PER_CIRCLE = 1_500
+# What the circles of one page may take together (about 4 MB of JSON and 0.4 s): 1,500
+# circles of 2 km, 500 of 10 km, 200 of 100 km. A page whose circles would need more has
+# its error raised, the same for every circle, until they fit (and the radius up to which
+# L.circle is as good with it): 1,500 circles of 10 km, 5 m; of 100 km, 52 m.
+MAP_CIRCLE_POINTS_PER_PAGE = 150_000
+_ROUNDED_M = 0.01  # [lat, lng] to 7 decimal places: each within 5.6 mm
 _MERCATOR_MAX_LAT = 85.0511287798
 _MIN_TAN = 1e-9  # on the equator or a meridian a rhumb line is the geodesic
+
+Drawn = list[list[float]]  # [lat, lng] points, as Leaflet reads them
 
 
 def map_json(shown: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Notices as the console's map reads them: as the API shows them (`notice_json`, not
     changed: its `extents` stay the ASTM volumes as sent), each with `drawn_outlines`, one
-    entry per extent: the polygon as the map draws it (`drawn_rings`), or None where its
-    vertices draw it as they are (a circle; a polygon of short edges)."""
-    where = [
-        (i, j, [(v["lat"], v["lng"]) for v in e["volume"]["outline_polygon"]["vertices"]])
-        for i, notice in enumerate(shown)
-        for j, e in enumerate(notice["extents"])
-        if "outline_polygon" in e["volume"]
-    ]
+    entry per extent: the outline as the map draws it (`drawn_rings`, `drawn_circles`), or
+    None where Leaflet draws it as it is (a polygon of short edges from its vertices, a
+    small circle with L.circle)."""
+    polygons: list[tuple[int, int, list[tuple[float, float]]]] = []
+    circles: list[tuple[int, int, tuple[float, float, float]]] = []
+    for i, notice in enumerate(shown):
+        for j, e in enumerate(notice["extents"]):
+            volume = e["volume"]
+            if "outline_polygon" in volume:
+                vertices = volume["outline_polygon"]["vertices"]
+                polygons.append((i, j, [(v["lat"], v["lng"]) for v in vertices]))
+            elif "outline_circle" in volume:
+                c = volume["outline_circle"]
+                radius = c["radius"]["value"] * (FEET if c["radius"]["units"] == "FT" else 1.0)
+                circles.append((i, j, (c["center"]["lat"], c["center"]["lng"], radius)))
     out = [{**notice, "drawn_outlines": [None] * len(notice["extents"])} for notice in shown]
-    for (i, j, _), ring in zip(where, drawn_rings([w[2] for w in where]), strict=True):
+    for (i, j, _), ring in zip(polygons, drawn_rings([w[2] for w in polygons]), strict=True):
+        out[i]["drawn_outlines"][j] = ring
+    for (i, j, _), ring in zip(circles, drawn_circles([w[2] for w in circles]), strict=True):
         out[i]["drawn_outlines"][j] = ring
     return out
 
 
-def drawn_rings(rings: Sequence[Sequence[tuple[float, float]]]) -> list[list[list[float]] | None]:
+def drawn_rings(rings: Sequence[Sequence[tuple[float, float]]]) -> list[Drawn | None]:
     """Each ring of (lat, lng) vertices as the map draws it: [lat, lng] points along its
     geodesic edges (pyproj's), the first vertex first, longitudes unwrapped past +-180 so
     that consecutive points are joined the short way round; a ring round a pole runs on
@@ -567,22 +601,71 @@ def drawn_rings(rings: Sequence[Sequence[tuple[float, float]]]) -> list[list[lis
     fwd_lngs, fwd_lats, _ = WGS84.fwd(lngs[e], lats[e], az[e], dist[e] * step[inner] / pieces[e])
     out_lats[inner], out_lngs[inner] = fwd_lats, fwd_lngs
 
-    # Unwrapped within each ring: each step taken the short way round.
-    sizes = np.add.reduceat(pieces, firsts)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    raw = np.diff(out_lngs)
-    turns = np.concatenate([[0.0], np.cumsum((raw + 180.0) % 360.0 - 180.0 - raw)])
-    out_lngs = out_lngs + turns - np.repeat(turns[starts], sizes)
-    last = starts + sizes - 1
-    closing = (out_lngs[starts] - out_lngs[last] + 180.0) % 360.0 - 180.0
-    winding = out_lngs[last] + closing - out_lngs[starts]  # 0, or +-360 round a pole
-
-    points = np.column_stack([out_lats, out_lngs]).round(7)
     split = np.add.reduceat(pieces > 1, firsts) > 0
-    out: list[list[list[float]] | None] = []
+    return _drawn(out_lats, out_lngs, np.add.reduceat(pieces, firsts), split)
+
+
+def drawn_circles(circles: Sequence[tuple[float, float, float]]) -> list[Drawn | None]:
+    """Each circle, (lat, lng, radius in metres), as the map draws it: [lat, lng] points
+    radius_m from the centre along the ellipsoid (pyproj's), from due north clockwise at
+    equal azimuths, unwrapped and round a pole as `drawn_rings`; None for a circle
+    L.circle draws as well. All of them in one array call, within
+    MAP_CIRCLE_POINTS_PER_PAGE (`circle_error_m`)."""
+    if not circles:
+        return []
+    lats, lngs, radii = np.array(circles, dtype=np.float64).reshape(-1, 3).T
+    sizes = _circle_points(lats, radii, circle_error_m(circles))
+    traced = sizes > 0
+    owner = np.repeat(np.arange(len(lats)), sizes)
+    step = np.arange(len(owner)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    out_lngs, out_lats, _ = WGS84.fwd(lngs[owner], lats[owner], 360.0 * step / sizes[owner], radii[owner])
+    rings = iter(_drawn(out_lats, out_lngs, sizes[traced], np.ones(int(traced.sum()), dtype=bool)))
+    return [next(rings) if t else None for t in traced]
+
+
+def circle_error_m(circles: Sequence[tuple[float, float, float]]) -> float:
+    """How far the map may draw these circles (`drawn_circles`) from the true ones, at most:
+    MAP_ERROR_M, or more for as many as would need above MAP_CIRCLE_POINTS_PER_PAGE
+    points, the least (within 5%) that fits."""
+    lats, _, radii = np.array(circles, dtype=np.float64).reshape(-1, 3).T
+    error = MAP_ERROR_M
+    while _circle_points(lats, radii, error).sum() > MAP_CIRCLE_POINTS_PER_PAGE:
+        error *= 1.05  # about 2.5% fewer points a step
+    return error
+
+
+def _circle_points(lats: FloatArray, radii: FloatArray, error_m: float) -> NDArray[np.int64]:
+    """How many points trace each circle within error_m of it; 0 where L.circle does."""
+    highest = np.minimum(np.abs(lats) + np.degrees(radii / R_MIN), _MERCATOR_MAX_LAT)
+    curvature = 1 / radii + np.tan(np.radians(highest)) / R_MIN
+    spacing = np.sqrt(8 * (error_m - _ROUNDED_M) / curvature)
+    needed = np.ceil(2 * np.pi * radii / spacing)
+    sizes: NDArray[np.int64] = np.minimum(needed, MAP_POINTS_PER_CIRCLE).astype(np.int64)
+    sizes[radii <= MAP_CIRCLE_TRACED_ABOVE_M * error_m / MAP_ERROR_M] = 0
+    return sizes
+
+
+def _drawn(
+    lats: FloatArray, lngs: FloatArray, sizes: NDArray[np.int64], keep: NDArray[np.bool_]
+) -> list[Drawn | None]:
+    """Rings of points, `sizes` long one after another, as Leaflet draws them: longitudes
+    unwrapped within each ring, each step taken the short way round; a ring that winds
+    round a pole run on to the pole and back. A ring neither `keep` nor round a pole: None."""
+    if not len(sizes):
+        return []
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    raw = np.diff(lngs)
+    turns = np.concatenate([[0.0], np.cumsum((raw + 180.0) % 360.0 - 180.0 - raw)])
+    lngs = lngs + turns - np.repeat(turns[starts], sizes)
+    last = starts + sizes - 1
+    closing = (lngs[starts] - lngs[last] + 180.0) % 360.0 - 180.0
+    winding = lngs[last] + closing - lngs[starts]  # 0, or +-360 round a pole
+
+    points = np.column_stack([lats, lngs]).round(7)
+    out: list[Drawn | None] = []
     for r, ring in enumerate(np.split(points, starts[1:])):
         round_a_pole = abs(winding[r]) > 180.0
-        if not (split[r] or round_a_pole):
+        if not (keep[r] or round_a_pole):
             out.append(None)
             continue
         drawn = ring.tolist()

@@ -127,20 +127,23 @@
     });
   }
 
-  // A Leaflet layer for a Volume4D outline, and the bounds it covers. A polygon's edges
-  // are geodesics, which Leaflet's straight lines are not: `traced` is the polygon as the
-  // station traced it along them (notice_view.drawn_rings: unwrapped already, and run on
-  // to the pole for a ring round one); without it, its vertices as they are.
+  // A Leaflet layer for a Volume4D outline, the bounds it covers, and where its pin goes.
+  // A polygon's edges are geodesics, which Leaflet's straight lines are not, and a circle
+  // is measured on the ellipsoid, which L.circle's sphere is not (a 100 km circle at 60
+  // degrees, 364 m too wide): `traced` is the outline as the station traced it
+  // (notice_view.drawn_rings, drawn_circles: unwrapped already, and run on to the pole for
+  // a ring round one); without it, a polygon's vertices as they are, or L.circle.
   function outline(volume, style, traced) {
-    if (volume.outline_circle) {
-      var c = volume.outline_circle;
+    var c = volume.outline_circle;
+    var centre = c && L.latLng(c.center.lat, c.center.lng);
+    if (c && !traced) {
       var radius = metres(c.radius);
-      var centre = L.latLng(c.center.lat, c.center.lng);
       var options = L.extend({}, style, { radius: radius });
-      return { layer: L.circle(centre, options), bounds: centre.toBounds(2 * radius) };  // a circle's own bounds need a map
+      var bounds = centre.toBounds(2 * radius);  // a circle's own bounds need a map
+      return { layer: L.circle(centre, options), bounds: bounds, at: centre };
     }
     var layer = L.polygon(traced || unwrap(volume.outline_polygon.vertices), style);
-    return { layer: layer, bounds: layer.getBounds() };
+    return { layer: layer, bounds: layer.getBounds(), at: centre || layer.getBounds().getCenter() };
   }
 
   // Leaflet draws one copy of the world, and a polygon across 180 degrees is unwrapped
@@ -227,7 +230,7 @@
           pmIgnore: true,
         }, traced);
         drawn.layer.bindTooltip(describe(notice, n, extent, conflict), { sticky: true });
-        var pin = L.circleMarker(drawn.bounds.getCenter(), {
+        var pin = L.circleMarker(drawn.at, {
           className: "notice-pin notice-pin-" + kind,
           color: COLOURS[kind],
           radius: 6,
