@@ -53,6 +53,25 @@ def test_background_checkpoints_move_the_wal_into_the_database(tmp_path: Path) -
     db.dispose()
 
 
+def test_a_checkpointed_wal_is_cut_back_to_its_limit(tmp_path: Path) -> None:
+    """A burst grew the WAL past `WAL_SIZE_LIMIT`: once checkpointed, the next transaction
+    starts it over and it shrinks, instead of keeping its largest size for months."""
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}", background_checkpoints=True)
+    assert pragma(db, "journal_size_limit") == db_module.WAL_SIZE_LIMIT
+    with db.write() as conn:
+        conn.execute(text("CREATE TABLE t (v BLOB)"))
+    for _ in range(24):  # 24 MiB of rows, in the WAL only (no automatic checkpoints)
+        with db.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES (randomblob(1048576))"))
+    wal = tmp_path / "x.db-wal"
+    assert wal.stat().st_size > db_module.WAL_SIZE_LIMIT
+    db.checkpoint()
+    with db.write() as conn:
+        conn.execute(text("INSERT INTO t VALUES (x'00')"))
+    assert wal.stat().st_size <= db_module.WAL_SIZE_LIMIT
+    db.dispose()
+
+
 def _table(db: Database) -> None:
     with db.write() as conn:
         conn.execute(text("CREATE TABLE t (v TEXT)"))

@@ -408,6 +408,9 @@ def for_update(conn: Connection, query: Select[Any], *, skip_locked: bool = Fals
     return query
 
 
+WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes a checkpointed WAL keeps (SQLite journal_size_limit)
+
+
 def _configure_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -418,6 +421,9 @@ def _configure_sqlite(engine: Engine, *, autocheckpoint: bool) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # A burst (a bulk load of sites, a drain after an outage) grows the WAL, which keeps
+        # its size once checkpointed: cut back to this when it starts over.
+        cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         if not autocheckpoint:
             cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
