@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pyproj import Geod
 
-from openline.core import formats
+from openline.core import formats, geojson
 from openline.core.clock import FakeClock, parse_rfc3339
 from openline.core.conflicts import check
 from openline.core.formats import FormatError, load, parse, parse_notice
@@ -267,7 +267,7 @@ def test_formats_geojson_polygon_errors_name_the_files_vertices_and_edges() -> N
 def test_formats_geojson_polygon_too_long_to_follow_is_refused_naming_the_feature(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(formats, "_MAX_DRAWN_VERTICES", 100)
+    monkeypatch.setattr(geojson, "_MAX_DRAWN_VERTICES", 100)
     with pytest.raises(
         FormatError,
         match=r"^rect\.geojson volume 1 \(feature 1\): followed to within 1 cm of its edges as GeoJSON draws "
