@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from openline.core.evidence import About
 from openline.services.outbox import new_id
 from tests.inproc import Node
@@ -170,3 +172,43 @@ def test_a_peers_amendment_into_another_kind_of_notice_is_refused_on_the_wire(
     )
     refused_for_good(b, before, amendment, r.json()["results"][0])
     assert show(b, protected["id"])["state"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("place", "why"),
+    [
+        ({"supersedes": ["x"]}, "supersedes is not a notice id, got ['x']"),
+        ({"supersedes": {"a": 1}}, "supersedes is not a notice id"),
+        ({"series": "s" * 30_000}, "series is not a notice id"),
+        ({"series": "\u202e\x1b[2J"}, "series is not a notice id"),
+        ({"version": -7}, "version must be 1 to 2147483647, got -7"),
+        ({"version": True}, "version must be 1 to"),
+        ({"version": 2}, "a notice that amends nothing is version 1 of its own series"),
+        ({"series": "SERIES"}, "a notice that amends nothing is version 1 of its own series"),
+        ({"supersedes": "SITE"}, "an amendment is version 2 or later"),
+        ({"supersedes": "SITE", "version": 5, "series": "SITE"}, "is version 2 of that series, not 5 of"),
+    ],
+)
+def test_a_notice_s_place_in_its_series_is_checked_on_the_wire(
+    nodes: tuple[Node, Node], place: dict[str, Any], why: str
+) -> None:
+    """A hostile peer's `series`, `version` and `supersedes` are refused for good
+    (`malformed`) with nothing stored; a list in `supersedes` had reached SQL (500)."""
+    a, b = nodes
+    protected = send(a, "moscow", site(a, 50.0, 9.0))
+    a.drain()
+    b.drain()
+    send(a, "moscow", soon(a, 48.0, 9.0))  # an envelope moscow expects next, to replace
+    (env,) = pending_wire(a)
+    notice_id = new_id()
+    names = {"SITE": protected["id"], "SERIES": new_id()}
+    fields = {k: names.get(v, v) if isinstance(v, str) else v for k, v in place.items()}
+    body = {"notice": notice_id, "series": notice_id, "version": 1, "supersedes": None, **fields}
+    body.update(soon(a, 48.5, 9.0))
+    before = b.snapshot()
+    crafted_env = crafted(a, b, env, "notice.send", body, ref=notice_id)
+    r = post_signed(a, b, {"envelopes": [crafted_env]})
+    assert r.status_code == 200, r.text
+    assert refused_code(r) == "malformed"
+    assert why in r.json()["results"][0]["error"]["detail"]
+    refused_for_good(b, before, crafted_env, r.json()["results"][0])

@@ -28,7 +28,7 @@ from openline.core import formats
 from openline.core import notices as nm
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
 from openline.core.encoding import control_character
-from openline.core.envelope import Envelope, open_sealed, seal
+from openline.core.envelope import UUID_RE, Envelope, open_sealed, seal
 from openline.core.notices import Event, Party, State
 from openline.core.volumes import Volume, nvector_boxes
 from openline.errors import Code, EnvelopeRefused, IllegalTransition, InvalidInput
@@ -44,6 +44,7 @@ MAX_BODY = 48 * 1024  # the sealed body of an envelope holds at most 64 KiB
 # geometry is checked, which takes seconds for a ring of 10^5 vertices.
 MAX_DOCUMENT = 4 * MAX_BODY
 RECEIVE_HORIZON_S = 31 * 86_400  # the sender checked its 30 days; allow for clocks that differ
+MAX_VERSION = 2**31 - 1  # a notice's version, as its column holds it
 KIND_OF = {Event.ACK: "notice.ack", Event.REJECT: "notice.reject", Event.WITHDRAW: "notice.withdraw"}
 EVENT_OF = {kind: event for event, kind in KIND_OF.items()}
 _PAST = {Event.ACK: "acknowledged", Event.REJECT: "rejected", Event.WITHDRAW: "withdrawn"}
@@ -480,6 +481,7 @@ def validate_body(kind: str, body: dict[str, Any], now: int) -> None:
         for field, types in (("notice", str), ("series", str), ("version", int)):
             if not isinstance(body.get(field), types):
                 raise EnvelopeRefused(Code.MALFORMED, f"notice body: {field} missing or of the wrong type")
+        _check_series(body)
         try:
             if body.get("removes") is not None:
                 nm.parse_removal("notice body", body)
@@ -496,6 +498,30 @@ def validate_body(kind: str, body: dict[str, Any], now: int) -> None:
         accounts.peer_user(body, kind)
         if kind == "notice.reject" and (fault := _reason_fault(body.get("reason"))) is not None:
             raise EnvelopeRefused(Code.MALFORMED, f"notice body: {fault}")
+
+
+def _check_series(body: dict[str, Any]) -> None:
+    """A notice's place in its series, as our own station writes it (`_body`): ids are
+    UUIDs; a first version is version 1 of the series it starts, amending nothing; a later
+    version amends one (whose series and number `apply_inbound` checks)."""
+    supersedes, version = body.get("supersedes"), body["version"]
+    for field in ("notice", "series", "supersedes"):
+        value = body.get(field)
+        if not (value is None and field == "supersedes") and not (
+            isinstance(value, str) and UUID_RE.fullmatch(value)
+        ):
+            got = f"{value!r:.80}"
+            raise EnvelopeRefused(Code.MALFORMED, f"notice body: {field} is not a notice id, got {got}")
+    if isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
+        raise EnvelopeRefused(
+            Code.MALFORMED, f"notice body: version must be 1 to {MAX_VERSION}, got {version!r:.40}"
+        )
+    if supersedes is None and (version != 1 or body["series"] != body["notice"]):
+        raise EnvelopeRefused(
+            Code.MALFORMED, "notice body: a notice that amends nothing is version 1 of its own series"
+        )
+    if supersedes is not None and version == 1:
+        raise EnvelopeRefused(Code.MALFORMED, "notice body: an amendment is version 2 or later")
 
 
 def _document(body: dict[str, Any]) -> dict[str, Any]:
@@ -531,6 +557,12 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
             ).first()
             if old is None:
                 raise EnvelopeRefused(Code.MALFORMED, f"notice amends {supersedes!r}, which it never sent us")
+            if (str(body["series"]), int(body["version"])) != (str(old.series), int(old.version) + 1):
+                raise EnvelopeRefused(
+                    Code.MALFORMED,
+                    f"notice body: an amendment of version {old.version} of series {old.series} is version "
+                    f"{int(old.version) + 1} of that series, not {body['version']} of {body['series']}",
+                )
             try:
                 nm.check_amendment(str(old.category), doc.category)
             except IllegalTransition as exc:
