@@ -1193,7 +1193,7 @@ def run() -> None:
     if sys.stdout is None and sys.argv[1:2] != ["serve"]:  # started with `>&-`; serve prints nothing
         _stop("cannot write the output: standard output is closed", Code.CANNOT_WRITE.value)
     if sys.stdout is not None:
-        sys.stdout = _Output(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = _Output(sys.stdout)
     try:
         status = _main()
         if sys.stdout is not None:

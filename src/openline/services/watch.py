@@ -214,7 +214,8 @@ def restart_escalation(tx: Tx, line_id: str) -> None:
 
 
 def _suspended(conn: Connection, line_id: str) -> bool:
-    return conn.execute(select(lines.c.state).where(lines.c.id == line_id)).scalar_one() == SUSPENDED_LINE
+    state = conn.execute(select(lines.c.state).where(lines.c.id == line_id)).scalar_one()
+    return bool(state == SUSPENDED_LINE)
 
 
 # Escalation -------------------------------------------------------------------------
