@@ -5,6 +5,7 @@ refused for good, and the messages behind it arrive."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +64,30 @@ def test_a_refused_message_lets_the_ones_behind_it_through(
     for s, direction in ((a, "out"), (b, "in")):
         (alert,) = [x for x in s.cli_json("alerts") if x["kind"] == "envelope_refused"]
         assert (alert["subject"], alert["detail"]["direction"]) == (bad, direction)
+
+
+def test_a_client_that_goes_away_mid_request_is_no_error(tmp_path: Path) -> None:
+    """Anyone who reaches the port can open a request and drop it before its body is read
+    (the body is read before the request is authenticated): an ordinary event, logged as
+    such, not an error with a traceback that buries the real ones."""
+    s = StationProcess.create(tmp_path, "stuttgart")
+    s.start()
+    try:
+        head = (
+            "POST /_openline/v1/send/0190c0de-0000-7000-8000-000000000000 HTTP/1.1\r\n"
+            "Host: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
+            "Authorization: OpenLine x\r\n\r\n"
+        )
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", s.port), timeout=5) as sock:
+                sock.sendall(head.encode() + b'{"envelopes": [')
+        wait_for(
+            lambda: s.log_path.read_text().count("client went away before its request was read") == 3,
+            what="three dropped requests logged",
+        )
+        assert s.cli_json("lines") == []  # and the station answers
+        log = s.log_path.read_text()
+        assert "unexpected error" not in log
+        assert "Traceback" not in log
+    finally:
+        s.stop()

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -242,6 +243,14 @@ def install(app: FastAPI, max_request_bytes: int) -> None:
             headers["Allow"] = _allowed_methods(request.app.router.routes, request.scope, headers["Allow"])
         response.headers.update(headers)
         return response
+
+    @app.exception_handler(ClientDisconnect)
+    async def _went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # Ordinary on a network (a peer's request timed out, a client was stopped), and
+        # anyone who can reach the port can cause it, before any authentication: not an
+        # error, and no traceback to bury the real ones in.
+        log.info("client went away before its request was read", path=request.url.path)
+        return problem(400, Code.MALFORMED.value, "Request not read", "the client closed the connection")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
