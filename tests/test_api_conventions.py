@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.inproc import Node
 
@@ -188,3 +189,43 @@ def test_no_api_answer_is_kept_by_a_browser_or_proxy(nodes: tuple[Node, Node], p
     a.api.post("/api/v1/calls", json=CALL)
     assert a.api.get(path).headers["cache-control"] == "no-store"
     assert a.api.head(path).headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/calls", 200),
+        ("HEAD", "/api/v1/calls", 200),
+        ("GET", "/api/v1/no-such-thing", 404),
+        ("POST", "/api/v1/calls", 422),
+        ("GET", "/api/v1/calls?peer=%00", 400),
+        ("GET", "/healthz", 200),
+        ("GET", "/no-such-page", 404),
+    ],
+)
+def test_every_answer_names_the_station(
+    nodes: tuple[Node, Node], method: str, path: str, status: int
+) -> None:
+    """How the CLI tells its station from another server answering JSON at its URL."""
+    a, _ = nodes
+    r = a.api.request(method, path, json={} if method == "POST" else None)
+    assert r.status_code == status, r.text
+    assert r.headers["openline-station"] == "stuttgart"
+    unauthenticated = a.api.request(method, path, headers={"Authorization": "Bearer nope"})
+    assert unauthenticated.headers["openline-station"] == "stuttgart"
+
+
+def test_an_unexpected_error_names_the_station_too(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starlette answers it outside every middleware: the handler names the station itself."""
+    a, _ = nodes
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(type(a.station.card), "to_json", broken)
+    client = TestClient(a.app, headers=a.api.headers, raise_server_exceptions=False)
+    r = client.get("/api/v1/station")
+    assert (r.status_code, r.json()["code"]) == (500, "internal")
+    assert r.headers["openline-station"] == "stuttgart"

@@ -78,7 +78,7 @@ def create_app(
     app.state.hub = hub
     station.on_commit.append(hub.on_commit)
     station.db.on_reachability.append(hub.on_reachability)
-    problems.install(app, max_request_bytes)
+    problems.install(app, max_request_bytes, station.name)
     # Routes are matched in order, each tested in turn (about 3 µs each with this FastAPI):
     # the peer's batches first, then the local API, the console's many pages last.
     app.include_router(federation.router)

@@ -32,6 +32,9 @@ _HTTP_CODES = {
 DATABASE_RETRY_AFTER_S = 5
 STATION_PATHS = "/_openline/"
 API_PATHS = "/api/"
+# On every answer, errors included: how the CLI tells its station from another server that
+# answers at the station's URL with JSON of its own (docs/api.md). Its value is the name.
+STATION_HEADER = "OpenLine-Station"
 # Request bodies the local API reads: JSON (RFC 8259), or a JSON-based type (`+json`).
 _JSON_TYPES = ("application/json",)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -158,6 +161,27 @@ class NoStore:
         await self.app(scope, receive, not_stored)
 
 
+class NameStation:
+    """Every answer names the station (`OpenLine-Station: <name>`), on every path: what
+    `/healthz` says anyway, and the CLI refuses an answer without it as another server's."""
+
+    def __init__(self, app: ASGIApp, name: str) -> None:
+        self.app = app
+        self.name = name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[STATION_HEADER] = self.name
+            await send(message)
+
+        await self.app(scope, receive, named)
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
@@ -214,12 +238,13 @@ def _unreadable_body(request: Request, cause: BaseException) -> JSONResponse:
     return problem(422, Code.INVALID_INPUT.value, "Invalid input", f"request body: {why}", errors=errors)
 
 
-def install(app: FastAPI, max_request_bytes: int) -> None:
+def install(app: FastAPI, max_request_bytes: int, station: str) -> None:
     app.add_middleware(RequireJsonBody)
     app.add_middleware(AnswerHead)
     app.add_middleware(NoStore)
     app.add_middleware(LimitRequestBody, limit=max_request_bytes)
     app.add_middleware(RefuseControlCharacters)
+    app.add_middleware(NameStation, name=station)  # outermost: on the others' refusals too
 
     @app.exception_handler(OpenLineError)
     async def _openline_error(request: Request, exc: OpenLineError) -> JSONResponse:
@@ -255,6 +280,9 @@ def install(app: FastAPI, max_request_bytes: int) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", path=request.url.path)
-        return problem(
+        response = problem(
             500, Code.INTERNAL.value, "Internal error", "the station hit an unexpected error; see its log"
         )
+        # Starlette answers with this handler outside every middleware, `NameStation` too.
+        response.headers[STATION_HEADER] = station
+        return response
