@@ -242,17 +242,37 @@ def test_formats_geojson_polygon_edges_on_meridians_and_the_equator_and_short_on
     assert v.outline.vertices[-1] == (0.2, 30.0)  # the parallel at 0.2°N has vertices added
 
 
-def test_formats_geojson_polygon_across_the_antimeridian_is_taken_the_short_way() -> None:
-    # RFC 7946 §3.1.9 asks for such a polygon to be cut at the antimeridian; one that is not is
-    # read as before, the short way round, its edges followed across the seam.
-    v = rect_volume([(10.0, 179.5), (10.0, -179.5), (11.0, -179.5), (11.0, 179.5)])
-    assert isinstance(v.outline, Polygon)
-    assert all(-180 <= lng <= 180 for _, lng in v.outline.vertices)
-    assert len(v.outline.vertices) > 4
-    assert distance_to([v], 10.5, 180.0) == 0
-    assert distance_to([v], *offset(11.0, 180.0, 0, 0.01)) > 0
-    assert distance_to([v], *offset(11.0, 180.0, 180, 0.01)) == 0
-    assert distance_to([v], 10.5, 0.0) > 1e6
+@pytest.mark.parametrize(
+    ("vertices", "span"),
+    [
+        # Across the antimeridian, not cut there: straight in longitude, the long way round.
+        ([(10.0, 179.5), (10.0, -179.5), (11.0, -179.5), (11.0, 179.5)], "359"),
+        # 200° wide near the pole, drawn through longitude 0: it used to be read the other way
+        # round, so a site at longitude 0 inside it was clear and one at 180 outside conflicted.
+        ([(85.0, -100.0), (85.0, 100.0), (86.0, 100.0), (86.0, -100.0)], "200"),
+    ],
+)
+def test_formats_geojson_polygon_with_an_edge_over_180_degrees_of_longitude_is_refused(
+    vertices: list[tuple[float, float]], span: str
+) -> None:
+    with pytest.raises(
+        FormatError,
+        match=rf"^rect\.geojson volume 1 \(feature 1\), vertex 1: its edge to vertex 2 spans {span}° of "
+        r"longitude, which GeoJSON draws the long way round \(RFC 7946 §3\.1\.1\): cut a polygon",
+    ):
+        rect_volume(vertices)
+
+
+def test_formats_geojson_polygon_cut_at_the_antimeridian_is_read_as_two_volumes() -> None:
+    east = ring([(10.0, 179.5), (10.0, 180.0), (11.0, 180.0), (11.0, 179.5)])
+    west = ring([(10.0, -180.0), (10.0, -179.5), (11.0, -179.5), (11.0, -180.0)])
+    geometry = {"type": "MultiPolygon", "coordinates": [[east], [west]]}
+    volumes = load_now("cut.geojson", js(collection(feature(geometry))))
+    assert len(volumes) == 2
+    assert distance_to(volumes, 10.5, 180.0) == 0
+    assert distance_to(volumes, 10.5, -179.6) == 0
+    assert distance_to(volumes, *offset(11.0, 180.0, 0, 0.01)) > 0
+    assert distance_to(volumes, 10.5, 0.0) > 1e6
 
 
 def test_formats_geojson_polygon_errors_name_the_files_vertices_and_edges() -> None:

@@ -153,6 +153,18 @@ def _drawn_polygon(volume: Volume, limits: _Limits, *, open_ended: bool) -> Volu
     lats, lngs = np.array(volume.outline.vertices, dtype=np.float64).T
     if not (np.all(np.abs(lats) <= 90) and np.all(np.abs(lngs) <= 180)):
         _validated(volume, limits, open_ended=open_ended, geojson=True)  # refuses it, naming the vertex
+    spans = np.abs(np.roll(lngs, -1) - lngs)
+    if (wide := np.flatnonzero(spans > 180)).size:
+        # Straight in longitude (RFC 7946 §3.1.1), such an edge goes the long way round, by
+        # longitude 0; a writer that meant the short way across the antimeridian should have
+        # cut the polygon there (§3.1.9). Either reading could be meant: neither is guessed.
+        i = int(wide[0])
+        raise FormatError(
+            f"{volume.name}, vertex {i + 1}: its edge to vertex {(i + 1) % len(lngs) + 1} spans "
+            f"{spans[i]:.6g}° of longitude, which GeoJSON draws the long way round (RFC 7946 §3.1.1): "
+            "cut a polygon that crosses the antimeridian there into parts (RFC 7946 §3.1.9), and "
+            "split one wider than 180° of longitude"
+        )
     try:
         drawn, own = _as_drawn(volume.outline)
     except ValueError as exc:
@@ -185,10 +197,7 @@ def _as_drawn(polygon: Polygon) -> tuple[Polygon, NDArray[np.int64]]:
     draws; and where the polygon's own vertices are in it. Raises ValueError when that takes
     more than `_MAX_DRAWN_VERTICES`."""
     lat, lng = np.array(polygon.vertices, dtype=np.float64).T
-    dlat, dlng = np.roll(lat, -1) - lat, np.roll(lng, -1) - lng
-    # An edge across the antimeridian is taken the short way, as a geodesic edge is (RFC 7946
-    # §3.1.9 asks writers to cut such a polygon there, which leaves edges along it, meridians).
-    dlng = np.where(dlng > 180, dlng - 360, np.where(dlng < -180, dlng + 360, dlng))
+    dlat, dlng = np.roll(lat, -1) - lat, np.roll(lng, -1) - lng  # at most 180° (`_drawn_polygon`)
     pieces = np.ones(len(lat), dtype=np.int64)
     for _ in range(_DRAWN_ROUNDS):
         worst = _worst_piece(lat, lng, dlat, dlng, pieces)
@@ -208,7 +217,6 @@ def _as_drawn(polygon: Polygon) -> tuple[Polygon, NDArray[np.int64]]:
         raise ValueError("its edges could not be followed as GeoJSON draws them: split it")
     edge, t = _piece_starts(pieces)
     lats, lngs = lat[edge] + t * dlat[edge], lng[edge] + t * dlng[edge]
-    lngs = np.where(lngs > 180, lngs - 360, np.where(lngs < -180, lngs + 360, lngs))
     own = np.cumsum(pieces) - pieces
     added = np.ones(len(t), dtype=bool)
     added[own] = False
