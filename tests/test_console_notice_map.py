@@ -493,3 +493,35 @@ def test_a_large_circle_is_drawn_as_the_ellipsoid_measures_it(
         page.mouse.move(box["left"] + box["width"] / 2, box["top"] + box["height"] / 2)
         expect(page.locator(".leaflet-tooltip")).to_contain_text("Exercise in a circle")
     watched.check()
+
+
+@pytest.mark.e2e
+def test_a_ring_round_the_pole_beyond_the_map_s_edge_has_a_pin_on_the_edge(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """A ring round the north pole at 88 degrees lies wholly beyond Web Mercator's 85.05:
+    Leaflet drew it as a line along the map's top edge, with no area and no pin, so an
+    officer could neither see it nor hover it. It gets a pin on the edge, in the map's view,
+    whose tooltip says what it is and that it lies beyond the edge; its outline is a band."""
+    _, b = pair
+    now = datetime.now(UTC)
+    around = [(88.0, 0.0), (88.0, 90.0), (88.0, 180.0), (88.0, -90.0)]
+    ring = {"outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in around]}}
+    _post(b, {"category": "exercise", "text": "Exercise round the pole", "extents": [
+        _extent(ring, (0, 3000), "M", _at(now, -1), _at(now, 5)),
+    ]})  # fmt: skip
+    with _notices_map(browser, b) as (page, watched):
+        expect(page.locator("[data-notice-map]")).to_have_attribute("data-pins", "1")
+        pin = page.locator("path.notice-pin.notice-pin-beyond")
+        expect(pin).to_have_count(1)
+        seen = _settled_pins(page)
+        ((x, y),) = seen["pins"]
+        box = seen["map"]
+        assert box["left"] < x < box["right"], seen
+        assert box["top"] < y < box["bottom"], seen
+        expect(page.locator("path.notice-volume.notice-beyond")).to_have_attribute("stroke-width", "10")
+        pin.hover()
+        tooltip = page.locator(".leaflet-tooltip")
+        expect(tooltip).to_contain_text("Exercise round the pole")
+        expect(tooltip).to_contain_text("north of 85°N, beyond the map's edge")
+    watched.check()

@@ -182,6 +182,55 @@ def test_a_ring_round_a_pole_runs_on_to_the_pole() -> None:
     assert abs(lngs[-1] - lngs[0]) < 30  # no turn round the pole
 
 
+def _polygon(vertices: list[tuple[float, float]]) -> dict[str, Any]:
+    return {"outline_polygon": {"vertices": [{"lat": lat, "lng": lng} for lat, lng in vertices]}}
+
+
+def _circle(lat: float, lng: float, radius_m: float) -> dict[str, Any]:
+    return {
+        "outline_circle": {"center": {"lat": lat, "lng": lng}, "radius": {"value": radius_m, "units": "M"}}
+    }
+
+
+def test_a_volume_beyond_the_map_s_edge_is_pinned_on_the_edge(nodes: tuple[Node, Node]) -> None:
+    """Web Mercator ends at 85.05 degrees and Leaflet draws anything beyond on the map's
+    edge: a ring round the north pole at 88 degrees (the default area limit keeps any ring
+    round a pole above about 87.7) was a line along the top edge, with no area and no pin.
+    The map's data says which volumes lie wholly or mostly beyond the edge, which side, and
+    where on the edge their pin goes: the ring's first vertex's longitude, a circle's
+    centre's, the middle of a polygon's longitudes. Volumes on the map have none."""
+    a, b = nodes
+    around = [(88.0, 0.0), (88.0, 90.0), (88.0, 180.0), (88.0, -90.0)]
+    beyond = [(86.0, 179.0), (86.0, -177.0), (87.0, -177.0), (87.0, 179.0)]  # across 180
+    small = [(46.0, 9.0), (46.0, 9.1), (46.1, 9.0)]
+    outlines = [
+        _polygon(around),
+        _polygon(beyond),
+        _circle(-86.0, -60.0, 100),
+        _circle(85.5, 20.0, 100_000),
+        _circle(84.0, 20.0, 100_000),
+        _polygon(small),
+    ]
+    base = _notice(outlines[0], a)
+    extent = base["extents"][0]
+    band = {key: extent["volume"][key] for key in ("altitude_lower", "altitude_upper")}
+    doc = {**base, "extents": [{**extent, "volume": {**outline, **band}} for outline in outlines]}
+    send(a, "moscow", doc)
+    a.drain()
+    (shown,) = _map_notices(b)
+    edge = MERCATOR_MAX_LAT
+    assert shown["beyond_edge"] == [
+        {"side": "north", "wholly": True, "pin": [edge, 0.0]},
+        {"side": "north", "wholly": True, "pin": [edge, 181.0]},  # on the outline, unwrapped
+        {"side": "south", "wholly": True, "pin": [-edge, -60.0]},
+        {"side": "north", "wholly": False, "pin": [edge, 20.0]},  # 84.6 to 86.4 degrees
+        None,
+        None,
+    ]
+    ring = shown["drawn_outlines"][1]
+    assert min(lng for _, lng in ring) < 181.0 < max(lng for _, lng in ring)
+
+
 def test_short_edges_are_drawn_from_the_vertices_and_long_ones_are_capped() -> None:
     """A 1 km square draws as its vertices do (no field: the map falls back on them); an
     edge of 3,000 km at 80 degrees gets at most MAP_POINTS_PER_EDGE points; many rings

@@ -548,7 +548,8 @@ def map_json(shown: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     changed: its `extents` stay the ASTM volumes as sent), each with `drawn_outlines`, one
     entry per extent: the outline as the map draws it (`drawn_rings`, `drawn_circles`), or
     None where Leaflet draws it as it is (a polygon of short edges from its vertices, a
-    small circle with L.circle)."""
+    small circle with L.circle); and `beyond_edge`, one entry per extent: None, or where
+    the pin goes for a volume that lies mostly beyond the map's edge (`beyond_edge`)."""
     polygons: list[tuple[int, int, list[tuple[float, float]]]] = []
     circles: list[tuple[int, int, tuple[float, float, float]]] = []
     for i, notice in enumerate(shown):
@@ -561,12 +562,49 @@ def map_json(shown: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 c = volume["outline_circle"]
                 radius = c["radius"]["value"] * (FEET if c["radius"]["units"] == "FT" else 1.0)
                 circles.append((i, j, (c["center"]["lat"], c["center"]["lng"], radius)))
-    out = [{**notice, "drawn_outlines": [None] * len(notice["extents"])} for notice in shown]
+    out = [
+        {
+            **notice,
+            "drawn_outlines": [None] * len(notice["extents"]),
+            "beyond_edge": [None] * len(notice["extents"]),
+        }
+        for notice in shown
+    ]
     for (i, j, _), ring in zip(polygons, drawn_rings([w[2] for w in polygons]), strict=True):
         out[i]["drawn_outlines"][j] = ring
     for (i, j, _), ring in zip(circles, drawn_circles([w[2] for w in circles]), strict=True):
         out[i]["drawn_outlines"][j] = ring
+    for i, j, vertices in polygons:
+        drawn = out[i]["drawn_outlines"][j] or [[lat, lng] for lat, lng in vertices]
+        out[i]["beyond_edge"][j] = beyond_edge(drawn)
+    for i, j, (lat, lng, _) in circles:
+        drawn = out[i]["drawn_outlines"][j] or [[lat, lng]]  # one L.circle draws: 150 m at most
+        out[i]["beyond_edge"][j] = beyond_edge(drawn, lng)
     return out
+
+
+def beyond_edge(drawn: Drawn, pin_lng: float | None = None) -> dict[str, Any] | None:
+    """Where the map pins an outline (`drawn`, as `_drawn` gives it) that lies mostly
+    beyond its edge, or None. Web Mercator ends at 85.05 degrees and Leaflet draws anything
+    beyond on that line: a ring round a pole at 88 degrees (as close as the default area
+    limit lets one come) was a line along the map's top edge, with no area to see or hover.
+    Mostly: the middle of its latitudes lies beyond; wholly: all of them. The pin goes on
+    the edge at `pin_lng` (a circle's centre), the first vertex's longitude for a ring round
+    a pole, or else the middle of its longitudes, unwrapped as the outline is."""
+    lats = [lat for lat, _ in drawn]
+    lngs = [lng for _, lng in drawn]
+    middle = (min(lats) + max(lats)) / 2
+    if abs(middle) <= _MERCATOR_MAX_LAT:
+        return None
+    north = middle > 0
+    if pin_lng is None:
+        round_a_pole = max(lngs) - min(lngs) > 359.0  # run on to the pole and back (`_drawn`)
+        pin_lng = lngs[0] if round_a_pole else (min(lngs) + max(lngs)) / 2
+    return {
+        "side": "north" if north else "south",
+        "wholly": (min(lats) if north else -max(lats)) > _MERCATOR_MAX_LAT,
+        "pin": [_MERCATOR_MAX_LAT if north else -_MERCATOR_MAX_LAT, round(pin_lng, 7)],
+    }
 
 
 def drawn_rings(rings: Sequence[Sequence[tuple[float, float]]]) -> list[Drawn | None]:

@@ -18,6 +18,11 @@
   // A volume drawn narrower than this (a 300 m hospital is 3 px across where a country
   // border stays in view) also gets a pin of fixed size at its centre, until zoomed in.
   var PIN_BELOW_PX = 10;
+  // Web Mercator ends at 85.05 degrees, and Leaflet draws anything beyond on the map's edge:
+  // a volume wholly beyond it (a ring round the pole at 88) is drawn as a band this wide
+  // along the edge, and a volume mostly beyond it gets its pin there, whatever the zoom
+  // (notice_view.beyond_edge).
+  var BAND_PX = 10;
 
   var el = document.querySelector("[data-notice-map]");
   if (!el || !window.L) return;
@@ -91,7 +96,7 @@
     return value.units === "FT" ? value.value * FEET : value.value;
   }
 
-  function describe(notice, n, extent, conflict) {
+  function describe(notice, n, extent, conflict, beyond) {
     var box = document.createElement("div");
     var lines = [
       notice.category + " · " + (notice.direction === "out" ? "ours to " : "from ") + notice.peer +
@@ -99,6 +104,10 @@
       "volume " + n + ": " + extent.time_start.value + " – " + (extent.time_end ? extent.time_end.value : "open"),
       metres(extent.volume.altitude_lower) + " – " + metres(extent.volume.altitude_upper) + " m",
     ];
+    if (beyond) {
+      lines.push((beyond.wholly ? "" : "mostly ") + (beyond.side === "north" ? "north of 85°N" : "south of 85°S") +
+        ", beyond the map's edge: shown along it");
+    }
     if (conflict) lines.push("IN CONFLICT");
     if (notice.removal_pending) lines.push("removal pending");
     lines.forEach(function (text) {
@@ -221,27 +230,31 @@
         });
         var kind = conflict ? "conflict" : PROTECTED[notice.category] ? "protected" : "activity";
         var traced = notice.drawn_outlines && notice.drawn_outlines[i];
+        var beyond = notice.beyond_edge && notice.beyond_edge[i];
+        var flat = beyond && beyond.wholly;  // a line along the edge: drawn as a band
         var drawn = outline(extent.volume, {
-          className: "notice-volume notice-" + kind,
+          className: "notice-volume notice-" + kind + (beyond ? " notice-beyond" : ""),
           color: COLOURS[kind],
-          weight: conflict ? 3 : 2,
+          weight: flat ? BAND_PX : conflict ? 3 : 2,
+          lineCap: flat ? "butt" : "round",
           fillOpacity: 0.25,
           dashArray: kind === "protected" ? "6 4" : null,
           pmIgnore: true,
         }, traced);
-        drawn.layer.bindTooltip(describe(notice, n, extent, conflict), { sticky: true });
-        var pin = L.circleMarker(drawn.at, {
-          className: "notice-pin notice-pin-" + kind,
+        drawn.layer.bindTooltip(describe(notice, n, extent, conflict, beyond), { sticky: true });
+        var pin = L.circleMarker(beyond ? L.latLng(beyond.pin[0], beyond.pin[1]) : drawn.at, {
+          className: "notice-pin notice-pin-" + kind + (beyond ? " notice-pin-beyond" : ""),
           color: COLOURS[kind],
           radius: 6,
           weight: 2,
           fillOpacity: 0.8,
           pmIgnore: true,
         });
-        pin.bindTooltip(describe(notice, n, extent, conflict), { sticky: true });
+        pin.bindTooltip(describe(notice, n, extent, conflict, beyond), { sticky: true });
         volumes.push({
           layer: drawn.layer,
           pin: pin,
+          beyond: !!beyond,
           bounds: drawn.bounds,
           lng: drawn.bounds.getCenter().lng,  // where it is drawn unshifted
           shift: 0,
@@ -274,7 +287,7 @@
     var visible = volumes.filter(function (v) { return all || (v.start <= at && at <= v.end); });
     visible.forEach(function (v) {
       shown.addLayer(v.layer);
-      if (tiny(v.bounds)) pins.push(v.pin);
+      if (v.beyond || tiny(v.bounds)) pins.push(v.pin);
     });
     pins.forEach(function (pin) { shown.addLayer(pin); });  // above every outline: a site inside an activity
     var count = visible.length;
