@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -92,17 +93,22 @@ def test_a_station_that_is_not_running_is_still_station_not_running(tmp_path: Pa
 
 
 class _NotOpenLine(BaseHTTPRequestHandler):
-    """Another web server, or a proxy whose station is down: an HTML page for every request."""
+    """Another web server, or a proxy whose station is down: an HTML page for every request
+    (or `page`, in `content_type`, with `headers`)."""
 
     status = 404
+    page = b"<!DOCTYPE HTML>\n<html>\n<head><title>Not here</title></head>\n<body>nope</body>\n</html>\n"
+    content_type = "text/html; charset=utf-8"
+    headers_sent: tuple[tuple[str, str], ...] = ()
 
     def do_GET(self) -> None:
-        page = b"<!DOCTYPE HTML>\n<html>\n<head><title>Not here</title></head>\n<body>nope</body>\n</html>\n"
         self.send_response(self.status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(page)))
+        self.send_header("Content-Type", self.content_type)
+        self.send_header("Content-Length", str(len(self.page)))
+        for name, value in self.headers_sent:
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(page)
+        self.wfile.write(self.page)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -127,6 +133,67 @@ def test_another_server_at_the_stations_url_is_one_line_naming_it(tmp_path: Path
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serving(port: int, **handler: Any) -> Iterator[None]:
+    """A `_NotOpenLine` server, with `handler`'s attributes, on `port` while in the block."""
+    server = HTTPServer(("127.0.0.1", port), type("Handler", (_NotOpenLine,), handler))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+LISTINGS = [
+    ("calls",),
+    ("calls", "--json"),
+    ("notices",),
+    ("alerts",),
+    ("lines",),
+    ("audit",),
+    ("notifications",),
+    ("notifications", "--json"),
+    ("call", "moscow", "--subject", "x"),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "page"), [(200, b'{"hello": 1}'), (200, b"[1, 2, 3]"), (404, b'{"detail": "Not Found"}')]
+)
+def test_another_server_answering_json_is_not_taken_for_the_station(
+    tmp_path: Path, status: int, page: bytes
+) -> None:
+    """JSON of its own was printed as the station's answer under --json (exit 0), or ended in
+    a traceback; any FastAPI app's 404 was `station_too_old`, "restart it"."""
+    s = StationProcess.create(tmp_path, "stuttgart")
+    with serving(s.port, status=status, page=page, content_type="application/json"):
+        for args in LISTINGS:
+            r = run(s, *args)
+            line = one_error_line(r, "station_not_running")
+            assert f"not an OpenLine station at {s.url} (HTTP {status}, application/json)" in line
+            assert r.stdout == ""
+
+
+def test_another_openline_station_at_the_url_is_named(tmp_path: Path) -> None:
+    s = StationProcess.create(tmp_path, "stuttgart")
+    with serving(s.port, status=200, page=b"[]", content_type="application/json",
+                 headers_sent=(("OpenLine-Station", "moscow"),)):  # fmt: skip
+        line = one_error_line(run(s, "calls", "--json"), "station_not_running")
+    assert f"station 'moscow' answers at {s.url}, not 'stuttgart'" in line
+
+
+def test_an_answer_of_another_shape_than_the_command_reads_is_one_error(tmp_path: Path) -> None:
+    s = StationProcess.create(tmp_path, "stuttgart")
+    with serving(s.port, status=200, page=b'{"hello": 1}', content_type="application/json",
+                 headers_sent=(("OpenLine-Station", "stuttgart"),)):  # fmt: skip
+        r = run(s, "notifications", "--json")
+    line = one_error_line(r, "internal")
+    assert "answered GET /notifications with a JSON object, where this command reads a JSON array" in line
+    assert r.stdout == ""
 
 
 @pytest.mark.parametrize("args", [("version",), ("alerts", "--open"), ("alerts", "--open", "--json")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -46,6 +47,13 @@ def token_file() -> Path | None:
         raise InvalidInput(f"{TOKEN_FILE_ENV} is set but empty: name your token file, or unset it")
     return Path(named)
 
+
+# On every answer of a station since this CLI's version (docs/api.md), naming it. The API's
+# `problems.STATION_HEADER`: the CLI does not import the server for one name.
+STATION_HEADER = "OpenLine-Station"
+# What an OpenLine station's /healthz has said since the first version; the CLI tells a
+# station older than the header from another server by them.
+_HEALTHZ_FIELDS = ("status", "station", "version")
 
 TIMEOUT_ENV = "OPENLINE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 30.0
@@ -101,7 +109,12 @@ class StationClient:
             headers={"Authorization": f"Bearer {token}"},
         )
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, *, expect: type[list[Any] | dict[str, Any]] | None = None, **kwargs: Any
+    ) -> Any:
+        """The station's answer to `method path`, parsed; `expect` (list or dict), when the
+        caller says, is what a success must be. A problem document is raised as `ApiError`;
+        anything that is not an OpenLine station's answer as `station_not_running`."""
         try:
             resp = self._client.request(method, "/api/v1" + path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):  # nothing was sent
@@ -114,6 +127,7 @@ class StationClient:
             raise self._no_answer(method, exc) from None
         except httpx.HTTPError as exc:
             raise OpenLineError(f"talking to {self.base}: {exc}", code=Code.STATION_NOT_RUNNING) from None
+        self._check_station(resp)
         if resp.status_code == 204:
             return None
         try:
@@ -131,7 +145,42 @@ class StationClient:
                     "disabled, or another station's)"
                 )
             raise ApiError(resp.status_code, str(data.get("code", "error")), detail)
+        if expect is not None and not isinstance(data, expect):
+            said = (
+                f"station {self.settings.name!r} answered {method} {path} with a JSON {_json_kind(data)}, "
+                f"where this command reads a JSON {'array' if expect is list else 'object'}"
+            )
+            if older := self.older_station():
+                raise OpenLineError(f"{said}: {older}", code=Code.STATION_TOO_OLD)
+            raise OpenLineError(said)
         return data
+
+    def _check_station(self, resp: httpx.Response) -> None:
+        """Refuse an answer that is not from this home's station: one without the header, unless
+        an OpenLine station older than the header answers at the URL; one naming another station."""
+        named = resp.headers.get(STATION_HEADER)
+        if named is None:
+            if self._healthz is None:
+                raise self._not_openline(resp)
+        elif named != self.settings.name:
+            raise OpenLineError(
+                f"station {named!r} answers at {self.base}, not {self.settings.name!r}: is the url in "
+                f"{self.settings.home / 'settings.toml'} (or OPENLINE_URL) right?",
+                code=Code.STATION_NOT_RUNNING,
+            )
+
+    @cached_property
+    def _healthz(self) -> dict[str, Any] | None:
+        """The station's /healthz, read once, if it is an OpenLine station's naming this home's
+        station: JSON with OpenLine's own fields. None for anything else (any server's 404,
+        JSON of its own)."""
+        try:
+            said = self._client.get("/healthz").json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not (isinstance(said, dict) and all(isinstance(said.get(f), str) for f in _HEALTHZ_FIELDS)):
+            return None
+        return said if said["status"] == "ok" and said["station"] == self.settings.name else None
 
     def _not_openline(self, resp: httpx.Response) -> OpenLineError:
         """Something else answers at the station's URL (another server, a proxy's 502 page):
@@ -163,10 +212,10 @@ class StationClient:
         answer lacked something this CLI reads: one request more, on that path alone."""
         from openline.adapters.migrate import head  # alembic: only on this path
 
-        try:
-            theirs = self._client.get("/healthz").json().get("schema")
-        except (httpx.HTTPError, ValueError, AttributeError):
+        healthz = self._healthz
+        if healthz is None:  # not an OpenLine station's: nothing to say of its age
             return None
+        theirs = healthz.get("schema")
         ours = head()
         if ours is None or (isinstance(theirs, str) and theirs >= ours):
             return None
@@ -177,10 +226,17 @@ class StationClient:
             "installed"
         )
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET `path`; query parameters whose value is None are left out (an option not given)."""
+    def get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        expect: type[list[Any] | dict[str, Any]] | None = None,
+    ) -> Any:
+        """GET `path`; query parameters whose value is None are left out (an option not given).
+        `expect=list` for a listing, `dict` for one object: an answer of another shape is refused."""
         given = {k: v for k, v in (params or {}).items() if v is not None}
-        return self.request("GET", path, params=given)
+        return self.request("GET", path, params=given, expect=expect)
 
     def post(self, path: str, json: Any = None) -> Any:
         return self.request("POST", path, json=json if json is not None else {})
@@ -193,3 +249,9 @@ class StationClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )

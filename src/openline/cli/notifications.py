@@ -63,7 +63,7 @@ def notifications_cmd(
     params = {"limit": limit, "call": call, "alert": alert, "status": status, "channel": channel}
     params["before"] = before
     with client(home) as c:
-        rows = c.get("/notifications", params=params)
+        rows = c.get("/notifications", params=params, expect=list)
 
     def render(items: list[dict[str, Any]]) -> None:
         _table(items)
@@ -98,7 +98,7 @@ def notify_test(
         deadline = time.monotonic() + wait
         while any(_untried(r) for r in rows) and time.monotonic() < deadline:
             time.sleep(WAIT_POLL_S)
-            listed = c.get("/notifications", params={"limit": 1000})
+            listed = c.get("/notifications", params={"limit": 1000}, expect=list)
             rows = sorted((r for r in listed if r["id"] in ids), key=lambda r: (r["recipient"], r["channel"]))
     emit(rows, as_json, _table)
     if not wait:
