@@ -245,6 +245,10 @@ def test_messages_into_a_file_are_not_wrapped(tmp_path: Path) -> None:
         (["calls", "--limit", "5000"], "Error: Invalid value for '--limit'"),
         (["notifications", "--limit", "0"], "Error: Invalid value for '--limit'"),
         (["notices", "--limit", "5000"], "Error: Invalid value for '--limit'"),
+        (["notifications", "--alert", "0"], "Error: Invalid value for '--alert'"),
+        (["notifications", "--alert", "-1"], "Error: Invalid value for '--alert'"),
+        (["line"], "Error: Missing command."),
+        (["user"], "Error: Missing command."),
     ],
 )
 def test_usage_mistakes_are_plain_lines_exit_2(tmp_path: Path, args: list[str], error: str) -> None:
@@ -253,7 +257,7 @@ def test_usage_mistakes_are_plain_lines_exit_2(tmp_path: Path, args: list[str], 
     assert r.returncode == 2, r.stderr
     assert any(line.startswith(error) for line in r.stderr.splitlines()), r.stderr
     assert not set("╭╰│─") & set(r.stderr), r.stderr
-    assert "query.limit" not in r.stderr
+    assert "query." not in r.stderr
     missing = run(s, "calls", env={"OPENLINE_HOME": ""})
     assert missing.returncode == 2
     assert "Error: Missing option '--home'" in missing.stderr
@@ -275,6 +279,13 @@ def test_json_listings_cut_at_the_limit_say_so_on_stderr(pair: tuple[StationProc
     first = json.loads(pages.stdout)
     if first:  # a call that rang paged someone
         assert f"--before {first[0]['id']} lists the next 1" in pages.stderr
+
+
+def test_an_empty_listing_says_so(running: StationProcess) -> None:
+    """`notifications` printed a table of headers only, where the other listings say "No …"."""
+    r = run(running, "notifications")
+    assert (r.returncode, r.stdout.strip(), r.stderr) == (0, "No notifications.", "")
+    assert json.loads(run(running, "notifications", "--json").stdout) == []
 
 
 def test_notifications_of_a_call_or_alert_that_does_not_exist_are_refused(

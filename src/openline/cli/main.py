@@ -1209,8 +1209,14 @@ def run() -> None:
 def _main() -> int:
     """The command's exit status. Usage mistakes are click's plain lines (exit 2), not a
     box drawn with rich: they are read in cron mail and logs as often as on a terminal."""
+    command = typer.main.get_command(app)
+    for group in getattr(command, "commands", {}).values():
+        # `openline line` alone is a usage mistake ("Missing command.", exit 2), not a box
+        # of help; `openline` alone still shows the help.
+        if getattr(group, "commands", None) is not None:
+            group.no_args_is_help = False
     try:
-        status = app(standalone_mode=False)
+        status = command(standalone_mode=False)
     except _USAGE_ERROR as exc:
         if type(exc).__name__ != "NoArgsIsHelpError":  # the help itself is printed already
             exc.show()

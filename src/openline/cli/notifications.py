@@ -50,7 +50,7 @@ def _about(x: dict[str, Any]) -> str:
 def notifications_cmd(
     home: HomeOpt,
     call: Annotated[str | None, typer.Option(help="Only those about this call.")] = None,
-    alert: Annotated[int | None, typer.Option(help="Only this alert's pages.")] = None,
+    alert: Annotated[int | None, typer.Option(min=1, metavar="ID", help="Only this alert's pages.")] = None,
     status: Annotated[str | None, typer.Option(help="pending, sent, failed or folded.")] = None,
     channel: Annotated[str | None, typer.Option(help="console, email or webhook.")] = None,
     limit: LimitOpt = 100,
@@ -66,6 +66,9 @@ def notifications_cmd(
         rows = c.get("/notifications", params=params, expect=list)
 
     def render(items: list[dict[str, Any]]) -> None:
+        if not items:
+            out.print("No notifications.")
+            return
         _table(items)
         limit_reached(len(items), limit, items[-1]["id"] if items else None)
 
