@@ -70,8 +70,8 @@ def test_notices_listing_keeps_whole_ids_and_shows_times_to_the_second(
     a.drain()
     assert [n["id"] for n in cli_json(b, monkeypatch, "notices", "--limit", "1")] == [newer["id"]]
     refused = cli(b, monkeypatch, "notices", "--limit", "0")
-    assert refused.exit_code == 1
-    assert "invalid_input" in refused.stderr
+    assert refused.exit_code == 2  # a usage mistake, refused before anything is sent
+    assert "Invalid value for '--limit'" in refused.stderr
 
 
 _WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-:", min_size=1, max_size=30)

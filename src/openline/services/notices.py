@@ -481,7 +481,6 @@ def validate_body(kind: str, body: dict[str, Any], now: int) -> None:
         for field, types in (("notice", str), ("series", str), ("version", int)):
             if not isinstance(body.get(field), types):
                 raise EnvelopeRefused(Code.MALFORMED, f"notice body: {field} missing or of the wrong type")
-        _check_series(body)
         try:
             if body.get("removes") is not None:
                 nm.parse_removal("notice body", body)
@@ -491,6 +490,7 @@ def validate_body(kind: str, body: dict[str, Any], now: int) -> None:
                 formats.parse_notice("notice", _document(body), now=now, horizon_s=RECEIVE_HORIZON_S)
         except ValueError as exc:
             raise EnvelopeRefused(Code.MALFORMED, f"notice body: {exc}") from None
+        _check_series(body)
         text = body.get("text")
         if isinstance(text, str) and (control := control_character(text)) is not None:
             raise EnvelopeRefused(Code.MALFORMED, f"notice body: control character in the text, {control}")
