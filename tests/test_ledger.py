@@ -229,6 +229,34 @@ def test_a_station_that_truncates_its_log_is_caught_by_its_peer(nodes: tuple[Nod
     assert f"moscow never will: it cosigned {witnessed} entries of the log" in r.json()["detail"]
 
 
+def test_a_restored_log_that_grew_past_what_the_peer_cosigned_knows_it_too(nodes: tuple[Node, Node]) -> None:
+    """Restored, the station logs at once (the resync, new calls) and passes the size the
+    peer cosigned before it first asks: the peer's answer, a consistency proof that does
+    not lead to its root, says the same as a shorter log did. The station stops asking."""
+    a, b = nodes
+    place_and_ring(a, b)
+    settle_ledgers(a, b)
+    with b.station.db.read() as conn:
+        witnessed = conn.execute(select(ledger_peers.c.witnessed_size)).scalar_one()
+    _doctor(a.station, lambda data: data[:-3])  # the backup, three entries short
+    with a.station.db.write() as conn:
+        conn.execute(delete(ledger_checkpoints))
+    _grow(a, 10)  # and more logged since than was lost
+    assert ledger.sign_checkpoint(a.station) is not None
+    assert a.transport is not None
+    assert witness.due_peers(a.station) == ["moscow"]
+    assert not witness.push(a.station, a.transport, "moscow")
+    (peer,) = a.api.get("/api/v1/ledger/status").json()["peers"]
+    assert peer["cosigned_lost"] == witnessed
+    assert witness.due_peers(a.station) == []  # it will not cosign: asked no more
+    add_user(a, "clerk", Role.AUDITOR)
+    page = browser(a)
+    log_in(page, "clerk")
+    shown = page.get("/ledger").text
+    assert "not cosigned, and never to be by moscow" in shown
+    assert "prove what was logged since on moscow's station" in shown
+
+
 def _grow(node: Node, n: int) -> None:
     with node.station.tx() as tx:
         for i in range(n):

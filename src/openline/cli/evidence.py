@@ -86,7 +86,7 @@ def ledger_status(home: HomeOpt, as_json: JsonOpt = False) -> None:
             if w["cosigned_lost"] is not None:
                 ours = (
                     f"cosigned {w['cosigned_lost']} entries of the log this station held before it was "
-                    "restored, and will not cosign this one"
+                    f"restored, and will not cosign this one (prove what was logged since on {w['peer']})"
                 )
             line = f"  {w['peer']}: {ours}; we have cosigned {w['witnessed_size']} of theirs"
             out.print(line + (f"; last error: {w['last_error']}" if w["last_error"] else ""), markup=False)

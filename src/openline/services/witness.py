@@ -206,6 +206,10 @@ def push(station: Station, transport: Transport, peer: str) -> bool:
                 _remember_size(station, peer, old)
                 continue
             break
+        if answer.status == 422 and answer.text.startswith("consistency proof") and old > 0:
+            # Our log no longer extends the one the peer cosigned up to `old`: it was rolled
+            # back (a restored backup) and has grown past that size again since.
+            _lost(station, peer, old, cp.size)
         if answer.status != 200:
             raise OpenLineError(
                 f"{peer} did not cosign checkpoint {cp.size}: {answer.status} {answer.text[:300]}"
@@ -236,13 +240,7 @@ def _request(station: Station, peer: str, old: int, cp: ledger.SignedCheckpoint)
     if old > cp.size:
         # The peer has cosigned more of our log than we have: ours was truncated (a restored
         # backup?). Say so here, and show the peer; no proof can bridge it.
-        with station.tx() as tx:
-            alerts.raise_alert(
-                tx,
-                INCONSISTENT,
-                f"{peer}:{old}",
-                {"peer": peer, "peer_cosigned_size": old, "our_size": cp.size},
-            )
+        _lost(station, peer, old, cp.size)
         return render_request(old, [], signed)
     proof: list[bytes] = []
     if 0 < old < cp.size:
@@ -252,6 +250,16 @@ def _request(station: Station, peer: str, old: int, cp: ledger.SignedCheckpoint)
 
 
 INCONSISTENT = "ledger_inconsistent"
+
+
+def _lost(station: Station, peer: str, old: int, size: int) -> None:
+    """The peer cosigned `old` entries of a log that is no longer ours (shorter than it, or
+    grown again from a shorter one): raise `ledger_inconsistent`, once for that size. The
+    peer will not cosign this log again, so it is asked no more (`due_peers`)."""
+    with station.tx() as tx:
+        alerts.raise_alert(
+            tx, INCONSISTENT, f"{peer}:{old}", {"peer": peer, "peer_cosigned_size": old, "our_size": size}
+        )
 
 
 def cosigned_lost(conn: Connection, peer: str) -> int | None:
@@ -302,8 +310,11 @@ def due_peers(station: Station) -> list[str]:
             .select_from(lines.outerjoin(ledger_peers, ledger_peers.c.peer == lines.c.peer))
             .where(lines.c.state == ACTIVE)
         ).all()
+        lost = {r.peer for r in rows if cosigned_lost(conn, r.peer) is not None}
     return [
         r.peer
         for r in rows
-        if r.peer not in cp.cosigned_by and (r.next_attempt_at is None or r.next_attempt_at <= now)
+        if r.peer not in cp.cosigned_by
+        and r.peer not in lost  # it keeps the log we lost, and will not cosign ours
+        and (r.next_attempt_at is None or r.next_attempt_at <= now)
     ]
