@@ -40,6 +40,7 @@ URGENCY = (
     "escalation_stalled",
     "ledger_fork",
     "ledger_inconsistent",
+    "peer_moved",  # a station seen moving may be two copies of it, or a thief with its key
     "clock_skew",
     "clock_stepped",
     "notice_unacknowledged",
@@ -48,7 +49,6 @@ URGENCY = (
     "handover_unacknowledged",
     "roster_gap",
     "line_terms_differ",
-    "peer_moved",
 )
 
 
