@@ -91,3 +91,19 @@ def test_a_station_as_new_as_the_cli_is_not_blamed(
 def test_healthz_names_the_schema_this_code_migrates_to(nodes: tuple[Node, Node]) -> None:
     a, _ = nodes
     assert a.api.get("/healthz").json()["schema"] == head()
+
+
+def test_a_station_one_release_older_is_listed_without_what_it_lacks(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Yesterday's station (schema 0018) answers `lines` with every field but today's
+    `suspended`: it has no suspended line to show, so the table is printed whole (it was
+    printed half, then station_too_old), as `--json` prints its answer."""
+    a, _ = nodes
+    (line,) = a.api.get("/api/v1/lines").json()
+    del line["suspended"]
+    monkeypatch.setattr(sys.modules[__name__], "OLD_LINE", line)
+    status, said = run(a, monkeypatch, capsys, {**OLD, "schema": "0018"}, "lines")
+    assert status == 0, said
+    assert "moscow" in said
+    assert "error" not in said

@@ -249,6 +249,7 @@ def test_a_restored_log_that_grew_past_what_the_peer_cosigned_knows_it_too(nodes
     (peer,) = a.api.get("/api/v1/ledger/status").json()["peers"]
     assert peer["cosigned_lost"] == witnessed
     assert witness.due_peers(a.station) == []  # it will not cosign: asked no more
+    assert peer["next_attempt_at"] is None  # and no next attempt is shown
     add_user(a, "clerk", Role.AUDITOR)
     page = browser(a)
     log_in(page, "clerk")

@@ -173,6 +173,7 @@ def test_two_copies_of_a_station_moving_the_line_back_and_forth_are_told(
     log_in(page, "duty")
     board = page.get("/").text
     assert f"moscow now answers at {OLD} (was {NEW}): if moscow did not move, two copies of it" in board
+    assert 'href="/admin"' not in board  # a page the officer on watch may not open
     # By hand, the administrator knows: no alert.
     _move(b.station, "http://moscow.third.test:8000")
     r = a.api.put("/api/v1/lines/moscow/card", json={"card": b.station.card.to_json()})

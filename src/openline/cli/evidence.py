@@ -83,7 +83,7 @@ def ledger_status(home: HomeOpt, as_json: JsonOpt = False) -> None:
             out.print(f"Latest cosigned checkpoint: {cp['size']} entries, by {', '.join(cp['cosigned_by'])}.")
         for w in x["peers"]:
             ours = f"has cosigned {w['cosigned_size']} of our entries"
-            if w["cosigned_lost"] is not None:
+            if w.get("cosigned_lost") is not None:  # a station older than the field has none
                 ours = (
                     f"cosigned {w['cosigned_lost']} entries of the log this station held before it was "
                     f"restored, and will not cosign this one (prove what was logged since on {w['peer']})"

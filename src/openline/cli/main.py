@@ -447,7 +447,7 @@ def lines_cmd(home: HomeOpt, as_json: JsonOpt = False) -> None:
         ]
         listing(columns, rows, wrap=("last contact", "peer clock", "fingerprint", "last error"))
         for x in items:
-            if x["suspended"] is not None:
+            if x.get("suspended") is not None:  # a station older than suspending has none
                 stop = x["suspended"]
                 out.print(
                     f"Line with {x['peer']} suspended {when(stop['at'])} by {stop['by']}: {stop['reason']}"

@@ -285,6 +285,13 @@ def _failed(station: Station, peer: str, error: str) -> None:
     with station.tx() as tx:
         row = _peer_row(tx, peer)
         attempt = int(row.attempt) + 1
+        if cosigned_lost(tx.conn, peer) is not None:  # asked no more (`due_peers`)
+            tx.conn.execute(
+                update(ledger_peers)
+                .where(ledger_peers.c.peer == peer)
+                .values(attempt=attempt, last_error=error[:1000], next_attempt_at=None)
+            )
+            return
         tx.conn.execute(
             update(ledger_peers)
             .where(ledger_peers.c.peer == peer)
