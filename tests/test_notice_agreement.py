@@ -142,17 +142,24 @@ def test_an_acknowledged_site_is_not_amended_nor_any_notice_made_another_kind(
     send(a, "moscow", site(a, 51.1, 9.0), amends=pending["id"])
 
 
+def _site_then_next(a: Node, b: Node) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A protected site of stuttgart's held at moscow, and the envelope moscow expects next
+    from stuttgart, left unsent: to be replaced by a crafted one with its number."""
+    protected = send(a, "moscow", site(a, 50.0, 9.0))
+    a.drain()
+    b.drain()
+    send(a, "moscow", soon(a, 48.0, 9.0))
+    (env,) = pending_wire(a)
+    return protected, env
+
+
 def test_a_peers_amendment_into_another_kind_of_notice_is_refused_on_the_wire(
     nodes: tuple[Node, Node],
 ) -> None:
     """What stuttgart's own station refuses, a station that does not is refused by moscow:
     a protected site turned into an exercise would leave protection with no removal."""
     a, b = nodes
-    protected = send(a, "moscow", site(a, 50.0, 9.0))
-    a.drain()
-    b.drain()
-    send(a, "moscow", soon(a, 48.0, 9.0))  # an envelope moscow expects next, to replace
-    (env,) = pending_wire(a)
+    protected, env = _site_then_next(a, b)
     notice_id = new_id()
     exercise = soon(a, 50.0, 9.0, category="exercise")
     body = {
@@ -195,11 +202,7 @@ def test_a_notice_s_place_in_its_series_is_checked_on_the_wire(
     """A hostile peer's `series`, `version` and `supersedes` are refused for good
     (`malformed`) with nothing stored; a list in `supersedes` had reached SQL (500)."""
     a, b = nodes
-    protected = send(a, "moscow", site(a, 50.0, 9.0))
-    a.drain()
-    b.drain()
-    send(a, "moscow", soon(a, 48.0, 9.0))  # an envelope moscow expects next, to replace
-    (env,) = pending_wire(a)
+    protected, env = _site_then_next(a, b)
     notice_id = new_id()
     names = {"SITE": protected["id"], "SERIES": new_id()}
     fields = {k: names.get(v, v) if isinstance(v, str) else v for k, v in place.items()}

@@ -188,28 +188,16 @@ def hold_escalation(tx: Tx, line_id: str) -> int:
 def restart_escalation(tx: Tx, line_id: str) -> None:
     """The line is resumed: a call still ringing pages again from the step it had reached,
     now; one picked up starts a new lease (`lease_columns`)."""
-    tx.conn.execute(
-        update(calls)
-        .where(
-            calls.c.line_id == line_id,
-            calls.c.direction == "in",
-            calls.c.state == State.RINGING.value,
-            calls.c.escalation.is_not(None),
-            calls.c.next_escalation_at.is_(None),
-        )
-        .values(next_escalation_at=tx.now)
+    held = (
+        calls.c.line_id == line_id,
+        calls.c.direction == "in",
+        calls.c.escalation.is_not(None),
+        calls.c.next_escalation_at.is_(None),
     )
-    tx.conn.execute(
-        update(calls)
-        .where(
-            calls.c.line_id == line_id,
-            calls.c.direction == "in",
-            calls.c.state == State.PICKED_UP.value,
-            calls.c.escalation.is_not(None),
-            calls.c.next_escalation_at.is_(None),
-        )
-        .values(**lease_columns(tx.conn, line_id, tx.now))
-    )
+    ringing = update(calls).where(*held, calls.c.state == State.RINGING.value)
+    tx.conn.execute(ringing.values(next_escalation_at=tx.now))
+    picked_up = update(calls).where(*held, calls.c.state == State.PICKED_UP.value)
+    tx.conn.execute(picked_up.values(**lease_columns(tx.conn, line_id, tx.now)))
     tx.new_deadline = True
 
 
