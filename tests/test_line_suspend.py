@@ -211,3 +211,17 @@ def test_a_proof_that_waits_for_a_suspended_peer_says_so(nodes: tuple[Node, Node
     assert r.status_code == 409, r.text
     assert "stuttgart will not while its line is suspended here" in r.json()["detail"]
     assert "try again" not in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"), [("why\r\nmore", "a line break at position 4"), ("a\tb", "a tab at position 2")]
+)
+def test_a_reason_over_two_lines_is_refused_in_words(
+    nodes: tuple[Node, Node], reason: str, said: str
+) -> None:
+    """A browser sends a line break typed in the console's form as CR LF: the refusal
+    names it as the officer typed it, not as `\\x0d`."""
+    _, b = nodes
+    r = b.api.post("/api/v1/lines/stuttgart/suspend", json={"reason": reason})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == f"reason must be one line of text, without tabs or line breaks; got {said}"

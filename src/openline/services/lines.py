@@ -324,10 +324,9 @@ def suspend(station: Station, peer: str, reason: Any, *, actor: str) -> None:
     if (broken := _LINE_BREAK.search(str(reason))) is not None:
         # Shown on one line (the board, `openline lines`, the audit trail): a line break
         # or a tab there would let a reason show what it is not.
-        code = ord(broken.group())
-        shown = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        what = "a tab" if broken.group() == "\t" else "a line break"
         raise InvalidInput(
-            f"reason must be one line of text, without tabs or line breaks; got {shown} "
+            f"reason must be one line of text, without tabs or line breaks; got {what} "
             f"at position {broken.start() + 1}"
         )
     with station.tx() as tx:
