@@ -317,11 +317,10 @@ def due_peers(station: Station) -> list[str]:
             .select_from(lines.outerjoin(ledger_peers, ledger_peers.c.peer == lines.c.peer))
             .where(lines.c.state == ACTIVE)
         ).all()
-        lost = {r.peer for r in rows if cosigned_lost(conn, r.peer) is not None}
-    return [
-        r.peer
-        for r in rows
-        if r.peer not in cp.cosigned_by
-        and r.peer not in lost  # it keeps the log we lost, and will not cosign ours
-        and (r.next_attempt_at is None or r.next_attempt_at <= now)
-    ]
+        due = [
+            r.peer
+            for r in rows
+            if r.peer not in cp.cosigned_by and (r.next_attempt_at is None or r.next_attempt_at <= now)
+        ]
+        # One that keeps the log we lost will not cosign ours: asked no more.
+        return [peer for peer in due if cosigned_lost(conn, peer) is None]
