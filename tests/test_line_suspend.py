@@ -200,6 +200,16 @@ def test_a_suspended_line_s_calls_page_nobody_until_it_is_resumed(nodes: tuple[N
     assert _paging(b, first) == b.station.clock.now()
     assert watch.escalate_due(b.station) >= 1  # pages again, at once
     assert "escalated" in [e["event"] for e in show_call(b, first)["events"]]
+    # Each call's event log says why it stopped paging, and who started it again: its
+    # silence would otherwise read as a fault.
+    log = [(e["event"], e["actor"], e.get("detail")) for e in show_call(b, first)["events"]]
+    held = log.index(("paging_held", "admin", {"why": "line suspended"}))
+    resumed = log.index(("paging_resumed", "admin", {"why": "line resumed"}))
+    assert held < resumed < max(i for i, e in enumerate(log) if e[0] == "escalated")
+    second_log = [e["event"] for e in show_call(b, second)["events"]]
+    assert "paging_held" in second_log and "paging_resumed" not in second_log  # missed by then
+    kinds = [e["type"] for e in ledger_entries(b, "call.paging_")]
+    assert kinds == ["call.paging_held", "call.paging_held", "call.paging_resumed"]
 
 
 def test_a_proof_that_waits_for_a_suspended_peer_says_so(nodes: tuple[Node, Node]) -> None:

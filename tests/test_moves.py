@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
@@ -27,6 +28,7 @@ from openline.services import delivery, ledger, lines, moves
 from openline.services.accounts import Role
 from openline.services.station import Station
 from tests.inproc import Node, make_node, show
+from tests.notice_docs import cli_table
 from tests.test_console import add_user, browser, csrf_of, log_in
 from tests.test_roles import client_for
 
@@ -149,7 +151,7 @@ def test_a_station_that_moved_is_followed_once_its_new_address_answers(nodes: tu
 
 
 def test_two_copies_of_a_station_moving_the_line_back_and_forth_are_told(
-    nodes: tuple[Node, Node], clock: FakeClock
+    nodes: tuple[Node, Node], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A restored station runs at a new address, and the old machine comes back to life
     at the old one: both hold its keys, and each one's handshake moves its peer's line to
@@ -174,6 +176,10 @@ def test_two_copies_of_a_station_moving_the_line_back_and_forth_are_told(
     board = page.get("/").text
     assert f"moscow now answers at {OLD} (was {NEW}): if moscow did not move, two copies of it" in board
     assert 'href="/admin"' not in board  # a page the officer on watch may not open
+    # So does `openline alerts`, not only the bare subject.
+    listed = " ".join(cli_table(a, monkeypatch, "alerts", columns=200).split())
+    assert f"moscow now answers at {OLD} (was {NEW}): if it did not move, two copies of it" in listed
+    assert "an administrator can suspend the line" in listed
     # By hand, the administrator knows: no alert.
     _move(b.station, "http://moscow.third.test:8000")
     r = a.api.put("/api/v1/lines/moscow/card", json={"card": b.station.card.to_json()})

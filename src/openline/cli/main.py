@@ -960,6 +960,14 @@ def _alert_subject(x: dict[str, Any]) -> str:
             if items:
                 parts.append(f"{what}s " + ", ".join(f"{c.get(what)} ({c.get(how)})" for c in items))
         return "; ".join(parts)
+    if x["kind"] == "peer_moved" and isinstance(d, dict) and d.get("url"):
+        # What the board says: a move nobody made is a copy of the station, or its key.
+        was = f" (was {', '.join(map(str, d.get('previous') or []))})" if d.get("previous") else ""
+        return (
+            f"{d.get('peer')} now answers at {d['url']}{was}: if it did not move, two copies of it "
+            "may be running, or someone else holds its key; call its operators "
+            "(an administrator can suspend the line)"
+        )
     return str(x["subject"])
 
 

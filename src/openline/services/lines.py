@@ -343,7 +343,7 @@ def suspend(station: Station, peer: str, reason: Any, *, actor: str) -> None:
             .where(lines.c.id == line.id)
             .values(state=SUSPENDED, suspended_at=tx.now, suspended_by=actor, suspend_reason=reason)
         )
-        held = watch.hold_escalation(tx, line.id)
+        held = watch.hold_escalation(tx, line.id, actor)
         accounts.record(tx.conn, tx.now, actor, "line.suspend", f"{peer}: {reason}")
         fingerprint = tx.conn.execute(select(peers.c.fingerprint).where(peers.c.name == peer)).scalar_one()
         facts = {"line": line.id, "peer": peer, "fingerprint": fingerprint, "actor": actor}
@@ -366,7 +366,7 @@ def resume(station: Station, peer: str, *, actor: str) -> None:
             .where(lines.c.id == line.id)
             .values(state=state, suspended_at=None, suspended_by=None, suspend_reason=None)
         )
-        watch.restart_escalation(tx, line.id)
+        watch.restart_escalation(tx, line.id, actor)
         accounts.record(tx.conn, tx.now, actor, "line.resume", peer)
         ledger.append(
             tx, "line.resumed", tx.now, {"line": line.id, "peer": peer, "actor": actor, "state": state}

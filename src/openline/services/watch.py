@@ -170,34 +170,37 @@ def lease_columns(conn: Connection, line_id: str, now: int) -> dict[str, Any]:
 SUSPENDED_LINE = "suspended"  # services.lines.SUSPENDED (lines imports this module)
 
 
-def hold_escalation(tx: Tx, line_id: str) -> int:
+def hold_escalation(tx: Tx, line_id: str, actor: str) -> int:
     """The line is suspended: its inbound calls stop paging, since nobody may act on them
-    (a ringing one rings out at its deadline, and is missed without paging). Returns how
+    (a ringing one rings out at its deadline, and is missed without paging). Each call's
+    event log says so (`paging_held`), or its silence would read as a fault. Returns how
     many calls were paging."""
-    return int(
-        tx.conn.execute(
-            update(calls)
-            .where(
-                calls.c.line_id == line_id, calls.c.direction == "in", calls.c.next_escalation_at.is_not(None)
-            )
-            .values(next_escalation_at=None, lease_until=None)
-        ).rowcount
-    )
+    paging_now = (calls.c.line_id == line_id, calls.c.direction == "in", calls.c.next_escalation_at.is_not(None))
+    held = list(tx.conn.execute(select(calls.c.id).where(*paging_now)).scalars())
+    tx.conn.execute(update(calls).where(*paging_now).values(next_escalation_at=None, lease_until=None))
+    for call_id in held:
+        events.record(tx, call_id, tx.now, "paging_held", actor, None, {"why": "line suspended"})
+    return len(held)
 
 
-def restart_escalation(tx: Tx, line_id: str) -> None:
+def restart_escalation(tx: Tx, line_id: str, actor: str) -> None:
     """The line is resumed: a call still ringing pages again from the step it had reached,
-    now; one picked up starts a new lease (`lease_columns`)."""
+    now; one picked up starts a new lease (`lease_columns`). Each says so in its event
+    log (`paging_resumed`)."""
     held = (
         calls.c.line_id == line_id,
         calls.c.direction == "in",
         calls.c.escalation.is_not(None),
         calls.c.next_escalation_at.is_(None),
     )
+    live = (State.RINGING.value, State.PICKED_UP.value)
+    resumed = list(tx.conn.execute(select(calls.c.id).where(*held, calls.c.state.in_(live))).scalars())
     ringing = update(calls).where(*held, calls.c.state == State.RINGING.value)
     tx.conn.execute(ringing.values(next_escalation_at=tx.now))
     picked_up = update(calls).where(*held, calls.c.state == State.PICKED_UP.value)
     tx.conn.execute(picked_up.values(**lease_columns(tx.conn, line_id, tx.now)))
+    for call_id in resumed:
+        events.record(tx, call_id, tx.now, "paging_resumed", actor, None, {"why": "line resumed"})
     tx.new_deadline = True
 
 
