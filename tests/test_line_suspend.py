@@ -207,7 +207,8 @@ def test_a_suspended_line_s_calls_page_nobody_until_it_is_resumed(nodes: tuple[N
     resumed = log.index(("paging_resumed", "admin", {"why": "line resumed"}))
     assert held < resumed < max(i for i, e in enumerate(log) if e[0] == "escalated")
     second_log = [e["event"] for e in show_call(b, second)["events"]]
-    assert "paging_held" in second_log and "paging_resumed" not in second_log  # missed by then
+    assert "paging_held" in second_log
+    assert "paging_resumed" not in second_log  # missed by then
     kinds = [e["type"] for e in ledger_entries(b, "call.paging_")]
     assert kinds == ["call.paging_held", "call.paging_held", "call.paging_resumed"]
 

@@ -175,7 +175,11 @@ def hold_escalation(tx: Tx, line_id: str, actor: str) -> int:
     (a ringing one rings out at its deadline, and is missed without paging). Each call's
     event log says so (`paging_held`), or its silence would read as a fault. Returns how
     many calls were paging."""
-    paging_now = (calls.c.line_id == line_id, calls.c.direction == "in", calls.c.next_escalation_at.is_not(None))
+    paging_now = (
+        calls.c.line_id == line_id,
+        calls.c.direction == "in",
+        calls.c.next_escalation_at.is_not(None),
+    )
     held = list(tx.conn.execute(select(calls.c.id).where(*paging_now)).scalars())
     tx.conn.execute(update(calls).where(*paging_now).values(next_escalation_at=None, lease_until=None))
     for call_id in held:

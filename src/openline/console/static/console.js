@@ -478,6 +478,16 @@
     if (live(ev.target)) { delete trouble.refresh; showTrouble(); }
   });
 
+  // A disclosure's fields kept in a <template> until it opens (_notices.html, `on_open`):
+  // put in place the first time it does.
+  document.addEventListener("toggle", function (ev) {
+    var details = ev.target;
+    if (!details.open || !details.querySelectorAll) return;
+    details.querySelectorAll("template[data-on-open]").forEach(function (t) {
+      t.replaceWith(t.content.cloneNode(true));
+    });
+  }, true);
+
   document.addEventListener("DOMContentLoaded", function () {
     try { soundOn = window.localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { soundOn = false; }
     if (soundOn && document.querySelector("[data-sound]")) startAudio();

@@ -217,6 +217,7 @@
   var anyTime = document.querySelector("[data-notice-any-time]");
 
   function load(data) {
+    shown.clearLayers();  // the volumes are made anew
     now = Date.parse(data.now);
     var active = {};
     data.notices.forEach(function (notice) { if (ACTIVE[notice.state]) active[notice.id] = true; });
@@ -282,14 +283,22 @@
     var all = anyTime && anyTime.checked;
     slider.disabled = all;
     label.textContent = all ? "all times" : new Date(at).toISOString().slice(0, 16).replace("T", " ") + "Z";
-    shown.clearLayers();
-    var pins = [];
+    // Only what changes is taken off or put on: with hundreds of sites, redrawing every
+    // outline at each step of the slider made it lag.
+    var pins = [], keep = {}, added = false;
     var visible = volumes.filter(function (v) { return all || (v.start <= at && at <= v.end); });
     visible.forEach(function (v) {
-      shown.addLayer(v.layer);
-      if (v.beyond || tiny(v.bounds)) pins.push(v.pin);
+      keep[L.stamp(v.layer)] = true;
+      if (v.beyond || tiny(v.bounds)) { pins.push(v.pin); keep[L.stamp(v.pin)] = true; }
     });
-    pins.forEach(function (pin) { shown.addLayer(pin); });  // above every outline: a site inside an activity
+    shown.eachLayer(function (layer) { if (!keep[L.stamp(layer)]) shown.removeLayer(layer); });
+    visible.forEach(function (v) {
+      if (!shown.hasLayer(v.layer)) { shown.addLayer(v.layer); added = true; }
+    });
+    pins.forEach(function (pin) {  // above every outline: a site inside an activity
+      if (!shown.hasLayer(pin)) shown.addLayer(pin);
+      else if (added) pin.bringToFront();
+    });
     var count = visible.length;
     el.setAttribute("data-visible", String(count));
     el.setAttribute("data-pins", String(pins.length));
