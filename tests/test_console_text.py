@@ -113,6 +113,26 @@ def test_a_message_over_the_limit_is_refused_with_the_reason_and_kept(nodes: tup
     assert f'name="summary" value="{FLAME * 4001}"' in r.text
 
 
+def test_lines_typed_in_the_console_are_sent_as_typed_not_as_the_browser_posts_them(
+    nodes: tuple[Node, Node],
+) -> None:
+    """A browser posts a textarea's line breaks as CR LF: the message, the summary and a
+    handover note keep the line break typed, not a CR that `openline show` spells out."""
+    a, b = nodes
+    call_id = picked_up(a, b)
+    c, token = _officer(b)
+    r = c.post(f"/calls/{call_id}/messages", data={"csrf": token, "text": "line one\r\nline two"})
+    assert r.status_code == 303, r.text
+    (said,) = b.api.get(f"/api/v1/calls/{call_id}").json()["messages"]
+    assert said["text"] == "line one\nline two"
+    r = c.post(f"/calls/{call_id}/close", data={"csrf": token, "summary": "done\r\nall clear"})
+    assert r.status_code == 303, r.text
+    assert b.api.get(f"/api/v1/calls/{call_id}").json()["summary"] == "done\nall clear"
+    b.drain()
+    a.drain()
+    assert [m["text"] for m in a.api.get(f"/api/v1/calls/{call_id}").json()["messages"]] == ["line one\nline two"]
+
+
 def test_a_subject_or_a_rejection_over_the_limit_is_refused_and_kept(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     c, token = _officer(a)

@@ -212,7 +212,10 @@ async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[s
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput(f"form: {exc}") from None
-    return {k: v[0] for k, v in fields.items()}
+    # A browser sends a textarea's line breaks as CR LF (HTML's form submission), whatever
+    # was typed: kept so, every line of a message read as ending in a control character
+    # (`openline show` spells it out, `\x0d`). What was typed was a line break.
+    return {k: v[0].replace("\r\n", "\n") for k, v in fields.items()}
 
 
 def session_of(request: Request, *, allow_password_change: bool = False) -> Session:
