@@ -250,6 +250,38 @@ def test_conflicts_protected_sites_against_a_route_notice(tmp_path: Path) -> Non
     assert school["time"]["end"] == micro(2)
 
 
+def test_conflicts_protected_movements_against_sites_each_other_and_an_air_operation(tmp_path: Path) -> None:
+    sites = write(tmp_path / "sites.csv", "name,lat,lon,radius_m\nClinic,31.52,34.45,150\n")
+    route = {
+        "type": "Feature",
+        "geometry": {"type": "LineString", "coordinates": [[34.40, 31.52], [34.50, 31.52]]},
+        "properties": {
+            "corridor_m": 200,
+            "alt_lower_m": 0,
+            "alt_upper_m": 100,
+            "time_start": at(0),
+            "time_end": at(2),
+        },
+    }
+    # The same convoy, notified to two parties; a strike package over its route.
+    convoy = {"category": "protected_movement", "text": "Relief convoy", "extents": [], "routes": [route]}
+    to_a = write(tmp_path / "convoy_a.json", convoy)
+    to_b = write(tmp_path / "convoy_b.json", convoy)
+    over = [(31.50, 34.42), (31.54, 34.42), (31.54, 34.44), (31.50, 34.44)]
+    strike = write(tmp_path / "strike.json", {"category": "air_operation", "text": "Strike"} | astm(over))
+    r = run_cli(sites, to_a, to_b, strike, "--json", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    result = json.loads(r.stdout)
+    # Of what must not be struck, no two are checked: 3 pairs, each with the strike.
+    assert result["pairs"] == 3
+    assert sorted((c["a"], c["b"]) for c in result["conflicts"]) == [
+        ("convoy_a.json volume 1 (route 1)", "strike.json volume 1"),
+        ("convoy_b.json volume 1 (route 1)", "strike.json volume 1"),
+    ]
+    [clinic] = result["clear"]
+    assert (clinic["a"], clinic["b"]) == ("sites.csv volume 1 (Clinic)", "strike.json volume 1")
+
+
 def test_conflicts_many_pairs_list_only_the_near_clear_ones(tmp_path: Path) -> None:
     # 40 sites 11 km apart; 29 points on sites 0-28 and one 1 km north of site 39: 1,200 pairs.
     rows = "".join(f"S{i},{31.0 + i * 0.1:.1f},34.0,100\n" for i in range(40))

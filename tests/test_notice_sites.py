@@ -242,3 +242,25 @@ def test_two_protected_sites_that_overlap_do_not_conflict(nodes: tuple[Node, Nod
         assert [x for x in node.api.get("/api/v1/alerts").json() if x["kind"] == "notice_conflict"] == []
     strike = send(a, "moscow", soon(a, 48.0, 9.0))
     assert {c["other_notice"] for c in strike["conflicts"]} == {district["id"], hospital["id"]}
+
+
+def test_protected_movements_do_not_conflict_with_sites_or_each_other(nodes: tuple[Node, Node]) -> None:
+    """A convoy route past a clinic, and the same convoy notified by both sides, are no
+    conflict for anyone to answer: neither may be struck. An air operation over the route
+    is one."""
+    a, b = nodes
+    clinic = send(b, "stuttgart", site(b, 48.0, 9.0, text="Clinic"))
+    b.drain()
+    convoy = soon(b, 48.0, 9.0, text="Relief convoy", category="protected_movement")
+    ours = send(b, "stuttgart", convoy)
+    b.drain()
+    theirs = send(a, "moscow", convoy)
+    a.drain()
+    assert (ours["conflicts"], theirs["conflicts"]) == ([], [])
+    for node in (a, b):
+        for notice in (clinic, ours, theirs):
+            assert show(node, notice["id"])["conflicts"] == [], node.name
+        assert alerts(node, "notice_conflict") == [], node.name
+    # East of the clinic (200 m) but over both notices of the convoy's route (0.01° each side).
+    strike = send(a, "moscow", soon(a, 48.0, 9.015))
+    assert {c["other_notice"] for c in strike["conflicts"]} == {ours["id"], theirs["id"]}

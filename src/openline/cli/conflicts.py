@@ -3,9 +3,10 @@
 No station home, no database, no network: it reads notice, ASTM Volume4D, GeoJSON or CSV
 files (openline.core.formats) and checks every volume against the volumes of the other
 files (openline.core.conflicts). Each file is one activity, so volumes of the same file
-never conflict with each other, and two files of protected sites (a CSV of sites, or a
-`protected_site` notice) are not checked against each other: a conflict is an activity
-against another, or an activity against a protected site (docs/notices.md).
+never conflict with each other, and two files of what must not be struck (a CSV of
+sites, a `protected_site` or `protected_movement` notice) are not checked against each
+other: a conflict is an activity against another, or an activity against a protected site
+or movement (docs/notices.md).
 
 Exit 0 when no pair conflicts, 1 when one or more do, 2 on invalid input.
 """
@@ -124,9 +125,9 @@ def _read_all(files: list[Path], now: int, as_json: bool) -> list[ParsedNotice]:
 
 def _checked(x: ParsedNotice, y: ParsedNotice) -> bool:
     """Whether the volumes of two files are checked against each other."""
-    from openline.core.notices import OPEN_ENDED
+    from openline.core.notices import may_conflict
 
-    return not (x.category in OPEN_ENDED and y.category in OPEN_ENDED)
+    return may_conflict(x.category, y.category)
 
 
 def _pair_count(parsed: list[ParsedNotice]) -> int:

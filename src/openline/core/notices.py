@@ -153,6 +153,15 @@ def check_amendment(old_category: str, new_category: str) -> None:
         )
 
 
+def may_conflict(a: str | None, b: str | None) -> bool:
+    """Whether notices of categories `a` and `b` are checked against each other. A conflict
+    is between two activities, or an activity and what must not be struck; two protected
+    notices (a hospital inside a protected district, a convoy route past a clinic, the same
+    convoy notified to two parties) never conflict with each other. A category not given
+    (an ASTM or GeoJSON file checked offline) is an activity."""
+    return not (a in PROTECTED and b in PROTECTED)
+
+
 # The wire form --------------------------------------------------------------------------
 
 

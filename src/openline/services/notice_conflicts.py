@@ -216,17 +216,16 @@ def find(
     """The conflicts a notice of `category` on line `line_id` has (or, for a draft, would
     have) with every active notice; nothing is recorded.
 
-    A conflict is an activity against another, or an activity against a protected site:
-    two protected sites never conflict (a hospital inside a protected district), as
-    `openline conflicts` has it."""
+    A conflict is an activity against another, or an activity against a protected site
+    or movement: two protected notices never conflict (`nm.may_conflict`), as `openline
+    conflicts` has it."""
     by_line = margins_by_line(conn)
     reach = widest(*by_line.values())
     ours = by_line.get(line_id, engine.Margins())
     found: list[Found] = []
     for n, v in enumerate(volumes, start=1):
         rows = _candidates(conn, notice_id, series, v, now, reach)
-        if category in nm.OPEN_ENDED:
-            rows = [row for row in rows if row.category not in nm.OPEN_ENDED]
+        rows = [row for row in rows if nm.may_conflict(category, row.category)]
         if not rows:
             continue
         # The exact test decides, each pair held to the wider margins of its two lines.
