@@ -114,6 +114,37 @@ def test_a_line_down_stays_marked_however_many_alerts_follow_it(
     assert re.search(rf"data-alerts-more[^>]*>\s*{total - 20} more open alerts", board)
 
 
+def test_a_flash_call_alert_stays_on_the_board_however_many_routine_ones_follow_it(
+    nodes: tuple[Node, Node],
+) -> None:
+    """Alerts of one kind were listed newest first, whatever their call: 20 routine calls
+    unanswered after a flash one pushed the flash one off the board. It is listed first of
+    its kind, with the call's priority and peer, though its detail (as an older alert's)
+    does not say them."""
+    a, _ = nodes
+    _place(a, "moscow", 1, "flash")
+    _place(a, "moscow", 20, "routine")
+    placed = a.api.get("/api/v1/calls?limit=21").json()  # the newest first
+    flash, *routine = reversed(placed)
+    assert flash["priority"] == "flash"
+    with a.station.tx() as tx:
+        alerts.raise_alert(tx, "unanswered_call", flash["id"], {"call": flash["id"]})
+        for call in routine:
+            detail = {"call": call["id"], "peer": "moscow", "priority": "routine"}
+            alerts.raise_alert(tx, "unanswered_call", call["id"], detail)
+    board = _board(a)
+    shown = [
+        " ".join(re.sub(r"<[^>]+>", " ", row).split())
+        for row in re.findall(r'<li class="warn" data-alert="\d+">(.*?)</li>', board, re.S)
+    ]
+    assert len(shown) == 20
+    assert shown[0].startswith(f"unanswered_call · FLASH call to moscow · {flash['id']} ")
+    assert shown[1].startswith("unanswered_call · ROUTINE call to moscow · ")
+    (more,) = re.findall(r"<p [^>]*data-alerts-more[^>]*>(.*?)</p>", board, re.S)
+    assert "1 more open alerts" in more
+    assert "<code>openline alerts --open</code>" in more
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_notice_waiting_for_us_stays_on_the_board_however_many_notices_follow_it(
     nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch

@@ -86,7 +86,7 @@ def test_the_boards_other_alerts_link_what_they_are_about(nodes: tuple[Node, Nod
     shown = {alert["kind"]: alert for alert in b.api.get("/api/v1/alerts").json()}
     board = _board_alerts(b)
     item, text = board[shown["missed_call"]["id"]]
-    assert text.startswith(f"missed_call · {call_id} paging until acknowledged"), text
+    assert text.startswith(f"missed_call · ROUTINE call from stuttgart · {call_id} paging until"), text
     assert f'href="/calls/{call_id}"' in item
     item, text = board[shown["notice_unacknowledged"]["id"]]
     assert text.startswith(f"notice_unacknowledged · notice {late['id']} · we must answer it paging"), text

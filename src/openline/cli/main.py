@@ -942,8 +942,15 @@ def _open_alert(x: dict[str, Any]) -> str:
 
 def _alert_subject(x: dict[str, Any]) -> str:
     """What an alert is about, as an officer acts on it: a notice conflict names both
-    notices (for `openline notice show`), not the conflict's row number."""
+    notices (for `openline notice show`), not the conflict's row number; an alert about a
+    call says its priority and peer, as the board does (older alerts may not say)."""
     d = x.get("detail")
+    if isinstance(d, dict) and d.get("call") == x["subject"] and d.get("priority"):
+        # Our own calls go unanswered at the peer; calls to us are missed and escalated.
+        inbound = x["kind"] in ("missed_call", "escalation_unheard", "escalation_stalled")
+        way = "to" if x["kind"] == "unanswered_call" else "from" if inbound else "with"
+        peer = f" {way} {d['peer']}" if d.get("peer") else ""
+        return f"{str(d['priority']).upper()} call{peer}: {x['subject']}"
     if x["kind"] == "notice_conflict" and isinstance(d, dict) and {"notice", "other_notice"} <= set(d):
         ours, theirs = (
             f"{d['notice']} volume {d.get('volume')}",

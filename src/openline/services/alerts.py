@@ -19,8 +19,9 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, case, func, insert, select, update
 
-from openline.adapters.schema import alerts
+from openline.adapters.schema import alerts, calls
 from openline.core import escalation as esc
+from openline.core.calls import PRIORITIES
 from openline.core.clock import rfc3339
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import accounts, pages
@@ -143,22 +144,49 @@ def list_alerts(
         return [alert_json(r) for r in conn.execute(query)]
 
 
+# Kinds whose subject is a call's id. The board ranks them by that call's priority and
+# names it, read from the call (the detail of older alerts, and of every
+# call_states_differ, does not say its priority).
+ABOUT_CALLS = (
+    "missed_call",
+    "unanswered_call",
+    "call_states_differ",
+    "escalation_unheard",
+    "escalation_stalled",
+)
+
 _MOST_URGENT = (
-    select(alerts)
+    select(
+        alerts, calls.c.priority.label("call_priority"), calls.c.peer.label("call_peer"), calls.c.direction
+    )
+    # One primary-key look-up per open alert: the board renders on every live change.
+    .outerjoin(calls, (alerts.c.kind.in_(ABOUT_CALLS)) & (calls.c.id == alerts.c.subject))
     .where(_OPEN)
     .order_by(
         case({k: i for i, k in enumerate(URGENCY)}, value=alerts.c.kind, else_=len(URGENCY)),
+        # Of one kind, a flash call's alert before a routine one's, however many routine
+        # calls were missed since; an alert about no call last.
+        case({p: i for i, p in enumerate(PRIORITIES)}, value=calls.c.priority, else_=len(PRIORITIES)),
         alerts.c.id.desc(),
     )
 )
 
 
 def most_urgent_open(station: Station, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` open alerts, the most urgent kinds first (`URGENCY`), then the newest:
-    what the watch board lists, so that a flood of lesser alerts cannot push a line that
-    is down off it."""
+    """Up to `limit` open alerts, the most urgent kinds first (`URGENCY`), of one kind the
+    most urgent calls first (flash to routine), then the newest: what the watch board
+    lists, so that a flood of lesser alerts cannot push a line that is down, or a missed
+    flash call, off it. An alert about a call says that call's priority, its peer and
+    whether we placed it (`call`)."""
     with station.db.read() as conn:
-        return [alert_json(r) for r in conn.execute(_MOST_URGENT.limit(limit))]
+        return [_with_call(r) for r in conn.execute(_MOST_URGENT.limit(limit))]
+
+
+def _with_call(row: Any) -> dict[str, Any]:
+    about = None
+    if row.call_priority is not None:
+        about = {"priority": row.call_priority, "peer": row.call_peer, "direction": row.direction}
+    return {**alert_json(row), "call": about}
 
 
 def open_of_kind(station: Station, kind: str) -> list[dict[str, Any]]:

@@ -288,7 +288,13 @@ def _fire(
             tx,
             "escalation_unheard",
             call.id,
-            {"call": call.id, "step": pos.describe(), "targets": list(step.targets)},
+            {
+                "call": call.id,
+                "peer": call.peer,
+                "priority": call.priority,
+                "step": pos.describe(),
+                "targets": list(step.targets),
+            },
         )
     return fired
 
@@ -460,7 +466,7 @@ def audit_escalations(station: Station, *, running_since: int | None = None) -> 
     settled = running_since is None or now - running_since >= OVERDUE_S * MICROS
     with station.db.read() as conn:
         stalled = conn.execute(
-            select(calls.c.id, calls.c.next_escalation_at)
+            select(calls.c.id, calls.c.peer, calls.c.priority, calls.c.next_escalation_at)
             .join(lines, lines.c.id == calls.c.line_id)
             .where(
                 lines.c.state != SUSPENDED_LINE,  # held on purpose (`hold_escalation`)
@@ -474,7 +480,12 @@ def audit_escalations(station: Station, *, running_since: int | None = None) -> 
         return 0
     raised = 0
     with station.tx() as tx:
-        for call_id, next_at in stalled:
-            detail = {"call": call_id, "next_escalation_at": rfc3339(next_at)}
+        for call_id, peer, priority, next_at in stalled:
+            detail = {
+                "call": call_id,
+                "peer": peer,
+                "priority": priority,
+                "next_escalation_at": rfc3339(next_at),
+            }
             raised += alerts.raise_alert(tx, "escalation_stalled", call_id, detail)
     return raised
