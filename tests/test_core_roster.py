@@ -357,6 +357,18 @@ def test_on_duty_override_users_win_over_replacement() -> None:
     assert on_duty(ROTA, both, berlin(2026, 1, 10, 7)) == ["ana", "ben"]
 
 
+def test_on_duty_override_without_a_user_still_takes_off_whom_it_replaces() -> None:
+    # dee, standing in for ana, can no longer cover: ana stays off, and the hole shows.
+    lost = [Override(1, None, "ana", berlin(2026, 1, 10, 7), berlin(2026, 1, 10, 8))]
+    assert on_duty(ROTA, lost, berlin(2026, 1, 10, 7, 30)) == []
+    assert on_duty(ROTA, lost, berlin(2026, 1, 10, 8)) == ["ana"]
+    assert gaps(ROTA, lost, berlin(2026, 1, 10, 6), berlin(2026, 1, 10, 9)) == [
+        (utc(2026, 1, 10, 6), utc(2026, 1, 10, 7))
+    ]
+    with pytest.raises(RosterError, match="override 1: names neither a user on duty nor one it replaces"):
+        check_override(Override(1, None, None, berlin(2026, 1, 10, 7), berlin(2026, 1, 10, 8)))
+
+
 # Gaps ----------------------------------------------------------------------------------
 
 

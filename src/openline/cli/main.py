@@ -1020,7 +1020,7 @@ def roster_cmd(
         shifts = [
             (
                 str(sh["id"]),
-                sh["user"],
+                _roster_user(sh),
                 sh["start_local"],
                 sh["tz"],
                 f"{sh['duration_s'] / 3600:g}",
@@ -1031,7 +1031,7 @@ def roster_cmd(
         listing(("shift", "user", "starts (local)", "zone", "hours", "repeats"), shifts, title="Shifts")
         if x["overrides"]:
             overrides = [
-                (str(o["id"]), o["user"], o["replaces"] or "", both(o["start"]), both(o["end"]))
+                (str(o["id"]), _roster_user(o), o["replaces"] or "", both(o["start"]), both(o["end"]))
                 for o in x["overrides"]
             ]
             listing(
@@ -1042,6 +1042,13 @@ def roster_cmd(
             )
 
     emit(data, as_json, render)
+
+
+def _roster_user(entry: dict[str, Any]) -> str:
+    """A shift's or override's user, marked when it puts nobody on duty (the user was
+    disabled, or given a role that does not work calls), so that it is seen and removed."""
+    why = entry.get("covers_nothing")
+    return entry["user"] if why is None else f"{entry['user']} ({why}: covers nothing)"
 
 
 @shift_app.command("add")

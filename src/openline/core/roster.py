@@ -11,7 +11,8 @@ start anchors the rule but, as in dateutil, is not an occurrence on a date the r
 Intervals are half-open: on duty at the start, not at the end. During an override's
 [start, end) its user is on duty and, if `replaces` names a user who would be on duty
 from their shifts, that user is not; one person taking another's shift outright is one
-override, a swap is two. The on-duty set is what shifts put on duty, minus those
+override, a swap is two. An override without a user (its stand-in can no longer cover)
+still takes `replaces` off duty. The on-duty set is what shifts put on duty, minus those
 replaced, plus the overrides' users. All results are aware datetimes in UTC. An
 occurrence that runs past the last instant a datetime holds (the end of year 9999 in UTC)
 is cut there, so that no question about a time the station records overflows.
@@ -75,7 +76,9 @@ class Shift:
 @dataclass(frozen=True)
 class Override:
     id: int
-    user: str  # on duty during [start, end)
+    # On duty during [start, end); None when the stand-in covers nothing (disabled since),
+    # so that `replaces` stays off duty, as their supervisor decided, and a gap shows.
+    user: str | None
     replaces: str | None  # whose duty they take; None adds a person
     start: datetime
     end: datetime
@@ -207,7 +210,10 @@ def check_shift(shift: Shift) -> None:
 
 def check_override(o: Override) -> None:
     """Raise RosterError unless the override can be put on a roster."""
-    _check_user(f"override {o.id}: user", o.user)
+    if o.user is not None:
+        _check_user(f"override {o.id}: user", o.user)
+    elif o.replaces is None:
+        raise RosterError(f"override {o.id}: names neither a user on duty nor one it replaces")
     if o.replaces is not None:
         _check_user(f"override {o.id}: replaces", o.replaces)
         if o.replaces == o.user:
@@ -305,13 +311,13 @@ class _Window:
     """Everything that decides who is on duty inside one window, in UTC."""
 
     spans: list[tuple[str, datetime, datetime]]
-    overrides: list[tuple[str, str | None, datetime, datetime]]
+    overrides: list[tuple[str | None, str | None, datetime, datetime]]
 
     def duty(self, at: datetime) -> frozenset[str]:
         on = {user for user, s, e in self.spans if s <= at < e}
         active = [(user, replaces) for user, replaces, s, e in self.overrides if s <= at < e]
         on.difference_update(replaces for _, replaces in active if replaces is not None)
-        on.update(user for user, _ in active)
+        on.update(user for user, _ in active if user is not None)
         return frozenset(on)
 
     def boundaries(self) -> list[datetime]:

@@ -35,17 +35,36 @@ def zone(name: str) -> ZoneInfo:
 
 
 def load_roster(conn: Connection) -> tuple[list[roster.Shift], list[roster.Override]]:
-    """The shifts and overrides that put someone on duty: those of enabled users whose role
-    works calls. A user disabled, or given another role, since they were put on the roster
-    covers nothing; their rows stay listed (`roster_view`) for someone to remove."""
-    names = {
-        r.id: r.name
-        for r in conn.execute(
-            select(users.c.id, users.c.name).where(
-                users.c.disabled.is_(False), users.c.role.in_(ON_DUTY_ROLES)
-            )
-        )
-    }
+    """The shifts and overrides that decide who is on duty. A user disabled, or given a
+    role that does not work calls, since they were put on the roster covers nothing; their
+    rows stay listed (`roster_view`) for someone to remove. An override of theirs that
+    replaces someone still keeps that person off duty: the supervisor took them off, and
+    losing the stand-in must leave a gap that alarms, not put them back unnoticed."""
+    return _covering(*_read_roster(conn))
+
+
+def _covering(
+    shift_list: list[roster.Shift], override_list: list[roster.Override], idle: dict[str, str]
+) -> tuple[list[roster.Shift], list[roster.Override]]:
+    """The shifts and overrides as they decide who is on duty: without the users in `idle`,
+    except that an override whose stand-in is idle still takes off whom it replaces."""
+    overrides = []
+    for o in override_list:
+        user = None if o.user in idle else o.user
+        replaces = None if o.replaces in idle else o.replaces
+        if user is not None or replaces is not None:
+            overrides.append(roster.Override(o.id, user, replaces, o.start, o.end))
+    return [s for s in shift_list if s.user not in idle], overrides
+
+
+def _read_roster(
+    conn: Connection,
+) -> tuple[list[roster.Shift], list[roster.Override], dict[str, str]]:
+    """Every shift and override as stored, and why each user who covers nothing does not
+    (`covers_nothing`), by name."""
+    people = conn.execute(select(users.c.id, users.c.name, users.c.disabled, users.c.role)).all()
+    names = {r.id: r.name for r in people}
+    idle = {r.name: why for r in people if (why := covers_nothing(r.disabled, r.role)) is not None}
     out_shifts = [
         roster.Shift(
             r.id,
@@ -55,20 +74,26 @@ def load_roster(conn: Connection) -> tuple[list[roster.Shift], list[roster.Overr
             r.rrule,
         )
         for r in conn.execute(select(shifts).order_by(shifts.c.id))
-        if r.user_id in names
     ]
     out_overrides = [
         roster.Override(
             r.id,
             names[r.user_id],
-            names.get(r.replaces_user_id) if r.replaces_user_id is not None else None,
+            names[r.replaces_user_id] if r.replaces_user_id is not None else None,
             utc(r.start_at),
             utc(r.end_at),
         )
         for r in conn.execute(select(roster_overrides).order_by(roster_overrides.c.id))
-        if r.user_id in names
     ]
-    return out_shifts, out_overrides
+    return out_shifts, out_overrides, idle
+
+
+def covers_nothing(disabled: bool, role: str) -> str | None:
+    """Why a user's shifts and overrides put nobody on duty ("disabled", or a role that
+    does not work calls, such as "auditor"), or None when they do."""
+    if disabled:
+        return "disabled"
+    return None if role in ON_DUTY_ROLES else role
 
 
 def utc(micros: int) -> datetime:
@@ -153,7 +178,7 @@ def _parse_local(value: Any, what: str) -> datetime:
     return at.replace(microsecond=0)
 
 
-def shift_json(row: Any, user: str) -> dict[str, Any]:
+def shift_json(row: Any, user: str, idle: str | None = None) -> dict[str, Any]:
     return {
         "id": row.id,
         "user": user,
@@ -161,6 +186,7 @@ def shift_json(row: Any, user: str) -> dict[str, Any]:
         "tz": row.tz,
         "duration_s": row.duration_s,
         "rrule": row.rrule,
+        "covers_nothing": idle,
     }
 
 
@@ -282,10 +308,11 @@ def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
     local = zone(time_zone)
     when = utc(station.clock.now() if at is None else at)
     with station.db.read() as conn:
-        shift_list, override_list = load_roster(conn)
+        all_shifts, all_overrides, idle = _read_roster(conn)
         rows = conn.execute(select(shifts).order_by(shifts.c.id)).all()
         override_rows = conn.execute(select(roster_overrides).order_by(roster_overrides.c.id)).all()
         names = {r.id: r.name for r in conn.execute(select(users.c.id, users.c.name))}
+    shift_list, override_list = _covering(all_shifts, all_overrides, idle)
     handover = roster.next_handover(shift_list, override_list, when)
 
     def both(t: datetime | None) -> dict[str, str] | None:
@@ -312,7 +339,7 @@ def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
             {"from": both(a), "until": both(b)}
             for a, b in roster.gaps(shift_list, override_list, when, roster.add_clamped(when, GAP_HORIZON))
         ],
-        "shifts": [shift_json(r, names[r.user_id]) for r in rows],
+        "shifts": [shift_json(r, names[r.user_id], idle.get(names[r.user_id])) for r in rows],
         "overrides": [
             {
                 "id": r.id,
@@ -320,6 +347,7 @@ def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
                 "replaces": names.get(r.replaces_user_id),
                 "start": both(utc(r.start_at)),
                 "end": both(utc(r.end_at)),
+                "covers_nothing": idle.get(names[r.user_id]),
             }
             for r in override_rows
         ],
@@ -334,7 +362,10 @@ def roster_week(station: Station, days: int = 7) -> dict[str, Any]:
     first = now.astimezone(local).replace(hour=0, minute=0, second=0, microsecond=0)
     end = first + timedelta(days=days)
     with station.db.read() as conn:
-        shift_list, override_list = load_roster(conn)
+        all_shifts, all_overrides, idle = _read_roster(conn)
+    # Who is on duty counts only those who cover; the calendar lists everyone's entries,
+    # marked where they cover nothing, so that a supervisor sees what to remove.
+    shift_list, override_list = _covering(all_shifts, all_overrides, idle)
 
     def both(t: datetime) -> dict[str, str]:
         return {
@@ -343,12 +374,17 @@ def roster_week(station: Station, days: int = 7) -> dict[str, Any]:
         }
 
     entries: list[tuple[datetime, datetime, dict[str, Any]]] = []
-    for shift in shift_list:
+    for shift in all_shifts:
+        why = idle.get(shift.user)
         for start, stop in roster.occurrences(shift, first, end):
-            entries.append((start, stop, {"user": shift.user, "kind": "shift", "shift": shift.id}))
-    for o in override_list:
-        if o.start < end and o.end > first:
-            entries.append((o.start, o.end, {"user": o.user, "kind": "override", "replaces": o.replaces}))
+            entries.append(
+                (start, stop, {"user": shift.user, "kind": "shift", "shift": shift.id, "covers_nothing": why})
+            )
+    for o in all_overrides:
+        if o.user is not None and o.start < end and o.end > first:
+            why = idle.get(o.user)
+            info = {"user": o.user, "kind": "override", "replaces": o.replaces, "covers_nothing": why}
+            entries.append((o.start, o.end, info))
     calendar = []
     for i in range(days):
         day_start = first + timedelta(days=i)
