@@ -269,10 +269,14 @@ def test_json_listings_cut_at_the_limit_say_so_on_stderr(pair: tuple[StationProc
     cut = run(a, "calls", "--json", "--limit", "1")
     assert cut.returncode == 0, cut.stderr
     assert len(json.loads(cut.stdout)) == 1  # standard output stays JSON
-    assert (
-        cut.stderr.strip()
-        == "The newest 1 are listed; there may be more (--limit, up to 1,000, or a filter)."
+    placed = json.loads(cut.stdout)[0]["placed_at"]
+    assert cut.stderr.strip() == (
+        f"1 are listed, newest first; there may be more (--until {placed} lists the next 1, or a filter)."
     )
+    # The option it names is taken, and lists the calls placed before.
+    older = run(a, "calls", "--json", "--limit", "1", "--until", placed)
+    assert older.returncode == 0, older.stderr
+    assert all(c["placed_at"] < placed for c in json.loads(older.stdout))
     whole = run(a, "calls", "--json", "--limit", "2")
     assert (whole.returncode, whole.stderr) == (0, "")
     pages = run(a, "notifications", "--json", "--limit", "1")

@@ -201,11 +201,12 @@ def test_a_listing_cut_at_its_limit_says_more_may_follow(nodes: tuple[Node, Node
     for lat in (48.0, 49.0):
         send(a, "moscow", soon(a, lat, 9.0))
     newest = a.api.get("/api/v1/notices", params={"limit": 1}).json()[0]["id"]
+    oldest = a.api.get("/api/v1/calls", params={"limit": 1}).json()[0]["placed_at"]
     for listing_, more in (
-        ("calls", "there may be more (--limit, up to 1,000, or a filter)."),  # calls page by --until
+        ("calls", f"there may be more (--until {oldest} lists the next 1, or a filter)."),  # by time
         ("notices", f"there may be more (--before {newest} lists the next 1, or a filter)."),
     ):
-        assert f"The newest 1 are listed; {more}" in cli_table(
+        assert f"1 are listed, newest first; {more}" in cli_table(
             a, monkeypatch, listing_, "--limit", "1", columns=200
         )
         assert "there may be more" not in cli_table(a, monkeypatch, listing_, "--limit", "3")

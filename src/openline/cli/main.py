@@ -19,7 +19,7 @@ from rich.text import Text
 from openline import __version__
 from openline.cli.client import ApiError, StationClient, seg
 from openline.cli.options import finite, time_text
-from openline.cli.render import err, limit_reached, listing, marked, out, when
+from openline.cli.render import MAX_LIMIT, err, limit_reached, listing, marked, out, when
 from openline.core.calls import event_why
 from openline.core.encoding import parse_json, undecodable
 from openline.errors import Code, OpenLineError
@@ -56,7 +56,9 @@ BeforeOpt = Annotated[
 ]
 # Checked here against the station's bounds: a usage error (exit 2) naming --limit, not
 # the station's `query.limit`.
-LimitOpt = Annotated[int, typer.Option(min=1, max=1000, help="At most this many (1-1000), newest first.")]
+LimitOpt = Annotated[
+    int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many (1-1000), newest first.")
+]
 
 
 PRIORITIES = ["flash", "immediate", "priority", "routine"]
@@ -97,19 +99,35 @@ def client(home: Path) -> Iterator[StationClient]:
         c.close()
 
 
+def before_last(items: list[dict[str, Any]]) -> str | None:
+    """The option that lists the page after `items` (newest first, by id): `--before`."""
+    return f"--before {items[-1]['id']}" if items else None
+
+
 def emit(
-    data: Any, as_json: bool, render: Callable[[Any], None], *, limit: int | None = None, before: bool = True
+    data: Any,
+    as_json: bool,
+    render: Callable[[Any], None],
+    *,
+    limit: int | None = None,
+    next_page: Callable[[list[dict[str, Any]]], str | None] | None = before_last,
+    narrow: str = "a filter",
 ) -> None:
     """`data` as JSON, or as `render` shows it. A listing cut at `limit` says so (`render`
-    does, in its table's form); under --json on standard error, with the next page's
-    `--before` if the command takes one."""
+    does, in its table's form); under --json on standard error, with the option that
+    lists the next page (`next_page`, if the command has one)."""
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         if limit is not None:
-            last = data[-1]["id"] if before and data else None
-            limit_reached(len(data), limit, last, to_stderr=True)
+            after = next_page(data) if next_page is not None else None
+            limit_reached(len(data), limit, after, to_stderr=True, narrow=narrow)
     else:
         render(data)
+
+
+def until_oldest(items: list[dict[str, Any]]) -> str | None:
+    """The option that lists the calls placed before these (newest first): `--until`."""
+    return f"--until {items[-1]['placed_at']}" if items else None
 
 
 @app.command()
@@ -547,9 +565,9 @@ def calls_cmd(
             )
         columns = ("id", "peer", "dir", "priority", "state", "subject", "placed", "last change")
         listing(columns, rows, wrap=("subject", "placed", "last change"))
-        limit_reached(len(rows), limit)
+        limit_reached(len(rows), limit, until_oldest(items))
 
-    emit(rows, as_json, render, limit=limit, before=False)
+    emit(rows, as_json, render, limit=limit, next_page=until_oldest)
 
 
 def _call_action(
@@ -837,7 +855,7 @@ def audit_cmd(
     def render(items: list[dict[str, Any]]) -> None:
         rows = [(str(x["id"]), when(x["at"]), x["actor"], x["action"], x["target"] or "") for x in items]
         listing(("id", "at", "actor", "action", "target"), rows, wrap=("at", "target"))
-        limit_reached(len(rows), limit, items[-1]["id"] if items else None)
+        limit_reached(len(rows), limit, before_last(items))
 
     emit(rows, as_json, render, limit=limit)
 
@@ -926,7 +944,7 @@ def alerts_cmd(
             rows,
             wrap=("raised", "subject", "acknowledged"),
         )
-        limit_reached(len(rows), limit, items[-1]["id"] if items else None)
+        limit_reached(len(rows), limit, before_last(items))
 
     emit(rows, as_json, render, limit=limit)
 
@@ -1180,7 +1198,7 @@ def handovers_cmd(
             _print_handover(x)
         if not items:
             out.print("No handovers.")
-        limit_reached(len(items), limit, items[-1]["id"] if items else None)
+        limit_reached(len(items), limit, before_last(items))
 
     emit(rows, as_json, render, limit=limit)
 

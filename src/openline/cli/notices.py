@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from openline.cli.client import ApiError, seg
-from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, LimitOpt, app, client, emit, fail
+from openline.cli.main import WITHHELD, HomeOpt, JsonOpt, LimitOpt, app, before_last, client, emit, fail
 from openline.cli.options import time_text
 from openline.cli.render import limit_reached, listing, marked, out, when
 from openline.core.clock import SystemClock
@@ -313,11 +313,21 @@ def notices_list(
                 rows = [(*row, _standing(x["standing"])) for row, x in zip(rows, items, strict=True)]
         if rows:
             listing(columns, rows, wrap=("starts", "ends", "delivered", "acknowledged", "by then"))
-            limit_reached(len(rows), limit, items[-1]["id"] if at is None else None)
+            after, narrow = _next_page(items, at)
+            limit_reached(len(rows), limit, after, narrow=narrow)
         else:
             out.print("No notices." if at is None else f"No notice covered {at}.")
 
-    emit(rows, as_json, render, limit=limit, before=at is None)
+    after, narrow = _next_page(rows, at)
+    emit(rows, as_json, render, limit=limit, next_page=lambda _: after, narrow=narrow)
+
+
+def _next_page(items: list[dict[str, Any]], at: str | None) -> tuple[str | None, str]:
+    """How to list more notices than a full page: the next page's `--before`, or, for the
+    notices over a place (which take no filter and no `--before`), a narrower question."""
+    if at is None:
+        return before_last(items), "a filter"
+    return None, "--radius, --when or --altitude to narrow it"
 
 
 def _standing(standing: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from openline.cli.main import HomeOpt, JsonOpt, LimitOpt, app, client, emit, fail
+from openline.cli.main import HomeOpt, JsonOpt, LimitOpt, app, before_last, client, emit, fail
 from openline.cli.render import limit_reached, listing, out, when
 
 notify_app = typer.Typer(help="Test that pages reach people.", no_args_is_help=True)
@@ -70,7 +70,7 @@ def notifications_cmd(
             out.print("No notifications.")
             return
         _table(items)
-        limit_reached(len(items), limit, items[-1]["id"] if items else None)
+        limit_reached(len(items), limit, before_last(items))
 
     emit(rows, as_json, render, limit=limit)
 

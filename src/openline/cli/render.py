@@ -65,14 +65,26 @@ def when(text: str | None, absent: str = "") -> str:
 Cell = str | Text  # a str is shown as it is; a Text carries our own styling
 
 
-def limit_reached(shown: int, limit: int, last: object = None, *, to_stderr: bool = False) -> None:
+MAX_LIMIT = 1_000  # the most a listing's --limit takes (the API's own cap)
+
+
+def limit_reached(
+    shown: int, limit: int, next_page: str | None = None, *, to_stderr: bool = False, narrow: str = "a filter"
+) -> None:
     """Under a listing cut at `--limit`, newest first: say that older ones may follow, so
-    that a full page is not taken for the whole, and, given the `last` id shown, how to
-    list them (`--before`). Under --json, on standard error, which stays out of the JSON."""
-    if shown >= limit:
-        more = f"--before {last} lists the next {limit:,}" if last is not None else "--limit, up to 1,000"
-        note = Text(f"The newest {limit:,} are listed; there may be more ({more}, or a filter).", "dim")
-        (err if to_stderr else out).print(note)
+    that a full page is not taken for the whole, and how to list them: `next_page`, the
+    option that starts the next page (`--before ID`, `--until TIME`), else a larger
+    `--limit` while there is one, else only `narrow`. Under --json, on standard error,
+    which stays out of the JSON."""
+    if shown < limit:
+        return
+    if next_page is not None:
+        ways = [f"{next_page} lists the next {limit:,}"]
+    else:
+        ways = ["--limit, up to 1,000"] if limit < MAX_LIMIT else []
+    more = ", or ".join([*ways, narrow]) if ways else narrow
+    note = Text(f"{limit:,} are listed, newest first; there may be more ({more}).", "dim")
+    (err if to_stderr else out).print(note)
 
 
 def listing(
