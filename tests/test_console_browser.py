@@ -92,9 +92,19 @@ def test_two_officers_handle_a_call_in_the_console(
         _a_change_during_a_refresh_is_not_lost(anna, boris)
         _a_change_just_after_a_refresh_is_heard(anna)
 
+        # Close, one press from Send, with a message typed and not sent: the station asks.
+        boris.fill("textarea[name=text]", "Hold fire at the bridge")
         boris.fill("input[name=summary]", "Convoy acknowledged")
         boris.get_by_role("button", name="Close call").click()
+        expect(boris.locator("#form-error")).to_contain_text("A message is typed and not sent")
+        expect(boris.locator("[data-state]")).to_have_text("picked_up")
+        expect(boris.locator("textarea[name=text]")).to_have_value("Hold fire at the bridge")
+        expect(boris.locator("#summary")).to_have_value("Convoy acknowledged")
+        boris.fill("#summary", "Convoy acknowledged; no bridge")  # as the form stands when pressed
+        boris.get_by_role("button", name="Close without sending the message").click()
         expect(boris.locator("[data-state]")).to_have_text("closed")
+        expect(boris.get_by_text("Convoy acknowledged; no bridge")).to_be_visible()
+        expect(boris.locator(".thread")).not_to_contain_text("Hold fire at the bridge")
         expect(anna.locator("[data-state]")).to_have_text("closed", timeout=5000)
         expect(boris.get_by_role("region", name="Event log")).to_contain_text("escalated")
         boris.screenshot(path=artifact_path("console-closed.png"), full_page=True)

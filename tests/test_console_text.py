@@ -130,7 +130,32 @@ def test_lines_typed_in_the_console_are_sent_as_typed_not_as_the_browser_posts_t
     assert b.api.get(f"/api/v1/calls/{call_id}").json()["summary"] == "done\nall clear"
     b.drain()
     a.drain()
-    assert [m["text"] for m in a.api.get(f"/api/v1/calls/{call_id}").json()["messages"]] == ["line one\nline two"]
+    received = a.api.get(f"/api/v1/calls/{call_id}").json()["messages"]
+    assert [m["text"] for m in received] == ["line one\nline two"]
+
+
+def test_closing_with_a_message_typed_and_not_sent_asks_first(nodes: tuple[Node, Node]) -> None:
+    """Close call sits under Send: pressed with a message typed (console.js sends it along
+    as `unsent`), the call stays open, both texts stay in the form, and a second button
+    closes without sending it."""
+    a, b = nodes
+    call_id = picked_up(a, b)
+    c, token = _officer(b)
+    form = {"csrf": token, "summary": "Agreed", "unsent": "Hold fire at the bridge"}
+    r = c.post(f"/calls/{call_id}/close", data=form)
+    assert r.status_code == 409, r.text
+    assert "A message is typed and not sent" in r.text
+    assert ">Hold fire at the bridge</textarea>" in r.text
+    assert 'name="summary" value="Agreed"' in r.text
+    assert "data-discard" in r.text
+    assert b.api.get(f"/api/v1/calls/{call_id}").json()["state"] == "picked_up"
+    # Blank is nothing typed; and asked, the officer closes without sending it.
+    for extra in ({"unsent": " \r\n"}, {"discard": "1"}):
+        call = picked_up(a, b, "Second") if extra.get("unsent") else call_id
+        r = c.post(f"/calls/{call}/close", data={**form, **extra})
+        assert r.status_code == 303, r.text
+        shown = b.api.get(f"/api/v1/calls/{call}").json()
+        assert (shown["state"], shown["messages"]) == ("closed", [])
 
 
 def test_a_subject_or_a_rejection_over_the_limit_is_refused_and_kept(nodes: tuple[Node, Node]) -> None:

@@ -400,6 +400,15 @@ async def call_action(request: Request, call_id: str, action: str) -> Response:
     session, form = await posted(request)
     session.principal.require(Permission.WORK_CALLS)
     station, actor = station_of(request), session.principal.name
+    if action == "close" and form.get("unsent", "").strip() and form.get("discard") != "1":
+        # One press away from Send, Close would end the call and lose what is typed.
+        kept = {"text": form["unsent"], "summary": form.get("summary", "")}
+        why = (
+            "A message is typed and not sent: send it first, or close without sending it. "
+            "The call is still open."
+        )
+        context = _call(request, session, call_id)
+        return render(request, "call.html", status=409, error=why, kept=kept, unsent=True, **context)
     try:
         if action == "pickup":
             calls.pickup(station, actor, call_id)

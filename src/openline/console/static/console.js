@@ -478,6 +478,16 @@
     if (live(ev.target)) { delete trouble.refresh; showTrouble(); }
   });
 
+  // Closing a call with a message typed and not sent: the message goes with the close, so
+  // that the station can ask first (_call.html).
+  document.addEventListener("submit", function (ev) {
+    if (!ev.target.querySelector) return;
+    var unsent = ev.target.querySelector("[data-unsent]"), text = document.getElementById("text");
+    if (unsent) unsent.value = text ? text.value : "";
+    var summary = ev.target.querySelector("[data-summary]"), typed = document.getElementById("summary");
+    if (summary && typed) summary.value = typed.value;  // closing without the message
+  }, true);
+
   // A disclosure's fields kept in a <template> until it opens (_notices.html, `on_open`):
   // put in place the first time it does.
   document.addEventListener("toggle", function (ev) {
