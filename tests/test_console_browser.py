@@ -11,11 +11,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import HeldResponse, artifact_path
-from tests.harness import StationProcess, add_user, connect, running_pair, start_all, stop_all, wait_for
+from tests.harness import (
+    StationProcess,
+    add_user,
+    connect,
+    picked_up_call,
+    running_pair,
+    start_all,
+    stop_all,
+    wait_for,
+)
 from tests.pg import PostgresServer
 
 pytestmark = pytest.mark.e2e
@@ -277,6 +287,66 @@ def test_the_console_warns_before_the_session_ends_and_says_when_it_has(
         expect(page.locator("[data-session-ended]")).to_be_visible()
     finally:
         ctx.close()
+
+
+def test_after_the_session_ends_the_officer_is_back_on_the_page_with_what_was_typed(
+    pair: tuple[StationProcess, StationProcess],
+    browser: Browser,
+) -> None:
+    """A night shift outlives a 12-hour session. The page went to the login page and what
+    was typed was lost; after logging in the officer landed on the board. Now the same
+    officer is back on the call with the message and summary as typed; another officer
+    logging in on that tab gets none of it."""
+    a, b = pair
+    add_user(b, "vera", "watch_officer", PASSWORD)
+    call_id = picked_up_call(a, b)
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = ctx.new_page()
+    try:
+        log_in(page, b, "boris")
+        page.goto(b.url + f"/calls/{call_id}")
+        page.fill("#text", "Convoy held at the bridge")
+        page.fill("#summary", "Half done")
+        _session_ends_in(b, 3)
+        expect(page).to_have_url(re.compile(r"/login\?ended=1&next="), timeout=8000)
+        page.fill("input[name=username]", "boris")
+        page.fill("input[name=password]", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page).to_have_url(b.url + f"/calls/{call_id}")
+        expect(page.locator("#text")).to_have_value("Convoy held at the bridge")
+        expect(page.locator("#summary")).to_have_value("Half done")
+
+        # Another officer on the same tab, after the session ends again: nothing of boris's.
+        page.fill("#text", "Not for vera")
+        _session_ends_in(b, 3)
+        expect(page).to_have_url(re.compile(r"/login\?ended=1&next="), timeout=8000)
+        page.fill("input[name=username]", "vera")
+        page.fill("input[name=password]", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page).to_have_url(b.url + f"/calls/{call_id}")
+        expect(page.locator("#text")).to_have_value("")
+    finally:
+        ctx.close()
+
+
+def test_a_login_goes_back_only_to_a_page_of_the_station_itself(
+    pair: tuple[StationProcess, StationProcess],
+) -> None:
+    """`next` names a page of this station, never another site."""
+    _a, b = pair
+    with httpx.Client(base_url=b.url) as web:
+        r = web.get("/history?state=ringing", headers={"Accept": "text/html"})  # as a browser asks
+        assert (r.status_code, r.headers["location"]) == (303, "/login?next=%2Fhistory%3Fstate%3Dringing")
+        r = web.get("/calls/x/live", headers={"Accept": "text/html", "HX-Request": "true"})  # a region
+        assert r.headers["HX-Redirect"] == "/login"
+        for bad in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/login", "history"):
+            page = web.get("/login", params={"next": bad}).text
+            assert 'name="next"' not in page, bad
+            r = web.post("/login", data={"username": "boris", "password": PASSWORD, "next": bad})
+            assert (r.status_code, r.headers["location"]) == (303, "/"), bad
+            web.cookies.clear()
+        r = web.post("/login", data={"username": "boris", "password": PASSWORD, "next": "/history?all=1"})
+        assert (r.status_code, r.headers["location"]) == (303, "/history?all=1")
 
 
 def test_the_console_says_when_what_it_shows_may_be_out_of_date(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -95,6 +96,10 @@ def create_app(
         target = "/password" if exc.args == ("password",) else "/login"
         if request.headers.get("hx-request"):  # htmx follows this header, not a 303
             return Response(status_code=200, headers={"HX-Redirect": target})
+        asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        back = asked != "/" and console_pages.page_after_login(asked)
+        if target == "/login" and back and console_pages.wants_page(request):  # a page, not a region
+            target += "?" + urlencode({"next": asked})  # back to that page once logged in
         return RedirectResponse(target, status_code=303)
 
     @app.exception_handler(DatabaseUnavailable)

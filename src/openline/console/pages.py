@@ -91,6 +91,18 @@ class LoginRequired(Exception):
     """No live session: the browser is sent to the login page."""
 
 
+def page_after_login(asked: str | None) -> str | None:
+    """The console page to go back to after logging in (`next`, from the page whose
+    session ended), or None: only a path of this station's own (never `//elsewhere` or a
+    URL: the login page must not send an officer to another site), and not the login
+    page itself."""
+    if not asked or len(asked) > 2000 or not asked.startswith("/") or asked.startswith(("//", "/\\")):
+        return None
+    if any(ord(c) < 0x21 or c == "\\" for c in asked) or asked.split("?")[0] in ("/login", "/logout"):
+        return None
+    return asked
+
+
 def station_of(request: Request) -> Station:
     station: Station = request.app.state.station
     return station

@@ -27,6 +27,7 @@ from openline.console.pages import (
     SECURITY_HEADERS,
     hub_of,
     once_of,
+    page_after_login,
     posted,
     read_form,
     redirect,
@@ -93,7 +94,8 @@ def favicon() -> Response:
 
 @router.get("/login")
 def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", ended=request.query_params.get("ended") == "1")
+    ended, back = request.query_params.get("ended") == "1", page_after_login(request.query_params.get("next"))
+    return render(request, "login.html", ended=ended, next_page=back)
 
 
 def _cross_site(request: Request) -> bool:
@@ -132,7 +134,8 @@ async def login(request: Request) -> Response:
         return refused
     except Unauthorized as exc:
         return render(request, "login.html", status=401, error=exc.detail, username=username)
-    response = redirect("/password" if session.must_change_password else "/")
+    back = page_after_login(form.get("next")) or "/"
+    response = redirect("/password" if session.must_change_password else back)
     response.set_cookie(
         COOKIE,
         session.token,

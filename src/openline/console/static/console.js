@@ -278,7 +278,43 @@
   }
   function sessionEnded() {
     sessionEnds = null;
-    window.location.assign("/login?ended=1");
+    keepDrafts();
+    var here = window.location.pathname + window.location.search;
+    window.location.assign("/login?ended=1" + (here === "/" ? "" : "&next=" + encodeURIComponent(here)));
+  }
+
+  // What an officer had typed when the session ended (a 12-hour session, a longer night
+  // shift) is kept in this tab and put back into the same page once the same officer has
+  // logged in again, within an hour; never into another officer's forms.
+  var DRAFTS_KEY = "openline-drafts", DRAFTS_FOR_MS = 60 * 60 * 1000;
+  var DRAFT_FIELDS = "form[method=post] textarea[id], form[method=post] input[id]:not([type]), " +
+    "form[method=post] input[id][type=text]";
+  function keepDrafts() {
+    var user = document.body.getAttribute("data-user"), fields = {}, any = false;
+    if (!user) return;
+    document.querySelectorAll(DRAFT_FIELDS).forEach(function (el) {
+      if (el.value) { fields[el.id] = el.value; any = true; }
+    });
+    if (!any) return;
+    var draft = { user: user, path: window.location.pathname, at: Date.now(), fields: fields };
+    try { window.sessionStorage.setItem(DRAFTS_KEY, JSON.stringify(draft)); } catch (e) { /* private mode */ }
+  }
+  function restoreDrafts() {
+    var user = document.body.getAttribute("data-user"), draft = null;
+    if (!user) return;  // the login page: kept for the page after it
+    try { draft = JSON.parse(window.sessionStorage.getItem(DRAFTS_KEY) || "null"); } catch (e) { draft = null; }
+    if (!draft) return;
+    var stale = draft.user !== user || Date.now() - draft.at > DRAFTS_FOR_MS;
+    if (!stale && draft.path !== window.location.pathname) return;  // for that page, when opened
+    try { window.sessionStorage.removeItem(DRAFTS_KEY); } catch (e) { /* private mode */ }
+    if (stale) return;
+    Object.keys(draft.fields || {}).forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el && el.matches(DRAFT_FIELDS) && !el.value) {
+        el.value = draft.fields[id];
+        el.setAttribute("data-restored", "");
+      }
+    });
   }
 
   // One event stream per browser. Chromium opens at most six HTTP/1.1 connections to a
@@ -508,6 +544,7 @@
     announceNews(true);
     var left = Number(document.body.getAttribute("data-session-left"));
     if (document.body.hasAttribute("data-session-left") && !isNaN(left)) sessionEnds = Date.now() + left * 1000;
+    restoreDrafts();
     tick(); alarmTitle(); sessionCheck();
     setInterval(tick, 1000);
     setInterval(sessionCheck, 1000);
