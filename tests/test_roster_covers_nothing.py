@@ -112,3 +112,40 @@ def test_the_roster_page_shows_a_disabled_users_entries_marked(
     assert f'{stand_in} <span class="warn">override for cmdr</span> {warn}' in text
     assert text.count(MARK) == 4 + 1  # cmdr's shift is not marked
     assert "Nobody on duty from 2026-11-29T06:00Z (06:00) until 2026-11-29T07:00Z (07:00)" in text
+
+
+def test_the_board_says_who_takes_over_at_the_next_handover(
+    nodes: tuple[Node, Node], monkeypatch: Any, clock: FakeClock
+) -> None:
+    """The board said only when the next handover is; `openline roster` says to whom."""
+    _, b = nodes
+    _floor(b, clock)
+    _stand_in_then_disable(b, monkeypatch)
+    clock.set(parse_rfc3339("2026-11-29T06:30:00Z"))  # nobody on duty until cmdr at 07:00
+    c = browser(b)
+    log_in(c, "cmdr")
+    board = " ".join(c.get("/").text.split())
+    assert (
+        '<p class="quiet" data-next-handover>Handover <time data-time="2026-11-29T07:00:00.000000Z">'
+        "2026-11-29 07:00:00Z</time> to cmdr</p>"
+    ) in board
+
+
+def test_the_same_override_twice_is_refused_and_changes_nothing(
+    nodes: tuple[Node, Node], monkeypatch: Any, clock: FakeClock
+) -> None:
+    """A command run again stored a twin: removing "the" override left the other in force."""
+    _, b = nodes
+    _floor(b, clock)
+    add_user(b, "wo2", Role.WATCH_OFFICER)
+    first = cli(b, monkeypatch, "override", "add", "wo2", "--replaces", "cmdr", *STAND_IN)
+    assert first.exit_code == 0, first.output
+    before = cli_json(b, monkeypatch, "roster")["overrides"]
+    again = cli(b, monkeypatch, "override", "add", "wo2", "--replaces", "cmdr", *STAND_IN)
+    assert again.exit_code == 1
+    assert f"override {before[0]['id']} is this one already (wo2 for cmdr); nothing changed" in again.output
+    assert cli_json(b, monkeypatch, "roster")["overrides"] == before
+    # Another window, or no one replaced, is another override.
+    for other in (("--replaces", "wo1", *STAND_IN), STAND_IN):
+        assert cli(b, monkeypatch, "override", "add", "wo2", *other).exit_code == 0
+    assert len(cli_json(b, monkeypatch, "roster")["overrides"]) == 3

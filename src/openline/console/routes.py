@@ -197,6 +197,7 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
         "lines": lines.list_lines(station),
         "on_duty": roster["on_duty"],
         "next_handover": roster["next_handover"],
+        "on_duty_after_handover": roster["on_duty_after_handover"],
         "alerts": alerts.most_urgent_open(station, ALERTS_SHOWN),
         "alerts_total": sum(alerts.open_counts(station).values()),
         # Lines with an open line_down alert: marked on the board and in the page title.

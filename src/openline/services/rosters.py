@@ -267,6 +267,22 @@ def add_override(
     with station.tx() as tx:
         user_id = _user_id(tx.conn, user, on_duty=True)
         replaces_id = _user_id(tx.conn, replaces) if replaces else None
+        # The same override twice is a slip (a command run again): removing "the" override
+        # later would leave its twin in force.
+        twin = tx.conn.execute(
+            select(roster_overrides.c.id).where(
+                roster_overrides.c.user_id == user_id,
+                roster_overrides.c.replaces_user_id.is_(None)
+                if replaces_id is None
+                else roster_overrides.c.replaces_user_id == replaces_id,
+                roster_overrides.c.start_at == start_at,
+                roster_overrides.c.end_at == end_at,
+            )
+        ).first()
+        if twin is not None:
+            raise Conflict(
+                f"override {twin.id} is this one already ({user} for {replaces or '-'}); nothing changed"
+            )
         result = tx.conn.execute(
             insert(roster_overrides).values(
                 user_id=user_id,
