@@ -1,7 +1,8 @@
 """The evidence ledger over HTTP: checkpoints, proofs and entries (docs/ledger.md).
 
 Entries hold metadata and commitments only, so every role that may view the station may
-read them, auditors included. Hashes and entry bytes are standard base64, as in C2SP.
+read them, auditors included; a proof that discloses content (`?disclose=true`) needs the
+right to read it. Hashes and entry bytes are standard base64, as in C2SP.
 """
 
 from __future__ import annotations
@@ -13,17 +14,34 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
 from openline.api.deps import PrincipalDep, StationDep, known_query_only
-from openline.errors import NotFound
+from openline.errors import Forbidden, NotFound
 from openline.services import evidence, ledger, ledger_view
-from openline.services.accounts import Permission
+from openline.services.accounts import Permission, Principal
 
 router = APIRouter(prefix="/api/v1/ledger", dependencies=[Depends(known_query_only)])
 Size = Annotated[int, Query(ge=1, le=2**62)]
 Index = Annotated[int, Query(ge=0, le=2**62)]
+Disclose = Annotated[
+    bool,
+    Query(
+        description="Also the opened bodies of the proof's envelopes, with their salts (needs read_content)"
+    ),
+]
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
+
+
+def _may_prove(who: Principal, disclose: bool) -> None:
+    """Anyone who may view the station may have a proof; one that discloses what was said
+    only whoever may read it (an auditor sees what happened, not what was said)."""
+    who.require(Permission.VIEW)
+    if disclose and not who.can(Permission.READ_CONTENT):
+        raise Forbidden(
+            f"{who.name} is {who.role.value} and may not read content, so may not disclose it: "
+            "ask for the proof without disclose, which carries none"
+        )
 
 
 @router.get("/status")
@@ -119,11 +137,14 @@ def get_keys(station: StationDep, who: PrincipalDep) -> dict[str, str]:
 
 @router.get("/calls/{call_id}/proof")
 def get_call_proof(
-    station: StationDep, who: PrincipalDep, call_id: Annotated[str, Path(min_length=1, max_length=64)]
+    station: StationDep,
+    who: PrincipalDep,
+    call_id: Annotated[str, Path(min_length=1, max_length=64)],
+    disclose: Disclose = False,
 ) -> dict[str, Any]:
     """A compact, offline-verifiable proof of what happened to one call."""
-    who.require(Permission.VIEW)
-    return evidence.prove_call(station, call_id)
+    _may_prove(who, disclose)
+    return evidence.prove_call(station, call_id, disclose=disclose)
 
 
 @router.get("/notices/{notice_id}/proof")
@@ -135,9 +156,10 @@ def get_notice_proof(
         bool,
         Query(description="Also the conflicts with notices of other lines (their ids and overlap windows)"),
     ] = False,
+    disclose: Disclose = False,
 ) -> dict[str, Any]:
     """A compact, offline-verifiable proof of what happened to one notice: sent, received
     by the peer (its signed receipt), acknowledged or rejected, withdrawn, removed, and
     its conflicts with notices of the same line."""
-    who.require(Permission.VIEW)
-    return evidence.prove_notice(station, notice_id, with_conflicts=with_conflicts)
+    _may_prove(who, disclose)
+    return evidence.prove_notice(station, notice_id, with_conflicts=with_conflicts, disclose=disclose)

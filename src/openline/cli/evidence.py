@@ -177,6 +177,14 @@ def prove(
             "windows), left out by default.",
         ),
     ] = False,
+    disclose: Annotated[
+        bool,
+        typer.Option(
+            "--disclose",
+            help="Also the opened bodies (with their salts) of the envelopes in the proof: what was "
+            "said, which `openline verify` checks against the ledger's commitments. Left out by default.",
+        ),
+    ] = False,
 ) -> None:
     """Write a compact proof of what happened to one call or notice, for `openline verify`."""
     from openline.services import evidence
@@ -186,7 +194,7 @@ def prove(
     if not out_file.parent.is_dir():  # checked first, so that no work is done for nothing
         fail(f"cannot write {out_file}: {out_file.parent} is not a directory", "invalid_input")
     with _station(home) as station:
-        made = evidence.proof(station, subject_id, with_conflicts=with_conflicts)
+        made = evidence.proof(station, subject_id, with_conflicts=with_conflicts, disclose=disclose)
     proof = made.doc
     what = "notice" if "notice" in proof else "call"
     try:
@@ -195,6 +203,14 @@ def prove(
     except OSError as exc:
         fail(f"cannot write {out_file}: {exc.strerror or exc}", "invalid_input")
     out.print(f"Wrote the proof of {what} {subject_id} ({len(proof['entries'])} entries) to {out_file}")
+    if disclose:
+        n = len(proof["disclosed"])
+        out.print(
+            f"It discloses the content of {n} envelope{'s' if n != 1 else ''}: hand it only to whoever "
+            "may read what was said.",
+            markup=False,
+            highlight=False,
+        )
     if made.left_out:
         n = len(made.left_out)
         out.print(

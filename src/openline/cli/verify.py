@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from openline.cli.main import app, fail
 from openline.cli.render import err, out
 from openline.core.card import Card, parse_card
+from openline.core.disclosure import Disclosure
 from openline.core.encoding import parse_json
 from openline.core.evidence import NotEvidence, Result, Story, verify_bundle, verify_proof
 from openline.errors import OpenLineError
@@ -190,6 +191,8 @@ def _render(r: Result) -> None:
         _render_story(r.story, r.ok)
     if r.about:
         _render_about(r.about, r.ok)
+    if r.disclosed:
+        _render_disclosed(r.disclosed, r.ok)
     if r.ok:
         _say("[bold green]Verified.[/]")
     else:
@@ -221,6 +224,18 @@ def _render_about(found: list[dict[str, Any]], verified: bool) -> None:
         )
         at, kind = escape(str(entry["at"])), escape(str(entry["type"]))
         _say(f"  {at}  #{item['index']} [bold]{kind}[/]  {escape(rest)}")
+
+
+def _render_disclosed(shown: list[Disclosure], verified: bool) -> None:
+    """What each disclosed body says, under the envelope and the entry that commits to it."""
+    told = "" if verified else " [dim](from a proof that did not verify)[/]"
+    _say(f"Disclosed content ({len(shown)}), each body checked against the digest committed to{told}:")
+    for d in shown:
+        logged = "sent" if d.entry_type == "envelope.sent" else "received"
+        envelope = f"envelope {escape(d.envelope)}, {logged} (entry #{d.index})"
+        _say(f"  {escape(d.at)}  [bold]{escape(d.kind)}[/] {envelope}")
+        for line in d.lines:
+            _say(f"    {escape(line)}")
 
 
 def _say(markup: str) -> None:

@@ -4,7 +4,8 @@ The formats are in docs/ledger.md ("Evidence bundle", "Call proof"). Nothing is 
 the word of the file that carries it: card self-signatures, the checkpoint's signature
 and its peers' cosignatures (C2SP signed-note and tlog-cosignature), every tile of the
 tree recomputed from the entries (RFC 9162 hashing in the C2SP tlog-tiles layout),
-inclusion proofs, and receipt signatures are all checked again from the bytes.
+inclusion proofs, and receipt signatures are all checked again from the bytes; so is
+each body a proof discloses, against its entry's commitment (`core.disclosure`).
 
 Pure: a bundle is read through a `read(path) -> bytes | None` callable, one entry bundle
 at a time, keeping at most 256 hashes per tree level; so a bundle of millions of entries
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from openline.core import calls, merkle, note, tiles
+from openline.core import calls, disclosure, merkle, note, tiles
 from openline.core.card import NAME_RE, Card, parse_card
 from openline.core.clock import MICROS, parse_rfc3339, rfc3339
 from openline.core.encoding import canonical, digest, parse_json
@@ -59,7 +60,8 @@ class _Refused(Exception):
 
 @dataclass(frozen=True)
 class Failure:
-    check: str  # bundle, card, trust, checkpoint, tree, peer-checkpoint, proof, entry, call, receipt
+    check: str  # bundle, card, trust, checkpoint, tree, peer-checkpoint, proof, entry, call, receipt,
+    # disclosure
     message: str
 
     def __str__(self) -> str:
@@ -123,6 +125,8 @@ class Result:
     # A notice proof's entries, or a bundle's verified `about` one id: the entries that
     # are about it (`About`), in log order, each as {"index", "entry"}.
     about: list[dict[str, Any]] | None = None
+    # The bodies a proof disclosed that its entries' commitments vouch for, in its order.
+    disclosed: list[disclosure.Disclosure] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -637,11 +641,13 @@ def verify_call_proof(
     envelopes = _about_call(result, call, proven)
     receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
     _whole(result, "call", proven, doc["receipts"])
+    _disclosures(result, doc.get("disclosed", []), proven)
     if any(f.check == "checkpoint" for f in result.failures):
         # Entries proven against a root nobody's signature vouches for prove nothing.
         result.notes.append("no story is told: the checkpoint's signatures did not verify")
         return result
-    result.story = _story(call, station, peers, proven, receipts, envelopes)
+    shown = {d.envelope: d for d in result.disclosed}
+    result.story = _story(call, station, peers, proven, receipts, envelopes, shown)
     result.notes += _clocks(station, proven, receipts)
     return result
 
@@ -674,6 +680,30 @@ def _whole(result: Result, about: str, proven: list[_Proven], receipts: list[Any
         and p.entry.get("envelope") not in events
     ]
     result.failures += [Failure(about, m) for m in off + _unanswered(proven, receipts)]
+
+
+def _disclosures(result: Result, items: list[Any], proven: list[_Proven]) -> None:
+    """Each disclosed body checked against the commitment of the proof's entry for its
+    envelope; one that does not match, or that no entry commits to, is a failure."""
+    entries = [(p.index, p.entry) for p in proven]
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        envelope = item.get("envelope") if isinstance(item, dict) else None
+        if envelope is not None and envelope in seen:
+            twice = f"disclosed[{i}]: envelope {envelope!r:.60} is disclosed twice"
+            result.failures.append(Failure("disclosure", twice))
+            continue
+        seen.add(envelope)
+        try:
+            shown = disclosure.check(i, item, entries)
+        except disclosure.DisclosureError as exc:
+            result.failures.append(Failure("disclosure", str(exc)))
+            continue
+        result.disclosed.append(shown)
+        result.passed.append(
+            f"disclosed body of envelope {shown.envelope} ({shown.kind}): matches the content "
+            f"commitment of entry {shown.index} ({shown.entry_type})"
+        )
 
 
 def _unanswered(proven: list[_Proven], receipts: list[Any]) -> list[str]:
@@ -724,6 +754,7 @@ def verify_notice_proof(
     }
     receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
     _whole(result, "notice", proven, doc["receipts"])
+    _disclosures(result, doc.get("disclosed", []), proven)
     result.about = picked.entries
     result.notes += _clocks(station, proven, receipts)
     return result
@@ -868,21 +899,22 @@ def _load_proof(data: bytes | str | Mapping[str, Any], expected: str | None, wha
 
 def _check_proof(doc: dict[str, Any], about: str) -> str:
     what = f"{about} proof"
-    _fields(doc, _PROOF_FIELDS | {about}, what)
+    _fields(doc, _PROOF_FIELDS | {about}, what, frozenset({"disclosed"}))
     if not isinstance(doc[about], str) or not doc[about]:
         raise _Refused(f"{what}: {about} must be the {about}'s id, got {doc[about]!r:.60}")
     if not isinstance(doc["station"], str) or not NAME_RE.fullmatch(doc["station"]):
         raise _Refused(f"{what}: station {doc['station']!r:.60} is not a station name")
     if not isinstance(doc["cards"], dict) or doc["station"] not in doc["cards"]:
         raise _Refused(f"{what}: cards must be an object of cards by name, with {doc['station']!r}'s")
-    for field_name in ("entries", "receipts"):
-        if not isinstance(doc[field_name], list):
+    for field_name in ("entries", "receipts", "disclosed"):
+        if not isinstance(doc.get(field_name, []), list):
             raise _Refused(f"{what}: {field_name} must be a list")
     if not doc["entries"]:
         raise _Refused(f"{what}: it holds no entries")
+    shown = f", disclosed bodies: {len(doc['disclosed'])}" if "disclosed" in doc else ""
     return (
         f"{what}: {about} {doc[about]} in {doc['station']}'s ledger, "
-        f"entries: {len(doc['entries'])}, receipts: {len(doc['receipts'])}"
+        f"entries: {len(doc['entries'])}, receipts: {len(doc['receipts'])}{shown}"
     )
 
 
@@ -1061,8 +1093,10 @@ def _story(
     proven: list[_Proven],
     receipts: list[dict[str, Any]],
     kinds: dict[str, str],
+    shown: Mapping[str, disclosure.Disclosure],
 ) -> Story | None:
-    """The call's events in time order, told from verified entries and receipts only."""
+    """The call's events in time order, told from verified entries and receipts only, and
+    what was said where the proof disclosed it (`shown`, by envelope)."""
     own = sorted(
         (p for p in proven if p.type.startswith("call.") and p.entry.get("call") == call),
         key=lambda p: p.index,
@@ -1095,7 +1129,7 @@ def _story(
                    f"envelope, {p.entry.get('code')}")
         for p in proven if p.type == "envelope.refused"
     ]  # fmt: skip
-    events += [_event(p.entry, caller, callee) for p in own if p.type != "call.refused"]
+    events += [_event(p.entry, caller, callee, shown) for p in own if p.type != "call.refused"]
     events.sort(key=lambda e: _when(e.at))
     return Story(call, station, peer, direction, _priority(placed), _outcome(events), tuple(events))
 
@@ -1124,21 +1158,36 @@ def _when(at: str) -> int:
         return 2**63  # an entry with a time we cannot read goes last, not nowhere
 
 
-def _event(entry: dict[str, Any], caller: str, callee: str) -> StoryEvent:
+_UNSHOWN = " (its content is committed to, not shown)"
+# What an envelope of a call says, by kind, as its disclosed body has it.
+_SAID = {"call.place": "subject", "call.say": "text", "call.close": "summary", "call.decline": "reason"}
+
+
+def _said(entry: dict[str, Any], shown: Mapping[str, disclosure.Disclosure]) -> str:
+    """What the entry's envelope said, if its body is disclosed: ', "..." (disclosed)'."""
+    d = shown.get(str(entry.get("envelope")))
+    said = d.body.get(_SAID.get(d.kind, "")) if d is not None else None
+    return f': "{said}" (disclosed, checked against the committed digest)' if isinstance(said, str) else ""
+
+
+def _event(
+    entry: dict[str, Any], caller: str, callee: str, shown: Mapping[str, disclosure.Disclosure]
+) -> StoryEvent:
     event = str(entry["type"]).removeprefix("call.")
+    said = _said(entry, shown)
     actor = str(entry.get("actor", "?"))
     detail = entry.get("detail") if isinstance(entry.get("detail"), dict) else {}
     deadline = detail.get("deadline_at") if detail else None
     texts = {
-        "placed": f"placed by {caller} ({actor}) to {callee}, priority {_priority(entry)}",
+        "placed": f"placed by {caller} ({actor}) to {callee}, priority {_priority(entry)}{said}",
         "delivered": f"delivered to {callee}",
         "ringing": f"ringing at {callee}" + (f", answer deadline {deadline}" if deadline else ""),
         "picked_up": f"picked up by {actor}",
         "missed": f"missed: the answer deadline {deadline or entry['at']} passed with nobody picking up",
-        "declined": f"declined by {actor}",
+        "declined": f"declined by {actor}{said}",
         "cancelled": f"cancelled by {actor}",
-        "closed": f"closed by {actor}",
-        "message_sent": f"message sent by {actor} (its content is committed to, not shown)",
-        "message_received": f"message received from {actor} (its content is committed to, not shown)",
+        "closed": f"closed by {actor}{said}",
+        "message_sent": f"message sent by {actor}{said or _UNSHOWN}",
+        "message_received": f"message received from {actor}{said or _UNSHOWN}",
     }
     return StoryEvent(str(entry["at"]), event, texts.get(event, f"{event.replace('_', ' ')} ({actor})"))

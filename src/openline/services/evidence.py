@@ -5,7 +5,9 @@ Both are built from a checkpoint a peer has cosigned, so whoever receives them n
 the station cards to check them (`openline verify`). A proof about a line rests on the
 latest checkpoint that line's peer has cosigned, and shows of it our signature and that
 peer's cosignature only: with several lines, the other peers' names, keys and times are
-theirs. Formats: docs/ledger.md.
+theirs. With `disclose`, a proof also carries the opened bodies of the envelopes in it,
+so that anyone can check them against the commitments its entries hold. Formats:
+docs/ledger.md.
 """
 
 from __future__ import annotations
@@ -202,13 +204,19 @@ class Proof:
     left_out: tuple[str, ...] = ()
 
 
-def prove(station: Station, subject_id: str, *, with_conflicts: bool = False) -> dict[str, Any]:
+def prove(
+    station: Station, subject_id: str, *, with_conflicts: bool = False, disclose: bool = False
+) -> dict[str, Any]:
     """The proof of a call or of a notice, whichever `subject_id` names."""
-    return proof(station, subject_id, with_conflicts=with_conflicts).doc
+    return proof(station, subject_id, with_conflicts=with_conflicts, disclose=disclose).doc
 
 
-def proof(station: Station, subject_id: str, *, with_conflicts: bool = False) -> Proof:
-    """`prove`, saying what it left out."""
+def proof(
+    station: Station, subject_id: str, *, with_conflicts: bool = False, disclose: bool = False
+) -> Proof:
+    """`prove`, saying what it left out. With `disclose`, the proof carries the opened body
+    of each envelope in it (`disclosed`): what was said, for whoever receives the file. The
+    caller decides who may ask for that (an auditor may not)."""
     with station.db.read() as conn:
         is_notice = conn.execute(select(notices.c.id).where(notices.c.id == subject_id)).first() is not None
         is_call = conn.execute(select(calls.c.id).where(calls.c.id == subject_id)).first() is not None
@@ -216,21 +224,23 @@ def proof(station: Station, subject_id: str, *, with_conflicts: bool = False) ->
     if not (is_notice or is_call):
         raise NotFound(f"no call or notice with id {subject_id!r}{refused}")
     if is_notice:
-        return _prove(station, "notice", subject_id, with_conflicts)
-    return _prove(station, "call", subject_id, with_conflicts)
+        return _prove(station, "notice", subject_id, with_conflicts, disclose)
+    return _prove(station, "call", subject_id, with_conflicts, disclose)
 
 
-def prove_call(station: Station, call_id: str) -> dict[str, Any]:
+def prove_call(station: Station, call_id: str, *, disclose: bool = False) -> dict[str, Any]:
     """The call's entries with inclusion proofs in the latest checkpoint the peer has
     cosigned, and the peer's signed receipts for the envelopes we sent about it."""
-    return _prove(station, "call", call_id, False).doc
+    return _prove(station, "call", call_id, False, disclose).doc
 
 
-def prove_notice(station: Station, notice_id: str, *, with_conflicts: bool = False) -> dict[str, Any]:
+def prove_notice(
+    station: Station, notice_id: str, *, with_conflicts: bool = False, disclose: bool = False
+) -> dict[str, Any]:
     """The same for a notice: its entries (sent or received, delivered, acknowledged or
     rejected, withdrawn, removed, expired, every conflict with a notice of its line, and
     `with_conflicts` those with notices of other lines too) and the peer's receipts."""
-    return _prove(station, "notice", notice_id, with_conflicts).doc
+    return _prove(station, "notice", notice_id, with_conflicts, disclose).doc
 
 
 def _other_line(conn: Connection, subject_id: str, peer: str, data: bytes) -> str | None:
@@ -244,7 +254,34 @@ def _other_line(conn: Connection, subject_id: str, peer: str, data: bytes) -> st
     return None if other_peer == peer else str(other_peer or "an unknown line")
 
 
-def _prove(station: Station, about: str, subject_id: str, with_conflicts: bool) -> Proof:
+def _disclosed(
+    station: Station, conn: Connection, found: list[tuple[int | None, bytes]]
+) -> list[dict[str, Any]]:
+    """The opened body, salt included, of every envelope whose sending or receiving entry
+    is in `found` and commits to its content: our own sealed copy of what we sent, the
+    peer's body of what we received. The salt is what lets anyone recompute the entry's
+    commitment (docs/ledger.md, "Disclosing content")."""
+    committed = [
+        entry["envelope"]
+        for entry in (json.loads(data) for _, data in found)
+        if entry.get("type") in ("envelope.sent", "envelope.received") and "content" in entry
+    ]
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            select(envelopes.c.id, envelopes.c.direction, envelopes.c.wire, envelopes.c.self_body).where(
+                envelopes.c.id.in_(committed)
+            )
+        )
+    }
+    return [
+        {"envelope": envelope_id, "body": outbox.open_body(station, rows[envelope_id])}
+        for envelope_id in dict.fromkeys(committed)
+        if envelope_id in rows
+    ]
+
+
+def _prove(station: Station, about: str, subject_id: str, with_conflicts: bool, disclose: bool) -> Proof:
     table = calls if about == "call" else notices
     with station.db.read() as conn:
         peer = conn.execute(select(table.c.peer).where(table.c.id == subject_id)).scalar()
@@ -293,7 +330,8 @@ def _prove(station: Station, about: str, subject_id: str, with_conflicts: bool) 
             )
         ]
         cards = _cards(station, conn, peer)
-    doc = {
+        disclosed = _disclosed(station, conn, found) if disclose else None
+    doc: dict[str, Any] = {
         "format": PROOF_FORMATS[about],
         about: subject_id,
         "station": station.name,
@@ -302,4 +340,6 @@ def _prove(station: Station, about: str, subject_id: str, with_conflicts: bool) 
         "entries": items,
         "receipts": receipts,
     }
+    if disclosed is not None:  # without it, the proof is content-free, as it always was
+        doc["disclosed"] = disclosed
     return Proof(doc, tuple(left_out))
