@@ -104,6 +104,11 @@ def test_reject_withdraw_and_amend(nodes: tuple[Node, Node]) -> None:
         assert _get(node, one["id"])["state"] == "amended"
         assert _get(node, v2["id"])["version"] == 2
         assert _get(node, two["id"])["state"] == "withdrawn"
+        # Each version names the next, so that whoever holds the old one finds the new.
+        assert _get(node, one["id"])["superseded_by"] == v2["id"]
+        assert _get(node, v2["id"])["superseded_by"] is None
+        listed = {n["id"]: n["superseded_by"] for n in node.api.get("/api/v1/notices").json()}
+        assert (listed[one["id"]], listed[v2["id"]], listed[two["id"]]) == (v2["id"], None, None)
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,8 @@ def test_which_notices_covered_a_place_and_whether_they_were_acknowledged(
     table = " ".join(cli_table(a, monkeypatch, "notices", "--at", place).split())
     assert "state acknowledged" in table
     assert "acknowledged stuttgart:admin" in table
+    assert "text Al-Shifa hospital" in table  # which site it is, as the question names it
+    assert "text Strike package" in table
     nothing = cli(a, monkeypatch, "notices", "--at", "0,0")
     assert "No notice covered 0,0." in nothing.stdout
 

@@ -311,8 +311,12 @@ def notices_list(
             if at_time is not None:  # and what had become of each by then
                 columns += ("by then",)
                 rows = [(*row, _standing(x["standing"])) for row, x in zip(rows, items, strict=True)]
+            # Which site or activity each is ("the clinic at Site 40"), as the question names it.
+            columns += ("text",)
+            rows = [(*row, _said(x)) for row, x in zip(rows, items, strict=True)]
         if rows:
-            listing(columns, rows, wrap=("starts", "ends", "delivered", "acknowledged", "by then"))
+            wrap = ("starts", "ends", "delivered", "acknowledged", "by then", "text")
+            listing(columns, rows, wrap=wrap)
             after, narrow = _next_page(items, at)
             limit_reached(len(rows), limit, after, narrow=narrow)
         else:
@@ -328,6 +332,11 @@ def _next_page(items: list[dict[str, Any]], at: str | None) -> tuple[str | None,
     if at is None:
         return before_last(items), "a filter"
     return None, "--radius, --when or --altitude to narrow it"
+
+
+def _said(notice: dict[str, Any]) -> str:
+    """A notice's text as a table shows it; withheld from an auditor."""
+    return "(withheld)" if notice.get("content_withheld") else str(notice.get("text") or "")
 
 
 def _standing(standing: dict[str, Any]) -> str:

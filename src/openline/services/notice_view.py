@@ -119,6 +119,7 @@ class _Related:
     envelopes: dict[str, Any]  # each notice's envelope (its sealed text), with content
     refused: dict[str, str]  # the peer's refusal of a notice's envelope, by envelope id
     states: dict[str, Any]  # the state and end times of every notice these conflict with
+    successors: dict[str, str]  # an amended notice's next version, by its id
 
 
 def _related(conn: Connection, rows: Sequence[Any], *, content: bool) -> _Related:
@@ -152,7 +153,21 @@ def _related(conn: Connection, rows: Sequence[Any], *, content: bool) -> _Relate
         states.update((r.id, r) for r in conn.execute(query))
     sent = [row.envelope_id for row in rows if row.direction == "out" and row.envelope_id is not None]
     refused = _refused_of(conn, sent) if sent else {}
-    return _Related(volumes, conflicts, removals, {e.id: e for e in found}, refused, states)
+    return _Related(
+        volumes, conflicts, removals, {e.id: e for e in found}, refused, states, _successors(conn, rows)
+    )
+
+
+def _successors(conn: Connection, rows: Sequence[Any]) -> dict[str, str]:
+    """The next version of each amended notice among `rows` (by their series' index), so
+    that an investigator holding an old version is told which one replaced it."""
+    series = sorted({row.series for row in rows if row.amended_at is not None})
+    if not series:
+        return {}
+    query = select(notices.c.id, notices.c.supersedes).where(
+        notices.c.series.in_(series), notices.c.supersedes.is_not(None)
+    )
+    return {r.supersedes: r.id for r in conn.execute(query)}
 
 
 def _refused_of(conn: Connection, ids: list[str]) -> dict[str, str]:
@@ -194,6 +209,7 @@ def notice_json(
         "series": row.series,
         "version": row.version,
         "supersedes": row.supersedes,
+        "superseded_by": related.successors.get(row.id),
         "removes": row.removes,
         "removed_by": row.removed_by,
         "removal_pending": None if pending is None else pending.id,
