@@ -6,6 +6,7 @@ refused with nothing changed."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from sqlalchemy import select, update
 
 from openline.adapters.schema import calls as calls_table
 from openline.adapters.transport import PeerRefused
+from openline.core.clock import parse_rfc3339
+from openline.core.evidence import verify_call_proof
 from openline.services import delivery, line_health, lines, watch
 from tests.inproc import Node, picked_up, place_and_ring, settle_ledgers
 from tests.inproc import show as show_call
@@ -236,3 +239,37 @@ def test_a_reason_over_two_lines_is_refused_in_words(
     r = b.api.post("/api/v1/lines/stuttgart/suspend", json={"reason": reason})
     assert r.status_code == 422, r.text
     assert r.json()["detail"] == f"reason must be one line of text, without tabs or line breaks; got {said}"
+
+
+def test_a_proof_says_when_a_message_held_by_the_suspension_was_taken(nodes: tuple[Node, Node]) -> None:
+    """What the peer sent while its line was suspended is dated by the peer's own header,
+    inside the suspension; the station takes it only once the line is resumed, and the
+    proof's story says when (`stored_at` of its envelope.received entry)."""
+    a, b = nodes
+    call_id = picked_up(a, b)
+    _suspend(b, "stuttgart")
+    said = _say(a, call_id, "Sent while moscow no longer trusted our key")
+    assert said.status_code == 201, said.text
+    assert a.deliver() is not delivery.Outcome.SENT  # refused whole: line_suspended
+    assert show_call(b, call_id)["messages"] == []
+    b.station.clock.advance(300)  # type: ignore[attr-defined]
+    r = b.api.post("/api/v1/lines/stuttgart/resume")
+    assert r.status_code == 200, r.text
+    b.drain()
+    a.deliver(force=True)
+    a.drain()
+    (message,) = show_call(b, call_id)["messages"]
+    settle_ledgers(a, b)
+    r = b.api.get(f"/api/v1/ledger/calls/{call_id}/proof")
+    assert r.status_code == 200, r.text
+    result = verify_call_proof(json.dumps(r.json()))
+    assert result.ok, result
+    assert result.story is not None
+    (received,) = [e for e in result.story.events if e.event == "message_received"]
+    assert received.at == message["time"]  # the peer's time, inside the suspension
+    assert "; stored here only at " in received.text
+    taken = received.text.rsplit(" ", 1)[-1]
+    assert taken == message["received_at"]  # the receipt moscow gave, once resumed
+    assert parse_rfc3339(taken) - parse_rfc3339(received.at) >= 300 * 1_000_000
+    # The rest of the story, taken at once, says nothing more.
+    assert all("stored here only" not in e.text for e in result.story.events if e is not received)

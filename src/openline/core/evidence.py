@@ -1129,9 +1129,28 @@ def _story(
                    f"envelope, {p.entry.get('code')}")
         for p in proven if p.type == "envelope.refused"
     ]  # fmt: skip
-    events += [_event(p.entry, caller, callee, shown) for p in own if p.type != "call.refused"]
+    stored = {
+        p.entry.get("envelope"): p.entry.get("stored_at") for p in proven if p.type == "envelope.received"
+    }
+    events += [_taken_late(_event(p.entry, caller, callee, shown), p.entry, stored) for p in own
+               if p.type != "call.refused"]  # fmt: skip
     events.sort(key=lambda e: _when(e.at))
     return Story(call, station, peer, direction, _priority(placed), _outcome(events), tuple(events))
+
+
+# An event from the peer is dated by the peer's own signed header. One taken here this much
+# later (the line was down, or suspended: docs/operations.md) says when it was taken.
+TAKEN_LATE_S = 60
+
+
+def _taken_late(event: StoryEvent, entry: dict[str, Any], stored: Mapping[Any, Any]) -> StoryEvent:
+    """`event`, saying when this station stored the envelope behind it (`stored_at` of its
+    envelope.received entry, stations since 2026-11-29) if that was much later than the
+    peer's time: what a suspended line took only once it was resumed reads so."""
+    taken = stored.get(entry.get("envelope"))
+    if not isinstance(taken, str) or _when(taken) - _when(event.at) < TAKEN_LATE_S * MICROS:
+        return event
+    return StoryEvent(event.at, event.event, f"{event.text}; stored here only at {taken}")
 
 
 def _priority(placed: dict[str, Any]) -> str:

@@ -242,7 +242,17 @@ def _receive_one(
     except (EnvelopeRefused, InvalidInput, IllegalTransition) as exc:
         return _refuse(station, tx, line, stored_at, env, index, known, _for_good(exc))
     receipt = make_receipt(station.keys, env, stored_at)
-    _log(tx, "envelope.received", line, env, content=content, receipt=ledger.digest(receipt))
+    # `at` is the sender's time; `stored_at` ours (a suspended line takes what waited only
+    # once it is resumed).
+    _log(
+        tx,
+        "envelope.received",
+        line,
+        env,
+        content=content,
+        receipt=ledger.digest(receipt),
+        stored_at=stored_at,
+    )
     _keep(tx, line, env, known, receipt)
     return {"index": index, "id": env.id, "status": "stored", "receipt": receipt}
 
