@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from openline.adapters.schema import alerts as alerts_table
 from openline.core.clock import FakeClock
+from openline.core.evidence import verify_notice_proof
 from openline.services import alert_paging, notices
-from tests.inproc import Node
-from tests.notice_docs import act, alerts, cli_table, send, show, soon
+from tests.inproc import Node, settle_ledgers
+from tests.notice_docs import act, alerts, cli_table, ledger_entries, send, show, soon
 from tests.test_console_notices_actions import _officer, _row
 
 
@@ -36,8 +37,22 @@ def test_a_notice_answered_after_its_deadline_pages_nobody_any_more(
         [(paging, over)] = _paging(node, "notice_unacknowledged")
         assert paging is not None, node.name
         assert over is None
+        # In the ledger, once, as a call's miss is: provable later, not only an alert.
+        assert notices.audit_deadlines(node.station) == 1
+        [entry] = ledger_entries(node, "notice.unanswered")
+        waiting = "peer" if node is a else "us"
+        assert (entry["notice"], entry["actor"], entry["waiting_for"]) == (late["id"], "system", waiting)
+        assert entry["deadline_at"] == show(node, late["id"])["deadline_at"]
     act(b, late["id"], "acknowledge")
     b.drain()
+    settle_ledgers(a, b)
+    for node in (a, b):  # and in the notice's proof, after its late acknowledgement
+        r = node.api.get(f"/api/v1/ledger/notices/{late['id']}/proof")
+        assert r.status_code == 200, r.text
+        result = verify_notice_proof(json.dumps(r.json()))
+        assert result.ok, result
+        listed = [x["entry"]["type"] for x in result.about or []]
+        assert listed.index("notice.unanswered") < listed.index("notice.acknowledged"), listed
     for node in (a, b):
         [alert] = alerts(node, "notice_unacknowledged")
         assert alert["paging"] is None, node.name

@@ -699,7 +699,9 @@ def audit_deadlines(station: Station) -> int:
     now = station.clock.now()
     with station.db.read() as conn:  # the common case, answered without the write lock
         overdue = conn.execute(
-            select(notices.c.id, notices.c.peer, notices.c.direction, notices.c.deadline_at).where(
+            select(
+                notices.c.id, notices.c.line_id, notices.c.peer, notices.c.direction, notices.c.deadline_at
+            ).where(
                 notices.c.state.in_(sorted(s.value for s in nm.AWAITING)),
                 notices.c.deadline_at <= now,
                 or_(notices.c.ends_at.is_(None), notices.c.ends_at >= now),
@@ -716,5 +718,10 @@ def audit_deadlines(station: Station) -> int:
                     "deadline_at": rfc3339(row.deadline_at),
                     "why": side,
                 }
-                alerts.raise_alert(tx, "notice_unacknowledged", f"notice {row.id}", detail)
+                if alerts.raise_alert(tx, "notice_unacknowledged", f"notice {row.id}", detail):
+                    # Provable, as a call's miss is: the deadline passed with no answer.
+                    waiting = "us" if row.direction == "in" else "peer"
+                    due = rfc3339(row.deadline_at)
+                    log(tx, "notice.unanswered", row.id, row.line_id, row.peer, "system", None,
+                        deadline_at=due, waiting_for=waiting)  # fmt: skip
     return len(overdue)
