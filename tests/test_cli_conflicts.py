@@ -214,13 +214,9 @@ def test_conflicts_volumes_of_one_file_are_one_activity(tmp_path: Path) -> None:
     assert (result["pairs"], result["conflicts"], result["clear"]) == (0, [], [])
 
 
-def test_conflicts_protected_sites_against_a_route_notice(tmp_path: Path) -> None:
-    sites = write(
-        tmp_path / "sites.csv",
-        "name,lat,lon,radius_m\nHospital,31.52,34.45,150\nSchool,31.60,34.60,150\n",
-    )
-    other_sites = write(tmp_path / "more.csv", "name,lat,lon,radius_m\nClinic,31.52,34.45,150\n")
-    route = {
+def _route() -> dict[str, Any]:
+    """A 200 m corridor along 31.52 N from 34.40 to 34.50 E, 0-100 m, for two hours."""
+    return {
         "type": "Feature",
         "geometry": {"type": "LineString", "coordinates": [[34.40, 31.52], [34.50, 31.52]]},
         "properties": {
@@ -231,6 +227,15 @@ def test_conflicts_protected_sites_against_a_route_notice(tmp_path: Path) -> Non
             "time_end": at(2),
         },
     }
+
+
+def test_conflicts_protected_sites_against_a_route_notice(tmp_path: Path) -> None:
+    sites = write(
+        tmp_path / "sites.csv",
+        "name,lat,lon,radius_m\nHospital,31.52,34.45,150\nSchool,31.60,34.60,150\n",
+    )
+    other_sites = write(tmp_path / "more.csv", "name,lat,lon,radius_m\nClinic,31.52,34.45,150\n")
+    route = _route()
     notice = write(
         tmp_path / "convoy.json",
         {"category": "ground_movement", "text": "Fuel convoy", "extents": [], "routes": [route]},
@@ -252,17 +257,7 @@ def test_conflicts_protected_sites_against_a_route_notice(tmp_path: Path) -> Non
 
 def test_conflicts_protected_movements_against_sites_each_other_and_an_air_operation(tmp_path: Path) -> None:
     sites = write(tmp_path / "sites.csv", "name,lat,lon,radius_m\nClinic,31.52,34.45,150\n")
-    route = {
-        "type": "Feature",
-        "geometry": {"type": "LineString", "coordinates": [[34.40, 31.52], [34.50, 31.52]]},
-        "properties": {
-            "corridor_m": 200,
-            "alt_lower_m": 0,
-            "alt_upper_m": 100,
-            "time_start": at(0),
-            "time_end": at(2),
-        },
-    }
+    route = _route()
     # The same convoy, notified to two parties; a strike package over its route.
     convoy = {"category": "protected_movement", "text": "Relief convoy", "extents": [], "routes": [route]}
     to_a = write(tmp_path / "convoy_a.json", convoy)
