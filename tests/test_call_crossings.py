@@ -208,6 +208,7 @@ def test_a_callee_that_gainsays_its_own_answer_raises_an_alert(nodes: tuple[Node
     assert alert["detail"] == {
         "call": call_id,
         "peer": "moscow",
+        "priority": show(a, call_id)["priority"],  # for `openline alerts`, as the board shows it
         "ours": "picked_up",
         "theirs": "call.missed",
     }

@@ -447,7 +447,8 @@ def apply_inbound(station: Station, tx: Tx, line: Any, env: Envelope, body: dict
                 tx, call_id, tx.now, "ignored", actor, env.id, {"kind": env.kind, "reason": exc.detail}
             )
             if sm.contradicts(State(row.state), event, by):
-                detail = {"call": call_id, "peer": env.sender, "ours": row.state, "theirs": env.kind}
+                detail = {"call": call_id, "peer": env.sender, "priority": row.priority, "ours": row.state,
+                          "theirs": env.kind}  # fmt: skip
                 alerts.raise_alert(tx, "call_states_differ", call_id, detail)
             return
         new = _adopt(tx, row, adopted, at)
