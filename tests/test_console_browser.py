@@ -329,6 +329,45 @@ def test_after_the_session_ends_the_officer_is_back_on_the_page_with_what_was_ty
         ctx.close()
 
 
+def test_a_reason_typed_under_reject_is_back_after_the_session_ends(
+    pair: tuple[StationProcess, StationProcess],
+    browser: Browser,
+) -> None:
+    """Its field waits in a template until Reject… opens: the typed reason was kept but
+    found no field to go back into."""
+    a, b = pair
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    volume = {
+        "outline_circle": {"center": {"lat": 48.0, "lng": 9.0}, "radius": {"value": 500, "units": "M"}},
+        "altitude_lower": {"value": 0, "reference": "W84", "units": "M"},
+        "altitude_upper": {"value": 3000, "reference": "W84", "units": "M"},
+    }
+    extent = {"volume": volume, "time_start": {"value": start, "format": "RFC3339"}}
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7200))
+    extent["time_end"] = {"value": end, "format": "RFC3339"}
+    doc = {"category": "air_operation", "text": "Sortie over the valley", "extents": [extent]}
+    with a.api() as api:
+        notice = api.post("/notices", json={"peer": "moscow", "notice": doc}).json()["id"]
+    wait_for(lambda: b.cli_json("notice", "show", notice)["state"] == "delivered", what="delivered")
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = ctx.new_page()
+    try:
+        log_in(page, b, "boris")
+        page.goto(b.url + "/notices")
+        row = page.locator(f"tr[data-notice='{notice}']")
+        row.get_by_text("Reject…").click()
+        row.get_by_label("Reason").fill("Crosses our exercise area")
+        _session_ends_in(b, 3)
+        expect(page).to_have_url(re.compile(r"/login\?ended=1&next=%2Fnotices"), timeout=8000)
+        page.fill("input[name=username]", "boris")
+        page.fill("input[name=password]", PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page).to_have_url(b.url + "/notices")
+        expect(row.get_by_label("Reason")).to_have_value("Crosses our exercise area")
+    finally:
+        ctx.close()
+
+
 def test_a_login_goes_back_only_to_a_page_of_the_station_itself(
     pair: tuple[StationProcess, StationProcess],
 ) -> None:
@@ -339,7 +378,9 @@ def test_a_login_goes_back_only_to_a_page_of_the_station_itself(
         assert (r.status_code, r.headers["location"]) == (303, "/login?next=%2Fhistory%3Fstate%3Dringing")
         r = web.get("/calls/x/live", headers={"Accept": "text/html", "HX-Request": "true"})  # a region
         assert r.headers["HX-Redirect"] == "/login"
-        for bad in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/login", "history"):
+        bad_pages = ("//evil.example/", "https://evil.example/", "/\\evil.example", "/login", "history")
+        not_pages = ("/api/v1/calls", "/events", "/history.csv", "/static/console.js")  # land on no page
+        for bad in (*bad_pages, *not_pages):
             page = web.get("/login", params={"next": bad}).text
             assert 'name="next"' not in page, bad
             r = web.post("/login", data={"username": "boris", "password": PASSWORD, "next": bad})

@@ -176,7 +176,9 @@ def _paging(node: Node, call_id: str) -> Any:
         ).scalar_one()
 
 
-def test_a_suspended_line_s_calls_page_nobody_until_it_is_resumed(nodes: tuple[Node, Node]) -> None:
+def test_a_suspended_line_s_calls_page_nobody_until_it_is_resumed(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Nobody may pick up a call from a peer whose line is suspended: it stops paging (and
     no escalation_stalled says otherwise), and pages again from where it was once the
     line is resumed. One that rings out meanwhile is missed without paging."""
@@ -212,6 +214,9 @@ def test_a_suspended_line_s_calls_page_nobody_until_it_is_resumed(nodes: tuple[N
     second_log = [e["event"] for e in show_call(b, second)["events"]]
     assert "paging_held" in second_log
     assert "paging_resumed" not in second_log  # missed by then
+    shown = " ".join(cli_table(b, monkeypatch, "show", first, columns=200).split())
+    assert "paging_held" in shown
+    assert "line suspended" in shown  # the event log's why, not only in --json
     kinds = [e["type"] for e in ledger_entries(b, "call.paging_")]
     assert kinds == ["call.paging_held", "call.paging_held", "call.paging_resumed"]
 

@@ -331,7 +331,7 @@ def _next_page(items: list[dict[str, Any]], at: str | None) -> tuple[str | None,
     notices over a place (which take no filter and no `--before`), a narrower question."""
     if at is None:
         return before_last(items), "a filter"
-    return None, "--radius, --when or --altitude to narrow it"
+    return None, "a smaller --radius, or --when or --altitude, to narrow it"
 
 
 def _said(notice: dict[str, Any]) -> str:

@@ -98,7 +98,10 @@ def page_after_login(asked: str | None) -> str | None:
     page itself."""
     if not asked or len(asked) > 2000 or not asked.startswith("/") or asked.startswith(("//", "/\\")):
         return None
-    if any(ord(c) < 0x21 or c == "\\" for c in asked) or asked.split("?")[0] in ("/login", "/logout"):
+    path = asked.split("?")[0]
+    if any(ord(c) < 0x21 or c == "\\" for c in asked) or path in ("/login", "/logout"):
+        return None
+    if path.startswith(_NOT_PAGES) or path.endswith((".csv", ".json")):  # a download, a stream, the API
         return None
     return asked
 

@@ -169,4 +169,6 @@ def event_why(detail: object) -> str:
         return f"{detail['kind']}: {detail['reason']}"
     if "code" in detail and "kind" in detail:
         return f"{detail['kind']} refused: {detail['code']}"
+    if isinstance(detail.get("why"), str):  # paging held or resumed: the line was suspended
+        return str(detail["why"])
     return ""

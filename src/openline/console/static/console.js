@@ -308,7 +308,15 @@
     if (!stale && draft.path !== window.location.pathname) return;  // for that page, when opened
     try { window.sessionStorage.removeItem(DRAFTS_KEY); } catch (e) { /* private mode */ }
     if (stale) return;
-    Object.keys(draft.fields || {}).forEach(function (id) {
+    var ids = Object.keys(draft.fields || {});
+    // A reason typed under Reject… waits in its template (_notices.html): opened again.
+    document.querySelectorAll("template[data-on-open]").forEach(function (t) {
+      if (!ids.some(function (id) { return t.content.getElementById(id); })) return;
+      var details = t.closest("details");
+      t.replaceWith(t.content.cloneNode(true));
+      if (details) details.open = true;
+    });
+    ids.forEach(function (id) {
       var el = document.getElementById(id);
       if (el && el.matches(DRAFT_FIELDS) && !el.value) {
         el.value = draft.fields[id];
