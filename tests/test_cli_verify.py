@@ -178,3 +178,15 @@ def test_verify_a_tampered_call_proof_exits_1(tmp_path: Path) -> None:
     r = run_cli("verify", str(write_json(tmp_path / "proof.json", doc)), cwd=tmp_path)
     assert r.returncode == 1
     assert "by moscow's signing key: signature does not verify" in r.stderr
+
+
+def test_a_card_no_trusted_card_was_given_for_is_not_called_forged(bundle_dir: Path, tmp_path: Path) -> None:
+    """With --trust for stuttgart only, moscow's card read "NOT the trusted card", as a forged one."""
+    s = card_file(tmp_path, "s.json", STUTTGART.card.to_json())
+    r = run_cli("verify", str(bundle_dir), "--trust", str(s), cwd=tmp_path)
+    assert r.returncode == 1  # --trust says every card must be vouched for
+    assert "(no trusted card given for moscow)" in r.stdout
+    assert "NOT the trusted card" not in r.stdout
+    assert "card moscow: no trusted card given for moscow" in r.stderr
+    result = json.loads(run_cli("verify", str(bundle_dir), "--trust", str(s), "--json", cwd=tmp_path).stdout)
+    assert {c["name"]: c["trusted"] for c in result["cards"]} == {"stuttgart": True, "moscow": None}

@@ -357,7 +357,12 @@ def test_a_trusted_card_with_the_same_fingerprint_but_another_ledger_key_is_refu
 
 
 def test_a_card_without_a_trusted_card_of_its_name_is_refused() -> None:
-    assert refusal(base(), trusted=[STUTTGART.card]) == "card moscow: no trusted card is named 'moscow'"
+    assert refusal(base(), trusted=[STUTTGART.card]) == (
+        "card moscow: no trusted card given for moscow: with --trust, every card must be vouched for by one"
+    )
+    # Not vouched for, yet not a forgery either: unknown, not false.
+    r = verify_bundle(base().read, trusted=[STUTTGART.card])
+    assert {c.name: c.trusted for c in r.cards} == {"stuttgart": True, "moscow": None}
 
 
 def test_a_tampered_card_is_refused() -> None:

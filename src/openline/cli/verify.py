@@ -80,7 +80,7 @@ def verify(
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
     else:
-        _render(result)
+        _render(result, trusting=trusted is not None)
     if result.first_failure is not None:
         fail(escape(result.first_failure.message), "not_verified")
 
@@ -166,15 +166,13 @@ def _unusable(message: str, as_json: bool) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _render(r: Result) -> None:
+def _render(r: Result, *, trusting: bool = False) -> None:
     what = {"bundle": "Evidence bundle", "call-proof": "Call proof", "notice-proof": "Notice proof"}[r.kind]
     _say(f"[bold]{what}[/] of station [bold]{escape(r.station)}[/]")
     if r.cards:
         _say("Cards (compare each fingerprint with its station out of band):")
         for card in r.cards:
-            mark = {True: " [green](trusted)[/]", False: " [red](NOT the trusted card)[/]", None: ""}[
-                card.trusted
-            ]
+            mark = _trust_mark(card.name, card.trusted, trusting)
             _say(f"  {escape(card.name):<20} {card.fingerprint}{mark}")
     if r.checkpoint is not None:
         cp = r.checkpoint
@@ -187,6 +185,10 @@ def _render(r: Result) -> None:
         _say(f"  [dim]note   {escape(note)}[/]")
     for f in r.failures:
         _say(f"  [bold red]FAILED[/] {escape(f.message)}")
+    if r.reach is not None:
+        _say(f"Covers: {escape(r.reach)}")
+    if r.standing is not None:
+        _say(f"Notice, in this proof: {escape(r.standing)}")
     if r.story is not None:
         _render_story(r.story, r.ok)
     if r.about:
@@ -197,6 +199,13 @@ def _render(r: Result) -> None:
         _say("[bold green]Verified.[/]")
     else:
         _say(f"[bold red]Not verified[/]: {len(r.failures)} check(s) failed.")
+
+
+def _trust_mark(name: str, trusted: bool | None, trusting: bool) -> str:
+    """A card nobody vouched for (no --trust card of its name) is not called forged."""
+    if trusted is None:
+        return f" [yellow](no trusted card given for {escape(name)})[/]" if trusting else ""
+    return " [green](trusted)[/]" if trusted else " [red](NOT the trusted card)[/]"
 
 
 def _render_story(s: Story, verified: bool) -> None:

@@ -72,7 +72,7 @@ class Failure:
 class CardSummary:
     name: str
     fingerprint: str
-    trusted: bool | None  # None: no trusted cards were given
+    trusted: bool | None  # None: no trusted card of its name was given (or none at all)
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,10 @@ class Result:
     about: list[dict[str, Any]] | None = None
     # The bodies a proof disclosed that its entries' commitments vouch for, in its order.
     disclosed: list[disclosure.Disclosure] = field(default_factory=list)
+    # How far a proof reaches: the station's log up to its checkpoint, nothing later.
+    reach: str | None = None
+    # A notice proof's last standing of the notice, from its entries, as of the checkpoint.
+    standing: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -210,7 +214,10 @@ def _card_file(read: Read, name: str, path: str) -> Card:
 def _trust(c: Card, trusted: Sequence[Card]) -> str:
     same_name = [t for t in trusted if t.name == c.name]
     if not same_name:
-        raise _Refused(f"card {c.name}: no trusted card is named {c.name!r}")
+        raise _Refused(
+            f"card {c.name}: no trusted card given for {c.name}: with --trust, every card must be "
+            "vouched for by one"
+        )
     for t in same_name:
         if all(getattr(c, k) == getattr(t, k) for k in _CARD_KEYS):
             return f"card {c.name}: matches the trusted card"
@@ -238,6 +245,8 @@ def _accept_cards(
         cards[name] = c
         result.passed.append(f"card {name}: self-signed, fingerprint {c.fingerprint}")
         ok = None if trusted is None else _passes(result, "trust", partial(_trust, c, trusted))
+        if trusted is not None and not any(t.name == name for t in trusted):
+            ok = None  # not a forgery: no card of its name was given (the failure says so)
         result.cards.append(CardSummary(name, c.fingerprint, ok))
     return cards
 
@@ -641,7 +650,8 @@ def verify_call_proof(
     envelopes = _about_call(result, call, proven)
     receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
     _whole(result, "call", proven, doc["receipts"])
-    _disclosures(result, doc.get("disclosed", []), proven)
+    _disclosures(result, doc, proven)
+    _reach(result, station)
     if any(f.check == "checkpoint" for f in result.failures):
         # Entries proven against a root nobody's signature vouches for prove nothing.
         result.notes.append("no story is told: the checkpoint's signatures did not verify")
@@ -649,6 +659,7 @@ def verify_call_proof(
     shown = {d.envelope: d for d in result.disclosed}
     result.story = _story(call, station, peers, proven, receipts, envelopes, shown)
     result.notes += _clocks(station, proven, receipts)
+    result.notes.append(HALF)
     return result
 
 
@@ -682,9 +693,23 @@ def _whole(result: Result, about: str, proven: list[_Proven], receipts: list[Any
     result.failures += [Failure(about, m) for m in off + _unanswered(proven, receipts)]
 
 
-def _disclosures(result: Result, items: list[Any], proven: list[_Proven]) -> None:
+def _disclosures(result: Result, doc: dict[str, Any], proven: list[_Proven]) -> None:
     """Each disclosed body checked against the commitment of the proof's entry for its
-    envelope; one that does not match, or that no entry commits to, is a failure."""
+    envelope; one that does not match, or that no entry commits to, is a failure. A proof
+    that discloses (`disclosed`, even empty) may leave bodies out by design: each committed
+    envelope it withholds is said, so that a reader does not take the rest for all."""
+    if "disclosed" not in doc:
+        return
+    items: list[Any] = doc["disclosed"]
+    listed = {item.get("envelope") for item in items if isinstance(item, dict)}
+    withheld = {
+        p.entry["envelope"]: p.entry.get("kind", "?")
+        for p in sorted(proven, key=lambda p: p.index)
+        if p.type in disclosure.COMMITTING
+        and isinstance(p.entry.get("content"), str)
+        and p.entry.get("envelope") not in listed
+    }
+    result.notes += [f"envelope {e} ({k}): content committed, not disclosed" for e, k in withheld.items()]
     entries = [(p.index, p.entry) for p in proven]
     seen: set[Any] = set()
     for i, item in enumerate(items):
@@ -752,12 +777,114 @@ def verify_notice_proof(
         for p in proven
         if p.index in chosen and p.type not in _ANSWERED and isinstance(p.entry.get("envelope"), str)
     }
-    receipts = _receipts(result, doc["receipts"], station, cards, proven, envelopes)
+    receipts = _receipts(
+        result, doc["receipts"], station, cards, proven, envelopes, _borrowed(proven, chosen)
+    )
     _whole(result, "notice", proven, doc["receipts"])
-    _disclosures(result, doc.get("disclosed", []), proven)
+    _disclosures(result, doc, proven)
     result.about = picked.entries
+    _reach(result, station)
+    result.standing = standing(notice, [p.entry for p in sorted(proven, key=lambda p: p.index)], receipts)
+    if result.standing is not None and result.reach is not None:
+        result.standing += f" (as of the checkpoint, {_as_of(result)})"
     result.notes += _clocks(station, proven, receipts)
+    result.notes.append(HALF)
     return result
+
+
+HALF = "what the peer did is proven only by what this station logged; the peer's own proof holds its half"
+
+
+def _as_of(result: Result) -> str:
+    """The checkpoint's time, as its cosigners signed it."""
+    signed = [c for c in result.cosignatures if c.note == "checkpoint"]
+    return ", ".join(f"cosigned by {c.by} at {c.at}" for c in signed) or "not cosigned"
+
+
+def _reach(result: Result, station: str) -> None:
+    """Say that a proof is the log up to its checkpoint, and no further: "Verified." of a
+    proof made before the acknowledgement came must not read as "never acknowledged"."""
+    if result.checkpoint is None:
+        return
+    result.reach = (
+        f"{station}'s log up to its checkpoint (size {result.checkpoint.size}, {_as_of(result)}): "
+        "anything logged after it is not in this proof"
+    )
+
+
+# What the standing of a notice is, by the entry that sets it; the answer and the end are
+# told apart, so that "acknowledged, then removed" reads as both.
+_ANSWER = {"notice.acknowledged", "notice.rejected", "notice.unanswered"}
+_END = {"notice.withdrawn", "notice.removed", "notice.expired"}
+
+
+def standing(
+    notice: str, entries: Sequence[Mapping[str, Any]], receipts: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """A notice's last standing in words, from the entries of its proof in log order and
+    the peer's verified receipts: sent (or received), delivered, its answer, how it ended.
+    None when no entry announces it."""
+    opened = next(
+        (
+            e
+            for e in entries
+            if e.get("type") in ("notice.sent", "notice.received") and e.get("notice") == notice
+        ),
+        None,
+    )
+    if opened is None:
+        return None
+    parts = [
+        f"sent at {opened.get('at')}"
+        if opened["type"] == "notice.sent"
+        else f"received from {opened.get('peer')} at {opened.get('at')}"
+    ]
+    delivered = next((r for r in receipts if r.get("envelope") == opened.get("envelope")), None)
+    if delivered is not None and delivered.get("type") != "refusal":
+        parts.append(f"delivered (stored by {delivered.get('from')} at {delivered.get('stored_at')})")
+    answer, end = "not acknowledged or rejected", ""
+    for e in entries:
+        kind = e.get("type")
+        if e.get("notice") == notice and kind in _ANSWER:
+            answer = _answer(e)
+        elif e.get("notice") == notice and kind == "notice.reinstated":
+            answer, end = f"reinstated at {e.get('at')} ({e.get('undone')} undone)", ""
+        elif e.get("notice") == notice and kind in _END:
+            end = f"{str(kind).removeprefix('notice.')} at {e.get('at')}"
+        elif e.get("supersedes") == notice and kind in ("notice.sent", "notice.received"):
+            end = f"amended by {e.get('notice')} at {e.get('at')}"
+    return "; ".join([", ".join(parts), answer] + ([end] if end else []))
+
+
+def _answer(e: Mapping[str, Any]) -> str:
+    if e.get("type") == "notice.unanswered":
+        return f"unanswered past its deadline {e.get('deadline_at')} (notice.unanswered)"
+    by = str(e.get("actor", "?")).removeprefix("station:")
+    return (
+        f"acknowledged by {by} at {e.get('at')}"
+        if e["type"] == "notice.acknowledged"
+        else f"rejected at {e.get('at')}"
+    )
+
+
+# The fields by which an event of another notice names this one.
+_NAMING_OTHER = ("supersedes", "removes", "removal")
+
+
+def _borrowed(proven: list[_Proven], chosen: set[int]) -> frozenset[str]:
+    """The envelopes of other notices that entries of a notice proof name because they
+    name the notice (an amendment's, a removal's, a removal's acknowledgement), with no
+    envelope.sent entry in the proof: those are in the other notice's proof."""
+    sent = {p.entry.get("envelope") for p in proven if p.type == "envelope.sent"}
+    return frozenset(
+        str(p.entry["envelope"])
+        for p in proven
+        if p.index in chosen
+        and p.type.startswith("notice.")
+        and any(isinstance(p.entry.get(k), str) for k in _NAMING_OTHER)
+        and isinstance(p.entry.get("envelope"), str)
+        and p.entry["envelope"] not in sent
+    )
 
 
 # A receipt stamped this much before the envelope it answers was sent is told: under it,
@@ -1010,28 +1137,43 @@ def _receipts(
     cards: dict[str, Card],
     proven: list[_Proven],
     envelopes: dict[str, str],
+    borrowed: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     good: list[dict[str, Any]] = []
     for i, r in enumerate(items):
-        ok = _attempt(result, "receipt", partial(_receipt, i, r, station, cards, proven, envelopes))
+        step = partial(_receipt, i, r, station, cards, proven, envelopes, borrowed)
+        ok = _attempt(result, "receipt", step)
         if ok is not None:
             good.append(ok)
+            elsewhere = (
+                " (its envelope's own entries are in the proof of the notice it carried)"
+                if ok["envelope"] in borrowed
+                else ""
+            )
             result.passed.append(
                 f"refusal of envelope {ok['envelope']}: signed by {ok['from']}, refused "
-                f"({ok['error']['code']}) at {ok['stored_at']}, and in the ledger"
+                f"({ok['error']['code']}) at {ok['stored_at']}, and in the ledger{elsewhere}"
                 if ok["type"] == "refusal"
                 else f"receipt for envelope {ok['envelope']}: signed by {ok['from']}, "
-                f"stored at {ok['stored_at']}, and in the ledger"
+                f"stored at {ok['stored_at']}, and in the ledger{elsewhere}"
             )
     return good
 
 
 def _receipt(
-    i: int, r: Any, station: str, cards: dict[str, Card], proven: list[_Proven], envelopes: dict[str, str]
+    i: int,
+    r: Any,
+    station: str,
+    cards: dict[str, Card],
+    proven: list[_Proven],
+    envelopes: dict[str, str],
+    borrowed: frozenset[str],
 ) -> dict[str, Any]:
     """A peer's receipt, or its refusal (`"type": "refusal"`): signed with its card's key,
     for one of the call's envelopes exactly as our ledger logged it, and itself logged (by
-    digest) when it arrived."""
+    digest) when it arrived. An envelope of another notice that names this one (`borrowed`:
+    an amendment, a removal, its acknowledgement) has its envelope.sent entry in that
+    notice's proof, not here: its receipt is checked against its receipt.received entry."""
     kind = "refusal" if isinstance(r, dict) and r.get("type") == "refusal" else "receipt"
     _fields(r, REFUSAL_FIELDS if kind == "refusal" else RECEIPT_FIELDS, f"receipts[{i}]")
     where = f"{kind} for envelope {r['envelope']!r:.60} (receipts[{i}])"
@@ -1060,9 +1202,9 @@ def _receipt(
     sent = next(
         (p for p in proven if p.type == "envelope.sent" and p.entry.get("envelope") == r["envelope"]), None
     )
-    if sent is None:
+    if sent is None and r["envelope"] not in borrowed:
         raise _Refused(f"{where}: the proof has no envelope.sent entry for it")
-    if sent.entry.get("header") != r["digest"]:
+    if sent is not None and sent.entry.get("header") != r["digest"]:
         raise _Refused(
             f"{where}: it is for an envelope of digest {r['digest']!r:.60}, "
             f"not the one entry {sent.index} logged"
