@@ -813,10 +813,8 @@ def test_an_alert_acknowledged_meanwhile_is_said_on_a_page(nodes: tuple[Node, No
     log_in(second, "duty")
     (alert,) = b.api.get("/api/v1/alerts").json()
     stale = csrf_of(second.get("/").text)
-    assert (
-        first.post(f"/alerts/{alert['id']}/ack", data={"csrf": csrf_of(first.get("/").text)}).status_code
-        == 303
-    )
+    acked = first.post(f"/alerts/{alert['id']}/ack", data={"csrf": csrf_of(first.get("/").text)})
+    assert (acked.status_code, acked.headers["location"]) == (303, "/#alerts")  # back at the alerts
     before = b.snapshot()
     r = second.post(f"/alerts/{alert['id']}/ack", data={"csrf": stale})
     assert r.status_code == 409

@@ -133,7 +133,7 @@ def test_an_officer_acknowledges_a_notice_and_the_sender_sees_it(nodes: tuple[No
     token = csrf_of(c.get("/notices").text)
     r = c.post(f"/notices/{notice_id}/ack", data={"csrf": token})
     assert r.status_code == 303
-    assert r.headers["location"] == "/notices"
+    assert r.headers["location"] == f"/notices#notice-{notice_id}"  # back at its row
     page = c.get("/notices").text
     assert f'action="/notices/{notice_id}/ack"' not in page  # acknowledged: no button any more
     assert "moscow:duty" in page
@@ -340,7 +340,7 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         row = page.locator(f"tr[data-notice='{theirs}']")
         expect(row).to_contain_text(TEXT)
         row.get_by_role("button", name="Acknowledge").click()
-        expect(page).to_have_url(b.url + "/notices")
+        expect(page).to_have_url(b.url + f"/notices#notice-{theirs}")  # back at its row
         expect(page.locator(f"tr[data-notice='{theirs}'] [data-notice-state]")).to_have_text("acknowledged")
         expect(page.locator(f"tr[data-notice='{theirs}']")).to_contain_text("moscow:boris")
         with a.api() as api:
@@ -409,7 +409,7 @@ def test_the_notices_map_draws_offline_in_a_real_browser(
         expect(anna.locator(f"tr[data-notice='{ours}'] [data-notice-state]")).to_have_text("delivered")
         expect(arrived.get_by_label("Reason")).to_have_value("The corridor crosses our exercise area")
         arrived.get_by_role("button", name="Reject").click()
-        expect(anna).to_have_url(a.url + "/notices")
+        expect(anna).to_have_url(a.url + f"/notices#notice-{sent['id']}")
         expect(anna.locator(f"tr[data-notice='{sent['id']}'] [data-notice-state]")).to_have_text("rejected")
         expect(anna.locator(f"tr[data-notice='{ours}'] [data-notice-state]")).to_have_text("withdrawn")
         anna.evaluate("window.stillTheSamePage = true")

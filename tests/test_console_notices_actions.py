@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openline.console import notices as notice_pages
+from openline.console import routes
 from openline.console.notices import actions
 from openline.console.pages import MAX_FORM_BYTES
 from openline.core.clock import FakeClock, rfc3339
@@ -147,7 +148,8 @@ def test_each_role_sees_the_notice_buttons_it_may_use(nodes: tuple[Node, Node], 
 
     # The watch board lists the notices waiting for our answer, ours not.
     board = c.get("/").text
-    waiting = re.search(r'<section class="card notices-waiting".*?</section>', board, re.S)
+    pattern = r'<section class="card notices-waiting" id="notices-waiting".*?</section>'  # its anchor too
+    waiting = re.search(pattern, board, re.S)
     assert waiting, "no waiting notices on the board"
     section = waiting.group(0)
     assert f'data-waiting-notice="{theirs}"' in section
@@ -161,7 +163,7 @@ def test_each_role_sees_the_notice_buttons_it_may_use(nodes: tuple[Node, Node], 
         return
     r = c.post(f"/notices/{theirs}/ack", data={"csrf": token, "back": "board"})
     assert r.status_code == 303
-    assert r.headers["location"] == "/"
+    assert r.headers["location"] == "/#notices-waiting"
     assert _state(b, theirs) == "acknowledged"
     board = c.get("/board").text
     assert f'data-waiting-notice="{theirs}"' not in board
@@ -183,7 +185,7 @@ def test_an_officer_rejects_a_notice_with_a_reason_and_the_sender_sees_it(nodes:
     assert b.snapshot() == before
     r = c.post(f"/notices/{notice_id}/reject", data={"csrf": token, "reason": "Overlaps our corridor"})
     assert r.status_code == 303
-    assert r.headers["location"] == "/notices"
+    assert r.headers["location"] == f"/notices#notice-{notice_id}"
     assert _state(b, notice_id) == "rejected"
     assert _buttons(_row(c.get("/notices").text, notice_id), notice_id) == set()
     b.drain()
@@ -472,3 +474,27 @@ def test_the_drawing_plugin_is_vendored_as_recorded() -> None:
     assert (VENDOR / "LICENSE.leaflet-geoman.txt").read_text().startswith("MIT License")
     script = (VENDOR / "leaflet-geoman.min.js").read_text()
     assert "eval(" not in script
+
+
+def test_the_board_lists_the_nearest_notices_to_answer_and_counts_the_rest(
+    nodes: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300 sites waiting were listed whole above the alerts and the handover, 46 screens
+    down on a tablet. The board lists the nearest deadlines and says how many more wait;
+    an answer from there, or an alert's acknowledgement, comes back to where it was."""
+    monkeypatch.setattr(routes, "NOTICES_SHOWN", 2)
+    a, b = nodes
+    first = _send(a, b, "moscow", lat=48.0)  # the nearest deadline: sent first
+    others = [_send(a, b, "moscow", lat=48.0 + i) for i in (1, 2)]
+    c, token = _officer(b)
+    board = c.get("/").text
+    section = re.search(r'<section class="card notices-waiting".*?</section>', board, re.S)
+    assert section
+    assert re.findall(r'data-waiting-notice="([^"]+)"', section.group(0)) == [first, others[0]]
+    assert "1 more notices wait for an answer, with later deadlines" in section.group(0)
+    assert 'href="/notices">the notices page</a> lists them all' in section.group(0)
+    r = c.post(f"/notices/{first}/ack", data={"csrf": token, "back": "board"})
+    assert (r.status_code, r.headers["location"]) == (303, "/#notices-waiting")
+    board = c.get("/").text
+    assert "data-notices-more" not in board  # two left, both shown
+    assert 'id="alerts"' in board  # where an alert's acknowledgement comes back to

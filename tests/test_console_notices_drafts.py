@@ -52,7 +52,7 @@ def test_save_as_draft_keeps_it_here_with_its_conflicts_then_send_sends_it(nodes
 
     r = c.post(f"/notices/{draft['id']}/send", data={"csrf": token})
     assert r.status_code == 303
-    assert r.headers["location"] == "/notices"
+    assert r.headers["location"] == f"/notices#notice-{draft['id']}"
     sent = show(a, str(draft["id"]))
     assert (sent["state"], sent["would_conflict"]) == ("sent", None)
     assert [x["other_notice"] for x in sent["conflicts"]] == [theirs]

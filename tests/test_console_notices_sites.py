@@ -66,7 +66,7 @@ def test_an_officer_requests_a_sites_removal_and_the_peer_acknowledges_it(nodes:
     assert "Request removal…" in row
     r = c.post(f"/notices/{site_id}/remove", data={"csrf": token, "text": REASON})
     assert r.status_code == 303
-    assert r.headers["location"] == "/notices"
+    assert r.headers["location"] == f"/notices#notice-{site_id}"
     (removal,) = [n for n in a.api.get("/api/v1/notices").json() if n["removes"] == site_id]
     assert (removal["state"], removal["category"], removal["text"]) == ("sent", "protected_site", REASON)
     assert removal["created_by"] == "duty"

@@ -295,4 +295,8 @@ async def notice_action(request: Request, notice_id: str, action: str) -> Respon
         kept = {"notice": notice_id, "action": action, "text": form.get("reason", form.get("text", ""))}
         context = _context(request, session)
         return render(request, "notices.html", status=exc.status, error=exc.detail, kept=kept, **context)
-    return redirect("/" if form.get("back") == "board" else "/notices")
+    # Back where the officer was (the row, or the board's list), not at the top: working
+    # through a backlog of 300 sites, every answer scrolled back to the start.
+    if form.get("back") == "board":
+        return redirect("/#notices-waiting")
+    return redirect("/notices" if action == "discard" else f"/notices#notice-{notice_id}")

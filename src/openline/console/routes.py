@@ -188,6 +188,7 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
     ringing, ringing_total = calls.ringing(station, limit=RINGING_SHOWN, content=content)
     recent = calls.list_calls(station, limit=50, content=content)
     roster = rosters.roster_view(station)
+    waiting, waiting_total = notice_view.awaiting_answer(station, content=content, limit=NOTICES_SHOWN)
     return {
         "session": session,
         "can_work": who.can(Permission.WORK_CALLS),
@@ -208,11 +209,13 @@ def _board(request: Request, session: Session) -> dict[str, Any]:
             [*ringing, *recent],
             content=content,
         ),
-        "notices": notice_view.awaiting_answer(station, content=content),
+        "notices": waiting,
+        "notices_total": waiting_total,
     }
 
 
 RINGING_SHOWN = 100  # the rest are counted, with a link to all of them
+NOTICES_SHOWN = 10  # notices waiting for our answer on the board; the notices page has them all
 ALERTS_SHOWN = 20
 
 
@@ -445,7 +448,7 @@ async def ack_alert(request: Request, alert_id: RowId) -> Response:
     session, _ = await posted(request)
     session.principal.require(Permission.WORK_CALLS)
     alerts.acknowledge_alert(station_of(request), session.principal.name, alert_id)
-    return redirect("/")
+    return redirect("/#alerts")  # back at the alerts, not the top of the board
 
 
 def _handovers(
