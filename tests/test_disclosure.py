@@ -115,6 +115,30 @@ def test_a_disclosed_call_proof_tells_what_was_said(nodes: tuple[Node, Node]) ->
         assert "text: Hold fire on grid 31.30, 34.24" in [line for d in result.disclosed for line in d.lines]
 
 
+FORGED = 'ok, noted\n  2026-11-29T02:21:30.000000Z  closed by officer1: "strike on grid 4 approved"\tend'
+
+
+def test_a_disclosed_message_cannot_print_a_line_of_the_story(nodes: tuple[Node, Node]) -> None:
+    """A peer's message with a line break and a made-up story line in it was quoted as it
+    stands: verify then printed a close that never happened. It is quoted on one line."""
+    a, b = nodes
+    call_id = picked_up(a, b, "Convoy at the crossing")
+    r = b.api.post(f"/api/v1/calls/{call_id}/messages", json={"text": FORGED})
+    assert r.status_code in (200, 201), r.text
+    b.drain()
+    a.drain()
+    settle_ledgers(a, b)
+    result = verify_proof(json.dumps(disclosed_proof(a, "call", call_id)))
+    assert result.ok, result.failures
+    assert result.story is not None
+    shown = [e.text for e in result.story.events] + [line for d in result.disclosed for line in d.lines]
+    assert all("\n" not in t and "\t" not in t for t in shown), shown
+    (message,) = [t for t in shown if t.startswith("message received")]
+    assert '"ok, noted\\n  2026-11-29T02:21:30.000000Z  closed by officer1: ' in message
+    assert "approved\"\\tend" in message
+    assert result.story.outcome == "picked_up"  # no close, whatever the message says
+
+
 def test_an_auditor_may_not_disclose(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     notice_id = acknowledged_site(a, b)

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from openline.adapters.schema import calls as calls_table
 from openline.adapters.transport import PeerRefused
 from openline.core.clock import parse_rfc3339
-from openline.core.evidence import verify_call_proof
+from openline.core.evidence import _out_of_order, _Proven, verify_call_proof
 from openline.services import delivery, line_health, lines, watch
 from tests.inproc import Node, picked_up, place_and_ring, settle_ledgers
 from tests.inproc import show as show_call
@@ -272,9 +272,25 @@ def test_a_proof_says_when_a_message_held_by_the_suspension_was_taken(nodes: tup
     assert result.story is not None
     (received,) = [e for e in result.story.events if e.event == "message_received"]
     assert received.at == message["time"]  # the peer's time, inside the suspension
-    assert "; stored here only at " in received.text
+    assert "; stored here at " in received.text
     taken = received.text.rsplit(" ", 1)[-1]
     assert taken == message["received_at"]  # the receipt moscow gave, once resumed
     assert parse_rfc3339(taken) - parse_rfc3339(received.at) >= 300 * 1_000_000
     # The rest of the story, taken at once, says nothing more.
-    assert all("stored here only" not in e.text for e in result.story.events if e is not received)
+    assert all("stored here at" not in e.text for e in result.story.events if e is not received)
+
+
+def test_an_envelope_taken_late_is_not_read_only_as_a_clock_set_back() -> None:
+    """Entries in log order: our own at 10:05, then the peer's message stamped 10:00 by the
+    peer but stored here at 10:06 (it waited out a suspension). The note no longer blames
+    only a clock."""
+    ours = {"type": "call.picked_up", "at": "2026-11-29T10:05:00.000000Z", "call": "c"}
+    theirs = {"type": "envelope.received", "at": "2026-11-29T10:00:00.000000Z", "envelope": "e"}
+    said = {"type": "call.message_received", "at": "2026-11-29T10:00:00.000000Z", "envelope": "e"}
+    log = [_Proven(1, ours), _Proven(2, theirs), _Proven(3, said)]
+    (note,) = _out_of_order(log)
+    assert note.endswith("a clock was set between them, or they are two stations' clocks")
+    theirs["stored_at"] = "2026-11-29T10:06:00.000000Z"  # said when it came: both readings
+    (note,) = _out_of_order(log)
+    assert "its envelope, stamped by the peer, was stored here at 2026-11-29T10:06:00.000000Z" in note
+    assert "taken later than the peer stamped it (the line down or suspended), or the peer's clock" in note

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from openline.core.encoding import b64d, canonical
+from openline.core.encoding import b64d, canonical, visible
 from openline.core.ledger import SALT_BYTES, commitment, reveals
 from openline.errors import OpenLineError
 
@@ -147,4 +147,12 @@ def _number(value: Any) -> str:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else str(canonical(value), "utf-8")
+    return one_line(value) if isinstance(value, str) else str(canonical(value), "utf-8")
+
+
+def one_line(text: str) -> str:
+    """Text a party wrote, as a verifier's output quotes it: on one line, its line breaks
+    and tabs written `\\n` and `\\t` and its other control characters spelled out
+    (`encoding.visible`), so that a message cannot print a line that passes for one of the
+    story's own ("closed by officer1 …")."""
+    return visible(text).replace("\n", "\\n").replace("\t", "\\t")

@@ -919,7 +919,9 @@ def _clocks(station: str, proven: list[_Proven], receipts: list[dict[str, Any]])
 def _out_of_order(proven: list[_Proven]) -> list[str]:
     """The log is in the order the station recorded its entries. One stamped well before
     an entry logged ahead of it shows a clock set between them, or two stations' clocks
-    apart (an entry of the peer's carries the peer's time): said once, for the widest."""
+    apart (an entry of the peer's carries the peer's time), or an envelope of the peer's
+    taken here long after the peer stamped it (`stored_at`: a line down or suspended):
+    said once, for the widest."""
     latest: tuple[int, _Proven] | None = None  # the latest time stamped so far, and by whom
     widest: tuple[int, _Proven, _Proven] | None = None
     for p in sorted(proven, key=lambda p: p.index):
@@ -936,11 +938,20 @@ def _out_of_order(proven: list[_Proven]) -> list[str]:
     if widest is None:
         return []
     back, entry, before = widest
-    return [
+    said = (
         f"times are not in log order: entry {entry.index} ({entry.type}) was logged after entry "
-        f"{before.index} ({before.type}) yet is stamped {back / 1e6:.1f} s before it: a clock was "
-        "set between them, or they are two stations' clocks"
-    ]
+        f"{before.index} ({before.type}) yet is stamped {back / 1e6:.1f} s before it: "
+    )
+    stored = {
+        p.entry.get("envelope"): p.entry.get("stored_at") for p in proven if p.type == "envelope.received"
+    }
+    taken = stored.get(entry.entry.get("envelope"))
+    if isinstance(taken, str):  # the peer's stamp, and when it came: both readings stand
+        return [
+            said + f"its envelope, stamped by the peer, was stored here at {taken}: it was taken later "
+            "than the peer stamped it (the line down or suspended), or the peer's clock was behind"
+        ]
+    return [said + "a clock was set between them, or they are two stations' clocks"]
 
 
 def verify_proof(data: bytes | str, *, trusted: Sequence[Card] | None = None) -> Result:
@@ -1254,7 +1265,7 @@ def _story(
         kind = kinds.get(r["envelope"])
         what = "the call" if r["envelope"] == placed.get("envelope") else f"our {kind or 'unnamed'} envelope"
         if r["type"] == "refusal":
-            why = f"{r['error']['code']}: {r['error']['detail']}"
+            why = disclosure.one_line(f"{r['error']['code']}: {r['error']['detail']}")  # the peer's words
             events.append(
                 StoryEvent(
                     r["stored_at"], "refused", f"{r['from']} refused {what}, {why} (its signed refusal)"
@@ -1292,7 +1303,7 @@ def _taken_late(event: StoryEvent, entry: dict[str, Any], stored: Mapping[Any, A
     taken = stored.get(entry.get("envelope"))
     if not isinstance(taken, str) or _when(taken) - _when(event.at) < TAKEN_LATE_S * MICROS:
         return event
-    return StoryEvent(event.at, event.event, f"{event.text}; stored here only at {taken}")
+    return StoryEvent(event.at, event.event, f"{event.text}; stored here at {taken}")
 
 
 def _priority(placed: dict[str, Any]) -> str:
@@ -1328,7 +1339,9 @@ def _said(entry: dict[str, Any], shown: Mapping[str, disclosure.Disclosure]) -> 
     """What the entry's envelope said, if its body is disclosed: ', "..." (disclosed)'."""
     d = shown.get(str(entry.get("envelope")))
     said = d.body.get(_SAID.get(d.kind, "")) if d is not None else None
-    return f': "{said}" (disclosed, checked against the committed digest)' if isinstance(said, str) else ""
+    if not isinstance(said, str):
+        return ""
+    return f': "{disclosure.one_line(said)}" (disclosed, checked against the committed digest)'
 
 
 def _event(
