@@ -54,7 +54,7 @@ def test_pages_need_a_login(nodes: tuple[Node, Node]) -> None:
         assert r.status_code == 303, path
         assert r.headers["location"] in ("/login", "/password"), path
     r = c.get("/board", headers={"HX-Request": "true"})
-    assert r.headers["HX-Redirect"] == "/login"
+    assert r.headers["HX-Redirect"] == "/login?ended=1"  # a live region: its session has ended
     page = c.get("/login")
     assert page.status_code == 200
     assert 'name="username"' in page.text

@@ -376,8 +376,12 @@ def test_a_login_goes_back_only_to_a_page_of_the_station_itself(
     with httpx.Client(base_url=b.url) as web:
         r = web.get("/history?state=ringing", headers={"Accept": "text/html"})  # as a browser asks
         assert (r.status_code, r.headers["location"]) == (303, "/login?next=%2Fhistory%3Fstate%3Dringing")
-        r = web.get("/calls/x/live", headers={"Accept": "text/html", "HX-Request": "true"})  # a region
-        assert r.headers["HX-Redirect"] == "/login"
+        # A live region's refresh: back to the page htmx says it is on, if it is ours.
+        region = {"Accept": "text/html", "HX-Request": "true", "HX-Current-URL": b.url + "/notices?x=1"}
+        r = web.get("/calls/x/live", headers=region)
+        assert r.headers["HX-Redirect"] == "/login?ended=1&next=%2Fnotices%3Fx%3D1"
+        elsewhere = {**region, "HX-Current-URL": "https://evil.example/notices"}
+        assert web.get("/calls/x/live", headers=elsewhere).headers["HX-Redirect"] == "/login?ended=1"
         bad_pages = ("//evil.example/", "https://evil.example/", "/\\evil.example", "/login", "history")
         not_pages = ("/api/v1/calls", "/events", "/history.csv", "/static/console.js")  # land on no page
         for bad in (*bad_pages, *not_pages):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -91,10 +91,21 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(console.STATIC_DIR)), name="static")
     openapi.install(app)
 
+    def _back_to(current: str, request: Request) -> str:
+        """`?ended=1&next=…` for the page htmx says it is on (`HX-Current-URL`), if that is
+        a page of this station's own; else `?ended=1`."""
+        url = urlsplit(current)
+        here = url.path + (f"?{url.query}" if url.query else "")
+        own = url.netloc == request.url.netloc and url.path != "/"
+        back = own and console_pages.page_after_login(here)
+        return "?" + urlencode({"ended": "1", **({"next": here} if back else {})})
+
     @app.exception_handler(console.LoginRequired)
     async def _login_required(request: Request, exc: console.LoginRequired) -> Response:
         target = "/password" if exc.args == ("password",) else "/login"
         if request.headers.get("hx-request"):  # htmx follows this header, not a 303
+            if target == "/login":  # a live region of a page whose session ended: back to it
+                target += _back_to(request.headers.get("hx-current-url", ""), request)
             return Response(status_code=200, headers={"HX-Redirect": target})
         asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         back = asked != "/" and console_pages.page_after_login(asked)

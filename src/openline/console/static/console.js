@@ -283,6 +283,14 @@
     window.location.assign("/login?ended=1" + (here === "/" ? "" : "&next=" + encodeURIComponent(here)));
   }
 
+  // A live region's refresh that finds the session ended is sent to the login page by the
+  // station (HX-Redirect), before this page's own check may notice: keep what is typed.
+  document.addEventListener("htmx:beforeOnLoad", function (ev) {
+    var xhr = ev.detail && ev.detail.xhr;
+    var to = xhr && xhr.getResponseHeader("HX-Redirect");
+    if (to && to.indexOf("/login") === 0) keepDrafts();
+  });
+
   // What an officer had typed when the session ended (a 12-hour session, a longer night
   // shift) is kept in this tab and put back into the same page once the same officer has
   // logged in again, within an hour; never into another officer's forms.
