@@ -66,6 +66,7 @@ bench: venv bench-deps
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/board_history.py
 	$(BIN)/python bench/notices_page.py
+	$(BIN)/python bench/notices_map.py
 	$(BIN)/python bench/escalation.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/ledger.py
