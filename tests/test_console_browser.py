@@ -329,6 +329,56 @@ def test_after_the_session_ends_the_officer_is_back_on_the_page_with_what_was_ty
         ctx.close()
 
 
+def _delivered_sortie(a: StationProcess, b: StationProcess) -> str:
+    """An air operation from a, delivered at b and waiting for its answer: its id."""
+    start, end = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + h * 3600)) for h in (1, 2))
+    volume = {
+        "outline_circle": {"center": {"lat": 48.0, "lng": 9.0}, "radius": {"value": 500, "units": "M"}},
+        "altitude_lower": {"value": 0, "reference": "W84", "units": "M"},
+        "altitude_upper": {"value": 3000, "reference": "W84", "units": "M"},
+    }
+    extent = {
+        "volume": volume,
+        "time_start": {"value": start, "format": "RFC3339"},
+        "time_end": {"value": end, "format": "RFC3339"},
+    }
+    doc = {"category": "air_operation", "text": "Sortie over the valley", "extents": [extent]}
+    with a.api() as api:
+        notice = str(api.post("/notices", json={"peer": b.name, "notice": doc}).json()["id"])
+    wait_for(lambda: b.cli_json("notice", "show", notice)["state"] == "delivered", what="delivered")
+    return notice
+
+
+def test_on_a_tablet_what_is_tapped_is_big_enough(
+    pair: tuple[StationProcess, StationProcess],
+    browser: Browser,
+) -> None:
+    """By touch, the map's zoom buttons (30 px), the Reject… disclosure (22 px tall) and
+    the "all times" box (13 px) were below the 44 px the platforms ask for."""
+    a, b = pair
+    notice = _delivered_sortie(a, b)
+    ctx = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
+    page = ctx.new_page()
+    try:
+        log_in(page, b, "boris")
+        page.goto(b.url + "/notices")
+        expect(page.locator("[data-notice-map]")).to_have_attribute("data-loads", re.compile(r"[1-9]"))
+        for selector in (
+            ".leaflet-control-zoom-in",
+            f"tr[data-notice='{notice}'] details.notice-reject summary",
+            "[data-notice-time]",
+        ):
+            box = page.locator(selector).bounding_box()
+            assert box is not None, selector
+            assert box["height"] >= 44, (selector, box)
+        box = page.locator("[data-notice-any-time]").bounding_box()
+        assert box is not None
+        assert min(box["width"], box["height"]) >= 24  # a box beside its label, which taps it too
+        page.locator("[data-notice-map]").screenshot(path=artifact_path("console-map-tablet.png"))
+    finally:
+        ctx.close()
+
+
 def test_a_reason_typed_under_reject_is_back_after_the_session_ends(
     pair: tuple[StationProcess, StationProcess],
     browser: Browser,
@@ -336,19 +386,7 @@ def test_a_reason_typed_under_reject_is_back_after_the_session_ends(
     """Its field waits in a template until Reject… opens: the typed reason was kept but
     found no field to go back into."""
     a, b = pair
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-    volume = {
-        "outline_circle": {"center": {"lat": 48.0, "lng": 9.0}, "radius": {"value": 500, "units": "M"}},
-        "altitude_lower": {"value": 0, "reference": "W84", "units": "M"},
-        "altitude_upper": {"value": 3000, "reference": "W84", "units": "M"},
-    }
-    extent = {"volume": volume, "time_start": {"value": start, "format": "RFC3339"}}
-    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7200))
-    extent["time_end"] = {"value": end, "format": "RFC3339"}
-    doc = {"category": "air_operation", "text": "Sortie over the valley", "extents": [extent]}
-    with a.api() as api:
-        notice = api.post("/notices", json={"peer": "moscow", "notice": doc}).json()["id"]
-    wait_for(lambda: b.cli_json("notice", "show", notice)["state"] == "delivered", what="delivered")
+    notice = _delivered_sortie(a, b)
     ctx = browser.new_context(viewport={"width": 1366, "height": 768})
     page = ctx.new_page()
     try:
