@@ -161,6 +161,7 @@ def test_the_cli_discloses_and_verify_checks_it_offline(
     made = cli(b, monkeypatch, "prove", notice_id, "--disclose", "--out", str(out))
     assert made.exit_code == 0, made.output
     assert "It discloses the content of" in made.stdout
+    assert "an older one refuses it (unknown fields ['disclosed'])" in " ".join(made.stdout.split())
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
 
     def verify(path: Path) -> subprocess.CompletedProcess[str]:

@@ -288,7 +288,11 @@ def test_an_envelope_taken_late_is_not_read_only_as_a_clock_set_back() -> None:
     theirs = {"type": "envelope.received", "at": "2026-11-29T10:00:00.000000Z", "envelope": "e"}
     said = {"type": "call.message_received", "at": "2026-11-29T10:00:00.000000Z", "envelope": "e"}
     log = [_Proven(1, ours), _Proven(2, theirs), _Proven(3, said)]
-    (note,) = _out_of_order(log)
+    (note,) = _out_of_order(log)  # an older release's entry: when it came is not said
+    assert "its envelope is the peer's, stamped by the peer: it was taken here later than that" in note
+    assert "(an entry of a release before 2026-11-29 does not say when it was stored)" in note
+    mine = [_Proven(1, ours), _Proven(2, {**said, "envelope": "ours", "type": "call.closed"})]
+    (note,) = _out_of_order(mine)  # not the peer's: only a clock
     assert note.endswith("a clock was set between them, or they are two stations' clocks")
     theirs["stored_at"] = "2026-11-29T10:06:00.000000Z"  # said when it came: both readings
     (note,) = _out_of_order(log)

@@ -207,7 +207,8 @@ def prove(
         n = len(proof["disclosed"])
         out.print(
             f"It discloses the content of {n} envelope{'s' if n != 1 else ''}: hand it only to whoever "
-            "may read what was said.",
+            "may read what was said. Its reader needs an `openline verify` of 2026-11-29 or later: an "
+            "older one refuses it (unknown fields ['disclosed']).",
             markup=False,
             highlight=False,
         )

@@ -942,16 +942,28 @@ def _out_of_order(proven: list[_Proven]) -> list[str]:
         f"times are not in log order: entry {entry.index} ({entry.type}) was logged after entry "
         f"{before.index} ({before.type}) yet is stamped {back / 1e6:.1f} s before it: "
     )
-    stored = {
-        p.entry.get("envelope"): p.entry.get("stored_at") for p in proven if p.type == "envelope.received"
-    }
+    stored = _stored_at(proven)
     taken = stored.get(entry.entry.get("envelope"))
     if isinstance(taken, str):  # the peer's stamp, and when it came: both readings stand
         return [
             said + f"its envelope, stamped by the peer, was stored here at {taken}: it was taken later "
             "than the peer stamped it (the line down or suspended), or the peer's clock was behind"
         ]
+    if entry.entry.get("envelope") in stored:  # a release before stored_at: when it came is not said
+        return [
+            said + "its envelope is the peer's, stamped by the peer: it was taken here later than "
+            "that (the line down or suspended), or a clock was set, or the two stations' clocks "
+            "are apart (an entry of a release before 2026-11-29 does not say when it was stored)"
+        ]
     return [said + "a clock was set between them, or they are two stations' clocks"]
+
+
+def _stored_at(proven: list[_Proven]) -> dict[Any, Any]:
+    """When this station stored each envelope of the peer's, by envelope id (None for an
+    entry of a release before `stored_at`)."""
+    return {
+        p.entry.get("envelope"): p.entry.get("stored_at") for p in proven if p.type == "envelope.received"
+    }
 
 
 def verify_proof(data: bytes | str, *, trusted: Sequence[Card] | None = None) -> Result:
@@ -1282,9 +1294,7 @@ def _story(
                    f"envelope, {p.entry.get('code')}")
         for p in proven if p.type == "envelope.refused"
     ]  # fmt: skip
-    stored = {
-        p.entry.get("envelope"): p.entry.get("stored_at") for p in proven if p.type == "envelope.received"
-    }
+    stored = _stored_at(proven)
     events += [_taken_late(_event(p.entry, caller, callee, shown), p.entry, stored) for p in own
                if p.type != "call.refused"]  # fmt: skip
     events.sort(key=lambda e: _when(e.at))

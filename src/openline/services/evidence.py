@@ -35,7 +35,6 @@ from openline.adapters.schema import (
 )
 from openline.core import note, tiles
 from openline.core.clock import rfc3339
-from openline.core.evidence import About
 from openline.errors import Conflict, InvalidInput, NotFound
 from openline.services import ledger, outbox, witness
 from openline.services.lines import SUSPENDED, peer_card
@@ -282,51 +281,6 @@ def _disclosed(
     ]
 
 
-_ANSWERS = ("receipt.received", "refusal.received")
-
-
-def _with_answers(
-    conn: Connection, subject_id: str, found: list[tuple[int | None, bytes]]
-) -> tuple[list[tuple[int | None, bytes]], list[str]]:
-    """`found`, with the peer's answers (receipt.received, refusal.received) to every
-    envelope one of its entries names that are indexed under another id: the receipt for
-    an amendment's envelope (its notice.sent names the version it supersedes), for a
-    removal's, for the acknowledgement of a removal. `About` picks the same out of an
-    exported log, so a proof and `verify BUNDLE --about` list the same entries. Also the
-    envelopes of the answers added, whose signed receipts the proof must carry."""
-    named = {
-        str(entry["envelope"])
-        for entry in (json.loads(data) for _, data in found)
-        if isinstance(entry.get("envelope"), str) and entry.get("type") not in _ANSWERS
-    }
-    owners = conn.execute(
-        select(envelopes.c.call_id).where(envelopes.c.id.in_(named), envelopes.c.call_id != subject_id)
-    ).scalars()
-    have = {(index, data) for index, data in found}
-    extra = [
-        (index, data)
-        for owner in sorted({str(o) for o in owners if o is not None})
-        for index, data in ledger.call_entries(conn, owner)
-        if (index, data) not in have
-        and (entry := json.loads(data)).get("type") in _ANSWERS
-        and entry.get("envelope") in named
-    ]
-    if not extra:
-        return found, []
-    # In log order (those not yet sequenced last), each answer kept only where `About`
-    # keeps it: after an entry that names its envelope.
-    merged = sorted(dict.fromkeys(found + extra), key=lambda item: (item[0] is None, item[0] or 0))
-    picked = About(subject_id)
-    for n, (_, data) in enumerate(merged):
-        picked.offer(n, json.loads(data))
-    chosen = {item["index"] for item in picked.entries}
-    added = {item for n, item in enumerate(merged) if n in chosen and item in extra}
-    return (
-        [item for item in merged if item in have or item in added],
-        sorted({str(json.loads(data)["envelope"]) for _, data in added}),
-    )
-
-
 def _prove(station: Station, about: str, subject_id: str, with_conflicts: bool, disclose: bool) -> Proof:
     table = calls if about == "call" else notices
     with station.db.read() as conn:
@@ -347,7 +301,6 @@ def _prove(station: Station, about: str, subject_id: str, with_conflicts: bool, 
                 else:
                     left_out.append(other)
             found = kept
-        found, answered = _with_answers(conn, subject_id, found)
         cp = cosigned_for(station, conn, peer)
         late = [i for i, _ in found if i is None or i >= cp.size]
         if late:
@@ -369,8 +322,7 @@ def _prove(station: Station, about: str, subject_id: str, with_conflicts: bool, 
             for row in conn.execute(
                 select(envelopes.c.receipt)
                 .where(
-                    # a call's or a notice's id, or another's whose answer an entry here names
-                    (envelopes.c.call_id == subject_id) | envelopes.c.id.in_(answered),
+                    envelopes.c.call_id == subject_id,  # a call's or a notice's id
                     envelopes.c.direction == "out",
                     envelopes.c.receipt.is_not(None),
                 )
