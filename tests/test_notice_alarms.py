@@ -163,3 +163,33 @@ def test_a_conflict_alert_names_both_lines_and_pages_by_the_new_notices_line(
     assert json.loads(escalation)["steps"] == policy["steps"]
     text = " ".join(cli_table(b, monkeypatch, "alerts", columns=200).split())
     assert f"notice {ours['id']} volume 1 (stuttgart) with notice {theirs['id']} volume 1 (stuttgart)" in text
+
+
+def test_an_answer_that_comes_while_deadlines_are_checked_is_not_undone(
+    nodes: tuple[Node, Node], clock: FakeClock, monkeypatch: Any
+) -> None:
+    """The check read a notice as overdue; the acknowledgement committed before it wrote;
+    the alert it then raised again paged for an acknowledged notice, and a second
+    notice.unanswered followed the acknowledgement in the ledger."""
+    a, b = nodes
+    late = send(a, "moscow", soon(a, 48.0, 9.0))
+    a.drain()
+    clock.advance(3601)
+    assert notices.audit_deadlines(a.station) == 1  # raised, and logged, once
+    real, asked = notices._overdue, []
+
+    def answered_meanwhile(conn: Any, now: int, ids: Any = None) -> list[Any]:
+        found = real(conn, now, ids)
+        if not asked:  # the read outside the write: moscow's answer lands right after it
+            asked.append(True)
+            act(b, late["id"], "acknowledge")
+            b.drain()
+        return found
+
+    monkeypatch.setattr(notices, "_overdue", answered_meanwhile)
+    notices.audit_deadlines(a.station)
+    assert show(a, late["id"])["state"] == "acknowledged"
+    [alert] = alerts(a, "notice_unacknowledged")
+    assert alert["paging"] is None
+    assert alert["detail"]["over"]["why"] == "the notice is acknowledged"
+    assert [e["type"] for e in ledger_entries(a, "notice.unanswered")] == ["notice.unanswered"]

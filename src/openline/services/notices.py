@@ -698,19 +698,15 @@ def audit_deadlines(station: Station) -> int:
     answer it, on the sending side someone must chase it. Returns how many are overdue."""
     now = station.clock.now()
     with station.db.read() as conn:  # the common case, answered without the write lock
-        overdue = conn.execute(
-            select(
-                notices.c.id, notices.c.line_id, notices.c.peer, notices.c.direction, notices.c.deadline_at
-            ).where(
-                notices.c.state.in_(sorted(s.value for s in nm.AWAITING)),
-                notices.c.deadline_at <= now,
-                or_(notices.c.ends_at.is_(None), notices.c.ends_at >= now),
-                ~_REFUSED_SENDING,  # the peer never had it: nobody there can answer it
-            )
-        ).all()
+        overdue = _overdue(conn, now)
     if overdue:
         with station.tx() as tx:
-            for row in overdue:
+            # Asked again under the lines' locks, which an answer takes too: one that came
+            # in since the read had already ended the alert, and raising it then began it
+            # again (paging, and a notice.unanswered after the acknowledgement).
+            for line_id in sorted({row.line_id for row in overdue}):
+                lock_line(tx.conn, line_id)
+            for row in _overdue(tx.conn, now, [row.id for row in overdue]):
                 side = "we must answer it" if row.direction == "in" else "the peer has not answered it"
                 detail = {
                     "notice": row.id,
@@ -725,3 +721,18 @@ def audit_deadlines(station: Station) -> int:
                     log(tx, "notice.unanswered", row.id, row.line_id, row.peer, "system", None,
                         deadline_at=due, waiting_for=waiting)  # fmt: skip
     return len(overdue)
+
+
+def _overdue(conn: Connection, now: int, ids: list[str] | None = None) -> list[Any]:
+    """The notices unanswered past their deadline (of `ids`, if given)."""
+    query = select(
+        notices.c.id, notices.c.line_id, notices.c.peer, notices.c.direction, notices.c.deadline_at
+    ).where(
+        notices.c.state.in_(sorted(s.value for s in nm.AWAITING)),
+        notices.c.deadline_at <= now,
+        or_(notices.c.ends_at.is_(None), notices.c.ends_at >= now),
+        ~_REFUSED_SENDING,  # the peer never had it: nobody there can answer it
+    )
+    if ids is not None:
+        query = query.where(notices.c.id.in_(ids))
+    return list(conn.execute(query).all())
