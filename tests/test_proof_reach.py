@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from openline.core.evidence import HALF, Result, verify_bundle, verify_proof
+from openline.core.evidence import HALF, Result, standing, verify_bundle, verify_proof
 from openline.services import evidence
 from tests.inproc import Node, settle_ledgers
 from tests.notice_docs import act, send, site, soon
@@ -179,3 +179,18 @@ def test_a_disclosed_proof_says_which_committed_bodies_it_withholds(nodes: tuple
     assert not [
         n for n in plain.notes if "not disclosed" in n
     ]  # it discloses nothing, and says so by its form
+
+
+def test_a_notice_taken_late_says_when_it_was_stored_here() -> None:
+    """A notice sent while the line was suspended reads "received … at" the peer's time:
+    65 s before it reached this station. Its standing says when it was stored here."""
+    at, taken = "2026-11-29T02:53:01.194926Z", "2026-11-29T02:54:06.616000Z"
+    entries = [
+        {"type": "envelope.received", "at": at, "envelope": "e1", "stored_at": taken},
+        {"type": "notice.received", "at": at, "notice": "n1", "peer": "bravo", "envelope": "e1"},
+    ]
+    said = standing("n1", entries, [])
+    assert said is not None
+    assert said.startswith(f"received from bravo at {at} (the peer's time; stored here at {taken})")
+    entries[0]["stored_at"] = "2026-11-29T02:53:01.300000Z"  # taken at once: nothing to add
+    assert standing("n1", entries, []) == f"received from bravo at {at}; not acknowledged or rejected"

@@ -837,7 +837,7 @@ def standing(
     parts = [
         f"sent at {opened.get('at')}"
         if opened["type"] == "notice.sent"
-        else f"received from {opened.get('peer')} at {opened.get('at')}"
+        else f"received from {opened.get('peer')} at {opened.get('at')}{_stored_late(opened, entries)}"
     ]
     delivered = next((r for r in receipts if r.get("envelope") == opened.get("envelope")), None)
     if delivered is not None and delivered.get("type") != "refusal":
@@ -854,6 +854,22 @@ def standing(
         elif e.get("supersedes") == notice and kind in ("notice.sent", "notice.received"):
             end = f"amended by {e.get('notice')} at {e.get('at')}"
     return "; ".join([", ".join(parts), answer] + ([end] if end else []))
+
+
+def _stored_late(opened: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> str:
+    """For a notice received: when this station stored it, if a minute or more after the
+    time the peer stamped it (a line down or suspended), as the call story says it."""
+    taken = next(
+        (
+            e.get("stored_at")
+            for e in entries
+            if e.get("type") == "envelope.received" and e.get("envelope") == opened.get("envelope")
+        ),
+        None,
+    )
+    if not isinstance(taken, str) or _when(taken) - _when(str(opened.get("at"))) < TAKEN_LATE_S * MICROS:
+        return ""
+    return f" (the peer's time; stored here at {taken})"
 
 
 def _answer(e: Mapping[str, Any]) -> str:
