@@ -371,6 +371,15 @@ def test_on_a_tablet_what_is_tapped_is_big_enough(
             box = page.locator(selector).bounding_box()
             assert box is not None, selector
             assert box["height"] >= 44, (selector, box)
+        for button in (row := page.locator(f"tr[data-notice='{notice}']")).get_by_role("button").all():
+            found = button.bounding_box()
+            assert found is not None
+            assert found["height"] >= 44, (button.text_content(), found)
+        for link in page.locator("nav.links a").all():
+            found = link.bounding_box()
+            assert found is not None
+            assert found["height"] >= 44, (link.text_content(), found)
+        assert row.count() == 1
         box = page.locator("[data-notice-any-time]").bounding_box()
         assert box is not None
         assert min(box["width"], box["height"]) >= 24  # a box beside its label, which taps it too

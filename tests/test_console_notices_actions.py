@@ -491,7 +491,7 @@ def test_the_board_lists_the_nearest_notices_to_answer_and_counts_the_rest(
     section = re.search(r'<section class="card notices-waiting".*?</section>', board, re.S)
     assert section
     assert re.findall(r'data-waiting-notice="([^"]+)"', section.group(0)) == [first, others[0]]
-    assert "1 more notices wait for an answer, with later deadlines" in section.group(0)
+    assert "1 more notice waits for an answer, with the same or later deadlines" in section.group(0)
     assert 'href="/notices">the notices page</a> lists them all' in section.group(0)
     r = c.post(f"/notices/{first}/ack", data={"csrf": token, "back": "board"})
     assert (r.status_code, r.headers["location"]) == (303, "/#notices-waiting")

@@ -23,7 +23,8 @@
     });
     document.querySelectorAll("[data-until]").forEach(function (el) {
       var t = Date.parse(el.getAttribute("data-until"));
-      if (!isNaN(t)) el.textContent = t > now ? "in " + span((t - now) / 1000) : "due now";
+      if (isNaN(t)) return;  // past by a minute or more, it says by how much
+      el.textContent = t > now ? "in " + span((t - now) / 1000) : now - t < 60000 ? "due now" : span((now - t) / 1000) + " overdue";
     });
     document.querySelectorAll("time[data-time]").forEach(function (el) {
       if (el.dataset.done) return;
