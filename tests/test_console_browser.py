@@ -260,6 +260,16 @@ def test_no_page_scrolls_sideways_on_a_phone_or_a_tablet(
         ctx.close()
 
 
+def _session_ends_then_log_in(page: Page, station: StationProcess, name: str, login_url: str) -> None:
+    """The session of the page on `station` ends in 3 s; once on the login page (its URL
+    matching `login_url`), `name` logs in again."""
+    _session_ends_in(station, 3)
+    expect(page).to_have_url(re.compile(login_url), timeout=8000)
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
 def _session_ends_in(station: StationProcess, seconds: float) -> None:
     with sqlite3.connect(station.home / "openline.db") as db:
         db.execute("UPDATE sessions SET expires_at = ?", (int((time.time() + seconds) * 1_000_000),))
@@ -307,22 +317,14 @@ def test_after_the_session_ends_the_officer_is_back_on_the_page_with_what_was_ty
         page.goto(b.url + f"/calls/{call_id}")
         page.fill("#text", "Convoy held at the bridge")
         page.fill("#summary", "Half done")
-        _session_ends_in(b, 3)
-        expect(page).to_have_url(re.compile(r"/login\?ended=1&next="), timeout=8000)
-        page.fill("input[name=username]", "boris")
-        page.fill("input[name=password]", PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        _session_ends_then_log_in(page, b, "boris", r"/login\?ended=1&next=")
         expect(page).to_have_url(b.url + f"/calls/{call_id}")
         expect(page.locator("#text")).to_have_value("Convoy held at the bridge")
         expect(page.locator("#summary")).to_have_value("Half done")
 
         # Another officer on the same tab, after the session ends again: nothing of boris's.
         page.fill("#text", "Not for vera")
-        _session_ends_in(b, 3)
-        expect(page).to_have_url(re.compile(r"/login\?ended=1&next="), timeout=8000)
-        page.fill("input[name=username]", "vera")
-        page.fill("input[name=password]", PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        _session_ends_then_log_in(page, b, "vera", r"/login\?ended=1&next=")
         expect(page).to_have_url(b.url + f"/calls/{call_id}")
         expect(page.locator("#text")).to_have_value("")
     finally:
@@ -404,11 +406,7 @@ def test_a_reason_typed_under_reject_is_back_after_the_session_ends(
         row = page.locator(f"tr[data-notice='{notice}']")
         row.get_by_text("Reject…").click()
         row.get_by_label("Reason").fill("Crosses our exercise area")
-        _session_ends_in(b, 3)
-        expect(page).to_have_url(re.compile(r"/login\?ended=1&next=%2Fnotices"), timeout=8000)
-        page.fill("input[name=username]", "boris")
-        page.fill("input[name=password]", PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        _session_ends_then_log_in(page, b, "boris", r"/login\?ended=1&next=%2Fnotices")
         expect(page).to_have_url(b.url + "/notices")
         expect(row.get_by_label("Reason")).to_have_value("Crosses our exercise area")
     finally:
