@@ -135,8 +135,9 @@ def test_every_tab_says_the_session_ended_when_an_administrator_disables_the_use
         history = open_tab(ctx, b.url + "/history")
         with b.api() as api:
             api.post("/users/boris/disable").raise_for_status()
-        for page in (board, history):
-            expect(page).to_have_url(b.url + "/login?ended=1", timeout=15_000)
+        # Each to the login page, and from there back to where it was (the board is "/").
+        for page, back in ((board, ""), (history, "&next=%2Fhistory")):
+            expect(page).to_have_url(b.url + "/login?ended=1" + back, timeout=15_000)
             expect(page).to_have_title(re.compile(r"^SESSION ENDED · "))
             expect(page.locator("[data-session-ended]")).to_be_visible()
     finally:
