@@ -135,7 +135,7 @@ def test_a_disclosed_message_cannot_print_a_line_of_the_story(nodes: tuple[Node,
     assert all("\n" not in t and "\t" not in t for t in shown), shown
     (message,) = [t for t in shown if t.startswith("message received")]
     assert '"ok, noted\\n  2026-11-29T02:21:30.000000Z  closed by officer1: ' in message
-    assert "approved\"\\tend" in message
+    assert 'approved"\\tend' in message
     assert result.story.outcome == "picked_up"  # no close, whatever the message says
 
 
