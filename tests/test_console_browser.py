@@ -365,18 +365,15 @@ def test_on_a_tablet_what_is_tapped_is_big_enough(
         log_in(page, b, "boris")
         page.goto(b.url + "/notices")
         expect(page.locator("[data-notice-map]")).to_have_attribute("data-loads", re.compile(r"[1-9]"))
-        for selector in (
-            ".leaflet-control-zoom-in",
-            f"tr[data-notice='{notice}'] details.notice-reject summary",
-            "[data-notice-time]",
-        ):
-            box = page.locator(selector).bounding_box()
-            assert box is not None, selector
-            assert box["height"] >= 44, (selector, box)
-        # Measured in one go in the page: a live refresh may replace the row between two
-        # look-ups (a button measured after it was replaced had no box at all).
+        # Each measured in one go in the page: a live refresh may replace the row between a
+        # look-up and its measure (an element measured after it was replaced had no box).
         heights = "els => els.map(e => [e.textContent.trim(), e.getBoundingClientRect().height])"
-        buttons = page.locator(f"tr[data-notice='{notice}'] button").evaluate_all(heights)
+        row = f"tr[data-notice='{notice}']"
+        tapped = (".leaflet-control-zoom-in", f"{row} details.notice-reject summary", "[data-notice-time]")
+        for selector in tapped:
+            [(_, height)] = page.locator(selector).evaluate_all(heights)
+            assert height >= 44, (selector, height)
+        buttons = page.locator(f"{row} button").evaluate_all(heights)
         links = page.locator("nav.links a").evaluate_all(heights)
         assert "Acknowledge" in [text for text, _ in buttons], buttons
         assert len(links) >= 5, links
