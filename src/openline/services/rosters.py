@@ -325,9 +325,7 @@ def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
     when = utc(station.clock.now() if at is None else at)
     with station.db.read() as conn:
         all_shifts, all_overrides, idle = _read_roster(conn)
-        rows = conn.execute(select(shifts).order_by(shifts.c.id)).all()
-        override_rows = conn.execute(select(roster_overrides).order_by(roster_overrides.c.id)).all()
-        names = {r.id: r.name for r in conn.execute(select(users.c.id, users.c.name))}
+        rows = conn.execute(select(shifts).order_by(shifts.c.id)).all()  # as stored, for shift_json
     shift_list, override_list = _covering(all_shifts, all_overrides, idle)
     handover = roster.next_handover(shift_list, override_list, when)
 
@@ -355,17 +353,19 @@ def roster_view(station: Station, at: int | None = None) -> dict[str, Any]:
             {"from": both(a), "until": both(b)}
             for a, b in roster.gaps(shift_list, override_list, when, roster.add_clamped(when, GAP_HORIZON))
         ],
-        "shifts": [shift_json(r, names[r.user_id], idle.get(names[r.user_id])) for r in rows],
+        "shifts": [
+            shift_json(r, shift.user, idle.get(shift.user)) for r, shift in zip(rows, all_shifts, strict=True)
+        ],
         "overrides": [
             {
-                "id": r.id,
-                "user": names[r.user_id],
-                "replaces": names.get(r.replaces_user_id),
-                "start": both(utc(r.start_at)),
-                "end": both(utc(r.end_at)),
-                "covers_nothing": idle.get(names[r.user_id]),
+                "id": o.id,
+                "user": o.user,
+                "replaces": o.replaces,
+                "start": both(o.start),
+                "end": both(o.end),
+                "covers_nothing": idle.get(str(o.user)),
             }
-            for r in override_rows
+            for o in all_overrides
         ],
     }
 
