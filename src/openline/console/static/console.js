@@ -267,7 +267,13 @@
     return fetch("/session", { headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (r) {
         if (r.status === 401) return null;
-        if (!r.ok) throw new Error("HTTP " + r.status);
+        if (!r.ok) {
+          return r.json().catch(function () { return {}; }).then(function (problem) {
+            var err = new Error("HTTP " + r.status);
+            err.problem = problem || {};
+            throw err;
+          });
+        }
         return r.json().then(function (s) {
           if (s.csrf && s.csrf !== document.body.getAttribute("data-csrf")) {
             document.body.setAttribute("data-csrf", s.csrf);
@@ -360,6 +366,7 @@
     function receive(msg) {  // as an EventSource would, to the SSE extension
       if (source.readyState === EventSource.CLOSED) return;
       if (msg.type === "ended") { sessionEnded(); return; }
+      if (msg.type === "unreachable") { streamRefused(msg.reason); return; }
       var ev;
       if (msg.type === "open" || msg.type === "error") {
         source.readyState = msg.type === "open" ? EventSource.OPEN : EventSource.CONNECTING;
@@ -383,7 +390,13 @@
       askSession().then(function (left) {
         if (left === null) tell({ type: "ended" });
         else retry();
-      }, retry);
+      }, function (err) {
+        // Refused because the station cannot reach its database: say that, not that the
+        // station is out of reach (it answered).
+        var problem = (err && err.problem) || {};
+        if (problem.code === "database_unavailable") tell({ type: "unreachable", reason: problem.reason || "" });
+        retry();
+      });
     }
     function connect() {
       timer = null;
@@ -491,10 +504,23 @@
   }
   function since() { return " (since " + utc(new Date()) + ")"; }
   document.addEventListener("htmx:sseError", function () {
-    if (!trouble.stream) trouble.stream = "Not connected to the station" + since() + "; reconnecting.";
+    if (!trouble.stream) {
+      trouble.streamSince = since();
+      trouble.stream = "Not connected to the station" + trouble.streamSince + "; reconnecting.";
+    }
     showTrouble();
   });
-  document.addEventListener("htmx:sseOpen", function () { delete trouble.stream; showTrouble(); });
+  document.addEventListener("htmx:sseOpen", function () {
+    delete trouble.stream;
+    delete trouble.streamSince;
+    showTrouble();
+  });
+  function streamRefused(reason) {  // the station answered: its database is out of reach
+    trouble.streamSince = trouble.streamSince || since();
+    trouble.stream = "The station cannot reach its database (" + reason + ")" + trouble.streamSince +
+      "; it keeps trying.";
+    showTrouble();
+  }
   // The station cannot use its database (out of reach, or a full disk: it reads but cannot
   // store). Its refreshes may still succeed, so the stream says so, and says when it is
   // back ("connected", as every new stream first does: console/live.py).
