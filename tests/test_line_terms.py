@@ -60,7 +60,8 @@ def test_terms_proposed_on_both_sides_are_adopted_by_both(nodes: tuple[Node, Nod
     near = _near_pair(a, 48.0)
     before = send(a, "moscow", near[0])
     a.drain()
-    assert send(b, "stuttgart", near[1])["conflicts"] == []  # the old margins (none) still hold
+    near_id = send(b, "stuttgart", near[1])["id"]
+    assert show(b, near_id)["conflicts"] == []  # the old margins (none) still hold
     b.drain()
     call_id = place_and_ring(a, b)  # calls too
     assert show_call(b, call_id)["state"] == "ringing"
@@ -95,7 +96,8 @@ def test_terms_proposed_on_both_sides_are_adopted_by_both(nodes: tuple[Node, Nod
     assert ledger_entries(b, "line.terms")[-1]["role"] == "initiated"
 
     # From now on: a near pair sent afterwards conflicts, on both stations alike, and a
-    # notice's deadline is the new one. What was decided before stays as decided.
+    # notice's deadline is the new one. The near pair sent before was checked again under
+    # the new margins as both adopted them: it conflicts now, on both stations alike.
     later = _near_pair(a, 49.0)
     first_notice = send(a, "moscow", later[0])
     a.drain()
@@ -103,7 +105,7 @@ def test_terms_proposed_on_both_sides_are_adopted_by_both(nodes: tuple[Node, Nod
     b.drain()
     for node in (a, b):
         assert [c["other_notice"] for c in show(node, second["id"])["conflicts"]] == [first_notice["id"]]
-    assert show(a, before["id"])["conflicts"] == []
+        assert [c["other_notice"] for c in show(node, before["id"])["conflicts"]] == [near_id], node.name
     got = show(b, first_notice["id"])
     assert got["margins"]["horizontal_m"] == 500.0
 

@@ -440,6 +440,9 @@ notices = Table(
     Column("removed_at", BigInteger),
     Column("discarded_at", BigInteger),
     Column("updated_at", BigInteger, nullable=False),
+    # The margins its line held when this station last checked it for conflicts (JSON):
+    # what its conflicts were decided under, as the line's margins may change.
+    Column("conflict_margins", Text),
     Index("ix_notices_state", "state", "ends_at"),
     Index("ix_notices_created", "created_at", "id"),  # the newest first: the notices page
     Index("ix_notices_series", "series", "version"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -658,6 +659,26 @@ def ringing_count(station: Station) -> int:
         return int(conn.execute(_RINGING_COUNT).scalar_one())
 
 
+def _answer_deadline(
+    station: Station, call: Any, envs: Sequence[Any], logged: Sequence[Any], content: bool, line_s: int
+) -> tuple[int, str]:
+    """The answer deadline a call rang under (seconds), and where that is known from. The
+    callee's station decides it as the call starts ringing there, under the terms it
+    holds then, and the line's terms may have changed since: `ringing` (it rang here; its
+    ringing event names it), `missed` (the callee's missed statement names it), or
+    `line` (not known here, or not opened for the auditor: the line's deadline now)."""
+    if call.direction == "in":
+        for e in logged:
+            if e.event == "ringing" and e.detail and "deadline_at" in json.loads(e.detail):
+                return round((parse_rfc3339(json.loads(e.detail)["deadline_at"]) - e.at) / 1e6), "ringing"
+    elif content and call.ringing_at is not None:
+        for env in envs:
+            if env.kind == "call.missed" and env.direction == "in" and env.refused is None:
+                deadline_at = parse_rfc3339(outbox.open_body(station, env)["deadline_at"])
+                return round((deadline_at - call.ringing_at) / 1e6), "missed"
+    return line_s, "line"
+
+
 def show_call(
     station: Station, call_id: str, *, content: bool = True, newest: int | None = None
 ) -> dict[str, Any]:
@@ -708,7 +729,9 @@ def show_call(
         line = conn.execute(select(lines.c.answer_deadline_s).where(lines.c.id == call.line_id)).one()
     out["summary"] = summary
     out["decline_reason"] = reason
-    out["answer_deadline_s"] = line.answer_deadline_s
+    out["answer_deadline_s"], out["answer_deadline_from"] = _answer_deadline(
+        station, call, rows, events, content, int(line.answer_deadline_s)
+    )
     out["messages"] = messages
     logged = events if newest is None else events[max(len(events) - newest, 0) :]
     out["events"] = [

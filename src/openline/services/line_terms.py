@@ -10,8 +10,11 @@ and works as before. Proposing the terms the line already has withdraws a propos
 
 Each change is in the ledger: `line.terms_proposed` (or `line.terms_withdrawn`) on the
 proposing station, then `line.terms` (the new terms and the previous ones) on both.
-The new terms apply from then on, on each station: to calls placed and notices sent or
-received afterwards; what was decided before stays as decided.
+The new terms apply from then on, on each station: to notices sent or received
+afterwards, and to calls that start to ring afterwards (the callee's station decides a
+call's deadline as it starts ringing there). New margins check the line's active notices
+again (`notice_conflicts.recheck_line`), so that both stations hold the conflicts those
+margins find. What was decided before stays as decided.
 """
 
 from __future__ import annotations

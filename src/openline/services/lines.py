@@ -38,7 +38,6 @@ from openline.adapters.schema import envelopes, ledger_peers, lines, peers
 from openline.adapters.transport import HANDSHAKE_PATH, PeerRefused, Transport
 from openline.core.card import Card, parse_card
 from openline.core.clock import parse_rfc3339, rfc3339, round_trip
-from openline.core.conflicts import Margins
 from openline.core.encoding import canonical, said, sha256
 from openline.core.keys import signing_public_key, verify
 from openline.errors import (
@@ -51,7 +50,8 @@ from openline.errors import (
     OpenLineError,
     PeerUnreachable,
 )
-from openline.services import accounts, alerts, ledger, outbox, peer_clock, watch
+from openline.services import accounts, alerts, ledger, notice_conflicts, outbox, peer_clock, watch
+from openline.services.notice_conflicts import margins_of
 from openline.services.station import Station, Tx
 
 PENDING = "pending"
@@ -397,16 +397,6 @@ def lock_line(conn: Connection, line_id: str | Callable[[], str]) -> None:
         conn.execute(for_update(conn, select(lines.c.id).where(lines.c.id == line)))
 
 
-def margins_of(line: Any) -> Margins:
-    """A line's separation margins, from its row."""
-    return Margins(float(line.margin_horizontal_m), float(line.margin_vertical_m), int(line.margin_minutes))
-
-
-def margins_by_line(conn: Connection) -> dict[str, Margins]:
-    """Every line's separation margins, by line id."""
-    return {str(r.id): margins_of(r) for r in conn.execute(select(lines)).all()}
-
-
 def margins_json(line: Any) -> dict[str, Any]:
     """A line's separation margins as JSON: `horizontal_m`, `vertical_m`, `minutes`."""
     return dataclasses.asdict(margins_of(line))
@@ -429,7 +419,9 @@ def proposal_of(line: Any) -> dict[str, Any] | None:
 
 def _adopt(tx: Tx, line: Any, terms: dict[str, Any], role: str) -> None:
     """Both stations agreed on new terms in a handshake (`role`: we "initiated" or
-    "answered" it): they apply from now, here, and the proposal is done."""
+    "answered" it): they apply from now, here, and the proposal is done. New margins
+    check the line's active notices again: the peer does so too when it adopts them,
+    so that both find the same conflicts under them."""
     margins = terms["margins"]
     tx.conn.execute(
         update(lines)
@@ -446,6 +438,8 @@ def _adopt(tx: Tx, line: Any, terms: dict[str, Any], role: str) -> None:
     )
     facts = {"line": line.id, "peer": line.peer, "terms": terms, "previous": terms_of(line), "role": role}
     ledger.append(tx, "line.terms", tx.now, facts)
+    if margins != margins_json(line):
+        notice_conflicts.recheck_line(tx, line.id)
 
 
 def _handshake_statement(

@@ -11,10 +11,17 @@ agreement wins in each dimension, and the answer does not depend on which notice
 first. The database narrows the candidates by time window, altitude band and a
 conservative n-vector box, each widened by the largest margin of any line, so that no
 conflict is missed; the exact test decides.
+
+When a line adopts new margins (`line_terms`), its active notices, ours and the peer's,
+are checked again under them (`recheck_line`), each as if it had just come in: a
+conflict newly found is recorded and alarmed as a new notice's is, and one found earlier
+stays recorded. The peer does the same when it adopts them, so both stations hold the
+conflicts the new margins find.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -36,6 +43,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    update,
 )
 
 from openline.adapters.schema import lines, notice_conflicts, notice_volumes, notices
@@ -45,7 +53,6 @@ from openline.core import notices as nm
 from openline.core.clock import rfc3339
 from openline.core.volumes import R_MIN, Volume, nvector_boxes
 from openline.services import alerts, ledger
-from openline.services.lines import margins_by_line
 from openline.services.station import Tx
 
 _BOX_PAD = 1e-9  # boxes compared as stored floats: pad for rounding, as the index does
@@ -61,6 +68,18 @@ class Found:
     other: str
     other_volume: int
     result: engine.PairResult
+
+
+def margins_of(line: Any) -> engine.Margins:
+    """A line's separation margins, from its row."""
+    return engine.Margins(
+        float(line.margin_horizontal_m), float(line.margin_vertical_m), int(line.margin_minutes)
+    )
+
+
+def margins_by_line(conn: Connection) -> dict[str, engine.Margins]:
+    """Every line's separation margins, by line id."""
+    return {str(r.id): margins_of(r) for r in conn.execute(select(lines)).all()}
 
 
 def widest(*margins: engine.Margins) -> engine.Margins:
@@ -280,11 +299,37 @@ def _peers_of(tx: Tx, line_id: str, others: list[str]) -> dict[str, str]:
     return {line_id: peer_of_line, **{str(row.id): row.peer for row in rows}}
 
 
+def _recorded(conn: Connection, notice_id: str) -> set[tuple[int, str, int]]:
+    """The conflicts recorded for a notice, whichever side it was on, as `Found` names
+    them from its side: (its volume, the other notice, the other's volume)."""
+    c = notice_conflicts.c
+    rows = conn.execute(select(notice_conflicts).where(or_(c.notice_a == notice_id, c.notice_b == notice_id)))
+    return {
+        (r.volume_a, r.notice_b, r.volume_b)
+        if r.notice_a == notice_id
+        else (r.volume_b, r.notice_a, r.volume_a)
+        for r in rows
+    }
+
+
+def _keep_margins(tx: Tx, notice_id: str, line_id: str) -> None:
+    """Keep with the notice the margins its line holds as it is checked: what its
+    conflicts, or their absence, were decided under (the notice shows them)."""
+    line = tx.conn.execute(select(lines).where(lines.c.id == line_id)).one()
+    kept = json.dumps(dataclasses.asdict(margins_of(line)), separators=(",", ":"))
+    tx.conn.execute(update(notices).where(notices.c.id == notice_id).values(conflict_margins=kept))
+
+
 def check(
     tx: Tx, notice_id: str, series: str, line_id: str, volumes: tuple[Volume, ...], *, category: str
 ) -> list[Found]:
-    """Check a new notice against every active notice; record and alarm each conflict."""
+    """Check a notice against every active notice; record and alarm each conflict not
+    recorded already (a new notice has none; `recheck_line` checks notices again)."""
     found = find(tx.conn, notice_id, series, line_id, volumes, tx.now, category=category)
+    if found:
+        recorded = _recorded(tx.conn, notice_id)
+        found = [f for f in found if (f.volume, f.other, f.other_volume) not in recorded]
+    _keep_margins(tx, notice_id, line_id)
     peers = _peers_of(tx, line_id, [f.other for f in found]) if found else {}
     for f in found:
         assert f.result.time is not None
@@ -331,4 +376,31 @@ def check(
         )
     if found:
         tx.touched.add("notices")
+    return found
+
+
+def recheck_line(tx: Tx, line_id: str) -> list[Found]:
+    """Check every active notice on the line again, ours and the peer's, under the margins
+    it holds now (it has just adopted new ones), as `check` does a new notice: what it
+    newly finds is recorded and alarmed, what was found before stays. The newest notice
+    is checked first, so a pair is recorded from its newer notice, as the peer records
+    it when that notice reaches it only after the change."""
+    active = [s.value for s in nm.ACTIVE]
+    rows = tx.conn.execute(
+        select(notices.c.id, notices.c.series, notices.c.category)
+        .where(
+            notices.c.line_id == line_id,
+            notices.c.state.in_(active),
+            or_(notices.c.ends_at.is_(None), notices.c.ends_at >= tx.now),
+        )
+        .order_by(notices.c.id.desc())
+    ).all()
+    found: list[Found] = []
+    for row in rows:
+        query = (
+            select(notice_volumes).where(notice_volumes.c.notice_id == row.id).order_by(notice_volumes.c.n)
+        )
+        volumes = tuple(stored_volume(v) for v in tx.conn.execute(query))
+        if volumes:  # a removal has none: nothing to check
+            found += check(tx, row.id, row.series, line_id, volumes, category=row.category)
     return found

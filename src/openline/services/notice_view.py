@@ -28,7 +28,7 @@ from openline.core.volumes import FEET, R_MIN, WGS84, Circle, FloatArray, Volume
 from openline.errors import IllegalTransition, InvalidInput, OpenLineError, check_one_of
 from openline.services import notice_conflicts as conflicts
 from openline.services import notice_sites, outbox, pages
-from openline.services.lines import margins_by_line, require_known_peer
+from openline.services.lines import require_known_peer
 from openline.services.notice_rows import get, party_of
 from openline.services.notices import KIND_OF, open_draft
 from openline.services.station import Station
@@ -47,7 +47,16 @@ def effective_state(row: Any, now: int) -> str:
 
 
 def _line_margins(conn: Connection) -> dict[str, dict[str, Any]]:
-    return {line: dataclasses.asdict(m) for line, m in margins_by_line(conn).items()}
+    return {line: dataclasses.asdict(m) for line, m in conflicts.margins_by_line(conn).items()}
+
+
+def _margins_shown(row: Any, lines_now: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The margins a notice's conflicts were decided under: those kept with its last
+    check, or for a draft the line's now (its preview is found under them). None for a
+    notice never checked (a removal), or checked before the margins were kept."""
+    if row.state == State.DRAFT.value:
+        return lines_now.get(str(row.line_id))
+    return None if row.conflict_margins is None else dict(json.loads(row.conflict_margins))
 
 
 def _rejection_reason(station: Station, conn: Connection, row: Any) -> Any:
@@ -220,7 +229,7 @@ def notice_json(
         "actions": _actions(conn, row, state, now),
         "created_by": row.created_by,
         "acknowledged_by": row.acknowledged_by,
-        "margins": margins.get(str(row.line_id)),
+        "margins": _margins_shown(row, margins),
         "extents": [json.loads(v.volume4d) for v in volumes],
         "content_withheld": not content,
         "refused": related.refused.get(row.envelope_id),
