@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from openline.adapters.schema import ledger_checkpoints, ledger_peers, lines
 from openline.adapters.transport import HttpTransport, TextAnswer
-from openline.core import note
+from openline.core import note, report, tiles
 from openline.core.clock import FakeClock
 from openline.core.evidence import verify_bundle, verify_proof
 from openline.services import delivery, evidence, ledger, witness
@@ -248,6 +248,91 @@ def test_the_report_rests_on_a_checkpoint_every_line_s_peer_cosigned(
     shown = " ".join(cli(g, monkeypatch, "report").stdout.split())
     assert "cosigned by north, south" in shown
     assert "not by" not in shown
+
+
+def recompute(bundle: Path, period: str) -> dict[str, Any]:
+    """The report of `period` from a bundle's entries, as docs/ledger.md shows."""
+    m = json.loads((bundle / "bundle.json").read_text())
+
+    def entries() -> Iterator[dict[str, Any]]:
+        for level, i, width in tiles.tiles_for_size(m["size"]):
+            if level == 0:
+                data = (bundle / tiles.tile_path("entries", i, width)).read_bytes()
+                yield from (json.loads(e) for e in tiles.decode_bundle(data))
+
+    root = base64.b64decode(m["root"])
+    cp = report.Checkpoint(m["origin"], m["size"], root, (bundle / "checkpoint").read_text())
+    return report.compute(entries(), report.parse_period(period), cp).to_json()
+
+
+def test_the_report_held_back_by_a_silent_peer_has_a_bundle_and_names_only_its_lines(
+    trio: tuple[Node, Node, Node], tmp_path: Path, monkeypatch: Any
+) -> None:
+    g, n, s = trio
+    place(g, n)
+    settle(g, n, s)  # both cosign; south has no call this month
+    cut(g, s)  # south stops; north goes on cosigning
+    place(g, n)
+    settle(g, n)
+    r = g.api.get("/api/v1/report").json()
+    with g.station.db.read() as conn:
+        both = ledger.cosigned_checkpoint(conn, ["north", "south"])
+        latest = ledger.latest_checkpoint(conn)
+    assert both is not None
+    assert latest is not None
+    assert r["checkpoint"]["size"] == both.size < latest.size
+    assert r["held_back"] == {"size": latest.size, "entries": latest.size - both.size}
+    assert r["totals"]["calls_placed"] == 1
+
+    # The report names north's line only: south's cosignature is not in its note.
+    assert [x["peer"] for x in r["lines"]] == ["north"]
+    assert r["checkpoint"]["cosigned_by"] == ["north"]
+    assert signers(r["checkpoint"]["note"]) == [origin(g), witness_key(n)]
+    shown = note.parse(r["checkpoint"]["note"])
+    note.verify(shown, g.station.card.ledger_verifier())
+    note.verify(shown, n.station.card.cosigner_verifier())
+    assert "south" not in json.dumps(r)
+
+    # The latest bundle is not the report's; the one of its checkpoint recomputes it.
+    assert evidence.export_bundle(g.station, tmp_path / "latest")["size"] == latest.size
+    assert recompute(tmp_path / "latest", r["period"])["totals"]["calls_placed"] == 2
+    table = " ".join(cli(g, monkeypatch, "report").stdout.split())
+    assert f"Held back at checkpoint {both.size}" in table
+    assert f"the {latest.size - both.size} entries since are left out" in table
+    command = f"openline ledger export --checkpoint {both.size} --peer north --out DIR"
+    assert command in table
+    assert "south" not in table
+    bundle = tmp_path / "report"
+    args = command.split()[1:-1]
+    made = cli(g, monkeypatch, *args, str(bundle))
+    assert made.exit_code == 0, made.output
+    assert (bundle / "checkpoint").read_text() == r["checkpoint"]["note"]
+    result = verify_bundle(lambda p: (bundle / p).read_bytes() if (bundle / p).is_file() else None)
+    assert result.ok, result.failures
+    again = recompute(bundle, r["period"])
+    again["checkpoint"]["cosigned_by"] = r["checkpoint"]["cosigned_by"]
+    assert again == {k: v for k, v in r.items() if k in again}
+
+    # A checkpoint never signed, one south has not cosigned, one nobody cosigned: refused.
+    for size, peer, why in (
+        (
+            latest.size + 9,
+            "north",
+            f"error (not_found): this station signed no checkpoint of {latest.size + 9} ",
+        ),
+        (latest.size, "south", f"error (conflict): south has not cosigned the checkpoint of {latest.size} "),
+    ):
+        refused = cli(g, monkeypatch, *args[:3], str(size), "--peer", peer, "--out", str(tmp_path / "no"))
+        assert refused.exit_code == 1
+        assert why in " ".join(refused.output.split())
+    place(g, n)
+    ledger.integrate(g.station)
+    unsigned = ledger.sign_checkpoint(g.station)
+    assert unsigned is not None
+    refused = cli(g, monkeypatch, *args[:3], str(unsigned.size), "--out", str(tmp_path / "no"))
+    assert refused.exit_code == 1
+    assert "error (conflict): no peer has cosigned the checkpoint of" in " ".join(refused.output.split())
+    assert not (tmp_path / "no").exists()
 
 
 def test_a_bundle_for_one_peer_rests_on_its_cosignature(

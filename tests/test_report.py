@@ -17,14 +17,17 @@ from sqlalchemy import insert
 from openline.adapters.schema import ledger_evidence
 from openline.core import merkle, tiles
 from openline.core import report as core
-from openline.core.clock import FakeClock
+from openline.core.clock import FakeClock, rfc3339
 from openline.services import calls, evidence, ledger
 from openline.services.accounts import Role
 from tests.harness import StationProcess, wait_for
 from tests.inproc import Node, place_and_ring, settle_ledgers
+from tests.notice_docs import cli
 from tests.test_console import add_user, browser, log_in
 
 PERIOD = "2026-01"  # the fake clock starts on 2026-01-01
+# What the station says beside the figures, which no bundle holds (docs/ledger.md).
+STATION_ONLY = {"station", "computed_at", "as_of", "complete", "held_back"}
 
 
 def _calls(a: Node, b: Node, clock: FakeClock) -> None:
@@ -86,8 +89,8 @@ def test_the_report_counts_each_lines_calls_against_the_cosigned_checkpoint(
     [theirs] = _report(b)["lines"]
     assert (theirs["peer"], theirs["calls_placed"], theirs["calls_received"]) == ("stuttgart", 1, 2)
     assert (theirs["picked_up"], theirs["missed"]) == (2, 1)
-    # Another month has no calls, against the same checkpoint.
-    empty = _report(a, "2026-02")
+    # Another month has no calls, against the same checkpoint; a month yet to come is refused.
+    empty = _report(a, "2025-12")
     assert empty["lines"] == []
     assert empty["totals"]["calls_placed"] == 0
     assert empty["checkpoint"]["size"] == cp.size
@@ -110,7 +113,7 @@ def test_anyone_with_the_entries_recomputes_the_same_report(
     assert base64.b64encode(root).decode() == r["checkpoint"]["root"]
     cp = core.Checkpoint(r["checkpoint"]["origin"], size, root, r["checkpoint"]["note"], ("moscow",))
     again = core.compute((json.loads(d) for d in raw), core.parse_period(PERIOD), cp).to_json()
-    assert again == {k: v for k, v in r.items() if k != "station"}
+    assert again == {k: v for k, v in r.items() if k not in STATION_ONLY}
 
 
 def test_a_bundle_recomputes_the_published_report_as_docs_ledger_md_says(
@@ -136,7 +139,7 @@ def test_a_bundle_recomputes_the_published_report_as_docs_ledger_md_says(
     again = core.compute(entries(), core.parse_period(PERIOD), cp).to_json()
     assert again["checkpoint"]["cosigned_by"] == []
     again["checkpoint"]["cosigned_by"] = published["checkpoint"]["cosigned_by"]
-    assert again == {k: v for k, v in published.items() if k != "station"}
+    assert again == {k: v for k, v in published.items() if k not in STATION_ONLY}
 
 
 def test_the_report_uses_the_newest_cosigned_checkpoint_not_a_newer_uncosigned_one(
@@ -180,6 +183,50 @@ def test_the_report_defaults_to_this_month(nodes: tuple[Node, Node], clock: Fake
     assert r.status_code == 200
     assert r.json()["period"] == PERIOD
     assert r.json()["totals"]["calls_placed"] == 1
+
+
+def test_a_month_not_over_is_flagged_and_one_not_begun_refused(
+    nodes: tuple[Node, Node], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = nodes
+    _calls(a, b, clock)
+    settle_ledgers(a, b)
+    now = a.station.clock.now()
+    r = _report(a)
+    assert r["computed_at"] == r["as_of"] == rfc3339(now)  # nothing logged since the checkpoint
+    assert r["complete"] is False
+    assert r["held_back"] is None
+    table = " ".join(cli(a, monkeypatch, "report").stdout.split())
+    assert f"Figures as of {rfc3339(now)} (computed {rfc3339(now)})." in table
+    assert f"{PERIOD} had not ended as of {rfc3339(now)}: these are its figures so far" in table
+    size = r["checkpoint"]["size"]
+    assert f"openline ledger export --checkpoint {size} --peer moscow --out DIR" in table
+
+    # A month yet to come has no figures, rather than a table of zeros.
+    before = a.snapshot()
+    refused = a.api.get("/api/v1/report", params={"period": "2026-02"})
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "invalid_input"
+    assert refused.json()["detail"].startswith(f"2026-02 has not begun: it is {rfc3339(now)}")
+    assert a.snapshot() == before
+
+    # A call logged but not yet in the checkpoint: the figures are as of the checkpoint.
+    signed_at = now
+    clock.advance(60)
+    place_and_ring(a, b)
+    r = _report(a)
+    assert r["checkpoint"]["size"] == size
+    assert r["as_of"] == rfc3339(signed_at)
+    assert r["computed_at"] == rfc3339(clock.now())
+    # Once the month is over and the checkpoint holds all of it, its report is complete.
+    clock.set(core.parse_period("2026-02").start)
+    settle_ledgers(a, b)
+    january = _report(a)
+    assert january["complete"] is True
+    assert january["totals"]["calls_placed"] == 3
+    table = " ".join(cli(a, monkeypatch, "report", "--period", PERIOD).stdout.split())
+    assert "had not ended" not in table
+    assert _report(a, "2026-02")["complete"] is False
 
 
 @pytest.mark.parametrize(

@@ -143,13 +143,22 @@ def ledger_export(
             help="The bundle for one peer: the latest checkpoint it cosigned, with its card only.",
         ),
     ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint",
+            metavar="SIZE",
+            min=1,
+            help="The checkpoint of SIZE entries instead of the latest: the one `openline report` names.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a self-contained evidence bundle (C2SP tlog-tiles layout) for `openline verify`."""
     from openline.services import evidence
 
     with _station(home) as station, _progress("Exporting", not as_json) as progress:
-        manifest = evidence.export_bundle(station, out_dir, progress, peer=peer)
+        manifest = evidence.export_bundle(station, out_dir, progress, peer=peer, size=size)
 
     def render(m: dict[str, Any]) -> None:
         out.print(f"Wrote {m['size']} entries of {m['station']}'s ledger to {out_dir}")

@@ -62,7 +62,9 @@ def _render(r: dict[str, Any]) -> None:
     for what, why in r["not_recorded"].items():
         out.print(f"[dim]{NOT_RECORDED}[/] {escape(what.replace('_', ' '))}: {escape(why)}", markup=True)
     cp = r["checkpoint"]
-    cosigned = escape(", ".join(cp["cosigned_by"])) or "[yellow]no peer yet[/]"
+    cosigned = "cosigned by " + (escape(", ".join(cp["cosigned_by"])) or "[yellow]no peer yet[/]")
+    if not r["lines"]:  # a report names no peer whose line it does not show
+        cosigned = "no cosignature shown, as no line is in this report"
     unvouched = sorted({x["peer"] for x in r["lines"]} - set(cp["cosigned_by"]))
     if cp["cosigned_by"] and unvouched:
         names = escape(", ".join(unvouched))
@@ -73,7 +75,41 @@ def _render(r: dict[str, Any]) -> None:
         markup=True,
         highlight=False,
     )
-    out.print(f"  root {escape(cp['root'])}, cosigned by {cosigned}", markup=True, highlight=False)
+    out.print(f"  root {escape(cp['root'])}, {cosigned}", markup=True, highlight=False)
+    _render_status(r)
+
+
+def _render_status(r: dict[str, Any]) -> None:
+    """As of when the figures are, whether the month was over by then, and how to get the
+    evidence bundle they can be recomputed from."""
+    size = r["checkpoint"]["size"]
+    out.print(f"Figures as of {r['as_of']} (computed {r['computed_at']}).", highlight=False)
+    if not r["complete"]:
+        out.print(
+            f"[yellow]{escape(r['period'])} had not ended as of {r['as_of']}: these are its figures so far, "
+            "not the month's.[/]",
+            markup=True,
+            highlight=False,
+        )
+    held = r["held_back"]
+    if held is not None:
+        out.print(
+            f"[yellow]Held back at checkpoint {size}: not every line's peer has cosigned this station's "
+            f"latest, of {held['size']} entries, so the {held['entries']} entries since are left out "
+            "(`openline ledger status` shows how far each peer has cosigned).[/]",
+            markup=True,
+            highlight=False,
+        )
+    by = r["checkpoint"]["cosigned_by"]
+    # With one line, the bundle for its peer carries exactly the report's note. (The export
+    # refuses, saying why, a checkpoint no peer has cosigned.)
+    peer = f" --peer {by[0]}" if len(r["lines"]) == 1 and by else ""
+    out.print(
+        "Its evidence bundle, to recompute the figures: "
+        f"openline ledger export --checkpoint {size}{peer} --out DIR",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command(short_help="The transparency report for one month: calls, pick-ups, misses, time to pick up.")

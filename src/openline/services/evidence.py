@@ -16,7 +16,7 @@ import base64
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,19 +55,59 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def cosigned_for(station: Station, conn: Connection, peer: str) -> ledger.SignedCheckpoint:
-    """The latest checkpoint `peer` has cosigned, its note carrying our signature and that
-    peer's cosignature only: the checkpoint of every piece of evidence about its line.
-    Raises `Conflict`, saying since when the peer has been silent, when it has none."""
-    keys = [station.card.ledger_verifier(), peer_card(conn, peer).cosigner_verifier()]
+def cosigned_for(
+    station: Station, conn: Connection, peer: str, size: int | None = None
+) -> ledger.SignedCheckpoint:
+    """The latest checkpoint `peer` has cosigned (or the one of `size` entries), its note
+    carrying our signature and that peer's cosignature only: the checkpoint of every piece
+    of evidence about its line. Raises `Conflict`, saying since when the peer has been
+    silent, when it has none."""
+    peer_card(conn, peer)  # an unknown name is not_found, before any question of cosigning
+    if size is not None:
+        chosen = of_size(conn, size)
+        if peer not in chosen.cosigned_by:
+            raise Conflict(
+                f"{peer} has not cosigned the checkpoint of {size} entries: a peer is asked to "
+                "cosign the newest only (`openline ledger status` shows how far it has)"
+            )
+        return shown_to(station, conn, chosen, [peer])
     cp = ledger.cosigned_checkpoint(conn, [peer])
     if cp is None:
         if ledger.cosigned_checkpoint(conn) is None and witness.cosigned_lost(conn, peer) is None:
             raise Conflict(NONE_COSIGNED)
         raise Conflict(f"no checkpoint of this ledger has been cosigned by {peer} yet{_silence(conn, peer)}")
-    return ledger.SignedCheckpoint(
-        cp.size, cp.root, note.parse(cp.note).keeping(keys).render(), cp.signed_at, (peer,)
-    )
+    return shown_to(station, conn, cp, [peer])
+
+
+def shown_to(
+    station: Station, conn: Connection, cp: ledger.SignedCheckpoint, peers: Iterable[str]
+) -> ledger.SignedCheckpoint:
+    """`cp` with our signature and the cosignatures of those of `peers` that cosigned it,
+    and nothing of the other peers: their names, key IDs and times are theirs."""
+    wanted = set(peers)
+    by = tuple(p for p in cp.cosigned_by if p in wanted)
+    keys = [station.card.ledger_verifier(), *(peer_card(conn, p).cosigner_verifier() for p in by)]
+    kept = note.parse(cp.note).keeping(keys).render()
+    return ledger.SignedCheckpoint(cp.size, cp.root, kept, cp.signed_at, by)
+
+
+def of_size(conn: Connection, size: int) -> ledger.SignedCheckpoint:
+    """The checkpoint of `size` entries, which a peer has cosigned: an export of one that
+    none has would not pass `openline verify`. Raises `NotFound` or `Conflict`."""
+    cp = ledger.checkpoint_of_size(conn, size)
+    if cp is None:
+        latest = ledger.latest_checkpoint(conn)
+        newest = "none yet" if latest is None else f"the latest has {latest.size} entries"
+        raise NotFound(
+            f"this station signed no checkpoint of {size} entries ({newest}); "
+            "`openline report` names the size of the checkpoint it was computed against"
+        )
+    if not cp.cosigned_by:
+        raise Conflict(
+            f"no peer has cosigned the checkpoint of {size} entries, so its bundle would prove "
+            "nothing to a third party; export one that a peer has cosigned"
+        )
+    return cp
 
 
 def _silence(conn: Connection, peer: str) -> str:
@@ -104,13 +144,20 @@ def _cards(station: Station, conn: Connection, only: str | None = None) -> dict[
 
 
 def export_bundle(
-    station: Station, out: Path, progress: Progress | None = None, *, peer: str | None = None
+    station: Station,
+    out: Path,
+    progress: Progress | None = None,
+    *,
+    peer: str | None = None,
+    size: int | None = None,
 ) -> dict[str, Any]:
     """Write the bundle into `out` (which must not exist or be empty). It is written
     beside it first and renamed into place, so a failed export leaves nothing behind.
 
     With `peer`, the bundle for that peer's eyes: the latest checkpoint it cosigned, with
-    our signature and its cosignature only, its card and its checkpoint alone."""
+    our signature and its cosignature only, its card and its checkpoint alone. With
+    `size`, the checkpoint of that many entries instead of the latest: the one a
+    transparency report names, which may be older while a peer is silent."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidInput(f"{out} exists and is not an empty directory: choose a new one")
     # Into an existing directory only, as `prove` writes its file: a mistyped path must not
@@ -121,7 +168,7 @@ def export_bundle(
     shutil.rmtree(work, ignore_errors=True)
     try:
         with station.db.read() as conn:
-            manifest = _write_bundle(station, conn, work, progress, peer)
+            manifest = _write_bundle(station, conn, work, progress, peer, size)
         if out.exists():
             out.rmdir()
         os.replace(work, out)
@@ -139,14 +186,22 @@ def _write(root: Path, rel: str, data: bytes) -> None:
 
 
 def _write_bundle(
-    station: Station, conn: Connection, root: Path, progress: Progress | None, peer: str | None
+    station: Station,
+    conn: Connection,
+    root: Path,
+    progress: Progress | None,
+    peer: str | None,
+    size: int | None,
 ) -> dict[str, Any]:
-    if peer is None:
-        cp = ledger.cosigned_checkpoint(conn)
-        if cp is None:
-            raise Conflict(NONE_COSIGNED)
+    if peer is not None:
+        cp = cosigned_for(station, conn, peer, size)
+    elif size is not None:
+        cp = of_size(conn, size)
     else:
-        cp = cosigned_for(station, conn, peer)
+        latest = ledger.cosigned_checkpoint(conn)
+        if latest is None:
+            raise Conflict(NONE_COSIGNED)
+        cp = latest
     root.mkdir()
     _write(root, "checkpoint", cp.note.encode())
     cards = _cards(station, conn, peer)

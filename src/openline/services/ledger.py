@@ -407,6 +407,14 @@ def cosigned_checkpoint(conn: Connection, by: Iterable[str] = ()) -> SignedCheck
     return None if row is None else _checkpoint(row)
 
 
+def checkpoint_of_size(conn: Connection, size: int) -> SignedCheckpoint | None:
+    """The checkpoint of `size` entries, if this station signed one. Every checkpoint is
+    kept, so the evidence of an older one (the one a report was computed against) can
+    still be exported."""
+    row = conn.execute(select(ledger_checkpoints).where(ledger_checkpoints.c.size == size)).first()
+    return None if row is None else _checkpoint(row)
+
+
 def sign_checkpoint(station: Station) -> SignedCheckpoint | None:
     """Sign the tree as it stands, unless the last checkpoint already has its size.
 
