@@ -20,6 +20,7 @@ import httpx
 from openline.adapters.home import read_token
 from openline.services.setup import init_home
 from tests.ports import free_port
+from tests.zygote import ZYGOTE, ForkedProcess
 
 OPENLINE = [sys.executable, "-m", "openline"]
 
@@ -31,7 +32,7 @@ class StationProcess:
     port: int
     database_url: str | None = None
     log_path: Path = field(init=False)
-    proc: subprocess.Popen[bytes] | None = None
+    proc: ForkedProcess | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. OPENLINE_WEBHOOK_URLS
     listen: str | None = None  # serve on this HOST:PORT instead of the URL's (a second process)
 
@@ -62,12 +63,8 @@ class StationProcess:
     def spawn(self) -> None:
         """Start `openline serve` without waiting for it (see `start_all`)."""
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [*OPENLINE, "serve", *(["--listen", self.listen] if self.listen else [])],
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            listen = ["--listen", self.listen] if self.listen else []
+            self.proc = ZYGOTE.spawn(["serve", *listen], self.env(), stdout=log, stderr=log)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until /healthz answers; one client for every try (each new one loads the CA bundle,
@@ -101,9 +98,7 @@ class StationProcess:
         self.proc = None
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*OPENLINE, *args], env=self.env(), capture_output=True, text=True, timeout=60
-        )
+        result = ZYGOTE.run(args, self.env(), timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"openline {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"

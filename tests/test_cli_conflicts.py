@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from pyproj import Geod
 
+from tests.zygote import ZYGOTE
+
 OPENLINE = [sys.executable, "-m", "openline"]
 GEOD = Geod(ellps="WGS84")
 # Real times: the command checks the planning horizon against the real clock.
@@ -32,9 +34,7 @@ def micro(hours: float) -> str:
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
-    return subprocess.run(
-        [*OPENLINE, "conflicts", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    return ZYGOTE.run(["conflicts", *args], env, cwd=cwd, timeout=120)
 
 
 def write(path: Path, content: Any) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from openline.core import tiles
 from tests.evidence_builders import bundle, call_log, station, synthetic_entries, write_json
+from tests.zygote import ZYGOTE
 
 OPENLINE = [sys.executable, "-m", "openline"]
 STUTTGART, MOSCOW, IMPOSTOR = station("stuttgart"), station("moscow"), station("moscow")
@@ -21,7 +22,7 @@ STUTTGART, MOSCOW, IMPOSTOR = station("stuttgart"), station("moscow"), station("
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     # No OPENLINE_* variables and a bare working directory: nothing but the evidence to go on.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
-    return subprocess.run([*OPENLINE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return ZYGOTE.run(args, env, cwd=cwd, timeout=120)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tests.inproc import Node, picked_up, settle_ledgers
 from tests.notice_docs import cli
 from tests.test_access import client_for
 from tests.test_notice_proof import acknowledged_site
+from tests.zygote import ZYGOTE
 
 OPENLINE = [sys.executable, "-m", "openline"]
 HOSPITAL = "circle centred at 31.5234, 34.4453, radius 200 m"
@@ -165,14 +166,7 @@ def test_the_cli_discloses_and_verify_checks_it_offline(
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
 
     def verify(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*OPENLINE, "verify", str(path)],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return ZYGOTE.run(["verify", str(path)], env, cwd=tmp_path, timeout=120)
 
     r = verify(out)
     assert r.returncode == 0, r.stdout + r.stderr

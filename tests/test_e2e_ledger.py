@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import OPENLINE, StationProcess, start_all, stop_all, wait_for
+from tests.harness import StationProcess, start_all, stop_all, wait_for
+from tests.zygote import ZYGOTE
 
 pytestmark = pytest.mark.e2e
 
@@ -48,13 +49,7 @@ def pair(
 
 def _verify(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """`openline verify` as an outsider runs it: no home, no database, no station."""
-    return subprocess.run(
-        [*OPENLINE, "verify", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin"},
-    )
+    return ZYGOTE.run(["verify", *map(str, args)], {"PATH": "/usr/bin"}, timeout=120)
 
 
 def _proof_when_cosigned(s: StationProcess, call_id: str, out: Path) -> dict[str, Any]:

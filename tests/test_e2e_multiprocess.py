@@ -5,7 +5,6 @@ and each escalation step fires exactly once although both run the timer loop."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import OPENLINE, StationProcess, connect, start_all, stop_all, wait_for
+from tests.harness import StationProcess, connect, start_all, stop_all, wait_for
 from tests.pg import PostgresServer
 from tests.ports import free_port
+from tests.zygote import ZYGOTE
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long passphrase here"
@@ -74,10 +74,11 @@ def test_two_processes_share_one_station(
     shared: tuple[StationProcess, StationProcess, StationProcess],
 ) -> None:
     a, b, b2 = shared
-    r = subprocess.run(
-        [*OPENLINE, "user", "add", "boris", "--role", "watch_officer", "--password-stdin"],
-        env=b.env(), input=PASSWORD + "\n", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    r = ZYGOTE.run(
+        ["user", "add", "boris", "--role", "watch_officer", "--password-stdin"],
+        b.env(),
+        input=PASSWORD + "\n",
+    )
     assert r.returncode == 0, r.stderr
     (b.home.parent / "policy.json").write_text(json.dumps(POLICY))
     b.cli("policy", "set", "stuttgart", str(b.home.parent / "policy.json"))

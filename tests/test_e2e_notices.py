@@ -49,8 +49,10 @@ def _file(path: Path, lat: float, lng: float, text: str) -> Path:
     return path
 
 
-def _state(s: StationProcess, notice_id: str) -> str:
-    return str(s.get_json(f"/notices/{notice_id}")["state"])
+def _state(s: StationProcess, notice_id: str) -> str | None:
+    """The notice's state at `s`, None while `s` has not received it."""
+    notice = s.get_json(f"/notices/{notice_id}")
+    return None if notice is None else str(notice["state"])
 
 
 def test_a_notice_is_acknowledged_and_a_conflict_alarms_both_sides(

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.harness import OPENLINE, StationProcess
+from tests.zygote import ZYGOTE
 
 pytestmark = pytest.mark.e2e
 
 
 def cli_with_input(running: StationProcess, text: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*OPENLINE, *args], env=running.env(), input=text, capture_output=True, text=True, timeout=60
-    )
+    return ZYGOTE.run(args, running.env(), input=text, timeout=60)
 
 
 def test_user_commands_end_to_end(running: StationProcess) -> None:

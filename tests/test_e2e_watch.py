@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.harness import OPENLINE, StationProcess, running_pair, wait_for
+from tests.harness import StationProcess, running_pair, wait_for
 from tests.servers import SECRET, Receiver
+from tests.zygote import ZYGOTE
 
 pytestmark = pytest.mark.e2e
 
@@ -38,9 +39,7 @@ def pair(tmp_path: Path, receiver: Receiver) -> Iterator[tuple[StationProcess, S
 
 
 def with_input(s: StationProcess, text: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*OPENLINE, *args], env=s.env(), input=text, capture_output=True, text=True, timeout=60
-    )
+    return ZYGOTE.run(args, s.env(), input=text, timeout=60)
 
 
 def escalated(s: StationProcess, call_id: str) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from openline.services.accounts import Role
 from tests.inproc import Node, place_and_ring, settle_ledgers
 from tests.notice_docs import SENT_AND_ACKNOWLEDGED, act, cli, send, site, soon
 from tests.test_console import add_user, browser, log_in
+from tests.zygote import ZYGOTE
 
 OPENLINE = [sys.executable, "-m", "openline"]
 
@@ -83,9 +83,7 @@ def test_the_cli_proves_a_notice_and_verify_checks_it_offline(
     assert made.exit_code == 0, made.output
     assert f"Wrote the proof of notice {notice_id}" in made.stdout
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
-    r = subprocess.run(
-        [*OPENLINE, "verify", str(out)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    r = ZYGOTE.run(["verify", str(out)], env, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Notice proof of station moscow" in r.stdout
     assert "notice.acknowledged" in r.stdout

@@ -18,13 +18,14 @@ from openline.core.evidence import HALF, Result, standing, verify_bundle, verify
 from openline.services import evidence
 from tests.inproc import Node, settle_ledgers
 from tests.notice_docs import act, send, site, soon
+from tests.zygote import ZYGOTE
 
 OPENLINE = [sys.executable, "-m", "openline"]
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
-    return subprocess.run([*OPENLINE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return ZYGOTE.run(args, env, cwd=cwd, timeout=120)
 
 
 def bundle_about(node: Node, subject: str, tmp_path: Path) -> Result:

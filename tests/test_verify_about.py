@@ -15,13 +15,14 @@ from typing import Any
 from openline.services import evidence
 from tests.inproc import Node, place_and_ring, settle_ledgers
 from tests.notice_docs import SENT_AND_ACKNOWLEDGED, act, send, site
+from tests.zygote import ZYGOTE
 
 OPENLINE = [sys.executable, "-m", "openline"]
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINE_")}
-    return subprocess.run([*OPENLINE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return ZYGOTE.run(args, env, cwd=cwd, timeout=120)
 
 
 def exported(node: Node, tmp_path: Path) -> Path:
