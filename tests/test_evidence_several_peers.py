@@ -24,8 +24,10 @@ from openline.core import note, report, tiles
 from openline.core.clock import FakeClock
 from openline.core.evidence import verify_bundle, verify_proof
 from openline.services import delivery, evidence, ledger, witness
+from openline.services.accounts import Role
 from tests.inproc import Node, Switchable, make_node
 from tests.notice_docs import act, cli, send, site, soon
+from tests.test_console import add_user, browser, log_in
 
 
 @dataclass
@@ -302,6 +304,14 @@ def test_the_report_held_back_by_a_silent_peer_has_a_bundle_and_names_only_its_l
     command = f"openline ledger export --checkpoint {both.size} --peer north --out DIR"
     assert command in table
     assert "south" not in table
+    add_user(g, "inspector", Role.AUDITOR)  # the console's report page says the same
+    page = browser(g)
+    log_in(page, "inspector")
+    html = " ".join(page.get("/report").text.split())
+    assert f"Held back at checkpoint {both.size}" in html
+    assert f"the {latest.size - both.size} entries since are left out" in html
+    assert command in html
+    assert "south" not in html
     bundle = tmp_path / "report"
     args = command.split()[1:-1]
     made = cli(g, monkeypatch, *args, str(bundle))

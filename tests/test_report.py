@@ -324,6 +324,10 @@ def test_every_role_sees_the_report_page_with_its_chart_and_checkpoint(
     assert "<title>moscow: 90th percentile 7 s</title>" in times_chart
     assert 'href="/report"' in html  # in the nav
     assert 'href="/ledger"' in html
+    # As the CLI says: figures so far while the month goes on, and the bundle to check them.
+    assert f"{PERIOD} had not ended as of" in html
+    assert f"openline ledger export --checkpoint {cp['size']} --peer moscow --out DIR" in html
+    assert "from the first ring to the first pick-up" in html
     # The policy forbids inline styles and scripts, and nothing loads from elsewhere.
     assert "style=" not in html
     assert "<script>" not in html
