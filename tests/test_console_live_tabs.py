@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.harness import StationProcess, running_pair
 from tests.ports import free_port
@@ -202,6 +202,31 @@ def test_a_login_in_another_tab_keeps_the_board_alive_past_the_old_session(
         # The page's forms carry the new session's token: logging out works from here.
         board.get_by_role("button", name="Log out").click()
         expect(board).to_have_url(b.url + "/login")
+    finally:
+        ctx.close()
+
+
+def test_logging_out_is_not_taken_for_a_session_that_ended(
+    pair: tuple[StationProcess, StationProcess], browser: Browser
+) -> None:
+    """The station ends the session as the officer logs out, and the board's stream hears
+    that within seconds: the board went to "SESSION ENDED" when that came before the
+    logout's own answer (a full run met it)."""
+    _a, b = pair
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    board = ctx.new_page()
+
+    def slow_answer(route: Route) -> None:
+        answer = route.fetch(max_redirects=0)  # the session is ended at the station now
+        time.sleep(7)  # longer than the stream takes to notice (live.SESSION_CHECK_SECONDS)
+        route.fulfill(response=answer)
+
+    try:
+        log_in(board, b.url)
+        board.route("**/logout", slow_answer)
+        board.get_by_role("button", name="Log out").click()
+        expect(board).to_have_url(b.url + "/login", timeout=15_000)
+        expect(board).not_to_have_title(re.compile("SESSION ENDED"))
     finally:
         ctx.close()
 

@@ -283,7 +283,15 @@
         });
       });
   }
+  // Logging out ends the session too: the stream or a refresh may hear that before the
+  // logout's own answer arrives, and this page must not then say the session *ended*.
+  var loggingOut = false;
+  document.addEventListener("submit", function (ev) {
+    var action = ev.target && ev.target.getAttribute && ev.target.getAttribute("action");
+    if (action === "/logout") loggingOut = true;
+  }, true);
   function sessionEnded() {
+    if (loggingOut) return;
     sessionEnds = null;
     keepDrafts();
     var here = window.location.pathname + window.location.search;
@@ -295,7 +303,10 @@
   document.addEventListener("htmx:beforeOnLoad", function (ev) {
     var xhr = ev.detail && ev.detail.xhr;
     var to = xhr && xhr.getResponseHeader("HX-Redirect");
-    if (to && to.indexOf("/login") === 0) keepDrafts();
+    if (to && to.indexOf("/login") === 0) {
+      if (loggingOut) { ev.preventDefault(); return; }  // the logout's answer goes there
+      keepDrafts();
+    }
   });
 
   // What an officer had typed when the session ended (a 12-hour session, a longer night
