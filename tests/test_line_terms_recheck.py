@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from openline.core.clock import FakeClock
-from tests.inproc import Node, place_and_ring
+from tests.inproc import Node, migrate_to, place_and_ring
 from tests.inproc import show as show_call
-from tests.notice_docs import HOUR, act, alerts, circle, east_of, ledger_entries, send, show
+from tests.notice_docs import HOUR, act, alerts, circle, cli_table, east_of, ledger_entries, send, show
 
 NONE = {"horizontal_m": 0.0, "vertical_m": 0.0, "minutes": 0}
 WIDE = {"horizontal_m": 2000.0, "vertical_m": 0.0, "minutes": 0}
@@ -67,7 +67,7 @@ def test_wider_margins_check_the_lines_notices_again_on_both_stations(nodes: tup
     assert len(ledger_entries(a, "notice.conflict")) == len(ledger_entries(b, "notice.conflict")) == 1
 
 
-def test_narrower_margins_keep_the_conflicts_found_before(nodes: tuple[Node, Node]) -> None:
+def test_narrower_margins_keep_the_conflicts_found_before(nodes: tuple[Node, Node], monkeypatch: Any) -> None:
     a, b = nodes
     _adopt(a, b, margin_horizontal_m=2000)
     n2 = send(b, "stuttgart", _near(b, 48.01, 0))["id"]
@@ -80,6 +80,31 @@ def test_narrower_margins_keep_the_conflicts_found_before(nodes: tuple[Node, Nod
     assert [c["other_notice"] for c in show(a, n5)["conflicts"]] == [n2]
     assert show(a, n5)["margins"] == NONE
     assert (show(b, n5)["conflicts"], show(b, n5)["margins"]) == ([], NONE)
+    # The conflict says the margins it was found under, which the notice's no longer are,
+    # in its JSON from either notice, in its ledger entry and in `notice show`.
+    for notice in (n5, n2):
+        assert [c["margins"] for c in show(a, notice)["conflicts"]] == [WIDE], notice
+    (entry,) = ledger_entries(a, "notice.conflict")
+    assert entry["margins"] == WIDE
+    shown = " ".join(cli_table(a, monkeypatch, "notice", "show", n5, columns=400).split())
+    assert f"with notice {n2} volume 1," in shown
+    assert "m (margins 2000 m)" in shown, shown
+
+
+def test_a_conflict_recorded_before_margins_were_kept_with_it_has_none(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    _adopt(a, b, margin_horizontal_m=2000)
+    n2 = send(b, "stuttgart", _near(b, 48.01, 0))["id"]
+    b.drain()
+    migrate_to(a, "0020", down=True)
+    migrate_to(a, "head")
+    n5 = send(a, "moscow", _near(a, 48.01, 1912))["id"]
+    assert [c["margins"] for c in show(a, n5)["conflicts"]] == [WIDE]
+    # Back to before 0021 and up again: what the conflict was found under is lost.
+    migrate_to(a, "0020", down=True)
+    migrate_to(a, "head")
+    assert [(c["other_notice"], c["margins"]) for c in show(a, n5)["conflicts"]] == [(n2, None)]
+    assert show(a, n5)["margins"] == WIDE
 
 
 def test_a_notice_shows_the_margins_it_was_checked_under(nodes: tuple[Node, Node]) -> None:

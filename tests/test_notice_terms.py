@@ -198,6 +198,12 @@ def test_a_pair_on_two_lines_is_held_to_the_wider_margins(
         # 300 m from `middle`, on the line with 500 m: the wider margins apply.
         other_line = send(hub, "ankara", circle(*east, 500, start, end))
         assert [c["other_notice"] for c in other_line["conflicts"]] == [middle["id"]]
+        # `middle` was checked under its line's margins (none) and lists the conflict with
+        # the margins it was found under, its pair's: what makes 300 m apart a conflict.
+        wider = {"horizontal_m": 500.0, "vertical_m": 0.0, "minutes": 0}
+        got = show(hub, middle["id"])
+        assert got["margins"] == {"horizontal_m": 0.0, "vertical_m": 0.0, "minutes": 0}
+        assert [(c["other_notice"], c["margins"]) for c in got["conflicts"]] == [(other_line["id"], wider)]
     finally:
         for n in (hub, near, wide):
             n.station.db.dispose()

@@ -479,6 +479,9 @@ notice_conflicts = Table(
     Column("alt_lower_m", Float, nullable=False),
     Column("alt_upper_m", Float, nullable=False),
     Column("detected_at", BigInteger, nullable=False),
+    # The margins the pair was found under (JSON): a notice's own `conflict_margins` are
+    # those of its last check, which may have narrowed since. None: found before 0021.
+    Column("margins", Text),
     UniqueConstraint("notice_a", "volume_a", "notice_b", "volume_b", name="uq_notice_conflicts_pair"),
     Index("ix_notice_conflicts_b", "notice_b"),  # a notice's conflicts, whichever side it was
 )

@@ -83,7 +83,22 @@ def _conflict(c: dict[str, Any]) -> str:
     return (
         f"volume {c['volume']} with notice {c['other_notice']} volume {c['other_volume']}, "
         f"{c['from']} to {c['until'] or 'open'}, {c['altitude_m'][0]} to {c['altitude_m'][1]} m"
+        f"{_found_under(c.get('margins'))}"
     )
+
+
+def _found_under(m: dict[str, Any] | None) -> str:
+    """The margins a conflict was found under, when any: the notice's own may be narrower
+    now, and a pair of volumes apart is then a conflict only under these."""
+    if not m:
+        return ""
+    parts = [
+        f"{m['horizontal_m']:g} m" if m["horizontal_m"] else "",
+        f"{m['vertical_m']:g} m vertical" if m["vertical_m"] else "",
+        f"{m['minutes']} min" if m["minutes"] else "",
+    ]
+    shown = ", ".join(part for part in parts if part)
+    return f" (margins {shown})" if shown else ""
 
 
 @notice_app.command("send")

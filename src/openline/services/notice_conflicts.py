@@ -16,7 +16,8 @@ When a line adopts new margins (`line_terms`), its active notices, ours and the 
 are checked again under them (`recheck_line`), each as if it had just come in: a
 conflict newly found is recorded and alarmed as a new notice's is, and one found earlier
 stays recorded. The peer does the same when it adopts them, so both stations hold the
-conflicts the new margins find.
+conflicts the new margins find. Each conflict keeps the margins it was found under, for
+a notice's own are those of its last check, which may have narrowed since.
 """
 
 from __future__ import annotations
@@ -62,12 +63,14 @@ _MICROS_PER_MINUTE = 60_000_000
 
 @dataclass(frozen=True)
 class Found:
-    """A conflict found for one volume of a new notice."""
+    """A conflict found for one volume of a new notice, and the margins the pair was held
+    to (none for `covering`, which asks for overlap only)."""
 
     volume: int
     other: str
     other_volume: int
     result: engine.PairResult
+    margins: engine.Margins
 
 
 def margins_of(line: Any) -> engine.Margins:
@@ -250,9 +253,9 @@ def find(
         # The exact test decides, each pair held to the wider margins of its two lines.
         each = [widest(ours, by_line.get(str(row.line_id), engine.Margins())) for row in rows]
         results = engine.confirm(v, [stored_volume(row) for row in rows], each)
-        for row, result in zip(rows, results, strict=True):
+        for row, result, margins in zip(rows, results, each, strict=True):
             if result is not None:
-                found.append(Found(n, str(row.notice_id), int(row.n), result))
+                found.append(Found(n, str(row.notice_id), int(row.n), result, margins))
     return found
 
 
@@ -271,7 +274,7 @@ def covering(conn: Connection, place: Volume) -> list[Found]:
         return []
     results = engine.confirm(place, [stored_volume(row) for row in rows])
     return [
-        Found(1, str(row.notice_id), int(row.n), result)
+        Found(1, str(row.notice_id), int(row.n), result, engine.Margins())
         for row, result in zip(rows, results, strict=True)
         if result is not None
     ]
@@ -287,6 +290,7 @@ def found_json(found: list[Found]) -> list[dict[str, Any]]:
             "from": rfc3339(f.result.time[0]) if f.result.time else None,
             "until": rfc3339(f.result.time[1]) if f.result.time else None,
             "altitude_m": list(f.result.altitude) if f.result.altitude else None,
+            "margins": dataclasses.asdict(f.margins),
         }
         for f in found
     ]
@@ -312,11 +316,16 @@ def _recorded(conn: Connection, notice_id: str) -> set[tuple[int, str, int]]:
     }
 
 
+def margins_json(margins: engine.Margins) -> str:
+    """Margins as a notice or a conflict keeps them."""
+    return json.dumps(dataclasses.asdict(margins), separators=(",", ":"))
+
+
 def _keep_margins(tx: Tx, notice_id: str, line_id: str) -> None:
     """Keep with the notice the margins its line holds as it is checked: what its
     conflicts, or their absence, were decided under (the notice shows them)."""
     line = tx.conn.execute(select(lines).where(lines.c.id == line_id)).one()
-    kept = json.dumps(dataclasses.asdict(margins_of(line)), separators=(",", ":"))
+    kept = margins_json(margins_of(line))
     tx.conn.execute(update(notices).where(notices.c.id == notice_id).values(conflict_margins=kept))
 
 
@@ -345,6 +354,7 @@ def check(
                 alt_lower_m=f.result.altitude[0],
                 alt_upper_m=f.result.altitude[1],
                 detected_at=tx.now,
+                margins=margins_json(f.margins),
             )
         ).inserted_primary_key
         assert inserted is not None
@@ -366,11 +376,15 @@ def check(
             f"conflict {conflict_id}",
             {**detail, "peer": peers[line_id], "other_peer": peers[f.other]},
         )
+        # The entry names the margins the pair was found under, as the row does: margins
+        # narrowed later do not unmake it. Older entries lack them; a verifier reads no
+        # field of a conflict entry but the ids it names, so old proofs verify as before.
+        logged = {k: v for k, v in detail.items() if k != "altitude_m"}
         ledger.append(
             tx,
             "notice.conflict",
             tx.now,
-            {k: v for k, v in detail.items() if k != "altitude_m"},
+            {**logged, "margins": dataclasses.asdict(f.margins)},
             call_id=notice_id,
             also_id=f.other,
         )

@@ -264,6 +264,8 @@ def _conflict_json(notice_id: str, c: Any, states: dict[str, Any], now: int) -> 
         "from": rfc3339(c.time_start),
         "until": rfc3339(c.time_end),
         "altitude_m": [c.alt_lower_m, c.alt_upper_m],
+        # Found under these, which the notice's own `margins` (its last check) may not be.
+        "margins": None if c.margins is None else dict(json.loads(c.margins)),
         "active": ended is None,
         "ended": None if ended is None else ended[1],
         "ended_at": None if ended is None else rfc3339(ended[0]),
