@@ -331,8 +331,15 @@ def test_the_report_held_back_by_a_silent_peer_has_a_bundle_and_names_only_its_l
             f"error (not_found): this station signed no checkpoint of {latest.size + 9} ",
         ),
         (latest.size, "south", f"error (conflict): south has not cosigned the checkpoint of {latest.size} "),
+        # Beyond what any ledger holds, and what the database stores: no overflow.
+        *(
+            (size, peer, f"error (not_found): this station signed no checkpoint of {size} ")
+            for size in (2**63, 10**20)
+            for peer in ("north", "")
+        ),
     ):
-        refused = cli(g, monkeypatch, *args[:3], str(size), "--peer", peer, "--out", str(tmp_path / "no"))
+        chosen = ("--peer", peer) if peer else ()
+        refused = cli(g, monkeypatch, *args[:3], str(size), *chosen, "--out", str(tmp_path / "no"))
         assert refused.exit_code == 1
         assert why in " ".join(refused.output.split())
     place(g, n)

@@ -149,6 +149,25 @@ def test_bad_proof_requests_are_refused(
         ledger.inclusion_proof(conn, index, size)
 
 
+@pytest.mark.parametrize("huge", [2**62 + 1, 2**63, 10**20])
+def test_a_size_or_index_beyond_any_ledger_is_refused_over_the_api(
+    nodes: tuple[Node, Node], huge: int
+) -> None:
+    a, b = nodes
+    place_and_ring(a, b)
+    settle_ledgers(a, b)
+    for path, params in (
+        ("proof/inclusion", {"index": 0, "size": huge}),
+        ("proof/inclusion", {"index": huge, "size": 1}),
+        ("proof/consistency", {"from": 1, "to": huge}),
+        ("entries", {"start": huge, "end": 1}),
+        ("entries", {"start": 0, "end": huge}),
+    ):
+        r = a.api.get(f"/api/v1/ledger/{path}", params=params)
+        assert r.status_code == 422, (path, params, r.text)
+        assert r.json()["code"] == "invalid_input", r.text
+
+
 def test_checkpoints_are_cosigned_by_the_peer(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     place_and_ring(a, b)

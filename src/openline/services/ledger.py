@@ -46,6 +46,9 @@ log = structlog.get_logger("openline.ledger")
 BATCH = 20_000  # entries integrated per transaction
 HASH = merkle.HASH_SIZE
 MAX_RANGE = 1000  # entries per request for entries by range
+# Far beyond any ledger, and within the signed 64-bit integers both databases store sizes
+# in: a size asked for beyond it is none this station signed, not a driver's overflow.
+MAX_SIZE = 2**62
 
 
 class LedgerInconsistent(OpenLineError):
@@ -411,6 +414,8 @@ def checkpoint_of_size(conn: Connection, size: int) -> SignedCheckpoint | None:
     """The checkpoint of `size` entries, if this station signed one. Every checkpoint is
     kept, so the evidence of an older one (the one a report was computed against) can
     still be exported."""
+    if not 0 < size <= MAX_SIZE:
+        return None
     row = conn.execute(select(ledger_checkpoints).where(ledger_checkpoints.c.size == size)).first()
     return None if row is None else _checkpoint(row)
 
