@@ -290,6 +290,21 @@ BAD_INPUT = [
     ("POST", "/api/v1/users", {"name": "x", "role": "auditor", "password": "short"}, 422, "invalid_input"),
     ("POST", "/api/v1/users", {"name": "x", "role": "auditor", "extra": 1}, 422, "invalid_input"),
     ("POST", "/api/v1/users", {"name": "admin", "role": "auditor"}, 409, "conflict"),
+    # Shown as another address than the one mail goes to: right-to-left override, zero width.
+    (
+        "POST",
+        "/api/v1/users",
+        {"name": "x", "role": "auditor", "email": "ops@example.org\u202e"},
+        422,
+        "invalid_input",
+    ),
+    (
+        "POST",
+        "/api/v1/users",
+        {"name": "x", "role": "auditor", "email": "ops@exa\u200bmple.org"},
+        422,
+        "invalid_input",
+    ),
     ("POST", "/api/v1/users/nobody/disable", None, 404, "not_found"),
     ("POST", "/api/v1/users/admin/disable", None, 409, "conflict"),  # the last administrator
     ("POST", "/api/v1/users/nobody/reset-password", {}, 404, "not_found"),

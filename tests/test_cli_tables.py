@@ -213,6 +213,31 @@ def test_a_listing_cut_at_its_limit_says_more_may_follow(nodes: tuple[Node, Node
     assert "there may be more" not in cli(a, monkeypatch, "calls", "--limit", "1", "--json").stdout
 
 
+def test_the_audit_trail_cut_at_its_limit_offers_no_filter(
+    nodes: tuple[Node, Node], monkeypatch: Any
+) -> None:
+    """`openline audit` takes only --limit and --before: "or a filter" sent people looking
+    for options it does not have."""
+    a, _ = nodes
+    newest = a.api.get("/api/v1/audit", params={"limit": 1}).json()[0]["id"]
+    more = f"there may be more (--before {newest} lists the next 1)."
+    assert more in " ".join(cli_table(a, monkeypatch, "audit", "--limit", "1", columns=200).split())
+    assert more in " ".join(cli(a, monkeypatch, "audit", "--limit", "1", "--json").stderr.split())
+
+
+def test_user_list_says_who_has_a_second_factor(nodes: tuple[Node, Node], monkeypatch: Any) -> None:
+    a, _ = nodes
+    assert a.api.post("/api/v1/users", json={"name": "duty", "role": "watch_officer"}).status_code == 201
+    assert a.api.post("/api/v1/users/duty/totp").status_code == 200
+    listed = {u["name"]: u["totp"] for u in cli_json(a, monkeypatch, "user", "list")}
+    assert listed == {"admin": False, "duty": True}
+    text = cli_table(a, monkeypatch, "user", "list", columns=200)
+    cells = [[c.strip() for c in re.split("[│┃]", line)[1:-1]] for line in text.splitlines()]
+    table = {row[0]: row for row in cells if row}
+    column = table["name"].index("totp")
+    assert (table["admin"][column], table["duty"][column]) == ("no", "yes")
+
+
 FAKE_ROW = (
     "weather update\n\nid 01a220ff-0000-7000-8000-000000000000\n  peer beta  dir in  priority flash  "
     "state picked_up  subject Convoy cleared\u202e"

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from openline.console import routes
 from openline.console.live import Hub
-from openline.core.clock import FakeClock
+from openline.core.clock import FakeClock, rfc3339
 from openline.errors import DatabaseDamaged, DatabaseUnavailable
 from openline.services import accounts, alerts, line_health, sessions
 from openline.services.accounts import Role
@@ -136,6 +136,27 @@ def test_failed_logins_wait_longer_and_longer(nodes: tuple[Node, Node], clock: F
     assert log_in(c, "duty").status_code == 303
     trail = [e["action"] for e in a.api.get("/api/v1/audit").json()]
     assert trail.count("login.failed") == 5
+    assert trail.count("login.throttled") == 5  # each failure locks the name a while
+
+
+def test_attempts_a_lock_refuses_are_audited_once_as_the_lock(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """Six rapid wrong attempts: one was checked and failed, five were refused unchecked.
+    The trail says the name was locked and until when, not each refusal (a flood would
+    fill it)."""
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    c = browser(a)
+    statuses = [log_in(c, "duty", "wrong password!!").status_code for _ in range(6)]
+    assert statuses == [401] + [429] * 5
+    trail = [(e["actor"], e["action"], e["target"]) for e in a.api.get("/api/v1/audit").json()]
+    logins = [e for e in trail if e[1].startswith("login")]
+    until = rfc3339(clock.now() + 1_000_000)
+    assert logins == [
+        ("ip:testclient", "login.throttled", f"user:duty until {until}"),
+        ("ip:testclient", "login.failed", "duty"),
+    ]
 
 
 def test_many_names_failing_from_one_address_are_slowed_down_too(nodes: tuple[Node, Node]) -> None:
@@ -233,6 +254,10 @@ def test_a_one_time_password_must_be_changed_first(nodes: tuple[Node, Node], clo
     assert log_in(other, "fresh", PASSWORD).status_code == 401
     clock.advance(1)  # the wait after one failure
     assert log_in(other, "fresh", new).status_code == 303
+    # The user's own change, not an administrator's reset (which a leak would call for).
+    trail = [(e["actor"], e["action"], e["target"]) for e in a.api.get("/api/v1/audit").json()]
+    assert ("fresh", "user.password_changed", "fresh") in trail
+    assert not [e for e in trail if e[1] == "user.reset_password"]
 
 
 def test_totp_is_required_once_enrolled(nodes: tuple[Node, Node], clock: FakeClock) -> None:
@@ -256,6 +281,23 @@ def test_totp_is_required_once_enrolled(nodes: tuple[Node, Node], clock: FakeClo
     clock.advance(31)
     code = pyotp.TOTP(secret).at(clock.now() // 1_000_000)
     assert log_in(again, "duty", totp=code).status_code == 303
+
+
+def test_a_new_second_factor_s_code_works_in_the_step_the_old_one_was_last_used(
+    nodes: tuple[Node, Node], clock: FakeClock
+) -> None:
+    """A phone lost mid-shift: the officer logs in with the new secret's code at once, and
+    the first try must not fail (and lock the name) for the old secret's replay guard."""
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    old = pyotp.parse_uri(sessions.enroll_totp(a.station, "admin", "duty")).secret
+    code = pyotp.TOTP(old).at(clock.now() // 1_000_000 + 30)  # the next step's: drift
+    assert log_in(browser(a), "duty", totp=code).status_code == 303
+    new = pyotp.parse_uri(sessions.enroll_totp(a.station, "admin", "duty")).secret
+    code = pyotp.TOTP(new).at(clock.now() // 1_000_000)
+    assert log_in(browser(a), "duty", totp=code).status_code == 303
+    trail = [e["action"] for e in a.api.get("/api/v1/audit").json()]
+    assert "login.failed" not in trail
 
 
 def test_an_auditor_sees_the_board_without_content_or_pick_up(nodes: tuple[Node, Node]) -> None:
@@ -568,9 +610,14 @@ def test_an_administrator_manages_users_lines_and_policies_in_the_console(nodes:
     add_user(b, "chief", Role.ADMINISTRATOR)
     add_user(b, "duty", Role.WATCH_OFFICER)
     c = browser(b)
+    sessions.enroll_totp(b.station, "admin", "duty")
     log_in(c, "chief")
     page = c.get("/admin")
     assert page.status_code == 200
+    # Who has a second factor: the administrator's question before enrolling anyone.
+    assert "<th>second factor</th>" in page.text
+    assert re.search(r"<td>duty</td>.*?<td>TOTP</td>", page.text, re.S)
+    assert re.search(r"<td>chief</td>.*?<td>none</td>", page.text, re.S)
     token = csrf_of(page.text)
     r = c.post("/admin/users", data={"csrf": token, "name": "night", "role": "senior_watch_officer"})
     assert r.status_code == 200
@@ -594,6 +641,12 @@ def test_an_administrator_manages_users_lines_and_policies_in_the_console(nodes:
         r = b.api.post("/api/v1/users", json={"name": "wo9", "role": "watch_officer", "email": email})
         assert r.status_code == 422, email
         assert r.json()["code"] == "invalid_input"
+    for email in ("wo9@example.org\u202e", "wo9@exa\u200bmple.org"):  # shown as another address
+        bad = c.post(
+            "/admin/users", data={"csrf": token, "name": "wo9", "role": "watch_officer", "email": email}
+        )
+        assert bad.status_code == 422, email
+        assert "email: must be printable characters" in html.unescape(bad.text)
     assert b.snapshot() == before
     form = {"csrf": token, "name": "wo9", "role": "watch_officer", "email": "wo9@example.org"}
     assert "User wo9 added" in c.post("/admin/users", data=form).text

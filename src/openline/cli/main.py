@@ -111,7 +111,7 @@ def emit(
     *,
     limit: int | None = None,
     next_page: Callable[[list[dict[str, Any]]], str | None] | None = before_last,
-    narrow: str = "a filter",
+    narrow: str | None = "a filter",
 ) -> None:
     """`data` as JSON, or as `render` shows it. A listing cut at `limit` says so (`render`
     does, in its table's form); under --json on standard error, with the option that
@@ -757,7 +757,7 @@ def user_add(
 
 @user_app.command("list")
 def user_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
-    """List users: name, role, whether disabled, whether the password must be changed."""
+    """List users: name, role, state, password, second factor."""
     with client(home) as c:
         rows = c.get("/users")
 
@@ -768,11 +768,12 @@ def user_list(home: HomeOpt, as_json: JsonOpt = False) -> None:
                 x["role"],
                 "disabled" if x["disabled"] else "enabled",
                 "one-time" if x["must_change_password"] else "set",
+                "yes" if x["totp"] else "no",
                 when(x["created_at"]),
             )
             for x in items
         ]
-        listing(("name", "role", "state", "password", "created"), rows, wrap=("created",))
+        listing(("name", "role", "state", "password", "totp", "created"), rows, wrap=("created",))
 
     emit(rows, as_json, render)
 
@@ -855,9 +856,9 @@ def audit_cmd(
     def render(items: list[dict[str, Any]]) -> None:
         rows = [(str(x["id"]), when(x["at"]), x["actor"], x["action"], x["target"] or "") for x in items]
         listing(("id", "at", "actor", "action", "target"), rows, wrap=("at", "target"))
-        limit_reached(len(rows), limit, before_last(items))
+        limit_reached(len(rows), limit, before_last(items), narrow=None)
 
-    emit(rows, as_json, render, limit=limit)
+    emit(rows, as_json, render, limit=limit, narrow=None)  # the trail takes no filter
 
 
 def _read_json_file(path: Path, what: str) -> Any:

@@ -69,21 +69,27 @@ MAX_LIMIT = 1_000  # the most a listing's --limit takes (the API's own cap)
 
 
 def limit_reached(
-    shown: int, limit: int, next_page: str | None = None, *, to_stderr: bool = False, narrow: str = "a filter"
+    shown: int,
+    limit: int,
+    next_page: str | None = None,
+    *,
+    to_stderr: bool = False,
+    narrow: str | None = "a filter",
 ) -> None:
     """Under a listing cut at `--limit`, newest first: say that older ones may follow, so
     that a full page is not taken for the whole, and how to list them: `next_page`, the
     option that starts the next page (`--before ID`, `--until TIME`), else a larger
-    `--limit` while there is one, else only `narrow`. Under --json, on standard error,
-    which stays out of the JSON."""
+    `--limit` while there is one, and `narrow` (None for a listing that takes no filter,
+    such as the audit trail). Under --json, on standard error, which stays out of the JSON."""
     if shown < limit:
         return
     if next_page is not None:
         ways = [f"{next_page} lists the next {limit:,}"]
     else:
         ways = ["--limit, up to 1,000"] if limit < MAX_LIMIT else []
-    more = ", or ".join([*ways, narrow]) if ways else narrow
-    note = Text(f"{limit:,} are listed, newest first; there may be more ({more}).", "dim")
+    ways += [narrow] if narrow else []
+    more = f" ({', or '.join(ways)})" if ways else ""
+    note = Text(f"{limit:,} are listed, newest first; there may be more{more}.", "dim")
     (err if to_stderr else out).print(note)
 
 

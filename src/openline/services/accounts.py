@@ -110,6 +110,10 @@ def _check_password(password: str) -> None:
 def check_email(email: object) -> None:
     if not isinstance(email, str) or len(email) > MAX_EMAIL or not _EMAIL_RE.fullmatch(email):
         raise InvalidInput(f"email: expected an address such as duty@example.org, got {email!r:.80}")
+    # As a token's label (`check_label`): an invisible or right-to-left mark would show the
+    # address in tables and pages as another one than the one mail goes to.
+    if not email.isprintable():
+        raise InvalidInput(f"email: must be printable characters, no invisible ones, got {email!r:.80}")
 
 
 def one_time_password() -> str:
@@ -159,6 +163,7 @@ def user_json(row: Any) -> dict[str, Any]:
         "role": row.role,
         "disabled": bool(row.disabled),
         "must_change_password": bool(row.must_change_password),
+        "totp": row.totp_secret is not None,  # whether, never what: the secret stays here
         "email": row.email,
         "created_at": rfc3339(row.created_at),
     }
@@ -208,22 +213,25 @@ def end_sessions(conn: Connection, user_id: int, *, keep: str | None = None) -> 
 
 
 def set_password(conn: Connection, now: int, actor: str, name: str, password: str | None) -> str | None:
-    """Set a user's password; without one, a one-time password that must be changed at the
-    next login, returned once. Returns the one-time password or None. Which sessions end
-    is the caller's to say (`reset_password`, `sessions.change_password`)."""
-    return _set_password(conn, now, actor, _user(conn, name), password)
+    """A user sets their own password, or without one gets a one-time password (returned
+    once). Audited as `user.password_changed`, apart from an administrator's
+    `user.reset_password`; which sessions end is the caller's to say
+    (`sessions.change_password`)."""
+    return _set_password(conn, now, actor, _user(conn, name), password, "user.password_changed")
 
 
 def reset_password(conn: Connection, now: int, actor: str, name: str, password: str | None) -> str | None:
     """An administrator gives a user a new password (see `set_password`), as after a leak:
     every console session of the user ends, since whoever held the old password may hold one."""
     row = _user(conn, name)
-    generated = _set_password(conn, now, actor, row, password)
+    generated = _set_password(conn, now, actor, row, password, "user.reset_password")
     end_sessions(conn, row.id)
     return generated
 
 
-def _set_password(conn: Connection, now: int, actor: str, row: Any, password: str | None) -> str | None:
+def _set_password(
+    conn: Connection, now: int, actor: str, row: Any, password: str | None, action: str
+) -> str | None:
     generated = None
     if password is None:
         password = generated = one_time_password()
@@ -233,7 +241,7 @@ def _set_password(conn: Connection, now: int, actor: str, row: Any, password: st
         .where(users.c.id == row.id)
         .values(password_hash=_HASHER.hash(password), must_change_password=generated is not None)
     )
-    record(conn, now, actor, "user.reset_password", row.name)
+    record(conn, now, actor, action, row.name)
     return generated
 
 

@@ -15,7 +15,8 @@ clear it (one good account must not reset the count of someone trying many other
 starts again after `IP_QUIET_S` without a failure from that address, so that a shared
 watch-floor terminal's typos, hours apart, do not add up until one colleague's slip
 locks everyone out for minutes while a call rings. A refused attempt does not even check
-the password: it costs an attacker time, not us CPU.
+the password: it costs an attacker time, not us CPU, nor a line of the audit trail; each
+lock a failure starts is one (`login.throttled`), after the failure's `login.failed`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyotp
 from sqlalchemy import Connection, delete, insert, select, update
 
 from openline.adapters.schema import login_throttle, sessions, users
-from openline.core.clock import MICROS
+from openline.core.clock import MICROS, rfc3339
 from openline.errors import InvalidInput, NotFound, TooManyAttempts, Unauthorized
 from openline.services import accounts
 from openline.services.accounts import Principal, Role
@@ -75,6 +76,9 @@ def _delay_s(key: str, failures: int) -> int:
 
 
 def _record_failure(conn: Connection, keys: list[str], now: int) -> None:
+    """Count a failure against the name and the address, and audit each lock it starts:
+    once per lock, not per attempt the lock refuses (a flood would fill the trail)."""
+    address = keys[-1]  # the actor, as in `login.failed`
     for key in keys:
         query = select(login_throttle.c.failures, login_throttle.c.next_allowed_at)
         row = conn.execute(query.where(login_throttle.c.key == key)).first()
@@ -91,6 +95,8 @@ def _record_failure(conn: Connection, keys: list[str], now: int) -> None:
                 .where(login_throttle.c.key == key)
                 .values(failures=failures, next_allowed_at=now + delay)
             )
+        if delay:
+            accounts.record(conn, now, address, "login.throttled", f"{key} until {rfc3339(now + delay)}")
 
 
 def _totp_step(secret: str, code: str | None, now: int, last_step: int | None) -> int | None:
@@ -126,8 +132,8 @@ def login(station: Station, username: str, password: str, totp_code: str | None,
                     raise Unauthorized("unknown user, wrong password or wrong code")
                 tx.conn.execute(update(users).where(users.c.id == row.id).values(totp_last_step=step))
         except Unauthorized:
-            _record_failure(tx.conn, keys, tx.now)
             accounts.record(tx.conn, tx.now, f"ip:{client[:64]}", "login.failed", username[:64])
+            _record_failure(tx.conn, keys, tx.now)
             failed = Unauthorized("unknown user, wrong password or wrong code")
         else:
             tx.conn.execute(delete(login_throttle).where(login_throttle.c.key == keys[0]))
@@ -201,7 +207,11 @@ def enroll_totp(station: Station, actor: str, username: str) -> str:
         row = tx.conn.execute(select(users.c.id).where(users.c.name == username)).first()
         if row is None:
             raise NotFound(f"no user named {username!r}")
-        tx.conn.execute(update(users).where(users.c.id == row.id).values(totp_secret=secret))
+        # The replay guard was the old secret's: a code of the new one is new, even in a
+        # step at or before the last one the old secret's code was accepted in.
+        tx.conn.execute(
+            update(users).where(users.c.id == row.id).values(totp_secret=secret, totp_last_step=None)
+        )
         accounts.end_sessions(tx.conn, row.id)
         accounts.record(tx.conn, tx.now, actor, "user.totp", username)
     return pyotp.TOTP(secret).provisioning_uri(name=f"{username}@{station.name}", issuer_name=TOTP_ISSUER)
