@@ -154,6 +154,27 @@ def test_sigterm_during_the_migration_at_start_leaves_the_database_as_it_was(
     db.dispose()
 
 
+def test_a_stop_between_reading_the_settings_and_setting_up_logging_still_logs_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM after the settings were read and before their logging was set up: the one
+    line `serve` then wrote was plain text in a log of JSON lines (a full run met it)."""
+    home = tmp_path / "home"
+    _init(home)
+    configured: list[str] = []
+    monkeypatch.setattr(serve, "configure_logging", configured.append)
+
+    def parse_and_stop(listen: str) -> tuple[str, int]:  # runs between the two
+        os.kill(os.getpid(), signal.SIGTERM)
+        return "127.0.0.1", 0
+
+    monkeypatch.setattr(serve, "parse_listen", parse_and_stop)
+    with _own_signals(), capture_logs() as logged:
+        serve.run(home, listen="127.0.0.1:0")
+    assert configured == ["info"]  # the settings' level, before the line below
+    assert [x["event"] for x in logged] == ["station stopped before it had started"]
+
+
 def _catches_sigterm(pid: int) -> bool:
     """Whether the process has a handler for SIGTERM (Linux: SigCgt in /proc/PID/status)."""
     status = Path(f"/proc/{pid}/status").read_text()

@@ -245,8 +245,9 @@ def _stopped_before_start(
         sock.close()
     if app is not None:  # built, never started: its workers never ran
         app.state.station.db.dispose()
-    if settings is None:  # stopped while reading them
-        configure_logging("info")
+    # Stopped while reading the settings, or before their logging was set up: the line is
+    # JSON all the same (a full test run met SIGTERM between the two).
+    configure_logging(settings.log_level if settings else "info")
     log.info(
         "station stopped before it had started",
         station=settings.name if settings else None,
