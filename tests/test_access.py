@@ -36,6 +36,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users/{name}/disable"): ADMIN,
     ("POST", "/api/v1/users/{name}/enable"): ADMIN,
+    ("POST", "/api/v1/users/{name}/unlock"): ADMIN,
     ("POST", "/api/v1/users/{name}/reset-password"): ADMIN,
     ("GET", "/api/v1/audit"): frozenset({Role.ADMINISTRATOR, Role.AUDITOR}),
     ("POST", "/api/v1/users/{name}/totp"): ADMIN,

@@ -22,6 +22,8 @@ from openline.services import accounts, alerts, line_health, sessions
 from openline.services.accounts import Role
 from openline.services.station import Tx
 from tests.inproc import Node, make_node, place_and_ring, show
+from tests.notice_docs import cli
+from tests.test_access import client_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -157,6 +159,43 @@ def test_attempts_a_lock_refuses_are_audited_once_as_the_lock(
         ("ip:testclient", "login.throttled", f"user:duty until {until}"),
         ("ip:testclient", "login.failed", "duty"),
     ]
+
+
+def test_an_administrator_lets_a_locked_out_officer_in_at_once(
+    nodes: tuple[Node, Node], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone may fail logins with someone else's name: after nine, the officer waits
+    minutes while a call rings. `openline user unlock` lifts the name's lock; only an
+    administrator may, an unknown name is not_found, and nothing else changes."""
+    a, _ = nodes
+    add_user(a, "duty", Role.WATCH_OFFICER)
+    guesser = TestClient(a.app, base_url="https://testserver", follow_redirects=False, client=("10.9.9.9", 1))
+    for _ in range(9):
+        assert log_in(guesser, "duty", "wrong password!!").status_code == 401
+        clock.advance(int(log_in(guesser, "duty").headers["retry-after"]))
+    assert log_in(guesser, "duty", "wrong password!!").status_code == 401
+    c = browser(a)  # the officer, at the watch floor's terminal
+    locked = log_in(c, "duty")
+    assert locked.status_code == 429
+    assert locked.headers["retry-after"] == str(sessions.MAX_DELAY_S)
+    until = rfc3339(clock.now() + sessions.MAX_DELAY_S * 1_000_000)
+
+    auditor = client_for(a, "aud", Role.AUDITOR)
+    before = a.snapshot()
+    for who, name, status in ((auditor, "duty", 403), (a.api, "nobody", 404)):
+        assert who.post(f"/api/v1/users/{name}/unlock").status_code == status
+    assert a.snapshot() == before
+
+    said = cli(a, monkeypatch, "user", "unlock", "duty")
+    assert said.exit_code == 0, said.output
+    assert said.stdout == f"duty was locked out until {until}; may log in again now.\n"
+    assert log_in(c, "duty").status_code == 303  # at once
+    assert log_in(guesser, "ghost", "wrong password!!").status_code == 429  # its address still waits
+    trail = [(e["actor"], e["action"], e["target"]) for e in a.api.get("/api/v1/audit").json()]
+    assert ("admin", "user.unlock", "duty") in trail
+    again = a.api.post("/api/v1/users/duty/unlock")
+    assert again.json() == {"name": "duty", "locked_until": None}  # nothing to lift: not audited
+    assert [e for e in trail if e[1] == "user.unlock"] == [("admin", "user.unlock", "duty")]
 
 
 def test_many_names_failing_from_one_address_are_slowed_down_too(nodes: tuple[Node, Node]) -> None:

@@ -314,6 +314,12 @@ def enable_user(station: StationDep, who: PrincipalDep, name: str) -> dict[str, 
     return _set_disabled(station, who, name, False)
 
 
+@router.post("/users/{name}/unlock")
+def unlock_user(station: StationDep, who: PrincipalDep, name: str) -> dict[str, Any]:
+    who.require(Permission.MANAGE_USERS)
+    return {"name": name, "locked_until": sessions.unlock(station, who.name, name)}
+
+
 @router.post("/users/{name}/reset-password")
 def reset_password(
     station: StationDep, who: PrincipalDep, name: str, req: Annotated[ResetPassword, Body()] = ResetPassword()

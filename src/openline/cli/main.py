@@ -798,6 +798,22 @@ def user_enable(
     emit(user, as_json, _print_user)
 
 
+@user_app.command("unlock")
+def user_unlock(
+    home: HomeOpt, name: Annotated[str, typer.Argument(metavar="NAME")], as_json: JsonOpt = False
+) -> None:
+    """Let a user log in at once after failed logins with their name locked it."""
+    with client(home) as c:
+        answer = c.post(f"/users/{seg(name)}/unlock")
+    emit(answer, as_json, _print_unlocked)
+
+
+def _print_unlocked(answer: dict[str, Any]) -> None:
+    until = answer["locked_until"]
+    said = f"was locked out until {until}; may log in again now" if until else "was not locked out"
+    out.print(f"{answer['name']} {said}.", markup=False, highlight=False)
+
+
 @user_app.command("reset-password")
 def user_reset_password(
     home: HomeOpt,

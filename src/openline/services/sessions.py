@@ -199,6 +199,24 @@ def change_password(station: Station, session: Session, current: str, new: str) 
         accounts.end_sessions(tx.conn, session.principal.user_id, keep=_hash(session.token))
 
 
+def unlock(station: Station, actor: str, username: str) -> str | None:
+    """Lift the lock failed logins put on a user name, and its count: an administrator's
+    way to let an officer in at once (anyone may fail logins with someone else's name,
+    and keep them out for minutes while a call rings). The address's count is left: it
+    is the guesser's. Returns until when the name was locked, None if it was not."""
+    key = f"user:{username[:64]}"
+    with station.tx() as tx:
+        if tx.conn.execute(select(users.c.id).where(users.c.name == username)).first() is None:
+            raise NotFound(f"no user named {username!r}")
+        query = select(login_throttle.c.next_allowed_at).where(login_throttle.c.key == key)
+        row = tx.conn.execute(query).first()
+        tx.conn.execute(delete(login_throttle).where(login_throttle.c.key == key))
+        if row is None or int(row.next_allowed_at) <= tx.now:
+            return None
+        accounts.record(tx.conn, tx.now, actor, "user.unlock", username)
+        return rfc3339(int(row.next_allowed_at))
+
+
 def enroll_totp(station: Station, actor: str, username: str) -> str:
     """Give a user a TOTP second factor; returns the otpauth:// URI to show once (as a QR
     code or text) for their authenticator app."""
