@@ -25,6 +25,7 @@ import json
 import locale
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,16 +65,20 @@ def _serve(path: str) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the monitors
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    while True:
-        readable, _, _ = select.select([listener, sys.stdin], [], [])
-        if sys.stdin in readable:
-            return  # the worker has gone
-        conn, _ = listener.accept()
-        if os.fork() == 0:
-            listener.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _monitor(conn)  # does not return
-        conn.close()
+    try:
+        while True:
+            readable, _, _ = select.select([listener, sys.stdin], [], [])
+            if sys.stdin in readable:
+                return  # the worker has gone
+            conn, _ = listener.accept()
+            if os.fork() == 0:
+                listener.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _monitor(conn)  # does not return
+            conn.close()
+    finally:
+        listener.close()
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)  # the socket's folder
 
 
 def _monitor(conn: socket.socket) -> None:
@@ -224,6 +229,8 @@ class Zygote:
             if self._proc is not None and self._proc.poll() is None:
                 self._proc.kill()
                 self._proc.wait(10)
+            if self._path:
+                shutil.rmtree(os.path.dirname(self._path), ignore_errors=True)
             self._proc = None
 
     def spawn(
