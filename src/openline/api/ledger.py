@@ -19,8 +19,8 @@ from openline.services import evidence, ledger, ledger_view
 from openline.services.accounts import Permission, Principal
 
 router = APIRouter(prefix="/api/v1/ledger", dependencies=[Depends(known_query_only)])
-Size = Annotated[int, Query(ge=1, le=2**62)]
-Index = Annotated[int, Query(ge=0, le=2**62)]
+Size = Annotated[int, Query(ge=1, le=ledger.MAX_SIZE)]
+Index = Annotated[int, Query(ge=0, le=ledger.MAX_SIZE)]
 Disclose = Annotated[
     bool,
     Query(
@@ -103,8 +103,8 @@ def get_inclusion(station: StationDep, who: PrincipalDep, index: Index, size: Si
 def get_consistency(
     station: StationDep,
     who: PrincipalDep,
-    size1: Annotated[int, Query(alias="from", ge=1, le=2**62)],
-    size2: Annotated[int, Query(alias="to", ge=1, le=2**62)],
+    size1: Annotated[int, Query(alias="from", ge=1, le=ledger.MAX_SIZE)],
+    size2: Annotated[int, Query(alias="to", ge=1, le=ledger.MAX_SIZE)],
 ) -> dict[str, Any]:
     """That the tree of `from` entries is a prefix of the tree of `to` (RFC 9162, 2.1.4)."""
     who.require(Permission.VIEW)
@@ -119,7 +119,7 @@ def get_entries(
     station: StationDep,
     who: PrincipalDep,
     start: Index,
-    end: Annotated[int, Query(ge=1, le=2**62)],
+    end: Annotated[int, Query(ge=1, le=ledger.MAX_SIZE)],
 ) -> list[dict[str, Any]]:
     """Entries [start, end), at most 1000: their exact bytes and their fields."""
     who.require(Permission.VIEW)

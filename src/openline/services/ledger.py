@@ -48,6 +48,7 @@ HASH = merkle.HASH_SIZE
 MAX_RANGE = 1000  # entries per request for entries by range
 # Far beyond any ledger, and within the signed 64-bit integers both databases store sizes
 # in: a size asked for beyond it is none this station signed, not a driver's overflow.
+# The API's ledger routes take sizes and indexes up to it.
 MAX_SIZE = 2**62
 
 
