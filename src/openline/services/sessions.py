@@ -56,8 +56,12 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _name_key(username: str) -> str:
+    return f"user:{username[:64]}"
+
+
 def _throttle_keys(username: str, client: str) -> list[str]:
-    return [f"user:{username[:64]}", f"ip:{client[:64]}"]
+    return [_name_key(username), f"ip:{client[:64]}"]
 
 
 def _check_throttle(conn: Connection, keys: list[str], now: int) -> None:
@@ -204,7 +208,7 @@ def unlock(station: Station, actor: str, username: str) -> str | None:
     way to let an officer in at once (anyone may fail logins with someone else's name,
     and keep them out for minutes while a call rings). The address's count is left: it
     is the guesser's. Returns until when the name was locked, None if it was not."""
-    key = f"user:{username[:64]}"
+    key = _name_key(username)
     with station.tx() as tx:
         if tx.conn.execute(select(users.c.id).where(users.c.name == username)).first() is None:
             raise NotFound(f"no user named {username!r}")
